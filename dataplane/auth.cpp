@@ -1,0 +1,261 @@
+#include <dataplane/auth.h>
+
+#include <drivers/base/bytes.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace ptpsec {
+
+namespace {
+
+constexpr std::string_view sign_names[sign_status_count] = {
+    "signed", "not_ptp", "already_signed", "malformed", "no_sa", "no_room", "crypto_failed",
+};
+
+constexpr std::string_view verify_names[verify_status_count] = {
+    "verified",    "not_ptp",       "malformed",           "unsigned",    "unknown_spp",
+    "unknown_key", "icv_length_mismatch", "iv_mismatch", "bad_icv",     "crypto_failed",
+};
+
+template <typename S>
+void set(frame_outcome& o, S s, ptp::error cause = ptp::error::none) noexcept {
+    o.status = static_cast<uint8_t>(s);
+    o.cause = cause;
+}
+
+/// Zeroes correctionField (allow_mutable) and keeps the old value to put back.
+void zero_correction(uint8_t* msg, uint8_t* saved) noexcept {
+    std::memcpy(saved, msg + ptp::correction_offset, ptp::correction_len);
+    std::memset(msg + ptp::correction_offset, 0, ptp::correction_len);
+}
+
+void restore_correction(uint8_t* msg, const uint8_t* saved) noexcept {
+    std::memcpy(msg + ptp::correction_offset, saved, ptp::correction_len);
+}
+
+} // namespace
+
+std::string_view sign_status_name(sign_status s) noexcept {
+    const auto i = static_cast<size_t>(s);
+    return i < sign_status_count ? sign_names[i] : "invalid";
+}
+
+std::string_view verify_status_name(verify_status s) noexcept {
+    const auto i = static_cast<size_t>(s);
+    return i < verify_status_count ? verify_names[i] : "invalid";
+}
+
+uint16_t signer::sign_burst(ptp::frame_buf* frames, uint16_t n, uint8_t spp, uint32_t key_id,
+                            frame_outcome* out) noexcept {
+    security_association* sa = _sad->find(spp);
+    sa_key* key = sa != nullptr ? sa->find_key(key_id) : nullptr;
+    uint16_t done = 0;
+    for (uint16_t base = 0; base < n; base = static_cast<uint16_t>(base + auth_max_burst)) {
+        const auto count = static_cast<uint16_t>(std::min<int>(auth_max_burst, n - base));
+        if (key == nullptr) {
+            for (uint16_t i = 0; i < count; ++i) {
+                set(out[base + i], sign_status::no_sa);
+            }
+            continue;
+        }
+        done = static_cast<uint16_t>(done + sign_part(frames + base, count, *sa, *key, out + base));
+    }
+    return done;
+}
+
+uint16_t signer::sign_part(ptp::frame_buf* frames, uint16_t n, security_association& sa, sa_key& key,
+                           frame_outcome* out) noexcept {
+    const bool gmac = key.gmac != nullptr;
+    uint16_t m = 0;        // requests prepared
+    uint16_t computed = 0; // requests already handed to the engine
+    uint16_t ok = 0;
+
+    // Pass 1: find the message, append the TLV, queue its ICV.
+    for (uint16_t i = 0; i < n; ++i) {
+        ptp::frame_buf& f = frames[i];
+        pending& p = _pending[m];
+        if (const ptp::error e = ptp::classify_frame(f.data, f.len, p.fi); e != ptp::error::none) {
+            set(out[i], e == ptp::error::not_ptp ? sign_status::not_ptp : sign_status::malformed, e);
+            continue;
+        }
+        ptp::message_view mv;
+        if (const ptp::error e = ptp::parse_message(f.data + p.fi.ptp_offset, p.fi.ptp_avail, mv, _opt);
+            e != ptp::error::none) {
+            set(out[i], sign_status::malformed, e);
+            continue;
+        }
+        if (mv.has_auth) {
+            set(out[i], sign_status::already_signed);
+            continue;
+        }
+        uint8_t* msg = f.data + p.fi.ptp_offset;
+        const uint8_t* salt = nullptr;
+        const icv::prepared_key* pk = key.mac.get();
+        if (gmac) {
+            const uint8_t* pid = msg + ptp::source_port_identity_offset;
+            const auto* e = key.gmac->find(pid);
+            if (e == nullptr) {
+                // Deriving may replace a table entry that queued requests
+                // use: compute those first.
+                computed = static_cast<uint16_t>(
+                    computed + _engine->compute_burst(_reqs.data() + computed, static_cast<uint16_t>(m - computed)));
+                e = key.gmac->derive(pid);
+            }
+            if (e == nullptr) {
+                set(out[i], sign_status::crypto_failed);
+                continue;
+            }
+            salt = e->salt.data();
+            pk = e->key.get();
+        }
+        ptp::auth_params ap;
+        ap.spp = sa.spp;
+        ap.keyID = key.key_id;
+        ap.icv_len = key.icv_len;
+        ap.with_seqno = gmac;
+        ap.sequenceNo = gmac ? _iv->next() : 0;
+        p.udp_ck = ptp::udp_checksum_in_use(f.data, p.fi);
+        if (const ptp::error e = ptp::append_auth_tlv(f, p.fi, mv, ap); e != ptp::error::none) {
+            set(out[i], e == ptp::error::no_room ? sign_status::no_room : sign_status::malformed, e);
+            continue;
+        }
+        if (gmac) {
+            icv::make_gmac_nonce(salt, ap.sequenceNo, p.nonce);
+        }
+        if (sa.allow_mutable) {
+            zero_correction(msg, p.saved_correction);
+        }
+        p.index = i;
+        _reqs[m] = icv::mac_request{pk, msg, mv.auth.icv_offset, gmac ? p.nonce : nullptr, msg + mv.auth.icv_offset};
+        ++m;
+    }
+
+    // Pass 2: every ICV of the burst in one engine call.
+    computed = static_cast<uint16_t>(
+        computed + _engine->compute_burst(_reqs.data() + computed, static_cast<uint16_t>(m - computed)));
+
+    // Pass 3: put correctionField back, then checksums over the final bytes.
+    for (uint16_t r = 0; r < m; ++r) {
+        pending& p = _pending[r];
+        uint8_t* frame = frames[p.index].data;
+        if (sa.allow_mutable) {
+            restore_correction(frame + p.fi.ptp_offset, p.saved_correction);
+        }
+        ptp::fix_checksums(frame, p.fi, p.udp_ck);
+        set(out[p.index], sign_status::signed_ok);
+        ++ok;
+    }
+    if (computed != m) {
+        // The engine refused a request: nothing identifies which, so the
+        // burst is reported as failed rather than risk a wrong ICV passing.
+        for (uint16_t r = 0; r < m; ++r) {
+            set(out[_pending[r].index], sign_status::crypto_failed);
+        }
+        ok = 0;
+    }
+    return ok;
+}
+
+uint16_t verifier::verify_burst(const ptp::frame_buf* frames, uint16_t n, frame_outcome* out) noexcept {
+    uint16_t done = 0;
+    for (uint16_t base = 0; base < n; base = static_cast<uint16_t>(base + auth_max_burst)) {
+        const auto count = static_cast<uint16_t>(std::min<int>(auth_max_burst, n - base));
+        done = static_cast<uint16_t>(done + verify_part(frames + base, count, out + base));
+    }
+    return done;
+}
+
+uint16_t verifier::verify_part(const ptp::frame_buf* frames, uint16_t n, frame_outcome* out) noexcept {
+    uint16_t m = 0;
+    uint16_t computed = 0;
+    uint16_t ok = 0;
+
+    for (uint16_t i = 0; i < n; ++i) {
+        const ptp::frame_buf& f = frames[i];
+        ptp::frame_info fi;
+        if (const ptp::error e = ptp::classify_frame(f.data, f.len, fi); e != ptp::error::none) {
+            set(out[i], e == ptp::error::not_ptp ? verify_status::not_ptp : verify_status::malformed, e);
+            continue;
+        }
+        ptp::message_view mv;
+        uint8_t* msg = f.data + fi.ptp_offset;
+        if (const ptp::error e = ptp::parse_message(msg, fi.ptp_avail, mv, _opt); e != ptp::error::none) {
+            set(out[i], verify_status::malformed, e);
+            continue;
+        }
+        if (!mv.has_auth) {
+            set(out[i], verify_status::unsigned_message);
+            continue;
+        }
+        security_association* sa = _sad->find(mv.auth.spp);
+        if (sa == nullptr) {
+            set(out[i], verify_status::unknown_spp);
+            continue;
+        }
+        sa_key* key = sa->find_key(mv.auth.keyID);
+        if (key == nullptr) {
+            set(out[i], verify_status::unknown_key);
+            continue;
+        }
+        if (mv.auth.icv_len != key->icv_len) {
+            set(out[i], verify_status::icv_length_mismatch);
+            continue;
+        }
+        const bool gmac = key->gmac != nullptr;
+        if (gmac != mv.auth.has_seqno) {
+            set(out[i], verify_status::iv_mismatch);
+            continue;
+        }
+        pending& p = _pending[m];
+        const icv::prepared_key* pk = key->mac.get();
+        if (gmac) {
+            const uint8_t* pid = msg + ptp::source_port_identity_offset;
+            const auto* e = key->gmac->find(pid);
+            if (e == nullptr) {
+                computed = static_cast<uint16_t>(
+                    computed + _engine->compute_burst(_reqs.data() + computed, static_cast<uint16_t>(m - computed)));
+                e = key->gmac->derive(pid);
+            }
+            if (e == nullptr) {
+                set(out[i], verify_status::crypto_failed);
+                continue;
+            }
+            icv::make_gmac_nonce(e->salt.data(), mv.auth.sequenceNo, p.nonce);
+            pk = e->key.get();
+        }
+        p.index = i;
+        p.icv_len = mv.auth.icv_len;
+        p.wire_icv = msg + mv.auth.icv_offset;
+        p.mutable_msg = nullptr;
+        if (sa->allow_mutable) {
+            zero_correction(msg, p.saved_correction);
+            p.mutable_msg = msg;
+        }
+        _reqs[m] = icv::mac_request{pk, msg, mv.auth.icv_offset, gmac ? p.nonce : nullptr, p.icv};
+        ++m;
+    }
+
+    computed = static_cast<uint16_t>(
+        computed + _engine->compute_burst(_reqs.data() + computed, static_cast<uint16_t>(m - computed)));
+    const bool engine_ok = computed == m;
+
+    for (uint16_t r = 0; r < m; ++r) {
+        pending& p = _pending[r];
+        if (p.mutable_msg != nullptr) {
+            restore_correction(p.mutable_msg, p.saved_correction);
+        }
+        if (!engine_ok) {
+            set(out[p.index], verify_status::crypto_failed);
+        } else if (ct_equal(p.icv, p.wire_icv, p.icv_len)) {
+            set(out[p.index], verify_status::verified);
+            ++ok;
+        } else {
+            set(out[p.index], verify_status::bad_icv);
+        }
+        secure_wipe(p.icv, sizeof(p.icv));
+    }
+    return ok;
+}
+
+} // namespace ptpsec

@@ -1,0 +1,124 @@
+#pragma once
+
+// Sign and verify bursts of frames (IEEE 1588-2019 16.14, seeds/001 §7): the
+// whole per-frame path - classify, parse, append or locate the
+// AUTHENTICATION TLV, compute the ICV for the burst at once, compare in
+// constant time, fix lengths and checksums. One signer and one verifier per
+// lcore; they own fixed scratch arrays and allocate nothing per call.
+
+#include <dataplane/ptp/frame.h>
+#include <dataplane/sa.h>
+#include <drivers/icv/engine.h>
+#include <drivers/icv/gmac.h>
+
+#include <array>
+#include <cstdint>
+
+namespace ptpsec {
+
+/// What happened to one frame in sign_burst().
+enum class sign_status : uint8_t {
+    signed_ok,
+    not_ptp,        ///< left untouched
+    already_signed, ///< left untouched
+    malformed,      ///< see the ptp::error
+    no_sa,          ///< the SPP or key ID is not installed
+    no_room,        ///< buffer too small for the TLV
+    crypto_failed,  ///< the engine refused (a programming error, counted)
+};
+
+/// What happened to one frame in verify_burst().
+enum class verify_status : uint8_t {
+    verified,
+    not_ptp,
+    malformed,           ///< see the ptp::error
+    unsigned_message,    ///< no AUTHENTICATION TLV
+    unknown_spp,
+    unknown_key,
+    icv_length_mismatch, ///< the TLV's ICV is not as long as the key's algorithm makes
+    iv_mismatch,         ///< GMAC key without sequenceNo, or sequenceNo with a non-GMAC key
+    bad_icv,
+    crypto_failed,
+};
+
+inline constexpr size_t verify_status_count = static_cast<size_t>(verify_status::crypto_failed) + 1;
+inline constexpr size_t sign_status_count = static_cast<size_t>(sign_status::crypto_failed) + 1;
+
+std::string_view sign_status_name(sign_status s) noexcept;
+std::string_view verify_status_name(verify_status s) noexcept;
+
+struct frame_outcome {
+    uint8_t status = 0;           ///< sign_status or verify_status
+    ptp::error cause = ptp::error::none;
+};
+
+/// The largest burst handled in one pass; longer bursts are taken in parts.
+inline constexpr uint16_t auth_max_burst = 64;
+
+class signer {
+public:
+    /// `iv` is the GMAC IV counter of this data plane (shared by its lcores).
+    signer(icv::engine& eng, sa_database& sad, icv::gmac_iv_counter& iv,
+           const ptp::wire_options& opt = {}) noexcept
+        : _engine(&eng), _sad(&sad), _iv(&iv), _opt(opt) {}
+
+    /// Signs every PTP frame without an AUTHENTICATION TLV with key `key_id`
+    /// of SA `spp`: the TLV is appended as the last TLV, lengths and
+    /// checksums are fixed. Frames that are not signed are left as they were
+    /// and keep their place; out[i] says why. Returns the number signed.
+    uint16_t sign_burst(ptp::frame_buf* frames, uint16_t n, uint8_t spp, uint32_t key_id,
+                        frame_outcome* out) noexcept;
+
+private:
+    uint16_t sign_part(ptp::frame_buf* frames, uint16_t n, security_association& sa, sa_key& key,
+                       frame_outcome* out) noexcept;
+
+    icv::engine* _engine;
+    sa_database* _sad;
+    icv::gmac_iv_counter* _iv;
+    ptp::wire_options _opt;
+
+    struct pending {
+        ptp::frame_info fi;
+        bool udp_ck;
+        uint16_t index;
+        uint8_t saved_correction[ptp::correction_len];
+        uint8_t nonce[icv::gmac_nonce_len];
+    };
+    std::array<pending, auth_max_burst> _pending{};
+    std::array<icv::mac_request, auth_max_burst> _reqs{};
+};
+
+class verifier {
+public:
+    explicit verifier(icv::engine& eng, sa_database& sad, const ptp::wire_options& opt = {}) noexcept
+        : _engine(&eng), _sad(&sad), _opt(opt) {}
+
+    /// Verifies the AUTHENTICATION TLV of every frame; frames are not
+    /// modified. out[i] holds the verdict. Returns the number verified.
+    uint16_t verify_burst(const ptp::frame_buf* frames, uint16_t n, frame_outcome* out) noexcept;
+
+    /// A verified frame's SPP and key ID are in its TLV; parse_message()
+    /// gives them back for callers that need them.
+
+private:
+    uint16_t verify_part(const ptp::frame_buf* frames, uint16_t n, frame_outcome* out) noexcept;
+
+    icv::engine* _engine;
+    sa_database* _sad;
+    ptp::wire_options _opt;
+
+    struct pending {
+        uint16_t index;
+        uint16_t icv_len;
+        const uint8_t* wire_icv;
+        uint8_t* mutable_msg; ///< non-null: correctionField zeroed, restore it
+        uint8_t saved_correction[ptp::correction_len];
+        uint8_t nonce[icv::gmac_nonce_len];
+        alignas(16) uint8_t icv[icv::max_icv_len];
+    };
+    std::array<pending, auth_max_burst> _pending{};
+    std::array<icv::mac_request, auth_max_burst> _reqs{};
+};
+
+} // namespace ptpsec

@@ -1,0 +1,68 @@
+#include <dataplane/sa.h>
+
+#include <drivers/base/bytes.h>
+
+#include <fmt/format.h>
+
+namespace ptpsec {
+
+key_bytes::~key_bytes() {
+    secure_wipe(_b.data(), _b.size());
+}
+
+sa_key* security_association::find_key(uint32_t key_id) noexcept {
+    for (auto& k : keys) {
+        if (k.key_id == key_id) {
+            return &k;
+        }
+    }
+    return nullptr;
+}
+
+size_t sa_database::size() const noexcept {
+    size_t n = 0;
+    for (const auto& s : _by_spp) {
+        n += s != nullptr;
+    }
+    return n;
+}
+
+result<sa_database> sa_database::install(icv::engine& eng, std::span<const sa_config> sas) {
+    sa_database db;
+    for (const auto& c : sas) {
+        if (db._by_spp[c.spp] != nullptr) {
+            return error{fmt::format("{}: spp {} is defined twice", c.origin, c.spp)};
+        }
+        auto sa = std::make_unique<security_association>();
+        sa->spp = c.spp;
+        sa->seqid_window = c.seqid_window;
+        sa->allow_mutable = c.allow_mutable;
+        for (const auto& kc : c.keys) {
+            if (sa->find_key(kc.key_id) != nullptr) {
+                return error{fmt::format("{}: key id {} is defined twice in spp {}", kc.origin, kc.key_id, c.spp)};
+            }
+            sa_key k;
+            k.key_id = kc.key_id;
+            k.alg = kc.alg;
+            k.icv_len = icv::icv_length(kc.alg);
+            if (icv::is_gmac(kc.alg)) {
+                auto g = icv::gmac_sender_keys::create(eng, kc.alg, kc.key.span());
+                if (!g) {
+                    return error{fmt::format("{}: {}", kc.origin, g.message())};
+                }
+                k.gmac = std::move(g).value();
+            } else {
+                auto m = eng.prepare(kc.alg, kc.key.span());
+                if (!m) {
+                    return error{fmt::format("{}: {}", kc.origin, m.message())};
+                }
+                k.mac = std::move(m).value();
+            }
+            sa->keys.push_back(std::move(k));
+        }
+        db._by_spp[c.spp] = std::move(sa);
+    }
+    return db;
+}
+
+} // namespace ptpsec

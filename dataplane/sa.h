@@ -1,0 +1,94 @@
+#pragma once
+
+// Security associations (seeds/001 §5.3, IEEE 1588-2019 Annex P): what an SA
+// file or the control plane describes (sa_config, plain data shared by both
+// sides) and what the fast path uses (security_association, with every key
+// schedule expanded at install).
+
+#include <drivers/base/result.h>
+#include <drivers/icv/engine.h>
+#include <drivers/icv/gmac.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ptpsec {
+
+/// Key bytes that are wiped when they go.
+class key_bytes {
+public:
+    key_bytes() = default;
+    explicit key_bytes(std::vector<uint8_t> b) : _b(std::move(b)) {}
+    key_bytes(const key_bytes&) = default;
+    key_bytes& operator=(const key_bytes&) = default;
+    key_bytes(key_bytes&&) noexcept = default;
+    key_bytes& operator=(key_bytes&&) noexcept = default;
+    ~key_bytes();
+
+    std::span<const uint8_t> span() const noexcept { return _b; }
+    size_t size() const noexcept { return _b.size(); }
+    bool operator==(const key_bytes& o) const noexcept { return _b == o._b; }
+
+private:
+    std::vector<uint8_t> _b;
+};
+
+struct key_config {
+    uint32_t key_id = 0;
+    icv::algorithm alg = icv::algorithm::hmac_sha256_128;
+    key_bytes key;
+    /// Where it came from ("sa.conf:5"), for messages.
+    std::string origin;
+};
+
+struct sa_config {
+    uint8_t spp = 0;
+    /// linuxptp's sequenceId window (default 3); the replay window of the
+    /// data plane uses it as its size.
+    uint16_t seqid_window = 3;
+    /// ICV computed with correctionField zeroed, so transparent clocks may
+    /// change it (linuxptp's allow_mutable).
+    bool allow_mutable = false;
+    std::vector<key_config> keys;
+    std::string origin;
+};
+
+/// One key of an SA, ready for the fast path.
+struct sa_key {
+    uint32_t key_id = 0;
+    icv::algorithm alg = icv::algorithm::hmac_sha256_128;
+    uint8_t icv_len = 0;
+    /// HMAC and CMAC: the expanded key.
+    icv::key_handle mac;
+    /// GMAC: per-sender subkeys derived from the group key (gmac.h). One
+    /// writer: each lcore that signs or verifies holds its own table.
+    std::unique_ptr<icv::gmac_sender_keys> gmac;
+};
+
+struct security_association {
+    uint8_t spp = 0;
+    uint16_t seqid_window = 3;
+    bool allow_mutable = false;
+    std::vector<sa_key> keys;
+
+    sa_key* find_key(uint32_t key_id) noexcept;
+};
+
+/// SAs by SPP, each with its keys expanded by one engine.
+class sa_database {
+public:
+    /// Expands every key with `eng`. Fails as a whole: nothing is installed
+    /// if any key is refused.
+    static result<sa_database> install(icv::engine& eng, std::span<const sa_config> sas);
+
+    security_association* find(uint8_t spp) noexcept { return _by_spp[spp].get(); }
+    size_t size() const noexcept;
+
+private:
+    std::array<std::unique_ptr<security_association>, 256> _by_spp;
+};
+
+} // namespace ptpsec

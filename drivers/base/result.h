@@ -1,0 +1,48 @@
+#pragma once
+
+// A small result type for code outside the fast path: a value, or an error
+// that carries a message meant for the operator. Exceptions stay at the top
+// of programs; libraries return this.
+
+#include <string>
+#include <utility>
+#include <variant>
+
+namespace ptpsec {
+
+struct error {
+    std::string message;
+};
+
+template <typename T>
+class [[nodiscard]] result {
+public:
+    result(T value) : _v(std::move(value)) {}
+    result(error e) : _v(std::move(e)) {}
+
+    bool ok() const noexcept { return _v.index() == 0; }
+    explicit operator bool() const noexcept { return ok(); }
+
+    T& value() & { return std::get<0>(_v); }
+    const T& value() const& { return std::get<0>(_v); }
+    T&& value() && { return std::get<0>(std::move(_v)); }
+    T* operator->() { return &std::get<0>(_v); }
+    const T* operator->() const { return &std::get<0>(_v); }
+    T& operator*() & { return value(); }
+    const T& operator*() const& { return value(); }
+
+    const std::string& message() const { return std::get<1>(_v).message; }
+    const error& err() const { return std::get<1>(_v); }
+
+private:
+    std::variant<T, error> _v;
+};
+
+struct ok_t {};
+
+/// result<void> analogue.
+using status = result<ok_t>;
+
+inline status ok_status() { return ok_t{}; }
+
+} // namespace ptpsec

@@ -1,0 +1,149 @@
+#include <drivers/icv/gmac.h>
+
+#include <drivers/base/bytes.h>
+
+#include <bit>
+#include <cstring>
+#include <ctime>
+#include <string_view>
+
+namespace ptpsec::icv {
+
+namespace {
+
+constexpr std::string_view kdf_label = "ptpsec gmac v1";
+constexpr size_t sha256_len = 32;
+constexpr size_t info_len = kdf_label.size() + 2 + port_identity_len;
+
+size_t hash_port_identity(const uint8_t* pid) noexcept {
+    // FNV-1a: the table is small and the keys are not attacker-chosen in a way
+    // that matters (a collision costs one derivation, counted).
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < port_identity_len; ++i) {
+        h = (h ^ pid[i]) * 1099511628211ULL;
+    }
+    return static_cast<size_t>(h ^ (h >> 32));
+}
+
+} // namespace
+
+result<gmac_kdf> gmac_kdf::create(engine& eng, algorithm gmac_alg, std::span<const uint8_t> group_key) {
+    if (!is_gmac(gmac_alg)) {
+        return error{"GMAC key derivation asked for a non-GMAC algorithm"};
+    }
+    if (auto st = check_key_length(gmac_alg, group_key.size()); !st) {
+        return st.err();
+    }
+    // RFC 5869 §2.2: without a salt, HMAC is keyed with HashLen zero octets.
+    const uint8_t zero_salt[sha256_len] = {};
+    auto extract = eng.prepare(algorithm::hmac_sha256, zero_salt);
+    if (!extract) {
+        return extract.err();
+    }
+    uint8_t prk[sha256_len];
+    if (!eng.compute_one(**extract, group_key, nullptr, prk)) {
+        return error{"GMAC key derivation: HKDF-Extract failed"};
+    }
+    auto prk_key = eng.prepare(algorithm::hmac_sha256, prk);
+    secure_wipe(prk, sizeof(prk));
+    if (!prk_key) {
+        return prk_key.err();
+    }
+    return gmac_kdf(eng, gmac_alg, std::move(prk_key).value());
+}
+
+bool gmac_kdf::derive(const uint8_t* port_identity, uint8_t* out) const noexcept {
+    // HKDF-Expand: T(i) = HMAC(PRK, T(i-1) || info || i). At most 36 octets
+    // are needed (AES-256 key and salt), so two blocks.
+    uint8_t msg[sha256_len + info_len + 1];
+    uint8_t* info_at = msg + sha256_len;
+    std::memcpy(info_at, kdf_label.data(), kdf_label.size());
+    store_be16(info_at + kdf_label.size(), ptpsec::icv::info(_alg).mac_type);
+    std::memcpy(info_at + kdf_label.size() + 2, port_identity, port_identity_len);
+
+    uint8_t t[2][sha256_len];
+    info_at[info_len] = 1;
+    bool ok = _engine->compute_one(*_prk, std::span<const uint8_t>(info_at, info_len + 1), nullptr, t[0]);
+    std::memcpy(msg, t[0], sha256_len);
+    msg[sha256_len + info_len] = 2;
+    ok = ok && _engine->compute_one(*_prk, std::span<const uint8_t>(msg, sizeof(msg)), nullptr, t[1]);
+    if (ok) {
+        std::memcpy(out, t, output_len());
+    }
+    secure_wipe(t, sizeof(t));
+    secure_wipe(msg, sizeof(msg));
+    return ok;
+}
+
+gmac_sender_keys::gmac_sender_keys(engine& eng, gmac_kdf kdf, size_t capacity)
+    : _engine(&eng), _kdf(std::move(kdf)), _table(capacity), _mask(capacity - 1) {}
+
+result<std::unique_ptr<gmac_sender_keys>> gmac_sender_keys::create(engine& eng, algorithm gmac_alg,
+                                                                   std::span<const uint8_t> group_key,
+                                                                   size_t capacity) {
+    auto kdf = gmac_kdf::create(eng, gmac_alg, group_key);
+    if (!kdf) {
+        return kdf.err();
+    }
+    capacity = std::bit_ceil(std::max<size_t>(capacity, probe_limit));
+    std::unique_ptr<gmac_sender_keys> keys(new gmac_sender_keys(eng, std::move(kdf).value(), capacity));
+    // Every slot gets its prepared key now, so that a lookup only re-keys.
+    const std::array<uint8_t, 32> zero_key{};
+    for (auto& e : keys->_table) {
+        auto k = eng.prepare(gmac_alg, std::span<const uint8_t>(zero_key.data(), info(gmac_alg).key_len));
+        if (!k) {
+            return k.err();
+        }
+        e.key = std::move(k).value();
+    }
+    return keys;
+}
+
+const gmac_sender_keys::entry* gmac_sender_keys::find(const uint8_t* port_identity) const noexcept {
+    const size_t home = hash_port_identity(port_identity) & _mask;
+    for (size_t i = 0; i < probe_limit; ++i) {
+        const entry& e = _table[(home + i) & _mask];
+        if (e.used && std::memcmp(e.port_identity.data(), port_identity, port_identity_len) == 0) {
+            return &e;
+        }
+    }
+    return nullptr;
+}
+
+const gmac_sender_keys::entry* gmac_sender_keys::derive(const uint8_t* port_identity) noexcept {
+    const size_t home = hash_port_identity(port_identity) & _mask;
+    entry* slot = &_table[home];
+    for (size_t i = 0; i < probe_limit; ++i) {
+        entry& e = _table[(home + i) & _mask];
+        if (!e.used || std::memcmp(e.port_identity.data(), port_identity, port_identity_len) == 0) {
+            slot = &e;
+            break;
+        }
+    }
+    uint8_t okm[32 + gmac_salt_len];
+    const size_t key_len = info(_kdf.alg()).key_len;
+    slot->used = false;
+    if (!_kdf.derive(port_identity, okm) || !_engine->rekey(*slot->key, std::span<const uint8_t>(okm, key_len))) {
+        secure_wipe(okm, sizeof(okm));
+        return nullptr;
+    }
+    std::memcpy(slot->salt.data(), okm + key_len, gmac_salt_len);
+    std::memcpy(slot->port_identity.data(), port_identity, port_identity_len);
+    slot->used = true;
+    secure_wipe(okm, sizeof(okm));
+    ++_derivations;
+    return slot;
+}
+
+uint64_t gmac_iv_counter::clock_start() noexcept {
+    timespec ts{};
+    clock_gettime(CLOCK_TAI, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+void make_gmac_nonce(const uint8_t* salt, uint64_t iv, uint8_t* nonce) noexcept {
+    std::memcpy(nonce, salt, gmac_salt_len);
+    store_be64(nonce + gmac_salt_len, iv);
+}
+
+} // namespace ptpsec::icv

@@ -1,0 +1,120 @@
+#pragma once
+
+// AES-GMAC IVs that never repeat under one key, for a group key shared by many
+// senders that restart (seeds/001 §4.2.14 asks for the property and leaves the
+// transport open). The scheme, documented in docs/security.md:
+//
+//   * Each sender signs with its own subkey, derived from the group key and
+//     its sourcePortIdentity with HKDF-SHA256 (RFC 5869):
+//       OKM = HKDF(salt = none, IKM = group key,
+//                  info = "ptpsec gmac v1" || MAC type (2) || sourcePortIdentity (10),
+//                  L = key length + 4)
+//     The first key-length octets are the AES key, the last 4 the RFC 4543
+//     salt. Two senders never share a subkey, so their IVs cannot collide.
+//   * Within a sender the 8-octet IV is a 64-bit counter that starts at the
+//     CLOCK_TAI time in nanoseconds when the signer starts and grows by one
+//     per message. A restarted signer starts above every IV it used before,
+//     as long as it signed fewer than 10^9 messages per second per key and
+//     its clock did not step back across the restart.
+//   * The IV travels in the AUTHENTICATION TLV's sequenceNo field (8 octets,
+//     secParamIndicator bit 1 set); the nonce is salt || IV.
+
+#include <drivers/icv/engine.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace ptpsec::icv {
+
+inline constexpr size_t port_identity_len = 10;
+
+/// HKDF-SHA256 of the group key, with the pseudo-random key expanded once.
+class gmac_kdf {
+public:
+    /// Install time: runs HKDF-Extract and prepares the PRK as an HMAC key.
+    static result<gmac_kdf> create(engine& eng, algorithm gmac_alg, std::span<const uint8_t> group_key);
+
+    /// HKDF-Expand for one sender; writes key_len + 4 octets to out. No
+    /// allocation.
+    bool derive(const uint8_t* port_identity, uint8_t* out) const noexcept;
+
+    size_t output_len() const noexcept { return size_t{info(_alg).key_len} + gmac_salt_len; }
+    algorithm alg() const noexcept { return _alg; }
+
+private:
+    gmac_kdf(engine& eng, algorithm alg, key_handle prk) : _engine(&eng), _alg(alg), _prk(std::move(prk)) {}
+
+    engine* _engine;
+    algorithm _alg;
+    key_handle _prk;
+};
+
+/// The per-sender GMAC keys of one group key, derived on first use and kept
+/// in a fixed table allocated at install time: a lookup never allocates.
+class gmac_sender_keys {
+public:
+    struct entry {
+        std::array<uint8_t, port_identity_len> port_identity{};
+        std::array<uint8_t, gmac_salt_len> salt{};
+        key_handle key;
+        bool used = false;
+    };
+
+    /// capacity is rounded up to a power of two.
+    static result<std::unique_ptr<gmac_sender_keys>> create(engine& eng, algorithm gmac_alg,
+                                                            std::span<const uint8_t> group_key,
+                                                            size_t capacity = 64);
+
+    /// The subkey of a sender if it is in the table, else nullptr.
+    const entry* find(const uint8_t* port_identity) const noexcept;
+
+    /// Derives the subkey of a sender into the table, reusing a free slot
+    /// near its hash or replacing the one at its home position: an entry
+    /// returned earlier may change, so callers finish using earlier entries
+    /// first. Returns nullptr only if the engine rejects the derived key.
+    const entry* derive(const uint8_t* port_identity) noexcept;
+
+    /// find(), else derive().
+    const entry* lookup(const uint8_t* port_identity) noexcept {
+        const entry* e = find(port_identity);
+        return e != nullptr ? e : derive(port_identity);
+    }
+
+    uint64_t derivations() const noexcept { return _derivations; }
+    algorithm alg() const noexcept { return _kdf.alg(); }
+
+private:
+    gmac_sender_keys(engine& eng, gmac_kdf kdf, size_t capacity);
+
+    static constexpr size_t probe_limit = 8;
+
+    engine* _engine;
+    gmac_kdf _kdf;
+    std::vector<entry> _table;
+    size_t _mask;
+    uint64_t _derivations = 0;
+};
+
+/// The IV counter of one signer. Lock-free: lcores sharing a key draw from
+/// one counter with an atomic add.
+class gmac_iv_counter {
+public:
+    explicit gmac_iv_counter(uint64_t start) noexcept : _next(start) {}
+
+    /// CLOCK_TAI now, in nanoseconds since the epoch.
+    static uint64_t clock_start() noexcept;
+
+    uint64_t next() noexcept { return _next.fetch_add(1, std::memory_order_relaxed); }
+    uint64_t peek() const noexcept { return _next.load(std::memory_order_relaxed); }
+
+private:
+    alignas(64) std::atomic<uint64_t> _next;
+};
+
+/// nonce = salt (4) || IV (8, big endian).
+void make_gmac_nonce(const uint8_t* salt, uint64_t iv, uint8_t* nonce) noexcept;
+
+} // namespace ptpsec::icv

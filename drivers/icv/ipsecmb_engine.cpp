@@ -1,0 +1,405 @@
+#include <drivers/icv/ipsecmb_engine.h>
+
+#include <drivers/base/bytes.h>
+
+#include <fmt/format.h>
+#include <intel-ipsec-mb.h>
+
+#include <cstring>
+#include <new>
+#include <stdexcept>
+
+namespace ptpsec::icv {
+
+namespace {
+
+constexpr size_t sha256_block = 64;
+
+struct hmac_material {
+    alignas(16) uint8_t ipad[IMB_SHA256_DIGEST_SIZE_IN_BYTES];
+    alignas(16) uint8_t opad[IMB_SHA256_DIGEST_SIZE_IN_BYTES];
+};
+
+struct cmac_material {
+    // AES-256 has 15 round keys of 16 octets.
+    alignas(16) uint32_t enc_keys[60];
+    alignas(16) uint8_t k1[16];
+    alignas(16) uint8_t k2[16];
+};
+
+/// Key material in the layout intel-ipsec-mb expects. Which member is live
+/// follows from the algorithm.
+class imb_key final : public prepared_key {
+public:
+    imb_key(algorithm alg, imb_arch a) noexcept : prepared_key(alg, backend::ipsecmb), arch(a) {}
+    ~imb_key() override { secure_wipe(&material, sizeof(material)); }
+
+    imb_arch arch;
+    union material_t {
+        hmac_material hmac;
+        cmac_material cmac;
+        gcm_key_data gcm;
+    };
+    alignas(64) material_t material{};
+};
+
+IMB_HASH_ALG hash_alg_of(algorithm alg) noexcept {
+    switch (alg) {
+    case algorithm::hmac_sha256_128:
+    case algorithm::hmac_sha256:
+        return IMB_AUTH_HMAC_SHA_256;
+    case algorithm::aes_cmac_128:
+        return IMB_AUTH_AES_CMAC;
+    case algorithm::aes_cmac_256:
+        return IMB_AUTH_AES_CMAC_256;
+    case algorithm::aes_gmac_128:
+        return IMB_AUTH_AES_GMAC_128;
+    case algorithm::aes_gmac_192:
+        return IMB_AUTH_AES_GMAC_192;
+    case algorithm::aes_gmac_256:
+        return IMB_AUTH_AES_GMAC_256;
+    }
+    return IMB_AUTH_NULL;
+}
+
+uint64_t cpu_features() noexcept {
+    static const uint64_t features = [] {
+        IMB_MGR* m = alloc_mb_mgr(0);
+        if (m == nullptr) {
+            return uint64_t{0};
+        }
+        const uint64_t f = m->features;
+        free_mb_mgr(m);
+        return f;
+    }();
+    return features;
+}
+
+bool has(uint64_t features, uint64_t flags) noexcept {
+    return (features & flags) == flags;
+}
+
+void init_manager(IMB_MGR* m, imb_arch arch) {
+    switch (arch) {
+    case imb_arch::sse:
+        init_mb_mgr_sse(m);
+        break;
+    case imb_arch::avx:
+        init_mb_mgr_avx(m);
+        break;
+    case imb_arch::avx2:
+        init_mb_mgr_avx2(m);
+        break;
+    case imb_arch::avx512:
+        init_mb_mgr_avx512(m);
+        break;
+    }
+}
+
+/// Expands `key` into `k` with manager `m`. The caller has checked the length.
+void expand(IMB_MGR* m, imb_key& k, std::span<const uint8_t> key) noexcept {
+    switch (k.alg()) {
+    case algorithm::hmac_sha256_128:
+    case algorithm::hmac_sha256: {
+        // FIPS 198-1: a key longer than the block is hashed first; the
+        // inner and outer states after one block are all a message needs.
+        alignas(16) uint8_t block[sha256_block] = {};
+        if (key.size() > sha256_block) {
+            IMB_SHA256(m, key.data(), key.size(), block);
+        } else {
+            std::memcpy(block, key.data(), key.size());
+        }
+        alignas(16) uint8_t pad[sha256_block];
+        for (size_t i = 0; i < sha256_block; ++i) {
+            pad[i] = static_cast<uint8_t>(block[i] ^ 0x36);
+        }
+        IMB_SHA256_ONE_BLOCK(m, pad, k.material.hmac.ipad);
+        for (size_t i = 0; i < sha256_block; ++i) {
+            pad[i] = static_cast<uint8_t>(block[i] ^ 0x5c);
+        }
+        IMB_SHA256_ONE_BLOCK(m, pad, k.material.hmac.opad);
+        secure_wipe(block, sizeof(block));
+        secure_wipe(pad, sizeof(pad));
+        break;
+    }
+    case algorithm::aes_cmac_128: {
+        alignas(16) uint32_t dec[60];
+        IMB_AES_KEYEXP_128(m, key.data(), k.material.cmac.enc_keys, dec);
+        IMB_AES_CMAC_SUBKEY_GEN_128(m, k.material.cmac.enc_keys, k.material.cmac.k1, k.material.cmac.k2);
+        secure_wipe(dec, sizeof(dec));
+        break;
+    }
+    case algorithm::aes_cmac_256: {
+        alignas(16) uint32_t dec[60];
+        IMB_AES_KEYEXP_256(m, key.data(), k.material.cmac.enc_keys, dec);
+        IMB_AES_CMAC_SUBKEY_GEN_256(m, k.material.cmac.enc_keys, k.material.cmac.k1, k.material.cmac.k2);
+        secure_wipe(dec, sizeof(dec));
+        break;
+    }
+    case algorithm::aes_gmac_128:
+        IMB_AES128_GCM_PRE(m, key.data(), &k.material.gcm);
+        break;
+    case algorithm::aes_gmac_192:
+        IMB_AES192_GCM_PRE(m, key.data(), &k.material.gcm);
+        break;
+    case algorithm::aes_gmac_256:
+        IMB_AES256_GCM_PRE(m, key.data(), &k.material.gcm);
+        break;
+    }
+}
+
+/// Fills the hash-specific fields of a job from a prepared key.
+void fill_job(IMB_JOB* job, const mac_request& r) noexcept {
+    const auto& k = static_cast<const imb_key&>(*r.key);
+    job->cipher_mode = IMB_CIPHER_NULL;
+    job->cipher_direction = IMB_DIR_ENCRYPT;
+    job->chain_order = IMB_ORDER_HASH_CIPHER;
+    job->src = r.msg;
+    job->dst = nullptr;
+    job->msg_len_to_cipher_in_bytes = 0;
+    job->cipher_start_src_offset_in_bytes = 0;
+    job->hash_start_src_offset_in_bytes = 0;
+    job->msg_len_to_hash_in_bytes = r.len;
+    job->auth_tag_output = r.icv_out;
+    job->auth_tag_output_len_in_bytes = k.icv_len();
+    job->hash_alg = hash_alg_of(k.alg());
+    switch (k.alg()) {
+    case algorithm::hmac_sha256_128:
+    case algorithm::hmac_sha256:
+        job->u.HMAC._hashed_auth_key_xor_ipad = k.material.hmac.ipad;
+        job->u.HMAC._hashed_auth_key_xor_opad = k.material.hmac.opad;
+        break;
+    case algorithm::aes_cmac_128:
+    case algorithm::aes_cmac_256:
+        job->u.CMAC._key_expanded = k.material.cmac.enc_keys;
+        job->u.CMAC._skey1 = k.material.cmac.k1;
+        job->u.CMAC._skey2 = k.material.cmac.k2;
+        break;
+    case algorithm::aes_gmac_128:
+    case algorithm::aes_gmac_192:
+    case algorithm::aes_gmac_256:
+        job->u.GMAC._key = &k.material.gcm;
+        job->u.GMAC._iv = r.nonce;
+        job->u.GMAC.iv_len_in_bytes = gmac_nonce_len;
+        break;
+    }
+}
+
+bool is_hmac(algorithm alg) noexcept {
+    return alg == algorithm::hmac_sha256_128 || alg == algorithm::hmac_sha256;
+}
+
+} // namespace
+
+struct ipsecmb_engine::job_array {
+    IMB_JOB jobs[max_burst];
+};
+
+std::string_view arch_name(imb_arch arch) noexcept {
+    switch (arch) {
+    case imb_arch::sse:
+        return "sse";
+    case imb_arch::avx:
+        return "avx";
+    case imb_arch::avx2:
+        return "avx2";
+    case imb_arch::avx512:
+        return "avx512";
+    }
+    return "?";
+}
+
+std::optional<imb_arch> arch_from_name(std::string_view name) noexcept {
+    for (auto a : {imb_arch::sse, imb_arch::avx, imb_arch::avx2, imb_arch::avx512}) {
+        if (arch_name(a) == name) {
+            return a;
+        }
+    }
+    return std::nullopt;
+}
+
+bool arch_supported(imb_arch arch) noexcept {
+    const uint64_t f = cpu_features();
+    switch (arch) {
+    case imb_arch::sse:
+        return has(f, IMB_CPUFLAGS_SSE);
+    case imb_arch::avx:
+        return has(f, IMB_CPUFLAGS_AVX);
+    case imb_arch::avx2:
+        return has(f, IMB_CPUFLAGS_AVX2);
+    case imb_arch::avx512:
+        return has(f, IMB_CPUFLAGS_AVX512);
+    }
+    return false;
+}
+
+arch_plan uniform_arch_plan(imb_arch arch) noexcept {
+    arch_plan p;
+    p.fill(arch);
+    return p;
+}
+
+arch_plan default_arch_plan() noexcept {
+    arch_plan p = uniform_arch_plan(imb_arch::sse);
+    if (!has(cpu_features(), IMB_FEATURE_SHANI)) {
+        const imb_arch wide = arch_supported(imb_arch::avx2) ? imb_arch::avx2 : imb_arch::sse;
+        p[static_cast<size_t>(algorithm::hmac_sha256_128)] = wide;
+        p[static_cast<size_t>(algorithm::hmac_sha256)] = wide;
+    }
+    return p;
+}
+
+ipsecmb_engine::ipsecmb_engine(const arch_plan& plan) : _plan(plan), _jobs(std::make_unique<job_array>()) {
+    std::memset(_jobs->jobs, 0, sizeof(_jobs->jobs));
+    for (auto arch : _plan) {
+        auto& slot = _mgr[static_cast<size_t>(arch)];
+        if (slot != nullptr) {
+            continue;
+        }
+        if (!arch_supported(arch)) {
+            throw std::runtime_error(
+                fmt::format("intel-ipsec-mb: this CPU cannot run the {} manager", arch_name(arch)));
+        }
+        slot = alloc_mb_mgr(0);
+        if (slot == nullptr) {
+            throw std::bad_alloc();
+        }
+        init_manager(slot, arch);
+        if (const int err = imb_get_errno(slot); err != 0) {
+            throw std::runtime_error(
+                fmt::format("intel-ipsec-mb: {} manager: {}", arch_name(arch), imb_get_strerror(err)));
+        }
+    }
+    _name = fmt::format("ipsec-mb {} (hmac:{} cmac:{} gmac:{})", IMB_VERSION_STR,
+                        arch_name(arch_for(algorithm::hmac_sha256_128)),
+                        arch_name(arch_for(algorithm::aes_cmac_128)), arch_name(arch_for(algorithm::aes_gmac_128)));
+}
+
+ipsecmb_engine::~ipsecmb_engine() {
+    for (IMB_MGR* m : _mgr) {
+        if (m != nullptr) {
+            free_mb_mgr(m);
+        }
+    }
+}
+
+IMB_MGR* ipsecmb_engine::manager_for(algorithm alg) const noexcept {
+    return _mgr[static_cast<size_t>(arch_for(alg))];
+}
+
+result<key_handle> ipsecmb_engine::prepare(algorithm alg, std::span<const uint8_t> key) {
+    if (auto st = check_key_length(alg, key.size()); !st) {
+        return st.err();
+    }
+    auto k = std::make_unique<imb_key>(alg, arch_for(alg));
+    expand(manager_for(alg), *k, key);
+    return key_handle(std::move(k));
+}
+
+bool ipsecmb_engine::rekey(prepared_key& pk, std::span<const uint8_t> key) noexcept {
+    if (pk.made_by() != prepared_key::backend::ipsecmb) {
+        return false;
+    }
+    auto* k = static_cast<imb_key*>(&pk);
+    if (k->arch != arch_for(k->alg())) {
+        return false;
+    }
+    const auto& ai = info(k->alg());
+    if (key.empty() || key.size() > max_key_len || (ai.key_len != 0 && key.size() != ai.key_len)) {
+        return false;
+    }
+    expand(manager_for(k->alg()), *k, key);
+    return true;
+}
+
+uint16_t ipsecmb_engine::run_hmac(const mac_request* reqs, const uint16_t* idx, uint16_t n,
+                                  algorithm alg) noexcept {
+    // The synchronous hash-burst API: no lanes to fill, no flush, which is
+    // what makes a burst of one cheap on the SHA-NI path.
+    IMB_JOB* jobs = _jobs->jobs;
+    for (uint16_t i = 0; i < n; ++i) {
+        fill_job(&jobs[i], reqs[idx[i]]);
+    }
+    return static_cast<uint16_t>(IMB_SUBMIT_HASH_BURST(manager_for(alg), jobs, n, hash_alg_of(alg)));
+}
+
+uint16_t ipsecmb_engine::run_queued(IMB_MGR* mgr, const mac_request* reqs, const uint16_t* idx,
+                                    uint16_t n) noexcept {
+    IMB_JOB* jobs[max_burst];
+    uint32_t got = IMB_GET_NEXT_BURST(mgr, n, jobs);
+    if (got < n) {
+        // Jobs left from an earlier call would hold the queue; we always
+        // flush before returning, so this does not happen, but never block.
+        IMB_JOB* done[IMB_MAX_JOBS];
+        IMB_FLUSH_BURST(mgr, IMB_MAX_JOBS, done);
+        got = IMB_GET_NEXT_BURST(mgr, n, jobs);
+        if (got < n) {
+            return 0;
+        }
+    }
+    for (uint16_t i = 0; i < n; ++i) {
+        fill_job(jobs[i], reqs[idx[i]]);
+    }
+    uint16_t ok = 0;
+    const uint32_t completed = IMB_SUBMIT_BURST(mgr, n, jobs);
+    for (uint32_t i = 0; i < completed; ++i) {
+        ok = static_cast<uint16_t>(ok + (jobs[i]->status == IMB_STATUS_COMPLETED));
+    }
+    if (completed == 0 && imb_get_errno(mgr) != 0) {
+        return 0;
+    }
+    const uint32_t flushed = IMB_FLUSH_BURST(mgr, max_burst, jobs);
+    for (uint32_t i = 0; i < flushed; ++i) {
+        ok = static_cast<uint16_t>(ok + (jobs[i]->status == IMB_STATUS_COMPLETED));
+    }
+    return ok;
+}
+
+uint16_t ipsecmb_engine::compute_burst(const mac_request* reqs, uint16_t n) noexcept {
+    uint16_t done = 0;
+    for (uint16_t base = 0; base < n; base = static_cast<uint16_t>(base + max_burst)) {
+        const uint16_t count = static_cast<uint16_t>(std::min<int>(max_burst, n - base));
+        const mac_request* chunk = reqs + base;
+
+        // Group by path: HMAC-SHA256-128 and HMAC-SHA256 each through the
+        // hash-burst API, everything else through the queued burst API of
+        // its manager. A burst of one algorithm (the usual case) stays one
+        // group.
+        uint16_t hmac_idx[2][max_burst];
+        uint16_t hmac_n[2] = {0, 0};
+        uint16_t queued_idx[imb_arch_count][max_burst];
+        uint16_t queued_n[imb_arch_count] = {};
+        for (uint16_t i = 0; i < count; ++i) {
+            if (chunk[i].key == nullptr || chunk[i].key->made_by() != prepared_key::backend::ipsecmb) {
+                continue;
+            }
+            const auto* k = static_cast<const imb_key*>(chunk[i].key);
+            if (k->arch != arch_for(k->alg()) ||
+                (is_gmac(k->alg()) && chunk[i].nonce == nullptr)) {
+                continue; // prepared under another plan, or a GMAC request without a nonce
+            }
+            const algorithm alg = k->alg();
+            if (is_hmac(alg)) {
+                const int h = alg == algorithm::hmac_sha256 ? 1 : 0;
+                hmac_idx[h][hmac_n[h]++] = i;
+            } else {
+                const auto a = static_cast<size_t>(k->arch);
+                queued_idx[a][queued_n[a]++] = i;
+            }
+        }
+        if (hmac_n[0] != 0) {
+            done = static_cast<uint16_t>(done + run_hmac(chunk, hmac_idx[0], hmac_n[0], algorithm::hmac_sha256_128));
+        }
+        if (hmac_n[1] != 0) {
+            done = static_cast<uint16_t>(done + run_hmac(chunk, hmac_idx[1], hmac_n[1], algorithm::hmac_sha256));
+        }
+        for (size_t a = 0; a < imb_arch_count; ++a) {
+            if (queued_n[a] != 0) {
+                done = static_cast<uint16_t>(done + run_queued(_mgr[a], chunk, queued_idx[a], queued_n[a]));
+            }
+        }
+    }
+    return done;
+}
+
+} // namespace ptpsec::icv
