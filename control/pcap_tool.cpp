@@ -10,6 +10,8 @@
 #include <fmt/ostream.h>
 #include <pcap/pcap.h>
 
+#include <array>
+#include <fstream>
 #include <memory>
 #include <ostream>
 #include <vector>
@@ -30,11 +32,26 @@ struct dumper_closer {
 using pcap_ptr = std::unique_ptr<pcap_t, pcap_closer>;
 using dumper_ptr = std::unique_ptr<pcap_dumper_t, dumper_closer>;
 
+/// The time stamp resolution of a pcap file (nanosecond pcap files have
+/// their own magic); pcapng and microsecond pcap read as microseconds.
+int file_precision(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    std::array<unsigned char, 4> magic{};
+    if (!f.read(reinterpret_cast<char*>(magic.data()), magic.size())) {
+        return PCAP_TSTAMP_PRECISION_MICRO;
+    }
+    const bool nano = (magic == std::array<unsigned char, 4>{0xa1, 0xb2, 0x3c, 0x4d}) ||
+                      (magic == std::array<unsigned char, 4>{0x4d, 0x3c, 0xb2, 0xa1});
+    return nano ? PCAP_TSTAMP_PRECISION_NANO : PCAP_TSTAMP_PRECISION_MICRO;
+}
+
 result<pcap_ptr> open_in(const std::string& path) {
     char err[PCAP_ERRBUF_SIZE] = {};
-    pcap_t* p = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_MICRO, err);
+    pcap_t* p = pcap_open_offline_with_tstamp_precision(path.c_str(), file_precision(path), err);
     if (p == nullptr) {
-        return error{fmt::format("{}: {}", path, err)};
+        // libpcap names the file in some messages and not in others.
+        const std::string msg = err;
+        return error{msg.find(path) != std::string::npos ? msg : fmt::format("{}: {}", path, msg)};
     }
     return pcap_ptr(p);
 }
@@ -48,7 +65,7 @@ struct writer {
 result<writer> open_out(pcap_t* in, const std::string& path) {
     writer w;
     w.dead.reset(pcap_open_dead_with_tstamp_precision(pcap_datalink(in), pcap_snapshot(in),
-                                                      PCAP_TSTAMP_PRECISION_MICRO));
+                                                      pcap_get_tstamp_precision(in)));
     if (!w.dead) {
         return error{fmt::format("{}: cannot create a pcap writer", path)};
     }

@@ -116,6 +116,18 @@ result<std::vector<uint8_t>> decode_key(std::string_view v) {
         if (v.empty() || v.size() % 4 != 0) {
             return error{"Base64 key must be a non-empty multiple of 4 characters"};
         }
+        size_t pad = 0;
+        while (pad < 2 && v[v.size() - 1 - pad] == '=') {
+            ++pad;
+        }
+        // EVP_DecodeBlock takes '=' anywhere as zero bits and drops trailing
+        // '-' and white space: check the alphabet (RFC 4648 §4) ourselves.
+        for (const char c : v.substr(0, v.size() - pad)) {
+            const bool in_alphabet = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+            if (!in_alphabet && c != '+' && c != '/') {
+                return error{"invalid Base64 key"};
+            }
+        }
         std::vector<uint8_t> out(v.size() / 4 * 3);
         const int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(v.data()),
                                       static_cast<int>(v.size()));
@@ -123,10 +135,6 @@ result<std::vector<uint8_t>> decode_key(std::string_view v) {
             return error{"invalid Base64 key"};
         }
         // EVP_DecodeBlock counts the octets that '=' padding stands for.
-        size_t pad = 0;
-        while (pad < 2 && v[v.size() - 1 - pad] == '=') {
-            ++pad;
-        }
         out.resize(static_cast<size_t>(n) - pad);
         return out;
     }

@@ -27,8 +27,9 @@ inline constexpr size_t max_icv_len = 32;
 inline constexpr size_t gmac_iv_len = 8;
 inline constexpr size_t gmac_salt_len = 4;
 inline constexpr size_t gmac_nonce_len = gmac_salt_len + gmac_iv_len;
-/// HMAC keys longer than the SHA-256 block are hashed first (FIPS 198-1).
-inline constexpr size_t max_key_len = 128;
+/// HMAC keys longer than the SHA-256 block are hashed first (FIPS 198-1), so
+/// any length works; 256 admits RFC 4231's 131-octet test keys with room.
+inline constexpr size_t max_key_len = 256;
 
 struct algorithm_info {
     algorithm alg;

@@ -18,6 +18,9 @@ constexpr size_t sha256_block = 64;
 struct hmac_material {
     alignas(16) uint8_t ipad[IMB_SHA256_DIGEST_SIZE_IN_BYTES];
     alignas(16) uint8_t opad[IMB_SHA256_DIGEST_SIZE_IN_BYTES];
+    /// HMAC of the empty message: intel-ipsec-mb refuses a zero-length HMAC
+    /// job (IMB_ERR_JOB_AUTH_LEN), so it is computed here, once per key.
+    uint8_t empty_icv[IMB_SHA256_DIGEST_SIZE_IN_BYTES];
 };
 
 struct cmac_material {
@@ -109,15 +112,19 @@ void expand(IMB_MGR* m, imb_key& k, std::span<const uint8_t> key) noexcept {
         } else {
             std::memcpy(block, key.data(), key.size());
         }
-        alignas(16) uint8_t pad[sha256_block];
+        // The pad block, then room for the inner hash of the empty message:
+        // RFC 2104 §2, HMAC(K, "") = H(K ^ opad || H(K ^ ipad)).
+        alignas(16) uint8_t pad[sha256_block + IMB_SHA256_DIGEST_SIZE_IN_BYTES];
         for (size_t i = 0; i < sha256_block; ++i) {
             pad[i] = static_cast<uint8_t>(block[i] ^ 0x36);
         }
         IMB_SHA256_ONE_BLOCK(m, pad, k.material.hmac.ipad);
+        IMB_SHA256(m, pad, sha256_block, pad + sha256_block);
         for (size_t i = 0; i < sha256_block; ++i) {
             pad[i] = static_cast<uint8_t>(block[i] ^ 0x5c);
         }
         IMB_SHA256_ONE_BLOCK(m, pad, k.material.hmac.opad);
+        IMB_SHA256(m, pad, sizeof(pad), k.material.hmac.empty_icv);
         secure_wipe(block, sizeof(block));
         secure_wipe(pad, sizeof(pad));
         break;
@@ -151,10 +158,13 @@ void expand(IMB_MGR* m, imb_key& k, std::span<const uint8_t> key) noexcept {
 /// Fills the hash-specific fields of a job from a prepared key.
 void fill_job(IMB_JOB* job, const mac_request& r) noexcept {
     const auto& k = static_cast<const imb_key&>(*r.key);
+    // intel-ipsec-mb refuses a null source even for an empty message
+    // (IMB_ERR_JOB_NULL_SRC), and RFC 4493 example 1 is an empty message.
+    static const uint8_t empty_message[1] = {};
     job->cipher_mode = IMB_CIPHER_NULL;
     job->cipher_direction = IMB_DIR_ENCRYPT;
     job->chain_order = IMB_ORDER_HASH_CIPHER;
-    job->src = r.msg;
+    job->src = r.len != 0 ? r.msg : empty_message;
     job->dst = nullptr;
     job->msg_len_to_cipher_in_bytes = 0;
     job->cipher_start_src_offset_in_bytes = 0;
@@ -379,7 +389,11 @@ uint16_t ipsecmb_engine::compute_burst(const mac_request* reqs, uint16_t n) noex
                 continue; // prepared under another plan, or a GMAC request without a nonce
             }
             const algorithm alg = k->alg();
-            if (is_hmac(alg)) {
+            if (is_hmac(alg) && chunk[i].len == 0) {
+                // One zero-length job would fail the whole hash burst.
+                std::memcpy(chunk[i].icv_out, k->material.hmac.empty_icv, k->icv_len());
+                ++done;
+            } else if (is_hmac(alg)) {
                 const int h = alg == algorithm::hmac_sha256 ? 1 : 0;
                 hmac_idx[h][hmac_n[h]++] = i;
             } else {

@@ -114,6 +114,12 @@ bool openssl_engine::rekey(prepared_key& pk, std::span<const uint8_t> key) noexc
         return false;
     }
     auto& k = static_cast<ossl_key&>(pk);
+    // Checked before EVP_MAC_init: an empty key would keep the old one, and
+    // a refused AES key would leave the context without a key.
+    const auto& ai = info(k.alg());
+    if (key.empty() || key.size() > max_key_len || (ai.key_len != 0 && key.size() != ai.key_len)) {
+        return false;
+    }
     OSSL_PARAM params[2];
     if (is_gmac(k.alg()) || k.alg() == algorithm::aes_cmac_128 || k.alg() == algorithm::aes_cmac_256) {
         params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_CIPHER, const_cast<char*>(cipher_of(k.alg())), 0);

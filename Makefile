@@ -1,0 +1,55 @@
+# ptpsec entry points. `make demo` and `make test` each install what is
+# missing, configure, build and run; both are safe to run again.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+BENCH_JSON ?= $(BUILD)/bench.json
+
+.PHONY: all deps hugepages build build-asan demo test test-normal test-asan bench lint format clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+hugepages:
+	@scripts/hugepages.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --buildtype=debugoptimized
+
+$(ASAN_BUILD)/build.ninja:
+	CXX=clang++ meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false \
+	  -Dbench=false -Dfuzz=true
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD) -j $(JOBS)
+
+build-asan: deps $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD) -j $(JOBS)
+
+# The main job: for now the offline tools on the linuxptp capture.
+demo: build
+	@scripts/demo.sh $(BUILD)
+
+# Unit and end-to-end suites in the normal build, then everything again under
+# ASan + UBSan (clang), with the fuzz targets for a fixed number of runs.
+test: build build-asan
+	@scripts/run-tests.sh $(BUILD) $(ASAN_BUILD)
+
+bench: build
+	$(BUILD)/bench/ptpsec-bench --benchmark_min_time=0.05 \
+	  --benchmark_out=$(BENCH_JSON) --benchmark_out_format=json
+	python3 scripts/bench-report.py $(BENCH_JSON) > docs/benchmarks.md
+	@echo "bench: report written to docs/benchmarks.md"
+
+lint: build
+	clang-format --dry-run --Werror $$(git ls-files '*.cpp' '*.h')
+	clang-tidy -p $(BUILD) --quiet $$(git ls-files 'dataplane/*.cpp' 'drivers/*.cpp' 'control/*.cpp')
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

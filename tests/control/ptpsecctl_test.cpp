@@ -1,0 +1,609 @@
+// `ptpsecctl pcap`: the real binary (PTPSECCTL, set by meson test) run on the
+// linuxptp capture. Verifying every frame that ptp4l signed, and signing the
+// stripped capture back to the same bytes, is the interoperability proof
+// that ../shared/testdata/linuxptp/README.md asks for.
+
+#include <dataplane/ptp/frame.h>
+
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+#include <pcap/pcap.h>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace ptpsec {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* capture = PTPSEC_TESTDATA_DIR "/linuxptp/l2-hmac-sha256-128.pcap";
+constexpr const char* capture_ng = PTPSEC_TEST_DATA_DIR "/l2-hmac-sha256-128.pcapng";
+constexpr const char* shipped_sa_file = PTPSEC_TESTDATA_DIR "/linuxptp/sa.conf";
+
+constexpr int exit_ok = 0;
+constexpr int exit_failed = 1;
+constexpr int exit_error = 2;
+constexpr size_t capture_frames = 210; // 206 PTP and 4 ICMPv6
+constexpr size_t capture_ptp_frames = 206;
+
+/// A directory under $TMPDIR (or /tmp), removed with everything in it when
+/// the test ends, whichever way it ends.
+class temp_dir {
+public:
+    temp_dir() {
+        const char* base = std::getenv("TMPDIR");
+        std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/ptpsec-ctl-XXXXXX";
+        if (::mkdtemp(tmpl.data()) == nullptr) {
+            throw std::runtime_error("mkdtemp failed");
+        }
+        _path = tmpl;
+    }
+    ~temp_dir() {
+        std::error_code ec;
+        fs::remove_all(_path, ec);
+    }
+    temp_dir(const temp_dir&) = delete;
+    temp_dir& operator=(const temp_dir&) = delete;
+    temp_dir(temp_dir&&) = delete;
+    temp_dir& operator=(temp_dir&&) = delete;
+
+    std::string file(std::string_view name) const { return (_path / name).string(); }
+
+private:
+    fs::path _path;
+};
+
+struct run_result {
+    int exit_code = -1; ///< -1: did not exit normally (signal)
+    std::string out;
+    std::string err;
+};
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void write_file(const std::string& path, std::string_view text) {
+    std::ofstream out(path, std::ios::binary);
+    out << text;
+}
+
+class spawn_actions {
+public:
+    spawn_actions() { ::posix_spawn_file_actions_init(&_fa); }
+    ~spawn_actions() { ::posix_spawn_file_actions_destroy(&_fa); }
+    spawn_actions(const spawn_actions&) = delete;
+    spawn_actions& operator=(const spawn_actions&) = delete;
+    spawn_actions(spawn_actions&&) = delete;
+    spawn_actions& operator=(spawn_actions&&) = delete;
+    posix_spawn_file_actions_t* get() noexcept { return &_fa; }
+
+private:
+    posix_spawn_file_actions_t _fa;
+};
+
+/// Runs ptpsecctl with `args`; stdout and stderr go to files in `dir` (no
+/// pipes, so neither can fill up and stall the child).
+run_result run_ctl(const temp_dir& dir, const std::vector<std::string>& args) {
+    static int runs = 0;
+    ++runs;
+    const char* exe = std::getenv("PTPSECCTL");
+    if (exe == nullptr) {
+        throw std::runtime_error("PTPSECCTL is not set (run the tests with meson test)");
+    }
+    const std::string out_path = dir.file(fmt::format("stdout.{}", runs));
+    const std::string err_path = dir.file(fmt::format("stderr.{}", runs));
+    spawn_actions fa;
+    ::posix_spawn_file_actions_addopen(fa.get(), STDOUT_FILENO, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::posix_spawn_file_actions_addopen(fa.get(), STDERR_FILENO, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    std::vector<std::string> argv_store;
+    argv_store.emplace_back(exe);
+    argv_store.insert(argv_store.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    argv.reserve(argv_store.size() + 1);
+    for (auto& a : argv_store) {
+        argv.push_back(a.data());
+    }
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    if (const int rc = ::posix_spawn(&pid, exe, fa.get(), nullptr, argv.data(), environ); rc != 0) {
+        throw std::runtime_error(fmt::format("posix_spawn {}: {}", exe, std::strerror(rc)));
+    }
+    int ws = 0;
+    while (::waitpid(pid, &ws, 0) < 0) {
+        if (errno != EINTR) {
+            throw std::runtime_error("waitpid failed");
+        }
+    }
+    run_result r;
+    r.exit_code = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+    r.out = read_file(out_path);
+    r.err = read_file(err_path);
+    return r;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string l; std::getline(in, l);) {
+        out.push_back(l);
+    }
+    return out;
+}
+
+bool contains(const std::string& s, std::string_view w) {
+    return s.find(w) != std::string::npos;
+}
+
+bool starts_with(const std::string& s, std::string_view w) {
+    return s.rfind(w, 0) == 0;
+}
+
+size_t count_lines_with(const std::string& text, std::string_view w) {
+    size_t n = 0;
+    for (const auto& l : lines_of(text)) {
+        n += contains(l, w) ? 1 : 0;
+    }
+    return n;
+}
+
+/// The verdict lines of `pcap verify` ("#N ...: verdict").
+std::vector<std::string> verdict_lines(const std::string& out) {
+    std::vector<std::string> v;
+    for (const auto& l : lines_of(out)) {
+        if (starts_with(l, "#")) {
+            v.push_back(l);
+        }
+    }
+    return v;
+}
+
+std::string last_line(const std::string& out) {
+    const auto l = lines_of(out);
+    return l.empty() ? std::string() : l.back();
+}
+
+std::string verdict_summary(size_t verified, size_t failed, size_t unsigned_frames) {
+    return fmt::format("{} verified, {} failed, {} unsigned", verified, failed, unsigned_frames);
+}
+
+/// Checks the output of a verify run: one verdict line per PTP frame and
+/// the summary as the last line.
+void expect_verify_output(const run_result& r, size_t verified, size_t failed, size_t unsigned_frames) {
+    EXPECT_EQ(verdict_lines(r.out).size(), capture_ptp_frames) << r.out;
+    EXPECT_EQ(count_lines_with(r.out, ": verified"), verified);
+    EXPECT_EQ(count_lines_with(r.out, ": FAILED"), failed);
+    EXPECT_EQ(count_lines_with(r.out, ": unsigned"), unsigned_frames);
+    EXPECT_EQ(last_line(r.out), verdict_summary(verified, failed, unsigned_frames));
+    ASSERT_FALSE(r.out.empty());
+    EXPECT_EQ(r.out.back(), '\n');
+}
+
+struct pcap_closer {
+    void operator()(pcap_t* p) const noexcept { pcap_close(p); }
+};
+struct dumper_closer {
+    void operator()(pcap_dumper_t* d) const noexcept { pcap_dump_close(d); }
+};
+using pcap_ptr = std::unique_ptr<pcap_t, pcap_closer>;
+using dumper_ptr = std::unique_ptr<pcap_dumper_t, dumper_closer>;
+
+struct packet {
+    pcap_pkthdr hdr;
+    std::vector<uint8_t> data;
+};
+
+std::vector<packet> read_packets(const std::string& path) {
+    char err[PCAP_ERRBUF_SIZE] = {};
+    pcap_ptr p(pcap_open_offline(path.c_str(), err));
+    if (!p) {
+        throw std::runtime_error(err);
+    }
+    std::vector<packet> out;
+    pcap_pkthdr* h = nullptr;
+    const u_char* d = nullptr;
+    while (pcap_next_ex(p.get(), &h, &d) == 1) {
+        out.push_back(packet{*h, std::vector<uint8_t>(d, d + h->caplen)});
+    }
+    return out;
+}
+
+void write_packets(const std::string& path, int linktype, const std::vector<packet>& pkts) {
+    pcap_ptr dead(pcap_open_dead(linktype, 65535));
+    dumper_ptr d(pcap_dump_open(dead.get(), path.c_str()));
+    if (!d) {
+        throw std::runtime_error(pcap_geterr(dead.get()));
+    }
+    for (const auto& p : pkts) {
+        pcap_dump(reinterpret_cast<u_char*>(d.get()), &p.hdr, p.data.data());
+    }
+}
+
+/// Runs ptpsecctl; every test gets its own temp directory for outputs.
+class ptpsecctl_pcap : public testing::Test {
+protected:
+    void SetUp() override {
+        if (std::getenv("PTPSECCTL") == nullptr) {
+            GTEST_FAIL() << "PTPSECCTL is not set: run these tests with meson test";
+        }
+    }
+
+    run_result run(const std::vector<std::string>& args) { return run_ctl(_dir, args); }
+
+    /// `pcap strip` of the capture into the temp dir.
+    std::string stripped_capture() {
+        std::string out = _dir.file("stripped.pcap");
+        const auto r = run({"pcap", "strip", capture, out});
+        EXPECT_EQ(r.exit_code, exit_ok) << r.err;
+        EXPECT_EQ(r.out, fmt::format("210 frames, 206 PTP, 206 stripped, 0 not stripped -> {}\n", out));
+        return out;
+    }
+
+    temp_dir _dir;
+};
+
+TEST_F(ptpsecctl_pcap, verify_linuxptp_capture) {
+    const auto r = run({"pcap", "verify", "--sa-file", shipped_sa_file, capture});
+    EXPECT_EQ(r.exit_code, exit_ok) << r.err;
+    EXPECT_EQ(r.err, "");
+    expect_verify_output(r, capture_ptp_frames, 0, 0);
+    const auto v = verdict_lines(r.out);
+    ASSERT_FALSE(v.empty());
+    EXPECT_EQ(v.front(), "#1 L2 Announce seq 0 src 22d81afffebc61ed-1 spp 2 key 1: verified");
+    // Frame 5 is ICMPv6: not PTP, no verdict line.
+    EXPECT_TRUE(starts_with(v[4], "#6 ")) << v[4];
+}
+
+TEST_F(ptpsecctl_pcap, verify_with_openssl_engine_gives_the_same) {
+    const auto a = run({"pcap", "verify", "--sa-file", shipped_sa_file, capture});
+    const auto b = run({"pcap", "--engine", "openssl", "verify", "--sa-file", shipped_sa_file, capture});
+    const auto c = run({"pcap", "verify", "--engine", "openssl", "--sa-file", shipped_sa_file, capture});
+    EXPECT_EQ(b.exit_code, exit_ok) << b.err;
+    EXPECT_EQ(c.exit_code, exit_ok) << c.err;
+    expect_verify_output(b, capture_ptp_frames, 0, 0);
+    EXPECT_EQ(a.out, b.out);
+    EXPECT_EQ(a.out, c.out);
+}
+
+TEST_F(ptpsecctl_pcap, verify_pcapng_copy) {
+    const auto r = run({"pcap", "verify", "--sa-file", shipped_sa_file, capture_ng});
+    EXPECT_EQ(r.exit_code, exit_ok) << r.err;
+    expect_verify_output(r, capture_ptp_frames, 0, 0);
+    const auto pcap_run = run({"pcap", "verify", "--sa-file", shipped_sa_file, capture});
+    EXPECT_EQ(r.out, pcap_run.out);
+}
+
+TEST_F(ptpsecctl_pcap, strip_then_sign_restores_the_capture_byte_for_byte) {
+    const std::string stripped = stripped_capture();
+    const std::string resigned = _dir.file("resigned.pcap");
+    const auto r =
+        run({"pcap", "sign", "--sa-file", shipped_sa_file, "--spp", "2", "--key-id", "1", stripped, resigned});
+    EXPECT_EQ(r.exit_code, exit_ok) << r.err;
+    EXPECT_EQ(r.out, fmt::format("210 frames, 206 PTP, 206 signed, 0 not signed -> {}\n", resigned));
+    const std::string original = read_file(capture);
+    ASSERT_EQ(original.size(), 22208u);
+    const std::string again = read_file(resigned);
+    EXPECT_EQ(again.size(), original.size());
+    EXPECT_TRUE(again == original) << "re-signed capture differs from the linuxptp capture";
+    // The stripped capture is a different file: the TLVs really went.
+    EXPECT_LT(read_file(stripped).size(), original.size());
+}
+
+TEST_F(ptpsecctl_pcap, nanosecond_capture_keeps_its_time_stamps) {
+    // The capture again, as a nanosecond pcap with sub-microsecond digits
+    // that a microsecond writer would lose.
+    auto pkts = read_packets(capture);
+    const std::string nano = _dir.file("nano.pcap");
+    {
+        pcap_ptr dead(pcap_open_dead_with_tstamp_precision(DLT_EN10MB, 262144, PCAP_TSTAMP_PRECISION_NANO));
+        dumper_ptr d(pcap_dump_open(dead.get(), nano.c_str()));
+        ASSERT_TRUE(d) << pcap_geterr(dead.get());
+        for (auto& p : pkts) {
+            p.hdr.ts.tv_usec = p.hdr.ts.tv_usec * 1000 + 123;
+            pcap_dump(reinterpret_cast<u_char*>(d.get()), &p.hdr, p.data.data());
+        }
+    }
+    const std::string stripped = _dir.file("nano-stripped.pcap");
+    const std::string resigned = _dir.file("nano-resigned.pcap");
+    EXPECT_EQ(run({"pcap", "strip", nano, stripped}).exit_code, exit_ok);
+    const auto r =
+        run({"pcap", "sign", "--sa-file", shipped_sa_file, "--spp", "2", "--key-id", "1", stripped, resigned});
+    EXPECT_EQ(r.exit_code, exit_ok) << r.err;
+    EXPECT_TRUE(read_file(resigned) == read_file(nano)) << "nanosecond time stamps or frames changed";
+}
+
+TEST_F(ptpsecctl_pcap, stripped_capture_is_all_unsigned) {
+    const std::string stripped = stripped_capture();
+    const auto r = run({"pcap", "verify", "--sa-file", shipped_sa_file, stripped});
+    EXPECT_EQ(r.exit_code, exit_ok) << r.err;
+    expect_verify_output(r, 0, 0, capture_ptp_frames);
+    // Nothing left to strip the second time; the file does not change.
+    const std::string twice = _dir.file("twice.pcap");
+    const auto s = run({"pcap", "strip", stripped, twice});
+    EXPECT_EQ(s.exit_code, exit_ok) << s.err;
+    EXPECT_EQ(s.out, fmt::format("210 frames, 206 PTP, 0 stripped, 0 not stripped -> {}\n", twice));
+    EXPECT_TRUE(read_file(twice) == read_file(stripped));
+}
+
+TEST_F(ptpsecctl_pcap, signing_a_signed_capture_changes_nothing) {
+    const std::string out = _dir.file("out.pcap");
+    const auto r = run({"pcap", "sign", "--sa-file", shipped_sa_file, "--spp", "2", "--key-id", "2", capture, out});
+    EXPECT_EQ(r.exit_code, exit_ok) << r.err;
+    EXPECT_EQ(r.out, fmt::format("210 frames, 206 PTP, 0 signed, 0 not signed -> {}\n", out));
+    EXPECT_TRUE(read_file(out) == read_file(capture));
+}
+
+/// Flips one ICV octet of frame `frame_no` (1-based) and writes the capture
+/// with libpcap.
+std::string tampered_capture(const temp_dir& dir, size_t frame_no) {
+    auto pkts = read_packets(capture);
+    EXPECT_EQ(pkts.size(), capture_frames);
+    packet& p = pkts.at(frame_no - 1);
+    ptp::frame_info fi;
+    ptp::message_view mv;
+    EXPECT_EQ(ptp::classify_frame(p.data.data(), p.data.size(), fi), ptp::error::none);
+    EXPECT_EQ(ptp::parse_message(p.data.data() + fi.ptp_offset, fi.ptp_avail, mv), ptp::error::none);
+    EXPECT_TRUE(mv.has_auth);
+    p.data.at(fi.ptp_offset + mv.auth.icv_offset + 3) ^= 0x01;
+    std::string path = dir.file(fmt::format("tampered-{}.pcap", frame_no));
+    write_packets(path, DLT_EN10MB, pkts);
+    return path;
+}
+
+TEST_F(ptpsecctl_pcap, tampered_icv_fails_and_names_the_frame) {
+    const std::string bad = tampered_capture(_dir, 10);
+    for (const std::string engine : {"ipsec-mb", "openssl"}) {
+        SCOPED_TRACE(engine);
+        const auto r = run({"pcap", "--engine", engine, "verify", "--sa-file", shipped_sa_file, bad});
+        EXPECT_EQ(r.exit_code, exit_failed) << r.err;
+        expect_verify_output(r, capture_ptp_frames - 1, 1, 0);
+        std::vector<std::string> failed;
+        for (const auto& l : verdict_lines(r.out)) {
+            if (contains(l, "FAILED")) {
+                failed.push_back(l);
+            }
+        }
+        ASSERT_EQ(failed.size(), 1u) << r.out;
+        EXPECT_TRUE(starts_with(failed[0], "#10 L2 ")) << failed[0];
+        EXPECT_TRUE(contains(failed[0], "spp 2 key 1: FAILED bad_icv")) << failed[0];
+    }
+}
+
+TEST_F(ptpsecctl_pcap, tampered_message_body_fails) {
+    // A changed field under the ICV (the sequenceId of frame 1) must fail too.
+    auto pkts = read_packets(capture);
+    pkts.at(0).data.at(14 + 30) ^= 0x80;
+    const std::string bad = _dir.file("seq.pcap");
+    write_packets(bad, DLT_EN10MB, pkts);
+    const auto r = run({"pcap", "verify", "--sa-file", shipped_sa_file, bad});
+    EXPECT_EQ(r.exit_code, exit_failed);
+    EXPECT_EQ(last_line(r.out), verdict_summary(205, 1, 0));
+    EXPECT_TRUE(starts_with(verdict_lines(r.out).at(0), "#1 L2 Announce seq 32768")) << r.out;
+}
+
+// A test SA file with every key type, and an allow_mutable SA.
+constexpr std::string_view all_types_sa_file =
+    "# every key type ptpsec knows\n"
+    "[security_association]\n"
+    "spp 7\n"
+    "seqid_window 3\n"
+    "1 SHA256-128 32 HEX:F8ADC6B8B8E9AA709106BA42481EC9E29607334DE2C3C737A11A12931DB27F8C\n"
+    "2 SHA256 ASCII:a-longer-hmac-key-of-any-length\n"
+    "3 AES128 HEX:FAF48EBA01E7C5966A76CB787AED4E7B\n"
+    "4 AES256 B64:PKTF9VQz94qPaoAzW4eE3JtFoQ8Ov1OTQSojalWyMbs=\n"
+    "5 AES128-GMAC HEX:000102030405060708090a0b0c0d0e0f\n"
+    "6 AES192-GMAC HEX:000102030405060708090a0b0c0d0e0f1011121314151617\n"
+    "7 AES256-GMAC 32 HEX:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n"
+    "[security_association]\n"
+    "spp 9\n"
+    "allow_mutable 1\n"
+    "1 SHA256-128 ASCII:sixteenbyteskey!\n"
+    "2 AES256-GMAC HEX:1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100\n";
+
+TEST_F(ptpsecctl_pcap, sign_with_every_key_type_then_verify) {
+    const std::string sa = _dir.file("all.conf");
+    write_file(sa, all_types_sa_file);
+    const std::string stripped = stripped_capture();
+    struct key_ref {
+        int spp;
+        int key_id;
+    };
+    const std::vector<key_ref> keys = {{7, 1}, {7, 2}, {7, 3}, {7, 4}, {7, 5}, {7, 6}, {7, 7}, {9, 1}, {9, 2}};
+    for (const auto& k : keys) {
+        SCOPED_TRACE(fmt::format("spp {} key {}", k.spp, k.key_id));
+        const std::string out = _dir.file(fmt::format("signed-{}-{}.pcap", k.spp, k.key_id));
+        const auto s = run({"pcap", "sign", "--sa-file", sa, "--spp", std::to_string(k.spp), "--key-id",
+                            std::to_string(k.key_id), stripped, out});
+        EXPECT_EQ(s.exit_code, exit_ok) << s.err;
+        EXPECT_EQ(s.out, fmt::format("210 frames, 206 PTP, 206 signed, 0 not signed -> {}\n", out));
+        // Signed by intel-ipsec-mb, checked by both engines.
+        for (const std::string engine : {"ipsec-mb", "openssl"}) {
+            SCOPED_TRACE(engine);
+            const auto v = run({"pcap", "verify", "--engine", engine, "--sa-file", sa, out});
+            EXPECT_EQ(v.exit_code, exit_ok) << v.err << v.out;
+            expect_verify_output(v, capture_ptp_frames, 0, 0);
+            EXPECT_EQ(count_lines_with(v.out, fmt::format(" spp {} key {}: verified", k.spp, k.key_id)),
+                      capture_ptp_frames);
+        }
+    }
+}
+
+TEST_F(ptpsecctl_pcap, gmac_signed_frames_show_their_iv) {
+    const std::string sa = _dir.file("all.conf");
+    write_file(sa, all_types_sa_file);
+    const std::string stripped = stripped_capture();
+    const std::string out = _dir.file("gmac.pcap");
+    ASSERT_EQ(run({"pcap", "sign", "--sa-file", sa, "--spp", "7", "--key-id", "5", stripped, out}).exit_code, exit_ok);
+    const auto r = run({"pcap", "show", out});
+    EXPECT_EQ(r.exit_code, exit_ok) << r.err;
+    // 16.14.3 with secParamIndicator bit 1: the 8-octet sequenceNo carries the IV.
+    EXPECT_EQ(count_lines_with(r.out, "spp 7 secParamIndicator 0x02 keyID 5 sequenceNo "), capture_ptp_frames);
+    EXPECT_EQ(count_lines_with(r.out, "TLV AUTHENTICATION (0x8009) length 30:"), capture_ptp_frames);
+}
+
+TEST_F(ptpsecctl_pcap, frames_signed_with_another_sa_fail_against_sa_conf) {
+    const std::string sa = _dir.file("all.conf");
+    write_file(sa, all_types_sa_file);
+    const std::string stripped = stripped_capture();
+    const std::string out = _dir.file("spp7.pcap");
+    ASSERT_EQ(run({"pcap", "sign", "--sa-file", sa, "--spp", "7", "--key-id", "1", stripped, out}).exit_code, exit_ok);
+    const auto r = run({"pcap", "verify", "--sa-file", shipped_sa_file, out});
+    EXPECT_EQ(r.exit_code, exit_failed);
+    expect_verify_output(r, 0, capture_ptp_frames, 0);
+    EXPECT_EQ(count_lines_with(r.out, ": FAILED unknown_spp"), capture_ptp_frames);
+}
+
+TEST_F(ptpsecctl_pcap, sign_with_unknown_spp_or_key_id) {
+    const std::string stripped = stripped_capture();
+    const std::string out = _dir.file("never.pcap");
+    const auto a = run({"pcap", "sign", "--sa-file", shipped_sa_file, "--spp", "3", "--key-id", "1", stripped, out});
+    EXPECT_EQ(a.exit_code, exit_error);
+    EXPECT_EQ(a.out, "");
+    EXPECT_TRUE(contains(a.err, "no security association with spp 3")) << a.err;
+    EXPECT_TRUE(contains(a.err, shipped_sa_file)) << a.err;
+
+    const auto b = run({"pcap", "sign", "--sa-file", shipped_sa_file, "--spp", "2", "--key-id", "6", stripped, out});
+    EXPECT_EQ(b.exit_code, exit_error);
+    EXPECT_TRUE(contains(b.err, "spp 2 has no key with id 6")) << b.err;
+
+    // No output file is left behind when nothing could be signed.
+    EXPECT_FALSE(fs::exists(out));
+
+    const auto c = run({"pcap", "sign", "--sa-file", shipped_sa_file, "--spp", "256", "--key-id", "1", stripped, out});
+    EXPECT_EQ(c.exit_code, exit_error);
+    EXPECT_TRUE(contains(c.err, "--spp")) << c.err;
+}
+
+TEST_F(ptpsecctl_pcap, bad_sa_file_names_file_and_line) {
+    const std::string sa = _dir.file("bad.conf");
+    write_file(sa, "[security_association]\nspp 2\n1 SHA256-128 HEX:abc\n");
+    const std::string out = _dir.file("never.pcap");
+    const std::vector<std::vector<std::string>> cmds = {
+        {"pcap", "verify", "--sa-file", sa, capture},
+        {"pcap", "sign", "--sa-file", sa, "--spp", "2", "--key-id", "1", capture, out},
+    };
+    for (const auto& cmd : cmds) {
+        SCOPED_TRACE(cmd[1]);
+        const auto r = run(cmd);
+        EXPECT_EQ(r.exit_code, exit_error);
+        EXPECT_EQ(r.out, "");
+        EXPECT_TRUE(starts_with(r.err, fmt::format("ptpsecctl: {}:3: hex key has an odd number", sa))) << r.err;
+    }
+    EXPECT_FALSE(fs::exists(out));
+
+    const auto missing = run({"pcap", "verify", "--sa-file", _dir.file("missing.conf"), capture});
+    EXPECT_EQ(missing.exit_code, exit_error);
+    EXPECT_TRUE(contains(missing.err, _dir.file("missing.conf") + ": cannot open")) << missing.err;
+}
+
+TEST_F(ptpsecctl_pcap, nonexistent_input_names_the_file) {
+    const std::string in = _dir.file("no-such-capture.pcap");
+    const std::string out = _dir.file("never.pcap");
+    const std::vector<std::vector<std::string>> cmds = {
+        {"pcap", "show", in},
+        {"pcap", "verify", "--sa-file", shipped_sa_file, in},
+        {"pcap", "sign", "--sa-file", shipped_sa_file, "--spp", "2", "--key-id", "1", in, out},
+        {"pcap", "strip", in, out},
+    };
+    for (const auto& cmd : cmds) {
+        SCOPED_TRACE(cmd[1]);
+        const auto r = run(cmd);
+        EXPECT_EQ(r.exit_code, exit_error);
+        EXPECT_EQ(r.out, "");
+        EXPECT_TRUE(starts_with(r.err, "ptpsecctl: " + in + ":")) << r.err;
+        EXPECT_TRUE(contains(r.err, "No such file")) << r.err;
+        // The path once, not twice (libpcap's message already names it).
+        EXPECT_EQ(r.err.find(in), r.err.rfind(in)) << r.err;
+    }
+    EXPECT_FALSE(fs::exists(out));
+}
+
+TEST_F(ptpsecctl_pcap, input_that_is_not_a_capture) {
+    const std::string in = _dir.file("text.pcap");
+    write_file(in, "this is not a capture file, just some text\n");
+    const auto r = run({"pcap", "show", in});
+    EXPECT_EQ(r.exit_code, exit_error);
+    EXPECT_TRUE(starts_with(r.err, "ptpsecctl: " + in + ":")) << r.err;
+}
+
+TEST_F(ptpsecctl_pcap, unwritable_output_names_the_file) {
+    const std::string out = _dir.file("no-such-dir/out.pcap");
+    const auto r = run({"pcap", "strip", capture, out});
+    EXPECT_EQ(r.exit_code, exit_error);
+    EXPECT_TRUE(starts_with(r.err, "ptpsecctl: " + out + ":")) << r.err;
+}
+
+TEST_F(ptpsecctl_pcap, non_ethernet_link_type_is_refused) {
+    // One raw IPv4 packet (DLT_RAW): no Ethernet header to find PTP behind.
+    packet p{};
+    p.hdr.caplen = 28;
+    p.hdr.len = 28;
+    p.data.assign(28, 0);
+    p.data[0] = 0x45;
+    const std::string in = _dir.file("raw.pcap");
+    write_packets(in, DLT_RAW, {p});
+    const std::string out = _dir.file("never.pcap");
+    const std::vector<std::vector<std::string>> cmds = {
+        {"pcap", "show", in},
+        {"pcap", "verify", "--sa-file", shipped_sa_file, in},
+        {"pcap", "sign", "--sa-file", shipped_sa_file, "--spp", "2", "--key-id", "1", in, out},
+        {"pcap", "strip", in, out},
+    };
+    for (const auto& cmd : cmds) {
+        SCOPED_TRACE(cmd[1]);
+        const auto r = run(cmd);
+        EXPECT_EQ(r.exit_code, exit_error);
+        EXPECT_EQ(r.out, "");
+        EXPECT_EQ(r.err, fmt::format("ptpsecctl: {}: link type RAW is not Ethernet; only Ethernet captures are "
+                                     "supported\n",
+                                     in));
+    }
+    EXPECT_FALSE(fs::exists(out));
+}
+
+TEST_F(ptpsecctl_pcap, show_decodes_the_first_announce) {
+    const auto r = run({"pcap", "show", capture});
+    EXPECT_EQ(r.exit_code, exit_ok) << r.err;
+    const std::string first = r.out.substr(0, r.out.find("\n#2 "));
+    EXPECT_TRUE(starts_with(first, "#1 L2 Announce seq 0 ")) << first;
+    for (const std::string_view w : {"Announce", "seq 0", "spp 2", "keyID 1", "47cbd76143d147a625772ebebf5cb48f"}) {
+        EXPECT_TRUE(contains(first, w)) << "'" << w << "' not in:\n" << first;
+    }
+    EXPECT_TRUE(contains(first, "TLV AUTHENTICATION (0x8009) length 22: spp 2 secParamIndicator 0x00 keyID 1 ICV "
+                                "47cbd76143d147a625772ebebf5cb48f"))
+        << first;
+    EXPECT_EQ(count_lines_with(r.out, "not PTP"), capture_frames - capture_ptp_frames);
+    EXPECT_EQ(count_lines_with(r.out, "TLV AUTHENTICATION"), capture_ptp_frames);
+}
+
+TEST_F(ptpsecctl_pcap, usage_errors_exit_2) {
+    EXPECT_EQ(run({}).exit_code, exit_error);
+    EXPECT_EQ(run({"pcap"}).exit_code, exit_error);
+    EXPECT_EQ(run({"pcap", "verify", capture}).exit_code, exit_error); // --sa-file is required
+    const auto e = run({"pcap", "--engine", "nosuch", "verify", "--sa-file", shipped_sa_file, capture});
+    EXPECT_EQ(e.exit_code, exit_error);
+    EXPECT_TRUE(contains(e.err, "nosuch")) << e.err;
+    EXPECT_EQ(run({"--help"}).exit_code, exit_ok);
+}
+
+} // namespace
+} // namespace ptpsec
