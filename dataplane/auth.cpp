@@ -149,8 +149,15 @@ uint16_t signer::sign_part(ptp::frame_buf* frames, uint16_t n, security_associat
     if (computed != m) {
         // The engine refused a request: nothing identifies which, so the
         // burst is reported as failed rather than risk a wrong ICV passing.
+        // Frames that are not signed leave as they came: take the TLV out.
         for (uint16_t r = 0; r < m; ++r) {
-            set(out[_pending[r].index], sign_status::crypto_failed);
+            pending& p = _pending[r];
+            ptp::frame_buf& f = frames[p.index];
+            ptp::message_view mv;
+            if (ptp::parse_message(f.data + p.fi.ptp_offset, p.fi.ptp_avail, mv, _opt) == ptp::error::none) {
+                (void)ptp::strip_auth_tlv(f, p.fi, mv);
+            }
+            set(out[p.index], sign_status::crypto_failed);
         }
         ok = 0;
     }

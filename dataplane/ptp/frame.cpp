@@ -112,10 +112,13 @@ error classify_ipv6(const uint8_t* frame, size_t len, size_t off, frame_info& ou
             if (end - pos < 8) {
                 return error::bad_ip_header;
             }
-            if ((load_be16(frame + pos + 2) & 0xFFF8) != 0) {
+            const uint16_t field = load_be16(frame + pos + 2);
+            if ((field & 0xFFF8) != 0) {
                 return error::not_ptp; // a later fragment
             }
-            fragment = true;
+            // RFC 6946: an atomic fragment (offset 0, M clear) is a whole
+            // packet and is processed as one.
+            fragment = (field & 0x0001) != 0;
             next = frame[pos];
             pos += 8;
         } else {
