@@ -143,15 +143,14 @@ void show_body(std::ostream& out, const ptp::message_view& mv) {
         [&](const auto& body) {
             using T = std::decay_t<decltype(body)>;
             const auto ts = [](const ptp::timestamp& t) { return fmt::format("{}.{:09d}", t.secondsField, t.nanosecondsField); };
-            if constexpr (std::is_same_v<T, ptp::sync_body> || std::is_same_v<T, ptp::delay_req_body>) {
+            if constexpr (std::is_same_v<T, ptp::sync_body> || std::is_same_v<T, ptp::delay_req_body> ||
+                          std::is_same_v<T, ptp::pdelay_req_body>) {
                 fmt::print(out, "    originTimestamp {}\n", ts(body.originTimestamp));
             } else if constexpr (std::is_same_v<T, ptp::follow_up_body>) {
                 fmt::print(out, "    preciseOriginTimestamp {}\n", ts(body.preciseOriginTimestamp));
             } else if constexpr (std::is_same_v<T, ptp::delay_resp_body>) {
                 fmt::print(out, "    receiveTimestamp {} requestingPortIdentity {}\n", ts(body.receiveTimestamp),
                            port_identity_text(body.requestingPortIdentity));
-            } else if constexpr (std::is_same_v<T, ptp::pdelay_req_body>) {
-                fmt::print(out, "    originTimestamp {}\n", ts(body.originTimestamp));
             } else if constexpr (std::is_same_v<T, ptp::pdelay_resp_body>) {
                 fmt::print(out, "    requestReceiptTimestamp {} requestingPortIdentity {}\n",
                            ts(body.requestReceiptTimestamp), port_identity_text(body.requestingPortIdentity));

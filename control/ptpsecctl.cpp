@@ -20,9 +20,7 @@ int report(const ptpsec::error& e) {
     return exit_error;
 }
 
-} // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
     CLI::App app{"ptpsecctl: operate ptpsec (offline PTP capture tools)"};
     app.require_subcommand(1);
 
@@ -72,7 +70,7 @@ int main(int argc, char** argv) {
         return app.exit(e) == 0 ? exit_ok : exit_error;
     }
 
-    try {
+    {
         if (show->parsed()) {
             auto r = ptpsec::pcap_tool::show(in, std::cout, opt);
             return r ? exit_ok : report(r.err());
@@ -102,8 +100,24 @@ int main(int argc, char** argv) {
                        r->failed, out);
             return r->failed == 0 ? exit_ok : exit_failed;
         }
+    }
+    return exit_error;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    // Exceptions stay at the top of the program: start-up and library
+    // failures that throw (allocation, a CPU without the needed instructions)
+    // end here with a message.
+    try {
+        return run(argc, argv);
     } catch (const std::exception& e) {
-        return report(ptpsec::error{e.what()});
+        std::fputs("ptpsecctl: ", stderr);
+        std::fputs(e.what(), stderr);
+        std::fputs("\n", stderr);
+    } catch (...) {
+        std::fputs("ptpsecctl: unexpected error\n", stderr);
     }
     return exit_error;
 }

@@ -27,6 +27,8 @@ public:
     virtual ~prepared_key() = default;
     prepared_key(const prepared_key&) = delete;
     prepared_key& operator=(const prepared_key&) = delete;
+    prepared_key(prepared_key&&) = delete;
+    prepared_key& operator=(prepared_key&&) = delete;
 
     algorithm alg() const noexcept { return _alg; }
     uint8_t icv_len() const noexcept { return icv_length(_alg); }
@@ -51,7 +53,12 @@ struct mac_request {
 
 class engine {
 public:
+    engine() = default;
     virtual ~engine() = default;
+    engine(const engine&) = delete;
+    engine& operator=(const engine&) = delete;
+    engine(engine&&) = delete;
+    engine& operator=(engine&&) = delete;
 
     virtual std::string_view name() const noexcept = 0;
 

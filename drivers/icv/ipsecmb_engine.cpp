@@ -36,6 +36,10 @@ class imb_key final : public prepared_key {
 public:
     imb_key(algorithm alg, imb_arch a) noexcept : prepared_key(alg, backend::ipsecmb), arch(a) {}
     ~imb_key() override { secure_wipe(&material, sizeof(material)); }
+    imb_key(const imb_key&) = delete;
+    imb_key& operator=(const imb_key&) = delete;
+    imb_key(imb_key&&) = delete;
+    imb_key& operator=(imb_key&&) = delete;
 
     imb_arch arch;
     union material_t {

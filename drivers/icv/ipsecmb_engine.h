@@ -50,6 +50,8 @@ public:
     ~ipsecmb_engine() override;
     ipsecmb_engine(const ipsecmb_engine&) = delete;
     ipsecmb_engine& operator=(const ipsecmb_engine&) = delete;
+    ipsecmb_engine(ipsecmb_engine&&) = delete;
+    ipsecmb_engine& operator=(ipsecmb_engine&&) = delete;
 
     std::string_view name() const noexcept override { return _name; }
     result<key_handle> prepare(algorithm alg, std::span<const uint8_t> key) override;

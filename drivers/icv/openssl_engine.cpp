@@ -38,6 +38,10 @@ class ossl_key final : public prepared_key {
 public:
     ossl_key(algorithm alg, EVP_MAC_CTX* c) noexcept : prepared_key(alg, backend::openssl), ctx(c) {}
     ~ossl_key() override { EVP_MAC_CTX_free(ctx); }
+    ossl_key(const ossl_key&) = delete;
+    ossl_key& operator=(const ossl_key&) = delete;
+    ossl_key(ossl_key&&) = delete;
+    ossl_key& operator=(ossl_key&&) = delete;
 
     EVP_MAC_CTX* ctx;
 };
@@ -59,6 +63,11 @@ struct openssl_engine::macs {
     EVP_MAC* cmac = nullptr;
     EVP_MAC* gmac = nullptr;
 
+    macs() = default;
+    macs(const macs&) = delete;
+    macs& operator=(const macs&) = delete;
+    macs(macs&&) = delete;
+    macs& operator=(macs&&) = delete;
     ~macs() {
         EVP_MAC_free(hmac);
         EVP_MAC_free(cmac);

@@ -14,6 +14,8 @@ public:
     ~openssl_engine() override;
     openssl_engine(const openssl_engine&) = delete;
     openssl_engine& operator=(const openssl_engine&) = delete;
+    openssl_engine(openssl_engine&&) = delete;
+    openssl_engine& operator=(openssl_engine&&) = delete;
 
     std::string_view name() const noexcept override;
     result<key_handle> prepare(algorithm alg, std::span<const uint8_t> key) override;

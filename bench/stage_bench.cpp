@@ -1,0 +1,204 @@
+// Where the per-frame time of sign and verify goes, measured piece by piece
+// on the same 90-octet UDPv4 frames at burst 32:
+//
+//   engine/ALG/90/BURST   ipsecmb_engine::compute_burst on ready requests:
+//                         raw plus the engine's grouping and job filling
+//   stage/classify/90/32  ptp::classify_frame
+//   stage/parse/90/32     ptp::parse_message (frame already classified)
+//   stage/append/90/32    restore + ptp::append_auth_tlv (subtract restore/90/32)
+//   stage/checksums/90/32 ptp::fix_checksums on a signed frame (IPv4 + UDP)
+//   stage/gmac-find/90/32 gmac_sender_keys::find for the frame's sender
+//   stage/iv-next/90/32   gmac_iv_counter::next (one atomic add)
+//   stage/icv-compare/90/32  ct_equal of a 16-octet ICV and secure_wipe of
+//                         the 32-octet scratch, as verify does per frame
+//
+// The numbers are for finding the cost, not targets; docs/benchmarks.md
+// lists them under "Where the time goes".
+
+#include <bench/bench.h>
+#include <bench/frames.h>
+
+#include <dataplane/auth.h>
+#include <drivers/base/bytes.h>
+#include <drivers/icv/gmac.h>
+#include <drivers/icv/ipsecmb_engine.h>
+
+#include <fmt/format.h>
+
+#include <array>
+#include <functional>
+#include <vector>
+
+namespace ptpsec::bench {
+
+namespace {
+
+constexpr uint16_t stage_burst = 32;
+
+void bm_engine(benchmark::State& state, icv::algorithm alg, uint16_t message_len, uint16_t burst) {
+    icv::ipsecmb_engine eng(icv::default_arch_plan());
+    auto key = eng.prepare(alg, test_key(alg));
+    if (!key) {
+        state.SkipWithError(key.message().c_str());
+        return;
+    }
+    const auto len = static_cast<uint32_t>(mac_length(alg, message_len));
+    std::vector<frame_slot> msgs(burst);
+    std::vector<icv::mac_request> reqs(burst);
+    const std::array<uint8_t, icv::gmac_nonce_len> nonce = {1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 1};
+    for (uint16_t i = 0; i < burst; ++i) {
+        for (uint32_t j = 0; j < len; ++j) {
+            msgs[i].bytes[j] = static_cast<uint8_t>(i * 31 + j * 7);
+        }
+        reqs[i] = icv::mac_request{key->get(), msgs[i].bytes, len, nonce.data(), msgs[i].bytes + len};
+    }
+    for (auto _ : state) {
+        if (eng.compute_burst(reqs.data(), burst) != burst) {
+            state.SkipWithError("compute_burst: short count");
+            break;
+        }
+        benchmark::ClobberMemory();
+    }
+    report_per_packet(state, burst, len);
+}
+
+/// Frames of the stage benchmarks, classified and parsed once.
+struct parsed_burst {
+    frame_burst frames{arch_message_length, stage_burst};
+    std::vector<ptp::frame_info> fi = std::vector<ptp::frame_info>(stage_burst);
+    std::vector<ptp::message_view> mv = std::vector<ptp::message_view>(stage_burst);
+
+    bool parse() {
+        for (uint16_t i = 0; i < stage_burst; ++i) {
+            const ptp::frame_buf& f = frames.frames()[i];
+            if (ptp::classify_frame(f.data, f.len, fi[i]) != ptp::error::none ||
+                ptp::parse_message(f.data + fi[i].ptp_offset, fi[i].ptp_avail, mv[i]) != ptp::error::none) {
+                return false;
+            }
+        }
+        return true;
+    }
+};
+
+void run_stage(benchmark::State& state, const std::function<bool(parsed_burst&)>& setup,
+               const std::function<void(parsed_burst&)>& body) {
+    parsed_burst pb;
+    if (!pb.frames.error().empty() || !pb.parse() || !setup(pb)) {
+        state.SkipWithError("stage set-up failed");
+        return;
+    }
+    for (auto _ : state) {
+        body(pb);
+        benchmark::ClobberMemory();
+    }
+    report_per_packet(state, stage_burst, arch_message_length);
+}
+
+bool no_setup(parsed_burst&) {
+    return true;
+}
+
+ptp::auth_params stage_params() {
+    ptp::auth_params ap;
+    ap.spp = 1;
+    ap.keyID = 7;
+    ap.icv_len = 16;
+    return ap;
+}
+
+void register_stage(const char* name, const std::function<bool(parsed_burst&)>& setup,
+                    const std::function<void(parsed_burst&)>& body) {
+    benchmark::RegisterBenchmark(fmt::format("stage/{}/{}/{}", name, arch_message_length, stage_burst).c_str(),
+                                 [=](benchmark::State& s) { run_stage(s, setup, body); })
+        ->Unit(benchmark::kNanosecond);
+}
+
+} // namespace
+
+void register_engine(icv::algorithm alg, uint16_t message_len, uint16_t burst) {
+    benchmark::RegisterBenchmark(cell_name("engine", alg, message_len, burst).c_str(), [=](benchmark::State& s) {
+        bm_engine(s, alg, message_len, burst);
+    })->Unit(benchmark::kNanosecond);
+}
+
+void register_stage_benchmarks() {
+    register_stage("classify", no_setup, [](parsed_burst& pb) {
+        for (uint16_t i = 0; i < stage_burst; ++i) {
+            const ptp::frame_buf& f = pb.frames.frames()[i];
+            benchmark::DoNotOptimize(ptp::classify_frame(f.data, f.len, pb.fi[i]));
+        }
+    });
+    register_stage("parse", no_setup, [](parsed_burst& pb) {
+        for (uint16_t i = 0; i < stage_burst; ++i) {
+            const ptp::frame_buf& f = pb.frames.frames()[i];
+            benchmark::DoNotOptimize(ptp::parse_message(f.data + pb.fi[i].ptp_offset, pb.fi[i].ptp_avail, pb.mv[i]));
+        }
+    });
+    register_stage("append", no_setup, [](parsed_burst& pb) {
+        pb.frames.restore();
+        const ptp::auth_params ap = stage_params();
+        for (uint16_t i = 0; i < stage_burst; ++i) {
+            ptp::frame_info fi = pb.fi[i];
+            ptp::message_view mv = pb.mv[i];
+            benchmark::DoNotOptimize(ptp::append_auth_tlv(pb.frames.frames()[i], fi, mv, ap));
+        }
+    });
+    register_stage(
+        "checksums",
+        [](parsed_burst& pb) {
+            // Sign once so that the checksums cover the longer frame.
+            const ptp::auth_params ap = stage_params();
+            for (uint16_t i = 0; i < stage_burst; ++i) {
+                if (ptp::append_auth_tlv(pb.frames.frames()[i], pb.fi[i], pb.mv[i], ap) != ptp::error::none) {
+                    return false;
+                }
+            }
+            return true;
+        },
+        [](parsed_burst& pb) {
+            for (uint16_t i = 0; i < stage_burst; ++i) {
+                ptp::fix_checksums(pb.frames.frames()[i].data, pb.fi[i], true);
+            }
+        });
+
+    // The sender-key table and IV counter live as long as the process: the
+    // lambdas below share them through these statics (benchmark code only).
+    static icv::ipsecmb_engine stage_engine(icv::default_arch_plan());
+    static std::unique_ptr<icv::gmac_sender_keys> sender_keys;
+    static icv::gmac_iv_counter iv_counter(icv::gmac_iv_counter::clock_start());
+    register_stage(
+        "gmac-find",
+        [](parsed_burst& pb) {
+            if (!sender_keys) {
+                auto k = icv::gmac_sender_keys::create(stage_engine, icv::algorithm::aes_gmac_128,
+                                                       test_key(icv::algorithm::aes_gmac_128));
+                if (!k) {
+                    return false;
+                }
+                sender_keys = std::move(k).value();
+            }
+            const uint8_t* pid = pb.frames.frames()[0].data + pb.fi[0].ptp_offset + ptp::source_port_identity_offset;
+            return sender_keys->lookup(pid) != nullptr;
+        },
+        [](parsed_burst& pb) {
+            for (uint16_t i = 0; i < stage_burst; ++i) {
+                const uint8_t* pid =
+                    pb.frames.frames()[i].data + pb.fi[i].ptp_offset + ptp::source_port_identity_offset;
+                benchmark::DoNotOptimize(sender_keys->find(pid));
+            }
+        });
+    register_stage("iv-next", no_setup, [](parsed_burst&) {
+        for (uint16_t i = 0; i < stage_burst; ++i) {
+            benchmark::DoNotOptimize(iv_counter.next());
+        }
+    });
+    register_stage("icv-compare", no_setup, [](parsed_burst& pb) {
+        alignas(16) uint8_t icv[icv::max_icv_len] = {};
+        for (uint16_t i = 0; i < stage_burst; ++i) {
+            benchmark::DoNotOptimize(ct_equal(icv, pb.frames.frames()[i].data + 60, 16));
+            secure_wipe(icv, sizeof(icv));
+        }
+    });
+}
+
+} // namespace ptpsec::bench
