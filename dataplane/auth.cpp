@@ -67,6 +67,7 @@ uint16_t signer::sign_burst(ptp::frame_buf* frames, uint16_t n, uint8_t spp, uin
 uint16_t signer::sign_part(ptp::frame_buf* frames, uint16_t n, security_association& sa, sa_key& key,
                            frame_outcome* out) noexcept {
     const bool gmac = key.gmac != nullptr;
+    uint64_t next_iv = gmac ? _iv->reserve(n) : 0;
     uint16_t m = 0;        // requests prepared
     uint16_t computed = 0; // requests already handed to the engine
     uint16_t ok = 0;
@@ -114,8 +115,10 @@ uint16_t signer::sign_part(ptp::frame_buf* frames, uint16_t n, security_associat
         ap.keyID = key.key_id;
         ap.icv_len = key.icv_len;
         ap.with_seqno = gmac;
-        ap.sequenceNo = gmac ? _iv->next() : 0;
+        ap.sequenceNo = gmac ? next_iv++ : 0;
         p.udp_ck = ptp::udp_checksum_in_use(f.data, p.fi);
+        p.old_message_length = mv.hdr.messageLength;
+        p.padded = p.fi.ptp_avail != mv.hdr.messageLength;
         if (const ptp::error e = ptp::append_auth_tlv(f, p.fi, mv, ap); e != ptp::error::none) {
             set(out[i], e == ptp::error::no_room ? sign_status::no_room : sign_status::malformed, e);
             continue;
@@ -142,7 +145,11 @@ uint16_t signer::sign_part(ptp::frame_buf* frames, uint16_t n, security_associat
         if (sa.allow_mutable) {
             restore_correction(frame + p.fi.ptp_offset, p.saved_correction);
         }
-        ptp::fix_checksums(frame, p.fi, p.udp_ck);
+        if (p.padded) {
+            ptp::fix_checksums(frame, p.fi, p.udp_ck);
+        } else {
+            ptp::update_checksums_after_append(frame, p.fi, p.old_message_length, p.udp_ck);
+        }
         set(out[p.index], sign_status::signed_ok);
         ++ok;
     }
@@ -260,7 +267,6 @@ uint16_t verifier::verify_part(const ptp::frame_buf* frames, uint16_t n, frame_o
         } else {
             set(out[p.index], verify_status::bad_icv);
         }
-        secure_wipe(p.icv, sizeof(p.icv));
     }
     return ok;
 }

@@ -81,6 +81,8 @@ private:
     struct pending {
         ptp::frame_info fi;
         bool udp_ck;
+        bool padded; ///< octets after messageLength were dropped: checksums from scratch
+        uint16_t old_message_length;
         uint16_t index;
         uint8_t saved_correction[ptp::correction_len];
         uint8_t nonce[icv::gmac_nonce_len];

@@ -263,6 +263,69 @@ void fix_checksums(uint8_t* frame, const frame_info& fi, bool udp4_checksum_in_u
     std::memcpy(frame + fi.l4_offset + 6, &ck, sizeof(ck));
 }
 
+namespace {
+
+/// Ones' complement addition of a 16-bit word to a running sum.
+uint32_t add_word(uint32_t sum, uint16_t w) noexcept {
+    return sum + w;
+}
+
+/// Replaces the 16-bit field value `old_v` by `new_v` in a sum (RFC 1624
+/// eqn. 3: ~m + m'), both given in host order of the big-endian field.
+uint32_t replace_word(uint32_t sum, uint16_t old_v, uint16_t new_v) noexcept {
+    return add_word(add_word(sum, static_cast<uint16_t>(~rte_cpu_to_be_16(old_v))), rte_cpu_to_be_16(new_v));
+}
+
+uint16_t stored(const uint8_t* p) noexcept {
+    uint16_t v = 0;
+    std::memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+void store(uint8_t* p, uint16_t v) noexcept {
+    std::memcpy(p, &v, sizeof(v));
+}
+
+} // namespace
+
+void update_checksums_after_append(uint8_t* frame, const frame_info& fi, uint16_t old_message_length,
+                                   bool udp4_checksum_in_use) noexcept {
+    if (fi.tp == transport::l2) {
+        return;
+    }
+    const uint16_t new_ml = load_be16(frame + fi.ptp_offset + 2);
+    const uint16_t added = static_cast<uint16_t>(new_ml - old_message_length);
+    if (fi.tp == transport::udp_ipv4) {
+        uint8_t* ip = frame + fi.l3_offset;
+        const uint16_t total = load_be16(ip + 2);
+        uint32_t sum = static_cast<uint16_t>(~stored(ip + 10));
+        sum = replace_word(sum, static_cast<uint16_t>(total - added), total);
+        store(ip + 10, static_cast<uint16_t>(~fold(sum)));
+        if (!udp4_checksum_in_use) {
+            return;
+        }
+    }
+    uint8_t* udp = frame + fi.l4_offset;
+    const uint16_t ulen = load_be16(udp + 4);
+    const uint16_t old_ulen = static_cast<uint16_t>(ulen - added);
+    uint32_t sum = static_cast<uint16_t>(~stored(udp + 6));
+    sum = replace_word(sum, old_ulen, ulen); // the pseudo header's UDP length
+    sum = replace_word(sum, old_ulen, ulen); // the UDP header's
+    sum = replace_word(sum, old_message_length, new_ml);
+    // The appended octets start at UDP offset old_ulen; from an odd offset
+    // their words are the byte-swapped sum (RFC 1071 §2).
+    uint16_t appended = rte_raw_cksum(udp + old_ulen, added);
+    if ((old_ulen & 1U) != 0) {
+        appended = rte_bswap16(appended);
+    }
+    sum = add_word(sum, appended);
+    uint16_t ck = static_cast<uint16_t>(~fold(sum));
+    if (ck == 0) {
+        ck = 0xFFFF; // RFC 768
+    }
+    store(udp + 6, ck);
+}
+
 error append_auth_tlv(frame_buf& f, frame_info& fi, message_view& mv, const auth_params& p) noexcept {
     if (mv.has_auth) {
         return error::already_signed;

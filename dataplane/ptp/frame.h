@@ -84,6 +84,15 @@ error strip_auth_tlv(frame_buf& f, frame_info& fi, message_view& mv) noexcept;
 /// means "none" and stays zero). Nothing to do for L2.
 void fix_checksums(uint8_t* frame, const frame_info& fi, bool udp4_checksum_in_use) noexcept;
 
+/// The same result as fix_checksums() after append_auth_tlv() and the ICV,
+/// computed incrementally (RFC 1624): the stored checksums are adjusted for
+/// the new lengths and the appended octets instead of summing the whole
+/// datagram again. Only valid when append_auth_tlv() dropped no padding (the
+/// old UDP payload ended at `old_message_length`); `fi` describes the new
+/// frame.
+void update_checksums_after_append(uint8_t* frame, const frame_info& fi, uint16_t old_message_length,
+                                   bool udp4_checksum_in_use) noexcept;
+
 /// True if the frame's IPv4 UDP checksum field is non-zero (always true for
 /// IPv6, where it is mandatory, and for L2 irrelevant).
 bool udp_checksum_in_use(const uint8_t* frame, const frame_info& fi) noexcept;

@@ -112,10 +112,6 @@ std::string_view message_type_name(message_type t) noexcept {
     return "Reserved";
 }
 
-bool is_known_message_type(uint8_t nibble) noexcept {
-    return body_length(static_cast<message_type>(nibble & 0x0F)) != 0;
-}
-
 bool is_event_message(message_type t) noexcept {
     return static_cast<uint8_t>(t) < 0x8;
 }
@@ -148,27 +144,6 @@ std::string_view tlv_type_name(uint16_t type, uint16_t ticket_tlv_type) noexcept
     default:
         return "unknown";
     }
-}
-
-size_t body_length(message_type t) noexcept {
-    switch (t) {
-    case message_type::sync:
-    case message_type::delay_req:
-    case message_type::follow_up:
-        return 10; // 44-octet messages
-    case message_type::delay_resp:
-    case message_type::pdelay_req:
-    case message_type::pdelay_resp:
-    case message_type::pdelay_resp_follow_up:
-        return 20; // 54-octet messages
-    case message_type::announce:
-        return 30; // 64
-    case message_type::signaling:
-        return 10; // targetPortIdentity
-    case message_type::management:
-        return 14; // 48
-    }
-    return 0;
 }
 
 message_type type_of(const body& b) noexcept {
@@ -350,28 +325,6 @@ size_t write_body(const body& b, uint8_t* out) noexcept {
     }
     }
     return len;
-}
-
-error tlv_iterator::next(tlv_ref& out, bool& done) noexcept {
-    done = false;
-    if (_pos == _end) {
-        done = true;
-        return error::none;
-    }
-    if (size_t{_end} - _pos < tlv_header_len) {
-        return error::tlv_overrun;
-    }
-    const uint8_t* p = _msg + _pos;
-    const uint16_t len = load_be16(p + 2);
-    if (size_t{_end} - _pos - tlv_header_len < len) {
-        return error::tlv_overrun;
-    }
-    out.type = load_be16(p);
-    out.length = len;
-    out.offset = _pos;
-    out.value = p + tlv_header_len;
-    _pos = static_cast<uint16_t>(_pos + tlv_header_len + len);
-    return error::none;
 }
 
 error parse_message(const uint8_t* data, size_t avail, message_view& out, const wire_options& opt) noexcept {

@@ -34,7 +34,10 @@ inline constexpr size_t message_type_space = 16;
 /// "Sync", "Delay_Req", ...; "reserved(N)" style names are not produced: an
 /// unknown type yields "Reserved".
 std::string_view message_type_name(message_type t) noexcept;
-bool is_known_message_type(uint8_t nibble) noexcept;
+inline size_t body_length(message_type t) noexcept;
+inline bool is_known_message_type(uint8_t nibble) noexcept {
+    return body_length(static_cast<message_type>(nibble & 0x0F)) != 0;
+}
 /// Event messages (Sync, Delay_Req, Pdelay_Req, Pdelay_Resp) go to UDP 319.
 bool is_event_message(message_type t) noexcept;
 
@@ -166,8 +169,15 @@ using body = std::variant<sync_body, delay_req_body, pdelay_req_body, pdelay_res
                           delay_resp_body, pdelay_resp_follow_up_body, announce_body, signaling_body,
                           management_body>;
 
-/// Octets of the fixed body after the common header; 0 for a reserved type.
-size_t body_length(message_type t) noexcept;
+/// Octets of the fixed body after the common header (Tables 37-46); 0 for a
+/// reserved type. Inline: every parsed frame asks.
+inline size_t body_length(message_type t) noexcept {
+    constexpr uint8_t lengths[message_type_space] = {
+        10, 10, 20, 20, 0, 0, 0, 0, // Sync, Delay_Req, Pdelay_Req, Pdelay_Resp, reserved
+        10, 20, 20, 30, 10, 14, 0, 0, // Follow_Up, Delay_Resp, Pdelay_Resp_Follow_Up, Announce, Signaling, Management
+    };
+    return lengths[static_cast<uint8_t>(t) & 0x0F];
+}
 message_type type_of(const body& b) noexcept;
 
 void read_header(const uint8_t* in, header& out) noexcept; ///< in has header_len octets
@@ -192,7 +202,27 @@ public:
     /// Next TLV into `out`. Returns error::none with `done` false for a TLV,
     /// error::none with `done` true at the end, error::tlv_overrun if a TLV
     /// runs past the end.
-    error next(tlv_ref& out, bool& done) noexcept;
+    error next(tlv_ref& out, bool& done) noexcept {
+        done = false;
+        if (_pos == _end) {
+            done = true;
+            return error::none;
+        }
+        if (size_t{_end} - _pos < tlv_header_len) {
+            return error::tlv_overrun;
+        }
+        const uint8_t* p = _msg + _pos;
+        const auto len = static_cast<uint16_t>((p[2] << 8) | p[3]);
+        if (size_t{_end} - _pos - tlv_header_len < len) {
+            return error::tlv_overrun;
+        }
+        out.type = static_cast<uint16_t>((p[0] << 8) | p[1]);
+        out.length = len;
+        out.offset = _pos;
+        out.value = p + tlv_header_len;
+        _pos = static_cast<uint16_t>(_pos + tlv_header_len + len);
+        return error::none;
+    }
 
 private:
     const uint8_t* _msg;

@@ -45,10 +45,30 @@ struct algorithm_info {
     bool needs_iv;
 };
 
-/// Table of every algorithm, indexed by the enum value.
-std::span<const algorithm_info> all_algorithms() noexcept;
+namespace detail {
+// seeds/001 Table 26 lists ICV lengths of 24 and 32 octets for AES-GMAC-192
+// and -256. GMAC produces a GHASH-based tag of at most 16 octets whatever the
+// key size (RFC 4543 §3.2, NIST SP 800-38D §5.2.1.2), so every GMAC variant
+// carries a 16-octet ICV here. docs/security.md records this deviation.
+inline constexpr algorithm_info algorithm_table[algorithm_count] = {
+    {algorithm::hmac_sha256_128, "hmac-sha256-128", 0, 16, 0, false},
+    {algorithm::hmac_sha256, "hmac-sha256", 1, 32, 0, false},
+    {algorithm::aes_cmac_128, "aes-cmac-128", 2, 16, 16, false},
+    {algorithm::aes_cmac_256, "aes-cmac-256", 2, 16, 32, false},
+    {algorithm::aes_gmac_128, "aes-gmac-128", 3, 16, 16, true},
+    {algorithm::aes_gmac_192, "aes-gmac-192", 4, 16, 24, true},
+    {algorithm::aes_gmac_256, "aes-gmac-256", 5, 16, 32, true},
+};
+} // namespace detail
 
-const algorithm_info& info(algorithm alg) noexcept;
+/// Table of every algorithm, indexed by the enum value.
+inline std::span<const algorithm_info> all_algorithms() noexcept {
+    return detail::algorithm_table;
+}
+
+inline const algorithm_info& info(algorithm alg) noexcept {
+    return detail::algorithm_table[static_cast<size_t>(alg)];
+}
 
 inline uint8_t icv_length(algorithm alg) noexcept {
     return info(alg).icv_len;

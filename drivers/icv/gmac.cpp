@@ -15,16 +15,6 @@ constexpr std::string_view kdf_label = "ptpsec gmac v1";
 constexpr size_t sha256_len = 32;
 constexpr size_t info_len = kdf_label.size() + 2 + port_identity_len;
 
-size_t hash_port_identity(const uint8_t* pid) noexcept {
-    // FNV-1a: the table is small and the keys are not attacker-chosen in a way
-    // that matters (a collision costs one derivation, counted).
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < port_identity_len; ++i) {
-        h = (h ^ pid[i]) * 1099511628211ULL;
-    }
-    return static_cast<size_t>(h ^ (h >> 32));
-}
-
 } // namespace
 
 result<gmac_kdf> gmac_kdf::create(engine& eng, algorithm gmac_alg, std::span<const uint8_t> group_key) {
@@ -97,17 +87,6 @@ result<std::unique_ptr<gmac_sender_keys>> gmac_sender_keys::create(engine& eng, 
         e.key = std::move(k).value();
     }
     return keys;
-}
-
-const gmac_sender_keys::entry* gmac_sender_keys::find(const uint8_t* port_identity) const noexcept {
-    const size_t home = hash_port_identity(port_identity) & _mask;
-    for (size_t i = 0; i < probe_limit; ++i) {
-        const entry& e = _table[(home + i) & _mask];
-        if (e.used && std::memcmp(e.port_identity.data(), port_identity, port_identity_len) == 0) {
-            return &e;
-        }
-    }
-    return nullptr;
 }
 
 const gmac_sender_keys::entry* gmac_sender_keys::derive(const uint8_t* port_identity) noexcept {

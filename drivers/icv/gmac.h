@@ -24,6 +24,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -68,8 +69,18 @@ public:
                                                             std::span<const uint8_t> group_key,
                                                             size_t capacity = 64);
 
-    /// The subkey of a sender if it is in the table, else nullptr.
-    const entry* find(const uint8_t* port_identity) const noexcept;
+    /// The subkey of a sender if it is in the table, else nullptr. Inline:
+    /// it runs once per GMAC frame.
+    const entry* find(const uint8_t* port_identity) const noexcept {
+        const size_t home = hash_port_identity(port_identity) & _mask;
+        for (size_t i = 0; i < probe_limit; ++i) {
+            const entry& e = _table[(home + i) & _mask];
+            if (e.used && std::memcmp(e.port_identity.data(), port_identity, port_identity_len) == 0) {
+                return &e;
+            }
+        }
+        return nullptr;
+    }
 
     /// Derives the subkey of a sender into the table, reusing a free slot
     /// near its hash or replacing the one at its home position: an entry
@@ -88,6 +99,17 @@ public:
 
 private:
     gmac_sender_keys(engine& eng, gmac_kdf kdf, size_t capacity);
+
+    /// Two loads and a multiply. The table is small and a collision costs
+    /// one derivation, counted, so a keyed hash is not needed.
+    static size_t hash_port_identity(const uint8_t* pid) noexcept {
+        uint64_t clock = 0;
+        uint16_t port = 0;
+        std::memcpy(&clock, pid, sizeof(clock));
+        std::memcpy(&port, pid + sizeof(clock), sizeof(port));
+        const uint64_t h = (clock ^ (uint64_t{port} << 48) ^ port) * 0x9E3779B97F4A7C15ULL;
+        return static_cast<size_t>(h ^ (h >> 29));
+    }
 
     static constexpr size_t probe_limit = 8;
 
@@ -108,6 +130,10 @@ public:
     static uint64_t clock_start() noexcept;
 
     uint64_t next() noexcept { return _next.fetch_add(1, std::memory_order_relaxed); }
+
+    /// Reserves n consecutive IVs with one atomic add and returns the first:
+    /// a burst pays for one add, and IVs it leaves unused are simply skipped.
+    uint64_t reserve(uint64_t n) noexcept { return _next.fetch_add(n, std::memory_order_relaxed); }
     uint64_t peek() const noexcept { return _next.load(std::memory_order_relaxed); }
 
 private:

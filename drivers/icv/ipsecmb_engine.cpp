@@ -255,6 +255,11 @@ arch_plan uniform_arch_plan(imb_arch arch) noexcept {
 
 arch_plan default_arch_plan() noexcept {
     arch_plan p = uniform_arch_plan(imb_arch::sse);
+    if (arch_supported(imb_arch::avx512) && has(cpu_features(), IMB_FEATURE_VAES | IMB_FEATURE_VPCLMULQDQ)) {
+        for (auto alg : {algorithm::aes_gmac_128, algorithm::aes_gmac_192, algorithm::aes_gmac_256}) {
+            p[static_cast<size_t>(alg)] = imb_arch::avx512;
+        }
+    }
     if (!has(cpu_features(), IMB_FEATURE_SHANI)) {
         const imb_arch wide = arch_supported(imb_arch::avx2) ? imb_arch::avx2 : imb_arch::sse;
         p[static_cast<size_t>(algorithm::hmac_sha256_128)] = wide;

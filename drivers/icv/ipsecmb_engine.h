@@ -29,9 +29,10 @@ using arch_plan = std::array<imb_arch, algorithm_count>;
 /// AMD EPYC with SHA-NI, VAES and AVX-512 (docs/benchmarks.md): HMAC-SHA256
 /// is fastest through the SSE manager, whose SHA-NI code hashes one message
 /// at a time (about 130 ns single, 80 ns in bursts), while the AVX-512 manager
-/// runs 16 lanes and costs about 1,000 ns for a lone message. AES-CMAC and
-/// AES-GMAC are as fast on SSE as on wider managers at 90 bytes. Without
-/// SHA-NI, HMAC moves to the widest multi-buffer manager the CPU has.
+/// runs 16 lanes and costs about 1,000 ns for a lone message. AES-CMAC is as
+/// fast on SSE as on wider managers at PTP sizes. AES-GMAC is a few percent
+/// faster on the AVX-512 manager where the CPU has VAES and VPCLMULQDQ, and
+/// no slower alone. Without SHA-NI, HMAC moves to AVX2.
 arch_plan default_arch_plan() noexcept;
 
 /// The plan with one architecture for every algorithm (benchmarks, tests).

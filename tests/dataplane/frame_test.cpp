@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <initializer_list>
+#include <random>
 #include <string>
 
 namespace ptpsec::test {
@@ -752,6 +753,42 @@ TEST(edit_limits, checksum_helpers_agree_with_the_reference) {
         }
     }
 }
+TEST(edit_limits, incremental_checksums_match_the_reference) {
+    // update_checksums_after_append() adjusts the stored checksums (RFC
+    // 1624) instead of summing again: over every transport, odd and even
+    // message lengths (the TLV then starts at an odd UDP offset) and random
+    // ICVs, the result must equal the reference sums and fix_checksums().
+    std::mt19937 rng(7);
+    for (const auto& [name, spec] : transport_specs()) {
+        for (size_t extra = 0; extra < 6; ++extra) {
+            SCOPED_TRACE(name + " extra " + std::to_string(extra));
+            const bytes msg = build(message_type::signaling, {make_tlv(0x2004, pattern(extra, 3))});
+            owned_frame of(make_frame(msg, spec), 64);
+            ptp::frame_buf fb = of.view();
+            parsed p = parse_frame(fb);
+            const bool udp_ck = ptp::udp_checksum_in_use(fb.data, p.fi);
+            const uint16_t old_ml = p.mv.hdr.messageLength;
+            for (bool with_seqno : {false, true}) {
+                owned_frame copy(bytes(fb.data, fb.data + fb.len), 64);
+                ptp::frame_buf cb = copy.view();
+                parsed cp = parse_frame(cb);
+                ptp::auth_params ap;
+                ap.with_seqno = with_seqno;
+                ap.sequenceNo = rng();
+                ASSERT_EQ(ptp::append_auth_tlv(cb, cp.fi, cp.mv, ap), error::none);
+                for (size_t i = 0; i < ap.icv_len; ++i) {
+                    cb.data[cp.fi.ptp_offset + cp.mv.auth.icv_offset + i] = static_cast<uint8_t>(rng());
+                }
+                bytes full(cb.data, cb.data + cb.len);
+                ptp::fix_checksums(full.data(), cp.fi, udp_ck);
+                ptp::update_checksums_after_append(cb.data, cp.fi, old_ml, udp_ck);
+                EXPECT_TRUE(frame_consistent({cb.data, cb.len}, spec));
+                EXPECT_TRUE(std::equal(full.begin(), full.end(), cb.data));
+            }
+        }
+    }
+}
+
 
 } // namespace
 } // namespace ptpsec::test
