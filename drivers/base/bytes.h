@@ -70,6 +70,9 @@ inline bool ct_equal(const uint8_t* a, const uint8_t* b, size_t n) noexcept {
 
 /// Overwrites memory in a way the optimiser may not drop (retired keys).
 inline void secure_wipe(void* p, size_t n) noexcept {
+    if (n == 0) {
+        return; // p may be null (an empty vector), which memset does not allow
+    }
     std::memset(p, 0, n);
     // The barrier tells the compiler the zeroes are read: the memset stays.
     asm volatile("" : : "r"(p) : "memory");
