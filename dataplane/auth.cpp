@@ -73,6 +73,7 @@ uint16_t signer::sign_part(ptp::frame_buf* frames, uint16_t n, security_associat
     uint16_t ok = 0;
 
     // Pass 1: find the message, append the TLV, queue its ICV.
+    ptp::message_view mv; // reused: parse_message sets what it needs
     for (uint16_t i = 0; i < n; ++i) {
         ptp::frame_buf& f = frames[i];
         pending& p = _pending[m];
@@ -80,7 +81,6 @@ uint16_t signer::sign_part(ptp::frame_buf* frames, uint16_t n, security_associat
             set(out[i], e == ptp::error::not_ptp ? sign_status::not_ptp : sign_status::malformed, e);
             continue;
         }
-        ptp::message_view mv;
         if (const ptp::error e = ptp::parse_message(f.data + p.fi.ptp_offset, p.fi.ptp_avail, mv, _opt);
             e != ptp::error::none) {
             set(out[i], sign_status::malformed, e);
@@ -160,7 +160,6 @@ uint16_t signer::sign_part(ptp::frame_buf* frames, uint16_t n, security_associat
         for (uint16_t r = 0; r < m; ++r) {
             pending& p = _pending[r];
             ptp::frame_buf& f = frames[p.index];
-            ptp::message_view mv;
             if (ptp::parse_message(f.data + p.fi.ptp_offset, p.fi.ptp_avail, mv, _opt) == ptp::error::none) {
                 (void)ptp::strip_auth_tlv(f, p.fi, mv);
             }
@@ -185,14 +184,14 @@ uint16_t verifier::verify_part(const ptp::frame_buf* frames, uint16_t n, frame_o
     uint16_t computed = 0;
     uint16_t ok = 0;
 
+    ptp::frame_info fi;
+    ptp::message_view mv; // reused: parse_message sets what it needs
     for (uint16_t i = 0; i < n; ++i) {
         const ptp::frame_buf& f = frames[i];
-        ptp::frame_info fi;
         if (const ptp::error e = ptp::classify_frame(f.data, f.len, fi); e != ptp::error::none) {
             set(out[i], e == ptp::error::not_ptp ? verify_status::not_ptp : verify_status::malformed, e);
             continue;
         }
-        ptp::message_view mv;
         uint8_t* msg = f.data + fi.ptp_offset;
         if (const ptp::error e = ptp::parse_message(msg, fi.ptp_avail, mv, _opt); e != ptp::error::none) {
             set(out[i], verify_status::malformed, e);

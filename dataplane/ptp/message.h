@@ -266,6 +266,8 @@ struct message_view {
 /// payload; octets after messageLength are padding and ignored). Checks the
 /// version, the type, messageLength against the type and against `avail`,
 /// every TLV's bounds, that the AUTHENTICATION TLV is last and well formed.
+/// On error only `data` and the fields parsed so far are meaningful; `auth`
+/// only when `has_auth` is set.
 error parse_message(const uint8_t* data, size_t avail, message_view& out,
                     const wire_options& opt = {}) noexcept;
 
