@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -69,47 +70,55 @@ std::string verify_failure(const std::vector<frame_outcome>& out) {
     return "verify_burst: short count";
 }
 
+/// What sign and verify cells share: one SA for signing and one for
+/// verifying (each lcore has its own), a signer, a verifier and a burst of
+/// frames, signed once and verified once before timing. That warm-up also
+/// derives the GMAC sender subkey (HKDF), which a running data plane does
+/// once per sender.
+struct path_setup {
+    path_setup(icv::algorithm alg, uint16_t message_len, uint16_t burst)
+        : iv(icv::gmac_iv_counter::clock_start()), frames(message_len, burst), out(burst) {
+        icv::ipsecmb_engine& eng = lcore_engine();
+        sign_sad = install_one(eng, alg, error);
+        verify_sad = install_one(eng, alg, error);
+        if (!sign_sad || !verify_sad) {
+            return;
+        }
+        if (!frames.error().empty()) {
+            error = frames.error();
+            return;
+        }
+        sig.emplace(eng, *sign_sad, iv);
+        ver.emplace(eng, *verify_sad);
+        if (sig->sign_burst(frames.frames(), burst, bench_spp, bench_key_id, out.data()) != burst) {
+            error = sign_failure(out);
+        } else if (ver->verify_burst(frames.frames(), burst, out.data()) != burst) {
+            error = verify_failure(out);
+        }
+    }
+
+    std::string error;
+    std::optional<sa_database> sign_sad;
+    std::optional<sa_database> verify_sad;
+    icv::gmac_iv_counter iv;
+    std::optional<signer> sig;
+    std::optional<verifier> ver;
+    frame_burst frames;
+    std::vector<frame_outcome> out;
+};
+
 void bm_sign(benchmark::State& state, icv::algorithm alg, uint16_t message_len, uint16_t burst) {
-    icv::ipsecmb_engine& eng = lcore_engine();
-    std::string why;
-    auto sad = install_one(eng, alg, why);
-    if (!sad) {
-        state.SkipWithError(why.c_str());
+    auto ps = std::make_unique<path_setup>(alg, message_len, burst);
+    if (!ps->error.empty()) {
+        state.SkipWithError(ps->error.c_str());
         return;
     }
-    icv::gmac_iv_counter iv(icv::gmac_iv_counter::clock_start());
-    signer sig(eng, *sad, iv);
-    frame_burst frames(message_len, burst);
-    if (!frames.error().empty()) {
-        state.SkipWithError(frames.error().c_str());
-        return;
-    }
-    std::vector<frame_outcome> out(burst);
-
-    // Warm-up outside the timing: the first GMAC frame derives the sender's
-    // subkey (HKDF), which a running data plane has long done.
-    if (sig.sign_burst(frames.frames(), burst, bench_spp, bench_key_id, out.data()) != burst) {
-        state.SkipWithError(sign_failure(out).c_str());
-        return;
-    }
-    // ...and what it signs must verify.
-    auto vsad = install_one(eng, alg, why);
-    if (!vsad) {
-        state.SkipWithError(why.c_str());
-        return;
-    }
-    verifier ver(eng, *vsad);
-    if (ver.verify_burst(frames.frames(), burst, out.data()) != burst) {
-        state.SkipWithError(verify_failure(out).c_str());
-        return;
-    }
-
     for (auto _ : state) {
         // The unsigned frames again. Part of the measured cost, on purpose:
         // restore/BYTES/BURST measures this copy alone.
-        frames.restore();
-        if (sig.sign_burst(frames.frames(), burst, bench_spp, bench_key_id, out.data()) != burst) {
-            state.SkipWithError(sign_failure(out).c_str());
+        ps->frames.restore();
+        if (ps->sig->sign_burst(ps->frames.frames(), burst, bench_spp, bench_key_id, ps->out.data()) != burst) {
+            state.SkipWithError(sign_failure(ps->out).c_str());
             break;
         }
         benchmark::ClobberMemory();
@@ -118,36 +127,14 @@ void bm_sign(benchmark::State& state, icv::algorithm alg, uint16_t message_len, 
 }
 
 void bm_verify(benchmark::State& state, icv::algorithm alg, uint16_t message_len, uint16_t burst) {
-    icv::ipsecmb_engine& eng = lcore_engine();
-    std::string why;
-    auto sign_sad = install_one(eng, alg, why);
-    auto verify_sad = install_one(eng, alg, why);
-    if (!sign_sad || !verify_sad) {
-        state.SkipWithError(why.c_str());
+    auto ps = std::make_unique<path_setup>(alg, message_len, burst);
+    if (!ps->error.empty()) {
+        state.SkipWithError(ps->error.c_str());
         return;
     }
-    icv::gmac_iv_counter iv(icv::gmac_iv_counter::clock_start());
-    signer sig(eng, *sign_sad, iv);
-    verifier ver(eng, *verify_sad);
-    frame_burst frames(message_len, burst);
-    if (!frames.error().empty()) {
-        state.SkipWithError(frames.error().c_str());
-        return;
-    }
-    std::vector<frame_outcome> out(burst);
-    if (sig.sign_burst(frames.frames(), burst, bench_spp, bench_key_id, out.data()) != burst) {
-        state.SkipWithError(sign_failure(out).c_str());
-        return;
-    }
-    // Warm-up (GMAC subkey derivation) and the check that all verify.
-    if (ver.verify_burst(frames.frames(), burst, out.data()) != burst) {
-        state.SkipWithError(verify_failure(out).c_str());
-        return;
-    }
-
     for (auto _ : state) {
-        if (ver.verify_burst(frames.frames(), burst, out.data()) != burst) {
-            state.SkipWithError(verify_failure(out).c_str());
+        if (ps->ver->verify_burst(ps->frames.frames(), burst, ps->out.data()) != burst) {
+            state.SkipWithError(verify_failure(ps->out).c_str());
             break;
         }
         benchmark::ClobberMemory();

@@ -1,5 +1,6 @@
 #include <control/pcap_tool.h>
 
+#include <control/pcap_handles.h>
 #include <control/sa_file.h>
 #include <dataplane/auth.h>
 #include <dataplane/ptp/frame.h>
@@ -22,15 +23,6 @@ namespace {
 
 /// Room for the largest AUTHENTICATION TLV we add (HMAC-SHA256 or GMAC).
 constexpr size_t tlv_headroom = 64;
-
-struct pcap_closer {
-    void operator()(pcap_t* p) const noexcept { pcap_close(p); }
-};
-struct dumper_closer {
-    void operator()(pcap_dumper_t* d) const noexcept { pcap_dump_close(d); }
-};
-using pcap_ptr = std::unique_ptr<pcap_t, pcap_closer>;
-using dumper_ptr = std::unique_ptr<pcap_dumper_t, dumper_closer>;
 
 /// The time stamp resolution of a pcap file (nanosecond pcap files have
 /// their own magic); pcapng and microsecond pcap read as microseconds.
@@ -64,8 +56,8 @@ struct writer {
 
 result<writer> open_out(pcap_t* in, const std::string& path) {
     writer w;
-    w.dead.reset(pcap_open_dead_with_tstamp_precision(pcap_datalink(in), pcap_snapshot(in),
-                                                      pcap_get_tstamp_precision(in)));
+    w.dead.reset(
+        pcap_open_dead_with_tstamp_precision(pcap_datalink(in), pcap_snapshot(in), pcap_get_tstamp_precision(in)));
     if (!w.dead) {
         return error{fmt::format("{}: cannot create a pcap writer", path)};
     }
@@ -142,7 +134,9 @@ void show_body(std::ostream& out, const ptp::message_view& mv) {
     std::visit(
         [&](const auto& body) {
             using T = std::decay_t<decltype(body)>;
-            const auto ts = [](const ptp::timestamp& t) { return fmt::format("{}.{:09d}", t.secondsField, t.nanosecondsField); };
+            const auto ts = [](const ptp::timestamp& t) {
+                return fmt::format("{}.{:09d}", t.secondsField, t.nanosecondsField);
+            };
             if constexpr (std::is_same_v<T, ptp::sync_body> || std::is_same_v<T, ptp::delay_req_body> ||
                           std::is_same_v<T, ptp::pdelay_req_body>) {
                 fmt::print(out, "    originTimestamp {}\n", ts(body.originTimestamp));
@@ -206,8 +200,9 @@ result<uint64_t> show(const std::string& in_path, std::ostream& out, const optio
         }
         const auto& hdr = mv.hdr;
         fmt::print(out, "{}\n", frame_label(n, fi, mv));
-        fmt::print(out, "    vlans {} domain {} sdoId 0x{:03x} version {}.{} messageLength {} flags 0x{:04x} "
-                        "correction {} logMessageInterval {}\n",
+        fmt::print(out,
+                   "    vlans {} domain {} sdoId 0x{:03x} version {}.{} messageLength {} flags 0x{:04x} "
+                   "correction {} logMessageInterval {}\n",
                    fi.vlan_count, hdr.domainNumber, hdr.sdo_id(), hdr.versionPTP, hdr.minorVersionPTP,
                    hdr.messageLength, hdr.flagField, hdr.correctionField, hdr.logMessageInterval);
         show_body(out, mv);

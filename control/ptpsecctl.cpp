@@ -87,8 +87,8 @@ int run(int argc, char** argv) {
             if (!r) {
                 return report(r.err());
             }
-            fmt::print("{} frames, {} PTP, {} signed, {} not signed -> {}\n", r->frames, r->ptp, r->changed,
-                       r->failed, out);
+            fmt::print("{} frames, {} PTP, {} signed, {} not signed -> {}\n", r->frames, r->ptp, r->changed, r->failed,
+                       out);
             return r->failed == 0 ? exit_ok : exit_failed;
         }
         if (strip->parsed()) {

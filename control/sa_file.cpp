@@ -105,7 +105,8 @@ result<std::vector<uint8_t>> decode_key(std::string_view v) {
             const int hi = hex_digit(v[2 * i]);
             const int lo = hex_digit(v[2 * i + 1]);
             if (hi < 0 || lo < 0) {
-                return error{fmt::format("hex key has a non-hex character at position {}", 2 * i + (hi < 0 ? 0 : 1) + 1)};
+                return error{
+                    fmt::format("hex key has a non-hex character at position {}", 2 * i + (hi < 0 ? 0 : 1) + 1)};
             }
             out[i] = static_cast<uint8_t>((hi << 4) | lo);
         }
@@ -129,8 +130,8 @@ result<std::vector<uint8_t>> decode_key(std::string_view v) {
             }
         }
         std::vector<uint8_t> out(v.size() / 4 * 3);
-        const int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(v.data()),
-                                      static_cast<int>(v.size()));
+        const int n =
+            EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(v.data()), static_cast<int>(v.size()));
         if (n < 0) {
             return error{"invalid Base64 key"};
         }
@@ -152,9 +153,7 @@ public:
     result<std::vector<sa_config>> finish();
 
 private:
-    error fail(size_t num, std::string_view msg) const {
-        return error{fmt::format("{}:{}: {}", _origin, num, msg)};
-    }
+    error fail(size_t num, std::string_view msg) const { return error{fmt::format("{}:{}: {}", _origin, num, msg)}; }
     status key_line(const std::vector<std::string_view>& tok, size_t num);
     sa_config* current() noexcept { return _in_sa && !_sas.empty() ? &_sas.back() : nullptr; }
 
@@ -246,8 +245,8 @@ status parser::key_line(const std::vector<std::string_view>& tok, size_t num) {
     }
     uint32_t id = 0;
     if (!parse_number(tok[0], id)) {
-        return fail(num, fmt::format("unknown setting '{}'; a key line starts with a key id from 1 to 4294967295",
-                                     tok[0]));
+        return fail(num,
+                    fmt::format("unknown setting '{}'; a key line starts with a key id from 1 to 4294967295", tok[0]));
     }
     if (id == 0) {
         return fail(num, "key id 0 is out of range 1 to 4294967295");
@@ -303,8 +302,8 @@ result<std::vector<sa_config>> parser::finish() {
         }
     }
     if (_sas.empty()) {
-        return error{fmt::format("{}: no security association (expected '[security_association]' and 'spp N')",
-                                 _origin)};
+        return error{
+            fmt::format("{}: no security association (expected '[security_association]' and 'spp N')", _origin)};
     }
     return std::move(_sas);
 }

@@ -14,8 +14,8 @@ constexpr std::string_view sign_names[sign_status_count] = {
 };
 
 constexpr std::string_view verify_names[verify_status_count] = {
-    "verified",    "not_ptp",       "malformed",           "unsigned",    "unknown_spp",
-    "unknown_key", "icv_length_mismatch", "iv_mismatch", "bad_icv",     "crypto_failed",
+    "verified",    "not_ptp", "malformed",     "unsigned", "unknown_spp", "unknown_key", "icv_length_mismatch",
+    "iv_mismatch", "bad_icv", "crypto_failed",
 };
 
 template <typename S>

@@ -31,8 +31,8 @@ enum class sign_status : uint8_t {
 enum class verify_status : uint8_t {
     verified,
     not_ptp,
-    malformed,           ///< see the ptp::error
-    unsigned_message,    ///< no AUTHENTICATION TLV
+    malformed,        ///< see the ptp::error
+    unsigned_message, ///< no AUTHENTICATION TLV
     unknown_spp,
     unknown_key,
     icv_length_mismatch, ///< the TLV's ICV is not as long as the key's algorithm makes
@@ -48,7 +48,7 @@ std::string_view sign_status_name(sign_status s) noexcept;
 std::string_view verify_status_name(verify_status s) noexcept;
 
 struct frame_outcome {
-    uint8_t status = 0;           ///< sign_status or verify_status
+    uint8_t status = 0; ///< sign_status or verify_status
     ptp::error cause = ptp::error::none;
 };
 
@@ -58,16 +58,14 @@ inline constexpr uint16_t auth_max_burst = 64;
 class signer {
 public:
     /// `iv` is the GMAC IV counter of this data plane (shared by its lcores).
-    signer(icv::engine& eng, sa_database& sad, icv::gmac_iv_counter& iv,
-           const ptp::wire_options& opt = {}) noexcept
+    signer(icv::engine& eng, sa_database& sad, icv::gmac_iv_counter& iv, const ptp::wire_options& opt = {}) noexcept
         : _engine(&eng), _sad(&sad), _iv(&iv), _opt(opt) {}
 
     /// Signs every PTP frame without an AUTHENTICATION TLV with key `key_id`
     /// of SA `spp`: the TLV is appended as the last TLV, lengths and
     /// checksums are fixed. Frames that are not signed are left as they were
     /// and keep their place; out[i] says why. Returns the number signed.
-    uint16_t sign_burst(ptp::frame_buf* frames, uint16_t n, uint8_t spp, uint32_t key_id,
-                        frame_outcome* out) noexcept;
+    uint16_t sign_burst(ptp::frame_buf* frames, uint16_t n, uint8_t spp, uint32_t key_id, frame_outcome* out) noexcept;
 
 private:
     uint16_t sign_part(ptp::frame_buf* frames, uint16_t n, security_association& sa, sa_key& key,

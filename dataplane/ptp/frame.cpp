@@ -137,8 +137,8 @@ error set_lengths(uint8_t* frame, frame_info& fi, size_t ml) noexcept {
     }
     if (fi.tp != transport::l2) {
         const size_t udp_len = udp_header_len + ml;
-        const size_t ip_len = size_t{fi.l4_offset} - fi.l3_offset + udp_len -
-                              (fi.tp == transport::udp_ipv6 ? ipv6_header_len : 0);
+        const size_t ip_len =
+            size_t{fi.l4_offset} - fi.l3_offset + udp_len - (fi.tp == transport::udp_ipv6 ? ipv6_header_len : 0);
         if (udp_len > 0xFFFF || ip_len > 0xFFFF) {
             return error::message_too_long;
         }

@@ -148,9 +148,15 @@ std::string_view tlv_type_name(uint16_t type, uint16_t ticket_tlv_type) noexcept
 
 message_type type_of(const body& b) noexcept {
     constexpr message_type types[] = {
-        message_type::sync,        message_type::delay_req,  message_type::pdelay_req,
-        message_type::pdelay_resp, message_type::follow_up,  message_type::delay_resp,
-        message_type::pdelay_resp_follow_up, message_type::announce, message_type::signaling,
+        message_type::sync,
+        message_type::delay_req,
+        message_type::pdelay_req,
+        message_type::pdelay_resp,
+        message_type::follow_up,
+        message_type::delay_resp,
+        message_type::pdelay_resp_follow_up,
+        message_type::announce,
+        message_type::signaling,
         message_type::management,
     };
     return types[b.index()];
@@ -291,8 +297,7 @@ size_t write_body(const body& b, uint8_t* out) noexcept {
         break;
     }
     case message_type::pdelay_resp:
-        write_ts_port<pdelay_resp_body, &pdelay_resp_body::requestReceiptTimestamp>(std::get<pdelay_resp_body>(b),
-                                                                                   out);
+        write_ts_port<pdelay_resp_body, &pdelay_resp_body::requestReceiptTimestamp>(std::get<pdelay_resp_body>(b), out);
         break;
     case message_type::pdelay_resp_follow_up:
         write_ts_port<pdelay_resp_follow_up_body, &pdelay_resp_follow_up_body::responseOriginTimestamp>(

@@ -165,15 +165,14 @@ struct management_body {
     bool operator==(const management_body&) const = default;
 };
 
-using body = std::variant<sync_body, delay_req_body, pdelay_req_body, pdelay_resp_body, follow_up_body,
-                          delay_resp_body, pdelay_resp_follow_up_body, announce_body, signaling_body,
-                          management_body>;
+using body = std::variant<sync_body, delay_req_body, pdelay_req_body, pdelay_resp_body, follow_up_body, delay_resp_body,
+                          pdelay_resp_follow_up_body, announce_body, signaling_body, management_body>;
 
 /// Octets of the fixed body after the common header (Tables 37-46); 0 for a
 /// reserved type. Inline: every parsed frame asks.
 inline size_t body_length(message_type t) noexcept {
     constexpr uint8_t lengths[message_type_space] = {
-        10, 10, 20, 20, 0, 0, 0, 0, // Sync, Delay_Req, Pdelay_Req, Pdelay_Resp, reserved
+        10, 10, 20, 20, 0,  0,  0, 0, // Sync, Delay_Req, Pdelay_Req, Pdelay_Resp, reserved
         10, 20, 20, 30, 10, 14, 0, 0, // Follow_Up, Delay_Resp, Pdelay_Resp_Follow_Up, Announce, Signaling, Management
     };
     return lengths[static_cast<uint8_t>(t) & 0x0F];
@@ -181,7 +180,7 @@ inline size_t body_length(message_type t) noexcept {
 message_type type_of(const body& b) noexcept;
 
 void read_header(const uint8_t* in, header& out) noexcept; ///< in has header_len octets
-void write_header(const header& h, uint8_t* out) noexcept;  ///< out has header_len octets
+void write_header(const header& h, uint8_t* out) noexcept; ///< out has header_len octets
 /// Reads the body of type t from `in`, which holds body_length(t) octets.
 void read_body(message_type t, const uint8_t* in, body& out) noexcept;
 /// Writes the body; returns octets written (body_length of its type).
@@ -239,14 +238,14 @@ inline constexpr size_t auth_fixed_len = 6; ///< spp, secParamIndicator, keyID
 inline constexpr size_t auth_seqno_len = 8;
 
 struct auth_tlv {
-    uint16_t offset = 0;      ///< of tlvType within the message
-    uint16_t length = 0;      ///< lengthField
+    uint16_t offset = 0; ///< of tlvType within the message
+    uint16_t length = 0; ///< lengthField
     uint8_t spp = 0;
     uint8_t secParamIndicator = 0;
     uint32_t keyID = 0;
     bool has_seqno = false;
     uint64_t sequenceNo = 0;
-    uint16_t icv_offset = 0;  ///< within the message
+    uint16_t icv_offset = 0; ///< within the message
     uint16_t icv_len = 0;
 };
 
@@ -255,7 +254,7 @@ struct auth_tlv {
 struct message_view {
     const uint8_t* data = nullptr;
     header hdr;
-    uint16_t tlv_begin = 0;     ///< header_len + body_length
+    uint16_t tlv_begin = 0; ///< header_len + body_length
     uint16_t tlv_count = 0;
     uint16_t ticket_offset = 0; ///< 0: none
     bool has_auth = false;
@@ -268,8 +267,7 @@ struct message_view {
 /// every TLV's bounds, that the AUTHENTICATION TLV is last and well formed.
 /// On error only `data` and the fields parsed so far are meaningful; `auth`
 /// only when `has_auth` is set.
-error parse_message(const uint8_t* data, size_t avail, message_view& out,
-                    const wire_options& opt = {}) noexcept;
+error parse_message(const uint8_t* data, size_t avail, message_view& out, const wire_options& opt = {}) noexcept;
 
 /// Builds a message from a header, a body and TLVs given as complete octet
 /// strings (tlvType, lengthField, value). Sets messageLength; returns the

@@ -43,6 +43,8 @@ struct ok_t {};
 /// result<void> analogue.
 using status = result<ok_t>;
 
-inline status ok_status() { return ok_t{}; }
+inline status ok_status() {
+    return ok_t{};
+}
 
 } // namespace ptpsec

@@ -68,9 +68,8 @@ bool gmac_kdf::derive(const uint8_t* port_identity, uint8_t* out) const noexcept
 gmac_sender_keys::gmac_sender_keys(engine& eng, gmac_kdf kdf, size_t capacity)
     : _engine(&eng), _kdf(std::move(kdf)), _table(capacity), _mask(capacity - 1) {}
 
-result<std::unique_ptr<gmac_sender_keys>> gmac_sender_keys::create(engine& eng, algorithm gmac_alg,
-                                                                   std::span<const uint8_t> group_key,
-                                                                   size_t capacity) {
+result<std::unique_ptr<gmac_sender_keys>>
+gmac_sender_keys::create(engine& eng, algorithm gmac_alg, std::span<const uint8_t> group_key, size_t capacity) {
     auto kdf = gmac_kdf::create(eng, gmac_alg, group_key);
     if (!kdf) {
         return kdf.err();

@@ -66,8 +66,7 @@ public:
 
     /// capacity is rounded up to a power of two.
     static result<std::unique_ptr<gmac_sender_keys>> create(engine& eng, algorithm gmac_alg,
-                                                            std::span<const uint8_t> group_key,
-                                                            size_t capacity = 64);
+                                                            std::span<const uint8_t> group_key, size_t capacity = 64);
 
     /// The subkey of a sender if it is in the table, else nullptr. Inline:
     /// it runs once per GMAC frame.

@@ -290,8 +290,8 @@ ipsecmb_engine::ipsecmb_engine(const arch_plan& plan) : _plan(plan), _jobs(std::
         }
     }
     _name = fmt::format("ipsec-mb {} (hmac:{} cmac:{} gmac:{})", IMB_VERSION_STR,
-                        arch_name(arch_for(algorithm::hmac_sha256_128)),
-                        arch_name(arch_for(algorithm::aes_cmac_128)), arch_name(arch_for(algorithm::aes_gmac_128)));
+                        arch_name(arch_for(algorithm::hmac_sha256_128)), arch_name(arch_for(algorithm::aes_cmac_128)),
+                        arch_name(arch_for(algorithm::aes_gmac_128)));
 }
 
 ipsecmb_engine::~ipsecmb_engine() {
@@ -331,8 +331,7 @@ bool ipsecmb_engine::rekey(prepared_key& pk, std::span<const uint8_t> key) noexc
     return true;
 }
 
-uint16_t ipsecmb_engine::run_hmac(const mac_request* reqs, const uint16_t* idx, uint16_t n,
-                                  algorithm alg) noexcept {
+uint16_t ipsecmb_engine::run_hmac(const mac_request* reqs, const uint16_t* idx, uint16_t n, algorithm alg) noexcept {
     // The synchronous hash-burst API: no lanes to fill, no flush, which is
     // what makes a burst of one cheap on the SHA-NI path.
     IMB_JOB* jobs = _jobs->jobs;
@@ -342,8 +341,7 @@ uint16_t ipsecmb_engine::run_hmac(const mac_request* reqs, const uint16_t* idx, 
     return static_cast<uint16_t>(IMB_SUBMIT_HASH_BURST(manager_for(alg), jobs, n, hash_alg_of(alg)));
 }
 
-uint16_t ipsecmb_engine::run_queued(IMB_MGR* mgr, const mac_request* reqs, const uint16_t* idx,
-                                    uint16_t n) noexcept {
+uint16_t ipsecmb_engine::run_queued(IMB_MGR* mgr, const mac_request* reqs, const uint16_t* idx, uint16_t n) noexcept {
     IMB_JOB* jobs[max_burst];
     uint32_t got = IMB_GET_NEXT_BURST(mgr, n, jobs);
     if (got < n) {
@@ -393,8 +391,7 @@ uint16_t ipsecmb_engine::compute_burst(const mac_request* reqs, uint16_t n) noex
                 continue;
             }
             const auto* k = static_cast<const imb_key*>(chunk[i].key);
-            if (k->arch != arch_for(k->alg()) ||
-                (is_gmac(k->alg()) && chunk[i].nonce == nullptr)) {
+            if (k->arch != arch_for(k->alg()) || (is_gmac(k->alg()) && chunk[i].nonce == nullptr)) {
                 continue; // prepared under another plan, or a GMAC request without a nonce
             }
             const algorithm alg = k->alg();

@@ -140,10 +140,10 @@ bool openssl_engine::rekey(prepared_key& pk, std::span<const uint8_t> key) noexc
         // GMAC needs an IV before it accepts a key; a zero IV stands in until
         // each message sets its own.
         static const uint8_t zero_iv[gmac_nonce_len] = {};
-        OSSL_PARAM gp[3] = {params[0],
-                            OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_IV, const_cast<uint8_t*>(zero_iv),
-                                                              sizeof(zero_iv)),
-                            OSSL_PARAM_construct_end()};
+        OSSL_PARAM gp[3] = {
+            params[0],
+            OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_IV, const_cast<uint8_t*>(zero_iv), sizeof(zero_iv)),
+            OSSL_PARAM_construct_end()};
         return EVP_MAC_init(k.ctx, key.data(), key.size(), gp) == 1;
     }
     return EVP_MAC_init(k.ctx, key.data(), key.size(), params) == 1;
@@ -162,9 +162,9 @@ uint16_t openssl_engine::compute_burst(const mac_request* reqs, uint16_t n) noex
             if (r.nonce == nullptr) {
                 continue;
             }
-            OSSL_PARAM p[2] = {OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_IV, const_cast<uint8_t*>(r.nonce),
-                                                                 gmac_nonce_len),
-                               OSSL_PARAM_construct_end()};
+            OSSL_PARAM p[2] = {
+                OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_IV, const_cast<uint8_t*>(r.nonce), gmac_nonce_len),
+                OSSL_PARAM_construct_end()};
             ok = EVP_MAC_init(k.ctx, nullptr, 0, p);
         } else {
             ok = EVP_MAC_init(k.ctx, nullptr, 0, nullptr);

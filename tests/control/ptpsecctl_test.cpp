@@ -5,6 +5,8 @@
 
 #include <dataplane/ptp/frame.h>
 
+#include <control/pcap_handles.h>
+
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
@@ -197,15 +199,6 @@ void expect_verify_output(const run_result& r, size_t verified, size_t failed, s
     ASSERT_FALSE(r.out.empty());
     EXPECT_EQ(r.out.back(), '\n');
 }
-
-struct pcap_closer {
-    void operator()(pcap_t* p) const noexcept { pcap_close(p); }
-};
-struct dumper_closer {
-    void operator()(pcap_dumper_t* d) const noexcept { pcap_dump_close(d); }
-};
-using pcap_ptr = std::unique_ptr<pcap_t, pcap_closer>;
-using dumper_ptr = std::unique_ptr<pcap_dumper_t, dumper_closer>;
 
 struct packet {
     pcap_pkthdr hdr;

@@ -789,6 +789,5 @@ TEST(edit_limits, incremental_checksums_match_the_reference) {
     }
 }
 
-
 } // namespace
 } // namespace ptpsec::test

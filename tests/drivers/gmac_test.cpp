@@ -3,7 +3,9 @@
 // counter that starts at CLOCK_TAI so that an IV never repeats under a key,
 // across senders and across restarts (seeds/001 §4.2.14).
 
+#include "hex.h"
 #include <drivers/base/bytes.h>
+
 #include <drivers/icv/gmac.h>
 #include <drivers/icv/ipsecmb_engine.h>
 #include <drivers/icv/openssl_engine.h>
@@ -35,19 +37,12 @@
 namespace ptpsec::icv {
 namespace {
 
-using bytes = std::vector<uint8_t>;
+using test::bytes;
+using test::from_hex;
 using port_identity = std::array<uint8_t, port_identity_len>;
 
 constexpr std::array<algorithm, 3> gmac_algorithms = {algorithm::aes_gmac_128, algorithm::aes_gmac_192,
                                                       algorithm::aes_gmac_256};
-
-bytes from_hex(std::string_view hex) {
-    bytes out;
-    for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-        out.push_back(static_cast<uint8_t>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
-    }
-    return out;
-}
 
 bytes random_bytes(std::mt19937_64& rng, size_t n) {
     bytes b(n);

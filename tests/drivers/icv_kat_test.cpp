@@ -12,6 +12,8 @@
 //                 test/recipes/30-test_evp_data/evpmac_common.txt "GMAC
 //                 Tests" (NIST, and IEEE 802.1AE bn-randall-test-vectors).
 
+#include "hex.h"
+
 #include <drivers/icv/engine.h>
 #include <drivers/icv/ipsecmb_engine.h>
 #include <drivers/icv/openssl_engine.h>
@@ -31,32 +33,8 @@
 namespace ptpsec::icv {
 namespace {
 
-using bytes = std::vector<uint8_t>;
-
-bytes from_hex(std::string_view hex) {
-    bytes out;
-    int hi = -1;
-    for (const char c : hex) {
-        int v = -1;
-        if (c >= '0' && c <= '9') {
-            v = c - '0';
-        } else if (c >= 'a' && c <= 'f') {
-            v = c - 'a' + 10;
-        } else if (c >= 'A' && c <= 'F') {
-            v = c - 'A' + 10;
-        } else {
-            continue; // spaces group the octets as the sources print them
-        }
-        if (hi < 0) {
-            hi = v;
-        } else {
-            out.push_back(static_cast<uint8_t>(hi << 4 | v));
-            hi = -1;
-        }
-    }
-    EXPECT_EQ(hi, -1) << "odd number of hex digits in " << hex;
-    return out;
-}
+using test::bytes;
+using test::from_hex;
 
 bytes from_text(std::string_view text) {
     return bytes(text.begin(), text.end());
