@@ -118,7 +118,12 @@ uint16_t signer::sign_part(ptp::frame_buf* frames, uint16_t n, security_associat
         ap.sequenceNo = gmac ? next_iv++ : 0;
         p.udp_ck = ptp::udp_checksum_in_use(f.data, p.fi);
         p.old_message_length = mv.hdr.messageLength;
-        p.padded = p.fi.ptp_avail != mv.hdr.messageLength;
+        // Incremental checksums need the old ones to cover exactly what
+        // stays: not so when octets after the message are dropped, or for an
+        // IPv6 UDP checksum of zero (forbidden, RFC 8200 §8.1), which gets a
+        // full sum instead.
+        p.padded = !ptp::ends_with_message(f.data, p.fi, mv.hdr.messageLength) ||
+                   (p.fi.tp == ptp::transport::udp_ipv6 && ptp::load_udp_checksum(f.data, p.fi) == 0);
         if (const ptp::error e = ptp::append_auth_tlv(f, p.fi, mv, ap); e != ptp::error::none) {
             set(out[i], e == ptp::error::no_room ? sign_status::no_room : sign_status::malformed, e);
             continue;

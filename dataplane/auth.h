@@ -79,7 +79,7 @@ private:
     struct pending {
         ptp::frame_info fi;
         bool udp_ck;
-        bool padded; ///< octets after messageLength were dropped: checksums from scratch
+        bool padded; ///< checksums from scratch (padding dropped, or no IPv6 UDP checksum)
         uint16_t old_message_length;
         uint16_t index;
         uint8_t saved_correction[ptp::correction_len];

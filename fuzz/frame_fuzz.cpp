@@ -150,7 +150,36 @@ uint16_t fold(uint32_t sum) noexcept {
 
 /// After an edit, lengths and checksums must be right (checksums only where
 /// the frame had them in use before).
-void check_edited_frame(const ptp::frame_buf& f, const ptp::frame_info& fi, bool udp_ck, const char* what) {
+/// The checksums of a frame as they stand: true where they are right (or
+/// not in use).
+struct checksum_state {
+    bool ip = true;
+    bool udp = true;
+};
+
+checksum_state checksums_of(const uint8_t* data, const ptp::frame_info& fi, bool udp_ck) {
+    checksum_state st;
+    if (fi.tp == ptp::transport::udp_ipv4) {
+        const uint8_t* ip = data + fi.l3_offset;
+        uint32_t sum = 0;
+        const size_t ihl = size_t{ip[0] & 0x0Fu} * 4;
+        for (size_t i = 0; i < ihl; i += 2) {
+            sum += load_be16(ip + i);
+        }
+        st.ip = fold(sum) == 0xFFFF;
+    }
+    if (fi.tp != ptp::transport::l2 && udp_ck) {
+        st.udp = load_be16(data + fi.l4_offset + 6) == ptp::compute_udp_checksum(data, fi);
+    }
+    return st;
+}
+
+/// After an edit, lengths must be right, and checksums right where `before`
+/// says they were right (all of them for a full recompute). A checksum that
+/// was wrong before must stay wrong: an edit never makes a corrupted frame
+/// look intact.
+void check_edited_frame(const ptp::frame_buf& f, const ptp::frame_info& fi, bool udp_ck, const char* what,
+                        checksum_state before = {}) {
     ptp::frame_info again;
     require(ptp::classify_frame(f.data, f.len, again) == ptp::error::none, what);
     require(again.ptp_offset == fi.ptp_offset && again.tp == fi.tp, what);
@@ -165,19 +194,9 @@ void check_edited_frame(const ptp::frame_buf& f, const ptp::frame_info& fi, bool
         require(size_t{fi.l3_offset} + ptp::ipv6_header_len + load_be16(f.data + fi.l3_offset + 4) == f.len,
                 "IPv6 payload length");
     }
-    if (fi.tp == ptp::transport::udp_ipv4) {
-        const uint8_t* ip = f.data + fi.l3_offset;
-        uint32_t sum = 0;
-        const size_t ihl = size_t{ip[0] & 0x0Fu} * 4;
-        for (size_t i = 0; i < ihl; i += 2) {
-            sum += load_be16(ip + i);
-        }
-        require(fold(sum) == 0xFFFF, "IPv4 header checksum after edit");
-    }
-    if (fi.tp != ptp::transport::l2 && udp_ck) {
-        require(load_be16(f.data + fi.l4_offset + 6) == ptp::compute_udp_checksum(f.data, fi),
-                "UDP checksum after edit");
-    }
+    const checksum_state after = checksums_of(f.data, fi, udp_ck);
+    require(after.ip == before.ip, "IPv4 header checksum after edit");
+    require(after.udp == before.udp, "UDP checksum after edit");
     if (fi.tp == ptp::transport::udp_ipv4 && !udp_ck) {
         require(load_be16(f.data + fi.l4_offset + 6) == 0, "an unused IPv4 UDP checksum stays zero");
     }
@@ -295,7 +314,14 @@ void check_sign(context& ctx, const uint8_t* data, size_t len, const ptp::frame_
         }
         return;
     }
-    check_edited_frame(c.buf, fi, udp_ck, "frame after sign");
+    // The signer updates checksums incrementally unless it recomputes them
+    // (padding dropped, or an IPv6 UDP checksum of zero).
+    checksum_state before = checksums_of(data, fi, udp_ck);
+    if (!ptp::ends_with_message(data, fi, mv.hdr.messageLength) ||
+        (fi.tp == ptp::transport::udp_ipv6 && ptp::load_udp_checksum(data, fi) == 0)) {
+        before = checksum_state{};
+    }
+    check_edited_frame(c.buf, fi, udp_ck, "frame after sign", before);
     require(c.buf.len <= c.buf.cap, "sign stayed in the buffer");
     ptp::frame_info sfi;
     require(ptp::classify_frame(c.buf.data, c.buf.len, sfi) == ptp::error::none, "signed frame classifies");

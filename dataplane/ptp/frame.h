@@ -89,13 +89,38 @@ void fix_checksums(uint8_t* frame, const frame_info& fi, bool udp4_checksum_in_u
 /// the new lengths and the appended octets instead of summing the whole
 /// datagram again. Only valid when append_auth_tlv() dropped no padding (the
 /// old UDP payload ended at `old_message_length`); `fi` describes the new
-/// frame.
+/// frame. A checksum that was wrong on arrival stays wrong: signing never
+/// makes a corrupted frame look intact.
 void update_checksums_after_append(uint8_t* frame, const frame_info& fi, uint16_t old_message_length,
                                    bool udp4_checksum_in_use) noexcept;
 
 /// True if the frame's IPv4 UDP checksum field is non-zero (always true for
 /// IPv6, where it is mandatory, and for L2 irrelevant).
 bool udp_checksum_in_use(const uint8_t* frame, const frame_info& fi) noexcept;
+
+/// True if the UDP datagram ends with the message (no octets after
+/// messageLength) and the IP payload ends with the UDP datagram: the frame
+/// holds nothing an edit would drop, so checksums can be updated
+/// incrementally. Always true for L2 (checksums are not involved).
+inline bool ends_with_message(const uint8_t* frame, const frame_info& fi, uint16_t message_length) noexcept {
+    if (fi.tp == transport::l2) {
+        return true;
+    }
+    if (fi.ptp_avail != message_length) {
+        return false;
+    }
+    const uint8_t* ip = frame + fi.l3_offset;
+    const size_t udp_end = size_t{fi.ptp_offset} + fi.ptp_avail;
+    const size_t ip_end = fi.tp == transport::udp_ipv4
+                              ? size_t{fi.l3_offset} + static_cast<size_t>((ip[2] << 8) | ip[3])
+                              : size_t{fi.l3_offset} + ipv6_header_len + static_cast<size_t>((ip[4] << 8) | ip[5]);
+    return ip_end == udp_end;
+}
+
+/// The UDP checksum field as it is in the frame.
+inline uint16_t load_udp_checksum(const uint8_t* frame, const frame_info& fi) noexcept {
+    return static_cast<uint16_t>((frame[fi.l4_offset + 6] << 8) | frame[fi.l4_offset + 7]);
+}
 
 /// The UDP checksum the frame should carry (for checks and tests).
 uint16_t compute_udp_checksum(const uint8_t* frame, const frame_info& fi) noexcept;

@@ -753,6 +753,45 @@ TEST(edit_limits, checksum_helpers_agree_with_the_reference) {
         }
     }
 }
+TEST(edit_limits, incremental_update_keeps_a_wrong_checksum_wrong) {
+    // A frame corrupted before it reached the signer must not leave with
+    // checksums that make it look intact.
+    for (const auto& spec : {udp4_spec(), udp6_spec()}) {
+        owned_frame of(make_frame(build(message_type::sync), spec), 64);
+        ptp::frame_buf fb = of.view();
+        parsed p = parse_frame(fb);
+        const layout l = layout_of(spec);
+        fb.data[l.ptp + 40] ^= 0x01; // a body octet, after the checksums were made
+        const uint16_t old_ml = p.mv.hdr.messageLength;
+        ASSERT_TRUE(ptp::ends_with_message(fb.data, p.fi, old_ml));
+        ptp::auth_params ap;
+        ASSERT_EQ(ptp::append_auth_tlv(fb, p.fi, p.mv, ap), error::none);
+        ptp::update_checksums_after_append(fb.data, p.fi, old_ml, true);
+        const bool ipv6 = spec.tp == transport::udp_ipv6;
+        EXPECT_NE(load_be16(fb.data + l.l4 + 6), reference_udp_checksum(fb.data + l.l3, fb.data + l.l4, ipv6));
+        fb.data[l.ptp + 40] ^= 0x01; // undo the corruption: now it adds up
+        EXPECT_TRUE(frame_consistent({fb.data, fb.len}, spec));
+    }
+}
+
+TEST(edit_limits, octets_after_the_udp_datagram_force_a_full_sum) {
+    // An IP payload longer than its UDP datagram, or a UDP payload longer
+    // than messageLength: an edit drops those octets, so the incremental
+    // update does not apply.
+    const bytes msg = build(message_type::sync);
+    bytes f = make_frame(msg, udp4_spec());
+    const layout l = layout_of(udp4_spec());
+    ptp::frame_info fi;
+    ASSERT_EQ(ptp::classify_frame(f.data(), f.size(), fi), error::none);
+    EXPECT_TRUE(ptp::ends_with_message(f.data(), fi, static_cast<uint16_t>(msg.size())));
+    f.push_back(0);
+    f.push_back(0);
+    store_be16(f.data() + l.l3 + 2, static_cast<uint16_t>(load_be16(f.data() + l.l3 + 2) + 2));
+    ASSERT_EQ(ptp::classify_frame(f.data(), f.size(), fi), error::none);
+    EXPECT_FALSE(ptp::ends_with_message(f.data(), fi, static_cast<uint16_t>(msg.size())));
+    EXPECT_FALSE(ptp::ends_with_message(f.data(), fi, static_cast<uint16_t>(msg.size() - 2)));
+}
+
 TEST(edit_limits, incremental_checksums_match_the_reference) {
     // update_checksums_after_append() adjusts the stored checksums (RFC
     // 1624) instead of summing again: over every transport, odd and even
