@@ -98,9 +98,6 @@ public:
     /// modified. out[i] holds the verdict. Returns the number verified.
     uint16_t verify_burst(const ptp::frame_buf* frames, uint16_t n, frame_outcome* out) noexcept;
 
-    /// A verified frame's SPP and key ID are in its TLV; parse_message()
-    /// gives them back for callers that need them.
-
 private:
     uint16_t verify_part(const ptp::frame_buf* frames, uint16_t n, frame_outcome* out) noexcept;
 

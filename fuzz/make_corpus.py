@@ -207,13 +207,13 @@ def frame_seeds(ptpsecctl):
     return seeds
 
 
-def signed_seeds(ptpsecctl, todo):
+def signed_seeds(ptpsecctl, to_sign):
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         sa = os.path.join(tmp, "fuzz.conf")
         with open(sa, "w") as f:
             f.write(sa_text_of_frame_fuzz())
-        for name, frame, spp, key in todo:
+        for name, frame, spp, key in to_sign:
             src = os.path.join(tmp, "in.pcap")
             dst = os.path.join(tmp, "out.pcap")
             write_pcap(src, [frame])
