@@ -32,11 +32,11 @@ inline constexpr size_t gmac_nonce_len = gmac_salt_len + gmac_iv_len;
 inline constexpr size_t max_key_len = 256;
 
 struct algorithm_info {
-    algorithm alg;
     /// Short name used by benchmarks and the CLI: "hmac-sha256-128", ...
     std::string_view name;
     /// MAC Algorithm Type of seeds/001 Table 26.
     uint16_t mac_type;
+    algorithm alg;
     /// ICV octets on the wire.
     uint8_t icv_len;
     /// Required key length in octets; 0 means any non-zero length (HMAC).
@@ -51,13 +51,13 @@ namespace detail {
 // key size (RFC 4543 §3.2, NIST SP 800-38D §5.2.1.2), so every GMAC variant
 // carries a 16-octet ICV here. docs/security.md records this deviation.
 inline constexpr algorithm_info algorithm_table[algorithm_count] = {
-    {algorithm::hmac_sha256_128, "hmac-sha256-128", 0, 16, 0, false},
-    {algorithm::hmac_sha256, "hmac-sha256", 1, 32, 0, false},
-    {algorithm::aes_cmac_128, "aes-cmac-128", 2, 16, 16, false},
-    {algorithm::aes_cmac_256, "aes-cmac-256", 2, 16, 32, false},
-    {algorithm::aes_gmac_128, "aes-gmac-128", 3, 16, 16, true},
-    {algorithm::aes_gmac_192, "aes-gmac-192", 4, 16, 24, true},
-    {algorithm::aes_gmac_256, "aes-gmac-256", 5, 16, 32, true},
+    {"hmac-sha256-128", 0, algorithm::hmac_sha256_128, 16, 0, false},
+    {"hmac-sha256", 1, algorithm::hmac_sha256, 32, 0, false},
+    {"aes-cmac-128", 2, algorithm::aes_cmac_128, 16, 16, false},
+    {"aes-cmac-256", 2, algorithm::aes_cmac_256, 16, 32, false},
+    {"aes-gmac-128", 3, algorithm::aes_gmac_128, 16, 16, true},
+    {"aes-gmac-192", 4, algorithm::aes_gmac_192, 16, 24, true},
+    {"aes-gmac-256", 5, algorithm::aes_gmac_256, 16, 32, true},
 };
 } // namespace detail
 
