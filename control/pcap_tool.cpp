@@ -109,6 +109,40 @@ status check_linktype(pcap_t* p, const std::string& path) {
     return ok_status();
 }
 
+/// An Ethernet capture opened for reading.
+result<pcap_ptr> open_ethernet(const std::string& path) {
+    auto in = open_in(path);
+    if (!in) {
+        return in.err();
+    }
+    if (auto st = check_linktype(in->get(), path); !st) {
+        return st.err();
+    }
+    return in;
+}
+
+/// The SAs of an SA file, expanded by the chosen engine.
+struct installed_sas {
+    std::unique_ptr<icv::engine> eng;
+    sa_database sad;
+};
+
+result<installed_sas> install_sa_file(const std::string& sa_file, const options& opt) {
+    auto sas = load_sa_file(sa_file);
+    if (!sas) {
+        return sas.err();
+    }
+    auto eng = make_engine(opt.engine);
+    if (!eng) {
+        return eng.err();
+    }
+    auto sad = sa_database::install(**eng, *sas);
+    if (!sad) {
+        return sad.err();
+    }
+    return installed_sas{std::move(eng).value(), std::move(sad).value()};
+}
+
 /// Calls fn(header, data) for each packet; stops on a read error.
 template <typename Fn>
 status for_each_packet(pcap_t* p, const std::string& path, Fn&& fn) {
@@ -171,12 +205,9 @@ void show_body(std::ostream& out, const ptp::message_view& mv) {
 } // namespace
 
 result<uint64_t> show(const std::string& in_path, std::ostream& out, const options& opt) {
-    auto in = open_in(in_path);
+    auto in = open_ethernet(in_path);
     if (!in) {
         return in.err();
-    }
-    if (auto st = check_linktype(in->get(), in_path); !st) {
-        return st.err();
     }
     uint64_t n = 0;
     auto st = for_each_packet(in->get(), in_path, [&](const pcap_pkthdr& h, const u_char* data) -> status {
@@ -232,26 +263,15 @@ result<uint64_t> show(const std::string& in_path, std::ostream& out, const optio
 
 result<verify_summary> verify(const std::string& sa_file, const std::string& in_path, std::ostream& out,
                               const options& opt) {
-    auto sas = load_sa_file(sa_file);
+    auto sas = install_sa_file(sa_file, opt);
     if (!sas) {
         return sas.err();
     }
-    auto eng = make_engine(opt.engine);
-    if (!eng) {
-        return eng.err();
-    }
-    auto sad = sa_database::install(**eng, *sas);
-    if (!sad) {
-        return sad.err();
-    }
-    auto in = open_in(in_path);
+    auto in = open_ethernet(in_path);
     if (!in) {
         return in.err();
     }
-    if (auto st = check_linktype(in->get(), in_path); !st) {
-        return st.err();
-    }
-    verifier v(**eng, *sad, opt.wire);
+    verifier v(*sas->eng, sas->sad, opt.wire);
     verify_summary sum;
     uint64_t n = 0;
     std::vector<uint8_t> buf;
@@ -305,38 +325,27 @@ result<verify_summary> verify(const std::string& sa_file, const std::string& in_
 
 result<edit_summary> sign(const std::string& sa_file, uint8_t spp, uint32_t key_id, const std::string& in_path,
                           const std::string& out_path, std::ostream& log, const options& opt) {
-    auto sas = load_sa_file(sa_file);
+    auto sas = install_sa_file(sa_file, opt);
     if (!sas) {
         return sas.err();
     }
-    auto eng = make_engine(opt.engine);
-    if (!eng) {
-        return eng.err();
-    }
-    auto sad = sa_database::install(**eng, *sas);
-    if (!sad) {
-        return sad.err();
-    }
-    security_association* sa = sad->find(spp);
+    security_association* sa = sas->sad.find(spp);
     if (sa == nullptr) {
         return error{fmt::format("{}: no security association with spp {}", sa_file, spp)};
     }
     if (sa->find_key(key_id) == nullptr) {
         return error{fmt::format("{}: spp {} has no key with id {}", sa_file, spp, key_id)};
     }
-    auto in = open_in(in_path);
+    auto in = open_ethernet(in_path);
     if (!in) {
         return in.err();
-    }
-    if (auto st = check_linktype(in->get(), in_path); !st) {
-        return st.err();
     }
     auto w = open_out(in->get(), out_path);
     if (!w) {
         return w.err();
     }
     icv::gmac_iv_counter iv(icv::gmac_iv_counter::clock_start());
-    signer s(**eng, *sad, iv, opt.wire);
+    signer s(*sas->eng, sas->sad, iv, opt.wire);
     edit_summary sum;
     std::vector<uint8_t> buf;
     auto st = for_each_packet(in->get(), in_path, [&](const pcap_pkthdr& h, const u_char* data) -> status {
@@ -375,12 +384,9 @@ result<edit_summary> sign(const std::string& sa_file, uint8_t spp, uint32_t key_
 
 result<edit_summary> strip(const std::string& in_path, const std::string& out_path, std::ostream& log,
                            const options& opt) {
-    auto in = open_in(in_path);
+    auto in = open_ethernet(in_path);
     if (!in) {
         return in.err();
-    }
-    if (auto st = check_linktype(in->get(), in_path); !st) {
-        return st.err();
     }
     auto w = open_out(in->get(), out_path);
     if (!w) {

@@ -508,15 +508,20 @@ TEST_F(ptpsecctl_pcap, bad_sa_file_names_file_and_line) {
     EXPECT_TRUE(contains(missing.err, _dir.file("missing.conf") + ": cannot open")) << missing.err;
 }
 
-TEST_F(ptpsecctl_pcap, nonexistent_input_names_the_file) {
-    const std::string in = _dir.file("no-such-capture.pcap");
-    const std::string out = _dir.file("never.pcap");
-    const std::vector<std::vector<std::string>> cmds = {
+/// show, verify, sign and strip of one input (the last two writing `out`).
+std::vector<std::vector<std::string>> every_pcap_command(const std::string& in, const std::string& out) {
+    return {
         {"pcap", "show", in},
         {"pcap", "verify", "--sa-file", shipped_sa_file, in},
         {"pcap", "sign", "--sa-file", shipped_sa_file, "--spp", "2", "--key-id", "1", in, out},
         {"pcap", "strip", in, out},
     };
+}
+
+TEST_F(ptpsecctl_pcap, nonexistent_input_names_the_file) {
+    const std::string in = _dir.file("no-such-capture.pcap");
+    const std::string out = _dir.file("never.pcap");
+    const auto cmds = every_pcap_command(in, out);
     for (const auto& cmd : cmds) {
         SCOPED_TRACE(cmd[1]);
         const auto r = run(cmd);
@@ -555,12 +560,7 @@ TEST_F(ptpsecctl_pcap, non_ethernet_link_type_is_refused) {
     const std::string in = _dir.file("raw.pcap");
     write_packets(in, DLT_RAW, {p});
     const std::string out = _dir.file("never.pcap");
-    const std::vector<std::vector<std::string>> cmds = {
-        {"pcap", "show", in},
-        {"pcap", "verify", "--sa-file", shipped_sa_file, in},
-        {"pcap", "sign", "--sa-file", shipped_sa_file, "--spp", "2", "--key-id", "1", in, out},
-        {"pcap", "strip", in, out},
-    };
+    const auto cmds = every_pcap_command(in, out);
     for (const auto& cmd : cmds) {
         SCOPED_TRACE(cmd[1]);
         const auto r = run(cmd);
