@@ -34,6 +34,25 @@ void restore_correction(uint8_t* msg, const uint8_t* saved) noexcept {
     std::memcpy(msg + ptp::correction_offset, saved, ptp::correction_len);
 }
 
+/// Hands the requests queued since `computed` to the engine.
+void compute_queued(icv::engine& eng, const icv::mac_request* reqs, uint16_t m, uint16_t& computed) noexcept {
+    computed =
+        static_cast<uint16_t>(computed + eng.compute_burst(reqs + computed, static_cast<uint16_t>(m - computed)));
+}
+
+/// The GMAC subkey of the sender whose message starts at `msg`. Deriving may
+/// replace a table entry that queued requests use, so those are computed
+/// first. nullptr if the engine refuses the derived key.
+const icv::gmac_sender_keys::entry* sender_key(icv::gmac_sender_keys& keys, const uint8_t* msg, icv::engine& eng,
+                                               const icv::mac_request* reqs, uint16_t m, uint16_t& computed) noexcept {
+    const uint8_t* pid = msg + ptp::source_port_identity_offset;
+    if (const auto* e = keys.find(pid); e != nullptr) {
+        return e;
+    }
+    compute_queued(eng, reqs, m, computed);
+    return keys.derive(pid);
+}
+
 } // namespace
 
 std::string_view sign_status_name(sign_status s) noexcept {
@@ -94,15 +113,7 @@ uint16_t signer::sign_part(ptp::frame_buf* frames, uint16_t n, security_associat
         const uint8_t* salt = nullptr;
         const icv::prepared_key* pk = key.mac.get();
         if (gmac) {
-            const uint8_t* pid = msg + ptp::source_port_identity_offset;
-            const auto* e = key.gmac->find(pid);
-            if (e == nullptr) {
-                // Deriving may replace a table entry that queued requests
-                // use: compute those first.
-                computed = static_cast<uint16_t>(
-                    computed + _engine->compute_burst(_reqs.data() + computed, static_cast<uint16_t>(m - computed)));
-                e = key.gmac->derive(pid);
-            }
+            const auto* e = sender_key(*key.gmac, msg, *_engine, _reqs.data(), m, computed);
             if (e == nullptr) {
                 set(out[i], sign_status::crypto_failed);
                 continue;
@@ -140,8 +151,7 @@ uint16_t signer::sign_part(ptp::frame_buf* frames, uint16_t n, security_associat
     }
 
     // Pass 2: every ICV of the burst in one engine call.
-    computed = static_cast<uint16_t>(
-        computed + _engine->compute_burst(_reqs.data() + computed, static_cast<uint16_t>(m - computed)));
+    compute_queued(*_engine, _reqs.data(), m, computed);
 
     // Pass 3: put correctionField back, then checksums over the final bytes.
     for (uint16_t r = 0; r < m; ++r) {
@@ -228,13 +238,7 @@ uint16_t verifier::verify_part(const ptp::frame_buf* frames, uint16_t n, frame_o
         pending& p = _pending[m];
         const icv::prepared_key* pk = key->mac.get();
         if (gmac) {
-            const uint8_t* pid = msg + ptp::source_port_identity_offset;
-            const auto* e = key->gmac->find(pid);
-            if (e == nullptr) {
-                computed = static_cast<uint16_t>(
-                    computed + _engine->compute_burst(_reqs.data() + computed, static_cast<uint16_t>(m - computed)));
-                e = key->gmac->derive(pid);
-            }
+            const auto* e = sender_key(*key->gmac, msg, *_engine, _reqs.data(), m, computed);
             if (e == nullptr) {
                 set(out[i], verify_status::crypto_failed);
                 continue;
@@ -254,8 +258,7 @@ uint16_t verifier::verify_part(const ptp::frame_buf* frames, uint16_t n, frame_o
         ++m;
     }
 
-    computed = static_cast<uint16_t>(
-        computed + _engine->compute_burst(_reqs.data() + computed, static_cast<uint16_t>(m - computed)));
+    compute_queued(*_engine, _reqs.data(), m, computed);
     const bool engine_ok = computed == m;
 
     for (uint16_t r = 0; r < m; ++r) {
