@@ -134,7 +134,7 @@ frame_burst::frame_burst(uint16_t message_len, uint16_t burst)
         _template_len[i] = static_cast<uint32_t>(len);
         _frames[i] = ptp::frame_buf{_slots[i].bytes, static_cast<uint32_t>(len), frame_slot_size};
     }
-    restore();
+    copy_templates();
 }
 
 } // namespace ptpsec::bench

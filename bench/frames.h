@@ -39,13 +39,41 @@ public:
     /// Empty if every frame was built; else why not.
     const std::string& error() const noexcept { return _error; }
 
-    /// Copies every template back over its frame (memcpy of the frame's
-    /// octets) and resets the frame lengths: the unsigned burst again.
+    /// The unsigned burst again after sign_burst(): signing rewrites only
+    /// the IPv4 total length and header checksum, the UDP length and
+    /// checksum and messageLength, and writes the TLV past the template's
+    /// end, so those five fields and the frame lengths are put back (the
+    /// constructor and same_as_templates() check that this is the whole
+    /// difference).
     void restore() noexcept {
+        for (size_t i = 0; i < _frames.size(); ++i) {
+            uint8_t* f = _slots[i].bytes;
+            const uint8_t* t = _templates[i].bytes;
+            std::memcpy(f + ip_length_at, t + ip_length_at, 2);
+            std::memcpy(f + ip_checksum_at, t + ip_checksum_at, 2);
+            std::memcpy(f + udp_length_at, t + udp_length_at, 4); // length and checksum
+            std::memcpy(f + message_length_at, t + message_length_at, 2);
+            _frames[i].len = _template_len[i];
+        }
+    }
+
+    /// Copies every template back over its frame in full.
+    void copy_templates() noexcept {
         for (size_t i = 0; i < _frames.size(); ++i) {
             std::memcpy(_slots[i].bytes, _templates[i].bytes, _template_len[i]);
             _frames[i].len = _template_len[i];
         }
+    }
+
+    /// True if every frame is its template, octet for octet and in length.
+    bool same_as_templates() const noexcept {
+        for (size_t i = 0; i < _frames.size(); ++i) {
+            if (_frames[i].len != _template_len[i] ||
+                std::memcmp(_slots[i].bytes, _templates[i].bytes, _template_len[i]) != 0) {
+                return false;
+            }
+        }
+        return true;
     }
 
     ptp::frame_buf* frames() noexcept { return _frames.data(); }
@@ -53,6 +81,12 @@ public:
     uint32_t template_length(size_t i) const noexcept { return _template_len[i]; }
 
 private:
+    // Ethernet (14) + IPv4 without options (20) + UDP (8), as built above.
+    static constexpr size_t ip_length_at = 14 + 2;
+    static constexpr size_t ip_checksum_at = 14 + 10;
+    static constexpr size_t udp_length_at = 34 + 4;
+    static constexpr size_t message_length_at = 42 + 2;
+
     std::vector<frame_slot> _templates;
     std::vector<frame_slot> _slots;
     std::vector<uint32_t> _template_len;

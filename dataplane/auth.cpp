@@ -2,6 +2,8 @@
 
 #include <drivers/base/bytes.h>
 
+#include <rte_prefetch.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -22,6 +24,29 @@ template <typename S>
 void set(frame_outcome& o, S s, ptp::error cause = ptp::error::none) noexcept {
     o.status = static_cast<uint8_t>(s);
     o.cause = cause;
+}
+
+/// Frames ahead of the one being worked on whose first octets are fetched
+/// into the cache meanwhile (DPDK's usual practice on an rx burst).
+constexpr uint16_t prefetch_ahead = 3;
+/// Octets of a frame to fetch: the headers, the PTP header and, for the
+/// short messages PTP mostly sends, the TLVs.
+constexpr uint32_t prefetch_octets = 192;
+constexpr uint32_t cache_line = 64;
+
+void prefetch_frame(const ptp::frame_buf& f) noexcept {
+    const uint32_t end = std::min(f.len, prefetch_octets);
+    for (uint32_t off = 0; off < end; off += cache_line) {
+        rte_prefetch0(f.data + off);
+    }
+}
+
+/// Prefetches the first frames of a burst; the loops then keep
+/// prefetch_ahead frames ahead.
+void prefetch_first(const ptp::frame_buf* frames, uint16_t n) noexcept {
+    for (uint16_t i = 0; i < std::min(n, prefetch_ahead); ++i) {
+        prefetch_frame(frames[i]);
+    }
 }
 
 /// Zeroes correctionField (allow_mutable) and keeps the old value to put back.
@@ -89,27 +114,29 @@ uint16_t signer::sign_part(ptp::frame_buf* frames, uint16_t n, security_associat
     uint64_t next_iv = gmac ? _iv->reserve(n) : 0;
     uint16_t m = 0;        // requests prepared
     uint16_t computed = 0; // requests already handed to the engine
-    uint16_t ok = 0;
 
     // Pass 1: find the message, append the TLV, queue its ICV.
-    ptp::message_view mv; // reused: parse_message sets what it needs
+    ptp::message_scan sc; // reused: scan_message sets what it needs
+    prefetch_first(frames, n);
     for (uint16_t i = 0; i < n; ++i) {
+        if (i + prefetch_ahead < n) {
+            prefetch_frame(frames[i + prefetch_ahead]);
+        }
         ptp::frame_buf& f = frames[i];
         pending& p = _pending[m];
         if (const ptp::error e = ptp::classify_frame(f.data, f.len, p.fi); e != ptp::error::none) {
             set(out[i], e == ptp::error::not_ptp ? sign_status::not_ptp : sign_status::malformed, e);
             continue;
         }
-        if (const ptp::error e = ptp::parse_message(f.data + p.fi.ptp_offset, p.fi.ptp_avail, mv, _opt);
-            e != ptp::error::none) {
+        uint8_t* msg = f.data + p.fi.ptp_offset;
+        if (const ptp::error e = ptp::scan_message(msg, p.fi.ptp_avail, sc, _opt); e != ptp::error::none) {
             set(out[i], sign_status::malformed, e);
             continue;
         }
-        if (mv.has_auth) {
+        if (sc.has_auth) {
             set(out[i], sign_status::already_signed);
             continue;
         }
-        uint8_t* msg = f.data + p.fi.ptp_offset;
         const uint8_t* salt = nullptr;
         const icv::prepared_key* pk = key.mac.get();
         if (gmac) {
@@ -126,63 +153,55 @@ uint16_t signer::sign_part(ptp::frame_buf* frames, uint16_t n, security_associat
         ap.keyID = key.key_id;
         ap.icv_len = key.icv_len;
         ap.with_seqno = gmac;
-        ap.sequenceNo = gmac ? next_iv++ : 0;
-        p.udp_ck = ptp::udp_checksum_in_use(f.data, p.fi);
-        p.old_message_length = mv.hdr.messageLength;
-        // Incremental checksums need the old ones to cover exactly what
-        // stays: not so when octets after the message are dropped, or for an
-        // IPv6 UDP checksum of zero (forbidden, RFC 8200 §8.1), which gets a
-        // full sum instead.
-        p.padded = !ptp::ends_with_message(f.data, p.fi, mv.hdr.messageLength) ||
-                   (p.fi.tp == ptp::transport::udp_ipv6 && ptp::load_udp_checksum(f.data, p.fi) == 0);
-        if (const ptp::error e = ptp::append_auth_tlv(f, p.fi, mv, ap); e != ptp::error::none) {
+        ap.sequenceNo = gmac ? next_iv : 0;
+        if (const ptp::error e = ptp::append_auth_tlv(f, p.fi, sc.messageLength, ap, p.pa); e != ptp::error::none) {
             set(out[i], e == ptp::error::no_room ? sign_status::no_room : sign_status::malformed, e);
             continue;
         }
         if (gmac) {
-            icv::make_gmac_nonce(salt, ap.sequenceNo, p.nonce);
+            icv::make_gmac_nonce(salt, next_iv++, p.nonce);
         }
         if (sa.allow_mutable) {
             zero_correction(msg, p.saved_correction);
         }
         p.index = i;
-        _reqs[m] = icv::mac_request{pk, msg, mv.auth.icv_offset, gmac ? p.nonce : nullptr, msg + mv.auth.icv_offset};
+        _reqs[m] = icv::mac_request{pk, msg, p.pa.icv_offset, gmac ? p.nonce : nullptr, msg + p.pa.icv_offset};
         ++m;
     }
 
     // Pass 2: every ICV of the burst in one engine call.
     compute_queued(*_engine, _reqs.data(), m, computed);
 
-    // Pass 3: put correctionField back, then checksums over the final bytes.
-    for (uint16_t r = 0; r < m; ++r) {
-        pending& p = _pending[r];
-        uint8_t* frame = frames[p.index].data;
-        if (sa.allow_mutable) {
-            restore_correction(frame + p.fi.ptp_offset, p.saved_correction);
-        }
-        if (p.padded) {
-            ptp::fix_checksums(frame, p.fi, p.udp_ck);
-        } else {
-            ptp::update_checksums_after_append(frame, p.fi, p.old_message_length, p.udp_ck);
-        }
-        set(out[p.index], sign_status::signed_ok);
-        ++ok;
-    }
-    if (computed != m) {
-        // The engine refused a request: nothing identifies which, so the
-        // burst is reported as failed rather than risk a wrong ICV passing.
-        // Frames that are not signed leave as they came: take the TLV out.
+    // Pass 3: put correctionField back, then the UDP checksum over the ICV.
+    if (computed == m) {
         for (uint16_t r = 0; r < m; ++r) {
-            pending& p = _pending[r];
-            ptp::frame_buf& f = frames[p.index];
-            if (ptp::parse_message(f.data + p.fi.ptp_offset, p.fi.ptp_avail, mv, _opt) == ptp::error::none) {
-                (void)ptp::strip_auth_tlv(f, p.fi, mv);
+            const pending& p = _pending[r];
+            uint8_t* frame = frames[p.index].data;
+            if (sa.allow_mutable) {
+                restore_correction(frame + p.fi.ptp_offset, p.saved_correction);
             }
-            set(out[p.index], sign_status::crypto_failed);
+            ptp::finish_auth_tlv(frame, p.fi, p.pa);
+            set(out[p.index], sign_status::signed_ok);
         }
-        ok = 0;
+        return m;
     }
-    return ok;
+    // The engine refused a request: nothing identifies which, so the burst
+    // is reported as failed rather than risk a wrong ICV passing. Frames
+    // that are not signed leave as they came: take the TLV out.
+    ptp::message_view mv;
+    for (uint16_t r = 0; r < m; ++r) {
+        const pending& p = _pending[r];
+        ptp::frame_buf& f = frames[p.index];
+        if (sa.allow_mutable) {
+            restore_correction(f.data + p.fi.ptp_offset, p.saved_correction);
+        }
+        ptp::frame_info fi = p.fi;
+        if (ptp::parse_message(f.data + fi.ptp_offset, fi.ptp_avail, mv, _opt) == ptp::error::none) {
+            (void)ptp::strip_auth_tlv(f, fi, mv);
+        }
+        set(out[p.index], sign_status::crypto_failed);
+    }
+    return 0;
 }
 
 uint16_t verifier::verify_burst(const ptp::frame_buf* frames, uint16_t n, frame_outcome* out) noexcept {
@@ -200,15 +219,21 @@ uint16_t verifier::verify_part(const ptp::frame_buf* frames, uint16_t n, frame_o
     uint16_t ok = 0;
 
     ptp::frame_info fi;
-    ptp::message_view mv; // reused: parse_message sets what it needs
+    ptp::message_scan mv; // reused: scan_message sets what it needs
+    security_association* sa = nullptr;
+    sa_key* key = nullptr; // the last key found, with its SA
+    prefetch_first(frames, n);
     for (uint16_t i = 0; i < n; ++i) {
+        if (i + prefetch_ahead < n) {
+            prefetch_frame(frames[i + prefetch_ahead]);
+        }
         const ptp::frame_buf& f = frames[i];
         if (const ptp::error e = ptp::classify_frame(f.data, f.len, fi); e != ptp::error::none) {
             set(out[i], e == ptp::error::not_ptp ? verify_status::not_ptp : verify_status::malformed, e);
             continue;
         }
         uint8_t* msg = f.data + fi.ptp_offset;
-        if (const ptp::error e = ptp::parse_message(msg, fi.ptp_avail, mv, _opt); e != ptp::error::none) {
+        if (const ptp::error e = ptp::scan_message(msg, fi.ptp_avail, mv, _opt); e != ptp::error::none) {
             set(out[i], verify_status::malformed, e);
             continue;
         }
@@ -216,15 +241,19 @@ uint16_t verifier::verify_part(const ptp::frame_buf* frames, uint16_t n, frame_o
             set(out[i], verify_status::unsigned_message);
             continue;
         }
-        security_association* sa = _sad->find(mv.auth.spp);
-        if (sa == nullptr) {
-            set(out[i], verify_status::unknown_spp);
-            continue;
-        }
-        sa_key* key = sa->find_key(mv.auth.keyID);
-        if (key == nullptr) {
-            set(out[i], verify_status::unknown_key);
-            continue;
+        // A burst mostly carries one SA and key: look up only on a change.
+        if (key == nullptr || mv.auth.spp != sa->spp || mv.auth.keyID != key->key_id) {
+            sa = _sad->find(mv.auth.spp);
+            if (sa == nullptr) {
+                key = nullptr;
+                set(out[i], verify_status::unknown_spp);
+                continue;
+            }
+            key = sa->find_key(mv.auth.keyID);
+            if (key == nullptr) {
+                set(out[i], verify_status::unknown_key);
+                continue;
+            }
         }
         if (mv.auth.icv_len != key->icv_len) {
             set(out[i], verify_status::icv_length_mismatch);

@@ -78,9 +78,7 @@ private:
 
     struct pending {
         ptp::frame_info fi;
-        bool udp_ck;
-        bool padded; ///< checksums from scratch (padding dropped, or no IPv6 UDP checksum)
-        uint16_t old_message_length;
+        ptp::pending_auth pa;
         uint16_t index;
         uint8_t saved_correction[ptp::correction_len];
         uint8_t nonce[icv::gmac_nonce_len];

@@ -10,15 +10,6 @@ key_bytes::~key_bytes() {
     secure_wipe(_b.data(), _b.size());
 }
 
-sa_key* security_association::find_key(uint32_t key_id) noexcept {
-    for (auto& k : keys) {
-        if (k.key_id == key_id) {
-            return &k;
-        }
-    }
-    return nullptr;
-}
-
 size_t sa_database::size() const noexcept {
     size_t n = 0;
     for (const auto& s : _by_spp) {

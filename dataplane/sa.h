@@ -74,7 +74,14 @@ struct security_association {
     bool allow_mutable = false;
     std::vector<sa_key> keys;
 
-    sa_key* find_key(uint32_t key_id) noexcept;
+    sa_key* find_key(uint32_t key_id) noexcept {
+        for (auto& k : keys) {
+            if (k.key_id == key_id) {
+                return &k;
+            }
+        }
+        return nullptr;
+    }
 };
 
 /// SAs by SPP, each with its keys expanded by one engine.

@@ -314,11 +314,13 @@ void check_sign(context& ctx, const uint8_t* data, size_t len, const ptp::frame_
         }
         return;
     }
-    // The signer updates checksums incrementally unless it recomputes them
-    // (padding dropped, or an IPv6 UDP checksum of zero).
+    // The signer updates checksums incrementally unless it sums the UDP
+    // checksum again (checksum_plan::full: padding dropped, an odd message
+    // length, or an IPv6 UDP checksum of zero), which fixes both.
     checksum_state before = checksums_of(data, fi, udp_ck);
-    if (!ptp::ends_with_message(data, fi, mv.hdr.messageLength) ||
-        (fi.tp == ptp::transport::udp_ipv6 && ptp::load_udp_checksum(data, fi) == 0)) {
+    if (fi.tp != ptp::transport::l2 && udp_ck &&
+        (!ptp::ends_with_message(data, fi, mv.hdr.messageLength) || mv.hdr.messageLength % 2 != 0 ||
+         ptp::load_udp_checksum(data, fi) == 0)) {
         before = checksum_state{};
     }
     check_edited_frame(c.buf, fi, udp_ck, "frame after sign", before);
@@ -392,6 +394,13 @@ void run_one(const uint8_t* data, size_t size) {
 
     ptp::frame_info fi;
     const ptp::error fe = ptp::classify_frame(f.buf.data, f.buf.len, fi);
+    // The inline fast path of classify_frame() answers as the general one.
+    ptp::frame_info gfi;
+    require(ptp::classify_frame_general(f.buf.data, f.buf.len, gfi) == fe, "classify fast path: same verdict");
+    require(fe != ptp::error::none ||
+                (gfi.tp == fi.tp && gfi.vlan_count == fi.vlan_count && gfi.l3_offset == fi.l3_offset &&
+                 gfi.l4_offset == fi.l4_offset && gfi.ptp_offset == fi.ptp_offset && gfi.ptp_avail == fi.ptp_avail),
+            "classify fast path: same layout");
     const frame_outcome v = verify_both(ctx, f.buf);
     const auto vs = static_cast<verify_status>(v.status);
     check_verify_burst(ctx, data, size, v);

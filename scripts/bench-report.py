@@ -340,14 +340,15 @@ def arch_table(res):
 
 
 STAGES = [
-    ("restore", "restore/{b}/32", "memcpy of the unsigned frame from its template (sign benchmark only)"),
+    ("restore", "restore/{b}/32", "the five fields sign rewrites put back, and the frame length (sign benchmark only)"),
     ("classify", "stage/classify/{b}/32", "ptp::classify_frame: Ethernet, IPv4, UDP"),
-    ("parse", "stage/parse/{b}/32", "ptp::parse_message: header, body, TLV walk"),
-    ("append", "stage/append/{b}/32", "ptp::append_auth_tlv, minus restore (the stage restores too)"),
-    ("checksums", "stage/checksums/{b}/32", "ptp::fix_checksums: IPv4 header and UDP checksums"),
+    ("scan", "stage/scan/{b}/32", "ptp::scan_message: version, type, lengths, TLV walk"),
+    ("append", "stage/append/{b}/32",
+     "ptp::append_auth_tlv: TLV, lengths, IPv4 header checksum, UDP sum but the ICV (minus restore)"),
+    ("finish", "stage/finish/{b}/32", "ptp::finish_auth_tlv: the ICV into the UDP checksum"),
     ("gmac-find", "stage/gmac-find/{b}/32", "gmac_sender_keys::find (GMAC only)"),
     ("iv-next", "stage/iv-next/{b}/32", "gmac_iv_counter::next, one atomic add (GMAC sign only)"),
-    ("icv-compare", "stage/icv-compare/{b}/32", "ct_equal of the ICV and secure_wipe of the scratch (verify only)"),
+    ("icv-compare", "stage/icv-compare/{b}/32", "ct_equal of the ICV (verify only)"),
 ]
 
 

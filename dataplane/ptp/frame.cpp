@@ -195,7 +195,7 @@ std::string_view transport_name(transport t) noexcept {
     return "?";
 }
 
-error classify_frame(const uint8_t* frame, size_t len, frame_info& out) noexcept {
+error classify_frame_general(const uint8_t* frame, size_t len, frame_info& out) noexcept {
     out = frame_info{};
     if (len < ethernet_header_len) {
         return error::truncated_frame;
@@ -265,17 +265,6 @@ void fix_checksums(uint8_t* frame, const frame_info& fi, bool udp4_checksum_in_u
 
 namespace {
 
-/// Ones' complement addition of a 16-bit word to a running sum.
-uint32_t add_word(uint32_t sum, uint16_t w) noexcept {
-    return sum + w;
-}
-
-/// Replaces the 16-bit field value `old_v` by `new_v` in a sum (RFC 1624
-/// eqn. 3: ~m + m'), both given in host order of the big-endian field.
-uint32_t replace_word(uint32_t sum, uint16_t old_v, uint16_t new_v) noexcept {
-    return add_word(add_word(sum, static_cast<uint16_t>(~rte_cpu_to_be_16(old_v))), rte_cpu_to_be_16(new_v));
-}
-
 uint16_t stored(const uint8_t* p) noexcept {
     uint16_t v = 0;
     std::memcpy(&v, p, sizeof(v));
@@ -286,92 +275,165 @@ void store(uint8_t* p, uint16_t v) noexcept {
     std::memcpy(p, &v, sizeof(v));
 }
 
-} // namespace
+/// RFC 1624 eqn. 3 (HC' = ~(~HC + ~m + m')): the field at `p` changes to
+/// `new_v` (host order); the sum works on words in memory order, which
+/// gives the same checksum on either byte order (RFC 1071 §2(B)).
+uint32_t replace_field(uint32_t sum, const uint8_t* p, uint16_t new_v) noexcept {
+    return sum + static_cast<uint16_t>(~stored(p)) + rte_cpu_to_be_16(new_v);
+}
 
-void update_checksums_after_append(uint8_t* frame, const frame_info& fi, uint16_t old_message_length,
-                                   bool udp4_checksum_in_use) noexcept {
-    if (fi.tp == transport::l2) {
-        return;
+/// A 16-bit value as the word it is in memory (big-endian), for sums.
+uint32_t be_word(uint16_t v) noexcept {
+    return rte_cpu_to_be_16(v);
+}
+
+/// Sum of `words` 16-bit words from an even offset, memory order.
+uint32_t sum_words(const uint8_t* p, size_t words) noexcept {
+    uint32_t sum = 0;
+    for (size_t i = 0; i < words; ++i) {
+        sum += stored(p + 2 * i);
     }
-    const uint16_t new_ml = load_be16(frame + fi.ptp_offset + 2);
-    const uint16_t added = static_cast<uint16_t>(new_ml - old_message_length);
-    if (fi.tp == transport::udp_ipv4) {
-        uint8_t* ip = frame + fi.l3_offset;
-        const uint16_t total = load_be16(ip + 2);
-        uint32_t sum = static_cast<uint16_t>(~stored(ip + 10));
-        sum = replace_word(sum, static_cast<uint16_t>(total - added), total);
-        store(ip + 10, static_cast<uint16_t>(~fold(sum)));
-        if (!udp4_checksum_in_use) {
-            return;
-        }
-    }
-    uint8_t* udp = frame + fi.l4_offset;
-    const uint16_t ulen = load_be16(udp + 4);
-    const uint16_t old_ulen = static_cast<uint16_t>(ulen - added);
-    uint32_t sum = static_cast<uint16_t>(~stored(udp + 6));
-    sum = replace_word(sum, old_ulen, ulen); // the pseudo header's UDP length
-    sum = replace_word(sum, old_ulen, ulen); // the UDP header's
-    sum = replace_word(sum, old_message_length, new_ml);
-    // The appended octets start at UDP offset old_ulen; from an odd offset
-    // their words are the byte-swapped sum (RFC 1071 §2).
-    uint16_t appended = rte_raw_cksum(udp + old_ulen, added);
-    if ((old_ulen & 1U) != 0) {
-        appended = rte_bswap16(appended);
-    }
-    sum = add_word(sum, appended);
+    return sum;
+}
+
+uint16_t finish_sum(uint32_t sum) noexcept {
     uint16_t ck = static_cast<uint16_t>(~fold(sum));
     if (ck == 0) {
-        ck = 0xFFFF; // RFC 768
+        ck = 0xFFFF; // RFC 768: a computed zero is sent as all ones
     }
-    store(udp + 6, ck);
+    return ck;
+}
+
+} // namespace
+
+error append_auth_tlv(frame_buf& f, frame_info& fi, uint16_t message_length, const auth_params& p,
+                      pending_auth& out) noexcept {
+    // Copies in locals: stores through uint8_t* may alias anything, and the
+    // compiler would otherwise reload every field after every store.
+    const auth_params ap = p;
+    const frame_info in = fi;
+    const size_t add = auth_tlv_size(ap);
+    const size_t new_ml = size_t{message_length} + add;
+    if (new_ml > max_message_len) {
+        return error::message_too_long;
+    }
+    const size_t new_len = size_t{in.ptp_offset} + new_ml;
+    if (new_len > f.cap) {
+        return error::no_room;
+    }
+    uint8_t* frame = f.data;
+    uint8_t* msg = frame + in.ptp_offset;
+    checksum_plan plan = checksum_plan::none;
+    uint32_t sum = 0;
+    if (in.tp != transport::l2) {
+        uint8_t* ip = frame + in.l3_offset;
+        uint8_t* udp = frame + in.l4_offset;
+        const bool ipv4 = in.tp == transport::udp_ipv4;
+        const size_t udp_len = udp_header_len + new_ml;
+        const size_t ip_len = size_t{in.l4_offset} - in.l3_offset + udp_len - (ipv4 ? 0 : ipv6_header_len);
+        if (udp_len > 0xFFFF || ip_len > 0xFFFF) {
+            return error::message_too_long;
+        }
+        const uint16_t ck = stored(udp + 6);
+        if (ipv4 && ck == 0) {
+            plan = checksum_plan::none; // RFC 768: no checksum, and it stays so
+        } else if (!ends_with_message(frame, in, message_length) || (message_length & 1U) != 0 || ck == 0) {
+            plan = checksum_plan::full;
+        } else {
+            // The UDP length appears twice in the sum (pseudo header and UDP
+            // header); messageLength once; the TLV's octets are added below,
+            // its ICV by finish_auth_tlv().
+            plan = checksum_plan::incremental;
+            const uint16_t old_udp_len = stored(udp + 4);
+            sum = static_cast<uint16_t>(~ck) + 2U * static_cast<uint16_t>(~old_udp_len) +
+                  2U * be_word(static_cast<uint16_t>(udp_len)) + static_cast<uint16_t>(~stored(msg + 2)) +
+                  be_word(static_cast<uint16_t>(new_ml));
+        }
+        uint8_t* ip_len_field = ip + (ipv4 ? 2 : 4);
+        if (ipv4) {
+            const uint32_t ip_sum =
+                replace_field(static_cast<uint16_t>(~stored(ip + 10)), ip_len_field, static_cast<uint16_t>(ip_len));
+            store(ip + 10, static_cast<uint16_t>(~fold(ip_sum)));
+        }
+        store_be16(udp + 4, static_cast<uint16_t>(udp_len));
+        store_be16(ip_len_field, static_cast<uint16_t>(ip_len));
+    }
+    store_be16(msg + 2, static_cast<uint16_t>(new_ml));
+    uint8_t* t = msg + message_length;
+    const auto value_len = static_cast<uint16_t>(add - tlv_header_len);
+    const uint8_t spi = ap.with_seqno ? sec_param_seqno_present : 0;
+    store_be16(t, tlv_authentication);
+    store_be16(t + 2, value_len);
+    t[4] = ap.spp;
+    t[5] = spi;
+    store_be32(t + 6, ap.keyID);
+    size_t icv_at = tlv_header_len + auth_fixed_len;
+    if (ap.with_seqno) {
+        store_be64(t + icv_at, ap.sequenceNo);
+        icv_at += auth_seqno_len;
+    }
+    // The ICV octets are the engine's to write: not cleared here (a memset
+    // of a run-time length costs more than the rest of the append).
+    if (plan == checksum_plan::incremental) {
+        // The words just written, summed from their values: reading them
+        // back would wait for the stores to retire.
+        sum += be_word(tlv_authentication) + be_word(value_len) + be_word(static_cast<uint16_t>((ap.spp << 8) | spi)) +
+               be_word(static_cast<uint16_t>(ap.keyID >> 16)) + be_word(static_cast<uint16_t>(ap.keyID));
+        if (ap.with_seqno) {
+            for (int shift = 48; shift >= 0; shift -= 16) {
+                sum += be_word(static_cast<uint16_t>(ap.sequenceNo >> shift));
+            }
+        }
+    }
+    out.icv_offset = static_cast<uint16_t>(message_length + icv_at);
+    out.icv_len = ap.icv_len;
+    out.plan = plan;
+    out.udp_sum = sum;
+    f.len = static_cast<uint32_t>(new_len);
+    fi.ptp_avail = static_cast<uint16_t>(new_ml);
+    return error::none;
+}
+
+void finish_auth_tlv(uint8_t* frame, const frame_info& fi, const pending_auth& a) noexcept {
+    switch (a.plan) {
+    case checksum_plan::none:
+        return;
+    case checksum_plan::incremental: {
+        // The ICV starts at an even offset: the message length was even.
+        const uint32_t sum = a.udp_sum + sum_words(frame + fi.ptp_offset + a.icv_offset, a.icv_len / 2U);
+        store(frame + fi.l4_offset + 6, finish_sum(sum));
+        return;
+    }
+    case checksum_plan::full:
+        // udp_checksum_in_use() is true here: IPv6, or a non-zero IPv4 one.
+        fix_checksums(frame, fi, true);
+        return;
+    }
 }
 
 error append_auth_tlv(frame_buf& f, frame_info& fi, message_view& mv, const auth_params& p) noexcept {
     if (mv.has_auth) {
         return error::already_signed;
     }
-    const size_t old_ml = mv.hdr.messageLength;
-    const size_t add = auth_tlv_size(p);
-    const size_t new_ml = old_ml + add;
-    const size_t new_len = size_t{fi.ptp_offset} + new_ml;
-    if (new_ml > max_message_len) {
-        return error::message_too_long;
-    }
-    if (new_len > f.cap) {
-        return error::no_room;
-    }
-    uint8_t* msg = f.data + fi.ptp_offset;
-    frame_info nfi = fi;
-    if (const error e = set_lengths(f.data, nfi, new_ml); e != error::none) {
+    const uint16_t old_ml = mv.hdr.messageLength;
+    pending_auth pa;
+    if (const error e = append_auth_tlv(f, fi, old_ml, p, pa); e != error::none) {
         return e;
     }
-    uint8_t* t = msg + old_ml;
-    store_be16(t, tlv_authentication);
-    store_be16(t + 2, static_cast<uint16_t>(add - tlv_header_len));
-    t[4] = p.spp;
-    t[5] = p.with_seqno ? sec_param_seqno_present : 0;
-    store_be32(t + 6, p.keyID);
-    size_t icv_at = tlv_header_len + auth_fixed_len;
-    if (p.with_seqno) {
-        store_be64(t + icv_at, p.sequenceNo);
-        icv_at += auth_seqno_len;
-    }
-    std::memset(t + icv_at, 0, p.icv_len);
-    f.len = static_cast<uint32_t>(new_len);
-    fi = nfi;
-
-    mv.hdr.messageLength = static_cast<uint16_t>(new_ml);
+    std::memset(f.data + fi.ptp_offset + pa.icv_offset, 0, p.icv_len);
+    mv.hdr.messageLength = fi.ptp_avail;
+    mv.messageLength = fi.ptp_avail;
     mv.has_auth = true;
     ++mv.tlv_count;
     mv.auth = auth_tlv{};
-    mv.auth.offset = static_cast<uint16_t>(old_ml);
-    mv.auth.length = static_cast<uint16_t>(add - tlv_header_len);
+    mv.auth.offset = old_ml;
+    mv.auth.length = static_cast<uint16_t>(fi.ptp_avail - old_ml - tlv_header_len);
     mv.auth.spp = p.spp;
     mv.auth.secParamIndicator = p.with_seqno ? sec_param_seqno_present : 0;
     mv.auth.keyID = p.keyID;
     mv.auth.has_seqno = p.with_seqno;
     mv.auth.sequenceNo = p.with_seqno ? p.sequenceNo : 0;
-    mv.auth.icv_offset = static_cast<uint16_t>(old_ml + icv_at);
+    mv.auth.icv_offset = pa.icv_offset;
     mv.auth.icv_len = p.icv_len;
     return error::none;
 }

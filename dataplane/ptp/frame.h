@@ -38,11 +38,56 @@ struct frame_info {
     uint16_t ptp_avail = 0;  ///< octets from ptp_offset to the end of the UDP payload or frame
 };
 
+/// classify_frame() for every frame: VLAN tags, IPv4 options, IPv6
+/// extension headers, and every error.
+error classify_frame_general(const uint8_t* frame, size_t len, frame_info& out) noexcept;
+
 /// Finds the PTP message in a frame. Returns error::not_ptp for anything
 /// that is not PTP (other ethertypes, other UDP ports, other IP protocols),
 /// a framing error for a frame that claims to be PTP (or IP) but is broken,
 /// error::none otherwise. Reads only within [frame, frame + len).
-error classify_frame(const uint8_t* frame, size_t len, frame_info& out) noexcept;
+///
+/// Inline for the frames PTP sends most, untagged UDP over IPv4 without
+/// options, whole, to port 319 or 320, and L2: the fast path decides those
+/// with a handful of compares, anything else (and every error) goes to
+/// classify_frame_general(), which gives the same answer for these too.
+inline error classify_frame(const uint8_t* frame, size_t len, frame_info& out) noexcept {
+    constexpr size_t ip_at = ethernet_header_len;
+    constexpr size_t udp_at = ip_at + 20;
+    constexpr size_t ptp_at = udp_at + udp_header_len;
+    if (len >= ptp_at && len <= 0xFFFF) {
+        const auto ethertype = static_cast<uint16_t>((frame[12] << 8) | frame[13]);
+        if (ethertype == ethertype_ipv4) {
+            const uint8_t* ip = frame + ip_at;
+            const auto total = static_cast<size_t>((ip[2] << 8) | ip[3]);
+            const uint8_t* udp = frame + udp_at;
+            const auto dport = static_cast<uint16_t>((udp[2] << 8) | udp[3]);
+            const auto ulen = static_cast<size_t>((udp[4] << 8) | udp[5]);
+            // Version 4, IHL 5; no fragment bits but DF; UDP; the datagram
+            // inside the packet, the packet inside the frame.
+            if (ip[0] == 0x45 && (ip[6] & 0xBF) == 0 && ip[7] == 0 && ip[9] == 17 &&
+                (dport == udp_port_event || dport == udp_port_general) && total <= len - ip_at &&
+                ulen >= udp_header_len && ulen <= total - 20 && total >= 20 + udp_header_len) {
+                out.tp = transport::udp_ipv4;
+                out.vlan_count = 0;
+                out.l3_offset = static_cast<uint16_t>(ip_at);
+                out.l4_offset = static_cast<uint16_t>(udp_at);
+                out.ptp_offset = static_cast<uint16_t>(ptp_at);
+                out.ptp_avail = static_cast<uint16_t>(ulen - udp_header_len);
+                return error::none;
+            }
+        } else if (ethertype == ethertype_ptp) {
+            out.tp = transport::l2;
+            out.vlan_count = 0;
+            out.l3_offset = 0;
+            out.l4_offset = 0;
+            out.ptp_offset = static_cast<uint16_t>(ethernet_header_len);
+            out.ptp_avail = static_cast<uint16_t>(len - ethernet_header_len);
+            return error::none;
+        }
+    }
+    return classify_frame_general(frame, len, out);
+}
 
 /// A frame in a buffer that may grow up to `cap` octets.
 struct frame_buf {
@@ -65,13 +110,44 @@ inline size_t auth_tlv_size(const auth_params& p) noexcept {
     return tlv_header_len + auth_fixed_len + (p.with_seqno ? auth_seqno_len : 0) + p.icv_len;
 }
 
-/// Appends an AUTHENTICATION TLV after the last TLV of the message with a
-/// zero ICV, drops any padding after the old messageLength, and fixes
-/// messageLength and the UDP and IP lengths. Checksums are left for
-/// fix_checksums(), after the ICV is in place. On success `fi` and `mv`
-/// describe the new frame and message (has_auth set, auth.icv_offset where
-/// the ICV goes).
+/// How the UDP checksum of a frame is completed once the ICV is in place.
+enum class checksum_plan : uint8_t {
+    none,        ///< L2, or an IPv4 UDP checksum of zero ("none", stays zero)
+    incremental, ///< RFC 1624: the stored checksum adjusted for what changed
+    full,        ///< summed again: padding was dropped, or the message length
+                 ///< is odd, or an IPv6 UDP checksum of zero (forbidden) is replaced
+};
 
+/// An AUTHENTICATION TLV appended with room for its ICV; finish_auth_tlv()
+/// completes the UDP checksum once the ICV is written.
+struct pending_auth {
+    uint16_t icv_offset = 0; ///< of the ICV within the message
+    uint8_t icv_len = 0;
+    checksum_plan plan = checksum_plan::none;
+    /// incremental: the ones' complement sum of the new UDP checksum, all
+    /// but the ICV (memory order, not folded)
+    uint32_t udp_sum = 0;
+};
+
+/// Appends an AUTHENTICATION TLV after the last TLV of a
+/// message of `message_length` octets (as scan_message() found it), drops
+/// any padding after it, and fixes messageLength, the UDP and IP lengths and
+/// the IPv4 header checksum; `fi.ptp_avail` becomes the new messageLength.
+/// The frame must already be known to hold no AUTHENTICATION TLV. The ICV
+/// octets are left for the MAC engine to write; once it has,
+/// finish_auth_tlv() completes the UDP checksum.
+error append_auth_tlv(frame_buf& f, frame_info& fi, uint16_t message_length, const auth_params& p,
+                      pending_auth& out) noexcept;
+
+/// Completes the UDP checksum after append_auth_tlv() once the ICV is in
+/// place. A checksum that was wrong on arrival stays wrong (incremental
+/// plan): signing never makes a corrupted frame look intact.
+void finish_auth_tlv(uint8_t* frame, const frame_info& fi, const pending_auth& a) noexcept;
+
+/// append_auth_tlv() for a parsed message, with a zero ICV: `mv` describes
+/// the new message afterwards (has_auth set, auth.icv_offset where the ICV
+/// goes). The UDP checksum is left for fix_checksums() after the ICV is in
+/// place.
 error append_auth_tlv(frame_buf& f, frame_info& fi, message_view& mv, const auth_params& p) noexcept;
 
 /// Removes the AUTHENTICATION TLV (and any padding after the message), fixes
@@ -83,16 +159,6 @@ error strip_auth_tlv(frame_buf& f, frame_info& fi, message_view& mv) noexcept;
 /// IPv6, for IPv4 only if `udp4_checksum_in_use` (a zero IPv4 UDP checksum
 /// means "none" and stays zero). Nothing to do for L2.
 void fix_checksums(uint8_t* frame, const frame_info& fi, bool udp4_checksum_in_use) noexcept;
-
-/// The same result as fix_checksums() after append_auth_tlv() and the ICV,
-/// computed incrementally (RFC 1624): the stored checksums are adjusted for
-/// the new lengths and the appended octets instead of summing the whole
-/// datagram again. Only valid when append_auth_tlv() dropped no padding (the
-/// old UDP payload ended at `old_message_length`); `fi` describes the new
-/// frame. A checksum that was wrong on arrival stays wrong: signing never
-/// makes a corrupted frame look intact.
-void update_checksums_after_append(uint8_t* frame, const frame_info& fi, uint16_t old_message_length,
-                                   bool udp4_checksum_in_use) noexcept;
 
 /// True if the frame's IPv4 UDP checksum field is non-zero (always true for
 /// IPv6, where it is mandatory, and for L2 irrelevant).

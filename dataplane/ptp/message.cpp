@@ -53,37 +53,6 @@ void write_ts_port(const B& b, uint8_t* out) noexcept {
     write_port_identity(b.requestingPortIdentity, out + timestamp_len);
 }
 
-error decode_auth(const uint8_t* msg, const tlv_ref& t, auth_tlv& a) noexcept {
-    if (t.length < auth_fixed_len) {
-        return error::bad_auth_tlv;
-    }
-    a.offset = t.offset;
-    a.length = t.length;
-    a.spp = t.value[0];
-    a.secParamIndicator = t.value[1];
-    a.keyID = load_be32(t.value + 2);
-    if ((a.secParamIndicator & ~sec_param_seqno_present) != 0) {
-        return error::unsupported_sec_param;
-    }
-    size_t fixed = auth_fixed_len;
-    a.has_seqno = (a.secParamIndicator & sec_param_seqno_present) != 0;
-    if (a.has_seqno) {
-        if (t.length < auth_fixed_len + auth_seqno_len) {
-            return error::bad_auth_tlv;
-        }
-        a.sequenceNo = load_be64(t.value + auth_fixed_len);
-        fixed += auth_seqno_len;
-    }
-    // An ICV of zero octets would authenticate nothing.
-    if (t.length <= fixed) {
-        return error::bad_auth_tlv;
-    }
-    a.icv_offset = static_cast<uint16_t>(t.offset + tlv_header_len + fixed);
-    a.icv_len = static_cast<uint16_t>(t.length - fixed);
-    (void)msg;
-    return error::none;
-}
-
 } // namespace
 
 std::string_view message_type_name(message_type t) noexcept {
@@ -333,57 +302,12 @@ size_t write_body(const body& b, uint8_t* out) noexcept {
 }
 
 error parse_message(const uint8_t* data, size_t avail, message_view& out, const wire_options& opt) noexcept {
-    // Field by field rather than `out = message_view{}`: clearing the whole
-    // view costs more than the rest of the parse. read_header() fills hdr;
-    // auth is only meaningful once has_auth is set.
     out.data = data;
-    out.tlv_begin = 0;
-    out.tlv_count = 0;
-    out.ticket_offset = 0;
-    out.has_auth = false;
-    if (avail < header_len) {
-        return error::truncated;
+    const error e = scan_message(data, avail, out, opt);
+    if (avail >= header_len) {
+        read_header(data, out.hdr);
     }
-    if ((data[1] & 0x0F) != ptp_version) {
-        return error::unknown_version;
-    }
-    if (!is_known_message_type(data[0])) {
-        return error::unknown_message_type;
-    }
-    read_header(data, out.hdr);
-    const size_t min_len = header_len + body_length(out.hdr.messageType);
-    if (out.hdr.messageLength < min_len) {
-        return error::length_mismatch;
-    }
-    if (out.hdr.messageLength > avail) {
-        return error::truncated;
-    }
-    out.tlv_begin = static_cast<uint16_t>(min_len);
-    tlv_iterator it(data, out.tlv_begin, out.hdr.messageLength);
-    for (;;) {
-        tlv_ref t;
-        bool done = false;
-        if (const error e = it.next(t, done); e != error::none) {
-            return e;
-        }
-        if (done) {
-            break;
-        }
-        if (out.has_auth) {
-            // 16.14.1.1 and Figure 48: the AUTHENTICATION TLV is the last one.
-            return error::tlv_after_auth;
-        }
-        ++out.tlv_count;
-        if (t.type == tlv_authentication) {
-            if (const error e = decode_auth(data, t, out.auth); e != error::none) {
-                return e;
-            }
-            out.has_auth = true;
-        } else if (t.type == opt.ticket_tlv_type && out.ticket_offset == 0) {
-            out.ticket_offset = t.offset;
-        }
-    }
-    return error::none;
+    return e;
 }
 
 size_t build_message(header h, const body& b, std::span<const std::span<const uint8_t>> tlvs, uint8_t* out,

@@ -249,11 +249,12 @@ struct auth_tlv {
     uint16_t icv_len = 0;
 };
 
-/// A parsed message: the header, where the body and TLVs are, and where the
-/// AUTHENTICATION and TICKET TLVs sit if present.
-struct message_view {
-    const uint8_t* data = nullptr;
-    header hdr;
+/// What the fast path needs of a message: its length, where the TLVs are,
+/// and where the AUTHENTICATION and TICKET TLVs sit if present. Produced by
+/// scan_message(), which checks exactly what parse_message() checks but
+/// decodes no header field it does not need.
+struct message_scan {
+    uint16_t messageLength = 0;
     uint16_t tlv_begin = 0; ///< header_len + body_length
     uint16_t tlv_count = 0;
     uint16_t ticket_offset = 0; ///< 0: none
@@ -261,12 +262,110 @@ struct message_view {
     auth_tlv auth;
 };
 
-/// Parses a message of up to `avail` octets (the rest of the frame or UDP
-/// payload; octets after messageLength are padding and ignored). Checks the
+/// A parsed message: the scan plus the decoded common header.
+struct message_view : message_scan {
+    const uint8_t* data = nullptr;
+    header hdr;
+};
+
+/// Decodes the AUTHENTICATION TLV `t` (16.14.3) into `a`.
+inline error decode_auth(const tlv_ref& t, auth_tlv& a) noexcept {
+    if (t.length < auth_fixed_len) {
+        return error::bad_auth_tlv;
+    }
+    const uint8_t* v = t.value;
+    a.offset = t.offset;
+    a.length = t.length;
+    a.spp = v[0];
+    a.secParamIndicator = v[1];
+    a.keyID = (uint32_t{v[2]} << 24) | (uint32_t{v[3]} << 16) | (uint32_t{v[4]} << 8) | v[5];
+    if ((a.secParamIndicator & ~sec_param_seqno_present) != 0) {
+        return error::unsupported_sec_param;
+    }
+    size_t fixed = auth_fixed_len;
+    a.has_seqno = (a.secParamIndicator & sec_param_seqno_present) != 0;
+    a.sequenceNo = 0;
+    if (a.has_seqno) {
+        if (t.length < auth_fixed_len + auth_seqno_len) {
+            return error::bad_auth_tlv;
+        }
+        uint64_t sn = 0;
+        for (size_t i = 0; i < auth_seqno_len; ++i) {
+            sn = (sn << 8) | v[auth_fixed_len + i];
+        }
+        a.sequenceNo = sn;
+        fixed += auth_seqno_len;
+    }
+    // An ICV of zero octets would authenticate nothing.
+    if (t.length <= fixed) {
+        return error::bad_auth_tlv;
+    }
+    a.icv_offset = static_cast<uint16_t>(t.offset + tlv_header_len + fixed);
+    a.icv_len = static_cast<uint16_t>(t.length - fixed);
+    return error::none;
+}
+
+/// Checks a message of up to `avail` octets (the rest of the frame or UDP
+/// payload; octets after messageLength are padding and ignored): the
 /// version, the type, messageLength against the type and against `avail`,
 /// every TLV's bounds, that the AUTHENTICATION TLV is last and well formed.
-/// On error only `data` and the fields parsed so far are meaningful; `auth`
-/// only when `has_auth` is set.
+/// Reads only the octets it checks. Inline: it is the per-frame work of
+/// sign and verify. On error only the fields scanned so far are meaningful;
+/// `auth` only when `has_auth` is set.
+inline error scan_message(const uint8_t* data, size_t avail, message_scan& out,
+                          const wire_options& opt = {}) noexcept {
+    out.tlv_begin = 0;
+    out.tlv_count = 0;
+    out.ticket_offset = 0;
+    out.has_auth = false;
+    if (avail < header_len) {
+        return error::truncated;
+    }
+    if ((data[1] & 0x0F) != ptp_version) {
+        return error::unknown_version;
+    }
+    const size_t body_len = body_length(static_cast<message_type>(data[0] & 0x0F));
+    if (body_len == 0) {
+        return error::unknown_message_type;
+    }
+    const auto ml = static_cast<uint16_t>((data[2] << 8) | data[3]);
+    out.messageLength = ml;
+    const size_t min_len = header_len + body_len;
+    if (ml < min_len) {
+        return error::length_mismatch;
+    }
+    if (ml > avail) {
+        return error::truncated;
+    }
+    out.tlv_begin = static_cast<uint16_t>(min_len);
+    tlv_iterator it(data, out.tlv_begin, ml);
+    for (;;) {
+        tlv_ref t;
+        bool done = false;
+        if (const error e = it.next(t, done); e != error::none) {
+            return e;
+        }
+        if (done) {
+            return error::none;
+        }
+        if (out.has_auth) {
+            // 16.14.1.1 and Figure 48: the AUTHENTICATION TLV is the last one.
+            return error::tlv_after_auth;
+        }
+        ++out.tlv_count;
+        if (t.type == tlv_authentication) {
+            if (const error e = decode_auth(t, out.auth); e != error::none) {
+                return e;
+            }
+            out.has_auth = true;
+        } else if (t.type == opt.ticket_tlv_type && out.ticket_offset == 0) {
+            out.ticket_offset = t.offset;
+        }
+    }
+}
+
+/// scan_message() plus the common header decoded into `out.hdr`, for code
+/// that shows or edits header fields.
 error parse_message(const uint8_t* data, size_t avail, message_view& out, const wire_options& opt = {}) noexcept;
 
 /// Builds a message from a header, a body and TLVs given as complete octet

@@ -20,6 +20,7 @@
 #include <memory>
 #include <ostream>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,6 +50,11 @@ class exact_buffer {
 public:
     explicit exact_buffer(std::span<const uint8_t> src)
         : _size(src.size()), _data(std::make_unique<uint8_t[]>(src.size())) {
+        // Tells the compiler the copy is bounded (it cannot see that
+        // make_unique would have thrown first, and warns).
+        if (src.size() > static_cast<size_t>(PTRDIFF_MAX)) {
+            throw std::length_error("exact_buffer");
+        }
         if (!src.empty()) {
             std::memcpy(_data.get(), src.data(), src.size());
         }

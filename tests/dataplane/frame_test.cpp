@@ -590,6 +590,41 @@ TEST_P(edit, no_room_leaves_the_frame_alone) {
 INSTANTIATE_TEST_SUITE_P(transports, edit, ::testing::ValuesIn(transport_specs()),
                          [](const ::testing::TestParamInfo<named_spec>& i) { return i.param.name; });
 
+TEST(classify, fast_path_answers_as_the_general_path) {
+    // classify_frame() decides untagged IPv4 without options and L2 inline;
+    // over every transport, and every single-octet change of the first 64
+    // octets of each frame, it must give the verdict and layout of
+    // classify_frame_general().
+    std::mt19937 rng(11);
+    size_t fast_cases = 0;
+    for (const auto& [name, spec] : transport_specs()) {
+        const bytes base = make_frame(build(message_type::sync), spec);
+        for (size_t at = 0; at < std::min<size_t>(base.size(), 64); ++at) {
+            for (int round = 0; round < 4; ++round) {
+                bytes f = base;
+                f[at] = round == 0 ? f[at] : static_cast<uint8_t>(rng());
+                for (size_t len : {f.size(), f.size() - 1, size_t{42}, size_t{41}, size_t{14}}) {
+                    ptp::frame_info a;
+                    ptp::frame_info b;
+                    const error ea = ptp::classify_frame(f.data(), len, a);
+                    const error eb = ptp::classify_frame_general(f.data(), len, b);
+                    ASSERT_EQ(ea, eb) << name << " octet " << at << " len " << len;
+                    if (ea == error::none) {
+                        EXPECT_EQ(a.tp, b.tp);
+                        EXPECT_EQ(a.vlan_count, b.vlan_count);
+                        EXPECT_EQ(a.l3_offset, b.l3_offset);
+                        EXPECT_EQ(a.l4_offset, b.l4_offset);
+                        EXPECT_EQ(a.ptp_offset, b.ptp_offset);
+                        EXPECT_EQ(a.ptp_avail, b.ptp_avail);
+                        fast_cases += a.vlan_count == 0 && (a.tp == transport::l2 || a.l4_offset == 34);
+                    }
+                }
+            }
+        }
+    }
+    EXPECT_GT(fast_cases, 1000U); // the fast path was exercised, not only the fallback
+}
+
 TEST(edit_limits, zero_ipv4_udp_checksum_stays_zero) {
     frame_spec s = udp4_spec();
     s.udp4_checksum = false;
@@ -765,8 +800,10 @@ TEST(edit_limits, incremental_update_keeps_a_wrong_checksum_wrong) {
         const uint16_t old_ml = p.mv.hdr.messageLength;
         ASSERT_TRUE(ptp::ends_with_message(fb.data, p.fi, old_ml));
         ptp::auth_params ap;
-        ASSERT_EQ(ptp::append_auth_tlv(fb, p.fi, p.mv, ap), error::none);
-        ptp::update_checksums_after_append(fb.data, p.fi, old_ml, true);
+        ptp::pending_auth pa;
+        ASSERT_EQ(ptp::append_auth_tlv(fb, p.fi, old_ml, ap, pa), error::none);
+        ASSERT_EQ(pa.plan, ptp::checksum_plan::incremental);
+        ptp::finish_auth_tlv(fb.data, p.fi, pa);
         const bool ipv6 = spec.tp == transport::udp_ipv6;
         EXPECT_NE(load_be16(fb.data + l.l4 + 6), reference_udp_checksum(fb.data + l.l3, fb.data + l.l4, ipv6));
         fb.data[l.ptp + 40] ^= 0x01; // undo the corruption: now it adds up
@@ -793,10 +830,11 @@ TEST(edit_limits, octets_after_the_udp_datagram_force_a_full_sum) {
 }
 
 TEST(edit_limits, incremental_checksums_match_the_reference) {
-    // update_checksums_after_append() adjusts the stored checksums (RFC
-    // 1624) instead of summing again: over every transport, odd and even
-    // message lengths (the TLV then starts at an odd UDP offset) and random
-    // ICVs, the result must equal the reference sums and fix_checksums().
+    // append_auth_tlv() + finish_auth_tlv() adjust the stored checksums (RFC
+    // 1624) when they can, and sum again when they cannot (an odd message
+    // length puts the TLV at an odd UDP offset). Over every transport, odd
+    // and even message lengths and random ICVs, the result must equal the
+    // reference sums and fix_checksums().
     std::mt19937 rng(7);
     for (const auto& [name, spec] : transport_specs()) {
         for (size_t extra = 0; extra < 6; ++extra) {
@@ -814,16 +852,72 @@ TEST(edit_limits, incremental_checksums_match_the_reference) {
                 ptp::auth_params ap;
                 ap.with_seqno = with_seqno;
                 ap.sequenceNo = rng();
-                ASSERT_EQ(ptp::append_auth_tlv(cb, cp.fi, cp.mv, ap), error::none);
+                ptp::pending_auth pa;
+                ASSERT_EQ(ptp::append_auth_tlv(cb, cp.fi, old_ml, ap, pa), error::none);
+                const ptp::checksum_plan want = spec.tp == transport::l2 || !udp_ck ? ptp::checksum_plan::none
+                                                : old_ml % 2 != 0                   ? ptp::checksum_plan::full
+                                                                                    : ptp::checksum_plan::incremental;
+                EXPECT_EQ(pa.plan, want);
+                EXPECT_EQ(cp.fi.ptp_avail, old_ml + ptp::auth_tlv_size(ap));
                 for (size_t i = 0; i < ap.icv_len; ++i) {
-                    cb.data[cp.fi.ptp_offset + cp.mv.auth.icv_offset + i] = static_cast<uint8_t>(rng());
+                    cb.data[cp.fi.ptp_offset + pa.icv_offset + i] = static_cast<uint8_t>(rng());
                 }
                 bytes full(cb.data, cb.data + cb.len);
                 ptp::fix_checksums(full.data(), cp.fi, udp_ck);
-                ptp::update_checksums_after_append(cb.data, cp.fi, old_ml, udp_ck);
+                ptp::finish_auth_tlv(cb.data, cp.fi, pa);
                 EXPECT_TRUE(frame_consistent({cb.data, cb.len}, spec));
                 EXPECT_TRUE(std::equal(full.begin(), full.end(), cb.data));
             }
+        }
+    }
+}
+
+TEST(edit_limits, checksum_plan_follows_the_frame) {
+    // Padding after the message is dropped by the edit: the UDP checksum is
+    // summed again, except a zero IPv4 one, which means "none" and stays
+    // zero. An IPv6 UDP checksum of zero is forbidden and is replaced.
+    struct want_plan {
+        const char* name;
+        frame_spec spec;
+        bool zero_checksum;
+        ptp::checksum_plan plan;
+    };
+    frame_spec padded4 = udp4_spec();
+    padded4.udp_padding = 4;
+    frame_spec padded4_none = padded4;
+    padded4_none.udp4_checksum = false;
+    frame_spec trailer6 = udp6_spec();
+    trailer6.trailer = 6;
+    const std::array<want_plan, 5> cases = {{
+        {"udp4", udp4_spec(), false, ptp::checksum_plan::incremental},
+        {"udp4 padded", padded4, false, ptp::checksum_plan::full},
+        {"udp4 padded, no checksum", padded4_none, false, ptp::checksum_plan::none},
+        {"udp6 zero checksum", udp6_spec(), true, ptp::checksum_plan::full},
+        {"udp6 Ethernet trailer", trailer6, false, ptp::checksum_plan::incremental},
+    }};
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.name);
+        bytes f = make_frame(build(message_type::sync), c.spec);
+        const layout l = layout_of(c.spec);
+        if (c.zero_checksum) {
+            store_be16(f.data() + l.l4 + 6, 0);
+        }
+        owned_frame of(f, 64);
+        ptp::frame_buf fb = of.view();
+        parsed p = parse_frame(fb);
+        ptp::auth_params ap;
+        ptp::pending_auth pa;
+        ASSERT_EQ(ptp::append_auth_tlv(fb, p.fi, p.mv.hdr.messageLength, ap, pa), error::none);
+        EXPECT_EQ(pa.plan, c.plan);
+        ptp::finish_auth_tlv(fb.data, p.fi, pa);
+        frame_spec after = c.spec;
+        after.udp_padding = 0;
+        after.trailer = 0;
+        EXPECT_TRUE(frame_consistent({fb.data, fb.len}, after));
+        if (c.spec.tp == transport::udp_ipv4 && !c.spec.udp4_checksum) {
+            EXPECT_EQ(load_be16(fb.data + l.l4 + 6), 0);
+        } else {
+            EXPECT_NE(load_be16(fb.data + l.l4 + 6), 0);
         }
     }
 }
