@@ -312,8 +312,7 @@ inline error decode_auth(const tlv_ref& t, auth_tlv& a) noexcept {
 /// Reads only the octets it checks. Inline: it is the per-frame work of
 /// sign and verify. On error only the fields scanned so far are meaningful;
 /// `auth` only when `has_auth` is set.
-inline error scan_message(const uint8_t* data, size_t avail, message_scan& out,
-                          const wire_options& opt = {}) noexcept {
+inline error scan_message(const uint8_t* data, size_t avail, message_scan& out, const wire_options& opt = {}) noexcept {
     out.tlv_begin = 0;
     out.tlv_count = 0;
     out.ticket_offset = 0;
