@@ -208,12 +208,22 @@ uint16_t verifier::verify_burst(const ptp::frame_buf* frames, uint16_t n, frame_
     uint16_t done = 0;
     for (uint16_t base = 0; base < n; base = static_cast<uint16_t>(base + auth_max_burst)) {
         const auto count = static_cast<uint16_t>(std::min<int>(auth_max_burst, n - base));
-        done = static_cast<uint16_t>(done + verify_part(frames + base, count, out + base));
+        done = static_cast<uint16_t>(done + verify_part(frames + base, count, out + base, nullptr));
     }
     return done;
 }
 
-uint16_t verifier::verify_part(const ptp::frame_buf* frames, uint16_t n, frame_outcome* out) noexcept {
+uint16_t verifier::verify_strip_burst(ptp::frame_buf* frames, uint16_t n, frame_outcome* out) noexcept {
+    uint16_t done = 0;
+    for (uint16_t base = 0; base < n; base = static_cast<uint16_t>(base + auth_max_burst)) {
+        const auto count = static_cast<uint16_t>(std::min<int>(auth_max_burst, n - base));
+        done = static_cast<uint16_t>(done + verify_part(frames + base, count, out + base, frames + base));
+    }
+    return done;
+}
+
+uint16_t verifier::verify_part(const ptp::frame_buf* frames, uint16_t n, frame_outcome* out,
+                               ptp::frame_buf* strip) noexcept {
     uint16_t m = 0;
     uint16_t computed = 0;
     uint16_t ok = 0;
@@ -275,6 +285,8 @@ uint16_t verifier::verify_part(const ptp::frame_buf* frames, uint16_t n, frame_o
             icv::make_gmac_nonce(e->salt.data(), mv.auth.sequenceNo, p.nonce);
             pk = e->key.get();
         }
+        p.fi = fi;
+        p.auth_offset = mv.auth.offset;
         p.index = i;
         p.icv_len = mv.auth.icv_len;
         p.wire_icv = msg + mv.auth.icv_offset;
@@ -300,6 +312,10 @@ uint16_t verifier::verify_part(const ptp::frame_buf* frames, uint16_t n, frame_o
         } else if (ct_equal(p.icv, p.wire_icv, p.icv_len)) {
             set(out[p.index], verify_status::verified);
             ++ok;
+            if (strip != nullptr) {
+                // Cannot fail: the shorter lengths fit where the longer did.
+                (void)ptp::strip_auth_tlv(strip[p.index], p.fi, p.auth_offset);
+            }
         } else {
             set(out[p.index], verify_status::bad_icv);
         }

@@ -96,14 +96,21 @@ public:
     /// modified. out[i] holds the verdict. Returns the number verified.
     uint16_t verify_burst(const ptp::frame_buf* frames, uint16_t n, frame_outcome* out) noexcept;
 
+    /// verify_burst(), then every verified frame loses its AUTHENTICATION
+    /// TLV (lengths and checksums fixed), for receivers that do not know it.
+    /// Frames that do not verify are left as they came.
+    uint16_t verify_strip_burst(ptp::frame_buf* frames, uint16_t n, frame_outcome* out) noexcept;
+
 private:
-    uint16_t verify_part(const ptp::frame_buf* frames, uint16_t n, frame_outcome* out) noexcept;
+    uint16_t verify_part(const ptp::frame_buf* frames, uint16_t n, frame_outcome* out, ptp::frame_buf* strip) noexcept;
 
     icv::engine* _engine;
     sa_database* _sad;
     ptp::wire_options _opt;
 
     struct pending {
+        ptp::frame_info fi;
+        uint16_t auth_offset;
         uint16_t index;
         uint16_t icv_len;
         const uint8_t* wire_icv;

@@ -8,7 +8,7 @@ packages=(
   g++ clang libclang-rt-14-dev make meson ninja-build pkg-config python3
   # libraries
   dpdk dpdk-dev libipsec-mb-dev libssl-dev libtss2-dev libpcap-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libfmt-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libfmt-dev nlohmann-json3-dev
 )
 
 missing=()

@@ -438,18 +438,26 @@ error append_auth_tlv(frame_buf& f, frame_info& fi, message_view& mv, const auth
     return error::none;
 }
 
+error strip_auth_tlv(frame_buf& f, frame_info& fi, uint16_t auth_offset) noexcept {
+    const bool udp_ck = udp_checksum_in_use(f.data, fi);
+    if (const error e = set_lengths(f.data, fi, auth_offset); e != error::none) {
+        return e;
+    }
+    f.len = static_cast<uint32_t>(size_t{fi.ptp_offset} + auth_offset);
+    fix_checksums(f.data, fi, udp_ck);
+    return error::none;
+}
+
 error strip_auth_tlv(frame_buf& f, frame_info& fi, message_view& mv) noexcept {
     if (!mv.has_auth) {
         return error::not_signed;
     }
-    const bool udp_ck = udp_checksum_in_use(f.data, fi);
-    const size_t new_ml = mv.auth.offset; // the AUTHENTICATION TLV is last
-    if (const error e = set_lengths(f.data, fi, new_ml); e != error::none) {
+    // The AUTHENTICATION TLV is last: the message ends where it starts.
+    if (const error e = strip_auth_tlv(f, fi, mv.auth.offset); e != error::none) {
         return e;
     }
-    f.len = static_cast<uint32_t>(size_t{fi.ptp_offset} + new_ml);
-    fix_checksums(f.data, fi, udp_ck);
-    mv.hdr.messageLength = static_cast<uint16_t>(new_ml);
+    mv.hdr.messageLength = mv.auth.offset;
+    mv.messageLength = mv.auth.offset;
     mv.has_auth = false;
     mv.auth = auth_tlv{};
     --mv.tlv_count;

@@ -155,6 +155,10 @@ error append_auth_tlv(frame_buf& f, frame_info& fi, message_view& mv, const auth
 /// TICKET TLV included, stay. `fi` and `mv` are updated.
 error strip_auth_tlv(frame_buf& f, frame_info& fi, message_view& mv) noexcept;
 
+/// strip_auth_tlv() for a message scanned before, whose AUTHENTICATION TLV
+/// (the last TLV) starts at `auth_offset` within the message.
+error strip_auth_tlv(frame_buf& f, frame_info& fi, uint16_t auth_offset) noexcept;
+
 /// Recomputes the IPv4 header checksum and the UDP checksum: always for
 /// IPv6, for IPv4 only if `udp4_checksum_in_use` (a zero IPv4 UDP checksum
 /// means "none" and stays zero). Nothing to do for L2.

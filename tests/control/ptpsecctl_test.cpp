@@ -7,15 +7,13 @@
 
 #include <control/pcap_handles.h>
 
+#include "../pcap_files.h"
+#include "../process.h"
+
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
 #include <pcap/pcap.h>
-
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -28,8 +26,6 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-extern char** environ;
 
 namespace ptpsec {
 namespace {
@@ -46,101 +42,14 @@ constexpr int exit_error = 2;
 constexpr size_t capture_frames = 210; // 206 PTP and 4 ICMPv6
 constexpr size_t capture_ptp_frames = 206;
 
-/// A directory under $TMPDIR (or /tmp), removed with everything in it when
-/// the test ends, whichever way it ends.
-class temp_dir {
-public:
-    temp_dir() {
-        const char* base = std::getenv("TMPDIR");
-        std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/ptpsec-ctl-XXXXXX";
-        if (::mkdtemp(tmpl.data()) == nullptr) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        _path = tmpl;
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(_path, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-    temp_dir(temp_dir&&) = delete;
-    temp_dir& operator=(temp_dir&&) = delete;
+using test::read_file;
+using test::run_result;
+using test::temp_dir;
+using test::write_file;
 
-    std::string file(std::string_view name) const { return (_path / name).string(); }
-
-private:
-    fs::path _path;
-};
-
-struct run_result {
-    int exit_code = -1; ///< -1: did not exit normally (signal)
-    std::string out;
-    std::string err;
-};
-
-std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void write_file(const std::string& path, std::string_view text) {
-    std::ofstream out(path, std::ios::binary);
-    out << text;
-}
-
-class spawn_actions {
-public:
-    spawn_actions() { ::posix_spawn_file_actions_init(&_fa); }
-    ~spawn_actions() { ::posix_spawn_file_actions_destroy(&_fa); }
-    spawn_actions(const spawn_actions&) = delete;
-    spawn_actions& operator=(const spawn_actions&) = delete;
-    spawn_actions(spawn_actions&&) = delete;
-    spawn_actions& operator=(spawn_actions&&) = delete;
-    posix_spawn_file_actions_t* get() noexcept { return &_fa; }
-
-private:
-    posix_spawn_file_actions_t _fa;
-};
-
-/// Runs ptpsecctl with `args`; stdout and stderr go to files in `dir` (no
-/// pipes, so neither can fill up and stall the child).
+/// Runs ptpsecctl (PTPSECCTL, set by meson test) with `args`.
 run_result run_ctl(const temp_dir& dir, const std::vector<std::string>& args) {
-    static int runs = 0;
-    ++runs;
-    const char* exe = std::getenv("PTPSECCTL");
-    if (exe == nullptr) {
-        throw std::runtime_error("PTPSECCTL is not set (run the tests with meson test)");
-    }
-    const std::string out_path = dir.file(fmt::format("stdout.{}", runs));
-    const std::string err_path = dir.file(fmt::format("stderr.{}", runs));
-    spawn_actions fa;
-    ::posix_spawn_file_actions_addopen(fa.get(), STDOUT_FILENO, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ::posix_spawn_file_actions_addopen(fa.get(), STDERR_FILENO, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    std::vector<std::string> argv_store;
-    argv_store.emplace_back(exe);
-    argv_store.insert(argv_store.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    argv.reserve(argv_store.size() + 1);
-    for (auto& a : argv_store) {
-        argv.push_back(a.data());
-    }
-    argv.push_back(nullptr);
-    pid_t pid = 0;
-    if (const int rc = ::posix_spawn(&pid, exe, fa.get(), nullptr, argv.data(), environ); rc != 0) {
-        throw std::runtime_error(fmt::format("posix_spawn {}: {}", exe, std::strerror(rc)));
-    }
-    int ws = 0;
-    while (::waitpid(pid, &ws, 0) < 0) {
-        if (errno != EINTR) {
-            throw std::runtime_error("waitpid failed");
-        }
-    }
-    run_result r;
-    r.exit_code = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
-    r.out = read_file(out_path);
-    r.err = read_file(err_path);
-    return r;
+    return test::run_program(dir, test::program_from_env("PTPSECCTL"), args);
 }
 
 std::vector<std::string> lines_of(const std::string& text) {
@@ -200,36 +109,9 @@ void expect_verify_output(const run_result& r, size_t verified, size_t failed, s
     EXPECT_EQ(r.out.back(), '\n');
 }
 
-struct packet {
-    pcap_pkthdr hdr;
-    std::vector<uint8_t> data;
-};
-
-std::vector<packet> read_packets(const std::string& path) {
-    char err[PCAP_ERRBUF_SIZE] = {};
-    pcap_ptr p(pcap_open_offline(path.c_str(), err));
-    if (!p) {
-        throw std::runtime_error(err);
-    }
-    std::vector<packet> out;
-    pcap_pkthdr* h = nullptr;
-    const u_char* d = nullptr;
-    while (pcap_next_ex(p.get(), &h, &d) == 1) {
-        out.push_back(packet{*h, std::vector<uint8_t>(d, d + h->caplen)});
-    }
-    return out;
-}
-
-void write_packets(const std::string& path, int linktype, const std::vector<packet>& pkts) {
-    pcap_ptr dead(pcap_open_dead(linktype, 65535));
-    dumper_ptr d(pcap_dump_open(dead.get(), path.c_str()));
-    if (!d) {
-        throw std::runtime_error(pcap_geterr(dead.get()));
-    }
-    for (const auto& p : pkts) {
-        pcap_dump(reinterpret_cast<u_char*>(d.get()), &p.hdr, p.data.data());
-    }
-}
+using test::packet;
+using test::read_packets;
+using test::write_packets;
 
 /// Runs ptpsecctl; every test gets its own temp directory for outputs.
 class ptpsecctl_pcap : public testing::Test {

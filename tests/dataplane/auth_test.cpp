@@ -180,6 +180,46 @@ TEST_P(auth, sign_then_verify_every_transport_and_type) {
     EXPECT_EQ(n, frames.size());
 }
 
+TEST_P(auth, verify_strip_gives_back_the_unsigned_frames) {
+    // Sign, then verify and strip: every transport and message type comes
+    // back as the frame that was signed, octet for octet (lengths and
+    // checksums included). A tampered frame and an unsigned one in the same
+    // burst are not stripped and not changed.
+    side s(kind(), standard_sas(alg()));
+    ASSERT_NE(s.sad, nullptr);
+    std::vector<owned_frame> frames;
+    std::vector<bytes> original;
+    uint16_t seq = 300;
+    for (const auto& ns : transport_specs()) {
+        for (const auto t : all_message_types) {
+            original.push_back(make_frame(build(t, {}, seq++), ns.spec));
+            frames.emplace_back(original.back(), headroom);
+        }
+    }
+    sign_all(s, frames, spp_plain, key_main);
+    const size_t tampered = 3;
+    frames[tampered].buf[frames[tampered].len - 1] ^= 0x01; // the last ICV octet
+    const bytes tampered_before = frames[tampered].copy();
+    frames.emplace_back(original[5], headroom); // unsigned
+    auto v = views(frames);
+    std::vector<frame_outcome> out(frames.size());
+    const uint16_t n = s.verify->verify_strip_burst(v.data(), static_cast<uint16_t>(v.size()), out.data());
+    take_lengths(frames, v);
+    EXPECT_EQ(n, frames.size() - 2);
+    for (size_t i = 0; i + 1 < frames.size(); ++i) {
+        SCOPED_TRACE("frame " + std::to_string(i));
+        if (i == tampered) {
+            EXPECT_EQ(verify_of(out[i]), verify_status::bad_icv);
+            EXPECT_EQ(frames[i].copy(), tampered_before);
+        } else {
+            EXPECT_EQ(verify_of(out[i]), verify_status::verified);
+            EXPECT_EQ(frames[i].copy(), original[i]);
+        }
+    }
+    EXPECT_EQ(verify_of(out.back()), verify_status::unsigned_message);
+    EXPECT_EQ(frames.back().copy(), original[5]);
+}
+
 TEST_P(auth, icv_is_the_mac_of_the_message_up_to_the_icv) {
     // 16.14.3.6 / linuxptp: the ICV covers the message from its first octet
     // to the ICV field, with the final messageLength. Recompute it with a

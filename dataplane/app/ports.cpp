@@ -1,0 +1,75 @@
+#include <dataplane/app/ports.h>
+
+#include <fmt/format.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+
+namespace ptpsec {
+
+namespace {
+
+constexpr unsigned mbuf_cache = 256;
+
+error port_error(uint16_t port, std::string_view what, int rc) {
+    return error{fmt::format("port {}: {}: {}", port, what, rte_strerror(-rc))};
+}
+
+} // namespace
+
+result<std::vector<uint16_t>> start_ports(const std::vector<uint16_t>& ports, const port_options& opt) {
+    const uint16_t available = rte_eth_dev_count_avail();
+    for (uint16_t p : ports) {
+        if (!rte_eth_dev_is_valid_port(p)) {
+            return error{
+                fmt::format("port {} does not exist ({} port(s) found; add one with --vdev or -a)", p, available)};
+        }
+    }
+    rte_mempool* pool = rte_pktmbuf_pool_create("ptpsec_mbufs", opt.mbufs, mbuf_cache, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                                static_cast<int>(rte_socket_id()));
+    if (pool == nullptr) {
+        return error{fmt::format("mbuf pool of {} mbufs: {} (hugepages set up? or try --no-huge -m 512)", opt.mbufs,
+                                 rte_strerror(rte_errno))};
+    }
+    std::vector<uint16_t> started;
+    auto fail = [&](error e) -> result<std::vector<uint16_t>> {
+        stop_ports(started);
+        return e;
+    };
+    for (uint16_t p : ports) {
+        rte_eth_conf conf{};
+        if (int rc = rte_eth_dev_configure(p, 1, 1, &conf); rc < 0) {
+            return fail(port_error(p, "configure", rc));
+        }
+        uint16_t rx_desc = opt.rx_desc;
+        uint16_t tx_desc = opt.tx_desc;
+        if (int rc = rte_eth_dev_adjust_nb_rx_tx_desc(p, &rx_desc, &tx_desc); rc < 0) {
+            return fail(port_error(p, "descriptor counts", rc));
+        }
+        const int socket = rte_eth_dev_socket_id(p);
+        const unsigned sock = socket < 0 ? rte_socket_id() : static_cast<unsigned>(socket);
+        if (int rc = rte_eth_rx_queue_setup(p, 0, rx_desc, sock, nullptr, pool); rc < 0) {
+            return fail(port_error(p, "RX queue", rc));
+        }
+        if (int rc = rte_eth_tx_queue_setup(p, 0, tx_desc, sock, nullptr); rc < 0) {
+            return fail(port_error(p, "TX queue", rc));
+        }
+        if (int rc = rte_eth_dev_start(p); rc < 0) {
+            return fail(port_error(p, "start", rc));
+        }
+        started.push_back(p);
+        // Not every PMD has it (net_pcap on files does not): not an error.
+        (void)rte_eth_promiscuous_enable(p);
+    }
+    return started;
+}
+
+void stop_ports(const std::vector<uint16_t>& ports) noexcept {
+    for (uint16_t p : ports) {
+        (void)rte_eth_dev_stop(p);
+        (void)rte_eth_dev_close(p);
+    }
+}
+
+} // namespace ptpsec

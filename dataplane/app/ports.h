@@ -1,0 +1,30 @@
+#pragma once
+
+// Port set-up for ptpsec-dataplane: one mbuf pool, one RX and one TX queue
+// per port, promiscuous mode where the PMD has it. Works on any PMD; the
+// virtual ones (net_pcap, net_ring, net_memif, net_af_packet, net_tap) are
+// what the tests use.
+
+#include <drivers/base/result.h>
+
+#include <cstdint>
+#include <vector>
+
+struct rte_mempool;
+
+namespace ptpsec {
+
+struct port_options {
+    uint16_t rx_desc = 1024;
+    uint16_t tx_desc = 1024;
+    uint32_t mbufs = 8191;
+};
+
+/// Configures and starts the ports; the error names the port and what failed.
+/// Returns the ports started (to stop them with stop_ports()).
+result<std::vector<uint16_t>> start_ports(const std::vector<uint16_t>& ports, const port_options& opt);
+
+/// Stops and closes the ports.
+void stop_ports(const std::vector<uint16_t>& ports) noexcept;
+
+} // namespace ptpsec

@@ -1,0 +1,125 @@
+#include <dataplane/app/stats.h>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <array>
+
+namespace ptpsec {
+
+namespace {
+
+uint64_t load(const uint64_t& v) noexcept {
+    return __atomic_load_n(&v, __ATOMIC_RELAXED);
+}
+
+} // namespace
+
+path_counters snapshot(const path_counters& c) noexcept {
+    path_counters s;
+    s.rx = load(c.rx);
+    s.tx = load(c.tx);
+    s.tx_full = load(c.tx_full);
+    s.non_ptp = load(c.non_ptp);
+    s.ptp_passed = load(c.ptp_passed);
+    s.not_editable = load(c.not_editable);
+    s.signed_ok = load(c.signed_ok);
+    s.already_signed = load(c.already_signed);
+    s.verified = load(c.verified);
+    s.stripped = load(c.stripped);
+    for (size_t i = 0; i < s.sign.size(); ++i) {
+        s.sign[i] = load(c.sign[i]);
+    }
+    for (size_t i = 0; i < s.verify.size(); ++i) {
+        s.verify[i] = load(c.verify[i]);
+    }
+    for (size_t i = 0; i < s.malformed.size(); ++i) {
+        s.malformed[i] = load(c.malformed[i]);
+    }
+    return s;
+}
+
+uint64_t total_rx(std::span<const path_counters> counters) noexcept {
+    uint64_t rx = 0;
+    for (const auto& c : counters) {
+        rx += load(c.rx);
+    }
+    return rx;
+}
+
+void print_stats(std::FILE* out, std::span<const path_config> paths, std::span<const path_counters> counters,
+                 std::string_view label) {
+    fmt::print(out, "counters ({}):\n", label);
+    for (size_t i = 0; i < paths.size() && i < counters.size(); ++i) {
+        const path_config& p = paths[i];
+        const path_counters c = snapshot(counters[i]);
+        fmt::print(out, "  {} [{}]: rx {} tx {} dropped {} | non-PTP {}", p.name, ptp_policy_name(p.policy), c.rx, c.tx,
+                   c.dropped(), c.non_ptp);
+        switch (p.policy) {
+        case ptp_policy::pass:
+            fmt::print(out, " PTP passed {}", c.ptp_passed);
+            break;
+        case ptp_policy::sign:
+            fmt::print(out, " signed {} already signed {}", c.signed_ok, c.already_signed);
+            break;
+        case ptp_policy::verify:
+        case ptp_policy::verify_strip:
+            fmt::print(out, " verified {} stripped {}", c.verified, c.stripped);
+            break;
+        }
+        std::array<drop_reason, max_drop_reasons> reasons{};
+        const size_t n = drop_reasons(c, reasons);
+        for (size_t r = 0; r < n; ++r) {
+            fmt::print(out, "{}{} {}", r == 0 ? " | dropped: " : ", ", reasons[r].name, reasons[r].count);
+        }
+        for (size_t e = 0; e < c.malformed.size(); ++e) {
+            if (c.malformed[e] != 0) {
+                fmt::print(out, " [{} {}]", ptp::error_name(static_cast<ptp::error>(e)), c.malformed[e]);
+            }
+        }
+        fmt::print(out, "\n");
+    }
+    std::fflush(out);
+}
+
+std::string stats_json(std::span<const path_config> paths, std::span<const path_counters> counters) {
+    nlohmann::json j;
+    j["paths"] = nlohmann::json::array();
+    for (size_t i = 0; i < paths.size() && i < counters.size(); ++i) {
+        const path_config& p = paths[i];
+        const path_counters c = snapshot(counters[i]);
+        nlohmann::json jp = {
+            {"name", p.name},
+            {"policy", ptp_policy_name(p.policy)},
+            {"rx_port", p.rx_port},
+            {"tx_port", p.tx_port},
+            {"rx", c.rx},
+            {"tx", c.tx},
+            {"dropped", c.dropped()},
+            {"non_ptp", c.non_ptp},
+            {"ptp_passed", c.ptp_passed},
+            {"signed", c.signed_ok},
+            {"already_signed", c.already_signed},
+            {"verified", c.verified},
+            {"stripped", c.stripped},
+        };
+        nlohmann::json drops = nlohmann::json::object();
+        std::array<drop_reason, max_drop_reasons> reasons{};
+        const size_t n = drop_reasons(c, reasons);
+        for (size_t r = 0; r < n; ++r) {
+            drops[std::string(reasons[r].name)] = reasons[r].count;
+        }
+        jp["drops"] = drops;
+        nlohmann::json malformed = nlohmann::json::object();
+        for (size_t e = 0; e < c.malformed.size(); ++e) {
+            if (c.malformed[e] != 0) {
+                malformed[std::string(ptp::error_name(static_cast<ptp::error>(e)))] = c.malformed[e];
+            }
+        }
+        jp["malformed"] = malformed;
+        j["paths"].push_back(jp);
+    }
+    return j.dump();
+}
+
+} // namespace ptpsec

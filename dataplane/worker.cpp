@@ -1,0 +1,223 @@
+#include <dataplane/worker.h>
+
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_pause.h>
+
+#include <algorithm>
+
+namespace ptpsec {
+
+namespace {
+
+bool is_sign_drop(sign_status s) noexcept {
+    return s != sign_status::signed_ok && s != sign_status::not_ptp && s != sign_status::already_signed;
+}
+
+bool is_verify_drop(verify_status s) noexcept {
+    return s != verify_status::verified && s != verify_status::not_ptp;
+}
+
+/// The frame in the first segment of an mbuf, with the tailroom it may grow into.
+ptp::frame_buf frame_of(rte_mbuf* m) noexcept {
+    return ptp::frame_buf{rte_pktmbuf_mtod(m, uint8_t*), rte_pktmbuf_data_len(m),
+                          static_cast<uint32_t>(rte_pktmbuf_data_len(m) + rte_pktmbuf_tailroom(m))};
+}
+
+/// After an edit: the frame's new length is the mbuf's (single segment).
+void set_length(rte_mbuf* m, uint32_t len) noexcept {
+    m->data_len = static_cast<uint16_t>(len);
+    m->pkt_len = len;
+}
+
+} // namespace
+
+std::string_view ptp_policy_name(ptp_policy p) noexcept {
+    switch (p) {
+    case ptp_policy::pass:
+        return "pass";
+    case ptp_policy::sign:
+        return "sign";
+    case ptp_policy::verify:
+        return "verify";
+    case ptp_policy::verify_strip:
+        return "verify-strip";
+    }
+    return "?";
+}
+
+uint64_t path_counters::dropped() const noexcept {
+    uint64_t d = tx_full + not_editable;
+    for (size_t i = 0; i < sign_status_count; ++i) {
+        d += is_sign_drop(static_cast<sign_status>(i)) ? sign[i] : 0;
+    }
+    for (size_t i = 0; i < verify_status_count; ++i) {
+        d += is_verify_drop(static_cast<verify_status>(i)) ? verify[i] : 0;
+    }
+    return d;
+}
+
+size_t drop_reasons(const path_counters& c, std::span<drop_reason> out) noexcept {
+    size_t n = 0;
+    auto add = [&](std::string_view name, uint64_t v) {
+        if (v != 0 && n < out.size()) {
+            out[n++] = drop_reason{name, v};
+        }
+    };
+    for (size_t i = 0; i < verify_status_count; ++i) {
+        const auto s = static_cast<verify_status>(i);
+        if (is_verify_drop(s)) {
+            add(verify_status_name(s), c.verify[i]);
+        }
+    }
+    for (size_t i = 0; i < sign_status_count; ++i) {
+        const auto s = static_cast<sign_status>(i);
+        if (is_sign_drop(s)) {
+            // "malformed" is in both lists; signing's is told apart.
+            add(s == sign_status::malformed ? std::string_view("malformed_unsigned") : sign_status_name(s), c.sign[i]);
+        }
+    }
+    add("not_editable", c.not_editable);
+    add("tx_full", c.tx_full);
+    return n;
+}
+
+worker::worker(icv::engine& eng, sa_database& sad, icv::gmac_iv_counter& iv, std::span<const path_config> paths,
+               uint16_t burst, const ptp::wire_options& opt) noexcept
+    : _signer(eng, sad, iv, opt), _verifier(eng, sad, opt), _paths(paths.first(std::min(paths.size(), max_paths))),
+      _burst(std::clamp<uint16_t>(burst, 1, max_rx_burst)) {}
+
+uint32_t worker::poll_once() noexcept {
+    uint32_t received = 0;
+    std::array<rte_mbuf*, max_rx_burst> pkts;
+    for (size_t i = 0; i < _paths.size(); ++i) {
+        const path_config& p = _paths[i];
+        const uint16_t n = rte_eth_rx_burst(p.rx_port, p.rx_queue, pkts.data(), _burst);
+        if (n != 0) {
+            process(p, _counters[i], pkts.data(), n);
+            received += n;
+        }
+    }
+    return received;
+}
+
+void worker::run(const std::atomic<bool>& stop) noexcept {
+    while (!stop.load(std::memory_order_relaxed)) {
+        if (poll_once() == 0) {
+            rte_pause();
+        }
+    }
+}
+
+void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, uint16_t n) noexcept {
+    std::array<rte_mbuf*, max_rx_burst> tx;
+    std::array<rte_mbuf*, max_rx_burst> drop;
+    std::array<rte_mbuf*, max_rx_burst> work; // single-segment frames for sign/verify, in order
+    uint16_t ntx = 0;
+    uint16_t ndrop = 0;
+    uint16_t nwork = 0;
+    c.rx += n;
+
+    if (p.policy == ptp_policy::pass) {
+        for (uint16_t i = 0; i < n; ++i) {
+            ptp::frame_info fi;
+            const ptp::frame_buf f = frame_of(pkts[i]);
+            if (ptp::classify_frame(f.data, f.len, fi) == ptp::error::not_ptp) {
+                ++c.non_ptp;
+            } else {
+                ++c.ptp_passed;
+            }
+            tx[ntx++] = pkts[i];
+        }
+    } else {
+        // A chained, indirect or shared mbuf is not edited in place: forward
+        // it if it is not PTP (a jumbo frame, say), drop it otherwise. Order
+        // is kept among the frames that leave.
+        for (uint16_t i = 0; i < n; ++i) {
+            rte_mbuf* m = pkts[i];
+            if (m->nb_segs == 1 && RTE_MBUF_DIRECT(m) && rte_mbuf_refcnt_read(m) == 1) {
+                _frames[nwork] = frame_of(m);
+                work[nwork++] = m;
+                continue;
+            }
+            ptp::frame_info fi;
+            const ptp::frame_buf f = frame_of(m);
+            if (ptp::classify_frame(f.data, f.len, fi) == ptp::error::not_ptp) {
+                ++c.non_ptp;
+                tx[ntx++] = m;
+            } else {
+                ++c.not_editable;
+                drop[ndrop++] = m;
+            }
+        }
+        if (p.policy == ptp_policy::sign) {
+            _signer.sign_burst(_frames.data(), nwork, p.spp, p.key_id, _out.data());
+            for (uint16_t i = 0; i < nwork; ++i) {
+                const auto s = static_cast<sign_status>(_out[i].status);
+                ++c.sign[static_cast<size_t>(s)];
+                switch (s) {
+                case sign_status::signed_ok:
+                    set_length(work[i], _frames[i].len);
+                    ++c.signed_ok;
+                    tx[ntx++] = work[i];
+                    break;
+                case sign_status::not_ptp:
+                    ++c.non_ptp;
+                    tx[ntx++] = work[i];
+                    break;
+                case sign_status::already_signed:
+                    ++c.already_signed;
+                    tx[ntx++] = work[i];
+                    break;
+                case sign_status::malformed:
+                    ++c.malformed[static_cast<size_t>(_out[i].cause)];
+                    drop[ndrop++] = work[i];
+                    break;
+                default:
+                    drop[ndrop++] = work[i];
+                    break;
+                }
+            }
+        } else {
+            const bool strip = p.policy == ptp_policy::verify_strip;
+            if (strip) {
+                _verifier.verify_strip_burst(_frames.data(), nwork, _out.data());
+            } else {
+                _verifier.verify_burst(_frames.data(), nwork, _out.data());
+            }
+            for (uint16_t i = 0; i < nwork; ++i) {
+                const auto s = static_cast<verify_status>(_out[i].status);
+                ++c.verify[static_cast<size_t>(s)];
+                if (s == verify_status::verified) {
+                    ++c.verified;
+                    if (strip) {
+                        set_length(work[i], _frames[i].len);
+                        ++c.stripped;
+                    }
+                    tx[ntx++] = work[i];
+                } else if (s == verify_status::not_ptp) {
+                    ++c.non_ptp;
+                    tx[ntx++] = work[i];
+                } else {
+                    if (s == verify_status::malformed) {
+                        ++c.malformed[static_cast<size_t>(_out[i].cause)];
+                    }
+                    drop[ndrop++] = work[i];
+                }
+            }
+        }
+    }
+    if (ndrop != 0) {
+        rte_pktmbuf_free_bulk(drop.data(), ndrop);
+    }
+    if (ntx != 0) {
+        const uint16_t sent = rte_eth_tx_burst(p.tx_port, p.tx_queue, tx.data(), ntx);
+        c.tx += sent;
+        if (sent < ntx) {
+            c.tx_full += ntx - sent;
+            rte_pktmbuf_free_bulk(tx.data() + sent, ntx - sent);
+        }
+    }
+}
+
+} // namespace ptpsec

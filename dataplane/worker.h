@@ -1,0 +1,108 @@
+#pragma once
+
+// The per-lcore poll loop of ptpsec-dataplane: receive a burst on a path's
+// RX queue, apply the path's PTP policy (sign, verify, verify and strip, or
+// pass), and send what is left on the path's TX queue. Frames that are not
+// PTP are forwarded unchanged; every dropped frame is counted by reason.
+// Nothing here allocates, locks, throws or logs per packet.
+
+#include <dataplane/auth.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+struct rte_mbuf;
+
+namespace ptpsec {
+
+/// What a path does to the PTP frames it carries (non-PTP frames are always
+/// forwarded unchanged).
+enum class ptp_policy : uint8_t {
+    pass,         ///< forward PTP unchanged
+    sign,         ///< add an AUTHENTICATION TLV; frames that cannot be signed are dropped
+    verify,       ///< forward only PTP that verifies, TLV kept
+    verify_strip, ///< forward only PTP that verifies, TLV removed (for stacks that do not know it)
+};
+
+std::string_view ptp_policy_name(ptp_policy p) noexcept;
+
+/// One direction of traffic: frames received on (rx_port, rx_queue) leave
+/// on (tx_port, tx_queue).
+struct path_config {
+    std::string_view name; ///< "inside->outside", for counters
+    uint16_t rx_port = 0;
+    uint16_t rx_queue = 0;
+    uint16_t tx_port = 0;
+    uint16_t tx_queue = 0;
+    ptp_policy policy = ptp_policy::pass;
+    uint8_t spp = 0;     ///< sign: the SA
+    uint32_t key_id = 0; ///< sign: its key
+};
+
+/// Counters of one path on one lcore: single writer (the lcore), read by
+/// the main lcore for display with relaxed loads, summed over lcores on read.
+struct alignas(64) path_counters {
+    uint64_t rx = 0;
+    uint64_t tx = 0;
+    uint64_t tx_full = 0;      ///< the TX queue refused them: dropped
+    uint64_t non_ptp = 0;      ///< forwarded unchanged
+    uint64_t ptp_passed = 0;   ///< PTP forwarded under policy pass
+    uint64_t not_editable = 0; ///< PTP in a chained, indirect or shared mbuf: not edited in place, dropped
+    uint64_t signed_ok = 0;
+    uint64_t already_signed = 0; ///< sign policy, frame carried a TLV already: forwarded unchanged
+    uint64_t verified = 0;
+    uint64_t stripped = 0;
+    std::array<uint64_t, sign_status_count> sign{};     ///< by sign_status (signed_ok included)
+    std::array<uint64_t, verify_status_count> verify{}; ///< by verify_status (verified included)
+    std::array<uint64_t, ptp::error_count> malformed{}; ///< malformed PTP by cause
+
+    /// Frames dropped, whatever the reason.
+    uint64_t dropped() const noexcept;
+};
+
+/// Why a frame was dropped, as counter names ("bad_icv", "no_sa", ...):
+/// the non-zero ones, in a fixed order, for display.
+struct drop_reason {
+    std::string_view name;
+    uint64_t count;
+};
+/// Fills `out` (room for every reason) and returns how many are non-zero.
+size_t drop_reasons(const path_counters& c, std::span<drop_reason> out) noexcept;
+inline constexpr size_t max_drop_reasons = sign_status_count + verify_status_count + 2;
+
+/// The largest RX burst.
+inline constexpr uint16_t max_rx_burst = 64;
+
+class worker {
+public:
+    /// `paths` must outlive the worker. The engine, SA database and IV
+    /// counter are this lcore's (the IV counter may be shared).
+    worker(icv::engine& eng, sa_database& sad, icv::gmac_iv_counter& iv, std::span<const path_config> paths,
+           uint16_t burst, const ptp::wire_options& opt = {}) noexcept;
+
+    /// One RX burst per path. Returns the number of frames received.
+    uint32_t poll_once() noexcept;
+
+    /// Polls until `stop` is set.
+    void run(const std::atomic<bool>& stop) noexcept;
+
+    std::span<const path_counters> counters() const noexcept { return {_counters.data(), _paths.size()}; }
+
+    static constexpr size_t max_paths = 8;
+
+private:
+    void process(const path_config& p, path_counters& c, rte_mbuf** pkts, uint16_t n) noexcept;
+
+    signer _signer;
+    verifier _verifier;
+    std::span<const path_config> _paths;
+    uint16_t _burst;
+    std::array<path_counters, max_paths> _counters{};
+    std::array<ptp::frame_buf, max_rx_burst> _frames{};
+    std::array<frame_outcome, max_rx_burst> _out{};
+};
+
+} // namespace ptpsec

@@ -1,0 +1,277 @@
+// ptpsec-dataplane, the real binary (PTPSEC_DATAPLANE, set by meson test),
+// on DPDK net_pcap ports: captures in, captures out, counters at exit. The
+// linuxptp capture, stripped, must come out signed exactly as ptp4l signed
+// it; tampered, wrong-key, wrong-SPP, truncated and unsigned frames must be
+// dropped with their own counter, and everything else must come out intact.
+
+#include "../pcap_files.h"
+#include "../process.h"
+
+#include <dataplane/ptp/frame.h>
+#include <drivers/base/bytes.h>
+
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace ptpsec {
+namespace {
+
+using test::packet;
+using test::read_packets;
+using test::temp_dir;
+using test::write_packets;
+
+constexpr const char* capture = PTPSEC_TESTDATA_DIR "/linuxptp/l2-hmac-sha256-128.pcap";
+constexpr const char* shipped_sa_file = PTPSEC_TESTDATA_DIR "/linuxptp/sa.conf";
+constexpr size_t capture_frames = 210; // 206 PTP and 4 ICMPv6
+constexpr size_t capture_ptp_frames = 206;
+constexpr int exit_error = 2;
+
+/// The frame without its AUTHENTICATION TLV (unchanged if it has none or is
+/// not PTP), made with the wire layer the data plane uses.
+std::vector<uint8_t> stripped(const std::vector<uint8_t>& frame) {
+    std::vector<uint8_t> f = frame;
+    ptp::frame_buf fb{f.data(), static_cast<uint32_t>(f.size()), static_cast<uint32_t>(f.size())};
+    ptp::frame_info fi;
+    ptp::message_view mv;
+    if (ptp::classify_frame(fb.data, fb.len, fi) == ptp::error::none &&
+        ptp::parse_message(fb.data + fi.ptp_offset, fi.ptp_avail, mv) == ptp::error::none && mv.has_auth) {
+        EXPECT_EQ(ptp::strip_auth_tlv(fb, fi, mv), ptp::error::none);
+        f.resize(fb.len);
+    }
+    return f;
+}
+
+/// Where a PTP frame's message and AUTHENTICATION TLV are.
+struct located {
+    size_t ptp = 0;
+    size_t auth = 0; ///< frame offset of the TLV
+};
+
+located locate(const std::vector<uint8_t>& frame) {
+    ptp::frame_info fi;
+    ptp::message_view mv;
+    located l;
+    if (ptp::classify_frame(frame.data(), frame.size(), fi) == ptp::error::none &&
+        ptp::parse_message(frame.data() + fi.ptp_offset, fi.ptp_avail, mv) == ptp::error::none && mv.has_auth) {
+        l.ptp = fi.ptp_offset;
+        l.auth = fi.ptp_offset + mv.auth.offset;
+    }
+    return l;
+}
+
+class dataplane_app : public testing::Test {
+protected:
+    void SetUp() override {
+        _capture = read_packets(capture);
+        ASSERT_EQ(_capture.size(), capture_frames);
+        _exe = test::program_from_env("PTPSEC_DATAPLANE");
+        write_packets(_dir.file("empty.pcap"), DLT_EN10MB, {});
+    }
+
+    /// Runs the data plane with `inside_in` arriving on the inside port
+    /// and `outside_in` on the outside port until both are consumed; the
+    /// frames sent out go to inside_out.pcap and outside_out.pcap.
+    test::run_result run(const std::string& inside_in, const std::string& outside_in,
+                         const std::vector<std::string>& options) {
+        static int runs = 0;
+        ++runs;
+        std::vector<std::string> args = {
+            "--no-huge",
+            "-m",
+            "256",
+            "--no-pci",
+            "--no-shconf",
+            "-l",
+            "0",
+            fmt::format("--file-prefix=ptpsec-app-{}-{}", ::getpid(), runs),
+            fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap={}", inside_in, _dir.file("inside_out.pcap")),
+            fmt::format("--vdev=net_pcap1,rx_pcap={},tx_pcap={}", outside_in, _dir.file("outside_out.pcap")),
+            "--",
+            "--idle-exit",
+            "300",
+            "--stats-json",
+            _dir.file("stats.json"),
+        };
+        args.insert(args.end(), options.begin(), options.end());
+        auto r = test::run_program(_dir, _exe, args, std::chrono::seconds(60));
+        // EAL's runtime directory for this prefix (root's location).
+        std::error_code ec;
+        std::filesystem::remove_all(fmt::format("/var/run/dpdk/ptpsec-app-{}-{}", ::getpid(), runs), ec);
+        return r;
+    }
+
+    /// The counters of one path from --stats-json.
+    nlohmann::json path_stats(std::string_view name) const {
+        const auto j = nlohmann::json::parse(test::read_file(_dir.file("stats.json")));
+        for (const auto& p : j.at("paths")) {
+            if (p.at("name") == name) {
+                return p;
+            }
+        }
+        ADD_FAILURE() << "no path " << name;
+        return {};
+    }
+
+    std::vector<packet> _capture;
+    std::string _exe;
+    temp_dir _dir;
+};
+
+TEST_F(dataplane_app, signs_the_stripped_linuxptp_capture_exactly_as_ptp4l) {
+    std::vector<packet> in = _capture;
+    for (auto& p : in) {
+        p.data = stripped(p.data);
+        p.hdr.caplen = p.hdr.len = static_cast<uint32_t>(p.data.size());
+    }
+    const std::string in_path = _dir.file("stripped.pcap");
+    write_packets(in_path, DLT_EN10MB, in);
+    const auto r = run(in_path, _dir.file("empty.pcap"), {"--sa-file", shipped_sa_file, "--sign", "2:1"});
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    ASSERT_FALSE(r.timed_out);
+    EXPECT_NE(r.out.find("inside->outside [sign]: rx 210 tx 210 dropped 0"), std::string::npos) << r.out;
+
+    const auto out = read_packets(_dir.file("outside_out.pcap"));
+    ASSERT_EQ(out.size(), capture_frames);
+    for (size_t i = 0; i < out.size(); ++i) {
+        EXPECT_EQ(out[i].data, _capture[i].data) << "frame " << i;
+    }
+    const auto s = path_stats("inside->outside");
+    EXPECT_EQ(s.at("signed"), capture_ptp_frames);
+    EXPECT_EQ(s.at("non_ptp"), capture_frames - capture_ptp_frames);
+    EXPECT_EQ(s.at("dropped"), 0);
+    EXPECT_TRUE(read_packets(_dir.file("inside_out.pcap")).empty());
+}
+
+/// The capture followed by one frame of each kind the verifier must drop.
+struct bad_input {
+    std::vector<packet> frames;
+    size_t good = 0; ///< the first `good` frames are the capture
+};
+
+bad_input capture_with_bad_frames(const std::vector<packet>& capture_pkts) {
+    bad_input b;
+    b.frames = capture_pkts;
+    b.good = b.frames.size();
+    // A signed PTP frame to spoil in several ways.
+    size_t k = 0;
+    while (locate(capture_pkts[k].data).auth == 0) {
+        ++k;
+    }
+    const packet base = capture_pkts[k];
+    const located l = locate(base.data);
+    auto add = [&](std::vector<uint8_t> d) {
+        packet p = base;
+        p.data = std::move(d);
+        p.hdr.caplen = p.hdr.len = static_cast<uint32_t>(p.data.size());
+        b.frames.push_back(std::move(p));
+    };
+    std::vector<uint8_t> tampered = base.data;
+    tampered[l.ptp + 30] ^= 0x01; // sequenceId
+    add(tampered);
+    std::vector<uint8_t> wrong_key = base.data;
+    store_be32(wrong_key.data() + l.auth + 6, 99); // keyID
+    add(wrong_key);
+    std::vector<uint8_t> wrong_spp = base.data;
+    wrong_spp[l.auth + 4] = 7; // spp
+    add(wrong_spp);
+    std::vector<uint8_t> truncated = base.data;
+    truncated.resize(truncated.size() - 10);
+    add(truncated);
+    add(stripped(base.data)); // unsigned
+    return b;
+}
+
+void expect_bad_frames_dropped(const nlohmann::json& s) {
+    EXPECT_EQ(s.at("verified"), capture_ptp_frames);
+    EXPECT_EQ(s.at("non_ptp"), capture_frames - capture_ptp_frames);
+    EXPECT_EQ(s.at("dropped"), 5);
+    const auto& d = s.at("drops");
+    EXPECT_EQ(d.at("bad_icv"), 1);
+    EXPECT_EQ(d.at("unknown_key"), 1);
+    EXPECT_EQ(d.at("unknown_spp"), 1);
+    EXPECT_EQ(d.at("malformed"), 1);
+    EXPECT_EQ(d.at("unsigned"), 1);
+    EXPECT_EQ(s.at("malformed").at("truncated"), 1);
+}
+
+TEST_F(dataplane_app, verify_strip_forwards_good_frames_stripped_and_counts_every_drop) {
+    const bad_input b = capture_with_bad_frames(_capture);
+    const std::string in_path = _dir.file("outside_in.pcap");
+    write_packets(in_path, DLT_EN10MB, b.frames);
+    const auto r = run(_dir.file("empty.pcap"), in_path,
+                       {"--sa-file", shipped_sa_file, "--sign", "2:1", "--outside-policy", "verify-strip"});
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    const auto out = read_packets(_dir.file("inside_out.pcap"));
+    ASSERT_EQ(out.size(), b.good); // only the capture's frames come out, in order
+    for (size_t i = 0; i < out.size(); ++i) {
+        // PTP without its TLV; the ICMPv6 frames octet for octet.
+        EXPECT_EQ(out[i].data, stripped(_capture[i].data)) << "frame " << i;
+    }
+    const auto s = path_stats("outside->inside");
+    expect_bad_frames_dropped(s);
+    EXPECT_EQ(s.at("stripped"), capture_ptp_frames);
+    EXPECT_NE(r.out.find("bad_icv 1"), std::string::npos) << r.out;
+}
+
+TEST_F(dataplane_app, verify_keeps_the_tlv_and_the_frames_unchanged) {
+    const bad_input b = capture_with_bad_frames(_capture);
+    const std::string in_path = _dir.file("outside_in.pcap");
+    write_packets(in_path, DLT_EN10MB, b.frames);
+    const auto r = run(_dir.file("empty.pcap"), in_path, {"--sa-file", shipped_sa_file, "--inside-policy", "pass"});
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    const auto out = read_packets(_dir.file("inside_out.pcap"));
+    ASSERT_EQ(out.size(), b.good);
+    for (size_t i = 0; i < out.size(); ++i) {
+        EXPECT_EQ(out[i].data, _capture[i].data) << "frame " << i;
+    }
+    const auto s = path_stats("outside->inside");
+    expect_bad_frames_dropped(s);
+    EXPECT_EQ(s.at("stripped"), 0);
+}
+
+TEST_F(dataplane_app, pass_both_ways_forwards_everything_unchanged) {
+    const auto r = run(capture, capture, {"--inside-policy", "pass", "--outside-policy", "pass"});
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    for (const char* name : {"inside_out.pcap", "outside_out.pcap"}) {
+        const auto out = read_packets(_dir.file(name));
+        ASSERT_EQ(out.size(), capture_frames) << name;
+        for (size_t i = 0; i < out.size(); ++i) {
+            EXPECT_EQ(out[i].data, _capture[i].data) << name << " frame " << i;
+        }
+    }
+    const auto s = path_stats("inside->outside");
+    EXPECT_EQ(s.at("ptp_passed"), capture_ptp_frames);
+    EXPECT_EQ(s.at("non_ptp"), capture_frames - capture_ptp_frames);
+}
+
+TEST_F(dataplane_app, refuses_to_start_with_a_clear_reason) {
+    struct bad_start {
+        std::vector<std::string> options;
+        std::string says;
+    };
+    const std::vector<bad_start> cases = {
+        {{"--sign", "2:1"}, "--sa-file is needed to sign or verify"},
+        {{"--sa-file", shipped_sa_file, "--sign", "9:1"}, "--sign 9:1:"},
+        {{"--sa-file", shipped_sa_file}, "--inside-policy sign needs --sign SPP:KEY_ID"},
+        {{"--sa-file", shipped_sa_file, "--sign", "2:1", "--outside", "5"}, "port 5 does not exist"},
+        {{"--sa-file", shipped_sa_file, "--sign", "2:1", "--outside-policy", "sign"}, "--outside-policy sign:"},
+        {{"--sa-file", _dir.file("missing.conf"), "--sign", "2:1"}, "missing.conf"},
+    };
+    for (const auto& c : cases) {
+        const auto r = run(_dir.file("empty.pcap"), _dir.file("empty.pcap"), c.options);
+        EXPECT_EQ(r.exit_code, exit_error) << c.says;
+        EXPECT_NE(r.err.find(c.says), std::string::npos) << "stderr: " << r.err;
+        EXPECT_FALSE(r.timed_out);
+    }
+}
+
+} // namespace
+} // namespace ptpsec
