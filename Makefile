@@ -30,7 +30,7 @@ build-asan: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD) -j $(JOBS)
 
 # The main job: for now the offline tools on the linuxptp capture.
-demo: build
+demo: build hugepages
 	@scripts/demo.sh $(BUILD)
 
 # Unit and end-to-end suites in the normal build, then everything again under

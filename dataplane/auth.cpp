@@ -16,8 +16,8 @@ constexpr std::string_view sign_names[sign_status_count] = {
 };
 
 constexpr std::string_view verify_names[verify_status_count] = {
-    "verified",    "not_ptp", "malformed",     "unsigned", "unknown_spp", "unknown_key", "icv_length_mismatch",
-    "iv_mismatch", "bad_icv", "crypto_failed",
+    "verified",    "not_ptp", "malformed", "unsigned", "unknown_spp",   "unknown_key", "icv_length_mismatch",
+    "iv_mismatch", "bad_icv", "replayed",  "too_old",  "crypto_failed",
 };
 
 template <typename S>
@@ -287,6 +287,9 @@ uint16_t verifier::verify_part(const ptp::frame_buf* frames, uint16_t n, frame_o
         }
         p.fi = fi;
         p.auth_offset = mv.auth.offset;
+        p.spp = mv.auth.spp;
+        p.key_id = mv.auth.keyID;
+        p.msg = msg;
         p.index = i;
         p.icv_len = mv.auth.icv_len;
         p.wire_icv = msg + mv.auth.icv_offset;
@@ -309,15 +312,19 @@ uint16_t verifier::verify_part(const ptp::frame_buf* frames, uint16_t n, frame_o
         }
         if (!engine_ok) {
             set(out[p.index], verify_status::crypto_failed);
-        } else if (ct_equal(p.icv, p.wire_icv, p.icv_len)) {
+        } else if (!ct_equal(p.icv, p.wire_icv, p.icv_len)) {
+            set(out[p.index], verify_status::bad_icv);
+        } else if (const replay_verdict rv =
+                       _replay != nullptr ? _replay->accept(p.msg, p.spp, p.key_id) : replay_verdict::accepted;
+                   rv != replay_verdict::accepted) {
+            set(out[p.index], rv == replay_verdict::replayed ? verify_status::replayed : verify_status::too_old);
+        } else {
             set(out[p.index], verify_status::verified);
             ++ok;
             if (strip != nullptr) {
                 // Cannot fail: the shorter lengths fit where the longer did.
                 (void)ptp::strip_auth_tlv(strip[p.index], p.fi, p.auth_offset);
             }
-        } else {
-            set(out[p.index], verify_status::bad_icv);
         }
     }
     return ok;

@@ -7,6 +7,7 @@
 // lcore; they own fixed scratch arrays and allocate nothing per call.
 
 #include <dataplane/ptp/frame.h>
+#include <dataplane/replay.h>
 #include <dataplane/sa.h>
 #include <drivers/icv/engine.h>
 #include <drivers/icv/gmac.h>
@@ -38,6 +39,8 @@ enum class verify_status : uint8_t {
     icv_length_mismatch, ///< the TLV's ICV is not as long as the key's algorithm makes
     iv_mismatch,         ///< GMAC key without sequenceNo, or sequenceNo with a non-GMAC key
     bad_icv,
+    replayed, ///< the ICV is good but the message was accepted before (replay_table)
+    too_old,  ///< the ICV is good but the message is behind the replay window
     crypto_failed,
 };
 
@@ -89,8 +92,12 @@ private:
 
 class verifier {
 public:
-    explicit verifier(icv::engine& eng, sa_database& sad, const ptp::wire_options& opt = {}) noexcept
-        : _engine(&eng), _sad(&sad), _opt(opt) {}
+    /// With a replay table, a frame whose ICV verified is also checked
+    /// against (and recorded in) its stream's replay window: a replay is
+    /// refused as replayed or too_old.
+    explicit verifier(icv::engine& eng, sa_database& sad, const ptp::wire_options& opt = {},
+                      replay_table* replay = nullptr) noexcept
+        : _engine(&eng), _sad(&sad), _opt(opt), _replay(replay) {}
 
     /// Verifies the AUTHENTICATION TLV of every frame; frames are not
     /// modified. out[i] holds the verdict. Returns the number verified.
@@ -107,10 +114,14 @@ private:
     icv::engine* _engine;
     sa_database* _sad;
     ptp::wire_options _opt;
+    replay_table* _replay;
 
     struct pending {
         ptp::frame_info fi;
         uint16_t auth_offset;
+        uint8_t spp;
+        uint32_t key_id;
+        const uint8_t* msg;
         uint16_t index;
         uint16_t icv_len;
         const uint8_t* wire_icv;

@@ -83,9 +83,9 @@ size_t drop_reasons(const path_counters& c, std::span<drop_reason> out) noexcept
 }
 
 worker::worker(icv::engine& eng, sa_database& sad, icv::gmac_iv_counter& iv, std::span<const path_config> paths,
-               uint16_t burst, const ptp::wire_options& opt) noexcept
-    : _signer(eng, sad, iv, opt), _verifier(eng, sad, opt), _paths(paths.first(std::min(paths.size(), max_paths))),
-      _burst(std::clamp<uint16_t>(burst, 1, max_rx_burst)) {}
+               uint16_t burst, const ptp::wire_options& opt, replay_table* replay) noexcept
+    : _signer(eng, sad, iv, opt), _verifier(eng, sad, opt, replay),
+      _paths(paths.first(std::min(paths.size(), max_paths))), _burst(std::clamp<uint16_t>(burst, 1, max_rx_burst)) {}
 
 uint32_t worker::poll_once() noexcept {
     uint32_t received = 0;

@@ -80,8 +80,10 @@ class worker {
 public:
     /// `paths` must outlive the worker. The engine, SA database and IV
     /// counter are this lcore's (the IV counter may be shared).
+    /// `replay` (may be null: no replay protection) is this lcore's
+    /// table of replay windows, checked by the verifying paths.
     worker(icv::engine& eng, sa_database& sad, icv::gmac_iv_counter& iv, std::span<const path_config> paths,
-           uint16_t burst, const ptp::wire_options& opt = {}) noexcept;
+           uint16_t burst, const ptp::wire_options& opt = {}, replay_table* replay = nullptr) noexcept;
 
     /// One RX burst per path. Returns the number of frames received.
     uint32_t poll_once() noexcept;

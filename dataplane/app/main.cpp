@@ -24,6 +24,7 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -55,6 +56,8 @@ struct app_options {
     uint16_t burst = 32;
     double stats_interval = 0;
     uint32_t idle_exit_ms = 0;
+    uint32_t replay_window = 64; ///< 0: no replay protection
+    size_t replay_streams = 1024;
     std::string stats_json;
     port_options ports;
     ptp::wire_options wire;
@@ -168,12 +171,28 @@ private:
         _paths[0] = path_config{"inside->outside", _opt.inside, 0, _opt.outside, 0, *policy_in, spp, key_id};
         _paths[1] = path_config{"outside->inside", _opt.outside, 0, _opt.inside, 0, *policy_out, 0, 0};
         _iv = std::make_unique<icv::gmac_iv_counter>(icv::gmac_iv_counter::clock_start());
-        _worker = std::make_unique<worker>(*_engine, *_sad, *_iv, _paths, _opt.burst, _opt.wire);
+        if (_opt.replay_window != 0) {
+            // The SA file's seqid_window (linuxptp's) is honoured when it asks
+            // for more; the window is rounded up to whole 64-bit blocks.
+            replay_config rc;
+            rc.window = _opt.replay_window;
+            for (const auto& sa : sas) {
+                rc.window = std::max<uint32_t>(rc.window, sa.seqid_window);
+            }
+            rc.capacity = _opt.replay_streams;
+            _replay = std::make_unique<replay_table>(rc);
+        }
+        _worker = std::make_unique<worker>(*_engine, *_sad, *_iv, _paths, _opt.burst, _opt.wire, _replay.get());
         return ok_status();
     }
 
     void print_banner() const {
-        fmt::print("ptpsec-dataplane: {} lcore(s), engine {}\n", rte_lcore_count(), _engine->name());
+        fmt::print("ptpsec-dataplane: {} lcore(s), engine {}, ", rte_lcore_count(), _engine->name());
+        if (_replay) {
+            fmt::print("replay window {} for up to {} streams\n", _replay->window(), _replay->capacity());
+        } else {
+            fmt::print("no replay protection\n");
+        }
         for (const auto& p : _paths) {
             fmt::print("  {}: port {} -> port {}, PTP {}", p.name, p.rx_port, p.tx_port, ptp_policy_name(p.policy));
             if (p.policy == ptp_policy::sign) {
@@ -220,6 +239,7 @@ private:
     std::unique_ptr<icv::ipsecmb_engine> _engine;
     std::unique_ptr<sa_database> _sad;
     std::unique_ptr<icv::gmac_iv_counter> _iv;
+    std::unique_ptr<replay_table> _replay;
     std::vector<uint16_t> _ports;
     std::array<path_config, 2> _paths{};
     std::unique_ptr<worker> _worker;
@@ -251,6 +271,13 @@ int run(int argc, char** argv) {
     cli.add_option("--idle-exit", opt.idle_exit_ms,
                    "stop once no frame arrived for MS milliseconds after the first (offline runs on net_pcap)");
     cli.add_option("--stats-json", opt.stats_json, "write the counters at exit to FILE as JSON");
+    cli.add_option("--replay-window", opt.replay_window,
+                   "replay window in sequenceIds per stream (rounded up to 64-bit blocks; 0: off)")
+        ->check(CLI::Range(0U, replay_table::max_window))
+        ->capture_default_str();
+    cli.add_option("--replay-streams", opt.replay_streams, "streams the replay table holds")
+        ->check(CLI::Range(replay_table::min_capacity, replay_table::max_capacity))
+        ->capture_default_str();
     cli.add_option("--rx-desc", opt.ports.rx_desc, "RX descriptors per queue")->capture_default_str();
     cli.add_option("--tx-desc", opt.ports.tx_desc, "TX descriptors per queue")->capture_default_str();
     cli.add_option("--mbufs", opt.ports.mbufs, "mbufs in the pool")->capture_default_str();

@@ -1,8 +1,9 @@
 // ptpsec-dataplane, the real binary (PTPSEC_DATAPLANE, set by meson test),
 // on DPDK net_pcap ports: captures in, captures out, counters at exit. The
 // linuxptp capture, stripped, must come out signed exactly as ptp4l signed
-// it; tampered, wrong-key, wrong-SPP, truncated and unsigned frames must be
-// dropped with their own counter, and everything else must come out intact.
+// it; tampered, wrong-key, wrong-SPP, truncated, unsigned and replayed frames
+// must be dropped with their own counter, and everything else must come out
+// intact.
 
 #include "../pcap_files.h"
 #include "../process.h"
@@ -186,14 +187,21 @@ bad_input capture_with_bad_frames(const std::vector<packet>& capture_pkts) {
     truncated.resize(truncated.size() - 10);
     add(truncated);
     add(stripped(base.data)); // unsigned
+    // A replay of the last signed frame: good ICV, seen before.
+    size_t last = capture_pkts.size() - 1;
+    while (locate(capture_pkts[last].data).auth == 0) {
+        --last;
+    }
+    add(capture_pkts[last].data);
     return b;
 }
 
 void expect_bad_frames_dropped(const nlohmann::json& s) {
     EXPECT_EQ(s.at("verified"), capture_ptp_frames);
     EXPECT_EQ(s.at("non_ptp"), capture_frames - capture_ptp_frames);
-    EXPECT_EQ(s.at("dropped"), 5);
+    EXPECT_EQ(s.at("dropped"), 6);
     const auto& d = s.at("drops");
+    EXPECT_EQ(d.at("replayed"), 1);
     EXPECT_EQ(d.at("bad_icv"), 1);
     EXPECT_EQ(d.at("unknown_key"), 1);
     EXPECT_EQ(d.at("unknown_spp"), 1);
