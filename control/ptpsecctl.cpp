@@ -1,13 +1,20 @@
-// ptpsecctl: the operator's command line. For now it carries the offline
-// capture tools; daemon commands join as the daemons arrive.
+// ptpsecctl: the operator's command line. It carries the offline capture
+// tools and reads a running ptpsec-dataplane through DPDK telemetry (stats,
+// sa list); daemon commands join as the daemons arrive.
 
 #include <control/pcap_tool.h>
+#include <control/sa_client.h>
+#include <control/sa_file.h>
+#include <control/telemetry_client.h>
+#include <dataplane/sa_update.h>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <iostream>
+#include <string>
 
 namespace {
 
@@ -20,8 +27,160 @@ int report(const ptpsec::error& e) {
     return exit_error;
 }
 
+using ordered_json = nlohmann::ordered_json;
+
+uint64_t count_of(const ordered_json& j, const char* name) {
+    return j.value(name, uint64_t{0});
+}
+
+/// One line per path, as ptpsec-dataplane prints its own counters.
+void print_path(const ordered_json& p) {
+    const std::string policy = p.value("policy", "");
+    fmt::print("  {} [{}]: rx {} tx {} dropped {} | non-PTP {}", p.value("name", "?"), policy, count_of(p, "rx"),
+               count_of(p, "tx"), count_of(p, "dropped"), count_of(p, "non_ptp"));
+    if (policy == "pass") {
+        fmt::print(" PTP passed {}", count_of(p, "ptp_passed"));
+    } else if (policy == "sign") {
+        fmt::print(" signed {} already signed {}", count_of(p, "signed"), count_of(p, "already_signed"));
+    } else {
+        fmt::print(" verified {} stripped {}", count_of(p, "verified"), count_of(p, "stripped"));
+    }
+    const char* sep = " | dropped: ";
+    const ordered_json drops = p.value("drops", ordered_json::object());
+    for (const auto& [reason, n] : drops.items()) {
+        if (n.get<uint64_t>() != 0) {
+            fmt::print("{}{} {}", sep, reason, n.get<uint64_t>());
+            sep = ", ";
+        }
+    }
+    const ordered_json malformed = p.value("malformed", ordered_json::object());
+    for (const auto& [cause, n] : malformed.items()) {
+        if (n.get<uint64_t>() != 0) {
+            fmt::print(" [{} {}]", cause, n.get<uint64_t>());
+        }
+    }
+    fmt::print("\n");
+}
+
+void print_replay(const ordered_json& r) {
+    if (count_of(r, "window") == 0) {
+        fmt::print("  replay: off\n");
+        return;
+    }
+    fmt::print("  replay: {} of {} streams, window {} | accepted {} replayed {} too_old {} late {} | opened {} "
+               "evicted {} retired {}\n",
+               count_of(r, "size"), count_of(r, "capacity"), count_of(r, "window"), count_of(r, "accepted"),
+               count_of(r, "replayed"), count_of(r, "too_old"), count_of(r, "late"), count_of(r, "opened"),
+               count_of(r, "evicted"), count_of(r, "retired"));
+}
+
+void print_port(const ordered_json& p) {
+    fmt::print("  port {} {} ({}, {}, link {}): ipackets {} opackets {} imissed {} ierrors {} oerrors {} "
+               "rx_nombuf {}\n",
+               count_of(p, "port_id"), p.value("name", "?"), p.value("role", "?"), p.value("driver", "?"),
+               p.value("link_status", "?"), count_of(p, "ipackets"), count_of(p, "opackets"), count_of(p, "imissed"),
+               count_of(p, "ierrors"), count_of(p, "oerrors"), count_of(p, "rx_nombuf"));
+}
+
+/// `ptpsecctl stats`: /ptpsec/stats, with /ptpsec/ports under "ports".
+int show_stats(const std::string& prefix, bool json) {
+    auto client = ptpsec::telemetry_client::connect(prefix);
+    if (!client) {
+        return report(client.err());
+    }
+    auto stats = client->query("/ptpsec/stats");
+    if (!stats) {
+        return report(stats.err());
+    }
+    auto ports = client->query("/ptpsec/ports");
+    if (!ports) {
+        return report(ports.err());
+    }
+    ordered_json& s = *stats;
+    s["ports"] = std::move(*ports);
+    if (json) {
+        fmt::print("{}\n", s.dump());
+        return exit_ok;
+    }
+    fmt::print("counters (ptpsec-dataplane {}, file prefix {}):\n", client->pid(), prefix);
+    const ordered_json paths = s.value("paths", ordered_json::object());
+    for (const auto& [key, p] : paths.items()) {
+        print_path(p);
+    }
+    print_replay(s.value("replay", ordered_json::object()));
+    for (const auto& [key, p] : s["ports"].items()) {
+        print_port(p);
+    }
+    return exit_ok;
+}
+
+/// `ptpsecctl sa list`: /ptpsec/sa, one row per key.
+int list_sas(const std::string& prefix, bool json) {
+    auto client = ptpsec::telemetry_client::connect(prefix);
+    if (!client) {
+        return report(client.err());
+    }
+    auto sas = client->query("/ptpsec/sa");
+    if (!sas) {
+        return report(sas.err());
+    }
+    if (json) {
+        fmt::print("{}\n", sas->dump());
+        return exit_ok;
+    }
+    if (sas->empty()) {
+        fmt::print("no SAs installed (ptpsec-dataplane {}, file prefix {})\n", client->pid(), prefix);
+        return exit_ok;
+    }
+    fmt::print("{:<5} {:<10} {:<16} {:<4} {:<8} {:<13} {}\n", "SPP", "KEY", "ALGORITHM", "ICV", "SIGNS", "SEQID_WINDOW",
+               "ALLOW_MUTABLE");
+    for (const auto& [spp, sa] : sas->items()) {
+        const ordered_json keys = sa.value("keys", ordered_json::object());
+        for (const auto& [id, k] : keys.items()) {
+            fmt::print("{:<5} {:<10} {:<16} {:<4} {:<8} {:<13} {}\n", count_of(sa, "spp"), count_of(k, "key_id"),
+                       k.value("algorithm", "?"), count_of(k, "icv_length"),
+                       count_of(k, "current") != 0 ? "current" : "", count_of(sa, "seqid_window"),
+                       count_of(sa, "allow_mutable") != 0 ? "yes" : "no");
+        }
+    }
+    return exit_ok;
+}
+
+/// `ptpsecctl sa push|current|remove|flush`: updates through the SA
+/// channel, one line per acknowledgement; exit 1 if any was rejected.
+int send_updates(const std::string& prefix, std::vector<ptpsec::sa_wire::update> updates, bool json) {
+    auto r = ptpsec::sa_client::send(prefix, updates);
+    if (!r) {
+        return report(r.err());
+    }
+    size_t rejected = 0;
+    ordered_json out = ordered_json::array();
+    for (const auto& o : *r) {
+        rejected += o.applied ? 0 : 1;
+        if (json) {
+            out.push_back({{"operation", ptpsec::op_name(o.update.operation)},
+                           {"spp", o.update.spp},
+                           {"key_id", o.update.key_id},
+                           {"applied", o.applied},
+                           {"reason", o.reason}});
+        } else if (o.applied) {
+            fmt::print("{} spp {} key {}: applied\n", ptpsec::op_name(o.update.operation), o.update.spp,
+                       o.update.key_id);
+        } else {
+            fmt::print("{} spp {} key {}: REJECTED: {}\n", ptpsec::op_name(o.update.operation), o.update.spp,
+                       o.update.key_id, o.reason);
+        }
+    }
+    if (json) {
+        fmt::print("{}\n", out.dump());
+    } else {
+        fmt::print("{} applied, {} rejected\n", r->size() - rejected, rejected);
+    }
+    return rejected == 0 ? exit_ok : exit_failed;
+}
+
 int run(int argc, char** argv) {
-    CLI::App app{"ptpsecctl: operate ptpsec (offline PTP capture tools)"};
+    CLI::App app{"ptpsecctl: operate ptpsec (offline PTP capture tools, data-plane counters and SAs)"};
     app.require_subcommand(1);
 
     ptpsec::pcap_tool::options opt;
@@ -64,6 +223,40 @@ int run(int argc, char** argv) {
     strip->add_option("IN", in, "capture file")->required();
     strip->add_option("OUT", out, "output pcap file")->required();
 
+    // Read a running ptpsec-dataplane through DPDK telemetry.
+    std::string file_prefix(ptpsec::default_file_prefix);
+    bool json = false;
+    auto add_telemetry_options = [&](CLI::App* cmd) {
+        cmd->add_option("--file-prefix", file_prefix, "EAL --file-prefix of the ptpsec-dataplane to read")
+            ->capture_default_str();
+        cmd->add_flag("--json", json, "print the reply as JSON");
+    };
+    auto* stats = app.add_subcommand("stats", "Counters of a running ptpsec-dataplane (per path, replay, ports)");
+    add_telemetry_options(stats);
+    auto* sa = app.add_subcommand("sa", "Security associations of a running ptpsec-dataplane");
+    sa->require_subcommand(1);
+    auto* sa_list = sa->add_subcommand("list", "SAs and their keys: IDs and algorithms, never key bytes");
+    add_telemetry_options(sa_list);
+
+    // Change the SAs of a running ptpsec-dataplane through its SA channel.
+    std::string current;
+    int sa_spp = -1;
+    int sa_key = -1;
+    auto* sa_push = sa->add_subcommand("push", "Install every key of an SA file (receivers accept them at once)");
+    add_telemetry_options(sa_push);
+    sa_push->add_option("--sa-file", sa_file, "SA file (linuxptp format)")->required();
+    sa_push->add_option("--current", current, "then sign with SPP:KEY_ID");
+    auto* sa_current = sa->add_subcommand("current", "Sign with this key of the SA from now on");
+    add_telemetry_options(sa_current);
+    sa_current->add_option("--spp", sa_spp, "SPP")->required()->check(CLI::Range(0, 255));
+    sa_current->add_option("--key-id", sa_key, "key ID")->required()->check(CLI::NonNegativeNumber);
+    auto* sa_remove = sa->add_subcommand("remove", "Remove a key (end of its grace period), or the whole SA");
+    add_telemetry_options(sa_remove);
+    sa_remove->add_option("--spp", sa_spp, "SPP")->required()->check(CLI::Range(0, 255));
+    sa_remove->add_option("--key-id", sa_key, "key ID; without it the whole SA")->check(CLI::NonNegativeNumber);
+    auto* sa_flush = sa->add_subcommand("flush", "Remove every SA");
+    add_telemetry_options(sa_flush);
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -90,6 +283,42 @@ int run(int argc, char** argv) {
             fmt::print("{} frames, {} PTP, {} signed, {} not signed -> {}\n", r->frames, r->ptp, r->changed, r->failed,
                        out);
             return r->failed == 0 ? exit_ok : exit_failed;
+        }
+        if (stats->parsed()) {
+            return show_stats(file_prefix, json);
+        }
+        if (sa_list->parsed()) {
+            return list_sas(file_prefix, json);
+        }
+        if (sa_push->parsed()) {
+            auto sas = ptpsec::load_sa_file(sa_file);
+            if (!sas) {
+                return report(sas.err());
+            }
+            auto updates = ptpsec::sa_client::updates_for(*sas);
+            if (!current.empty()) {
+                unsigned s = 0;
+                unsigned long k = 0;
+                if (std::sscanf(current.c_str(), "%u:%lu", &s, &k) != 2 || s > 255 || k > UINT32_MAX) {
+                    return report(ptpsec::error{fmt::format("--current {}: use SPP:KEY_ID, for example 2:1", current)});
+                }
+                updates.push_back(ptpsec::sa_client::set_current(static_cast<uint8_t>(s), static_cast<uint32_t>(k)));
+            }
+            return send_updates(file_prefix, std::move(updates), json);
+        }
+        if (sa_current->parsed()) {
+            return send_updates(
+                file_prefix,
+                {ptpsec::sa_client::set_current(static_cast<uint8_t>(sa_spp), static_cast<uint32_t>(sa_key))}, json);
+        }
+        if (sa_remove->parsed()) {
+            const auto u =
+                sa_key < 0 ? ptpsec::sa_client::remove_sa(static_cast<uint8_t>(sa_spp))
+                           : ptpsec::sa_client::remove_key(static_cast<uint8_t>(sa_spp), static_cast<uint32_t>(sa_key));
+            return send_updates(file_prefix, {u}, json);
+        }
+        if (sa_flush->parsed()) {
+            return send_updates(file_prefix, {ptpsec::sa_client::flush()}, json);
         }
         if (strip->parsed()) {
             auto r = ptpsec::pcap_tool::strip(in, out, std::cerr, opt);

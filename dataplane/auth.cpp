@@ -93,7 +93,17 @@ std::string_view verify_status_name(verify_status s) noexcept {
 uint16_t signer::sign_burst(ptp::frame_buf* frames, uint16_t n, uint8_t spp, uint32_t key_id,
                             frame_outcome* out) noexcept {
     security_association* sa = _sad->find(spp);
-    sa_key* key = sa != nullptr ? sa->find_key(key_id) : nullptr;
+    return sign_with(frames, n, sa, sa != nullptr ? sa->find_key(key_id) : nullptr, out);
+}
+
+uint16_t signer::sign_burst_current(ptp::frame_buf* frames, uint16_t n, uint8_t spp, frame_outcome* out) noexcept {
+    security_association* sa = _sad->find(spp);
+    sa_key* key = sa != nullptr && sa->has_sign_key ? sa->find_key(sa->sign_key_id) : nullptr;
+    return sign_with(frames, n, sa, key, out);
+}
+
+uint16_t signer::sign_with(ptp::frame_buf* frames, uint16_t n, security_association* sa, sa_key* key,
+                           frame_outcome* out) noexcept {
     uint16_t done = 0;
     for (uint16_t base = 0; base < n; base = static_cast<uint16_t>(base + auth_max_burst)) {
         const auto count = static_cast<uint16_t>(std::min<int>(auth_max_burst, n - base));

@@ -70,7 +70,17 @@ public:
     /// and keep their place; out[i] says why. Returns the number signed.
     uint16_t sign_burst(ptp::frame_buf* frames, uint16_t n, uint8_t spp, uint32_t key_id, frame_outcome* out) noexcept;
 
+    /// sign_burst() with the SA's current key (security_association::
+    /// sign_key_id); no_sa for every frame while the SA has none.
+    uint16_t sign_burst_current(ptp::frame_buf* frames, uint16_t n, uint8_t spp, frame_outcome* out) noexcept;
+
+    /// Reads SAs from `sad` from the next call on (a new version of the
+    /// database, see dataplane/sa_table.h).
+    void use(sa_database& sad) noexcept { _sad = &sad; }
+
 private:
+    uint16_t sign_with(ptp::frame_buf* frames, uint16_t n, security_association* sa, sa_key* key,
+                       frame_outcome* out) noexcept;
     uint16_t sign_part(ptp::frame_buf* frames, uint16_t n, security_association& sa, sa_key& key,
                        frame_outcome* out) noexcept;
 
@@ -107,6 +117,9 @@ public:
     /// TLV (lengths and checksums fixed), for receivers that do not know it.
     /// Frames that do not verify are left as they came.
     uint16_t verify_strip_burst(ptp::frame_buf* frames, uint16_t n, frame_outcome* out) noexcept;
+
+    /// Reads SAs from `sad` from the next call on.
+    void use(sa_database& sad) noexcept { _sad = &sad; }
 
 private:
     uint16_t verify_part(const ptp::frame_buf* frames, uint16_t n, frame_outcome* out, ptp::frame_buf* strip) noexcept;

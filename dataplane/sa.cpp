@@ -18,13 +18,34 @@ size_t sa_database::size() const noexcept {
     return n;
 }
 
+result<std::shared_ptr<sa_key>> make_sa_key(icv::engine& eng, const key_config& kc) {
+    auto k = std::make_shared<sa_key>();
+    k->key_id = kc.key_id;
+    k->alg = kc.alg;
+    k->icv_len = icv::icv_length(kc.alg);
+    if (icv::is_gmac(kc.alg)) {
+        auto g = icv::gmac_sender_keys::create(eng, kc.alg, kc.key.span());
+        if (!g) {
+            return error{fmt::format("{}: {}", kc.origin, g.message())};
+        }
+        k->gmac = std::move(g).value();
+    } else {
+        auto m = eng.prepare(kc.alg, kc.key.span());
+        if (!m) {
+            return error{fmt::format("{}: {}", kc.origin, m.message())};
+        }
+        k->mac = std::move(m).value();
+    }
+    return k;
+}
+
 result<sa_database> sa_database::install(icv::engine& eng, std::span<const sa_config> sas) {
     sa_database db;
     for (const auto& c : sas) {
         if (db._by_spp[c.spp] != nullptr) {
             return error{fmt::format("{}: spp {} is defined twice", c.origin, c.spp)};
         }
-        auto sa = std::make_unique<security_association>();
+        auto sa = std::make_shared<security_association>();
         sa->spp = c.spp;
         sa->seqid_window = c.seqid_window;
         sa->allow_mutable = c.allow_mutable;
@@ -32,24 +53,11 @@ result<sa_database> sa_database::install(icv::engine& eng, std::span<const sa_co
             if (sa->find_key(kc.key_id) != nullptr) {
                 return error{fmt::format("{}: key id {} is defined twice in spp {}", kc.origin, kc.key_id, c.spp)};
             }
-            sa_key k;
-            k.key_id = kc.key_id;
-            k.alg = kc.alg;
-            k.icv_len = icv::icv_length(kc.alg);
-            if (icv::is_gmac(kc.alg)) {
-                auto g = icv::gmac_sender_keys::create(eng, kc.alg, kc.key.span());
-                if (!g) {
-                    return error{fmt::format("{}: {}", kc.origin, g.message())};
-                }
-                k.gmac = std::move(g).value();
-            } else {
-                auto m = eng.prepare(kc.alg, kc.key.span());
-                if (!m) {
-                    return error{fmt::format("{}: {}", kc.origin, m.message())};
-                }
-                k.mac = std::move(m).value();
+            auto k = make_sa_key(eng, kc);
+            if (!k) {
+                return k.err();
             }
-            sa->keys.push_back(std::move(k));
+            sa->keys.push_back(std::move(k).value());
         }
         db._by_spp[c.spp] = std::move(sa);
     }

@@ -72,30 +72,45 @@ struct security_association {
     uint8_t spp = 0;
     uint16_t seqid_window = 3;
     bool allow_mutable = false;
-    std::vector<sa_key> keys;
+    /// The key this data plane signs with (seeds/001 §2.5.1: the current
+    /// key); none until set.
+    bool has_sign_key = false;
+    uint32_t sign_key_id = 0;
+    /// Shared between versions of the database: a key is expanded once and
+    /// wiped when the last version holding it is dropped.
+    std::vector<std::shared_ptr<sa_key>> keys;
 
-    sa_key* find_key(uint32_t key_id) noexcept {
-        for (auto& k : keys) {
-            if (k.key_id == key_id) {
-                return &k;
+    sa_key* find_key(uint32_t key_id) const noexcept {
+        for (const auto& k : keys) {
+            if (k->key_id == key_id) {
+                return k.get();
             }
         }
         return nullptr;
     }
 };
 
-/// SAs by SPP, each with its keys expanded by one engine.
+/// One key of an SA expanded by `eng`; the error names `origin`.
+result<std::shared_ptr<sa_key>> make_sa_key(icv::engine& eng, const key_config& kc);
+
+/// SAs by SPP, each with its keys expanded by one engine. A version of the
+/// database is never changed once workers read it: an update makes a new
+/// version that shares every SA and key it does not change.
 class sa_database {
 public:
     /// Expands every key with `eng`. Fails as a whole: nothing is installed
     /// if any key is refused.
     static result<sa_database> install(icv::engine& eng, std::span<const sa_config> sas);
 
-    security_association* find(uint8_t spp) noexcept { return _by_spp[spp].get(); }
+    security_association* find(uint8_t spp) const noexcept { return _by_spp[spp].get(); }
     size_t size() const noexcept;
 
+    /// For building a new version: the SA at `spp` replaced (nullptr removes it).
+    void put(uint8_t spp, std::shared_ptr<security_association> sa) noexcept { _by_spp[spp] = std::move(sa); }
+    const std::shared_ptr<security_association>& shared(uint8_t spp) const noexcept { return _by_spp[spp]; }
+
 private:
-    std::array<std::unique_ptr<security_association>, 256> _by_spp;
+    std::array<std::shared_ptr<security_association>, 256> _by_spp;
 };
 
 } // namespace ptpsec

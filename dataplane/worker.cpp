@@ -82,12 +82,22 @@ size_t drop_reasons(const path_counters& c, std::span<drop_reason> out) noexcept
     return n;
 }
 
-worker::worker(icv::engine& eng, sa_database& sad, icv::gmac_iv_counter& iv, std::span<const path_config> paths,
-               uint16_t burst, const ptp::wire_options& opt, replay_table* replay) noexcept
-    : _signer(eng, sad, iv, opt), _verifier(eng, sad, opt, replay),
-      _paths(paths.first(std::min(paths.size(), max_paths))), _burst(std::clamp<uint16_t>(burst, 1, max_rx_burst)) {}
+worker::worker(icv::engine& eng, sa_table& sat, unsigned reader_id, icv::gmac_iv_counter& iv,
+               std::span<const path_config> paths, uint16_t burst, const ptp::wire_options& opt,
+               replay_table* replay) noexcept
+    : _sat(&sat), _db(sat.current()), _reader(reader_id), _signer(eng, *_db, iv, opt),
+      _verifier(eng, *_db, opt, replay), _paths(paths.first(std::min(paths.size(), max_paths))),
+      _burst(std::clamp<uint16_t>(burst, 1, max_rx_burst)) {}
 
 uint32_t worker::poll_once() noexcept {
+    // One version of the SAs for the whole poll: a new one takes effect at
+    // the next burst, and the old one is not freed before the quiescent
+    // point below.
+    if (sa_database* db = _sat->current(); db != _db) {
+        _db = db;
+        _signer.use(*db);
+        _verifier.use(*db);
+    }
     uint32_t received = 0;
     std::array<rte_mbuf*, max_rx_burst> pkts;
     for (size_t i = 0; i < _paths.size(); ++i) {
@@ -98,15 +108,18 @@ uint32_t worker::poll_once() noexcept {
             received += n;
         }
     }
+    _sat->quiescent(_reader);
     return received;
 }
 
 void worker::run(const std::atomic<bool>& stop) noexcept {
+    _sat->online(_reader);
     while (!stop.load(std::memory_order_relaxed)) {
         if (poll_once() == 0) {
             rte_pause();
         }
     }
+    _sat->offline(_reader);
 }
 
 void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, uint16_t n) noexcept {
@@ -151,7 +164,11 @@ void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, ui
             }
         }
         if (p.policy == ptp_policy::sign) {
-            _signer.sign_burst(_frames.data(), nwork, p.spp, p.key_id, _out.data());
+            if (p.sign_current) {
+                _signer.sign_burst_current(_frames.data(), nwork, p.spp, _out.data());
+            } else {
+                _signer.sign_burst(_frames.data(), nwork, p.spp, p.key_id, _out.data());
+            }
             for (uint16_t i = 0; i < nwork; ++i) {
                 const auto s = static_cast<sign_status>(_out[i].status);
                 ++c.sign[static_cast<size_t>(s)];

@@ -7,6 +7,7 @@
 // Nothing here allocates, locks, throws or logs per packet.
 
 #include <dataplane/auth.h>
+#include <dataplane/sa_table.h>
 
 #include <array>
 #include <atomic>
@@ -38,8 +39,11 @@ struct path_config {
     uint16_t tx_port = 0;
     uint16_t tx_queue = 0;
     ptp_policy policy = ptp_policy::pass;
-    uint8_t spp = 0;     ///< sign: the SA
-    uint32_t key_id = 0; ///< sign: its key
+    uint8_t spp = 0; ///< sign: the SA
+    /// sign: with the SA's current key (set by the SA file's --sign or by
+    /// the control plane), else with key_id
+    bool sign_current = true;
+    uint32_t key_id = 0;
 };
 
 /// Counters of one path on one lcore: single writer (the lcore), read by
@@ -81,15 +85,22 @@ public:
     /// `paths` must outlive the worker. The engine, SA database and IV
     /// counter are this lcore's (the IV counter may be shared).
     /// `replay` (may be null: no replay protection) is this lcore's
-    /// table of replay windows, checked by the verifying paths.
-    worker(icv::engine& eng, sa_database& sad, icv::gmac_iv_counter& iv, std::span<const path_config> paths,
-           uint16_t burst, const ptp::wire_options& opt = {}, replay_table* replay = nullptr) noexcept;
+    /// table of replay windows, checked by the verifying paths. The worker
+    /// reads SAs from `sat` as its reader `reader_id`.
+    worker(icv::engine& eng, sa_table& sat, unsigned reader_id, icv::gmac_iv_counter& iv,
+           std::span<const path_config> paths, uint16_t burst, const ptp::wire_options& opt = {},
+           replay_table* replay = nullptr) noexcept;
 
-    /// One RX burst per path. Returns the number of frames received.
+    /// One RX burst per path, with the SA version current at its start; then
+    /// a quiescent point. Call between online() and offline() of the SA
+    /// table (run() does). Returns the number of frames received.
     uint32_t poll_once() noexcept;
 
-    /// Polls until `stop` is set.
+    /// Polls until `stop` is set, on the calling thread (reader online
+    /// meanwhile).
     void run(const std::atomic<bool>& stop) noexcept;
+
+    unsigned reader_id() const noexcept { return _reader; }
 
     std::span<const path_counters> counters() const noexcept { return {_counters.data(), _paths.size()}; }
 
@@ -98,6 +109,9 @@ public:
 private:
     void process(const path_config& p, path_counters& c, rte_mbuf** pkts, uint16_t n) noexcept;
 
+    sa_table* _sat;
+    sa_database* _db;
+    unsigned _reader;
     signer _signer;
     verifier _verifier;
     std::span<const path_config> _paths;

@@ -2,7 +2,9 @@
 
 // Running our programs from tests: a temporary directory that is removed
 // whatever happens, and a child process whose output goes to files and
-// which is killed (by PID) if it outlives its time limit or the test.
+// which is killed (by PID) if it outlives its time limit or the test, run
+// to its end (run_program) or left running while the test talks to it
+// (background_program).
 
 #include <fmt/format.h>
 
@@ -19,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -98,17 +101,15 @@ inline std::string program_from_env(const char* var) {
     return exe;
 }
 
-/// Runs `exe` with `args`; stdout and stderr go to files in `dir` (no
-/// pipes, so neither can fill up and stall the child). A child still
-/// running after `limit` gets SIGTERM, then SIGKILL a second later; the
-/// result says so.
-inline run_result run_program(const temp_dir& dir, const std::string& exe, const std::vector<std::string>& args,
-                              std::chrono::milliseconds limit = std::chrono::minutes(2)) {
-    static int runs = 0;
-    ++runs;
-    const std::string out_path = dir.file(fmt::format("stdout.{}", runs));
-    const std::string err_path = dir.file(fmt::format("stderr.{}", runs));
+/// Starts `exe` with `args`, its stdout and stderr going to the files
+/// `out_path` and `err_path`, and its stdin read from `in_path` (inherited
+/// when empty). Returns its PID.
+inline pid_t spawn_program(const std::string& exe, const std::vector<std::string>& args, const std::string& out_path,
+                           const std::string& err_path, const std::string& in_path = {}) {
     spawn_actions fa;
+    if (!in_path.empty()) {
+        ::posix_spawn_file_actions_addopen(fa.get(), STDIN_FILENO, in_path.c_str(), O_RDONLY, 0);
+    }
     ::posix_spawn_file_actions_addopen(fa.get(), STDOUT_FILENO, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     ::posix_spawn_file_actions_addopen(fa.get(), STDERR_FILENO, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     std::vector<std::string> argv_store;
@@ -124,7 +125,14 @@ inline run_result run_program(const temp_dir& dir, const std::string& exe, const
     if (const int rc = ::posix_spawn(&pid, exe.c_str(), fa.get(), nullptr, argv.data(), environ); rc != 0) {
         throw std::runtime_error(fmt::format("posix_spawn {}: {}", exe, std::strerror(rc)));
     }
-    run_result r;
+    return pid;
+}
+
+/// Waits for `pid` to end. A child still running after `limit` gets
+/// `first` (SIGTERM unless told), then SIGKILL a second later; `timed_out`
+/// says whether the limit was reached. Returns the exit code, -1 when it
+/// ended by a signal.
+inline int wait_program(pid_t pid, std::chrono::milliseconds limit, bool& timed_out, int first = SIGTERM) {
     const auto deadline = std::chrono::steady_clock::now() + limit;
     bool terminated = false;
     int ws = 0;
@@ -139,18 +147,108 @@ inline run_result run_program(const temp_dir& dir, const std::string& exe, const
         }
         const auto now = std::chrono::steady_clock::now();
         if (now >= deadline && !terminated) {
-            r.timed_out = true;
-            ::kill(pid, SIGTERM);
+            timed_out = true;
+            ::kill(pid, first);
             terminated = true;
         } else if (now >= deadline + std::chrono::seconds(1)) {
             ::kill(pid, SIGKILL);
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    r.exit_code = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+    return WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+}
+
+/// Runs `exe` with `args`; stdout and stderr go to files in `dir` (no
+/// pipes, so neither can fill up and stall the child). A child still
+/// running after `limit` gets SIGTERM, then SIGKILL a second later; the
+/// result says so. With `input`, stdin comes from a file holding it.
+inline run_result run_program(const temp_dir& dir, const std::string& exe, const std::vector<std::string>& args,
+                              std::chrono::milliseconds limit = std::chrono::minutes(2),
+                              const std::optional<std::string>& input = std::nullopt) {
+    static int runs = 0;
+    ++runs;
+    const std::string out_path = dir.file(fmt::format("stdout.{}", runs));
+    const std::string err_path = dir.file(fmt::format("stderr.{}", runs));
+    std::string in_path;
+    if (input) {
+        in_path = dir.file(fmt::format("stdin.{}", runs));
+        write_file(in_path, *input);
+    }
+    const pid_t pid = spawn_program(exe, args, out_path, err_path, in_path);
+    run_result r;
+    r.exit_code = wait_program(pid, limit, r.timed_out);
     r.out = read_file(out_path);
     r.err = read_file(err_path);
     return r;
 }
+
+/// A program left running while the test talks to it, its output going to
+/// files in `dir`. Whichever way the test ends, the destructor stops it by
+/// PID (SIGINT, then SIGKILL if it is still there after the grace time) and
+/// reaps it.
+class background_program {
+public:
+    background_program(const temp_dir& dir, const std::string& exe, const std::vector<std::string>& args,
+                       std::chrono::milliseconds grace = std::chrono::seconds(10))
+        : _grace(grace) {
+        static int runs = 0;
+        ++runs;
+        _out_path = dir.file(fmt::format("background.{}.stdout", runs));
+        _err_path = dir.file(fmt::format("background.{}.stderr", runs));
+        _pid = spawn_program(exe, args, _out_path, _err_path);
+    }
+    ~background_program() {
+        try {
+            stop();
+        } catch (...) {
+            // waitpid failed: the child was killed and cannot be reaped.
+        }
+    }
+    background_program(const background_program&) = delete;
+    background_program& operator=(const background_program&) = delete;
+    background_program(background_program&&) = delete;
+    background_program& operator=(background_program&&) = delete;
+
+    pid_t pid() const noexcept { return _pid; }
+
+    /// Whether it still runs; reaps it (keeping its exit code) if it ended.
+    bool running() {
+        if (_stopped) {
+            return false;
+        }
+        int ws = 0;
+        const pid_t got = ::waitpid(_pid, &ws, WNOHANG);
+        if (got == _pid) {
+            _stopped = true;
+            _exit_code = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+            return false;
+        }
+        return true;
+    }
+
+    /// Sends SIGINT (the program's clean stop) and waits; SIGKILL after the
+    /// grace time. Returns the exit code, -1 if it ended by a signal.
+    /// Further calls return the same.
+    int stop() {
+        if (running()) {
+            ::kill(_pid, SIGINT);
+            bool killed = false;
+            _exit_code = wait_program(_pid, _grace, killed, SIGKILL);
+            _stopped = true;
+        }
+        return _exit_code;
+    }
+
+    std::string out() const { return read_file(_out_path); }
+    std::string err() const { return read_file(_err_path); }
+
+private:
+    pid_t _pid = -1;
+    std::chrono::milliseconds _grace;
+    std::string _out_path;
+    std::string _err_path;
+    bool _stopped = false;
+    int _exit_code = -1;
+};
 
 } // namespace ptpsec::test

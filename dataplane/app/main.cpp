@@ -8,11 +8,18 @@
 // Frames from the inside port to the outside port are signed, frames from
 // outside to inside verified (and stripped). A worker lcore polls both
 // directions; the main lcore prints counters and waits for SIGINT/SIGTERM.
+// The counters, ports and SAs are also served through DPDK telemetry
+// (telemetry.h: /ptpsec/stats, /ptpsec/ports, /ptpsec/sa).
 // Exceptions stay in this file (start-up); the fast path has none.
 
 #include <dataplane/app/ports.h>
 #include <dataplane/app/stats.h>
+#include <dataplane/app/telemetry.h>
+#include <dataplane/sa_channel.h>
+#include <dataplane/sa_table.h>
+#include <dataplane/sa_update.h>
 #include <dataplane/worker.h>
+#include <drivers/base/bytes.h>
 
 #include <control/sa_file.h>
 #include <drivers/icv/ipsecmb_engine.h>
@@ -94,6 +101,13 @@ public:
         std::signal(SIGINT, on_signal);
         std::signal(SIGTERM, on_signal);
         print_banner();
+        _telemetry = publish_telemetry({.paths = _paths,
+                                        .counters = _worker->counters(),
+                                        .inside_port = _opt.inside,
+                                        .outside_port = _opt.outside,
+                                        .sat = _sat.get(),
+                                        .sa_reader = 1,
+                                        .replay = _replay.get()});
         worker_launch launch{_worker.get()};
         const unsigned worker_lcore = rte_get_next_lcore(rte_lcore_id(), 1, 0);
         const bool own_lcore = worker_lcore < RTE_MAX_LCORE;
@@ -105,8 +119,10 @@ public:
             // One lcore: poll here, and look at the clock between bursts.
             watch(_worker.get());
         }
+        _telemetry.reset(); // before the ports close: /ptpsec/ports reads them
         stop_ports(_ports);
         print_stats(stdout, _paths, _worker->counters(), "at exit");
+        print_service_stats("at exit");
         if (!_opt.stats_json.empty()) {
             std::ofstream out(_opt.stats_json);
             out << stats_json(_paths, _worker->counters()) << "\n";
@@ -126,14 +142,18 @@ private:
         }
         uint8_t spp = 0;
         uint32_t key_id = 0;
+        bool initial_key = false;
         if (*policy_in == ptp_policy::sign) {
             unsigned s = 0;
             unsigned long k = 0;
-            if (std::sscanf(_opt.sign.c_str(), "%u:%lu", &s, &k) != 2 || s > 255 || k > UINT32_MAX) {
-                return error{"--inside-policy sign needs --sign SPP:KEY_ID (for example --sign 2:1)"};
+            const int got = std::sscanf(_opt.sign.c_str(), "%u:%lu", &s, &k);
+            if (got < 1 || s > 255 || k > UINT32_MAX) {
+                return error{"--inside-policy sign needs --sign SPP[:KEY_ID] (for example --sign 2:1, or --sign 2 "
+                             "to sign with the key the control plane names current)"};
             }
             spp = static_cast<uint8_t>(s);
             key_id = static_cast<uint32_t>(k);
+            initial_key = got == 2;
         }
         if (_opt.inside == _opt.outside) {
             return error{fmt::format("--inside and --outside are both port {}", _opt.inside)};
@@ -147,20 +167,36 @@ private:
                 return loaded.err();
             }
             sas = std::move(loaded).value();
-        } else if (*policy_in != ptp_policy::pass || *policy_out != ptp_policy::pass) {
-            return error{"--sa-file is needed to sign or verify"};
+        } else if (initial_key) {
+            return error{fmt::format("--sign {} names a key, which needs --sa-file (or start with --sign {} and "
+                                     "push keys with ptpsecctl sa push)",
+                                     _opt.sign, spp)};
         }
+        // Without an SA file the data plane starts with no SA: it drops
+        // what needs one until the control plane pushes SAs.
         auto db = sa_database::install(*_engine, sas);
         if (!db) {
             return db.err();
         }
-        _sad = std::make_unique<sa_database>(std::move(db).value());
-        if (*policy_in == ptp_policy::sign) {
-            security_association* sa = _sad->find(spp);
+        auto initial = std::make_unique<sa_database>(std::move(db).value());
+        if (initial_key) {
+            security_association* sa = initial->find(spp);
             if (sa == nullptr || sa->find_key(key_id) == nullptr) {
                 return error{fmt::format("--sign {}:{}: {} has no such SPP and key", spp, key_id, _opt.sa_file)};
             }
+            sa->has_sign_key = true;
+            sa->sign_key_id = key_id;
         }
+        // Reader 0 is the worker; reader 1 is DPDK's telemetry thread.
+        _sat = std::make_unique<sa_table>(std::move(initial), 2);
+        // The service path expands keys with an engine of its own (same
+        // plan, so the workers' engine accepts its keys).
+        _service_engine = std::make_unique<icv::ipsecmb_engine>(icv::default_arch_plan());
+        auto channel = sa_channel::create(file_prefix());
+        if (!channel) {
+            return channel.err();
+        }
+        _channel = std::make_unique<sa_channel>(std::move(channel).value());
 
         auto ports = start_ports({_opt.inside, _opt.outside}, _opt.ports);
         if (!ports) {
@@ -168,8 +204,8 @@ private:
         }
         _ports = std::move(ports).value();
 
-        _paths[0] = path_config{"inside->outside", _opt.inside, 0, _opt.outside, 0, *policy_in, spp, key_id};
-        _paths[1] = path_config{"outside->inside", _opt.outside, 0, _opt.inside, 0, *policy_out, 0, 0};
+        _paths[0] = path_config{"inside->outside", _opt.inside, 0, _opt.outside, 0, *policy_in, spp, true, 0};
+        _paths[1] = path_config{"outside->inside", _opt.outside, 0, _opt.inside, 0, *policy_out, 0, true, 0};
         _iv = std::make_unique<icv::gmac_iv_counter>(icv::gmac_iv_counter::clock_start());
         if (_opt.replay_window != 0) {
             // The SA file's seqid_window (linuxptp's) is honoured when it asks
@@ -182,7 +218,7 @@ private:
             rc.capacity = _opt.replay_streams;
             _replay = std::make_unique<replay_table>(rc);
         }
-        _worker = std::make_unique<worker>(*_engine, *_sad, *_iv, _paths, _opt.burst, _opt.wire, _replay.get());
+        _worker = std::make_unique<worker>(*_engine, *_sat, 0, *_iv, _paths, _opt.burst, _opt.wire, _replay.get());
         return ok_status();
     }
 
@@ -196,10 +232,55 @@ private:
         for (const auto& p : _paths) {
             fmt::print("  {}: port {} -> port {}, PTP {}", p.name, p.rx_port, p.tx_port, ptp_policy_name(p.policy));
             if (p.policy == ptp_policy::sign) {
-                fmt::print(" with SPP {} key {}", p.spp, p.key_id);
+                const security_association* sa = _sat->current()->find(p.spp);
+                if (sa != nullptr && sa->has_sign_key) {
+                    fmt::print(" with SPP {} key {}", p.spp, sa->sign_key_id);
+                } else {
+                    fmt::print(" with SPP {}, key to come from the control plane", p.spp);
+                }
             }
             fmt::print("\n");
         }
+        fmt::print("  SA updates on /dev/shm{} ({} slots)\n", sa_channel::segment_name(file_prefix()),
+                   _channel->slots());
+        std::fflush(stdout);
+    }
+
+    /// EAL's file prefix: the last part of its runtime directory.
+    static std::string file_prefix() {
+        const std::string dir = rte_eal_get_runtime_dir();
+        const size_t slash = dir.find_last_of('/');
+        return slash == std::string::npos ? dir : dir.substr(slash + 1);
+    }
+
+    /// Applies what the control plane sent since the last look, one update
+    /// at a time, each published as a new version of the SA table and
+    /// acknowledged; frees versions the workers no longer hold.
+    void service_sa_updates() {
+        std::array<sa_wire::update, 16> batch;
+        const unsigned n = _channel->pop_updates(batch.data(), static_cast<unsigned>(batch.size()));
+        for (unsigned i = 0; i < n; ++i) {
+            sa_wire::update& u = batch[i];
+            auto r = apply_update(*_sat->current(), u, *_service_engine);
+            status outcome = ok_status();
+            if (r) {
+                _sat->publish(std::move(r->next));
+                ++_updates_applied;
+            } else {
+                outcome = r.err();
+                ++_updates_rejected;
+            }
+            if (!_channel->push_ack(make_ack(u, outcome))) {
+                ++_acks_dropped;
+            }
+            secure_wipe(u.key, sizeof(u.key));
+        }
+        _sat->reclaim();
+    }
+
+    void print_service_stats(std::string_view label) const {
+        fmt::print("  SA updates ({}): applied {} rejected {} acks dropped {} | SA version {}\n", label,
+                   _updates_applied, _updates_rejected, _acks_dropped, _sat->generation());
         std::fflush(stdout);
     }
 
@@ -211,16 +292,23 @@ private:
         auto next_stats = clock::now() + interval;
         auto last_rx_change = clock::now();
         uint64_t last_rx = 0;
+        if (poll != nullptr) {
+            _sat->online(poll->reader_id());
+        }
         while (!stop_requested.load(std::memory_order_relaxed)) {
             if (poll != nullptr) {
-                for (int i = 0; i < 1024 && poll->poll_once() != 0; ++i) {
+                // A few bursts between looks at the SA channel and the clock.
+                for (int i = 0; i < 64 && poll->poll_once() != 0; ++i) {
                 }
             } else {
-                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+                // Updates take effect within about this long of arriving.
+                std::this_thread::sleep_for(std::chrono::microseconds(200));
             }
+            service_sa_updates();
             const auto now = clock::now();
             if (_opt.stats_interval > 0 && now >= next_stats) {
                 print_stats(stdout, _paths, _worker->counters(), "live");
+                print_service_stats("live");
                 next_stats = now + interval;
             }
             if (_opt.idle_exit_ms != 0) {
@@ -233,16 +321,25 @@ private:
                 }
             }
         }
+        if (poll != nullptr) {
+            _sat->offline(poll->reader_id());
+        }
     }
 
     app_options _opt;
     std::unique_ptr<icv::ipsecmb_engine> _engine;
-    std::unique_ptr<sa_database> _sad;
+    std::unique_ptr<icv::ipsecmb_engine> _service_engine;
+    std::unique_ptr<sa_table> _sat;
+    std::unique_ptr<sa_channel> _channel;
+    uint64_t _updates_applied = 0;
+    uint64_t _updates_rejected = 0;
+    uint64_t _acks_dropped = 0;
     std::unique_ptr<icv::gmac_iv_counter> _iv;
     std::unique_ptr<replay_table> _replay;
     std::vector<uint16_t> _ports;
     std::array<path_config, 2> _paths{};
     std::unique_ptr<worker> _worker;
+    std::unique_ptr<telemetry_publication> _telemetry;
 };
 
 int run(int argc, char** argv) {

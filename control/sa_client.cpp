@@ -1,0 +1,127 @@
+#include <control/sa_client.h>
+
+#include <dataplane/sa_channel.h>
+#include <dataplane/sa_update.h>
+#include <drivers/base/bytes.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+#include <random>
+#include <thread>
+
+namespace ptpsec::sa_client {
+
+namespace {
+
+sa_wire::update simple(sa_wire::op o, uint8_t spp, uint32_t key_id) {
+    sa_wire::update u;
+    u.operation = static_cast<uint8_t>(o);
+    u.spp = spp;
+    u.key_id = key_id;
+    return u;
+}
+
+/// A sequence number unlikely to repeat one an earlier writer used, so that
+/// a stale acknowledgement left in the ring is never taken for ours.
+uint64_t first_sequence() {
+    std::random_device rd;
+    return (uint64_t{rd()} << 32) ^ static_cast<uint64_t>(std::time(nullptr)) << 8;
+}
+
+} // namespace
+
+std::vector<sa_wire::update> updates_for(const std::vector<sa_config>& sas) {
+    std::vector<sa_wire::update> out;
+    for (const auto& sa : sas) {
+        for (const auto& k : sa.keys) {
+            sa_wire::update u = simple(sa_wire::op::add_key, sa.spp, k.key_id);
+            u.algorithm = static_cast<uint8_t>(k.alg);
+            // Longer HMAC keys than the record holds are refused by the data
+            // plane with the length in the reason.
+            const size_t n = std::min(k.key.size(), sa_wire::max_key_len);
+            u.key_len = static_cast<uint8_t>(k.key.size() > sa_wire::max_key_len ? 0 : n);
+            std::memcpy(u.key, k.key.span().data(), n);
+            u.seqid_window = sa.seqid_window;
+            u.allow_mutable = sa.allow_mutable ? 1 : 0;
+            out.push_back(u);
+        }
+    }
+    return out;
+}
+
+sa_wire::update set_current(uint8_t spp, uint32_t key_id) {
+    return simple(sa_wire::op::set_current, spp, key_id);
+}
+
+sa_wire::update remove_key(uint8_t spp, uint32_t key_id) {
+    return simple(sa_wire::op::remove_key, spp, key_id);
+}
+
+sa_wire::update remove_sa(uint8_t spp) {
+    return simple(sa_wire::op::remove_sa, spp, 0);
+}
+
+sa_wire::update flush() {
+    return simple(sa_wire::op::flush, 0, 0);
+}
+
+result<std::vector<outcome>> send(const std::string& file_prefix, std::vector<sa_wire::update>& updates,
+                                  std::chrono::milliseconds wait) {
+    auto wipe_all = [&] {
+        for (auto& u : updates) {
+            secure_wipe(u.key, sizeof(u.key));
+        }
+    };
+    auto ch = sa_channel::attach(file_prefix);
+    if (!ch) {
+        wipe_all();
+        return ch.err();
+    }
+    sa_channel::writer_lock lock(*ch);
+    // Acknowledgements left by a writer that gave up are not ours.
+    sa_wire::ack stale;
+    while (ch->pop_ack(stale)) {
+    }
+    std::vector<outcome> done;
+    uint64_t seq = first_sequence();
+    for (auto& u : updates) {
+        u.sequence = ++seq;
+        const auto deadline = std::chrono::steady_clock::now() + wait;
+        while (!ch->push_update(u)) {
+            if (std::chrono::steady_clock::now() >= deadline) {
+                wipe_all();
+                return error{fmt::format("the SA channel of file prefix {} stays full: is ptpsec-dataplane "
+                                         "running and polling?",
+                                         file_prefix)};
+            }
+            std::this_thread::sleep_for(std::chrono::microseconds(100));
+        }
+        secure_wipe(u.key, sizeof(u.key));
+        sa_wire::ack a;
+        bool got = false;
+        while (!got) {
+            if (ch->pop_ack(a)) {
+                got = a.magic == sa_wire::ack_magic && a.sequence == u.sequence;
+                continue;
+            }
+            if (std::chrono::steady_clock::now() >= deadline) {
+                wipe_all();
+                return error{fmt::format("no acknowledgement of {} (spp {} key {}) within {} ms: is "
+                                         "ptpsec-dataplane with file prefix {} still running?",
+                                         op_name(u.operation), u.spp, u.key_id, wait.count(), file_prefix)};
+            }
+            std::this_thread::sleep_for(std::chrono::microseconds(50));
+        }
+        outcome o;
+        o.update = u;
+        o.applied = a.result == static_cast<uint8_t>(sa_wire::status::applied);
+        o.reason = std::string(a.reason, strnlen(a.reason, sizeof(a.reason)));
+        done.push_back(std::move(o));
+    }
+    return done;
+}
+
+} // namespace ptpsec::sa_client

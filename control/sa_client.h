@@ -1,0 +1,39 @@
+#pragma once
+
+// The control side of the SA channel (dataplane/sa_channel.h): send updates
+// to a running ptpsec-dataplane and wait for each acknowledgement. Used by
+// `ptpsecctl sa push|current|remove|flush` and, later, by ptpsec-controld.
+
+#include <dataplane/sa.h>
+#include <dataplane/sa_update_wire.h>
+#include <drivers/base/result.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace ptpsec::sa_client {
+
+/// What the data plane said about one update.
+struct outcome {
+    sa_wire::update update; ///< key octets wiped
+    bool applied = false;
+    std::string reason; ///< why not, when not applied
+};
+
+/// add_key updates for every key of every SA, in file order.
+std::vector<sa_wire::update> updates_for(const std::vector<sa_config>& sas);
+
+sa_wire::update set_current(uint8_t spp, uint32_t key_id);
+sa_wire::update remove_key(uint8_t spp, uint32_t key_id);
+sa_wire::update remove_sa(uint8_t spp);
+sa_wire::update flush();
+
+/// Sends the updates one by one to the data plane with EAL file prefix
+/// `file_prefix` and waits up to `wait` for each acknowledgement. Stops at
+/// the first update that is not acknowledged in time (an error); a rejected
+/// update does not stop the rest. The key octets of `updates` are wiped.
+result<std::vector<outcome>> send(const std::string& file_prefix, std::vector<sa_wire::update>& updates,
+                                  std::chrono::milliseconds wait = std::chrono::seconds(5));
+
+} // namespace ptpsec::sa_client

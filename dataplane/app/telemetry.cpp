@@ -1,0 +1,373 @@
+#include <dataplane/app/telemetry.h>
+
+#include <dataplane/app/stats.h>
+
+#include <fmt/format.h>
+#include <rte_ethdev.h>
+#include <rte_telemetry.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace ptpsec {
+
+namespace {
+
+// DPDK 22.11's telemetry callbacks take no argument and cannot be
+// unregistered, so the commands find their sources here: set while a
+// publication lives and cleared under the lock when it goes, so that no
+// callback still reads them once the destructor returns. DPDK runs a thread
+// per client; the lock also makes them answer one at a time, so they can
+// share one SA table reader ID. Only those threads and start-up/shut-down
+// take it, never a worker.
+struct published_state {
+    std::mutex lock;
+    const telemetry_sources* sources = nullptr;
+    bool registered = false;
+};
+
+published_state& published() {
+    static published_state state;
+    return state;
+}
+
+uint64_t load(const uint64_t& v) noexcept {
+    return __atomic_load_n(&v, __ATOMIC_RELAXED);
+}
+
+/// A nested dict; its parent frees it once add_dict() handed it over.
+class tel_dict {
+public:
+    tel_dict() : _d(rte_tel_data_alloc()) {
+        if (_d == nullptr) {
+            throw std::bad_alloc();
+        }
+        rte_tel_data_start_dict(_d.get());
+    }
+
+    rte_tel_data* get() const noexcept { return _d.get(); }
+    rte_tel_data* release() noexcept { return _d.release(); }
+
+private:
+    struct tel_data_free {
+        void operator()(rte_tel_data* d) const noexcept { rte_tel_data_free(d); }
+    };
+    std::unique_ptr<rte_tel_data, tel_data_free> _d;
+};
+
+/// Dict names may hold only letters, digits, '_' and '/': "inside->outside"
+/// becomes "inside_to_outside", anything else not allowed becomes '_'.
+std::string dict_name(std::string_view s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+        const char c = s[i];
+        if (s.substr(i, 2) == "->") {
+            out += "_to_";
+            ++i;
+        } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '/') {
+            out += c;
+        } else {
+            out += '_';
+        }
+    }
+    return out;
+}
+
+void add_u64(rte_tel_data* d, std::string_view name, uint64_t v) {
+    rte_tel_data_add_dict_u64(d, dict_name(name).c_str(), v);
+}
+
+void add_int(rte_tel_data* d, std::string_view name, int v) {
+    rte_tel_data_add_dict_int(d, dict_name(name).c_str(), v);
+}
+
+void add_string(rte_tel_data* d, std::string_view name, std::string_view v) {
+    rte_tel_data_add_dict_string(d, dict_name(name).c_str(), std::string(v).c_str());
+}
+
+void add_dict(rte_tel_data* d, std::string_view name, tel_dict& child) {
+    if (rte_tel_data_add_dict_container(d, dict_name(name).c_str(), child.get(), 0) == 0) {
+        child.release();
+    }
+}
+
+/// Every name drop_reasons() can report, in its order: it reports the
+/// non-zero counters, so ask it about counters that are all non-zero.
+std::array<std::string_view, max_drop_reasons> all_drop_reason_names(size_t& n) noexcept {
+    path_counters ones;
+    ones.tx_full = ones.not_editable = 1;
+    ones.sign.fill(1);
+    ones.verify.fill(1);
+    std::array<drop_reason, max_drop_reasons> reasons{};
+    n = drop_reasons(ones, reasons);
+    std::array<std::string_view, max_drop_reasons> names{};
+    for (size_t i = 0; i < n; ++i) {
+        names[i] = reasons[i].name;
+    }
+    return names;
+}
+
+void fill_path(rte_tel_data* d, const path_config& p, const path_counters& live) {
+    const path_counters c = snapshot(live);
+    add_string(d, "name", p.name);
+    add_string(d, "policy", ptp_policy_name(p.policy));
+    add_int(d, "rx_port", p.rx_port);
+    add_int(d, "tx_port", p.tx_port);
+    add_u64(d, "rx", c.rx);
+    add_u64(d, "tx", c.tx);
+    add_u64(d, "dropped", c.dropped());
+    add_u64(d, "non_ptp", c.non_ptp);
+    add_u64(d, "ptp_passed", c.ptp_passed);
+    add_u64(d, "signed", c.signed_ok);
+    add_u64(d, "already_signed", c.already_signed);
+    add_u64(d, "verified", c.verified);
+    add_u64(d, "stripped", c.stripped);
+
+    // Every reason and cause, zero or not, so that readers see a fixed set.
+    size_t n_names = 0;
+    const auto names = all_drop_reason_names(n_names);
+    std::array<drop_reason, max_drop_reasons> reasons{};
+    const size_t n = drop_reasons(c, reasons);
+    tel_dict drops;
+    for (size_t i = 0; i < n_names; ++i) {
+        uint64_t count = 0;
+        for (size_t r = 0; r < n; ++r) {
+            if (reasons[r].name == names[i]) {
+                count = reasons[r].count;
+            }
+        }
+        add_u64(drops.get(), names[i], count);
+    }
+    add_dict(d, "drops", drops);
+
+    tel_dict malformed;
+    for (size_t e = 0; e < c.malformed.size(); ++e) {
+        const auto cause = static_cast<ptp::error>(e);
+        // Neither is a reason to refuse a frame: never counted.
+        if (cause != ptp::error::none && cause != ptp::error::not_ptp) {
+            add_u64(malformed.get(), ptp::error_name(cause), c.malformed[e]);
+        }
+    }
+    add_dict(d, "malformed", malformed);
+}
+
+void fill_replay(rte_tel_data* d, const replay_table* replay) {
+    if (replay == nullptr) {
+        // Window 0 is what --replay-window 0 (no replay protection) says.
+        add_u64(d, "window", 0);
+        add_u64(d, "capacity", 0);
+        add_u64(d, "size", 0);
+        return;
+    }
+    const replay_counters& rc = replay->counters();
+    // Windows in use, from counters only (size() is the worker's plain
+    // variable): every window is opened once and leaves by eviction or
+    // retirement. Read those two first, so the difference cannot go below
+    // zero however the worker moves on meanwhile.
+    const uint64_t evicted = load(rc.evicted);
+    const uint64_t retired = load(rc.retired);
+    const uint64_t opened = load(rc.opened);
+    add_u64(d, "window", replay->window());
+    add_u64(d, "capacity", replay->capacity());
+    add_u64(d, "size", opened >= evicted + retired ? opened - evicted - retired : 0);
+    for (size_t v = 0; v < replay_verdict_count; ++v) {
+        add_u64(d, replay_verdict_name(static_cast<replay_verdict>(v)), load(rc.verdicts[v]));
+    }
+    add_u64(d, "late", load(rc.late));
+    add_u64(d, "opened", opened);
+    add_u64(d, "evicted", evicted);
+    add_u64(d, "retired", retired);
+}
+
+/// {"paths": {"inside_to_outside": {...}, ...}, "replay": {...}}
+void fill_stats(const telemetry_sources& src, rte_tel_data* d) {
+    rte_tel_data_start_dict(d);
+    tel_dict paths;
+    for (size_t i = 0; i < src.paths.size() && i < src.counters.size(); ++i) {
+        tel_dict path;
+        fill_path(path.get(), src.paths[i], src.counters[i]);
+        add_dict(paths.get(), src.paths[i].name, path);
+    }
+    add_dict(d, "paths", paths);
+    tel_dict replay;
+    fill_replay(replay.get(), src.replay);
+    add_dict(d, "replay", replay);
+}
+
+void fill_port(rte_tel_data* d, uint16_t port, std::string_view role) {
+    add_int(d, "port_id", port);
+    std::array<char, RTE_ETH_NAME_MAX_LEN> name{};
+    if (rte_eth_dev_get_name_by_port(port, name.data()) == 0) {
+        add_string(d, "name", name.data());
+    }
+    add_string(d, "role", role);
+    rte_eth_dev_info info{};
+    if (rte_eth_dev_info_get(port, &info) == 0 && info.driver_name != nullptr) {
+        add_string(d, "driver", info.driver_name);
+    }
+    rte_eth_link link{};
+    if (rte_eth_link_get_nowait(port, &link) == 0) {
+        add_string(d, "link_status", link.link_status == RTE_ETH_LINK_UP ? "up" : "down");
+        add_u64(d, "link_speed_mbps", link.link_speed);
+    }
+    rte_eth_stats st{};
+    if (rte_eth_stats_get(port, &st) == 0) {
+        add_u64(d, "ipackets", st.ipackets);
+        add_u64(d, "opackets", st.opackets);
+        add_u64(d, "ibytes", st.ibytes);
+        add_u64(d, "obytes", st.obytes);
+        add_u64(d, "imissed", st.imissed);
+        add_u64(d, "ierrors", st.ierrors);
+        add_u64(d, "oerrors", st.oerrors);
+        add_u64(d, "rx_nombuf", st.rx_nombuf);
+    }
+}
+
+/// {"0": {"port_id": 0, "role": "inside", ...}, "1": {...}}
+void fill_ports(const telemetry_sources& src, rte_tel_data* d) {
+    rte_tel_data_start_dict(d);
+    const std::array<std::pair<uint16_t, std::string_view>, 2> ports = {{
+        {src.inside_port, "inside"},
+        {src.outside_port, "outside"},
+    }};
+    for (const auto& [port, role] : ports) {
+        tel_dict p;
+        fill_port(p.get(), port, role);
+        add_dict(d, std::to_string(port), p);
+    }
+}
+
+/// {"2": {"spp": 2, ..., "keys": {"1": {"key_id": 1, "algorithm": ..., "icv_length": 16, "current": 1}}}}
+void fill_sa_version(const sa_database& db, rte_tel_data* d) {
+    for (unsigned spp = 0; spp < 256; ++spp) {
+        const security_association* sa = db.find(static_cast<uint8_t>(spp));
+        if (sa == nullptr) {
+            continue;
+        }
+        tel_dict sad;
+        add_int(sad.get(), "spp", sa->spp);
+        add_int(sad.get(), "allow_mutable", sa->allow_mutable ? 1 : 0);
+        add_int(sad.get(), "seqid_window", sa->seqid_window);
+        tel_dict keys;
+        for (const auto& key : sa->keys) {
+            tel_dict k;
+            add_u64(k.get(), "key_id", key->key_id);
+            add_string(k.get(), "algorithm", icv::info(key->alg).name);
+            add_int(k.get(), "icv_length", key->icv_len);
+            // The key this data plane signs with (seeds/001 §2.5.1: current).
+            add_int(k.get(), "current", sa->has_sign_key && sa->sign_key_id == key->key_id ? 1 : 0);
+            add_dict(keys.get(), std::to_string(key->key_id), k);
+        }
+        add_dict(sad.get(), "keys", keys);
+        add_dict(d, std::to_string(spp), sad);
+    }
+}
+
+/// The SA version current when the command came. The service path frees a
+/// version once every reader has passed a quiescent point after it was
+/// replaced, so this reader is online only while it reads: it never holds
+/// up reclamation between commands.
+void fill_sas(const telemetry_sources& src, rte_tel_data* d) {
+    rte_tel_data_start_dict(d);
+    if (src.sat == nullptr) {
+        return;
+    }
+    struct reader_online {
+        sa_table& sat;
+        unsigned id;
+        reader_online(sa_table& t, unsigned i) noexcept : sat(t), id(i) { sat.online(id); }
+        ~reader_online() { sat.offline(id); }
+        reader_online(const reader_online&) = delete;
+        reader_online& operator=(const reader_online&) = delete;
+        reader_online(reader_online&&) = delete;
+        reader_online& operator=(reader_online&&) = delete;
+    };
+    const reader_online reading(*src.sat, src.sa_reader);
+    const sa_database* db = src.sat->current();
+    if (db != nullptr) {
+        fill_sa_version(*db, d);
+    }
+}
+
+/// Runs `fill` on the published sources; a command answers null (DPDK's
+/// reply to a negative return) when there are none.
+template <typename Fill>
+int answer(rte_tel_data* d, Fill fill) noexcept {
+    published_state& state = published();
+    const std::lock_guard guard(state.lock);
+    if (state.sources == nullptr) {
+        return -ENODEV;
+    }
+    try {
+        fill(*state.sources, d);
+    } catch (const std::bad_alloc&) {
+        return -ENOMEM;
+    } catch (...) {
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int stats_command(const char* /*cmd*/, const char* /*params*/, rte_tel_data* d) {
+    return answer(d, fill_stats);
+}
+
+int ports_command(const char* /*cmd*/, const char* /*params*/, rte_tel_data* d) {
+    return answer(d, fill_ports);
+}
+
+int sa_command(const char* /*cmd*/, const char* /*params*/, rte_tel_data* d) {
+    return answer(d, fill_sas);
+}
+
+} // namespace
+
+telemetry_publication::telemetry_publication(const telemetry_sources& src) : _src(src) {
+    published_state& state = published();
+    const std::lock_guard guard(state.lock);
+    state.sources = &_src;
+}
+
+telemetry_publication::~telemetry_publication() {
+    published_state& state = published();
+    const std::lock_guard guard(state.lock);
+    if (state.sources == &_src) {
+        state.sources = nullptr;
+    }
+}
+
+std::unique_ptr<telemetry_publication> publish_telemetry(const telemetry_sources& src) {
+    auto publication = std::make_unique<telemetry_publication>(src);
+    published_state& state = published();
+    const std::lock_guard guard(state.lock);
+    if (!state.registered) {
+        state.registered = true;
+        struct command {
+            const char* name;
+            telemetry_cb fn;
+            const char* help;
+        };
+        const std::array<command, 3> commands = {{
+            {"/ptpsec/stats", stats_command, "ptpsec-dataplane counters per path and of the replay table"},
+            {"/ptpsec/ports", ports_command, "ptpsec-dataplane ports: role, driver, link, ethdev counters"},
+            {"/ptpsec/sa", sa_command, "ptpsec-dataplane SAs and their keys (IDs and algorithms, no key bytes)"},
+        }};
+        for (const auto& c : commands) {
+            if (const int rc = rte_telemetry_register_cmd(c.name, c.fn, c.help); rc != 0) {
+                fmt::print(stderr, "ptpsec-dataplane: warning: telemetry command {} not registered: {}\n", c.name,
+                           std::strerror(-rc));
+            }
+        }
+    }
+    return publication;
+}
+
+} // namespace ptpsec

@@ -1,0 +1,261 @@
+#include <dataplane/sa_channel.h>
+
+#include <drivers/base/bytes.h>
+
+#include <fmt/format.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+#include <rte_ring_peek_zc.h>
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <new>
+
+namespace ptpsec {
+
+namespace {
+
+constexpr uint32_t segment_magic = 0x50534348; // "PSCH"
+constexpr uint32_t segment_version = 1;
+constexpr size_t align = 64;
+
+/// The first octets of the segment: enough for an attaching process to
+/// check that it speaks the same layout.
+struct segment_header {
+    uint32_t magic;
+    uint32_t version;
+    uint32_t slots;
+    uint32_t update_size;
+    uint32_t ack_size;
+    uint32_t reserved;
+    uint64_t updates_offset;
+    uint64_t acks_offset;
+    uint64_t size;
+    int64_t creator_pid;
+};
+
+size_t round_up(size_t v) {
+    return (v + align - 1) / align * align;
+}
+
+unsigned power_of_two_at_least(unsigned v) {
+    unsigned p = 1;
+    while (p < v) {
+        p <<= 1;
+    }
+    return p;
+}
+
+std::string errno_text(int e) {
+    return std::strerror(e);
+}
+
+} // namespace
+
+std::string sa_channel::segment_name(const std::string& file_prefix) {
+    return "/ptpsec-sa." + file_prefix;
+}
+
+result<sa_channel> sa_channel::create(const std::string& file_prefix, unsigned slots) {
+    if (slots < 2 || slots > (1U << 16)) {
+        return error{fmt::format("SA channel: {} slots (2-65536)", slots)};
+    }
+    slots = power_of_two_at_least(slots);
+    const ssize_t ring_update = rte_ring_get_memsize_elem(sizeof(sa_wire::update), slots);
+    const ssize_t ring_ack = rte_ring_get_memsize_elem(sizeof(sa_wire::ack), slots);
+    if (ring_update < 0 || ring_ack < 0) {
+        return error{fmt::format("SA channel: cannot size rings of {} slots", slots)};
+    }
+    const size_t updates_offset = round_up(sizeof(segment_header));
+    const size_t acks_offset = updates_offset + round_up(static_cast<size_t>(ring_update));
+    const size_t size = acks_offset + round_up(static_cast<size_t>(ring_ack));
+
+    sa_channel ch;
+    ch._name = segment_name(file_prefix);
+    ch._owner = true;
+    // A segment left by a data plane that did not stop cleanly is replaced:
+    // EAL's file-prefix lock already keeps two data planes from sharing a prefix.
+    (void)::shm_unlink(ch._name.c_str());
+    ch._fd = ::shm_open(ch._name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (ch._fd < 0) {
+        return error{fmt::format("SA channel {}: shm_open: {}", ch._name, errno_text(errno))};
+    }
+    if (::ftruncate(ch._fd, static_cast<off_t>(size)) != 0) {
+        return error{fmt::format("SA channel {}: ftruncate {} octets: {}", ch._name, size, errno_text(errno))};
+    }
+    ch._base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, ch._fd, 0);
+    if (ch._base == MAP_FAILED) {
+        ch._base = nullptr;
+        return error{fmt::format("SA channel {}: mmap: {}", ch._name, errno_text(errno))};
+    }
+    ch._size = size;
+    auto* base = static_cast<uint8_t*>(ch._base);
+    ch._updates = reinterpret_cast<rte_ring*>(base + updates_offset);
+    ch._acks = reinterpret_cast<rte_ring*>(base + acks_offset);
+    if (rte_ring_init(ch._updates, "ptpsec_sa_updates", slots, RING_F_SC_DEQ) != 0 ||
+        rte_ring_init(ch._acks, "ptpsec_sa_acks", slots, RING_F_SP_ENQ) != 0) {
+        return error{fmt::format("SA channel {}: rte_ring_init failed", ch._name)};
+    }
+    // The header last: an attaching process that sees the magic sees rings
+    // that are ready.
+    segment_header h{};
+    h.magic = 0;
+    h.version = segment_version;
+    h.slots = slots;
+    h.update_size = sizeof(sa_wire::update);
+    h.ack_size = sizeof(sa_wire::ack);
+    h.updates_offset = updates_offset;
+    h.acks_offset = acks_offset;
+    h.size = size;
+    h.creator_pid = ::getpid();
+    std::memcpy(base, &h, sizeof(h));
+    __atomic_store_n(reinterpret_cast<uint32_t*>(base), segment_magic, __ATOMIC_RELEASE);
+    return ch;
+}
+
+result<sa_channel> sa_channel::attach(const std::string& file_prefix) {
+    sa_channel ch;
+    ch._name = segment_name(file_prefix);
+    ch._fd = ::shm_open(ch._name.c_str(), O_RDWR, 0);
+    if (ch._fd < 0) {
+        if (errno == ENOENT) {
+            return error{
+                fmt::format("no ptpsec-dataplane running with file prefix {} (no /dev/shm{})", file_prefix, ch._name)};
+        }
+        return error{fmt::format("SA channel /dev/shm{}: {}{}", ch._name, errno_text(errno),
+                                 errno == EACCES ? " (it is root's: run as root)" : "")};
+    }
+    struct stat st {};
+    if (::fstat(ch._fd, &st) != 0 || static_cast<size_t>(st.st_size) < sizeof(segment_header)) {
+        return error{fmt::format("SA channel /dev/shm{}: too short to be one", ch._name)};
+    }
+    const auto size = static_cast<size_t>(st.st_size);
+    ch._base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, ch._fd, 0);
+    if (ch._base == MAP_FAILED) {
+        ch._base = nullptr;
+        return error{fmt::format("SA channel /dev/shm{}: mmap: {}", ch._name, errno_text(errno))};
+    }
+    ch._size = size;
+    const auto* base = static_cast<const uint8_t*>(ch._base);
+    segment_header h{};
+    const uint32_t magic = __atomic_load_n(reinterpret_cast<const uint32_t*>(base), __ATOMIC_ACQUIRE);
+    std::memcpy(&h, base, sizeof(h));
+    if (magic != segment_magic) {
+        return error{fmt::format("SA channel /dev/shm{}: not ready or not a ptpsec SA channel", ch._name)};
+    }
+    if (h.version != segment_version || h.update_size != sizeof(sa_wire::update) ||
+        h.ack_size != sizeof(sa_wire::ack)) {
+        return error{fmt::format("SA channel /dev/shm{}: layout version {} (records {}/{} octets), this program "
+                                 "speaks version {} ({}/{}): use tools of the same release",
+                                 ch._name, h.version, h.update_size, h.ack_size, segment_version,
+                                 sizeof(sa_wire::update), sizeof(sa_wire::ack))};
+    }
+    if (h.size != size || h.updates_offset >= size || h.acks_offset >= size) {
+        return error{fmt::format("SA channel /dev/shm{}: inconsistent header", ch._name)};
+    }
+    auto* mut = static_cast<uint8_t*>(ch._base);
+    ch._updates = reinterpret_cast<rte_ring*>(mut + h.updates_offset);
+    ch._acks = reinterpret_cast<rte_ring*>(mut + h.acks_offset);
+    return ch;
+}
+
+sa_channel::sa_channel(sa_channel&& o) noexcept
+    : _fd(o._fd), _base(o._base), _size(o._size), _owner(o._owner), _name(std::move(o._name)), _updates(o._updates),
+      _acks(o._acks) {
+    o._fd = -1;
+    o._base = nullptr;
+    o._owner = false;
+}
+
+sa_channel& sa_channel::operator=(sa_channel&& o) noexcept {
+    if (this != &o) {
+        release();
+        _fd = o._fd;
+        _base = o._base;
+        _size = o._size;
+        _owner = o._owner;
+        _name = std::move(o._name);
+        _updates = o._updates;
+        _acks = o._acks;
+        o._fd = -1;
+        o._base = nullptr;
+        o._owner = false;
+    }
+    return *this;
+}
+
+sa_channel::~sa_channel() {
+    release();
+}
+
+void sa_channel::release() noexcept {
+    if (_base != nullptr) {
+        if (_owner) {
+            // Keys may still sit in unread slots.
+            secure_wipe(_base, _size);
+        }
+        ::munmap(_base, _size);
+        _base = nullptr;
+    }
+    if (_fd >= 0) {
+        ::close(_fd);
+        _fd = -1;
+    }
+    if (_owner) {
+        (void)::shm_unlink(_name.c_str());
+        _owner = false;
+    }
+}
+
+bool sa_channel::push_update(const sa_wire::update& u) noexcept {
+    return rte_ring_enqueue_elem(_updates, const_cast<sa_wire::update*>(&u), sizeof(u)) == 0;
+}
+
+bool sa_channel::pop_ack(sa_wire::ack& a) noexcept {
+    return rte_ring_dequeue_elem(_acks, &a, sizeof(a)) == 0;
+}
+
+unsigned sa_channel::pop_updates(sa_wire::update* out, unsigned n) noexcept {
+    // Zero-copy dequeue (the ring has one consumer): the slots are copied
+    // and wiped before the tail moves, so no producer can be writing them.
+    rte_ring_zc_data zcd{};
+    const unsigned got = rte_ring_dequeue_zc_burst_elem_start(_updates, sizeof(sa_wire::update), n, &zcd, nullptr);
+    if (got == 0) {
+        return 0;
+    }
+    const unsigned first = std::min(got, zcd.n1);
+    std::memcpy(out, zcd.ptr1, size_t{first} * sizeof(sa_wire::update));
+    secure_wipe(zcd.ptr1, size_t{first} * sizeof(sa_wire::update));
+    if (got > first) {
+        std::memcpy(out + first, zcd.ptr2, size_t{got - first} * sizeof(sa_wire::update));
+        secure_wipe(zcd.ptr2, size_t{got - first} * sizeof(sa_wire::update));
+    }
+    rte_ring_dequeue_zc_elem_finish(_updates, got);
+    return got;
+}
+
+bool sa_channel::push_ack(const sa_wire::ack& a) noexcept {
+    return rte_ring_enqueue_elem(_acks, const_cast<sa_wire::ack*>(&a), sizeof(a)) == 0;
+}
+
+unsigned sa_channel::slots() const noexcept {
+    return rte_ring_get_size(_updates);
+}
+
+sa_channel::writer_lock::writer_lock(const sa_channel& ch) : _fd(ch.fd()) {
+    while (::flock(_fd, LOCK_EX) != 0 && errno == EINTR) {
+    }
+}
+
+sa_channel::writer_lock::~writer_lock() {
+    (void)::flock(_fd, LOCK_UN);
+}
+
+} // namespace ptpsec

@@ -1,0 +1,189 @@
+// Key rotation while traffic flows: ptpsec-dataplane signs the stripped
+// linuxptp capture, replayed without end from a net_pcap port, onto a
+// net_ring port that loops every frame back, and verifies what comes back.
+// Meanwhile the test rotates the signing key 1,000 times through the SA
+// channel, over every algorithm (add the next key, make it current, remove
+// the key from two rotations back once its grace has passed). Not one frame
+// may be dropped on either path, and every update must be applied.
+//
+// Replay protection is off here on purpose: the generator replays the same
+// 206 sequenceIds again and again, which replay protection would (rightly)
+// drop; the other tests cover it.
+
+#include "../process.h"
+#include "app_helpers.h"
+
+#include <control/sa_client.h>
+#include <dataplane/sa_channel.h>
+
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <chrono>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace ptpsec {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr const char* capture = PTPSEC_TESTDATA_DIR "/linuxptp/l2-hmac-sha256-128.pcap";
+constexpr const char* shipped_sa_file = PTPSEC_TESTDATA_DIR "/linuxptp/sa.conf";
+constexpr int rotations = 1000;
+/// Frames the loop-back ring may still hold when the data plane stops: sent
+/// by the signing path, not yet received by the verifying one.
+constexpr uint64_t ring_slack = 2048;
+
+/// The key lengths of each algorithm, in icv::algorithm order.
+constexpr uint8_t key_len_of[] = {32, 32, 16, 32, 16, 24, 32};
+
+sa_wire::update add_key(uint8_t spp, uint32_t key_id, std::mt19937& rng) {
+    const auto alg = static_cast<uint8_t>(key_id % std::size(key_len_of));
+    sa_wire::update u;
+    u.operation = static_cast<uint8_t>(sa_wire::op::add_key);
+    u.spp = spp;
+    u.key_id = key_id;
+    u.algorithm = alg;
+    u.key_len = key_len_of[alg];
+    for (uint8_t i = 0; i < u.key_len; ++i) {
+        u.key[i] = static_cast<uint8_t>(rng());
+    }
+    return u;
+}
+
+/// Waits until the data plane's SA channel is there.
+testing::AssertionResult channel_up(const std::string& prefix, test::background_program& dp) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (!dp.running()) {
+            return testing::AssertionFailure() << "ptpsec-dataplane ended:\n" << dp.err() << dp.out();
+        }
+        if (sa_channel::attach(prefix)) {
+            return testing::AssertionSuccess();
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return testing::AssertionFailure() << "no SA channel within 30 s";
+}
+
+TEST(rotation, a_thousand_rotations_under_load_drop_nothing) {
+    test::temp_dir dir;
+    const std::string ctl = test::program_from_env("PTPSECCTL");
+    const std::string stripped = dir.file("stripped.pcap");
+    const auto strip = test::run_program(dir, ctl, {"pcap", "strip", capture, stripped});
+    ASSERT_EQ(strip.exit_code, 0) << strip.err;
+
+    const std::string prefix = fmt::format("ptpsec-rot-{}", ::getpid());
+    const std::string stats_file = dir.file("stats.json");
+    runtime_dir_guard runtime(prefix);
+    test::background_program dp(
+        dir, test::program_from_env("PTPSEC_DATAPLANE"),
+        {"--no-huge", "-m", "256", "--no-pci", "--no-shconf", "-l", "0", fmt::format("--file-prefix={}", prefix),
+         fmt::format("--vdev=net_pcap0,rx_pcap={},infinite_rx=1,tx_pcap=/dev/null", stripped), "--vdev=net_ring0", "--",
+         "--sa-file", shipped_sa_file, "--sign", "2:1", "--replay-window", "0", "--stats-json", stats_file});
+    ASSERT_TRUE(channel_up(prefix, dp));
+
+    std::mt19937 rng(2024);
+    const auto started = std::chrono::steady_clock::now();
+    for (int i = 1; i <= rotations; ++i) {
+        const auto key = static_cast<uint32_t>(100 + i);
+        std::vector<sa_wire::update> batch = {add_key(2, key, rng), sa_client::set_current(2, key)};
+        // The key current two rotations ago has had a whole rotation of grace.
+        if (i >= 3) {
+            batch.push_back(sa_client::remove_key(2, key - 2));
+        } else if (i == 2) {
+            batch.push_back(sa_client::remove_key(2, 1)); // the SA file's key signed at start
+        }
+        auto sent = sa_client::send(prefix, batch);
+        ASSERT_TRUE(sent) << "rotation " << i << ": " << sent.message();
+        for (const auto& o : *sent) {
+            ASSERT_TRUE(o.applied) << "rotation " << i << ": " << o.reason;
+        }
+    }
+    const auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    ASSERT_EQ(dp.stop(), 0) << dp.err();
+
+    const json stats = json::parse(test::read_file(stats_file));
+    json out;
+    json back;
+    for (const auto& p : stats.at("paths")) {
+        (p.at("name") == "inside->outside" ? out : back) = p;
+    }
+    const uint64_t sent_out = out.at("tx");
+    const uint64_t came_back = back.at("rx");
+    RecordProperty("rotations_per_second", fmt::format("{:.0f}", rotations / took));
+    RecordProperty("frames_signed", std::to_string(out.at("signed").get<uint64_t>()));
+    EXPECT_EQ(out.at("dropped"), 0) << out.dump();
+    EXPECT_EQ(out.at("rx"), out.at("tx"));
+    EXPECT_GT(out.at("signed").get<uint64_t>(), 100000U) << "traffic flowed the whole time";
+    EXPECT_EQ(back.at("dropped"), 0) << back.dump();
+    EXPECT_EQ(back.at("rx"), back.at("tx"));
+    EXPECT_LE(came_back, sent_out);
+    EXPECT_LE(sent_out - came_back, ring_slack) << "frames went missing in the loop";
+    EXPECT_EQ(back.at("verified").get<uint64_t>() + back.at("non_ptp").get<uint64_t>(), came_back);
+    const std::string log = dp.out();
+    EXPECT_NE(log.find(fmt::format("applied {} rejected 0", 3 * rotations - 1)), std::string::npos) << log;
+}
+
+TEST(rotation, ptpsecctl_sa_commands_change_a_running_dataplane) {
+    test::temp_dir dir;
+    const std::string ctl = test::program_from_env("PTPSECCTL");
+    const std::string prefix = fmt::format("ptpsec-rotctl-{}", ::getpid());
+    auto run_ctl = [&](std::vector<std::string> args) {
+        args.insert(args.end(), {"--file-prefix", prefix});
+        return test::run_program(dir, ctl, args, std::chrono::seconds(30));
+    };
+    // Nothing to talk to yet.
+    const auto none = run_ctl({"sa", "current", "--spp", "2", "--key-id", "1"});
+    EXPECT_EQ(none.exit_code, 2);
+    EXPECT_NE(none.err.find("no ptpsec-dataplane running with file prefix " + prefix), std::string::npos) << none.err;
+
+    runtime_dir_guard runtime(prefix);
+    test::background_program dp(dir, test::program_from_env("PTPSEC_DATAPLANE"),
+                                {"--no-huge", "-m", "256", "--no-pci", "--no-shconf", "-l", "0",
+                                 fmt::format("--file-prefix={}", prefix),
+                                 fmt::format("--vdev=net_pcap0,rx_pcap={},infinite_rx=1,tx_pcap=/dev/null", capture),
+                                 "--vdev=net_ring0", "--", "--sign", "2", "--replay-window", "0"});
+    ASSERT_TRUE(channel_up(prefix, dp));
+
+    const std::string sa_file = dir.file("next.conf");
+    test::write_file(sa_file, "[security_association]\nspp 2\n7 AES128-GMAC HEX:000102030405060708090a0b0c0d0e0f\n"
+                              "8 SHA256-128 ASCII:a-key-for-rotation\n");
+    const auto pushed = run_ctl({"sa", "push", "--sa-file", sa_file, "--current", "2:7"});
+    EXPECT_EQ(pushed.exit_code, 0) << pushed.err;
+    EXPECT_EQ(pushed.out, "add_key spp 2 key 7: applied\nadd_key spp 2 key 8: applied\n"
+                          "set_current spp 2 key 7: applied\n3 applied, 0 rejected\n");
+    const auto again = run_ctl({"sa", "push", "--sa-file", sa_file, "--json"});
+    EXPECT_EQ(again.exit_code, 1);
+    const json rejected = json::parse(again.out);
+    ASSERT_EQ(rejected.size(), 2U);
+    EXPECT_FALSE(rejected[0].at("applied").get<bool>());
+    EXPECT_NE(rejected[0].at("reason").get<std::string>().find("key 7 of spp 2 is installed already"),
+              std::string::npos);
+
+    const auto listed = run_ctl({"sa", "list", "--json"});
+    ASSERT_EQ(listed.exit_code, 0) << listed.err;
+    const json sas = json::parse(listed.out);
+    EXPECT_EQ(sas.at("2").at("keys").at("7").at("current"), 1);
+    EXPECT_EQ(sas.at("2").at("keys").at("8").at("current"), 0);
+
+    EXPECT_EQ(run_ctl({"sa", "current", "--spp", "2", "--key-id", "8"}).exit_code, 0);
+    const auto gone = run_ctl({"sa", "remove", "--spp", "2", "--key-id", "9"});
+    EXPECT_EQ(gone.exit_code, 1);
+    EXPECT_NE(gone.out.find("REJECTED: spp 2 has no key 9"), std::string::npos) << gone.out;
+    EXPECT_EQ(run_ctl({"sa", "remove", "--spp", "2", "--key-id", "7"}).exit_code, 0);
+    EXPECT_EQ(run_ctl({"sa", "flush"}).exit_code, 0);
+    const auto empty = run_ctl({"sa", "list", "--json"});
+    EXPECT_EQ(json::parse(empty.out).size(), 0U) << empty.out;
+    ASSERT_EQ(dp.stop(), 0) << dp.err();
+    EXPECT_NE(dp.out().find("applied 6 rejected 3"), std::string::npos) << dp.out();
+}
+
+} // namespace
+} // namespace ptpsec

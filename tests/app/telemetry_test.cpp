@@ -1,0 +1,338 @@
+// ptpsec-dataplane's DPDK telemetry, read while it runs: the real binary
+// (PTPSEC_DATAPLANE) on net_pcap ports replaying the linuxptp capture without
+// end (infinite_rx=1), queried with `ptpsecctl stats`, `ptpsecctl sa list`
+// (PTPSECCTL) and DPDK's own dpdk-telemetry.py. The data plane is stopped by
+// PID and its EAL runtime directory removed whichever way a test ends.
+
+#include "../process.h"
+#include "app_helpers.h"
+
+#include <control/telemetry_client.h>
+
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace ptpsec {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using test::background_program;
+using test::run_result;
+using test::temp_dir;
+
+constexpr const char* capture = PTPSEC_TESTDATA_DIR "/linuxptp/l2-hmac-sha256-128.pcap";
+constexpr const char* shipped_sa_file = PTPSEC_TESTDATA_DIR "/linuxptp/sa.conf";
+constexpr const char* dpdk_telemetry_py = "/usr/bin/dpdk-telemetry.py";
+constexpr uint64_t capture_ptp_frames = 206;
+constexpr int exit_ok = 0;
+constexpr int exit_error = 2;
+constexpr auto start_limit = std::chrono::seconds(30);
+
+/// A data plane signing the stripped capture from the inside port and
+/// verifying the capture from the outside port, both replayed without end.
+struct running_dataplane {
+    running_dataplane(const temp_dir& dir, const std::string& exe, const std::string& file_prefix,
+                      const std::string& stripped, const std::vector<std::string>& eal_extra)
+        : prefix(file_prefix), runtime(file_prefix), program(dir, exe, args(stripped, eal_extra)) {}
+
+    std::vector<std::string> args(const std::string& stripped, const std::vector<std::string>& eal_extra) const {
+        std::vector<std::string> a = {
+            "--no-huge",
+            "-m",
+            "256",
+            "--no-pci",
+            "--no-shconf",
+            "-l",
+            "0",
+            fmt::format("--file-prefix={}", prefix),
+            fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null,infinite_rx=1", stripped),
+            fmt::format("--vdev=net_pcap1,rx_pcap={},tx_pcap=/dev/null,infinite_rx=1", capture),
+        };
+        a.insert(a.end(), eal_extra.begin(), eal_extra.end());
+        a.insert(a.end(), {"--", "--sa-file", shipped_sa_file, "--sign", "2:1"});
+        return a;
+    }
+
+    std::string prefix;
+    runtime_dir_guard runtime;
+    background_program program;
+};
+
+/// The key material of an SA file ("HEX:...", "B64:...", "ASCII:..."), to
+/// look for in what is printed.
+std::vector<std::string> key_strings(const std::string& sa_file_text) {
+    std::vector<std::string> out;
+    std::istringstream in(sa_file_text);
+    for (std::string word; in >> word;) {
+        for (const char* kind : {"HEX:", "B64:", "ASCII:"}) {
+            if (word.rfind(kind, 0) == 0) {
+                std::string value = word.substr(std::string_view(kind).size());
+                out.push_back(value);
+                std::transform(value.begin(), value.end(), value.begin(),
+                               [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+                out.push_back(value);
+            }
+        }
+    }
+    return out;
+}
+
+class telemetry : public testing::Test {
+protected:
+    void SetUp() override {
+        _dataplane = test::program_from_env("PTPSEC_DATAPLANE");
+        _ctl = test::program_from_env("PTPSECCTL");
+        _stripped = _dir.file("stripped.pcap");
+        const auto r = ctl({"pcap", "strip", capture, _stripped});
+        ASSERT_EQ(r.exit_code, exit_ok) << r.err;
+    }
+
+    run_result ctl(const std::vector<std::string>& args) const {
+        return test::run_program(_dir, _ctl, args, std::chrono::seconds(30));
+    }
+
+    std::unique_ptr<running_dataplane> start(const std::vector<std::string>& eal_extra = {}) {
+        static int runs = 0;
+        ++runs;
+        const std::string prefix = fmt::format("ptpsec-tele-{}-{}", ::getpid(), runs);
+        return std::make_unique<running_dataplane>(_dir, _dataplane, prefix, _stripped, eal_extra);
+    }
+
+    /// Waits until `ptpsecctl stats` gets an answer from the data plane.
+    testing::AssertionResult serving(running_dataplane& dp) const {
+        const auto deadline = std::chrono::steady_clock::now() + start_limit;
+        run_result r;
+        while (std::chrono::steady_clock::now() < deadline) {
+            if (!dp.program.running()) {
+                return testing::AssertionFailure() << "ptpsec-dataplane ended (exit " << dp.program.stop() << "):\n"
+                                                   << dp.program.err() << dp.program.out();
+            }
+            r = ctl({"stats", "--file-prefix", dp.prefix, "--json"});
+            if (r.exit_code == exit_ok) {
+                return testing::AssertionSuccess();
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        return testing::AssertionFailure() << "no telemetry answer within the limit; last: " << r.err;
+    }
+
+    /// `ptpsecctl stats --json`, parsed.
+    json stats(const running_dataplane& dp) const {
+        const auto r = ctl({"stats", "--file-prefix", dp.prefix, "--json"});
+        EXPECT_EQ(r.exit_code, exit_ok) << r.err;
+        return json::parse(r.out);
+    }
+
+    temp_dir _dir;
+    std::string _dataplane;
+    std::string _ctl;
+    std::string _stripped;
+};
+
+TEST_F(telemetry, stats_count_both_paths_and_grow_while_traffic_flows) {
+    fs::path runtime;
+    {
+        auto dp = start();
+        runtime = dp->runtime.path();
+        ASSERT_TRUE(serving(*dp));
+        EXPECT_TRUE(fs::exists(telemetry_socket_path(dp->prefix)));
+
+        const json first = stats(*dp);
+        const json& sign = first.at("paths").at("inside_to_outside");
+        EXPECT_EQ(sign.at("name"), "inside->outside");
+        EXPECT_EQ(sign.at("policy"), "sign");
+        EXPECT_GT(sign.at("rx").get<uint64_t>(), 0U);
+        EXPECT_GT(sign.at("signed").get<uint64_t>(), 0U);
+        EXPECT_GT(sign.at("non_ptp").get<uint64_t>(), 0U);
+        EXPECT_EQ(sign.at("dropped"), 0);
+        // Every reason and cause is there, zero or not.
+        EXPECT_EQ(sign.at("drops").at("bad_icv"), 0);
+        EXPECT_EQ(sign.at("drops").at("no_room"), 0);
+        EXPECT_EQ(sign.at("malformed").at("truncated"), 0);
+
+        // Counters grow between two queries (the capture is replayed
+        // without end); allow a loaded machine some time.
+        json second;
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        auto rx_of = [](const json& j, const char* path) { return j.at("paths").at(path).at("rx").get<uint64_t>(); };
+        do {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            second = stats(*dp);
+        } while ((rx_of(second, "inside_to_outside") <= rx_of(first, "inside_to_outside") ||
+                  rx_of(second, "outside_to_inside") <= rx_of(first, "outside_to_inside")) &&
+                 std::chrono::steady_clock::now() < deadline);
+        EXPECT_GT(rx_of(second, "inside_to_outside"), rx_of(first, "inside_to_outside"));
+        EXPECT_GT(rx_of(second, "outside_to_inside"), rx_of(first, "outside_to_inside"));
+        EXPECT_GT(second.at("paths").at("inside_to_outside").at("signed").get<uint64_t>(),
+                  sign.at("signed").get<uint64_t>());
+
+        // The verifying path: the capture verifies once, then every replay
+        // of it is refused as a replay.
+        const json& verify = second.at("paths").at("outside_to_inside");
+        EXPECT_EQ(verify.at("policy"), "verify");
+        EXPECT_EQ(verify.at("verified"), capture_ptp_frames);
+        const json& drops = verify.at("drops");
+        EXPECT_GT(drops.at("replayed").get<uint64_t>(), 0U);
+        EXPECT_EQ(verify.at("dropped").get<uint64_t>(),
+                  drops.at("replayed").get<uint64_t>() + drops.at("too_old").get<uint64_t>());
+        const json& replay = second.at("replay");
+        EXPECT_EQ(replay.at("window"), 64);
+        EXPECT_EQ(replay.at("capacity"), 1024);
+        EXPECT_GT(replay.at("size").get<uint64_t>(), 0U);
+        EXPECT_EQ(replay.at("accepted"), capture_ptp_frames);
+
+        // Ports, as ethdev counts them.
+        const json& ports = second.at("ports");
+        ASSERT_EQ(ports.size(), 2U);
+        EXPECT_EQ(ports.at("0").at("role"), "inside");
+        EXPECT_EQ(ports.at("1").at("role"), "outside");
+        for (const char* id : {"0", "1"}) {
+            const json& p = ports.at(id);
+            EXPECT_EQ(p.at("driver"), "net_pcap") << id;
+            EXPECT_EQ(p.at("link_status"), "up") << id;
+            EXPECT_GT(p.at("ipackets").get<uint64_t>(), 0U) << id;
+            EXPECT_GT(p.at("opackets").get<uint64_t>(), 0U) << id;
+            EXPECT_EQ(p.at("rx_nombuf"), 0) << id;
+        }
+
+        // For people: the data plane's own counter lines.
+        const auto table = ctl({"stats", "--file-prefix", dp->prefix});
+        EXPECT_EQ(table.exit_code, exit_ok) << table.err;
+        EXPECT_NE(table.out.find("  inside->outside [sign]: rx "), std::string::npos) << table.out;
+        EXPECT_NE(table.out.find(" dropped 0 | non-PTP "), std::string::npos) << table.out;
+        EXPECT_NE(table.out.find("  outside->inside [verify]: rx "), std::string::npos) << table.out;
+        EXPECT_NE(table.out.find(fmt::format("verified {} stripped 0 | dropped: replayed ", capture_ptp_frames)),
+                  std::string::npos)
+            << table.out;
+        EXPECT_NE(table.out.find("  replay: "), std::string::npos) << table.out;
+        EXPECT_NE(table.out.find("  port 0 net_pcap0 (inside, net_pcap, link up): ipackets "), std::string::npos)
+            << table.out;
+
+        // SIGINT stops it cleanly, with its counters.
+        EXPECT_EQ(dp->program.stop(), exit_ok) << dp->program.err();
+        EXPECT_NE(dp->program.out().find("counters (at exit):"), std::string::npos) << dp->program.out();
+    }
+    EXPECT_FALSE(fs::exists(runtime)) << runtime;
+}
+
+TEST_F(telemetry, sa_list_names_keys_and_algorithms_never_key_bytes) {
+    auto dp = start();
+    ASSERT_TRUE(serving(*dp));
+
+    const auto r = ctl({"sa", "list", "--file-prefix", dp->prefix, "--json"});
+    ASSERT_EQ(r.exit_code, exit_ok) << r.err;
+    const json sas = json::parse(r.out);
+    ASSERT_EQ(sas.size(), 1U) << r.out;
+    const json& sa = sas.at("2");
+    EXPECT_EQ(sa.at("spp"), 2);
+    EXPECT_EQ(sa.at("seqid_window"), 3);
+    EXPECT_EQ(sa.at("allow_mutable"), 0);
+    const json& keys = sa.at("keys");
+    ASSERT_EQ(keys.size(), 5U) << r.out;
+    EXPECT_EQ(keys.at("1").at("key_id"), 1);
+    EXPECT_EQ(keys.at("1").at("algorithm"), "hmac-sha256-128");
+    EXPECT_EQ(keys.at("1").at("icv_length"), 16);
+    EXPECT_EQ(keys.at("2").at("algorithm"), "hmac-sha256");
+    EXPECT_EQ(keys.at("2").at("icv_length"), 32);
+    EXPECT_EQ(keys.at("4").at("algorithm"), "aes-cmac-256");
+    for (const auto& [id, k] : keys.items()) {
+        // A key says what it is, whether it signs, and nothing more.
+        EXPECT_EQ(k.size(), 4U) << id << ": " << k.dump();
+        EXPECT_EQ(k.at("current"), id == "1" ? 1 : 0) << id; // --sign 2:1
+    }
+
+    const auto table = ctl({"sa", "list", "--file-prefix", dp->prefix});
+    ASSERT_EQ(table.exit_code, exit_ok) << table.err;
+    EXPECT_NE(table.out.find("ALGORITHM"), std::string::npos) << table.out;
+    EXPECT_NE(table.out.find("2     1          hmac-sha256-128  16   current  3             no"), std::string::npos)
+        << table.out;
+
+    const auto secrets = key_strings(test::read_file(shipped_sa_file));
+    ASSERT_EQ(secrets.size(), 10U);
+    for (const auto& s : secrets) {
+        EXPECT_EQ(r.out.find(s), std::string::npos) << s;
+        EXPECT_EQ(table.out.find(s), std::string::npos) << s;
+    }
+}
+
+TEST_F(telemetry, dpdk_telemetry_py_reads_every_command) {
+    if (!fs::exists(dpdk_telemetry_py)) {
+        GTEST_SKIP() << dpdk_telemetry_py << " is not installed (Debian package dpdk)";
+    }
+    auto dp = start();
+    ASSERT_TRUE(serving(*dp));
+
+    // It reads commands from stdin and prints one JSON reply per line.
+    const auto r = test::run_program(_dir, dpdk_telemetry_py, {"-f", dp->prefix}, std::chrono::seconds(30),
+                                     std::string("/ptpsec/stats\n/ptpsec/ports\n/ptpsec/sa\n"));
+    ASSERT_EQ(r.exit_code, exit_ok) << r.err;
+    std::vector<json> replies;
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);) {
+        replies.push_back(json::parse(line));
+    }
+    ASSERT_EQ(replies.size(), 3U) << r.out;
+    const json& s = replies[0].at("/ptpsec/stats");
+    EXPECT_GT(s.at("paths").at("inside_to_outside").at("signed").get<uint64_t>(), 0U);
+    EXPECT_GT(s.at("paths").at("outside_to_inside").at("verified").get<uint64_t>(), 0U);
+    EXPECT_TRUE(s.at("replay").contains("replayed"));
+    const json& p = replies[1].at("/ptpsec/ports");
+    EXPECT_EQ(p.at("0").at("name"), "net_pcap0");
+    EXPECT_EQ(p.at("1").at("name"), "net_pcap1");
+    const json& sa = replies[2].at("/ptpsec/sa");
+    EXPECT_EQ(sa.at("2").at("keys").at("1").at("algorithm"), "hmac-sha256-128");
+    for (const auto& secret : key_strings(test::read_file(shipped_sa_file))) {
+        EXPECT_EQ(r.out.find(secret), std::string::npos) << secret;
+    }
+}
+
+TEST_F(telemetry, says_when_no_dataplane_runs_with_that_prefix) {
+    const std::string prefix = fmt::format("ptpsec-tele-{}-none", ::getpid());
+    const std::string expected =
+        fmt::format("ptpsecctl: no ptpsec-dataplane running with file prefix {} (looked for {})", prefix,
+                    telemetry_socket_path(prefix));
+    for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+             {"stats", "--file-prefix", prefix},
+             {"stats", "--file-prefix", prefix, "--json"},
+             {"sa", "list", "--file-prefix", prefix},
+         }) {
+        const auto r = ctl(args);
+        EXPECT_EQ(r.exit_code, exit_error) << args[0];
+        EXPECT_NE(r.err.find(expected), std::string::npos) << r.err;
+        EXPECT_TRUE(r.out.empty()) << r.out;
+    }
+}
+
+TEST_F(telemetry, runs_without_telemetry_when_told) {
+    auto dp = start({"--no-telemetry"});
+    // Running once the banner is out.
+    const auto deadline = std::chrono::steady_clock::now() + start_limit;
+    while (dp->program.out().find("inside->outside: port 0 -> port 1") == std::string::npos && dp->program.running() &&
+           std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_TRUE(dp->program.running()) << dp->program.err();
+    EXPECT_FALSE(fs::exists(telemetry_socket_path(dp->prefix)));
+    const auto r = ctl({"stats", "--file-prefix", dp->prefix});
+    EXPECT_EQ(r.exit_code, exit_error);
+    EXPECT_NE(r.err.find("no ptpsec-dataplane running with file prefix"), std::string::npos) << r.err;
+    EXPECT_EQ(dp->program.stop(), exit_ok) << dp->program.err();
+    EXPECT_EQ(dp->program.err().find("warning"), std::string::npos) << dp->program.err();
+}
+
+} // namespace
+} // namespace ptpsec

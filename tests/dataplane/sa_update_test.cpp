@@ -1,0 +1,367 @@
+// SA updates (dataplane/sa_update.h) and the SA channel (dataplane/sa_channel.h):
+// every operation, every refusal with its reason, versions that share what
+// they do not change, and the shared-memory rings between two processes.
+
+#include "auth_helpers.h"
+
+#include <dataplane/sa_channel.h>
+#include <dataplane/sa_update.h>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace ptpsec {
+namespace {
+
+using sa_wire::op;
+
+sa_wire::update add(uint8_t spp, uint32_t key_id, icv::algorithm alg = icv::algorithm::hmac_sha256_128,
+                    uint8_t key_len = 32, uint8_t fill = 0x11) {
+    sa_wire::update u;
+    u.operation = static_cast<uint8_t>(op::add_key);
+    u.spp = spp;
+    u.key_id = key_id;
+    u.algorithm = static_cast<uint8_t>(alg);
+    u.key_len = key_len;
+    std::memset(u.key, fill, key_len);
+    return u;
+}
+
+sa_wire::update simple(op o, uint8_t spp = 0, uint32_t key_id = 0) {
+    sa_wire::update u;
+    u.operation = static_cast<uint8_t>(o);
+    u.spp = spp;
+    u.key_id = key_id;
+    return u;
+}
+
+class sa_updates : public testing::Test {
+protected:
+    /// Applies u to the current version; on success the new version becomes current.
+    status apply(const sa_wire::update& u) {
+        auto r = apply_update(*_db, u, _engine);
+        if (!r) {
+            return r.err();
+        }
+        _retired = std::move(r->retired);
+        _db = std::move(r->next);
+        return ok_status();
+    }
+
+    void expect_refused(const sa_wire::update& u, std::string_view says) {
+        const sa_database* before = _db.get();
+        const status st = apply(u);
+        ASSERT_FALSE(st) << "accepted: " << op_name(u.operation);
+        EXPECT_NE(st.err().message.find(says), std::string::npos) << st.err().message;
+        EXPECT_EQ(_db.get(), before) << "a refused update changed the database";
+    }
+
+    icv::ipsecmb_engine _engine{icv::default_arch_plan()};
+    std::unique_ptr<sa_database> _db = std::make_unique<sa_database>();
+    std::vector<retired_key> _retired;
+};
+
+TEST_F(sa_updates, add_creates_the_sa_then_more_keys) {
+    sa_wire::update u = add(2, 1);
+    u.seqid_window = 9;
+    u.allow_mutable = 1;
+    ASSERT_TRUE(apply(u));
+    const security_association* sa = _db->find(2);
+    ASSERT_NE(sa, nullptr);
+    EXPECT_EQ(sa->seqid_window, 9);
+    EXPECT_TRUE(sa->allow_mutable);
+    EXPECT_FALSE(sa->has_sign_key);
+    ASSERT_NE(sa->find_key(1), nullptr);
+    EXPECT_EQ(sa->find_key(1)->alg, icv::algorithm::hmac_sha256_128);
+
+    sa_wire::update g = add(2, 2, icv::algorithm::aes_gmac_256, 32);
+    g.allow_mutable = 1;
+    ASSERT_TRUE(apply(g));
+    ASSERT_NE(_db->find(2)->find_key(2), nullptr);
+    EXPECT_NE(_db->find(2)->find_key(2)->gmac, nullptr);
+    EXPECT_EQ(_db->find(2)->keys.size(), 2U);
+}
+
+TEST_F(sa_updates, a_new_version_shares_what_it_does_not_change) {
+    ASSERT_TRUE(apply(add(2, 1)));
+    ASSERT_TRUE(apply(add(3, 1)));
+    const sa_database* v1 = _db.get();
+    const sa_key* k21 = v1->find(2)->find_key(1);
+    auto r = apply_update(*_db, add(2, 2), _engine);
+    ASSERT_TRUE(r);
+    const sa_database& v2 = *r->next;
+    EXPECT_EQ(v2.find(3), v1->find(3)) << "an SA that did not change is the same object";
+    EXPECT_NE(v2.find(2), v1->find(2)) << "the changed SA is a new object";
+    EXPECT_EQ(v2.find(2)->find_key(1), k21) << "keys are shared, not expanded again";
+    EXPECT_EQ(v1->find(2)->find_key(2), nullptr) << "the old version is untouched";
+}
+
+TEST_F(sa_updates, set_current_and_remove_key) {
+    ASSERT_TRUE(apply(add(2, 1)));
+    ASSERT_TRUE(apply(add(2, 2)));
+    ASSERT_TRUE(apply(simple(op::set_current, 2, 2)));
+    EXPECT_TRUE(_db->find(2)->has_sign_key);
+    EXPECT_EQ(_db->find(2)->sign_key_id, 2U);
+
+    ASSERT_TRUE(apply(simple(op::remove_key, 2, 1)));
+    EXPECT_EQ(_db->find(2)->find_key(1), nullptr);
+    EXPECT_TRUE(_db->find(2)->has_sign_key) << "removing another key keeps the current one";
+    ASSERT_EQ(_retired.size(), 1U);
+    EXPECT_EQ(_retired[0].spp, 2);
+    EXPECT_EQ(_retired[0].key_id, 1U);
+
+    ASSERT_TRUE(apply(simple(op::remove_key, 2, 2)));
+    EXPECT_EQ(_db->find(2), nullptr) << "an SA without keys goes";
+}
+
+TEST_F(sa_updates, removing_the_current_key_stops_signing) {
+    ASSERT_TRUE(apply(add(2, 1)));
+    ASSERT_TRUE(apply(add(2, 2)));
+    ASSERT_TRUE(apply(simple(op::set_current, 2, 1)));
+    ASSERT_TRUE(apply(simple(op::remove_key, 2, 1)));
+    EXPECT_FALSE(_db->find(2)->has_sign_key);
+}
+
+TEST_F(sa_updates, remove_sa_and_flush_retire_every_key) {
+    ASSERT_TRUE(apply(add(2, 1)));
+    ASSERT_TRUE(apply(add(2, 2)));
+    ASSERT_TRUE(apply(add(5, 7)));
+    ASSERT_TRUE(apply(simple(op::remove_sa, 2)));
+    EXPECT_EQ(_db->find(2), nullptr);
+    EXPECT_EQ(_retired.size(), 2U);
+    EXPECT_NE(_db->find(5), nullptr);
+    ASSERT_TRUE(apply(simple(op::flush)));
+    EXPECT_EQ(_db->size(), 0U);
+    ASSERT_EQ(_retired.size(), 1U);
+    EXPECT_EQ(_retired[0].key_id, 7U);
+}
+
+TEST_F(sa_updates, every_refusal_names_its_reason_and_changes_nothing) {
+    ASSERT_TRUE(apply(add(2, 1)));
+    sa_wire::update bad_magic = add(3, 1);
+    bad_magic.magic = 0x12345678;
+    expect_refused(bad_magic, "magic 0x12345678");
+    expect_refused(simple(static_cast<op>(99), 2, 1), "unknown operation 99");
+    sa_wire::update bad_alg = add(3, 1);
+    bad_alg.algorithm = 7;
+    expect_refused(bad_alg, "algorithm 7 is not one of 0-6");
+    expect_refused(add(3, 1, icv::algorithm::hmac_sha256_128, 0), "key_len 0");
+    expect_refused(add(3, 1, icv::algorithm::hmac_sha256_128, 65), "key_len 65");
+    expect_refused(add(3, 1, icv::algorithm::aes_cmac_128, 20), "20"); // AES-128 needs 16 octets
+    expect_refused(add(3, 1, icv::algorithm::aes_gmac_192, 16), "16"); // AES-192 needs 24
+    sa_wire::update zero_window = add(3, 1);
+    zero_window.seqid_window = 0;
+    expect_refused(zero_window, "seqid_window 0");
+    sa_wire::update bad_mutable = add(3, 1);
+    bad_mutable.allow_mutable = 2;
+    expect_refused(bad_mutable, "allow_mutable 2");
+    expect_refused(add(2, 1), "installed already");
+    sa_wire::update other_mutable = add(2, 2);
+    other_mutable.allow_mutable = 1;
+    expect_refused(other_mutable, "allow_mutable 1 differs");
+    expect_refused(simple(op::set_current, 9, 1), "no SA with spp 9");
+    expect_refused(simple(op::set_current, 2, 9), "spp 2 has no key 9");
+    expect_refused(simple(op::remove_key, 9, 1), "no SA with spp 9");
+    expect_refused(simple(op::remove_key, 2, 9), "spp 2 has no key 9");
+    expect_refused(simple(op::remove_sa, 9), "no SA with spp 9");
+}
+
+TEST_F(sa_updates, acks_carry_the_sequence_and_the_reason) {
+    sa_wire::update u = simple(op::remove_sa, 9);
+    u.sequence = 4242;
+    const status st = apply(u);
+    const sa_wire::ack a = make_ack(u, st);
+    EXPECT_EQ(a.magic, sa_wire::ack_magic);
+    EXPECT_EQ(a.sequence, 4242U);
+    EXPECT_EQ(a.result, static_cast<uint8_t>(sa_wire::status::rejected));
+    EXPECT_NE(std::string(a.reason).find("no SA with spp 9"), std::string::npos);
+    EXPECT_LT(std::strlen(a.reason), sa_wire::reason_len);
+
+    sa_wire::update ok = add(2, 1);
+    ok.sequence = 7;
+    const sa_wire::ack b = make_ack(ok, apply(ok));
+    EXPECT_EQ(b.result, static_cast<uint8_t>(sa_wire::status::applied));
+    EXPECT_EQ(b.sequence, 7U);
+    EXPECT_STREQ(b.reason, "");
+}
+
+TEST_F(sa_updates, signing_follows_the_installed_key) {
+    // A key added by update signs and verifies like one from an SA file.
+    ASSERT_TRUE(apply(add(2, 1, icv::algorithm::aes_cmac_128, 16, 0x42)));
+    icv::gmac_iv_counter iv(1);
+    signer s(_engine, *_db, iv);
+    verifier v(_engine, *_db);
+    std::vector<test::owned_frame> frames;
+    frames.emplace_back(test::make_frame(test::build(ptp::message_type::sync), test::spec_named("udp4").spec), 64);
+    auto views = test::views(frames);
+    frame_outcome o;
+    ASSERT_EQ(s.sign_burst(views.data(), 1, 2, 1, &o), 1);
+    EXPECT_EQ(v.verify_burst(views.data(), 1, &o), 1);
+}
+
+// The channel.
+
+std::string unique_prefix(const char* what) {
+    return fmt::format("test-{}-{}", what, ::getpid());
+}
+
+TEST(sa_channel_test, updates_and_acks_round_trip_in_order_across_the_wrap) {
+    auto created = sa_channel::create(unique_prefix("rt"), 4);
+    ASSERT_TRUE(created) << created.message();
+    sa_channel& dp = *created;
+    EXPECT_EQ(dp.slots(), 4U);
+    auto attached = sa_channel::attach(unique_prefix("rt"));
+    ASSERT_TRUE(attached) << attached.message();
+    sa_channel& ctl = *attached;
+    uint64_t next = 1;
+    for (int round = 0; round < 10; ++round) {
+        for (int i = 0; i < 3; ++i) {
+            sa_wire::update u = add(2, static_cast<uint32_t>(next));
+            u.sequence = next++;
+            ASSERT_TRUE(ctl.push_update(u));
+        }
+        sa_wire::update got[8];
+        const unsigned n = dp.pop_updates(got, 8);
+        ASSERT_EQ(n, 3U);
+        for (unsigned i = 0; i < n; ++i) {
+            EXPECT_EQ(got[i].sequence, next - 3 + i);
+            EXPECT_EQ(got[i].key[0], 0x11);
+            ASSERT_TRUE(dp.push_ack(make_ack(got[i], ok_status())));
+        }
+        for (unsigned i = 0; i < n; ++i) {
+            sa_wire::ack a;
+            ASSERT_TRUE(ctl.pop_ack(a));
+            EXPECT_EQ(a.sequence, next - 3 + i);
+        }
+        sa_wire::ack none;
+        EXPECT_FALSE(ctl.pop_ack(none));
+    }
+}
+
+TEST(sa_channel_test, a_full_ring_refuses_instead_of_waiting) {
+    auto dp = sa_channel::create(unique_prefix("full"), 2);
+    ASSERT_TRUE(dp);
+    auto ctl = sa_channel::attach(unique_prefix("full"));
+    ASSERT_TRUE(ctl);
+    // rte_ring keeps one slot free: a ring of 2 holds 1.
+    EXPECT_TRUE(ctl->push_update(add(2, 1)));
+    EXPECT_FALSE(ctl->push_update(add(2, 2)));
+    sa_wire::update got[2];
+    EXPECT_EQ(dp->pop_updates(got, 2), 1U);
+    EXPECT_TRUE(ctl->push_update(add(2, 3)));
+}
+
+TEST(sa_channel_test, key_octets_do_not_stay_in_the_segment) {
+    const std::string prefix = unique_prefix("wipe");
+    auto dp = sa_channel::create(prefix, 4);
+    ASSERT_TRUE(dp);
+    auto ctl = sa_channel::attach(prefix);
+    ASSERT_TRUE(ctl);
+    ASSERT_TRUE(ctl->push_update(add(2, 1, icv::algorithm::hmac_sha256_128, 32, 0xA7)));
+    sa_wire::update got[1];
+    ASSERT_EQ(dp->pop_updates(got, 1), 1U);
+    EXPECT_EQ(got[0].key[31], 0xA7);
+    // Read the whole segment through a third mapping: no run of key octets.
+    const int fd = ::shm_open(sa_channel::segment_name(prefix).c_str(), O_RDONLY, 0);
+    ASSERT_GE(fd, 0);
+    struct stat st {};
+    ASSERT_EQ(::fstat(fd, &st), 0);
+    const auto* p = static_cast<const uint8_t*>(::mmap(nullptr, st.st_size, PROT_READ, MAP_SHARED, fd, 0));
+    ASSERT_NE(p, MAP_FAILED);
+    const std::vector<uint8_t> key(32, 0xA7);
+    const auto* end = p + st.st_size;
+    EXPECT_EQ(std::search(p, end, key.begin(), key.end()), end);
+    ::munmap(const_cast<uint8_t*>(p), st.st_size);
+    ::close(fd);
+}
+
+TEST(sa_channel_test, attach_says_what_is_wrong) {
+    auto none = sa_channel::attach(unique_prefix("absent"));
+    ASSERT_FALSE(none);
+    EXPECT_NE(none.message().find("no ptpsec-dataplane running with file prefix"), std::string::npos) << none.message();
+
+    // A segment of another layout version.
+    const std::string prefix = unique_prefix("version");
+    {
+        auto dp = sa_channel::create(prefix, 4);
+        ASSERT_TRUE(dp);
+        const int fd = ::shm_open(sa_channel::segment_name(prefix).c_str(), O_RDWR, 0);
+        ASSERT_GE(fd, 0);
+        auto* p = static_cast<uint32_t*>(::mmap(nullptr, 64, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+        ASSERT_NE(p, MAP_FAILED);
+        p[1] = 99; // version
+        ::munmap(p, 64);
+        ::close(fd);
+        auto other = sa_channel::attach(prefix);
+        ASSERT_FALSE(other);
+        EXPECT_NE(other.message().find("layout version 99"), std::string::npos) << other.message();
+    }
+    // The creator removed it.
+    auto gone = sa_channel::attach(prefix);
+    ASSERT_FALSE(gone);
+    EXPECT_NE(gone.message().find("no ptpsec-dataplane running"), std::string::npos);
+}
+
+TEST(sa_channel_test, works_between_two_processes) {
+    // The control side in a child process (no EAL there either): it pushes
+    // 100 updates under the writer lock and waits for each acknowledgement.
+    const std::string prefix = unique_prefix("fork");
+    auto dp = sa_channel::create(prefix, 8);
+    ASSERT_TRUE(dp);
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        auto ctl = sa_channel::attach(prefix);
+        if (!ctl) {
+            ::_exit(3);
+        }
+        sa_channel::writer_lock lock(*ctl);
+        for (uint64_t seq = 1; seq <= 100; ++seq) {
+            sa_wire::update u = add(2, static_cast<uint32_t>(seq));
+            u.sequence = seq;
+            while (!ctl->push_update(u)) {
+                ::usleep(100);
+            }
+            sa_wire::ack a;
+            while (!ctl->pop_ack(a)) {
+                ::usleep(100);
+            }
+            if (a.sequence != seq) {
+                ::_exit(4);
+            }
+        }
+        ::_exit(0);
+    }
+    uint64_t expected = 1;
+    for (int spins = 0; expected <= 100 && spins < 2000000; ++spins) {
+        sa_wire::update got[4];
+        const unsigned n = dp->pop_updates(got, 4);
+        for (unsigned i = 0; i < n; ++i) {
+            EXPECT_EQ(got[i].sequence, expected);
+            ++expected;
+            ASSERT_TRUE(dp->push_ack(make_ack(got[i], ok_status())));
+        }
+        if (n == 0) {
+            ::usleep(50);
+        }
+    }
+    int ws = 0;
+    ASSERT_EQ(::waitpid(child, &ws, 0), child);
+    EXPECT_TRUE(WIFEXITED(ws));
+    EXPECT_EQ(WEXITSTATUS(ws), 0);
+    EXPECT_EQ(expected, 101U);
+}
+
+} // namespace
+} // namespace ptpsec
