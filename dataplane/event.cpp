@@ -1,5 +1,7 @@
 #include <dataplane/event.h>
 
+#include <drivers/icv/ipsecmb_engine.h>
+
 #include <drivers/base/bytes.h>
 
 #include <fmt/format.h>
@@ -141,16 +143,8 @@ uint16_t sha256_hasher::hash_chunk(sha256_request* reqs, uint16_t n) noexcept {
         return ok;
     }
     IMB_JOB* jobs[max_burst];
-    uint32_t got = IMB_GET_NEXT_BURST(m, count, jobs);
-    if (got < count) {
-        // Every call flushes before it returns, so the queue is empty here;
-        // should it not be, drain it rather than wait.
-        IMB_JOB* stale[IMB_MAX_JOBS];
-        IMB_FLUSH_BURST(m, IMB_MAX_JOBS, stale);
-        got = IMB_GET_NEXT_BURST(m, count, jobs);
-        if (got < count) {
-            return ok;
-        }
+    if (!icv::take_job_burst(m, count, jobs)) {
+        return ok;
     }
     for (uint16_t i = 0; i < count; ++i) {
         IMB_JOB* job = jobs[i];

@@ -341,18 +341,19 @@ uint16_t ipsecmb_engine::run_hmac(const mac_request* reqs, const uint16_t* idx, 
     return static_cast<uint16_t>(IMB_SUBMIT_HASH_BURST(manager_for(alg), jobs, n, hash_alg_of(alg)));
 }
 
+bool take_job_burst(IMB_MGR* m, uint32_t n, IMB_JOB** jobs) noexcept {
+    if (IMB_GET_NEXT_BURST(m, n, jobs) >= n) {
+        return true;
+    }
+    IMB_JOB* stale[IMB_MAX_JOBS];
+    IMB_FLUSH_BURST(m, IMB_MAX_JOBS, stale);
+    return IMB_GET_NEXT_BURST(m, n, jobs) >= n;
+}
+
 uint16_t ipsecmb_engine::run_queued(IMB_MGR* mgr, const mac_request* reqs, const uint16_t* idx, uint16_t n) noexcept {
     IMB_JOB* jobs[max_burst];
-    uint32_t got = IMB_GET_NEXT_BURST(mgr, n, jobs);
-    if (got < n) {
-        // Jobs left from an earlier call would hold the queue; we always
-        // flush before returning, so this does not happen, but never block.
-        IMB_JOB* done[IMB_MAX_JOBS];
-        IMB_FLUSH_BURST(mgr, IMB_MAX_JOBS, done);
-        got = IMB_GET_NEXT_BURST(mgr, n, jobs);
-        if (got < n) {
-            return 0;
-        }
+    if (!take_job_burst(mgr, n, jobs)) {
+        return 0;
     }
     for (uint16_t i = 0; i < n; ++i) {
         fill_job(jobs[i], reqs[idx[i]]);

@@ -5,6 +5,7 @@
 // must be dropped with their own counter, and everything else must come out
 // intact.
 
+#include "../linuxptp_capture.h"
 #include "../pcap_files.h"
 #include "../process.h"
 
@@ -29,10 +30,10 @@ using test::read_packets;
 using test::temp_dir;
 using test::write_packets;
 
-constexpr const char* capture = PTPSEC_TESTDATA_DIR "/linuxptp/l2-hmac-sha256-128.pcap";
-constexpr const char* shipped_sa_file = PTPSEC_TESTDATA_DIR "/linuxptp/sa.conf";
-constexpr size_t capture_frames = 210; // 206 PTP and 4 ICMPv6
-constexpr size_t capture_ptp_frames = 206;
+constexpr const char* capture = test::linuxptp_capture;
+constexpr const char* shipped_sa_file = test::linuxptp_sa_file;
+constexpr size_t capture_frames = test::linuxptp_capture_frames;
+constexpr size_t capture_ptp_frames = test::linuxptp_capture_ptp_frames;
 constexpr int exit_error = 2;
 
 /// The frame without its AUTHENTICATION TLV (unchanged if it has none or is

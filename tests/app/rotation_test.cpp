@@ -10,6 +10,7 @@
 // 206 sequenceIds again and again, which replay protection would (rightly)
 // drop; the other tests cover it.
 
+#include "../linuxptp_capture.h"
 #include "../process.h"
 #include "app_helpers.h"
 
@@ -33,8 +34,8 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr const char* capture = PTPSEC_TESTDATA_DIR "/linuxptp/l2-hmac-sha256-128.pcap";
-constexpr const char* shipped_sa_file = PTPSEC_TESTDATA_DIR "/linuxptp/sa.conf";
+constexpr const char* capture = test::linuxptp_capture;
+constexpr const char* shipped_sa_file = test::linuxptp_sa_file;
 constexpr int rotations = 1000;
 /// Frames the loop-back ring may still hold when the data plane stops: sent
 /// by the signing path, not yet received by the verifying one.

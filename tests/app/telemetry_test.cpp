@@ -4,6 +4,7 @@
 // (PTPSECCTL) and DPDK's own dpdk-telemetry.py. The data plane is stopped by
 // PID and its EAL runtime directory removed whichever way a test ends.
 
+#include "../linuxptp_capture.h"
 #include "../process.h"
 #include "app_helpers.h"
 
@@ -34,10 +35,10 @@ using test::background_program;
 using test::run_result;
 using test::temp_dir;
 
-constexpr const char* capture = PTPSEC_TESTDATA_DIR "/linuxptp/l2-hmac-sha256-128.pcap";
-constexpr const char* shipped_sa_file = PTPSEC_TESTDATA_DIR "/linuxptp/sa.conf";
+constexpr const char* capture = test::linuxptp_capture;
+constexpr const char* shipped_sa_file = test::linuxptp_sa_file;
 constexpr const char* dpdk_telemetry_py = "/usr/bin/dpdk-telemetry.py";
-constexpr uint64_t capture_ptp_frames = 206;
+constexpr uint64_t capture_ptp_frames = test::linuxptp_capture_ptp_frames;
 constexpr int exit_ok = 0;
 constexpr int exit_error = 2;
 constexpr auto start_limit = std::chrono::seconds(30);

@@ -7,6 +7,7 @@
 
 #include <control/pcap_handles.h>
 
+#include "../linuxptp_capture.h"
 #include "../pcap_files.h"
 #include "../process.h"
 
@@ -32,15 +33,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* capture = PTPSEC_TESTDATA_DIR "/linuxptp/l2-hmac-sha256-128.pcap";
+constexpr const char* capture = test::linuxptp_capture;
 constexpr const char* capture_ng = PTPSEC_TEST_DATA_DIR "/l2-hmac-sha256-128.pcapng";
-constexpr const char* shipped_sa_file = PTPSEC_TESTDATA_DIR "/linuxptp/sa.conf";
+constexpr const char* shipped_sa_file = test::linuxptp_sa_file;
 
 constexpr int exit_ok = 0;
 constexpr int exit_failed = 1;
 constexpr int exit_error = 2;
-constexpr size_t capture_frames = 210; // 206 PTP and 4 ICMPv6
-constexpr size_t capture_ptp_frames = 206;
+constexpr size_t capture_frames = test::linuxptp_capture_frames;
+constexpr size_t capture_ptp_frames = test::linuxptp_capture_ptp_frames;
 
 using test::read_file;
 using test::run_result;
