@@ -3,6 +3,8 @@
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_pause.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
 
 #include <algorithm>
 
@@ -83,11 +85,16 @@ size_t drop_reasons(const path_counters& c, std::span<drop_reason> out) noexcept
 }
 
 worker::worker(icv::engine& eng, sa_table& sat, unsigned reader_id, icv::gmac_iv_counter& iv,
-               std::span<const path_config> paths, uint16_t burst, const ptp::wire_options& opt,
-               replay_table* replay) noexcept
+               std::span<const path_config> paths, uint16_t burst, const ptp::wire_options& opt, replay_table* replay,
+               const event_sink& events) noexcept
     : _sat(&sat), _db(sat.current()), _reader(reader_id), _signer(eng, *_db, iv, opt),
       _verifier(eng, *_db, opt, replay), _paths(paths.first(std::min(paths.size(), max_paths))),
-      _burst(std::clamp<uint16_t>(burst, 1, max_rx_burst)) {}
+      _burst(std::clamp<uint16_t>(burst, 1, max_rx_burst)), _events(events) {
+    if (_events.ring == nullptr || _events.recorder == nullptr || _events.clock == nullptr) {
+        _events.rx = false;
+        _events.tx = false;
+    }
+}
 
 uint32_t worker::poll_once() noexcept {
     // One version of the SAs for the whole poll: a new one takes effect at
@@ -104,7 +111,9 @@ uint32_t worker::poll_once() noexcept {
         const path_config& p = _paths[i];
         const uint16_t n = rte_eth_rx_burst(p.rx_port, p.rx_queue, pkts.data(), _burst);
         if (n != 0) {
-            process(p, _counters[i], pkts.data(), n);
+            // Software timestamp of the burst's arrival, read once.
+            const uint64_t rx_ns = _events.rx ? _events.clock->now_ns() : 0;
+            process(p, _counters[i], pkts.data(), n, rx_ns);
             received += n;
         }
     }
@@ -122,14 +131,63 @@ void worker::run(const std::atomic<bool>& stop) noexcept {
     _sat->offline(_reader);
 }
 
-void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, uint16_t n) noexcept {
+uint16_t worker::record_events(rte_mbuf* const* pkts, uint16_t n, event_direction dir, uint16_t port, uint64_t ns,
+                               event_record* out, uint16_t* index) noexcept {
+    const event_mask mask = _events.recorder->mask();
+    uint16_t k = 0;
+    for (uint16_t i = 0; i < n; ++i) {
+        rte_mbuf* m = pkts[i];
+        if (m->nb_segs != 1) {
+            continue;
+        }
+        const ptp::frame_buf f = frame_of(m);
+        ptp::frame_info fi;
+        if (ptp::classify_frame(f.data, f.len, fi) != ptp::error::none || fi.ptp_avail < ptp::header_len) {
+            continue;
+        }
+        uint8_t* msg = f.data + fi.ptp_offset;
+        const auto ml = static_cast<uint16_t>((msg[2] << 8) | msg[3]);
+        if (!mask.selects_value(msg[0]) || ml < ptp::header_len || ml > fi.ptp_avail) {
+            continue;
+        }
+        _event_in[k] = event_input{msg, ns, ml, port, dir, 0};
+        index[k] = i;
+        ++k;
+    }
+    // Every input is selected and whole: the records come out one for one,
+    // unless the library refused a job (counted by the recorder).
+    const uint16_t made = _events.recorder->record_burst(_event_in.data(), k, out);
+    return made == k ? made : 0;
+}
+
+void worker::publish_events(path_counters& c, const event_record* recs, uint16_t n) noexcept {
+    if (n == 0) {
+        return;
+    }
+    const unsigned put = rte_ring_enqueue_burst_elem(_events.ring, recs, sizeof(event_record), n, nullptr);
+    c.events += put;
+    c.events_ring_full += n - put;
+}
+
+void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, uint16_t n, uint64_t rx_ns) noexcept {
     std::array<rte_mbuf*, max_rx_burst> tx;
     std::array<rte_mbuf*, max_rx_burst> drop;
-    std::array<rte_mbuf*, max_rx_burst> work; // single-segment frames for sign/verify, in order
+    std::array<rte_mbuf*, max_rx_burst> work;   // single-segment frames for sign/verify, in order
+    std::array<uint16_t, max_rx_burst> work_at; // index in pkts of work[j]
+    std::array<bool, max_rx_burst> forwarded{};
     uint16_t ntx = 0;
     uint16_t ndrop = 0;
     uint16_t nwork = 0;
     c.rx += n;
+    // The frames as they arrived, before the policy edits them; published
+    // below for the frames that are forwarded.
+    const uint16_t nrx_events = _events.rx ? record_events(pkts, n, event_direction::rx, p.rx_port, rx_ns,
+                                                           _rx_records.data(), _rx_record_of.data())
+                                           : 0;
+    auto forward = [&](uint16_t at, rte_mbuf* m) {
+        forwarded[at] = true;
+        tx[ntx++] = m;
+    };
 
     if (p.policy == ptp_policy::pass) {
         for (uint16_t i = 0; i < n; ++i) {
@@ -140,7 +198,7 @@ void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, ui
             } else {
                 ++c.ptp_passed;
             }
-            tx[ntx++] = pkts[i];
+            forward(i, pkts[i]);
         }
     } else {
         // A chained, indirect or shared mbuf is not edited in place: forward
@@ -150,6 +208,7 @@ void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, ui
             rte_mbuf* m = pkts[i];
             if (m->nb_segs == 1 && RTE_MBUF_DIRECT(m) && rte_mbuf_refcnt_read(m) == 1) {
                 _frames[nwork] = frame_of(m);
+                work_at[nwork] = i;
                 work[nwork++] = m;
                 continue;
             }
@@ -157,7 +216,7 @@ void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, ui
             const ptp::frame_buf f = frame_of(m);
             if (ptp::classify_frame(f.data, f.len, fi) == ptp::error::not_ptp) {
                 ++c.non_ptp;
-                tx[ntx++] = m;
+                forward(i, m);
             } else {
                 ++c.not_editable;
                 drop[ndrop++] = m;
@@ -176,15 +235,15 @@ void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, ui
                 case sign_status::signed_ok:
                     set_length(work[i], _frames[i].len);
                     ++c.signed_ok;
-                    tx[ntx++] = work[i];
+                    forward(work_at[i], work[i]);
                     break;
                 case sign_status::not_ptp:
                     ++c.non_ptp;
-                    tx[ntx++] = work[i];
+                    forward(work_at[i], work[i]);
                     break;
                 case sign_status::already_signed:
                     ++c.already_signed;
-                    tx[ntx++] = work[i];
+                    forward(work_at[i], work[i]);
                     break;
                 case sign_status::malformed:
                     ++c.malformed[static_cast<size_t>(_out[i].cause)];
@@ -211,10 +270,10 @@ void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, ui
                         set_length(work[i], _frames[i].len);
                         ++c.stripped;
                     }
-                    tx[ntx++] = work[i];
+                    forward(work_at[i], work[i]);
                 } else if (s == verify_status::not_ptp) {
                     ++c.non_ptp;
-                    tx[ntx++] = work[i];
+                    forward(work_at[i], work[i]);
                 } else {
                     if (s == verify_status::malformed) {
                         ++c.malformed[static_cast<size_t>(_out[i].cause)];
@@ -224,16 +283,37 @@ void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, ui
             }
         }
     }
+    if (nrx_events != 0) {
+        uint16_t kept = 0;
+        for (uint16_t r = 0; r < nrx_events; ++r) {
+            if (forwarded[_rx_record_of[r]]) {
+                _rx_records[kept++] = _rx_records[r];
+            }
+        }
+        publish_events(c, _rx_records.data(), kept);
+    }
     if (ndrop != 0) {
         rte_pktmbuf_free_bulk(drop.data(), ndrop);
     }
     if (ntx != 0) {
+        // Hashed before the frames go: once sent they are the port's.
+        const uint16_t ntx_events =
+            _events.tx ? record_events(tx.data(), ntx, event_direction::tx, p.tx_port, _events.clock->now_ns(),
+                                       _tx_records.data(), _tx_record_of.data())
+                       : 0;
         const uint16_t sent = rte_eth_tx_burst(p.tx_port, p.tx_queue, tx.data(), ntx);
         c.tx += sent;
         if (sent < ntx) {
             c.tx_full += ntx - sent;
             rte_pktmbuf_free_bulk(tx.data() + sent, ntx - sent);
         }
+        uint16_t kept = 0;
+        for (uint16_t r = 0; r < ntx_events; ++r) {
+            if (_tx_record_of[r] < sent) {
+                _tx_records[kept++] = _tx_records[r];
+            }
+        }
+        publish_events(c, _tx_records.data(), kept);
     }
 }
 

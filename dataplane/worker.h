@@ -7,7 +7,9 @@
 // Nothing here allocates, locks, throws or logs per packet.
 
 #include <dataplane/auth.h>
+#include <dataplane/event.h>
 #include <dataplane/sa_table.h>
+#include <drivers/clock/source.h>
 
 #include <array>
 #include <atomic>
@@ -16,6 +18,7 @@
 #include <string_view>
 
 struct rte_mbuf;
+struct rte_ring;
 
 namespace ptpsec {
 
@@ -62,6 +65,8 @@ struct alignas(64) path_counters {
     std::array<uint64_t, sign_status_count> sign{};     ///< by sign_status (signed_ok included)
     std::array<uint64_t, verify_status_count> verify{}; ///< by verify_status (verified included)
     std::array<uint64_t, ptp::error_count> malformed{}; ///< malformed PTP by cause
+    uint64_t events = 0;                                ///< timing-event records put on the event ring
+    uint64_t events_ring_full = 0;                      ///< records the full event ring refused (never waited on)
 
     /// Frames dropped, whatever the reason.
     uint64_t dropped() const noexcept;
@@ -77,6 +82,19 @@ struct drop_reason {
 size_t drop_reasons(const path_counters& c, std::span<drop_reason> out) noexcept;
 inline constexpr size_t max_drop_reasons = sign_status_count + verify_status_count + 2;
 
+/// Where a worker sends timing-event records (dataplane/event.h): for each
+/// PTP frame of a selected messageType that a path forwards, a record of it
+/// as it arrived (rx, on the RX port, stamped when the burst was received)
+/// and/or as it leaves (tx, on the TX port, stamped just before the burst is
+/// handed to the port). The clock is read once per burst.
+struct event_sink {
+    rte_ring* ring = nullptr; ///< event_record elements, one producer (this worker)
+    event_recorder* recorder = nullptr;
+    clock::source* clock = nullptr;
+    bool rx = false;
+    bool tx = false;
+};
+
 /// The largest RX burst.
 inline constexpr uint16_t max_rx_burst = 64;
 
@@ -89,7 +107,7 @@ public:
     /// reads SAs from `sat` as its reader `reader_id`.
     worker(icv::engine& eng, sa_table& sat, unsigned reader_id, icv::gmac_iv_counter& iv,
            std::span<const path_config> paths, uint16_t burst, const ptp::wire_options& opt = {},
-           replay_table* replay = nullptr) noexcept;
+           replay_table* replay = nullptr, const event_sink& events = {}) noexcept;
 
     /// One RX burst per path, with the SA version current at its start; then
     /// a quiescent point. Call between online() and offline() of the SA
@@ -107,7 +125,13 @@ public:
     static constexpr size_t max_paths = 8;
 
 private:
-    void process(const path_config& p, path_counters& c, rte_mbuf** pkts, uint16_t n) noexcept;
+    void process(const path_config& p, path_counters& c, rte_mbuf** pkts, uint16_t n, uint64_t rx_ns) noexcept;
+    /// Records of the selected PTP frames among pkts[0..n) into `out`, with
+    /// in `index` the index in pkts of each record's frame. Returns how many.
+    uint16_t record_events(rte_mbuf* const* pkts, uint16_t n, event_direction dir, uint16_t port, uint64_t ns,
+                           event_record* out, uint16_t* index) noexcept;
+    /// Puts records on the event ring; what does not fit is counted.
+    void publish_events(path_counters& c, const event_record* recs, uint16_t n) noexcept;
 
     sa_table* _sat;
     sa_database* _db;
@@ -119,6 +143,12 @@ private:
     std::array<path_counters, max_paths> _counters{};
     std::array<ptp::frame_buf, max_rx_burst> _frames{};
     std::array<frame_outcome, max_rx_burst> _out{};
+    event_sink _events;
+    std::array<event_input, max_rx_burst> _event_in{};
+    std::array<event_record, max_rx_burst> _rx_records{};
+    std::array<uint16_t, max_rx_burst> _rx_record_of{};
+    std::array<event_record, max_rx_burst> _tx_records{};
+    std::array<uint16_t, max_rx_burst> _tx_record_of{};
 };
 
 } // namespace ptpsec

@@ -20,6 +20,7 @@
 #include <dataplane/sa_update.h>
 #include <dataplane/worker.h>
 #include <drivers/base/bytes.h>
+#include <drivers/clock/source.h>
 
 #include <control/sa_file.h>
 #include <drivers/icv/ipsecmb_engine.h>
@@ -30,12 +31,16 @@
 #include <rte_errno.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -63,6 +68,10 @@ struct app_options {
     uint16_t burst = 32;
     double stats_interval = 0;
     uint32_t idle_exit_ms = 0;
+    std::string events = "none"; ///< none, rx, tx, both
+    std::string clock = "tai";
+    unsigned event_ring = 65536;
+    std::string event_dump;
     uint32_t replay_window = 64; ///< 0: no replay protection
     size_t replay_streams = 1024;
     std::string stats_json;
@@ -92,6 +101,15 @@ int worker_main(void* arg) {
 class app {
 public:
     explicit app(app_options opt) : _opt(std::move(opt)) {}
+    ~app() {
+        if (_event_ring != nullptr) {
+            rte_ring_free(_event_ring);
+        }
+    }
+    app(const app&) = delete;
+    app& operator=(const app&) = delete;
+    app(app&&) = delete;
+    app& operator=(app&&) = delete;
 
     int run() {
         if (auto st = setup(); !st) {
@@ -123,6 +141,11 @@ public:
         stop_ports(_ports);
         print_stats(stdout, _paths, _worker->counters(), "at exit");
         print_service_stats("at exit");
+        drain_events();
+        if (_event_dump) {
+            fmt::print("  timing events written to {}: {}\n", _opt.event_dump, _events_dumped);
+            _event_dump.reset();
+        }
         if (!_opt.stats_json.empty()) {
             std::ofstream out(_opt.stats_json);
             out << stats_json(_paths, _worker->counters()) << "\n";
@@ -218,8 +241,71 @@ private:
             rc.capacity = _opt.replay_streams;
             _replay = std::make_unique<replay_table>(rc);
         }
-        _worker = std::make_unique<worker>(*_engine, *_sat, 0, *_iv, _paths, _opt.burst, _opt.wire, _replay.get());
+        event_sink sink;
+        if (auto st = setup_events(sink); !st) {
+            return st;
+        }
+        _worker =
+            std::make_unique<worker>(*_engine, *_sat, 0, *_iv, _paths, _opt.burst, _opt.wire, _replay.get(), sink);
         return ok_status();
+    }
+
+    /// The timing-event ring, its recorder and clock (--events).
+    status setup_events(event_sink& sink) {
+        if (_opt.events == "none") {
+            if (!_opt.event_dump.empty()) {
+                return error{"--event-dump needs --events rx, tx or both"};
+            }
+            return ok_status();
+        }
+        if (_opt.events != "rx" && _opt.events != "tx" && _opt.events != "both") {
+            return error{fmt::format("--events {}: use none, rx, tx or both", _opt.events)};
+        }
+        auto clk = clock::open_first_clock(_opt.clock);
+        if (!clk) {
+            return error{fmt::format("--clock {}: {}", _opt.clock, clk.message())};
+        }
+        for (const auto& why : clk->skipped) {
+            fmt::print("ptpsec-dataplane: clock: {}\n", why);
+        }
+        _clock = std::move(clk->clock);
+        auto rec = event_recorder::create();
+        if (!rec) {
+            return rec.err();
+        }
+        _recorder = std::make_unique<event_recorder>(std::move(rec).value());
+        _event_ring = rte_ring_create_elem("ptpsec_events", sizeof(event_record), _opt.event_ring,
+                                           static_cast<int>(rte_socket_id()), RING_F_SP_ENQ | RING_F_SC_DEQ);
+        if (_event_ring == nullptr) {
+            return error{fmt::format("--event-ring {}: {} (a power of two is needed)", _opt.event_ring,
+                                     rte_strerror(rte_errno))};
+        }
+        if (!_opt.event_dump.empty()) {
+            _event_dump.reset(std::fopen(_opt.event_dump.c_str(), "wb"));
+            if (!_event_dump) {
+                return error{fmt::format("--event-dump {}: {}", _opt.event_dump, std::strerror(errno))};
+            }
+        }
+        sink.ring = _event_ring;
+        sink.recorder = _recorder.get();
+        sink.clock = _clock.get();
+        sink.rx = _opt.events != "tx";
+        sink.tx = _opt.events != "rx";
+        return ok_status();
+    }
+
+    /// With --event-dump, the records waiting on the ring go to the file
+    /// (the attestation signer drains the ring in production).
+    void drain_events() {
+        if (_event_ring == nullptr || !_event_dump) {
+            return;
+        }
+        std::array<event_record, 256> recs;
+        unsigned n = 0;
+        while ((n = rte_ring_dequeue_burst_elem(_event_ring, recs.data(), sizeof(event_record),
+                                                static_cast<unsigned>(recs.size()), nullptr)) != 0) {
+            _events_dumped += std::fwrite(recs.data(), sizeof(event_record), n, _event_dump.get());
+        }
     }
 
     void print_banner() const {
@@ -243,6 +329,11 @@ private:
         }
         fmt::print("  SA updates on /dev/shm{} ({} slots)\n", sa_channel::segment_name(file_prefix()),
                    _channel->slots());
+        if (_event_ring != nullptr) {
+            fmt::print("  timing events ({}) on a ring of {}, clock {}{}\n", _opt.events,
+                       rte_ring_get_size(_event_ring), _clock->name(),
+                       _event_dump ? fmt::format(", written to {}", _opt.event_dump) : "");
+        }
         std::fflush(stdout);
     }
 
@@ -305,6 +396,7 @@ private:
                 std::this_thread::sleep_for(std::chrono::microseconds(200));
             }
             service_sa_updates();
+            drain_events();
             const auto now = clock::now();
             if (_opt.stats_interval > 0 && now >= next_stats) {
                 print_stats(stdout, _paths, _worker->counters(), "live");
@@ -334,6 +426,14 @@ private:
     uint64_t _updates_applied = 0;
     uint64_t _updates_rejected = 0;
     uint64_t _acks_dropped = 0;
+    struct file_closer {
+        void operator()(std::FILE* f) const noexcept { std::fclose(f); }
+    };
+    std::unique_ptr<clock::source> _clock;
+    std::unique_ptr<event_recorder> _recorder;
+    rte_ring* _event_ring = nullptr;
+    std::unique_ptr<std::FILE, file_closer> _event_dump;
+    uint64_t _events_dumped = 0;
     std::unique_ptr<icv::gmac_iv_counter> _iv;
     std::unique_ptr<replay_table> _replay;
     std::vector<uint16_t> _ports;
@@ -368,6 +468,16 @@ int run(int argc, char** argv) {
     cli.add_option("--idle-exit", opt.idle_exit_ms,
                    "stop once no frame arrived for MS milliseconds after the first (offline runs on net_pcap)");
     cli.add_option("--stats-json", opt.stats_json, "write the counters at exit to FILE as JSON");
+    cli.add_option("--events", opt.events,
+                   "timing-event records of forwarded PTP frames: none, rx (as they arrive), tx (as they leave) "
+                   "or both")
+        ->capture_default_str();
+    cli.add_option("--clock", opt.clock,
+                   "clock of the event timestamps, first that opens: ethdev:PORT, phc:/dev/ptpN, tai")
+        ->capture_default_str();
+    cli.add_option("--event-ring", opt.event_ring, "slots of the event ring (a power of two)")->capture_default_str();
+    cli.add_option("--event-dump", opt.event_dump,
+                   "write the event records (96 octets each, dataplane/event_record.h) to FILE");
     cli.add_option("--replay-window", opt.replay_window,
                    "replay window in sequenceIds per stream (rounded up to 64-bit blocks; 0: off)")
         ->check(CLI::Range(0U, replay_table::max_window))

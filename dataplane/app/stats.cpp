@@ -27,6 +27,8 @@ path_counters snapshot(const path_counters& c) noexcept {
     s.already_signed = load(c.already_signed);
     s.verified = load(c.verified);
     s.stripped = load(c.stripped);
+    s.events = load(c.events);
+    s.events_ring_full = load(c.events_ring_full);
     for (size_t i = 0; i < s.sign.size(); ++i) {
         s.sign[i] = load(c.sign[i]);
     }
@@ -67,6 +69,9 @@ void print_stats(std::FILE* out, std::span<const path_config> paths, std::span<c
             fmt::print(out, " verified {} stripped {}", c.verified, c.stripped);
             break;
         }
+        if (c.events != 0 || c.events_ring_full != 0) {
+            fmt::print(out, " | events {} ring full {}", c.events, c.events_ring_full);
+        }
         std::array<drop_reason, max_drop_reasons> reasons{};
         const size_t n = drop_reasons(c, reasons);
         for (size_t r = 0; r < n; ++r) {
@@ -102,6 +107,8 @@ std::string stats_json(std::span<const path_config> paths, std::span<const path_
             {"already_signed", c.already_signed},
             {"verified", c.verified},
             {"stripped", c.stripped},
+            {"events", c.events},
+            {"events_ring_full", c.events_ring_full},
         };
         nlohmann::json drops = nlohmann::json::object();
         std::array<drop_reason, max_drop_reasons> reasons{};

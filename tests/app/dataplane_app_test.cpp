@@ -9,6 +9,7 @@
 #include "../pcap_files.h"
 #include "../process.h"
 
+#include <dataplane/event.h>
 #include <dataplane/ptp/frame.h>
 #include <drivers/base/bytes.h>
 
@@ -16,8 +17,13 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <openssl/sha.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -261,6 +267,95 @@ TEST_F(dataplane_app, pass_both_ways_forwards_everything_unchanged) {
     EXPECT_EQ(s.at("non_ptp"), capture_frames - capture_ptp_frames);
 }
 
+/// SHA-256 of a PTP message with correctionField (octets 8-15) taken as zero.
+std::array<uint8_t, event_digest_len> event_digest_of(const uint8_t* msg, size_t len) {
+    std::vector<uint8_t> m(msg, msg + len);
+    std::fill(m.begin() + 8, m.begin() + 16, 0);
+    std::array<uint8_t, event_digest_len> d{};
+    SHA256(m.data(), m.size(), d.data());
+    return d;
+}
+
+TEST_F(dataplane_app, timing_events_record_each_forwarded_frame_as_it_arrived_and_left) {
+    // Verify and strip the capture with --events both: every forwarded
+    // Sync, Follow_Up and Delay_Req gives an rx record (the signed message,
+    // on the outside port) and a tx record (the stripped one, on the inside
+    // port), with digests over the octets each one carried.
+    const std::string in_path = _dir.file("outside_in.pcap");
+    write_packets(in_path, DLT_EN10MB, capture_with_bad_frames(_capture).frames);
+    const std::string dump = _dir.file("events.bin");
+    const uint64_t before = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
+    const auto r = run(_dir.file("empty.pcap"), in_path,
+                       {"--sa-file", shipped_sa_file, "--inside-policy", "pass", "--outside-policy", "verify-strip",
+                        "--events", "both", "--event-dump", dump});
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    const std::string bytes = test::read_file(dump);
+    ASSERT_EQ(bytes.size() % sizeof(event_record), 0U);
+    std::vector<event_record> recs(bytes.size() / sizeof(event_record));
+    std::memcpy(recs.data(), bytes.data(), bytes.size());
+
+    // What should be there: the capture's selected messages, in order.
+    std::vector<std::pair<std::array<uint8_t, event_digest_len>, std::array<uint8_t, event_digest_len>>> want;
+    for (const auto& p : _capture) {
+        const located l = locate(p.data);
+        if (l.auth == 0) {
+            continue;
+        }
+        const uint8_t type = p.data[l.ptp] & 0x0F;
+        if (!event_mask::timing().selects_value(type)) {
+            continue;
+        }
+        const std::vector<uint8_t> out = stripped(p.data);
+        want.emplace_back(event_digest_of(p.data.data() + l.ptp, p.data.size() - l.ptp),
+                          event_digest_of(out.data() + l.ptp, out.size() - l.ptp));
+    }
+    ASSERT_GT(want.size(), 100U);
+    ASSERT_EQ(recs.size(), 2 * want.size()) << "one rx and one tx record per forwarded timing message";
+    // Per burst the rx records come first, then the tx records of the same
+    // frames: match each kind in order.
+    size_t rx = 0;
+    size_t tx = 0;
+    for (const auto& e : recs) {
+        EXPECT_EQ(e.version, event_record_version);
+        EXPECT_GE(e.timestamp_ns + 60'000'000'000ULL, before) << "a CLOCK_TAI reading of this run";
+        if (e.direction == event_direction::rx) {
+            ASSERT_LT(rx, want.size());
+            EXPECT_EQ(e.port_id, 1) << "received on the outside port";
+            EXPECT_EQ(e.digest, want[rx].first) << "rx record " << rx;
+            ++rx;
+        } else {
+            ASSERT_LT(tx, want.size());
+            EXPECT_EQ(e.port_id, 0) << "sent on the inside port";
+            EXPECT_EQ(e.digest, want[tx].second) << "tx record " << tx;
+            ++tx;
+        }
+    }
+    EXPECT_EQ(rx, want.size());
+    EXPECT_EQ(tx, want.size());
+    const auto st = path_stats("outside->inside");
+    EXPECT_EQ(st.at("events"), recs.size());
+    EXPECT_EQ(st.at("events_ring_full"), 0);
+    EXPECT_NE(r.out.find(fmt::format("timing events written to {}: {}", dump, recs.size())), std::string::npos)
+        << r.out;
+}
+
+TEST_F(dataplane_app, a_full_event_ring_is_counted_not_waited_on) {
+    // A ring of 16 with nobody draining it: the first 15 records fit
+    // (rte_ring keeps a slot free), every later one is counted, and every
+    // frame still goes through.
+    const auto r =
+        run(_dir.file("empty.pcap"), capture,
+            {"--sa-file", shipped_sa_file, "--inside-policy", "pass", "--events", "rx", "--event-ring", "16"});
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    const auto st = path_stats("outside->inside");
+    EXPECT_EQ(st.at("events"), 15);
+    EXPECT_GT(st.at("events_ring_full").get<uint64_t>(), 100U);
+    EXPECT_EQ(st.at("tx"), capture_frames);
+    EXPECT_EQ(st.at("dropped"), 0);
+}
+
 TEST_F(dataplane_app, refuses_to_start_with_a_clear_reason) {
     struct bad_start {
         std::vector<std::string> options;
@@ -273,6 +368,12 @@ TEST_F(dataplane_app, refuses_to_start_with_a_clear_reason) {
         {{"--sa-file", shipped_sa_file, "--sign", "2:1", "--outside", "5"}, "port 5 does not exist"},
         {{"--sa-file", shipped_sa_file, "--sign", "2:1", "--outside-policy", "sign"}, "--outside-policy sign:"},
         {{"--sa-file", _dir.file("missing.conf"), "--sign", "2:1"}, "missing.conf"},
+        {{"--sa-file", shipped_sa_file, "--sign", "2:1", "--events", "sometimes"}, "--events sometimes: use none"},
+        {{"--sa-file", shipped_sa_file, "--sign", "2:1", "--event-dump", "x.bin"}, "--event-dump needs --events"},
+        {{"--sa-file", shipped_sa_file, "--sign", "2:1", "--events", "rx", "--clock", "phc:/dev/null"},
+         "--clock phc:/dev/null:"},
+        {{"--sa-file", shipped_sa_file, "--sign", "2:1", "--events", "rx", "--event-ring", "1000"},
+         "--event-ring 1000"},
     };
     for (const auto& c : cases) {
         const auto r = run(_dir.file("empty.pcap"), _dir.file("empty.pcap"), c.options);
