@@ -80,9 +80,11 @@ PY
 "$dataplane" -l 0 --no-huge -m 256 --no-pci --file-prefix ptpsec-demo \
   --vdev "net_pcap0,rx_pcap=$out/stripped.pcap,tx_pcap=$out/inside-out.pcap" \
   --vdev "net_pcap1,rx_pcap=$out/outside-in.pcap,tx_pcap=$out/outside-out.pcap" \
-  -- --sa-file "$sa_linuxptp" --sign 2:1 --outside-policy verify-strip --idle-exit 300 2>&1 | grep -v '^EAL\|^TELEMETRY'
+  -- --sa-file "$sa_linuxptp" --sign 2:1 --outside-policy verify-strip --idle-exit 300 \
+     --events both --event-dump "$out/events.bin" 2>&1 | grep -v '^EAL\|^TELEMETRY'
 echo "signed on the way out (outside-out.pcap):  $("$ctl" pcap verify --sa-file "$sa_linuxptp" "$out/outside-out.pcap" | tail -n 1)"
 echo "stripped on the way in (inside-out.pcap):  $("$ctl" pcap verify --sa-file "$sa_linuxptp" "$out/inside-out.pcap" | tail -n 1)"
+echo "timing-event records for attestation (events.bin, 96 octets each): $(( $(stat -c %s "$out/events.bin") / 96 ))"
 
 step "8. Live: both captures replayed in a loop through the data plane for 4 seconds (hugepages, 2 lcores)"
 echo "   inside->outside signs every frame; outside->inside verifies the first pass and drops every repeat as a replay"
