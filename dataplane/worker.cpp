@@ -1,5 +1,8 @@
 #include <dataplane/worker.h>
 
+#include <drivers/base/bytes.h>
+
+#include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_pause.h>
@@ -44,6 +47,8 @@ std::string_view ptp_policy_name(ptp_policy p) noexcept {
         return "verify";
     case ptp_policy::verify_strip:
         return "verify-strip";
+    case ptp_policy::tc:
+        return "tc";
     }
     return "?";
 }
@@ -113,7 +118,7 @@ uint32_t worker::poll_once() noexcept {
         if (n != 0) {
             // Software timestamp of the burst's arrival, read once.
             const uint64_t rx_ns = _events.rx ? _events.clock->now_ns() : 0;
-            process(p, _counters[i], pkts.data(), n, rx_ns);
+            process(p, _counters[i], pkts.data(), n, rx_ns, p.policy == ptp_policy::tc ? rte_rdtsc() : 0);
             received += n;
         }
     }
@@ -169,7 +174,83 @@ void worker::publish_events(path_counters& c, const event_record* recs, uint16_t
     c.events_ring_full += n - put;
 }
 
-void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, uint16_t n, uint64_t rx_ns) noexcept {
+void worker::transparent_clock(path_counters& c, uint16_t n, uint64_t rx_tsc) noexcept {
+    // Residence time of the burst in the data plane, from the RX burst to
+    // now (a software transparent clock: one value for the burst), in the
+    // scaled nanoseconds of correctionField (ns * 2^16, 5.3.2).
+    const uint64_t hz = rte_get_tsc_hz();
+    const uint64_t cycles = rte_rdtsc() - rx_tsc;
+    const auto residence_ns = static_cast<int64_t>(hz != 0 ? cycles * 1'000'000'000ULL / hz : 0);
+    const int64_t scaled = residence_ns * 65536;
+    uint16_t nresign = 0;
+    for (uint16_t i = 0; i < n; ++i) {
+        if (static_cast<verify_status>(_out[i].status) != verify_status::verified) {
+            continue;
+        }
+        ptp::frame_buf& f = _frames[i];
+        ptp::frame_info fi;
+        ptp::message_scan sc;
+        if (ptp::classify_frame(f.data, f.len, fi) != ptp::error::none ||
+            ptp::scan_message(f.data + fi.ptp_offset, fi.ptp_avail, sc) != ptp::error::none || !sc.has_auth) {
+            continue; // cannot happen for a verified frame; forwarded as it is
+        }
+        uint8_t* msg = f.data + fi.ptp_offset;
+        if (!ptp::is_event_message(static_cast<ptp::message_type>(msg[0] & 0x0F))) {
+            continue; // no residence time to add: forwarded as verified
+        }
+        const security_association* sa = _db->find(sc.auth.spp);
+        const sa_key* key = sa != nullptr ? sa->find_key(sc.auth.keyID) : nullptr;
+        if (key == nullptr) {
+            continue;
+        }
+        if (!sa->allow_mutable && key->gmac != nullptr) {
+            // Signing again would draw an AES-GMAC IV from this data plane's
+            // counter under the sender's subkey, which the sender's own
+            // counter may reach too: a repeated IV is never risked.
+            ++c.tc_uncorrected;
+            continue;
+        }
+        const bool udp_ck = ptp::udp_checksum_in_use(f.data, fi);
+        const auto correction = static_cast<int64_t>(load_be64(msg + ptp::correction_offset));
+        store_be64(msg + ptp::correction_offset, static_cast<uint64_t>(correction + scaled));
+        ++c.tc_corrected;
+        if (sa->allow_mutable) {
+            // correctionField is outside the ICV: the TLV stays valid.
+            ptp::fix_checksums(f.data, fi, udp_ck);
+            continue;
+        }
+        // Stripping sums the checksums again, with the new correctionField
+        // in them, before signing appends the TLV anew.
+        (void)ptp::strip_auth_tlv(f, fi, sc.auth.offset);
+        _resign[nresign] = resign_entry{i, sc.auth.spp, sc.auth.keyID};
+        _resign_frames[nresign] = f;
+        ++nresign;
+    }
+    // Sign again, each run of frames with the same key in one call.
+    for (uint16_t start = 0; start < nresign;) {
+        uint16_t end = static_cast<uint16_t>(start + 1);
+        while (end < nresign && _resign[end].spp == _resign[start].spp &&
+               _resign[end].key_id == _resign[start].key_id) {
+            ++end;
+        }
+        _signer.sign_burst(_resign_frames.data() + start, static_cast<uint16_t>(end - start), _resign[start].spp,
+                           _resign[start].key_id, _resign_out.data() + start);
+        start = end;
+    }
+    for (uint16_t r = 0; r < nresign; ++r) {
+        const uint16_t i = _resign[r].at;
+        if (static_cast<sign_status>(_resign_out[r].status) == sign_status::signed_ok) {
+            _frames[i].len = _resign_frames[r].len;
+            ++c.tc_resigned;
+        } else {
+            // The TLV is gone and could not be made again: not forwarded.
+            _out[i].status = static_cast<uint8_t>(verify_status::crypto_failed);
+        }
+    }
+}
+
+void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, uint16_t n, uint64_t rx_ns,
+                     uint64_t rx_tsc) noexcept {
     std::array<rte_mbuf*, max_rx_burst> tx;
     std::array<rte_mbuf*, max_rx_burst> drop;
     std::array<rte_mbuf*, max_rx_burst> work;   // single-segment frames for sign/verify, in order
@@ -256,10 +337,14 @@ void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, ui
             }
         } else {
             const bool strip = p.policy == ptp_policy::verify_strip;
+            const bool tc = p.policy == ptp_policy::tc;
             if (strip) {
                 _verifier.verify_strip_burst(_frames.data(), nwork, _out.data());
             } else {
                 _verifier.verify_burst(_frames.data(), nwork, _out.data());
+            }
+            if (tc) {
+                transparent_clock(c, nwork, rx_tsc);
             }
             for (uint16_t i = 0; i < nwork; ++i) {
                 const auto s = static_cast<verify_status>(_out[i].status);
@@ -267,8 +352,10 @@ void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, ui
                 if (s == verify_status::verified) {
                     ++c.verified;
                     if (strip) {
-                        set_length(work[i], _frames[i].len);
                         ++c.stripped;
+                    }
+                    if (strip || tc) {
+                        set_length(work[i], _frames[i].len);
                     }
                     forward(work_at[i], work[i]);
                 } else if (s == verify_status::not_ptp) {

@@ -29,6 +29,10 @@ enum class ptp_policy : uint8_t {
     sign,         ///< add an AUTHENTICATION TLV; frames that cannot be signed are dropped
     verify,       ///< forward only PTP that verifies, TLV kept
     verify_strip, ///< forward only PTP that verifies, TLV removed (for stacks that do not know it)
+    /// transparent clock (IEEE 1588-2019 10.2): forward only PTP that
+    /// verifies; add the residence time to the correctionField of event
+    /// messages and sign them again with the SA and key they carried
+    tc,
 };
 
 std::string_view ptp_policy_name(ptp_policy p) noexcept;
@@ -65,8 +69,11 @@ struct alignas(64) path_counters {
     std::array<uint64_t, sign_status_count> sign{};     ///< by sign_status (signed_ok included)
     std::array<uint64_t, verify_status_count> verify{}; ///< by verify_status (verified included)
     std::array<uint64_t, ptp::error_count> malformed{}; ///< malformed PTP by cause
-    uint64_t events = 0;                                ///< timing-event records put on the event ring
-    uint64_t events_ring_full = 0;                      ///< records the full event ring refused (never waited on)
+    uint64_t tc_corrected = 0;                          ///< tc: event messages whose residence time was added
+    uint64_t tc_resigned = 0;      ///< tc: of those, signed again (the SA does not exclude correctionField)
+    uint64_t tc_uncorrected = 0;   ///< tc: forwarded without correction (AES-GMAC SA without allow_mutable)
+    uint64_t events = 0;           ///< timing-event records put on the event ring
+    uint64_t events_ring_full = 0; ///< records the full event ring refused (never waited on)
 
     /// Frames dropped, whatever the reason.
     uint64_t dropped() const noexcept;
@@ -125,11 +132,16 @@ public:
     static constexpr size_t max_paths = 8;
 
 private:
-    void process(const path_config& p, path_counters& c, rte_mbuf** pkts, uint16_t n, uint64_t rx_ns) noexcept;
+    void process(const path_config& p, path_counters& c, rte_mbuf** pkts, uint16_t n, uint64_t rx_ns,
+                 uint64_t rx_tsc) noexcept;
     /// Records of the selected PTP frames among pkts[0..n) into `out`, with
     /// in `index` the index in pkts of each record's frame. Returns how many.
     uint16_t record_events(rte_mbuf* const* pkts, uint16_t n, event_direction dir, uint16_t port, uint64_t ns,
                            event_record* out, uint16_t* index) noexcept;
+    /// tc: the verified frames among _frames[0..n) get their residence time
+    /// (since `rx_tsc`) added and are signed again; a frame that cannot be
+    /// signed again has its outcome set to crypto_failed (dropped).
+    void transparent_clock(path_counters& c, uint16_t n, uint64_t rx_tsc) noexcept;
     /// Puts records on the event ring; what does not fit is counted.
     void publish_events(path_counters& c, const event_record* recs, uint16_t n) noexcept;
 
@@ -143,6 +155,14 @@ private:
     std::array<path_counters, max_paths> _counters{};
     std::array<ptp::frame_buf, max_rx_burst> _frames{};
     std::array<frame_outcome, max_rx_burst> _out{};
+    struct resign_entry {
+        uint16_t at; ///< index in _frames
+        uint8_t spp;
+        uint32_t key_id;
+    };
+    std::array<resign_entry, max_rx_burst> _resign{};
+    std::array<ptp::frame_buf, max_rx_burst> _resign_frames{};
+    std::array<frame_outcome, max_rx_burst> _resign_out{};
     event_sink _events;
     std::array<event_input, max_rx_burst> _event_in{};
     std::array<event_record, max_rx_burst> _rx_records{};

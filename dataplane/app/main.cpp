@@ -80,7 +80,7 @@ struct app_options {
 };
 
 std::optional<ptp_policy> policy_from(std::string_view s) {
-    for (auto p : {ptp_policy::pass, ptp_policy::sign, ptp_policy::verify, ptp_policy::verify_strip}) {
+    for (auto p : {ptp_policy::pass, ptp_policy::sign, ptp_policy::verify, ptp_policy::verify_strip, ptp_policy::tc}) {
         if (ptp_policy_name(p) == s) {
             return p;
         }
@@ -157,11 +157,12 @@ private:
     status setup() {
         auto policy_in = policy_from(_opt.inside_policy);
         auto policy_out = policy_from(_opt.outside_policy);
-        if (!policy_in || (*policy_in != ptp_policy::pass && *policy_in != ptp_policy::sign)) {
-            return error{fmt::format("--inside-policy {}: use pass or sign", _opt.inside_policy)};
+        if (!policy_in ||
+            (*policy_in != ptp_policy::pass && *policy_in != ptp_policy::sign && *policy_in != ptp_policy::tc)) {
+            return error{fmt::format("--inside-policy {}: use pass, sign or tc", _opt.inside_policy)};
         }
         if (!policy_out || *policy_out == ptp_policy::sign) {
-            return error{fmt::format("--outside-policy {}: use pass, verify or verify-strip", _opt.outside_policy)};
+            return error{fmt::format("--outside-policy {}: use pass, verify, verify-strip or tc", _opt.outside_policy)};
         }
         uint8_t spp = 0;
         uint32_t key_id = 0;
@@ -457,11 +458,15 @@ int run(int argc, char** argv) {
     cli.add_option("--inside", opt.inside, "port ID of the inside (trusted) port")->capture_default_str();
     cli.add_option("--outside", opt.outside, "port ID of the outside (untrusted) port")->capture_default_str();
     cli.add_option("--sa-file", opt.sa_file, "SA file (linuxptp format, plus AES-GMAC types)");
-    cli.add_option("--inside-policy", opt.inside_policy, "PTP from inside to outside: pass or sign")
+    cli.add_option("--inside-policy", opt.inside_policy,
+                   "PTP from inside to outside: pass, sign, or tc (transparent clock: verify, add the residence "
+                   "time, sign again)")
         ->capture_default_str();
-    cli.add_option("--outside-policy", opt.outside_policy, "PTP from outside to inside: pass, verify or verify-strip")
+    cli.add_option("--outside-policy", opt.outside_policy,
+                   "PTP from outside to inside: pass, verify, verify-strip or tc")
         ->capture_default_str();
-    cli.add_option("--sign", opt.sign, "SPP:KEY_ID to sign with");
+    cli.add_option("--sign", opt.sign,
+                   "SPP[:KEY_ID] to sign with (without a key ID: the key the control plane makes current)");
     cli.add_option("--burst", opt.burst, "RX burst size (1-64)")->check(CLI::Range(1, 64))->capture_default_str();
     cli.add_option("--stats-interval", opt.stats_interval, "print counters every SECONDS (0: only at exit)")
         ->capture_default_str();

@@ -27,6 +27,9 @@ path_counters snapshot(const path_counters& c) noexcept {
     s.already_signed = load(c.already_signed);
     s.verified = load(c.verified);
     s.stripped = load(c.stripped);
+    s.tc_corrected = load(c.tc_corrected);
+    s.tc_resigned = load(c.tc_resigned);
+    s.tc_uncorrected = load(c.tc_uncorrected);
     s.events = load(c.events);
     s.events_ring_full = load(c.events_ring_full);
     for (size_t i = 0; i < s.sign.size(); ++i) {
@@ -68,6 +71,10 @@ void print_stats(std::FILE* out, std::span<const path_config> paths, std::span<c
         case ptp_policy::verify_strip:
             fmt::print(out, " verified {} stripped {}", c.verified, c.stripped);
             break;
+        case ptp_policy::tc:
+            fmt::print(out, " verified {} corrected {} signed again {} not corrected {}", c.verified, c.tc_corrected,
+                       c.tc_resigned, c.tc_uncorrected);
+            break;
         }
         if (c.events != 0 || c.events_ring_full != 0) {
             fmt::print(out, " | events {} ring full {}", c.events, c.events_ring_full);
@@ -107,6 +114,9 @@ std::string stats_json(std::span<const path_config> paths, std::span<const path_
             {"already_signed", c.already_signed},
             {"verified", c.verified},
             {"stripped", c.stripped},
+            {"tc_corrected", c.tc_corrected},
+            {"tc_resigned", c.tc_resigned},
+            {"tc_uncorrected", c.tc_uncorrected},
             {"events", c.events},
             {"events_ring_full", c.events_ring_full},
         };

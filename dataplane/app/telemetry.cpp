@@ -130,6 +130,9 @@ void fill_path(rte_tel_data* d, const path_config& p, const path_counters& live)
     add_u64(d, "already_signed", c.already_signed);
     add_u64(d, "verified", c.verified);
     add_u64(d, "stripped", c.stripped);
+    add_u64(d, "tc_corrected", c.tc_corrected);
+    add_u64(d, "tc_resigned", c.tc_resigned);
+    add_u64(d, "tc_uncorrected", c.tc_uncorrected);
     add_u64(d, "events", c.events);
     add_u64(d, "events_ring_full", c.events_ring_full);
 

@@ -356,6 +356,125 @@ TEST_F(dataplane_app, a_full_event_ring_is_counted_not_waited_on) {
     EXPECT_EQ(st.at("dropped"), 0);
 }
 
+/// correctionField of the PTP message of a frame.
+int64_t correction_of(const std::vector<uint8_t>& frame, size_t ptp) {
+    return static_cast<int64_t>(load_be64(frame.data() + ptp + 8));
+}
+
+/// The capture stripped, then signed by ptpsecctl with key `key_id` of
+/// SPP 2 from `sa_text` (an SA file); returns the signed frames.
+std::vector<packet> resigned_capture(const temp_dir& dir, const std::vector<packet>& capture_pkts,
+                                     const std::string& sa_text, const std::string& key_id) {
+    std::vector<packet> in = capture_pkts;
+    for (auto& p : in) {
+        p.data = stripped(p.data);
+        p.hdr.caplen = p.hdr.len = static_cast<uint32_t>(p.data.size());
+    }
+    write_packets(dir.file("tc-stripped.pcap"), DLT_EN10MB, in);
+    test::write_file(dir.file("tc-sa.conf"), sa_text);
+    const auto r = test::run_program(dir, test::program_from_env("PTPSECCTL"),
+                                     {"pcap", "sign", "--sa-file", dir.file("tc-sa.conf"), "--spp", "2", "--key-id",
+                                      key_id, dir.file("tc-stripped.pcap"), dir.file("tc-signed.pcap")});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return read_packets(dir.file("tc-signed.pcap"));
+}
+
+class transparent_clock : public dataplane_app {
+protected:
+    std::vector<packet> run_tc(const std::vector<packet>& in, const std::string& sa_file) {
+        const std::string in_path = _dir.file("tc-in.pcap");
+        write_packets(in_path, DLT_EN10MB, in);
+        _last = run(_dir.file("empty.pcap"), in_path,
+                    {"--sa-file", sa_file, "--inside-policy", "tc", "--outside-policy", "tc"});
+        EXPECT_EQ(_last.exit_code, 0) << _last.err << _last.out;
+        return read_packets(_dir.file("inside_out.pcap"));
+    }
+
+    /// Every frame of `out` against `in`: event messages with a larger
+    /// correctionField (by less than a second) and otherwise `same_tlv` or a
+    /// new ICV, everything else octet for octet. Returns the event messages.
+    size_t expect_corrected(const std::vector<packet>& in, const std::vector<packet>& out, bool same_tlv) {
+        EXPECT_EQ(out.size(), in.size());
+        size_t events = 0;
+        for (size_t i = 0; i < std::min(in.size(), out.size()); ++i) {
+            const located l = locate(in[i].data);
+            const bool event = l.auth != 0 && (in[i].data[l.ptp] & 0x0F) < 8;
+            if (!event) {
+                EXPECT_EQ(out[i].data, in[i].data) << "frame " << i << " is not an event message";
+                continue;
+            }
+            ++events;
+            EXPECT_EQ(out[i].data.size(), in[i].data.size()) << "frame " << i;
+            if (out[i].data.size() != in[i].data.size()) {
+                continue;
+            }
+            const int64_t added = correction_of(out[i].data, l.ptp) - correction_of(in[i].data, l.ptp);
+            EXPECT_GT(added, 0) << "frame " << i;
+            EXPECT_LT(added >> 16, 1'000'000'000) << "frame " << i << ": residence under a second";
+            std::vector<uint8_t> a = in[i].data;
+            std::vector<uint8_t> b = out[i].data;
+            std::fill(a.begin() + static_cast<long>(l.ptp) + 8, a.begin() + static_cast<long>(l.ptp) + 16, 0);
+            std::fill(b.begin() + static_cast<long>(l.ptp) + 8, b.begin() + static_cast<long>(l.ptp) + 16, 0);
+            // The UDP checksum (none here: L2) and, when signed again, the ICV change.
+            const size_t icv_at = l.auth + 10;
+            EXPECT_TRUE(std::equal(a.begin(), a.begin() + static_cast<long>(icv_at), b.begin())) << "frame " << i;
+            EXPECT_EQ(std::equal(a.begin() + static_cast<long>(icv_at), a.end(), b.begin() + static_cast<long>(icv_at)),
+                      same_tlv)
+                << "frame " << i;
+        }
+        return events;
+    }
+
+    test::run_result _last;
+};
+
+TEST_F(transparent_clock, adds_residence_and_signs_again_with_the_key_the_frame_carried) {
+    // The linuxptp capture (HMAC-SHA256-128, allow_mutable 0): Sync and
+    // Delay_Req come out with their residence time added and a new ICV made
+    // with SPP 2 key 1; every other frame as it came; all of it verifies.
+    const auto out = run_tc(_capture, shipped_sa_file);
+    const size_t events = expect_corrected(_capture, out, false);
+    EXPECT_GT(events, 50U);
+    const auto s = path_stats("outside->inside");
+    EXPECT_EQ(s.at("tc_corrected"), events);
+    EXPECT_EQ(s.at("tc_resigned"), events);
+    EXPECT_EQ(s.at("dropped"), 0);
+    write_packets(_dir.file("tc-out.pcap"), DLT_EN10MB, out);
+    const auto v = test::run_program(_dir, test::program_from_env("PTPSECCTL"),
+                                     {"pcap", "verify", "--sa-file", shipped_sa_file, _dir.file("tc-out.pcap")});
+    EXPECT_EQ(v.exit_code, 0) << v.out;
+    EXPECT_NE(v.out.find("206 verified, 0 failed, 0 unsigned"), std::string::npos);
+}
+
+TEST_F(transparent_clock, allow_mutable_keeps_the_tlv) {
+    // correctionField is outside the ICV: the TLV comes out unchanged.
+    const std::string sa =
+        "[security_association]\nspp 2\nallow_mutable 1\n1 AES128 HEX:FAF48EBA01E7C5966A76CB787AED4E7B\n";
+    const auto in = resigned_capture(_dir, _capture, sa, "1");
+    ASSERT_EQ(in.size(), capture_frames);
+    const auto out = run_tc(in, _dir.file("tc-sa.conf"));
+    const size_t events = expect_corrected(in, out, true);
+    const auto s = path_stats("outside->inside");
+    EXPECT_EQ(s.at("tc_corrected"), events);
+    EXPECT_EQ(s.at("tc_resigned"), 0);
+}
+
+TEST_F(transparent_clock, never_signs_again_under_a_gmac_sender_subkey) {
+    // AES-GMAC without allow_mutable: signing again would take an IV from
+    // this data plane under the sender's subkey. The frames pass as they
+    // came, counted as not corrected.
+    const std::string sa = "[security_association]\nspp 2\n1 AES128-GMAC HEX:000102030405060708090a0b0c0d0e0f\n";
+    const auto in = resigned_capture(_dir, _capture, sa, "1");
+    const auto out = run_tc(in, _dir.file("tc-sa.conf"));
+    ASSERT_EQ(out.size(), in.size());
+    for (size_t i = 0; i < out.size(); ++i) {
+        EXPECT_EQ(out[i].data, in[i].data) << "frame " << i;
+    }
+    const auto s = path_stats("outside->inside");
+    EXPECT_EQ(s.at("tc_corrected"), 0);
+    EXPECT_GT(s.at("tc_uncorrected").get<uint64_t>(), 50U);
+}
+
 TEST_F(dataplane_app, refuses_to_start_with_a_clear_reason) {
     struct bad_start {
         std::vector<std::string> options;
