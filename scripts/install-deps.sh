@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   # toolchain
   g++ clang libclang-rt-14-dev make meson ninja-build pkg-config python3
+  # the end-to-end test: a real PTP stack in network namespaces
+  linuxptp iproute2 ethtool
   # libraries
   dpdk dpdk-dev libipsec-mb-dev libssl-dev libtss2-dev libpcap-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libfmt-dev nlohmann-json3-dev
