@@ -40,13 +40,15 @@ test: build build-asan
 
 # Release build of ptpsec-bench; regenerates docs/benchmarks.md below its
 # hand-written introduction.
-bench: deps
+bench: deps hugepages
 	@[ -f $(BENCH_BUILD)/build.ninja ] || meson setup $(BENCH_BUILD) -Dtests=false --buildtype=release
-	ninja -C $(BENCH_BUILD) bench/ptpsec-bench
+	ninja -C $(BENCH_BUILD)
 	$(BENCH_BUILD)/bench/ptpsec-bench --benchmark_min_time=0.05 --benchmark_repetitions=5 \
 	  --benchmark_enable_random_interleaving=true --benchmark_display_aggregates_only=true \
 	  --benchmark_out=$(BENCH_BUILD)/bench.json --benchmark_out_format=json
-	python3 scripts/bench-report.py --intro docs/benchmarks.md $(BENCH_BUILD)/bench.json > $(BENCH_BUILD)/benchmarks.md
+	python3 bench/testpmd_bench.py --build $(BENCH_BUILD) --json $(BENCH_BUILD)/testpmd.json
+	python3 scripts/bench-report.py --intro docs/benchmarks.md --testpmd $(BENCH_BUILD)/testpmd.json \
+	  $(BENCH_BUILD)/bench.json > $(BENCH_BUILD)/benchmarks.md
 	mv $(BENCH_BUILD)/benchmarks.md docs/benchmarks.md
 	@echo "bench: report written to docs/benchmarks.md"
 

@@ -496,8 +496,51 @@ def read_intro(path):
     return text[:at + len(INTRO_MARKER)] + "\n"
 
 
+def testpmd_section(path, res):
+    """The whole data path through memif, from bench/testpmd_bench.py."""
+    if not path:
+        return ""
+    try:
+        with open(path, encoding="utf-8") as f:
+            t = json.load(f)
+    except (OSError, ValueError):
+        return ""
+    io = t.get("io_pps", 0)
+    out = ["## The whole data path: testpmd over memif", ""]
+    out.append(
+        "`bench/testpmd_bench.py` (run by `make bench`): dpdk-testpmd replays the stripped linuxptp capture "
+        "(net_pcap, infinite_rx) over a memif link into the device under test and counts what comes back on a "
+        "second memif link. The device under test is testpmd in io mode (the link's baseline) or "
+        "ptpsec-dataplane with one worker lcore on the other CPU: pass-through, sign, or verify and strip (on "
+        "the capture signed with that algorithm). Mpps is the median of the generator's per-second receive "
+        "rate after a warm-up; the ratio is to testpmd io over the same link in the same run; raw ns is the "
+        "intel-ipsec-mb ceiling of the table above (90 octets, burst 32). \"dropped\" counts what "
+        "ptpsec-dataplane took and lost (its TX queue towards the generator was full): the offered load is "
+        "not rate-limited, so these are saturation rates, not zero-loss rates.")
+    out.append("")
+    out.append(f"testpmd io: **{io / 1e6:.2f} Mpps**; ptpsec-dataplane pass-through: "
+               f"{t.get('pass_pps', 0) / 1e6:.2f} Mpps ({ratio_txt(t.get('pass_pps', 0), io)} of io, dropped "
+               f"{t.get('pass_dropped', 0)}). CPU: {t.get('cpu', '?')}.")
+    out.append("")
+    rows = []
+    for alg, a in t.get("algorithms", {}).items():
+        raw = res.get(f"raw/{alg}/{REPORT_BYTES}/32")
+        rows.append([alg, f"{a['sign_pps'] / 1e6:.2f}", ratio_txt(a["sign_pps"], io), str(a["sign_dropped"]),
+                     f"{a['verify_pps'] / 1e6:.2f}", ratio_txt(a["verify_pps"], io), str(a["verify_dropped"]),
+                     fmt_ns(raw)])
+    out.append(table(["algorithm", "sign Mpps", "sign/io", "sign dropped", "verify+strip Mpps", "verify/io",
+                      "verify dropped", "raw ns"], rows))
+    out.append("")
+    return "\n".join(out)
+
+
+def ratio_txt(x, y):
+    return f"{100.0 * x / y:.0f}%" if y else "n/a"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--testpmd", metavar="JSON", help="results of bench/testpmd_bench.py to add")
     ap.add_argument("json", help="Google Benchmark JSON (--benchmark_out_format=json)")
     ap.add_argument("--intro", metavar="FILE",
                     help="print FILE up to the generated-content marker first (keeps the hand-written intro)")
@@ -529,6 +572,7 @@ def main():
     parts.append(size_table(res))
     parts.append(arch_table(res))
     parts.append(breakdown_section(res))
+    parts.append(testpmd_section(args.testpmd, res))
     parts.append(errors_section(res))
     sys.stdout.write("\n".join(p for p in parts if p).rstrip("\n") + "\n")
 
