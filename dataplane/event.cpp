@@ -1,5 +1,6 @@
 #include <dataplane/event.h>
 
+#include <drivers/icv/imb_jobs.h>
 #include <drivers/icv/ipsecmb_engine.h>
 
 #include <drivers/base/bytes.h>
@@ -149,18 +150,8 @@ uint16_t sha256_hasher::hash_chunk(sha256_request* reqs, uint16_t n) noexcept {
     for (uint16_t i = 0; i < count; ++i) {
         IMB_JOB* job = jobs[i];
         sha256_request& r = reqs[valid[i]];
-        job->cipher_mode = IMB_CIPHER_NULL;
-        job->cipher_direction = IMB_DIR_ENCRYPT;
-        job->chain_order = IMB_ORDER_HASH_CIPHER;
-        job->src = r.data != nullptr ? r.data : empty_message;
-        job->dst = nullptr;
-        job->msg_len_to_cipher_in_bytes = 0;
-        job->cipher_start_src_offset_in_bytes = 0;
-        job->hash_start_src_offset_in_bytes = 0;
-        job->msg_len_to_hash_in_bytes = r.len;
-        job->auth_tag_output = r.digest;
-        job->auth_tag_output_len_in_bytes = event_digest_len;
-        job->hash_alg = IMB_AUTH_SHA_256;
+        icv::fill_hash_job(job, r.data != nullptr ? r.data : empty_message, r.len, r.digest, event_digest_len,
+                           IMB_AUTH_SHA_256);
         job->user_data = &r;
     }
     const uint32_t completed = IMB_SUBMIT_BURST(m, count, jobs);

@@ -1,6 +1,7 @@
 #include <drivers/icv/ipsecmb_engine.h>
 
 #include <drivers/base/bytes.h>
+#include <drivers/icv/imb_jobs.h>
 
 #include <fmt/format.h>
 #include <intel-ipsec-mb.h>
@@ -165,18 +166,7 @@ void fill_job(IMB_JOB* job, const mac_request& r) noexcept {
     // intel-ipsec-mb refuses a null source even for an empty message
     // (IMB_ERR_JOB_NULL_SRC), and RFC 4493 example 1 is an empty message.
     static const uint8_t empty_message[1] = {};
-    job->cipher_mode = IMB_CIPHER_NULL;
-    job->cipher_direction = IMB_DIR_ENCRYPT;
-    job->chain_order = IMB_ORDER_HASH_CIPHER;
-    job->src = r.len != 0 ? r.msg : empty_message;
-    job->dst = nullptr;
-    job->msg_len_to_cipher_in_bytes = 0;
-    job->cipher_start_src_offset_in_bytes = 0;
-    job->hash_start_src_offset_in_bytes = 0;
-    job->msg_len_to_hash_in_bytes = r.len;
-    job->auth_tag_output = r.icv_out;
-    job->auth_tag_output_len_in_bytes = k.icv_len();
-    job->hash_alg = hash_alg_of(k.alg());
+    fill_hash_job(job, r.len != 0 ? r.msg : empty_message, r.len, r.icv_out, k.icv_len(), hash_alg_of(k.alg()));
     switch (k.alg()) {
     case algorithm::hmac_sha256_128:
     case algorithm::hmac_sha256:

@@ -11,15 +11,8 @@
 #include <string>
 
 struct IMB_MGR;
-struct IMB_JOB;
 
 namespace ptpsec::icv {
-
-/// Takes `n` jobs (at most IMB_MAX_JOBS) from a manager's queue for one
-/// burst. Callers flush before they return, so the queue is empty; should
-/// jobs of an earlier call still hold it, they are flushed rather than
-/// waited for. False if the manager cannot give n jobs even then.
-bool take_job_burst(IMB_MGR* m, uint32_t n, IMB_JOB** jobs) noexcept;
 
 /// intel-ipsec-mb code paths, named as the library names its managers.
 enum class imb_arch : uint8_t { sse, avx, avx2, avx512 };

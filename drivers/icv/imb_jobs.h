@@ -1,0 +1,39 @@
+#pragma once
+
+// What every user of intel-ipsec-mb's job API here shares: filling a job
+// that only hashes (a MAC or a digest, no cipher) and taking a burst of jobs
+// from a manager without ever waiting. Includes the library's header, so it
+// is for the .cpp files that drive the library.
+
+#include <intel-ipsec-mb.h>
+
+#include <cstdint>
+
+namespace ptpsec::icv {
+
+/// Sets the fields every hash-only job needs; the caller adds the
+/// algorithm's own (keys, IV) and, if it wants, user_data. `src` must not be
+/// null even for an empty message (IMB_ERR_JOB_NULL_SRC).
+inline void fill_hash_job(IMB_JOB* job, const uint8_t* src, uint64_t len, uint8_t* tag, uint64_t tag_len,
+                          IMB_HASH_ALG alg) noexcept {
+    job->cipher_mode = IMB_CIPHER_NULL;
+    job->cipher_direction = IMB_DIR_ENCRYPT;
+    job->chain_order = IMB_ORDER_HASH_CIPHER;
+    job->src = src;
+    job->dst = nullptr;
+    job->msg_len_to_cipher_in_bytes = 0;
+    job->cipher_start_src_offset_in_bytes = 0;
+    job->hash_start_src_offset_in_bytes = 0;
+    job->msg_len_to_hash_in_bytes = len;
+    job->auth_tag_output = tag;
+    job->auth_tag_output_len_in_bytes = tag_len;
+    job->hash_alg = alg;
+}
+
+/// Takes `n` jobs (at most IMB_MAX_JOBS) from a manager's queue for one
+/// burst. Callers flush before they return, so the queue is empty; should
+/// jobs of an earlier call still hold it, they are flushed rather than
+/// waited for. False if the manager cannot give n jobs even then.
+bool take_job_burst(IMB_MGR* m, uint32_t n, IMB_JOB** jobs) noexcept;
+
+} // namespace ptpsec::icv
