@@ -3,9 +3,14 @@
 # network namespaces, each behind its own ptpsec-dataplane (net_af_packet on
 # veths), with an untrusted veth segment between the data planes:
 #
-#   ns ptpm: ptp4l master -- m0|m1 -- dataplane A -- u1|u2 -- dataplane B -- s1|s0 -- ns ptps: ptp4l slave
-#                                      sign out,      untrusted    sign out,
-#                                      verify+strip in  segment    verify+strip in
+#   ns M: ptp4l master -- veth -- dataplane A -- u1|u2 -- dataplane B (ns B) -- veth -- ns S: ptp4l slave
+#                                  sign out,      untrusted    sign out,
+#                                  verify+strip in  segment    verify+strip in
+#
+# Data plane B has a network namespace of its own: DPDK's net_af_packet
+# names its PACKET_FANOUT group (getpid() ^ ifindex), groups are per
+# namespace, and two data planes in one namespace can draw the same number
+# for two interfaces, which the kernel refuses.
 #
 # The slave must reach SLAVE with a measured path delay (Delay_Req and
 # Delay_Resp cross both data planes too). Then an injector on the untrusted
@@ -23,6 +28,7 @@ sa_file=${2:?SA file}
 tag=$$
 ns_m=ptpsec-m$tag
 ns_s=ptpsec-s$tag
+ns_b=ptpsec-b$tag
 # Interface names are at most 15 characters.
 if_m=pm$tag; if_s=ps$tag; if_u1=pa$tag; if_u2=pb$tag
 work=$(mktemp -d /tmp/ptpsec-e2e-XXXXXX)
@@ -49,6 +55,7 @@ cleanup() {
   done
   ip netns del "$ns_m" 2>/dev/null
   ip netns del "$ns_s" 2>/dev/null
+  ip netns del "$ns_b" 2>/dev/null
   ip link del "$if_u1" 2>/dev/null
   ip link del "${if_m}a" 2>/dev/null
   ip link del "${if_s}a" 2>/dev/null
@@ -63,27 +70,35 @@ cleanup() {
 trap cleanup EXIT
 
 # The links: one veth pair into each namespace, one pair for the untrusted segment.
-ip netns add "$ns_m" && ip netns add "$ns_s" || fail "cannot create network namespaces"
+ip netns add "$ns_m" && ip netns add "$ns_s" && ip netns add "$ns_b" || fail "cannot create network namespaces"
 ip link add "${if_m}a" type veth peer name "${if_m}b" netns "$ns_m" || fail "veth"
 ip link add "${if_s}a" type veth peer name "${if_s}b" netns "$ns_s" || fail "veth"
-ip link add "$if_u1" type veth peer name "$if_u2" || fail "veth"
-for i in "${if_m}a" "${if_s}a" "$if_u1" "$if_u2"; do
+ip link set "${if_s}a" netns "$ns_b" || fail "veth"
+ip link add "$if_u1" type veth peer name "$if_u2" netns "$ns_b" || fail "veth"
+# checksums are ours to keep right: no offload on the way
+for i in "${if_m}a" "$if_u1"; do
   ip link set "$i" up promisc on
-  ethtool -K "$i" tx off >/dev/null 2>&1 || true  # checksums are ours to keep right
+  ethtool -K "$i" tx off >/dev/null 2>&1 || true
+done
+for i in "${if_s}a" "$if_u2"; do
+  ip netns exec "$ns_b" ip link set "$i" up promisc on
+  ip netns exec "$ns_b" ethtool -K "$i" tx off >/dev/null 2>&1 || true
 done
 ip netns exec "$ns_m" ip link set "${if_m}b" up
 ip netns exec "$ns_s" ip link set "${if_s}b" up
 
 # The two data planes, one lcore each.
-start_dataplane() { # name lcore inside outside
-  "$dataplane" -l "$2" --no-huge -m 256 --no-pci --no-shconf --file-prefix "ptpsec-e2e-$1$tag" \
-    --vdev "net_af_packet0,iface=$3" --vdev "net_af_packet1,iface=$4" \
-    -- --sa-file "$sa_file" --sign 2:1 --outside-policy verify-strip --stats-json "$work/$1.json" \
-    > "$work/dataplane-$1.out" 2>&1 &
+start_dataplane() { # name lcore inside outside [command prefix...]
+  local name=$1 lcore=$2 inside=$3 outside=$4
+  shift 4
+  "$@" "$dataplane" -l "$lcore" --no-huge -m 256 --no-pci --no-shconf --file-prefix "ptpsec-e2e-$name$tag" \
+    --vdev "net_af_packet0,iface=$inside" --vdev "net_af_packet1,iface=$outside" \
+    -- --sa-file "$sa_file" --sign 2:1 --outside-policy verify-strip --stats-json "$work/$name.json" \
+    > "$work/dataplane-$name.out" 2>&1 &
   pids+=($!)
 }
 start_dataplane a 0 "${if_m}a" "$if_u1"
-start_dataplane b 1 "${if_s}a" "$if_u2"
+start_dataplane b 1 "${if_s}a" "$if_u2" ip netns exec "$ns_b"
 sleep 2
 
 cat > "$work/master.cfg" <<EOF
@@ -134,33 +149,40 @@ awk -v d="${delay:-0}" 'BEGIN { exit !(d > 0) }' || fail "no path delay measured
 lines_before=$(grep -c "rms\|offset" "$work/slave.log")
 
 # The attack on the untrusted segment.
+# The attacker sits on the segment: it records signed frames as they arrive
+# at data plane B's side (in B's namespace), then sends from A's side.
 cat > "$work/inject.py" <<'EOF'
-import socket, sys, time
-sniff_if, send_if = sys.argv[1], sys.argv[2]
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
-s.bind((sniff_if, 0))
-s.settimeout(5)
-frames, end = [], time.time() + 3
-while time.time() < end and len(frames) < 40:
-    try:
-        data, addr = s.recvfrom(2048)
-    except socket.timeout:
-        break
-    if addr[2] != 4 and data[12:14] == b'\x88\xf7':  # signed PTP arriving from data plane A
-        frames.append(data)
-out = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-out.bind((send_if, 0))
-for f in frames:
-    out.send(f)                           # replay at once
-time.sleep(1.5)
-for f in frames:
-    out.send(f)                           # hold, then replay
-for f in frames:
-    t = bytearray(f); t[14 + 34] ^= 1     # tamper: first body octet, ICV as it was
-    out.send(bytes(t))
-print(len(frames))
+import pickle, socket, sys, time
+mode, ifname, path = sys.argv[1], sys.argv[2], sys.argv[3]
+if mode == "sniff":
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+    s.bind((ifname, 0))
+    s.settimeout(5)
+    frames, end = [], time.time() + 3
+    while time.time() < end and len(frames) < 40:
+        try:
+            data, addr = s.recvfrom(2048)
+        except socket.timeout:
+            break
+        if addr[2] != 4 and data[12:14] == b'\x88\xf7':  # signed PTP from data plane A
+            frames.append(data)
+    pickle.dump(frames, open(path, "wb"))
+    print(len(frames))
+else:
+    frames = pickle.load(open(path, "rb"))
+    out = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    out.bind((ifname, 0))
+    for f in frames:
+        out.send(f)                           # replay at once
+    time.sleep(1.5)
+    for f in frames:
+        out.send(f)                           # hold, then replay
+    for f in frames:
+        t = bytearray(f); t[14 + 34] ^= 1     # tamper: first body octet, ICV as it was
+        out.send(bytes(t))
 EOF
-captured=$(python3 "$work/inject.py" "$if_u2" "$if_u1") || fail "injector failed"
+captured=$(ip netns exec "$ns_b" python3 "$work/inject.py" sniff "$if_u2" "$work/frames") || fail "injector failed"
+python3 "$work/inject.py" send "$if_u1" "$work/frames" || fail "injector failed"
 [ "${captured:-0}" -gt 10 ] || fail "injector captured only ${captured:-0} frames"
 echo "injected: $captured replays, $captured late replays, $captured tampered"
 sleep 3
