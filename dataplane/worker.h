@@ -79,6 +79,33 @@ struct alignas(64) path_counters {
     uint64_t dropped() const noexcept;
 };
 
+/// The scalar counters of path_counters by the name programs read them under
+/// (JSON, telemetry). `exported` is false for the two that are shown among
+/// the drop reasons instead (drop_reasons()).
+struct path_counter_field {
+    std::string_view name;
+    uint64_t path_counters::*member;
+    bool exported;
+};
+
+inline constexpr std::array<path_counter_field, 15> path_counter_fields = {{
+    {"rx", &path_counters::rx, true},
+    {"tx", &path_counters::tx, true},
+    {"tx_full", &path_counters::tx_full, false},
+    {"non_ptp", &path_counters::non_ptp, true},
+    {"ptp_passed", &path_counters::ptp_passed, true},
+    {"not_editable", &path_counters::not_editable, false},
+    {"signed", &path_counters::signed_ok, true},
+    {"already_signed", &path_counters::already_signed, true},
+    {"verified", &path_counters::verified, true},
+    {"stripped", &path_counters::stripped, true},
+    {"tc_corrected", &path_counters::tc_corrected, true},
+    {"tc_resigned", &path_counters::tc_resigned, true},
+    {"tc_uncorrected", &path_counters::tc_uncorrected, true},
+    {"events", &path_counters::events, true},
+    {"events_ring_full", &path_counters::events_ring_full, true},
+}};
+
 /// Why a frame was dropped, as counter names ("bad_icv", "no_sa", ...):
 /// the non-zero ones, in a fixed order, for display.
 struct drop_reason {

@@ -17,21 +17,9 @@ uint64_t load(const uint64_t& v) noexcept {
 
 path_counters snapshot(const path_counters& c) noexcept {
     path_counters s;
-    s.rx = load(c.rx);
-    s.tx = load(c.tx);
-    s.tx_full = load(c.tx_full);
-    s.non_ptp = load(c.non_ptp);
-    s.ptp_passed = load(c.ptp_passed);
-    s.not_editable = load(c.not_editable);
-    s.signed_ok = load(c.signed_ok);
-    s.already_signed = load(c.already_signed);
-    s.verified = load(c.verified);
-    s.stripped = load(c.stripped);
-    s.tc_corrected = load(c.tc_corrected);
-    s.tc_resigned = load(c.tc_resigned);
-    s.tc_uncorrected = load(c.tc_uncorrected);
-    s.events = load(c.events);
-    s.events_ring_full = load(c.events_ring_full);
+    for (const auto& f : path_counter_fields) {
+        s.*f.member = load(c.*f.member);
+    }
     for (size_t i = 0; i < s.sign.size(); ++i) {
         s.sign[i] = load(c.sign[i]);
     }
@@ -101,25 +89,15 @@ std::string stats_json(std::span<const path_config> paths, std::span<const path_
         const path_config& p = paths[i];
         const path_counters c = snapshot(counters[i]);
         nlohmann::json jp = {
-            {"name", p.name},
-            {"policy", ptp_policy_name(p.policy)},
-            {"rx_port", p.rx_port},
-            {"tx_port", p.tx_port},
-            {"rx", c.rx},
-            {"tx", c.tx},
+            {"name", p.name},         {"policy", ptp_policy_name(p.policy)},
+            {"rx_port", p.rx_port},   {"tx_port", p.tx_port},
             {"dropped", c.dropped()},
-            {"non_ptp", c.non_ptp},
-            {"ptp_passed", c.ptp_passed},
-            {"signed", c.signed_ok},
-            {"already_signed", c.already_signed},
-            {"verified", c.verified},
-            {"stripped", c.stripped},
-            {"tc_corrected", c.tc_corrected},
-            {"tc_resigned", c.tc_resigned},
-            {"tc_uncorrected", c.tc_uncorrected},
-            {"events", c.events},
-            {"events_ring_full", c.events_ring_full},
         };
+        for (const auto& f : path_counter_fields) {
+            if (f.exported) {
+                jp[std::string(f.name)] = c.*f.member;
+            }
+        }
         nlohmann::json drops = nlohmann::json::object();
         std::array<drop_reason, max_drop_reasons> reasons{};
         const size_t n = drop_reasons(c, reasons);

@@ -121,20 +121,12 @@ void fill_path(rte_tel_data* d, const path_config& p, const path_counters& live)
     add_string(d, "policy", ptp_policy_name(p.policy));
     add_int(d, "rx_port", p.rx_port);
     add_int(d, "tx_port", p.tx_port);
-    add_u64(d, "rx", c.rx);
-    add_u64(d, "tx", c.tx);
     add_u64(d, "dropped", c.dropped());
-    add_u64(d, "non_ptp", c.non_ptp);
-    add_u64(d, "ptp_passed", c.ptp_passed);
-    add_u64(d, "signed", c.signed_ok);
-    add_u64(d, "already_signed", c.already_signed);
-    add_u64(d, "verified", c.verified);
-    add_u64(d, "stripped", c.stripped);
-    add_u64(d, "tc_corrected", c.tc_corrected);
-    add_u64(d, "tc_resigned", c.tc_resigned);
-    add_u64(d, "tc_uncorrected", c.tc_uncorrected);
-    add_u64(d, "events", c.events);
-    add_u64(d, "events_ring_full", c.events_ring_full);
+    for (const auto& f : path_counter_fields) {
+        if (f.exported) {
+            add_u64(d, f.name, c.*f.member);
+        }
+    }
 
     // Every reason and cause, zero or not, so that readers see a fixed set.
     size_t n_names = 0;
