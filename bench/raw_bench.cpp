@@ -1,5 +1,6 @@
 // raw/ALG/BYTES/BURST and raw-arch/ALG/ARCH/90/BURST: intel-ipsec-mb called
-// directly, without our engine, frames or SAs. This is the ceiling the sign
+// directly, without our engine, frames or SAs (jobs are filled with the same
+// inline field setter, drivers/icv/imb_jobs.h). This is the ceiling the sign
 // and verify paths are measured against. Key schedules are expanded once
 // before the loop; inside it every job is filled (as any caller must) and
 // submitted through the API the engine uses for that algorithm: the
@@ -10,6 +11,7 @@
 #include <bench/frames.h>
 
 #include <drivers/base/bytes.h>
+#include <drivers/icv/imb_jobs.h>
 #include <drivers/icv/ipsecmb_engine.h>
 #include <drivers/icv/openssl_engine.h>
 
@@ -134,18 +136,7 @@ void expand_key(IMB_MGR* m, icv::algorithm alg, const std::vector<uint8_t>& key,
 /// Everything a MAC job needs; what the library reads for a hash-only job.
 void fill_job(IMB_JOB* job, icv::algorithm alg, const raw_key& k, const uint8_t* msg, uint32_t len,
               const uint8_t* nonce, uint8_t* tag) noexcept {
-    job->cipher_mode = IMB_CIPHER_NULL;
-    job->cipher_direction = IMB_DIR_ENCRYPT;
-    job->chain_order = IMB_ORDER_HASH_CIPHER;
-    job->src = msg;
-    job->dst = nullptr;
-    job->msg_len_to_cipher_in_bytes = 0;
-    job->cipher_start_src_offset_in_bytes = 0;
-    job->hash_start_src_offset_in_bytes = 0;
-    job->msg_len_to_hash_in_bytes = len;
-    job->auth_tag_output = tag;
-    job->auth_tag_output_len_in_bytes = icv::icv_length(alg);
-    job->hash_alg = hash_alg_of(alg);
+    icv::fill_hash_job(job, msg, len, tag, icv::icv_length(alg), hash_alg_of(alg));
     if (is_hmac(alg)) {
         job->u.HMAC._hashed_auth_key_xor_ipad = k.ipad;
         job->u.HMAC._hashed_auth_key_xor_opad = k.opad;
