@@ -303,10 +303,9 @@ uint16_t verifier::verify_part(const ptp::frame_buf* frames, uint16_t n, frame_o
         p.index = i;
         p.icv_len = mv.auth.icv_len;
         p.wire_icv = msg + mv.auth.icv_offset;
-        p.mutable_msg = nullptr;
-        if (sa->allow_mutable) {
+        p.zeroed_correction = sa->allow_mutable;
+        if (p.zeroed_correction) {
             zero_correction(msg, p.saved_correction);
-            p.mutable_msg = msg;
         }
         _reqs[m] = icv::mac_request{pk, msg, mv.auth.icv_offset, gmac ? p.nonce : nullptr, p.icv};
         ++m;
@@ -317,8 +316,8 @@ uint16_t verifier::verify_part(const ptp::frame_buf* frames, uint16_t n, frame_o
 
     for (uint16_t r = 0; r < m; ++r) {
         pending& p = _pending[r];
-        if (p.mutable_msg != nullptr) {
-            restore_correction(p.mutable_msg, p.saved_correction);
+        if (p.zeroed_correction) {
+            restore_correction(p.msg, p.saved_correction);
         }
         if (!engine_ok) {
             set(out[p.index], verify_status::crypto_failed);

@@ -134,11 +134,11 @@ private:
         uint16_t auth_offset;
         uint8_t spp;
         uint32_t key_id;
-        const uint8_t* msg;
+        uint8_t* msg;
         uint16_t index;
         uint16_t icv_len;
+        bool zeroed_correction; ///< allow_mutable: correctionField is zeroed, put it back
         const uint8_t* wire_icv;
-        uint8_t* mutable_msg; ///< non-null: correctionField zeroed, restore it
         uint8_t saved_correction[ptp::correction_len];
         uint8_t nonce[icv::gmac_nonce_len];
         alignas(16) uint8_t icv[icv::max_icv_len];
