@@ -57,6 +57,17 @@ std::vector<uint8_t> stripped(const std::vector<uint8_t>& frame) {
     return f;
 }
 
+/// Every frame of a capture through stripped(), lengths in the record
+/// headers to match.
+std::vector<packet> stripped(const std::vector<packet>& pkts) {
+    std::vector<packet> out = pkts;
+    for (auto& p : out) {
+        p.data = stripped(p.data);
+        p.hdr.caplen = p.hdr.len = static_cast<uint32_t>(p.data.size());
+    }
+    return out;
+}
+
 /// Where a PTP frame's message and AUTHENTICATION TLV are.
 struct located {
     size_t ptp = 0;
@@ -134,11 +145,7 @@ protected:
 };
 
 TEST_F(dataplane_app, signs_the_stripped_linuxptp_capture_exactly_as_ptp4l) {
-    std::vector<packet> in = _capture;
-    for (auto& p : in) {
-        p.data = stripped(p.data);
-        p.hdr.caplen = p.hdr.len = static_cast<uint32_t>(p.data.size());
-    }
+    const std::vector<packet> in = stripped(_capture);
     const std::string in_path = _dir.file("stripped.pcap");
     write_packets(in_path, DLT_EN10MB, in);
     const auto r = run(in_path, _dir.file("empty.pcap"), {"--sa-file", shipped_sa_file, "--sign", "2:1"});
@@ -365,11 +372,7 @@ int64_t correction_of(const std::vector<uint8_t>& frame, size_t ptp) {
 /// SPP 2 from `sa_text` (an SA file); returns the signed frames.
 std::vector<packet> resigned_capture(const temp_dir& dir, const std::vector<packet>& capture_pkts,
                                      const std::string& sa_text, const std::string& key_id) {
-    std::vector<packet> in = capture_pkts;
-    for (auto& p : in) {
-        p.data = stripped(p.data);
-        p.hdr.caplen = p.hdr.len = static_cast<uint32_t>(p.data.size());
-    }
+    const std::vector<packet> in = stripped(capture_pkts);
     write_packets(dir.file("tc-stripped.pcap"), DLT_EN10MB, in);
     test::write_file(dir.file("tc-sa.conf"), sa_text);
     const auto r = test::run_program(dir, test::program_from_env("PTPSECCTL"),
