@@ -10,11 +10,15 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -114,7 +118,17 @@ int show_stats(const std::string& prefix, bool json) {
     return exit_ok;
 }
 
-/// `ptpsecctl sa list`: /ptpsec/sa, one row per key.
+/// "never", or the seconds left of a key's lifetime ("remaining_lifetime_s").
+std::string remaining_lifetime(const ordered_json& k) {
+    const auto it = k.find("remaining_lifetime_s");
+    if (it == k.end() || !it->is_number_unsigned()) {
+        return "never";
+    }
+    return fmt::format("{} s", it->get<uint64_t>());
+}
+
+/// `ptpsecctl sa list`: /ptpsec/sa, one row per key (a row of dashes for an
+/// SA whose keys have all gone), then the key IDs each SA retired.
 int list_sas(const std::string& prefix, bool json) {
     auto client = ptpsec::telemetry_client::connect(prefix);
     if (!client) {
@@ -132,15 +146,37 @@ int list_sas(const std::string& prefix, bool json) {
         fmt::print("no SAs installed (ptpsec-dataplane {}, file prefix {})\n", client->pid(), prefix);
         return exit_ok;
     }
-    fmt::print("{:<5} {:<10} {:<16} {:<4} {:<8} {:<13} {}\n", "SPP", "KEY", "ALGORITHM", "ICV", "SIGNS", "SEQID_WINDOW",
-               "ALLOW_MUTABLE");
+    fmt::print("{:<5} {:<10} {:<16} {:<4} {:<8} {:<13} {:<14} {}\n", "SPP", "KEY", "ALGORITHM", "ICV", "SIGNS",
+               "SEQID_WINDOW", "ALLOW_MUTABLE", "LIFETIME_LEFT");
+    std::vector<std::string> retired_lines;
     for (const auto& [spp, sa] : sas->items()) {
         const ordered_json keys = sa.value("keys", ordered_json::object());
+        const char* allow_mutable = count_of(sa, "allow_mutable") != 0 ? "yes" : "no";
         for (const auto& [id, k] : keys.items()) {
-            fmt::print("{:<5} {:<10} {:<16} {:<4} {:<8} {:<13} {}\n", count_of(sa, "spp"), count_of(k, "key_id"),
+            fmt::print("{:<5} {:<10} {:<16} {:<4} {:<8} {:<13} {:<14} {}\n", count_of(sa, "spp"), count_of(k, "key_id"),
                        k.value("algorithm", "?"), count_of(k, "icv_length"),
-                       count_of(k, "current") != 0 ? "current" : "", count_of(sa, "seqid_window"),
-                       count_of(sa, "allow_mutable") != 0 ? "yes" : "no");
+                       count_of(k, "current") != 0 ? "current" : "", count_of(sa, "seqid_window"), allow_mutable,
+                       remaining_lifetime(k));
+        }
+        if (keys.empty()) {
+            fmt::print("{:<5} {:<10} {:<16} {:<4} {:<8} {:<13} {:<14} {}\n", count_of(sa, "spp"), "-", "-", "-", "",
+                       count_of(sa, "seqid_window"), allow_mutable, "-");
+        }
+        const ordered_json retired = sa.value("retired_key_ids", ordered_json::array());
+        if (retired.is_array() && !retired.empty()) {
+            std::vector<uint64_t> ids;
+            for (const auto& id : retired) {
+                ids.push_back(id.get<uint64_t>());
+            }
+            retired_lines.push_back(fmt::format("spp {}: {}", count_of(sa, "spp"), fmt::join(ids, " ")));
+        }
+    }
+    if (!retired_lines.empty()) {
+        // Frames still carrying these are dropped as expired_key; the IDs are
+        // not installed again (seeds/001 §5.3).
+        fmt::print("retired key IDs (removed or expired, oldest first):\n");
+        for (const auto& l : retired_lines) {
+            fmt::print("  {}\n", l);
         }
     }
     return exit_ok;
@@ -177,6 +213,23 @@ int send_updates(const std::string& prefix, std::vector<ptpsec::sa_wire::update>
         fmt::print("{} applied, {} rejected\n", r->size() - rejected, rejected);
     }
     return rejected == 0 ? exit_ok : exit_failed;
+}
+
+/// --lifetime: whole seconds, 0 up to sa_client::max_lifetime.
+CLI::Validator lifetime_seconds() {
+    const int64_t max = std::chrono::duration_cast<std::chrono::seconds>(ptpsec::sa_client::max_lifetime).count();
+    return CLI::Validator(
+        [max](std::string& v) -> std::string {
+            int64_t n = -1;
+            const char* end = v.data() + v.size();
+            const auto [p, ec] = std::from_chars(v.data(), end, n);
+            if (ec != std::errc{} || p != end || n < 0 || n > max) {
+                return fmt::format("{} is not a whole number of seconds from 0 to {} (388 days, seeds/001 §2.5.1)", v,
+                                   max);
+            }
+            return {};
+        },
+        fmt::format("SECONDS:0-{}", max));
 }
 
 int run(int argc, char** argv) {
@@ -242,10 +295,16 @@ int run(int argc, char** argv) {
     std::string current;
     int sa_spp = -1;
     int sa_key = -1;
+    int64_t lifetime_s = 0;
     auto* sa_push = sa->add_subcommand("push", "Install every key of an SA file (receivers accept them at once)");
     add_telemetry_options(sa_push);
     sa_push->add_option("--sa-file", sa_file, "SA file (linuxptp format)")->required();
     sa_push->add_option("--current", current, "then sign with SPP:KEY_ID");
+    sa_push
+        ->add_option("--lifetime", lifetime_s,
+                     "the data plane forgets each pushed key this many seconds after installing it, as `sa remove` "
+                     "would: its remaining lifetime plus grace period (seeds/001 §2.5.1); 0: never")
+        ->check(lifetime_seconds());
     auto* sa_current = sa->add_subcommand("current", "Sign with this key of the SA from now on");
     add_telemetry_options(sa_current);
     sa_current->add_option("--spp", sa_spp, "SPP")->required()->check(CLI::Range(0, 255));
@@ -295,7 +354,11 @@ int run(int argc, char** argv) {
             if (!sas) {
                 return report(sas.err());
             }
-            auto updates = ptpsec::sa_client::updates_for(*sas);
+            auto made = ptpsec::sa_client::updates_for(*sas, std::chrono::seconds(lifetime_s));
+            if (!made) {
+                return report(made.err());
+            }
+            std::vector<ptpsec::sa_wire::update> updates = std::move(made).value();
             if (!current.empty()) {
                 unsigned s = 0;
                 unsigned long k = 0;

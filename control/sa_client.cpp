@@ -33,20 +33,39 @@ uint64_t first_sequence() {
 
 } // namespace
 
-std::vector<sa_wire::update> updates_for(const std::vector<sa_config>& sas) {
+result<std::vector<sa_wire::update>> updates_for(const std::vector<sa_config>& sas,
+                                                 std::chrono::milliseconds lifetime) {
+    if (lifetime.count() < 0 || lifetime > max_lifetime) {
+        return error{fmt::format("lifetime {} ms is not 0-{} ms (388 days, seeds/001 §2.5.1)", lifetime.count(),
+                                 max_lifetime.count())};
+    }
+    // Every key is checked before any octet is copied: a refusal leaves no
+    // key material behind.
+    size_t keys = 0;
+    for (const auto& sa : sas) {
+        for (const auto& k : sa.keys) {
+            ++keys;
+            if (k.key.size() > sa_wire::max_key_len) {
+                return error{fmt::format("{}{}spp {} key {}: the key is {} octets; an SA update carries at most {} "
+                                         "octets (shorten the HMAC key)",
+                                         k.origin, k.origin.empty() ? "" : ": ", sa.spp, k.key_id, k.key.size(),
+                                         sa_wire::max_key_len)};
+            }
+        }
+    }
     std::vector<sa_wire::update> out;
+    out.reserve(keys); // no reallocation leaves copies of keys in freed memory
     for (const auto& sa : sas) {
         for (const auto& k : sa.keys) {
             sa_wire::update u = simple(sa_wire::op::add_key, sa.spp, k.key_id);
             u.algorithm = static_cast<uint8_t>(k.alg);
-            // Longer HMAC keys than the record holds are refused by the data
-            // plane with the length in the reason.
-            const size_t n = std::min(k.key.size(), sa_wire::max_key_len);
-            u.key_len = static_cast<uint8_t>(k.key.size() > sa_wire::max_key_len ? 0 : n);
-            std::memcpy(u.key, k.key.span().data(), n);
+            u.key_len = static_cast<uint8_t>(k.key.size());
+            std::memcpy(u.key, k.key.span().data(), k.key.size());
             u.seqid_window = sa.seqid_window;
             u.allow_mutable = sa.allow_mutable ? 1 : 0;
+            u.lifetime_ms = static_cast<uint64_t>(lifetime.count());
             out.push_back(u);
+            secure_wipe(u.key, sizeof(u.key));
         }
     }
     return out;

@@ -21,8 +21,17 @@ struct outcome {
     std::string reason; ///< why not, when not applied
 };
 
-/// add_key updates for every key of every SA, in file order.
-std::vector<sa_wire::update> updates_for(const std::vector<sa_config>& sas);
+/// The longest lifetime an add_key carries (sa_wire::max_lifetime_ms).
+inline constexpr std::chrono::milliseconds max_lifetime{sa_wire::max_lifetime_ms};
+
+/// add_key updates for every key of every SA, in file order, each with
+/// `lifetime` (zero: the key never expires by itself; sa_update_wire.h).
+/// Refused before anything is sent, naming the SPP and key ID, if a key does
+/// not fit the record (sa_wire::max_key_len octets: longer HMAC keys, which
+/// SA files allow, cannot be pushed) or the lifetime is negative or longer
+/// than max_lifetime. Nothing holding key octets is left behind on refusal.
+result<std::vector<sa_wire::update>> updates_for(const std::vector<sa_config>& sas,
+                                                 std::chrono::milliseconds lifetime = std::chrono::milliseconds(0));
 
 sa_wire::update set_current(uint8_t spp, uint32_t key_id);
 sa_wire::update remove_key(uint8_t spp, uint32_t key_id);

@@ -11,13 +11,16 @@ namespace ptpsec {
 
 namespace {
 
+// Names are unique across both lists too: drop_reasons() (worker.h) lists
+// sign and verify drops under these names in one set of counters, hence
+// "expired_key_unsigned" for signing (as "malformed_unsigned" there).
 constexpr std::string_view sign_names[sign_status_count] = {
-    "signed", "not_ptp", "already_signed", "malformed", "no_sa", "no_room", "crypto_failed",
+    "signed", "not_ptp", "already_signed", "malformed", "no_sa", "no_room", "expired_key_unsigned", "crypto_failed",
 };
 
 constexpr std::string_view verify_names[verify_status_count] = {
-    "verified",    "not_ptp", "malformed", "unsigned", "unknown_spp",   "unknown_key", "icv_length_mismatch",
-    "iv_mismatch", "bad_icv", "replayed",  "too_old",  "crypto_failed",
+    "verified",    "not_ptp", "malformed", "unsigned", "unknown_spp", "unknown_key",   "icv_length_mismatch",
+    "iv_mismatch", "bad_icv", "replayed",  "too_old",  "expired_key", "crypto_failed",
 };
 
 template <typename S>
@@ -93,23 +96,26 @@ std::string_view verify_status_name(verify_status s) noexcept {
 uint16_t signer::sign_burst(ptp::frame_buf* frames, uint16_t n, uint8_t spp, uint32_t key_id,
                             frame_outcome* out) noexcept {
     security_association* sa = _sad->find(spp);
-    return sign_with(frames, n, sa, sa != nullptr ? sa->find_key(key_id) : nullptr, out);
+    sa_key* key = sa != nullptr ? sa->find_key(key_id) : nullptr;
+    const bool retired = key == nullptr && sa != nullptr && sa->retired_ids.contains(key_id);
+    return sign_with(frames, n, sa, key, retired ? sign_status::expired_key : sign_status::no_sa, out);
 }
 
 uint16_t signer::sign_burst_current(ptp::frame_buf* frames, uint16_t n, uint8_t spp, frame_outcome* out) noexcept {
     security_association* sa = _sad->find(spp);
     sa_key* key = sa != nullptr && sa->has_sign_key ? sa->find_key(sa->sign_key_id) : nullptr;
-    return sign_with(frames, n, sa, key, out);
+    const bool retired = key == nullptr && sa != nullptr && sa->sign_key_retired;
+    return sign_with(frames, n, sa, key, retired ? sign_status::expired_key : sign_status::no_sa, out);
 }
 
 uint16_t signer::sign_with(ptp::frame_buf* frames, uint16_t n, security_association* sa, sa_key* key,
-                           frame_outcome* out) noexcept {
+                           sign_status missing, frame_outcome* out) noexcept {
     uint16_t done = 0;
     for (uint16_t base = 0; base < n; base = static_cast<uint16_t>(base + auth_max_burst)) {
         const auto count = static_cast<uint16_t>(std::min<int>(auth_max_burst, n - base));
         if (key == nullptr) {
             for (uint16_t i = 0; i < count; ++i) {
-                set(out[base + i], sign_status::no_sa);
+                set(out[base + i], missing);
             }
             continue;
         }
@@ -271,7 +277,10 @@ uint16_t verifier::verify_part(const ptp::frame_buf* frames, uint16_t n, frame_o
             }
             key = sa->find_key(mv.auth.keyID);
             if (key == nullptr) {
-                set(out[i], verify_status::unknown_key);
+                // A key the SA retired is told apart from one it never had:
+                // a late frame or a peer still on an old key, not a stranger.
+                set(out[i],
+                    sa->retired_ids.contains(mv.auth.keyID) ? verify_status::expired_key : verify_status::unknown_key);
                 continue;
             }
         }

@@ -25,7 +25,8 @@ enum class sign_status : uint8_t {
     malformed,      ///< see the ptp::error
     no_sa,          ///< the SPP or key ID is not installed
     no_room,        ///< buffer too small for the TLV
-    crypto_failed,  ///< the engine refused (a programming error, counted)
+    expired_key,    ///< the key (or the SA's current key) was removed or expired: signing stops
+    crypto_failed,  ///< the engine refused (a programming error, counted); stays last
 };
 
 /// What happened to one frame in verify_burst().
@@ -39,9 +40,10 @@ enum class verify_status : uint8_t {
     icv_length_mismatch, ///< the TLV's ICV is not as long as the key's algorithm makes
     iv_mismatch,         ///< GMAC key without sequenceNo, or sequenceNo with a non-GMAC key
     bad_icv,
-    replayed, ///< the ICV is good but the message was accepted before (replay_table)
-    too_old,  ///< the ICV is good but the message is behind the replay window
-    crypto_failed,
+    replayed,      ///< the ICV is good but the message was accepted before (replay_table)
+    too_old,       ///< the ICV is good but the message is behind the replay window
+    expired_key,   ///< a key ID its SA retired (removed or expired; security_association::retired_ids)
+    crypto_failed, ///< stays last
 };
 
 inline constexpr size_t verify_status_count = static_cast<size_t>(verify_status::crypto_failed) + 1;
@@ -67,11 +69,13 @@ public:
     /// Signs every PTP frame without an AUTHENTICATION TLV with key `key_id`
     /// of SA `spp`: the TLV is appended as the last TLV, lengths and
     /// checksums are fixed. Frames that are not signed are left as they were
-    /// and keep their place; out[i] says why. Returns the number signed.
+    /// and keep their place; out[i] says why (no_sa, or expired_key for a key
+    /// the SA retired). Returns the number signed.
     uint16_t sign_burst(ptp::frame_buf* frames, uint16_t n, uint8_t spp, uint32_t key_id, frame_outcome* out) noexcept;
 
     /// sign_burst() with the SA's current key (security_association::
-    /// sign_key_id); no_sa for every frame while the SA has none.
+    /// sign_key_id); no_sa for every frame while the SA has none, expired_key
+    /// once that key was removed or expired and no other was made current.
     uint16_t sign_burst_current(ptp::frame_buf* frames, uint16_t n, uint8_t spp, frame_outcome* out) noexcept;
 
     /// Reads SAs from `sad` from the next call on (a new version of the
@@ -79,7 +83,7 @@ public:
     void use(sa_database& sad) noexcept { _sad = &sad; }
 
 private:
-    uint16_t sign_with(ptp::frame_buf* frames, uint16_t n, security_association* sa, sa_key* key,
+    uint16_t sign_with(ptp::frame_buf* frames, uint16_t n, security_association* sa, sa_key* key, sign_status missing,
                        frame_outcome* out) noexcept;
     uint16_t sign_part(ptp::frame_buf* frames, uint16_t n, security_association& sa, sa_key& key,
                        frame_outcome* out) noexcept;

@@ -9,9 +9,11 @@
 #include <drivers/icv/engine.h>
 #include <drivers/icv/gmac.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -66,6 +68,45 @@ struct sa_key {
     /// GMAC: per-sender subkeys derived from the group key (gmac.h). One
     /// writer: each lcore that signs or verifies holds its own table.
     std::unique_ptr<icv::gmac_sender_keys> gmac;
+    /// When the key expires, in CLOCK_MONOTONIC nanoseconds; 0: never. Set
+    /// at install from the update's lifetime (sa_update_wire.h); the service
+    /// path removes the key once it has passed (expire_keys in sa_update.h).
+    uint64_t expires_ns = 0;
+};
+
+/// The last key IDs an SA retired (removed or expired), oldest first: frames
+/// that still carry one are counted as expired_key rather than unknown_key,
+/// and the IDs are not installed again (seeds/001 §5.3). Plain data, built on
+/// the service path and only read on the fast path; when full, the oldest ID
+/// makes room.
+class retired_key_ids {
+public:
+    static constexpr size_t capacity = 16;
+
+    bool contains(uint32_t key_id) const noexcept {
+        for (size_t i = 0; i < _count; ++i) {
+            if (_ids[i] == key_id) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    void add(uint32_t key_id) noexcept {
+        if (_count == capacity) {
+            std::copy(_ids.begin() + 1, _ids.end(), _ids.begin());
+            --_count;
+        }
+        _ids[_count++] = key_id;
+    }
+
+    size_t size() const noexcept { return _count; }
+    bool empty() const noexcept { return _count == 0; }
+    std::span<const uint32_t> ids() const noexcept { return {_ids.data(), _count}; }
+
+private:
+    std::array<uint32_t, capacity> _ids{};
+    uint8_t _count = 0;
 };
 
 struct security_association {
@@ -75,10 +116,16 @@ struct security_association {
     /// The key this data plane signs with (seeds/001 §2.5.1: the current
     /// key); none until set.
     bool has_sign_key = false;
+    /// The current key was removed or expired and no other was named since:
+    /// signing stops (fail closed) and says expired_key.
+    bool sign_key_retired = false;
     uint32_t sign_key_id = 0;
     /// Shared between versions of the database: a key is expanded once and
-    /// wiped when the last version holding it is dropped.
+    /// wiped when the last version holding it is dropped. Empty once every
+    /// key was removed or expired: the SA stays, with retired_ids, until
+    /// remove_sa or flush.
     std::vector<std::shared_ptr<sa_key>> keys;
+    retired_key_ids retired_ids;
 
     sa_key* find_key(uint32_t key_id) const noexcept {
         for (const auto& k : keys) {

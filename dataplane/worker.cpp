@@ -5,6 +5,7 @@
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
 #include <rte_pause.h>
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
@@ -90,11 +91,12 @@ size_t drop_reasons(const path_counters& c, std::span<drop_reason> out) noexcept
 }
 
 worker::worker(icv::engine& eng, sa_table& sat, unsigned reader_id, icv::gmac_iv_counter& iv,
-               std::span<const path_config> paths, uint16_t burst, const ptp::wire_options& opt, replay_table* replay,
+               std::span<const path_config> paths, const worker_options& opt, replay_table* replay,
                const event_sink& events) noexcept
-    : _sat(&sat), _db(sat.current()), _reader(reader_id), _signer(eng, *_db, iv, opt),
-      _verifier(eng, *_db, opt, replay), _paths(paths.first(std::min(paths.size(), max_paths))),
-      _burst(std::clamp<uint16_t>(burst, 1, max_rx_burst)), _events(events) {
+    : _sat(&sat), _db(sat.current()), _reader(reader_id), _signer(eng, *_db, iv, opt.wire),
+      _verifier(eng, *_db, opt.wire, replay), _paths(paths.first(std::min(paths.size(), max_paths))), _opt(opt),
+      _tsc_hz(rte_get_tsc_hz()), _events(events) {
+    _opt.burst = std::clamp<uint16_t>(_opt.burst, 1, max_rx_burst);
     if (_events.ring == nullptr || _events.recorder == nullptr || _events.clock == nullptr) {
         _events.rx = false;
         _events.tx = false;
@@ -114,12 +116,22 @@ uint32_t worker::poll_once() noexcept {
     std::array<rte_mbuf*, max_rx_burst> pkts;
     for (size_t i = 0; i < _paths.size(); ++i) {
         const path_config& p = _paths[i];
-        const uint16_t n = rte_eth_rx_burst(p.rx_port, p.rx_queue, pkts.data(), _burst);
+        const uint16_t n = rte_eth_rx_burst(p.rx_port, p.rx_queue, pkts.data(), _opt.burst);
         if (n != 0) {
-            // Software timestamp of the burst's arrival, read once.
-            const uint64_t rx_ns = _events.rx ? _events.clock->now_ns() : 0;
-            process(p, _counters[i], pkts.data(), n, rx_ns, p.policy == ptp_policy::tc ? rte_rdtsc() : 0);
+            if (p.handoff != nullptr) {
+                hand_off(p, _counters[i], pkts.data(), n);
+            } else {
+                process(p, _counters[i], pkts.data(), n, true, p.policy == ptp_policy::tc ? rte_rdtsc() : 0);
+            }
             received += n;
+        }
+        if (p.handin != nullptr) {
+            const unsigned m =
+                rte_ring_sc_dequeue_burst(p.handin, reinterpret_cast<void**>(pkts.data()), _opt.burst, nullptr);
+            if (m != 0) {
+                process(p, _counters[i], pkts.data(), static_cast<uint16_t>(m), false, 0);
+                received += m;
+            }
         }
     }
     _sat->quiescent(_reader);
@@ -136,8 +148,58 @@ void worker::run(const std::atomic<bool>& stop) noexcept {
     _sat->offline(_reader);
 }
 
+void worker::hand_off(const path_config& p, path_counters& c, rte_mbuf** pkts, uint16_t n) noexcept {
+    std::array<rte_mbuf*, max_rx_burst> tx;
+    std::array<rte_mbuf*, max_rx_burst> ptp;
+    uint16_t ntx = 0;
+    uint16_t nptp = 0;
+    c.rx += n;
+    const uint64_t tsc = rte_rdtsc();
+    for (uint16_t i = 0; i < n; ++i) {
+        rte_mbuf* m = pkts[i];
+        ptp::frame_info fi;
+        const ptp::frame_buf f = frame_of(m);
+        if (ptp::classify_frame(f.data, f.len, fi) == ptp::error::not_ptp) {
+            ++c.non_ptp;
+            tx[ntx++] = m;
+            continue;
+        }
+        // Malformed PTP goes too: the PTP worker counts it by cause.
+        if (_opt.rx_tsc_offset >= 0) {
+            *RTE_MBUF_DYNFIELD(m, _opt.rx_tsc_offset, uint64_t*) = tsc;
+        }
+        ptp[nptp++] = m;
+    }
+    if (nptp != 0) {
+        const unsigned put =
+            rte_ring_mp_enqueue_burst(p.handoff, reinterpret_cast<void* const*>(ptp.data()), nptp, nullptr);
+        c.handed_off += put;
+        if (put < nptp) {
+            c.handoff_full += nptp - put;
+            rte_pktmbuf_free_bulk(ptp.data() + put, nptp - put);
+        }
+    }
+    if (ntx != 0) {
+        (void)send(p, c, tx.data(), ntx);
+    }
+}
+
+uint16_t worker::send(const path_config& p, path_counters& c, rte_mbuf** tx, uint16_t n) noexcept {
+    uint16_t sent = rte_eth_tx_burst(p.tx_port, p.tx_queue, tx, n);
+    for (uint16_t r = 0; sent < n && r < _opt.tx_retry; ++r) {
+        rte_delay_us_block(1);
+        sent += rte_eth_tx_burst(p.tx_port, p.tx_queue, tx + sent, static_cast<uint16_t>(n - sent));
+    }
+    c.tx += sent;
+    if (sent < n) {
+        c.tx_full += n - sent;
+        rte_pktmbuf_free_bulk(tx + sent, n - sent);
+    }
+    return sent;
+}
+
 uint16_t worker::record_events(rte_mbuf* const* pkts, uint16_t n, event_direction dir, uint16_t port, uint64_t ns,
-                               event_record* out, uint16_t* index) noexcept {
+                               const uint64_t* ns_each, event_record* out, uint16_t* index) noexcept {
     const event_mask mask = _events.recorder->mask();
     uint16_t k = 0;
     for (uint16_t i = 0; i < n; ++i) {
@@ -155,7 +217,7 @@ uint16_t worker::record_events(rte_mbuf* const* pkts, uint16_t n, event_directio
         if (!mask.selects_value(msg[0]) || ml < ptp::header_len || ml > fi.ptp_avail) {
             continue;
         }
-        _event_in[k] = event_input{msg, ns, ml, port, dir, 0};
+        _event_in[k] = event_input{msg, ns_each != nullptr ? ns_each[i] : ns, ml, port, dir, 0};
         index[k] = i;
         ++k;
     }
@@ -174,14 +236,12 @@ void worker::publish_events(path_counters& c, const event_record* recs, uint16_t
     c.events_ring_full += n - put;
 }
 
-void worker::transparent_clock(path_counters& c, uint16_t n, uint64_t rx_tsc) noexcept {
-    // Residence time of the burst in the data plane, from the RX burst to
-    // now (a software transparent clock: one value for the burst), in the
-    // scaled nanoseconds of correctionField (ns * 2^16, 5.3.2).
-    const uint64_t hz = rte_get_tsc_hz();
-    const uint64_t cycles = rte_rdtsc() - rx_tsc;
-    const auto residence_ns = static_cast<int64_t>(hz != 0 ? cycles * 1'000'000'000ULL / hz : 0);
-    const int64_t scaled = residence_ns * 65536;
+void worker::transparent_clock(path_counters& c, uint16_t n) noexcept {
+    // Residence time of each frame in the data plane, from its arrival (the
+    // RX burst, or the burst of the worker that handed it over) to now: a
+    // software transparent clock. In the scaled nanoseconds of
+    // correctionField (ns * 2^16, 5.3.2).
+    const uint64_t now = rte_rdtsc();
     uint16_t nresign = 0;
     for (uint16_t i = 0; i < n; ++i) {
         if (static_cast<verify_status>(_out[i].status) != verify_status::verified) {
@@ -210,6 +270,9 @@ void worker::transparent_clock(path_counters& c, uint16_t n, uint64_t rx_tsc) no
             ++c.tc_uncorrected;
             continue;
         }
+        const uint64_t cycles = now - _work_tsc[i];
+        const auto residence_ns = static_cast<int64_t>(_tsc_hz != 0 ? cycles * 1'000'000'000ULL / _tsc_hz : 0);
+        const int64_t scaled = residence_ns * 65536;
         const bool udp_ck = ptp::udp_checksum_in_use(f.data, fi);
         const auto correction = static_cast<int64_t>(load_be64(msg + ptp::correction_offset));
         store_be64(msg + ptp::correction_offset, static_cast<uint64_t>(correction + scaled));
@@ -249,7 +312,7 @@ void worker::transparent_clock(path_counters& c, uint16_t n, uint64_t rx_tsc) no
     }
 }
 
-void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, uint16_t n, uint64_t rx_ns,
+void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, uint16_t n, bool from_port,
                      uint64_t rx_tsc) noexcept {
     std::array<rte_mbuf*, max_rx_burst> tx;
     std::array<rte_mbuf*, max_rx_burst> drop;
@@ -259,10 +322,31 @@ void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, ui
     uint16_t ntx = 0;
     uint16_t ndrop = 0;
     uint16_t nwork = 0;
-    c.rx += n;
+    // Handed-over frames were counted by the worker that received them.
+    const bool stamped = !from_port && _opt.rx_tsc_offset >= 0;
+    uint64_t rx_ns = 0;
+    const uint64_t* rx_ns_each = nullptr;
+    if (from_port) {
+        c.rx += n;
+        // Software timestamp of the burst's arrival, read once.
+        rx_ns = _events.rx ? _events.clock->now_ns() : 0;
+    } else if (_events.rx || p.policy == ptp_policy::tc) {
+        rx_ns = _events.rx ? _events.clock->now_ns() : 0;
+        const uint64_t now = rte_rdtsc();
+        rx_tsc = now;
+        if (_events.rx && stamped) {
+            // Each frame's arrival on the clock of the events: now, less
+            // the time it spent on the ring.
+            for (uint16_t i = 0; i < n; ++i) {
+                const uint64_t cycles = now - *RTE_MBUF_DYNFIELD(pkts[i], _opt.rx_tsc_offset, uint64_t*);
+                _rx_ns[i] = rx_ns - (_tsc_hz != 0 ? cycles * 1'000'000'000ULL / _tsc_hz : 0);
+            }
+            rx_ns_each = _rx_ns.data();
+        }
+    }
     // The frames as they arrived, before the policy edits them; published
     // below for the frames that are forwarded.
-    const uint16_t nrx_events = _events.rx ? record_events(pkts, n, event_direction::rx, p.rx_port, rx_ns,
+    const uint16_t nrx_events = _events.rx ? record_events(pkts, n, event_direction::rx, p.rx_port, rx_ns, rx_ns_each,
                                                            _rx_records.data(), _rx_record_of.data())
                                            : 0;
     auto forward = [&](uint16_t at, rte_mbuf* m) {
@@ -288,6 +372,7 @@ void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, ui
         for (uint16_t i = 0; i < n; ++i) {
             rte_mbuf* m = pkts[i];
             if (m->nb_segs == 1 && RTE_MBUF_DIRECT(m) && rte_mbuf_refcnt_read(m) == 1) {
+                _work_tsc[nwork] = stamped ? *RTE_MBUF_DYNFIELD(m, _opt.rx_tsc_offset, uint64_t*) : rx_tsc;
                 _frames[nwork] = frame_of(m);
                 work_at[nwork] = i;
                 work[nwork++] = m;
@@ -344,7 +429,7 @@ void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, ui
                 _verifier.verify_burst(_frames.data(), nwork, _out.data());
             }
             if (tc) {
-                transparent_clock(c, nwork, rx_tsc);
+                transparent_clock(c, nwork);
             }
             for (uint16_t i = 0; i < nwork; ++i) {
                 const auto s = static_cast<verify_status>(_out[i].status);
@@ -385,15 +470,10 @@ void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, ui
     if (ntx != 0) {
         // Hashed before the frames go: once sent they are the port's.
         const uint16_t ntx_events =
-            _events.tx ? record_events(tx.data(), ntx, event_direction::tx, p.tx_port, _events.clock->now_ns(),
+            _events.tx ? record_events(tx.data(), ntx, event_direction::tx, p.tx_port, _events.clock->now_ns(), nullptr,
                                        _tx_records.data(), _tx_record_of.data())
                        : 0;
-        const uint16_t sent = rte_eth_tx_burst(p.tx_port, p.tx_queue, tx.data(), ntx);
-        c.tx += sent;
-        if (sent < ntx) {
-            c.tx_full += ntx - sent;
-            rte_pktmbuf_free_bulk(tx.data() + sent, ntx - sent);
-        }
+        const uint16_t sent = send(p, c, tx.data(), ntx);
         uint16_t kept = 0;
         for (uint16_t r = 0; r < ntx_events; ++r) {
             if (_tx_record_of[r] < sent) {

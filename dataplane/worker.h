@@ -39,6 +39,14 @@ std::string_view ptp_policy_name(ptp_policy p) noexcept;
 
 /// One direction of traffic: frames received on (rx_port, rx_queue) leave
 /// on (tx_port, tx_queue).
+///
+/// With several workers, one of them (the PTP worker) applies the policy to
+/// every PTP frame of the path: the others forward what is not PTP and hand
+/// PTP over on `handoff`, which the PTP worker drains as `handin`. Replay
+/// windows, AES-GMAC subkey tables and the event ring then keep one writer,
+/// and a replayed frame cannot slip past its window by arriving on another
+/// queue. NICs that steer PTP to the PTP worker's queue (rte_flow) leave
+/// the ring nearly idle.
 struct path_config {
     std::string_view name; ///< "inside->outside", for counters
     uint16_t rx_port = 0;
@@ -51,6 +59,12 @@ struct path_config {
     /// the control plane), else with key_id
     bool sign_current = true;
     uint32_t key_id = 0;
+    /// Not null: PTP received here goes to the PTP worker on this ring
+    /// (rte_mbuf pointers, many producers); the policy is not applied here.
+    rte_ring* handoff = nullptr;
+    /// Not null: this worker is the path's PTP worker and also takes the
+    /// frames other workers handed over on this ring.
+    rte_ring* handin = nullptr;
 };
 
 /// Counters of one path on one lcore: single writer (the lcore), read by
@@ -74,6 +88,8 @@ struct alignas(64) path_counters {
     uint64_t tc_uncorrected = 0;   ///< tc: forwarded without correction (AES-GMAC SA without allow_mutable)
     uint64_t events = 0;           ///< timing-event records put on the event ring
     uint64_t events_ring_full = 0; ///< records the full event ring refused (never waited on)
+    uint64_t handed_off = 0;       ///< PTP handed to the PTP worker (counted there from then on)
+    uint64_t handoff_full = 0;     ///< PTP the full handoff ring refused: dropped
 
     /// Frames dropped, whatever the reason.
     uint64_t dropped() const noexcept;
@@ -88,7 +104,7 @@ struct path_counter_field {
     bool exported;
 };
 
-inline constexpr std::array<path_counter_field, 15> path_counter_fields = {{
+inline constexpr std::array<path_counter_field, 17> path_counter_fields = {{
     {"rx", &path_counters::rx, true},
     {"tx", &path_counters::tx, true},
     {"tx_full", &path_counters::tx_full, false},
@@ -104,6 +120,8 @@ inline constexpr std::array<path_counter_field, 15> path_counter_fields = {{
     {"tc_uncorrected", &path_counters::tc_uncorrected, true},
     {"events", &path_counters::events, true},
     {"events_ring_full", &path_counters::events_ring_full, true},
+    {"handed_off", &path_counters::handed_off, true},
+    {"handoff_full", &path_counters::handoff_full, false},
 }};
 
 /// Why a frame was dropped, as counter names ("bad_icv", "no_sa", ...):
@@ -114,7 +132,7 @@ struct drop_reason {
 };
 /// Fills `out` (room for every reason) and returns how many are non-zero.
 size_t drop_reasons(const path_counters& c, std::span<drop_reason> out) noexcept;
-inline constexpr size_t max_drop_reasons = sign_status_count + verify_status_count + 2;
+inline constexpr size_t max_drop_reasons = sign_status_count + verify_status_count + 3;
 
 /// Where a worker sends timing-event records (dataplane/event.h): for each
 /// PTP frame of a selected messageType that a path forwards, a record of it
@@ -132,6 +150,20 @@ struct event_sink {
 /// The largest RX burst.
 inline constexpr uint16_t max_rx_burst = 64;
 
+struct worker_options {
+    uint16_t burst = 32; ///< RX burst (1 to max_rx_burst)
+    /// When the TX queue takes only part of a burst, try the rest again up
+    /// to this many times, 1 us apart, before counting it as tx_full. For
+    /// links that push back (memif, vhost); 0 on NICs at line rate.
+    uint16_t tx_retry = 0;
+    /// Offset of the mbuf dynamic field (uint64_t) that carries the TSC of a
+    /// handed-over frame's arrival, so that the PTP worker measures the
+    /// transparent clock's residence time and stamps RX events from when the
+    /// frame arrived, not from when it left the ring. -1: none registered.
+    int rx_tsc_offset = -1;
+    ptp::wire_options wire;
+};
+
 class worker {
 public:
     /// `paths` must outlive the worker. The engine, SA database and IV
@@ -140,8 +172,8 @@ public:
     /// table of replay windows, checked by the verifying paths. The worker
     /// reads SAs from `sat` as its reader `reader_id`.
     worker(icv::engine& eng, sa_table& sat, unsigned reader_id, icv::gmac_iv_counter& iv,
-           std::span<const path_config> paths, uint16_t burst, const ptp::wire_options& opt = {},
-           replay_table* replay = nullptr, const event_sink& events = {}) noexcept;
+           std::span<const path_config> paths, const worker_options& opt = {}, replay_table* replay = nullptr,
+           const event_sink& events = {}) noexcept;
 
     /// One RX burst per path, with the SA version current at its start; then
     /// a quiescent point. Call between online() and offline() of the SA
@@ -159,16 +191,27 @@ public:
     static constexpr size_t max_paths = 8;
 
 private:
-    void process(const path_config& p, path_counters& c, rte_mbuf** pkts, uint16_t n, uint64_t rx_ns,
+    /// Applies the path's policy to pkts[0..n) and sends what is left.
+    /// Frames from the port (`from_port`) arrived at `rx_tsc`; handed-over
+    /// ones carry their arrival in the mbuf (options::rx_tsc_offset).
+    void process(const path_config& p, path_counters& c, rte_mbuf** pkts, uint16_t n, bool from_port,
                  uint64_t rx_tsc) noexcept;
+    /// A worker that is not the path's PTP worker: forwards what is not PTP,
+    /// hands the rest over.
+    void hand_off(const path_config& p, path_counters& c, rte_mbuf** pkts, uint16_t n) noexcept;
+    /// Sends tx[0..n) on the path's TX queue (with the retries of
+    /// options::tx_retry) and returns how many left; the rest are freed and
+    /// counted as tx_full.
+    uint16_t send(const path_config& p, path_counters& c, rte_mbuf** tx, uint16_t n) noexcept;
     /// Records of the selected PTP frames among pkts[0..n) into `out`, with
-    /// in `index` the index in pkts of each record's frame. Returns how many.
+    /// in `index` the index in pkts of each record's frame; frame i is
+    /// stamped ns_each[i], or `ns` when ns_each is null. Returns how many.
     uint16_t record_events(rte_mbuf* const* pkts, uint16_t n, event_direction dir, uint16_t port, uint64_t ns,
-                           event_record* out, uint16_t* index) noexcept;
+                           const uint64_t* ns_each, event_record* out, uint16_t* index) noexcept;
     /// tc: the verified frames among _frames[0..n) get their residence time
-    /// (since `rx_tsc`) added and are signed again; a frame that cannot be
-    /// signed again has its outcome set to crypto_failed (dropped).
-    void transparent_clock(path_counters& c, uint16_t n, uint64_t rx_tsc) noexcept;
+    /// (since _work_tsc[i]) added and are signed again; a frame that cannot
+    /// be signed again has its outcome set to crypto_failed (dropped).
+    void transparent_clock(path_counters& c, uint16_t n) noexcept;
     /// Puts records on the event ring; what does not fit is counted.
     void publish_events(path_counters& c, const event_record* recs, uint16_t n) noexcept;
 
@@ -178,7 +221,8 @@ private:
     signer _signer;
     verifier _verifier;
     std::span<const path_config> _paths;
-    uint16_t _burst;
+    worker_options _opt;
+    uint64_t _tsc_hz;
     std::array<path_counters, max_paths> _counters{};
     std::array<ptp::frame_buf, max_rx_burst> _frames{};
     std::array<frame_outcome, max_rx_burst> _out{};
@@ -196,6 +240,8 @@ private:
     std::array<uint16_t, max_rx_burst> _rx_record_of{};
     std::array<event_record, max_rx_burst> _tx_records{};
     std::array<uint16_t, max_rx_burst> _tx_record_of{};
+    std::array<uint64_t, max_rx_burst> _rx_ns{};    ///< arrival of handed-over pkts[i] (event clock)
+    std::array<uint64_t, max_rx_burst> _work_tsc{}; ///< arrival of _frames[i] (TSC), for tc
 };
 
 } // namespace ptpsec

@@ -6,14 +6,20 @@
 //          --outside-policy verify-strip
 //
 // Frames from the inside port to the outside port are signed, frames from
-// outside to inside verified (and stripped). A worker lcore polls both
-// directions; the main lcore prints counters and waits for SIGINT/SIGTERM.
+// outside to inside verified (and stripped). Every lcore but the main one is
+// a worker with its own RX and TX queue on each port and polls both
+// directions; the first is the PTP worker, to which the others hand PTP
+// (steering.h, worker.h). With one lcore, the main lcore polls. The main
+// lcore applies SA updates, prints counters and waits for SIGINT/SIGTERM.
+// The options may also come from a file (--config, TOML: the long option
+// names as keys).
 // The counters, ports and SAs are also served through DPDK telemetry
 // (telemetry.h: /ptpsec/stats, /ptpsec/ports, /ptpsec/sa).
 // Exceptions stay in this file (start-up); the fast path has none.
 
 #include <dataplane/app/ports.h>
 #include <dataplane/app/stats.h>
+#include <dataplane/app/steering.h>
 #include <dataplane/app/telemetry.h>
 #include <dataplane/sa_channel.h>
 #include <dataplane/sa_table.h>
@@ -31,6 +37,7 @@
 #include <rte_errno.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
+#include <rte_mbuf_dyn.h>
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
@@ -66,6 +73,9 @@ struct app_options {
     std::string inside_policy = "sign";
     std::string outside_policy = "verify";
     uint16_t burst = 32;
+    uint16_t tx_retry = 0;
+    std::string steering = "auto";
+    unsigned handoff_ring = 4096;
     double stats_interval = 0;
     uint32_t idle_exit_ms = 0;
     std::string events = "none"; ///< none, rx, tx, both
@@ -79,6 +89,15 @@ struct app_options {
     ptp::wire_options wire;
 };
 
+std::optional<steering_mode> steering_from(std::string_view s) {
+    for (auto m : {steering_mode::automatic, steering_mode::flow, steering_mode::software}) {
+        if (steering_mode_name(m) == s) {
+            return m;
+        }
+    }
+    return std::nullopt;
+}
+
 std::optional<ptp_policy> policy_from(std::string_view s) {
     for (auto p : {ptp_policy::pass, ptp_policy::sign, ptp_policy::verify, ptp_policy::verify_strip, ptp_policy::tc}) {
         if (ptp_policy_name(p) == s) {
@@ -88,15 +107,19 @@ std::optional<ptp_policy> policy_from(std::string_view s) {
     return std::nullopt;
 }
 
-/// What the worker lcore runs.
-struct worker_launch {
-    worker* w;
-};
-
 int worker_main(void* arg) {
-    static_cast<worker_launch*>(arg)->w->run(stop_requested);
+    static_cast<worker*>(arg)->run(stop_requested);
     return 0;
 }
+
+/// What one worker lcore needs: its paths (its own queues), engine and
+/// counters' owner.
+struct worker_slot {
+    unsigned lcore = 0;
+    std::array<path_config, 2> paths{};
+    std::unique_ptr<icv::ipsecmb_engine> engine;
+    std::unique_ptr<worker> w;
+};
 
 class app {
 public:
@@ -104,6 +127,11 @@ public:
     ~app() {
         if (_event_ring != nullptr) {
             rte_ring_free(_event_ring);
+        }
+        for (rte_ring* r : _handoff) {
+            if (r != nullptr) {
+                rte_ring_free(r);
+            }
         }
     }
     app(const app&) = delete;
@@ -119,27 +147,27 @@ public:
         std::signal(SIGINT, on_signal);
         std::signal(SIGTERM, on_signal);
         print_banner();
-        _telemetry = publish_telemetry({.paths = _paths,
-                                        .counters = _worker->counters(),
+        _telemetry = publish_telemetry({.paths = paths(),
+                                        .workers = _worker_counters,
                                         .inside_port = _opt.inside,
                                         .outside_port = _opt.outside,
                                         .sat = _sat.get(),
-                                        .sa_reader = 1,
+                                        .sa_reader = static_cast<unsigned>(_workers.size()),
                                         .replay = _replay.get()});
-        worker_launch launch{_worker.get()};
-        const unsigned worker_lcore = rte_get_next_lcore(rte_lcore_id(), 1, 0);
-        const bool own_lcore = worker_lcore < RTE_MAX_LCORE;
-        if (own_lcore) {
-            rte_eal_remote_launch(worker_main, &launch, worker_lcore);
+        if (_workers.front().lcore != rte_lcore_id()) {
+            for (auto& slot : _workers) {
+                rte_eal_remote_launch(worker_main, slot.w.get(), slot.lcore);
+            }
             watch(nullptr);
-            rte_eal_wait_lcore(worker_lcore);
+            rte_eal_mp_wait_lcore();
         } else {
             // One lcore: poll here, and look at the clock between bursts.
-            watch(_worker.get());
+            watch(_workers.front().w.get());
         }
         _telemetry.reset(); // before the ports close: /ptpsec/ports reads them
+        unsteer_ptp(_steered);
         stop_ports(_ports);
-        print_stats(stdout, _paths, _worker->counters(), "at exit");
+        print_stats(stdout, paths(), _worker_counters, "at exit");
         print_service_stats("at exit");
         drain_events();
         if (_event_dump) {
@@ -148,12 +176,15 @@ public:
         }
         if (!_opt.stats_json.empty()) {
             std::ofstream out(_opt.stats_json);
-            out << stats_json(_paths, _worker->counters()) << "\n";
+            out << stats_json(paths(), _worker_counters) << "\n";
         }
         return exit_ok;
     }
 
 private:
+    /// The paths as every worker has them, but for their queues.
+    std::span<const path_config> paths() const noexcept { return _workers.front().paths; }
+
     status setup() {
         auto policy_in = policy_from(_opt.inside_policy);
         auto policy_out = policy_from(_opt.outside_policy);
@@ -181,6 +212,20 @@ private:
         }
         if (_opt.inside == _opt.outside) {
             return error{fmt::format("--inside and --outside are both port {}", _opt.inside)};
+        }
+        steering_mode steering = steering_mode::automatic;
+        if (auto m = steering_from(_opt.steering)) {
+            steering = *m;
+        } else {
+            return error{fmt::format("--steering {}: use auto, flow or software", _opt.steering)};
+        }
+        // Every lcore but the main one polls; with none, the main one does.
+        unsigned lcore = 0;
+        RTE_LCORE_FOREACH_WORKER(lcore) {
+            _workers.emplace_back().lcore = lcore;
+        }
+        if (_workers.empty()) {
+            _workers.emplace_back().lcore = rte_lcore_id();
         }
 
         _engine = std::make_unique<icv::ipsecmb_engine>(icv::default_arch_plan());
@@ -211,8 +256,8 @@ private:
             sa->has_sign_key = true;
             sa->sign_key_id = key_id;
         }
-        // Reader 0 is the worker; reader 1 is DPDK's telemetry thread.
-        _sat = std::make_unique<sa_table>(std::move(initial), 2);
+        // Readers 0..N-1 are the workers; reader N is DPDK's telemetry thread.
+        _sat = std::make_unique<sa_table>(std::move(initial), static_cast<unsigned>(_workers.size() + 1));
         // The service path expands keys with an engine of its own (same
         // plan, so the workers' engine accepts its keys).
         _service_engine = std::make_unique<icv::ipsecmb_engine>(icv::default_arch_plan());
@@ -222,14 +267,27 @@ private:
         }
         _channel = std::make_unique<sa_channel>(std::move(channel).value());
 
-        auto ports = start_ports({_opt.inside, _opt.outside}, _opt.ports);
+        const auto queues = static_cast<uint16_t>(_workers.size());
+        auto ports = start_ports({_opt.inside, _opt.outside}, _opt.ports, queues);
         if (!ports) {
             return ports.err();
         }
         _ports = std::move(ports).value();
-
-        _paths[0] = path_config{"inside->outside", _opt.inside, 0, _opt.outside, 0, *policy_in, spp, true, 0};
-        _paths[1] = path_config{"outside->inside", _opt.outside, 0, _opt.inside, 0, *policy_out, 0, true, 0};
+        if (queues > 1) {
+            if (auto st = setup_handoff(steering); !st) {
+                return st;
+            }
+        }
+        for (size_t k = 0; k < _workers.size(); ++k) {
+            const auto q = static_cast<uint16_t>(k);
+            auto& paths = _workers[k].paths;
+            paths[0] = path_config{"inside->outside", _opt.inside, q, _opt.outside, q, *policy_in, spp, true, 0};
+            paths[1] = path_config{"outside->inside", _opt.outside, q, _opt.inside, q, *policy_out, 0, true, 0};
+            for (size_t i = 0; i < paths.size() && queues > 1; ++i) {
+                // The first worker is the PTP worker; the others hand PTP to it.
+                (k == 0 ? paths[i].handin : paths[i].handoff) = _handoff[i];
+            }
+        }
         _iv = std::make_unique<icv::gmac_iv_counter>(icv::gmac_iv_counter::clock_start());
         if (_opt.replay_window != 0) {
             // The SA file's seqid_window (linuxptp's) is honoured when it asks
@@ -246,8 +304,49 @@ private:
         if (auto st = setup_events(sink); !st) {
             return st;
         }
-        _worker =
-            std::make_unique<worker>(*_engine, *_sat, 0, *_iv, _paths, _opt.burst, _opt.wire, _replay.get(), sink);
+        worker_options wo;
+        wo.burst = _opt.burst;
+        wo.tx_retry = _opt.tx_retry;
+        wo.rx_tsc_offset = _rx_tsc_offset;
+        wo.wire = _opt.wire;
+        for (size_t k = 0; k < _workers.size(); ++k) {
+            worker_slot& slot = _workers[k];
+            // Only the PTP worker signs and verifies (and records events);
+            // each worker still has an engine of its own.
+            slot.engine = k == 0 ? std::move(_engine) : std::make_unique<icv::ipsecmb_engine>(icv::default_arch_plan());
+            slot.w = std::make_unique<worker>(*slot.engine, *_sat, static_cast<unsigned>(k), *_iv, slot.paths, wo,
+                                              k == 0 ? _replay.get() : nullptr, k == 0 ? sink : event_sink{});
+            _worker_counters.push_back(worker_counters{slot.lcore, slot.w->counters()});
+        }
+        return ok_status();
+    }
+
+    /// Several workers: the rings on which they hand PTP to the first, the
+    /// mbuf field that carries each frame's arrival with it, and the
+    /// rte_flow rules that spare them the trouble where the NIC can.
+    status setup_handoff(steering_mode mode) {
+        static const rte_mbuf_dynfield rx_tsc_field = {
+            .name = "ptpsec_dynfield_rx_tsc", .size = sizeof(uint64_t), .align = alignof(uint64_t), .flags = 0};
+        _rx_tsc_offset = rte_mbuf_dynfield_register(&rx_tsc_field);
+        if (_rx_tsc_offset < 0) {
+            return error{fmt::format("mbuf field for arrival times: {}", rte_strerror(rte_errno))};
+        }
+        for (size_t i = 0; i < _handoff.size(); ++i) {
+            _handoff[i] = rte_ring_create(fmt::format("ptpsec_handoff{}", i).c_str(), _opt.handoff_ring,
+                                          static_cast<int>(rte_socket_id()), RING_F_SC_DEQ);
+            if (_handoff[i] == nullptr) {
+                return error{fmt::format("--handoff-ring {}: {} (a power of two is needed)", _opt.handoff_ring,
+                                         rte_strerror(rte_errno))};
+            }
+        }
+        auto steered = steer_ptp(_ports, 0, mode);
+        if (!steered) {
+            return steered.err();
+        }
+        if (steered->flow) {
+            _steered = _ports;
+        }
+        _steering_notes = std::move(steered->notes);
         return ok_status();
     }
 
@@ -310,13 +409,21 @@ private:
     }
 
     void print_banner() const {
-        fmt::print("ptpsec-dataplane: {} lcore(s), engine {}, ", rte_lcore_count(), _engine->name());
+        fmt::print("ptpsec-dataplane: {} lcore(s), {} worker(s), engine {}, ", rte_lcore_count(), _workers.size(),
+                   _workers.front().engine->name());
         if (_replay) {
             fmt::print("replay window {} for up to {} streams\n", _replay->window(), _replay->capacity());
         } else {
             fmt::print("no replay protection\n");
         }
-        for (const auto& p : _paths) {
+        if (_workers.size() > 1) {
+            fmt::print("  PTP worker lcore {}; PTP reaches it {}\n", _workers.front().lcore,
+                       _steered.empty() ? "from the other workers over rings" : "by rte_flow rules (queue 0)");
+            for (const auto& why : _steering_notes) {
+                fmt::print("  steering: {}\n", why);
+            }
+        }
+        for (const auto& p : paths()) {
             fmt::print("  {}: port {} -> port {}, PTP {}", p.name, p.rx_port, p.tx_port, ptp_policy_name(p.policy));
             if (p.policy == ptp_policy::sign) {
                 const security_association* sa = _sat->current()->find(p.spp);
@@ -367,12 +474,22 @@ private:
             }
             secure_wipe(u.key, sizeof(u.key));
         }
+        // Keys whose lifetime ended go as if the control plane had removed
+        // them: frames naming them count as expired_key, and an SA whose
+        // current key went stops signing (fail closed).
+        const uint64_t now = monotonic_now_ns();
+        if (const uint64_t due = next_expiry(*_sat->current()); due != 0 && due <= now) {
+            if (auto r = expire_keys(*_sat->current(), now)) {
+                _sat->publish(std::move(r->next));
+                _keys_expired += r->retired.size();
+            }
+        }
         _sat->reclaim();
     }
 
     void print_service_stats(std::string_view label) const {
-        fmt::print("  SA updates ({}): applied {} rejected {} acks dropped {} | SA version {}\n", label,
-                   _updates_applied, _updates_rejected, _acks_dropped, _sat->generation());
+        fmt::print("  SA updates ({}): applied {} rejected {} acks dropped {} | keys expired {} | SA version {}\n",
+                   label, _updates_applied, _updates_rejected, _acks_dropped, _keys_expired, _sat->generation());
         std::fflush(stdout);
     }
 
@@ -400,12 +517,12 @@ private:
             drain_events();
             const auto now = clock::now();
             if (_opt.stats_interval > 0 && now >= next_stats) {
-                print_stats(stdout, _paths, _worker->counters(), "live");
+                print_stats(stdout, paths(), _worker_counters, "live");
                 print_service_stats("live");
                 next_stats = now + interval;
             }
             if (_opt.idle_exit_ms != 0) {
-                const uint64_t rx = total_rx(_worker->counters());
+                const uint64_t rx = total_rx(_worker_counters);
                 if (rx != last_rx) {
                     last_rx = rx;
                     last_rx_change = now;
@@ -427,6 +544,7 @@ private:
     uint64_t _updates_applied = 0;
     uint64_t _updates_rejected = 0;
     uint64_t _acks_dropped = 0;
+    uint64_t _keys_expired = 0;
     struct file_closer {
         void operator()(std::FILE* f) const noexcept { std::fclose(f); }
     };
@@ -438,10 +556,32 @@ private:
     std::unique_ptr<icv::gmac_iv_counter> _iv;
     std::unique_ptr<replay_table> _replay;
     std::vector<uint16_t> _ports;
-    std::array<path_config, 2> _paths{};
-    std::unique_ptr<worker> _worker;
+    std::vector<uint16_t> _steered; ///< ports with rte_flow rules
+    std::vector<std::string> _steering_notes;
+    std::array<rte_ring*, 2> _handoff{}; ///< per path, several workers only
+    int _rx_tsc_offset = -1;
+    std::vector<worker_slot> _workers;
+    std::vector<worker_counters> _worker_counters;
     std::unique_ptr<telemetry_publication> _telemetry;
 };
+
+/// The options in effect as a --config file, without the two options that
+/// only make sense on a command line.
+std::string config_file_text(const CLI::App& cli) {
+    std::string out = "# ptpsec-dataplane options (--config FILE); EAL options stay on the command line\n";
+    const std::string all = cli.config_to_str(true, true);
+    size_t at = 0;
+    while (at < all.size()) {
+        size_t end = all.find('\n', at);
+        end = end == std::string::npos ? all.size() : end + 1;
+        const std::string_view line(all.data() + at, end - at);
+        if (!line.starts_with("print-config") && !line.starts_with("config") && !line.starts_with("help")) {
+            out += line;
+        }
+        at = end;
+    }
+    return out;
+}
 
 int run(int argc, char** argv) {
     const int used = rte_eal_init(argc, argv);
@@ -455,6 +595,14 @@ int run(int argc, char** argv) {
     app_options opt;
     CLI::App cli{"ptpsec-dataplane: sign and verify PTP between an inside and an outside port.\n"
                  "Usage: ptpsec-dataplane [EAL options] -- [options]"};
+    // A file may hold every option below (TOML, the long names as keys:
+    // inside-policy = "sign"); the command line overrides it. A key that
+    // is no option is an error, not a silent default.
+    cli.set_config("--config", "", "read options from FILE (TOML; keys are the long option names)");
+    cli.allow_config_extras(CLI::config_extras_mode::error);
+    bool print_config = false;
+    cli.add_flag("--print-config", print_config,
+                 "print the options in effect as a --config file (defaults included) and exit");
     cli.add_option("--inside", opt.inside, "port ID of the inside (trusted) port")->capture_default_str();
     cli.add_option("--outside", opt.outside, "port ID of the outside (untrusted) port")->capture_default_str();
     cli.add_option("--sa-file", opt.sa_file, "SA file (linuxptp format, plus AES-GMAC types)");
@@ -468,10 +616,23 @@ int run(int argc, char** argv) {
     cli.add_option("--sign", opt.sign,
                    "SPP[:KEY_ID] to sign with (without a key ID: the key the control plane makes current)");
     cli.add_option("--burst", opt.burst, "RX burst size (1-64)")->check(CLI::Range(1, 64))->capture_default_str();
+    cli.add_option("--tx-retry", opt.tx_retry,
+                   "retry a TX burst the port took only in part up to N times, 1 us apart, before dropping the rest "
+                   "(links that push back: memif, vhost)")
+        ->capture_default_str();
+    cli.add_option("--steering", opt.steering,
+                   "with several workers, how PTP reaches the first (the PTP worker): auto (rte_flow where the ports "
+                   "take it, else software), flow (rte_flow or refuse to start), software (the other workers hand it "
+                   "over on a ring)")
+        ->capture_default_str();
+    cli.add_option("--handoff-ring", opt.handoff_ring, "slots of each handoff ring (a power of two)")
+        ->capture_default_str();
     cli.add_option("--stats-interval", opt.stats_interval, "print counters every SECONDS (0: only at exit)")
         ->capture_default_str();
-    cli.add_option("--idle-exit", opt.idle_exit_ms,
-                   "stop once no frame arrived for MS milliseconds after the first (offline runs on net_pcap)");
+    cli.add_option(
+           "--idle-exit", opt.idle_exit_ms,
+           "stop once no frame arrived for MS milliseconds after the first (offline runs on net_pcap); 0: never")
+        ->capture_default_str();
     cli.add_option("--stats-json", opt.stats_json, "write the counters at exit to FILE as JSON");
     cli.add_option("--events", opt.events,
                    "timing-event records of forwarded PTP frames: none, rx (as they arrive), tx (as they leave) "
@@ -496,10 +657,29 @@ int run(int argc, char** argv) {
     cli.add_option("--ticket-tlv-type", opt.wire.ticket_tlv_type, "tlvType of the TICKET TLV")->capture_default_str();
     try {
         cli.parse(argc, argv);
+    } catch (const CLI::ConfigError& e) {
+        // CLI11 says "INI was not able to parse KEY" for a key that is no
+        // option: name the file and the key instead.
+        constexpr std::string_view extras = "INI was not able to parse ";
+        const std::string_view what = e.what();
+        const std::string file = cli.get_config_ptr() != nullptr ? cli.get_config_ptr()->as<std::string>() : "";
+        if (what.starts_with(extras)) {
+            fmt::print(stderr, "ptpsec-dataplane: --config {}: unknown key \"{}\" (--print-config lists every key)\n",
+                       file, what.substr(extras.size()));
+        } else {
+            fmt::print(stderr, "ptpsec-dataplane: --config {}: {}\n", file, what);
+        }
+        rte_eal_cleanup();
+        return exit_error;
     } catch (const CLI::ParseError& e) {
         const int rc = cli.exit(e);
         rte_eal_cleanup();
         return rc == 0 ? exit_ok : exit_error;
+    }
+    if (print_config) {
+        fmt::print("{}", config_file_text(cli));
+        rte_eal_cleanup();
+        return exit_ok;
     }
     int rc = exit_error;
     {

@@ -18,7 +18,8 @@ error port_error(uint16_t port, std::string_view what, int rc) {
 
 } // namespace
 
-result<std::vector<uint16_t>> start_ports(const std::vector<uint16_t>& ports, const port_options& opt) {
+result<std::vector<uint16_t>> start_ports(const std::vector<uint16_t>& ports, const port_options& opt,
+                                          uint16_t queues) {
     const uint16_t available = rte_eth_dev_count_avail();
     for (uint16_t p : ports) {
         if (!rte_eth_dev_is_valid_port(p)) {
@@ -38,8 +39,27 @@ result<std::vector<uint16_t>> start_ports(const std::vector<uint16_t>& ports, co
         return e;
     };
     for (uint16_t p : ports) {
+        rte_eth_dev_info info{};
+        if (int rc = rte_eth_dev_info_get(p, &info); rc < 0) {
+            return fail(port_error(p, "device info", rc));
+        }
+        if (info.max_rx_queues < queues || info.max_tx_queues < queues) {
+            return fail(error{fmt::format(
+                "port {} ({}): {} workers need {} RX and TX queues, the port has at most {} RX and {} TX (fewer "
+                "lcores, or a port with more queues: net_pcap takes one rx_pcap/tx_pcap per queue)",
+                p, info.driver_name != nullptr ? info.driver_name : "?", queues, queues, info.max_rx_queues,
+                info.max_tx_queues)});
+        }
         rte_eth_conf conf{};
-        if (int rc = rte_eth_dev_configure(p, 1, 1, &conf); rc < 0) {
+        // Several queues: spread what is not PTP over them by RSS on the
+        // addresses and ports, where the PMD offers it (PTP is steered or
+        // handed to the PTP worker whatever RSS does with it).
+        const uint64_t rss = info.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP | RTE_ETH_RSS_TCP);
+        if (queues > 1 && rss != 0) {
+            conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+            conf.rx_adv_conf.rss_conf.rss_hf = rss;
+        }
+        if (int rc = rte_eth_dev_configure(p, queues, queues, &conf); rc < 0) {
             return fail(port_error(p, "configure", rc));
         }
         uint16_t rx_desc = opt.rx_desc;
@@ -49,11 +69,13 @@ result<std::vector<uint16_t>> start_ports(const std::vector<uint16_t>& ports, co
         }
         const int socket = rte_eth_dev_socket_id(p);
         const unsigned sock = socket < 0 ? rte_socket_id() : static_cast<unsigned>(socket);
-        if (int rc = rte_eth_rx_queue_setup(p, 0, rx_desc, sock, nullptr, pool); rc < 0) {
-            return fail(port_error(p, "RX queue", rc));
-        }
-        if (int rc = rte_eth_tx_queue_setup(p, 0, tx_desc, sock, nullptr); rc < 0) {
-            return fail(port_error(p, "TX queue", rc));
+        for (uint16_t q = 0; q < queues; ++q) {
+            if (int rc = rte_eth_rx_queue_setup(p, q, rx_desc, sock, nullptr, pool); rc < 0) {
+                return fail(port_error(p, fmt::format("RX queue {}", q), rc));
+            }
+            if (int rc = rte_eth_tx_queue_setup(p, q, tx_desc, sock, nullptr); rc < 0) {
+                return fail(port_error(p, fmt::format("TX queue {}", q), rc));
+            }
         }
         if (int rc = rte_eth_dev_start(p); rc < 0) {
             return fail(port_error(p, "start", rc));

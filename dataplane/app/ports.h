@@ -1,7 +1,8 @@
 #pragma once
 
-// Port set-up for ptpsec-dataplane: one mbuf pool, one RX and one TX queue
-// per port, promiscuous mode where the PMD has it. Works on any PMD; the
+// Port set-up for ptpsec-dataplane: one mbuf pool, an RX and a TX queue per
+// worker on every port (RSS over them where the PMD offers it), promiscuous
+// mode where the PMD has it. Works on any PMD; the
 // virtual ones (net_pcap, net_ring, net_memif, net_af_packet, net_tap) are
 // what the tests use.
 
@@ -20,9 +21,11 @@ struct port_options {
     uint32_t mbufs = 8191;
 };
 
-/// Configures and starts the ports; the error names the port and what failed.
-/// Returns the ports started (to stop them with stop_ports()).
-result<std::vector<uint16_t>> start_ports(const std::vector<uint16_t>& ports, const port_options& opt);
+/// Configures and starts the ports with `queues` RX and TX queues each; the
+/// error names the port and what failed. Returns the ports started (to stop
+/// them with stop_ports()).
+result<std::vector<uint16_t>> start_ports(const std::vector<uint16_t>& ports, const port_options& opt,
+                                          uint16_t queues = 1);
 
 /// Stops and closes the ports.
 void stop_ports(const std::vector<uint16_t>& ports) noexcept;

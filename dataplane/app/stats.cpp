@@ -32,20 +32,70 @@ path_counters snapshot(const path_counters& c) noexcept {
     return s;
 }
 
-uint64_t total_rx(std::span<const path_counters> counters) noexcept {
+std::vector<path_counters> sum_counters(std::span<const worker_counters> workers, size_t npaths) {
+    std::vector<path_counters> sum(npaths);
+    for (const auto& w : workers) {
+        for (size_t i = 0; i < npaths && i < w.paths.size(); ++i) {
+            const path_counters c = snapshot(w.paths[i]);
+            path_counters& s = sum[i];
+            for (const auto& f : path_counter_fields) {
+                s.*f.member += c.*f.member;
+            }
+            for (size_t k = 0; k < s.sign.size(); ++k) {
+                s.sign[k] += c.sign[k];
+            }
+            for (size_t k = 0; k < s.verify.size(); ++k) {
+                s.verify[k] += c.verify[k];
+            }
+            for (size_t k = 0; k < s.malformed.size(); ++k) {
+                s.malformed[k] += c.malformed[k];
+            }
+        }
+    }
+    return sum;
+}
+
+uint64_t total_rx(std::span<const worker_counters> workers) noexcept {
     uint64_t rx = 0;
-    for (const auto& c : counters) {
-        rx += load(c.rx);
+    for (const auto& w : workers) {
+        for (const auto& c : w.paths) {
+            rx += load(c.rx);
+        }
     }
     return rx;
 }
 
-void print_stats(std::FILE* out, std::span<const path_config> paths, std::span<const path_counters> counters,
+namespace {
+
+/// One worker's share over all its paths.
+struct worker_share {
+    uint64_t rx = 0;
+    uint64_t tx = 0;
+    uint64_t handed_off = 0;
+    uint64_t dropped = 0;
+};
+
+worker_share share_of(const worker_counters& w) noexcept {
+    worker_share s;
+    for (const auto& live : w.paths) {
+        const path_counters c = snapshot(live);
+        s.rx += c.rx;
+        s.tx += c.tx;
+        s.handed_off += c.handed_off;
+        s.dropped += c.dropped();
+    }
+    return s;
+}
+
+} // namespace
+
+void print_stats(std::FILE* out, std::span<const path_config> paths, std::span<const worker_counters> workers,
                  std::string_view label) {
     fmt::print(out, "counters ({}):\n", label);
-    for (size_t i = 0; i < paths.size() && i < counters.size(); ++i) {
+    const std::vector<path_counters> sums = sum_counters(workers, paths.size());
+    for (size_t i = 0; i < paths.size(); ++i) {
         const path_config& p = paths[i];
-        const path_counters c = snapshot(counters[i]);
+        const path_counters& c = sums[i];
         fmt::print(out, "  {} [{}]: rx {} tx {} dropped {} | non-PTP {}", p.name, ptp_policy_name(p.policy), c.rx, c.tx,
                    c.dropped(), c.non_ptp);
         switch (p.policy) {
@@ -79,15 +129,23 @@ void print_stats(std::FILE* out, std::span<const path_config> paths, std::span<c
         }
         fmt::print(out, "\n");
     }
+    if (workers.size() > 1) {
+        for (const auto& w : workers) {
+            const worker_share s = share_of(w);
+            fmt::print(out, "  worker lcore {}: rx {} tx {} handed to the PTP worker {} dropped {}\n", w.lcore, s.rx,
+                       s.tx, s.handed_off, s.dropped);
+        }
+    }
     std::fflush(out);
 }
 
-std::string stats_json(std::span<const path_config> paths, std::span<const path_counters> counters) {
+std::string stats_json(std::span<const path_config> paths, std::span<const worker_counters> workers) {
     nlohmann::json j;
     j["paths"] = nlohmann::json::array();
-    for (size_t i = 0; i < paths.size() && i < counters.size(); ++i) {
+    const std::vector<path_counters> sums = sum_counters(workers, paths.size());
+    for (size_t i = 0; i < paths.size(); ++i) {
         const path_config& p = paths[i];
-        const path_counters c = snapshot(counters[i]);
+        const path_counters& c = sums[i];
         nlohmann::json jp = {
             {"name", p.name},         {"policy", ptp_policy_name(p.policy)},
             {"rx_port", p.rx_port},   {"tx_port", p.tx_port},
@@ -113,6 +171,12 @@ std::string stats_json(std::span<const path_config> paths, std::span<const path_
         }
         jp["malformed"] = malformed;
         j["paths"].push_back(jp);
+    }
+    j["workers"] = nlohmann::json::array();
+    for (const auto& w : workers) {
+        const worker_share s = share_of(w);
+        j["workers"].push_back(
+            {{"lcore", w.lcore}, {"rx", s.rx}, {"tx", s.tx}, {"handed_off", s.handed_off}, {"dropped", s.dropped}});
     }
     return j.dump();
 }

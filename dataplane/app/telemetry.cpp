@@ -1,6 +1,7 @@
 #include <dataplane/app/telemetry.h>
 
 #include <dataplane/app/stats.h>
+#include <dataplane/sa_update.h>
 
 #include <fmt/format.h>
 #include <rte_ethdev.h>
@@ -103,7 +104,7 @@ void add_dict(rte_tel_data* d, std::string_view name, tel_dict& child) {
 /// non-zero counters, so ask it about counters that are all non-zero.
 std::array<std::string_view, max_drop_reasons> all_drop_reason_names(size_t& n) noexcept {
     path_counters ones;
-    ones.tx_full = ones.not_editable = 1;
+    ones.tx_full = ones.not_editable = ones.handoff_full = 1;
     ones.sign.fill(1);
     ones.verify.fill(1);
     std::array<drop_reason, max_drop_reasons> reasons{};
@@ -115,8 +116,7 @@ std::array<std::string_view, max_drop_reasons> all_drop_reason_names(size_t& n) 
     return names;
 }
 
-void fill_path(rte_tel_data* d, const path_config& p, const path_counters& live) {
-    const path_counters c = snapshot(live);
+void fill_path(rte_tel_data* d, const path_config& p, const path_counters& c) {
     add_string(d, "name", p.name);
     add_string(d, "policy", ptp_policy_name(p.policy));
     add_int(d, "rx_port", p.rx_port);
@@ -188,12 +188,35 @@ void fill_replay(rte_tel_data* d, const replay_table* replay) {
 void fill_stats(const telemetry_sources& src, rte_tel_data* d) {
     rte_tel_data_start_dict(d);
     tel_dict paths;
-    for (size_t i = 0; i < src.paths.size() && i < src.counters.size(); ++i) {
+    const std::vector<path_counters> sums = sum_counters(src.workers, src.paths.size());
+    for (size_t i = 0; i < src.paths.size(); ++i) {
         tel_dict path;
-        fill_path(path.get(), src.paths[i], src.counters[i]);
+        fill_path(path.get(), src.paths[i], sums[i]);
         add_dict(paths.get(), src.paths[i].name, path);
     }
     add_dict(d, "paths", paths);
+    // Per worker lcore, what it received and sent over all paths.
+    tel_dict workers;
+    for (const auto& w : src.workers) {
+        const std::vector<path_counters> own = sum_counters(std::span(&w, 1), src.paths.size());
+        tel_dict wd;
+        uint64_t rx = 0;
+        uint64_t tx = 0;
+        uint64_t handed = 0;
+        uint64_t dropped = 0;
+        for (const auto& c : own) {
+            rx += c.rx;
+            tx += c.tx;
+            handed += c.handed_off;
+            dropped += c.dropped();
+        }
+        add_u64(wd.get(), "rx", rx);
+        add_u64(wd.get(), "tx", tx);
+        add_u64(wd.get(), "handed_off", handed);
+        add_u64(wd.get(), "dropped", dropped);
+        add_dict(workers.get(), fmt::format("lcore_{}", w.lcore), wd);
+    }
+    add_dict(d, "workers", workers);
     tel_dict replay;
     fill_replay(replay.get(), src.replay);
     add_dict(d, "replay", replay);
@@ -242,8 +265,37 @@ void fill_ports(const telemetry_sources& src, rte_tel_data* d) {
     }
 }
 
-/// {"2": {"spp": 2, ..., "keys": {"1": {"key_id": 1, "algorithm": ..., "icv_length": 16, "current": 1}}}}
+/// A nested array of u64 values; its parent frees it once add_to() handed
+/// it over (as tel_dict).
+class tel_u64_array {
+public:
+    tel_u64_array() : _d(rte_tel_data_alloc()) {
+        if (_d == nullptr) {
+            throw std::bad_alloc();
+        }
+        rte_tel_data_start_array(_d.get(), RTE_TEL_U64_VAL);
+    }
+
+    void add(uint64_t v) noexcept { rte_tel_data_add_array_u64(_d.get(), v); }
+
+    void add_to(rte_tel_data* parent, std::string_view name) {
+        if (rte_tel_data_add_dict_container(parent, dict_name(name).c_str(), _d.get(), 0) == 0) {
+            (void)_d.release(); // the parent frees it from now on
+        }
+    }
+
+private:
+    struct tel_data_free {
+        void operator()(rte_tel_data* d) const noexcept { rte_tel_data_free(d); }
+    };
+    std::unique_ptr<rte_tel_data, tel_data_free> _d;
+};
+
+/// {"2": {"spp": 2, ..., "retired_key_ids": [3, 4], "keys": {"1": {"key_id": 1, "algorithm": ...,
+/// "icv_length": 16, "current": 1, "remaining_lifetime_s": 3600 or "never"}}}}
 void fill_sa_version(const sa_database& db, rte_tel_data* d) {
+    // The clock of key deadlines (dataplane/sa_update_wire.h).
+    const uint64_t now_ns = monotonic_now_ns();
     for (unsigned spp = 0; spp < 256; ++spp) {
         const security_association* sa = db.find(static_cast<uint8_t>(spp));
         if (sa == nullptr) {
@@ -261,9 +313,23 @@ void fill_sa_version(const sa_database& db, rte_tel_data* d) {
             add_int(k.get(), "icv_length", key->icv_len);
             // The key this data plane signs with (seeds/001 §2.5.1: current).
             add_int(k.get(), "current", sa->has_sign_key && sa->sign_key_id == key->key_id ? 1 : 0);
+            if (key->expires_ns == 0) {
+                add_string(k.get(), "remaining_lifetime_s", "never");
+            } else {
+                // Rounded up: 0 only once the deadline has passed and the
+                // service path is about to take the key out.
+                const uint64_t left = key->expires_ns > now_ns ? key->expires_ns - now_ns : 0;
+                add_u64(k.get(), "remaining_lifetime_s", (left + 999'999'999) / 1'000'000'000);
+            }
             add_dict(keys.get(), std::to_string(key->key_id), k);
         }
         add_dict(sad.get(), "keys", keys);
+        // Frames with these key IDs are dropped as expired_key; oldest first.
+        tel_u64_array retired;
+        for (const uint32_t id : sa->retired_ids.ids()) {
+            retired.add(id);
+        }
+        retired.add_to(sad.get(), "retired_key_ids");
         add_dict(d, std::to_string(spp), sad);
     }
 }

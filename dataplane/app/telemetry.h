@@ -5,17 +5,21 @@
 // for root with the default prefix); dpdk-telemetry.py and `ptpsecctl stats`
 // read them:
 //
-//   /ptpsec/stats  per path: policy, rx, tx, dropped, non-PTP, signed,
-//                  verified, stripped, every drop reason and malformed cause
-//                  by name; the replay table's counters, size and window
+//   /ptpsec/stats  per path (summed over workers): policy, rx, tx, dropped,
+//                  non-PTP, signed, verified, stripped, every drop reason and
+//                  malformed cause by name; the replay table's counters, size
+//                  and window; per worker lcore: rx, tx, handed over, dropped
 //   /ptpsec/ports  per port: name, role, driver, link, rte_eth_stats
-//   /ptpsec/sa     per SA: SPP, allow_mutable, seqid_window; per key: key ID,
-//                  algorithm, ICV length. Never key bytes.
+//   /ptpsec/sa     per SA: SPP, allow_mutable, seqid_window, the key IDs it
+//                  retired (removed or expired); per key: key ID, algorithm,
+//                  ICV length, current, seconds of lifetime left or "never".
+//                  Never key bytes.
 //
 // The callbacks run on DPDK's telemetry threads while the workers run. They
 // read counters with relaxed loads (as snapshot() does), read the SA table
 // as an RCU reader of their own, and take nothing else from the fast path.
 
+#include <dataplane/app/stats.h>
 #include <dataplane/replay.h>
 #include <dataplane/sa_table.h>
 #include <dataplane/worker.h>
@@ -29,7 +33,7 @@ namespace ptpsec {
 /// What the commands answer from. Everything must outlive the publication.
 struct telemetry_sources {
     std::span<const path_config> paths;
-    std::span<const path_counters> counters; ///< one per path, written by the worker
+    std::span<const worker_counters> workers; ///< each with one per path, summed on read
     uint16_t inside_port = 0;
     uint16_t outside_port = 1;
     /// The SAs, read as reader `sa_reader` of the table (an ID no worker

@@ -100,19 +100,33 @@ protected:
     /// frames sent out go to inside_out.pcap and outside_out.pcap.
     test::run_result run(const std::string& inside_in, const std::string& outside_in,
                          const std::vector<std::string>& options) {
+        return run_queues({inside_in}, {outside_in}, "0", options);
+    }
+
+    /// run() with one RX and one TX queue per file on each port (net_pcap
+    /// reads queue k from file k) and the EAL option --lcores `lcores`. TX
+    /// queue k > 0 writes inside_out_qK.pcap and outside_out_qK.pcap.
+    test::run_result run_queues(const std::vector<std::string>& inside_in, const std::vector<std::string>& outside_in,
+                                const std::string& lcores, const std::vector<std::string>& options) {
         static int runs = 0;
         ++runs;
+        auto vdev = [&](int n, std::string_view side, const std::vector<std::string>& in) {
+            std::string v = fmt::format("--vdev=net_pcap{}", n);
+            for (size_t q = 0; q < in.size(); ++q) {
+                v += fmt::format(",rx_pcap={},tx_pcap={}", in[q], out_file(side, q));
+            }
+            return v;
+        };
         std::vector<std::string> args = {
             "--no-huge",
             "-m",
             "256",
             "--no-pci",
             "--no-shconf",
-            "-l",
-            "0",
+            fmt::format("--lcores={}", lcores),
             fmt::format("--file-prefix=ptpsec-app-{}-{}", ::getpid(), runs),
-            fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap={}", inside_in, _dir.file("inside_out.pcap")),
-            fmt::format("--vdev=net_pcap1,rx_pcap={},tx_pcap={}", outside_in, _dir.file("outside_out.pcap")),
+            vdev(0, "inside", inside_in),
+            vdev(1, "outside", outside_in),
             "--",
             "--idle-exit",
             "300",
@@ -125,6 +139,12 @@ protected:
         std::error_code ec;
         std::filesystem::remove_all(fmt::format("/var/run/dpdk/ptpsec-app-{}-{}", ::getpid(), runs), ec);
         return r;
+    }
+
+    /// What TX queue `q` of the inside or outside port wrote.
+    std::string out_file(std::string_view side, size_t q) const {
+        return q == 0 ? _dir.file(fmt::format("{}_out.pcap", side))
+                      : _dir.file(fmt::format("{}_out_q{}.pcap", side, q));
     }
 
     /// The counters of one path from --stats-json.
@@ -476,6 +496,222 @@ TEST_F(transparent_clock, never_signs_again_under_a_gmac_sender_subkey) {
     const auto s = path_stats("outside->inside");
     EXPECT_EQ(s.at("tc_corrected"), 0);
     EXPECT_GT(s.at("tc_uncorrected").get<uint64_t>(), 50U);
+}
+
+/// Frames in a canonical order, to compare what several queues wrote as
+/// multisets.
+std::vector<std::vector<uint8_t>> sorted_frames(const std::vector<packet>& pkts) {
+    std::vector<std::vector<uint8_t>> out;
+    for (const auto& p : pkts) {
+        out.push_back(p.data);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+bool is_ptp(const std::vector<uint8_t>& frame) {
+    ptp::frame_info fi;
+    return ptp::classify_frame(frame.data(), frame.size(), fi) != ptp::error::not_ptp;
+}
+
+/// Two workers (three lcores on whatever CPUs there are): net_pcap has no
+/// rte_flow, so the second worker hands the PTP of its queue to the first.
+constexpr const char* two_workers = "0@(0-1),1@(0-1),2@(0-1)";
+
+TEST_F(dataplane_app, two_workers_sign_every_ptp_frame_whichever_queue_it_arrives_on) {
+    // The stripped capture dealt to two queues, frame by frame.
+    const std::vector<packet> in = stripped(_capture);
+    std::array<std::vector<packet>, 2> half;
+    for (size_t i = 0; i < in.size(); ++i) {
+        half[i % 2].push_back(in[i]);
+    }
+    const std::string q0 = _dir.file("in-q0.pcap");
+    const std::string q1 = _dir.file("in-q1.pcap");
+    write_packets(q0, DLT_EN10MB, half[0]);
+    write_packets(q1, DLT_EN10MB, half[1]);
+    const std::string empty = _dir.file("empty.pcap");
+    const auto r = run_queues({q0, q1}, {empty, empty}, two_workers,
+                              {"--sa-file", shipped_sa_file, "--sign", "2:1", "--steering", "auto"});
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    EXPECT_NE(r.out.find("2 worker(s)"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("from the other workers over rings"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("refuses rte_flow rule"), std::string::npos) << r.out;
+
+    // Every PTP frame leaves on the PTP worker's queue, signed exactly as
+    // ptp4l signed it; what is not PTP leaves on the queue it came in on.
+    const auto out0 = read_packets(out_file("outside", 0));
+    const auto out1 = read_packets(out_file("outside", 1));
+    std::vector<packet> want0;
+    std::vector<packet> want1;
+    size_t handed = 0;
+    for (size_t i = 0; i < _capture.size(); ++i) {
+        if (is_ptp(_capture[i].data)) {
+            want0.push_back(_capture[i]);
+            handed += i % 2;
+        } else {
+            (i % 2 == 0 ? want0 : want1).push_back(_capture[i]);
+        }
+    }
+    EXPECT_EQ(sorted_frames(out0), sorted_frames(want0));
+    EXPECT_EQ(sorted_frames(out1), sorted_frames(want1));
+    for (const auto& p : out1) {
+        EXPECT_FALSE(is_ptp(p.data)) << "PTP left on the second worker's queue";
+    }
+    const auto s = path_stats("inside->outside");
+    EXPECT_EQ(s.at("rx"), capture_frames);
+    EXPECT_EQ(s.at("tx"), capture_frames);
+    EXPECT_EQ(s.at("signed"), capture_ptp_frames);
+    EXPECT_EQ(s.at("handed_off"), handed);
+    EXPECT_EQ(s.at("dropped"), 0);
+    const auto j = nlohmann::json::parse(test::read_file(_dir.file("stats.json")));
+    ASSERT_EQ(j.at("workers").size(), 2U);
+    EXPECT_EQ(j.at("workers")[0].at("rx").get<uint64_t>() + j.at("workers")[1].at("rx").get<uint64_t>(),
+              capture_frames);
+    EXPECT_EQ(j.at("workers")[1].at("handed_off"), handed);
+}
+
+TEST_F(dataplane_app, a_replay_on_another_queue_meets_the_same_replay_window) {
+    // The signed capture on queue 0; copies of its first ten PTP frames on
+    // queue 1. Whichever copy arrives first is accepted, the other refused:
+    // one replay window for every queue.
+    std::vector<packet> replays;
+    for (const auto& p : _capture) {
+        if (replays.size() < 10 && locate(p.data).auth != 0) {
+            replays.push_back(p);
+        }
+    }
+    const std::string q1 = _dir.file("replays.pcap");
+    write_packets(q1, DLT_EN10MB, replays);
+    const std::string empty = _dir.file("empty.pcap");
+    const auto r = run_queues({empty, empty}, {capture, q1}, two_workers,
+                              {"--sa-file", shipped_sa_file, "--inside-policy", "pass", "--outside-policy", "verify"});
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    const auto s = path_stats("outside->inside");
+    EXPECT_EQ(s.at("verified"), capture_ptp_frames);
+    EXPECT_EQ(s.at("handed_off"), replays.size());
+    const auto& d = s.at("drops");
+    const uint64_t refused = d.value("replayed", uint64_t{0}) + d.value("too_old", uint64_t{0});
+    EXPECT_EQ(refused, replays.size()) << s.dump();
+    EXPECT_EQ(s.at("dropped"), replays.size());
+    EXPECT_EQ(read_packets(out_file("inside", 0)).size(), capture_frames);
+    EXPECT_TRUE(read_packets(out_file("inside", 1)).empty());
+}
+
+TEST_F(transparent_clock, two_workers_count_residence_from_arrival_on_either_queue) {
+    // The signed capture dealt to two queues of the outside port: the
+    // second worker hands its PTP over with the TSC of its arrival, and the
+    // PTP worker adds the residence time from then.
+    std::array<std::vector<packet>, 2> half;
+    for (size_t i = 0; i < _capture.size(); ++i) {
+        half[i % 2].push_back(_capture[i]);
+    }
+    const std::string q0 = _dir.file("tc-q0.pcap");
+    const std::string q1 = _dir.file("tc-q1.pcap");
+    write_packets(q0, DLT_EN10MB, half[0]);
+    write_packets(q1, DLT_EN10MB, half[1]);
+    const std::string empty = _dir.file("empty.pcap");
+    const auto r = run_queues({empty, empty}, {q0, q1}, two_workers,
+                              {"--sa-file", shipped_sa_file, "--inside-policy", "tc", "--outside-policy", "tc"});
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    size_t events = 0;
+    size_t handed = 0;
+    // Each frame with its correctionField and ICV blanked: what must not change.
+    auto blanked = [](std::vector<uint8_t> f) {
+        const located l = locate(f);
+        if (l.auth != 0) {
+            std::fill(f.begin() + static_cast<long>(l.ptp) + 8, f.begin() + static_cast<long>(l.ptp) + 16, 0);
+            std::fill(f.begin() + static_cast<long>(l.auth) + 10, f.end(), 0);
+        }
+        return f;
+    };
+    std::vector<std::vector<uint8_t>> want;
+    for (size_t i = 0; i < _capture.size(); ++i) {
+        const located l = locate(_capture[i].data);
+        events += l.auth != 0 && (_capture[i].data[l.ptp] & 0x0F) < 8 ? 1 : 0;
+        handed += i % 2 == 1 && is_ptp(_capture[i].data) ? 1 : 0;
+        want.push_back(blanked(_capture[i].data));
+    }
+    std::vector<std::vector<uint8_t>> got;
+    for (size_t q = 0; q < 2; ++q) {
+        for (const auto& p : read_packets(out_file("inside", q))) {
+            const located l = locate(p.data);
+            if (l.auth != 0 && (p.data[l.ptp] & 0x0F) < 8) {
+                EXPECT_GT(correction_of(p.data, l.ptp), 0) << "queue " << q;
+            }
+            got.push_back(blanked(p.data));
+        }
+    }
+    std::sort(want.begin(), want.end());
+    std::sort(got.begin(), got.end());
+    EXPECT_EQ(got, want);
+    const auto s = path_stats("outside->inside");
+    EXPECT_EQ(s.at("verified"), capture_ptp_frames);
+    EXPECT_EQ(s.at("tc_corrected"), events);
+    EXPECT_EQ(s.at("tc_resigned"), events);
+    EXPECT_EQ(s.at("handed_off"), handed);
+    EXPECT_EQ(s.at("dropped"), 0);
+}
+
+TEST_F(dataplane_app, several_workers_refuse_to_start_with_a_clear_reason) {
+    const std::string empty = _dir.file("empty.pcap");
+    // rte_flow asked for on a PMD without it.
+    auto r = run_queues({empty, empty}, {empty, empty}, two_workers,
+                        {"--sa-file", shipped_sa_file, "--sign", "2:1", "--steering", "flow"});
+    EXPECT_EQ(r.exit_code, exit_error);
+    EXPECT_NE(r.err.find("--steering flow: port 0 (net_pcap0) refuses rte_flow rule"), std::string::npos) << r.err;
+    // Two workers, one queue.
+    r = run_queues({empty}, {empty}, two_workers, {"--sa-file", shipped_sa_file, "--sign", "2:1"});
+    EXPECT_EQ(r.exit_code, exit_error);
+    EXPECT_NE(r.err.find("2 workers need 2 RX and TX queues, the port has at most 1 RX and 1 TX"), std::string::npos)
+        << r.err;
+    r = run_queues({empty, empty}, {empty, empty}, two_workers,
+                   {"--sa-file", shipped_sa_file, "--sign", "2:1", "--steering", "sometimes"});
+    EXPECT_EQ(r.exit_code, exit_error);
+    EXPECT_NE(r.err.find("--steering sometimes: use auto, flow or software"), std::string::npos) << r.err;
+    r = run_queues({empty, empty}, {empty, empty}, two_workers,
+                   {"--sa-file", shipped_sa_file, "--sign", "2:1", "--handoff-ring", "1000"});
+    EXPECT_EQ(r.exit_code, exit_error);
+    EXPECT_NE(r.err.find("--handoff-ring 1000"), std::string::npos) << r.err;
+}
+
+TEST_F(dataplane_app, reads_its_options_from_a_config_file) {
+    const std::vector<packet> in = stripped(_capture);
+    const std::string in_path = _dir.file("stripped.pcap");
+    write_packets(in_path, DLT_EN10MB, in);
+    const std::string conf = _dir.file("dataplane.toml");
+    test::write_file(conf, fmt::format("# the sign test's options\nsa-file = \"{}\"\ninside-policy = \"sign\"\n"
+                                       "sign = \"2:1\"\nburst = 16\n",
+                                       shipped_sa_file));
+    auto r = run(in_path, _dir.file("empty.pcap"), {"--config", conf});
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    const auto out = read_packets(_dir.file("outside_out.pcap"));
+    ASSERT_EQ(out.size(), capture_frames);
+    for (size_t i = 0; i < out.size(); ++i) {
+        EXPECT_EQ(out[i].data, _capture[i].data) << "frame " << i;
+    }
+    // The command line wins over the file.
+    r = run(in_path, _dir.file("empty.pcap"), {"--config", conf, "--inside-policy", "pass"});
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    EXPECT_EQ(path_stats("inside->outside").at("ptp_passed"), capture_ptp_frames);
+
+    struct bad_file {
+        std::string text;
+        std::string says;
+    };
+    const std::vector<bad_file> cases = {
+        {"inside-polcy = \"sign\"\n", "unknown key \"inside-polcy\""},
+        {"burst = 100\n", "--burst: Value 100 not in range 1 to 64"},
+        {"inside-policy = \"pass\"\nsteering = \"sometimes\"\n", "--steering sometimes: use auto, flow or software"},
+    };
+    for (const auto& c : cases) {
+        test::write_file(conf, c.text);
+        r = run(_dir.file("empty.pcap"), _dir.file("empty.pcap"), {"--config", conf});
+        EXPECT_EQ(r.exit_code, exit_error) << c.says;
+        EXPECT_NE(r.err.find(c.says), std::string::npos) << "stderr: " << r.err;
+    }
+    r = run(_dir.file("empty.pcap"), _dir.file("empty.pcap"), {"--config", _dir.file("missing.toml")});
+    EXPECT_EQ(r.exit_code, exit_error);
+    EXPECT_NE(r.err.find("missing.toml"), std::string::npos) << r.err;
 }
 
 TEST_F(dataplane_app, refuses_to_start_with_a_clear_reason) {

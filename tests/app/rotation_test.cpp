@@ -156,7 +156,7 @@ TEST(rotation, ptpsecctl_sa_commands_change_a_running_dataplane) {
     const std::string sa_file = dir.file("next.conf");
     test::write_file(sa_file, "[security_association]\nspp 2\n7 AES128-GMAC HEX:000102030405060708090a0b0c0d0e0f\n"
                               "8 SHA256-128 ASCII:a-key-for-rotation\n");
-    const auto pushed = run_ctl({"sa", "push", "--sa-file", sa_file, "--current", "2:7"});
+    const auto pushed = run_ctl({"sa", "push", "--sa-file", sa_file, "--current", "2:7", "--lifetime", "3600"});
     EXPECT_EQ(pushed.exit_code, 0) << pushed.err;
     EXPECT_EQ(pushed.out, "add_key spp 2 key 7: applied\nadd_key spp 2 key 8: applied\n"
                           "set_current spp 2 key 7: applied\n3 applied, 0 rejected\n");
@@ -167,23 +167,119 @@ TEST(rotation, ptpsecctl_sa_commands_change_a_running_dataplane) {
     EXPECT_FALSE(rejected[0].at("applied").get<bool>());
     EXPECT_NE(rejected[0].at("reason").get<std::string>().find("key 7 of spp 2 is installed already"),
               std::string::npos);
+    const std::string later_file = dir.file("later.conf");
+    test::write_file(later_file, "[security_association]\nspp 2\n10 SHA256-128 ASCII:a-key-that-stays\n");
+    EXPECT_EQ(run_ctl({"sa", "push", "--sa-file", later_file}).exit_code, 0);
 
     const auto listed = run_ctl({"sa", "list", "--json"});
     ASSERT_EQ(listed.exit_code, 0) << listed.err;
     const json sas = json::parse(listed.out);
-    EXPECT_EQ(sas.at("2").at("keys").at("7").at("current"), 1);
-    EXPECT_EQ(sas.at("2").at("keys").at("8").at("current"), 0);
+    const json& keys = sas.at("2").at("keys");
+    EXPECT_EQ(keys.at("7").at("current"), 1);
+    EXPECT_EQ(keys.at("8").at("current"), 0);
+    // --lifetime 3600: counted down from when the data plane installed them.
+    for (const char* id : {"7", "8"}) {
+        const json& left = keys.at(id).at("remaining_lifetime_s");
+        ASSERT_TRUE(left.is_number_unsigned()) << id << ": " << left.dump();
+        EXPECT_LE(left.get<uint64_t>(), 3600U) << id;
+        EXPECT_GE(left.get<uint64_t>(), 3500U) << id;
+    }
+    EXPECT_EQ(keys.at("10").at("remaining_lifetime_s"), "never");
+    EXPECT_EQ(sas.at("2").at("retired_key_ids"), json::array());
 
     EXPECT_EQ(run_ctl({"sa", "current", "--spp", "2", "--key-id", "8"}).exit_code, 0);
     const auto gone = run_ctl({"sa", "remove", "--spp", "2", "--key-id", "9"});
     EXPECT_EQ(gone.exit_code, 1);
     EXPECT_NE(gone.out.find("REJECTED: spp 2 has no key 9"), std::string::npos) << gone.out;
     EXPECT_EQ(run_ctl({"sa", "remove", "--spp", "2", "--key-id", "7"}).exit_code, 0);
+
+    // The SA remembers what it retired, and refuses the ID again
+    // (seeds/001 §5.3).
+    const auto retired = run_ctl({"sa", "list", "--json"});
+    ASSERT_EQ(retired.exit_code, 0) << retired.err;
+    EXPECT_EQ(json::parse(retired.out).at("2").at("retired_key_ids"), json::array({7})) << retired.out;
+    const auto table = run_ctl({"sa", "list"});
+    EXPECT_NE(table.out.find("retired key IDs (removed or expired, oldest first):\n  spp 2: 7\n"), std::string::npos)
+        << table.out;
+    EXPECT_NE(table.out.find("2     8          hmac-sha256-128  16   current  3             no             "),
+              std::string::npos)
+        << table.out;
+    const auto reused = run_ctl({"sa", "push", "--sa-file", sa_file});
+    EXPECT_EQ(reused.exit_code, 1);
+    EXPECT_NE(reused.out.find("add_key spp 2 key 7: REJECTED: key 7 of spp 2 was removed or expired; key IDs are "
+                              "not reused (seeds/001 §5.3)"),
+              std::string::npos)
+        << reused.out;
+
     EXPECT_EQ(run_ctl({"sa", "flush"}).exit_code, 0);
     const auto empty = run_ctl({"sa", "list", "--json"});
     EXPECT_EQ(json::parse(empty.out).size(), 0U) << empty.out;
+    // flush forgot the SA and the IDs it retired.
+    const auto fresh = run_ctl({"sa", "push", "--sa-file", sa_file});
+    EXPECT_EQ(fresh.exit_code, 0) << fresh.out;
     ASSERT_EQ(dp.stop(), 0) << dp.err();
-    EXPECT_NE(dp.out().find("applied 6 rejected 3"), std::string::npos) << dp.out();
+    EXPECT_NE(dp.out().find("applied 9 rejected 5"), std::string::npos) << dp.out();
+}
+
+TEST(rotation, a_key_whose_lifetime_ends_goes_and_its_frames_count_as_expired) {
+    // Signed and unsigned traffic without end, one key pushed with a
+    // lifetime of one second and no control plane to renew it: after a
+    // second the data plane retires the key by itself, stops signing
+    // (fail closed) and drops frames that still carry it as expired_key.
+    test::temp_dir dir;
+    const std::string ctl = test::program_from_env("PTPSECCTL");
+    const std::string stripped = dir.file("stripped.pcap");
+    ASSERT_EQ(test::run_program(dir, ctl, {"pcap", "strip", capture, stripped}).exit_code, 0);
+    const std::string prefix = fmt::format("ptpsec-expiry-{}", ::getpid());
+    auto run_ctl = [&](std::vector<std::string> args) {
+        args.insert(args.end(), {"--file-prefix", prefix, "--json"});
+        return test::run_program(dir, ctl, args, std::chrono::seconds(30));
+    };
+    runtime_dir_guard runtime(prefix);
+    test::background_program dp(dir, test::program_from_env("PTPSEC_DATAPLANE"),
+                                {"--no-huge", "-m", "256", "--no-pci", "--no-shconf", "-l", "0",
+                                 fmt::format("--file-prefix={}", prefix),
+                                 fmt::format("--vdev=net_pcap0,rx_pcap={},infinite_rx=1,tx_pcap=/dev/null", stripped),
+                                 fmt::format("--vdev=net_pcap1,rx_pcap={},infinite_rx=1,tx_pcap=/dev/null", capture),
+                                 "--", "--sign", "2", "--replay-window", "0"});
+    ASSERT_TRUE(channel_up(prefix, dp));
+    const auto pushed = run_ctl({"sa", "push", "--sa-file", shipped_sa_file, "--current", "2:1", "--lifetime", "1"});
+    ASSERT_EQ(pushed.exit_code, 0) << pushed.err << pushed.out;
+    const auto pushed_at = std::chrono::steady_clock::now();
+
+    auto path = [&](const char* name) {
+        const auto st = run_ctl({"stats"});
+        EXPECT_EQ(st.exit_code, 0) << st.err;
+        return json::parse(st.out).at("paths").at(name);
+    };
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const json signing = path("inside_to_outside");
+    const json verifying = path("outside_to_inside");
+    EXPECT_GT(signing.at("signed").get<uint64_t>(), 0U) << signing.dump();
+    EXPECT_GT(verifying.at("verified").get<uint64_t>(), 0U) << verifying.dump();
+    ASSERT_LT(std::chrono::steady_clock::now() - pushed_at, std::chrono::milliseconds(900))
+        << "too slow to see the key alive; the rest would prove nothing";
+
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    const json listed = json::parse(run_ctl({"sa", "list"}).out);
+    EXPECT_EQ(listed.at("2").at("keys").size(), 0U) << listed.dump();
+    // Every key of the file went (it has five, all pushed with the lifetime).
+    EXPECT_EQ(listed.at("2").at("retired_key_ids"), json::array({1, 2, 3, 4, 5})) << listed.dump();
+    const json signed_before = path("inside_to_outside");
+    const json verified_before = path("outside_to_inside");
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const json signed_after = path("inside_to_outside");
+    const json verified_after = path("outside_to_inside");
+    // Nothing signed or verified any more; everything PTP is refused as expired.
+    EXPECT_EQ(signed_after.at("signed"), signed_before.at("signed"));
+    EXPECT_EQ(verified_after.at("verified"), verified_before.at("verified"));
+    EXPECT_GT(signed_after.at("drops").at("expired_key_unsigned").get<uint64_t>(),
+              signed_before.at("drops").at("expired_key_unsigned").get<uint64_t>());
+    EXPECT_GT(verified_after.at("drops").at("expired_key").get<uint64_t>(),
+              verified_before.at("drops").at("expired_key").get<uint64_t>());
+    EXPECT_EQ(verified_after.at("drops").at("unknown_key"), 0);
+    ASSERT_EQ(dp.stop(), 0) << dp.err();
+    EXPECT_NE(dp.out().find("keys expired 5"), std::string::npos) << dp.out();
 }
 
 } // namespace

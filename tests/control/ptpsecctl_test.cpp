@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 #include <pcap/pcap.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -469,6 +470,51 @@ TEST_F(ptpsecctl_pcap, show_decodes_the_first_announce) {
         << first;
     EXPECT_EQ(count_lines_with(r.out, "not PTP"), capture_frames - capture_ptp_frames);
     EXPECT_EQ(count_lines_with(r.out, "TLV AUTHENTICATION"), capture_ptp_frames);
+}
+
+// `ptpsecctl sa push`: what it refuses before it looks for a data plane.
+using ptpsecctl_sa_push = ptpsecctl_pcap;
+
+constexpr std::string_view no_dataplane = "no ptpsec-dataplane running with file prefix";
+
+std::string absent_prefix() {
+    return fmt::format("ptpsec-ctl-none-{}", ::getpid());
+}
+
+TEST_F(ptpsecctl_sa_push, lifetime_is_accepted_in_seconds) {
+    const std::string sa = _dir.file("sa.conf");
+    write_file(sa, "[security_association]\nspp 2\n7 SHA256-128 ASCII:a-key-for-rotation\n");
+    for (const char* seconds : {"3600", "0", "33523200"}) {
+        // Parsed, so it goes on to the data plane, of which there is none.
+        const auto r = run({"sa", "push", "--sa-file", sa, "--lifetime", seconds, "--file-prefix", absent_prefix()});
+        EXPECT_EQ(r.exit_code, exit_error) << seconds;
+        EXPECT_TRUE(contains(r.err, no_dataplane)) << seconds << ": " << r.err;
+    }
+}
+
+TEST_F(ptpsecctl_sa_push, bad_lifetime_is_refused_naming_the_option) {
+    const std::string sa = _dir.file("sa.conf");
+    write_file(sa, "[security_association]\nspp 2\n7 SHA256-128 ASCII:a-key-for-rotation\n");
+    // Negative, garbage, fractional, beyond 388 days (seeds/001 §2.5.1).
+    for (const char* seconds : {"-5", "soon", "1.5", "33523201"}) {
+        const auto r = run({"sa", "push", "--sa-file", sa, "--lifetime", seconds, "--file-prefix", absent_prefix()});
+        EXPECT_EQ(r.exit_code, exit_error) << seconds;
+        EXPECT_TRUE(contains(r.err, fmt::format("--lifetime: {} is not a whole number of seconds", seconds)))
+            << seconds << ": " << r.err;
+        EXPECT_FALSE(contains(r.err, no_dataplane)) << seconds << ": refused before sending: " << r.err;
+    }
+}
+
+TEST_F(ptpsecctl_sa_push, a_key_longer_than_the_record_is_refused_before_sending) {
+    const std::string sa = _dir.file("long.conf");
+    write_file(sa, "[security_association]\nspp 3\n7 SHA256 ASCII:" + std::string(65, 'k') + "\n");
+    const auto r = run({"sa", "push", "--sa-file", sa, "--file-prefix", absent_prefix()});
+    EXPECT_EQ(r.exit_code, exit_error);
+    EXPECT_TRUE(contains(r.err, "long.conf:3: spp 3 key 7: the key is 65 octets; an SA update carries at most 64 "
+                                "octets"))
+        << r.err;
+    EXPECT_FALSE(contains(r.err, no_dataplane)) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
 }
 
 TEST_F(ptpsecctl_pcap, usage_errors_exit_2) {

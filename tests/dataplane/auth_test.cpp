@@ -7,8 +7,12 @@
 #include "frame_builder.h"
 
 #include <dataplane/auth.h>
+#include <dataplane/sa_update.h>
+#include <dataplane/worker.h>
 
 #include <gtest/gtest.h>
+
+#include <cstring>
 
 #include <initializer_list>
 #include <optional>
@@ -617,6 +621,70 @@ TEST_P(auth, verify_refusals) {
     EXPECT_EQ(verify_one(s, shorter), verify_status::icv_length_mismatch);
 }
 
+/// An add_key update carrying `k`, with a lifetime.
+sa_wire::update add_key_update(uint8_t spp, const key_config& k, uint64_t lifetime_ms) {
+    sa_wire::update u;
+    u.operation = static_cast<uint8_t>(sa_wire::op::add_key);
+    u.spp = spp;
+    u.key_id = k.key_id;
+    u.algorithm = static_cast<uint8_t>(k.alg);
+    u.key_len = static_cast<uint8_t>(k.key.size());
+    std::memcpy(u.key, k.key.span().data(), k.key.size());
+    u.lifetime_ms = lifetime_ms;
+    return u;
+}
+
+TEST_P(auth, verify_tells_removed_and_expired_keys_from_unknown_ones) {
+    const algorithm a = alg();
+    side s(kind(), {make_sa(spp_plain, {make_key(1, a, 0x11), make_key(3, a, 0x33)})});
+    ASSERT_NE(s.sad, nullptr);
+    // Key 2 comes by update, with a lifetime of one second from t0.
+    constexpr uint64_t t0 = 5'000'000'000;
+    constexpr uint64_t second = 1'000'000'000;
+    auto with2 = apply_update(*s.sad, add_key_update(spp_plain, make_key(2, a, 0x22), 1000), *s.engine, t0);
+    ASSERT_TRUE(with2) << with2.message();
+    s.sign->use(*with2->next);
+    const bytes msg = build(message_type::sync);
+    std::vector<owned_frame> frames;
+    for (const uint32_t key : {1U, 3U, 2U}) {
+        frames.push_back(signed_frame(s, msg, frame_spec{}, spp_plain, key));
+    }
+    // Key 4 is one this SA never had.
+    side other(kind(), {make_sa(spp_plain, {make_key(4, a, 0x44)})});
+    ASSERT_NE(other.sad, nullptr);
+    frames.push_back(signed_frame(other, msg, frame_spec{}, spp_plain, 4));
+
+    // Before: all three keys verify.
+    s.verify->use(*with2->next);
+    uint16_t n = 0;
+    auto before = verify_all(s, frames, &n);
+    EXPECT_EQ(n, 3);
+    EXPECT_EQ(verify_of(before[3]), verify_status::unknown_key);
+
+    // Key 1 removed, then key 2's deadline passes.
+    sa_wire::update remove;
+    remove.operation = static_cast<uint8_t>(sa_wire::op::remove_key);
+    remove.spp = spp_plain;
+    remove.key_id = 1;
+    auto without1 = apply_update(*with2->next, remove, *s.engine, t0);
+    ASSERT_TRUE(without1) << without1.message();
+    EXPECT_FALSE(expire_keys(*without1->next, t0 + second - 1).has_value());
+    auto expired = expire_keys(*without1->next, t0 + second);
+    ASSERT_TRUE(expired.has_value());
+    s.verify->use(*expired->next);
+
+    // One burst, in order: removed, kept, expired, never seen.
+    auto after = verify_all(s, frames, &n);
+    EXPECT_EQ(n, 1);
+    EXPECT_EQ(verify_of(after[0]), verify_status::expired_key) << "removed";
+    EXPECT_EQ(verify_of(after[1]), verify_status::verified);
+    EXPECT_EQ(verify_of(after[2]), verify_status::expired_key) << "expired";
+    EXPECT_EQ(verify_of(after[3]), verify_status::unknown_key) << "never installed";
+    // Each on its own too (no key remembered from a previous frame).
+    EXPECT_EQ(verify_one(s, frames[2]), verify_status::expired_key);
+    EXPECT_EQ(verify_one(s, frames[3]), verify_status::unknown_key);
+}
+
 TEST_P(auth, engine_refusal_is_crypto_failed_and_leaves_frames_alone) {
     // Keys expanded by one engine handed to the other: the engine refuses
     // the requests (a programming error). Nothing may pass as signed or
@@ -835,7 +903,34 @@ TEST(auth_names, statuses_have_names) {
     }
     EXPECT_EQ(v.size(), verify_status_count);
     EXPECT_EQ(verify_status_name(verify_status::bad_icv), "bad_icv");
+    EXPECT_EQ(verify_status_name(verify_status::expired_key), "expired_key");
+    EXPECT_EQ(sign_status_name(sign_status::expired_key), "expired_key_unsigned");
     EXPECT_EQ(sign_status_name(static_cast<sign_status>(sign_status_count)), "invalid");
+    // Counts are derived from the last value.
+    EXPECT_EQ(sign_status_name(static_cast<sign_status>(sign_status_count - 1)), "crypto_failed");
+    EXPECT_EQ(verify_status_name(static_cast<verify_status>(verify_status_count - 1)), "crypto_failed");
+}
+
+TEST(auth_names, drop_reasons_have_distinct_names) {
+    // Sign and verify drops share one set of counter names (JSON, telemetry):
+    // a name in both lists would hide one of the counts. crypto_failed is
+    // still in both (an engine refusal, a programming error).
+    path_counters every;
+    every.sign.fill(1);
+    every.verify.fill(1);
+    std::array<drop_reason, max_drop_reasons> reasons{};
+    const size_t n = drop_reasons(every, reasons);
+    std::multiset<std::string_view> names;
+    for (size_t i = 0; i < n; ++i) {
+        names.insert(reasons[i].name);
+    }
+    for (const auto& name : names) {
+        if (name != "crypto_failed") {
+            EXPECT_EQ(names.count(name), 1U) << name;
+        }
+    }
+    EXPECT_EQ(names.count("expired_key"), 1U);
+    EXPECT_EQ(names.count("expired_key_unsigned"), 1U);
 }
 
 // ---------------------------------------------------------------------------

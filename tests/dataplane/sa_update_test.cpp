@@ -38,6 +38,12 @@ sa_wire::update add(uint8_t spp, uint32_t key_id, icv::algorithm alg = icv::algo
     return u;
 }
 
+sa_wire::update add_for(uint8_t spp, uint32_t key_id, uint64_t lifetime_ms) {
+    sa_wire::update u = add(spp, key_id);
+    u.lifetime_ms = lifetime_ms;
+    return u;
+}
+
 sa_wire::update simple(op o, uint8_t spp = 0, uint32_t key_id = 0) {
     sa_wire::update u;
     u.operation = static_cast<uint8_t>(o);
@@ -46,11 +52,16 @@ sa_wire::update simple(op o, uint8_t spp = 0, uint32_t key_id = 0) {
     return u;
 }
 
+/// A time on the monotonic clock for the tests that set it themselves.
+constexpr uint64_t t0 = 1'000'000'000'000; // 1000 s after boot
+constexpr uint64_t ms = 1'000'000;
+
 class sa_updates : public testing::Test {
 protected:
-    /// Applies u to the current version; on success the new version becomes current.
-    status apply(const sa_wire::update& u) {
-        auto r = apply_update(*_db, u, _engine);
+    /// Applies u to the current version at `now` (a real monotonic reading by
+    /// default); on success the new version becomes current.
+    status apply(const sa_wire::update& u, uint64_t now = 0) {
+        auto r = now == 0 ? apply_update(*_db, u, _engine) : apply_update(*_db, u, _engine, now);
         if (!r) {
             return r.err();
         }
@@ -59,9 +70,23 @@ protected:
         return ok_status();
     }
 
-    void expect_refused(const sa_wire::update& u, std::string_view says) {
+    /// expire_keys() at `now`; true (and the new version current) if a key expired.
+    bool expire(uint64_t now) {
+        auto r = expire_keys(*_db, now);
+        if (!r) {
+            return false;
+        }
+        EXPECT_NE(r->next, nullptr);
+        _retired = std::move(r->retired);
+        _db = std::move(r->next);
+        return true;
+    }
+
+    void expect_refused(const sa_wire::update& u, std::string_view says) { expect_refused_at(u, 0, says); }
+
+    void expect_refused_at(const sa_wire::update& u, uint64_t now, std::string_view says) {
         const sa_database* before = _db.get();
-        const status st = apply(u);
+        const status st = apply(u, now);
         ASSERT_FALSE(st) << "accepted: " << op_name(u.operation);
         EXPECT_NE(st.err().message.find(says), std::string::npos) << st.err().message;
         EXPECT_EQ(_db.get(), before) << "a refused update changed the database";
@@ -122,7 +147,15 @@ TEST_F(sa_updates, set_current_and_remove_key) {
     EXPECT_EQ(_retired[0].key_id, 1U);
 
     ASSERT_TRUE(apply(simple(op::remove_key, 2, 2)));
-    EXPECT_EQ(_db->find(2), nullptr) << "an SA without keys goes";
+    // The SA stays without keys, to remember what it retired, until
+    // remove_sa or flush.
+    ASSERT_NE(_db->find(2), nullptr);
+    EXPECT_TRUE(_db->find(2)->keys.empty());
+    EXPECT_FALSE(_db->find(2)->has_sign_key);
+    EXPECT_TRUE(_db->find(2)->sign_key_retired);
+    ASSERT_EQ(_db->find(2)->retired_ids.size(), 2U);
+    EXPECT_EQ(_db->find(2)->retired_ids.ids()[0], 1U);
+    EXPECT_EQ(_db->find(2)->retired_ids.ids()[1], 2U);
 }
 
 TEST_F(sa_updates, removing_the_current_key_stops_signing) {
@@ -131,6 +164,178 @@ TEST_F(sa_updates, removing_the_current_key_stops_signing) {
     ASSERT_TRUE(apply(simple(op::set_current, 2, 1)));
     ASSERT_TRUE(apply(simple(op::remove_key, 2, 1)));
     EXPECT_FALSE(_db->find(2)->has_sign_key);
+    EXPECT_TRUE(_db->find(2)->sign_key_retired);
+    ASSERT_TRUE(apply(simple(op::set_current, 2, 2)));
+    EXPECT_TRUE(_db->find(2)->has_sign_key);
+    EXPECT_FALSE(_db->find(2)->sign_key_retired) << "naming the next key resumes signing";
+}
+
+// Key lifetimes (sa_update_wire.h): deadlines on CLOCK_MONOTONIC.
+
+TEST_F(sa_updates, a_lifetime_becomes_a_deadline_when_applied) {
+    ASSERT_TRUE(apply(add_for(2, 1, 5000), t0));
+    ASSERT_TRUE(apply(add_for(2, 2, 0), t0));
+    ASSERT_TRUE(apply(add_for(3, 1, 2000), t0 + 100 * ms));
+    EXPECT_EQ(_db->find(2)->find_key(1)->expires_ns, t0 + 5000 * ms);
+    EXPECT_EQ(_db->find(2)->find_key(2)->expires_ns, 0U) << "0: never";
+    EXPECT_EQ(_db->find(3)->find_key(1)->expires_ns, t0 + 2100 * ms);
+    EXPECT_EQ(next_expiry(*_db), t0 + 2100 * ms) << "the earliest over every SA";
+
+    // Without a time of its own, apply_update reads CLOCK_MONOTONIC.
+    const uint64_t before = monotonic_now_ns();
+    ASSERT_TRUE(apply(add_for(4, 1, 60'000)));
+    const uint64_t after = monotonic_now_ns();
+    const uint64_t deadline = _db->find(4)->find_key(1)->expires_ns;
+    EXPECT_GE(deadline, before + 60'000 * ms);
+    EXPECT_LE(deadline, after + 60'000 * ms);
+}
+
+TEST_F(sa_updates, expiry_makes_a_version_without_the_key_and_retires_it) {
+    ASSERT_TRUE(apply(add_for(2, 1, 1000), t0));
+    ASSERT_TRUE(apply(add(2, 2), t0));
+    ASSERT_TRUE(apply(add(5, 7), t0));
+    const sa_database* before = _db.get();
+    const security_association* sa5 = _db->find(5);
+
+    EXPECT_FALSE(expire(t0 + 999 * ms)) << "nothing is due yet: no new version";
+    EXPECT_EQ(_db.get(), before);
+
+    auto r = expire_keys(*_db, t0 + 1000 * ms);
+    ASSERT_TRUE(r.has_value()) << "due at its deadline";
+    const sa_database& next = *r->next;
+    EXPECT_EQ(next.find(2)->find_key(1), nullptr);
+    EXPECT_NE(next.find(2)->find_key(2), nullptr);
+    EXPECT_TRUE(next.find(2)->retired_ids.contains(1));
+    EXPECT_EQ(next.find(5), sa5) << "an SA without expired keys is shared";
+    ASSERT_EQ(r->retired.size(), 1U);
+    EXPECT_EQ(r->retired[0].spp, 2);
+    EXPECT_EQ(r->retired[0].key_id, 1U);
+    EXPECT_NE(before->find(2)->find_key(1), nullptr) << "the old version is untouched";
+    EXPECT_EQ(next_expiry(next), 0U);
+    EXPECT_FALSE(expire_keys(next, t0 + 10'000 * ms).has_value()) << "expired once only";
+}
+
+TEST_F(sa_updates, a_key_without_lifetime_never_expires) {
+    ASSERT_TRUE(apply(add(2, 1), t0));
+    ASSERT_TRUE(apply(add_for(2, 2, 0), t0));
+    EXPECT_EQ(next_expiry(*_db), 0U);
+    EXPECT_FALSE(expire(UINT64_MAX));
+    EXPECT_NE(_db->find(2)->find_key(1), nullptr);
+    EXPECT_NE(_db->find(2)->find_key(2), nullptr);
+}
+
+TEST_F(sa_updates, keys_due_together_expire_in_one_version) {
+    ASSERT_TRUE(apply(add_for(2, 1, 1000), t0));
+    ASSERT_TRUE(apply(add_for(2, 2, 1000), t0));
+    ASSERT_TRUE(apply(add_for(3, 9, 500), t0));
+    ASSERT_TRUE(apply(add_for(3, 10, 3000), t0));
+    ASSERT_TRUE(expire(t0 + 1500 * ms));
+    EXPECT_EQ(_retired.size(), 3U);
+    ASSERT_NE(_db->find(2), nullptr) << "an SA whose last key expired stays";
+    EXPECT_TRUE(_db->find(2)->keys.empty());
+    EXPECT_TRUE(_db->find(2)->retired_ids.contains(1));
+    EXPECT_TRUE(_db->find(2)->retired_ids.contains(2));
+    EXPECT_EQ(_db->find(3)->find_key(9), nullptr);
+    EXPECT_NE(_db->find(3)->find_key(10), nullptr);
+    EXPECT_EQ(next_expiry(*_db), t0 + 3000 * ms);
+}
+
+TEST_F(sa_updates, expiry_of_the_current_key_stops_signing) {
+    ASSERT_TRUE(apply(add_for(2, 1, 1000), t0));
+    ASSERT_TRUE(apply(add(2, 2), t0));
+    ASSERT_TRUE(apply(simple(op::set_current, 2, 1), t0));
+    ASSERT_TRUE(expire(t0 + 1000 * ms));
+    const security_association* sa = _db->find(2);
+    EXPECT_FALSE(sa->has_sign_key);
+    EXPECT_TRUE(sa->sign_key_retired);
+
+    icv::gmac_iv_counter iv(1);
+    signer s(_engine, *_db, iv);
+    std::vector<test::owned_frame> frames;
+    frames.emplace_back(test::make_frame(test::build(ptp::message_type::sync), test::spec_named("udp4").spec), 64);
+    auto views = test::views(frames);
+    const uint32_t len = views[0].len;
+    frame_outcome o;
+    // Fail closed: the SA signs with nothing rather than with the old key.
+    EXPECT_EQ(s.sign_burst_current(views.data(), 1, 2, &o), 0);
+    EXPECT_EQ(test::sign_of(o), sign_status::expired_key);
+    EXPECT_EQ(views[0].len, len) << "the frame is left as it came";
+    EXPECT_EQ(s.sign_burst(views.data(), 1, 2, 1, &o), 0);
+    EXPECT_EQ(test::sign_of(o), sign_status::expired_key) << "named explicitly";
+    EXPECT_EQ(s.sign_burst(views.data(), 1, 2, 3, &o), 0);
+    EXPECT_EQ(test::sign_of(o), sign_status::no_sa) << "a key it never had";
+
+    // A key made current after its deadline is refused.
+    ASSERT_TRUE(apply(add_for(2, 5, 10), t0 + 1000 * ms));
+    expect_refused_at(simple(op::set_current, 2, 5), t0 + 1010 * ms, "key 5 of spp 2 has expired");
+
+    // The control plane names the next key: signing resumes.
+    ASSERT_TRUE(apply(simple(op::set_current, 2, 2), t0 + 1000 * ms));
+    s.use(*_db);
+    EXPECT_EQ(s.sign_burst_current(views.data(), 1, 2, &o), 1);
+    EXPECT_EQ(test::sign_of(o), sign_status::signed_ok);
+}
+
+TEST_F(sa_updates, add_key_of_a_retired_id_is_refused) {
+    ASSERT_TRUE(apply(add(2, 1), t0));
+    ASSERT_TRUE(apply(add_for(2, 2, 1000), t0));
+    ASSERT_TRUE(apply(add(2, 3), t0));
+    ASSERT_TRUE(apply(simple(op::remove_key, 2, 1), t0));
+    ASSERT_TRUE(expire(t0 + 1000 * ms));
+    // seeds/001 §5.3: key IDs are not reused, removed or expired.
+    expect_refused(add(2, 1), "key 1 of spp 2 was removed or expired; key IDs are not reused (seeds/001 §5.3)");
+    expect_refused(add(2, 2), "key 2 of spp 2 was removed or expired; key IDs are not reused (seeds/001 §5.3)");
+    expect_refused(simple(op::set_current, 2, 1), "spp 2 has no key 1: it was removed or expired");
+    expect_refused(simple(op::remove_key, 2, 2), "spp 2 has no key 2: it was removed or expired");
+    // The same ID in another SA is another key.
+    EXPECT_TRUE(apply(add(4, 1), t0));
+    // The reason fits the acknowledgement whole, even with the widest numbers.
+    ASSERT_TRUE(apply(add(255, UINT32_MAX), t0));
+    ASSERT_TRUE(apply(add(255, 1), t0));
+    ASSERT_TRUE(apply(simple(op::remove_key, 255, UINT32_MAX), t0));
+    const sa_wire::update again = add(255, UINT32_MAX);
+    const status st = apply(again, t0);
+    ASSERT_FALSE(st);
+    EXPECT_EQ(std::string(make_ack(again, st).reason), st.err().message);
+}
+
+TEST_F(sa_updates, flush_and_remove_sa_forget_the_retired_ids) {
+    ASSERT_TRUE(apply(add(2, 1)));
+    ASSERT_TRUE(apply(add(2, 2)));
+    ASSERT_TRUE(apply(simple(op::remove_key, 2, 1)));
+    ASSERT_TRUE(apply(add(5, 7)));
+    ASSERT_TRUE(apply(simple(op::remove_key, 5, 7)));
+    ASSERT_NE(_db->find(5), nullptr) << "kept for its retired IDs";
+    ASSERT_TRUE(apply(simple(op::remove_sa, 5)));
+    EXPECT_EQ(_db->find(5), nullptr);
+    ASSERT_TRUE(apply(add(5, 7))) << "remove_sa forgot the SA and what it retired";
+    EXPECT_TRUE(_db->find(5)->retired_ids.empty());
+    ASSERT_TRUE(apply(simple(op::flush)));
+    ASSERT_TRUE(apply(add(2, 1))) << "flush forgot every retired ID";
+    EXPECT_TRUE(_db->find(2)->retired_ids.empty());
+    EXPECT_FALSE(_db->find(2)->sign_key_retired);
+}
+
+TEST_F(sa_updates, an_sa_remembers_its_last_16_retired_ids) {
+    ASSERT_TRUE(apply(add(2, 1000)));
+    for (uint32_t id = 1; id <= 20; ++id) {
+        ASSERT_TRUE(apply(add(2, id)));
+        ASSERT_TRUE(apply(simple(op::remove_key, 2, id)));
+    }
+    const retired_key_ids& r = _db->find(2)->retired_ids;
+    ASSERT_EQ(r.size(), retired_key_ids::capacity);
+    EXPECT_EQ(r.ids().front(), 5U) << "the oldest made room";
+    EXPECT_EQ(r.ids().back(), 20U);
+    EXPECT_FALSE(r.contains(4));
+    EXPECT_TRUE(r.contains(5));
+    expect_refused(add(2, 5), "key IDs are not reused");
+    EXPECT_TRUE(apply(add(2, 4))) << "beyond the last 16, an ID is no longer remembered";
+}
+
+TEST_F(sa_updates, a_lifetime_beyond_388_days_is_refused) {
+    expect_refused(add_for(2, 1, sa_wire::max_lifetime_ms + 1), "lifetime_ms 33523200001 is above 33523200000");
+    EXPECT_TRUE(apply(add_for(2, 1, sa_wire::max_lifetime_ms), t0));
+    EXPECT_EQ(_db->find(2)->find_key(1)->expires_ns, t0 + sa_wire::max_lifetime_ms * ms);
 }
 
 TEST_F(sa_updates, remove_sa_and_flush_retire_every_key) {
