@@ -47,6 +47,7 @@ bench: deps hugepages
 	  --benchmark_enable_random_interleaving=true --benchmark_display_aggregates_only=true \
 	  --benchmark_out=$(BENCH_BUILD)/bench.json --benchmark_out_format=json
 	python3 bench/testpmd_bench.py --build $(BENCH_BUILD) --json $(BENCH_BUILD)/testpmd.json
+	python3 bench/sa_update_bench.py --build $(BENCH_BUILD) --json $(BENCH_BUILD)/sa_update.json
 	python3 scripts/bench-report.py --intro docs/benchmarks.md --testpmd $(BENCH_BUILD)/testpmd.json \
 	  $(BENCH_BUILD)/bench.json > $(BENCH_BUILD)/benchmarks.md
 	mv $(BENCH_BUILD)/benchmarks.md docs/benchmarks.md

@@ -108,6 +108,7 @@ result<std::vector<outcome>> send(const std::string& file_prefix, std::vector<sa
     uint64_t seq = first_sequence();
     for (auto& u : updates) {
         u.sequence = ++seq;
+        u.sent_ns = monotonic_now_ns(); // the data plane measures its apply latency from here
         const auto deadline = std::chrono::steady_clock::now() + wait;
         while (!ch->push_update(u)) {
             if (std::chrono::steady_clock::now() >= deadline) {

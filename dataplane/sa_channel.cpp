@@ -245,6 +245,10 @@ bool sa_channel::push_ack(const sa_wire::ack& a) noexcept {
     return rte_ring_enqueue_elem(_acks, const_cast<sa_wire::ack*>(&a), sizeof(a)) == 0;
 }
 
+bool sa_channel::updates_waiting() const noexcept {
+    return !rte_ring_empty(_updates);
+}
+
 unsigned sa_channel::slots() const noexcept {
     return rte_ring_get_size(_updates);
 }

@@ -56,6 +56,8 @@ public:
     /// Up to n updates; returns how many. The slots they came from are wiped
     /// (they held keys).
     unsigned pop_updates(sa_wire::update* out, unsigned n) noexcept;
+    /// Updates are waiting: two loads, cheap enough to ask between bursts.
+    bool updates_waiting() const noexcept;
     /// False if the ring is full (the writer stopped reading): counted by the caller.
     bool push_ack(const sa_wire::ack& a) noexcept;
 

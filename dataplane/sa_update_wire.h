@@ -81,12 +81,17 @@ struct update {
     /// add_key: the key is forgotten this many ms after the update is
     /// applied; 0: never (see the top of this header).
     uint64_t lifetime_ms = 0;
-    uint8_t padding[32] = {};
+    /// CLOCK_MONOTONIC nanoseconds when the writer put the update on the
+    /// ring; 0: not given. The data plane reports the time from then until
+    /// the new SA version was published (its "apply latency").
+    uint64_t sent_ns = 0;
+    uint8_t padding[24] = {};
 };
 static_assert(sizeof(update) == 128);
 static_assert(offsetof(update, sequence) == 8 && offsetof(update, key_id) == 16 && offsetof(update, key) == 24);
 // Carved out of what was padding: writers that predate it send zeros there.
-static_assert(offsetof(update, lifetime_ms) == 88 && offsetof(update, padding) == 96);
+static_assert(offsetof(update, lifetime_ms) == 88 && offsetof(update, sent_ns) == 96 &&
+              offsetof(update, padding) == 104);
 
 enum class status : uint8_t {
     applied = 0,

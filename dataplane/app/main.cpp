@@ -38,6 +38,7 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_mbuf_dyn.h>
+#include <rte_pause.h>
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
@@ -74,6 +75,7 @@ struct app_options {
     std::string outside_policy = "verify";
     uint16_t burst = 32;
     uint16_t tx_retry = 0;
+    uint32_t service_interval_us = 200;
     std::string steering = "auto";
     unsigned handoff_ring = 4096;
     double stats_interval = 0;
@@ -176,7 +178,8 @@ public:
         }
         if (!_opt.stats_json.empty()) {
             std::ofstream out(_opt.stats_json);
-            out << stats_json(paths(), _worker_counters) << "\n";
+            _svc.generation = _sat->generation();
+            out << stats_json(paths(), _worker_counters, &_svc) << "\n";
         }
         return exit_ok;
     }
@@ -464,13 +467,17 @@ private:
             status outcome = ok_status();
             if (r) {
                 _sat->publish(std::move(r->next));
-                ++_updates_applied;
+                ++_svc.applied;
+                // Workers read the new version from their next burst on.
+                if (const uint64_t now = monotonic_now_ns(); u.sent_ns != 0 && now >= u.sent_ns) {
+                    _svc.apply_latency.add(now - u.sent_ns);
+                }
             } else {
                 outcome = r.err();
-                ++_updates_rejected;
+                ++_svc.rejected;
             }
             if (!_channel->push_ack(make_ack(u, outcome))) {
-                ++_acks_dropped;
+                ++_svc.acks_dropped;
             }
             secure_wipe(u.key, sizeof(u.key));
         }
@@ -481,16 +488,15 @@ private:
         if (const uint64_t due = next_expiry(*_sat->current()); due != 0 && due <= now) {
             if (auto r = expire_keys(*_sat->current(), now)) {
                 _sat->publish(std::move(r->next));
-                _keys_expired += r->retired.size();
+                _svc.keys_expired += r->retired.size();
             }
         }
         _sat->reclaim();
     }
 
-    void print_service_stats(std::string_view label) const {
-        fmt::print("  SA updates ({}): applied {} rejected {} acks dropped {} | keys expired {} | SA version {}\n",
-                   label, _updates_applied, _updates_rejected, _acks_dropped, _keys_expired, _sat->generation());
-        std::fflush(stdout);
+    void print_service_stats(std::string_view label) {
+        _svc.generation = _sat->generation();
+        ptpsec::print_service_stats(stdout, _svc, label);
     }
 
     /// Until a signal (or --idle-exit): prints live counters every
@@ -506,12 +512,15 @@ private:
         }
         while (!stop_requested.load(std::memory_order_relaxed)) {
             if (poll != nullptr) {
-                // A few bursts between looks at the SA channel and the clock.
-                for (int i = 0; i < 64 && poll->poll_once() != 0; ++i) {
+                // A few bursts between looks at the clock and the event
+                // ring; an SA update is taken after the burst it arrived in.
+                for (int i = 0; i < 64 && poll->poll_once() != 0 && !_channel->updates_waiting(); ++i) {
                 }
+            } else if (_opt.service_interval_us != 0) {
+                // Updates are applied within about this long of arriving.
+                std::this_thread::sleep_for(std::chrono::microseconds(_opt.service_interval_us));
             } else {
-                // Updates take effect within about this long of arriving.
-                std::this_thread::sleep_for(std::chrono::microseconds(200));
+                rte_pause(); // a main lcore of its own: look again at once
             }
             service_sa_updates();
             drain_events();
@@ -541,10 +550,7 @@ private:
     std::unique_ptr<icv::ipsecmb_engine> _service_engine;
     std::unique_ptr<sa_table> _sat;
     std::unique_ptr<sa_channel> _channel;
-    uint64_t _updates_applied = 0;
-    uint64_t _updates_rejected = 0;
-    uint64_t _acks_dropped = 0;
-    uint64_t _keys_expired = 0;
+    service_stats _svc;
     struct file_closer {
         void operator()(std::FILE* f) const noexcept { std::fclose(f); }
     };
@@ -624,6 +630,11 @@ int run(int argc, char** argv) {
                    "with several workers, how PTP reaches the first (the PTP worker): auto (rte_flow where the ports "
                    "take it, else software), flow (rte_flow or refuse to start), software (the other workers hand it "
                    "over on a ring)")
+        ->capture_default_str();
+    cli.add_option("--service-interval", opt.service_interval_us,
+                   "microseconds the main lcore sleeps between looks at the SA channel, key lifetimes and the event "
+                   "ring (0: it polls without sleeping, for a main lcore on a core of its own)")
+        ->check(CLI::Range(0U, 1'000'000U))
         ->capture_default_str();
     cli.add_option("--handoff-ring", opt.handoff_ring, "slots of each handoff ring (a power of two)")
         ->capture_default_str();

@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 
 namespace ptpsec {
 
@@ -139,7 +141,43 @@ void print_stats(std::FILE* out, std::span<const path_config> paths, std::span<c
     std::fflush(out);
 }
 
-std::string stats_json(std::span<const path_config> paths, std::span<const worker_counters> workers) {
+void latency_histogram::add(uint64_t ns) noexcept {
+    const uint64_t us = (ns + 999) / 1000;
+    ++_buckets[us < limit_us ? us : limit_us];
+    ++_count;
+    _sum_ns += ns;
+    _max_ns = std::max(_max_ns, ns);
+}
+
+uint64_t latency_histogram::quantile_us(double q) const noexcept {
+    if (_count == 0) {
+        return 0;
+    }
+    const auto want = static_cast<uint64_t>(std::ceil(q * static_cast<double>(_count)));
+    uint64_t seen = 0;
+    for (size_t us = 0; us < _buckets.size(); ++us) {
+        seen += _buckets[us];
+        if (seen >= want && seen != 0) {
+            return us < limit_us ? us : (_max_ns + 999) / 1000;
+        }
+    }
+    return (_max_ns + 999) / 1000;
+}
+
+void print_service_stats(std::FILE* out, const service_stats& s, std::string_view label) {
+    fmt::print(out, "  SA updates ({}): applied {} rejected {} acks dropped {} | keys expired {} | SA version {}",
+               label, s.applied, s.rejected, s.acks_dropped, s.keys_expired, s.generation);
+    const latency_histogram& h = s.apply_latency;
+    if (h.count() != 0) {
+        fmt::print(out, " | apply latency p50 {} p99 {} max {} us", h.quantile_us(0.5), h.quantile_us(0.99),
+                   (h.max_ns() + 999) / 1000);
+    }
+    fmt::print(out, "\n");
+    std::fflush(out);
+}
+
+std::string stats_json(std::span<const path_config> paths, std::span<const worker_counters> workers,
+                       const service_stats* svc) {
     nlohmann::json j;
     j["paths"] = nlohmann::json::array();
     const std::vector<path_counters> sums = sum_counters(workers, paths.size());
@@ -177,6 +215,20 @@ std::string stats_json(std::span<const path_config> paths, std::span<const worke
         const worker_share s = share_of(w);
         j["workers"].push_back(
             {{"lcore", w.lcore}, {"rx", s.rx}, {"tx", s.tx}, {"handed_off", s.handed_off}, {"dropped", s.dropped}});
+    }
+    if (svc != nullptr) {
+        const latency_histogram& h = svc->apply_latency;
+        j["sa_updates"] = {{"applied", svc->applied},
+                           {"rejected", svc->rejected},
+                           {"acks_dropped", svc->acks_dropped},
+                           {"keys_expired", svc->keys_expired},
+                           {"generation", svc->generation},
+                           {"apply_latency_us",
+                            {{"samples", h.count()},
+                             {"p50", h.quantile_us(0.5)},
+                             {"p99", h.quantile_us(0.99)},
+                             {"max", (h.max_ns() + 999) / 1000},
+                             {"mean", static_cast<double>(h.mean_ns()) / 1000.0}}}};
     }
     return j.dump();
 }

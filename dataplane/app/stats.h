@@ -6,6 +6,7 @@
 
 #include <dataplane/worker.h>
 
+#include <array>
 #include <cstdio>
 #include <span>
 #include <string>
@@ -16,6 +17,40 @@ namespace ptpsec {
 
 /// The counters of one path, as a snapshot.
 path_counters snapshot(const path_counters& c) noexcept;
+
+/// How long SA updates took from the writer's enqueue (sa_wire::update::
+/// sent_ns) to the publication of the new SA version: 1 µs buckets up to
+/// 10 ms and one above. Kept by the main lcore; read by it only.
+class latency_histogram {
+public:
+    void add(uint64_t ns) noexcept;
+    uint64_t count() const noexcept { return _count; }
+    uint64_t max_ns() const noexcept { return _max_ns; }
+    uint64_t mean_ns() const noexcept { return _count == 0 ? 0 : _sum_ns / _count; }
+    /// The smallest bucket top (µs) that at least q (0 to 1) of the samples
+    /// are under; 0 without samples.
+    uint64_t quantile_us(double q) const noexcept;
+
+private:
+    static constexpr size_t limit_us = 10'000;
+    std::array<uint32_t, limit_us + 1> _buckets{};
+    uint64_t _count = 0;
+    uint64_t _sum_ns = 0;
+    uint64_t _max_ns = 0;
+};
+
+/// What the main lcore did with the SA channel and key lifetimes.
+struct service_stats {
+    uint64_t applied = 0;
+    uint64_t rejected = 0;
+    uint64_t acks_dropped = 0;
+    uint64_t keys_expired = 0;
+    uint64_t generation = 0; ///< SA versions published
+    latency_histogram apply_latency;
+};
+
+/// "SA updates (LABEL): applied ... | apply latency p50 .. p99 .. max .. µs"
+void print_service_stats(std::FILE* out, const service_stats& s, std::string_view label);
 
 /// The counters one worker writes: one per path, in the order of the paths.
 struct worker_counters {
@@ -35,6 +70,9 @@ void print_stats(std::FILE* out, std::span<const path_config> paths, std::span<c
 
 /// {"paths": [{"name": ..., "policy": ..., "rx": ..., "drops": {"bad_icv": ...}, "malformed": {...}}],
 ///  "workers": [{"lcore": 1, "rx": ..., "tx": ..., "handed_off": ..., "dropped": ...}]}
-std::string stats_json(std::span<const path_config> paths, std::span<const worker_counters> workers);
+/// With `svc`, also "sa_updates": {"applied", "rejected", "keys_expired", "apply_latency_us": {"p50", "p99",
+/// "max", "mean", "samples"}}.
+std::string stats_json(std::span<const path_config> paths, std::span<const worker_counters> workers,
+                       const service_stats* svc = nullptr);
 
 } // namespace ptpsec

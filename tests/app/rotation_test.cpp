@@ -130,6 +130,15 @@ TEST(rotation, a_thousand_rotations_under_load_drop_nothing) {
     EXPECT_EQ(back.at("verified").get<uint64_t>() + back.at("non_ptp").get<uint64_t>(), came_back);
     const std::string log = dp.out();
     EXPECT_NE(log.find(fmt::format("applied {} rejected 0", 3 * rotations - 1)), std::string::npos) << log;
+    // Every update carried the time it was sent: each one's apply latency
+    // was measured (the figures go to the test report, not into a verdict).
+    const json& lat = stats.at("sa_updates").at("apply_latency_us");
+    EXPECT_EQ(lat.at("samples"), 3 * rotations - 1) << lat.dump();
+    EXPECT_LE(lat.at("p50").get<uint64_t>(), lat.at("p99").get<uint64_t>());
+    EXPECT_LE(lat.at("p99").get<uint64_t>(), lat.at("max").get<uint64_t>());
+    RecordProperty("apply_latency_p50_us", std::to_string(lat.at("p50").get<uint64_t>()));
+    RecordProperty("apply_latency_p99_us", std::to_string(lat.at("p99").get<uint64_t>()));
+    RecordProperty("apply_latency_max_us", std::to_string(lat.at("max").get<uint64_t>()));
 }
 
 TEST(rotation, ptpsecctl_sa_commands_change_a_running_dataplane) {
