@@ -360,12 +360,11 @@ int run(int argc, char** argv) {
             }
             std::vector<ptpsec::sa_wire::update> updates = std::move(made).value();
             if (!current.empty()) {
-                unsigned s = 0;
-                unsigned long k = 0;
-                if (std::sscanf(current.c_str(), "%u:%lu", &s, &k) != 2 || s > 255 || k > UINT32_MAX) {
-                    return report(ptpsec::error{fmt::format("--current {}: use SPP:KEY_ID, for example 2:1", current)});
+                auto sk = ptpsec::parse_spp_key(current, true);
+                if (!sk) {
+                    return report(ptpsec::error{fmt::format("--current {}", sk.message())});
                 }
-                updates.push_back(ptpsec::sa_client::set_current(static_cast<uint8_t>(s), static_cast<uint32_t>(k)));
+                updates.push_back(ptpsec::sa_client::set_current(sk->spp, sk->key_id));
             }
             return send_updates(file_prefix, std::move(updates), json);
         }

@@ -348,4 +348,34 @@ result<std::vector<sa_config>> load_sa_file(const std::string& path) {
     return r;
 }
 
+result<spp_key> parse_spp_key(std::string_view text, bool key_required) {
+    const std::string_view usage =
+        key_required ? "use SPP:KEY_ID, for example 2:1" : "use SPP or SPP:KEY_ID, for example 2:1";
+    auto number = [](std::string_view s, uint64_t max, uint64_t& out) {
+        const char* end = s.data() + s.size();
+        const auto r = std::from_chars(s.data(), end, out);
+        return !s.empty() && r.ec == std::errc() && r.ptr == end && out <= max;
+    };
+    const size_t colon = text.find(':');
+    const std::string_view spp_text = text.substr(0, colon);
+    uint64_t v = 0;
+    if (!number(spp_text, 255, v)) {
+        return error{fmt::format("\"{}\": the SPP must be a number from 0 to 255; {}", text, usage)};
+    }
+    spp_key out;
+    out.spp = static_cast<uint8_t>(v);
+    if (colon == std::string_view::npos) {
+        if (key_required) {
+            return error{fmt::format("\"{}\": no key ID; {}", text, usage)};
+        }
+        return out;
+    }
+    if (!number(text.substr(colon + 1), UINT32_MAX, v)) {
+        return error{fmt::format("\"{}\": the key ID must be a number from 0 to 4294967295; {}", text, usage)};
+    }
+    out.has_key = true;
+    out.key_id = static_cast<uint32_t>(v);
+    return out;
+}
+
 } // namespace ptpsec

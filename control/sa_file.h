@@ -37,4 +37,15 @@ result<std::vector<sa_config>> parse_sa_file(std::string_view text, std::string_
 /// Reads and parses a file.
 result<std::vector<sa_config>> load_sa_file(const std::string& path);
 
+/// "SPP:KEY_ID" or, where the key is optional, "SPP" (as --sign and
+/// --current take them): decimal, SPP 0-255, key ID 0-4294967295, nothing
+/// else. The error says what is wrong without the option's name, for the
+/// caller to put it in front.
+struct spp_key {
+    uint8_t spp = 0;
+    bool has_key = false;
+    uint32_t key_id = 0;
+};
+result<spp_key> parse_spp_key(std::string_view text, bool key_required);
+
 } // namespace ptpsec

@@ -202,16 +202,17 @@ private:
         uint32_t key_id = 0;
         bool initial_key = false;
         if (*policy_in == ptp_policy::sign) {
-            unsigned s = 0;
-            unsigned long k = 0;
-            const int got = std::sscanf(_opt.sign.c_str(), "%u:%lu", &s, &k);
-            if (got < 1 || s > 255 || k > UINT32_MAX) {
+            if (_opt.sign.empty()) {
                 return error{"--inside-policy sign needs --sign SPP[:KEY_ID] (for example --sign 2:1, or --sign 2 "
                              "to sign with the key the control plane names current)"};
             }
-            spp = static_cast<uint8_t>(s);
-            key_id = static_cast<uint32_t>(k);
-            initial_key = got == 2;
+            auto sk = parse_spp_key(_opt.sign, false);
+            if (!sk) {
+                return error{fmt::format("--sign {}", sk.message())};
+            }
+            spp = sk->spp;
+            key_id = sk->key_id;
+            initial_key = sk->has_key;
         }
         if (_opt.inside == _opt.outside) {
             return error{fmt::format("--inside and --outside are both port {}", _opt.inside)};

@@ -722,6 +722,7 @@ TEST_F(dataplane_app, refuses_to_start_with_a_clear_reason) {
     const std::vector<bad_start> cases = {
         {{"--sign", "2:1"}, "--sign 2:1 names a key, which needs --sa-file"},
         {{"--sa-file", shipped_sa_file, "--sign", "9:1"}, "--sign 9:1:"},
+        {{"--sa-file", shipped_sa_file, "--sign", "2:1x"}, "--sign \"2:1x\": the key ID must be a number"},
         {{"--sa-file", shipped_sa_file}, "--inside-policy sign needs --sign SPP"},
         {{"--sa-file", shipped_sa_file, "--sign", "2:1", "--outside", "5"}, "port 5 does not exist"},
         {{"--sa-file", shipped_sa_file, "--sign", "2:1", "--outside-policy", "sign"}, "--outside-policy sign:"},

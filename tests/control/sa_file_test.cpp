@@ -439,5 +439,46 @@ TEST(sa_file, load_reports_the_path_as_origin) {
     EXPECT_NE(r.message().find(PTPSEC_TESTDATA_DIR), std::string::npos) << r.message();
 }
 
+TEST(spp_key, takes_spp_and_key_id) {
+    auto r = parse_spp_key("2:1", true);
+    ASSERT_TRUE(r) << r.message();
+    EXPECT_EQ(r->spp, 2);
+    EXPECT_TRUE(r->has_key);
+    EXPECT_EQ(r->key_id, 1U);
+    r = parse_spp_key("255:4294967295", true);
+    ASSERT_TRUE(r) << r.message();
+    EXPECT_EQ(r->spp, 255);
+    EXPECT_EQ(r->key_id, 4294967295U);
+    r = parse_spp_key("7", false);
+    ASSERT_TRUE(r) << r.message();
+    EXPECT_EQ(r->spp, 7);
+    EXPECT_FALSE(r->has_key);
+}
+
+TEST(spp_key, refuses_anything_else_and_says_what) {
+    struct bad {
+        std::string_view text;
+        bool key_required;
+        std::string_view says;
+    };
+    for (const bad& b : std::initializer_list<bad>{
+             {"2", true, "\"2\": no key ID; use SPP:KEY_ID"},
+             {"256:1", true, "the SPP must be a number from 0 to 255"},
+             {"-1:1", true, "the SPP must be a number from 0 to 255"},
+             {":1", false, "the SPP must be a number from 0 to 255"},
+             {"2:", true, "the key ID must be a number from 0 to 4294967295"},
+             {"2:1x", true, "the key ID must be a number"},
+             {"2:-1", true, "the key ID must be a number"},
+             {"2:4294967296", false, "the key ID must be a number"},
+             {"2:1:3", true, "the key ID must be a number"},
+             {" 2:1", true, "the SPP must be a number"},
+             {"", false, "the SPP must be a number"},
+         }) {
+        const auto r = parse_spp_key(b.text, b.key_required);
+        ASSERT_FALSE(r) << b.text;
+        EXPECT_NE(r.message().find(b.says), std::string::npos) << b.text << ": " << r.message();
+    }
+}
+
 } // namespace
 } // namespace ptpsec
