@@ -94,8 +94,8 @@ worker::worker(icv::engine& eng, sa_table& sat, unsigned reader_id, icv::gmac_iv
                std::span<const path_config> paths, const worker_options& opt, replay_table* replay,
                const event_sink& events) noexcept
     : _sat(&sat), _db(sat.current()), _reader(reader_id), _signer(eng, *_db, iv, opt.wire),
-      _verifier(eng, *_db, opt.wire, replay), _paths(paths.first(std::min(paths.size(), max_paths))), _opt(opt),
-      _tsc_hz(rte_get_tsc_hz()), _events(events) {
+      _verifier(eng, *_db, opt.wire, replay), _replay(replay), _paths(paths.first(std::min(paths.size(), max_paths))),
+      _opt(opt), _tsc_hz(rte_get_tsc_hz()), _events(events) {
     _opt.burst = std::clamp<uint16_t>(_opt.burst, 1, max_rx_burst);
     if (_events.ring == nullptr || _events.recorder == nullptr || _events.clock == nullptr) {
         _events.rx = false;
@@ -104,6 +104,15 @@ worker::worker(icv::engine& eng, sa_table& sat, unsigned reader_id, icv::gmac_iv
 }
 
 uint32_t worker::poll_once() noexcept {
+    // Keys retired since the last poll. Taken before the SA version below:
+    // the service path publishes the version without a key before it puts
+    // the key here, so no frame of this poll can open a window for it again.
+    std::array<retired_key_ring_entry, 4> gone;
+    unsigned ngone = 0;
+    if (_opt.retired_keys != nullptr && _replay != nullptr) {
+        ngone = rte_ring_sc_dequeue_burst_elem(_opt.retired_keys, gone.data(), sizeof(retired_key_ring_entry),
+                                               gone.size(), nullptr);
+    }
     // One version of the SAs for the whole poll: a new one takes effect at
     // the next burst, and the old one is not freed before the quiescent
     // point below.
@@ -111,6 +120,10 @@ uint32_t worker::poll_once() noexcept {
         _db = db;
         _signer.use(*db);
         _verifier.use(*db);
+    }
+    for (unsigned i = 0; i < ngone; ++i) {
+        // Rare (a key's end): one walk of the replay table per key.
+        (void)_replay->retire_key(gone[i].spp, gone[i].key_id);
     }
     uint32_t received = 0;
     std::array<rte_mbuf*, max_rx_burst> pkts;

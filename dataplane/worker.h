@@ -161,8 +161,21 @@ struct worker_options {
     /// transparent clock's residence time and stamps RX events from when the
     /// frame arrived, not from when it left the ring. -1: none registered.
     int rx_tsc_offset = -1;
+    /// Keys the SA table retired (retired_key_ring_entry elements, one
+    /// producer: the service path): the worker drops their replay windows
+    /// between bursts, so that a key's windows never outlive it. Null: the
+    /// windows age out of the table instead.
+    rte_ring* retired_keys = nullptr;
     ptp::wire_options wire;
 };
+
+/// An element of worker_options::retired_keys.
+struct retired_key_ring_entry {
+    uint32_t key_id;
+    uint8_t spp;
+    uint8_t pad[3];
+};
+static_assert(sizeof(retired_key_ring_entry) == 8);
 
 class worker {
 public:
@@ -220,6 +233,7 @@ private:
     unsigned _reader;
     signer _signer;
     verifier _verifier;
+    replay_table* _replay;
     std::span<const path_config> _paths;
     worker_options _opt;
     uint64_t _tsc_hz;

@@ -135,6 +135,9 @@ public:
                 rte_ring_free(r);
             }
         }
+        if (_retired_keys != nullptr) {
+            rte_ring_free(_retired_keys);
+        }
     }
     app(const app&) = delete;
     app& operator=(const app&) = delete;
@@ -308,10 +311,18 @@ private:
         if (auto st = setup_events(sink); !st) {
             return st;
         }
+        if (_replay) {
+            _retired_keys = rte_ring_create_elem("ptpsec_retired_keys", sizeof(retired_key_ring_entry), 1024,
+                                                 static_cast<int>(rte_socket_id()), RING_F_SP_ENQ | RING_F_SC_DEQ);
+            if (_retired_keys == nullptr) {
+                return error{fmt::format("ring of retired keys: {}", rte_strerror(rte_errno))};
+            }
+        }
         worker_options wo;
         wo.burst = _opt.burst;
         wo.tx_retry = _opt.tx_retry;
         wo.rx_tsc_offset = _rx_tsc_offset;
+        wo.retired_keys = _retired_keys;
         wo.wire = _opt.wire;
         for (size_t k = 0; k < _workers.size(); ++k) {
             worker_slot& slot = _workers[k];
@@ -468,6 +479,7 @@ private:
             status outcome = ok_status();
             if (r) {
                 _sat->publish(std::move(r->next));
+                retire_windows(r->retired);
                 ++_svc.applied;
                 // Workers read the new version from their next burst on.
                 if (const uint64_t now = monotonic_now_ns(); u.sent_ns != 0 && now >= u.sent_ns) {
@@ -489,10 +501,25 @@ private:
         if (const uint64_t due = next_expiry(*_sat->current()); due != 0 && due <= now) {
             if (auto r = expire_keys(*_sat->current(), now)) {
                 _sat->publish(std::move(r->next));
+                retire_windows(r->retired);
                 _svc.keys_expired += r->retired.size();
             }
         }
         _sat->reclaim();
+    }
+
+    /// Tells the PTP worker which keys went, after the version without them
+    /// was published, so that it drops their replay windows.
+    void retire_windows(const std::vector<retired_key>& keys) {
+        if (_retired_keys == nullptr) {
+            return;
+        }
+        for (const auto& k : keys) {
+            retired_key_ring_entry e{k.key_id, k.spp, {}};
+            if (rte_ring_sp_enqueue_elem(_retired_keys, &e, sizeof(e)) != 0) {
+                ++_svc.retire_ring_full; // the windows age out of the table instead
+            }
+        }
     }
 
     void print_service_stats(std::string_view label) {
@@ -567,6 +594,7 @@ private:
     std::vector<std::string> _steering_notes;
     std::array<rte_ring*, 2> _handoff{}; ///< per path, several workers only
     int _rx_tsc_offset = -1;
+    rte_ring* _retired_keys = nullptr; ///< to the PTP worker, with replay protection on
     std::vector<worker_slot> _workers;
     std::vector<worker_counters> _worker_counters;
     std::unique_ptr<telemetry_publication> _telemetry;

@@ -167,6 +167,9 @@ uint64_t latency_histogram::quantile_us(double q) const noexcept {
 void print_service_stats(std::FILE* out, const service_stats& s, std::string_view label) {
     fmt::print(out, "  SA updates ({}): applied {} rejected {} acks dropped {} | keys expired {} | SA version {}",
                label, s.applied, s.rejected, s.acks_dropped, s.keys_expired, s.generation);
+    if (s.retire_ring_full != 0) {
+        fmt::print(out, " | retired keys not passed to the PTP worker {}", s.retire_ring_full);
+    }
     const latency_histogram& h = s.apply_latency;
     if (h.count() != 0) {
         fmt::print(out, " | apply latency p50 {} p99 {} max {} us", h.quantile_us(0.5), h.quantile_us(0.99),
@@ -222,6 +225,7 @@ std::string stats_json(std::span<const path_config> paths, std::span<const worke
                            {"rejected", svc->rejected},
                            {"acks_dropped", svc->acks_dropped},
                            {"keys_expired", svc->keys_expired},
+                           {"retire_ring_full", svc->retire_ring_full},
                            {"generation", svc->generation},
                            {"apply_latency_us",
                             {{"samples", h.count()},

@@ -45,7 +45,8 @@ struct service_stats {
     uint64_t rejected = 0;
     uint64_t acks_dropped = 0;
     uint64_t keys_expired = 0;
-    uint64_t generation = 0; ///< SA versions published
+    uint64_t retire_ring_full = 0; ///< retired keys the PTP worker was not told of (windows age out)
+    uint64_t generation = 0;       ///< SA versions published
     latency_histogram apply_latency;
 };
 

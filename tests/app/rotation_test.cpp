@@ -291,5 +291,53 @@ TEST(rotation, a_key_whose_lifetime_ends_goes_and_its_frames_count_as_expired) {
     EXPECT_NE(dp.out().find("keys expired 5"), std::string::npos) << dp.out();
 }
 
+TEST(rotation, a_removed_key_takes_its_replay_windows_with_it) {
+    // The signed capture without end into the verifying path, replay
+    // protection on: the capture's streams open windows under key 1 (the
+    // repeats are refused as replays). Removing key 1 must drop them.
+    test::temp_dir dir;
+    const std::string ctl = test::program_from_env("PTPSECCTL");
+    const std::string prefix = fmt::format("ptpsec-retire-{}", ::getpid());
+    auto run_ctl = [&](std::vector<std::string> args) {
+        args.insert(args.end(), {"--file-prefix", prefix, "--json"});
+        return test::run_program(dir, ctl, args, std::chrono::seconds(30));
+    };
+    runtime_dir_guard runtime(prefix);
+    test::background_program dp(
+        dir, test::program_from_env("PTPSEC_DATAPLANE"),
+        {"--no-huge", "-m", "256", "--no-pci", "--no-shconf", "-l", "0", fmt::format("--file-prefix={}", prefix),
+         "--vdev=net_ring0", fmt::format("--vdev=net_pcap0,rx_pcap={},infinite_rx=1,tx_pcap=/dev/null", capture), "--",
+         "--sa-file", shipped_sa_file, "--inside-policy", "pass", "--outside-policy", "verify"});
+    ASSERT_TRUE(channel_up(prefix, dp));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    auto replay = [&] {
+        // Telemetry answers a moment after the SA channel is there.
+        auto st = run_ctl({"stats"});
+        while (st.exit_code != 0 && std::chrono::steady_clock::now() < deadline) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            st = run_ctl({"stats"});
+        }
+        EXPECT_EQ(st.exit_code, 0) << st.err;
+        return st.exit_code == 0 ? json::parse(st.out).at("replay") : json{{"size", 0}, {"retired", 0}};
+    };
+    json before = replay();
+    while (before.at("size").get<uint64_t>() == 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        before = replay();
+    }
+    ASSERT_GT(before.at("size").get<uint64_t>(), 0U) << before.dump();
+    EXPECT_EQ(before.at("retired"), 0);
+    ASSERT_EQ(run_ctl({"sa", "remove", "--spp", "2", "--key-id", "1"}).exit_code, 0);
+    json after = replay();
+    while (after.at("retired").get<uint64_t>() == 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        after = replay();
+    }
+    // Every window the capture opened was key 1's.
+    EXPECT_EQ(after.at("retired"), before.at("size")) << after.dump();
+    EXPECT_EQ(after.at("size"), 0) << after.dump();
+    ASSERT_EQ(dp.stop(), 0) << dp.err();
+}
+
 } // namespace
 } // namespace ptpsec
