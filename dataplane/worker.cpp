@@ -55,7 +55,7 @@ std::string_view ptp_policy_name(ptp_policy p) noexcept {
 }
 
 uint64_t path_counters::dropped() const noexcept {
-    uint64_t d = tx_full + not_editable;
+    uint64_t d = tx_full + not_editable + handoff_full;
     for (size_t i = 0; i < sign_status_count; ++i) {
         d += is_sign_drop(static_cast<sign_status>(i)) ? sign[i] : 0;
     }
@@ -87,6 +87,7 @@ size_t drop_reasons(const path_counters& c, std::span<drop_reason> out) noexcept
     }
     add("not_editable", c.not_editable);
     add("tx_full", c.tx_full);
+    add("handoff_full", c.handoff_full);
     return n;
 }
 

@@ -570,6 +570,25 @@ TEST_F(dataplane_app, two_workers_sign_every_ptp_frame_whichever_queue_it_arrive
     EXPECT_EQ(j.at("workers")[1].at("handed_off"), handed);
 }
 
+TEST_F(dataplane_app, a_full_handoff_ring_drops_and_counts_never_waits) {
+    // The stripped capture on the second worker's queue only, and a handoff
+    // ring of one slot: most of its PTP cannot be handed over.
+    const std::string q1 = _dir.file("in-q1.pcap");
+    write_packets(q1, DLT_EN10MB, stripped(_capture));
+    const std::string empty = _dir.file("empty.pcap");
+    const auto r = run_queues({empty, q1}, {empty, empty}, two_workers,
+                              {"--sa-file", shipped_sa_file, "--sign", "2:1", "--handoff-ring", "2"});
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    const auto s = path_stats("inside->outside");
+    const uint64_t full = s.at("drops").value("handoff_full", uint64_t{0});
+    EXPECT_GT(full, 0U) << s.dump();
+    EXPECT_EQ(s.at("dropped"), full);
+    EXPECT_EQ(s.at("handed_off").get<uint64_t>() + full, capture_ptp_frames);
+    EXPECT_EQ(s.at("signed"), s.at("handed_off"));
+    EXPECT_EQ(s.at("tx").get<uint64_t>() + full, capture_frames);
+    EXPECT_NE(r.out.find("handoff_full"), std::string::npos) << r.out;
+}
+
 TEST_F(dataplane_app, a_replay_on_another_queue_meets_the_same_replay_window) {
     // The signed capture on queue 0; copies of its first ten PTP frames on
     // queue 1. Whichever copy arrives first is accepted, the other refused:

@@ -164,6 +164,13 @@ TEST_F(telemetry, stats_count_both_paths_and_grow_while_traffic_flows) {
         EXPECT_EQ(sign.at("drops").at("bad_icv"), 0);
         EXPECT_EQ(sign.at("drops").at("no_room"), 0);
         EXPECT_EQ(sign.at("malformed").at("truncated"), 0);
+        // One worker: its share is the sum of both paths' rx.
+        const json& workers = first.at("workers");
+        ASSERT_EQ(workers.size(), 1U) << workers.dump();
+        EXPECT_GE(workers.begin().value().at("rx").get<uint64_t>(), sign.at("rx").get<uint64_t>());
+        EXPECT_EQ(workers.begin().value().at("handed_off"), 0);
+        EXPECT_EQ(sign.at("handed_off"), 0);
+        EXPECT_EQ(sign.at("drops").at("handoff_full"), 0);
 
         // Counters grow between two queries (the capture is replayed
         // without end); allow a loaded machine some time.
