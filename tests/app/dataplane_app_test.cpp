@@ -733,6 +733,22 @@ TEST_F(dataplane_app, reads_its_options_from_a_config_file) {
     EXPECT_NE(r.err.find("missing.toml"), std::string::npos) << r.err;
 }
 
+TEST_F(dataplane_app, the_shipped_example_config_reads_back_as_it_says) {
+    const std::string example = std::string(PTPSEC_CONFIG_DIR) + "/dataplane.toml";
+    const auto r = run(_dir.file("empty.pcap"), _dir.file("empty.pcap"), {"--config", example, "--print-config"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    for (const char* line : {"sign=2", "outside-policy=\"verify-strip\"", "replay-streams=4096", "events=\"both\"",
+                             "clock=\"ethdev:1,tai\"", "steering=\"auto\""}) {
+        EXPECT_NE(r.out.find(std::string("\n") + line + "\n"), std::string::npos) << line << "\n" << r.out;
+    }
+    // What --print-config prints is a config file itself.
+    const std::string printed = _dir.file("printed.toml");
+    test::write_file(printed, r.out);
+    const auto again = run(_dir.file("empty.pcap"), _dir.file("empty.pcap"), {"--config", printed, "--print-config"});
+    ASSERT_EQ(again.exit_code, 0) << again.err;
+    EXPECT_EQ(again.out, r.out);
+}
+
 TEST_F(dataplane_app, refuses_to_start_with_a_clear_reason) {
     struct bad_start {
         std::vector<std::string> options;
