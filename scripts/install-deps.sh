@@ -11,6 +11,7 @@ packages=(
   # libraries
   dpdk dpdk-dev libipsec-mb-dev libssl-dev libtss2-dev libpcap-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libfmt-dev nlohmann-json3-dev
+  libsqlite3-dev libtomlplusplus-dev
 )
 
 missing=()

@@ -1,0 +1,370 @@
+#include <control/controld/config.h>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace ptpsec::controld {
+
+namespace {
+
+/// Reads one table's keys, remembering which were used so that the rest can
+/// be refused by name.
+class table_reader {
+public:
+    table_reader(const toml::table& t, std::string where, std::string_view origin)
+        : _t(t), _where(std::move(where)), _origin(origin) {}
+
+    std::string at(const toml::node& n) const { return fmt::format("{}:{}", _origin, n.source().begin.line); }
+    std::string at_table() const { return fmt::format("{}:{}", _origin, _t.source().begin.line); }
+
+    template <typename T>
+    result<std::optional<T>> get(std::string_view key) {
+        _used.insert(std::string(key));
+        const toml::node* n = _t.get(key);
+        if (n == nullptr) {
+            return std::optional<T>{};
+        }
+        if constexpr (std::is_same_v<T, bool>) {
+            if (const auto* v = n->as_boolean()) {
+                return std::optional<T>{v->get()};
+            }
+            return error{fmt::format("{}: {}.{}: expected true or false", at(*n), _where, key)};
+        } else if constexpr (std::is_same_v<T, std::string>) {
+            if (const auto* v = n->as_string()) {
+                return std::optional<T>{v->get()};
+            }
+            return error{fmt::format("{}: {}.{}: expected a string", at(*n), _where, key)};
+        } else {
+            if (const auto* v = n->as_integer()) {
+                return std::optional<T>{static_cast<T>(v->get())};
+            }
+            return error{fmt::format("{}: {}.{}: expected a number", at(*n), _where, key)};
+        }
+    }
+
+    /// An integer in [lo, hi].
+    result<std::optional<int64_t>> number(std::string_view key, int64_t lo, int64_t hi) {
+        auto v = get<int64_t>(key);
+        if (!v || !*v) {
+            return v;
+        }
+        if (**v < lo || **v > hi) {
+            return error{fmt::format("{}: {}.{} = {}: use {} to {}", at(*_t.get(key)), _where, key, **v, lo, hi)};
+        }
+        return v;
+    }
+
+    result<std::vector<std::string>> strings(std::string_view key) {
+        _used.insert(std::string(key));
+        std::vector<std::string> out;
+        const toml::node* n = _t.get(key);
+        if (n == nullptr) {
+            return out;
+        }
+        const toml::array* a = n->as_array();
+        if (a == nullptr) {
+            return error{fmt::format("{}: {}.{}: expected a list of strings", at(*n), _where, key)};
+        }
+        for (const auto& e : *a) {
+            const auto* str = e.as_string();
+            if (str == nullptr) {
+                return error{fmt::format("{}: {}.{}: expected a list of strings", at(e), _where, key)};
+            }
+            out.push_back(str->get());
+        }
+        return out;
+    }
+
+    /// Every key that was not asked for is an error.
+    status unknown_keys() const {
+        for (const auto& [k, v] : _t) {
+            if (!_used.contains(std::string(k.str()))) {
+                return error{fmt::format("{}: {}: unknown key \"{}\"", at(v), _where, k.str())};
+            }
+        }
+        return ok_status();
+    }
+
+private:
+    const toml::table& _t;
+    std::string _where;
+    std::string_view _origin;
+    std::set<std::string> _used;
+};
+
+#define PTPSEC_TRY(var, expr)                                                                                          \
+    auto var = (expr);                                                                                                 \
+    if (!var) {                                                                                                        \
+        return var.err();                                                                                              \
+    }
+
+std::string resolve(const std::string& base_dir, const std::string& file) {
+    if (file.empty() || base_dir.empty() || std::filesystem::path(file).is_absolute()) {
+        return file;
+    }
+    return (std::filesystem::path(base_dir) / file).string();
+}
+
+result<server_settings> parse_server(const toml::table& t, std::string_view origin, const std::string& base_dir) {
+    table_reader r(t, "server", origin);
+    server_settings s;
+    PTPSEC_TRY(listen, r.strings("listen"));
+    s.tls.listen_addresses = *listen;
+    PTPSEC_TRY(port, r.number("port", 0, 65535));
+    if (*port) {
+        s.tls.port = static_cast<uint16_t>(**port);
+    }
+    struct file_key {
+        const char* key;
+        std::string* into;
+    };
+    for (const file_key f : {file_key{"certificate", &s.tls.cert_file}, file_key{"private-key", &s.tls.key_file},
+                             file_key{"ca", &s.tls.ca_file}, file_key{"state", &s.state_file}}) {
+        PTPSEC_TRY(v, r.get<std::string>(f.key));
+        if (!*v || (*v)->empty()) {
+            return error{fmt::format("{}: [server] needs {} = \"FILE\"", r.at_table(), f.key)};
+        }
+        *f.into = resolve(base_dir, **v);
+    }
+    struct ms_key {
+        const char* key;
+        std::chrono::milliseconds* into;
+    };
+    for (const ms_key m :
+         {ms_key{"handshake-timeout-ms", &s.tls.handshake_timeout}, ms_key{"idle-timeout-ms", &s.tls.idle_timeout},
+          ms_key{"watch-certificates-ms", &s.tls.watch_interval}}) {
+        PTPSEC_TRY(v, r.number(m.key, 0, 3'600'000));
+        if (*v) {
+            *m.into = std::chrono::milliseconds(**v);
+        }
+    }
+    PTPSEC_TRY(maxc, r.number("max-connections", 1, 1'000'000));
+    if (*maxc) {
+        s.tls.max_connections = static_cast<size_t>(**maxc);
+    }
+    PTPSEC_TRY(rate, r.number("connections-per-second", 0, 1'000'000));
+    if (*rate) {
+        s.tls.rate.per_second = static_cast<double>(**rate);
+    }
+    PTPSEC_TRY(burst, r.number("connection-burst", 1, 1'000'000));
+    if (*burst) {
+        s.tls.rate.burst = static_cast<double>(**burst);
+    }
+    PTPSEC_TRY(size, r.number("max-message-size", 64, 1 << 20));
+    if (*size) {
+        s.tls.max_message_size = static_cast<size_t>(**size);
+    }
+    if (auto st = r.unknown_keys(); !st) {
+        return st.err();
+    }
+    return s;
+}
+
+/// [node]; its groups are names, resolved against [[group]] by the caller.
+result<std::pair<node::settings, std::vector<std::string>>> parse_node(const toml::table& t, std::string_view origin,
+                                                                       const std::string& base_dir) {
+    table_reader r(t, "node", origin);
+    node::settings n;
+    PTPSEC_TRY(server, r.get<std::string>("server"));
+    if (!*server || (*server)->empty()) {
+        return error{fmt::format("{}: [node] needs server = \"HOST\" (the KE server)", r.at_table())};
+    }
+    n.server_host = **server;
+    PTPSEC_TRY(port, r.number("port", 1, 65535));
+    n.server_port = static_cast<uint16_t>(port->value_or(n.server_port));
+    PTPSEC_TRY(name, r.get<std::string>("server-name"));
+    n.tls.server_name = name->value_or(n.server_host);
+    struct file_key {
+        const char* key;
+        std::string* into;
+    };
+    for (const file_key f : {file_key{"certificate", &n.tls.cert_file}, file_key{"private-key", &n.tls.key_file},
+                             file_key{"ca", &n.tls.ca_file}}) {
+        PTPSEC_TRY(v, r.get<std::string>(f.key));
+        if (!*v || (*v)->empty()) {
+            return error{fmt::format("{}: [node] needs {} = \"FILE\"", r.at_table(), f.key)};
+        }
+        *f.into = resolve(base_dir, **v);
+    }
+    PTPSEC_TRY(groups, r.strings("groups"));
+    if (groups->empty()) {
+        return error{
+            fmt::format("{}: [node] needs groups = [\"NAME\", ...] (names of [[group]] tables)", r.at_table())};
+    }
+    PTPSEC_TRY(prefix, r.get<std::string>("dataplane-prefix"));
+    n.dataplane_prefix = prefix->value_or(n.dataplane_prefix);
+    PTPSEC_TRY(rmin, r.number("retry-min-ms", 10, 3'600'000));
+    PTPSEC_TRY(rmax, r.number("retry-max-ms", 10, 86'400'000));
+    n.retry_min = std::chrono::milliseconds(rmin->value_or(n.retry_min.count()));
+    n.retry_max = std::chrono::milliseconds(rmax->value_or(n.retry_max.count()));
+    if (n.retry_max < n.retry_min) {
+        return error{fmt::format("{}: [node] retry-max-ms ({}) is below retry-min-ms ({})", r.at_table(),
+                                 n.retry_max.count(), n.retry_min.count())};
+    }
+    if (auto st = r.unknown_keys(); !st) {
+        return st.err();
+    }
+    return std::pair{std::move(n), std::move(groups).value()};
+}
+
+result<ke::group_policy> parse_group(const toml::table& t, size_t index, std::string_view origin) {
+    table_reader r(t, fmt::format("group[{}]", index + 1), origin);
+    ke::group_policy p;
+    PTPSEC_TRY(name, r.get<std::string>("name"));
+    if (!*name || (*name)->empty()) {
+        return error{fmt::format("{}: group[{}] needs name = \"...\"", r.at_table(), index + 1)};
+    }
+    p.name = **name;
+    PTPSEC_TRY(domain, r.number("domain", 0, 255));
+    PTPSEC_TRY(sdo, r.number("sdo-id", 0, 0x0FFF));
+    PTPSEC_TRY(sub, r.number("subgroup", 0, 65535));
+    p.id = ke::group_id{static_cast<uint8_t>(domain->value_or(0)), static_cast<uint16_t>(sdo->value_or(0)),
+                        static_cast<uint16_t>(sub->value_or(0))};
+    PTPSEC_TRY(alg, r.get<std::string>("algorithm"));
+    if (*alg) {
+        auto a = icv::from_name(**alg);
+        if (!a) {
+            std::string names;
+            for (const auto& i : icv::all_algorithms()) {
+                names += fmt::format("{}{}", names.empty() ? "" : ", ", i.name);
+            }
+            return error{fmt::format("{}: group {}: algorithm \"{}\": use one of {}", r.at(*t.get("algorithm")), p.name,
+                                     **alg, names)};
+        }
+        p.alg = *a;
+    }
+    PTPSEC_TRY(life, r.number("lifetime", 1, ke::max_lifetime_s));
+    PTPSEC_TRY(upd, r.number("update-period", 1, ke::max_lifetime_s));
+    PTPSEC_TRY(grace, r.number("grace-period", 0, ke::max_lifetime_s));
+    p.lifetime_s = static_cast<uint32_t>(life->value_or(p.lifetime_s));
+    p.update_period_s = static_cast<uint32_t>(upd->value_or(p.update_period_s));
+    p.grace_period_s = static_cast<uint32_t>(grace->value_or(p.grace_period_s));
+    if (auto st = r.unknown_keys(); !st) {
+        return st.err();
+    }
+    if (auto st = ke::validate(p); !st) {
+        return error{fmt::format("{}: {}", r.at_table(), st.message())};
+    }
+    return p;
+}
+
+result<ke::client_rule> parse_client(const toml::table& t, size_t index, std::string_view origin) {
+    table_reader r(t, fmt::format("client[{}]", index + 1), origin);
+    ke::client_rule c;
+    PTPSEC_TRY(subject, r.get<std::string>("subject"));
+    PTPSEC_TRY(san, r.get<std::string>("san"));
+    PTPSEC_TRY(groups, r.strings("groups"));
+    PTPSEC_TRY(grantor, r.get<bool>("grantor"));
+    PTPSEC_TRY(tc, r.get<bool>("transparent-clock"));
+    c.subject = subject->value_or("");
+    c.san = san->value_or("");
+    c.groups = *groups;
+    c.grantor = grantor->value_or(false);
+    c.transparent_clock = tc->value_or(false);
+    if (auto st = r.unknown_keys(); !st) {
+        return st.err();
+    }
+    if (auto st = ke::validate(c, index); !st) {
+        return error{fmt::format("{}: {}", r.at_table(), st.message())};
+    }
+    return c;
+}
+
+} // namespace
+
+result<config> parse_config(std::string_view text, std::string_view origin, const std::string& base_dir) {
+    toml::table root;
+    try {
+        root = toml::parse(text, origin);
+    } catch (const toml::parse_error& e) {
+        return error{
+            fmt::format("{}:{}:{}: {}", origin, e.source().begin.line, e.source().begin.column, e.description())};
+    }
+    config c;
+    std::vector<std::string> node_groups;
+    std::string node_at;
+    for (const auto& [k, v] : root) {
+        const std::string key(k.str());
+        const std::string at = fmt::format("{}:{}", origin, v.source().begin.line);
+        if (key == "server") {
+            const toml::table* t = v.as_table();
+            if (t == nullptr) {
+                return error{fmt::format("{}: server: expected a table ([server])", at)};
+            }
+            PTPSEC_TRY(s, parse_server(*t, origin, base_dir));
+            c.server = std::move(s).value();
+        } else if (key == "node") {
+            const toml::table* t = v.as_table();
+            if (t == nullptr) {
+                return error{fmt::format("{}: node: expected a table ([node])", at)};
+            }
+            PTPSEC_TRY(n, parse_node(*t, origin, base_dir));
+            c.node = std::move(n->first);
+            node_groups = std::move(n->second);
+            node_at = at;
+        } else if (key == "group" || key == "client") {
+            const toml::array* a = v.as_array();
+            if (a == nullptr || !a->is_array_of_tables()) {
+                return error{fmt::format("{}: {}: expected tables ([[{}]])", at, key, key)};
+            }
+            for (size_t i = 0; i < a->size(); ++i) {
+                const toml::table& t = *a->get(i)->as_table();
+                if (key == "group") {
+                    PTPSEC_TRY(g, parse_group(t, i, origin));
+                    c.groups.push_back(std::move(g).value());
+                } else {
+                    PTPSEC_TRY(cl, parse_client(t, i, origin));
+                    c.clients.push_back(std::move(cl).value());
+                }
+            }
+        } else {
+            return error{
+                fmt::format("{}: unknown key \"{}\" (use [server], [node], [[group]] and [[client]])", at, key)};
+        }
+    }
+    std::set<std::string> names;
+    for (const auto& g : c.groups) {
+        if (!names.insert(g.name).second) {
+            return error{fmt::format("{}: group {} is defined twice", origin, g.name)};
+        }
+    }
+    for (size_t i = 0; i < c.clients.size(); ++i) {
+        for (const auto& g : c.clients[i].groups) {
+            if (g != "*" && !names.contains(g)) {
+                return error{
+                    fmt::format("{}: client[{}]: group \"{}\" is not defined by any [[group]]", origin, i + 1, g)};
+            }
+        }
+    }
+    for (const auto& name : node_groups) {
+        auto it = std::find_if(c.groups.begin(), c.groups.end(), [&](const auto& g) { return g.name == name; });
+        if (it == c.groups.end()) {
+            return error{fmt::format("{}: node: group \"{}\" is not defined by any [[group]]", node_at, name)};
+        }
+        c.node->groups.push_back(node::node_group{it->name, it->id});
+    }
+    if (c.server && c.groups.empty()) {
+        return error{fmt::format("{}: [server] without any [[group]]: there is nothing to serve", origin)};
+    }
+    return c;
+}
+
+result<config> load_config(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) {
+        return error{fmt::format("{}: cannot read it: {}", path, std::strerror(errno))};
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return parse_config(ss.str(), path, std::filesystem::path(path).parent_path().string());
+}
+
+} // namespace ptpsec::controld

@@ -1,0 +1,73 @@
+#pragma once
+
+// ptpsec-controld's configuration file (TOML, docs/operations.md):
+//
+//   [server]                      the NTS-KE server role (absent: not a server)
+//   listen = ["0.0.0.0"]          numeric addresses; default: dual-stack "::"
+//   port = 4460
+//   certificate = "server.crt"    PEM, chain allowed
+//   private-key = "server.key"
+//   ca = "ca.crt"                 the CA client certificates must chain to
+//   state = "controld.db"         keys and counters across restarts (SQLite)
+//   handshake-timeout-ms = 5000, idle-timeout-ms = 10000, max-connections = 256,
+//   connections-per-second = 10, connection-burst = 20 (per client address),
+//   max-message-size = 65536, watch-certificates-ms = 0
+//
+//   [[group]]                     one per PTP group (seeds/001 §4.2.2)
+//   name = "plant-a"
+//   domain = 0
+//   sdo-id = 0x000
+//   subgroup = 0
+//   algorithm = "hmac-sha256-128" (ptpsecctl's names: hmac-sha256, aes-cmac-128, aes-gmac-256, ...)
+//   lifetime = 14400, update-period = 300, grace-period = 3   (seconds)
+//
+//   [[client]]                    who may ask for what (seeds/001 §2.5.5.4)
+//   subject = "CN=node1,O=plant" and/or san = "DNS:node1.plant.example"
+//   groups = ["plant-a"]          or ["*"]
+//   grantor = false               may register as a grantor (ticket-based mode)
+//   transparent-clock = false
+//
+//   [node]                        the node role: fetch keys, feed the local data plane
+//   server = "ke.plant.example"   the KE server (host name or address)
+//   port = 4460
+//   server-name = "ke.plant.example"   the name its certificate must carry (default: server)
+//   certificate = "node.pem", private-key = "node.key", ca = "ca.pem"
+//   groups = ["plant-a"]          [[group]] names (only name, domain, sdo-id, subgroup matter here)
+//   dataplane-prefix = "rte"      the data plane's EAL --file-prefix
+//   retry-min-ms = 1000, retry-max-ms = 300000
+//
+// Every error names the file, the line and the key, and what would be valid.
+// Unknown keys are errors too: a misspelt key is not silently a default.
+
+#include <control/ke/group_keys.h>
+#include <control/ke/ke_service.h>
+#include <control/node/node.h>
+#include <control/tls/server.h>
+#include <drivers/base/result.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ptpsec::controld {
+
+struct server_settings {
+    tls::server_config tls;
+    std::string state_file;
+};
+
+struct config {
+    std::optional<server_settings> server;
+    std::optional<node::settings> node;
+    std::vector<ke::group_policy> groups;
+    std::vector<ke::client_rule> clients;
+};
+
+/// Parses TOML text; `origin` names it in messages. Relative file names are
+/// taken relative to `base_dir` (the config file's directory).
+result<config> parse_config(std::string_view text, std::string_view origin, const std::string& base_dir = "");
+
+/// Reads and parses a file.
+result<config> load_config(const std::string& path);
+
+} // namespace ptpsec::controld

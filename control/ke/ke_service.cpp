@@ -1,0 +1,103 @@
+#include <control/ke/ke_service.h>
+
+#include <control/nts/message.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace ptpsec::ke {
+
+namespace {
+
+bool matches(const client_rule& r, const client_identity& who) {
+    if (!r.subject.empty() && r.subject != who.subject) {
+        return false;
+    }
+    if (!r.san.empty() && std::find(who.sans.begin(), who.sans.end(), r.san) == who.sans.end()) {
+        return false;
+    }
+    return !r.subject.empty() || !r.san.empty();
+}
+
+nts::key_parameters to_wire(const epoch& e, const validity& v) {
+    nts::key_parameters p;
+    p.sa.spp = e.spp;
+    p.sa.integrity_algorithm = nts::to_mac_algorithm(e.alg);
+    p.sa.key_id = e.key_id;
+    const auto key = e.key.span();
+    p.sa.key.assign(key.begin(), key.end());
+    p.validity = nts::validity_period{v.lifetime_s, v.update_period_s, v.grace_period_s};
+    return p;
+}
+
+} // namespace
+
+status validate(const client_rule& r, size_t index) {
+    if (r.subject.empty() && r.san.empty()) {
+        return error{fmt::format("client rule {}: names neither a subject nor a subjectAltName", index + 1)};
+    }
+    if (r.groups.empty() && !r.grantor) {
+        return error{fmt::format("client rule {} ({}): allows no group and not the grantor role", index + 1,
+                                 r.subject.empty() ? r.san : r.subject)};
+    }
+    return ok_status();
+}
+
+bool ke_service::admits(const client_identity& who, const std::string& group) const {
+    return std::any_of(_rules.begin(), _rules.end(), [&](const client_rule& r) {
+        return matches(r, who) && std::any_of(r.groups.begin(), r.groups.end(),
+                                              [&](const std::string& g) { return g == "*" || g == group; });
+    });
+}
+
+std::vector<uint8_t> ke_service::refuse(nts::error_code code) {
+    const auto i = static_cast<size_t>(code);
+    if (i < _stats.refused.size()) {
+        ++_stats.refused[i];
+    }
+    return nts::build_error_response(nts::sub_protocol::nts_ke, code);
+}
+
+std::vector<uint8_t> ke_service::handle_key_request(const client_identity& who, std::span<const uint8_t> request) {
+    ++_stats.requests;
+    auto req = nts::parse_key_request(request);
+    if (!req) {
+        return refuse(req.err().code);
+    }
+    if (req->is_unicast()) {
+        return refuse(nts::error_code::grantor_not_registered);
+    }
+    const auto& g = std::get<nts::group_number>(req->association);
+    const group_id id{g.domain_number, g.sdo_id, g.sub_group};
+    const group_policy* policy = nullptr;
+    for (const auto& p : _keys->policies()) {
+        if (p.id == id) {
+            policy = &p;
+        }
+    }
+    if (policy == nullptr || !admits(who, policy->name)) {
+        return refuse(nts::error_code::not_authorized);
+    }
+    auto params = _keys->parameters(id);
+    if (!params) {
+        return refuse(nts::error_code::internal_server_error);
+    }
+    nts::key_grant grant;
+    grant.current = to_wire(params->current, params->current_validity);
+    if (params->next) {
+        grant.next = to_wire(*params->next, params->next_validity);
+    }
+    nts::key_response resp;
+    resp.outcome = std::move(grant);
+    if (!nts::validate(resp)) {
+        return refuse(nts::error_code::internal_server_error);
+    }
+    ++_stats.granted;
+    if (params->next) {
+        ++_stats.granted_with_next;
+    }
+    return nts::build(resp);
+}
+
+} // namespace ptpsec::ke

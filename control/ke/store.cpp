@@ -1,0 +1,184 @@
+#include <control/ke/store.h>
+
+#include <drivers/base/bytes.h>
+
+#include <fmt/format.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+namespace ptpsec::ke {
+
+namespace {
+
+constexpr const char* schema = R"(
+CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS groups(name TEXT PRIMARY KEY, spp INTEGER NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS epochs(
+  key_id INTEGER PRIMARY KEY,
+  group_name TEXT NOT NULL,
+  algorithm INTEGER NOT NULL,
+  key BLOB NOT NULL,
+  start_wall_ns INTEGER NOT NULL,
+  lifetime_s INTEGER NOT NULL,
+  update_period_s INTEGER NOT NULL,
+  grace_period_s INTEGER NOT NULL);
+)";
+
+/// A prepared statement, finalised on scope exit.
+class statement {
+public:
+    statement(sqlite3* db, const char* sql) { _rc = sqlite3_prepare_v2(db, sql, -1, &_s, nullptr); }
+    ~statement() { sqlite3_finalize(_s); }
+    statement(const statement&) = delete;
+    statement& operator=(const statement&) = delete;
+    bool ok() const noexcept { return _rc == SQLITE_OK; }
+    sqlite3_stmt* get() const noexcept { return _s; }
+
+private:
+    sqlite3_stmt* _s = nullptr;
+    int _rc = SQLITE_ERROR;
+};
+
+} // namespace
+
+result<std::shared_ptr<sqlite_store>> sqlite_store::open(const std::string& path) {
+    sqlite3* db = nullptr;
+    // Created 0600: the file holds keys.
+    const mode_t old = ::umask(077);
+    const int rc =
+        sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
+    ::umask(old);
+    if (rc != SQLITE_OK) {
+        std::string why = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+        sqlite3_close(db);
+        return error{fmt::format("state file {}: {}", path, why)};
+    }
+    std::shared_ptr<sqlite_store> s(new sqlite_store(db, path));
+    for (const char* sql :
+         {"PRAGMA journal_mode=WAL;", "PRAGMA synchronous=FULL;", "PRAGMA secure_delete=ON;", schema}) {
+        if (auto st = s->exec(sql); !st) {
+            return st.err();
+        }
+    }
+    return s;
+}
+
+sqlite_store::~sqlite_store() {
+    sqlite3_close(_db);
+}
+
+status sqlite_store::exec(const char* sql) {
+    char* msg = nullptr;
+    if (sqlite3_exec(_db, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
+        std::string why = msg != nullptr ? msg : sqlite3_errmsg(_db);
+        sqlite3_free(msg);
+        return error{fmt::format("state file {}: {}", _path, why)};
+    }
+    return ok_status();
+}
+
+result<state_store::saved> sqlite_store::load() {
+    saved out;
+    {
+        statement st(_db, "SELECT value FROM meta WHERE name = 'last_key_id';");
+        if (!st.ok()) {
+            return error{fmt::format("state file {}: {}", _path, sqlite3_errmsg(_db))};
+        }
+        if (sqlite3_step(st.get()) == SQLITE_ROW) {
+            out.last_key_id = static_cast<uint32_t>(sqlite3_column_int64(st.get(), 0));
+        }
+    }
+    {
+        statement st(_db, "SELECT name, spp FROM groups;");
+        while (st.ok() && sqlite3_step(st.get()) == SQLITE_ROW) {
+            const auto* name = reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 0));
+            out.spp_of_group[name != nullptr ? name : ""] = static_cast<uint8_t>(sqlite3_column_int(st.get(), 1));
+        }
+    }
+    statement st(_db, "SELECT group_name, key_id, algorithm, key, start_wall_ns, lifetime_s, update_period_s, "
+                      "grace_period_s FROM epochs ORDER BY start_wall_ns;");
+    if (!st.ok()) {
+        return error{fmt::format("state file {}: {}", _path, sqlite3_errmsg(_db))};
+    }
+    while (sqlite3_step(st.get()) == SQLITE_ROW) {
+        const auto* name = reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 0));
+        epoch e;
+        e.key_id = static_cast<uint32_t>(sqlite3_column_int64(st.get(), 1));
+        const int alg = sqlite3_column_int(st.get(), 2);
+        if (alg < 0 || static_cast<size_t>(alg) >= icv::algorithm_count) {
+            return error{fmt::format("state file {}: key {} has algorithm number {}, which this release does not "
+                                     "know",
+                                     _path, e.key_id, alg)};
+        }
+        e.alg = static_cast<icv::algorithm>(alg);
+        const auto* key = static_cast<const uint8_t*>(sqlite3_column_blob(st.get(), 3));
+        const int len = sqlite3_column_bytes(st.get(), 3);
+        e.key = key_bytes(std::vector<uint8_t>(key, key + len));
+        e.start_ns = sqlite3_column_int64(st.get(), 4);
+        e.lifetime_s = static_cast<uint32_t>(sqlite3_column_int64(st.get(), 5));
+        e.update_period_s = static_cast<uint32_t>(sqlite3_column_int64(st.get(), 6));
+        e.grace_period_s = static_cast<uint32_t>(sqlite3_column_int64(st.get(), 7));
+        const std::string group = name != nullptr ? name : "";
+        if (auto it = out.spp_of_group.find(group); it != out.spp_of_group.end()) {
+            e.spp = it->second;
+        }
+        out.epochs.emplace_back(group, std::move(e));
+    }
+    return out;
+}
+
+status sqlite_store::save_epoch(const std::string& group, uint8_t spp, const epoch& e, uint32_t last_key_id) {
+    if (auto st = exec("BEGIN IMMEDIATE;"); !st) {
+        return st;
+    }
+    auto fail = [&]() -> status {
+        std::string why = sqlite3_errmsg(_db);
+        (void)exec("ROLLBACK;");
+        return error{fmt::format("state file {}: {}", _path, why)};
+    };
+    {
+        statement st(_db, "INSERT INTO groups(name, spp) VALUES(?1, ?2) ON CONFLICT(name) DO UPDATE SET spp = ?2;");
+        if (!st.ok() || sqlite3_bind_text(st.get(), 1, group.c_str(), -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+            sqlite3_bind_int(st.get(), 2, spp) != SQLITE_OK || sqlite3_step(st.get()) != SQLITE_DONE) {
+            return fail();
+        }
+    }
+    {
+        statement st(_db, "INSERT INTO epochs(key_id, group_name, algorithm, key, start_wall_ns, lifetime_s, "
+                          "update_period_s, grace_period_s) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8);");
+        const auto key = e.key.span();
+        if (!st.ok() || sqlite3_bind_int64(st.get(), 1, e.key_id) != SQLITE_OK ||
+            sqlite3_bind_text(st.get(), 2, group.c_str(), -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+            sqlite3_bind_int(st.get(), 3, static_cast<int>(e.alg)) != SQLITE_OK ||
+            sqlite3_bind_blob(st.get(), 4, key.data(), static_cast<int>(key.size()), SQLITE_TRANSIENT) != SQLITE_OK ||
+            sqlite3_bind_int64(st.get(), 5, e.start_ns) != SQLITE_OK ||
+            sqlite3_bind_int64(st.get(), 6, e.lifetime_s) != SQLITE_OK ||
+            sqlite3_bind_int64(st.get(), 7, e.update_period_s) != SQLITE_OK ||
+            sqlite3_bind_int64(st.get(), 8, e.grace_period_s) != SQLITE_OK || sqlite3_step(st.get()) != SQLITE_DONE) {
+            return fail();
+        }
+    }
+    {
+        statement st(_db, "INSERT INTO meta(name, value) VALUES('last_key_id', ?1) ON CONFLICT(name) DO UPDATE SET "
+                          "value = ?1;");
+        if (!st.ok() || sqlite3_bind_int64(st.get(), 1, last_key_id) != SQLITE_OK ||
+            sqlite3_step(st.get()) != SQLITE_DONE) {
+            return fail();
+        }
+    }
+    if (auto st = exec("COMMIT;"); !st) {
+        (void)exec("ROLLBACK;");
+        return st;
+    }
+    return ok_status();
+}
+
+status sqlite_store::forget_retired(int64_t wall_ns) {
+    statement st(_db, "DELETE FROM epochs WHERE start_wall_ns + (lifetime_s + grace_period_s) * 1000000000 < ?1;");
+    if (!st.ok() || sqlite3_bind_int64(st.get(), 1, wall_ns) != SQLITE_OK || sqlite3_step(st.get()) != SQLITE_DONE) {
+        return error{fmt::format("state file {}: {}", _path, sqlite3_errmsg(_db))};
+    }
+    return ok_status();
+}
+
+} // namespace ptpsec::ke

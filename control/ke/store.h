@@ -1,0 +1,43 @@
+#pragma once
+
+// The KE server's state on disk: SQLite (one file, mode 0600, WAL journal,
+// synchronous=FULL, secure_delete on so that forgotten keys are overwritten).
+// A key is written, and the write made durable, before any client receives
+// it: a server that restarts hands out the same keys for the same epochs, so
+// the network keeps working across the restart.
+//
+// Tables: meta (last_key_id), groups (name -> SPP), epochs (key ID, group,
+// algorithm, key, wall-clock start, lifetime, update and grace periods).
+// The keys are stored as they are: protect the file (and its -wal) like a
+// private key.
+
+#include <control/ke/group_keys.h>
+
+#include <memory>
+#include <string>
+
+struct sqlite3;
+
+namespace ptpsec::ke {
+
+class sqlite_store final : public state_store {
+public:
+    /// Opens or creates the database at `path` (its directory must exist).
+    static result<std::shared_ptr<sqlite_store>> open(const std::string& path);
+    ~sqlite_store() override;
+    sqlite_store(const sqlite_store&) = delete;
+    sqlite_store& operator=(const sqlite_store&) = delete;
+
+    result<saved> load() override;
+    status save_epoch(const std::string& group, uint8_t spp, const epoch& e, uint32_t last_key_id) override;
+    status forget_retired(int64_t wall_ns) override;
+
+private:
+    explicit sqlite_store(sqlite3* db, std::string path) : _db(db), _path(std::move(path)) {}
+    status exec(const char* sql);
+
+    sqlite3* _db;
+    std::string _path;
+};
+
+} // namespace ptpsec::ke

@@ -1,0 +1,252 @@
+#include <control/node/node.h>
+
+#include <control/nts/message.h>
+#include <control/sa_client.h>
+#include <dataplane/sa_channel.h>
+#include <dataplane/sa_update.h>
+#include <drivers/base/bytes.h>
+
+#include <fmt/format.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+
+namespace ptpsec::node {
+
+namespace {
+
+constexpr int64_t ns_per_s = 1'000'000'000LL;
+constexpr int64_t ns_per_ms = 1'000'000LL;
+
+/// The SA segment's device and inode, or empty when there is none.
+std::string segment_identity(const std::string& prefix) {
+    struct stat st {};
+    const std::string path = "/dev/shm" + sa_channel::segment_name(prefix);
+    if (::stat(path.c_str(), &st) != 0) {
+        return {};
+    }
+    return fmt::format("{}:{}:{}", st.st_dev, st.st_ino, st.st_ctim.tv_nsec);
+}
+
+} // namespace
+
+node::node(settings s, uint64_t seed) : _s(std::move(s)), _groups(_s.groups.size()), _rng(seed) {
+    _s.tls.alpn = tls::protocol::ntske;
+}
+
+void node::fail(size_t g, int64_t now, std::string why) {
+    group_state& st = _groups[g];
+    st.last_error = std::move(why);
+    st.backoff = st.backoff.count() == 0 ? _s.retry_min : std::min(st.backoff * 2, _s.retry_max);
+    // Half to all of the delay: a fleet spreads out instead of coming back at once.
+    std::uniform_int_distribution<int64_t> jitter(st.backoff.count() / 2, st.backoff.count());
+    st.next_fetch_ns = now + jitter(_rng) * ns_per_ms;
+}
+
+void node::schedule_renewal(size_t g, int64_t now) {
+    group_state& st = _groups[g];
+    st.backoff = std::chrono::milliseconds(0);
+    st.last_error.clear();
+    if (st.keys.empty()) {
+        st.next_fetch_ns = now;
+        return;
+    }
+    // A random point in the update period of the last key we hold.
+    const held_key& last = st.keys.back();
+    const int64_t up = int64_t{last.update_period_s} * ns_per_s;
+    const int64_t from = std::max(now, last.end_ns - up);
+    const int64_t to = std::max(from, last.end_ns - up / 10); // leave the last tenth for retries
+    std::uniform_int_distribution<int64_t> at(from, to);
+    st.next_fetch_ns = at(_rng);
+}
+
+status node::fetch(size_t g, int64_t now) {
+    ++_stats.fetches;
+    const node_group& ng = _s.groups[g];
+    if (!_client || !_client->is_open()) {
+        _client.reset();
+        auto c = tls::client::connect(_s.server_host, _s.server_port, _s.tls);
+        if (!c) {
+            return c.err();
+        }
+        _client.emplace(std::move(c).value());
+    }
+    nts::key_request req;
+    req.association = nts::group_number{ng.id.domain, ng.id.sdo_id, ng.id.subgroup};
+    auto bytes = _client->request(nts::build(req));
+    if (!bytes) {
+        _client.reset();
+        return bytes.err();
+    }
+    auto resp = nts::parse_key_response(*bytes);
+    if (!resp) {
+        return error{
+            fmt::format("group {}: the server's answer is not a PTP Key Response: {}", ng.name, resp.err().message)};
+    }
+    if (resp->is_error()) {
+        return error{fmt::format("group {}: the server refused: {}", ng.name,
+                                 nts::error_name(std::get<nts::error_code>(resp->outcome)))};
+    }
+    const auto& grant = std::get<nts::key_grant>(resp->outcome);
+    group_state& st = _groups[g];
+    auto take = [&](const nts::key_parameters& p, int64_t start, int64_t end) -> status {
+        const auto alg = nts::to_icv_algorithm(p.sa.integrity_algorithm, p.sa.key.size());
+        if (!alg) {
+            return error{fmt::format("group {}: key {} has MAC algorithm {} with a {}-octet key, which this node "
+                                     "cannot run",
+                                     ng.name, p.sa.key_id, static_cast<unsigned>(p.sa.integrity_algorithm),
+                                     p.sa.key.size())};
+        }
+        held_key k;
+        k.spp = p.sa.spp;
+        k.key_id = p.sa.key_id;
+        k.alg = *alg;
+        k.key.assign(p.sa.key.begin(), p.sa.key.end());
+        k.start_ns = start;
+        k.end_ns = end;
+        k.retire_ns = end + int64_t{p.validity.grace_period} * ns_per_s;
+        k.update_period_s = p.validity.update_period;
+        auto same = std::find_if(st.keys.begin(), st.keys.end(),
+                                 [&](const held_key& h) { return h.key_id == k.key_id && h.spp == k.spp; });
+        if (same == st.keys.end()) {
+            st.keys.push_back(std::move(k));
+            ++_stats.keys_received;
+        } else {
+            secure_wipe(same->key.data(), same->key.size());
+            *same = std::move(k);
+        }
+        return ok_status();
+    };
+    const int64_t cur_end = now + int64_t{grant.current.validity.lifetime} * ns_per_s;
+    if (auto r = take(grant.current, now, cur_end); !r) {
+        return r;
+    }
+    if (grant.next) {
+        if (auto r = take(*grant.next, cur_end, cur_end + int64_t{grant.next->validity.lifetime} * ns_per_s); !r) {
+            return r;
+        }
+    }
+    std::sort(st.keys.begin(), st.keys.end(),
+              [](const held_key& a, const held_key& b) { return a.start_ns < b.start_ns; });
+    return ok_status();
+}
+
+void node::push(int64_t now) {
+    const std::string seg = segment_identity(_s.dataplane_prefix);
+    if (seg.empty()) {
+        return; // no data plane (yet): the keys wait here
+    }
+    if (seg != _segment) {
+        if (!_segment.empty()) {
+            ++_stats.dataplane_restarts;
+        }
+        _segment = seg;
+        for (auto& st : _groups) {
+            st.pushed_keys.clear();
+            st.has_pushed_current = false;
+        }
+    }
+    std::vector<sa_wire::update> updates;
+    struct marker {
+        size_t group;
+        uint32_t key_id;
+        bool current;
+    };
+    std::vector<marker> marks;
+    for (size_t g = 0; g < _groups.size(); ++g) {
+        group_state& st = _groups[g];
+        for (const held_key& k : st.keys) {
+            if (k.retire_ns <= now ||
+                std::find(st.pushed_keys.begin(), st.pushed_keys.end(), k.key_id) != st.pushed_keys.end()) {
+                continue;
+            }
+            sa_wire::update u;
+            u.operation = static_cast<uint8_t>(sa_wire::op::add_key);
+            u.spp = k.spp;
+            u.key_id = k.key_id;
+            u.algorithm = static_cast<uint8_t>(k.alg);
+            u.key_len = static_cast<uint8_t>(std::min(k.key.size(), sa_wire::max_key_len));
+            std::copy_n(k.key.begin(), u.key_len, u.key);
+            // Until the end of its grace period: the data plane retires it then by itself.
+            u.lifetime_ms = static_cast<uint64_t>((k.retire_ns - now + ns_per_ms - 1) / ns_per_ms);
+            updates.push_back(u);
+            marks.push_back({g, k.key_id, false});
+        }
+        // The key whose validity holds now signs.
+        for (const held_key& k : st.keys) {
+            if (k.start_ns <= now && now < k.end_ns && (!st.has_pushed_current || st.pushed_current != k.key_id)) {
+                updates.push_back(sa_client::set_current(k.spp, k.key_id));
+                marks.push_back({g, k.key_id, true});
+            }
+        }
+    }
+    if (updates.empty()) {
+        return;
+    }
+    auto sent = sa_client::send(_s.dataplane_prefix, updates, _s.push_wait);
+    if (!sent) {
+        ++_stats.push_failures;
+        return;
+    }
+    for (size_t i = 0; i < sent->size(); ++i) {
+        const auto& o = (*sent)[i];
+        const marker& m = marks[i];
+        group_state& st = _groups[m.group];
+        // A data plane that kept a key from before (this node restarted) says
+        // so: it holds the key, which is all we wanted.
+        const bool held = !o.applied && o.reason.find("installed already") != std::string::npos;
+        if (!o.applied && !held) {
+            ++_stats.updates_rejected;
+            st.last_error = fmt::format("the data plane refused {} of key {}: {}", ptpsec::op_name(o.update.operation),
+                                        m.key_id, o.reason);
+            continue;
+        }
+        ++_stats.updates_pushed;
+        if (m.current) {
+            st.pushed_current = m.key_id;
+            st.has_pushed_current = true;
+        } else {
+            st.pushed_keys.push_back(m.key_id);
+        }
+    }
+}
+
+int64_t node::step(int64_t now) {
+    for (size_t g = 0; g < _groups.size(); ++g) {
+        group_state& st = _groups[g];
+        std::erase_if(st.keys, [&](held_key& k) {
+            if (k.retire_ns > now) {
+                return false;
+            }
+            secure_wipe(k.key.data(), k.key.size());
+            std::erase(st.pushed_keys, k.key_id);
+            return true;
+        });
+        // No key valid now: fetch at once (the first start, or a gap).
+        const bool valid = std::any_of(st.keys.begin(), st.keys.end(),
+                                       [&](const held_key& k) { return k.start_ns <= now && now < k.end_ns; });
+        if ((!valid && st.backoff.count() == 0) || now >= st.next_fetch_ns) {
+            if (auto r = fetch(g, now); r) {
+                schedule_renewal(g, now);
+            } else {
+                ++_stats.fetch_failures;
+                fail(g, now, r.message());
+            }
+        }
+    }
+    push(now);
+    int64_t next = now + 1000 * ns_per_ms; // look at the data plane at least once a second
+    for (const auto& st : _groups) {
+        next = std::min(next, st.next_fetch_ns);
+        for (const auto& k : st.keys) {
+            for (int64_t t : {k.start_ns, k.end_ns}) {
+                if (t > now) {
+                    next = std::min(next, t);
+                }
+            }
+        }
+    }
+    return std::max(next, now);
+}
+
+} // namespace ptpsec::node

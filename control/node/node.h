@@ -1,0 +1,116 @@
+#pragma once
+
+// The node role of ptpsec-controld (seeds/001 §2.3, §2.5.1): ask the KE
+// server for the keys of this node's groups and keep the local data plane
+// supplied through the SA channel (dataplane/sa_channel.h).
+//
+// For each group:
+//   * fetch: a PTP Key Request over TLS; the response's Current Parameters
+//     (and Next, in the update period) are remembered with their deadlines
+//     on CLOCK_MONOTONIC;
+//   * push: add_key for each key the data plane does not hold yet, with a
+//     lifetime of its remaining validity plus the grace period (so that a
+//     data plane whose node has gone stops using it then: fail closed),
+//     and set_current for the key whose validity period holds now;
+//   * renew at a random point of the update period (§2.5.1: clients spread
+//     their requests), or at once when the data plane has no key;
+//   * on failure retry after a delay that doubles from retry_min up to
+//     retry_max, with jitter (half to all of it), so that a fleet whose
+//     server was down does not come back all at once.
+// A data plane that restarts makes a new SA segment; the node sees the new
+// segment and pushes everything again. A node that restarts fetches again;
+// meanwhile the data plane keeps the keys it holds until they expire.
+
+#include <control/ke/group_keys.h>
+#include <control/tls/client.h>
+#include <drivers/base/result.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace ptpsec::node {
+
+struct node_group {
+    std::string name; ///< for messages
+    ke::group_id id;
+};
+
+struct settings {
+    std::string server_host;
+    uint16_t server_port = 4460;
+    tls::client_config tls; ///< ALPN is set to ntske/1
+    std::vector<node_group> groups;
+    /// EAL file prefix of the local data plane ("rte" by default).
+    std::string dataplane_prefix = "rte";
+    std::chrono::milliseconds retry_min{1000};
+    std::chrono::milliseconds retry_max{300'000};
+    /// How long an SA update may wait for its acknowledgement.
+    std::chrono::milliseconds push_wait{2000};
+};
+
+/// One key as the node holds it.
+struct held_key {
+    uint8_t spp = 0;
+    uint32_t key_id = 0;
+    icv::algorithm alg = icv::algorithm::hmac_sha256_128;
+    std::vector<uint8_t> key;
+    int64_t start_ns = 0;  ///< CLOCK_MONOTONIC: when it becomes current
+    int64_t end_ns = 0;    ///< end of its validity
+    int64_t retire_ns = 0; ///< end of its grace period
+    uint32_t update_period_s = 0;
+};
+
+struct group_state {
+    std::vector<held_key> keys; ///< in start order
+    int64_t next_fetch_ns = 0;
+    std::chrono::milliseconds backoff{0};
+    /// Pushed to the data plane whose segment is `pushed_segment`.
+    std::vector<uint32_t> pushed_keys;
+    uint32_t pushed_current = 0;
+    bool has_pushed_current = false;
+    std::string last_error;
+};
+
+struct counters {
+    uint64_t fetches = 0;
+    uint64_t fetch_failures = 0;
+    uint64_t keys_received = 0;
+    uint64_t updates_pushed = 0;
+    uint64_t updates_rejected = 0;
+    uint64_t push_failures = 0; ///< no data plane answered
+    uint64_t dataplane_restarts = 0;
+};
+
+class node {
+public:
+    explicit node(settings s, uint64_t seed = std::random_device{}());
+
+    /// Does what is due at `now_ns` (CLOCK_MONOTONIC): fetches, pushes.
+    /// Returns when it next has something to do.
+    int64_t step(int64_t now_ns);
+
+    const std::vector<group_state>& groups() const noexcept { return _groups; }
+    const counters& stats() const noexcept { return _stats; }
+    const settings& config() const noexcept { return _s; }
+
+private:
+    status fetch(size_t g, int64_t now);
+    void push(int64_t now);
+    void schedule_renewal(size_t g, int64_t now);
+    void fail(size_t g, int64_t now, std::string why);
+
+    settings _s;
+    std::vector<group_state> _groups;
+    counters _stats;
+    std::mt19937_64 _rng;
+    std::optional<tls::client> _client;
+    /// Identity of the data plane's SA segment (device and inode): a new one
+    /// means the data plane restarted and holds nothing of ours.
+    std::string _segment;
+};
+
+} // namespace ptpsec::node

@@ -1,0 +1,80 @@
+#pragma once
+
+// The client side of an NTS-KE / NTS-TSR TLS connection, for the node role
+// (a PTP instance asking for keys, a grantor registering; seeds/001 §2.1,
+// §2.2) and for tests: blocking calls, each bounded by a deadline. TLS 1.3
+// only, one ALPN protocol offered, the client certificate presented, the
+// server verified against a CA and an expected name. Requests and responses
+// are NTS messages framed as the server frames them (framing.h); the
+// connection is reused for further requests until close() or the server's
+// close_notify (§2.1).
+
+#include <control/tls/peer.h>
+#include <drivers/base/result.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ptpsec::tls {
+
+struct client_config {
+    std::string ca_file;   ///< CA(s) the server certificate must chain to (PEM)
+    std::string cert_file; ///< own certificate (PEM), chain allowed
+    std::string key_file;  ///< own private key (PEM)
+    protocol alpn = protocol::ntske;
+    /// The name the server certificate must carry: a DNS name (checked
+    /// against its SANs, and sent as SNI) or an IP address literal (checked
+    /// against its IP SANs). Empty: the host given to connect().
+    std::string server_name;
+    /// Bounds connect() (resolution excepted: give numeric hosts where that
+    /// matters), each request() and close().
+    std::chrono::milliseconds timeout{5000};
+    /// Octets of one response, End of Message included.
+    size_t max_message_size = size_t{64} * 1024;
+};
+
+class client {
+public:
+    /// TCP connect to each address of `host` in turn, then the TLS handshake.
+    /// Errors name the endpoint and what failed: "TLS handshake with
+    /// 127.0.0.1:4460: certificate verify failed: unable to get local issuer
+    /// certificate". In TLS 1.3 the server verifies the client certificate
+    /// after the client has finished, so a server refusing it shows as an
+    /// error of the first request ("... the server ended the session:
+    /// tlsv13 alert certificate required").
+    static result<client> connect(std::string_view host, uint16_t port, const client_config& config);
+
+    client(client&&) noexcept;
+    client& operator=(client&&) noexcept;
+    client(const client&) = delete;
+    client& operator=(const client&) = delete;
+    /// Sends close_notify if still open (without waiting) and closes.
+    ~client();
+
+    /// Sends one NTS message (it must be exactly one: records ending with End
+    /// of Message) and reads one response. Any error closes the connection.
+    result<std::vector<uint8_t>> request(std::span<const uint8_t> message);
+
+    /// close_notify, then the server's close_notify or end of stream, within
+    /// the timeout. The socket is closed in any case.
+    status close();
+
+    bool is_open() const noexcept;
+    /// The server, as verified in the handshake.
+    const peer& server() const noexcept;
+    /// "127.0.0.1:4460", "[::1]:4460" or "host:port" as given.
+    const std::string& endpoint() const noexcept;
+
+private:
+    struct state;
+    explicit client(std::unique_ptr<state> s) noexcept;
+    std::unique_ptr<state> _s;
+};
+
+} // namespace ptpsec::tls

@@ -1,0 +1,112 @@
+#pragma once
+
+// Internal to control/tls (server and client): owning handles for OpenSSL
+// objects and sockets, the TLS profile both sides build their SSL_CTX with,
+// a socket BIO that cannot raise SIGPIPE, peer descriptions and error text.
+// Not an API for the layers above: include server.h or client.h.
+
+#include <control/tls/peer.h>
+#include <drivers/base/result.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <sys/socket.h>
+
+#include <memory>
+#include <string>
+
+namespace ptpsec::tls::detail {
+
+struct ssl_ctx_free {
+    void operator()(SSL_CTX* p) const noexcept { SSL_CTX_free(p); }
+};
+struct ssl_free {
+    void operator()(SSL* p) const noexcept { SSL_free(p); }
+};
+using ssl_ctx_ptr = std::unique_ptr<SSL_CTX, ssl_ctx_free>;
+using ssl_ptr = std::unique_ptr<SSL, ssl_free>;
+
+/// A file descriptor closed on every exit path.
+class unique_fd {
+public:
+    unique_fd() noexcept = default;
+    explicit unique_fd(int fd) noexcept : _fd(fd) {}
+    unique_fd(unique_fd&& o) noexcept : _fd(o.release()) {}
+    unique_fd& operator=(unique_fd&& o) noexcept;
+    unique_fd(const unique_fd&) = delete;
+    unique_fd& operator=(const unique_fd&) = delete;
+    ~unique_fd() { reset(); }
+
+    int get() const noexcept { return _fd; }
+    explicit operator bool() const noexcept { return _fd >= 0; }
+    int release() noexcept;
+    void reset(int fd = -1) noexcept;
+
+private:
+    int _fd = -1;
+};
+
+/// The files a TLS endpoint is configured with (PEM).
+struct credential_files {
+    std::string cert_file; ///< own certificate, chain allowed after it
+    std::string key_file;  ///< own private key
+    std::string ca_file;   ///< the CA(s) the peer's certificate must chain to
+};
+
+/// Records the server's callbacks leave on an SSL (its app data) while a
+/// handshake runs.
+struct handshake_notes {
+    bool alpn_refused = false;
+};
+
+/// The server profile (seeds/001 §2.1, RFC 8915 §3): TLS 1.3 only; ALPN
+/// "ntske/1" or "ntstsr/1", a ClientHello without ALPN or with neither
+/// refused with no_application_protocol; a client certificate required and
+/// verified against `files.ca_file` (§2.5.4); no session tickets or cache
+/// (every connection is a full handshake, so every client certificate is
+/// verified against the current CA and clock). Callbacks write to the
+/// handshake_notes set as the SSL's app data. Errors name the file and the
+/// OpenSSL reason.
+result<ssl_ctx_ptr> server_context(const credential_files& files);
+
+/// The client profile: TLS 1.3 only, the server verified against
+/// `files.ca_file`, own certificate and key presented.
+result<ssl_ctx_ptr> client_context(const credential_files& files);
+
+/// Attaches `fd` to `ssl` through a socket BIO that writes with
+/// MSG_NOSIGNAL: a peer that has gone away makes a write fail with EPIPE
+/// instead of killing the process (the daemon owns signal dispositions).
+status attach_socket(SSL* ssl, int fd);
+
+/// The reasons in this thread's OpenSSL error queue, root cause first,
+/// joined with ": "; empties the queue.
+std::string openssl_reasons();
+
+/// Why a handshake failed.
+enum class handshake_failure : uint8_t {
+    protocol_version, ///< the peer offered no TLS 1.3
+    alpn,             ///< no ALPN, or neither ntske/1 nor ntstsr/1
+    no_client_cert,   ///< the client sent no certificate
+    cert_expired,     ///< the certificate is expired or not yet valid
+    cert_rejected,    ///< any other verification failure (unknown CA, ...)
+    peer_alert,       ///< the peer aborted with an alert (it refused us)
+    other,            ///< transport closed, not TLS, internal errors
+};
+
+/// Classifies a failed handshake from the notes, the verify result and the
+/// first error in the queue (which it leaves in place).
+handshake_failure classify_handshake_failure(const SSL* ssl, const handshake_notes& notes);
+
+/// "certificate verify failed: unable to get local issuer certificate",
+/// "tlsv13 alert certificate required", "unexpected eof while reading";
+/// empties the error queue.
+std::string failure_reason(const SSL* ssl, int ssl_error);
+
+/// Address and port of a socket address; IPv4-mapped IPv6 shown as IPv4.
+void split_address(const sockaddr_storage& sa, std::string& address, uint16_t& port);
+
+/// The peer of an established connection: ALPN, certificate, remote address.
+result<peer> describe_peer(const SSL* ssl, const sockaddr_storage& remote);
+
+} // namespace ptpsec::tls::detail

@@ -1,0 +1,213 @@
+// The whole group-based key path with real processes: ptpsec-controld as the
+// KE server, ptpsec-controld as a node, and ptpsec-dataplane signing the
+// stripped linuxptp capture without end (net_pcap) with whatever key the node
+// makes current. Lifetimes are seconds long, so the test sees the node fetch
+// the next key in the update period and switch to it without a frame going
+// unsigned; a data plane that restarts gets its keys pushed again.
+
+#include "../control/test_pki.h"
+#include "../linuxptp_capture.h"
+#include "../process.h"
+#include "app_helpers.h"
+
+#include <dataplane/sa_channel.h>
+
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <regex>
+#include <thread>
+
+namespace ptpsec {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+class controld_node : public testing::Test {
+protected:
+    void SetUp() override {
+        _ctl = test::program_from_env("PTPSECCTL");
+        _controld = test::program_from_env("PTPSEC_CONTROLD");
+        _dataplane = test::program_from_env("PTPSEC_DATAPLANE");
+        const auto ca = test::make_identity({.cn = "plant CA", .ca = true});
+        const auto server =
+            test::make_identity({.cn = "ke", .issuer = &ca, .san = "DNS:localhost,IP:127.0.0.1", .eku = "serverAuth"});
+        const auto node =
+            test::make_identity({.cn = "node1", .issuer = &ca, .san = "DNS:node1.plant.example", .eku = "clientAuth"});
+        test::write_pem_file(_dir.file("ca.pem"), test::cert_pem(ca));
+        for (const auto& [name, id] : {std::pair{"server", &server}, std::pair{"node1", &node}}) {
+            test::write_pem_file(_dir.file(fmt::format("{}.pem", name)), test::cert_pem(*id));
+            test::write_pem_file(_dir.file(fmt::format("{}.key", name)), test::key_pem(*id));
+        }
+        const auto strip = test::run_program(_dir, _ctl, {"pcap", "strip", test::linuxptp_capture, stripped()});
+        ASSERT_EQ(strip.exit_code, 0) << strip.err;
+        // Keys of 8 s, the next handed out in the last 4 s, 1 s of grace.
+        test::write_file(_dir.file("server.toml"), R"([server]
+listen = ["127.0.0.1"]
+port = 0
+certificate = "server.pem"
+private-key = "server.key"
+ca = "ca.pem"
+state = "controld.db"
+
+[[group]]
+name = "plant-a"
+domain = 0
+algorithm = "hmac-sha256-128"
+lifetime = 8
+update-period = 4
+grace-period = 1
+
+[[client]]
+san = "DNS:node1.plant.example"
+groups = ["plant-a"]
+)");
+    }
+
+    std::string stripped() const { return _dir.file("stripped.pcap"); }
+    std::string prefix() const { return fmt::format("ptpsec-node-{}", ::getpid()); }
+
+    void write_node_config(uint16_t port) {
+        test::write_file(_dir.file("node.toml"), fmt::format(R"([node]
+server = "127.0.0.1"
+port = {}
+server-name = "localhost"
+certificate = "node1.pem"
+private-key = "node1.key"
+ca = "ca.pem"
+groups = ["plant-a"]
+dataplane-prefix = "{}"
+retry-min-ms = 100
+retry-max-ms = 1000
+
+[[group]]
+name = "plant-a"
+domain = 0
+)",
+                                                             port, prefix()));
+    }
+
+    std::unique_ptr<test::background_program> start_dataplane() {
+        return std::make_unique<test::background_program>(
+            _dir, _dataplane,
+            std::vector<std::string>{
+                "--no-huge", "-m", "256", "--no-pci", "--no-shconf", "-l", "0",
+                fmt::format("--file-prefix={}", prefix()),
+                fmt::format("--vdev=net_pcap0,rx_pcap={},infinite_rx=1,tx_pcap=/dev/null", stripped()),
+                "--vdev=net_ring0", "--", "--sign", "1", "--replay-window", "0"});
+    }
+
+    /// `ptpsecctl sa list --json`, once it answers.
+    json sa_list() {
+        const auto deadline = std::chrono::steady_clock::now() + 10s;
+        test::run_result r;
+        do {
+            r = test::run_program(_dir, _ctl, {"sa", "list", "--json", "--file-prefix", prefix()});
+            if (r.exit_code == 0) {
+                return json::parse(r.out);
+            }
+            std::this_thread::sleep_for(50ms);
+        } while (std::chrono::steady_clock::now() < deadline);
+        ADD_FAILURE() << "sa list: " << r.err;
+        return json::object();
+    }
+
+    /// The key ID current for SPP 1, once there is one (0 if none within `limit`).
+    uint64_t current_key(std::chrono::seconds limit = 15s) {
+        const auto deadline = std::chrono::steady_clock::now() + limit;
+        while (std::chrono::steady_clock::now() < deadline) {
+            const json sas = sa_list();
+            if (sas.contains("1")) {
+                for (const auto& [id, k] : sas.at("1").at("keys").items()) {
+                    if (k.at("current") == 1) {
+                        return std::stoull(id);
+                    }
+                }
+            }
+            std::this_thread::sleep_for(100ms);
+        }
+        return 0;
+    }
+
+    json signing_stats() {
+        const auto r = test::run_program(_dir, _ctl, {"stats", "--json", "--file-prefix", prefix()});
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+        return r.exit_code == 0 ? json::parse(r.out).at("paths").at("inside_to_outside") : json::object();
+    }
+
+    test::temp_dir _dir;
+    std::string _ctl;
+    std::string _controld;
+    std::string _dataplane;
+};
+
+TEST_F(controld_node, keys_flow_from_the_server_through_the_node_into_the_data_plane) {
+    test::background_program server(_dir, _controld, {"--config", _dir.file("server.toml")});
+    uint16_t port = 0;
+    const std::regex banner("NTS-KE server on port ([0-9]+)");
+    for (auto deadline = std::chrono::steady_clock::now() + 20s;
+         port == 0 && std::chrono::steady_clock::now() < deadline;) {
+        std::smatch m;
+        const std::string out = server.out();
+        if (std::regex_search(out, m, banner)) {
+            port = static_cast<uint16_t>(std::stoi(m[1]));
+        }
+        ASSERT_TRUE(server.running()) << server.err();
+        std::this_thread::sleep_for(20ms);
+    }
+    ASSERT_NE(port, 0) << server.out();
+    write_node_config(port);
+
+    runtime_dir_guard runtime(prefix());
+    auto dp = start_dataplane();
+    test::background_program node(_dir, _controld, {"--config", _dir.file("node.toml")});
+
+    // The node fetches the group key and makes it current: signing starts.
+    const uint64_t first = current_key();
+    ASSERT_NE(first, 0U) << node.out() << node.err();
+    const json sas = sa_list();
+    const json& k = sas.at("1").at("keys").at(std::to_string(first));
+    EXPECT_EQ(k.at("algorithm"), "hmac-sha256-128");
+    ASSERT_TRUE(k.at("remaining_lifetime_s").is_number_unsigned()) << k.dump();
+    EXPECT_LE(k.at("remaining_lifetime_s").get<uint64_t>(), 9U) << "lifetime plus grace";
+    std::this_thread::sleep_for(300ms);
+    // Frames before the first key were dropped as no_sa (the data plane
+    // started with none); from now on none may be.
+    const json before = signing_stats();
+    EXPECT_GT(before.at("signed").get<uint64_t>(), 0U);
+
+    // Within one lifetime the node has fetched the next key in the update
+    // period and switched to it when the first ended.
+    uint64_t second = 0;
+    for (auto deadline = std::chrono::steady_clock::now() + 15s; std::chrono::steady_clock::now() < deadline;) {
+        second = current_key();
+        if (second != 0 && second != first) {
+            break;
+        }
+        std::this_thread::sleep_for(200ms);
+    }
+    EXPECT_NE(second, first) << node.out();
+    EXPECT_GT(second, first);
+    // Not a frame went unsigned across the switch.
+    const json st = signing_stats();
+    EXPECT_EQ(st.at("drops").at("no_sa"), before.at("drops").at("no_sa")) << st.dump();
+    EXPECT_EQ(st.at("drops").at("expired_key_unsigned"), 0) << st.dump();
+    EXPECT_GT(st.at("signed").get<uint64_t>(), before.at("signed").get<uint64_t>());
+
+    // A data plane that restarts gets its keys again.
+    ASSERT_EQ(dp->stop(), 0) << dp->err();
+    dp.reset();
+    dp = start_dataplane();
+    EXPECT_NE(current_key(), 0U) << node.out();
+    EXPECT_EQ(node.stop(), 0) << node.err();
+    EXPECT_NE(node.out().find("data plane restarts 1"), std::string::npos) << node.out();
+    EXPECT_EQ(server.stop(), 0) << server.err();
+    EXPECT_NE(server.out().find("not authorized 0"), std::string::npos) << server.out();
+}
+
+} // namespace
+} // namespace ptpsec

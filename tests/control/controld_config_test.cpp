@@ -1,0 +1,163 @@
+// ptpsec-controld's configuration file (control/controld/config.h): a full
+// file read back, and one test per kind of mistake, each named with its line.
+
+#include <control/controld/config.h>
+
+#include <gtest/gtest.h>
+
+namespace ptpsec::controld {
+namespace {
+
+constexpr const char* full = R"(# a KE server for two groups
+[server]
+listen = ["127.0.0.1", "::1"]
+port = 14460
+certificate = "server.crt"
+private-key = "/etc/ptpsec/server.key"
+ca = "ca.crt"
+state = "controld.db"
+handshake-timeout-ms = 2000
+idle-timeout-ms = 3000
+max-connections = 64
+connections-per-second = 5
+connection-burst = 10
+
+[[group]]
+name = "plant-a"
+domain = 0
+sdo-id = 0x000
+algorithm = "hmac-sha256-128"
+lifetime = 14400
+update-period = 300
+grace-period = 3
+
+[[group]]
+name = "plant-b"
+domain = 24
+sdo-id = 0x100
+subgroup = 7
+algorithm = "aes-gmac-256"
+
+[[client]]
+subject = "CN=node1,O=plant"
+groups = ["plant-a"]
+
+[[client]]
+san = "DNS:gm.plant.example"
+groups = ["*"]
+grantor = true
+transparent-clock = false
+)";
+
+TEST(controld_config, a_full_file_reads_back) {
+    auto c = parse_config(full, "controld.toml", "/etc/ptpsec");
+    ASSERT_TRUE(c) << c.message();
+    ASSERT_TRUE(c->server);
+    const auto& s = *c->server;
+    EXPECT_EQ(s.tls.listen_addresses, (std::vector<std::string>{"127.0.0.1", "::1"}));
+    EXPECT_EQ(s.tls.port, 14460);
+    EXPECT_EQ(s.tls.cert_file, "/etc/ptpsec/server.crt");
+    EXPECT_EQ(s.tls.key_file, "/etc/ptpsec/server.key");
+    EXPECT_EQ(s.tls.ca_file, "/etc/ptpsec/ca.crt");
+    EXPECT_EQ(s.state_file, "/etc/ptpsec/controld.db");
+    EXPECT_EQ(s.tls.handshake_timeout, std::chrono::milliseconds(2000));
+    EXPECT_EQ(s.tls.idle_timeout, std::chrono::milliseconds(3000));
+    EXPECT_EQ(s.tls.max_connections, 64U);
+    EXPECT_EQ(s.tls.rate.per_second, 5.0);
+    EXPECT_EQ(s.tls.rate.burst, 10.0);
+    ASSERT_EQ(c->groups.size(), 2U);
+    EXPECT_EQ(c->groups[0].name, "plant-a");
+    EXPECT_EQ(c->groups[0].lifetime_s, 14400U);
+    const auto& b = c->groups[1];
+    EXPECT_EQ(b.id, (ke::group_id{24, 0x100, 7}));
+    EXPECT_EQ(b.alg, icv::algorithm::aes_gmac_256);
+    ASSERT_EQ(c->clients.size(), 2U);
+    EXPECT_EQ(c->clients[0].subject, "CN=node1,O=plant");
+    EXPECT_EQ(c->clients[1].san, "DNS:gm.plant.example");
+    EXPECT_TRUE(c->clients[1].grantor);
+}
+
+TEST(controld_config, a_node_reads_back_with_its_groups_resolved) {
+    auto c = parse_config(R"([node]
+server = "ke.plant.example"
+port = 14460
+certificate = "node.pem"
+private-key = "node.key"
+ca = "ca.pem"
+groups = ["plant-b"]
+dataplane-prefix = "dp1"
+retry-min-ms = 200
+retry-max-ms = 60000
+
+[[group]]
+name = "plant-b"
+domain = 24
+sdo-id = 0x100
+subgroup = 7
+)",
+                          "node.toml", "/etc/ptpsec");
+    ASSERT_TRUE(c) << c.message();
+    EXPECT_FALSE(c->server);
+    ASSERT_TRUE(c->node);
+    const auto& n = *c->node;
+    EXPECT_EQ(n.server_host, "ke.plant.example");
+    EXPECT_EQ(n.server_port, 14460);
+    EXPECT_EQ(n.tls.server_name, "ke.plant.example");
+    EXPECT_EQ(n.tls.cert_file, "/etc/ptpsec/node.pem");
+    EXPECT_EQ(n.tls.ca_file, "/etc/ptpsec/ca.pem");
+    EXPECT_EQ(n.dataplane_prefix, "dp1");
+    EXPECT_EQ(n.retry_min, std::chrono::milliseconds(200));
+    EXPECT_EQ(n.retry_max, std::chrono::milliseconds(60000));
+    ASSERT_EQ(n.groups.size(), 1U);
+    EXPECT_EQ(n.groups[0].name, "plant-b");
+    EXPECT_EQ(n.groups[0].id, (ke::group_id{24, 0x100, 7}));
+}
+
+TEST(controld_config, every_mistake_is_named_with_its_line) {
+    const std::string group = "[[group]]\nname = \"g\"\n";
+    const std::string node = "[node]\nserver = \"ke\"\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\n";
+    const std::string server = "[server]\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\nstate = \"s\"\n";
+    struct bad {
+        std::string text;
+        std::string says;
+    };
+    const std::vector<bad> cases = {
+        {group + "lifetme = 10\n", "t.toml:3: group[1]: unknown key \"lifetme\""},
+        {group + "algorithm = \"md5\"\n", "t.toml:3: group g: algorithm \"md5\": use one of hmac-sha256-128, "},
+        {group + "lifetime = 0\n", "t.toml:3: group[1].lifetime = 0: use 1 to 33523200"},
+        {group + "lifetime = 100\nupdate-period = 200\n",
+         "t.toml:1: group g: update period 200 s: at least 1 s and not more than the lifetime (100 s)"},
+        {group + "domain = 256\n", "t.toml:3: group[1].domain = 256: use 0 to 255"},
+        {group + "sdo-id = \"x\"\n", "t.toml:3: group[1].sdo-id: expected a number"},
+        {"[[group]]\ndomain = 1\n", "t.toml:1: group[1] needs name = \"...\""},
+        {group + group, "t.toml: group g is defined twice"},
+        {group + "[[client]]\ngroups = [\"g\"]\n", "t.toml:3: client rule 1: names neither a subject nor"},
+        {group + "[[client]]\nsubject = \"CN=a\"\ngroups = [\"h\"]\n",
+         "t.toml: client[1]: group \"h\" is not defined by any [[group]]"},
+        {group + "[[client]]\nsubject = \"CN=a\"\ngroups = \"g\"\n", "t.toml:5: client[1].groups: expected a list"},
+        {group + "[[client]]\nsubject = \"CN=a\"\ngrantor = 1\n",
+         "t.toml:5: client[1].grantor: expected true or false"},
+        {group + "[server]\ncertificate = \"c\"\n", "t.toml:3: [server] needs private-key = \"FILE\""},
+        {group + server + "port = 70000\n", "t.toml:8: server.port = 70000: use 0 to 65535"},
+        {group + server + "colour = \"red\"\n", "t.toml:8: server: unknown key \"colour\""},
+        {server, "t.toml: [server] without any [[group]]: there is nothing to serve"},
+        {"[servr]\n", "t.toml:1: unknown key \"servr\" (use [server], [node], [[group]] and [[client]])"},
+        {group + "[node]\nport = 4460\n", "t.toml:3: [node] needs server = \"HOST\""},
+        {group + node + "groups = [\"h\"]\n", "t.toml:3: node: group \"h\" is not defined by any [[group]]"},
+        {group + node, "t.toml:3: [node] needs groups = [\"NAME\", ...]"},
+        {group + node + "groups = [\"g\"]\nretry-min-ms = 5000\nretry-max-ms = 1000\n",
+         "t.toml:3: [node] retry-max-ms (1000) is below retry-min-ms (5000)"},
+        {"[[group]\nname = 1\n", "t.toml:1:"},
+    };
+    for (const auto& c : cases) {
+        auto r = parse_config(c.text, "t.toml");
+        ASSERT_FALSE(r) << c.says;
+        EXPECT_NE(r.message().find(c.says), std::string::npos) << "got: " << r.message() << "\nwant: " << c.says;
+    }
+    auto missing = load_config("/nonexistent/controld.toml");
+    ASSERT_FALSE(missing);
+    EXPECT_NE(missing.message().find("/nonexistent/controld.toml: cannot read it"), std::string::npos);
+}
+
+} // namespace
+} // namespace ptpsec::controld
