@@ -3,13 +3,15 @@
 # same bytes, signed with AES-GMAC and AES-CMAC, a tampered frame caught; then
 # the DPDK data plane signing and verifying on virtual ports, first a capture
 # through it, then a replayed stream in both directions with live counters
-# and a clean stop.
+# and a clean stop; last, the key server and a node hand the data plane a
+# group key over TLS 1.3 and rotate it while it signs.
 set -euo pipefail
 
 build=${1:-build}
 top=$(cd "$(dirname "$0")/.." && pwd)
 ctl="$top/$build/control/ptpsecctl"
 dataplane="$top/$build/dataplane/app/ptpsec-dataplane"
+controld="$top/$build/control/controld/ptpsec-controld"
 capture="$top/../shared/testdata/linuxptp/l2-hmac-sha256-128.pcap"
 sa_linuxptp="$top/../shared/testdata/linuxptp/sa.conf"
 sa_demo="$top/config/demo-sa.conf"
@@ -106,5 +108,75 @@ echo "data plane stopped cleanly (SIGINT, exit status 0)"
 
 # EAL leaves its runtime directory behind; nothing else of these runs stays.
 rm -rf /var/run/dpdk/ptpsec-demo /var/run/dpdk/ptpsec-demo-live
+
+step "9. Keys from the key server: ptpsec-controld serves the group over TLS 1.3 (client certificates) and, as the"
+echo "   node, pushes each key into the data plane, which signs with it; keys live 10 s, so one rotates meanwhile"
+pki="$out/pki"
+rm -rf "$pki" && mkdir -p "$pki"
+ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+openssl req -x509 "${ec[@]}" -keyout "$pki/ca.key" -out "$pki/ca.pem" -days 2 -subj "/CN=ptpsec demo CA" 2>/dev/null
+for who in server node1; do
+  if [ "$who" = server ]; then ext="subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth"
+  else ext="subjectAltName=DNS:node1.demo.example\nextendedKeyUsage=clientAuth"; fi
+  openssl req "${ec[@]}" -keyout "$pki/$who.key" -out "$pki/$who.csr" -subj "/CN=$who" 2>/dev/null
+  openssl x509 -req -in "$pki/$who.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" -CAcreateserial -days 2 \
+    -out "$pki/$who.pem" -extfile <(printf "$ext") 2>/dev/null
+done
+rm -f "$pki/controld.db"*
+cat > "$pki/controld.toml" <<TOML
+[server]
+listen = ["127.0.0.1"]
+port = 14460
+certificate = "server.pem"
+private-key = "server.key"
+ca = "ca.pem"
+state = "controld.db"
+
+[node]
+server = "127.0.0.1"
+port = 14460
+server-name = "localhost"
+certificate = "node1.pem"
+private-key = "node1.key"
+ca = "ca.pem"
+groups = ["demo"]
+dataplane-prefix = "ptpsec-demo-keys"
+
+[[group]]
+name = "demo"
+domain = 0
+algorithm = "aes-cmac-128"
+lifetime = 10
+update-period = 5
+grace-period = 1
+
+[[client]]
+san = "DNS:node1.demo.example"
+groups = ["demo"]
+TOML
+"$controld" --config "$pki/controld.toml" > "$out/keys-controld.txt" 2>&1 &
+kd=$!
+sleep 0.5 # the node has its key before the data plane starts
+"$dataplane" -l 0-1 --no-pci --huge-unlink --file-prefix ptpsec-demo-keys \
+  --vdev "net_pcap0,rx_pcap=$out/stripped.pcap,infinite_rx=1,tx_pcap=/dev/null" \
+  --vdev "net_pcap1,rx_pcap=$out/stripped.pcap,tx_pcap=/dev/null" \
+  -- --sign 1 --replay-window 0 --stats-interval 4 > "$out/keys-dataplane.txt" 2>&1 &
+dp=$!
+trap 'kill -TERM $kd $dp 2>/dev/null || true; wait $kd $dp 2>/dev/null || true' EXIT
+tail -n +1 -f --pid=$dp "$out/keys-dataplane.txt" | grep -v '^EAL\|^TELEMETRY' | grep -E 'inside->outside|SA updates|ptpsec-dataplane' &
+tailer=$!
+sleep 3
+echo "-- SAs in the data plane (ptpsecctl sa list):"
+"$ctl" sa list --file-prefix ptpsec-demo-keys
+sleep 9
+echo "-- 12 s later, after a rotation:"
+"$ctl" sa list --file-prefix ptpsec-demo-keys
+kill -INT "$kd"; wait "$kd"
+kill -INT "$dp"; wait "$dp"
+trap - EXIT
+wait "$tailer" 2>/dev/null || true
+grep -v '^EAL\|^TELEMETRY' "$out/keys-controld.txt" | grep -E 'NTS-KE server|key requests|group demo|node \(at exit\)'
+echo "key server and data plane stopped cleanly (SIGINT, exit status 0)"
+rm -rf /var/run/dpdk/ptpsec-demo-keys
 
 step "Done: files in $out"

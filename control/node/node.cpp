@@ -235,7 +235,15 @@ int64_t node::step(int64_t now) {
         }
     }
     push(now);
-    int64_t next = now + 1000 * ns_per_ms; // look at the data plane at least once a second
+    // Look at the data plane once a second, or every 100 ms while it lacks
+    // keys we hold (it is starting, or has just restarted).
+    bool waiting = false;
+    for (const auto& st : _groups) {
+        for (const auto& k : st.keys) {
+            waiting |= std::find(st.pushed_keys.begin(), st.pushed_keys.end(), k.key_id) == st.pushed_keys.end();
+        }
+    }
+    int64_t next = now + (waiting ? 100 : 1000) * ns_per_ms;
     for (const auto& st : _groups) {
         next = std::min(next, st.next_fetch_ns);
         for (const auto& k : st.keys) {
