@@ -7,6 +7,8 @@
 #include <control/ke/group_keys.h>
 #include <control/ke/store.h>
 
+#include "ke_test_support.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -15,30 +17,10 @@
 namespace ptpsec::ke {
 namespace {
 
-constexpr int64_t s = 1'000'000'000LL;
-
-/// Clocks the test moves by hand.
-struct test_clocks final : clocks {
-    int64_t mono = 1000 * s;
-    int64_t wall = 1'800'000'000LL * s;
-    int64_t monotonic_ns() const override { return mono; }
-    int64_t wall_ns() const override { return wall; }
-    void advance(int64_t ns) {
-        mono += ns;
-        wall += ns;
-    }
-};
-
-group_policy policy(std::string name, uint8_t domain, icv::algorithm alg = icv::algorithm::hmac_sha256_128) {
-    group_policy p;
-    p.name = std::move(name);
-    p.id = group_id{domain, 0x100, 0};
-    p.alg = alg;
-    p.lifetime_s = 3600;
-    p.update_period_s = 300;
-    p.grace_period_s = 3;
-    return p;
-}
+using test::policy;
+using test::refusing_store;
+using test::s;
+using test::test_clocks;
 
 std::unique_ptr<key_schedule> make(std::vector<group_policy> p, test_clocks& clk,
                                    std::shared_ptr<state_store> store = nullptr) {
@@ -166,7 +148,7 @@ TEST(ke_group_keys, every_group_has_its_own_spp_and_key_ids_are_unique_across_gr
 }
 
 TEST(ke_group_keys, a_restart_hands_out_the_same_keys_for_the_same_epochs) {
-    test::temp_dir dir;
+    ptpsec::test::temp_dir dir;
     const std::string path = dir.file("state.db");
     test_clocks clk;
     group_parameters before;
@@ -210,7 +192,7 @@ TEST(ke_group_keys, a_restart_hands_out_the_same_keys_for_the_same_epochs) {
 }
 
 TEST(ke_group_keys, a_server_down_for_a_whole_epoch_starts_a_new_chain_and_forgets_the_old) {
-    test::temp_dir dir;
+    ptpsec::test::temp_dir dir;
     const std::string path = dir.file("state.db");
     test_clocks clk;
     uint32_t old_id = 0;
@@ -236,14 +218,6 @@ TEST(ke_group_keys, a_server_down_for_a_whole_epoch_starts_a_new_chain_and_forge
     ASSERT_EQ(saved->epochs.size(), 1U) << "the retired key is gone from the file";
     EXPECT_EQ(saved->epochs[0].second.key_id, p->current.key_id);
 }
-
-/// Fault injection: a store that refuses to write (a full or broken disk,
-/// which a test cannot cause on a real file as root).
-struct refusing_store final : state_store {
-    result<saved> load() override { return saved{}; }
-    status save_epoch(const std::string&, uint8_t, const epoch&, uint32_t) override { return error{"disk full"}; }
-    status forget_retired(int64_t) override { return ok_status(); }
-};
 
 TEST(ke_group_keys, a_key_that_was_not_saved_is_not_handed_out) {
     test_clocks clk;

@@ -5,30 +5,17 @@
 #include <control/ke/ke_service.h>
 #include <control/nts/message.h>
 
+#include "ke_test_support.h"
+
 #include <gtest/gtest.h>
 
 namespace ptpsec::ke {
 namespace {
 
-constexpr int64_t s = 1'000'000'000LL;
-
-struct test_clocks final : clocks {
-    int64_t mono = 1000 * s;
-    int64_t wall = 1'800'000'000LL * s;
-    int64_t monotonic_ns() const override { return mono; }
-    int64_t wall_ns() const override { return wall; }
-};
-
-group_policy policy(std::string name, uint8_t domain, icv::algorithm alg) {
-    group_policy p;
-    p.name = std::move(name);
-    p.id = group_id{domain, 0x100, 0};
-    p.alg = alg;
-    p.lifetime_s = 3600;
-    p.update_period_s = 300;
-    p.grace_period_s = 3;
-    return p;
-}
+using test::policy;
+using test::refusing_store;
+using test::s;
+using test::test_clocks;
 
 std::vector<uint8_t> group_request(uint8_t domain, uint16_t sdo_id = 0x100, uint16_t subgroup = 0) {
     nts::key_request r;
@@ -128,13 +115,6 @@ TEST_F(ke_service_test, refusals_carry_the_error_code_of_their_cause) {
     EXPECT_EQ(st.refused[4], 1U);
     EXPECT_EQ(st.granted, 0U);
 }
-
-/// Fault injection: a store that refuses to write (a broken disk).
-struct refusing_store final : state_store {
-    result<saved> load() override { return saved{}; }
-    status save_epoch(const std::string&, uint8_t, const epoch&, uint32_t) override { return error{"disk full"}; }
-    status forget_retired(int64_t) override { return ok_status(); }
-};
 
 TEST_F(ke_service_test, a_key_that_cannot_be_saved_is_an_internal_server_error) {
     auto ks = key_schedule::create({policy("hmac", 0, icv::algorithm::hmac_sha256_128)},
