@@ -156,7 +156,8 @@ groups = ["demo"]
 TOML
 "$controld" --config "$pki/controld.toml" > "$out/keys-controld.txt" 2>&1 &
 kd=$!
-sleep 0.5 # the node has its key before the data plane starts
+# The data plane starts once the node holds its first key.
+for _ in $(seq 50); do grep -q 'key(s) held' "$out/keys-controld.txt" && break; sleep 0.1; done
 "$dataplane" -l 0-1 --no-pci --huge-unlink --file-prefix ptpsec-demo-keys \
   --vdev "net_pcap0,rx_pcap=$out/stripped.pcap,infinite_rx=1,tx_pcap=/dev/null" \
   --vdev "net_pcap1,rx_pcap=$out/stripped.pcap,tx_pcap=/dev/null" \
