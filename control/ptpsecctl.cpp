@@ -1,7 +1,9 @@
 // ptpsecctl: the operator's command line. It carries the offline capture
-// tools and reads a running ptpsec-dataplane through DPDK telemetry (stats,
-// sa list); daemon commands join as the daemons arrive.
+// tools, reads a running ptpsec-dataplane through DPDK telemetry (stats,
+// sa list) and changes its SAs, and reads ptpsec-controld through its admin
+// socket (status, groups; control/controld/admin.h).
 
+#include <control/controld/admin.h>
 #include <control/pcap_tool.h>
 #include <control/sa_client.h>
 #include <control/sa_file.h>
@@ -13,11 +15,20 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <string>
+#include <system_error>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -215,6 +226,250 @@ int send_updates(const std::string& prefix, std::vector<ptpsec::sa_wire::update>
     return rejected == 0 ? exit_ok : exit_failed;
 }
 
+/// A socket closed on every exit path.
+class socket_fd {
+public:
+    explicit socket_fd(int fd) noexcept : _fd(fd) {}
+    socket_fd(const socket_fd&) = delete;
+    socket_fd& operator=(const socket_fd&) = delete;
+    socket_fd(socket_fd&&) = delete;
+    socket_fd& operator=(socket_fd&&) = delete;
+    ~socket_fd() {
+        if (_fd >= 0) {
+            ::close(_fd);
+        }
+    }
+    int get() const noexcept { return _fd; }
+
+private:
+    int _fd;
+};
+
+/// What ptpsec-controld said: its reply, or the refusal it sent instead
+/// ({"error": ...}, exit 1). Failing to talk to it at all is a result error
+/// (exit 2).
+struct controld_reply {
+    ordered_json body;
+    std::string refusal;
+};
+
+/// One request on ptpsec-controld's admin socket (control/controld/admin.h):
+/// a JSON line out, a JSON line back.
+ptpsec::result<controld_reply> ask_controld(const std::string& path, std::string_view command) {
+    const std::string no_daemon = fmt::format(
+        "no ptpsec-controld answers on {}: is it running, and is [admin] socket in its configuration the same?", path);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
+        return ptpsec::error{fmt::format("--controld-socket {}: a Unix socket path has 1 to {} characters", path,
+                                         sizeof(addr.sun_path) - 1)};
+    }
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    const socket_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (fd.get() < 0) {
+        return ptpsec::error{fmt::format("socket: {}", std::system_category().message(errno))};
+    }
+    // `groups` may save a new key first (an fsync); well under this.
+    const timeval tv{10, 0};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+        const int e = errno;
+        switch (e) {
+        case ENOENT:
+        case ENOTDIR:
+        case ECONNREFUSED:
+            return ptpsec::error{no_daemon};
+        case EACCES:
+        case EPERM:
+            return ptpsec::error{fmt::format("{}: permission denied: the admin socket is mode 0600; run as the user "
+                                             "that runs ptpsec-controld (root)",
+                                             path)};
+        default:
+            return ptpsec::error{fmt::format("connect {}: {}", path, std::system_category().message(e))};
+        }
+    }
+    const std::string request = ordered_json{{"command", command}}.dump() + "\n";
+    if (::send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
+        return ptpsec::error{fmt::format("{}: send: {}", path, std::system_category().message(errno))};
+    }
+    // A status of many groups is a few KiB; this is only a bound.
+    constexpr size_t max_reply = size_t{4} << 20;
+    std::string reply;
+    std::vector<char> buf(size_t{64} * 1024);
+    while (reply.find('\n') == std::string::npos) {
+        const ssize_t n = ::recv(fd.get(), buf.data(), buf.size(), 0);
+        if (n == 0) {
+            break;
+        }
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return ptpsec::error{fmt::format("{}: ptpsec-controld did not answer within 10 s", path)};
+            }
+            return ptpsec::error{fmt::format("{}: {}", path, std::system_category().message(errno))};
+        }
+        reply.append(buf.data(), static_cast<size_t>(n));
+        if (reply.size() > max_reply) {
+            return ptpsec::error{fmt::format("{}: a reply of more than {} octets", path, max_reply)};
+        }
+    }
+    auto j = ordered_json::parse(reply, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+        return ptpsec::error{
+            fmt::format("{}: the reply is not a JSON object: is this ptpsec-controld's admin socket?", path)};
+    }
+    std::string refusal;
+    if (const auto it = j.find("error"); it != j.end() && it->is_string()) {
+        refusal = it->get<std::string>();
+    }
+    return controld_reply{std::move(j), std::move(refusal)};
+}
+
+/// "handshakes_ok" -> "handshakes ok".
+std::string spoken(std::string name) {
+    std::replace(name.begin(), name.end(), '_', ' ');
+    return name;
+}
+
+/// "label: name N, name N, ..." with every member of `counters`, wrapped
+/// before 120 columns.
+void print_counter_list(std::string_view label, const ordered_json& counters) {
+    std::string line = fmt::format("{}:", label);
+    bool first = true;
+    for (const auto& [name, n] : counters.items()) {
+        const std::string item = fmt::format("{} {}", spoken(name), n.dump());
+        if (!first && line.size() + 2 + item.size() > 118) {
+            fmt::print("{},\n", line);
+            line = "    " + item;
+        } else {
+            line += (first ? " " : ", ") + item;
+        }
+        first = false;
+    }
+    fmt::print("{}\n", line);
+}
+
+std::string id_list(const ordered_json& ids) {
+    std::vector<uint64_t> v;
+    for (const auto& id : ids) {
+        v.push_back(id.get<uint64_t>());
+    }
+    return v.empty() ? "-" : fmt::format("{}", fmt::join(v, ","));
+}
+
+/// The daemon's reply on stdout: as it came (--json), or as `print` shows
+/// it. A refusal is exit 1; not reaching the daemon, exit 2.
+template <typename Print>
+int show_controld(const std::string& socket, std::string_view command, bool json, Print print) {
+    auto r = ask_controld(socket, command);
+    if (!r) {
+        return report(r.err());
+    }
+    if (!r->refusal.empty()) {
+        fmt::print(stderr, "ptpsecctl: ptpsec-controld on {}: {}\n", socket, r->refusal);
+        return exit_failed;
+    }
+    if (json) {
+        fmt::print("{}\n", r->body.dump());
+        return exit_ok;
+    }
+    print(r->body);
+    return exit_ok;
+}
+
+/// `ptpsecctl status`: what ptpsec-controld runs and its counters.
+void print_status(const ordered_json& s) {
+    const ordered_json roles = s.value("roles", ordered_json::object());
+    fmt::print("ptpsec-controld {}, pid {}, up {} s, config {}\n", s.value("version", "?"), count_of(s, "pid"),
+               count_of(s, "uptime_s"), s.value("config", "?"));
+    const ordered_json server = s.value("server", ordered_json::object());
+    std::string server_role = "off";
+    if (roles.value("server", false)) {
+        server_role = fmt::format("on (NTS-KE port {}, {} group(s), state {})", count_of(server, "port"),
+                                  count_of(server, "groups"), server.value("state", "?"));
+    }
+    fmt::print("roles: server {}, node {}\n", server_role, roles.value("node", false) ? "on" : "off");
+    if (roles.value("server", false)) {
+        const ordered_json ke = server.value("ke", ordered_json::object());
+        std::vector<std::string> refused;
+        const ordered_json by_code = ke.value("refused", ordered_json::object());
+        for (const auto& [code, n] : by_code.items()) {
+            refused.push_back(fmt::format("{} {}", spoken(code), n.dump()));
+        }
+        fmt::print("key requests {}: granted {} (with next {}) | refused: {}\n", count_of(ke, "requests"),
+                   count_of(ke, "granted"), count_of(ke, "granted_with_next"), fmt::join(refused, ", "));
+        print_counter_list("TLS", server.value("tls", ordered_json::object()));
+        if (const std::string e = server.value("last_reload_error", ""); !e.empty()) {
+            fmt::print("certificates: the last reload failed, the previous ones stay: {}\n", e);
+        }
+    }
+    if (roles.value("node", false)) {
+        const ordered_json node = s.value("node", ordered_json::object());
+        const ordered_json c = node.value("counters", ordered_json::object());
+        fmt::print("node: keys from {} into the data plane of file prefix {}: fetches {} failed {} keys received {} | "
+                   "SA updates pushed {} rejected {} | no data plane {} | data plane restarts {}\n",
+                   node.value("server", "?"), node.value("dataplane_prefix", "?"), count_of(c, "fetches"),
+                   count_of(c, "fetch_failures"), count_of(c, "keys_received"), count_of(c, "updates_pushed"),
+                   count_of(c, "updates_rejected"), count_of(c, "push_failures"), count_of(c, "dataplane_restarts"));
+        const ordered_json groups = node.value("groups", ordered_json::array());
+        size_t width = 5;
+        for (const auto& g : groups) {
+            width = std::max(width, g.value("name", "").size());
+        }
+        fmt::print("  {:<{}}  {:<6}  {:<6}  {:<8}  {:<4}  {:<12}  {:<7}  {:<10}  {}\n", "GROUP", width, "DOMAIN",
+                   "SDO_ID", "SUBGROUP", "KEYS", "KEY_IDS", "SIGNING", "NEXT_FETCH", "LAST_ERROR");
+        for (const auto& g : groups) {
+            const auto signing = g.find("signing_key_id");
+            const std::string error = g.value("last_error", "");
+            fmt::print("  {:<{}}  {:<6}  {:<6}  {:<8}  {:<4}  {:<12}  {:<7}  {:<10}  {}\n", g.value("name", "?"), width,
+                       count_of(g, "domain"), fmt::format("{:#05x}", count_of(g, "sdo_id")), count_of(g, "subgroup"),
+                       count_of(g, "keys_held"), id_list(g.value("key_ids", ordered_json::array())),
+                       signing != g.end() && signing->is_number() ? signing->dump() : "-",
+                       fmt::format("{} s", count_of(g, "next_fetch_in_s")), error.empty() ? "-" : error);
+        }
+    }
+    const ordered_json admin = s.value("admin", ordered_json::object());
+    fmt::print("admin socket {}: answered {} refused {} timeouts {}\n", admin.value("socket", "?"),
+               count_of(admin, "answered"), count_of(admin, "refused"), count_of(admin, "timeouts"));
+}
+
+/// `ptpsecctl groups`: one row per configured group with its current key
+/// (and the next, in the update period): IDs and lifetimes, never key bytes.
+void print_groups(const ordered_json& reply) {
+    const ordered_json groups = reply.value("groups", ordered_json::array());
+    size_t width = 5;
+    for (const auto& g : groups) {
+        width = std::max(width, g.value("name", "").size());
+    }
+    const auto row = [](const auto&... columns) {
+        fmt::print("{:<{}}  {:<3}  {:<6}  {:<6}  {:<8}  {:<15}  {:<8}  {:<6}  {:<5}  {:<10}  {:<13}  {}\n", columns...);
+    };
+    row("GROUP", width, "SPP", "DOMAIN", "SDO_ID", "SUBGROUP", "ALGORITHM", "LIFETIME", "UPDATE", "GRACE", "KEY",
+        "LIFETIME_LEFT", "NEXT_KEY");
+    std::vector<std::string> errors;
+    for (const auto& g : groups) {
+        const ordered_json current = g.value("current", ordered_json::object());
+        const auto next = g.find("next");
+        const bool has_key = current.contains("key_id");
+        row(g.value("name", "?"), width, count_of(g, "spp"), count_of(g, "domain"),
+            fmt::format("{:#05x}", count_of(g, "sdo_id")), count_of(g, "subgroup"), g.value("algorithm", "?"),
+            fmt::format("{} s", count_of(g, "lifetime_s")), fmt::format("{} s", count_of(g, "update_period_s")),
+            fmt::format("{} s", count_of(g, "grace_period_s")),
+            has_key ? std::to_string(count_of(current, "key_id")) : "-",
+            has_key ? fmt::format("{} s", count_of(current, "remaining_lifetime_s")) : "-",
+            next != g.end() && next->is_object() ? std::to_string(count_of(*next, "key_id")) : "-");
+        if (const std::string e = g.value("error", ""); !e.empty()) {
+            errors.push_back(fmt::format("{}: {}", g.value("name", "?"), e));
+        }
+    }
+    for (const auto& e : errors) {
+        fmt::print("error: {}\n", e);
+    }
+}
+
 /// --lifetime: whole seconds, 0 up to sa_client::max_lifetime.
 CLI::Validator lifetime_seconds() {
     const int64_t max = std::chrono::duration_cast<std::chrono::seconds>(ptpsec::sa_client::max_lifetime).count();
@@ -233,7 +488,7 @@ CLI::Validator lifetime_seconds() {
 }
 
 int run(int argc, char** argv) {
-    CLI::App app{"ptpsecctl: operate ptpsec (offline PTP capture tools, data-plane counters and SAs)"};
+    CLI::App app{"ptpsecctl: operate ptpsec (offline PTP capture tools, data-plane counters and SAs, key server)"};
     app.require_subcommand(1);
 
     ptpsec::pcap_tool::options opt;
@@ -316,6 +571,23 @@ int run(int argc, char** argv) {
     auto* sa_flush = sa->add_subcommand("flush", "Remove every SA");
     add_telemetry_options(sa_flush);
 
+    // Read a running ptpsec-controld through its admin socket.
+    std::string controld_socket(ptpsec::controld::admin::default_socket);
+    auto add_controld_options = [&](CLI::App* cmd) {
+        cmd->add_option("--controld-socket", controld_socket,
+                        "admin socket of the ptpsec-controld to read ([admin] socket in its configuration)")
+            ->capture_default_str();
+        cmd->add_flag("--json", json, "print the reply as JSON");
+    };
+    auto* controld_status = app.add_subcommand(
+        "status", "What a running ptpsec-controld runs, and its counters (key requests, TLS, node, per group)");
+    add_controld_options(controld_status);
+    auto* controld_groups = app.add_subcommand(
+        "groups", "The groups a ptpsec-controld serves: SPP, algorithm, periods, current and next key IDs");
+    add_controld_options(controld_groups);
+    auto* grantors = app.add_subcommand("grantors", "Grantors registered with ptpsec-controld (ticket-based mode)");
+    add_controld_options(grantors);
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -342,6 +614,20 @@ int run(int argc, char** argv) {
             fmt::print("{} frames, {} PTP, {} signed, {} not signed -> {}\n", r->frames, r->ptp, r->changed, r->failed,
                        out);
             return r->failed == 0 ? exit_ok : exit_failed;
+        }
+        if (controld_status->parsed()) {
+            return show_controld(controld_socket, "status", json, print_status);
+        }
+        if (controld_groups->parsed()) {
+            return show_controld(controld_socket, "groups", json, print_groups);
+        }
+        if (grantors->parsed()) {
+            // seeds/001 §2.4, §3.3: grantors register in the ticket-based mode,
+            // which this release does not have.
+            fmt::print(stderr, "ptpsecctl: no grantor can register with this release: ptpsec-controld serves the "
+                               "group-based mode only and answers registrations (ALPN ntstsr/1) with Not Authorized; "
+                               "`ptpsecctl groups` shows the group keys it serves\n");
+            return exit_failed;
         }
         if (stats->parsed()) {
             return show_stats(file_prefix, json);

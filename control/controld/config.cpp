@@ -100,12 +100,6 @@ private:
     std::set<std::string> _used;
 };
 
-#define PTPSEC_TRY(var, expr)                                                                                          \
-    auto var = (expr);                                                                                                 \
-    if (!var) {                                                                                                        \
-        return var.err();                                                                                              \
-    }
-
 std::string resolve(const std::string& base_dir, const std::string& file) {
     if (file.empty() || base_dir.empty() || std::filesystem::path(file).is_absolute()) {
         return file;
@@ -278,6 +272,32 @@ result<ke::client_rule> parse_client(const toml::table& t, size_t index, std::st
     return c;
 }
 
+result<admin_settings> parse_admin(const toml::table& t, std::string_view origin, const std::string& base_dir) {
+    table_reader r(t, "admin", origin);
+    admin_settings a;
+    PTPSEC_TRY(enabled, r.get<bool>("enabled"));
+    a.enabled = enabled->value_or(true);
+    PTPSEC_TRY(socket, r.get<std::string>("socket"));
+    if (*socket) {
+        const toml::node& at = *t.get("socket");
+        if ((*socket)->empty()) {
+            return error{
+                fmt::format("{}: admin.socket: give a path (enabled = false turns the admin socket off)", r.at(at))};
+        }
+        a.socket = resolve(base_dir, **socket);
+        a.configured = true;
+        // sockaddr_un.sun_path: 108 octets with the terminating NUL.
+        if (constexpr size_t max_path = 107; a.socket.size() > max_path) {
+            return error{fmt::format("{}: admin.socket: {} has {} characters; a Unix socket path has at most {}",
+                                     r.at(at), a.socket, a.socket.size(), max_path)};
+        }
+    }
+    if (auto st = r.unknown_keys(); !st) {
+        return st.err();
+    }
+    return a;
+}
+
 } // namespace
 
 result<config> parse_config(std::string_view text, std::string_view origin, const std::string& base_dir) {
@@ -310,6 +330,13 @@ result<config> parse_config(std::string_view text, std::string_view origin, cons
             c.node = std::move(n->first);
             node_groups = std::move(n->second);
             node_at = at;
+        } else if (key == "admin") {
+            const toml::table* t = v.as_table();
+            if (t == nullptr) {
+                return error{fmt::format("{}: admin: expected a table ([admin])", at)};
+            }
+            PTPSEC_TRY(a, parse_admin(*t, origin, base_dir));
+            c.admin = std::move(a).value();
         } else if (key == "group" || key == "client") {
             const toml::array* a = v.as_array();
             if (a == nullptr || !a->is_array_of_tables()) {
@@ -325,9 +352,11 @@ result<config> parse_config(std::string_view text, std::string_view origin, cons
                     c.clients.push_back(std::move(cl).value());
                 }
             }
+        } else if (key == "admin-socket") {
+            return error{fmt::format("{}: admin-socket: write it as socket = \"PATH\" in an [admin] table", at)};
         } else {
-            return error{
-                fmt::format("{}: unknown key \"{}\" (use [server], [node], [[group]] and [[client]])", at, key)};
+            return error{fmt::format("{}: unknown key \"{}\" (use [server], [node], [admin], [[group]] and [[client]])",
+                                     at, key)};
         }
     }
     std::set<std::string> names;

@@ -36,9 +36,14 @@
 //   dataplane-prefix = "rte"      the data plane's EAL --file-prefix
 //   retry-min-ms = 1000, retry-max-ms = 300000
 //
+//   [admin]                       the admin socket `ptpsecctl status` and `groups` ask (admin.h)
+//   socket = "/run/ptpsec/controld.sock"   the default; relative: next to this file
+//   enabled = true                false: no admin socket
+//
 // Every error names the file, the line and the key, and what would be valid.
 // Unknown keys are errors too: a misspelt key is not silently a default.
 
+#include <control/controld/admin.h>
 #include <control/ke/group_keys.h>
 #include <control/ke/ke_service.h>
 #include <control/node/node.h>
@@ -56,11 +61,21 @@ struct server_settings {
     std::string state_file;
 };
 
+struct admin_settings {
+    bool enabled = true;
+    std::string socket{admin::default_socket};
+    /// The file named the socket. A socket that cannot be opened then stops
+    /// the daemon; the default only costs a warning, so that two daemons on
+    /// one host (a server and a node) that predate [admin] both still start.
+    bool configured = false;
+};
+
 struct config {
     std::optional<server_settings> server;
     std::optional<node::settings> node;
     std::vector<ke::group_policy> groups;
     std::vector<ke::client_rule> clients;
+    admin_settings admin;
 };
 
 /// Parses TOML text; `origin` names it in messages. Relative file names are

@@ -12,10 +12,20 @@
 //
 //   ptpsec-controld --config /etc/ptpsec/controld.toml
 //
-// With both roles the server runs on a thread of its own. SIGHUP reloads the
-// server's certificates and keys (new connections use them); SIGINT and
-// SIGTERM stop it cleanly, with its counters printed.
+// With both roles the server runs on a thread of its own. The admin socket
+// ([admin], admin.h: `ptpsecctl status`, `ptpsecctl groups`) is answered on
+// another. SIGHUP reloads the server's certificates and keys (new
+// connections use them); SIGINT and SIGTERM stop it cleanly, with its
+// counters printed, and remove the admin socket.
+//
+// Threads and what they share: the key schedule and the KE service belong to
+// the TLS loop thread, and the admin thread reads them under one mutex, held
+// for one call at a time (a key request, a copy of the counters, one group's
+// parameters). The node runs on the main thread and publishes a copy of its
+// state (key IDs, never key bytes) after each step, under a mutex of its
+// own. The TLS server's counters are a thread-safe snapshot already.
 
+#include <control/controld/admin.h>
 #include <control/controld/config.h>
 #include <control/ke/ke_service.h>
 #include <control/ke/store.h>
@@ -25,14 +35,24 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
+#include <mutex>
 #include <optional>
 #include <thread>
+
+#ifndef PTPSEC_VERSION
+#define PTPSEC_VERSION "unknown"
+#endif
 
 namespace ptpsec::controld {
 namespace {
@@ -111,13 +131,86 @@ void print_node(const node::node& n, std::string_view label) {
     std::fflush(stdout);
 }
 
+using json = nlohmann::ordered_json;
+
+/// One group of the node role as the admin thread sees it: key IDs, never
+/// key bytes.
+struct node_group_view {
+    std::string name;
+    ke::group_id id;
+    std::vector<uint32_t> key_ids;
+    std::optional<uint32_t> signing_key_id;
+    int64_t next_fetch_in_ms = 0;
+    std::string last_error;
+};
+
+/// The node role runs on the main thread; after each step it publishes a
+/// copy of what the admin thread may show.
+class node_board {
+public:
+    void publish(const node::node& n, int64_t now) {
+        std::vector<node_group_view> groups;
+        groups.reserve(n.groups().size());
+        for (size_t g = 0; g < n.groups().size(); ++g) {
+            const auto& st = n.groups()[g];
+            node_group_view v;
+            v.name = n.config().groups[g].name;
+            v.id = n.config().groups[g].id;
+            for (const auto& k : st.keys) {
+                v.key_ids.push_back(k.key_id);
+            }
+            if (st.has_pushed_current) {
+                v.signing_key_id = st.pushed_current;
+            }
+            v.next_fetch_in_ms = std::max<int64_t>(0, (st.next_fetch_ns - now) / 1'000'000);
+            v.last_error = st.last_error;
+            groups.push_back(std::move(v));
+        }
+        const std::lock_guard lock(_mutex);
+        _counters = n.stats();
+        _groups = std::move(groups);
+    }
+
+    json to_json() const {
+        const std::lock_guard lock(_mutex);
+        static_assert(sizeof(node::counters) == 7 * sizeof(uint64_t), "a new node counter: show it here");
+        json out;
+        out["counters"] = {{"fetches", _counters.fetches},
+                           {"fetch_failures", _counters.fetch_failures},
+                           {"keys_received", _counters.keys_received},
+                           {"updates_pushed", _counters.updates_pushed},
+                           {"updates_rejected", _counters.updates_rejected},
+                           {"push_failures", _counters.push_failures},
+                           {"dataplane_restarts", _counters.dataplane_restarts}};
+        out["groups"] = json::array();
+        for (const auto& g : _groups) {
+            out["groups"].push_back({{"name", g.name},
+                                     {"domain", g.id.domain},
+                                     {"sdo_id", g.id.sdo_id},
+                                     {"subgroup", g.id.subgroup},
+                                     {"keys_held", g.key_ids.size()},
+                                     {"key_ids", g.key_ids},
+                                     {"signing_key_id", g.signing_key_id ? json(*g.signing_key_id) : json(nullptr)},
+                                     {"next_fetch_in_s", (g.next_fetch_in_ms + 999) / 1000},
+                                     {"last_error", g.last_error}});
+        }
+        return out;
+    }
+
+private:
+    mutable std::mutex _mutex;
+    node::counters _counters;
+    std::vector<node_group_view> _groups;
+};
+
 /// The node role until a stop signal: does what is due, sleeps until the
 /// next thing (at most 100 ms at a time, to notice the signal).
-void run_node(node::node& n) {
+void run_node(node::node& n, node_board& board) {
     uint64_t last_changes = ~0ULL;
     while (!stop_requested.load(std::memory_order_relaxed)) {
         const int64_t now = monotonic_now();
         const int64_t next = n.step(now);
+        board.publish(n, monotonic_now());
         const auto& c = n.stats();
         const uint64_t changes = c.keys_received + c.updates_pushed + c.fetch_failures + c.dataplane_restarts;
         if (changes != last_changes) {
@@ -132,7 +225,184 @@ void run_node(node::node& n) {
     }
 }
 
-int serve(const config& cfg) {
+/// The names of seeds/001 Table 19's error codes 0-4, as JSON keys.
+constexpr std::array<const char*, 5> refusal_names = {
+    "unrecognized_critical_record", "bad_request", "internal_server_error", "not_authorized", "grantor_not_registered"};
+
+json ke_json(const ke::ke_service::counters& k) {
+    json refused = json::object();
+    for (size_t code = 0; code < refusal_names.size(); ++code) {
+        refused[refusal_names[code]] = k.refused[code];
+    }
+    return {{"requests", k.requests},
+            {"granted", k.granted},
+            {"granted_with_next", k.granted_with_next},
+            {"refused", std::move(refused)}};
+}
+
+json tls_json(const tls::server_stats& t) {
+    static_assert(sizeof(tls::server_stats) == 28 * sizeof(uint64_t), "a new TLS counter: show it here");
+    return {{"accepted", t.accepted},
+            {"rate_limited", t.rate_limited},
+            {"over_cap", t.over_cap},
+            {"accept_errors", t.accept_errors},
+            {"handshakes_ok", t.handshakes_ok},
+            {"handshakes_failed", t.handshakes_failed},
+            {"protocol_refused", t.protocol_refused},
+            {"alpn_refused", t.alpn_refused},
+            {"no_client_cert", t.no_client_cert},
+            {"client_cert_expired", t.client_cert_expired},
+            {"client_cert_rejected", t.client_cert_rejected},
+            {"peer_alerts", t.peer_alerts},
+            {"handshake_other", t.handshake_other},
+            {"handshake_timeouts", t.handshake_timeouts},
+            {"idle_timeouts", t.idle_timeouts},
+            {"write_timeouts", t.write_timeouts},
+            {"oversize_messages", t.oversize_messages},
+            {"malformed_messages", t.malformed_messages},
+            {"requests", t.requests},
+            {"responses", t.responses},
+            {"handler_errors", t.handler_errors},
+            {"handler_closes", t.handler_closes},
+            {"request_cap_closes", t.request_cap_closes},
+            {"closed_by_peer", t.closed_by_peer},
+            {"aborted_by_peer", t.aborted_by_peer},
+            {"reloads_ok", t.reloads_ok},
+            {"reloads_failed", t.reloads_failed},
+            {"active_connections", t.active_connections}};
+}
+
+/// What the admin thread may look at. The schedule and the service only
+/// under `ke_mutex`.
+struct daemon_view {
+    const config* cfg = nullptr;
+    std::string config_file;
+    int64_t started_ns = 0;
+    std::mutex* ke_mutex = nullptr;
+    ke::key_schedule* keys = nullptr; ///< null without the server role
+    const ke::ke_service* ke = nullptr;
+    const tls::server* tls = nullptr;
+    uint16_t port = 0;
+    const node_board* node = nullptr; ///< null without the node role
+    const admin::server* admin = nullptr;
+};
+
+json status_reply(const daemon_view& d) {
+    json out;
+    out["daemon"] = "ptpsec-controld";
+    out["version"] = PTPSEC_VERSION;
+    out["pid"] = ::getpid();
+    out["uptime_s"] = (monotonic_now() - d.started_ns) / 1'000'000'000LL;
+    out["config"] = d.config_file;
+    out["roles"] = {{"server", d.keys != nullptr}, {"node", d.node != nullptr}};
+    if (d.keys != nullptr) {
+        ke::ke_service::counters k;
+        {
+            const std::lock_guard lock(*d.ke_mutex);
+            k = d.ke->stats();
+        }
+        out["server"] = {
+            {"port", d.port},   {"groups", d.cfg->groups.size()},  {"state", d.cfg->server->state_file},
+            {"ke", ke_json(k)}, {"tls", tls_json(d.tls->stats())}, {"last_reload_error", d.tls->last_reload_error()}};
+    }
+    if (d.node != nullptr) {
+        json n = {{"server", fmt::format("{}:{}", d.cfg->node->server_host, d.cfg->node->server_port)},
+                  {"dataplane_prefix", d.cfg->node->dataplane_prefix}};
+        n.update(d.node->to_json());
+        out["node"] = std::move(n);
+    }
+    const admin::counters a = d.admin->stats();
+    out["admin"] = {
+        {"socket", d.admin->path()}, {"answered", a.answered}, {"refused", a.refused}, {"timeouts", a.timeouts}};
+    return out;
+}
+
+/// Each configured group with its current key's ID and remaining lifetime,
+/// and the next key's ID in the update period. Asking makes the epochs a
+/// key request at this moment would make (key_schedule::parameters), so a
+/// later request gets the same keys.
+json groups_reply(const daemon_view& d) {
+    if (d.keys == nullptr) {
+        return {{"error", "this ptpsec-controld has no [server] role, so it hands out no group keys; `ptpsecctl "
+                          "status` shows the keys its node holds"}};
+    }
+    json groups = json::array();
+    for (const auto& p : d.cfg->groups) {
+        json g = {{"name", p.name},
+                  {"domain", p.id.domain},
+                  {"sdo_id", p.id.sdo_id},
+                  {"subgroup", p.id.subgroup},
+                  {"algorithm", icv::info(p.alg).name},
+                  {"lifetime_s", p.lifetime_s},
+                  {"update_period_s", p.update_period_s},
+                  {"grace_period_s", p.grace_period_s}};
+        std::optional<result<ke::group_parameters>> now;
+        {
+            const std::lock_guard lock(*d.ke_mutex);
+            g["spp"] = d.keys->spp_of(p.name);
+            now.emplace(d.keys->parameters(p.name));
+        }
+        if (!*now) {
+            g["error"] = now->message();
+        } else {
+            const ke::group_parameters& k = **now;
+            g["current"] = {{"key_id", k.current.key_id}, {"remaining_lifetime_s", k.current_validity.lifetime_s}};
+            g["next"] =
+                k.next ? json{{"key_id", k.next->key_id}, {"lifetime_s", k.next_validity.lifetime_s}} : json(nullptr);
+        }
+        groups.push_back(std::move(g));
+    }
+    return {{"groups", std::move(groups)}};
+}
+
+json answer(const daemon_view& d, const std::string& command) {
+    if (command == "status") {
+        return status_reply(d);
+    }
+    if (command == "groups") {
+        return groups_reply(d);
+    }
+    return {{"error", fmt::format("unknown command \"{}\": ptpsec-controld answers status and groups", command)}};
+}
+
+/// The admin socket, or null: off in the configuration, or the default path
+/// could not be had (said on stderr). `failed` when a configured one could
+/// not be opened: the daemon stops.
+std::unique_ptr<admin::server> open_admin(const admin_settings& a, bool& failed) {
+    failed = false;
+    if (!a.enabled) {
+        return nullptr;
+    }
+    auto opened = admin::server::open(a.socket);
+    if (opened) {
+        return std::move(opened).value();
+    }
+    if (a.configured) {
+        fmt::print(stderr, "ptpsec-controld: {}\n", opened.message());
+        failed = true;
+    } else {
+        fmt::print(stderr,
+                   "ptpsec-controld: {}; running without an admin socket (give this daemon its own with [admin] "
+                   "socket = \"PATH\")\n",
+                   opened.message());
+    }
+    return nullptr;
+}
+
+int serve(const config& cfg, const std::string& config_file) {
+    daemon_view view;
+    view.cfg = &cfg;
+    std::error_code ec;
+    view.config_file = std::filesystem::absolute(config_file, ec).string();
+    view.started_ns = monotonic_now();
+    // First, so that a second daemon on the same admin socket is refused
+    // before it touches the state file or the port.
+    bool admin_failed = false;
+    std::unique_ptr<admin::server> adm = open_admin(cfg.admin, admin_failed);
+    if (admin_failed) {
+        return exit_error;
+    }
+    std::mutex ke_mutex;
     std::shared_ptr<ke::sqlite_store> store;
     std::unique_ptr<ke::key_schedule> keys;
     std::unique_ptr<ke::ke_service> ke;
@@ -162,10 +432,12 @@ int serve(const config& cfg) {
             std::fflush(stdout);
         };
         ke::ke_service* service = ke.get();
-        auto created =
-            tls::server::create(tc, [service](const tls::peer& from, std::span<const uint8_t> msg) -> tls::response {
+        auto created = tls::server::create(
+            tc, [service, &ke_mutex](const tls::peer& from, std::span<const uint8_t> msg) -> tls::response {
                 if (from.alpn == tls::protocol::ntske) {
-                    return service->handle_key_request(identity_of(from), msg);
+                    const ke::client_identity who = identity_of(from);
+                    const std::lock_guard lock(ke_mutex);
+                    return service->handle_key_request(who, msg);
                 }
                 return {nts::build_error_response(nts::sub_protocol::nts_tsr, nts::error_code::not_authorized), true};
             });
@@ -181,29 +453,43 @@ int serve(const config& cfg) {
                        icv::info(g.alg).name);
         }
         fmt::print("; state in {}\n", s.state_file);
+        view.ke_mutex = &ke_mutex;
+        view.keys = keys.get();
+        view.ke = ke.get();
+        view.tls = &*srv;
+        view.port = srv->port();
     }
     std::signal(SIGINT, on_stop);
     std::signal(SIGTERM, on_stop);
     std::signal(SIGHUP, on_hup);
     std::optional<node::node> nd;
+    node_board board;
     if (cfg.node) {
         nd.emplace(*cfg.node);
+        board.publish(*nd, monotonic_now());
+        view.node = &board;
         fmt::print("ptpsec-controld: node of {} group(s), keys from {}:{}, into the data plane of file prefix {}\n",
                    cfg.node->groups.size(), cfg.node->server_host, cfg.node->server_port, cfg.node->dataplane_prefix);
+    }
+    if (adm) {
+        view.admin = adm.get();
+        adm->start([&view](const std::string& command) { return answer(view, command); });
+        fmt::print("ptpsec-controld: admin socket {} (ptpsecctl status, ptpsecctl groups)\n", adm->path());
     }
     std::fflush(stdout);
     status server_status = ok_status();
     if (srv && nd) {
         std::thread t([&] { server_status = srv->run(); });
-        run_node(*nd);
+        run_node(*nd, board);
         srv->stop();
         t.join();
     } else if (srv) {
         server_status = srv->run();
     } else {
-        run_node(*nd);
+        run_node(*nd, board);
     }
     running = nullptr;
+    adm.reset();
     if (srv) {
         keys->expire();
         print_stats(*ke, *srv, "at exit");
@@ -235,15 +521,16 @@ int run(int argc, char** argv) {
         return exit_error;
     }
     if (check) {
-        fmt::print("{}: {} group(s), {} client rule(s), server role {}, node role {}\n", config_file,
-                   cfg->groups.size(), cfg->clients.size(), cfg->server ? "on" : "off", cfg->node ? "on" : "off");
+        fmt::print("{}: {} group(s), {} client rule(s), server role {}, node role {}, admin socket {}\n", config_file,
+                   cfg->groups.size(), cfg->clients.size(), cfg->server ? "on" : "off", cfg->node ? "on" : "off",
+                   cfg->admin.enabled ? cfg->admin.socket : "off");
         return exit_ok;
     }
     if (!cfg->server && !cfg->node) {
         fmt::print(stderr, "ptpsec-controld: {}: neither [server] nor [node]: nothing to run\n", config_file);
         return exit_error;
     }
-    return serve(*cfg);
+    return serve(*cfg, config_file);
 }
 
 } // namespace

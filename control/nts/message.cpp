@@ -76,10 +76,7 @@ parse_result<std::vector<record_view>> read_message(std::span<const uint8_t> mes
     record_reader reader(message, where);
     std::vector<record_view> records;
     while (!reader.at_end()) {
-        auto r = reader.next();
-        if (!r) {
-            return r.err();
-        }
+        PTPSEC_TRY(r, reader.next());
         if (auto st = budget.take(where); !st) {
             return st.err();
         }
@@ -187,10 +184,7 @@ parse_result<record_set> read_container(const record_view& container, std::span<
     record_reader reader(container.body, where);
     std::vector<record_view> records;
     while (!reader.at_end()) {
-        auto r = reader.next();
-        if (!r) {
-            return r.err();
-        }
+        PTPSEC_TRY(r, reader.next());
         if (auto st = budget.take(where); !st) {
             return st.err();
         }
@@ -202,10 +196,7 @@ parse_result<record_set> read_container(const record_view& container, std::span<
         }
         records.push_back(*r);
     }
-    auto kept = keep_allowed(records, allowed, where, true);
-    if (!kept) {
-        return kept.err();
-    }
+    PTPSEC_TRY(kept, keep_allowed(records, allowed, where, true));
     return record_set(std::move(*kept), where);
 }
 
@@ -216,14 +207,8 @@ bool contains(const std::vector<E>& list, E value) {
 
 /// Update Period <= full Lifetime, checked where the Lifetime is the full one.
 parse_result<validity_period> read_validity(const record_set& set, std::string_view where, bool next) {
-    auto r = set.exactly_once(record_type::validity_period);
-    if (!r) {
-        return r.err();
-    }
-    auto v = decode_validity_period(r->body, where);
-    if (!v) {
-        return v.err();
-    }
+    PTPSEC_TRY(r, set.exactly_once(record_type::validity_period));
+    PTPSEC_TRY(v, decode_validity_period(r->body, where));
     // seeds/001 §4.2.18: the Update Period value MUST NOT be greater than the full Lifetime.
     if (next && v->update_period > v->lifetime) {
         return refuse(
@@ -238,34 +223,16 @@ parse_result<key_parameters> read_key_parameters(const record_view& container, s
     // seeds/001 Table 5 / Table 17.
     static constexpr record_type allowed[] = {record_type::security_association, record_type::validity_period,
                                               record_type::ptp_time_server, record_type::ticket};
-    auto set = read_container(container, allowed, where, budget);
-    if (!set) {
-        return set.err();
-    }
+    PTPSEC_TRY(set, read_container(container, allowed, where, budget));
     key_parameters out;
-    auto sa = set->exactly_once(record_type::security_association);
-    if (!sa) {
-        return sa.err();
-    }
-    auto sa_body = decode_security_association(sa->body, where);
-    if (!sa_body) {
-        return sa_body.err();
-    }
+    PTPSEC_TRY(sa, set->exactly_once(record_type::security_association));
+    PTPSEC_TRY(sa_body, decode_security_association(sa->body, where));
     out.sa = std::move(*sa_body);
-    auto validity = read_validity(*set, where, next);
-    if (!validity) {
-        return validity.err();
-    }
+    PTPSEC_TRY(validity, read_validity(*set, where, next));
     out.validity = *validity;
 
-    auto server = set->at_most_once(record_type::ptp_time_server);
-    if (!server) {
-        return server.err();
-    }
-    auto tk = set->at_most_once(record_type::ticket);
-    if (!tk) {
-        return tk.err();
-    }
+    PTPSEC_TRY(server, set->at_most_once(record_type::ptp_time_server));
+    PTPSEC_TRY(tk, set->at_most_once(record_type::ticket));
     // §4.2.3: PTP Time Server and Ticket exactly once in TiM, not at all in GrM.
     if (server->has_value() != tk->has_value()) {
         const record_type missing = server->has_value() ? record_type::ticket : record_type::ptp_time_server;
@@ -274,14 +241,8 @@ parse_result<key_parameters> read_key_parameters(const record_view& container, s
                                        where, record_name(present)));
     }
     if (server->has_value()) {
-        auto addresses = decode_ptp_time_server((*server)->body, where);
-        if (!addresses) {
-            return addresses.err();
-        }
-        auto ticket_body = decode_ticket((*tk)->body, where);
-        if (!ticket_body) {
-            return ticket_body.err();
-        }
+        PTPSEC_TRY(addresses, decode_ptp_time_server((*server)->body, where));
+        PTPSEC_TRY(ticket_body, decode_ticket((*tk)->body, where));
         out.unicast = unicast_parameters{std::move(*addresses), std::move(*ticket_body)};
     }
     return out;
@@ -292,47 +253,23 @@ parse_result<registration_parameters> read_registration_parameters(const record_
     // seeds/001 Table 9 / Table 18.
     static constexpr record_type allowed[] = {record_type::aead_algorithm_negotiation, record_type::validity_period,
                                               record_type::ticket_key_id, record_type::ticket_key};
-    auto set = read_container(container, allowed, where, budget);
-    if (!set) {
-        return set.err();
-    }
+    PTPSEC_TRY(set, read_container(container, allowed, where, budget));
     registration_parameters out;
-    auto aead = set->exactly_once(record_type::aead_algorithm_negotiation);
-    if (!aead) {
-        return aead.err();
-    }
-    auto algorithms = decode_aead_algorithms(aead->body, where);
-    if (!algorithms) {
-        return algorithms.err();
-    }
+    PTPSEC_TRY(aead, set->exactly_once(record_type::aead_algorithm_negotiation));
+    PTPSEC_TRY(algorithms, decode_aead_algorithms(aead->body, where));
     // §4.2.1: in a PTP Registration Response this record MUST contain exactly one AEAD algorithm.
     if (algorithms->size() != 1) {
         return refuse(record_type::aead_algorithm_negotiation, where,
                       fmt::format("{} algorithms, exactly one in a response", algorithms->size()));
     }
     out.aead = algorithms->front();
-    auto validity = read_validity(*set, where, next);
-    if (!validity) {
-        return validity.err();
-    }
+    PTPSEC_TRY(validity, read_validity(*set, where, next));
     out.validity = *validity;
-    auto key_id = set->exactly_once(record_type::ticket_key_id);
-    if (!key_id) {
-        return key_id.err();
-    }
-    auto key_id_value = decode_ticket_key_id(key_id->body, where);
-    if (!key_id_value) {
-        return key_id_value.err();
-    }
+    PTPSEC_TRY(key_id, set->exactly_once(record_type::ticket_key_id));
+    PTPSEC_TRY(key_id_value, decode_ticket_key_id(key_id->body, where));
     out.ticket_key_id = *key_id_value;
-    auto key = set->exactly_once(record_type::ticket_key);
-    if (!key) {
-        return key.err();
-    }
-    auto key_bytes = decode_ticket_key(key->body, where);
-    if (!key_bytes) {
-        return key_bytes.err();
-    }
+    PTPSEC_TRY(key, set->exactly_once(record_type::ticket_key));
+    PTPSEC_TRY(key_bytes, decode_ticket_key(key->body, where));
     // §4.2.16: the key length MUST meet the requirements of the AEAD algorithm.
     if (const auto want = aead_key_length(out.aead); want && key_bytes->size() != *want) {
         return refuse(record_type::ticket_key, where,
@@ -366,10 +303,7 @@ parse_result<nts_message_type> read_message_type(std::span<const record_view> re
     if (auto st = check_critical(*found, where); !st) {
         return st.err();
     }
-    auto type = decode_nts_message_type(found->body, where);
-    if (!type) {
-        return type.err();
-    }
+    PTPSEC_TRY(type, decode_nts_message_type(found->body, where));
     // §4.2.9: the Message Version MUST match 0100h.
     if (type->version_major != 1 || type->version_minor != 0) {
         return refuse(rtype, where,
@@ -380,10 +314,7 @@ parse_result<nts_message_type> read_message_type(std::span<const record_view> re
 
 parse_result<ok_t> expect_message_type(std::span<const record_view> records, std::string_view where,
                                        nts_message_type expected) {
-    auto type = read_message_type(records, where);
-    if (!type) {
-        return type.err();
-    }
+    PTPSEC_TRY(type, read_message_type(records, where));
     if (*type != expected) {
         return refuse(record_type::nts_message_type, where,
                       fmt::format("{} ({}), {} ({}) expected", message_type_name(*type), static_cast<uint16_t>(*type),
@@ -395,10 +326,7 @@ parse_result<ok_t> expect_message_type(std::span<const record_view> records, std
 /// read_message + keep_allowed for the top level of a message.
 parse_result<record_set> read_top_level(std::span<const record_view> records, std::span<const record_type> allowed,
                                         std::string_view where) {
-    auto kept = keep_allowed(records, allowed, where, false);
-    if (!kept) {
-        return kept.err();
-    }
+    PTPSEC_TRY(kept, keep_allowed(records, allowed, where, false));
     return record_set(std::move(*kept), where);
 }
 
@@ -455,67 +383,37 @@ parse_result<ok_t> round_trip(const M& message, Parse parse, std::string_view wh
 parse_result<key_request> parse_key_request(std::span<const uint8_t> message) {
     constexpr std::string_view where = key_request_name;
     record_budget budget;
-    auto records = read_message(message, where, budget);
-    if (!records) {
-        return records.err();
-    }
+    PTPSEC_TRY(records, read_message(message, where, budget));
     // seeds/001 Table 2.
     static constexpr record_type allowed[] = {record_type::next_protocol_negotiation, record_type::association_mode,
                                               record_type::supported_mac_algorithms, record_type::source_port_identity};
-    auto set = read_top_level(*records, allowed, where);
-    if (!set) {
-        return set.err();
-    }
+    PTPSEC_TRY(set, read_top_level(*records, allowed, where));
     key_request out;
-    auto npn = set->exactly_once(record_type::next_protocol_negotiation);
-    if (!npn) {
-        return npn.err();
-    }
-    auto protocols = decode_next_protocols(npn->body, where);
-    if (!protocols) {
-        return protocols.err();
-    }
+    PTPSEC_TRY(npn, set->exactly_once(record_type::next_protocol_negotiation));
+    PTPSEC_TRY(protocols, decode_next_protocols(npn->body, where));
     // RFC 8915 §4.1.2: the request MUST list at least one protocol; seeds/001 §4.2.8: PTPv2.1.
     if (!contains(*protocols, next_protocol::ptpv2_1)) {
         return refuse(record_type::next_protocol_negotiation, where, "PTPv2.1 (1) not listed");
     }
     out.next_protocols = std::move(*protocols);
 
-    auto am = set->exactly_once(record_type::association_mode);
-    if (!am) {
-        return am.err();
-    }
-    auto association = decode_association_mode(am->body, where);
-    if (!association) {
-        return association.err();
-    }
+    PTPSEC_TRY(am, set->exactly_once(record_type::association_mode));
+    PTPSEC_TRY(association, decode_association_mode(am->body, where));
     out.association = *association;
 
-    auto source = set->at_most_once(record_type::source_port_identity);
-    if (!source) {
-        return source.err();
-    }
+    PTPSEC_TRY(source, set->at_most_once(record_type::source_port_identity));
     if (out.is_unicast()) {
         // §4.2.12: exactly once if the client intends a unicast request in TiM.
         if (!source->has_value()) {
             return bad_request(fmt::format("{} missing from {} (mandatory in TiM)",
                                            record_name(record_type::source_port_identity), where));
         }
-        auto id = decode_source_port_identity((*source)->body, where);
-        if (!id) {
-            return id.err();
-        }
+        PTPSEC_TRY(id, decode_source_port_identity((*source)->body, where));
         out.source_port_identity = *id;
 
-        auto macs = set->at_most_once(record_type::supported_mac_algorithms);
-        if (!macs) {
-            return macs.err();
-        }
+        PTPSEC_TRY(macs, set->at_most_once(record_type::supported_mac_algorithms));
         if (macs->has_value()) {
-            auto list = decode_mac_algorithms((*macs)->body, where);
-            if (!list) {
-                return list.err();
-            }
+            PTPSEC_TRY(list, decode_mac_algorithms((*macs)->body, where));
             // §4.2.14: if this record is present, at least HMAC-SHA256-128 MUST be included.
             if (!contains(*list, mac_algorithm::hmac_sha256_128)) {
                 return refuse(record_type::supported_mac_algorithms, where, "HMAC-SHA256-128 (0) not listed");
@@ -535,66 +433,36 @@ parse_result<key_request> parse_key_request(std::span<const uint8_t> message) {
 parse_result<key_response> parse_key_response(std::span<const uint8_t> message) {
     constexpr std::string_view where = key_response_name;
     record_budget budget;
-    auto records = read_message(message, where, budget);
-    if (!records) {
-        return records.err();
-    }
+    PTPSEC_TRY(records, read_message(message, where, budget));
     // seeds/001 Tables 3 and 4.
     static constexpr record_type allowed[] = {record_type::next_protocol_negotiation, record_type::current_parameters,
                                               record_type::next_parameters, record_type::error};
-    auto set = read_top_level(*records, allowed, where);
-    if (!set) {
-        return set.err();
-    }
+    PTPSEC_TRY(set, read_top_level(*records, allowed, where));
     key_response out;
-    auto npn = set->exactly_once(record_type::next_protocol_negotiation);
-    if (!npn) {
-        return npn.err();
-    }
-    auto protocols = decode_next_protocols(npn->body, where);
-    if (!protocols) {
-        return protocols.err();
-    }
+    PTPSEC_TRY(npn, set->exactly_once(record_type::next_protocol_negotiation));
+    PTPSEC_TRY(protocols, decode_next_protocols(npn->body, where));
     out.next_protocols = std::move(*protocols);
 
-    auto error = set->at_most_once(record_type::error);
-    if (!error) {
-        return error.err();
-    }
+    PTPSEC_TRY(error, set->at_most_once(record_type::error));
     if (error->has_value()) {
         // Table 4: "both parameters container records are removed and a single error record is inserted".
         if (set->has(record_type::current_parameters) || set->has(record_type::next_parameters)) {
             return refuse(record_type::error, where, "with Current or Next Parameters (the error form has neither)");
         }
-        auto code = decode_error((*error)->body, where);
-        if (!code) {
-            return code.err();
-        }
+        PTPSEC_TRY(code, decode_error((*error)->body, where));
         out.outcome = *code;
         return out;
     }
     if (!contains(out.next_protocols, next_protocol::ptpv2_1)) {
         return refuse(record_type::next_protocol_negotiation, where, "PTPv2.1 (1) not listed");
     }
-    auto current = set->exactly_once(record_type::current_parameters);
-    if (!current) {
-        return current.err();
-    }
+    PTPSEC_TRY(current, set->exactly_once(record_type::current_parameters));
     key_grant grant;
-    auto current_params = read_key_parameters(*current, current_name, false, budget);
-    if (!current_params) {
-        return current_params.err();
-    }
+    PTPSEC_TRY(current_params, read_key_parameters(*current, current_name, false, budget));
     grant.current = std::move(*current_params);
-    auto next = set->at_most_once(record_type::next_parameters);
-    if (!next) {
-        return next.err();
-    }
+    PTPSEC_TRY(next, set->at_most_once(record_type::next_parameters));
     if (next->has_value()) {
-        auto next_params = read_key_parameters(**next, next_name, true, budget);
-        if (!next_params) {
-            return next_params.err();
-        }
+        PTPSEC_TRY(next_params, read_key_parameters(**next, next_name, true, budget));
         // §3.2: Next Parameters "follows the same composition as the Current Parameters".
         if (next_params->unicast.has_value() != grant.current.unicast.has_value()) {
             return refuse(record_type::next_parameters, where,
@@ -612,10 +480,7 @@ parse_result<key_response> parse_key_response(std::span<const uint8_t> message) 
 parse_result<registration_request> parse_registration_request(std::span<const uint8_t> message) {
     constexpr std::string_view where = registration_request_name;
     record_budget budget;
-    auto records = read_message(message, where, budget);
-    if (!records) {
-        return records.err();
-    }
+    PTPSEC_TRY(records, read_message(message, where, budget));
     if (auto st = expect_message_type(*records, where, nts_message_type::registration_request); !st) {
         return st.err();
     }
@@ -623,19 +488,10 @@ parse_result<registration_request> parse_registration_request(std::span<const ui
     static constexpr record_type allowed[] = {record_type::nts_message_type, record_type::ptp_time_server,
                                               record_type::aead_algorithm_negotiation,
                                               record_type::supported_mac_algorithms};
-    auto set = read_top_level(*records, allowed, where);
-    if (!set) {
-        return set.err();
-    }
+    PTPSEC_TRY(set, read_top_level(*records, allowed, where));
     registration_request out;
-    auto server = set->exactly_once(record_type::ptp_time_server);
-    if (!server) {
-        return server.err();
-    }
-    auto addresses = decode_ptp_time_server(server->body, where);
-    if (!addresses) {
-        return addresses.err();
-    }
+    PTPSEC_TRY(server, set->exactly_once(record_type::ptp_time_server));
+    PTPSEC_TRY(addresses, decode_ptp_time_server(server->body, where));
     // §4.2.10: in a PTP Registration Request the list MUST contain at least the PortIdentity.
     if (std::none_of(addresses->addresses.begin(), addresses->addresses.end(),
                      [](const association_value& a) { return type_of(a) == association_type::port_identity; })) {
@@ -643,28 +499,16 @@ parse_result<registration_request> parse_registration_request(std::span<const ui
     }
     out.time_server = std::move(*addresses);
 
-    auto aead = set->exactly_once(record_type::aead_algorithm_negotiation);
-    if (!aead) {
-        return aead.err();
-    }
-    auto algorithms = decode_aead_algorithms(aead->body, where);
-    if (!algorithms) {
-        return algorithms.err();
-    }
+    PTPSEC_TRY(aead, set->exactly_once(record_type::aead_algorithm_negotiation));
+    PTPSEC_TRY(algorithms, decode_aead_algorithms(aead->body, where));
     // §4.2.1: at least the AEAD_AES_SIV_CMAC_256 algorithm MUST be included.
     if (!contains(*algorithms, aead_algorithm::aes_siv_cmac_256)) {
         return refuse(record_type::aead_algorithm_negotiation, where, "AEAD_AES_SIV_CMAC_256 (15) not listed");
     }
     out.aead_algorithms = std::move(*algorithms);
 
-    auto macs = set->exactly_once(record_type::supported_mac_algorithms);
-    if (!macs) {
-        return macs.err();
-    }
-    auto list = decode_mac_algorithms(macs->body, where);
-    if (!list) {
-        return list.err();
-    }
+    PTPSEC_TRY(macs, set->exactly_once(record_type::supported_mac_algorithms));
+    PTPSEC_TRY(list, decode_mac_algorithms(macs->body, where));
     // §4.2.14: each PTP node MUST support HMAC-SHA256-128, and the grantor lists all it supports.
     if (!contains(*list, mac_algorithm::hmac_sha256_128)) {
         return refuse(record_type::supported_mac_algorithms, where, "HMAC-SHA256-128 (0) not listed");
@@ -676,10 +520,7 @@ parse_result<registration_request> parse_registration_request(std::span<const ui
 parse_result<registration_response> parse_registration_response(std::span<const uint8_t> message) {
     constexpr std::string_view where = registration_response_name;
     record_budget budget;
-    auto records = read_message(message, where, budget);
-    if (!records) {
-        return records.err();
-    }
+    PTPSEC_TRY(records, read_message(message, where, budget));
     if (auto st = expect_message_type(*records, where, nts_message_type::registration_response); !st) {
         return st.err();
     }
@@ -687,15 +528,9 @@ parse_result<registration_response> parse_registration_response(std::span<const 
     static constexpr record_type allowed[] = {record_type::nts_message_type, record_type::current_parameters,
                                               record_type::next_parameters, record_type::heartbeat_timeout,
                                               record_type::error};
-    auto set = read_top_level(*records, allowed, where);
-    if (!set) {
-        return set.err();
-    }
+    PTPSEC_TRY(set, read_top_level(*records, allowed, where));
     registration_response out;
-    auto error = set->at_most_once(record_type::error);
-    if (!error) {
-        return error.err();
-    }
+    PTPSEC_TRY(error, set->at_most_once(record_type::error));
     if (error->has_value()) {
         // Table 8: NTS Message Type, Error, End of Message.
         if (set->has(record_type::current_parameters) || set->has(record_type::next_parameters) ||
@@ -703,43 +538,22 @@ parse_result<registration_response> parse_registration_response(std::span<const 
             return refuse(record_type::error, where,
                           "with Current Parameters, Next Parameters or Heartbeat Timeout (the error form has none)");
         }
-        auto code = decode_error((*error)->body, where);
-        if (!code) {
-            return code.err();
-        }
+        PTPSEC_TRY(code, decode_error((*error)->body, where));
         out.outcome = *code;
         return out;
     }
     registration_grant grant;
-    auto current = set->exactly_once(record_type::current_parameters);
-    if (!current) {
-        return current.err();
-    }
-    auto current_params = read_registration_parameters(*current, current_name, false, budget);
-    if (!current_params) {
-        return current_params.err();
-    }
+    PTPSEC_TRY(current, set->exactly_once(record_type::current_parameters));
+    PTPSEC_TRY(current_params, read_registration_parameters(*current, current_name, false, budget));
     grant.current = std::move(*current_params);
-    auto next = set->at_most_once(record_type::next_parameters);
-    if (!next) {
-        return next.err();
-    }
+    PTPSEC_TRY(next, set->at_most_once(record_type::next_parameters));
     if (next->has_value()) {
-        auto next_params = read_registration_parameters(**next, next_name, true, budget);
-        if (!next_params) {
-            return next_params.err();
-        }
+        PTPSEC_TRY(next_params, read_registration_parameters(**next, next_name, true, budget));
         grant.next = std::move(*next_params);
     }
-    auto timeout = set->at_most_once(record_type::heartbeat_timeout);
-    if (!timeout) {
-        return timeout.err();
-    }
+    PTPSEC_TRY(timeout, set->at_most_once(record_type::heartbeat_timeout));
     if (timeout->has_value()) {
-        auto seconds = decode_heartbeat_timeout((*timeout)->body, where);
-        if (!seconds) {
-            return seconds.err();
-        }
+        PTPSEC_TRY(seconds, decode_heartbeat_timeout((*timeout)->body, where));
         // §4.2.6: a grantor that receives an invalid value (less than 1 s) MUST ignore this record.
         if (*seconds >= 1) {
             grant.heartbeat_timeout = *seconds;
@@ -752,52 +566,31 @@ parse_result<registration_response> parse_registration_response(std::span<const 
 parse_result<registration_revoke> parse_registration_revoke(std::span<const uint8_t> message) {
     constexpr std::string_view where = registration_revoke_name;
     record_budget budget;
-    auto records = read_message(message, where, budget);
-    if (!records) {
-        return records.err();
-    }
+    PTPSEC_TRY(records, read_message(message, where, budget));
     if (auto st = expect_message_type(*records, where, nts_message_type::registration_revoke); !st) {
         return st.err();
     }
     // seeds/001 Table 10.
     static constexpr record_type allowed[] = {record_type::nts_message_type, record_type::source_port_identity};
-    auto set = read_top_level(*records, allowed, where);
-    if (!set) {
-        return set.err();
-    }
-    auto source = set->exactly_once(record_type::source_port_identity);
-    if (!source) {
-        return source.err();
-    }
-    auto id = decode_source_port_identity(source->body, where);
-    if (!id) {
-        return id.err();
-    }
+    PTPSEC_TRY(set, read_top_level(*records, allowed, where));
+    PTPSEC_TRY(source, set->exactly_once(record_type::source_port_identity));
+    PTPSEC_TRY(id, decode_source_port_identity(source->body, where));
     return registration_revoke{*id};
 }
 
 parse_result<heartbeat> parse_heartbeat(std::span<const uint8_t> message) {
     constexpr std::string_view where = heartbeat_name;
     record_budget budget;
-    auto records = read_message(message, where, budget);
-    if (!records) {
-        return records.err();
-    }
+    PTPSEC_TRY(records, read_message(message, where, budget));
     if (auto st = expect_message_type(*records, where, nts_message_type::heartbeat); !st) {
         return st.err();
     }
     // seeds/001 Table 11.
     static constexpr record_type allowed[] = {record_type::nts_message_type, record_type::status};
-    auto set = read_top_level(*records, allowed, where);
-    if (!set) {
-        return set.err();
-    }
+    PTPSEC_TRY(set, read_top_level(*records, allowed, where));
     heartbeat out;
     for (const record_view& r : set->all(record_type::status)) {
-        auto status = decode_status(r.body, where);
-        if (!status) {
-            return status.err();
-        }
+        PTPSEC_TRY(status, decode_status(r.body, where));
         // §4.2.13: if multiple status records are included, the status type MUST NOT occur twice.
         for (const status_report& seen : out.statuses) {
             if (seen.type == status->type) {
@@ -815,34 +608,19 @@ parse_result<tsr_request> parse_tsr_request(std::span<const uint8_t> message) {
     // reads the message again from the start (messages are a few hundred
     // octets, so the second walk costs less than sharing state would).
     record_budget budget;
-    auto records = read_message(message, tsr_request_name, budget);
-    if (!records) {
-        return records.err();
-    }
-    auto type = read_message_type(*records, tsr_request_name);
-    if (!type) {
-        return type.err();
-    }
+    PTPSEC_TRY(records, read_message(message, tsr_request_name, budget));
+    PTPSEC_TRY(type, read_message_type(*records, tsr_request_name));
     switch (*type) {
     case nts_message_type::registration_request: {
-        auto r = parse_registration_request(message);
-        if (!r) {
-            return r.err();
-        }
+        PTPSEC_TRY(r, parse_registration_request(message));
         return tsr_request{std::move(*r)};
     }
     case nts_message_type::registration_revoke: {
-        auto r = parse_registration_revoke(message);
-        if (!r) {
-            return r.err();
-        }
+        PTPSEC_TRY(r, parse_registration_revoke(message));
         return tsr_request{*r};
     }
     case nts_message_type::heartbeat: {
-        auto r = parse_heartbeat(message);
-        if (!r) {
-            return r.err();
-        }
+        PTPSEC_TRY(r, parse_heartbeat(message));
         return tsr_request{std::move(*r)};
     }
     case nts_message_type::registration_response:

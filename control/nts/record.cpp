@@ -457,10 +457,7 @@ parse_result<ptp_time_server> decode_ptp_time_server(std::span<const uint8_t> bo
     size_t off = 0;
     while (off < body.size()) {
         const std::string label = fmt::format("entry {}: ", out.addresses.size() + 1);
-        auto tuple = read_tuple(rtype, body, off, label, false, where);
-        if (!tuple) {
-            return tuple.err();
-        }
+        PTPSEC_TRY(tuple, read_tuple(rtype, body, off, label, false, where));
         const association_type type = type_of(*tuple);
         // seeds/001 §4.2.10: MUST NOT be the association type Group.
         if (type == association_type::group) {

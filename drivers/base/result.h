@@ -47,4 +47,12 @@ inline status ok_status() {
     return ok_t{};
 }
 
+/// `auto var = expr;`, returning its error from the enclosing function when
+/// it failed (works for result<> and every type with operator bool and err()).
+#define PTPSEC_TRY(var, expr)                                                                                          \
+    auto var = (expr);                                                                                                 \
+    if (!var) {                                                                                                        \
+        return var.err();                                                                                              \
+    }
+
 } // namespace ptpsec

@@ -113,6 +113,37 @@ subgroup = 7
     EXPECT_EQ(n.groups[0].id, (ke::group_id{24, 0x100, 7}));
 }
 
+TEST(controld_config, the_admin_socket_has_a_default_and_can_be_moved_or_turned_off) {
+    const std::string group = "[[group]]\nname = \"g\"\n";
+    auto c = parse_config(group, "t.toml", "/etc/ptpsec");
+    ASSERT_TRUE(c) << c.message();
+    EXPECT_TRUE(c->admin.enabled);
+    EXPECT_EQ(c->admin.socket, "/run/ptpsec/controld.sock");
+    EXPECT_FALSE(c->admin.configured) << "the default only warns when it cannot be had";
+
+    c = parse_config(group + "[admin]\nsocket = \"/run/ptpsec/node.sock\"\n", "t.toml", "/etc/ptpsec");
+    ASSERT_TRUE(c) << c.message();
+    EXPECT_TRUE(c->admin.enabled);
+    EXPECT_EQ(c->admin.socket, "/run/ptpsec/node.sock");
+    EXPECT_TRUE(c->admin.configured);
+
+    // Relative: next to the configuration file, like the other files.
+    c = parse_config("[admin]\nsocket = \"run/controld.sock\"\n" + group, "t.toml", "/etc/ptpsec");
+    ASSERT_TRUE(c) << c.message();
+    EXPECT_EQ(c->admin.socket, "/etc/ptpsec/run/controld.sock");
+
+    c = parse_config(group + "[admin]\nenabled = false\n", "t.toml", "/etc/ptpsec");
+    ASSERT_TRUE(c) << c.message();
+    EXPECT_FALSE(c->admin.enabled);
+    EXPECT_FALSE(c->admin.configured);
+
+    // 107 characters is the most sockaddr_un holds.
+    const std::string longest = "/" + std::string(106, 's');
+    c = parse_config(group + "[admin]\nsocket = \"" + longest + "\"\n", "t.toml");
+    ASSERT_TRUE(c) << c.message();
+    EXPECT_EQ(c->admin.socket, longest);
+}
+
 TEST(controld_config, every_mistake_is_named_with_its_line) {
     const std::string group = "[[group]]\nname = \"g\"\n";
     const std::string node = "[node]\nserver = \"ke\"\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\n";
@@ -141,7 +172,18 @@ TEST(controld_config, every_mistake_is_named_with_its_line) {
         {group + server + "port = 70000\n", "t.toml:8: server.port = 70000: use 0 to 65535"},
         {group + server + "colour = \"red\"\n", "t.toml:8: server: unknown key \"colour\""},
         {server, "t.toml: [server] without any [[group]]: there is nothing to serve"},
-        {"[servr]\n", "t.toml:1: unknown key \"servr\" (use [server], [node], [[group]] and [[client]])"},
+        {"[servr]\n", "t.toml:1: unknown key \"servr\" (use [server], [node], [admin], [[group]] and [[client]])"},
+        {"[admin]\nsocket = \"\"\n",
+         "t.toml:2: admin.socket: give a path (enabled = false turns the admin socket off)"},
+        {"[admin]\nsocket = 7\n", "t.toml:2: admin.socket: expected a string"},
+        {"[admin]\nenabled = \"no\"\n", "t.toml:2: admin.enabled: expected true or false"},
+        {"[admin]\nsockett = \"/run/x.sock\"\n", "t.toml:2: admin: unknown key \"sockett\""},
+        {"[admin]\nsocket = \"/run/" + std::string(110, 'x') + "\"\n", "t.toml:2: admin.socket: /run/xxx"},
+        {"[admin]\nsocket = \"/run/" + std::string(110, 'x') + "\"\n",
+         " has 115 characters; a Unix socket path has at most 107"},
+        {"admin = 1\n", "t.toml:1: admin: expected a table ([admin])"},
+        {"admin-socket = \"/run/x.sock\"\n",
+         "t.toml:1: admin-socket: write it as socket = \"PATH\" in an [admin] table"},
         {group + "[node]\nport = 4460\n", "t.toml:3: [node] needs server = \"HOST\""},
         {group + node + "groups = [\"h\"]\n", "t.toml:3: node: group \"h\" is not defined by any [[group]]"},
         {group + node, "t.toml:3: [node] needs groups = [\"NAME\", ...]"},

@@ -3,19 +3,31 @@
 // group keys over TLS 1.3 by tls::client with the codec's PTP Key Request.
 // Admitted clients get the group's key; others get Not Authorized; a
 // restart of the server hands out the same key; SIGHUP reloads its
-// certificates.
+// certificates. Its admin socket (control/controld/admin.h) is read raw and
+// through ptpsecctl (PTPSECCTL); the admin server's limits are tested in
+// process.
 
 #include "../process.h"
 #include "test_pki.h"
 
+#include <control/controld/admin.h>
 #include <control/nts/message.h>
 #include <control/tls/client.h>
 
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <array>
 #include <csignal>
+#include <cstring>
+#include <filesystem>
 #include <regex>
 #include <thread>
 
@@ -23,6 +35,89 @@ namespace ptpsec {
 namespace {
 
 using namespace std::chrono_literals;
+using json = nlohmann::ordered_json;
+namespace admin = ::ptpsec::controld::admin;
+
+/// A client end of a Unix stream socket, closed by its destructor.
+class unix_client {
+public:
+    explicit unix_client(const std::string& path) : _fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::strncpy(a.sun_path, path.c_str(), sizeof(a.sun_path) - 1);
+        _connected = ::connect(_fd, reinterpret_cast<const sockaddr*>(&a), sizeof(a)) == 0;
+    }
+    ~unix_client() { ::close(_fd); }
+    unix_client(const unix_client&) = delete;
+    unix_client& operator=(const unix_client&) = delete;
+    unix_client(unix_client&&) = delete;
+    unix_client& operator=(unix_client&&) = delete;
+
+    bool connected() const noexcept { return _connected; }
+    bool send(std::string_view octets) const {
+        return ::send(_fd, octets.data(), octets.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(octets.size());
+    }
+    /// Says that the request is complete without a newline.
+    void half_close() const { ::shutdown(_fd, SHUT_WR); }
+    /// Everything up to the first newline, or until the server closes; at
+    /// most `limit`.
+    std::string read_line(std::chrono::milliseconds limit = 5s) const {
+        const timeval tv{static_cast<time_t>(limit.count() / 1000),
+                         static_cast<suseconds_t>(limit.count() % 1000) * 1000};
+        ::setsockopt(_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        std::string out;
+        std::array<char, 4096> buf{};
+        while (out.find('\n') == std::string::npos) {
+            const ssize_t n = ::recv(_fd, buf.data(), buf.size(), 0);
+            if (n <= 0) {
+                break;
+            }
+            out.append(buf.data(), static_cast<size_t>(n));
+        }
+        return out;
+    }
+
+private:
+    int _fd;
+    bool _connected = false;
+};
+
+/// One request on an admin socket, its reply parsed (null if it is not JSON).
+json ask_admin(const std::string& path, std::string_view request) {
+    const unix_client c(path);
+    EXPECT_TRUE(c.connected()) << path;
+    EXPECT_TRUE(c.send(request));
+    return json::parse(c.read_line(), nullptr, false);
+}
+
+json ask_admin_command(const std::string& path, std::string_view command) {
+    return ask_admin(path, fmt::format("{{\"command\":\"{}\"}}\n", command));
+}
+
+/// A socket file with nothing listening on it, as a daemon that was killed
+/// leaves behind.
+void make_stale_socket(const std::string& path) {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, path.c_str(), sizeof(a.sun_path) - 1);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&a), sizeof(a)), 0) << path << ": " << std::strerror(errno);
+    ::close(fd);
+}
+
+std::string hex_of(std::span<const uint8_t> bytes, bool upper) {
+    std::string out;
+    for (const uint8_t b : bytes) {
+        out += upper ? fmt::format("{:02X}", b) : fmt::format("{:02x}", b);
+    }
+    return out;
+}
+
+mode_t mode_of(const std::string& path) {
+    struct stat st {};
+    EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
+    return st.st_mode;
+}
 
 class controld : public testing::Test {
 protected:
@@ -40,7 +135,10 @@ protected:
             test::write_pem_file(_dir.file(fmt::format("{}.pem", name)), test::cert_pem(*id));
             test::write_pem_file(_dir.file(fmt::format("{}.key", name)), test::key_pem(*id));
         }
-        test::write_file(_dir.file("controld.toml"), R"([server]
+        test::write_file(_dir.file("controld.toml"), R"([admin]
+socket = "controld.sock"
+
+[server]
 listen = ["127.0.0.1"]
 port = 0
 certificate = "server.pem"
@@ -109,9 +207,15 @@ groups = ["plant-a"]
         return resp ? std::move(resp).value() : nts::key_response{};
     }
 
+    /// ptpsecctl (PTPSECCTL, set by meson test) with `args`.
+    test::run_result ctl(const std::vector<std::string>& args) const {
+        return test::run_program(_dir, test::program_from_env("PTPSECCTL"), args, 30s);
+    }
+
     test::temp_dir _dir;
     std::string _exe;
     test::identity _ca;
+    std::string _socket = _dir.file("controld.sock");
 };
 
 TEST_F(controld, serves_group_keys_to_admitted_clients_and_keeps_them_across_a_restart) {
@@ -184,6 +288,364 @@ TEST_F(controld, a_bad_configuration_is_refused_with_its_line) {
     r = test::run_program(_dir, _exe, {"--config", _dir.file("controld.toml")}, 20s);
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_NE(r.err.find("server.pem"), std::string::npos) << r.err;
+}
+
+TEST_F(controld, status_and_groups_show_what_clients_got_and_never_a_key) {
+    uint16_t port = 0;
+    auto server = start(port);
+    ASSERT_NE(port, 0);
+    EXPECT_NE(server->out().find(fmt::format("admin socket {}", _socket)), std::string::npos) << server->out();
+    // One key granted, one request refused.
+    auto node = connect(port, "node1");
+    ASSERT_TRUE(node) << node.message();
+    const auto resp = ask(*node, 0);
+    ASSERT_FALSE(resp.is_error());
+    const nts::security_association got = std::get<nts::key_grant>(resp.outcome).current.sa;
+    auto stranger = connect(port, "stranger");
+    ASSERT_TRUE(stranger) << stranger.message();
+    ASSERT_TRUE(ask(*stranger, 0).is_error());
+
+    const json status = ask_admin_command(_socket, "status");
+    ASSERT_TRUE(status.is_object()) << status;
+    EXPECT_EQ(status.at("pid"), server->pid());
+    EXPECT_EQ(status.at("roles"), (json{{"server", true}, {"node", false}}));
+    EXPECT_FALSE(status.contains("node"));
+    EXPECT_EQ(status.at("config"), _dir.file("controld.toml"));
+    const json& srv = status.at("server");
+    EXPECT_EQ(srv.at("port"), port);
+    EXPECT_EQ(srv.at("ke"), json::parse(R"({"requests": 2, "granted": 1, "granted_with_next": 0, "refused":
+        {"unrecognized_critical_record": 0, "bad_request": 0, "internal_server_error": 0, "not_authorized": 1,
+         "grantor_not_registered": 0}})"));
+    const json& tls = srv.at("tls");
+    EXPECT_EQ(tls.size(), 28U) << "every field of tls::server_stats: " << tls;
+    EXPECT_EQ(tls.at("handshakes_ok"), 2);
+    EXPECT_EQ(tls.at("requests"), 2);
+    EXPECT_EQ(status.at("admin").at("socket"), _socket);
+
+    const json groups = ask_admin_command(_socket, "groups");
+    ASSERT_TRUE(groups.is_object()) << groups;
+    ASSERT_EQ(groups.at("groups").size(), 1U) << groups;
+    const json& g = groups.at("groups").at(0);
+    EXPECT_EQ(g.at("name"), "plant-a");
+    EXPECT_EQ(g.at("spp"), got.spp);
+    EXPECT_EQ(g.at("algorithm"), "aes-cmac-128");
+    EXPECT_EQ(g.at("lifetime_s"), 3600);
+    EXPECT_EQ(g.at("update_period_s"), 300);
+    EXPECT_EQ(g.at("grace_period_s"), 3);
+    EXPECT_EQ(g.at("current").at("key_id"), got.key_id);
+    EXPECT_LE(g.at("current").at("remaining_lifetime_s").get<uint32_t>(), 3600U);
+    EXPECT_GE(g.at("current").at("remaining_lifetime_s").get<uint32_t>(), 3590U);
+    EXPECT_TRUE(g.at("next").is_null()) << "not in the update period yet";
+    const std::string key_hex = hex_of(got.key, false);
+    const std::string key_hex_upper = hex_of(got.key, true);
+    ASSERT_EQ(key_hex.size(), 32U);
+    EXPECT_EQ(groups.dump().find(key_hex), std::string::npos);
+    EXPECT_EQ(groups.dump().find(key_hex_upper), std::string::npos);
+    EXPECT_EQ(status.dump().find(key_hex), std::string::npos);
+    // Asking made no key: the client that asks again gets the same.
+    EXPECT_EQ(std::get<nts::key_grant>(ask(*node, 0).outcome).current.sa, got);
+
+    // The same through ptpsecctl, as a table and as the daemon's JSON.
+    auto r = ctl({"status", "--controld-socket", _socket});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find(fmt::format("ptpsec-controld 0.1.0, pid {}, up ", server->pid())), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(fmt::format("roles: server on (NTS-KE port {}, 1 group(s), state ", port)), std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("key requests 3: granted 2 (with next 0) | refused: unrecognized critical record 0, bad "
+                         "request 0, internal server error 0, not authorized 1, grantor not registered 0"),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("TLS: accepted 2, rate limited 0, "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("handshakes ok 2, handshakes failed 0"), std::string::npos) << r.out;
+    r = ctl({"status", "--controld-socket", _socket, "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const json via_ctl = json::parse(r.out, nullptr, false);
+    ASSERT_TRUE(via_ctl.is_object()) << r.out;
+    EXPECT_EQ(via_ctl.at("server").at("ke").at("granted"), 2);
+    EXPECT_EQ(via_ctl.at("server").at("ke").at("refused").at("not_authorized"), 1);
+
+    r = ctl({"groups", "--controld-socket", _socket});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const std::regex row(fmt::format(
+        R"((^|\n)plant-a +{} +0 +0x000 +0 +aes-cmac-128 +3600 s +300 s +3 s +{} +[0-9]+ s +-\n)", got.spp, got.key_id));
+    EXPECT_TRUE(std::regex_search(r.out, row)) << r.out;
+    EXPECT_NE(r.out.find("GROUP    SPP  DOMAIN"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find(key_hex), std::string::npos);
+    EXPECT_EQ(r.out.find(key_hex_upper), std::string::npos);
+    r = ctl({"groups", "--controld-socket", _socket, "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const json groups_via_ctl = json::parse(r.out, nullptr, false);
+    ASSERT_TRUE(groups_via_ctl.is_object()) << r.out;
+    EXPECT_EQ(groups_via_ctl.at("groups").at(0).at("current").at("key_id"), got.key_id);
+    EXPECT_EQ(r.out.find(key_hex), std::string::npos);
+
+    EXPECT_TRUE(node->close());
+    EXPECT_TRUE(stranger->close());
+    ASSERT_EQ(server->stop(), 0) << server->err();
+    EXPECT_FALSE(std::filesystem::exists(_socket)) << "the socket file outlived the daemon";
+    r = ctl({"status", "--controld-socket", _socket});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_NE(r.err.find(fmt::format("no ptpsec-controld answers on {}", _socket)), std::string::npos) << r.err;
+}
+
+TEST_F(controld, the_admin_socket_is_private_and_a_second_daemon_on_it_is_refused) {
+    uint16_t port = 0;
+    auto first = start(port);
+    ASSERT_NE(port, 0);
+    EXPECT_TRUE(S_ISSOCK(mode_of(_socket)));
+    EXPECT_EQ(mode_of(_socket) & 07777, 0600U);
+    const auto second = test::run_program(_dir, _exe, {"--config", _dir.file("controld.toml")}, 20s);
+    EXPECT_EQ(second.exit_code, 2);
+    EXPECT_NE(second.err.find(fmt::format("admin socket {}: another ptpsec-controld answers there; stop it first, or "
+                                          "give this one its own [admin] socket",
+                                          _socket)),
+              std::string::npos)
+        << second.err;
+    EXPECT_EQ(second.out.find("NTS-KE server on port"), std::string::npos) << "refused before serving";
+    // The first keeps its socket and answers on it.
+    const json status = ask_admin_command(_socket, "status");
+    ASSERT_TRUE(status.is_object());
+    EXPECT_EQ(status.at("pid"), first->pid());
+    EXPECT_EQ(status.at("admin").at("refused"), 0) << "the second daemon's check is not a refused request";
+    EXPECT_EQ(first->stop(), 0) << first->err();
+}
+
+TEST_F(controld, a_stale_socket_file_is_replaced) {
+    make_stale_socket(_socket);
+    ASSERT_TRUE(S_ISSOCK(mode_of(_socket)));
+    ASSERT_FALSE(unix_client(_socket).connected()) << "nothing listens on the stale file";
+    uint16_t port = 0;
+    auto server = start(port);
+    ASSERT_NE(port, 0) << server->err();
+    const json status = ask_admin_command(_socket, "status");
+    ASSERT_TRUE(status.is_object());
+    EXPECT_EQ(status.at("pid"), server->pid());
+    EXPECT_EQ(server->stop(), 0) << server->err();
+    EXPECT_FALSE(std::filesystem::exists(_socket));
+}
+
+TEST_F(controld, a_node_only_daemon_shows_its_node_and_has_no_groups_to_serve) {
+    // A KE server that is not there: the node keeps failing, and says why.
+    test::write_file(_dir.file("node.toml"), fmt::format(R"([admin]
+socket = "{}"
+
+[node]
+server = "127.0.0.1"
+port = 1
+certificate = "node1.pem"
+private-key = "node1.key"
+ca = "ca.pem"
+groups = ["plant-b"]
+dataplane-prefix = "ptpsec-controld-test-none"
+retry-min-ms = 50
+retry-max-ms = 100
+
+[[group]]
+name = "plant-b"
+domain = 24
+sdo-id = 0x100
+subgroup = 7
+)",
+                                                         _dir.file("run/node.sock")));
+    test::background_program n(_dir, _exe, {"--config", _dir.file("node.toml")});
+    const std::string sock = _dir.file("run/node.sock");
+    json status;
+    for (auto deadline = std::chrono::steady_clock::now() + 20s; std::chrono::steady_clock::now() < deadline;) {
+        if (std::filesystem::exists(sock)) {
+            status = ask_admin_command(sock, "status");
+            if (status.is_object() && status.at("node").at("counters").at("fetch_failures").get<uint64_t>() > 0) {
+                break;
+            }
+        }
+        ASSERT_TRUE(n.running()) << n.err();
+        std::this_thread::sleep_for(50ms);
+    }
+    // The directory was made for the socket, private.
+    EXPECT_EQ(mode_of(_dir.file("run")) & 07777, 0700U);
+    ASSERT_TRUE(status.is_object()) << n.out() << n.err();
+    EXPECT_EQ(status.at("roles"), (json{{"server", false}, {"node", true}}));
+    EXPECT_FALSE(status.contains("server"));
+    const json& node = status.at("node");
+    EXPECT_EQ(node.at("server"), "127.0.0.1:1");
+    EXPECT_EQ(node.at("dataplane_prefix"), "ptpsec-controld-test-none");
+    ASSERT_EQ(node.at("groups").size(), 1U);
+    const json& g = node.at("groups").at(0);
+    EXPECT_EQ(g.at("name"), "plant-b");
+    EXPECT_EQ(g.at("domain"), 24);
+    EXPECT_EQ(g.at("sdo_id"), 0x100);
+    EXPECT_EQ(g.at("subgroup"), 7);
+    EXPECT_EQ(g.at("keys_held"), 0);
+    EXPECT_TRUE(g.at("signing_key_id").is_null());
+    EXPECT_FALSE(g.at("last_error").get<std::string>().empty()) << g;
+
+    auto r = ctl({"status", "--controld-socket", sock});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("roles: server off, node on"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("node: keys from 127.0.0.1:1 into the data plane of file prefix ptpsec-controld-test-none"),
+              std::string::npos)
+        << r.out;
+    EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(\n  plant-b +24 +0x100 +7 +0 +- +- +[0-9]+ s +\S)"))) << r.out;
+    // No [server]: no group keys to show, and it says where to look instead.
+    r = ctl({"groups", "--controld-socket", sock});
+    EXPECT_EQ(r.exit_code, 1) << r.out;
+    EXPECT_NE(r.err.find("has no [server] role, so it hands out no group keys; `ptpsecctl status` shows"),
+              std::string::npos)
+        << r.err;
+    EXPECT_EQ(n.stop(), 0) << n.err();
+    EXPECT_FALSE(std::filesystem::exists(sock));
+}
+
+// The admin server in process: its limits, without a daemon.
+class controld_admin : public testing::Test {
+protected:
+    std::unique_ptr<admin::server> serve(const std::string& path) {
+        auto s = admin::server::open(path);
+        EXPECT_TRUE(s) << s.message();
+        if (!s) {
+            return nullptr;
+        }
+        auto srv = std::move(s).value();
+        srv->start([](const std::string& command) -> json {
+            if (command == "throw") {
+                throw std::runtime_error("handler failed");
+            }
+            return {{"echo", command}};
+        });
+        return srv;
+    }
+
+    test::temp_dir _dir;
+};
+
+TEST_F(controld_admin, answers_one_json_line_and_refuses_what_is_not_one) {
+    const std::string path = _dir.file("a.sock");
+    auto srv = serve(path);
+    ASSERT_TRUE(srv);
+    EXPECT_EQ(ask_admin(path, "{\"command\":\"status\"}\n"), (json{{"echo", "status"}}));
+    // Without the newline, ended by a half-close; with CRLF.
+    {
+        const unix_client c(path);
+        ASSERT_TRUE(c.send("{\"command\":\"groups\"}"));
+        c.half_close();
+        EXPECT_EQ(json::parse(c.read_line(), nullptr, false), (json{{"echo", "groups"}}));
+    }
+    EXPECT_EQ(ask_admin(path, "{\"command\":\"groups\"}\r\n"), (json{{"echo", "groups"}}));
+    for (const char* bad : {"status\n", "[1,2]\n", "{\"command\":7}\n", "{\"cmd\":\"status\"}\n", "\n"}) {
+        const json r = ask_admin(path, bad);
+        ASSERT_TRUE(r.is_object()) << bad;
+        EXPECT_EQ(r.value("error", ""), R"(a request is one JSON line such as {"command":"status"})") << bad;
+    }
+    const json thrown = ask_admin(path, "{\"command\":\"throw\"}\n");
+    EXPECT_EQ(thrown.value("error", ""), "internal error: handler failed");
+    const admin::counters c = srv->stats();
+    EXPECT_EQ(c.answered, 4U) << "the handler's failure was answered too";
+    EXPECT_EQ(c.refused, 5U);
+    EXPECT_EQ(c.timeouts, 0U);
+}
+
+TEST_F(controld_admin, a_request_over_4_kib_is_refused_and_the_next_client_is_served) {
+    const std::string path = _dir.file("a.sock");
+    auto srv = serve(path);
+    ASSERT_TRUE(srv);
+    // Exactly the limit, newline included, is a request (padded with spaces).
+    std::string fits = "{\"command\":\"status\"}";
+    fits += std::string(admin::max_request_size - fits.size() - 1, ' ') + "\n";
+    ASSERT_EQ(fits.size(), admin::max_request_size);
+    EXPECT_EQ(ask_admin(path, fits), (json{{"echo", "status"}}));
+    {
+        const unix_client c(path);
+        ASSERT_TRUE(c.connected());
+        ASSERT_TRUE(c.send(std::string(admin::max_request_size, 'x')));
+        const auto before = std::chrono::steady_clock::now();
+        const json r = json::parse(c.read_line(), nullptr, false);
+        EXPECT_EQ(r.value("error", ""), "a request is one line of at most 4096 octets");
+        EXPECT_LT(std::chrono::steady_clock::now() - before, 900ms) << "refused at once, not at the timeout";
+    }
+    EXPECT_EQ(ask_admin(path, "{\"command\":\"next\"}\n"), (json{{"echo", "next"}}));
+    EXPECT_EQ(srv->stats().refused, 1U);
+}
+
+TEST_F(controld_admin, a_silent_or_trickling_client_is_cut_off_after_one_second) {
+    const std::string path = _dir.file("a.sock");
+    auto srv = serve(path);
+    ASSERT_TRUE(srv);
+    for (const bool trickle : {false, true}) {
+        const unix_client c(path);
+        ASSERT_TRUE(c.connected());
+        const auto start = std::chrono::steady_clock::now();
+        std::string reply;
+        if (trickle) {
+            // An octet every 200 ms does not extend the deadline.
+            std::thread t([&c] {
+                for (int i = 0; i < 15; ++i) {
+                    if (!c.send("{")) {
+                        return;
+                    }
+                    std::this_thread::sleep_for(200ms);
+                }
+            });
+            reply = c.read_line();
+            t.join();
+        } else {
+            reply = c.read_line();
+        }
+        const auto took = std::chrono::steady_clock::now() - start;
+        EXPECT_EQ(json::parse(reply, nullptr, false).value("error", ""), "no complete request line within 1000 ms")
+            << reply;
+        EXPECT_GE(took, 900ms) << trickle;
+        EXPECT_LT(took, 2500ms) << trickle;
+    }
+    // Meanwhile nobody else was served; now the next one is.
+    EXPECT_EQ(ask_admin(path, "{\"command\":\"after\"}\n"), (json{{"echo", "after"}}));
+    EXPECT_EQ(srv->stats().timeouts, 2U);
+}
+
+TEST_F(controld_admin, the_socket_file_is_made_private_replaced_when_stale_and_removed_at_the_end) {
+    const std::string dir = _dir.file("run/ptpsec");
+    const std::string path = dir + "/controld.sock";
+    {
+        auto srv = serve(path);
+        ASSERT_TRUE(srv);
+        EXPECT_EQ(mode_of(_dir.file("run")) & 07777, 0700U);
+        EXPECT_EQ(mode_of(dir) & 07777, 0700U);
+        EXPECT_EQ(mode_of(path) & 07777, 0600U);
+        // A live one is not taken over, and is left in place.
+        auto again = admin::server::open(path);
+        ASSERT_FALSE(again);
+        EXPECT_NE(again.message().find("another ptpsec-controld answers there"), std::string::npos) << again.message();
+        EXPECT_EQ(ask_admin(path, "{\"command\":\"still\"}\n"), (json{{"echo", "still"}}));
+    }
+    EXPECT_FALSE(std::filesystem::exists(path));
+    make_stale_socket(path);
+    {
+        auto srv = serve(path);
+        ASSERT_TRUE(srv) << "a stale socket is replaced";
+        EXPECT_EQ(ask_admin(path, "{\"command\":\"fresh\"}\n"), (json{{"echo", "fresh"}}));
+    }
+    // Not a socket: not ours to remove.
+    test::write_file(path, "notes");
+    auto file = admin::server::open(path);
+    ASSERT_FALSE(file);
+    EXPECT_NE(file.message().find(fmt::format("admin socket {}: the file exists and is not a socket", path)),
+              std::string::npos)
+        << file.message();
+    EXPECT_EQ(test::read_file(path), "notes");
+    const std::string too_long = _dir.file(std::string(120, 'x'));
+    auto long_path = admin::server::open(too_long);
+    ASSERT_FALSE(long_path);
+    EXPECT_NE(long_path.message().find("a Unix socket path has 1 to 107 characters"), std::string::npos)
+        << long_path.message();
+}
+
+TEST_F(controld_admin, a_socket_replaced_by_another_daemon_is_not_removed) {
+    const std::string path = _dir.file("a.sock");
+    auto srv = serve(path);
+    ASSERT_TRUE(srv);
+    // Someone removed ours and put another file there.
+    ASSERT_EQ(::unlink(path.c_str()), 0);
+    test::write_file(path, "someone else's");
+    srv.reset();
+    EXPECT_EQ(test::read_file(path), "someone else's");
 }
 
 } // namespace

@@ -15,6 +15,8 @@
 
 #include <fmt/format.h>
 #include <pcap/pcap.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -525,6 +527,59 @@ TEST_F(ptpsecctl_pcap, usage_errors_exit_2) {
     EXPECT_EQ(e.exit_code, exit_error);
     EXPECT_TRUE(contains(e.err, "nosuch")) << e.err;
     EXPECT_EQ(run({"--help"}).exit_code, exit_ok);
+}
+
+// `ptpsecctl status|groups|grantors` without a ptpsec-controld to ask
+// (tests/control/controld_test.cpp asks a running one).
+using ptpsecctl_controld = ptpsecctl_pcap;
+
+TEST_F(ptpsecctl_controld, no_daemon_on_the_socket_exits_2_and_says_what_to_check) {
+    const std::string missing = _dir.file("controld.sock");
+    // A socket file with nothing listening on it, as a killed daemon leaves.
+    const std::string stale = _dir.file("stale.sock");
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, stale.c_str(), sizeof(a.sun_path) - 1);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&a), sizeof(a)), 0) << std::strerror(errno);
+    ::close(fd);
+    for (const std::string& path : {missing, stale}) {
+        for (const char* command : {"status", "groups"}) {
+            for (const bool json : {false, true}) {
+                std::vector<std::string> args{command, "--controld-socket", path};
+                if (json) {
+                    args.emplace_back("--json");
+                }
+                const auto r = run(args);
+                EXPECT_EQ(r.exit_code, exit_error) << command << " " << path;
+                EXPECT_EQ(r.err, fmt::format("ptpsecctl: no ptpsec-controld answers on {}: is it running, and is "
+                                             "[admin] socket in its configuration the same?\n",
+                                             path))
+                    << command;
+                EXPECT_TRUE(r.out.empty()) << r.out;
+            }
+        }
+    }
+    const auto too_long = run({"status", "--controld-socket", "/" + std::string(120, 'x')});
+    EXPECT_EQ(too_long.exit_code, exit_error);
+    EXPECT_TRUE(contains(too_long.err, "a Unix socket path has 1 to 107 characters")) << too_long.err;
+}
+
+TEST_F(ptpsecctl_controld, grantors_is_a_command_that_says_none_can_register) {
+    for (const std::vector<std::string>& args :
+         {std::vector<std::string>{"grantors"}, std::vector<std::string>{"grantors", "--json"}}) {
+        const auto r = run(args);
+        EXPECT_EQ(r.exit_code, exit_failed) << r.err;
+        EXPECT_TRUE(contains(r.err, "no grantor can register with this release")) << r.err;
+        EXPECT_TRUE(contains(r.err, "`ptpsecctl groups`")) << r.err;
+    }
+    // The data plane's counters keep their name.
+    const auto help = run({"--help"});
+    EXPECT_EQ(help.exit_code, exit_ok);
+    for (const char* w : {"stats", "status", "groups", "grantors"}) {
+        EXPECT_TRUE(contains(help.out, w)) << w << ": " << help.out;
+    }
+    EXPECT_TRUE(contains(run({"status", "--help"}).out, "/run/ptpsec/controld.sock"));
 }
 
 } // namespace
