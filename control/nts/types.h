@@ -202,31 +202,13 @@ struct parse_error {
 
 /// ptpsec::result with a parse_error instead of a plain error.
 template <typename T>
-class [[nodiscard]] parse_result {
+class [[nodiscard]] parse_result : public result<T, parse_error> {
 public:
-    parse_result(T value) : _v(std::move(value)) {}
-    parse_result(parse_error e) : _v(std::move(e)) {}
+    using result<T, parse_error>::result;
 
-    bool ok() const noexcept { return _v.index() == 0; }
-    explicit operator bool() const noexcept { return ok(); }
-
-    T& value() & { return std::get<0>(_v); }
-    const T& value() const& { return std::get<0>(_v); }
-    T&& value() && { return std::get<0>(std::move(_v)); }
-    T* operator->() { return &std::get<0>(_v); }
-    const T* operator->() const { return &std::get<0>(_v); }
-    T& operator*() & { return value(); }
-    const T& operator*() const& { return value(); }
-
-    const parse_error& err() const { return std::get<1>(_v); }
-    error_code code() const { return std::get<1>(_v).code; }
-    const std::string& message() const { return std::get<1>(_v).message; }
-
+    error_code code() const { return this->err().code; }
     /// The error as a ptpsec::error (message only), for callers that log it.
-    ptpsec::error to_error() const { return ptpsec::error{message()}; }
-
-private:
-    std::variant<T, parse_error> _v;
+    ptpsec::error to_error() const { return ptpsec::error{this->message()}; }
 };
 
 /// A Bad Request with the given message.

@@ -14,11 +14,12 @@ struct error {
     std::string message;
 };
 
-template <typename T>
+/// A value, or an error of type E (anything with a `message` string).
+template <typename T, typename E = error>
 class [[nodiscard]] result {
 public:
     result(T value) : _v(std::move(value)) {}
-    result(error e) : _v(std::move(e)) {}
+    result(E e) : _v(std::move(e)) {}
 
     bool ok() const noexcept { return _v.index() == 0; }
     explicit operator bool() const noexcept { return ok(); }
@@ -32,10 +33,10 @@ public:
     const T& operator*() const& { return value(); }
 
     const std::string& message() const { return std::get<1>(_v).message; }
-    const error& err() const { return std::get<1>(_v); }
+    const E& err() const { return std::get<1>(_v); }
 
 private:
-    std::variant<T, error> _v;
+    std::variant<T, E> _v;
 };
 
 struct ok_t {};
