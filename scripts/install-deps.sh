@@ -12,6 +12,8 @@ packages=(
   dpdk dpdk-dev libipsec-mb-dev libssl-dev libtss2-dev libpcap-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libfmt-dev nlohmann-json3-dev
   libsqlite3-dev libtomlplusplus-dev
+  # tests: Nettle, an AES-SIV independent of OpenSSL (as chrony uses it)
+  nettle-dev
 )
 
 missing=()
