@@ -90,6 +90,8 @@ result<std::unique_ptr<key_schedule>> key_schedule::create(std::vector<group_pol
         saved = std::move(loaded).value();
     }
     ks->_last_key_id = saved.last_key_id;
+    ks->_reserved_key_id = saved.last_key_id;
+    ks->_spp_by_name = saved.spp_of_group;
     // SPPs: the saved ones first (also of groups no longer configured, whose
     // keys may still be in use), then the lowest free for new groups.
     std::set<uint8_t> taken;
@@ -114,6 +116,7 @@ result<std::unique_ptr<key_schedule>> key_schedule::create(std::vector<group_pol
             g.spp = static_cast<uint8_t>(spp);
             taken.insert(g.spp);
         }
+        ks->_spp_by_name[name] = g.spp;
         for (auto& [group, e] : saved.epochs) {
             if (group != name) {
                 continue;
@@ -185,7 +188,48 @@ result<epoch> key_schedule::make_epoch(size_t index, int64_t start_ns) {
         }
     }
     _last_key_id = e.key_id;
+    _reserved_key_id = std::max(_reserved_key_id, _last_key_id);
     return e;
+}
+
+result<uint32_t> key_schedule::allocate_key_id() {
+    if (_last_key_id == UINT32_MAX) {
+        return error{"every key ID is used up (key IDs are never reused); start a new server state"};
+    }
+    if (_last_key_id >= _reserved_key_id) {
+        const uint32_t ceiling = _last_key_id + std::min(key_id_block, UINT32_MAX - _last_key_id);
+        if (_store) {
+            if (auto st = _store->save_key_id_ceiling(ceiling); !st) {
+                return error{fmt::format("key IDs could not be reserved, so no key is handed out: {}", st.message())};
+            }
+        }
+        _reserved_key_id = ceiling;
+    }
+    return ++_last_key_id;
+}
+
+result<uint8_t> key_schedule::reserve_spp(const std::string& name) {
+    if (auto it = _spp_by_name.find(name); it != _spp_by_name.end()) {
+        return it->second;
+    }
+    std::set<uint8_t> taken;
+    for (const auto& [n, spp] : _spp_by_name) {
+        taken.insert(spp);
+    }
+    unsigned spp = 1;
+    while (spp <= 255 && taken.contains(static_cast<uint8_t>(spp))) {
+        ++spp;
+    }
+    if (spp > 255) {
+        return error{fmt::format("{}: no SPP left (1-255 are all taken)", name)};
+    }
+    if (_store) {
+        if (auto st = _store->save_spp(name, static_cast<uint8_t>(spp)); !st) {
+            return st.err();
+        }
+    }
+    _spp_by_name[name] = static_cast<uint8_t>(spp);
+    return static_cast<uint8_t>(spp);
 }
 
 result<group_parameters> key_schedule::parameters_of(size_t index) {

@@ -120,6 +120,11 @@ public:
     virtual status save_epoch(const std::string& group, uint8_t spp, const epoch& e, uint32_t last_key_id) = 0;
     /// Forgets the epochs whose grace period ended before `wall_ns`.
     virtual status forget_retired(int64_t wall_ns) = 0;
+    /// Makes key IDs up to `ceiling` count as used (the stored counter never
+    /// goes down: load() returns the highest saved).
+    virtual status save_key_id_ceiling(uint32_t ceiling) = 0;
+    /// Keeps SPP `spp` for `name` (a group, or "@unicast").
+    virtual status save_spp(const std::string& name, uint8_t spp) = 0;
 };
 
 /// The clocks a schedule runs on; tests give their own.
@@ -147,6 +152,17 @@ public:
     /// Forgets epochs whose grace period has ended. Returns how many.
     size_t expire();
 
+    /// A key ID for a key made outside the schedule (unicast keys), from the
+    /// same never-reused counter. IDs are reserved in the store in blocks of
+    /// key_id_block, so that not every key costs a disk sync; a restart skips
+    /// what was reserved and not used.
+    result<uint32_t> allocate_key_id();
+    static constexpr uint32_t key_id_block = 256;
+
+    /// The SPP kept for `name` (saved earlier, else the lowest free one),
+    /// never one of a group; saved before it is returned.
+    result<uint8_t> reserve_spp(const std::string& name);
+
     const std::vector<group_policy>& policies() const noexcept { return _policies; }
     uint8_t spp_of(const std::string& name) const;
     uint32_t last_key_id() const noexcept { return _last_key_id; }
@@ -168,6 +184,8 @@ private:
     std::shared_ptr<state_store> _store;
     const clocks* _clk;
     uint32_t _last_key_id = 0;
+    uint32_t _reserved_key_id = 0;               ///< key IDs up to here are recorded as used
+    std::map<std::string, uint8_t> _spp_by_name; ///< groups and reservations, saved ones included
 };
 
 } // namespace ptpsec::ke

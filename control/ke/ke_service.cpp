@@ -37,9 +37,9 @@ status validate(const client_rule& r, size_t index) {
     if (r.subject.empty() && r.san.empty()) {
         return error{fmt::format("client rule {}: names neither a subject nor a subjectAltName", index + 1)};
     }
-    if (r.groups.empty() && !r.grantor) {
-        return error{fmt::format("client rule {} ({}): allows no group and not the grantor role", index + 1,
-                                 r.subject.empty() ? r.san : r.subject)};
+    if (r.groups.empty() && !r.grantor && !r.unicast) {
+        return error{fmt::format("client rule {} ({}): allows no group, not the grantor role and not unicast",
+                                 index + 1, r.subject.empty() ? r.san : r.subject)};
     }
     return ok_status();
 }
@@ -51,12 +51,96 @@ bool ke_service::admits(const client_identity& who, const std::string& group) co
     });
 }
 
-std::vector<uint8_t> ke_service::refuse(nts::error_code code) {
+bool ke_service::allows(const client_identity& who, bool client_rule::*right) const {
+    return std::any_of(_rules.begin(), _rules.end(), [&](const client_rule& r) { return matches(r, who) && r.*right; });
+}
+
+std::vector<uint8_t> ke_service::refuse(nts::error_code code, nts::sub_protocol protocol) {
     const auto i = static_cast<size_t>(code);
     if (i < _stats.refused.size()) {
         ++_stats.refused[i];
     }
-    return nts::build_error_response(nts::sub_protocol::nts_ke, code);
+    return nts::build_error_response(protocol, code);
+}
+
+std::vector<uint8_t> ke_service::unicast(const client_identity& who, const nts::key_request& req) {
+    if (_grantors == nullptr) {
+        return refuse(nts::error_code::grantor_not_registered);
+    }
+    if (!allows(who, &client_rule::unicast)) {
+        return refuse(nts::error_code::not_authorized);
+    }
+    auto granted = _grantors->grant(req);
+    if (!granted) {
+        return refuse(granted.err().code);
+    }
+    nts::key_response resp;
+    resp.outcome = std::move(granted).value();
+    if (!nts::validate(resp)) {
+        return refuse(nts::error_code::internal_server_error);
+    }
+    ++_stats.granted;
+    ++_stats.unicast_granted;
+    if (std::get<nts::key_grant>(resp.outcome).next) {
+        ++_stats.granted_with_next;
+    }
+    return nts::build(resp);
+}
+
+answer ke_service::handle_tsr(const client_identity& who, std::span<const uint8_t> request) {
+    ++_stats.tsr_requests;
+    auto refused = [&](nts::error_code code) { return answer{refuse(code, nts::sub_protocol::nts_tsr), true}; };
+    auto req = nts::parse_tsr_request(request);
+    if (!req) {
+        return refused(req.err().code);
+    }
+    if (const auto* reg = std::get_if<nts::registration_request>(&*req)) {
+        if (_grantors == nullptr || !allows(who, &client_rule::grantor)) {
+            return refused(nts::error_code::not_authorized);
+        }
+        auto granted = _grantors->register_grantor(who.subject, *reg);
+        if (!granted) {
+            return refused(granted.err().code);
+        }
+        nts::registration_response resp;
+        resp.outcome = std::move(granted).value();
+        if (!nts::validate(resp)) {
+            return refused(nts::error_code::internal_server_error);
+        }
+        ++_stats.registrations;
+        return answer{nts::build(resp), false};
+    }
+    if (const auto* rev = std::get_if<nts::registration_revoke>(&*req)) {
+        if (_grantors == nullptr) {
+            return refused(nts::error_code::grantor_not_registered);
+        }
+        switch (_grantors->revoke(who.subject, rev->source_port_identity)) {
+        case grantor_registry::revoke_outcome::revoked:
+            ++_stats.revokes;
+            return answer{{}, true};
+        case grantor_registry::revoke_outcome::not_owner:
+            return refused(nts::error_code::not_authorized);
+        case grantor_registry::revoke_outcome::not_registered:
+            break;
+        }
+        return refused(nts::error_code::grantor_not_registered);
+    }
+    // Heartbeat: no response unless the sender registered nothing.
+    if (_grantors == nullptr) {
+        return refused(nts::error_code::grantor_not_registered);
+    }
+    switch (_grantors->heartbeat(who.subject)) {
+    case grantor_registry::heartbeat_outcome::accepted:
+        ++_stats.heartbeats;
+        return answer{};
+    case grantor_registry::heartbeat_outcome::not_requested:
+    case grantor_registry::heartbeat_outcome::too_frequent:
+        ++_stats.heartbeats_discarded;
+        return answer{};
+    case grantor_registry::heartbeat_outcome::not_registered:
+        break;
+    }
+    return refused(nts::error_code::grantor_not_registered);
 }
 
 std::vector<uint8_t> ke_service::handle_key_request(const client_identity& who, std::span<const uint8_t> request) {
@@ -66,7 +150,7 @@ std::vector<uint8_t> ke_service::handle_key_request(const client_identity& who, 
         return refuse(req.err().code);
     }
     if (req->is_unicast()) {
-        return refuse(nts::error_code::grantor_not_registered);
+        return unicast(who, *req);
     }
     const auto& g = std::get<nts::group_number>(req->association);
     const group_id id{g.domain_number, g.sdo_id, g.sub_group};

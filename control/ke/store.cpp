@@ -22,7 +22,38 @@ CREATE TABLE IF NOT EXISTS epochs(
   lifetime_s INTEGER NOT NULL,
   update_period_s INTEGER NOT NULL,
   grace_period_s INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS grantors(
+  port_identity BLOB PRIMARY KEY,
+  owner TEXT NOT NULL,
+  time_server BLOB NOT NULL,
+  aead BLOB NOT NULL,
+  macs BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS ticket_keys(
+  ticket_key_id INTEGER PRIMARY KEY,
+  port_identity BLOB NOT NULL,
+  aead INTEGER NOT NULL,
+  key BLOB NOT NULL,
+  start_wall_ns INTEGER NOT NULL,
+  lifetime_s INTEGER NOT NULL,
+  update_period_s INTEGER NOT NULL,
+  grace_period_s INTEGER NOT NULL);
 )";
+
+/// A record's body as the codec writes it (its four-octet header dropped):
+/// grantors are stored in the wire form their registration used.
+template <typename Append>
+std::vector<uint8_t> body_of(Append&& append) {
+    std::vector<uint8_t> out;
+    nts::record_writer w(out);
+    append(w);
+    out.erase(out.begin(), out.begin() + 4);
+    return out;
+}
+
+std::span<const uint8_t> blob(sqlite3_stmt* s, int column) {
+    const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(s, column));
+    return {p, static_cast<size_t>(sqlite3_column_bytes(s, column))};
+}
 
 /// A prepared statement, finalised on scope exit.
 class statement {
@@ -78,7 +109,7 @@ status sqlite_store::exec(const char* sql) {
 }
 
 result<state_store::saved> sqlite_store::load() {
-    saved out;
+    state_store::saved out;
     {
         statement st(_db, "SELECT value FROM meta WHERE name = 'last_key_id';");
         if (!st.ok()) {
@@ -160,7 +191,7 @@ status sqlite_store::save_epoch(const std::string& group, uint8_t spp, const epo
     }
     {
         statement st(_db, "INSERT INTO meta(name, value) VALUES('last_key_id', ?1) ON CONFLICT(name) DO UPDATE SET "
-                          "value = ?1;");
+                          "value = MAX(value, ?1);");
         if (!st.ok() || sqlite3_bind_int64(st.get(), 1, last_key_id) != SQLITE_OK ||
             sqlite3_step(st.get()) != SQLITE_DONE) {
             return fail();
@@ -177,6 +208,166 @@ status sqlite_store::forget_retired(int64_t wall_ns) {
     statement st(_db, "DELETE FROM epochs WHERE start_wall_ns + (lifetime_s + grace_period_s) * 1000000000 < ?1;");
     if (!st.ok() || sqlite3_bind_int64(st.get(), 1, wall_ns) != SQLITE_OK || sqlite3_step(st.get()) != SQLITE_DONE) {
         return error{fmt::format("state file {}: {}", _path, sqlite3_errmsg(_db))};
+    }
+    return ok_status();
+}
+
+status sqlite_store::save_key_id_ceiling(uint32_t ceiling) {
+    statement st(_db, "INSERT INTO meta(name, value) VALUES('last_key_id', ?1) ON CONFLICT(name) DO UPDATE SET "
+                      "value = MAX(value, ?1);");
+    if (!st.ok() || sqlite3_bind_int64(st.get(), 1, ceiling) != SQLITE_OK || sqlite3_step(st.get()) != SQLITE_DONE) {
+        return error{fmt::format("state file {}: {}", _path, sqlite3_errmsg(_db))};
+    }
+    return ok_status();
+}
+
+status sqlite_store::save_spp(const std::string& name, uint8_t spp) {
+    statement st(_db, "INSERT INTO groups(name, spp) VALUES(?1, ?2) ON CONFLICT(name) DO UPDATE SET spp = ?2;");
+    if (!st.ok() || sqlite3_bind_text(st.get(), 1, name.c_str(), -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+        sqlite3_bind_int(st.get(), 2, spp) != SQLITE_OK || sqlite3_step(st.get()) != SQLITE_DONE) {
+        return error{fmt::format("state file {}: {}", _path, sqlite3_errmsg(_db))};
+    }
+    return ok_status();
+}
+
+result<grantor_store::saved> sqlite_store::load_grantors() {
+    grantor_store::saved out;
+    auto broken = [&](const std::string& what) {
+        return error{
+            fmt::format("state file {}: {} (the file was changed by hand or by a newer release)", _path, what)};
+    };
+    {
+        statement st(_db, "SELECT value FROM meta WHERE name = 'last_ticket_key_id';");
+        if (!st.ok()) {
+            return error{fmt::format("state file {}: {}", _path, sqlite3_errmsg(_db))};
+        }
+        if (sqlite3_step(st.get()) == SQLITE_ROW) {
+            out.last_ticket_key_id = static_cast<uint32_t>(sqlite3_column_int64(st.get(), 0));
+        }
+    }
+    std::map<port_key, size_t> index;
+    {
+        statement st(_db, "SELECT port_identity, owner, time_server, aead, macs FROM grantors;");
+        if (!st.ok()) {
+            return error{fmt::format("state file {}: {}", _path, sqlite3_errmsg(_db))};
+        }
+        while (sqlite3_step(st.get()) == SQLITE_ROW) {
+            grantor_record g;
+            auto pid = nts::decode_source_port_identity(blob(st.get(), 0));
+            auto ts = nts::decode_ptp_time_server(blob(st.get(), 2));
+            auto aead = nts::decode_aead_algorithms(blob(st.get(), 3));
+            auto macs = nts::decode_mac_algorithms(blob(st.get(), 4));
+            if (!pid || !ts || !aead || !macs) {
+                return broken("a grantor row does not decode");
+            }
+            g.id = *pid;
+            const auto* owner = reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 1));
+            g.owner = owner != nullptr ? owner : "";
+            g.time_server = std::move(ts).value();
+            g.aead_algorithms = std::move(aead).value();
+            g.mac_algorithms = std::move(macs).value();
+            index[key_of(g.id)] = out.grantors.size();
+            out.grantors.push_back(std::move(g));
+        }
+    }
+    statement st(_db, "SELECT ticket_key_id, port_identity, aead, key, start_wall_ns, lifetime_s, update_period_s, "
+                      "grace_period_s FROM ticket_keys ORDER BY start_wall_ns;");
+    if (!st.ok()) {
+        return error{fmt::format("state file {}: {}", _path, sqlite3_errmsg(_db))};
+    }
+    while (sqlite3_step(st.get()) == SQLITE_ROW) {
+        auto pid = nts::decode_source_port_identity(blob(st.get(), 1));
+        if (!pid) {
+            return broken("a ticket key row does not decode");
+        }
+        auto it = index.find(key_of(*pid));
+        if (it == index.end()) {
+            continue; // its grantor is gone
+        }
+        ticket_epoch e;
+        e.ticket_key_id = static_cast<uint32_t>(sqlite3_column_int64(st.get(), 0));
+        e.aead = static_cast<nts::aead_algorithm>(sqlite3_column_int(st.get(), 2));
+        const auto key = blob(st.get(), 3);
+        e.key = key_bytes(std::vector<uint8_t>(key.begin(), key.end()));
+        e.start_ns = sqlite3_column_int64(st.get(), 4);
+        e.lifetime_s = static_cast<uint32_t>(sqlite3_column_int64(st.get(), 5));
+        e.update_period_s = static_cast<uint32_t>(sqlite3_column_int64(st.get(), 6));
+        e.grace_period_s = static_cast<uint32_t>(sqlite3_column_int64(st.get(), 7));
+        out.grantors[it->second].epochs.push_back(std::move(e));
+    }
+    return out;
+}
+
+status sqlite_store::save_grantor(const grantor_record& g, uint32_t last_ticket_key_id) {
+    if (auto st = exec("BEGIN IMMEDIATE;"); !st) {
+        return st;
+    }
+    auto fail = [&]() -> status {
+        std::string why = sqlite3_errmsg(_db);
+        (void)exec("ROLLBACK;");
+        return error{fmt::format("state file {}: {}", _path, why)};
+    };
+    const auto pid = body_of([&](nts::record_writer& w) { nts::append_source_port_identity(w, g.id); });
+    const auto ts = body_of([&](nts::record_writer& w) { nts::append_ptp_time_server(w, g.time_server); });
+    const auto aead = body_of([&](nts::record_writer& w) { nts::append_aead_algorithms(w, g.aead_algorithms); });
+    const auto macs = body_of([&](nts::record_writer& w) { nts::append_mac_algorithms(w, g.mac_algorithms); });
+    auto bind_blob = [](sqlite3_stmt* s, int i, std::span<const uint8_t> b) {
+        return sqlite3_bind_blob(s, i, b.data(), static_cast<int>(b.size()), SQLITE_TRANSIENT) == SQLITE_OK;
+    };
+    {
+        statement st(_db, "INSERT INTO grantors(port_identity, owner, time_server, aead, macs) "
+                          "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(port_identity) DO UPDATE SET "
+                          "owner = ?2, time_server = ?3, aead = ?4, macs = ?5;");
+        if (!st.ok() || !bind_blob(st.get(), 1, pid) ||
+            sqlite3_bind_text(st.get(), 2, g.owner.c_str(), -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+            !bind_blob(st.get(), 3, ts) || !bind_blob(st.get(), 4, aead) || !bind_blob(st.get(), 5, macs) ||
+            sqlite3_step(st.get()) != SQLITE_DONE) {
+            return fail();
+        }
+    }
+    {
+        statement st(_db, "DELETE FROM ticket_keys WHERE port_identity = ?1;");
+        if (!st.ok() || !bind_blob(st.get(), 1, pid) || sqlite3_step(st.get()) != SQLITE_DONE) {
+            return fail();
+        }
+    }
+    for (const auto& e : g.epochs) {
+        statement st(_db, "INSERT INTO ticket_keys(ticket_key_id, port_identity, aead, key, start_wall_ns, "
+                          "lifetime_s, update_period_s, grace_period_s) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8);");
+        if (!st.ok() || sqlite3_bind_int64(st.get(), 1, e.ticket_key_id) != SQLITE_OK || !bind_blob(st.get(), 2, pid) ||
+            sqlite3_bind_int(st.get(), 3, static_cast<int>(e.aead)) != SQLITE_OK ||
+            !bind_blob(st.get(), 4, e.key.span()) || sqlite3_bind_int64(st.get(), 5, e.start_ns) != SQLITE_OK ||
+            sqlite3_bind_int64(st.get(), 6, e.lifetime_s) != SQLITE_OK ||
+            sqlite3_bind_int64(st.get(), 7, e.update_period_s) != SQLITE_OK ||
+            sqlite3_bind_int64(st.get(), 8, e.grace_period_s) != SQLITE_OK || sqlite3_step(st.get()) != SQLITE_DONE) {
+            return fail();
+        }
+    }
+    {
+        statement st(_db, "INSERT INTO meta(name, value) VALUES('last_ticket_key_id', ?1) ON CONFLICT(name) DO "
+                          "UPDATE SET value = MAX(value, ?1);");
+        if (!st.ok() || sqlite3_bind_int64(st.get(), 1, last_ticket_key_id) != SQLITE_OK ||
+            sqlite3_step(st.get()) != SQLITE_DONE) {
+            return fail();
+        }
+    }
+    if (auto st = exec("COMMIT;"); !st) {
+        (void)exec("ROLLBACK;");
+        return st;
+    }
+    return ok_status();
+}
+
+status sqlite_store::remove_grantor(const nts::port_identity& id) {
+    const auto pid = body_of([&](nts::record_writer& w) { nts::append_source_port_identity(w, id); });
+    for (const char* sql :
+         {"DELETE FROM ticket_keys WHERE port_identity = ?1;", "DELETE FROM grantors WHERE port_identity = ?1;"}) {
+        statement st(_db, sql);
+        if (!st.ok() ||
+            sqlite3_bind_blob(st.get(), 1, pid.data(), static_cast<int>(pid.size()), SQLITE_TRANSIENT) != SQLITE_OK ||
+            sqlite3_step(st.get()) != SQLITE_DONE) {
+            return error{fmt::format("state file {}: {}", _path, sqlite3_errmsg(_db))};
+        }
     }
     return ok_status();
 }

@@ -6,11 +6,15 @@
 // it: a server that restarts hands out the same keys for the same epochs, so
 // the network keeps working across the restart.
 //
-// Tables: meta (last_key_id), groups (name -> SPP), epochs (key ID, group,
-// algorithm, key, wall-clock start, lifetime, update and grace periods).
+// Tables: meta (last_key_id, last_ticket_key_id), groups (name -> SPP; the
+// unicast SPP as "@unicast"), epochs (key ID, group, algorithm, key,
+// wall-clock start, lifetime, update and grace periods), grantors
+// (PortIdentity, owner, PTP Time Server record body, AEAD and MAC lists) and
+// ticket_keys (ticket key ID, grantor, AEAD, key, wall-clock start, periods).
 // The keys are stored as they are: protect the file (and its -wal) like a
 // private key.
 
+#include <control/ke/grantors.h>
 #include <control/ke/group_keys.h>
 
 #include <memory>
@@ -20,7 +24,7 @@ struct sqlite3;
 
 namespace ptpsec::ke {
 
-class sqlite_store final : public state_store {
+class sqlite_store final : public state_store, public grantor_store {
 public:
     /// Opens or creates the database at `path` (its directory must exist).
     static result<std::shared_ptr<sqlite_store>> open(const std::string& path);
@@ -28,9 +32,15 @@ public:
     sqlite_store(const sqlite_store&) = delete;
     sqlite_store& operator=(const sqlite_store&) = delete;
 
-    result<saved> load() override;
+    result<state_store::saved> load() override;
     status save_epoch(const std::string& group, uint8_t spp, const epoch& e, uint32_t last_key_id) override;
     status forget_retired(int64_t wall_ns) override;
+    status save_key_id_ceiling(uint32_t ceiling) override;
+    status save_spp(const std::string& name, uint8_t spp) override;
+
+    result<grantor_store::saved> load_grantors() override;
+    status save_grantor(const grantor_record& g, uint32_t last_ticket_key_id) override;
+    status remove_grantor(const nts::port_identity& id) override;
 
 private:
     explicit sqlite_store(sqlite3* db, std::string path) : _db(db), _path(std::move(path)) {}

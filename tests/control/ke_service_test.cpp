@@ -135,7 +135,8 @@ TEST(ke_client_rule, a_rule_must_name_someone_and_allow_something) {
     EXPECT_EQ(st.message(), "client rule 3: names neither a subject nor a subjectAltName");
     st = validate(client_rule{"CN=a", "", {}, false, false}, 0);
     ASSERT_FALSE(st);
-    EXPECT_EQ(st.message(), "client rule 1 (CN=a): allows no group and not the grantor role");
+    EXPECT_EQ(st.message(), "client rule 1 (CN=a): allows no group, not the grantor role and not unicast");
+    EXPECT_TRUE(validate(client_rule{"CN=a", "", {}, false, false, true}, 0));
 }
 
 } // namespace

@@ -40,6 +40,8 @@ struct refusing_store final : state_store {
     result<saved> load() override { return saved{}; }
     status save_epoch(const std::string&, uint8_t, const epoch&, uint32_t) override { return error{"disk full"}; }
     status forget_retired(int64_t) override { return ok_status(); }
+    status save_key_id_ceiling(uint32_t) override { return error{"disk full"}; }
+    status save_spp(const std::string&, uint8_t) override { return error{"disk full"}; }
 };
 
 } // namespace ptpsec::ke::test
