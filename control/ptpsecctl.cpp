@@ -60,6 +60,10 @@ void print_path(const ordered_json& p) {
     } else {
         fmt::print(" verified {} stripped {}", count_of(p, "verified"), count_of(p, "stripped"));
     }
+    if (count_of(p, "ticket_exceptions") != 0 || count_of(p, "reinjected") != 0) {
+        fmt::print(" | tickets: handed over {} reinjected {}", count_of(p, "ticket_exceptions"),
+                   count_of(p, "reinjected"));
+    }
     const char* sep = " | dropped: ";
     const ordered_json drops = p.value("drops", ordered_json::object());
     for (const auto& [reason, n] : drops.items()) {
@@ -470,6 +474,45 @@ void print_groups(const ordered_json& reply) {
     }
 }
 
+/// `ptpsecctl grantors`: the grantors registered for ticket-based mode, with
+/// their addresses and ticket key IDs (never a key).
+void print_grantors(const ordered_json& reply) {
+    fmt::print("unicast SPP {}, lifetime {} s, update period {} s, grace period {} s, heartbeat timeout {}\n",
+               count_of(reply, "unicast_spp"), count_of(reply, "lifetime_s"), count_of(reply, "update_period_s"),
+               count_of(reply, "grace_period_s"),
+               count_of(reply, "heartbeat_timeout_s") == 0
+                   ? std::string("none")
+                   : fmt::format("{} s", count_of(reply, "heartbeat_timeout_s")));
+    const ordered_json list = reply.value("grantors", ordered_json::array());
+    if (list.empty()) {
+        fmt::print("no grantor is registered\n");
+        return;
+    }
+    const auto row = [](const auto&... columns) {
+        fmt::print("{:<21}  {:<24}  {:<24}  {:<24}  {:<10}  {}\n", columns...);
+    };
+    row("PORT_IDENTITY", "OWNER", "TICKET_KEYS", "LIFETIME_LEFT", "HEARTBEATS", "ADDRESSES");
+    for (const auto& g : list) {
+        std::vector<std::string> ids;
+        std::vector<std::string> left;
+        for (const auto& k : g.value("ticket_keys", ordered_json::array())) {
+            ids.push_back(fmt::format("{} ({})", count_of(k, "ticket_key_id"), k.value("aead", "?")));
+            left.push_back(count_of(k, "starts_in_s") > 0 ? fmt::format("next in {} s", count_of(k, "starts_in_s"))
+                                                          : fmt::format("{} s", count_of(k, "remaining_lifetime_s")));
+        }
+        std::vector<std::string> addresses;
+        for (const auto& a : g.value("addresses", ordered_json::array())) {
+            addresses.push_back(a.is_string() ? a.get<std::string>() : a.dump());
+        }
+        const auto last = g.find("last_heartbeat_s_ago");
+        const std::string hb = last != g.end() && last->is_number()
+                                   ? fmt::format("{} ({} s ago)", count_of(g, "heartbeats"), last->dump())
+                                   : "-";
+        row(g.value("port_identity", "?"), g.value("owner", "?"), fmt::format("{}", fmt::join(ids, ", ")),
+            fmt::format("{}", fmt::join(left, ", ")), hb, fmt::format("{}", fmt::join(addresses, " ")));
+    }
+}
+
 /// --lifetime: whole seconds, 0 up to sa_client::max_lifetime.
 CLI::Validator lifetime_seconds() {
     const int64_t max = std::chrono::duration_cast<std::chrono::seconds>(ptpsec::sa_client::max_lifetime).count();
@@ -622,12 +665,7 @@ int run(int argc, char** argv) {
             return show_controld(controld_socket, "groups", json, print_groups);
         }
         if (grantors->parsed()) {
-            // seeds/001 §2.4, §3.3: grantors register in the ticket-based mode,
-            // which this release does not have.
-            fmt::print(stderr, "ptpsecctl: no grantor can register with this release: ptpsec-controld serves the "
-                               "group-based mode only and answers registrations (ALPN ntstsr/1) with Not Authorized; "
-                               "`ptpsecctl groups` shows the group keys it serves\n");
-            return exit_failed;
+            return show_controld(controld_socket, "grantors", json, print_grantors);
         }
         if (stats->parsed()) {
             return show_stats(file_prefix, json);

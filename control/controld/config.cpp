@@ -258,6 +258,8 @@ result<ke::client_rule> parse_client(const toml::table& t, size_t index, std::st
     PTPSEC_TRY(groups, r.strings("groups"));
     PTPSEC_TRY(grantor, r.get<bool>("grantor"));
     PTPSEC_TRY(tc, r.get<bool>("transparent-clock"));
+    PTPSEC_TRY(unicast, r.get<bool>("unicast"));
+    c.unicast = unicast->value_or(false);
     c.subject = subject->value_or("");
     c.san = san->value_or("");
     c.groups = *groups;
@@ -270,6 +272,71 @@ result<ke::client_rule> parse_client(const toml::table& t, size_t index, std::st
         return error{fmt::format("{}: {}", r.at_table(), st.message())};
     }
     return c;
+}
+
+/// [unicast]: ticket-based mode on the server.
+result<ke::unicast_policy> parse_unicast(const toml::table& t, std::string_view origin) {
+    table_reader r(t, "unicast", origin);
+    ke::unicast_policy p;
+    p.enabled = true;
+    PTPSEC_TRY(enabled, r.get<bool>("enabled"));
+    p.enabled = enabled->value_or(true);
+    PTPSEC_TRY(life, r.number("lifetime", 1, ke::max_lifetime_s));
+    PTPSEC_TRY(upd, r.number("update-period", 1, ke::max_lifetime_s));
+    PTPSEC_TRY(grace, r.number("grace-period", 0, ke::max_lifetime_s));
+    PTPSEC_TRY(hb, r.number("heartbeat-timeout", 0, 65535));
+    PTPSEC_TRY(missed, r.number("missed-heartbeats", 1, 1000));
+    p.lifetime_s = static_cast<uint32_t>(life->value_or(p.lifetime_s));
+    p.update_period_s = static_cast<uint32_t>(upd->value_or(p.update_period_s));
+    p.grace_period_s = static_cast<uint32_t>(grace->value_or(p.grace_period_s));
+    p.heartbeat_timeout_s = static_cast<uint16_t>(hb->value_or(p.heartbeat_timeout_s));
+    p.missed_heartbeats = static_cast<uint32_t>(missed->value_or(p.missed_heartbeats));
+    static const std::pair<const char*, nts::aead_algorithm> aead_names[] = {
+        {"aes-siv-cmac-256", nts::aead_algorithm::aes_siv_cmac_256},
+        {"aes-siv-cmac-384", nts::aead_algorithm::aes_siv_cmac_384},
+        {"aes-siv-cmac-512", nts::aead_algorithm::aes_siv_cmac_512}};
+    static const std::pair<const char*, nts::mac_algorithm> mac_names[] = {
+        {"hmac-sha256-128", nts::mac_algorithm::hmac_sha256_128},
+        {"hmac-sha256", nts::mac_algorithm::hmac_sha256},
+        {"aes-cmac", nts::mac_algorithm::aes_cmac},
+        {"aes-gmac-128", nts::mac_algorithm::aes_gmac_128},
+        {"aes-gmac-192", nts::mac_algorithm::aes_gmac_192},
+        {"aes-gmac-256", nts::mac_algorithm::aes_gmac_256}};
+    auto pick = [&](std::string_view key, const auto& names, auto& into) -> status {
+        auto list = r.strings(key);
+        if (!list) {
+            return list.err();
+        }
+        if (list->empty()) {
+            return ok_status();
+        }
+        into.clear();
+        for (const auto& name : *list) {
+            auto it = std::find_if(std::begin(names), std::end(names), [&](const auto& n) { return name == n.first; });
+            if (it == std::end(names)) {
+                std::string all;
+                for (const auto& n : names) {
+                    all += fmt::format("{}{}", all.empty() ? "" : ", ", n.first);
+                }
+                return error{fmt::format("{}: unicast.{}: \"{}\": use {}", r.at(*t.get(key)), key, name, all)};
+            }
+            into.push_back(it->second);
+        }
+        return ok_status();
+    };
+    if (auto st = pick("aead-algorithms", aead_names, p.aead_algorithms); !st) {
+        return st.err();
+    }
+    if (auto st = pick("mac-algorithms", mac_names, p.mac_algorithms); !st) {
+        return st.err();
+    }
+    if (auto st = r.unknown_keys(); !st) {
+        return st.err();
+    }
+    if (auto st = ke::validate(p); !st) {
+        return error{fmt::format("{}: {}", r.at_table(), st.message())};
+    }
+    return p;
 }
 
 result<admin_settings> parse_admin(const toml::table& t, std::string_view origin, const std::string& base_dir) {
@@ -311,6 +378,7 @@ result<config> parse_config(std::string_view text, std::string_view origin, cons
     config c;
     std::vector<std::string> node_groups;
     std::string node_at;
+    std::string unicast_at;
     for (const auto& [k, v] : root) {
         const std::string key(k.str());
         const std::string at = fmt::format("{}:{}", origin, v.source().begin.line);
@@ -337,6 +405,14 @@ result<config> parse_config(std::string_view text, std::string_view origin, cons
             }
             PTPSEC_TRY(a, parse_admin(*t, origin, base_dir));
             c.admin = std::move(a).value();
+        } else if (key == "unicast") {
+            const toml::table* t = v.as_table();
+            if (t == nullptr) {
+                return error{fmt::format("{}: unicast: expected a table ([unicast])", at)};
+            }
+            PTPSEC_TRY(u, parse_unicast(*t, origin));
+            c.unicast = std::move(u).value();
+            unicast_at = at;
         } else if (key == "group" || key == "client") {
             const toml::array* a = v.as_array();
             if (a == nullptr || !a->is_array_of_tables()) {
@@ -355,8 +431,9 @@ result<config> parse_config(std::string_view text, std::string_view origin, cons
         } else if (key == "admin-socket") {
             return error{fmt::format("{}: admin-socket: write it as socket = \"PATH\" in an [admin] table", at)};
         } else {
-            return error{fmt::format("{}: unknown key \"{}\" (use [server], [node], [admin], [[group]] and [[client]])",
-                                     at, key)};
+            return error{fmt::format(
+                "{}: unknown key \"{}\" (use [server], [unicast], [node], [admin], [[group]] and [[client]])", at,
+                key)};
         }
     }
     std::set<std::string> names;
@@ -380,8 +457,12 @@ result<config> parse_config(std::string_view text, std::string_view origin, cons
         }
         c.node->groups.push_back(node::node_group{it->name, it->id});
     }
-    if (c.server && c.groups.empty()) {
-        return error{fmt::format("{}: [server] without any [[group]]: there is nothing to serve", origin)};
+    if (c.unicast && !c.server) {
+        return error{
+            fmt::format("{}: [unicast] configures the KE server's ticket-based mode: it needs [server]", unicast_at)};
+    }
+    if (c.server && c.groups.empty() && !(c.unicast && c.unicast->enabled)) {
+        return error{fmt::format("{}: [server] without any [[group]] or [unicast]: there is nothing to serve", origin)};
     }
     return c;
 }

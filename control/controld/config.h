@@ -21,10 +21,22 @@
 //   algorithm = "hmac-sha256-128" (ptpsecctl's names: hmac-sha256, aes-cmac-128, aes-gmac-256, ...)
 //   lifetime = 14400, update-period = 300, grace-period = 3   (seconds)
 //
+//   [unicast]                     ticket-based mode of the server (absent: off;
+//                                 control/ke/grantors.h)
+//   lifetime = 3600, update-period = 300, grace-period = 3   (seconds; of
+//                                 ticket keys, registrations and unicast keys)
+//   heartbeat-timeout = 0         seconds asked of grantors; 0: no heartbeats
+//   missed-heartbeats = 3         timeouts without one before a grantor is dropped
+//   aead-algorithms = ["aes-siv-cmac-512", "aes-siv-cmac-384", "aes-siv-cmac-256"]
+//   mac-algorithms = ["hmac-sha256-128", "hmac-sha256", "aes-cmac",
+//                     "aes-gmac-128", "aes-gmac-192", "aes-gmac-256"]
+//   enabled = true
+//
 //   [[client]]                    who may ask for what (seeds/001 §2.5.5.4)
 //   subject = "CN=node1,O=plant" and/or san = "DNS:node1.plant.example"
 //   groups = ["plant-a"]          or ["*"]
 //   grantor = false               may register as a grantor (ticket-based mode)
+//   unicast = false               may ask for unicast keys and tickets
 //   transparent-clock = false
 //
 //   [node]                        the node role: fetch keys, feed the local data plane
@@ -44,6 +56,7 @@
 // Unknown keys are errors too: a misspelt key is not silently a default.
 
 #include <control/controld/admin.h>
+#include <control/ke/grantors.h>
 #include <control/ke/group_keys.h>
 #include <control/ke/ke_service.h>
 #include <control/node/node.h>
@@ -75,6 +88,7 @@ struct config {
     std::optional<node::settings> node;
     std::vector<ke::group_policy> groups;
     std::vector<ke::client_rule> clients;
+    std::optional<ke::unicast_policy> unicast;
     admin_settings admin;
 };
 

@@ -1,11 +1,12 @@
-// ptpsec-controld: the NTS4PTP control plane (seeds/001), in group-based
-// mode, with two roles that a configuration file turns on:
+// ptpsec-controld: the NTS4PTP control plane (seeds/001), with two roles that
+// a configuration file turns on:
 //
 //   [server]  the NTS-KE server: PTP Key Requests over TLS 1.3 (ALPN
 //             ntske/1, client certificates required), answered from the
 //             group key schedule, whose keys survive restarts in the state
-//             file. Registrations (ALPN ntstsr/1, ticket-based mode) are
-//             answered with Not Authorized: no grantor can register.
+//             file; with [unicast] also ticket-based mode: grantors register
+//             over ntstsr/1 (control/ke/grantors.h) and requesters get
+//             unicast keys and tickets.
 //   [node]    asks a KE server for its groups' keys and keeps the local
 //             ptpsec-dataplane supplied through its SA channel
 //             (control/node/node.h).
@@ -13,12 +14,12 @@
 //   ptpsec-controld --config /etc/ptpsec/controld.toml
 //
 // With both roles the server runs on a thread of its own. The admin socket
-// ([admin], admin.h: `ptpsecctl status`, `ptpsecctl groups`) is answered on
+// ([admin], admin.h: `ptpsecctl status`, `groups`, `grantors`) is answered on
 // another. SIGHUP reloads the server's certificates and keys (new
 // connections use them); SIGINT and SIGTERM stop it cleanly, with its
 // counters printed, and remove the admin socket.
 //
-// Threads and what they share: the key schedule and the KE service belong to
+// Threads and what they share: the key schedule, the grantor registry and the KE service belong to
 // the TLS loop thread, and the admin thread reads them under one mutex, held
 // for one call at a time (a key request, a copy of the counters, one group's
 // parameters). The node runs on the main thread and publishes a copy of its
@@ -37,6 +38,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -91,13 +93,21 @@ ke::client_identity identity_of(const tls::peer& p) {
     return id;
 }
 
-void print_stats(const ke::ke_service& ke, const tls::server& srv, std::string_view label) {
+void print_stats(const ke::ke_service& ke, const ke::grantor_registry* grantors, const tls::server& srv,
+                 std::string_view label) {
     const auto& k = ke.stats();
     const auto t = srv.stats();
     fmt::print("ptpsec-controld ({}): key requests {} granted {} (with next {}) refused: not authorized {}, bad "
                "request {}, critical record {}, internal error {}, grantor not registered {}\n",
                label, k.requests, k.granted, k.granted_with_next, k.refused[3], k.refused[1], k.refused[0],
                k.refused[2], k.refused[4]);
+    if (grantors != nullptr) {
+        const auto& g = grantors->stats();
+        fmt::print("  tickets: registrations {} renewals {} revoked {} dropped (no heartbeat {}, not renewed {}) | "
+                   "heartbeats {} discarded {} | unicast keys {} (with next {})\n",
+                   g.registrations, g.renewals, g.revoked, g.dropped_heartbeat, g.dropped_expired, g.heartbeats,
+                   g.heartbeats_discarded, g.unicast_keys, g.unicast_keys_with_next);
+    }
     fmt::print("  TLS: accepted {} handshakes ok {} failed {} | rate-limited {} over cap {} | timeouts: handshake {} "
                "idle {} | oversize {} | active {}\n",
                t.accepted, t.handshakes_ok, t.handshakes_failed, t.rate_limited, t.over_cap, t.handshake_timeouts,
@@ -237,6 +247,12 @@ json ke_json(const ke::ke_service::counters& k) {
     return {{"requests", k.requests},
             {"granted", k.granted},
             {"granted_with_next", k.granted_with_next},
+            {"unicast_granted", k.unicast_granted},
+            {"tsr_requests", k.tsr_requests},
+            {"registrations", k.registrations},
+            {"revokes", k.revokes},
+            {"heartbeats", k.heartbeats},
+            {"heartbeats_discarded", k.heartbeats_discarded},
             {"refused", std::move(refused)}};
 }
 
@@ -279,7 +295,8 @@ struct daemon_view {
     std::string config_file;
     int64_t started_ns = 0;
     std::mutex* ke_mutex = nullptr;
-    ke::key_schedule* keys = nullptr; ///< null without the server role
+    ke::key_schedule* keys = nullptr;         ///< null without the server role
+    ke::grantor_registry* grantors = nullptr; ///< null without [unicast]
     const ke::ke_service* ke = nullptr;
     const tls::server* tls = nullptr;
     uint16_t port = 0;
@@ -355,6 +372,81 @@ json groups_reply(const daemon_view& d) {
     return {{"groups", std::move(groups)}};
 }
 
+std::string address_label(const nts::association_value& a) {
+    if (const auto* v4 = std::get_if<nts::ipv4_address>(&a)) {
+        return fmt::format("{}.{}.{}.{}", v4->octets[0], v4->octets[1], v4->octets[2], v4->octets[3]);
+    }
+    if (const auto* v6 = std::get_if<nts::ipv6_address>(&a)) {
+        char buf[INET6_ADDRSTRLEN] = {};
+        ::inet_ntop(AF_INET6, v6->octets.data(), buf, sizeof buf);
+        return buf;
+    }
+    if (const auto* mac = std::get_if<nts::mac_address>(&a)) {
+        const auto& o = mac->octets;
+        return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3], o[4], o[5]);
+    }
+    if (const auto* pid = std::get_if<nts::port_identity>(&a)) {
+        return ke::to_string(*pid);
+    }
+    return "group";
+}
+
+std::string aead_label(nts::aead_algorithm a) {
+    switch (a) {
+    case nts::aead_algorithm::aes_siv_cmac_256:
+        return "aes-siv-cmac-256";
+    case nts::aead_algorithm::aes_siv_cmac_384:
+        return "aes-siv-cmac-384";
+    case nts::aead_algorithm::aes_siv_cmac_512:
+        return "aes-siv-cmac-512";
+    }
+    return std::to_string(static_cast<unsigned>(a));
+}
+
+/// The registered grantors: PortIdentity, addresses, owner, AEAD algorithm,
+/// ticket key IDs and lifetimes, heartbeats. Never a key.
+json grantors_reply(const daemon_view& d) {
+    if (d.keys == nullptr) {
+        return {{"error", "this ptpsec-controld has no [server] role, so no grantor registers with it"}};
+    }
+    if (d.grantors == nullptr) {
+        return {{"error", "ticket-based mode is off on this server: no grantor can register (add [unicast] to "
+                          "the configuration to turn it on)"}};
+    }
+    const std::lock_guard lock(*d.ke_mutex);
+    d.grantors->expire();
+    const int64_t now = d.grantors->clock().monotonic_ns();
+    const auto& pol = d.grantors->policy();
+    json list = json::array();
+    for (const ke::grantor_record* g : d.grantors->grantors()) {
+        json addresses = json::array();
+        for (const auto& a : g->time_server.addresses) {
+            addresses.push_back(address_label(a));
+        }
+        json keys = json::array();
+        for (const auto& e : g->epochs) {
+            keys.push_back({{"ticket_key_id", e.ticket_key_id},
+                            {"aead", aead_label(e.aead)},
+                            {"starts_in_s", std::max<int64_t>(0, (e.start_ns - now) / 1'000'000'000LL)},
+                            {"remaining_lifetime_s", std::max<int64_t>(0, (e.end_ns() - now) / 1'000'000'000LL)}});
+        }
+        json item = {{"port_identity", ke::to_string(g->id)},
+                     {"owner", g->owner},
+                     {"addresses", std::move(addresses)},
+                     {"ticket_keys", std::move(keys)},
+                     {"heartbeats", g->heartbeats}};
+        item["last_heartbeat_s_ago"] =
+            pol.heartbeat_timeout_s != 0 ? json((now - g->heartbeat_ns) / 1'000'000'000LL) : json(nullptr);
+        list.push_back(std::move(item));
+    }
+    return {{"unicast_spp", d.grantors->spp()},
+            {"lifetime_s", pol.lifetime_s},
+            {"update_period_s", pol.update_period_s},
+            {"grace_period_s", pol.grace_period_s},
+            {"heartbeat_timeout_s", pol.heartbeat_timeout_s},
+            {"grantors", std::move(list)}};
+}
+
 json answer(const daemon_view& d, const std::string& command) {
     if (command == "status") {
         return status_reply(d);
@@ -362,7 +454,11 @@ json answer(const daemon_view& d, const std::string& command) {
     if (command == "groups") {
         return groups_reply(d);
     }
-    return {{"error", fmt::format("unknown command \"{}\": ptpsec-controld answers status and groups", command)}};
+    if (command == "grantors") {
+        return grantors_reply(d);
+    }
+    return {
+        {"error", fmt::format("unknown command \"{}\": ptpsec-controld answers status, groups and grantors", command)}};
 }
 
 /// The admin socket, or null: off in the configuration, or the default path
@@ -405,6 +501,7 @@ int serve(const config& cfg, const std::string& config_file) {
     std::mutex ke_mutex;
     std::shared_ptr<ke::sqlite_store> store;
     std::unique_ptr<ke::key_schedule> keys;
+    std::unique_ptr<ke::grantor_registry> grantors;
     std::unique_ptr<ke::ke_service> ke;
     std::optional<tls::server> srv;
     if (cfg.server) {
@@ -421,7 +518,15 @@ int serve(const config& cfg, const std::string& config_file) {
             return exit_error;
         }
         keys = std::move(ks).value();
-        ke = std::make_unique<ke::ke_service>(*keys, cfg.clients);
+        if (cfg.unicast && cfg.unicast->enabled) {
+            auto reg = ke::grantor_registry::create(*cfg.unicast, *keys, store);
+            if (!reg) {
+                fmt::print(stderr, "ptpsec-controld: {}\n", reg.message());
+                return exit_error;
+            }
+            grantors = std::move(reg).value();
+        }
+        ke = std::make_unique<ke::ke_service>(*keys, cfg.clients, grantors.get());
         tls::server_config tc = s.tls;
         tc.on_reload = [](const status& r) {
             if (r) {
@@ -439,7 +544,10 @@ int serve(const config& cfg, const std::string& config_file) {
                     const std::lock_guard lock(ke_mutex);
                     return service->handle_key_request(who, msg);
                 }
-                return {nts::build_error_response(nts::sub_protocol::nts_tsr, nts::error_code::not_authorized), true};
+                const ke::client_identity who = identity_of(from);
+                const std::lock_guard lock(ke_mutex);
+                ke::answer a = service->handle_tsr(who, msg);
+                return {std::move(a.message), a.close};
             });
         if (!created) {
             fmt::print(stderr, "ptpsec-controld: {}\n", created.message());
@@ -452,10 +560,15 @@ int serve(const config& cfg, const std::string& config_file) {
             fmt::print(" {} ({}, SPP {}, {})", g.name, ke::to_string(g.id), keys->spp_of(g.name),
                        icv::info(g.alg).name);
         }
+        if (grantors) {
+            fmt::print("; ticket-based mode on (unicast SPP {}, {} grantor(s) registered)", grantors->spp(),
+                       grantors->grantors().size());
+        }
         fmt::print("; state in {}\n", s.state_file);
         view.ke_mutex = &ke_mutex;
         view.keys = keys.get();
         view.ke = ke.get();
+        view.grantors = grantors.get();
         view.tls = &*srv;
         view.port = srv->port();
     }
@@ -492,7 +605,7 @@ int serve(const config& cfg, const std::string& config_file) {
     adm.reset();
     if (srv) {
         keys->expire();
-        print_stats(*ke, *srv, "at exit");
+        print_stats(*ke, grantors.get(), *srv, "at exit");
     }
     if (nd) {
         print_node(*nd, "at exit");
@@ -505,7 +618,7 @@ int serve(const config& cfg, const std::string& config_file) {
 }
 
 int run(int argc, char** argv) {
-    CLI::App cli{"ptpsec-controld: the NTS4PTP key server (NTS-KE, group-based mode)"};
+    CLI::App cli{"ptpsec-controld: the NTS4PTP key server (NTS-KE and NTS-TSR) and node"};
     std::string config_file;
     bool check = false;
     cli.add_option("--config", config_file, "configuration file (TOML; see docs/operations.md)")->required();
@@ -521,8 +634,10 @@ int run(int argc, char** argv) {
         return exit_error;
     }
     if (check) {
-        fmt::print("{}: {} group(s), {} client rule(s), server role {}, node role {}, admin socket {}\n", config_file,
-                   cfg->groups.size(), cfg->clients.size(), cfg->server ? "on" : "off", cfg->node ? "on" : "off",
+        fmt::print("{}: {} group(s), {} client rule(s), server role {}, ticket-based mode {}, node role {}, admin "
+                   "socket {}\n",
+                   config_file, cfg->groups.size(), cfg->clients.size(), cfg->server ? "on" : "off",
+                   cfg->unicast && cfg->unicast->enabled ? "on" : "off", cfg->node ? "on" : "off",
                    cfg->admin.enabled ? cfg->admin.socket : "off");
         return exit_ok;
     }

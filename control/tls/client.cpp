@@ -226,7 +226,7 @@ result<client> client::connect(std::string_view host_view, uint16_t port, const 
     }
 }
 
-result<std::vector<uint8_t>> client::request(std::span<const uint8_t> message) {
+status client::send(std::span<const uint8_t> message) {
     if (!_s || !_s->open()) {
         return error{fmt::format("request to {}: the connection is closed", _s ? _s->endpoint : "?")};
     }
@@ -253,7 +253,26 @@ result<std::vector<uint8_t>> client::request(std::span<const uint8_t> message) {
                 return s.fail("sending a request to", st.message());
             }
         }
+    } catch (const std::exception& e) {
+        return s.fail("request to", e.what());
+    }
+    return ok_status();
+}
 
+result<std::vector<uint8_t>> client::request(std::span<const uint8_t> message) {
+    if (auto st = send(message); !st) {
+        return st.err();
+    }
+    return receive();
+}
+
+result<std::vector<uint8_t>> client::receive() {
+    if (!_s || !_s->open()) {
+        return error{fmt::format("response from {}: the connection is closed", _s ? _s->endpoint : "?")};
+    }
+    state& s = *_s;
+    try {
+        const time_point deadline = clock::now() + s.timeout;
         message_framer framer(s.max_message);
         for (;;) {
             switch (framer.scan(s.in)) {

@@ -61,6 +61,13 @@ public:
     /// of Message) and reads one response. Any error closes the connection.
     result<std::vector<uint8_t>> request(std::span<const uint8_t> message);
 
+    /// The two halves of request(), for messages that have no response of
+    /// their own (seeds/001 §3.5 Registration Revoke, §3.6 Heartbeat): send
+    /// one message; read one message (an Error the server sent instead, or
+    /// the end of the session). Errors close the connection.
+    status send(std::span<const uint8_t> message);
+    result<std::vector<uint8_t>> receive();
+
     /// close_notify, then the server's close_notify or end of stream, within
     /// the timeout. The socket is closed in any case.
     status close();

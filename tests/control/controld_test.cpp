@@ -11,6 +11,7 @@
 #include "test_pki.h"
 
 #include <control/controld/admin.h>
+#include <control/ke/ticket_crypto.h>
 #include <control/nts/message.h>
 #include <control/tls/client.h>
 
@@ -185,8 +186,9 @@ groups = ["plant-a"]
         return p;
     }
 
-    result<tls::client> connect(uint16_t port, const std::string& who) {
+    result<tls::client> connect(uint16_t port, const std::string& who, tls::protocol alpn = tls::protocol::ntske) {
         tls::client_config cc;
+        cc.alpn = alpn;
         cc.ca_file = _dir.file("ca.pem");
         cc.cert_file = _dir.file(who + ".pem");
         cc.key_file = _dir.file(who + ".key");
@@ -275,6 +277,148 @@ TEST_F(controld, serves_group_keys_to_admitted_clients_and_keeps_them_across_a_r
     EXPECT_EQ(std::get<nts::key_grant>(resp.outcome).current.sa, first);
 }
 
+// Ticket-based mode over the wire: a grantor registers (ntstsr/1), a
+// requester gets a unicast key and a ticket that the grantor's ticket key
+// opens; heartbeats keep the connection; the registration survives a
+// restart; a revoke ends it.
+TEST_F(controld, ticket_mode_registers_grantors_and_hands_out_tickets_they_open) {
+    const auto grantor = test::make_identity({.cn = "grantor1", .issuer = &_ca, .eku = "clientAuth"});
+    test::write_pem_file(_dir.file("grantor1.pem"), test::cert_pem(grantor));
+    test::write_pem_file(_dir.file("grantor1.key"), test::key_pem(grantor));
+    test::write_file(_dir.file("controld.toml"), R"([admin]
+socket = "controld.sock"
+
+[server]
+listen = ["127.0.0.1"]
+port = 0
+certificate = "server.pem"
+private-key = "server.key"
+ca = "ca.pem"
+state = "controld.db"
+
+[unicast]
+heartbeat-timeout = 60
+aead-algorithms = ["aes-siv-cmac-256"]
+
+[[client]]
+subject = "CN=grantor1,O=ptpsec test"
+grantor = true
+
+[[client]]
+san = "DNS:node1.plant.example"
+unicast = true
+)");
+    const nts::port_identity gpid{{0x00, 0x1b, 0x21, 0xff, 0xfe, 0, 0, 1}, 1};
+    const nts::port_identity rpid{{0x00, 0x1b, 0x21, 0xff, 0xfe, 0, 0, 2}, 1};
+    nts::registration_request reg;
+    reg.time_server.addresses = {gpid, nts::ipv4_address{{10, 0, 0, 1}}};
+    reg.aead_algorithms = {nts::aead_algorithm::aes_siv_cmac_512, nts::aead_algorithm::aes_siv_cmac_256};
+    reg.supported_mac_algorithms = {nts::mac_algorithm::hmac_sha256_128, nts::mac_algorithm::aes_gmac_256};
+    nts::key_request want;
+    want.association = nts::ipv4_address{{10, 0, 0, 1}};
+    want.source_port_identity = rpid;
+    want.supported_mac_algorithms = {{nts::mac_algorithm::aes_gmac_256, nts::mac_algorithm::hmac_sha256_128}};
+
+    auto unicast_key = [&](uint16_t port) {
+        auto node = connect(port, "node1");
+        EXPECT_TRUE(node) << node.message();
+        if (!node) {
+            return nts::key_response{};
+        }
+        auto bytes = node->request(nts::build(want));
+        EXPECT_TRUE(bytes) << bytes.message();
+        auto resp =
+            bytes ? nts::parse_key_response(*bytes) : nts::parse_result<nts::key_response>(nts::bad_request(""));
+        EXPECT_TRUE(resp) << resp.err().message;
+        return resp ? std::move(resp).value() : nts::key_response{};
+    };
+
+    uint16_t port = 0;
+    nts::registration_parameters ticket_key;
+    {
+        auto server = start(port);
+        ASSERT_NE(port, 0);
+        EXPECT_NE(server->out().find("ticket-based mode on"), std::string::npos) << server->out();
+        auto g = connect(port, "grantor1", tls::protocol::ntstsr);
+        ASSERT_TRUE(g) << g.message();
+        auto bytes = g->request(nts::build(reg));
+        ASSERT_TRUE(bytes) << bytes.message();
+        auto resp = nts::parse_registration_response(*bytes);
+        ASSERT_TRUE(resp) << resp.err().message;
+        ASSERT_FALSE(resp->is_error()) << static_cast<int>(std::get<nts::error_code>(resp->outcome)) << server->out();
+        const auto& grant = std::get<nts::registration_grant>(resp->outcome);
+        ticket_key = grant.current;
+        EXPECT_EQ(ticket_key.aead, nts::aead_algorithm::aes_siv_cmac_256) << "the only one the server offers";
+        EXPECT_EQ(ticket_key.ticket_key.size(), 32U);
+        EXPECT_EQ(grant.heartbeat_timeout, 60);
+        // A heartbeat has no answer, and the connection stays: a renewal on it
+        // gets the same ticket key.
+        ASSERT_TRUE(g->send(nts::build(nts::heartbeat{})));
+        bytes = g->request(nts::build(reg));
+        ASSERT_TRUE(bytes) << bytes.message();
+        resp = nts::parse_registration_response(*bytes);
+        ASSERT_TRUE(resp && !resp->is_error());
+        EXPECT_EQ(std::get<nts::registration_grant>(resp->outcome).current.ticket_key_id, ticket_key.ticket_key_id);
+
+        const auto key = unicast_key(port);
+        ASSERT_FALSE(key.is_error());
+        const auto& current = std::get<nts::key_grant>(key.outcome).current;
+        EXPECT_EQ(current.sa.integrity_algorithm, nts::mac_algorithm::aes_gmac_256);
+        ASSERT_TRUE(current.unicast);
+        EXPECT_EQ(current.unicast->ticket.source_port_identity, rpid);
+        EXPECT_EQ(current.unicast->time_server, reg.time_server);
+        auto inside = ke::open_ticket(current.unicast->ticket, ticket_key.aead, ticket_key.ticket_key);
+        ASSERT_TRUE(inside) << inside.message();
+        EXPECT_EQ(*inside, current.sa);
+
+        // The stranger may not register.
+        auto s = connect(port, "stranger", tls::protocol::ntstsr);
+        ASSERT_TRUE(s) << s.message();
+        bytes = s->request(nts::build(reg));
+        ASSERT_TRUE(bytes) << bytes.message();
+        resp = nts::parse_registration_response(*bytes);
+        ASSERT_TRUE(resp && resp->is_error());
+        EXPECT_EQ(std::get<nts::error_code>(resp->outcome), nts::error_code::not_authorized);
+
+        const auto listed = ctl({"grantors", "--controld-socket", _socket, "--json"});
+        ASSERT_EQ(listed.exit_code, 0) << listed.err;
+        const json j = json::parse(listed.out, nullptr, false);
+        ASSERT_TRUE(j.is_object()) << listed.out;
+        ASSERT_EQ(j["grantors"].size(), 1U) << listed.out;
+        EXPECT_EQ(j["grantors"][0]["port_identity"], "001b21fffe000001-1");
+        EXPECT_EQ(j["grantors"][0]["owner"], "CN=grantor1,O=ptpsec test");
+        EXPECT_EQ(j["grantors"][0]["addresses"][1], "10.0.0.1");
+        EXPECT_EQ(j["grantors"][0]["ticket_keys"][0]["ticket_key_id"], ticket_key.ticket_key_id);
+        EXPECT_EQ(listed.out.find(hex_of(ticket_key.ticket_key, false)), std::string::npos) << "never a key";
+        const auto text = ctl({"grantors", "--controld-socket", _socket});
+        ASSERT_EQ(text.exit_code, 0) << text.err;
+        EXPECT_NE(text.out.find("001b21fffe000001-1"), std::string::npos) << text.out;
+        EXPECT_NE(text.out.find("heartbeat timeout 60 s"), std::string::npos) << text.out;
+    }
+    // After a restart the registration is still there: tickets are sealed
+    // under the same ticket key.
+    auto server = start(port);
+    ASSERT_NE(port, 0);
+    const auto key = unicast_key(port);
+    ASSERT_FALSE(key.is_error());
+    const auto& current = std::get<nts::key_grant>(key.outcome).current;
+    ASSERT_TRUE(current.unicast);
+    EXPECT_EQ(current.unicast->ticket.ticket_key_id, ticket_key.ticket_key_id);
+    ASSERT_TRUE(ke::open_ticket(current.unicast->ticket, ticket_key.aead, ticket_key.ticket_key));
+
+    // Revoke: no answer, the server ends the session; requesters are told.
+    auto g = connect(port, "grantor1", tls::protocol::ntstsr);
+    ASSERT_TRUE(g) << g.message();
+    ASSERT_TRUE(g->send(nts::build(nts::registration_revoke{gpid})));
+    auto after = g->receive();
+    EXPECT_FALSE(after) << "the server closes after a revoke";
+    const auto gone = unicast_key(port);
+    ASSERT_TRUE(gone.is_error());
+    EXPECT_EQ(std::get<nts::error_code>(gone.outcome), nts::error_code::grantor_not_registered);
+    const json status = ask_admin_command(_socket, "status");
+    EXPECT_EQ(status["server"]["ke"]["revokes"], 1) << status.dump();
+}
+
 TEST_F(controld, a_bad_configuration_is_refused_with_its_line) {
     test::write_file(_dir.file("bad.toml"), "[[group]]\nname = \"g\"\nalgorithm = \"md5\"\n");
     auto r = test::run_program(_dir, _exe, {"--config", _dir.file("bad.toml")});
@@ -313,7 +457,9 @@ TEST_F(controld, status_and_groups_show_what_clients_got_and_never_a_key) {
     EXPECT_EQ(status.at("config"), _dir.file("controld.toml"));
     const json& srv = status.at("server");
     EXPECT_EQ(srv.at("port"), port);
-    EXPECT_EQ(srv.at("ke"), json::parse(R"({"requests": 2, "granted": 1, "granted_with_next": 0, "refused":
+    EXPECT_EQ(srv.at("ke"), json::parse(R"({"requests": 2, "granted": 1, "granted_with_next": 0,
+        "unicast_granted": 0, "tsr_requests": 0, "registrations": 0, "revokes": 0, "heartbeats": 0,
+        "heartbeats_discarded": 0, "refused":
         {"unrecognized_critical_record": 0, "bad_request": 0, "internal_server_error": 0, "not_authorized": 1,
          "grantor_not_registered": 0}})"));
     const json& tls = srv.at("tls");
