@@ -259,7 +259,8 @@ struct controld_reply {
 
 /// One request on ptpsec-controld's admin socket (control/controld/admin.h):
 /// a JSON line out, a JSON line back.
-ptpsec::result<controld_reply> ask_controld(const std::string& path, std::string_view command) {
+ptpsec::result<controld_reply> ask_controld(const std::string& path, std::string_view command,
+                                            const ordered_json& args = ordered_json::object()) {
     const std::string no_daemon = fmt::format(
         "no ptpsec-controld answers on {}: is it running, and is [admin] socket in its configuration the same?", path);
     sockaddr_un addr{};
@@ -293,7 +294,11 @@ ptpsec::result<controld_reply> ask_controld(const std::string& path, std::string
             return ptpsec::error{fmt::format("connect {}: {}", path, std::system_category().message(e))};
         }
     }
-    const std::string request = ordered_json{{"command", command}}.dump() + "\n";
+    ordered_json req{{"command", command}};
+    for (const auto& [k, v] : args.items()) {
+        req[k] = v;
+    }
+    const std::string request = req.dump() + "\n";
     if (::send(fd.get(), request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
         return ptpsec::error{fmt::format("{}: send: {}", path, std::system_category().message(errno))};
     }
@@ -367,8 +372,9 @@ std::string id_list(const ordered_json& ids) {
 /// The daemon's reply on stdout: as it came (--json), or as `print` shows
 /// it. A refusal is exit 1; not reaching the daemon, exit 2.
 template <typename Print>
-int show_controld(const std::string& socket, std::string_view command, bool json, Print print) {
-    auto r = ask_controld(socket, command);
+int show_controld(const std::string& socket, std::string_view command, bool json, Print print,
+                  const ordered_json& args = ordered_json::object()) {
+    auto r = ask_controld(socket, command, args);
     if (!r) {
         return report(r.err());
     }
@@ -630,6 +636,12 @@ int run(int argc, char** argv) {
     add_controld_options(controld_groups);
     auto* grantors = app.add_subcommand("grantors", "Grantors registered with ptpsec-controld (ticket-based mode)");
     add_controld_options(grantors);
+    std::string revoke_grantor;
+    auto* revoke =
+        app.add_subcommand("revoke", "End a grantor's registration with ptpsec-controld (ticket-based mode)");
+    revoke->add_option("GRANTOR", revoke_grantor, "the grantor's PortIdentity, as `ptpsecctl grantors` shows it")
+        ->required();
+    add_controld_options(revoke);
 
     try {
         app.parse(argc, argv);
@@ -666,6 +678,16 @@ int run(int argc, char** argv) {
         }
         if (grantors->parsed()) {
             return show_controld(controld_socket, "grantors", json, print_grantors);
+        }
+        if (revoke->parsed()) {
+            return show_controld(
+                controld_socket, "revoke", json,
+                [](const ordered_json& r) {
+                    fmt::print("grantor {} (registered by {}) is revoked: requesters now get Grantor not Registered "
+                               "for it\n",
+                               r.value("revoked", "?"), r.value("owner", "?"));
+                },
+                ordered_json{{"grantor", revoke_grantor}});
         }
         if (stats->parsed()) {
             return show_stats(file_prefix, json);

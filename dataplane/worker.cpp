@@ -1,5 +1,7 @@
 #include <dataplane/worker.h>
 
+#include <dataplane/exception_channel.h>
+#include <dataplane/sa_update.h>
 #include <drivers/base/bytes.h>
 
 #include <rte_cycles.h>
@@ -11,6 +13,8 @@
 #include <rte_ring_elem.h>
 
 #include <algorithm>
+#include <cstddef>
+#include <cstring>
 
 namespace ptpsec {
 
@@ -22,6 +26,10 @@ bool is_sign_drop(sign_status s) noexcept {
 
 bool is_verify_drop(verify_status s) noexcept {
     return s != verify_status::verified && s != verify_status::not_ptp;
+}
+
+bool is_verifying(ptp_policy p) noexcept {
+    return p == ptp_policy::verify || p == ptp_policy::verify_strip;
 }
 
 /// The frame in the first segment of an mbuf, with the tailroom it may grow into.
@@ -55,7 +63,8 @@ std::string_view ptp_policy_name(ptp_policy p) noexcept {
 }
 
 uint64_t path_counters::dropped() const noexcept {
-    uint64_t d = tx_full + not_editable + handoff_full;
+    uint64_t d = tx_full + not_editable + handoff_full + exception_full + exception_too_long + reinject_nombuf +
+                 reinject_invalid;
     for (size_t i = 0; i < sign_status_count; ++i) {
         d += is_sign_drop(static_cast<sign_status>(i)) ? sign[i] : 0;
     }
@@ -88,6 +97,10 @@ size_t drop_reasons(const path_counters& c, std::span<drop_reason> out) noexcept
     add("not_editable", c.not_editable);
     add("tx_full", c.tx_full);
     add("handoff_full", c.handoff_full);
+    add("exception_full", c.exception_full);
+    add("exception_too_long", c.exception_too_long);
+    add("reinject_nombuf", c.reinject_nombuf);
+    add("reinject_invalid", c.reinject_invalid);
     return n;
 }
 
@@ -102,6 +115,16 @@ worker::worker(icv::engine& eng, sa_table& sat, unsigned reader_id, icv::gmac_iv
         _events.rx = false;
         _events.tx = false;
     }
+    // Tickets need a path that verifies here (not one that hands its PTP
+    // to another worker) and a pool for the frames given back.
+    const auto verifying = std::find_if(_paths.begin(), _paths.end(), [](const path_config& p) {
+        return is_verifying(p.policy) && p.handoff == nullptr;
+    });
+    if (verifying == _paths.end() || _opt.reinject_pool == nullptr) {
+        _opt.tickets = nullptr;
+    } else {
+        _first_verifying_path = static_cast<size_t>(verifying - _paths.begin());
+    }
 }
 
 uint32_t worker::poll_once() noexcept {
@@ -114,6 +137,13 @@ uint32_t worker::poll_once() noexcept {
         ngone = rte_ring_sc_dequeue_burst_elem(_opt.retired_keys, gone.data(), sizeof(retired_key_ring_entry),
                                                gone.size(), nullptr);
     }
+    // Frames the control plane gave back, also taken before the SA version
+    // below. It gives a frame back only once the SA the frame needs was
+    // acknowledged on the SA channel, and the service path acknowledges an
+    // update after it published the version holding it: the record's
+    // dequeue (acquire) comes after that publication, so the version loaded
+    // below is that one or a later one, and the frame verifies against it.
+    const uint16_t nback = _opt.tickets != nullptr ? take_reinjected() : 0;
     // One version of the SAs for the whole poll: a new one takes effect at
     // the next burst, and the old one is not freed before the quiescent
     // point below.
@@ -135,7 +165,8 @@ uint32_t worker::poll_once() noexcept {
             if (p.handoff != nullptr) {
                 hand_off(p, _counters[i], pkts.data(), n);
             } else {
-                process(p, _counters[i], pkts.data(), n, true, p.policy == ptp_policy::tc ? rte_rdtsc() : 0);
+                process(p, _counters[i], pkts.data(), n, frame_source::port,
+                        p.policy == ptp_policy::tc ? rte_rdtsc() : 0);
             }
             received += n;
         }
@@ -143,13 +174,119 @@ uint32_t worker::poll_once() noexcept {
             const unsigned m =
                 rte_ring_sc_dequeue_burst(p.handin, reinterpret_cast<void**>(pkts.data()), _opt.burst, nullptr);
             if (m != 0) {
-                process(p, _counters[i], pkts.data(), static_cast<uint16_t>(m), false, 0);
+                process(p, _counters[i], pkts.data(), static_cast<uint16_t>(m), frame_source::handoff, 0);
                 received += m;
             }
         }
     }
+    for (size_t i = 0; i < _paths.size() && nback != 0; ++i) {
+        uint16_t k = 0;
+        for (uint16_t b = 0; b < nback; ++b) {
+            if (_back_path[b] == i) {
+                pkts[k++] = _back[b];
+            }
+        }
+        if (k != 0) {
+            process(_paths[i], _counters[i], pkts.data(), k, frame_source::reinject, 0);
+        }
+    }
+    received += nback;
     _sat->quiescent(_reader);
     return received;
+}
+
+uint16_t worker::take_reinjected() noexcept {
+    uint16_t n = 0;
+    while (n < _opt.burst) {
+        const exception_wire::record* r = _opt.tickets->peek_reinject();
+        if (r == nullptr) {
+            break;
+        }
+        // Each field is loaded once: the slot is another process's memory,
+        // and the length checked must be the length copied.
+        const uint32_t magic = __atomic_load_n(&r->magic, __ATOMIC_RELAXED);
+        const uint16_t port = __atomic_load_n(&r->port, __ATOMIC_RELAXED);
+        const uint16_t len = __atomic_load_n(&r->frame_len, __ATOMIC_RELAXED);
+        size_t path = _paths.size();
+        for (size_t i = 0; i < _paths.size(); ++i) {
+            if (_paths[i].rx_port == port && is_verifying(_paths[i].policy) && _paths[i].handoff == nullptr) {
+                path = i;
+                break;
+            }
+        }
+        if (magic != exception_wire::record_magic || len == 0 || len > exception_wire::max_frame_len ||
+            path == _paths.size()) {
+            ++_counters[_first_verifying_path].reinject_invalid;
+        } else if (rte_mbuf* m = rte_pktmbuf_alloc(_opt.reinject_pool); m == nullptr) {
+            ++_counters[path].reinject_nombuf;
+        } else if (char* d = rte_pktmbuf_append(m, len); d == nullptr) {
+            // A pool whose buffers are smaller than a record's frame.
+            rte_pktmbuf_free(m);
+            ++_counters[path].reinject_nombuf;
+        } else {
+            std::memcpy(d, r->frame, len);
+            m->port = port;
+            _back[n] = m;
+            _back_path[n] = static_cast<uint8_t>(path);
+            ++n;
+        }
+        _opt.tickets->release_reinject();
+    }
+    return n;
+}
+
+bool worker::hand_over_ticket(const path_config& p, path_counters& c, const ptp::frame_buf& f, verify_status s,
+                              uint64_t& now_ns) noexcept {
+    // The verifier found an AUTHENTICATION TLV it could not look up, so the
+    // frame classified and scanned once already; this is the rare path, and
+    // it looks again rather than carry the scan out of the burst call.
+    ptp::frame_info fi;
+    ptp::message_scan sc;
+    if (ptp::classify_frame(f.data, f.len, fi) != ptp::error::none) {
+        return false;
+    }
+    const uint8_t* msg = f.data + fi.ptp_offset;
+    // seeds/001 §6: the ticket travels in a unicast negotiation request
+    // (Signaling), in a TICKET TLV placed before the AUTHENTICATION TLV so
+    // that the ICV covers it. scan_message() refuses any TLV after the
+    // AUTHENTICATION TLV, so a ticket it found is before it.
+    if (static_cast<ptp::message_type>(msg[0] & 0x0F) != ptp::message_type::signaling ||
+        ptp::scan_message(msg, fi.ptp_avail, sc, _opt.wire) != ptp::error::none || !sc.has_auth ||
+        sc.ticket_offset == 0) {
+        return false;
+    }
+    ++_ticket_requests; // numbered whether or not it fits: a gap tells the control plane
+    if (f.len > exception_wire::max_frame_len) {
+        ++c.exception_too_long;
+        return true;
+    }
+    exception_wire::record* r = _opt.tickets->exception_slot();
+    if (r == nullptr) {
+        ++c.exception_full;
+        return true;
+    }
+    if (now_ns == 0) {
+        now_ns = monotonic_now_ns();
+    }
+    // Filled in place in the ring slot, every octet written once.
+    std::memset(static_cast<void*>(r), 0, offsetof(exception_wire::record, frame));
+    r->magic = exception_wire::record_magic;
+    r->port = p.rx_port;
+    r->frame_len = static_cast<uint16_t>(f.len);
+    r->sequence = _ticket_requests;
+    r->rx_ns = now_ns;
+    r->reason = static_cast<uint8_t>(s == verify_status::unknown_spp ? exception_wire::reason::unknown_spp
+                                                                     : exception_wire::reason::unknown_key);
+    r->spp = sc.auth.spp;
+    r->key_id = sc.auth.keyID;
+    r->ptp_offset = static_cast<uint16_t>(fi.ptp_offset);
+    r->ticket_offset = static_cast<uint16_t>(fi.ptp_offset + sc.ticket_offset);
+    r->auth_offset = static_cast<uint16_t>(fi.ptp_offset + sc.auth.offset);
+    std::memcpy(r->frame, f.data, f.len);
+    std::memset(r->frame + f.len, 0, sizeof(exception_wire::record) - offsetof(exception_wire::record, frame) - f.len);
+    _opt.tickets->commit_exception();
+    ++c.ticket_exceptions;
+    return true;
 }
 
 void worker::run(const std::atomic<bool>& stop) noexcept {
@@ -326,7 +463,7 @@ void worker::transparent_clock(path_counters& c, uint16_t n) noexcept {
     }
 }
 
-void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, uint16_t n, bool from_port,
+void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, uint16_t n, frame_source src,
                      uint64_t rx_tsc) noexcept {
     std::array<rte_mbuf*, max_rx_burst> tx;
     std::array<rte_mbuf*, max_rx_burst> drop;
@@ -336,11 +473,15 @@ void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, ui
     uint16_t ntx = 0;
     uint16_t ndrop = 0;
     uint16_t nwork = 0;
-    // Handed-over frames were counted by the worker that received them.
-    const bool stamped = !from_port && _opt.rx_tsc_offset >= 0;
+    // Handed-over frames were counted by the worker that received them,
+    // frames given back when they first arrived.
+    const bool stamped = src == frame_source::handoff && _opt.rx_tsc_offset >= 0;
     uint64_t rx_ns = 0;
     const uint64_t* rx_ns_each = nullptr;
-    if (from_port) {
+    if (src == frame_source::reinject) {
+        c.reinjected += n;
+    }
+    if (src == frame_source::port) {
         c.rx += n;
         // Software timestamp of the burst's arrival, read once.
         rx_ns = _events.rx ? _events.clock->now_ns() : 0;
@@ -437,6 +578,10 @@ void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, ui
         } else {
             const bool strip = p.policy == ptp_policy::verify_strip;
             const bool tc = p.policy == ptp_policy::tc;
+            // A frame given back is never handed over again: still without
+            // its SA, it is dropped as unknown_spp / unknown_key.
+            const bool tickets = _opt.tickets != nullptr && is_verifying(p.policy) && src != frame_source::reinject;
+            uint64_t now_ns = 0;
             if (strip) {
                 _verifier.verify_strip_burst(_frames.data(), nwork, _out.data());
             } else {
@@ -447,6 +592,11 @@ void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, ui
             }
             for (uint16_t i = 0; i < nwork; ++i) {
                 const auto s = static_cast<verify_status>(_out[i].status);
+                if (tickets && (s == verify_status::unknown_spp || s == verify_status::unknown_key) &&
+                    hand_over_ticket(p, c, _frames[i], s, now_ns)) {
+                    drop[ndrop++] = work[i]; // the copy went (or was counted): the mbuf is freed
+                    continue;
+                }
                 ++c.verify[static_cast<size_t>(s)];
                 if (s == verify_status::verified) {
                     ++c.verified;

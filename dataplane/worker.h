@@ -4,7 +4,9 @@
 // RX queue, apply the path's PTP policy (sign, verify, verify and strip, or
 // pass), and send what is left on the path's TX queue. Frames that are not
 // PTP are forwarded unchanged; every dropped frame is counted by reason.
-// Nothing here allocates, locks, throws or logs per packet.
+// Nothing here allocates, locks, throws or logs per packet (a frame the
+// control plane gives back with --tickets takes an mbuf from the ports'
+// pool, as a received one does).
 
 #include <dataplane/auth.h>
 #include <dataplane/event.h>
@@ -18,9 +20,12 @@
 #include <string_view>
 
 struct rte_mbuf;
+struct rte_mempool;
 struct rte_ring;
 
 namespace ptpsec {
+
+class exception_channel;
 
 /// What a path does to the PTP frames it carries (non-PTP frames are always
 /// forwarded unchanged).
@@ -90,6 +95,20 @@ struct alignas(64) path_counters {
     uint64_t events_ring_full = 0; ///< records the full event ring refused (never waited on)
     uint64_t handed_off = 0;       ///< PTP handed to the PTP worker (counted there from then on)
     uint64_t handoff_full = 0;     ///< PTP the full handoff ring refused: dropped
+    // --tickets (worker_options::tickets). A received frame ends as one of
+    // tx, a drop or ticket_exceptions (or handed_off); a frame the control
+    // plane gives back is counted once more, in reinjected, and ends as tx
+    // or a drop, unless it never got that far (reinject_nombuf,
+    // reinject_invalid).
+    uint64_t ticket_exceptions = 0;  ///< ticket requests without an SA yet, handed to the control plane (no drop)
+    uint64_t exception_full = 0;     ///< of those, refused by the full exception ring: dropped
+    uint64_t exception_too_long = 0; ///< of those, longer than a record holds: dropped
+    uint64_t reinjected = 0;         ///< frames the control plane gave back, processed as if received on this path
+    uint64_t reinject_nombuf = 0;    ///< frames given back for which no mbuf was free: dropped
+    /// Records given back that name no verifying path's port or hold no
+    /// frame (wrong magic, length 0 or over the maximum): dropped, counted
+    /// on the first verifying path
+    uint64_t reinject_invalid = 0;
 
     /// Frames dropped, whatever the reason.
     uint64_t dropped() const noexcept;
@@ -104,7 +123,7 @@ struct path_counter_field {
     bool exported;
 };
 
-inline constexpr std::array<path_counter_field, 17> path_counter_fields = {{
+inline constexpr std::array<path_counter_field, 23> path_counter_fields = {{
     {"rx", &path_counters::rx, true},
     {"tx", &path_counters::tx, true},
     {"tx_full", &path_counters::tx_full, false},
@@ -122,6 +141,12 @@ inline constexpr std::array<path_counter_field, 17> path_counter_fields = {{
     {"events_ring_full", &path_counters::events_ring_full, true},
     {"handed_off", &path_counters::handed_off, true},
     {"handoff_full", &path_counters::handoff_full, false},
+    {"ticket_exceptions", &path_counters::ticket_exceptions, true},
+    {"reinjected", &path_counters::reinjected, true},
+    {"exception_full", &path_counters::exception_full, false},
+    {"exception_too_long", &path_counters::exception_too_long, false},
+    {"reinject_nombuf", &path_counters::reinject_nombuf, false},
+    {"reinject_invalid", &path_counters::reinject_invalid, false},
 }};
 
 /// Why a frame was dropped, as counter names ("bad_icv", "no_sa", ...):
@@ -132,7 +157,7 @@ struct drop_reason {
 };
 /// Fills `out` (room for every reason) and returns how many are non-zero.
 size_t drop_reasons(const path_counters& c, std::span<drop_reason> out) noexcept;
-inline constexpr size_t max_drop_reasons = sign_status_count + verify_status_count + 3;
+inline constexpr size_t max_drop_reasons = sign_status_count + verify_status_count + 7;
 
 /// Where a worker sends timing-event records (dataplane/event.h): for each
 /// PTP frame of a selected messageType that a path forwards, a record of it
@@ -166,6 +191,19 @@ struct worker_options {
     /// between bursts, so that a key's windows never outlive it. Null: the
     /// windows age out of the table instead.
     rte_ring* retired_keys = nullptr;
+    /// --tickets (the PTP worker only; null: off). On a verifying path
+    /// (verify, verify-strip), a frame refused as unknown_spp or unknown_key
+    /// that is a ticket-bearing request (seeds/001 §6: a Signaling message
+    /// with a TICKET TLV before its AUTHENTICATION TLV) is copied onto the
+    /// channel's exceptions ring instead of being dropped, and its mbuf
+    /// freed. Between bursts the worker takes the frames the control plane
+    /// gives back, before it loads the SA version of the poll, and runs them
+    /// through the path whose RX port they name as if they had arrived
+    /// there; those are never handed over again.
+    exception_channel* tickets = nullptr;
+    /// Where the mbufs of frames given back come from (the ports' pool);
+    /// needed with `tickets`.
+    rte_mempool* reinject_pool = nullptr;
     ptp::wire_options wire;
 };
 
@@ -204,11 +242,30 @@ public:
     static constexpr size_t max_paths = 8;
 
 private:
+    /// Where the frames of a process() call come from.
+    enum class frame_source : uint8_t {
+        port,     ///< the path's RX queue
+        handoff,  ///< another worker (handin ring)
+        reinject, ///< the control plane gave them back (options::tickets)
+    };
+
     /// Applies the path's policy to pkts[0..n) and sends what is left.
-    /// Frames from the port (`from_port`) arrived at `rx_tsc`; handed-over
-    /// ones carry their arrival in the mbuf (options::rx_tsc_offset).
-    void process(const path_config& p, path_counters& c, rte_mbuf** pkts, uint16_t n, bool from_port,
+    /// Frames from the port arrived at `rx_tsc`; handed-over ones carry
+    /// their arrival in the mbuf (options::rx_tsc_offset).
+    void process(const path_config& p, path_counters& c, rte_mbuf** pkts, uint16_t n, frame_source src,
                  uint64_t rx_tsc) noexcept;
+    /// --tickets: whether `f`, refused as `s` (unknown_spp or unknown_key),
+    /// is a ticket-bearing request; if so it is copied onto the exceptions
+    /// ring, or dropped when the ring is full or the frame too long (each
+    /// counted), and true is returned: the caller frees the mbuf. `now_ns`
+    /// is the burst's CLOCK_MONOTONIC time, read on the first call that
+    /// needs it (0 until then).
+    bool hand_over_ticket(const path_config& p, path_counters& c, const ptp::frame_buf& f, verify_status s,
+                          uint64_t& now_ns) noexcept;
+    /// --tickets: up to a burst of the frames the control plane gave back,
+    /// copied into mbufs (_back, with their path in _back_path); returns
+    /// how many.
+    uint16_t take_reinjected() noexcept;
     /// A worker that is not the path's PTP worker: forwards what is not PTP,
     /// hands the rest over.
     void hand_off(const path_config& p, path_counters& c, rte_mbuf** pkts, uint16_t n) noexcept;
@@ -256,6 +313,10 @@ private:
     std::array<uint16_t, max_rx_burst> _tx_record_of{};
     std::array<uint64_t, max_rx_burst> _rx_ns{};    ///< arrival of handed-over pkts[i] (event clock)
     std::array<uint64_t, max_rx_burst> _work_tsc{}; ///< arrival of _frames[i] (TSC), for tc
+    size_t _first_verifying_path = 0;               ///< counts reinject_invalid (options::tickets)
+    uint64_t _ticket_requests = 0;                  ///< numbers exception records (exception_wire::record::sequence)
+    std::array<rte_mbuf*, max_rx_burst> _back{};    ///< frames given back, this poll
+    std::array<uint8_t, max_rx_burst> _back_path{}; ///< index in _paths of _back[i]
 };
 
 } // namespace ptpsec

@@ -272,7 +272,7 @@ void server::serve_one(int fd) {
     }
     json reply;
     try {
-        reply = _on_command(request["command"].get<std::string>());
+        reply = _on_command(request["command"].get<std::string>(), request);
     } catch (const std::exception& e) {
         reply = error_reply(fmt::format("internal error: {}", e.what()));
     }

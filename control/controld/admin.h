@@ -53,10 +53,12 @@ inline constexpr size_t max_request_size = 4096;
 /// From accept() to the request's newline; and again for writing the reply.
 inline constexpr std::chrono::milliseconds request_timeout{1000};
 
-/// Answers one command ("status", "groups", ...), on the admin thread.
-/// Returns the reply object; {"error": "..."} for a command it does not
-/// know. An exception it throws becomes an error reply.
-using handler = std::function<nlohmann::ordered_json(const std::string& command)>;
+/// Answers one command ("status", "groups", ...), on the admin thread, with
+/// the whole request object for the command's arguments ({"command":
+/// "revoke", "grantor": "..."}). Returns the reply object; {"error": "..."}
+/// for a command it does not know. An exception it throws becomes an error
+/// reply.
+using handler = std::function<nlohmann::ordered_json(const std::string& command, const nlohmann::json& request)>;
 
 /// Requests since open(); any thread.
 struct counters {

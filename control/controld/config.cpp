@@ -3,8 +3,12 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -24,6 +28,7 @@ public:
 
     std::string at(const toml::node& n) const { return fmt::format("{}:{}", _origin, n.source().begin.line); }
     std::string at_table() const { return fmt::format("{}:{}", _origin, _t.source().begin.line); }
+    const std::string& where() const noexcept { return _where; }
 
     template <typename T>
     result<std::optional<T>> get(std::string_view key) {
@@ -83,6 +88,19 @@ public:
         return out;
     }
 
+    /// A sub-table ([node.grantor]); null when absent; an error when not a table.
+    result<const toml::table*> table(std::string_view key) {
+        _used.insert(std::string(key));
+        const toml::node* n = _t.get(key);
+        if (n == nullptr) {
+            return static_cast<const toml::table*>(nullptr);
+        }
+        if (const toml::table* t = n->as_table()) {
+            return t;
+        }
+        return error{fmt::format("{}: {}.{}: expected a table ([{}.{}])", at(*n), _where, key, _where, key)};
+    }
+
     /// Every key that was not asked for is an error.
     status unknown_keys() const {
         for (const auto& [k, v] : _t) {
@@ -105,6 +123,144 @@ std::string resolve(const std::string& base_dir, const std::string& file) {
         return file;
     }
     return (std::filesystem::path(base_dir) / file).string();
+}
+
+const std::pair<const char*, nts::aead_algorithm> aead_names[] = {
+    {"aes-siv-cmac-256", nts::aead_algorithm::aes_siv_cmac_256},
+    {"aes-siv-cmac-384", nts::aead_algorithm::aes_siv_cmac_384},
+    {"aes-siv-cmac-512", nts::aead_algorithm::aes_siv_cmac_512}};
+const std::pair<const char*, nts::mac_algorithm> mac_names[] = {
+    {"hmac-sha256-128", nts::mac_algorithm::hmac_sha256_128},
+    {"hmac-sha256", nts::mac_algorithm::hmac_sha256},
+    {"aes-cmac", nts::mac_algorithm::aes_cmac},
+    {"aes-gmac-128", nts::mac_algorithm::aes_gmac_128},
+    {"aes-gmac-192", nts::mac_algorithm::aes_gmac_192},
+    {"aes-gmac-256", nts::mac_algorithm::aes_gmac_256}};
+
+/// A list of algorithm names into their numbers; absent or empty: `into` stays.
+template <typename Names, typename Into>
+status pick_names(table_reader& r, const toml::table& t, std::string_view key, const Names& names, Into& into) {
+    auto list = r.strings(key);
+    if (!list) {
+        return list.err();
+    }
+    if (list->empty()) {
+        return ok_status();
+    }
+    into.clear();
+    for (const auto& name : *list) {
+        auto it = std::find_if(std::begin(names), std::end(names), [&](const auto& n) { return name == n.first; });
+        if (it == std::end(names)) {
+            std::string all;
+            for (const auto& n : names) {
+                all += fmt::format("{}{}", all.empty() ? "" : ", ", n.first);
+            }
+            return error{fmt::format("{}: {}.{}: \"{}\": use {}", r.at(*t.get(key)), r.where(), key, name, all)};
+        }
+        into.push_back(it->second);
+    }
+    return ok_status();
+}
+
+/// "001b21fffe000001-1": clockIdentity in hex, '-', portNumber.
+std::optional<nts::port_identity> parse_port_identity(const std::string& s) {
+    const auto dash = s.find('-');
+    if (dash != 16) {
+        return std::nullopt;
+    }
+    nts::port_identity p;
+    for (size_t i = 0; i < 8; ++i) {
+        unsigned v = 0;
+        if (std::sscanf(s.substr(2 * i, 2).c_str(), "%2x", &v) != 1 || !std::isxdigit(s[2 * i]) ||
+            !std::isxdigit(s[2 * i + 1])) {
+            return std::nullopt;
+        }
+        p.clock_identity[i] = static_cast<uint8_t>(v);
+    }
+    const std::string port = s.substr(dash + 1);
+    if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit) ||
+        std::stoul(port) > 65535) {
+        return std::nullopt;
+    }
+    p.port_number = static_cast<uint16_t>(std::stoul(port));
+    return p;
+}
+
+/// An IPv4 or IPv6 address or a MAC address ("02:00:00:00:00:01").
+std::optional<nts::association_value> parse_address(const std::string& s) {
+    nts::ipv4_address v4;
+    if (::inet_pton(AF_INET, s.c_str(), v4.octets.data()) == 1) {
+        return v4;
+    }
+    nts::ipv6_address v6;
+    if (::inet_pton(AF_INET6, s.c_str(), v6.octets.data()) == 1) {
+        return v6;
+    }
+    nts::mac_address mac;
+    unsigned o[6];
+    char tail = 0;
+    if (s.size() == 17 &&
+        std::sscanf(s.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &tail) == 6) {
+        for (size_t i = 0; i < 6; ++i) {
+            mac.octets[i] = static_cast<uint8_t>(o[i]);
+        }
+        return mac;
+    }
+    return std::nullopt;
+}
+
+/// [node.grantor]: this node registers as a grantor.
+result<node::grantor_settings> parse_grantor(const toml::table& t, std::string_view origin) {
+    table_reader r(t, "node.grantor", origin);
+    node::grantor_settings g;
+    PTPSEC_TRY(pid, r.get<std::string>("port-identity"));
+    if (!*pid) {
+        return error{fmt::format("{}: [node.grantor] needs port-identity = \"CLOCKIDENTITY-PORT\" (e.g. "
+                                 "\"001b21fffe000001-1\")",
+                                 r.at_table())};
+    }
+    auto p = parse_port_identity(**pid);
+    if (!p) {
+        return error{fmt::format("{}: node.grantor.port-identity = \"{}\": write 16 hex digits, '-', the port "
+                                 "number (e.g. \"001b21fffe000001-1\")",
+                                 r.at(*t.get("port-identity")), **pid)};
+    }
+    g.time_server.addresses.push_back(*p);
+    PTPSEC_TRY(addresses, r.strings("addresses"));
+    std::set<size_t> kinds{4};
+    for (const auto& a : *addresses) {
+        auto v = parse_address(a);
+        if (!v) {
+            return error{fmt::format("{}: node.grantor.addresses: \"{}\" is no IPv4, IPv6 or MAC address",
+                                     r.at(*t.get("addresses")), a)};
+        }
+        if (!kinds.insert(v->index()).second) {
+            return error{fmt::format("{}: node.grantor.addresses: \"{}\": one address of each kind (IPv4, IPv6, "
+                                     "MAC; seeds/001 §4.2.10)",
+                                     r.at(*t.get("addresses")), a)};
+        }
+        g.time_server.addresses.push_back(*v);
+    }
+    if (auto st = pick_names(r, t, "aead-algorithms", aead_names, g.aead_algorithms); !st) {
+        return st.err();
+    }
+    if (auto st = pick_names(r, t, "mac-algorithms", mac_names, g.mac_algorithms); !st) {
+        return st.err();
+    }
+    if (std::find(g.aead_algorithms.begin(), g.aead_algorithms.end(), nts::aead_algorithm::aes_siv_cmac_256) ==
+        g.aead_algorithms.end()) {
+        return error{fmt::format("{}: node.grantor.aead-algorithms must include aes-siv-cmac-256 (seeds/001 §4.2.1)",
+                                 r.at_table())};
+    }
+    if (std::find(g.mac_algorithms.begin(), g.mac_algorithms.end(), nts::mac_algorithm::hmac_sha256_128) ==
+        g.mac_algorithms.end()) {
+        return error{fmt::format("{}: node.grantor.mac-algorithms must include hmac-sha256-128 (seeds/001 §4.2.14)",
+                                 r.at_table())};
+    }
+    if (auto st = r.unknown_keys(); !st) {
+        return st.err();
+    }
+    return g;
 }
 
 result<server_settings> parse_server(const toml::table& t, std::string_view origin, const std::string& base_dir) {
@@ -189,9 +345,15 @@ result<std::pair<node::settings, std::vector<std::string>>> parse_node(const tom
         *f.into = resolve(base_dir, **v);
     }
     PTPSEC_TRY(groups, r.strings("groups"));
-    if (groups->empty()) {
-        return error{
-            fmt::format("{}: [node] needs groups = [\"NAME\", ...] (names of [[group]] tables)", r.at_table())};
+    PTPSEC_TRY(grantor, r.table("grantor"));
+    if (*grantor != nullptr) {
+        PTPSEC_TRY(g, parse_grantor(**grantor, origin));
+        n.grantor = std::move(g).value();
+    }
+    if (groups->empty() && !n.grantor) {
+        return error{fmt::format("{}: [node] needs groups = [\"NAME\", ...] (names of [[group]] tables), or a "
+                                 "[node.grantor] table",
+                                 r.at_table())};
     }
     PTPSEC_TRY(prefix, r.get<std::string>("dataplane-prefix"));
     n.dataplane_prefix = prefix->value_or(n.dataplane_prefix);
@@ -291,39 +453,7 @@ result<ke::unicast_policy> parse_unicast(const toml::table& t, std::string_view 
     p.grace_period_s = static_cast<uint32_t>(grace->value_or(p.grace_period_s));
     p.heartbeat_timeout_s = static_cast<uint16_t>(hb->value_or(p.heartbeat_timeout_s));
     p.missed_heartbeats = static_cast<uint32_t>(missed->value_or(p.missed_heartbeats));
-    static const std::pair<const char*, nts::aead_algorithm> aead_names[] = {
-        {"aes-siv-cmac-256", nts::aead_algorithm::aes_siv_cmac_256},
-        {"aes-siv-cmac-384", nts::aead_algorithm::aes_siv_cmac_384},
-        {"aes-siv-cmac-512", nts::aead_algorithm::aes_siv_cmac_512}};
-    static const std::pair<const char*, nts::mac_algorithm> mac_names[] = {
-        {"hmac-sha256-128", nts::mac_algorithm::hmac_sha256_128},
-        {"hmac-sha256", nts::mac_algorithm::hmac_sha256},
-        {"aes-cmac", nts::mac_algorithm::aes_cmac},
-        {"aes-gmac-128", nts::mac_algorithm::aes_gmac_128},
-        {"aes-gmac-192", nts::mac_algorithm::aes_gmac_192},
-        {"aes-gmac-256", nts::mac_algorithm::aes_gmac_256}};
-    auto pick = [&](std::string_view key, const auto& names, auto& into) -> status {
-        auto list = r.strings(key);
-        if (!list) {
-            return list.err();
-        }
-        if (list->empty()) {
-            return ok_status();
-        }
-        into.clear();
-        for (const auto& name : *list) {
-            auto it = std::find_if(std::begin(names), std::end(names), [&](const auto& n) { return name == n.first; });
-            if (it == std::end(names)) {
-                std::string all;
-                for (const auto& n : names) {
-                    all += fmt::format("{}{}", all.empty() ? "" : ", ", n.first);
-                }
-                return error{fmt::format("{}: unicast.{}: \"{}\": use {}", r.at(*t.get(key)), key, name, all)};
-            }
-            into.push_back(it->second);
-        }
-        return ok_status();
-    };
+    auto pick = [&](std::string_view key, const auto& names, auto& into) { return pick_names(r, t, key, names, into); };
     if (auto st = pick("aead-algorithms", aead_names, p.aead_algorithms); !st) {
         return st.err();
     }

@@ -176,9 +176,40 @@ public:
             v.last_error = st.last_error;
             groups.push_back(std::move(v));
         }
+        json grantor = nullptr;
+        if (const node::grantor* g = n.grantor_role()) {
+            json keys = json::array();
+            for (const auto& k : g->keys()) {
+                keys.push_back({{"ticket_key_id", k.id},
+                                {"starts_in_s", std::max<int64_t>(0, (k.start_ns - now) / 1'000'000'000LL)},
+                                {"remaining_lifetime_s", std::max<int64_t>(0, (k.end_ns - now) / 1'000'000'000LL)}});
+            }
+            const auto& gc = g->stats();
+            const auto& tc = n.ticket_stats();
+            grantor = {
+                {"port_identity",
+                 ke::to_string(std::get<nts::port_identity>(g->config().time_server.addresses.front()))},
+                {"ticket_keys", std::move(keys)},
+                {"heartbeat_timeout_s", g->heartbeat_timeout() ? json(*g->heartbeat_timeout()) : json(nullptr)},
+                {"next_registration_in_s", std::max<int64_t>(0, (g->next_registration_ns() - now) / 1'000'000'000LL)},
+                {"counters",
+                 {{"registrations", gc.registrations},
+                  {"registration_failures", gc.registration_failures},
+                  {"heartbeats_sent", gc.heartbeats_sent},
+                  {"tickets_opened", gc.tickets_opened},
+                  {"tickets_refused", gc.tickets_refused},
+                  {"replays_refused", gc.replays_refused},
+                  {"requests_handed_over", tc.requests},
+                  {"unicast_sas_installed", tc.installed},
+                  {"requests_refused", tc.refused},
+                  {"requests_failed", tc.failed}}},
+                {"last_error", g->last_error()},
+                {"last_ticket_error", n.last_ticket_error()}};
+        }
         const std::lock_guard lock(_mutex);
         _counters = n.stats();
         _groups = std::move(groups);
+        _grantor = std::move(grantor);
     }
 
     json to_json() const {
@@ -192,6 +223,7 @@ public:
                            {"updates_rejected", _counters.updates_rejected},
                            {"push_failures", _counters.push_failures},
                            {"dataplane_restarts", _counters.dataplane_restarts}};
+        out["grantor"] = _grantor;
         out["groups"] = json::array();
         for (const auto& g : _groups) {
             out["groups"].push_back({{"name", g.name},
@@ -210,6 +242,7 @@ public:
 private:
     mutable std::mutex _mutex;
     node::counters _counters;
+    json _grantor;
     std::vector<node_group_view> _groups;
 };
 
@@ -447,7 +480,30 @@ json grantors_reply(const daemon_view& d) {
             {"grantors", std::move(list)}};
 }
 
-json answer(const daemon_view& d, const std::string& command) {
+/// `revoke`: the operator ends a grantor's registration (as the grantor's own
+/// Registration Revoke would); requesters get Grantor not Registered for it.
+json revoke_reply(const daemon_view& d, const nlohmann::json& request) {
+    if (d.grantors == nullptr) {
+        return {{"error", "ticket-based mode is off on this server: there is no grantor to revoke"}};
+    }
+    const auto it = request.find("grantor");
+    if (it == request.end() || !it->is_string()) {
+        return {{"error", "revoke needs the grantor's PortIdentity (\"001b21fffe000001-1\")"}};
+    }
+    const std::string name = it->get<std::string>();
+    const std::lock_guard lock(*d.ke_mutex);
+    for (const ke::grantor_record* g : d.grantors->grantors()) {
+        if (ke::to_string(g->id) == name) {
+            const std::string owner = g->owner;
+            const nts::port_identity id = g->id;
+            (void)d.grantors->revoke(owner, id);
+            return {{"revoked", name}, {"owner", owner}};
+        }
+    }
+    return {{"error", fmt::format("no grantor {} is registered (`ptpsecctl grantors` lists them)", name)}};
+}
+
+json answer(const daemon_view& d, const std::string& command, const nlohmann::json& request) {
     if (command == "status") {
         return status_reply(d);
     }
@@ -457,8 +513,12 @@ json answer(const daemon_view& d, const std::string& command) {
     if (command == "grantors") {
         return grantors_reply(d);
     }
-    return {
-        {"error", fmt::format("unknown command \"{}\": ptpsec-controld answers status, groups and grantors", command)}};
+    if (command == "revoke") {
+        return revoke_reply(d, request);
+    }
+    return {{"error", fmt::format("unknown command \"{}\": ptpsec-controld answers status, groups, grantors and "
+                                  "revoke",
+                                  command)}};
 }
 
 /// The admin socket, or null: off in the configuration, or the default path
@@ -586,7 +646,9 @@ int serve(const config& cfg, const std::string& config_file) {
     }
     if (adm) {
         view.admin = adm.get();
-        adm->start([&view](const std::string& command) { return answer(view, command); });
+        adm->start([&view](const std::string& command, const nlohmann::json& request) {
+            return answer(view, command, request);
+        });
         fmt::print("ptpsec-controld: admin socket {} (ptpsecctl status, ptpsecctl groups)\n", adm->path());
     }
     std::fflush(stdout);

@@ -32,6 +32,81 @@ std::string segment_identity(const std::string& prefix) {
 
 node::node(settings s, uint64_t seed) : _s(std::move(s)), _groups(_s.groups.size()), _rng(seed) {
     _s.tls.alpn = tls::protocol::ntske;
+    if (_s.grantor) {
+        _grantor.emplace(*_s.grantor, _s.server_host, _s.server_port, _s.tls, _s.retry_min, _s.retry_max, _rng());
+    }
+}
+
+void node::serve_tickets(int64_t now) {
+    if (!_exceptions) {
+        auto ch = exception_channel::attach(_s.dataplane_prefix);
+        if (!ch) {
+            return; // no data plane, or one without --tickets: nothing is handed over
+        }
+        _exceptions.emplace(std::move(ch).value());
+    }
+    exception_wire::record r;
+    // A bounded batch per step: the rest waits for the next one.
+    for (int n = 0; n < 64 && _exceptions->pop_exception(r); ++n) {
+        ++_tickets.requests;
+        auto u16 = [&](size_t at) { return static_cast<uint16_t>(r.frame[at] << 8 | r.frame[at + 1]); };
+        const size_t ptp = r.ptp_offset;
+        const size_t t = r.ticket_offset;
+        if (r.frame_len > exception_wire::max_frame_len || ptp + 34 > r.frame_len || t == 0 || t + 4 > r.frame_len ||
+            t + 4 + u16(t + 2) > r.frame_len) {
+            ++_tickets.refused;
+            _last_ticket_error = "a handed-over frame whose offsets do not fit it";
+            continue;
+        }
+        unicast_request req;
+        req.ticket_tlv_value = std::span<const uint8_t>(r.frame + t + 4, u16(t + 2));
+        std::copy_n(r.frame + ptp + 20, 8, req.source_port_identity.clock_identity.begin());
+        req.source_port_identity.port_number = u16(ptp + 28);
+        req.sequence_id = u16(ptp + 30);
+        req.spp = r.spp;
+        req.key_id = r.key_id;
+        auto opened = _grantor->open_request(req, now);
+        if (!opened) {
+            ++_tickets.refused;
+            _last_ticket_error = opened.message();
+            continue;
+        }
+        const auto alg = nts::to_icv_algorithm(opened->sa.integrity_algorithm, opened->sa.key.size());
+        if (!alg || opened->sa.key.size() > sa_wire::max_key_len) {
+            ++_tickets.refused;
+            _last_ticket_error =
+                fmt::format("the ticket's key {} has a MAC algorithm this node cannot run", opened->sa.key_id);
+            continue;
+        }
+        sa_wire::update u;
+        u.operation = static_cast<uint8_t>(sa_wire::op::add_key);
+        u.spp = opened->sa.spp;
+        u.key_id = opened->sa.key_id;
+        u.algorithm = static_cast<uint8_t>(*alg);
+        u.key_len = static_cast<uint8_t>(opened->sa.key.size());
+        std::copy_n(opened->sa.key.begin(), u.key_len, u.key);
+        u.lifetime_ms = static_cast<uint64_t>(std::max<int64_t>(1, (opened->retire_ns - now) / ns_per_ms));
+        std::vector<sa_wire::update> one{u};
+        secure_wipe(u.key, sizeof u.key);
+        auto sent = sa_client::send(_s.dataplane_prefix, one, _s.push_wait);
+        const bool installed = sent && !sent->empty() &&
+                               ((*sent)[0].applied || (*sent)[0].reason.find("installed already") != std::string::npos);
+        if (!installed) {
+            ++_tickets.failed;
+            _last_ticket_error = sent ? fmt::format("the data plane refused the unicast key {}: {}", opened->sa.key_id,
+                                                    sent->empty() ? "" : (*sent)[0].reason)
+                                      : sent.message();
+            continue;
+        }
+        ++_stats.updates_pushed;
+        // Only now, with the SA in place, does the frame go back.
+        if (!_exceptions->push_reinject(r)) {
+            ++_tickets.failed;
+            _last_ticket_error = "the reinject ring is full";
+            continue;
+        }
+        ++_tickets.installed;
+    }
 }
 
 void node::fail(size_t g, int64_t now, std::string why) {
@@ -235,6 +310,15 @@ int64_t node::step(int64_t now) {
         }
     }
     push(now);
+    int64_t grantor_next = INT64_MAX;
+    if (_grantor) {
+        grantor_next = _grantor->step(now);
+        const std::string seg = segment_identity(_s.dataplane_prefix);
+        if (seg.empty() || seg != _segment) {
+            _exceptions.reset(); // the data plane went or restarted: attach again
+        }
+        serve_tickets(now);
+    }
     // Look at the data plane once a second, or every 100 ms while it lacks
     // keys we hold (it is starting, or has just restarted).
     bool waiting = false;
@@ -243,7 +327,10 @@ int64_t node::step(int64_t now) {
             waiting |= std::find(st.pushed_keys.begin(), st.pushed_keys.end(), k.key_id) == st.pushed_keys.end();
         }
     }
-    int64_t next = now + (waiting ? 100 : 1000) * ns_per_ms;
+    // A grantor looks at the exception channel every 10 ms: a requester's
+    // first request waits for it.
+    int64_t next = now + (_grantor ? 10 : waiting ? 100 : 1000) * ns_per_ms;
+    next = std::min(next, grantor_next);
     for (const auto& st : _groups) {
         next = std::min(next, st.next_fetch_ns);
         for (const auto& k : st.keys) {

@@ -20,9 +20,20 @@
 // A data plane that restarts makes a new SA segment; the node sees the new
 // segment and pushes everything again. A node that restarts fetches again;
 // meanwhile the data plane keeps the keys it holds until they expire.
+//
+// With `grantor` set the node is also a grantor of ticket-based mode
+// (grantor.h): it registers with the KE server, and serves the data plane's
+// exception channel (dataplane/exception_channel.h, --tickets): each unicast
+// request handed over has its ticket opened; the unicast SA it carries is
+// installed (add_key, acknowledged) with a lifetime up to the ticket key's
+// grace period end, then the frame goes back to the data plane to be
+// verified and delivered. A request whose ticket does not open, or that was
+// seen before, is dropped and counted.
 
 #include <control/ke/group_keys.h>
+#include <control/node/grantor.h>
 #include <control/tls/client.h>
+#include <dataplane/exception_channel.h>
 #include <drivers/base/result.h>
 
 #include <chrono>
@@ -50,6 +61,8 @@ struct settings {
     std::chrono::milliseconds retry_max{300'000};
     /// How long an SA update may wait for its acknowledgement.
     std::chrono::milliseconds push_wait{2000};
+    /// Ticket-based mode: this node is a grantor.
+    std::optional<grantor_settings> grantor;
 };
 
 /// One key as the node holds it.
@@ -85,6 +98,14 @@ struct counters {
     uint64_t dataplane_restarts = 0;
 };
 
+/// The exception channel's side of the grantor.
+struct ticket_counters {
+    uint64_t requests = 0;  ///< handed over by the data plane
+    uint64_t installed = 0; ///< SA installed and the frame sent back
+    uint64_t refused = 0;   ///< ticket did not open, wrong requester, replay
+    uint64_t failed = 0;    ///< SA not installed or reinject ring full
+};
+
 class node {
 public:
     explicit node(settings s, uint64_t seed = std::random_device{}());
@@ -96,12 +117,17 @@ public:
     const std::vector<group_state>& groups() const noexcept { return _groups; }
     const counters& stats() const noexcept { return _stats; }
     const settings& config() const noexcept { return _s; }
+    /// Null unless `grantor` is configured.
+    const class grantor* grantor_role() const noexcept { return _grantor ? &*_grantor : nullptr; }
+    const ticket_counters& ticket_stats() const noexcept { return _tickets; }
+    const std::string& last_ticket_error() const noexcept { return _last_ticket_error; }
 
 private:
     status fetch(size_t g, int64_t now);
     void push(int64_t now);
     void schedule_renewal(size_t g, int64_t now);
     void fail(size_t g, int64_t now, std::string why);
+    void serve_tickets(int64_t now);
 
     settings _s;
     std::vector<group_state> _groups;
@@ -111,6 +137,10 @@ private:
     /// Identity of the data plane's SA segment (device and inode): a new one
     /// means the data plane restarted and holds nothing of ours.
     std::string _segment;
+    std::optional<class grantor> _grantor;
+    std::optional<exception_channel> _exceptions;
+    ticket_counters _tickets;
+    std::string _last_ticket_error;
 };
 
 } // namespace ptpsec::node

@@ -12,7 +12,10 @@
 // (steering.h, worker.h). With one lcore, the main lcore polls. The main
 // lcore applies SA updates, prints counters and waits for SIGINT/SIGTERM.
 // The options may also come from a file (--config, TOML: the long option
-// names as keys).
+// names as keys). With --tickets, ticket-bearing unicast requests that no SA
+// verifies yet go to the control plane on the exception channel
+// (dataplane/exception_channel.h) and come back from it once it has
+// installed their SA.
 // The counters, ports and SAs are also served through DPDK telemetry
 // (telemetry.h: /ptpsec/stats, /ptpsec/ports, /ptpsec/sa).
 // Exceptions stay in this file (start-up); the fast path has none.
@@ -21,6 +24,7 @@
 #include <dataplane/app/stats.h>
 #include <dataplane/app/steering.h>
 #include <dataplane/app/telemetry.h>
+#include <dataplane/exception_channel.h>
 #include <dataplane/sa_channel.h>
 #include <dataplane/sa_table.h>
 #include <dataplane/sa_update.h>
@@ -38,6 +42,7 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_mbuf_dyn.h>
+#include <rte_mempool.h>
 #include <rte_pause.h>
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
@@ -87,6 +92,8 @@ struct app_options {
     uint32_t replay_window = 64; ///< 0: no replay protection
     size_t replay_streams = 1024;
     std::string stats_json;
+    bool tickets = false;
+    unsigned exception_slots = exception_channel::default_slots;
     port_options ports;
     ptp::wire_options wire;
 };
@@ -201,6 +208,11 @@ private:
         if (!policy_out || *policy_out == ptp_policy::sign) {
             return error{fmt::format("--outside-policy {}: use pass, verify, verify-strip or tc", _opt.outside_policy)};
         }
+        if (_opt.tickets && *policy_out != ptp_policy::verify && *policy_out != ptp_policy::verify_strip) {
+            return error{fmt::format("--tickets needs --outside-policy verify or verify-strip (it is {}): tickets come "
+                                     "with requests the outside path verifies",
+                                     _opt.outside_policy)};
+        }
         uint8_t spp = 0;
         uint32_t key_id = 0;
         bool initial_key = false;
@@ -273,6 +285,13 @@ private:
             return channel.err();
         }
         _channel = std::make_unique<sa_channel>(std::move(channel).value());
+        if (_opt.tickets) {
+            auto tickets = exception_channel::create(file_prefix(), _opt.exception_slots);
+            if (!tickets) {
+                return tickets.err();
+            }
+            _tickets = std::make_unique<exception_channel>(std::move(tickets).value());
+        }
 
         const auto queues = static_cast<uint16_t>(_workers.size());
         auto ports = start_ports({_opt.inside, _opt.outside}, _opt.ports, queues);
@@ -280,6 +299,10 @@ private:
             return ports.err();
         }
         _ports = std::move(ports).value();
+        rte_mempool* pool = rte_mempool_lookup(mbuf_pool_name);
+        if (_tickets && pool == nullptr) {
+            return error{fmt::format("--tickets: no mbuf pool {} to take reinjected frames from", mbuf_pool_name)};
+        }
         if (queues > 1) {
             if (auto st = setup_handoff(steering); !st) {
                 return st;
@@ -326,10 +349,16 @@ private:
         wo.wire = _opt.wire;
         for (size_t k = 0; k < _workers.size(); ++k) {
             worker_slot& slot = _workers[k];
-            // Only the PTP worker signs and verifies (and records events);
-            // each worker still has an engine of its own.
+            // Only the PTP worker signs and verifies (and records events, and
+            // hands ticket requests over); each worker still has an engine of
+            // its own.
+            worker_options own = wo;
+            if (k == 0 && _tickets) {
+                own.tickets = _tickets.get();
+                own.reinject_pool = pool;
+            }
             slot.engine = k == 0 ? std::move(_engine) : std::make_unique<icv::ipsecmb_engine>(icv::default_arch_plan());
-            slot.w = std::make_unique<worker>(*slot.engine, *_sat, static_cast<unsigned>(k), *_iv, slot.paths, wo,
+            slot.w = std::make_unique<worker>(*slot.engine, *_sat, static_cast<unsigned>(k), *_iv, slot.paths, own,
                                               k == 0 ? _replay.get() : nullptr, k == 0 ? sink : event_sink{});
             _worker_counters.push_back(worker_counters{slot.lcore, slot.w->counters()});
         }
@@ -452,6 +481,10 @@ private:
         }
         fmt::print("  SA updates on /dev/shm{} ({} slots)\n", sa_channel::segment_name(file_prefix()),
                    _channel->slots());
+        if (_tickets) {
+            fmt::print("  ticket requests without an SA go to the control plane on /dev/shm{} ({} slots each way)\n",
+                       _tickets->name(), _tickets->slots());
+        }
         if (_event_ring != nullptr) {
             fmt::print("  timing events ({}) on a ring of {}, clock {}{}\n", _opt.events,
                        rte_ring_get_size(_event_ring), _clock->name(),
@@ -578,6 +611,7 @@ private:
     std::unique_ptr<icv::ipsecmb_engine> _service_engine;
     std::unique_ptr<sa_table> _sat;
     std::unique_ptr<sa_channel> _channel;
+    std::unique_ptr<exception_channel> _tickets; ///< --tickets; the workers that use it stop first
     service_stats _svc;
     struct file_closer {
         void operator()(std::FILE* f) const noexcept { std::fclose(f); }
@@ -695,6 +729,13 @@ int run(int argc, char** argv) {
     cli.add_option("--tx-desc", opt.ports.tx_desc, "TX descriptors per queue")->capture_default_str();
     cli.add_option("--mbufs", opt.ports.mbufs, "mbufs in the pool")->capture_default_str();
     cli.add_option("--ticket-tlv-type", opt.wire.ticket_tlv_type, "tlvType of the TICKET TLV")->capture_default_str();
+    cli.add_flag("--tickets", opt.tickets,
+                 "grantor: hand Signaling messages with a TICKET TLV whose SA is not installed yet to the control "
+                 "plane (/dev/shm/ptpsec-exc.PREFIX), and verify and forward them when it gives them back");
+    cli.add_option("--exception-slots", opt.exception_slots,
+                   "records each ring of the exception channel holds (--tickets)")
+        ->check(CLI::Range(1U, exception_channel::max_slots))
+        ->capture_default_str();
     try {
         cli.parse(argc, argv);
     } catch (const CLI::ConfigError& e) {

@@ -27,7 +27,7 @@ result<std::vector<uint16_t>> start_ports(const std::vector<uint16_t>& ports, co
                 fmt::format("port {} does not exist ({} port(s) found; add one with --vdev or -a)", p, available)};
         }
     }
-    rte_mempool* pool = rte_pktmbuf_pool_create("ptpsec_mbufs", opt.mbufs, mbuf_cache, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+    rte_mempool* pool = rte_pktmbuf_pool_create(mbuf_pool_name, opt.mbufs, mbuf_cache, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
                                                 static_cast<int>(rte_socket_id()));
     if (pool == nullptr) {
         return error{fmt::format("mbuf pool of {} mbufs: {} (hugepages set up? or try --no-huge -m 512)", opt.mbufs,

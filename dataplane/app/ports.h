@@ -15,6 +15,9 @@ struct rte_mempool;
 
 namespace ptpsec {
 
+/// The pool every port's RX queues take mbufs from (rte_mempool_lookup).
+inline constexpr const char* mbuf_pool_name = "ptpsec_mbufs";
+
 struct port_options {
     uint16_t rx_desc = 1024;
     uint16_t tx_desc = 1024;

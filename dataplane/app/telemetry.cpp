@@ -105,6 +105,7 @@ void add_dict(rte_tel_data* d, std::string_view name, tel_dict& child) {
 std::array<std::string_view, max_drop_reasons> all_drop_reason_names(size_t& n) noexcept {
     path_counters ones;
     ones.tx_full = ones.not_editable = ones.handoff_full = 1;
+    ones.exception_full = ones.exception_too_long = ones.reinject_nombuf = ones.reinject_invalid = 1;
     ones.sign.fill(1);
     ones.verify.fill(1);
     std::array<drop_reason, max_drop_reasons> reasons{};

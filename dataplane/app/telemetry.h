@@ -6,9 +6,11 @@
 // read them:
 //
 //   /ptpsec/stats  per path (summed over workers): policy, rx, tx, dropped,
-//                  non-PTP, signed, verified, stripped, every drop reason and
-//                  malformed cause by name; the replay table's counters, size
-//                  and window; per worker lcore: rx, tx, handed over, dropped
+//                  non-PTP, signed, verified, stripped, ticket requests handed
+//                  to the control plane and frames it gave back, every drop
+//                  reason and malformed cause by name; the replay table's
+//                  counters, size and window; per worker lcore: rx, tx,
+//                  handed over, dropped
 //   /ptpsec/ports  per port: name, role, driver, link, rte_eth_stats
 //   /ptpsec/sa     per SA: SPP, allow_mutable, seqid_window, the key IDs it
 //                  retired (removed or expired); per key: key ID, algorithm,

@@ -651,7 +651,7 @@ protected:
             return nullptr;
         }
         auto srv = std::move(s).value();
-        srv->start([](const std::string& command) -> json {
+        srv->start([](const std::string& command, const nlohmann::json&) -> json {
             if (command == "throw") {
                 throw std::runtime_error("handler failed");
             }

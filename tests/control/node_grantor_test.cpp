@@ -1,0 +1,247 @@
+// The grantor side of the node role (control/node/grantor.h) against a real
+// KE server in this process: TLS 1.3 on loopback, the NTS-KE and NTS-TSR
+// handlers of ke_service with a grantor registry. The grantor registers,
+// sends heartbeats, and opens the tickets requesters got from the same
+// server; wrong requesters, wrong keys and repeats are refused.
+
+#include "../process.h"
+#include "test_pki.h"
+
+#include <control/ke/ke_service.h>
+#include <control/ke/ticket_crypto.h>
+#include <control/node/grantor.h>
+#include <control/tls/server.h>
+
+#include <gtest/gtest.h>
+
+#include <mutex>
+#include <thread>
+
+namespace ptpsec::node {
+namespace {
+
+using namespace std::chrono_literals;
+
+int64_t mono_now() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return int64_t{ts.tv_sec} * 1'000'000'000LL + ts.tv_nsec;
+}
+
+const nts::port_identity grantor_pid{{0, 0x1b, 0x21, 0xff, 0xfe, 0, 0, 1}, 1};
+const nts::port_identity requester_pid{{0, 0x1b, 0x21, 0xff, 0xfe, 0, 0, 2}, 1};
+
+class node_grantor : public testing::Test {
+protected:
+    void SetUp() override {
+        const auto ca = test::make_identity({.cn = "CA", .ca = true});
+        const auto server =
+            test::make_identity({.cn = "ke", .issuer = &ca, .san = "IP:127.0.0.1", .eku = "serverAuth"});
+        const auto g1 = test::make_identity({.cn = "grantor1", .issuer = &ca, .eku = "clientAuth"});
+        const auto other = test::make_identity({.cn = "other", .issuer = &ca, .eku = "clientAuth"});
+        test::write_pem_file(_dir.file("ca.pem"), test::cert_pem(ca));
+        for (const auto& [name, id] :
+             {std::pair{"server", &server}, std::pair{"grantor1", &g1}, std::pair{"other", &other}}) {
+            test::write_pem_file(_dir.file(std::string(name) + ".pem"), test::cert_pem(*id));
+            test::write_pem_file(_dir.file(std::string(name) + ".key"), test::key_pem(*id));
+        }
+        ke::group_policy g;
+        g.name = "g";
+        auto ks = ke::key_schedule::create({g}, nullptr);
+        ASSERT_TRUE(ks) << ks.message();
+        _keys = std::move(ks).value();
+        ke::unicast_policy up;
+        up.enabled = true;
+        up.heartbeat_timeout_s = 20;
+        auto reg = ke::grantor_registry::create(up, *_keys, nullptr);
+        ASSERT_TRUE(reg) << reg.message();
+        _registry = std::move(reg).value();
+        _service = std::make_unique<ke::ke_service>(
+            *_keys,
+            std::vector<ke::client_rule>{{"CN=grantor1,O=ptpsec test", "", {}, true, false, false},
+                                         {"CN=other,O=ptpsec test", "", {}, false, false, true}},
+            _registry.get());
+        tls::server_config sc;
+        sc.listen_addresses = {"127.0.0.1"};
+        sc.port = 0;
+        sc.cert_file = _dir.file("server.pem");
+        sc.key_file = _dir.file("server.key");
+        sc.ca_file = _dir.file("ca.pem");
+        auto srv = tls::server::create(sc, [this](const tls::peer& from, std::span<const uint8_t> msg) {
+            const ke::client_identity who{from.subject, {}};
+            const std::lock_guard lock(_mutex);
+            if (from.alpn == tls::protocol::ntske) {
+                return tls::response(_service->handle_key_request(who, msg));
+            }
+            ke::answer a = _service->handle_tsr(who, msg);
+            return tls::response(std::move(a.message), a.close);
+        });
+        ASSERT_TRUE(srv) << srv.message();
+        _server.emplace(std::move(srv).value());
+        _thread = std::thread([this] { (void)_server->run(); });
+    }
+
+    void TearDown() override {
+        if (_server) {
+            _server->stop();
+        }
+        if (_thread.joinable()) {
+            _thread.join();
+        }
+    }
+
+    grantor make(const std::string& who = "grantor1") {
+        grantor_settings gs;
+        gs.time_server.addresses = {grantor_pid, nts::ipv4_address{{10, 0, 0, 1}}};
+        tls::client_config cc;
+        cc.ca_file = _dir.file("ca.pem");
+        cc.cert_file = _dir.file(who + ".pem");
+        cc.key_file = _dir.file(who + ".key");
+        cc.timeout = 2s;
+        return grantor(gs, "127.0.0.1", _server->port(), cc, 100ms, 1000ms, 7);
+    }
+
+    /// A requester's unicast key and ticket, asked of the same server.
+    nts::key_parameters unicast_key() {
+        nts::key_request r;
+        r.association = nts::ipv4_address{{10, 0, 0, 1}};
+        r.source_port_identity = requester_pid;
+        std::vector<uint8_t> bytes;
+        {
+            const std::lock_guard lock(_mutex);
+            bytes = _service->handle_key_request({"CN=other,O=ptpsec test", {}}, nts::build(r));
+        }
+        auto resp = nts::parse_key_response(bytes);
+        EXPECT_TRUE(resp && !resp->is_error());
+        return resp && !resp->is_error() ? std::get<nts::key_grant>(resp->outcome).current : nts::key_parameters{};
+    }
+
+    static unicast_request request_for(const nts::key_parameters& k, const std::vector<uint8_t>& tlv,
+                                       uint16_t sequence_id) {
+        unicast_request r;
+        r.ticket_tlv_value = tlv;
+        r.source_port_identity = requester_pid;
+        r.sequence_id = sequence_id;
+        r.spp = k.sa.spp;
+        r.key_id = k.sa.key_id;
+        return r;
+    }
+
+    test::temp_dir _dir;
+    std::mutex _mutex;
+    std::unique_ptr<ke::key_schedule> _keys;
+    std::unique_ptr<ke::grantor_registry> _registry;
+    std::unique_ptr<ke::ke_service> _service;
+    std::optional<tls::server> _server;
+    std::thread _thread;
+};
+
+TEST_F(node_grantor, registers_and_opens_the_tickets_issued_for_it) {
+    grantor g = make();
+    const int64_t now = mono_now();
+    g.step(now);
+    ASSERT_EQ(g.stats().registrations, 1U) << g.last_error();
+    ASSERT_EQ(g.keys().size(), 1U);
+    EXPECT_EQ(g.heartbeat_timeout(), 20);
+    EXPECT_GT(g.next_registration_ns(), now + 3000LL * 1'000'000'000LL) << "renewal in the update period";
+
+    const auto k = unicast_key();
+    ASSERT_TRUE(k.unicast);
+    const auto tlv = ticket_tlv_value(k.unicast->ticket);
+    EXPECT_EQ(tlv.size() % 2, 0U) << "a PTP TLV has an even length";
+    auto opened = g.open_request(request_for(k, tlv, 7), now);
+    ASSERT_TRUE(opened) << opened.message();
+    EXPECT_EQ(opened->sa, k.sa);
+    EXPECT_GT(opened->retire_ns, now + 3500LL * 1'000'000'000LL);
+    EXPECT_EQ(g.stats().tickets_opened, 1U);
+
+    // The same request again is a replay; the next one is not.
+    auto again = g.open_request(request_for(k, tlv, 7), now);
+    ASSERT_FALSE(again);
+    EXPECT_NE(again.message().find("replay"), std::string::npos) << again.message();
+    EXPECT_EQ(g.stats().replays_refused, 1U);
+    EXPECT_TRUE(g.open_request(request_for(k, tlv, 8), now));
+}
+
+TEST_F(node_grantor, refuses_tickets_for_someone_else_or_that_do_not_open) {
+    grantor g = make();
+    const int64_t now = mono_now();
+    g.step(now);
+    ASSERT_EQ(g.keys().size(), 1U) << g.last_error();
+    const auto k = unicast_key();
+    ASSERT_TRUE(k.unicast);
+    const auto tlv = ticket_tlv_value(k.unicast->ticket);
+
+    auto stranger = request_for(k, tlv, 1);
+    stranger.source_port_identity.port_number = 2;
+    auto r = g.open_request(stranger, now);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.message().find("another PortIdentity"), std::string::npos) << r.message();
+
+    auto other_key = request_for(k, tlv, 1);
+    other_key.key_id += 1;
+    r = g.open_request(other_key, now);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.message().find("names SPP"), std::string::npos) << r.message();
+
+    auto bent = tlv;
+    bent[bent.size() / 2] ^= 0x10;
+    r = g.open_request(request_for(k, bent, 1), now);
+    ASSERT_FALSE(r);
+
+    auto cut = tlv;
+    cut.resize(10);
+    r = g.open_request(request_for(k, cut, 1), now);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.message().find("octets of body"), std::string::npos) << r.message();
+
+    nts::ticket unknown = k.unicast->ticket;
+    unknown.ticket_key_id += 100;
+    const auto unknown_tlv = ticket_tlv_value(unknown);
+    r = g.open_request(request_for(k, unknown_tlv, 1), now);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.message().find("is not held"), std::string::npos) << r.message();
+    EXPECT_EQ(g.stats().tickets_refused, 5U);
+    EXPECT_EQ(g.stats().tickets_opened, 0U);
+    // The genuine request still goes through after all that.
+    EXPECT_TRUE(g.open_request(request_for(k, tlv, 1), now));
+}
+
+TEST_F(node_grantor, sends_heartbeats_at_half_the_timeout) {
+    grantor g = make();
+    const int64_t now = mono_now();
+    g.step(now);
+    ASSERT_EQ(g.stats().registrations, 1U) << g.last_error();
+    g.step(now + 5LL * 1'000'000'000LL);
+    EXPECT_EQ(g.stats().heartbeats_sent, 0U);
+    g.step(now + 11LL * 1'000'000'000LL);
+    EXPECT_EQ(g.stats().heartbeats_sent, 1U) << g.last_error();
+    // The server took it (its clock is the real one: it is not too frequent,
+    // the registration was the last word before it).
+    for (auto deadline = std::chrono::steady_clock::now() + 5s; std::chrono::steady_clock::now() < deadline;) {
+        {
+            const std::lock_guard lock(_mutex);
+            if (_registry->stats().heartbeats + _registry->stats().heartbeats_discarded > 0) {
+                break;
+            }
+        }
+        std::this_thread::sleep_for(10ms);
+    }
+    const std::lock_guard lock(_mutex);
+    EXPECT_EQ(_registry->stats().heartbeats + _registry->stats().heartbeats_discarded, 1U);
+}
+
+TEST_F(node_grantor, a_refused_registration_backs_off_and_says_why) {
+    grantor g = make("other");
+    const int64_t now = mono_now();
+    g.step(now);
+    EXPECT_EQ(g.stats().registrations, 0U);
+    EXPECT_EQ(g.stats().registration_failures, 1U);
+    EXPECT_TRUE(g.keys().empty());
+    EXPECT_NE(g.last_error().find("refused the registration"), std::string::npos) << g.last_error();
+    EXPECT_GE(g.next_registration_ns(), now + 50 * 1'000'000LL);
+    EXPECT_LE(g.next_registration_ns(), now + 100 * 1'000'000LL);
+}
+
+} // namespace
+} // namespace ptpsec::node
