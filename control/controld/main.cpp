@@ -127,6 +127,17 @@ void print_node(const node::node& n, std::string_view label) {
                "no data plane {} | data plane restarts {}\n",
                label, c.fetches, c.fetch_failures, c.keys_received, c.updates_pushed, c.updates_rejected,
                c.push_failures, c.dataplane_restarts);
+    if (const node::grantor* gr = n.grantor_role()) {
+        const auto& g = gr->stats();
+        const auto& t = n.ticket_stats();
+        fmt::print("  grantor {}: registrations {} failed {} | ticket keys held {} | heartbeats sent {} | requests "
+                   "handed over {}: tickets opened {} refused {} replays refused {} | unicast SAs installed {} failed "
+                   "{}{}{}\n",
+                   ke::to_string(std::get<nts::port_identity>(gr->config().time_server.addresses.front())),
+                   g.registrations, g.registration_failures, gr->keys().size(), g.heartbeats_sent, t.requests,
+                   g.tickets_opened, g.tickets_refused, g.replays_refused, t.installed, t.failed,
+                   n.last_ticket_error().empty() ? "" : " | last refusal: ", n.last_ticket_error());
+    }
     for (size_t g = 0; g < n.groups().size(); ++g) {
         const auto& st = n.groups()[g];
         fmt::print("  group {}: {} key(s) held", n.config().groups[g].name, st.keys.size());
@@ -255,7 +266,10 @@ void run_node(node::node& n, node_board& board) {
         const int64_t next = n.step(now);
         board.publish(n, monotonic_now());
         const auto& c = n.stats();
-        const uint64_t changes = c.keys_received + c.updates_pushed + c.fetch_failures + c.dataplane_restarts;
+        uint64_t changes = c.keys_received + c.updates_pushed + c.fetch_failures + c.dataplane_restarts;
+        if (const node::grantor* gr = n.grantor_role()) {
+            changes += gr->stats().registrations + gr->stats().registration_failures + n.ticket_stats().requests;
+        }
         if (changes != last_changes) {
             print_node(n, "live");
             last_changes = changes;
