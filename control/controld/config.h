@@ -48,6 +48,12 @@
 //   dataplane-prefix = "rte"      the data plane's EAL --file-prefix
 //   retry-min-ms = 1000, retry-max-ms = 300000
 //
+//   [node.grantor]                this node is a grantor of ticket-based mode
+//                                 (control/node/grantor.h); [node] groups may then be empty
+//   port-identity = "001b21fffe000001-1"   clockIdentity in hex, '-', portNumber
+//   addresses = ["10.0.0.1", "2001:db8::1", "02:00:00:00:00:01"]   one of each kind at most
+//   aead-algorithms = [...], mac-algorithms = [...]   as in [unicast]; default: all
+//
 //   [admin]                       the admin socket `ptpsecctl status` and `groups` ask (admin.h)
 //   socket = "/run/ptpsec/controld.sock"   the default; relative: next to this file
 //   enabled = true                false: no admin socket

@@ -77,6 +77,75 @@ TEST(controld_config, a_full_file_reads_back) {
     EXPECT_TRUE(c->clients[1].grantor);
 }
 
+TEST(controld_config, ticket_mode_reads_back_on_the_server_and_the_grantor) {
+    auto s = parse_config(R"([server]
+certificate = "c"
+private-key = "k"
+ca = "a"
+state = "s"
+
+[unicast]
+lifetime = 1800
+update-period = 120
+grace-period = 2
+heartbeat-timeout = 30
+missed-heartbeats = 2
+aead-algorithms = ["aes-siv-cmac-256"]
+mac-algorithms = ["hmac-sha256-128", "aes-gmac-256"]
+
+[[client]]
+subject = "CN=g"
+grantor = true
+
+[[client]]
+san = "DNS:r.example"
+unicast = true
+)",
+                          "s.toml");
+    ASSERT_TRUE(s) << s.message();
+    ASSERT_TRUE(s->unicast);
+    const auto& u = *s->unicast;
+    EXPECT_TRUE(u.enabled);
+    EXPECT_EQ(u.lifetime_s, 1800U);
+    EXPECT_EQ(u.update_period_s, 120U);
+    EXPECT_EQ(u.grace_period_s, 2U);
+    EXPECT_EQ(u.heartbeat_timeout_s, 30);
+    EXPECT_EQ(u.missed_heartbeats, 2U);
+    EXPECT_EQ(u.aead_algorithms, std::vector{nts::aead_algorithm::aes_siv_cmac_256});
+    EXPECT_EQ(u.mac_algorithms, (std::vector{nts::mac_algorithm::hmac_sha256_128, nts::mac_algorithm::aes_gmac_256}));
+    ASSERT_EQ(s->clients.size(), 2U);
+    EXPECT_TRUE(s->clients[0].grantor);
+    EXPECT_FALSE(s->clients[0].unicast);
+    EXPECT_TRUE(s->clients[1].unicast);
+    EXPECT_TRUE(s->groups.empty()) << "a server of ticket-based mode only";
+
+    auto n = parse_config(R"([node]
+server = "ke"
+certificate = "c"
+private-key = "k"
+ca = "a"
+
+[node.grantor]
+port-identity = "001B21fffe000001-7"
+addresses = ["10.0.0.1", "2001:db8::1", "02:00:00:00:00:01"]
+aead-algorithms = ["aes-siv-cmac-512", "aes-siv-cmac-256"]
+)",
+                          "n.toml");
+    ASSERT_TRUE(n) << n.message();
+    ASSERT_TRUE(n->node && n->node->grantor);
+    const auto& g = *n->node->grantor;
+    ASSERT_EQ(g.time_server.addresses.size(), 4U);
+    EXPECT_EQ(std::get<nts::port_identity>(g.time_server.addresses[0]),
+              (nts::port_identity{{0x00, 0x1b, 0x21, 0xff, 0xfe, 0x00, 0x00, 0x01}, 7}));
+    EXPECT_EQ(std::get<nts::ipv4_address>(g.time_server.addresses[1]), (nts::ipv4_address{{10, 0, 0, 1}}));
+    EXPECT_EQ(std::get<nts::ipv6_address>(g.time_server.addresses[2]).octets[1], 0x01);
+    EXPECT_EQ(std::get<nts::mac_address>(g.time_server.addresses[3]), (nts::mac_address{{2, 0, 0, 0, 0, 1}}));
+    EXPECT_EQ(g.aead_algorithms,
+              (std::vector{nts::aead_algorithm::aes_siv_cmac_512, nts::aead_algorithm::aes_siv_cmac_256}));
+    EXPECT_EQ(g.mac_algorithms.size(), 6U) << "all by default";
+    EXPECT_TRUE(n->node->groups.empty());
+}
+
 TEST(controld_config, a_node_reads_back_with_its_groups_resolved) {
     auto c = parse_config(R"([node]
 server = "ke.plant.example"
@@ -182,6 +251,24 @@ TEST(controld_config, every_mistake_is_named_with_its_line) {
         {server + "[unicast]\nmac-algorithms = [\"hmac-md5\"]\n",
          "t.toml:7: unicast.mac-algorithms: \"hmac-md5\": use hmac-sha256-128, hmac-sha256, aes-cmac"},
         {server + "[unicast]\nlifetim = 5\n", "t.toml:7: unicast: unknown key \"lifetim\""},
+        {std::string("[node]\nserver = \"ke\"\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\n"),
+         "t.toml:1: [node] needs groups = [\"NAME\", ...] (names of [[group]] tables), or a "
+         "[node.grantor] table"},
+        {std::string("[node]\nserver = \"ke\"\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\n") +
+             "[node.grantor]\n",
+         "t.toml:6: [node.grantor] needs port-identity"},
+        {std::string("[node]\nserver = \"ke\"\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\n") +
+             "[node.grantor]\nport-identity = \"1234-1\"\n",
+         "t.toml:7: node.grantor.port-identity = \"1234-1\": write 16 hex digits"},
+        {std::string("[node]\nserver = \"ke\"\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\n") +
+             "[node.grantor]\nport-identity = \"001b21fffe000001-1\"\naddresses = [\"10.0.0.300\"]\n",
+         "t.toml:8: node.grantor.addresses: \"10.0.0.300\" is no IPv4, IPv6 or MAC address"},
+        {std::string("[node]\nserver = \"ke\"\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\n") +
+             "[node.grantor]\nport-identity = \"001b21fffe000001-1\"\naddresses = [\"10.0.0.1\", \"10.0.0.2\"]\n",
+         "one address of each kind"},
+        {std::string("[node]\nserver = \"ke\"\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\n") +
+             "[node.grantor]\nport-identity = \"001b21fffe000001-1\"\nmac-algorithms = [\"aes-cmac\"]\n",
+         "node.grantor.mac-algorithms must include hmac-sha256-128"},
         {"[admin]\nsocket = \"\"\n",
          "t.toml:2: admin.socket: give a path (enabled = false turns the admin socket off)"},
         {"[admin]\nsocket = 7\n", "t.toml:2: admin.socket: expected a string"},
