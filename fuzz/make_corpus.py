@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of the fuzz targets (fuzz/corpus/frame and
-fuzz/corpus/sa_file) from the linuxptp capture and SA file in
+"""Writes the seed corpora of the fuzz targets (fuzz/corpus/frame,
+fuzz/corpus/sa_file and fuzz/corpus/ticket_tlv) from the linuxptp capture and SA file in
 ../shared/testdata/linuxptp.
 
   fuzz/make_corpus.py --ptpsecctl build/control/ptpsecctl
@@ -246,6 +246,27 @@ def sa_file_seeds():
     }
 
 
+def ticket_tlv_seeds():
+    """TICKET TLV values: Ticket records (type 1034) with a 16-octet nonce and
+    Encrypted SAs of the sizes real keys give (tag + 9 + 16/24/32 octets),
+    odd ones padded; the octets inside are a fixed pattern, not real
+    ciphertext. Also a bare Security Association body, for the sealing half
+    of the target."""
+    seeds = {}
+    for key_len in (16, 24, 32):
+        for critical in (0x8000, 0):
+            enc = bytes((i * 7 + key_len) & 0xFF for i in range(16 + 9 + key_len))
+            nonce = bytes(range(0xA0, 0xB0))
+            body = struct.pack(">I", 278) + bytes(range(1, 11)) + struct.pack(">H", len(nonce)) + nonce
+            body += struct.pack(">H", len(enc)) + enc
+            rec = struct.pack(">HH", 1034 | critical, len(body)) + body
+            if len(rec) % 2:
+                rec += b"\0"
+            seeds["ticket-%d%s" % (key_len, "-critical" if critical else "")] = rec
+    seeds["sa-body"] = struct.pack(">BHIH", 2, 0, 41, 32) + bytes(range(32))
+    return seeds
+
+
 def write_dir(path, seeds):
     os.makedirs(path, exist_ok=True)
     for name in os.listdir(path):
@@ -262,6 +283,7 @@ def main():
     args = ap.parse_args()
     write_dir(os.path.join(HERE, "corpus", "frame"), frame_seeds(args.ptpsecctl))
     write_dir(os.path.join(HERE, "corpus", "sa_file"), sa_file_seeds())
+    write_dir(os.path.join(HERE, "corpus", "ticket_tlv"), ticket_tlv_seeds())
     return 0
 
 

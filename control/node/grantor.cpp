@@ -26,6 +26,27 @@ std::vector<uint8_t> ticket_tlv_value(const nts::ticket& t) {
     return out;
 }
 
+result<nts::ticket> parse_ticket_tlv(std::span<const uint8_t> v) {
+    if (v.size() < 4) {
+        return error{"the TICKET TLV is too short to hold a Ticket record"};
+    }
+    const auto type = static_cast<uint16_t>((v[0] & 0x7F) << 8 | v[1]);
+    const size_t len = static_cast<size_t>(v[2]) << 8 | v[3];
+    if (type != static_cast<uint16_t>(nts::record_type::ticket)) {
+        return error{fmt::format("the TICKET TLV holds record type {}, not a Ticket (1034)", type)};
+    }
+    if (4 + len > v.size() || v.size() - (4 + len) > 1 || (v.size() > 4 + len && v.back() != 0)) {
+        return error{fmt::format("the TICKET TLV's Ticket record says {} octets of body, the TLV has {} (and at "
+                                 "most one zero octet of padding)",
+                                 len, v.size() - 4)};
+    }
+    auto t = nts::decode_ticket(v.subspan(4, len), "TICKET TLV");
+    if (!t) {
+        return error{t.err().message};
+    }
+    return std::move(t).value();
+}
+
 grantor::grantor(grantor_settings s, std::string server_host, uint16_t server_port, tls::client_config tls,
                  std::chrono::milliseconds retry_min, std::chrono::milliseconds retry_max, uint64_t seed)
     : _s(std::move(s)), _host(std::move(server_host)), _port(server_port), _tls(std::move(tls)), _retry_min(retry_min),
@@ -175,22 +196,9 @@ result<opened_ticket> grantor::open_request(const unicast_request& req, int64_t 
         ++_stats.tickets_refused;
         return error{std::move(why)};
     };
-    const auto& v = req.ticket_tlv_value;
-    if (v.size() < 4) {
-        return refused("the TICKET TLV is too short to hold a Ticket record");
-    }
-    const uint16_t type = static_cast<uint16_t>((v[0] & 0x7F) << 8 | v[1]);
-    const size_t len = static_cast<size_t>(v[2]) << 8 | v[3];
-    if (type != static_cast<uint16_t>(nts::record_type::ticket)) {
-        return refused(fmt::format("the TICKET TLV holds record type {}, not a Ticket (1034)", type));
-    }
-    if (4 + len > v.size() || v.size() - (4 + len) > 1) {
-        return refused(
-            fmt::format("the TICKET TLV's Ticket record says {} octets of body, the TLV has {}", len, v.size() - 4));
-    }
-    auto t = nts::decode_ticket(v.subspan(4, len), "TICKET TLV");
+    auto t = parse_ticket_tlv(req.ticket_tlv_value);
     if (!t) {
-        return refused(t.err().message);
+        return refused(t.message());
     }
     auto key = std::find_if(_keys.begin(), _keys.end(), [&](const ticket_key& k) { return k.id == t->ticket_key_id; });
     if (key == _keys.end() || key->retire_ns <= now) {

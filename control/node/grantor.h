@@ -133,4 +133,9 @@ private:
 /// The TICKET TLV value for a ticket (the NTS record, padded to even length).
 std::vector<uint8_t> ticket_tlv_value(const nts::ticket& t);
 
+/// The ticket in a TICKET TLV value: a Ticket record (type 1034, either
+/// critical bit), its body exactly as long as its header says, then nothing
+/// or one zero octet. Errors name what is wrong.
+result<nts::ticket> parse_ticket_tlv(std::span<const uint8_t> value);
+
 } // namespace ptpsec::node
