@@ -101,6 +101,24 @@ public:
         return error{fmt::format("{}: {}.{}: expected a table ([{}.{}])", at(*n), _where, key, _where, key)};
     }
 
+    /// An array of tables ([[node.unicast]]); empty when absent.
+    result<std::vector<const toml::table*>> tables(std::string_view key) {
+        _used.insert(std::string(key));
+        std::vector<const toml::table*> out;
+        const toml::node* n = _t.get(key);
+        if (n == nullptr) {
+            return out;
+        }
+        const toml::array* a = n->as_array();
+        if (a == nullptr || !a->is_array_of_tables()) {
+            return error{fmt::format("{}: {}.{}: expected tables ([[{}.{}]])", at(*n), _where, key, _where, key)};
+        }
+        for (const auto& e : *a) {
+            out.push_back(e.as_table());
+        }
+        return out;
+    }
+
     /// Every key that was not asked for is an error.
     status unknown_keys() const {
         for (const auto& [k, v] : _t) {
@@ -207,6 +225,56 @@ std::optional<nts::association_value> parse_address(const std::string& s) {
         return mac;
     }
     return std::nullopt;
+}
+
+/// [[node.unicast]]: a unicast key and ticket for one grantor.
+result<node::node_group> parse_unicast_target(const toml::table& t, size_t index, std::string_view origin) {
+    table_reader r(t, fmt::format("node.unicast[{}]", index + 1), origin);
+    node::unicast_target u;
+    PTPSEC_TRY(grantor, r.get<std::string>("grantor"));
+    if (!*grantor) {
+        return error{fmt::format("{}: [[node.unicast]] needs grantor = \"ADDRESS\" (IPv4, IPv6, MAC or PortIdentity)",
+                                 r.at_table())};
+    }
+    if (auto pid = parse_port_identity(**grantor)) {
+        u.grantor = *pid;
+    } else if (auto a = parse_address(**grantor)) {
+        u.grantor = *a;
+    } else {
+        return error{fmt::format("{}: {}.grantor = \"{}\": give an IPv4, IPv6 or MAC address or a PortIdentity "
+                                 "(\"001b21fffe000001-1\")",
+                                 r.at(*t.get("grantor")), r.where(), **grantor)};
+    }
+    PTPSEC_TRY(me, r.get<std::string>("port-identity"));
+    if (!*me) {
+        return error{fmt::format("{}: [[node.unicast]] needs port-identity = \"CLOCKIDENTITY-PORT\" (this "
+                                 "requester's PortIdentity: the ticket is issued to it)",
+                                 r.at_table())};
+    }
+    auto pid = parse_port_identity(**me);
+    if (!pid) {
+        return error{fmt::format("{}: {}.port-identity = \"{}\": write 16 hex digits, '-', the port number",
+                                 r.at(*t.get("port-identity")), r.where(), **me)};
+    }
+    u.me = *pid;
+    std::vector<nts::mac_algorithm> macs;
+    if (auto st = pick_names(r, t, "mac-algorithms", mac_names, macs); !st) {
+        return st.err();
+    }
+    if (!macs.empty()) {
+        if (std::find(macs.begin(), macs.end(), nts::mac_algorithm::hmac_sha256_128) == macs.end()) {
+            return error{fmt::format("{}: {}.mac-algorithms must include hmac-sha256-128 (seeds/001 §4.2.14)",
+                                     r.at_table(), r.where())};
+        }
+        u.mac_algorithms = std::move(macs);
+    }
+    if (auto st = r.unknown_keys(); !st) {
+        return st.err();
+    }
+    node::node_group g;
+    g.name = fmt::format("unicast to {}", **grantor);
+    g.unicast = std::move(u);
+    return g;
 }
 
 /// [node.grantor]: this node registers as a grantor.
@@ -350,9 +418,14 @@ result<std::pair<node::settings, std::vector<std::string>>> parse_node(const tom
         PTPSEC_TRY(g, parse_grantor(**grantor, origin));
         n.grantor = std::move(g).value();
     }
-    if (groups->empty() && !n.grantor) {
-        return error{fmt::format("{}: [node] needs groups = [\"NAME\", ...] (names of [[group]] tables), or a "
-                                 "[node.grantor] table",
+    PTPSEC_TRY(unicast, r.tables("unicast"));
+    for (size_t i = 0; i < unicast->size(); ++i) {
+        PTPSEC_TRY(target, parse_unicast_target(*(*unicast)[i], i, origin));
+        n.groups.push_back(std::move(target).value());
+    }
+    if (groups->empty() && !n.grantor && n.groups.empty()) {
+        return error{fmt::format("{}: [node] needs groups = [\"NAME\", ...] (names of [[group]] tables), a "
+                                 "[node.grantor] table or [[node.unicast]] tables",
                                  r.at_table())};
     }
     PTPSEC_TRY(prefix, r.get<std::string>("dataplane-prefix"));
@@ -585,7 +658,7 @@ result<config> parse_config(std::string_view text, std::string_view origin, cons
         if (it == c.groups.end()) {
             return error{fmt::format("{}: node: group \"{}\" is not defined by any [[group]]", node_at, name)};
         }
-        c.node->groups.push_back(node::node_group{it->name, it->id});
+        c.node->groups.push_back(node::node_group{it->name, it->id, std::nullopt});
     }
     if (c.unicast && !c.server) {
         return error{

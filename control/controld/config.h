@@ -54,6 +54,12 @@
 //   addresses = ["10.0.0.1", "2001:db8::1", "02:00:00:00:00:01"]   one of each kind at most
 //   aead-algorithms = [...], mac-algorithms = [...]   as in [unicast]; default: all
 //
+//   [[node.unicast]]              a unicast key and ticket for one grantor (the node
+//                                 is a requester of ticket-based mode)
+//   grantor = "10.0.0.1"          its IPv4, IPv6 or MAC address, or its PortIdentity
+//   port-identity = "001b21fffe000002-1"   this requester's PortIdentity
+//   mac-algorithms = ["aes-gmac-256", "hmac-sha256-128"]   optional, descending priority
+//
 //   [admin]                       the admin socket `ptpsecctl status` and `groups` ask (admin.h)
 //   socket = "/run/ptpsec/controld.sock"   the default; relative: next to this file
 //   enabled = true                false: no admin socket

@@ -147,7 +147,13 @@ status node::fetch(size_t g, int64_t now) {
         _client.emplace(std::move(c).value());
     }
     nts::key_request req;
-    req.association = nts::group_number{ng.id.domain, ng.id.sdo_id, ng.id.subgroup};
+    if (ng.unicast) {
+        req.association = ng.unicast->grantor;
+        req.source_port_identity = ng.unicast->me;
+        req.supported_mac_algorithms = ng.unicast->mac_algorithms;
+    } else {
+        req.association = nts::group_number{ng.id.domain, ng.id.sdo_id, ng.id.subgroup};
+    }
     auto bytes = _client->request(nts::build(req));
     if (!bytes) {
         _client.reset();
@@ -181,6 +187,15 @@ status node::fetch(size_t g, int64_t now) {
         k.end_ns = end;
         k.retire_ns = end + int64_t{p.validity.grace_period} * ns_per_s;
         k.update_period_s = p.validity.update_period;
+        if (ng.unicast) {
+            if (!p.unicast) {
+                return error{fmt::format("{}: the server's answer has no ticket", ng.name)};
+            }
+            if (p.unicast->ticket.source_port_identity != ng.unicast->me) {
+                return error{fmt::format("{}: the ticket is issued to another PortIdentity", ng.name)};
+            }
+            k.ticket = ticket_tlv_value(p.unicast->ticket);
+        }
         auto same = std::find_if(st.keys.begin(), st.keys.end(),
                                  [&](const held_key& h) { return h.key_id == k.key_id && h.spp == k.spp; });
         if (same == st.keys.end()) {

@@ -45,9 +45,19 @@
 
 namespace ptpsec::node {
 
+/// Ticket-based mode as a requester: a unicast key and ticket for one grantor.
+struct unicast_target {
+    nts::association_value grantor; ///< its IPv4, IPv6, MAC address or PortIdentity
+    nts::port_identity me;          ///< this requester's PortIdentity: the ticket is issued to it
+    /// Descending priority; nullopt: the server picks HMAC-SHA256-128.
+    std::optional<std::vector<nts::mac_algorithm>> mac_algorithms;
+};
+
 struct node_group {
     std::string name; ///< for messages
     ke::group_id id;
+    /// Set: not a group but a unicast association (PTP Key Request naming a grantor).
+    std::optional<unicast_target> unicast;
 };
 
 struct settings {
@@ -75,6 +85,8 @@ struct held_key {
     int64_t end_ns = 0;    ///< end of its validity
     int64_t retire_ns = 0; ///< end of its grace period
     uint32_t update_period_s = 0;
+    /// Unicast keys: the TICKET TLV value the data plane sends with the requests.
+    std::vector<uint8_t> ticket;
 };
 
 struct group_state {

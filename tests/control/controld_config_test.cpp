@@ -252,8 +252,24 @@ TEST(controld_config, every_mistake_is_named_with_its_line) {
          "t.toml:7: unicast.mac-algorithms: \"hmac-md5\": use hmac-sha256-128, hmac-sha256, aes-cmac"},
         {server + "[unicast]\nlifetim = 5\n", "t.toml:7: unicast: unknown key \"lifetim\""},
         {std::string("[node]\nserver = \"ke\"\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\n"),
-         "t.toml:1: [node] needs groups = [\"NAME\", ...] (names of [[group]] tables), or a "
-         "[node.grantor] table"},
+         "t.toml:1: [node] needs groups = [\"NAME\", ...] (names of [[group]] tables), a "
+         "[node.grantor] table or [[node.unicast]] tables"},
+        {std::string("[node]\nserver = \"ke\"\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\n") +
+             "[[node.unicast]]\nport-identity = \"001b21fffe000002-1\"\n",
+         "t.toml:6: [[node.unicast]] needs grantor = \"ADDRESS\""},
+        {std::string("[node]\nserver = \"ke\"\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\n") +
+             "[[node.unicast]]\ngrantor = \"gm1\"\nport-identity = \"001b21fffe000002-1\"\n",
+         "t.toml:7: node.unicast[1].grantor = \"gm1\": give an IPv4, IPv6 or MAC address or a PortIdentity"},
+        {std::string("[node]\nserver = \"ke\"\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\n") +
+             "[[node.unicast]]\ngrantor = \"10.0.0.1\"\n",
+         "t.toml:6: [[node.unicast]] needs port-identity"},
+        {std::string("[node]\nserver = \"ke\"\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\n") +
+             "[[node.unicast]]\ngrantor = \"10.0.0.1\"\nport-identity = \"001b21fffe000002-1\"\nmac-algorithms = "
+             "[\"aes-cmac\"]\n",
+         "node.unicast[1].mac-algorithms must include hmac-sha256-128"},
+        {std::string("[node]\nserver = \"ke\"\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\n") +
+             "[node.unicast]\ngrantor = \"10.0.0.1\"\n",
+         "t.toml:6: node.unicast: expected tables ([[node.unicast]])"},
         {std::string("[node]\nserver = \"ke\"\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\n") +
              "[node.grantor]\n",
          "t.toml:6: [node.grantor] needs port-identity"},

@@ -10,6 +10,7 @@
 #include <control/ke/ke_service.h>
 #include <control/ke/ticket_crypto.h>
 #include <control/node/grantor.h>
+#include <control/node/node.h>
 #include <control/tls/server.h>
 
 #include <gtest/gtest.h>
@@ -241,6 +242,52 @@ TEST_F(node_grantor, a_refused_registration_backs_off_and_says_why) {
     EXPECT_NE(g.last_error().find("refused the registration"), std::string::npos) << g.last_error();
     EXPECT_GE(g.next_registration_ns(), now + 50 * 1'000'000LL);
     EXPECT_LE(g.next_registration_ns(), now + 100 * 1'000'000LL);
+}
+
+// The requester side: a node with [[node.unicast]] asks for a unicast key to
+// the grantor and keeps the ticket with it, for its data plane to send.
+TEST_F(node_grantor, a_requester_node_gets_a_unicast_key_with_its_ticket) {
+    grantor g = make();
+    const int64_t now = mono_now();
+    g.step(now);
+    ASSERT_EQ(g.keys().size(), 1U) << g.last_error();
+
+    settings s;
+    s.server_host = "127.0.0.1";
+    s.server_port = _server->port();
+    s.tls.ca_file = _dir.file("ca.pem");
+    s.tls.cert_file = _dir.file("other.pem");
+    s.tls.key_file = _dir.file("other.key");
+    s.dataplane_prefix = "ptpsec-node-grantor-test-none";
+    node_group target;
+    target.name = "unicast to 10.0.0.1";
+    target.unicast = unicast_target{nts::ipv4_address{{10, 0, 0, 1}}, requester_pid,
+                                    std::vector{nts::mac_algorithm::aes_gmac_256, nts::mac_algorithm::hmac_sha256_128}};
+    s.groups = {target};
+    node n(s, 3);
+    n.step(now);
+    ASSERT_EQ(n.stats().keys_received, 1U) << n.groups()[0].last_error;
+    const held_key& k = n.groups()[0].keys.front();
+    EXPECT_EQ(k.alg, icv::algorithm::aes_gmac_256);
+    EXPECT_EQ(k.spp, _registry->spp());
+    ASSERT_FALSE(k.ticket.empty());
+    // What the data plane will send opens at the grantor to the same key.
+    auto opened = g.open_request(unicast_request{k.ticket, requester_pid, 1, k.spp, k.key_id}, now);
+    ASSERT_TRUE(opened) << opened.message();
+    EXPECT_EQ(opened->sa.key_id, k.key_id);
+    EXPECT_TRUE(std::equal(opened->sa.key.begin(), opened->sa.key.end(), k.key.begin(), k.key.end()));
+    EXPECT_GT(n.groups()[0].next_fetch_ns, now) << "renewal scheduled";
+
+    // A grantor nobody registered: the node says so and backs off.
+    node_group nowhere = target;
+    nowhere.name = "unicast to 10.9.9.9";
+    nowhere.unicast->grantor = nts::ipv4_address{{10, 9, 9, 9}};
+    s.groups = {nowhere};
+    node lost(s, 4);
+    lost.step(now);
+    EXPECT_EQ(lost.stats().fetch_failures, 1U);
+    EXPECT_NE(lost.groups()[0].last_error.find("Grantor not Registered"), std::string::npos)
+        << lost.groups()[0].last_error;
 }
 
 } // namespace

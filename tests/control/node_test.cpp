@@ -39,7 +39,7 @@ settings unreachable() {
     s.server_host = "127.0.0.1";
     s.server_port = 1; // nothing listens there: connect() is refused at once
     s.tls.timeout = std::chrono::milliseconds(500);
-    s.groups = {node_group{"plant-a", ke::group_id{0, 0, 0}}};
+    s.groups = {node_group{"plant-a", ke::group_id{0, 0, 0}, std::nullopt}};
     s.dataplane_prefix = "ptpsec-node-test-none";
     s.retry_min = std::chrono::milliseconds(100);
     s.retry_max = std::chrono::milliseconds(1600);
