@@ -55,8 +55,11 @@ grantor::grantor(grantor_settings s, std::string server_host, uint16_t server_po
 }
 
 status grantor::ensure_connected() {
-    if (_client && _client->is_open()) {
-        return ok_status();
+    // A fresh session each time: registrations and heartbeats are minutes
+    // apart, and a session left open that long has met the server's idle
+    // timeout, after which a heartbeat written to it would be lost unseen.
+    if (_client) {
+        (void)_client->close();
     }
     _client.reset();
     auto c = tls::client::connect(_host, _port, _tls);
@@ -100,8 +103,9 @@ status grantor::register_now(int64_t now) {
     req.aead_algorithms = _s.aead_algorithms;
     req.supported_mac_algorithms = _s.mac_algorithms;
     auto bytes = _client->request(nts::build(req));
+    (void)_client->close();
+    _client.reset();
     if (!bytes) {
-        _client.reset();
         return bytes.err();
     }
     auto resp = nts::parse_registration_response(*bytes);
@@ -109,7 +113,6 @@ status grantor::register_now(int64_t now) {
         return error{fmt::format("the server's answer is not a PTP Registration Response: {}", resp.err().message)};
     }
     if (resp->is_error()) {
-        _client.reset();
         return error{fmt::format("the server refused the registration: {}",
                                  nts::error_name(std::get<nts::error_code>(resp->outcome)))};
     }
@@ -164,11 +167,15 @@ int64_t grantor::step(int64_t now) {
             fail(now, st.message());
         }
     } else if (_heartbeat_timeout && now >= _next_heartbeat_ns) {
-        // No answer on success (§3.6); a refusal closes the session and the
-        // next registration, due at once, puts things right.
+        // No answer on success (§3.6). The session is closed after it: a
+        // refusal (Grantor not Registered) would come before the server's
+        // close_notify and is not read; the next registration, in the update
+        // period, puts a dropped registration right.
         status st = ensure_connected();
         if (st) {
             st = _client->send(nts::build(nts::heartbeat{}));
+            (void)_client->close();
+            _client.reset();
         }
         if (st) {
             ++_stats.heartbeats_sent;

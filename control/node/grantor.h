@@ -11,8 +11,10 @@
 //     CLOCK_MONOTONIC. Renewed at a random point of the update period, as
 //     group keys are, so that the next ticket key is held before it is
 //     needed; on failure retried with the node's backoff and jitter.
-//   * heartbeat: when the response asked for them, one every half timeout on
-//     the NTS-TSR connection (kept open; reopened when the server closed it).
+//   * heartbeat: when the response asked for them, one every half timeout,
+//     each (as each registration) on a TLS session of its own, closed after
+//     it: minutes apart, a session kept open would have met the server's
+//     idle timeout.
 //   * tickets: open_request() takes a unicast request the data plane handed
 //     over (its TICKET TLV and the frame's sourcePortIdentity), opens the
 //     ticket with the ticket key it names, checks that the ticket was issued
