@@ -74,13 +74,9 @@ struct unicast_policy {
     /// Timeouts without a heartbeat before a grantor is dropped.
     uint32_t missed_heartbeats = 3;
     /// AEAD algorithms offered for ticket keys, in the server's preference.
-    std::vector<nts::aead_algorithm> aead_algorithms{nts::aead_algorithm::aes_siv_cmac_512,
-                                                     nts::aead_algorithm::aes_siv_cmac_384,
-                                                     nts::aead_algorithm::aes_siv_cmac_256};
+    std::vector<nts::aead_algorithm> aead_algorithms{nts::all_aead_algorithms.begin(), nts::all_aead_algorithms.end()};
     /// MAC algorithms unicast keys may use (Table 26 numbers).
-    std::vector<nts::mac_algorithm> mac_algorithms{
-        nts::mac_algorithm::hmac_sha256_128, nts::mac_algorithm::hmac_sha256,  nts::mac_algorithm::aes_cmac,
-        nts::mac_algorithm::aes_gmac_128,    nts::mac_algorithm::aes_gmac_192, nts::mac_algorithm::aes_gmac_256};
+    std::vector<nts::mac_algorithm> mac_algorithms{nts::all_mac_algorithms.begin(), nts::all_mac_algorithms.end()};
 };
 
 /// Periods as for groups (1 <= update <= lifetime <= 388 days, grace <=

@@ -6,6 +6,8 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
+#include <functional>
+
 namespace ptpsec::ke {
 
 namespace {
@@ -158,50 +160,50 @@ result<state_store::saved> sqlite_store::load() {
     return out;
 }
 
-status sqlite_store::save_epoch(const std::string& group, uint8_t spp, const epoch& e, uint32_t last_key_id) {
+status sqlite_store::in_transaction(const std::function<bool()>& body) {
     if (auto st = exec("BEGIN IMMEDIATE;"); !st) {
         return st;
     }
-    auto fail = [&]() -> status {
+    if (!body()) {
         std::string why = sqlite3_errmsg(_db);
         (void)exec("ROLLBACK;");
         return error{fmt::format("state file {}: {}", _path, why)};
-    };
-    {
-        statement st(_db, "INSERT INTO groups(name, spp) VALUES(?1, ?2) ON CONFLICT(name) DO UPDATE SET spp = ?2;");
-        if (!st.ok() || sqlite3_bind_text(st.get(), 1, group.c_str(), -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-            sqlite3_bind_int(st.get(), 2, spp) != SQLITE_OK || sqlite3_step(st.get()) != SQLITE_DONE) {
-            return fail();
-        }
-    }
-    {
-        statement st(_db, "INSERT INTO epochs(key_id, group_name, algorithm, key, start_wall_ns, lifetime_s, "
-                          "update_period_s, grace_period_s) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8);");
-        const auto key = e.key.span();
-        if (!st.ok() || sqlite3_bind_int64(st.get(), 1, e.key_id) != SQLITE_OK ||
-            sqlite3_bind_text(st.get(), 2, group.c_str(), -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-            sqlite3_bind_int(st.get(), 3, static_cast<int>(e.alg)) != SQLITE_OK ||
-            sqlite3_bind_blob(st.get(), 4, key.data(), static_cast<int>(key.size()), SQLITE_TRANSIENT) != SQLITE_OK ||
-            sqlite3_bind_int64(st.get(), 5, e.start_ns) != SQLITE_OK ||
-            sqlite3_bind_int64(st.get(), 6, e.lifetime_s) != SQLITE_OK ||
-            sqlite3_bind_int64(st.get(), 7, e.update_period_s) != SQLITE_OK ||
-            sqlite3_bind_int64(st.get(), 8, e.grace_period_s) != SQLITE_OK || sqlite3_step(st.get()) != SQLITE_DONE) {
-            return fail();
-        }
-    }
-    {
-        statement st(_db, "INSERT INTO meta(name, value) VALUES('last_key_id', ?1) ON CONFLICT(name) DO UPDATE SET "
-                          "value = MAX(value, ?1);");
-        if (!st.ok() || sqlite3_bind_int64(st.get(), 1, last_key_id) != SQLITE_OK ||
-            sqlite3_step(st.get()) != SQLITE_DONE) {
-            return fail();
-        }
     }
     if (auto st = exec("COMMIT;"); !st) {
         (void)exec("ROLLBACK;");
         return st;
     }
     return ok_status();
+}
+
+bool sqlite_store::raise_meta(const char* name, int64_t value) {
+    statement st(_db, "INSERT INTO meta(name, value) VALUES(?1, ?2) ON CONFLICT(name) DO UPDATE SET "
+                      "value = MAX(value, ?2);");
+    return st.ok() && sqlite3_bind_text(st.get(), 1, name, -1, SQLITE_STATIC) == SQLITE_OK &&
+           sqlite3_bind_int64(st.get(), 2, value) == SQLITE_OK && sqlite3_step(st.get()) == SQLITE_DONE;
+}
+
+status sqlite_store::save_epoch(const std::string& group, uint8_t spp, const epoch& e, uint32_t last_key_id) {
+    return in_transaction([&] {
+        statement g(_db, "INSERT INTO groups(name, spp) VALUES(?1, ?2) ON CONFLICT(name) DO UPDATE SET spp = ?2;");
+        if (!g.ok() || sqlite3_bind_text(g.get(), 1, group.c_str(), -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+            sqlite3_bind_int(g.get(), 2, spp) != SQLITE_OK || sqlite3_step(g.get()) != SQLITE_DONE) {
+            return false;
+        }
+        statement st(_db, "INSERT INTO epochs(key_id, group_name, algorithm, key, start_wall_ns, lifetime_s, "
+                          "update_period_s, grace_period_s) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8);");
+        const auto key = e.key.span();
+        return st.ok() && sqlite3_bind_int64(st.get(), 1, e.key_id) == SQLITE_OK &&
+               sqlite3_bind_text(st.get(), 2, group.c_str(), -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+               sqlite3_bind_int(st.get(), 3, static_cast<int>(e.alg)) == SQLITE_OK &&
+               sqlite3_bind_blob(st.get(), 4, key.data(), static_cast<int>(key.size()), SQLITE_TRANSIENT) ==
+                   SQLITE_OK &&
+               sqlite3_bind_int64(st.get(), 5, e.start_ns) == SQLITE_OK &&
+               sqlite3_bind_int64(st.get(), 6, e.lifetime_s) == SQLITE_OK &&
+               sqlite3_bind_int64(st.get(), 7, e.update_period_s) == SQLITE_OK &&
+               sqlite3_bind_int64(st.get(), 8, e.grace_period_s) == SQLITE_OK &&
+               sqlite3_step(st.get()) == SQLITE_DONE && raise_meta("last_key_id", last_key_id);
+    });
 }
 
 status sqlite_store::forget_retired(int64_t wall_ns) {
@@ -213,9 +215,7 @@ status sqlite_store::forget_retired(int64_t wall_ns) {
 }
 
 status sqlite_store::save_key_id_ceiling(uint32_t ceiling) {
-    statement st(_db, "INSERT INTO meta(name, value) VALUES('last_key_id', ?1) ON CONFLICT(name) DO UPDATE SET "
-                      "value = MAX(value, ?1);");
-    if (!st.ok() || sqlite3_bind_int64(st.get(), 1, ceiling) != SQLITE_OK || sqlite3_step(st.get()) != SQLITE_DONE) {
+    if (!raise_meta("last_key_id", ceiling)) {
         return error{fmt::format("state file {}: {}", _path, sqlite3_errmsg(_db))};
     }
     return ok_status();
@@ -299,14 +299,6 @@ result<grantor_store::saved> sqlite_store::load_grantors() {
 }
 
 status sqlite_store::save_grantor(const grantor_record& g, uint32_t last_ticket_key_id) {
-    if (auto st = exec("BEGIN IMMEDIATE;"); !st) {
-        return st;
-    }
-    auto fail = [&]() -> status {
-        std::string why = sqlite3_errmsg(_db);
-        (void)exec("ROLLBACK;");
-        return error{fmt::format("state file {}: {}", _path, why)};
-    };
     const auto pid = body_of([&](nts::record_writer& w) { nts::append_source_port_identity(w, g.id); });
     const auto ts = body_of([&](nts::record_writer& w) { nts::append_ptp_time_server(w, g.time_server); });
     const auto aead = body_of([&](nts::record_writer& w) { nts::append_aead_algorithms(w, g.aead_algorithms); });
@@ -314,48 +306,35 @@ status sqlite_store::save_grantor(const grantor_record& g, uint32_t last_ticket_
     auto bind_blob = [](sqlite3_stmt* s, int i, std::span<const uint8_t> b) {
         return sqlite3_bind_blob(s, i, b.data(), static_cast<int>(b.size()), SQLITE_TRANSIENT) == SQLITE_OK;
     };
-    {
-        statement st(_db, "INSERT INTO grantors(port_identity, owner, time_server, aead, macs) "
+    return in_transaction([&] {
+        statement gr(_db, "INSERT INTO grantors(port_identity, owner, time_server, aead, macs) "
                           "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(port_identity) DO UPDATE SET "
                           "owner = ?2, time_server = ?3, aead = ?4, macs = ?5;");
-        if (!st.ok() || !bind_blob(st.get(), 1, pid) ||
-            sqlite3_bind_text(st.get(), 2, g.owner.c_str(), -1, SQLITE_TRANSIENT) != SQLITE_OK ||
-            !bind_blob(st.get(), 3, ts) || !bind_blob(st.get(), 4, aead) || !bind_blob(st.get(), 5, macs) ||
-            sqlite3_step(st.get()) != SQLITE_DONE) {
-            return fail();
+        if (!gr.ok() || !bind_blob(gr.get(), 1, pid) ||
+            sqlite3_bind_text(gr.get(), 2, g.owner.c_str(), -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+            !bind_blob(gr.get(), 3, ts) || !bind_blob(gr.get(), 4, aead) || !bind_blob(gr.get(), 5, macs) ||
+            sqlite3_step(gr.get()) != SQLITE_DONE) {
+            return false;
         }
-    }
-    {
-        statement st(_db, "DELETE FROM ticket_keys WHERE port_identity = ?1;");
-        if (!st.ok() || !bind_blob(st.get(), 1, pid) || sqlite3_step(st.get()) != SQLITE_DONE) {
-            return fail();
+        statement del(_db, "DELETE FROM ticket_keys WHERE port_identity = ?1;");
+        if (!del.ok() || !bind_blob(del.get(), 1, pid) || sqlite3_step(del.get()) != SQLITE_DONE) {
+            return false;
         }
-    }
-    for (const auto& e : g.epochs) {
-        statement st(_db, "INSERT INTO ticket_keys(ticket_key_id, port_identity, aead, key, start_wall_ns, "
-                          "lifetime_s, update_period_s, grace_period_s) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8);");
-        if (!st.ok() || sqlite3_bind_int64(st.get(), 1, e.ticket_key_id) != SQLITE_OK || !bind_blob(st.get(), 2, pid) ||
-            sqlite3_bind_int(st.get(), 3, static_cast<int>(e.aead)) != SQLITE_OK ||
-            !bind_blob(st.get(), 4, e.key.span()) || sqlite3_bind_int64(st.get(), 5, e.start_ns) != SQLITE_OK ||
-            sqlite3_bind_int64(st.get(), 6, e.lifetime_s) != SQLITE_OK ||
-            sqlite3_bind_int64(st.get(), 7, e.update_period_s) != SQLITE_OK ||
-            sqlite3_bind_int64(st.get(), 8, e.grace_period_s) != SQLITE_OK || sqlite3_step(st.get()) != SQLITE_DONE) {
-            return fail();
+        for (const auto& e : g.epochs) {
+            statement st(_db, "INSERT INTO ticket_keys(ticket_key_id, port_identity, aead, key, start_wall_ns, "
+                              "lifetime_s, update_period_s, grace_period_s) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8);");
+            if (!st.ok() || sqlite3_bind_int64(st.get(), 1, e.ticket_key_id) != SQLITE_OK ||
+                !bind_blob(st.get(), 2, pid) || sqlite3_bind_int(st.get(), 3, static_cast<int>(e.aead)) != SQLITE_OK ||
+                !bind_blob(st.get(), 4, e.key.span()) || sqlite3_bind_int64(st.get(), 5, e.start_ns) != SQLITE_OK ||
+                sqlite3_bind_int64(st.get(), 6, e.lifetime_s) != SQLITE_OK ||
+                sqlite3_bind_int64(st.get(), 7, e.update_period_s) != SQLITE_OK ||
+                sqlite3_bind_int64(st.get(), 8, e.grace_period_s) != SQLITE_OK ||
+                sqlite3_step(st.get()) != SQLITE_DONE) {
+                return false;
+            }
         }
-    }
-    {
-        statement st(_db, "INSERT INTO meta(name, value) VALUES('last_ticket_key_id', ?1) ON CONFLICT(name) DO "
-                          "UPDATE SET value = MAX(value, ?1);");
-        if (!st.ok() || sqlite3_bind_int64(st.get(), 1, last_ticket_key_id) != SQLITE_OK ||
-            sqlite3_step(st.get()) != SQLITE_DONE) {
-            return fail();
-        }
-    }
-    if (auto st = exec("COMMIT;"); !st) {
-        (void)exec("ROLLBACK;");
-        return st;
-    }
-    return ok_status();
+        return raise_meta("last_ticket_key_id", last_ticket_key_id);
+    });
 }
 
 status sqlite_store::remove_grantor(const nts::port_identity& id) {

@@ -17,6 +17,7 @@
 #include <control/ke/grantors.h>
 #include <control/ke/group_keys.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -45,6 +46,11 @@ public:
 private:
     explicit sqlite_store(sqlite3* db, std::string path) : _db(db), _path(std::move(path)) {}
     status exec(const char* sql);
+    /// BEGIN IMMEDIATE, `body`, COMMIT; ROLLBACK and SQLite's message when
+    /// `body` returns false.
+    status in_transaction(const std::function<bool()>& body);
+    /// meta `name` = max(its value, `value`): counters never go down.
+    bool raise_meta(const char* name, int64_t value);
 
     sqlite3* _db;
     std::string _path;

@@ -47,12 +47,8 @@ namespace ptpsec::node {
 struct grantor_settings {
     /// PortIdentity first, then the addresses requesters may name it by.
     nts::ptp_time_server time_server;
-    std::vector<nts::aead_algorithm> aead_algorithms{nts::aead_algorithm::aes_siv_cmac_512,
-                                                     nts::aead_algorithm::aes_siv_cmac_384,
-                                                     nts::aead_algorithm::aes_siv_cmac_256};
-    std::vector<nts::mac_algorithm> mac_algorithms{
-        nts::mac_algorithm::hmac_sha256_128, nts::mac_algorithm::hmac_sha256,  nts::mac_algorithm::aes_cmac,
-        nts::mac_algorithm::aes_gmac_128,    nts::mac_algorithm::aes_gmac_192, nts::mac_algorithm::aes_gmac_256};
+    std::vector<nts::aead_algorithm> aead_algorithms{nts::all_aead_algorithms.begin(), nts::all_aead_algorithms.end()};
+    std::vector<nts::mac_algorithm> mac_algorithms{nts::all_mac_algorithms.begin(), nts::all_mac_algorithms.end()};
 };
 
 struct ticket_key {

@@ -13,6 +13,7 @@
 #include <drivers/base/result.h>
 #include <drivers/icv/algorithm.h>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -101,6 +102,14 @@ enum class mac_algorithm : uint16_t {
     aes_gmac_192 = 4,
     aes_gmac_256 = 5,
 };
+
+/// Every algorithm of Table 13, strongest first, and of Table 26: what a
+/// grantor offers and a server allows unless configured otherwise.
+inline constexpr std::array<aead_algorithm, 3> all_aead_algorithms{
+    aead_algorithm::aes_siv_cmac_512, aead_algorithm::aes_siv_cmac_384, aead_algorithm::aes_siv_cmac_256};
+inline constexpr std::array<mac_algorithm, 6> all_mac_algorithms{
+    mac_algorithm::hmac_sha256_128, mac_algorithm::hmac_sha256,  mac_algorithm::aes_cmac,
+    mac_algorithm::aes_gmac_128,    mac_algorithm::aes_gmac_192, mac_algorithm::aes_gmac_256};
 
 /// The ICV algorithm of a Security Association record: its Integrity
 /// Algorithm Type and its Key Length. Table 26 has one AES-CMAC entry (2) and

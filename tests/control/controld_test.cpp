@@ -130,9 +130,10 @@ protected:
         const auto node =
             test::make_identity({.cn = "node1", .issuer = &_ca, .san = "DNS:node1.plant.example", .eku = "clientAuth"});
         const auto stranger = test::make_identity({.cn = "stranger", .issuer = &_ca, .eku = "clientAuth"});
+        const auto grantor = test::make_identity({.cn = "grantor1", .issuer = &_ca, .eku = "clientAuth"});
         test::write_pem_file(_dir.file("ca.pem"), test::cert_pem(_ca));
-        for (const auto& [name, id] :
-             {std::pair{"server", &server}, std::pair{"node1", &node}, std::pair{"stranger", &stranger}}) {
+        for (const auto& [name, id] : {std::pair{"server", &server}, std::pair{"node1", &node},
+                                       std::pair{"stranger", &stranger}, std::pair{"grantor1", &grantor}}) {
             test::write_pem_file(_dir.file(fmt::format("{}.pem", name)), test::cert_pem(*id));
             test::write_pem_file(_dir.file(fmt::format("{}.key", name)), test::key_pem(*id));
         }
@@ -282,9 +283,6 @@ TEST_F(controld, serves_group_keys_to_admitted_clients_and_keeps_them_across_a_r
 // opens; heartbeats keep the connection; the registration survives a
 // restart; a revoke ends it.
 TEST_F(controld, ticket_mode_registers_grantors_and_hands_out_tickets_they_open) {
-    const auto grantor = test::make_identity({.cn = "grantor1", .issuer = &_ca, .eku = "clientAuth"});
-    test::write_pem_file(_dir.file("grantor1.pem"), test::cert_pem(grantor));
-    test::write_pem_file(_dir.file("grantor1.key"), test::key_pem(grantor));
     test::write_file(_dir.file("controld.toml"), R"([admin]
 socket = "controld.sock"
 
