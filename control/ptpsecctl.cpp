@@ -64,6 +64,9 @@ void print_path(const ordered_json& p) {
         fmt::print(" | tickets: handed over {} reinjected {}", count_of(p, "ticket_exceptions"),
                    count_of(p, "reinjected"));
     }
+    if (count_of(p, "tickets_attached") != 0) {
+        fmt::print(" | tickets attached {}", count_of(p, "tickets_attached"));
+    }
     const char* sep = " | dropped: ";
     const ordered_json drops = p.value("drops", ordered_json::object());
     for (const auto& [reason, n] : drops.items()) {
@@ -142,6 +145,13 @@ std::string remaining_lifetime(const ordered_json& k) {
     return fmt::format("{} s", it->get<uint64_t>());
 }
 
+/// "-", or the length of the TICKET TLV value the key's unicast requests
+/// carry ("ticket_length"; the octets are never shown).
+std::string ticket_of(const ordered_json& k) {
+    const uint64_t len = count_of(k, "ticket_length");
+    return len == 0 ? std::string("-") : fmt::format("{} octets", len);
+}
+
 /// `ptpsecctl sa list`: /ptpsec/sa, one row per key (a row of dashes for an
 /// SA whose keys have all gone), then the key IDs each SA retired.
 int list_sas(const std::string& prefix, bool json) {
@@ -161,21 +171,21 @@ int list_sas(const std::string& prefix, bool json) {
         fmt::print("no SAs installed (ptpsec-dataplane {}, file prefix {})\n", client->pid(), prefix);
         return exit_ok;
     }
-    fmt::print("{:<5} {:<10} {:<16} {:<4} {:<8} {:<13} {:<14} {}\n", "SPP", "KEY", "ALGORITHM", "ICV", "SIGNS",
-               "SEQID_WINDOW", "ALLOW_MUTABLE", "LIFETIME_LEFT");
+    fmt::print("{:<5} {:<10} {:<16} {:<4} {:<8} {:<13} {:<14} {:<14} {}\n", "SPP", "KEY", "ALGORITHM", "ICV", "SIGNS",
+               "SEQID_WINDOW", "ALLOW_MUTABLE", "LIFETIME_LEFT", "TICKET");
     std::vector<std::string> retired_lines;
     for (const auto& [spp, sa] : sas->items()) {
         const ordered_json keys = sa.value("keys", ordered_json::object());
         const char* allow_mutable = count_of(sa, "allow_mutable") != 0 ? "yes" : "no";
         for (const auto& [id, k] : keys.items()) {
-            fmt::print("{:<5} {:<10} {:<16} {:<4} {:<8} {:<13} {:<14} {}\n", count_of(sa, "spp"), count_of(k, "key_id"),
-                       k.value("algorithm", "?"), count_of(k, "icv_length"),
+            fmt::print("{:<5} {:<10} {:<16} {:<4} {:<8} {:<13} {:<14} {:<14} {}\n", count_of(sa, "spp"),
+                       count_of(k, "key_id"), k.value("algorithm", "?"), count_of(k, "icv_length"),
                        count_of(k, "current") != 0 ? "current" : "", count_of(sa, "seqid_window"), allow_mutable,
-                       remaining_lifetime(k));
+                       remaining_lifetime(k), ticket_of(k));
         }
         if (keys.empty()) {
-            fmt::print("{:<5} {:<10} {:<16} {:<4} {:<8} {:<13} {:<14} {}\n", count_of(sa, "spp"), "-", "-", "-", "",
-                       count_of(sa, "seqid_window"), allow_mutable, "-");
+            fmt::print("{:<5} {:<10} {:<16} {:<4} {:<8} {:<13} {:<14} {:<14} {}\n", count_of(sa, "spp"), "-", "-", "-",
+                       "", count_of(sa, "seqid_window"), allow_mutable, "-", "-");
         }
         const ordered_json retired = sa.value("retired_key_ids", ordered_json::array());
         if (retired.is_array() && !retired.empty()) {

@@ -75,6 +75,21 @@ sa_wire::update set_current(uint8_t spp, uint32_t key_id) {
     return simple(sa_wire::op::set_current, spp, key_id);
 }
 
+result<sa_wire::update> set_ticket(uint8_t spp, uint32_t key_id, std::span<const uint8_t> ticket) {
+    if (ticket.size() > sa_wire::max_ticket_len) {
+        return error{fmt::format("spp {} key {}: the ticket is {} octets; an SA update carries at most {}", spp, key_id,
+                                 ticket.size(), sa_wire::max_ticket_len)};
+    }
+    if (ticket.size() % 2 != 0) {
+        return error{fmt::format("spp {} key {}: the ticket is {} octets, an odd length; a TLV value has even length "
+                                 "(pad the Ticket record with one zero octet)",
+                                 spp, key_id, ticket.size())};
+    }
+    sa_wire::update u = simple(sa_wire::op::set_ticket, spp, key_id);
+    sa_wire::put_ticket_value(u, ticket.data(), ticket.size());
+    return u;
+}
+
 sa_wire::update remove_key(uint8_t spp, uint32_t key_id) {
     return simple(sa_wire::op::remove_key, spp, key_id);
 }
@@ -108,7 +123,11 @@ result<std::vector<outcome>> send(const std::string& file_prefix, std::vector<sa
     uint64_t seq = first_sequence();
     for (auto& u : updates) {
         u.sequence = ++seq;
-        u.sent_ns = monotonic_now_ns(); // the data plane measures its apply latency from here
+        if (u.operation != static_cast<uint8_t>(sa_wire::op::set_ticket)) {
+            // The data plane measures its apply latency from here (not for
+            // set_ticket, whose value covers the field).
+            u.sent_ns = monotonic_now_ns();
+        }
         const auto deadline = std::chrono::steady_clock::now() + wait;
         while (!ch->push_update(u)) {
             if (std::chrono::steady_clock::now() >= deadline) {

@@ -9,6 +9,7 @@
 #include <drivers/base/result.h>
 
 #include <chrono>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,16 @@ result<std::vector<sa_wire::update>> updates_for(const std::vector<sa_config>& s
                                                  std::chrono::milliseconds lifetime = std::chrono::milliseconds(0));
 
 sa_wire::update set_current(uint8_t spp, uint32_t key_id);
+
+/// A set_ticket update: the TICKET TLV value `ticket` (the NTS Ticket record,
+/// padded to even length, as the requester got it from the KE server) for
+/// key `key_id` of SA `spp`, which the data plane then puts into the unicast
+/// requests it signs with that key (seeds/001 §6). An empty `ticket` takes
+/// the key's ticket away. Refused, naming the SPP and key ID, when it is
+/// longer than a record carries (sa_wire::max_ticket_len octets) or of odd
+/// length (the data plane would refuse it).
+result<sa_wire::update> set_ticket(uint8_t spp, uint32_t key_id, std::span<const uint8_t> ticket);
+
 sa_wire::update remove_key(uint8_t spp, uint32_t key_id);
 sa_wire::update remove_sa(uint8_t spp);
 sa_wire::update flush();
@@ -42,6 +53,8 @@ sa_wire::update flush();
 /// `file_prefix` and waits up to `wait` for each acknowledgement. Stops at
 /// the first update that is not acknowledged in time (an error); a rejected
 /// update does not stop the rest. The key octets of `updates` are wiped.
+/// Each update is stamped with the time it was sent (`sent_ns`), except
+/// set_ticket, whose value covers that field.
 result<std::vector<outcome>> send(const std::string& file_prefix, std::vector<sa_wire::update>& updates,
                                   std::chrono::milliseconds wait = std::chrono::seconds(5));
 

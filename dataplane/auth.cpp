@@ -27,6 +27,15 @@ template <typename S>
 void set(frame_outcome& o, S s, ptp::error cause = ptp::error::none) noexcept {
     o.status = static_cast<uint8_t>(s);
     o.cause = cause;
+    o.ticket_attached = false;
+}
+
+/// seeds/001 §6: the ticket travels with the requester's unicast
+/// negotiation request, a Signaling message carrying REQUEST_UNICAST_
+/// TRANSMISSION (16.1.4.1), unless it carries a TICKET TLV already.
+bool wants_ticket(const uint8_t* msg, const ptp::message_scan& sc) noexcept {
+    return static_cast<ptp::message_type>(msg[0] & 0x0F) == ptp::message_type::signaling && sc.ticket_offset == 0 &&
+           ptp::has_tlv(msg, sc, ptp::tlv_request_unicast_transmission);
 }
 
 /// Frames ahead of the one being worked on whose first octets are fetched
@@ -114,8 +123,13 @@ uint16_t signer::sign_with(ptp::frame_buf* frames, uint16_t n, security_associat
     for (uint16_t base = 0; base < n; base = static_cast<uint16_t>(base + auth_max_burst)) {
         const auto count = static_cast<uint16_t>(std::min<int>(auth_max_burst, n - base));
         if (key == nullptr) {
+            // What is not PTP is not the path's to sign: it still goes
+            // through (the worker forwards not_ptp), key or no key.
+            ptp::frame_info fi;
             for (uint16_t i = 0; i < count; ++i) {
-                set(out[base + i], missing);
+                const ptp::frame_buf& f = frames[base + i];
+                set(out[base + i],
+                    ptp::classify_frame(f.data, f.len, fi) == ptp::error::not_ptp ? sign_status::not_ptp : missing);
             }
             continue;
         }
@@ -127,6 +141,8 @@ uint16_t signer::sign_with(ptp::frame_buf* frames, uint16_t n, security_associat
 uint16_t signer::sign_part(ptp::frame_buf* frames, uint16_t n, security_association& sa, sa_key& key,
                            frame_outcome* out) noexcept {
     const bool gmac = key.gmac != nullptr;
+    // Looked up once per burst; rare (a requester's unicast key).
+    const key_ticket* ticket = sa.find_ticket(key.key_id);
     uint64_t next_iv = gmac ? _iv->reserve(n) : 0;
     uint16_t m = 0;        // requests prepared
     uint16_t computed = 0; // requests already handed to the engine
@@ -170,7 +186,28 @@ uint16_t signer::sign_part(ptp::frame_buf* frames, uint16_t n, security_associat
         ap.icv_len = key.icv_len;
         ap.with_seqno = gmac;
         ap.sequenceNo = gmac ? next_iv : 0;
-        if (const ptp::error e = ptp::append_auth_tlv(f, p.fi, sc.messageLength, ap, p.pa); e != ptp::error::none) {
+        uint16_t ml = sc.messageLength;
+        p.ticket_at = 0;
+        if (ticket != nullptr && wants_ticket(msg, sc)) {
+            // Room for both TLVs, or neither goes in.
+            if (size_t{p.fi.ptp_offset} + ml + ptp::tlv_header_len + ticket->length + ptp::auth_tlv_size(ap) > f.cap) {
+                set(out[i], sign_status::no_room, ptp::error::no_room);
+                continue;
+            }
+            if (const ptp::error e = ptp::append_tlv(f, p.fi, ml, _opt.ticket_tlv_type, ticket->bytes());
+                e != ptp::error::none) {
+                set(out[i], e == ptp::error::no_room ? sign_status::no_room : sign_status::malformed, e);
+                continue;
+            }
+            p.ticket_at = ml;
+            ml = p.fi.ptp_avail;
+        }
+        if (const ptp::error e = ptp::append_auth_tlv(f, p.fi, ml, ap, p.pa); e != ptp::error::none) {
+            if (p.ticket_at != 0) {
+                // Too long with both: the TICKET TLV goes again (the frame
+                // is not signed, and is dropped).
+                (void)ptp::strip_auth_tlv(f, p.fi, p.ticket_at);
+            }
             set(out[i], e == ptp::error::no_room ? sign_status::no_room : sign_status::malformed, e);
             continue;
         }
@@ -198,6 +235,7 @@ uint16_t signer::sign_part(ptp::frame_buf* frames, uint16_t n, security_associat
             }
             ptp::finish_auth_tlv(frame, p.fi, p.pa);
             set(out[p.index], sign_status::signed_ok);
+            out[p.index].ticket_attached = p.ticket_at != 0;
         }
         return m;
     }
@@ -212,7 +250,10 @@ uint16_t signer::sign_part(ptp::frame_buf* frames, uint16_t n, security_associat
             restore_correction(f.data + p.fi.ptp_offset, p.saved_correction);
         }
         ptp::frame_info fi = p.fi;
-        if (ptp::parse_message(f.data + fi.ptp_offset, fi.ptp_avail, mv, _opt) == ptp::error::none) {
+        if (p.ticket_at != 0) {
+            // The TICKET TLV goes too: the message ends where it started.
+            (void)ptp::strip_auth_tlv(f, fi, p.ticket_at);
+        } else if (ptp::parse_message(f.data + fi.ptp_offset, fi.ptp_avail, mv, _opt) == ptp::error::none) {
             (void)ptp::strip_auth_tlv(f, fi, mv);
         }
         set(out[p.index], sign_status::crypto_failed);

@@ -55,6 +55,9 @@ std::string_view verify_status_name(verify_status s) noexcept;
 struct frame_outcome {
     uint8_t status = 0; ///< sign_status or verify_status
     ptp::error cause = ptp::error::none;
+    /// signed_ok: a TICKET TLV went in before the AUTHENTICATION TLV
+    /// (signer, seeds/001 §6)
+    bool ticket_attached = false;
 };
 
 /// The largest burst handled in one pass; longer bursts are taken in parts.
@@ -71,6 +74,13 @@ public:
     /// checksums are fixed. Frames that are not signed are left as they were
     /// and keep their place; out[i] says why (no_sa, or expired_key for a key
     /// the SA retired). Returns the number signed.
+    ///
+    /// When the key has a ticket (security_association::tickets), a unicast
+    /// request - a Signaling message with a REQUEST_UNICAST_TRANSMISSION TLV
+    /// and no TICKET TLV yet - gets a TICKET TLV (wire_options::
+    /// ticket_tlv_type) with it before the AUTHENTICATION TLV, so that the
+    /// ICV covers it (seeds/001 §6), and out[i].ticket_attached is set. A
+    /// frame without room for both TLVs is no_room and left as it was.
     uint16_t sign_burst(ptp::frame_buf* frames, uint16_t n, uint8_t spp, uint32_t key_id, frame_outcome* out) noexcept;
 
     /// sign_burst() with the SA's current key (security_association::
@@ -97,6 +107,7 @@ private:
         ptp::frame_info fi;
         ptp::pending_auth pa;
         uint16_t index;
+        uint16_t ticket_at; ///< where the TICKET TLV went in the message; 0: none
         uint8_t saved_correction[ptp::correction_len];
         uint8_t nonce[icv::gmac_nonce_len];
     };

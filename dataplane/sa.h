@@ -5,6 +5,7 @@
 // sides) and what the fast path uses (security_association, with every key
 // schedule expanded at install).
 
+#include <dataplane/sa_update_wire.h>
 #include <drivers/base/result.h>
 #include <drivers/icv/engine.h>
 #include <drivers/icv/gmac.h>
@@ -109,6 +110,18 @@ private:
     uint8_t _count = 0;
 };
 
+/// A TICKET TLV value attached to one key of an SA (set_ticket,
+/// dataplane/sa_update_wire.h): the octets after the TLV's tlvType and
+/// lengthField, of even length. Fixed size, so that the fast path copies
+/// it into a frame without following a pointer.
+struct key_ticket {
+    uint32_t key_id = 0;
+    uint8_t length = 0; ///< 2 to sa_wire::max_ticket_len, even
+    std::array<uint8_t, sa_wire::max_ticket_len> value{};
+
+    std::span<const uint8_t> bytes() const noexcept { return {value.data(), length}; }
+};
+
 struct security_association {
     uint8_t spp = 0;
     uint16_t seqid_window = 3;
@@ -126,11 +139,29 @@ struct security_association {
     /// remove_sa or flush.
     std::vector<std::shared_ptr<sa_key>> keys;
     retired_key_ids retired_ids;
+    /// The tickets of keys in `keys` (at most one per key): a requester
+    /// sends the ticket in the unicast requests it signs with that key
+    /// (seeds/001 §6). Kept here, not in sa_key: a key is shared between
+    /// versions of the database and never changes once published, while the
+    /// SA is copied by every update that changes it, so set_ticket makes a
+    /// new version like any other update.
+    std::vector<key_ticket> tickets;
 
     sa_key* find_key(uint32_t key_id) const noexcept {
         for (const auto& k : keys) {
             if (k->key_id == key_id) {
                 return k.get();
+            }
+        }
+        return nullptr;
+    }
+
+    /// The ticket of key `key_id`; nullptr if it has none. Once per burst on
+    /// the signing path.
+    const key_ticket* find_ticket(uint32_t key_id) const noexcept {
+        for (const auto& t : tickets) {
+            if (t.key_id == key_id) {
+                return &t;
             }
         }
         return nullptr;

@@ -42,6 +42,8 @@ bool expired(const sa_key& k, uint64_t now_ns) noexcept {
 /// next key: better than signing with a key receivers are told to forget.
 void retire(security_association& sa, uint32_t key_id) {
     std::erase_if(sa.keys, [&](const auto& k) { return k->key_id == key_id; });
+    // Its ticket goes with it: it names the key it was issued with.
+    std::erase_if(sa.tickets, [&](const key_ticket& t) { return t.key_id == key_id; });
     sa.retired_ids.add(key_id);
     if (sa.has_sign_key && sa.sign_key_id == key_id) {
         sa.has_sign_key = false;
@@ -160,6 +162,43 @@ result<update_result> remove_key(const sa_database& current, const sa_wire::upda
     return r;
 }
 
+/// Attaches (or, with length 0, takes away) the TICKET TLV value of an
+/// installed key. Only `spp`, `key_id`, `key_len` and the value are read
+/// (sa_update_wire.h).
+result<update_result> set_ticket(const sa_database& current, const sa_wire::update& u) {
+    const size_t len = u.key_len;
+    if (len > sa_wire::max_ticket_len) {
+        return error{
+            fmt::format("ticket length {} is above {}, the most an update carries", len, sa_wire::max_ticket_len)};
+    }
+    if (len % 2 != 0) {
+        return error{fmt::format("ticket length {} is odd; a TLV value has even length (pad the Ticket record "
+                                 "with one zero octet)",
+                                 len)};
+    }
+    const security_association* sa = current.find(u.spp);
+    if (sa == nullptr) {
+        return error{fmt::format("no SA with spp {}; add its key first", u.spp)};
+    }
+    if (sa->find_key(u.key_id) == nullptr) {
+        return error{sa->retired_ids.contains(u.key_id)
+                         ? no_such_key(*sa, u.key_id)
+                         : fmt::format("spp {} has no key {}; add it first", u.spp, u.key_id)};
+    }
+    auto changed = copy_of(*sa);
+    std::erase_if(changed->tickets, [&](const key_ticket& t) { return t.key_id == u.key_id; });
+    if (len != 0) {
+        key_ticket& t = changed->tickets.emplace_back();
+        t.key_id = u.key_id;
+        t.length = static_cast<uint8_t>(len);
+        std::memcpy(t.value.data(), sa_wire::ticket_value(u), len);
+    }
+    update_result r;
+    r.next = next_version(current);
+    r.next->put(u.spp, std::move(changed));
+    return r;
+}
+
 result<update_result> remove_sa(const sa_database& current, const sa_wire::update& u) {
     const security_association* sa = current.find(u.spp);
     if (sa == nullptr) {
@@ -202,6 +241,8 @@ std::string op_name(uint8_t operation) {
         return "remove_sa";
     case op::flush:
         return "flush";
+    case op::set_ticket:
+        return "set_ticket";
     }
     return fmt::format("op {}", operation);
 }
@@ -234,6 +275,8 @@ result<update_result> apply_update(const sa_database& current, const sa_wire::up
         return remove_sa(current, u);
     case op::flush:
         return flush(current);
+    case op::set_ticket:
+        return set_ticket(current, u);
     }
     return error{fmt::format("unknown operation {}", u.operation)};
 }

@@ -19,6 +19,10 @@
 //   remove_sa    forget an SA and all its keys
 //   flush        forget every SA (a control plane that starts again pushes
 //                everything after it)
+//   set_ticket   attach a TICKET TLV value to key `key_id` of SA `spp` (a
+//                requester in ticket-based mode, seeds/001 §6): the data
+//                plane puts it, as a TICKET TLV, into every unicast request
+//                it signs with that key. Layout below
 //
 // Key lifetime. `lifetime_ms` of add_key is how long after the data plane
 // applies the update it forgets the key by itself, exactly as if remove_key
@@ -33,6 +37,38 @@
 // a deadline must not move when that clock is stepped (§2.5.1 recommends a
 // monotonic clock for the countdown).
 //
+// set_ticket. The value is what the TICKET TLV carries after its tlvType and
+// lengthField: the NTS Ticket record (seeds/001 §4.2.15), record header
+// included, padded with one zero octet to even length. It is not secret (the
+// SA inside is sealed with the grantor's ticket key) and it is longer than a
+// key, so it takes the record from `key` to the end (max_ticket_len, 104
+// octets):
+//
+//   octets   field(s)                     for set_ticket
+//   0-3      magic                        update_magic
+//   4        operation                    6
+//   5        spp                          the SA
+//   6        algorithm                    not read
+//   7        key_len                      the value's length: 1-104, and even
+//                                         (odd is refused); 0 removes the
+//                                         key's ticket
+//   8-15     sequence                     echoed in the acknowledgement
+//   16-19    key_id                       the key
+//   20-23    seqid_window, allow_mutable, not read
+//            reserved
+//   24-127   key, lifetime_ms, sent_ns,   the value: key_len octets from
+//            padding                      octet 24; the rest is not read
+//
+// The KE server's tickets (16-octet nonce, AES-SIV) fit: 80 octets with a
+// 16-octet unicast key, 96 with a 32-octet one.
+//
+// So `lifetime_ms` and `sent_ns` are not read for set_ticket either (their
+// octets are the value's, and there is no apply latency for it). The key must
+// be installed already. PTP TLVs have even length (IEEE 1588-2019 clause 14),
+// hence the refusal of an odd one rather than a TLV the grantor cannot parse.
+// The ticket goes with its key (remove_key, expiry, remove_sa, flush); a
+// second set_ticket replaces it.
+//
 // An SA remembers the last key IDs it retired (removed or expired) and does
 // not install them again until the SA itself goes (remove_sa, flush):
 // seeds/001 §5.3. An SA whose last key goes stays, without keys, for that.
@@ -43,6 +79,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace ptpsec::sa_wire {
 
@@ -60,6 +97,7 @@ enum class op : uint8_t {
     remove_key = 3,
     remove_sa = 4,
     flush = 5,
+    set_ticket = 6,
 };
 
 /// `algorithm` numbers the MACs as icv::algorithm does (not seeds/001 Table
@@ -71,7 +109,7 @@ struct update {
     uint8_t operation = 0; ///< op
     uint8_t spp = 0;
     uint8_t algorithm = 0; ///< add_key
-    uint8_t key_len = 0;   ///< add_key: octets of `key` used
+    uint8_t key_len = 0;   ///< add_key: octets of `key` used; set_ticket: octets of the value
     uint64_t sequence = 0; ///< echoed in the acknowledgement
     uint32_t key_id = 0;
     uint16_t seqid_window = 3; ///< add_key, new SA only
@@ -92,6 +130,39 @@ static_assert(offsetof(update, sequence) == 8 && offsetof(update, key_id) == 16 
 // Carved out of what was padding: writers that predate it send zeros there.
 static_assert(offsetof(update, lifetime_ms) == 88 && offsetof(update, sent_ns) == 96 &&
               offsetof(update, padding) == 104);
+
+/// set_ticket: where the value starts, and the most it holds (from there to
+/// the end of the record).
+inline constexpr size_t ticket_offset = offsetof(update, key);
+inline constexpr size_t max_ticket_len = sizeof(update) - ticket_offset;
+static_assert(ticket_offset == 24 && max_ticket_len == 104);
+static_assert(max_ticket_len <= UINT8_MAX, "key_len holds the length");
+// The value covers these fields (the record has no gap in between).
+static_assert(offsetof(update, lifetime_ms) == ticket_offset + max_key_len &&
+              offsetof(update, padding) + sizeof(update::padding) == sizeof(update));
+
+/// set_ticket: the value's first octet (key_len octets from there). Read
+/// through the record's object representation, which the offsets above pin.
+inline const uint8_t* ticket_value(const update& u) noexcept {
+    return reinterpret_cast<const uint8_t*>(&u) + ticket_offset;
+}
+
+/// set_ticket: writes `len` octets (at most max_ticket_len; the caller
+/// checks) at ticket_offset and sets key_len; the octets after them are
+/// zeroed.
+inline void put_ticket_value(update& u, const uint8_t* value, size_t len) noexcept {
+    auto* at = reinterpret_cast<uint8_t*>(&u) + ticket_offset;
+    std::memset(at, 0, max_ticket_len);
+    if (len != 0) {
+        std::memcpy(at, value, len);
+    }
+    u.key_len = static_cast<uint8_t>(len);
+}
+
+/// The writer's `sent_ns`, or 0 for set_ticket, whose value covers the field.
+inline uint64_t sent_ns_of(const update& u) noexcept {
+    return u.operation == static_cast<uint8_t>(op::set_ticket) ? 0 : u.sent_ns;
+}
 
 enum class status : uint8_t {
     applied = 0,

@@ -556,6 +556,7 @@ void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, ui
                 case sign_status::signed_ok:
                     set_length(work[i], _frames[i].len);
                     ++c.signed_ok;
+                    c.tickets_attached += _out[i].ticket_attached ? 1 : 0;
                     forward(work_at[i], work[i]);
                     break;
                 case sign_status::not_ptp:

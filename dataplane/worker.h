@@ -83,6 +83,9 @@ struct alignas(64) path_counters {
     uint64_t not_editable = 0; ///< PTP in a chained, indirect or shared mbuf: not edited in place, dropped
     uint64_t signed_ok = 0;
     uint64_t already_signed = 0; ///< sign policy, frame carried a TLV already: forwarded unchanged
+    /// Of signed_ok, unicast requests that got the key's TICKET TLV too
+    /// (a requester in ticket-based mode, seeds/001 §6; signer::sign_burst)
+    uint64_t tickets_attached = 0;
     uint64_t verified = 0;
     uint64_t stripped = 0;
     std::array<uint64_t, sign_status_count> sign{};     ///< by sign_status (signed_ok included)
@@ -123,7 +126,7 @@ struct path_counter_field {
     bool exported;
 };
 
-inline constexpr std::array<path_counter_field, 23> path_counter_fields = {{
+inline constexpr std::array<path_counter_field, 24> path_counter_fields = {{
     {"rx", &path_counters::rx, true},
     {"tx", &path_counters::tx, true},
     {"tx_full", &path_counters::tx_full, false},
@@ -132,6 +135,7 @@ inline constexpr std::array<path_counter_field, 23> path_counter_fields = {{
     {"not_editable", &path_counters::not_editable, false},
     {"signed", &path_counters::signed_ok, true},
     {"already_signed", &path_counters::already_signed, true},
+    {"tickets_attached", &path_counters::tickets_attached, true},
     {"verified", &path_counters::verified, true},
     {"stripped", &path_counters::stripped, true},
     {"tc_corrected", &path_counters::tc_corrected, true},

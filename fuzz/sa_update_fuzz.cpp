@@ -3,8 +3,9 @@
 // and are parsed like any input. The input is cut into 128-octet records,
 // applied in turn on a clock that each record moves forward, with the keys
 // whose lifetime ran out expired after each one (as the service loop does);
-// after each step the database must be consistent, a refused record must
-// leave it as it was, and nothing may crash or leak.
+// after each step the database must be consistent (tickets included: each
+// belongs to an installed key and goes with it), a refused record must leave
+// it as it was, and nothing may crash or leak.
 
 #include <dataplane/sa_update.h>
 #include <drivers/icv/ipsecmb_engine.h>
@@ -56,6 +57,15 @@ void check_consistent(const sa_database& db) {
                 earliest = t;
             }
         }
+        for (size_t i = 0; i < sa->tickets.size(); ++i) {
+            const key_ticket& t = sa->tickets[i];
+            require(sa->find_key(t.key_id) != nullptr, "a ticket belongs to an installed key");
+            require(t.length != 0 && t.length <= sa_wire::max_ticket_len && t.length % 2 == 0,
+                    "a ticket has an even length that fits a record");
+            for (size_t j = i + 1; j < sa->tickets.size(); ++j) {
+                require(t.key_id != sa->tickets[j].key_id, "one ticket per key");
+            }
+        }
         require(!sa->has_sign_key || sa->find_key(sa->sign_key_id) != nullptr, "the current key is installed");
         require(!(sa->has_sign_key && sa->sign_key_retired), "a current key is not a retired one");
     }
@@ -67,6 +77,7 @@ void check_retired(const update_result& r) {
     for (const auto& k : r.retired) {
         const security_association* sa = r.next->find(k.spp);
         require(sa == nullptr || sa->find_key(k.key_id) == nullptr, "a retired key is gone");
+        require(sa == nullptr || sa->find_ticket(k.key_id) == nullptr, "a retired key's ticket is gone");
     }
 }
 
@@ -91,6 +102,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             if ((u.lifetime_ms & 1U) == 0) {
                 u.lifetime_ms = u.lifetime_ms % 4096;
             }
+            // set_ticket: mostly lengths a record holds (odd ones included,
+            // which are refused); a set top bit keeps what came.
+            if (u.operation == static_cast<uint8_t>(sa_wire::op::set_ticket) && (u.key_len & 0x80U) == 0) {
+                u.key_len = static_cast<uint8_t>(u.key_len % (sa_wire::max_ticket_len + 1));
+            }
         }
         // Up to 4 s pass before each record (the sequence number is the
         // input's to choose).
@@ -112,6 +128,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             require(k != nullptr, "an added key is installed");
             require(k->expires_ns == (u.lifetime_ms == 0 ? 0 : now + u.lifetime_ms * 1'000'000),
                     "the deadline is the lifetime from now");
+        }
+        if (u.operation == static_cast<uint8_t>(sa_wire::op::set_ticket)) {
+            const security_association* sa = r->next->find(u.spp);
+            require(sa != nullptr && sa->find_key(u.key_id) != nullptr, "a ticket is set on an installed key");
+            const key_ticket* t = sa->find_ticket(u.key_id);
+            if (u.key_len == 0) {
+                require(t == nullptr, "length 0 takes the ticket away");
+            } else {
+                require(t != nullptr && t->length == u.key_len &&
+                            std::memcmp(t->value.data(), sa_wire::ticket_value(u), u.key_len) == 0,
+                        "the ticket is the record's value");
+            }
         }
         check_retired(*r);
         db = std::move(r->next);

@@ -237,10 +237,11 @@ void node::push(int64_t now) {
         }
     }
     std::vector<sa_wire::update> updates;
+    enum class kind { add, ticket, current };
     struct marker {
         size_t group;
         uint32_t key_id;
-        bool current;
+        kind what;
     };
     std::vector<marker> marks;
     for (size_t g = 0; g < _groups.size(); ++g) {
@@ -260,13 +261,24 @@ void node::push(int64_t now) {
             // Until the end of its grace period: the data plane retires it then by itself.
             u.lifetime_ms = static_cast<uint64_t>((k.retire_ns - now + ns_per_ms - 1) / ns_per_ms);
             updates.push_back(u);
-            marks.push_back({g, k.key_id, false});
+            marks.push_back({g, k.key_id, kind::add});
+            // A unicast key's ticket, for the data plane to send with the
+            // unicast requests it signs with the key (seeds/001 §6).
+            if (!k.ticket.empty()) {
+                auto t = sa_client::set_ticket(k.spp, k.key_id, k.ticket);
+                if (t) {
+                    updates.push_back(*t);
+                    marks.push_back({g, k.key_id, kind::ticket});
+                } else {
+                    st.last_error = t.message();
+                }
+            }
         }
         // The key whose validity holds now signs.
         for (const held_key& k : st.keys) {
             if (k.start_ns <= now && now < k.end_ns && (!st.has_pushed_current || st.pushed_current != k.key_id)) {
                 updates.push_back(sa_client::set_current(k.spp, k.key_id));
-                marks.push_back({g, k.key_id, true});
+                marks.push_back({g, k.key_id, kind::current});
             }
         }
     }
@@ -292,10 +304,10 @@ void node::push(int64_t now) {
             continue;
         }
         ++_stats.updates_pushed;
-        if (m.current) {
+        if (m.what == kind::current) {
             st.pushed_current = m.key_id;
             st.has_pushed_current = true;
-        } else {
+        } else if (m.what == kind::add) {
             st.pushed_keys.push_back(m.key_id);
         }
     }

@@ -11,7 +11,8 @@
 //   * push: add_key for each key the data plane does not hold yet, with a
 //     lifetime of its remaining validity plus the grace period (so that a
 //     data plane whose node has gone stops using it then: fail closed),
-//     and set_current for the key whose validity period holds now;
+//     set_ticket for a unicast key's ticket, and set_current for the key
+//     whose validity period holds now;
 //   * renew at a random point of the update period (§2.5.1: clients spread
 //     their requests), or at once when the data plane has no key;
 //   * on failure retry after a delay that doubles from retry_min up to

@@ -515,8 +515,9 @@ private:
                 retire_windows(r->retired);
                 ++_svc.applied;
                 // Workers read the new version from their next burst on.
-                if (const uint64_t now = monotonic_now_ns(); u.sent_ns != 0 && now >= u.sent_ns) {
-                    _svc.apply_latency.add(now - u.sent_ns);
+                // set_ticket's value covers sent_ns: sent_ns_of() gives 0.
+                if (const uint64_t sent = sa_wire::sent_ns_of(u), now = monotonic_now_ns(); sent != 0 && now >= sent) {
+                    _svc.apply_latency.add(now - sent);
                 }
             } else {
                 outcome = r.err();

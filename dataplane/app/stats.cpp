@@ -122,6 +122,9 @@ void print_stats(std::FILE* out, std::span<const path_config> paths, std::span<c
         if (c.ticket_exceptions != 0 || c.reinjected != 0) {
             fmt::print(out, " | tickets: handed over {} reinjected {}", c.ticket_exceptions, c.reinjected);
         }
+        if (c.tickets_attached != 0) {
+            fmt::print(out, " | tickets attached {}", c.tickets_attached);
+        }
         std::array<drop_reason, max_drop_reasons> reasons{};
         const size_t n = drop_reasons(c, reasons);
         for (size_t r = 0; r < n; ++r) {

@@ -293,7 +293,7 @@ private:
 };
 
 /// {"2": {"spp": 2, ..., "retired_key_ids": [3, 4], "keys": {"1": {"key_id": 1, "algorithm": ...,
-/// "icv_length": 16, "current": 1, "remaining_lifetime_s": 3600 or "never"}}}}
+/// "icv_length": 16, "current": 1, "ticket_length": 0, "remaining_lifetime_s": 3600 or "never"}}}}
 void fill_sa_version(const sa_database& db, rte_tel_data* d) {
     // The clock of key deadlines (dataplane/sa_update_wire.h).
     const uint64_t now_ns = monotonic_now_ns();
@@ -314,6 +314,10 @@ void fill_sa_version(const sa_database& db, rte_tel_data* d) {
             add_int(k.get(), "icv_length", key->icv_len);
             // The key this data plane signs with (seeds/001 §2.5.1: current).
             add_int(k.get(), "current", sa->has_sign_key && sa->sign_key_id == key->key_id ? 1 : 0);
+            // The TICKET TLV value its unicast requests carry: the length
+            // only (0: none), never the octets.
+            const key_ticket* ticket = sa->find_ticket(key->key_id);
+            add_int(k.get(), "ticket_length", ticket != nullptr ? ticket->length : 0);
             if (key->expires_ns == 0) {
                 add_string(k.get(), "remaining_lifetime_s", "never");
             } else {

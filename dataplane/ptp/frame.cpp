@@ -304,7 +304,103 @@ uint16_t finish_sum(uint32_t sum) noexcept {
     return ck;
 }
 
+/// The part of appending a TLV to a message of `message_length` octets
+/// (growing to `new_ml`) below the PTP message: checks that the UDP and IP
+/// lengths can grow, sets them (dropping any padding after the message) and
+/// the IPv4 header checksum (RFC 1624), and picks how the UDP checksum is
+/// completed. For the incremental plan `sum` is the ones' complement sum of
+/// the new checksum so far: the old one taken out, the lengths and
+/// messageLength (which the caller writes) replaced; the caller adds the
+/// TLV's words. `odd_tlv` (a TLV of odd length, whose octets would not pair
+/// up into the sum's words) asks for the full plan. Nothing to do for L2.
+error grow_udp_ip(uint8_t* frame, const frame_info& in, uint16_t message_length, size_t new_ml, bool odd_tlv,
+                  checksum_plan& plan, uint32_t& sum) noexcept {
+    plan = checksum_plan::none;
+    sum = 0;
+    if (in.tp == transport::l2) {
+        return error::none;
+    }
+    uint8_t* ip = frame + in.l3_offset;
+    uint8_t* udp = frame + in.l4_offset;
+    const uint8_t* msg = frame + in.ptp_offset;
+    const bool ipv4 = in.tp == transport::udp_ipv4;
+    const size_t udp_len = udp_header_len + new_ml;
+    const size_t ip_len = size_t{in.l4_offset} - in.l3_offset + udp_len - (ipv4 ? 0 : ipv6_header_len);
+    if (udp_len > 0xFFFF || ip_len > 0xFFFF) {
+        return error::message_too_long;
+    }
+    const uint16_t ck = stored(udp + 6);
+    if (ipv4 && ck == 0) {
+        plan = checksum_plan::none; // RFC 768: no checksum, and it stays so
+    } else if (!ends_with_message(frame, in, message_length) || (message_length & 1U) != 0 || odd_tlv || ck == 0) {
+        plan = checksum_plan::full;
+    } else {
+        // The UDP length appears twice in the sum (pseudo header and UDP
+        // header); messageLength once; the TLV's octets are the caller's
+        // (an ICV's by finish_auth_tlv()).
+        plan = checksum_plan::incremental;
+        const uint16_t old_udp_len = stored(udp + 4);
+        sum = static_cast<uint16_t>(~ck) + 2U * static_cast<uint16_t>(~old_udp_len) +
+              2U * be_word(static_cast<uint16_t>(udp_len)) + static_cast<uint16_t>(~stored(msg + 2)) +
+              be_word(static_cast<uint16_t>(new_ml));
+    }
+    uint8_t* ip_len_field = ip + (ipv4 ? 2 : 4);
+    if (ipv4) {
+        const uint32_t ip_sum =
+            replace_field(static_cast<uint16_t>(~stored(ip + 10)), ip_len_field, static_cast<uint16_t>(ip_len));
+        store(ip + 10, static_cast<uint16_t>(~fold(ip_sum)));
+    }
+    store_be16(udp + 4, static_cast<uint16_t>(udp_len));
+    store_be16(ip_len_field, static_cast<uint16_t>(ip_len));
+    return error::none;
+}
+
 } // namespace
+
+error append_tlv(frame_buf& f, frame_info& fi, uint16_t message_length, uint16_t type,
+                 std::span<const uint8_t> value) noexcept {
+    const frame_info in = fi;
+    const size_t new_ml = size_t{message_length} + tlv_header_len + value.size();
+    if (new_ml > max_message_len) {
+        return error::message_too_long;
+    }
+    const size_t new_len = size_t{in.ptp_offset} + new_ml;
+    if (new_len > f.cap) {
+        return error::no_room;
+    }
+    uint8_t* frame = f.data;
+    uint8_t* msg = frame + in.ptp_offset;
+    checksum_plan plan = checksum_plan::none;
+    uint32_t sum = 0;
+    if (const error e = grow_udp_ip(frame, in, message_length, new_ml, (value.size() & 1U) != 0, plan, sum);
+        e != error::none) {
+        return e;
+    }
+    store_be16(msg + 2, static_cast<uint16_t>(new_ml));
+    uint8_t* t = msg + message_length;
+    store_be16(t, type);
+    store_be16(t + 2, static_cast<uint16_t>(value.size()));
+    if (!value.empty()) {
+        std::memcpy(t + tlv_header_len, value.data(), value.size());
+    }
+    f.len = static_cast<uint32_t>(new_len);
+    fi.ptp_avail = static_cast<uint16_t>(new_ml);
+    switch (plan) {
+    case checksum_plan::none:
+        break;
+    case checksum_plan::incremental:
+        // The TLV starts at an even offset and is of even length: its words
+        // are the words of the sum. Summed from the source, not read back.
+        sum += be_word(type) + be_word(static_cast<uint16_t>(value.size())) + rte_raw_cksum(value.data(), value.size());
+        store(frame + in.l4_offset + 6, finish_sum(sum));
+        break;
+    case checksum_plan::full:
+        // udp_checksum_in_use() is true here: IPv6, or a non-zero IPv4 one.
+        fix_checksums(frame, fi, true);
+        break;
+    }
+    return error::none;
+}
 
 error append_auth_tlv(frame_buf& f, frame_info& fi, uint16_t message_length, const auth_params& p,
                       pending_auth& out) noexcept {
@@ -325,38 +421,8 @@ error append_auth_tlv(frame_buf& f, frame_info& fi, uint16_t message_length, con
     uint8_t* msg = frame + in.ptp_offset;
     checksum_plan plan = checksum_plan::none;
     uint32_t sum = 0;
-    if (in.tp != transport::l2) {
-        uint8_t* ip = frame + in.l3_offset;
-        uint8_t* udp = frame + in.l4_offset;
-        const bool ipv4 = in.tp == transport::udp_ipv4;
-        const size_t udp_len = udp_header_len + new_ml;
-        const size_t ip_len = size_t{in.l4_offset} - in.l3_offset + udp_len - (ipv4 ? 0 : ipv6_header_len);
-        if (udp_len > 0xFFFF || ip_len > 0xFFFF) {
-            return error::message_too_long;
-        }
-        const uint16_t ck = stored(udp + 6);
-        if (ipv4 && ck == 0) {
-            plan = checksum_plan::none; // RFC 768: no checksum, and it stays so
-        } else if (!ends_with_message(frame, in, message_length) || (message_length & 1U) != 0 || ck == 0) {
-            plan = checksum_plan::full;
-        } else {
-            // The UDP length appears twice in the sum (pseudo header and UDP
-            // header); messageLength once; the TLV's octets are added below,
-            // its ICV by finish_auth_tlv().
-            plan = checksum_plan::incremental;
-            const uint16_t old_udp_len = stored(udp + 4);
-            sum = static_cast<uint16_t>(~ck) + 2U * static_cast<uint16_t>(~old_udp_len) +
-                  2U * be_word(static_cast<uint16_t>(udp_len)) + static_cast<uint16_t>(~stored(msg + 2)) +
-                  be_word(static_cast<uint16_t>(new_ml));
-        }
-        uint8_t* ip_len_field = ip + (ipv4 ? 2 : 4);
-        if (ipv4) {
-            const uint32_t ip_sum =
-                replace_field(static_cast<uint16_t>(~stored(ip + 10)), ip_len_field, static_cast<uint16_t>(ip_len));
-            store(ip + 10, static_cast<uint16_t>(~fold(ip_sum)));
-        }
-        store_be16(udp + 4, static_cast<uint16_t>(udp_len));
-        store_be16(ip_len_field, static_cast<uint16_t>(ip_len));
+    if (const error e = grow_udp_ip(frame, in, message_length, new_ml, false, plan, sum); e != error::none) {
+        return e;
     }
     store_be16(msg + 2, static_cast<uint16_t>(new_ml));
     uint8_t* t = msg + message_length;

@@ -8,6 +8,7 @@
 #include <dataplane/ptp/message.h>
 
 #include <cstdint>
+#include <span>
 
 namespace ptpsec::ptp {
 
@@ -138,6 +139,21 @@ struct pending_auth {
 /// finish_auth_tlv() completes the UDP checksum.
 error append_auth_tlv(frame_buf& f, frame_info& fi, uint16_t message_length, const auth_params& p,
                       pending_auth& out) noexcept;
+
+/// Appends a TLV (tlvType `type`, lengthField the size of `value`) after the
+/// last TLV of a message of `message_length` octets (as scan_message() found
+/// it), drops any padding after it, and fixes messageLength, the UDP and IP
+/// lengths and both checksums; `fi.ptp_avail` becomes the new messageLength.
+/// A TLV the AUTHENTICATION TLV is to cover (the TICKET TLV, seeds/001 §6)
+/// is appended first, then append_auth_tlv() with the new length. The value
+/// should have even length, as every PTP TLV; an odd one is written as
+/// given, with the checksums summed again. Where the frame allows, the UDP
+/// checksum is updated for what changed (RFC 1624), so one that was wrong on
+/// arrival stays wrong. error::no_room when the buffer cannot hold the
+/// longer frame, message_too_long past 65535 octets; the frame is unchanged
+/// then. Copies `value`; allocates nothing.
+error append_tlv(frame_buf& f, frame_info& fi, uint16_t message_length, uint16_t type,
+                 std::span<const uint8_t> value) noexcept;
 
 /// Completes the UDP checksum after append_auth_tlv() once the ICV is in
 /// place. A checksum that was wrong on arrival stays wrong (incremental

@@ -363,6 +363,24 @@ inline error scan_message(const uint8_t* data, size_t avail, message_scan& out, 
     }
 }
 
+/// Whether a message that scan_message() accepted (as `sc`) carries a TLV of
+/// type `type`: for what the scan does not note, such as the
+/// REQUEST_UNICAST_TRANSMISSION TLV of a unicast request (16.1.4.1). Walks
+/// the TLVs again; reads only within messageLength.
+inline bool has_tlv(const uint8_t* data, const message_scan& sc, uint16_t type) noexcept {
+    tlv_iterator it(data, sc.tlv_begin, sc.messageLength);
+    for (;;) {
+        tlv_ref t;
+        bool done = false;
+        if (it.next(t, done) != error::none || done) {
+            return false;
+        }
+        if (t.type == type) {
+            return true;
+        }
+    }
+}
+
 /// scan_message() plus the common header decoded into `out.hdr`, for code
 /// that shows or edits header fields.
 error parse_message(const uint8_t* data, size_t avail, message_view& out, const wire_options& opt = {}) noexcept;

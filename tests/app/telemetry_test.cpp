@@ -258,10 +258,11 @@ TEST_F(telemetry, sa_list_names_keys_and_algorithms_never_key_bytes) {
     EXPECT_EQ(keys.at("2").at("icv_length"), 32);
     EXPECT_EQ(keys.at("4").at("algorithm"), "aes-cmac-256");
     for (const auto& [id, k] : keys.items()) {
-        // A key says what it is, whether it signs, how long it lives, and
-        // nothing more.
-        EXPECT_EQ(k.size(), 5U) << id << ": " << k.dump();
+        // A key says what it is, whether it signs, how long it lives, how
+        // long its ticket is, and nothing more.
+        EXPECT_EQ(k.size(), 6U) << id << ": " << k.dump();
         EXPECT_EQ(k.at("current"), id == "1" ? 1 : 0) << id; // --sign 2:1
+        EXPECT_EQ(k.at("ticket_length"), 0) << id;
         // Keys from the SA file do not expire.
         EXPECT_EQ(k.at("remaining_lifetime_s"), "never") << id;
     }
@@ -270,7 +271,8 @@ TEST_F(telemetry, sa_list_names_keys_and_algorithms_never_key_bytes) {
     const auto table = ctl({"sa", "list", "--file-prefix", dp->prefix});
     ASSERT_EQ(table.exit_code, exit_ok) << table.err;
     EXPECT_NE(table.out.find("ALGORITHM"), std::string::npos) << table.out;
-    EXPECT_NE(table.out.find("2     1          hmac-sha256-128  16   current  3             no             never\n"),
+    EXPECT_NE(table.out.find("2     1          hmac-sha256-128  16   current  3             no             never     "
+                             "     -\n"),
               std::string::npos)
         << table.out;
 

@@ -14,11 +14,14 @@
 
 #include <cstring>
 
+#include <algorithm>
 #include <initializer_list>
 #include <optional>
 #include <set>
 #include <string>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 namespace ptpsec::test {
 namespace {
@@ -542,6 +545,21 @@ TEST_P(auth, sign_refusals) {
         EXPECT_EQ(v[0].len, f.size());
         EXPECT_EQ(one[0].copy(), f);
     }
+    // Without a key, what is not PTP is still not_ptp (forwarded), not no_sa.
+    {
+        bytes arp(60, 0x11);
+        store_be16(arp.data() + 12, 0x0806);
+        std::vector<owned_frame> two{owned_frame(arp, headroom), owned_frame(f, headroom)};
+        auto v = views(two);
+        std::array<frame_outcome, 2> out{};
+        EXPECT_EQ(s.sign->sign_burst(v.data(), 2, 99, key_main, out.data()), 0);
+        EXPECT_EQ(sign_of(out[0]), sign_status::not_ptp);
+        EXPECT_EQ(sign_of(out[1]), sign_status::no_sa);
+        EXPECT_EQ(s.sign->sign_burst_current(v.data(), 2, spp_plain, out.data()), 0); // no current key named
+        EXPECT_EQ(sign_of(out[0]), sign_status::not_ptp);
+        EXPECT_EQ(sign_of(out[1]), sign_status::no_sa);
+        EXPECT_EQ(two[0].copy(), arp);
+    }
     // Empty bursts.
     EXPECT_EQ(s.sign->sign_burst(nullptr, 0, spp_plain, key_main, nullptr), 0);
     EXPECT_EQ(s.verify->verify_burst(nullptr, 0, nullptr), 0);
@@ -883,6 +901,202 @@ TEST_P(auth, mixed_bursts_keep_order_and_outcomes) {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Tickets (seeds/001 §6): a requester's unicast requests carry the ticket of
+// the key they are signed with, in a TICKET TLV before the AUTHENTICATION
+// TLV, so that the ICV covers it.
+
+/// 16.1.4.1 REQUEST_UNICAST_TRANSMISSION: Announce, 2 s, 300 s.
+bytes request_unicast_tlv() {
+    bytes v(6, 0);
+    v[0] = static_cast<uint8_t>(static_cast<uint8_t>(message_type::announce) << 4);
+    v[1] = 1;
+    store_be32(v.data() + 2, 300);
+    return make_tlv(ptp::tlv_request_unicast_transmission, v);
+}
+
+/// A unicast negotiation request: Signaling with REQUEST_UNICAST_TRANSMISSION
+/// (and `more` TLVs after it).
+bytes unicast_request(uint16_t seq, const std::vector<bytes>& more = {}) {
+    std::vector<bytes> tlvs{request_unicast_tlv()};
+    tlvs.insert(tlvs.end(), more.begin(), more.end());
+    return build(message_type::signaling, tlvs, seq);
+}
+
+/// A TICKET TLV value: a Ticket record (type 1034) with an opaque body.
+bytes ticket_value(size_t len = 96, uint8_t seed = 0x5C) {
+    bytes v = pattern(len, seed);
+    v[0] = 0x84;
+    v[1] = 0x0A;
+    return v;
+}
+
+/// Gives key `key_id` of `spp` the ticket `value`, as set_ticket leaves it.
+void give_ticket(sa_database& sad, uint8_t spp, uint32_t key_id, const bytes& value) {
+    key_ticket t;
+    t.key_id = key_id;
+    t.length = static_cast<uint8_t>(value.size());
+    std::copy(value.begin(), value.end(), t.value.begin());
+    sad.find(spp)->tickets.push_back(t);
+}
+
+/// The TLVs of a frame's message, in order: type and value.
+std::vector<std::pair<uint16_t, bytes>> tlvs_of(const owned_frame& f, const ptp::wire_options& opt = {}) {
+    ptp::frame_info fi;
+    ptp::message_view mv;
+    EXPECT_EQ(ptp::classify_frame(f.buf.data(), f.len, fi), error::none);
+    const uint8_t* msg = f.buf.data() + fi.ptp_offset;
+    EXPECT_EQ(ptp::parse_message(msg, fi.ptp_avail, mv, opt), error::none);
+    std::vector<std::pair<uint16_t, bytes>> out;
+    ptp::tlv_iterator it(msg, mv.tlv_begin, mv.messageLength);
+    for (;;) {
+        ptp::tlv_ref t;
+        bool done = false;
+        if (it.next(t, done) != error::none || done) {
+            return out;
+        }
+        out.emplace_back(t.type, bytes(t.value, t.value + t.length));
+    }
+}
+
+/// Signs `frames` in one burst with key `key_id` of `spp`; the outcomes.
+std::vector<frame_outcome> sign_each(signer& sg, std::vector<owned_frame>& frames, uint8_t spp, uint32_t key_id) {
+    auto v = views(frames);
+    std::vector<frame_outcome> out(frames.size());
+    sg.sign_burst(v.data(), static_cast<uint16_t>(v.size()), spp, key_id, out.data());
+    take_lengths(frames, v);
+    return out;
+}
+
+TEST_P(auth, a_unicast_request_carries_the_ticket_before_the_auth_tlv) {
+    side s(kind(), standard_sas(alg()));
+    ASSERT_NE(s.sad, nullptr);
+    const bytes ticket = ticket_value();
+    give_ticket(*s.sad, spp_plain, key_main, ticket);
+    give_ticket(*s.sad, spp_mutable, key_main, ticket);
+    std::vector<owned_frame> frames;
+    std::vector<frame_spec> spec_of;
+    uint16_t seq = 1;
+    for (const auto& ns : transport_specs()) {
+        // Plain, with Ethernet padding, with octets after the message in
+        // the UDP payload: the two checksum plans (incremental and summed
+        // again) and padding dropped.
+        std::vector<frame_spec> variants{ns.spec, ns.spec};
+        variants[1].trailer = 6;
+        if (ns.spec.tp != ptp::transport::l2) {
+            variants.push_back(ns.spec);
+            variants.back().udp_padding = 3;
+        }
+        for (const auto& spec : variants) {
+            frames.emplace_back(make_frame(unicast_request(seq++), spec), 256);
+            spec_of.push_back(spec);
+        }
+    }
+    const size_t msg_len = unicast_request(0).size();
+    const size_t auth_len = 4 + 6 + (icv::is_gmac(alg()) ? 8 : 0) + icv::icv_length(alg());
+    for (const uint8_t spp : {spp_plain, spp_mutable}) {
+        SCOPED_TRACE("spp " + std::to_string(spp));
+        std::vector<owned_frame> signed_frames = frames;
+        const auto out = sign_each(*s.sign, signed_frames, spp, key_main);
+        for (size_t i = 0; i < signed_frames.size(); ++i) {
+            SCOPED_TRACE("frame " + std::to_string(i));
+            EXPECT_EQ(sign_of(out[i]), sign_status::signed_ok) << error_name(out[i].cause);
+            EXPECT_TRUE(out[i].ticket_attached);
+            EXPECT_TRUE(frame_consistent(signed_frames[i].octets(), spec_of[i]));
+            const auto tlvs = tlvs_of(signed_frames[i]);
+            ASSERT_EQ(tlvs.size(), 3U);
+            EXPECT_EQ(tlvs[0].first, ptp::tlv_request_unicast_transmission);
+            EXPECT_EQ(tlvs[1].first, ptp::default_ticket_tlv_type);
+            EXPECT_EQ(tlvs[1].second, ticket) << "the stored octets, exactly";
+            EXPECT_EQ(tlvs[2].first, ptp::tlv_authentication);
+            ptp::frame_info fi;
+            const ptp::message_view mv = parse_signed(signed_frames[i], fi);
+            EXPECT_EQ(mv.ticket_offset, msg_len);
+            EXPECT_EQ(mv.auth.offset, msg_len + 4 + ticket.size());
+            EXPECT_EQ(mv.hdr.messageLength, msg_len + 4 + ticket.size() + auth_len);
+        }
+        uint16_t n = 0;
+        for (const auto& o : verify_all(s, signed_frames, &n)) {
+            EXPECT_EQ(verify_of(o), verify_status::verified);
+        }
+        EXPECT_EQ(n, signed_frames.size());
+        // The ICV covers the ticket.
+        owned_frame changed = signed_frames[0];
+        ptp::frame_info fi;
+        const ptp::message_view mv = parse_signed(changed, fi);
+        changed.buf[fi.ptp_offset + mv.ticket_offset + 4 + 10] ^= 0x01;
+        EXPECT_EQ(verify_one(s, changed), verify_status::bad_icv);
+    }
+}
+
+TEST_P(auth, only_unicast_requests_without_a_ticket_get_one) {
+    side s(kind(), standard_sas(alg()));
+    ASSERT_NE(s.sad, nullptr);
+    const bytes ticket = ticket_value(80);
+    give_ticket(*s.sad, spp_plain, key_main, ticket);
+    bytes grant(8, 0);
+    grant[0] = 0xB0;
+    const bytes own_ticket = ticket_value(40, 0x77);
+    struct case_of {
+        const char* name;
+        bytes msg;
+        bool gets_ticket;
+    };
+    const std::vector<case_of> cases = {
+        {"announce", build(message_type::announce), false},
+        {"signaling, grant", build(message_type::signaling, {make_tlv(ptp::tlv_grant_unicast_transmission, grant)}),
+         false},
+        {"signaling, no TLV", build(message_type::signaling), false},
+        {"unicast request", unicast_request(7), true},
+        {"announce with a request TLV", build(message_type::announce, {request_unicast_tlv()}), false},
+        {"unicast request with its ticket", unicast_request(8, {make_tlv(ptp::default_ticket_tlv_type, own_ticket)}),
+         false},
+        {"sync", build(message_type::sync), false},
+        {"unicast request, request TLV second",
+         build(message_type::signaling, {make_tlv(ptp::tlv_grant_unicast_transmission, grant), request_unicast_tlv()}),
+         true},
+    };
+    for (const auto& ns : transport_specs()) {
+        SCOPED_TRACE(ns.name);
+        std::vector<owned_frame> frames;
+        frames.reserve(cases.size());
+        for (const auto& c : cases) {
+            frames.emplace_back(make_frame(c.msg, ns.spec), 256);
+        }
+        const auto out = sign_each(*s.sign, frames, spp_plain, key_main);
+        for (size_t i = 0; i < cases.size(); ++i) {
+            SCOPED_TRACE(cases[i].name);
+            ASSERT_EQ(sign_of(out[i]), sign_status::signed_ok) << error_name(out[i].cause);
+            EXPECT_EQ(out[i].ticket_attached, cases[i].gets_ticket);
+            EXPECT_TRUE(frame_consistent(frames[i].octets(), ns.spec));
+            const auto tlvs = tlvs_of(frames[i]);
+            const auto tickets = std::count_if(tlvs.begin(), tlvs.end(),
+                                               [](const auto& t) { return t.first == ptp::default_ticket_tlv_type; });
+            ASSERT_FALSE(tlvs.empty());
+            EXPECT_EQ(tlvs.back().first, ptp::tlv_authentication);
+            if (cases[i].gets_ticket) {
+                ASSERT_GE(tlvs.size(), 2U);
+                EXPECT_EQ(tlvs[tlvs.size() - 2].second, ticket);
+                EXPECT_EQ(tickets, 1);
+            } else if (i == 5) {
+                EXPECT_EQ(tickets, 1) << "the request's own TICKET TLV, and no other";
+                EXPECT_EQ(tlvs[1].second, own_ticket);
+            } else {
+                EXPECT_EQ(tickets, 0);
+            }
+        }
+        for (const auto& o : verify_all(s, frames)) {
+            EXPECT_EQ(verify_of(o), verify_status::verified);
+        }
+        // A key without a ticket adds none.
+        std::vector<owned_frame> plain{owned_frame(make_frame(unicast_request(9), ns.spec), 256)};
+        const auto plain_out = sign_each(*s.sign, plain, spp_plain, key_hmac);
+        EXPECT_EQ(sign_of(plain_out[0]), sign_status::signed_ok);
+        EXPECT_FALSE(plain_out[0].ticket_attached);
+        EXPECT_EQ(tlvs_of(plain[0]).size(), 2U);
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(engines_and_algorithms, auth,
                          ::testing::Combine(::testing::Values(engine_kind::ipsecmb, engine_kind::openssl),
                                             ::testing::Values(algorithm::hmac_sha256_128, algorithm::hmac_sha256,
@@ -1087,6 +1301,84 @@ TEST(auth_options, ticket_type_follows_wire_options) {
     EXPECT_EQ(mv.ticket_offset, 64);
     EXPECT_TRUE(mv.has_auth);
     EXPECT_EQ(verify_one(s, f), verify_status::verified);
+}
+
+TEST(auth_tickets, no_room_for_both_tlvs_leaves_the_request_alone) {
+    side s(engine_kind::ipsecmb, standard_sas(algorithm::hmac_sha256_128));
+    ASSERT_NE(s.sad, nullptr);
+    const bytes ticket = ticket_value();
+    give_ticket(*s.sad, spp_plain, key_main, ticket);
+    ptp::auth_params ap;
+    ap.icv_len = 16;
+    for (const auto& ns : transport_specs()) {
+        SCOPED_TRACE(ns.name);
+        const bytes original = make_frame(unicast_request(3), ns.spec);
+        const size_t need = original.size() + 4 + ticket.size() + ptp::auth_tlv_size(ap);
+        // Room for the AUTHENTICATION TLV alone, or one octet short of both.
+        for (const size_t cap : {original.size() + ptp::auth_tlv_size(ap), need - 1}) {
+            std::vector<owned_frame> frames{owned_frame(original, cap - original.size())};
+            const auto out = sign_each(*s.sign, frames, spp_plain, key_main);
+            EXPECT_EQ(sign_of(out[0]), sign_status::no_room) << "cap " << cap;
+            EXPECT_FALSE(out[0].ticket_attached);
+            EXPECT_EQ(frames[0].copy(), original) << "cap " << cap;
+        }
+        std::vector<owned_frame> exact{owned_frame(original, need - original.size())};
+        const auto out = sign_each(*s.sign, exact, spp_plain, key_main);
+        EXPECT_EQ(sign_of(out[0]), sign_status::signed_ok);
+        EXPECT_TRUE(out[0].ticket_attached);
+        EXPECT_EQ(exact[0].len, need);
+    }
+}
+
+TEST(auth_tickets, an_engine_refusal_takes_the_ticket_out_too) {
+    // As engine_refusal_is_crypto_failed_and_leaves_frames_alone: a request
+    // that is not signed leaves as it came, without the TICKET TLV either.
+    side keys(engine_kind::ipsecmb, standard_sas(algorithm::hmac_sha256_128));
+    ASSERT_NE(keys.sad, nullptr);
+    give_ticket(*keys.sad, spp_plain, key_main, ticket_value());
+    auto wrong = make_engine(engine_kind::openssl);
+    icv::gmac_iv_counter iv(1);
+    signer sgn(*wrong, *keys.sad, iv);
+    std::vector<bytes> originals;
+    std::vector<owned_frame> frames;
+    for (const auto& ns : transport_specs()) {
+        originals.push_back(make_frame(unicast_request(4), ns.spec));
+        frames.emplace_back(originals.back(), 256);
+    }
+    const auto out = sign_each(sgn, frames, spp_plain, key_main);
+    for (size_t i = 0; i < frames.size(); ++i) {
+        EXPECT_EQ(sign_of(out[i]), sign_status::crypto_failed) << "frame " << i;
+        EXPECT_FALSE(out[i].ticket_attached);
+        EXPECT_EQ(frames[i].copy(), originals[i]) << "frame " << i << " changed although not signed";
+    }
+}
+
+TEST(auth_tickets, the_ticket_tlv_type_follows_wire_options) {
+    ptp::wire_options opt;
+    opt.ticket_tlv_type = 0x2020;
+    side s(engine_kind::ipsecmb, standard_sas(algorithm::hmac_sha256_128), opt);
+    ASSERT_NE(s.sad, nullptr);
+    const bytes ticket = ticket_value();
+    give_ticket(*s.sad, spp_plain, key_main, ticket);
+    // 0x2015 is not the TICKET TLV under these options: the request still
+    // needs one. One of type 0x2020 it has already.
+    std::vector<owned_frame> frames{
+        owned_frame(make_frame(unicast_request(5, {make_tlv(0x2015, pattern(8, 1))}), frame_spec{}), 256),
+        owned_frame(make_frame(unicast_request(6, {make_tlv(0x2020, pattern(8, 1))}), frame_spec{}), 256),
+    };
+    const auto out = sign_each(*s.sign, frames, spp_plain, key_main);
+    ASSERT_EQ(sign_of(out[0]), sign_status::signed_ok);
+    EXPECT_TRUE(out[0].ticket_attached);
+    const auto tlvs = tlvs_of(frames[0], opt);
+    ASSERT_EQ(tlvs.size(), 4U);
+    EXPECT_EQ(tlvs[2].first, 0x2020);
+    EXPECT_EQ(tlvs[2].second, ticket);
+    ASSERT_EQ(sign_of(out[1]), sign_status::signed_ok);
+    EXPECT_FALSE(out[1].ticket_attached);
+    EXPECT_EQ(tlvs_of(frames[1], opt).size(), 3U);
+    for (const auto& o : verify_all(s, frames)) {
+        EXPECT_EQ(verify_of(o), verify_status::verified);
+    }
 }
 
 } // namespace

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <initializer_list>
 #include <random>
 #include <string>
@@ -920,6 +921,131 @@ TEST(edit_limits, checksum_plan_follows_the_frame) {
             EXPECT_NE(load_be16(fb.data + l.l4 + 6), 0);
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// append_tlv: a TLV before the AUTHENTICATION TLV (the TICKET TLV, seeds/001 §6)
+
+TEST_P(edit, append_tlv_keeps_lengths_and_checksums) {
+    // Every edit message (an odd messageLength among them), plain, with an
+    // Ethernet trailer and with octets after the message in the UDP payload;
+    // values of 0 to 104 octets, and one of odd length (summed again). Then
+    // the AUTHENTICATION TLV after it, as the signer appends it.
+    const frame_spec base = GetParam().spec;
+    std::vector<frame_spec> specs{base, base};
+    specs[1].trailer = 6;
+    if (base.tp != transport::l2) {
+        specs.push_back(base);
+        specs.back().udp_padding = 3;
+    }
+    for (const auto& c : edit_messages()) {
+        for (const auto& spec : specs) {
+            for (const size_t len : {size_t{0}, size_t{2}, size_t{96}, size_t{104}, size_t{5}}) {
+                SCOPED_TRACE(c.name + " value " + std::to_string(len) + " trailer " + std::to_string(spec.trailer) +
+                             " udp padding " + std::to_string(spec.udp_padding));
+                frame_spec clean = spec;
+                clean.trailer = 0;
+                clean.udp_padding = 0;
+                const bytes value = pattern(len, 0x61);
+                owned_frame of(make_frame(c.msg, spec), 256);
+                ptp::frame_buf fb = of.view();
+                parsed p = parse_frame(fb);
+                const uint16_t old_ml = p.mv.hdr.messageLength;
+                ASSERT_EQ(ptp::append_tlv(fb, p.fi, old_ml, 0x2015, value), error::none);
+                EXPECT_EQ(p.fi.ptp_avail, old_ml + 4 + len);
+                EXPECT_TRUE(frame_consistent({fb.data, fb.len}, clean));
+                const uint8_t* msg = fb.data + p.fi.ptp_offset;
+                EXPECT_TRUE(std::equal(c.msg.begin() + 4, c.msg.end(), msg + 4)) << "the message before it";
+                EXPECT_EQ(load_be16(msg + old_ml), 0x2015);
+                EXPECT_EQ(load_be16(msg + old_ml + 2), len);
+                EXPECT_TRUE(std::equal(value.begin(), value.end(), msg + old_ml + 4));
+                parsed again = parse_frame(fb);
+                EXPECT_EQ(again.mv.ticket_offset, p.mv.ticket_offset != 0 ? p.mv.ticket_offset : old_ml);
+                EXPECT_EQ(again.mv.tlv_count, p.mv.tlv_count + 1);
+
+                ptp::auth_params ap;
+                ptp::pending_auth pa;
+                ASSERT_EQ(ptp::append_auth_tlv(fb, p.fi, p.fi.ptp_avail, ap, pa), error::none);
+                for (size_t i = 0; i < ap.icv_len; ++i) {
+                    fb.data[p.fi.ptp_offset + pa.icv_offset + i] = static_cast<uint8_t>(0xA0 + i);
+                }
+                ptp::finish_auth_tlv(fb.data, p.fi, pa);
+                EXPECT_TRUE(frame_consistent({fb.data, fb.len}, clean));
+                parsed both = parse_frame(fb);
+                EXPECT_TRUE(both.mv.has_auth);
+                EXPECT_EQ(both.mv.auth.offset, old_ml + 4 + len);
+            }
+        }
+    }
+}
+
+TEST_P(edit, append_tlv_without_room_leaves_the_frame_alone) {
+    const frame_spec spec = GetParam().spec;
+    const bytes original = make_frame(build(message_type::signaling), spec);
+    const bytes value = pattern(96, 3);
+    const size_t need = original.size() + 4 + value.size();
+    for (const size_t cap : {original.size(), need - 1}) {
+        owned_frame of(original, cap - original.size());
+        ptp::frame_buf fb = of.view();
+        parsed p = parse_frame(fb);
+        const ptp::frame_info fi_before = p.fi;
+        EXPECT_EQ(ptp::append_tlv(fb, p.fi, p.mv.hdr.messageLength, 0x2015, value), error::no_room) << "cap " << cap;
+        EXPECT_EQ(fb.len, original.size());
+        EXPECT_TRUE(std::equal(original.begin(), original.end(), fb.data));
+        EXPECT_EQ(p.fi.ptp_avail, fi_before.ptp_avail);
+    }
+    owned_frame exact(original, need - original.size());
+    ptp::frame_buf fb = exact.view();
+    parsed p = parse_frame(fb);
+    EXPECT_EQ(ptp::append_tlv(fb, p.fi, p.mv.hdr.messageLength, 0x2015, value), error::none);
+    EXPECT_EQ(fb.len, need);
+}
+
+TEST(edit_limits, append_tlv_keeps_a_wrong_checksum_wrong_and_a_zero_one_zero) {
+    const bytes value = pattern(96, 9);
+    for (const auto& spec : {udp4_spec(), udp6_spec()}) {
+        owned_frame of(make_frame(build(message_type::signaling), spec), 256);
+        ptp::frame_buf fb = of.view();
+        parsed p = parse_frame(fb);
+        const layout l = layout_of(spec);
+        fb.data[l.ptp + 40] ^= 0x01; // a body octet, after the checksums were made
+        ASSERT_EQ(ptp::append_tlv(fb, p.fi, p.mv.hdr.messageLength, 0x2015, value), error::none);
+        const bool ipv6 = spec.tp == transport::udp_ipv6;
+        EXPECT_NE(load_be16(fb.data + l.l4 + 6), reference_udp_checksum(fb.data + l.l3, fb.data + l.l4, ipv6));
+        fb.data[l.ptp + 40] ^= 0x01; // undo the corruption: now it adds up
+        EXPECT_TRUE(frame_consistent({fb.data, fb.len}, spec));
+    }
+    frame_spec none = udp4_spec();
+    none.udp4_checksum = false;
+    owned_frame of(make_frame(build(message_type::signaling), none), 256);
+    ptp::frame_buf fb = of.view();
+    parsed p = parse_frame(fb);
+    ASSERT_EQ(ptp::append_tlv(fb, p.fi, p.mv.hdr.messageLength, 0x2015, value), error::none);
+    EXPECT_EQ(load_be16(fb.data + layout_of(none).l4 + 6), 0);
+    EXPECT_TRUE(frame_consistent({fb.data, fb.len}, none));
+    // An IPv6 UDP checksum of zero (forbidden) is replaced.
+    frame_spec six = udp6_spec();
+    bytes f = make_frame(build(message_type::signaling), six);
+    store_be16(f.data() + layout_of(six).l4 + 6, 0);
+    owned_frame zero(f, 256);
+    ptp::frame_buf zb = zero.view();
+    parsed zp = parse_frame(zb);
+    ASSERT_EQ(ptp::append_tlv(zb, zp.fi, zp.mv.hdr.messageLength, 0x2015, value), error::none);
+    EXPECT_TRUE(frame_consistent({zb.data, zb.len}, six));
+}
+
+TEST(edit_limits, append_tlv_near_65535_is_message_too_long) {
+    // A message whose TLV would take messageLength past 65535: refused,
+    // the frame unchanged.
+    const bytes msg = build(message_type::signaling, {make_tlv(0x2004, pattern(65000, 1))});
+    const bytes original = make_frame(msg, frame_spec{});
+    owned_frame of(original, 1024);
+    ptp::frame_buf fb = of.view();
+    parsed p = parse_frame(fb);
+    const bytes value = pattern(600, 2);
+    EXPECT_EQ(ptp::append_tlv(fb, p.fi, p.mv.hdr.messageLength, 0x2015, value), error::message_too_long);
+    EXPECT_EQ(fb.len, original.size());
+    EXPECT_TRUE(std::equal(original.begin(), original.end(), fb.data));
 }
 
 } // namespace

@@ -52,6 +52,24 @@ sa_wire::update simple(op o, uint8_t spp = 0, uint32_t key_id = 0) {
     return u;
 }
 
+/// A set_ticket update carrying `value` (sa_update_wire.h: from octet 24).
+sa_wire::update ticket(uint8_t spp, uint32_t key_id, const test::bytes& value) {
+    sa_wire::update u = simple(op::set_ticket, spp, key_id);
+    sa_wire::put_ticket_value(u, value.data(), value.size());
+    return u;
+}
+
+/// A TICKET TLV value as a requester holds it: a Ticket record (type 1034),
+/// here with an opaque body, padded to even length.
+test::bytes ticket_value(size_t len, uint8_t seed) {
+    test::bytes v = test::pattern(len, seed);
+    if (len >= 2) {
+        v[0] = 0x84; // critical bit, type 1034 (0x040A)
+        v[1] = 0x0A;
+    }
+    return v;
+}
+
 /// A time on the monotonic clock for the tests that set it themselves.
 constexpr uint64_t t0 = 1'000'000'000'000; // 1000 s after boot
 constexpr uint64_t ms = 1'000'000;
@@ -413,6 +431,155 @@ TEST_F(sa_updates, signing_follows_the_installed_key) {
     frame_outcome o;
     ASSERT_EQ(s.sign_burst(views.data(), 1, 2, 1, &o), 1);
     EXPECT_EQ(v.verify_burst(views.data(), 1, &o), 1);
+}
+
+// set_ticket (seeds/001 §6): a TICKET TLV value on an installed key.
+
+TEST_F(sa_updates, set_ticket_attaches_the_value_to_its_key_in_a_new_version) {
+    ASSERT_TRUE(apply(add(2, 1)));
+    ASSERT_TRUE(apply(add(2, 2)));
+    ASSERT_TRUE(apply(add(3, 1)));
+    const sa_database* v1 = _db.get();
+    const sa_key* k21 = v1->find(2)->find_key(1);
+    const test::bytes t = ticket_value(96, 0x30);
+    auto r = apply_update(*_db, ticket(2, 1, t), _engine);
+    ASSERT_TRUE(r) << r.message();
+    EXPECT_TRUE(r->retired.empty());
+    const sa_database& v2 = *r->next;
+    const key_ticket* kt = v2.find(2)->find_ticket(1);
+    ASSERT_NE(kt, nullptr);
+    EXPECT_EQ(kt->key_id, 1U);
+    EXPECT_EQ(test::bytes(kt->bytes().begin(), kt->bytes().end()), t);
+    EXPECT_EQ(v2.find(2)->find_ticket(2), nullptr) << "the other key has none";
+    EXPECT_EQ(v2.find(3)->find_ticket(1), nullptr) << "the same key ID in another SA has none";
+    EXPECT_EQ(v2.find(3), v1->find(3)) << "an SA that did not change is the same object";
+    EXPECT_EQ(v2.find(2)->find_key(1), k21) << "the key is shared, not expanded again";
+    EXPECT_EQ(v1->find(2)->find_ticket(1), nullptr) << "the old version is untouched";
+    EXPECT_EQ(op_name(static_cast<uint8_t>(op::set_ticket)), "set_ticket");
+}
+
+TEST_F(sa_updates, set_ticket_takes_the_whole_rest_of_the_record_and_replaces) {
+    // 104 octets: the value runs over key, lifetime_ms, sent_ns and padding,
+    // none of which is read for set_ticket.
+    ASSERT_TRUE(apply(add(2, 1)));
+    const test::bytes longest = ticket_value(sa_wire::max_ticket_len, 0x51);
+    sa_wire::update u = ticket(2, 1, longest);
+    EXPECT_NE(u.lifetime_ms, 0U);
+    EXPECT_NE(u.sent_ns, 0U);
+    EXPECT_EQ(sa_wire::sent_ns_of(u), 0U);
+    EXPECT_EQ(u.padding[23], longest.back());
+    ASSERT_TRUE(apply(u, t0));
+    const key_ticket* kt = _db->find(2)->find_ticket(1);
+    ASSERT_NE(kt, nullptr);
+    EXPECT_EQ(test::bytes(kt->bytes().begin(), kt->bytes().end()), longest);
+    EXPECT_EQ(_db->find(2)->find_key(1)->expires_ns, 0U) << "lifetime_ms is not read";
+
+    // A second set_ticket replaces the first; the key keeps one ticket.
+    const test::bytes shorter = ticket_value(2, 0x07);
+    ASSERT_TRUE(apply(ticket(2, 1, shorter)));
+    ASSERT_EQ(_db->find(2)->tickets.size(), 1U);
+    EXPECT_EQ(test::bytes(_db->find(2)->tickets[0].bytes().begin(), _db->find(2)->tickets[0].bytes().end()), shorter);
+}
+
+TEST_F(sa_updates, set_ticket_refusals_name_the_reason_and_change_nothing) {
+    ASSERT_TRUE(apply(add(2, 1)));
+    ASSERT_TRUE(apply(add(2, 2)));
+    ASSERT_TRUE(apply(simple(op::remove_key, 2, 2)));
+    const test::bytes t = ticket_value(96, 0x30);
+    expect_refused(ticket(9, 1, t), "no SA with spp 9; add its key first");
+    expect_refused(ticket(2, 7, t), "spp 2 has no key 7; add it first");
+    expect_refused(ticket(2, 2, t), "spp 2 has no key 2: it was removed or expired");
+    expect_refused(ticket(2, 1, ticket_value(95, 0x30)), "ticket length 95 is odd");
+    expect_refused(ticket(2, 1, ticket_value(1, 0x30)), "ticket length 1 is odd");
+    for (const uint8_t len : {uint8_t{105}, uint8_t{106}, uint8_t{255}}) {
+        sa_wire::update too_long = ticket(2, 1, t);
+        too_long.key_len = len;
+        expect_refused(too_long, fmt::format("ticket length {} is above 104", len));
+    }
+    EXPECT_EQ(_db->find(2)->find_ticket(1), nullptr);
+    // The reason fits the acknowledgement whole.
+    const sa_wire::update odd = ticket(255, UINT32_MAX, ticket_value(103, 1));
+    ASSERT_TRUE(apply(add(255, UINT32_MAX)));
+    const status st = apply(odd);
+    ASSERT_FALSE(st);
+    EXPECT_EQ(std::string(make_ack(odd, st).reason), st.err().message);
+}
+
+TEST_F(sa_updates, set_ticket_of_length_0_takes_the_ticket_away) {
+    ASSERT_TRUE(apply(add(2, 1)));
+    ASSERT_TRUE(apply(add(2, 2)));
+    ASSERT_TRUE(apply(ticket(2, 1, ticket_value(80, 1))));
+    ASSERT_TRUE(apply(ticket(2, 2, ticket_value(96, 2))));
+    ASSERT_TRUE(apply(ticket(2, 1, {})));
+    EXPECT_EQ(_db->find(2)->find_ticket(1), nullptr);
+    ASSERT_NE(_db->find(2)->find_ticket(2), nullptr) << "the other key keeps its ticket";
+    EXPECT_EQ(_db->find(2)->find_ticket(2)->length, 96);
+    EXPECT_NE(_db->find(2)->find_key(1), nullptr) << "the key stays";
+    // Nothing to take away: applied all the same.
+    EXPECT_TRUE(apply(ticket(2, 1, {})));
+}
+
+TEST_F(sa_updates, the_ticket_goes_with_its_key) {
+    ASSERT_TRUE(apply(add(2, 1), t0));
+    ASSERT_TRUE(apply(add_for(2, 2, 1000), t0));
+    ASSERT_TRUE(apply(add(2, 3), t0));
+    for (uint32_t id = 1; id <= 3; ++id) {
+        ASSERT_TRUE(apply(ticket(2, id, ticket_value(80, static_cast<uint8_t>(id))), t0));
+    }
+    ASSERT_TRUE(apply(simple(op::remove_key, 2, 1), t0));
+    EXPECT_EQ(_db->find(2)->find_ticket(1), nullptr) << "remove_key";
+    ASSERT_TRUE(expire(t0 + 1000 * ms));
+    EXPECT_EQ(_db->find(2)->find_ticket(2), nullptr) << "expiry";
+    ASSERT_NE(_db->find(2)->find_ticket(3), nullptr);
+    ASSERT_EQ(_db->find(2)->tickets.size(), 1U);
+    ASSERT_TRUE(apply(simple(op::remove_sa, 2), t0));
+    ASSERT_TRUE(apply(add(2, 3), t0));
+    EXPECT_EQ(_db->find(2)->find_ticket(3), nullptr) << "remove_sa";
+    ASSERT_TRUE(apply(ticket(2, 3, ticket_value(80, 3)), t0));
+    ASSERT_TRUE(apply(simple(op::flush), t0));
+    ASSERT_TRUE(apply(add(2, 3), t0));
+    EXPECT_EQ(_db->find(2)->find_ticket(3), nullptr) << "flush";
+}
+
+TEST_F(sa_updates, a_ticket_set_by_update_goes_into_the_unicast_requests_signed_with_its_key) {
+    ASSERT_TRUE(apply(add(2, 1, icv::algorithm::hmac_sha256_128, 32, 0x42)));
+    ASSERT_TRUE(apply(simple(op::set_current, 2, 1)));
+    const test::bytes t = ticket_value(96, 0x30);
+    ASSERT_TRUE(apply(ticket(2, 1, t)));
+    icv::gmac_iv_counter iv(1);
+    signer s(_engine, *_db, iv);
+    verifier v(_engine, *_db);
+    test::bytes request_unicast(6, 0);
+    request_unicast[0] = static_cast<uint8_t>(static_cast<uint8_t>(ptp::message_type::announce) << 4);
+    const test::bytes msg = test::build(ptp::message_type::signaling,
+                                        {test::make_tlv(ptp::tlv_request_unicast_transmission, request_unicast)});
+    std::vector<test::owned_frame> frames;
+    frames.emplace_back(test::make_frame(msg, test::spec_named("udp4").spec), 256);
+    auto views = test::views(frames);
+    frame_outcome o;
+    ASSERT_EQ(s.sign_burst_current(views.data(), 1, 2, &o), 1);
+    EXPECT_TRUE(o.ticket_attached);
+    test::take_lengths(frames, views);
+    ptp::frame_info fi;
+    const ptp::message_view mv = test::parse_signed(frames[0], fi);
+    ASSERT_EQ(mv.ticket_offset, msg.size());
+    const uint8_t* tlv = frames[0].buf.data() + fi.ptp_offset + mv.ticket_offset;
+    EXPECT_EQ(load_be16(tlv), ptp::default_ticket_tlv_type);
+    ASSERT_EQ(load_be16(tlv + 2), t.size());
+    EXPECT_EQ(test::bytes(tlv + 4, tlv + 4 + t.size()), t);
+    EXPECT_EQ(mv.auth.offset, msg.size() + 4 + t.size());
+    EXPECT_EQ(v.verify_burst(views.data(), 1, &o), 1);
+
+    // Taken away: the next request goes without.
+    ASSERT_TRUE(apply(ticket(2, 1, {})));
+    s.use(*_db);
+    std::vector<test::owned_frame> again;
+    again.emplace_back(test::make_frame(msg, test::spec_named("udp4").spec), 256);
+    auto again_views = test::views(again);
+    ASSERT_EQ(s.sign_burst_current(again_views.data(), 1, 2, &o), 1);
+    EXPECT_FALSE(o.ticket_attached);
+    test::take_lengths(again, again_views);
+    EXPECT_EQ(test::parse_signed(again[0], fi).ticket_offset, 0);
 }
 
 // The channel.
