@@ -288,6 +288,9 @@ void node::push(int64_t now) {
     auto sent = sa_client::send(_s.dataplane_prefix, updates, _s.push_wait);
     if (!sent) {
         ++_stats.push_failures;
+        for (const marker& m : marks) {
+            _groups[m.group].last_error = fmt::format("the data plane did not take the keys: {}", sent.message());
+        }
         return;
     }
     for (size_t i = 0; i < sent->size(); ++i) {

@@ -1,12 +1,23 @@
 #pragma once
 
 // What the tests of running programs share: EAL's runtime directory of a
-// file prefix, removed when the test is done with it.
+// file prefix, removed when the test is done with it; a pcap stream into a
+// FIFO, for frames that must arrive while a data plane runs.
+
+#include "../pcap_files.h"
 
 #include <control/telemetry_client.h>
 
+#include <fcntl.h>
+#include <pcap/pcap.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <filesystem>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace ptpsec {
 
@@ -30,6 +41,75 @@ public:
 
 private:
     std::filesystem::path _path;
+};
+
+/// A pcap stream into a FIFO that net_pcap reads as its rx_pcap: frames
+/// written while the data plane runs arrive then, and close() ends the
+/// stream, after which the port receives nothing (and the data plane can
+/// stop: a read of the FIFO waits until then).
+class pcap_fifo {
+public:
+    explicit pcap_fifo(std::string path) : _path(std::move(path)) {
+        if (::mkfifo(_path.c_str(), 0600) != 0) {
+            throw std::runtime_error("mkfifo " + _path);
+        }
+        // Opened for reading and writing, so that neither this open nor the
+        // data plane's waits for the other side.
+        const int fd = ::open(_path.c_str(), O_RDWR | O_CLOEXEC);
+        FILE* f = fd < 0 ? nullptr : ::fdopen(fd, "w");
+        if (f == nullptr) {
+            if (fd >= 0) {
+                ::close(fd);
+            }
+            throw std::runtime_error("open " + _path);
+        }
+        _dead.reset(pcap_open_dead(DLT_EN10MB, 65535));
+        _dumper.reset(pcap_dump_fopen(_dead.get(), f));
+        if (!_dumper) {
+            std::fclose(f);
+            throw std::runtime_error(pcap_geterr(_dead.get()));
+        }
+        (void)pcap_dump_flush(_dumper.get()); // the file header: the data plane's open reads it
+    }
+    ~pcap_fifo() {
+        close();
+        ::unlink(_path.c_str());
+    }
+    pcap_fifo(const pcap_fifo&) = delete;
+    pcap_fifo& operator=(const pcap_fifo&) = delete;
+    pcap_fifo(pcap_fifo&&) = delete;
+    pcap_fifo& operator=(pcap_fifo&&) = delete;
+
+    const std::string& path() const noexcept { return _path; }
+
+    void write(const std::vector<uint8_t>& frame) {
+        pcap_pkthdr h{};
+        h.caplen = h.len = static_cast<uint32_t>(frame.size());
+        pcap_dump(reinterpret_cast<u_char*>(_dumper.get()), &h, frame.data());
+        (void)pcap_dump_flush(_dumper.get());
+    }
+
+    void close() { _dumper.reset(); }
+
+private:
+    std::string _path;
+    pcap_ptr _dead;
+    dumper_ptr _dumper;
+};
+
+/// Closes the FIFO when it goes: declared after the data plane, it goes
+/// first, so that a test that fails early still stops the data plane at once.
+class close_on_exit {
+public:
+    explicit close_on_exit(pcap_fifo& fifo) : _fifo(fifo) {}
+    ~close_on_exit() { _fifo.close(); }
+    close_on_exit(const close_on_exit&) = delete;
+    close_on_exit& operator=(const close_on_exit&) = delete;
+    close_on_exit(close_on_exit&&) = delete;
+    close_on_exit& operator=(close_on_exit&&) = delete;
+
+private:
+    pcap_fifo& _fifo;
 };
 
 } // namespace ptpsec

@@ -571,26 +571,29 @@ TEST_F(ticket_exception, the_option_is_in_the_config_and_needs_a_verifying_path)
     ASSERT_EQ(ok->stop(), 0) << ok->err();
 }
 
-// Ticket-based mode with every real part: ptpsec-controld as the KE server
-// ([unicast]), ptpsec-controld as the grantor's node ([node.grantor]) in
-// front of ptpsec-dataplane --tickets, and this test as the requester: it
-// asks the server for a unicast key and ticket over TLS, signs a unicast
-// request with them and sends it, twice, to the grantor's data plane. The
-// node opens the ticket, installs the unicast SA, gives the frame back; it
-// comes out verified and stripped once. The copy is refused.
-TEST_F(ticket_exception, a_requesters_ticket_opens_the_grantors_data_plane_and_a_replay_does_not) {
-    const std::string controld = test::program_from_env("PTPSEC_CONTROLD");
-    const auto ca = test::make_identity({.cn = "plant CA", .ca = true});
-    const auto ke = test::make_identity({.cn = "ke", .issuer = &ca, .san = "IP:127.0.0.1", .eku = "serverAuth"});
-    const auto grantor = test::make_identity({.cn = "grantor1", .issuer = &ca, .eku = "clientAuth"});
-    const auto requester = test::make_identity({.cn = "requester1", .issuer = &ca, .eku = "clientAuth"});
-    test::write_pem_file(_dir.file("ca.pem"), test::cert_pem(ca));
-    for (const auto& [name, id] :
-         {std::pair{"ke", &ke}, std::pair{"grantor1", &grantor}, std::pair{"requester1", &requester}}) {
-        test::write_pem_file(_dir.file(fmt::format("{}.pem", name)), test::cert_pem(*id));
-        test::write_pem_file(_dir.file(fmt::format("{}.key", name)), test::key_pem(*id));
+/// Ticket-based mode with every real part: ptpsec-controld as the KE server
+/// ([unicast]) and as the grantor's node ([node.grantor]) in front of the
+/// grantor's data plane (this fixture's, with --tickets).
+class ticket_mode : public ticket_exception {
+protected:
+    void SetUp() override {
+        ticket_exception::SetUp();
+        _controld = test::program_from_env("PTPSEC_CONTROLD");
+        const auto ca = test::make_identity({.cn = "plant CA", .ca = true});
+        const auto ke = test::make_identity({.cn = "ke", .issuer = &ca, .san = "IP:127.0.0.1", .eku = "serverAuth"});
+        const auto grantor = test::make_identity({.cn = "grantor1", .issuer = &ca, .eku = "clientAuth"});
+        const auto requester = test::make_identity({.cn = "requester1", .issuer = &ca, .eku = "clientAuth"});
+        test::write_pem_file(_dir.file("ca.pem"), test::cert_pem(ca));
+        for (const auto& [name, id] :
+             {std::pair{"ke", &ke}, std::pair{"grantor1", &grantor}, std::pair{"requester1", &requester}}) {
+            test::write_pem_file(_dir.file(fmt::format("{}.pem", name)), test::cert_pem(*id));
+            test::write_pem_file(_dir.file(fmt::format("{}.key", name)), test::key_pem(*id));
+        }
     }
-    test::write_file(_dir.file("server.toml"), R"([admin]
+
+    /// The KE server and the grantor's node; the server's port.
+    uint16_t start_server_and_grantor() {
+        test::write_file(_dir.file("server.toml"), R"([admin]
 enabled = false
 
 [server]
@@ -613,40 +616,63 @@ grantor = true
 subject = "CN=requester1,O=ptpsec test"
 unicast = true
 )");
-    test::background_program server(_dir, controld, {"--config", _dir.file("server.toml")});
-    uint16_t port = 0;
-    ASSERT_TRUE(wait_until(
-        [&] {
-            std::smatch m;
-            const std::string out = server.out();
-            static const std::regex banner("NTS-KE server on port ([0-9]+)");
-            if (std::regex_search(out, m, banner)) {
-                port = static_cast<uint16_t>(std::stoi(m[1]));
-            }
-            return port != 0 || !server.running();
-        },
-        std::chrono::seconds(20), "the server's banner"));
-    ASSERT_NE(port, 0) << server.err();
-    test::write_file(_dir.file("node.toml"), fmt::format(R"([admin]
+        _server = std::make_unique<test::background_program>(
+            _dir, _controld, std::vector<std::string>{"--config", _dir.file("server.toml")});
+        uint16_t port = 0;
+        EXPECT_TRUE(wait_until(
+            [&] {
+                std::smatch m;
+                const std::string out = _server->out();
+                static const std::regex banner("NTS-KE server on port ([0-9]+)");
+                if (std::regex_search(out, m, banner)) {
+                    port = static_cast<uint16_t>(std::stoi(m[1]));
+                }
+                return port != 0 || !_server->running();
+            },
+            std::chrono::seconds(20), "the server's banner"));
+        EXPECT_NE(port, 0) << _server->err();
+        write_node_config("node.toml", port, "grantor1", _prefix, R"(
+[node.grantor]
+port-identity = "001b21fffe000001-1"
+addresses = ["10.0.0.1"]
+)");
+        _grantor_node = std::make_unique<test::background_program>(
+            _dir, _controld, std::vector<std::string>{"--config", _dir.file("node.toml")});
+        return port;
+    }
+
+    /// [admin] off, [node] with certificate `cert`, `extra` after it.
+    void write_node_config(const std::string& file, uint16_t port, const std::string& cert, const std::string& prefix,
+                           const std::string& extra) {
+        test::write_file(_dir.file(file), fmt::format(R"([admin]
 enabled = false
 
 [node]
 server = "127.0.0.1"
 port = {}
-certificate = "grantor1.pem"
-private-key = "grantor1.key"
+certificate = "{}.pem"
+private-key = "{}.key"
 ca = "ca.pem"
 dataplane-prefix = "{}"
 retry-min-ms = 100
 retry-max-ms = 1000
+{})",
+                                                      port, cert, cert, prefix, extra));
+    }
 
-[node.grantor]
-port-identity = "001b21fffe000001-1"
-addresses = ["10.0.0.1"]
-)",
-                                                         port, _prefix));
-    test::background_program node(_dir, controld, {"--config", _dir.file("node.toml")});
+    std::string _controld;
+    std::unique_ptr<test::background_program> _server;
+    std::unique_ptr<test::background_program> _grantor_node;
+};
 
+// The requester is this test: it asks the server for a unicast key and ticket
+// over TLS, signs a unicast request with them and sends it, twice, to the
+// grantor's data plane. The node opens the ticket, installs the unicast SA,
+// gives the frame back; it comes out verified and stripped once. The copy is
+// refused.
+TEST_F(ticket_mode, a_requesters_ticket_opens_the_grantors_data_plane_and_a_replay_does_not) {
+    const uint16_t port = start_server_and_grantor();
+    ASSERT_NE(port, 0);
     // The requester: a unicast key and ticket for the grantor at 10.0.0.1,
     // once the grantor has registered.
     const ptp::port_identity me = test::make_port_identity(0x10, 1); // sample_header's sender
@@ -673,7 +699,7 @@ addresses = ["10.0.0.1"]
             return key.has_value();
         },
         std::chrono::seconds(20), "a unicast key for the registered grantor"))
-        << node.out() << node.err();
+        << _grantor_node->out() << _grantor_node->err();
     ASSERT_TRUE(key->unicast);
     const auto alg = nts::to_icv_algorithm(key->sa.integrity_algorithm, key->sa.key.size());
     ASSERT_TRUE(alg);
@@ -692,12 +718,12 @@ addresses = ["10.0.0.1"]
     ASSERT_TRUE(up(*dp)) << dp->err() << dp->out();
     ASSERT_TRUE(wait_until([&] { return live("verified") >= 1 && live("ticket_exceptions") + live("replayed") >= 2; },
                            std::chrono::seconds(20), "the request verified"))
-        << node.out() << live_path().dump();
+        << _grantor_node->out() << live_path().dump();
     // Give the node a moment to refuse the copy if it was handed over too.
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     ASSERT_EQ(dp->stop(), 0) << dp->err();
-    ASSERT_EQ(node.stop(), 0) << node.err();
-    ASSERT_EQ(server.stop(), 0) << server.err();
+    ASSERT_EQ(_grantor_node->stop(), 0) << _grantor_node->err();
+    ASSERT_EQ(_server->stop(), 0) << _server->err();
 
     const json p = exit_path();
     EXPECT_EQ(p.at("verified"), 1) << p.dump();
@@ -709,14 +735,138 @@ addresses = ["10.0.0.1"]
     ASSERT_GE(handed, 1U);
     ASSERT_LE(handed, 2U);
     if (handed == 2) {
-        EXPECT_NE(node.out().find("replays refused 1"), std::string::npos) << node.out();
+        EXPECT_NE(_grantor_node->out().find("replays refused 1"), std::string::npos) << _grantor_node->out();
     } else {
         EXPECT_EQ(p.at("drops").value("replayed", 0), 1) << p.dump();
     }
-    EXPECT_NE(node.out().find("unicast SAs installed 1"), std::string::npos) << node.out();
+    EXPECT_NE(_grantor_node->out().find("unicast SAs installed 1"), std::string::npos) << _grantor_node->out();
     const auto out = test::read_packets(inside_out());
     ASSERT_EQ(out.size(), 1U);
     EXPECT_EQ(out[0].data, stripped(req));
+}
+
+// The whole chain: a requester's node ([[node.unicast]]) gets the unicast
+// key and ticket and puts both in the requester's data plane, which signs a
+// unicast request with the key and sends the ticket with it; the grantor's
+// data plane, node and the server do the rest. The request leaves the
+// grantor verified once; its copy does not.
+TEST_F(ticket_mode, a_requester_node_and_data_plane_reach_the_grantor_through_the_key_server) {
+    const uint16_t port = start_server_and_grantor();
+    ASSERT_NE(port, 0);
+    const std::string requester = _prefix + "-rq";
+    runtime_dir_guard requester_runtime(requester);
+    shm_guard requester_shm(requester);
+    // sample_header's sender: the ticket must be issued to it.
+    write_node_config("requester.toml", port, "requester1", requester, R"(
+[[node.unicast]]
+grantor = "10.0.0.1"
+port-identity = "1021324354657687-1"
+mac-algorithms = ["aes-gmac-256", "hmac-sha256-128"]
+)");
+    test::background_program requester_node(_dir, _controld, {"--config", _dir.file("requester.toml")});
+
+    pcap_fifo fifo(_dir.file("requester_in.fifo"));
+    const std::string requester_out = _dir.file("requester_out.pcap");
+    // The server has no group: its unicast SPP is 1.
+    auto dp = std::make_unique<test::background_program>(
+        _dir, _exe,
+        std::vector<std::string>{
+            "--no-huge",
+            "-m",
+            "256",
+            "--no-pci",
+            "--no-shconf",
+            "--lcores=0@(0-1),1@(0-1)", // the main lcore applies SA updates while the worker waits on the FIFO
+            fmt::format("--file-prefix={}", requester),
+            fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null", fifo.path()),
+            fmt::format("--vdev=net_pcap1,rx_pcap={},tx_pcap={}", _dir.file("empty.pcap"), requester_out),
+            "--",
+            "--inside",
+            "0",
+            "--outside",
+            "1",
+            "--outside-policy",
+            "pass",
+            "--sign",
+            "1",
+            "--burst",
+            "1"});
+    close_on_exit closing(fifo);
+    ASSERT_TRUE(up(*dp)) << dp->err() << dp->out();
+    // The node has pushed the key, its ticket, and made it current.
+    ASSERT_TRUE(wait_until(
+        [&] {
+            const auto r = test::run_program(_dir, _ctl, {"sa", "list", "--file-prefix", requester, "--json"},
+                                             std::chrono::seconds(30));
+            if (r.exit_code != 0) {
+                return false;
+            }
+            const json sas = json::parse(r.out, nullptr, false);
+            if (!sas.is_object() || !sas.contains("1")) {
+                return false;
+            }
+            for (const auto& [id, k] : sas.at("1").at("keys").items()) {
+                if (k.value("current", 0) == 1 && k.value("ticket_length", 0) > 0) {
+                    return k.value("algorithm", "") == "aes-gmac-256";
+                }
+            }
+            return false;
+        },
+        std::chrono::seconds(20), "the unicast key, its ticket, current"))
+        << requester_node.out() << requester_node.err() << dp->out();
+
+    // A frame that is not PTP ends the poll that began before the key came;
+    // then the request, and a copy of it.
+    const bytes unsigned_request = [] {
+        const bytes msg = test::build(test::sample_header(700), test::sample_body(ptp::message_type::signaling),
+                                      {request_unicast_tlv()});
+        test::frame_spec spec;
+        spec.tp = ptp::transport::udp_ipv4;
+        return test::make_frame(msg, spec);
+    }();
+    fifo.write(not_ptp());
+    fifo.write(unsigned_request);
+    fifo.write(unsigned_request);
+    ASSERT_TRUE(wait_until(
+        [&] {
+            const auto r = test::run_program(_dir, _ctl, {"stats", "--file-prefix", requester, "--json"},
+                                             std::chrono::seconds(30));
+            const json j = json::parse(r.out, nullptr, false);
+            return j.is_object() && j["paths"]["inside_to_outside"].value("tickets_attached", uint64_t{0}) == 2;
+        },
+        std::chrono::seconds(10), "two tickets attached"));
+    fifo.close();
+    ASSERT_EQ(dp->stop(), 0) << dp->err();
+    std::vector<bytes> sent;
+    for (const auto& pk : test::read_packets(requester_out)) {
+        if (pk.data != not_ptp()) {
+            sent.push_back(pk.data);
+        }
+    }
+    // Two signings of one request: the same sequenceId; with AES-GMAC not the
+    // same octets (each has an IV of its own).
+    ASSERT_EQ(sent.size(), 2U);
+
+    // The grantor's side.
+    auto grantor_dp = start(sent, {"--outside-policy", "verify-strip", "--tickets"});
+    ASSERT_TRUE(up(*grantor_dp)) << grantor_dp->err() << grantor_dp->out();
+    ASSERT_TRUE(wait_until([&] { return live("verified") >= 1 && live("ticket_exceptions") + live("replayed") >= 2; },
+                           std::chrono::seconds(20), "the request verified"))
+        << _grantor_node->out() << live_path().dump();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ASSERT_EQ(grantor_dp->stop(), 0) << grantor_dp->err();
+    EXPECT_EQ(requester_node.stop(), 0) << requester_node.err();
+    ASSERT_EQ(_grantor_node->stop(), 0) << _grantor_node->err();
+    ASSERT_EQ(_server->stop(), 0) << _server->err();
+    EXPECT_NE(_server->out().find("unicast keys 1"), std::string::npos) << _server->out();
+
+    const json p = exit_path();
+    EXPECT_EQ(p.at("verified"), 1) << p.dump();
+    EXPECT_EQ(p.at("tx"), 1) << p.dump();
+    EXPECT_NE(_grantor_node->out().find("unicast SAs installed 1"), std::string::npos) << _grantor_node->out();
+    const auto out = test::read_packets(inside_out());
+    ASSERT_EQ(out.size(), 1U);
+    EXPECT_TRUE(out[0].data == stripped(sent[0]) || out[0].data == stripped(sent[1]));
 }
 
 } // namespace
