@@ -35,9 +35,11 @@ result<nts::ticket> parse_ticket_tlv(std::span<const uint8_t> v) {
     if (type != static_cast<uint16_t>(nts::record_type::ticket)) {
         return error{fmt::format("the TICKET TLV holds record type {}, not a Ticket (1034)", type)};
     }
-    if (4 + len > v.size() || v.size() - (4 + len) > 1 || (v.size() > 4 + len && v.back() != 0)) {
-        return error{fmt::format("the TICKET TLV's Ticket record says {} octets of body, the TLV has {} (and at "
-                                 "most one zero octet of padding)",
+    // The record, then one zero octet only when the record's length is odd.
+    const size_t padded = (4 + len) % 2 == 0 ? 4 + len : 4 + len + 1;
+    if (4 + len > v.size() || (v.size() != 4 + len && v.size() != padded) || (v.size() > 4 + len && v.back() != 0)) {
+        return error{fmt::format("the TICKET TLV's Ticket record says {} octets of body, the TLV has {} (and one "
+                                 "zero octet of padding when the record's length is odd)",
                                  len, v.size() - 4)};
     }
     auto t = nts::decode_ticket(v.subspan(4, len), "TICKET TLV");
@@ -223,7 +225,10 @@ result<opened_ticket> grantor::open_request(const unicast_request& req, int64_t 
         return refused(fmt::format("the ticket carries SPP {} key {}, the AUTHENTICATION TLV names SPP {} key {}",
                                    sa->spp, sa->key_id, req.spp, req.key_id));
     }
-    const auto seen_key = std::pair{t->nonce, req.sequence_id};
+    // The ticket's nonce and the sequenceId, as one string.
+    std::string seen_key(t->nonce.begin(), t->nonce.end());
+    seen_key.push_back(static_cast<char>(req.sequence_id >> 8));
+    seen_key.push_back(static_cast<char>(req.sequence_id & 0xFF));
     if (_seen.contains(seen_key)) {
         ++_stats.replays_refused;
         return error{"a unicast request seen before (same ticket, same sequenceId): a replay"};

@@ -123,8 +123,9 @@ private:
     int64_t _next_heartbeat_ns = 0;
     std::chrono::milliseconds _backoff{0};
     std::string _last_error;
-    /// Requests accepted: ticket nonce and sequenceId -> when to forget.
-    std::map<std::pair<std::vector<uint8_t>, uint16_t>, int64_t> _seen;
+    /// Requests accepted: ticket nonce and sequenceId (its two octets after
+    /// the nonce) -> when to forget.
+    std::map<std::string, int64_t> _seen;
     grantor_counters _stats;
 };
 
@@ -133,7 +134,8 @@ std::vector<uint8_t> ticket_tlv_value(const nts::ticket& t);
 
 /// The ticket in a TICKET TLV value: a Ticket record (type 1034, either
 /// critical bit), its body exactly as long as its header says, then nothing
-/// or one zero octet. Errors name what is wrong.
+/// or, when the record's length is odd, one zero octet. Errors name what is
+/// wrong.
 result<nts::ticket> parse_ticket_tlv(std::span<const uint8_t> value);
 
 } // namespace ptpsec::node
