@@ -40,7 +40,8 @@ test: build build-asan
 
 # Release build of ptpsec-bench; regenerates docs/benchmarks.md below its
 # hand-written introduction.
-bench: deps hugepages
+bench: hugepages
+	@scripts/install-deps.sh --bench
 	@[ -f $(BENCH_BUILD)/build.ninja ] || meson setup $(BENCH_BUILD) -Dtests=false --buildtype=release
 	ninja -C $(BENCH_BUILD)
 	$(BENCH_BUILD)/bench/ptpsec-bench --benchmark_min_time=0.05 --benchmark_repetitions=5 \
@@ -48,8 +49,9 @@ bench: deps hugepages
 	  --benchmark_out=$(BENCH_BUILD)/bench.json --benchmark_out_format=json
 	python3 bench/testpmd_bench.py --build $(BENCH_BUILD) --json $(BENCH_BUILD)/testpmd.json
 	python3 bench/sa_update_bench.py --build $(BENCH_BUILD) --json $(BENCH_BUILD)/sa_update.json
+	python3 bench/ke_bench.py --build $(BENCH_BUILD) --json $(BENCH_BUILD)/ke.json
 	python3 scripts/bench-report.py --intro docs/benchmarks.md --testpmd $(BENCH_BUILD)/testpmd.json \
-	  $(BENCH_BUILD)/bench.json > $(BENCH_BUILD)/benchmarks.md
+	  --ke $(BENCH_BUILD)/ke.json $(BENCH_BUILD)/bench.json > $(BENCH_BUILD)/benchmarks.md
 	mv $(BENCH_BUILD)/benchmarks.md docs/benchmarks.md
 	@echo "bench: report written to docs/benchmarks.md"
 

@@ -8,7 +8,9 @@ Runs nothing itself. Reads the file written by
 and prints a Markdown report: the machine, the command, per-packet tables
 (raw intel-ipsec-mb ceiling, sign and verify paths, OpenSSL baseline, every
 message size, every intel-ipsec-mb manager) and a PASS/MISS verdict for each
-performance target.
+performance target. With --testpmd and --ke, the sections of
+bench/testpmd_bench.py (the whole data path over memif) and bench/ke_bench.py
+(NTS-KE handshakes per second, ptpsec-controld against chrony) follow.
 
 With --intro FILE, the text of FILE up to and including the marker line
 (INTRO_MARKER) is printed first, so the hand-written introduction of
@@ -50,6 +52,12 @@ MAX_RATIO_BURST1 = 1.5  # (3) sign and verify at burst 1 vs best raw at burst 1
 # The whole data path (bench/testpmd_bench.py): sign and verify+strip at zero
 # loss against testpmd's io forwarding over the same memif link.
 TESTPMD_MIN_RATIO = 0.85
+# The NTS-KE server (bench/ke_bench.py): handshakes per server core-second at
+# least chrony's, same run, same certificate type.
+KE_MIN_RATIO_TO_CHRONY = 1.0
+# A run in which neither the server nor the load generator got this share of
+# its core was slowed by something else on the machine.
+KE_BUSY = 0.85
 
 TIME_UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
@@ -656,9 +664,110 @@ def ratio_txt(x, y):
     return f"{100.0 * x / y:.0f}%" if y else "n/a"
 
 
+def ke_section(path):
+    """NTS-KE handshakes per second per core, from bench/ke_bench.py."""
+    if not path:
+        return ""
+    try:
+        with open(path, encoding="utf-8") as f:
+            k = json.load(f)
+    except (OSError, ValueError):
+        return ""
+    st = k.get("settings", {})
+    m = k.get("machine", {})
+    cells = k.get("summary", [])
+    out = ["## NTS-KE server: ptpsec-controld against chrony", ""]
+    out.append(
+        "`bench/ke_bench.py` (run by `make bench`): `ptpsec-ke-bench` opens connections to the server and does, "
+        "on each, a full TLS 1.3 handshake (no session resumption, no tickets), one request, the whole response, "
+        "close_notify and close. ptpsec-controld gets PTP Key Requests in group mode and must verify a client "
+        "certificate (mutual TLS); chrony's NTS-KE server gets the RFC 8915 NTPv4 request and asks for no client "
+        "certificate, so each handshake costs it less public-key work. "
+        + ("Both serve from one thread (chrony `ntsprocesses 0`)" if not st.get("chrony_processes") else
+           f"ptpsec-controld serves from one thread, chrony from its main process and "
+           f"`ntsprocesses {st['chrony_processes']}` helpers (their CPU time counted too)")
+        + f", pinned to core {st.get('server_core', 1)}; the load "
+        f"generator runs on core {st.get('client_core', 0)} with {st.get('concurrency', '?')} connections at a "
+        "time. Handshakes per core-second is the rate divided by the server's CPU share over the window "
+        "(utime + stime from /proc): the rate one core would give, also when the load generator cannot fill it. "
+        "The load generator "
+        + ("verifies" if st.get("verify_server") else "does not verify")
+        + " the server certificate.")
+    out.append("")
+    by = {(c["cert"], c["server"]): c for c in cells}
+    certs = list(dict.fromkeys(c["cert"] for c in cells))
+    verdicts = []
+    for cert in certs:
+        ours, theirs = by.get((cert, "ptpsec")), by.get((cert, "chrony"))
+        if ours and theirs and theirs["handshakes_per_core_s"]:
+            r = ours["handshakes_per_core_s"] / theirs["handshakes_per_core_s"]
+            verdicts.append(f"{cert} {r:.2f}x, {verdict(r >= KE_MIN_RATIO_TO_CHRONY)}")
+    if verdicts:
+        out.append("Target: ptpsec-controld's handshakes per core-second at least chrony's (same run, same "
+                   f"certificate type): {'; '.join(verdicts)}.")
+        out.append("")
+    rows = []
+    for cert in certs:
+        theirs = by.get((cert, "chrony"))
+        for server in ("ptpsec", "chrony"):
+            c = by.get((cert, server))
+            if not c:
+                continue
+            rel = "1.00x" if server == "chrony" else (
+                fmt_ratio(c["handshakes_per_core_s"], theirs["handshakes_per_core_s"]) if theirs else "n/a")
+            rows.append([
+                "ptpsec-controld (PTP, client cert)" if server == "ptpsec" else "chronyd (NTPv4, no client cert)",
+                cert,
+                f"{c['handshakes_per_s']:.0f}",
+                f"{c['handshakes_per_s_min']:.0f}-{c['handshakes_per_s_max']:.0f}",
+                f"{100 * c['server_cpu_fraction']:.0f}%",
+                f"{100 * c['client_cpu_fraction']:.0f}%",
+                f"**{c['handshakes_per_core_s']:.0f}**",
+                f"{c['handshakes_per_core_s_min']:.0f}-{c['handshakes_per_core_s_max']:.0f}",
+                rel,
+                f"{c['latency_p50_us'] / 1000:.2f}",
+                f"{c['latency_p99_us'] / 1000:.2f}",
+                f"{c['failures']} of {c['handshakes'] + c['failures']}",
+            ])
+    out.append(table(["server", "certificates", "handshakes/s", "range", "server CPU", "client CPU",
+                      "per core-second", "range", "vs chrony", "p50 ms", "p99 ms", "failures"], rows,
+                     ["l", "l"] + ["r"] * 10))
+    out.append("")
+    tls = sorted({f"{c['tls_group']}, {c['tls_cipher']}" for c in cells})
+    out.append(f"Medians over {st.get('repetitions', '?')} repetition(s) of {st.get('duration_s', '?')} s each "
+               f"(after {st.get('warmup_s', '?')} s of warm-up), the servers alternating; ranges are over the "
+               "repetitions. Latency is one exchange, connect() to close(), with "
+               f"{st.get('concurrency', '?')} in flight (so about {st.get('concurrency', '?')} / rate: mostly "
+               "waiting, not service time). "
+               f"TLS key exchange and cipher: {'; '.join(tls)}.")
+    out.append("")
+    runs = k.get("runs", [])
+    starved = [r for r in runs if r["result"].get("server_cpu_fraction", 1) < KE_BUSY
+               and r["result"].get("client_cpu_fraction", 1) < KE_BUSY]
+    if starved:
+        out.append(f"In {len(starved)} of {len(runs)} runs neither the server nor the load generator had "
+                   f"{100 * KE_BUSY:.0f}% of its core: other processes took CPU time (see the load average). That "
+                   "lowers the rates and raises the latencies; handshakes per core-second count the server's own "
+                   "CPU time and depend on it much less.")
+        out.append("")
+    load_b = ", ".join(f"{x:.2f}" for x in m.get("load_before", []))
+    load_a = ", ".join(f"{x:.2f}" for x in m.get("load_after", []))
+    out.append(f"- CPU: {m.get('cpu', 'unknown')}, {m.get('cpus', '?')} cores; kernel {m.get('kernel', 'unknown')}")
+    out.append(f"- chrony {m.get('chrony', 'unknown')} (GnuTLS {m.get('gnutls', 'unknown')}); OpenSSL "
+               f"{m.get('openssl', 'unknown')} (ptpsec-controld and the load generator)")
+    out.append(f"- Date of the run: {k.get('date', 'unknown')}; load average before: {load_b}; after: {load_a}")
+    out.append("")
+    out.append("```")
+    out.append(k.get("command", "(not recorded)"))
+    out.append("```")
+    out.append("")
+    return "\n".join(out)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--testpmd", metavar="JSON", help="results of bench/testpmd_bench.py to add")
+    ap.add_argument("--ke", metavar="JSON", help="results of bench/ke_bench.py to add")
     ap.add_argument("json", help="Google Benchmark JSON (--benchmark_out_format=json)")
     ap.add_argument("--intro", metavar="FILE",
                     help="print FILE up to the generated-content marker first (keeps the hand-written intro)")
@@ -691,6 +800,7 @@ def main():
     parts.append(arch_table(res))
     parts.append(breakdown_section(res))
     parts.append(testpmd_section(args.testpmd, res))
+    parts.append(ke_section(args.ke))
     parts.append(errors_section(res))
     sys.stdout.write("\n".join(p for p in parts if p).rstrip("\n") + "\n")
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages ptpsec needs to build, test and run.
-# Idempotent: installs only what is missing; non-interactive.
+# Installs the Debian 12 packages ptpsec needs to build, test and run;
+# with --bench also what `make bench` compares against (chrony). Idempotent:
+# installs only what is missing; non-interactive.
 set -euo pipefail
 
 packages=(
@@ -15,6 +16,11 @@ packages=(
   # tests: Nettle, an AES-SIV independent of OpenSSL (as chrony uses it)
   nettle-dev
 )
+if [ "${1:-}" = "--bench" ]; then
+  # chrony's NTS-KE server, the reference for ptpsec-controld's. Only for
+  # `make bench`: on a systemd host the package starts the system chronyd.
+  packages+=(chrony)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
