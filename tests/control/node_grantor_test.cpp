@@ -290,5 +290,41 @@ TEST_F(node_grantor, a_requester_node_gets_a_unicast_key_with_its_ticket) {
         << lost.groups()[0].last_error;
 }
 
+TEST(ticket_tlv, is_the_ticket_record_padded_only_to_an_even_length) {
+    nts::ticket t;
+    t.ticket_key_id = 278;
+    t.nonce.assign(16, 0xA0);
+    for (size_t enc : {size_t{57}, size_t{56}}) {
+        t.encrypted_sa.assign(enc, 0x42);
+        const auto v = ticket_tlv_value(t);
+        EXPECT_EQ(v.size() % 2, 0U);
+        auto back = parse_ticket_tlv(v);
+        ASSERT_TRUE(back) << back.message();
+        EXPECT_EQ(*back, t);
+    }
+    // A record of even length (4 + 18 + 16 + 56 = 94) takes no padding octet,
+    // a record of odd length at most one, and it must be zero.
+    t.encrypted_sa.assign(56, 0x42);
+    auto even = ticket_tlv_value(t);
+    even.push_back(0);
+    auto r = parse_ticket_tlv(even);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.message().find("when the record's length is odd"), std::string::npos) << r.message();
+    t.encrypted_sa.assign(57, 0x42);
+    auto odd = ticket_tlv_value(t);
+    EXPECT_TRUE(parse_ticket_tlv(std::span(odd).first(odd.size() - 1))) << "unpadded is accepted";
+    odd.back() = 1;
+    EXPECT_FALSE(parse_ticket_tlv(odd)) << "a padding octet that is not zero";
+    odd.back() = 0;
+    odd.push_back(0);
+    odd.push_back(0);
+    EXPECT_FALSE(parse_ticket_tlv(odd)) << "more than one padding octet";
+    const std::vector<uint8_t> not_a_ticket{0x84, 0x09, 0x00, 0x00};
+    r = parse_ticket_tlv(not_a_ticket);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.message().find("record type 1033, not a Ticket"), std::string::npos) << r.message();
+    EXPECT_FALSE(parse_ticket_tlv(std::span(not_a_ticket).first(3)));
+}
+
 } // namespace
 } // namespace ptpsec::node
