@@ -2,21 +2,30 @@
 
 // What the tests of running programs share: EAL's runtime directory of a
 // file prefix, removed when the test is done with it; a pcap stream into a
-// FIFO, for frames that must arrive while a data plane runs.
+// FIFO, for frames that must arrive while a data plane runs; the data
+// plane's shared-memory segments removed; waiting for a condition.
 
 #include "../pcap_files.h"
 
 #include <control/telemetry_client.h>
+#include <dataplane/exception_channel.h>
+#include <dataplane/sa_channel.h>
+
+#include <gtest/gtest.h>
 
 #include <fcntl.h>
 #include <pcap/pcap.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace ptpsec {
@@ -111,5 +120,35 @@ public:
 private:
     pcap_fifo& _fifo;
 };
+
+/// Removes the data plane's shared-memory segments of a prefix when the
+/// test ends, should the data plane not have (killed).
+class shm_guard {
+public:
+    explicit shm_guard(std::string prefix) : _prefix(std::move(prefix)) {}
+    ~shm_guard() {
+        ::shm_unlink(sa_channel::segment_name(_prefix).c_str());
+        ::shm_unlink(exception_channel::segment_name(_prefix).c_str());
+    }
+    shm_guard(const shm_guard&) = delete;
+    shm_guard& operator=(const shm_guard&) = delete;
+    shm_guard(shm_guard&&) = delete;
+    shm_guard& operator=(shm_guard&&) = delete;
+
+private:
+    std::string _prefix;
+};
+
+inline testing::AssertionResult wait_until(const std::function<bool()>& done, std::chrono::milliseconds limit,
+                                           const std::string& what) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() >= deadline) {
+            return testing::AssertionFailure() << "timed out waiting for " << what;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return testing::AssertionSuccess();
+}
 
 } // namespace ptpsec

@@ -128,36 +128,6 @@ std::vector<sent_frame> inside_frames() {
     };
 }
 
-/// Removes the data plane's shared-memory segments of a prefix when the
-/// test ends, should the data plane not have (killed).
-class shm_guard {
-public:
-    explicit shm_guard(std::string prefix) : _prefix(std::move(prefix)) {}
-    ~shm_guard() {
-        ::shm_unlink(sa_channel::segment_name(_prefix).c_str());
-        ::shm_unlink(exception_channel::segment_name(_prefix).c_str());
-    }
-    shm_guard(const shm_guard&) = delete;
-    shm_guard& operator=(const shm_guard&) = delete;
-    shm_guard(shm_guard&&) = delete;
-    shm_guard& operator=(shm_guard&&) = delete;
-
-private:
-    std::string _prefix;
-};
-
-testing::AssertionResult wait_until(const std::function<bool()>& done, std::chrono::milliseconds limit,
-                                    const std::string& what) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() >= deadline) {
-            return testing::AssertionFailure() << "timed out waiting for " << what;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return testing::AssertionSuccess();
-}
-
 /// The TLVs of a frame's message, in order: type and value.
 std::vector<std::pair<uint16_t, bytes>> tlvs_of(const bytes& frame) {
     ptp::frame_info fi;
