@@ -127,6 +127,42 @@ TEST_F(ke_service_test, a_key_that_cannot_be_saved_is_an_internal_server_error) 
     EXPECT_EQ(error_of(*resp), nts::error_code::internal_server_error);
 }
 
+// A Group-of-2 (seeds/001 §4.2.2: a subGroup of a group number, for two
+// members): its own SPP and key, handed to the two certificates the rules
+// admit and to nobody else; the group number without that subGroup is
+// another group.
+TEST(ke_service_go2, the_two_members_share_a_key_of_their_own) {
+    test_clocks clk;
+    group_policy plant = policy("plant", 0);
+    group_policy pair = policy("gm1-slave7", 0);
+    pair.id.subgroup = 7;
+    auto ks = key_schedule::create({plant, pair}, nullptr, clk);
+    ASSERT_TRUE(ks) << ks.message();
+    ke_service svc(**ks, {{"CN=gm1", "", {"gm1-slave7", "plant"}, false, false, false},
+                          {"CN=slave7", "", {"gm1-slave7", "plant"}, false, false, false},
+                          {"CN=slave8", "", {"plant"}, false, false, false}});
+    auto ask = [&](const std::string& who, uint16_t subgroup) {
+        auto r = nts::parse_key_response(svc.handle_key_request({who, {}}, group_request(0, 0x100, subgroup)));
+        EXPECT_TRUE(r) << r.err().message;
+        return r ? std::move(r).value() : nts::key_response{};
+    };
+    const auto a = ask("CN=gm1", 7);
+    const auto b = ask("CN=slave7", 7);
+    ASSERT_FALSE(a.is_error());
+    ASSERT_FALSE(b.is_error());
+    const auto& ka = std::get<nts::key_grant>(a.outcome).current.sa;
+    EXPECT_EQ(ka, std::get<nts::key_grant>(b.outcome).current.sa);
+    const auto third = ask("CN=slave8", 7);
+    ASSERT_TRUE(third.is_error());
+    EXPECT_EQ(std::get<nts::error_code>(third.outcome), nts::error_code::not_authorized);
+    const auto whole = ask("CN=slave8", 0);
+    ASSERT_FALSE(whole.is_error());
+    const auto& kp = std::get<nts::key_grant>(whole.outcome).current.sa;
+    EXPECT_NE(kp.spp, ka.spp) << "a Group-of-2 has an SPP of its own";
+    EXPECT_NE(kp.key_id, ka.key_id);
+    EXPECT_NE(kp.key, ka.key);
+}
+
 TEST(ke_client_rule, a_rule_must_name_someone_and_allow_something) {
     EXPECT_TRUE(validate(client_rule{"CN=a", "", {"g"}, false, false}, 0));
     EXPECT_TRUE(validate(client_rule{"", "DNS:a", {}, true, false}, 0));
