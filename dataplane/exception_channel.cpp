@@ -69,27 +69,10 @@ result<exception_channel> exception_channel::create(const std::string& file_pref
     const size_t reinject_offset = exceptions_offset + round_up(static_cast<size_t>(ring_bytes));
     const size_t size = reinject_offset + round_up(static_cast<size_t>(ring_bytes));
 
-    exception_channel ch;
-    ch._name = segment_name(file_prefix);
-    ch._owner = true;
-    // A segment left by a data plane that did not stop cleanly is replaced:
-    // EAL's file-prefix lock already keeps two data planes from sharing a prefix.
-    (void)::shm_unlink(ch._name.c_str());
-    ch._fd = ::shm_open(ch._name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
-    if (ch._fd < 0) {
-        return error{fmt::format("exception channel {}: shm_open: {}", ch._name, std::strerror(errno))};
-    }
-    if (::ftruncate(ch._fd, static_cast<off_t>(size)) != 0) {
-        return error{
-            fmt::format("exception channel {}: ftruncate {} octets: {}", ch._name, size, std::strerror(errno))};
-    }
-    ch._base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, ch._fd, 0);
-    if (ch._base == MAP_FAILED) {
-        ch._base = nullptr;
-        return error{fmt::format("exception channel {}: mmap: {}", ch._name, std::strerror(errno))};
-    }
-    ch._size = size;
-    auto* base = static_cast<uint8_t*>(ch._base);
+    // Frames from the wire are not secret: nothing to wipe.
+    PTPSEC_TRY(seg, shm_segment::create(segment_name(file_prefix), size, "exception channel", false));
+    exception_channel ch(std::move(seg).value());
+    uint8_t* base = ch._seg.base();
     ch._exceptions = reinterpret_cast<rte_ring*>(base + exceptions_offset);
     ch._reinject = reinterpret_cast<rte_ring*>(base + reinject_offset);
     // One producer of exceptions and one consumer of reinject records on the
@@ -97,7 +80,7 @@ result<exception_channel> exception_channel::create(const std::string& file_pref
     // the control side's ends are multi-thread.
     if (rte_ring_init(ch._exceptions, "ptpsec_exceptions", slots, RING_F_SP_ENQ | RING_F_EXACT_SZ) != 0 ||
         rte_ring_init(ch._reinject, "ptpsec_reinject", slots, RING_F_SC_DEQ | RING_F_EXACT_SZ) != 0) {
-        return error{fmt::format("exception channel {}: rte_ring_init failed", ch._name)};
+        return error{fmt::format("exception channel {}: rte_ring_init failed", ch._seg.name())};
     }
     // The header last: an attaching process that sees the magic sees rings
     // that are ready.
@@ -117,97 +100,36 @@ result<exception_channel> exception_channel::create(const std::string& file_pref
 }
 
 result<exception_channel> exception_channel::attach(const std::string& file_prefix) {
-    exception_channel ch;
-    ch._name = segment_name(file_prefix);
-    ch._fd = ::shm_open(ch._name.c_str(), O_RDWR, 0);
-    if (ch._fd < 0) {
-        if (errno == ENOENT) {
-            return error{fmt::format("no ptpsec-dataplane with --tickets running with file prefix {} (no /dev/shm{})",
-                                     file_prefix, ch._name)};
-        }
-        return error{fmt::format("exception channel /dev/shm{}: {}{}", ch._name, std::strerror(errno),
-                                 errno == EACCES ? " (it is root's: run as root)" : "")};
-    }
-    struct stat st {};
-    if (::fstat(ch._fd, &st) != 0 || static_cast<size_t>(st.st_size) < sizeof(segment_header)) {
-        return error{fmt::format("exception channel /dev/shm{}: too short to be one", ch._name)};
-    }
-    const auto size = static_cast<size_t>(st.st_size);
-    ch._base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, ch._fd, 0);
-    if (ch._base == MAP_FAILED) {
-        ch._base = nullptr;
-        return error{fmt::format("exception channel /dev/shm{}: mmap: {}", ch._name, std::strerror(errno))};
-    }
-    ch._size = size;
-    const auto* base = static_cast<const uint8_t*>(ch._base);
+    const std::string name = segment_name(file_prefix);
+    PTPSEC_TRY(seg, shm_segment::open(
+                        name, sizeof(segment_header), "exception channel",
+                        fmt::format("no ptpsec-dataplane with --tickets running with file prefix {} (no /dev/shm{})",
+                                    file_prefix, name)));
+    exception_channel ch(std::move(seg).value());
+    const size_t size = ch._seg.size();
+    const uint8_t* base = ch._seg.base();
     const uint32_t magic = __atomic_load_n(reinterpret_cast<const uint32_t*>(base), __ATOMIC_ACQUIRE);
     segment_header h{};
     std::memcpy(&h, base, sizeof(h));
     if (magic != segment_magic) {
         return error{
-            fmt::format("exception channel /dev/shm{}: not ready or not a ptpsec exception channel", ch._name)};
+            fmt::format("exception channel /dev/shm{}: not ready or not a ptpsec exception channel", ch._seg.name())};
     }
     if (h.version != segment_version || h.record_size != record_size ||
         h.max_frame_len != exception_wire::max_frame_len) {
         return error{fmt::format("exception channel /dev/shm{}: layout version {} (records of {} octets), this "
                                  "program speaks version {} ({}): use tools of the same release",
-                                 ch._name, h.version, h.record_size, segment_version, record_size)};
+                                 ch._seg.name(), h.version, h.record_size, segment_version, record_size)};
     }
     const size_t ring_bytes = h.slots == 0 || h.slots > max_slots
                                   ? size
                                   : static_cast<size_t>(rte_ring_get_memsize_elem(record_size, ring_size_for(h.slots)));
     if (h.size != size || h.exceptions_offset + ring_bytes > size || h.reinject_offset + ring_bytes > size) {
-        return error{fmt::format("exception channel /dev/shm{}: inconsistent header", ch._name)};
+        return error{fmt::format("exception channel /dev/shm{}: inconsistent header", ch._seg.name())};
     }
-    auto* mut = static_cast<uint8_t*>(ch._base);
-    ch._exceptions = reinterpret_cast<rte_ring*>(mut + h.exceptions_offset);
-    ch._reinject = reinterpret_cast<rte_ring*>(mut + h.reinject_offset);
+    ch._exceptions = reinterpret_cast<rte_ring*>(ch._seg.base() + h.exceptions_offset);
+    ch._reinject = reinterpret_cast<rte_ring*>(ch._seg.base() + h.reinject_offset);
     return ch;
-}
-
-exception_channel::exception_channel(exception_channel&& o) noexcept
-    : _fd(o._fd), _base(o._base), _size(o._size), _owner(o._owner), _name(std::move(o._name)),
-      _exceptions(o._exceptions), _reinject(o._reinject) {
-    o._fd = -1;
-    o._base = nullptr;
-    o._owner = false;
-}
-
-exception_channel& exception_channel::operator=(exception_channel&& o) noexcept {
-    if (this != &o) {
-        release();
-        _fd = o._fd;
-        _base = o._base;
-        _size = o._size;
-        _owner = o._owner;
-        _name = std::move(o._name);
-        _exceptions = o._exceptions;
-        _reinject = o._reinject;
-        o._fd = -1;
-        o._base = nullptr;
-        o._owner = false;
-    }
-    return *this;
-}
-
-exception_channel::~exception_channel() {
-    release();
-}
-
-void exception_channel::release() noexcept {
-    // Frames from the wire are not secret: nothing to wipe.
-    if (_base != nullptr) {
-        ::munmap(_base, _size);
-        _base = nullptr;
-    }
-    if (_fd >= 0) {
-        ::close(_fd);
-        _fd = -1;
-    }
-    if (_owner) {
-        (void)::shm_unlink(_name.c_str());
-        _owner = false;
-    }
 }
 
 bool exception_channel::pop_exception(exception_wire::record& r) noexcept {

@@ -20,6 +20,7 @@
 // it needs no lock.
 
 #include <dataplane/exception_wire.h>
+#include <dataplane/shm_segment.h>
 #include <drivers/base/result.h>
 
 #include <cstddef>
@@ -48,12 +49,12 @@ public:
     /// --tickets).
     static result<exception_channel> attach(const std::string& file_prefix);
 
-    exception_channel(exception_channel&& o) noexcept;
-    exception_channel& operator=(exception_channel&& o) noexcept;
+    exception_channel(exception_channel&&) noexcept = default;
+    exception_channel& operator=(exception_channel&&) noexcept = default;
     exception_channel(const exception_channel&) = delete;
     exception_channel& operator=(const exception_channel&) = delete;
     /// Unmaps; the creator also removes the segment.
-    ~exception_channel();
+    ~exception_channel() = default;
 
     // Control side.
     /// The oldest exception; false when there is none.
@@ -84,17 +85,12 @@ public:
 
     /// Records each ring holds.
     unsigned slots() const noexcept;
-    const std::string& name() const noexcept { return _name; }
+    const std::string& name() const noexcept { return _seg.name(); }
 
 private:
-    exception_channel() = default;
-    void release() noexcept;
+    explicit exception_channel(shm_segment seg) noexcept : _seg(std::move(seg)) {}
 
-    int _fd = -1;
-    void* _base = nullptr;
-    size_t _size = 0;
-    bool _owner = false;
-    std::string _name;
+    shm_segment _seg;
     rte_ring* _exceptions = nullptr;
     rte_ring* _reinject = nullptr;
 };

@@ -53,10 +53,6 @@ unsigned power_of_two_at_least(unsigned v) {
     return p;
 }
 
-std::string errno_text(int e) {
-    return std::strerror(e);
-}
-
 } // namespace
 
 std::string sa_channel::segment_name(const std::string& file_prefix) {
@@ -77,31 +73,15 @@ result<sa_channel> sa_channel::create(const std::string& file_prefix, unsigned s
     const size_t acks_offset = updates_offset + round_up(static_cast<size_t>(ring_update));
     const size_t size = acks_offset + round_up(static_cast<size_t>(ring_ack));
 
-    sa_channel ch;
-    ch._name = segment_name(file_prefix);
-    ch._owner = true;
-    // A segment left by a data plane that did not stop cleanly is replaced:
-    // EAL's file-prefix lock already keeps two data planes from sharing a prefix.
-    (void)::shm_unlink(ch._name.c_str());
-    ch._fd = ::shm_open(ch._name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600);
-    if (ch._fd < 0) {
-        return error{fmt::format("SA channel {}: shm_open: {}", ch._name, errno_text(errno))};
-    }
-    if (::ftruncate(ch._fd, static_cast<off_t>(size)) != 0) {
-        return error{fmt::format("SA channel {}: ftruncate {} octets: {}", ch._name, size, errno_text(errno))};
-    }
-    ch._base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, ch._fd, 0);
-    if (ch._base == MAP_FAILED) {
-        ch._base = nullptr;
-        return error{fmt::format("SA channel {}: mmap: {}", ch._name, errno_text(errno))};
-    }
-    ch._size = size;
-    auto* base = static_cast<uint8_t*>(ch._base);
+    // Keys may sit in unread slots: wiped when the segment goes.
+    PTPSEC_TRY(seg, shm_segment::create(segment_name(file_prefix), size, "SA channel", true));
+    sa_channel ch(std::move(seg).value());
+    uint8_t* base = ch._seg.base();
     ch._updates = reinterpret_cast<rte_ring*>(base + updates_offset);
     ch._acks = reinterpret_cast<rte_ring*>(base + acks_offset);
     if (rte_ring_init(ch._updates, "ptpsec_sa_updates", slots, RING_F_SC_DEQ) != 0 ||
         rte_ring_init(ch._acks, "ptpsec_sa_acks", slots, RING_F_SP_ENQ) != 0) {
-        return error{fmt::format("SA channel {}: rte_ring_init failed", ch._name)};
+        return error{fmt::format("SA channel {}: rte_ring_init failed", ch._seg.name())};
     }
     // The header last: an attaching process that sees the magic sees rings
     // that are ready.
@@ -121,97 +101,32 @@ result<sa_channel> sa_channel::create(const std::string& file_prefix, unsigned s
 }
 
 result<sa_channel> sa_channel::attach(const std::string& file_prefix) {
-    sa_channel ch;
-    ch._name = segment_name(file_prefix);
-    ch._fd = ::shm_open(ch._name.c_str(), O_RDWR, 0);
-    if (ch._fd < 0) {
-        if (errno == ENOENT) {
-            return error{
-                fmt::format("no ptpsec-dataplane running with file prefix {} (no /dev/shm{})", file_prefix, ch._name)};
-        }
-        return error{fmt::format("SA channel /dev/shm{}: {}{}", ch._name, errno_text(errno),
-                                 errno == EACCES ? " (it is root's: run as root)" : "")};
-    }
-    struct stat st {};
-    if (::fstat(ch._fd, &st) != 0 || static_cast<size_t>(st.st_size) < sizeof(segment_header)) {
-        return error{fmt::format("SA channel /dev/shm{}: too short to be one", ch._name)};
-    }
-    const auto size = static_cast<size_t>(st.st_size);
-    ch._base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, ch._fd, 0);
-    if (ch._base == MAP_FAILED) {
-        ch._base = nullptr;
-        return error{fmt::format("SA channel /dev/shm{}: mmap: {}", ch._name, errno_text(errno))};
-    }
-    ch._size = size;
-    const auto* base = static_cast<const uint8_t*>(ch._base);
+    const std::string name = segment_name(file_prefix);
+    PTPSEC_TRY(seg, shm_segment::open(name, sizeof(segment_header), "SA channel",
+                                      fmt::format("no ptpsec-dataplane running with file prefix {} (no /dev/shm{})",
+                                                  file_prefix, name)));
+    sa_channel ch(std::move(seg).value());
+    const size_t size = ch._seg.size();
+    const uint8_t* base = ch._seg.base();
     segment_header h{};
     const uint32_t magic = __atomic_load_n(reinterpret_cast<const uint32_t*>(base), __ATOMIC_ACQUIRE);
     std::memcpy(&h, base, sizeof(h));
     if (magic != segment_magic) {
-        return error{fmt::format("SA channel /dev/shm{}: not ready or not a ptpsec SA channel", ch._name)};
+        return error{fmt::format("SA channel /dev/shm{}: not ready or not a ptpsec SA channel", ch._seg.name())};
     }
     if (h.version != segment_version || h.update_size != sizeof(sa_wire::update) ||
         h.ack_size != sizeof(sa_wire::ack)) {
         return error{fmt::format("SA channel /dev/shm{}: layout version {} (records {}/{} octets), this program "
                                  "speaks version {} ({}/{}): use tools of the same release",
-                                 ch._name, h.version, h.update_size, h.ack_size, segment_version,
+                                 ch._seg.name(), h.version, h.update_size, h.ack_size, segment_version,
                                  sizeof(sa_wire::update), sizeof(sa_wire::ack))};
     }
     if (h.size != size || h.updates_offset >= size || h.acks_offset >= size) {
-        return error{fmt::format("SA channel /dev/shm{}: inconsistent header", ch._name)};
+        return error{fmt::format("SA channel /dev/shm{}: inconsistent header", ch._seg.name())};
     }
-    auto* mut = static_cast<uint8_t*>(ch._base);
-    ch._updates = reinterpret_cast<rte_ring*>(mut + h.updates_offset);
-    ch._acks = reinterpret_cast<rte_ring*>(mut + h.acks_offset);
+    ch._updates = reinterpret_cast<rte_ring*>(ch._seg.base() + h.updates_offset);
+    ch._acks = reinterpret_cast<rte_ring*>(ch._seg.base() + h.acks_offset);
     return ch;
-}
-
-sa_channel::sa_channel(sa_channel&& o) noexcept
-    : _fd(o._fd), _base(o._base), _size(o._size), _owner(o._owner), _name(std::move(o._name)), _updates(o._updates),
-      _acks(o._acks) {
-    o._fd = -1;
-    o._base = nullptr;
-    o._owner = false;
-}
-
-sa_channel& sa_channel::operator=(sa_channel&& o) noexcept {
-    if (this != &o) {
-        release();
-        _fd = o._fd;
-        _base = o._base;
-        _size = o._size;
-        _owner = o._owner;
-        _name = std::move(o._name);
-        _updates = o._updates;
-        _acks = o._acks;
-        o._fd = -1;
-        o._base = nullptr;
-        o._owner = false;
-    }
-    return *this;
-}
-
-sa_channel::~sa_channel() {
-    release();
-}
-
-void sa_channel::release() noexcept {
-    if (_base != nullptr) {
-        if (_owner) {
-            // Keys may still sit in unread slots.
-            secure_wipe(_base, _size);
-        }
-        ::munmap(_base, _size);
-        _base = nullptr;
-    }
-    if (_fd >= 0) {
-        ::close(_fd);
-        _fd = -1;
-    }
-    if (_owner) {
-        (void)::shm_unlink(_name.c_str());
-        _owner = false;
-    }
 }
 
 bool sa_channel::push_update(const sa_wire::update& u) noexcept {

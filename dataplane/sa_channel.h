@@ -15,6 +15,7 @@
 // pushes and reads its own acknowledgements.
 
 #include <dataplane/sa_update_wire.h>
+#include <dataplane/shm_segment.h>
 #include <drivers/base/result.h>
 
 #include <cstddef>
@@ -40,12 +41,12 @@ public:
     /// error says when there is none.
     static result<sa_channel> attach(const std::string& file_prefix);
 
-    sa_channel(sa_channel&& o) noexcept;
-    sa_channel& operator=(sa_channel&& o) noexcept;
+    sa_channel(sa_channel&&) noexcept = default;
+    sa_channel& operator=(sa_channel&&) noexcept = default;
     sa_channel(const sa_channel&) = delete;
     sa_channel& operator=(const sa_channel&) = delete;
-    /// Unmaps; the creator also removes the segment.
-    ~sa_channel();
+    /// Unmaps; the creator also wipes and removes the segment.
+    ~sa_channel() = default;
 
     // Control side.
     /// False if the ring is full.
@@ -62,7 +63,7 @@ public:
     bool push_ack(const sa_wire::ack& a) noexcept;
 
     unsigned slots() const noexcept;
-    int fd() const noexcept { return _fd; }
+    int fd() const noexcept { return _seg.fd(); }
 
     /// Holds the segment's writer lock (flock) while it lives.
     class writer_lock {
@@ -79,14 +80,9 @@ public:
     };
 
 private:
-    sa_channel() = default;
-    void release() noexcept;
+    explicit sa_channel(shm_segment seg) noexcept : _seg(std::move(seg)) {}
 
-    int _fd = -1;
-    void* _base = nullptr;
-    size_t _size = 0;
-    bool _owner = false;
-    std::string _name;
+    shm_segment _seg;
     rte_ring* _updates = nullptr;
     rte_ring* _acks = nullptr;
 };
