@@ -10,9 +10,15 @@ packages=(
   # the end-to-end test: a real PTP stack in network namespaces
   linuxptp iproute2 ethtool
   # libraries
-  dpdk dpdk-dev libipsec-mb-dev libssl-dev libtss2-dev libpcap-dev
+  dpdk dpdk-dev libipsec-mb-dev libssl-dev libpcap-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libfmt-dev nlohmann-json3-dev
   libsqlite3-dev libtomlplusplus-dev
+  # attestation: TPM 2.0 (tpm2-tss; swtpm is the TPM of the tests and the
+  # demo), PKCS#11 (p11-kit; SoftHSM2 is the token of the tests), CBOR, and
+  # PostgreSQL's C++ client for the audit store
+  libtss2-dev swtpm swtpm-tools tpm2-tools softhsm2 libp11-kit-dev p11-kit libcbor-dev libpqxx-dev
+  # tests: a second COSE/CBOR implementation to check the evidence format
+  python3-cbor2 python3-cryptography
   # tests: Nettle, an AES-SIV independent of OpenSSL (as chrony uses it)
   nettle-dev
 )
