@@ -283,6 +283,60 @@ result<group_parameters> key_schedule::parameters_of(size_t index) {
     return out;
 }
 
+result<rotation> key_schedule::rotate(const std::string& name, uint32_t in_s) {
+    size_t index = _policies.size();
+    for (size_t i = 0; i < _policies.size(); ++i) {
+        if (_policies[i].name == name) {
+            index = i;
+        }
+    }
+    if (index == _policies.size()) {
+        return error{fmt::format("no group named {} is configured", name)};
+    }
+    if (in_s == 0) {
+        return error{"a rotation needs at least 1 s: clients must have time to fetch the next key"};
+    }
+    // The current epoch as a request now would see it (made if there is none).
+    PTPSEC_TRY(before, parameters_of(index));
+    if (before->next) {
+        return error{fmt::format("group {} is rotating already: key {} ends in {} s and key {} follows it", name,
+                                 before->current.key_id, before->current_validity.lifetime_s, before->next->key_id)};
+    }
+    if (in_s >= before->current_validity.lifetime_s) {
+        return error{fmt::format("group {}: key {} ends in {} s anyway, no later than the {} s asked for", name,
+                                 before->current.key_id, before->current_validity.lifetime_s, in_s)};
+    }
+    const int64_t now = _clk->monotonic_ns();
+    epoch* cur = nullptr;
+    for (auto& e : _groups[index].epochs) {
+        if (e.key_id == before->current.key_id) {
+            cur = &e;
+        }
+    }
+    if (cur == nullptr) {
+        return error{fmt::format("group {}: key {} went while rotating", name, before->current.key_id)};
+    }
+    // Whole seconds from the epoch's start, rounded up: ends `in_s` from now
+    // at the earliest.
+    const int64_t end = now + int64_t{in_s} * ns_per_s;
+    const auto lifetime = static_cast<uint32_t>((end - cur->start_ns + ns_per_s - 1) / ns_per_s);
+    if (_store) {
+        if (auto st = _store->save_lifetime(cur->key_id, lifetime); !st) {
+            return error{fmt::format("group {}: the shorter lifetime of key {} was not saved, so nothing changed: {}",
+                                     name, cur->key_id, st.message())};
+        }
+    }
+    cur->lifetime_s = lifetime;
+    rotation out;
+    out.group = name;
+    out.key_id = cur->key_id;
+    out.old_left_s = before->current_validity.lifetime_s;
+    PTPSEC_TRY(after, parameters_of(index));
+    out.left_s = after->current_validity.lifetime_s;
+    out.next_key_id = after->next ? after->next->key_id : 0;
+    return out;
+}
+
 size_t key_schedule::expire() {
     const int64_t now = _clk->monotonic_ns();
     size_t gone = 0;

@@ -125,6 +125,17 @@ public:
     virtual status save_key_id_ceiling(uint32_t ceiling) = 0;
     /// Keeps SPP `spp` for `name` (a group, or "@unicast").
     virtual status save_spp(const std::string& name, uint8_t spp) = 0;
+    /// Shortens the saved epoch of key `key_id` to `lifetime_s` (rotate()).
+    virtual status save_lifetime(uint32_t key_id, uint32_t lifetime_s) = 0;
+};
+
+/// What key_schedule::rotate did to a group.
+struct rotation {
+    std::string group;
+    uint32_t key_id = 0;      ///< the current key, which now ends sooner
+    uint32_t old_left_s = 0;  ///< its remaining lifetime before
+    uint32_t left_s = 0;      ///< and now
+    uint32_t next_key_id = 0; ///< the key that follows it (made now: the update period has begun)
 };
 
 /// The clocks a schedule runs on; tests give their own.
@@ -151,6 +162,19 @@ public:
 
     /// Forgets epochs whose grace period has ended. Returns how many.
     size_t expire();
+
+    /// An early rotation, ordered by the operator (a key that may have
+    /// leaked, a member that must go): the current key of group `name` ends
+    /// `in_s` seconds from now instead of at the end of its lifetime, and
+    /// its update period begins at once, so that every client that asks from
+    /// now on gets the next key in Next Parameters and switches to it, as in
+    /// a scheduled rotation, without losing a packet (seeds/001 §2.5.1; the
+    /// draft has no immediate revocation, §2.5.3). The next key is made and
+    /// saved here; the shortened lifetime is saved before this returns.
+    /// Refused when the group is already in its update period (its next key
+    /// is out, and clients hold its start) or when the key ends within
+    /// `in_s` anyway; `in_s` must be at least 1.
+    result<rotation> rotate(const std::string& name, uint32_t in_s);
 
     /// A key ID for a key made outside the schedule (unicast keys), from the
     /// same never-reused counter. IDs are reserved in the store in blocks of

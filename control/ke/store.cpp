@@ -206,6 +206,18 @@ status sqlite_store::save_epoch(const std::string& group, uint8_t spp, const epo
     });
 }
 
+status sqlite_store::save_lifetime(uint32_t key_id, uint32_t lifetime_s) {
+    statement st(_db, "UPDATE epochs SET lifetime_s = ?2 WHERE key_id = ?1;");
+    if (!st.ok() || sqlite3_bind_int64(st.get(), 1, key_id) != SQLITE_OK ||
+        sqlite3_bind_int64(st.get(), 2, lifetime_s) != SQLITE_OK || sqlite3_step(st.get()) != SQLITE_DONE) {
+        return error{fmt::format("state file {}: {}", _path, sqlite3_errmsg(_db))};
+    }
+    if (sqlite3_changes(_db) != 1) {
+        return error{fmt::format("state file {}: key {} is not in it", _path, key_id)};
+    }
+    return ok_status();
+}
+
 status sqlite_store::forget_retired(int64_t wall_ns) {
     statement st(_db, "DELETE FROM epochs WHERE start_wall_ns + (lifetime_s + grace_period_s) * 1000000000 < ?1;");
     if (!st.ok() || sqlite3_bind_int64(st.get(), 1, wall_ns) != SQLITE_OK || sqlite3_step(st.get()) != SQLITE_DONE) {

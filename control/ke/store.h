@@ -38,6 +38,7 @@ public:
     status forget_retired(int64_t wall_ns) override;
     status save_key_id_ceiling(uint32_t ceiling) override;
     status save_spp(const std::string& name, uint8_t spp) override;
+    status save_lifetime(uint32_t key_id, uint32_t lifetime_s) override;
 
     result<grantor_store::saved> load_grantors() override;
     status save_grantor(const grantor_record& g, uint32_t last_ticket_key_id) override;

@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <filesystem>
 #include <set>
 
@@ -189,6 +191,104 @@ TEST(ke_group_keys, a_restart_hands_out_the_same_keys_for_the_same_epochs) {
     auto third = ks->parameters("a");
     ASSERT_TRUE(third);
     EXPECT_EQ(third->current.key_id, before.next->key_id);
+}
+
+TEST(ke_group_keys, an_early_rotation_ends_the_key_sooner_hands_out_the_next_at_once_and_survives_a_restart) {
+    ptpsec::test::temp_dir dir;
+    const std::string path = dir.file("state.db");
+    test_clocks clk;
+    rotation r;
+    {
+        auto store = sqlite_store::open(path);
+        ASSERT_TRUE(store) << store.message();
+        auto ks = make({policy("g", 0), policy("other", 1)}, clk, *store);
+        ASSERT_TRUE(ks);
+        auto first = ks->parameters("g");
+        ASSERT_TRUE(first && !first->next);
+        ASSERT_TRUE(ks->parameters("other"));
+        clk.advance(100 * s);
+        auto done = ks->rotate("g", 120);
+        ASSERT_TRUE(done) << done.message();
+        r = *done;
+        EXPECT_EQ(r.group, "g");
+        EXPECT_EQ(r.key_id, first->current.key_id);
+        EXPECT_EQ(r.old_left_s, 3500U);
+        EXPECT_EQ(r.left_s, 120U);
+        ASSERT_NE(r.next_key_id, 0U);
+        EXPECT_NE(r.next_key_id, r.key_id);
+        // Every client from now on: the same current key, ending in 120 s,
+        // and the next one with its full lifetime.
+        auto now = ks->parameters("g");
+        ASSERT_TRUE(now && now->next);
+        EXPECT_EQ(now->current.key_id, r.key_id);
+        EXPECT_EQ(now->current.key, first->current.key);
+        EXPECT_EQ(now->current_validity, (validity{120, 300, 3}));
+        EXPECT_EQ(now->next->key_id, r.next_key_id);
+        EXPECT_EQ(now->next_validity, (validity{3600, 300, 3}));
+        // The other group is untouched.
+        auto other = ks->parameters("other");
+        ASSERT_TRUE(other);
+        EXPECT_FALSE(other->next);
+        EXPECT_EQ(other->current_validity.lifetime_s, 3500U);
+        // Once rotating, a group is not rotated again until its next key is current.
+        const auto again = ks->rotate("g", 10);
+        ASSERT_FALSE(again);
+        EXPECT_EQ(again.message(),
+                  fmt::format("group g is rotating already: key {} ends in 120 s and key {} follows it", r.key_id,
+                              r.next_key_id));
+        EXPECT_EQ(ks->rotate("nope", 10).message(), "no group named nope is configured");
+        EXPECT_EQ(ks->rotate("other", 0).message(),
+                  "a rotation needs at least 1 s: clients must have time to fetch the next key");
+        EXPECT_EQ(ks->rotate("other", 3500).message(),
+                  fmt::format("group other: key {} ends in 3500 s anyway, no later than the 3500 s asked for",
+                              other->current.key_id));
+    }
+    // A restart keeps the shorter lifetime: the same next key takes over at the same time.
+    clk.advance(20 * s);
+    auto store = sqlite_store::open(path);
+    ASSERT_TRUE(store) << store.message();
+    auto ks = make({policy("g", 0), policy("other", 1)}, clk, *store);
+    ASSERT_TRUE(ks);
+    auto after = ks->parameters("g");
+    ASSERT_TRUE(after && after->next);
+    EXPECT_EQ(after->current.key_id, r.key_id);
+    EXPECT_EQ(after->current_validity.lifetime_s, 100U);
+    EXPECT_EQ(after->next->key_id, r.next_key_id);
+    clk.advance(100 * s);
+    auto next = ks->parameters("g");
+    ASSERT_TRUE(next);
+    EXPECT_EQ(next->current.key_id, r.next_key_id);
+    EXPECT_EQ(next->current_validity.lifetime_s, 3600U);
+}
+
+TEST(ke_group_keys, a_rotation_the_store_refuses_changes_nothing) {
+    test_clocks clk;
+    auto ks = make({policy("g", 0)}, clk);
+    ASSERT_TRUE(ks);
+    auto first = ks->parameters("g");
+    ASSERT_TRUE(first);
+    // Same schedule, but with a store that takes the first epoch and then refuses.
+    struct refuse_lifetime final : state_store {
+        result<saved> load() override { return saved{}; }
+        status save_epoch(const std::string&, uint8_t, const epoch&, uint32_t) override { return ok_status(); }
+        status forget_retired(int64_t) override { return ok_status(); }
+        status save_key_id_ceiling(uint32_t) override { return ok_status(); }
+        status save_spp(const std::string&, uint8_t) override { return ok_status(); }
+        status save_lifetime(uint32_t, uint32_t) override { return error{"disk full"}; }
+    };
+    auto refusing = make({policy("g", 0)}, clk, std::make_shared<refuse_lifetime>());
+    ASSERT_TRUE(refusing);
+    auto cur = refusing->parameters("g");
+    ASSERT_TRUE(cur);
+    const auto r = refusing->rotate("g", 60);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.message(), fmt::format("group g: the shorter lifetime of key {} was not saved, so nothing changed: "
+                                       "disk full",
+                                       cur->current.key_id));
+    auto same = refusing->parameters("g");
+    ASSERT_TRUE(same);
+    EXPECT_FALSE(same->next);
+    EXPECT_EQ(same->current_validity.lifetime_s, 3600U);
 }
 
 TEST(ke_group_keys, a_server_down_for_a_whole_epoch_starts_a_new_chain_and_forgets_the_old) {

@@ -42,6 +42,7 @@ struct refusing_store final : state_store {
     status forget_retired(int64_t) override { return ok_status(); }
     status save_key_id_ceiling(uint32_t) override { return error{"disk full"}; }
     status save_spp(const std::string&, uint8_t) override { return error{"disk full"}; }
+    status save_lifetime(uint32_t, uint32_t) override { return error{"disk full"}; }
 };
 
 } // namespace ptpsec::ke::test
