@@ -529,6 +529,92 @@ void print_grantors(const ordered_json& reply) {
     }
 }
 
+/// One table of keys (`sa list --controld`, `rotate` on a node): IDs,
+/// algorithms and times, never key bytes.
+void print_key_groups(std::string_view label, const ordered_json& groups) {
+    for (const auto& g : groups) {
+        fmt::print("{} {} {}:\n", label, g.value("kind", "group"), g.value("name", "?"));
+        const ordered_json keys = g.value("keys", ordered_json::array());
+        if (keys.empty()) {
+            fmt::print("  no key\n");
+        } else {
+            const bool node = keys.front().contains("in_dataplane");
+            fmt::print("  {:<3}  {:<10}  {:<15}  {:<7}  {:<9}  {:<9}  {:<10}{}\n", "SPP", "KEY_ID", "ALGORITHM",
+                       "STATE", "STARTS_IN", "ENDS_IN", "RETIRES_IN", node ? "  DATA_PLANE" : "");
+            for (const auto& k : keys) {
+                std::string dp;
+                if (node) {
+                    dp = fmt::format("  {}{}{}", k.value("in_dataplane", false) ? "installed" : "not yet",
+                                     k.value("signing", false) ? ", signing" : "",
+                                     k.value("ticket", false) ? ", ticket" : "");
+                }
+                fmt::print("  {:<3}  {:<10}  {:<15}  {:<7}  {:<9}  {:<9}  {:<10}{}\n", count_of(k, "spp"),
+                           count_of(k, "key_id"), k.value("algorithm", "?"), k.value("state", "?"),
+                           fmt::format("{} s", count_of(k, "starts_in_s")),
+                           fmt::format("{} s", count_of(k, "ends_in_s")),
+                           fmt::format("{} s", count_of(k, "retires_in_s")), dp);
+            }
+        }
+        if (const std::string e = g.value("last_error", ""); !e.empty()) {
+            fmt::print("  last error: {}\n", e);
+        }
+    }
+}
+
+/// `ptpsecctl sa list --controld`.
+void print_controld_sas(const ordered_json& reply) {
+    if (const auto server = reply.find("server"); server != reply.end()) {
+        print_key_groups("server", server->value("groups", ordered_json::array()));
+    }
+    if (const auto node = reply.find("node"); node != reply.end()) {
+        print_key_groups("node", node->value("groups", ordered_json::array()));
+    }
+}
+
+/// A group the server did not rotate, or a node that did not fetch.
+bool rotation_failed(const ordered_json& reply) {
+    for (const auto& g : reply.value("server", ordered_json::array())) {
+        if (g.contains("error")) {
+            return true;
+        }
+    }
+    if (const auto node = reply.find("node"); node != reply.end()) {
+        if (node->contains("error")) {
+            return true;
+        }
+        for (const auto& g : node->value("groups", ordered_json::array())) {
+            if (!g.value("last_error", "").empty()) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/// `ptpsecctl rotate`: what the server rotated, and what the node fetched.
+void print_rotation(const ordered_json& reply) {
+    for (const auto& g : reply.value("server", ordered_json::array())) {
+        if (const std::string e = g.value("error", ""); !e.empty()) {
+            fmt::print("group {}: not rotated: {}\n", g.value("group", "?"), e);
+            continue;
+        }
+        const auto next = g.find("next_key_id");
+        fmt::print("group {}: key {} ends in {} s instead of {} s; {}\n", g.value("group", "?"), count_of(g, "key_id"),
+                   count_of(g, "ends_in_s"), count_of(g, "was_ending_in_s"),
+                   next != g.end() && next->is_number()
+                       ? fmt::format("key {} is handed out from now on and takes over then", next->dump())
+                       : std::string("its next key is handed out once its update period begins"));
+    }
+    if (const auto node = reply.find("node"); node != reply.end()) {
+        if (const std::string e = node->value("error", ""); !e.empty()) {
+            fmt::print("node: {}\n", e);
+        } else {
+            fmt::print("node: fetched {} group(s) now\n", count_of(*node, "fetched"));
+            print_key_groups("node", node->value("groups", ordered_json::array()));
+        }
+    }
+}
+
 /// --lifetime: whole seconds, 0 up to sa_client::max_lifetime.
 CLI::Validator lifetime_seconds() {
     const int64_t max = std::chrono::duration_cast<std::chrono::seconds>(ptpsec::sa_client::max_lifetime).count();
@@ -604,6 +690,10 @@ int run(int argc, char** argv) {
     sa->require_subcommand(1);
     auto* sa_list = sa->add_subcommand("list", "SAs and their keys: IDs and algorithms, never key bytes");
     add_telemetry_options(sa_list);
+    bool from_controld = false;
+    sa_list->add_flag("--controld", from_controld,
+                      "list the keys ptpsec-controld holds instead: a server's group keys, a node's fetched keys "
+                      "and whether its data plane has them");
 
     // Change the SAs of a running ptpsec-dataplane through its SA channel.
     std::string current;
@@ -638,6 +728,10 @@ int run(int argc, char** argv) {
             ->capture_default_str();
         cmd->add_flag("--json", json, "print the reply as JSON");
     };
+    sa_list
+        ->add_option("--controld-socket", controld_socket,
+                     "with --controld: admin socket of the ptpsec-controld to read ([admin] socket)")
+        ->capture_default_str();
     auto* controld_status = app.add_subcommand(
         "status", "What a running ptpsec-controld runs, and its counters (key requests, TLS, node, per group)");
     add_controld_options(controld_status);
@@ -652,6 +746,18 @@ int run(int argc, char** argv) {
     revoke->add_option("GRANTOR", revoke_grantor, "the grantor's PortIdentity, as `ptpsecctl grantors` shows it")
         ->required();
     add_controld_options(revoke);
+    std::string rotate_group;
+    uint32_t rotate_in_s = 0;
+    auto* rotate = app.add_subcommand(
+        "rotate", "Rotate a group's key early: on a KE server the current key ends sooner and the next is handed out "
+                  "at once; on a node the keys are fetched now (run it on the server, then on each node)");
+    rotate->add_option("GROUP", rotate_group, "the group's name ([[group]] name); every group when left out");
+    rotate
+        ->add_option("--in", rotate_in_s,
+                     "on a server: the current key ends this many seconds from now (default: the group's update "
+                     "period, so that every node has the whole period to fetch the next key)")
+        ->check(CLI::Range(1U, 388U * 24 * 3600));
+    add_controld_options(rotate);
 
     try {
         app.parse(argc, argv);
@@ -699,10 +805,36 @@ int run(int argc, char** argv) {
                 },
                 ordered_json{{"grantor", revoke_grantor}});
         }
+        if (rotate->parsed()) {
+            ordered_json args = ordered_json::object();
+            if (!rotate_group.empty()) {
+                args["group"] = rotate_group;
+            }
+            if (rotate_in_s != 0) {
+                args["in_s"] = rotate_in_s;
+            }
+            auto r = ask_controld(controld_socket, "rotate", args);
+            if (!r) {
+                return report(r.err());
+            }
+            if (!r->refusal.empty()) {
+                fmt::print(stderr, "ptpsecctl: ptpsec-controld on {}: {}\n", controld_socket, r->refusal);
+                return exit_failed;
+            }
+            if (json) {
+                fmt::print("{}\n", r->body.dump());
+                return rotation_failed(r->body) ? exit_failed : exit_ok;
+            }
+            print_rotation(r->body);
+            return rotation_failed(r->body) ? exit_failed : exit_ok;
+        }
         if (stats->parsed()) {
             return show_stats(file_prefix, json);
         }
         if (sa_list->parsed()) {
+            if (from_controld) {
+                return show_controld(controld_socket, "sa", json, print_controld_sas);
+            }
             return list_sas(file_prefix, json);
         }
         if (sa_push->parsed()) {

@@ -438,6 +438,8 @@ result<std::pair<node::settings, std::vector<std::string>>> parse_node(const tom
         return error{fmt::format("{}: [node] retry-max-ms ({}) is below retry-min-ms ({})", r.at_table(),
                                  n.retry_max.count(), n.retry_min.count())};
     }
+    PTPSEC_TRY(refresh, r.number("refresh-interval", 0, 86'400));
+    n.refresh_interval = std::chrono::seconds(refresh->value_or(0));
     if (auto st = r.unknown_keys(); !st) {
         return st.err();
     }

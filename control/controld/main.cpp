@@ -44,10 +44,12 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -154,12 +156,30 @@ void print_node(const node::node& n, std::string_view label) {
 
 using json = nlohmann::ordered_json;
 
+/// Whole seconds from `now` to `t` (CLOCK_MONOTONIC ns), 0 when past.
+int64_t seconds_from(int64_t now, int64_t t) {
+    return std::max<int64_t>(0, (t - now) / 1'000'000'000LL);
+}
+
 /// One group of the node role as the admin thread sees it: key IDs, never
 /// key bytes.
+struct node_key_view {
+    uint8_t spp = 0;
+    uint32_t key_id = 0;
+    icv::algorithm alg = icv::algorithm::hmac_sha256_128;
+    int64_t start_ns = 0;
+    int64_t end_ns = 0;
+    int64_t retire_ns = 0;
+    bool pushed = false;
+    bool ticket = false;
+};
+
 struct node_group_view {
     std::string name;
     ke::group_id id;
+    bool unicast = false;
     std::vector<uint32_t> key_ids;
+    std::vector<node_key_view> keys;
     std::optional<uint32_t> signing_key_id;
     int64_t next_fetch_in_ms = 0;
     std::string last_error;
@@ -177,8 +197,13 @@ public:
             node_group_view v;
             v.name = n.config().groups[g].name;
             v.id = n.config().groups[g].id;
+            v.unicast = n.config().groups[g].unicast.has_value();
             for (const auto& k : st.keys) {
                 v.key_ids.push_back(k.key_id);
+                v.keys.push_back(
+                    {k.spp, k.key_id, k.alg, k.start_ns, k.end_ns, k.retire_ns,
+                     std::find(st.pushed_keys.begin(), st.pushed_keys.end(), k.key_id) != st.pushed_keys.end(),
+                     !k.ticket.empty()});
             }
             if (st.has_pushed_current) {
                 v.signing_key_id = st.pushed_current;
@@ -221,13 +246,77 @@ public:
         _counters = n.stats();
         _groups = std::move(groups);
         _grantor = std::move(grantor);
+        _published_ns = now;
+    }
+
+    /// Admin thread: has the node thread fetch `group` (every group when
+    /// empty) now, and waits until the fetch is done or `wait` has passed.
+    /// The groups matched, or nullopt when the node did not get to it in time.
+    std::optional<size_t> refresh(const std::string& group, std::chrono::milliseconds wait) {
+        std::unique_lock lock(_mutex);
+        const uint64_t ticket = ++_requested;
+        _pending.push_back({ticket, group});
+        if (!_done.wait_for(lock, wait, [&] { return _served >= ticket; })) {
+            return std::nullopt;
+        }
+        return _matched.at(ticket);
+    }
+
+    /// Node thread, before a step: hands the node the refreshes asked for.
+    void take_requests(node::node& n) {
+        const std::lock_guard lock(_mutex);
+        for (const auto& r : _pending) {
+            _matched[r.ticket] = n.refresh(r.group);
+            _taken = r.ticket;
+        }
+        _pending.clear();
+    }
+
+    /// Node thread, after the step and publish(): the refreshes taken are done.
+    void requests_done() {
+        {
+            const std::lock_guard lock(_mutex);
+            _served = _taken;
+        }
+        _done.notify_all();
+    }
+
+    /// The node's keys per group, for `sa list`: IDs, algorithms and times, never key bytes.
+    json sa_json() const {
+        const std::lock_guard lock(_mutex);
+        json out = json::array();
+        for (const auto& g : _groups) {
+            json keys = json::array();
+            for (const auto& k : g.keys) {
+                const char* state = k.start_ns > _published_ns ? "next"
+                                    : k.end_ns > _published_ns ? "current"
+                                                               : "grace";
+                keys.push_back({{"spp", k.spp},
+                                {"key_id", k.key_id},
+                                {"algorithm", icv::info(k.alg).name},
+                                {"state", state},
+                                {"signing", g.signing_key_id == k.key_id},
+                                {"in_dataplane", k.pushed},
+                                {"ticket", k.ticket},
+                                {"starts_in_s", seconds_from(_published_ns, k.start_ns)},
+                                {"ends_in_s", seconds_from(_published_ns, k.end_ns)},
+                                {"retires_in_s", seconds_from(_published_ns, k.retire_ns)}});
+            }
+            out.push_back({{"name", g.name},
+                           {"kind", g.unicast ? "unicast" : "group"},
+                           {"keys", std::move(keys)},
+                           {"last_error", g.last_error}});
+        }
+        return out;
     }
 
     json to_json() const {
         const std::lock_guard lock(_mutex);
-        static_assert(sizeof(node::counters) == 7 * sizeof(uint64_t), "a new node counter: show it here");
+        static_assert(sizeof(node::counters) == 9 * sizeof(uint64_t), "a new node counter: show it here");
         json out;
         out["counters"] = {{"fetches", _counters.fetches},
+                           {"refreshes", _counters.refreshes},
+                           {"keys_removed", _counters.keys_removed},
                            {"fetch_failures", _counters.fetch_failures},
                            {"keys_received", _counters.keys_received},
                            {"updates_pushed", _counters.updates_pushed},
@@ -251,10 +340,21 @@ public:
     }
 
 private:
+    struct request {
+        uint64_t ticket;
+        std::string group;
+    };
     mutable std::mutex _mutex;
+    std::condition_variable _done;
     node::counters _counters;
     json _grantor;
     std::vector<node_group_view> _groups;
+    int64_t _published_ns = 0;
+    std::vector<request> _pending;
+    std::map<uint64_t, size_t> _matched;
+    uint64_t _requested = 0;
+    uint64_t _taken = 0;
+    uint64_t _served = 0;
 };
 
 /// The node role until a stop signal: does what is due, sleeps until the
@@ -263,8 +363,10 @@ void run_node(node::node& n, node_board& board) {
     uint64_t last_changes = ~0ULL;
     while (!stop_requested.load(std::memory_order_relaxed)) {
         const int64_t now = monotonic_now();
+        board.take_requests(n);
         const int64_t next = n.step(now);
         board.publish(n, monotonic_now());
+        board.requests_done();
         const auto& c = n.stats();
         uint64_t changes = c.keys_received + c.updates_pushed + c.fetch_failures + c.dataplane_restarts;
         if (const node::grantor* gr = n.grantor_role()) {
@@ -347,7 +449,7 @@ struct daemon_view {
     const ke::ke_service* ke = nullptr;
     const tls::server* tls = nullptr;
     uint16_t port = 0;
-    const node_board* node = nullptr; ///< null without the node role
+    node_board* node = nullptr; ///< null without the node role
     const admin::server* admin = nullptr;
 };
 
@@ -517,6 +619,115 @@ json revoke_reply(const daemon_view& d, const nlohmann::json& request) {
     return {{"error", fmt::format("no grantor {} is registered (`ptpsecctl grantors` lists them)", name)}};
 }
 
+/// `rotate`: an early rotation. On a server, the group's current key (every
+/// group's, without "group") ends "in_s" seconds from now (default: the
+/// group's update period) and its next key is handed out from now on
+/// (key_schedule::rotate). On a node, the group (every group) is fetched at
+/// once, so that the node learns of a rotation without waiting for its
+/// schedule; the reply comes once the fetch is done.
+json rotate_reply(const daemon_view& d, const nlohmann::json& request) {
+    std::string group;
+    if (const auto it = request.find("group"); it != request.end()) {
+        if (!it->is_string()) {
+            return {{"error", "rotate: \"group\" is a group's name (`ptpsecctl groups` lists them)"}};
+        }
+        group = it->get<std::string>();
+    }
+    std::optional<uint32_t> in_s;
+    if (const auto it = request.find("in_s"); it != request.end()) {
+        if (!it->is_number_unsigned() || it->get<uint64_t>() > ke::max_lifetime_s) {
+            return {{"error", fmt::format("rotate: \"in_s\" is whole seconds from 1 to {}", ke::max_lifetime_s)}};
+        }
+        in_s = static_cast<uint32_t>(it->get<uint64_t>());
+    }
+    json out = json::object();
+    bool known = false;
+    if (d.keys != nullptr) {
+        json rotated = json::array();
+        for (const auto& p : d.cfg->groups) {
+            if (!group.empty() && p.name != group) {
+                continue;
+            }
+            known = true;
+            result<ke::rotation> r = error{""};
+            {
+                const std::lock_guard lock(*d.ke_mutex);
+                r = d.keys->rotate(p.name, in_s.value_or(p.update_period_s));
+            }
+            if (r) {
+                rotated.push_back({{"group", p.name},
+                                   {"key_id", r->key_id},
+                                   {"was_ending_in_s", r->old_left_s},
+                                   {"ends_in_s", r->left_s},
+                                   {"next_key_id", r->next_key_id != 0 ? json(r->next_key_id) : json(nullptr)}});
+            } else {
+                rotated.push_back({{"group", p.name}, {"error", r.message()}});
+            }
+        }
+        out["server"] = std::move(rotated);
+    }
+    if (d.node != nullptr) {
+        const auto matched = d.node->refresh(group, std::chrono::seconds(15));
+        if (!matched) {
+            out["node"] = {{"error", "the node did not finish fetching within 15 s; `ptpsecctl status` shows how it "
+                                     "went"}};
+        } else {
+            known = known || *matched > 0;
+            json groups = json::array();
+            for (auto& g : d.node->sa_json()) {
+                if (group.empty() || g.at("name") == group) {
+                    groups.push_back(std::move(g));
+                }
+            }
+            out["node"] = {{"fetched", *matched}, {"groups", std::move(groups)}};
+        }
+    }
+    if (!known && !group.empty()) {
+        return {{"error", fmt::format("no group {} here: `ptpsecctl groups` lists a server's groups, `ptpsecctl "
+                                      "status` a node's",
+                                      group)}};
+    }
+    return out;
+}
+
+/// `sa`: the keys this daemon holds, never their bytes. A server: every
+/// group's live epochs; a node: what it fetched and whether the data plane has it.
+json sa_reply(const daemon_view& d) {
+    json out = json::object();
+    if (d.keys != nullptr) {
+        std::vector<ke::key_schedule::key_summary> keys;
+        int64_t now = 0;
+        {
+            const std::lock_guard lock(*d.ke_mutex);
+            keys = d.keys->live_keys();
+            now = monotonic_now();
+        }
+        json groups = json::array();
+        for (const auto& p : d.cfg->groups) {
+            json list = json::array();
+            for (const auto& k : keys) {
+                if (k.group != p.name) {
+                    continue;
+                }
+                const char* state = k.start_ns > now ? "next" : k.end_ns > now ? "current" : "grace";
+                list.push_back({{"spp", k.spp},
+                                {"key_id", k.key_id},
+                                {"algorithm", icv::info(k.alg).name},
+                                {"state", state},
+                                {"starts_in_s", seconds_from(now, k.start_ns)},
+                                {"ends_in_s", seconds_from(now, k.end_ns)},
+                                {"retires_in_s", seconds_from(now, k.retire_ns)}});
+            }
+            groups.push_back({{"name", p.name}, {"kind", "group"}, {"keys", std::move(list)}});
+        }
+        out["server"] = {{"groups", std::move(groups)}};
+    }
+    if (d.node != nullptr) {
+        out["node"] = {{"dataplane_prefix", d.cfg->node->dataplane_prefix}, {"groups", d.node->sa_json()}};
+    }
+    return out;
+}
+
 json answer(const daemon_view& d, const std::string& command, const nlohmann::json& request) {
     if (command == "status") {
         return status_reply(d);
@@ -530,8 +741,14 @@ json answer(const daemon_view& d, const std::string& command, const nlohmann::js
     if (command == "revoke") {
         return revoke_reply(d, request);
     }
-    return {{"error", fmt::format("unknown command \"{}\": ptpsec-controld answers status, groups, grantors and "
-                                  "revoke",
+    if (command == "rotate") {
+        return rotate_reply(d, request);
+    }
+    if (command == "sa") {
+        return sa_reply(d);
+    }
+    return {{"error", fmt::format("unknown command \"{}\": ptpsec-controld answers status, groups, grantors, sa, "
+                                  "rotate and revoke",
                                   command)}};
 }
 

@@ -337,6 +337,19 @@ result<rotation> key_schedule::rotate(const std::string& name, uint32_t in_s) {
     return out;
 }
 
+std::vector<key_schedule::key_summary> key_schedule::live_keys() const {
+    const int64_t now = _clk->monotonic_ns();
+    std::vector<key_summary> out;
+    for (size_t i = 0; i < _policies.size(); ++i) {
+        for (const epoch& e : _groups[i].epochs) {
+            if (e.retire_ns() > now) {
+                out.push_back({_policies[i].name, e.spp, e.key_id, e.alg, e.start_ns, e.end_ns(), e.retire_ns()});
+            }
+        }
+    }
+    return out;
+}
+
 size_t key_schedule::expire() {
     const int64_t now = _clk->monotonic_ns();
     size_t gone = 0;

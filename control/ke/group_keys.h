@@ -187,6 +187,19 @@ public:
     /// never one of a group; saved before it is returned.
     result<uint8_t> reserve_spp(const std::string& name);
 
+    /// A key the schedule holds, without the key: for `ptpsecctl sa list`.
+    struct key_summary {
+        std::string group;
+        uint8_t spp = 0;
+        uint32_t key_id = 0;
+        icv::algorithm alg = icv::algorithm::hmac_sha256_128;
+        int64_t start_ns = 0; ///< CLOCK_MONOTONIC
+        int64_t end_ns = 0;
+        int64_t retire_ns = 0;
+    };
+    /// Every epoch not yet past its grace period, per group in time order.
+    std::vector<key_summary> live_keys() const;
+
     const std::vector<group_policy>& policies() const noexcept { return _policies; }
     uint8_t spp_of(const std::string& name) const;
     uint32_t last_key_id() const noexcept { return _last_key_id; }

@@ -133,6 +133,24 @@ void node::schedule_renewal(size_t g, int64_t now) {
     const int64_t to = std::max(from, last.end_ns - up / 10); // leave the last tenth for retries
     std::uniform_int_distribution<int64_t> at(from, to);
     st.next_fetch_ns = at(_rng);
+    if (_s.refresh_interval.count() > 0) {
+        const int64_t every = _s.refresh_interval.count() * ns_per_s;
+        std::uniform_int_distribution<int64_t> refresh_at(now + every / 2, now + every);
+        st.next_fetch_ns = std::min(st.next_fetch_ns, refresh_at(_rng));
+    }
+}
+
+size_t node::refresh(const std::string& name) {
+    size_t matched = 0;
+    for (size_t g = 0; g < _groups.size(); ++g) {
+        if (name.empty() || _s.groups[g].name == name) {
+            _groups[g].next_fetch_ns = 0;
+            _groups[g].backoff = std::chrono::milliseconds(0);
+            ++_stats.refreshes;
+            ++matched;
+        }
+    }
+    return matched;
 }
 
 status node::fetch(size_t g, int64_t now) {
@@ -235,15 +253,20 @@ void node::push(int64_t now) {
             st.pushed_keys.clear();
             st.has_pushed_current = false;
         }
+        _removals.clear(); // a new data plane holds none of them
     }
     std::vector<sa_wire::update> updates;
-    enum class kind { add, ticket, current };
+    enum class kind { add, ticket, current, remove };
     struct marker {
         size_t group;
         uint32_t key_id;
         kind what;
     };
     std::vector<marker> marks;
+    for (const removal& r : _removals) {
+        updates.push_back(sa_client::remove_key(r.spp, r.key_id));
+        marks.push_back({r.group, r.key_id, kind::remove});
+    }
     for (size_t g = 0; g < _groups.size(); ++g) {
         group_state& st = _groups[g];
         for (const held_key& k : st.keys) {
@@ -291,8 +314,9 @@ void node::push(int64_t now) {
         for (const marker& m : marks) {
             _groups[m.group].last_error = fmt::format("the data plane did not take the keys: {}", sent.message());
         }
-        return;
+        return; // removals stay queued for the next try
     }
+    _removals.clear();
     for (size_t i = 0; i < sent->size(); ++i) {
         const auto& o = (*sent)[i];
         const marker& m = marks[i];
@@ -300,6 +324,18 @@ void node::push(int64_t now) {
         // A data plane that kept a key from before (this node restarted) says
         // so: it holds the key, which is all we wanted.
         const bool held = !o.applied && o.reason.find("installed already") != std::string::npos;
+        if (m.what == kind::remove) {
+            // Gone already (the data plane's own lifetime ended it) is as good.
+            if (o.applied) {
+                ++_stats.keys_removed;
+                ++_stats.updates_pushed;
+            } else if (o.reason.find("has no key") == std::string::npos &&
+                       o.reason.find("no SA with spp") == std::string::npos) {
+                ++_stats.updates_rejected;
+                st.last_error = fmt::format("the data plane refused to remove key {}: {}", m.key_id, o.reason);
+            }
+            continue;
+        }
         if (!o.applied && !held) {
             ++_stats.updates_rejected;
             st.last_error = fmt::format("the data plane refused {} of key {}: {}", ptpsec::op_name(o.update.operation),
@@ -324,7 +360,9 @@ int64_t node::step(int64_t now) {
                 return false;
             }
             secure_wipe(k.key.data(), k.key.size());
-            std::erase(st.pushed_keys, k.key_id);
+            if (std::erase(st.pushed_keys, k.key_id) != 0) {
+                _removals.push_back({g, k.spp, k.key_id});
+            }
             return true;
         });
         // No key valid now: fetch at once (the first start, or a gap).

@@ -14,7 +14,13 @@
 //     set_ticket for a unicast key's ticket, and set_current for the key
 //     whose validity period holds now;
 //   * renew at a random point of the update period (§2.5.1: clients spread
-//     their requests), or at once when the data plane has no key;
+//     their requests), or at once when the data plane has no key; with a
+//     refresh interval, also every half to whole interval, so that an early
+//     rotation ordered at the server (`ptpsecctl rotate`) reaches the node
+//     without an operator at the node; refresh() fetches at once;
+//   * remove a key from the data plane at the end of its grace period as
+//     the node knows it (a rotation may have moved it earlier than the
+//     lifetime the data plane was given);
 //   * on failure retry after a delay that doubles from retry_min up to
 //     retry_max, with jitter (half to all of it), so that a fleet whose
 //     server was down does not come back all at once.
@@ -72,6 +78,9 @@ struct settings {
     std::chrono::milliseconds retry_max{300'000};
     /// How long an SA update may wait for its acknowledgement.
     std::chrono::milliseconds push_wait{2000};
+    /// Ask the server again at least this often (at a random point of the
+    /// second half of the interval); 0: only in the update period.
+    std::chrono::seconds refresh_interval{0};
     /// Ticket-based mode: this node is a grantor.
     std::optional<grantor_settings> grantor;
 };
@@ -109,6 +118,8 @@ struct counters {
     uint64_t updates_rejected = 0;
     uint64_t push_failures = 0; ///< no data plane answered
     uint64_t dataplane_restarts = 0;
+    uint64_t refreshes = 0;    ///< fetches asked for by refresh()
+    uint64_t keys_removed = 0; ///< keys taken out of the data plane at the end of their grace period
 };
 
 /// The exception channel's side of the grantor.
@@ -127,6 +138,11 @@ public:
     /// Returns when it next has something to do.
     int64_t step(int64_t now_ns);
 
+    /// Makes the group named `name` (every group and unicast association
+    /// when empty) fetch at the next step, whatever its schedule or backoff.
+    /// Returns how many it matched.
+    size_t refresh(const std::string& name);
+
     const std::vector<group_state>& groups() const noexcept { return _groups; }
     const counters& stats() const noexcept { return _stats; }
     const settings& config() const noexcept { return _s; }
@@ -141,6 +157,14 @@ private:
     void schedule_renewal(size_t g, int64_t now);
     void fail(size_t g, int64_t now, std::string why);
     void serve_tickets(int64_t now);
+
+    /// A key pushed to the data plane whose grace period has ended here.
+    struct removal {
+        size_t group;
+        uint8_t spp;
+        uint32_t key_id;
+    };
+    std::vector<removal> _removals;
 
     settings _s;
     std::vector<group_state> _groups;

@@ -209,5 +209,148 @@ TEST_F(controld_node, keys_flow_from_the_server_through_the_node_into_the_data_p
     EXPECT_NE(server.out().find("not authorized 0"), std::string::npos) << server.out();
 }
 
+/// An early rotation ordered by the operator: `ptpsecctl rotate` on the
+/// server shortens the current key and hands out the next at once;
+/// `ptpsecctl rotate` on the node fetches now. The data plane switches to the
+/// next key when the shortened one ends, without an unsigned frame, and the
+/// node takes the old key out of the data plane when its grace period ends
+/// (the data plane was told it lived an hour).
+TEST_F(controld_node, an_early_rotation_ordered_by_the_operator_reaches_the_data_plane_without_loss) {
+    // Keys of an hour, the next handed out in the last 30 s, 1 s of grace.
+    std::string server_toml = test::read_file(_dir.file("server.toml"));
+    server_toml.replace(server_toml.find("lifetime = 8\nupdate-period = 4"), 30, "lifetime = 3600\nupdate-period = 30");
+    server_toml += "\n[admin]\nsocket = \"server.sock\"\n";
+    test::write_file(_dir.file("server.toml"), server_toml);
+    test::background_program server(_dir, _controld, {"--config", _dir.file("server.toml")});
+    uint16_t port = 0;
+    const std::regex banner("NTS-KE server on port ([0-9]+)");
+    for (auto deadline = std::chrono::steady_clock::now() + 20s;
+         port == 0 && std::chrono::steady_clock::now() < deadline;) {
+        std::smatch m;
+        const std::string out = server.out();
+        if (std::regex_search(out, m, banner)) {
+            port = static_cast<uint16_t>(std::stoi(m[1]));
+        }
+        ASSERT_TRUE(server.running()) << server.err();
+        std::this_thread::sleep_for(20ms);
+    }
+    ASSERT_NE(port, 0) << server.out();
+    write_node_config(port);
+    // The node also asks every 1 to 2 s: a later rotation reaches it alone.
+    std::string node_toml = test::read_file(_dir.file("node.toml"));
+    node_toml.insert(node_toml.find("retry-min-ms"), "refresh-interval = 2\n");
+    test::write_file(_dir.file("node.toml"), node_toml + "\n[admin]\nsocket = \"node.sock\"\n");
+    runtime_dir_guard runtime(prefix());
+    auto dp = start_dataplane();
+    test::background_program node(_dir, _controld, {"--config", _dir.file("node.toml")});
+    auto ctl = [&](std::vector<std::string> args) { return test::run_program(_dir, _ctl, args, 30s); };
+
+    const uint64_t first = current_key();
+    ASSERT_NE(first, 0U) << node.out() << node.err();
+    std::this_thread::sleep_for(300ms);
+    const json before = signing_stats();
+
+    // The server: key `first` now ends in 3 s, and its successor is out.
+    const auto rotated =
+        ctl({"rotate", "plant-a", "--in", "3", "--controld-socket", _dir.file("server.sock"), "--json"});
+    ASSERT_EQ(rotated.exit_code, 0) << rotated.out << rotated.err;
+    const json r = json::parse(rotated.out).at("server").at(0);
+    EXPECT_EQ(r.at("key_id"), first);
+    // Whole seconds of lifetime from the key's start: it ends 3 to 4 s from now.
+    EXPECT_GE(r.at("ends_in_s").get<uint64_t>(), 3U);
+    EXPECT_LE(r.at("ends_in_s").get<uint64_t>(), 4U);
+    EXPECT_GT(r.at("was_ending_in_s").get<uint64_t>(), 3500U);
+    const uint64_t second = r.at("next_key_id");
+    EXPECT_GT(second, first);
+    // Not twice: the group is rotating already.
+    const auto twice = ctl({"rotate", "plant-a", "--controld-socket", _dir.file("server.sock")});
+    EXPECT_EQ(twice.exit_code, 1);
+    EXPECT_NE(
+        twice.out.find(fmt::format("group plant-a: not rotated: group plant-a is rotating already: key {}", first)),
+        std::string::npos)
+        << twice.out;
+    const auto unknown = ctl({"rotate", "plant-b", "--controld-socket", _dir.file("server.sock")});
+    EXPECT_EQ(unknown.exit_code, 1);
+    EXPECT_NE(unknown.err.find("no group plant-b here"), std::string::npos) << unknown.err;
+
+    // The node: fetches now, and has both keys in the data plane when it answers.
+    const auto fetched = ctl({"rotate", "--controld-socket", _dir.file("node.sock"), "--json"});
+    ASSERT_EQ(fetched.exit_code, 0) << fetched.out << fetched.err;
+    const json n = json::parse(fetched.out).at("node");
+    EXPECT_EQ(n.at("fetched"), 1);
+    const json& keys = n.at("groups").at(0).at("keys");
+    ASSERT_EQ(keys.size(), 2U) << keys.dump();
+    EXPECT_EQ(keys.at(0).at("key_id"), first);
+    EXPECT_EQ(keys.at(0).at("state"), "current");
+    EXPECT_LE(keys.at(0).at("ends_in_s").get<uint64_t>(), 4U);
+    EXPECT_EQ(keys.at(0).at("signing"), true);
+    EXPECT_EQ(keys.at(1).at("key_id"), second);
+    EXPECT_EQ(keys.at(1).at("state"), "next");
+    EXPECT_EQ(keys.at(1).at("in_dataplane"), true);
+
+    // The server's view of the same keys.
+    const auto server_sas = ctl({"sa", "list", "--controld", "--controld-socket", _dir.file("server.sock"), "--json"});
+    ASSERT_EQ(server_sas.exit_code, 0) << server_sas.err;
+    const json held = json::parse(server_sas.out).at("server").at("groups").at(0).at("keys");
+    ASSERT_EQ(held.size(), 2U) << held.dump();
+    EXPECT_EQ(held.at(1).at("key_id"), second);
+    EXPECT_EQ(held.at(1).at("state"), "next");
+    const auto text = ctl({"sa", "list", "--controld", "--controld-socket", _dir.file("node.sock")});
+    EXPECT_EQ(text.exit_code, 0) << text.err;
+    EXPECT_NE(text.out.find("node group plant-a:"), std::string::npos) << text.out;
+    EXPECT_NE(text.out.find("installed, signing"), std::string::npos) << text.out;
+
+    // The data plane signs with the next key once the first has ended ...
+    uint64_t now_signing = 0;
+    for (auto deadline = std::chrono::steady_clock::now() + 10s; std::chrono::steady_clock::now() < deadline;) {
+        now_signing = current_key();
+        if (now_signing == second) {
+            break;
+        }
+        std::this_thread::sleep_for(100ms);
+    }
+    EXPECT_EQ(now_signing, second) << node.out();
+    // ... and loses the first at the end of its grace period (1 s later),
+    // not an hour later as it was first told.
+    bool gone = false;
+    for (auto deadline = std::chrono::steady_clock::now() + 10s;
+         !gone && std::chrono::steady_clock::now() < deadline;) {
+        const json sas = sa_list();
+        gone = sas.contains("1") && !sas.at("1").at("keys").contains(std::to_string(first));
+        if (!gone) {
+            std::this_thread::sleep_for(100ms);
+        }
+    }
+    EXPECT_TRUE(gone) << sa_list().dump();
+    const json st = signing_stats();
+    EXPECT_EQ(st.at("drops").at("no_sa"), before.at("drops").at("no_sa")) << st.dump();
+    EXPECT_EQ(st.at("drops").at("expired_key_unsigned"), 0) << st.dump();
+    EXPECT_EQ(st.at("dropped"), before.at("dropped")) << st.dump();
+
+    // A second rotation, with nobody at the node: its refresh interval brings the third key.
+    const auto again = ctl({"rotate", "plant-a", "--in", "3", "--controld-socket", _dir.file("server.sock"), "--json"});
+    ASSERT_EQ(again.exit_code, 0) << again.out << again.err;
+    const uint64_t third = json::parse(again.out).at("server").at(0).at("next_key_id");
+    for (auto deadline = std::chrono::steady_clock::now() + 15s; std::chrono::steady_clock::now() < deadline;) {
+        now_signing = current_key();
+        if (now_signing == third) {
+            break;
+        }
+        std::this_thread::sleep_for(100ms);
+    }
+    EXPECT_EQ(now_signing, third) << node.out();
+    const json st2 = signing_stats();
+    EXPECT_EQ(st2.at("dropped"), before.at("dropped")) << st2.dump();
+    EXPECT_GT(st2.at("signed").get<uint64_t>(), st.at("signed").get<uint64_t>());
+
+    const auto status = ctl({"status", "--controld-socket", _dir.file("node.sock"), "--json"});
+    ASSERT_EQ(status.exit_code, 0) << status.err;
+    const json c = json::parse(status.out).at("node").at("counters");
+    EXPECT_EQ(c.at("refreshes"), 1);
+    EXPECT_GE(c.at("keys_removed").get<uint64_t>(), 1U);
+    EXPECT_EQ(node.stop(), 0) << node.err();
+    EXPECT_EQ(server.stop(), 0) << server.err();
+}
+
 } // namespace
 } // namespace ptpsec

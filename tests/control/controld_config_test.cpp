@@ -157,6 +157,7 @@ groups = ["plant-b"]
 dataplane-prefix = "dp1"
 retry-min-ms = 200
 retry-max-ms = 60000
+refresh-interval = 600
 
 [[group]]
 name = "plant-b"
@@ -177,6 +178,7 @@ subgroup = 7
     EXPECT_EQ(n.dataplane_prefix, "dp1");
     EXPECT_EQ(n.retry_min, std::chrono::milliseconds(200));
     EXPECT_EQ(n.retry_max, std::chrono::milliseconds(60000));
+    EXPECT_EQ(n.refresh_interval, std::chrono::seconds(600));
     ASSERT_EQ(n.groups.size(), 1U);
     EXPECT_EQ(n.groups[0].name, "plant-b");
     EXPECT_EQ(n.groups[0].id, (ke::group_id{24, 0x100, 7}));
@@ -301,6 +303,8 @@ TEST(controld_config, every_mistake_is_named_with_its_line) {
         {group + node, "t.toml:3: [node] needs groups = [\"NAME\", ...]"},
         {group + node + "groups = [\"g\"]\nretry-min-ms = 5000\nretry-max-ms = 1000\n",
          "t.toml:3: [node] retry-max-ms (1000) is below retry-min-ms (5000)"},
+        {group + node + "groups = [\"g\"]\nrefresh-interval = 86401\n",
+         "t.toml:9: node.refresh-interval = 86401: use 0 to 86400"},
         {"[[group]\nname = 1\n", "t.toml:1:"},
     };
     for (const auto& c : cases) {

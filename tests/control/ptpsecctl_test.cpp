@@ -573,10 +573,21 @@ TEST_F(ptpsecctl_controld, every_controld_command_is_listed_and_asks_the_socket)
     // The data plane's counters keep their name.
     const auto help = run({"--help"});
     EXPECT_EQ(help.exit_code, exit_ok);
-    for (const char* w : {"stats", "status", "groups", "grantors"}) {
+    for (const char* w : {"stats", "status", "groups", "grantors", "rotate", "revoke"}) {
         EXPECT_TRUE(contains(help.out, w)) << w << ": " << help.out;
     }
     EXPECT_TRUE(contains(run({"status", "--help"}).out, "/run/ptpsec/controld.sock"));
+    // rotate and sa list --controld ask the same socket, and say so when nothing answers.
+    const std::vector<std::vector<std::string>> asking = {{"rotate", "plant-a", "--controld-socket", missing},
+                                                          {"sa", "list", "--controld", "--controld-socket", missing}};
+    for (const auto& args : asking) {
+        const auto none = run(args);
+        EXPECT_EQ(none.exit_code, exit_error) << args[0];
+        EXPECT_TRUE(contains(none.err, "no ptpsec-controld answers on")) << none.err;
+    }
+    const auto too_soon = run({"rotate", "plant-a", "--in", "0", "--controld-socket", missing});
+    EXPECT_EQ(too_soon.exit_code, exit_error);
+    EXPECT_TRUE(contains(too_soon.err, "--in")) << too_soon.err;
 }
 
 } // namespace
