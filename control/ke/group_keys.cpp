@@ -316,10 +316,11 @@ result<rotation> key_schedule::rotate(const std::string& name, uint32_t in_s) {
     if (cur == nullptr) {
         return error{fmt::format("group {}: key {} went while rotating", name, before->current.key_id)};
     }
-    // Whole seconds from the epoch's start, rounded up: ends `in_s` from now
-    // at the earliest.
+    // Whole seconds from the epoch's start, rounded down: ends `in_s` from
+    // now at the latest, so that with `in_s` up to the update period that
+    // period has begun.
     const int64_t end = now + int64_t{in_s} * ns_per_s;
-    const auto lifetime = static_cast<uint32_t>((end - cur->start_ns + ns_per_s - 1) / ns_per_s);
+    const auto lifetime = static_cast<uint32_t>(std::max<int64_t>(1, (end - cur->start_ns) / ns_per_s));
     if (_store) {
         if (auto st = _store->save_lifetime(cur->key_id, lifetime); !st) {
             return error{fmt::format("group {}: the shorter lifetime of key {} was not saved, so nothing changed: {}",

@@ -261,6 +261,18 @@ TEST(ke_group_keys, an_early_rotation_ends_the_key_sooner_hands_out_the_next_at_
     EXPECT_EQ(next->current_validity.lifetime_s, 3600U);
 }
 
+TEST(ke_group_keys, a_rotation_by_the_update_period_starts_that_period_at_once_between_whole_seconds) {
+    test_clocks clk;
+    auto ks = make({policy("g", 0)}, clk);
+    ASSERT_TRUE(ks);
+    ASSERT_TRUE(ks->parameters("g"));
+    clk.advance(10 * s + s / 2);
+    auto r = ks->rotate("g", 300);
+    ASSERT_TRUE(r) << r.message();
+    EXPECT_NE(r->next_key_id, 0U) << "the update period (300 s) has begun";
+    EXPECT_EQ(r->left_s, 300U);
+}
+
 TEST(ke_group_keys, a_rotation_the_store_refuses_changes_nothing) {
     test_clocks clk;
     auto ks = make({policy("g", 0)}, clk);
