@@ -1,0 +1,222 @@
+#pragma once
+
+// A real TPM 2.0 for tests: swtpm serving the TPM command port and its
+// control port on 127.0.0.1, on ports no one else holds (tests run in
+// parallel with others on the machine: never a fixed port), with its state
+// in a temporary directory. It can be stopped, paused (SIGSTOP: a TPM that
+// keeps its connection and never answers) and started again on the same
+// state and ports, and it is always stopped, by PID, when the object goes,
+// whichever way the test ends.
+
+#include "../process.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+namespace ptpsec::test {
+
+class swtpm {
+public:
+    /// Starts swtpm on free ports, or throws.
+    swtpm() {
+        const auto exe = find_swtpm();
+        if (!exe) {
+            throw std::runtime_error("swtpm is not installed (Debian package swtpm)");
+        }
+        _exe = *exe;
+        start();
+    }
+    ~swtpm() { stop(); }
+    swtpm(const swtpm&) = delete;
+    swtpm& operator=(const swtpm&) = delete;
+    swtpm(swtpm&&) = delete;
+    swtpm& operator=(swtpm&&) = delete;
+
+    /// Whether swtpm can be run here at all (tests skip otherwise).
+    static bool available() { return find_swtpm().has_value(); }
+
+    /// The TCTI configuration string for tpm2-tss.
+    std::string tcti() const { return fmt::format("swtpm:host=127.0.0.1,port={}", _port); }
+    uint16_t port() const noexcept { return _port; }
+    pid_t pid() const noexcept { return _pid; }
+    bool running() const noexcept { return _pid > 0; }
+
+    /// Starts swtpm (again) on the state directory; the first start picks
+    /// the ports, later ones reuse them, so that a TCTI string handed out
+    /// before stays valid. Returns once swtpm accepts connections.
+    void start() {
+        if (_pid > 0) {
+            return;
+        }
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        const bool pick_ports = _port == 0;
+        for (int attempt = 0;; ++attempt) {
+            if (pick_ports) {
+                _port = free_port_pair();
+            }
+            spawn();
+            if (wait_accepting(std::chrono::seconds(5))) {
+                return;
+            }
+            // Another process took a port between our check and swtpm's
+            // bind, or the old listening socket is not gone yet: new ports
+            // on a first start, the same ones again on a restart.
+            stop();
+            if (std::chrono::steady_clock::now() > deadline || attempt > 20) {
+                throw std::runtime_error(
+                    fmt::format("swtpm did not start on port {}: {}", _port, read_file(_logs.file("swtpm.stderr"))));
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after two seconds; reaps it. A paused swtpm is
+    /// continued first so that it can act on SIGTERM.
+    void stop() noexcept {
+        if (_pid <= 0) {
+            return;
+        }
+        ::kill(_pid, SIGCONT);
+        ::kill(_pid, SIGTERM);
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+        int ws = 0;
+        for (;;) {
+            const pid_t got = ::waitpid(_pid, &ws, WNOHANG);
+            if (got == _pid || (got < 0 && errno != EINTR)) {
+                break;
+            }
+            if (std::chrono::steady_clock::now() > deadline) {
+                ::kill(_pid, SIGKILL);
+                while (::waitpid(_pid, &ws, 0) < 0 && errno == EINTR) {
+                }
+                break;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        _pid = -1;
+    }
+
+    /// A TPM that hangs: the process stops, its sockets stay open.
+    void pause() noexcept {
+        if (_pid > 0) {
+            ::kill(_pid, SIGSTOP);
+        }
+    }
+    void resume() noexcept {
+        if (_pid > 0) {
+            ::kill(_pid, SIGCONT);
+        }
+    }
+
+private:
+    static std::optional<std::string> find_swtpm() {
+        const char* path = std::getenv("PATH");
+        std::string dirs = path != nullptr ? path : "/usr/bin:/bin";
+        size_t begin = 0;
+        while (begin <= dirs.size()) {
+            const size_t end = std::min(dirs.find(':', begin), dirs.size());
+            const auto candidate = std::filesystem::path(dirs.substr(begin, end - begin)) / "swtpm";
+            if (::access(candidate.c_str(), X_OK) == 0) {
+                return candidate.string();
+            }
+            begin = end + 1;
+        }
+        return std::nullopt;
+    }
+
+    static int bound_socket(uint16_t port) {
+        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0) {
+            return -1;
+        }
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_port = htons(port);
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+            ::close(fd);
+            return -1;
+        }
+        return fd;
+    }
+
+    /// A port P chosen by the kernel (bind to port 0) whose neighbour P+1
+    /// is free too: swtpm's command and control ports.
+    static uint16_t free_port_pair() {
+        for (int attempt = 0; attempt < 100; ++attempt) {
+            const int first = bound_socket(0);
+            if (first < 0) {
+                continue;
+            }
+            sockaddr_in addr{};
+            socklen_t len = sizeof(addr);
+            ::getsockname(first, reinterpret_cast<sockaddr*>(&addr), &len);
+            const uint16_t port = ntohs(addr.sin_port);
+            const int second = port < 65535 ? bound_socket(static_cast<uint16_t>(port + 1)) : -1;
+            ::close(first);
+            if (second >= 0) {
+                ::close(second);
+                return port;
+            }
+        }
+        throw std::runtime_error("no two adjacent free TCP ports on 127.0.0.1");
+    }
+
+    void spawn() {
+        _pid =
+            spawn_program(_exe,
+                          {"socket", "--tpm2", "--server", fmt::format("type=tcp,port={},bindaddr=127.0.0.1", _port),
+                           "--ctrl", fmt::format("type=tcp,port={},bindaddr=127.0.0.1", _port + 1), "--flags",
+                           "not-need-init,startup-clear", "--tpmstate", fmt::format("dir={}", _state.path().string())},
+                          _logs.file("swtpm.stdout"), _logs.file("swtpm.stderr"));
+    }
+
+    /// Polls the command port until swtpm accepts; false when swtpm exited
+    /// (reaped here) or the time ran out.
+    bool wait_accepting(std::chrono::milliseconds limit) {
+        const auto deadline = std::chrono::steady_clock::now() + limit;
+        while (std::chrono::steady_clock::now() < deadline) {
+            int ws = 0;
+            if (::waitpid(_pid, &ws, WNOHANG) == _pid) {
+                _pid = -1;
+                return false;
+            }
+            const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+            sockaddr_in addr{};
+            addr.sin_family = AF_INET;
+            addr.sin_port = htons(_port);
+            addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            const bool connected =
+                fd >= 0 && ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0;
+            if (fd >= 0) {
+                ::close(fd);
+            }
+            if (connected) {
+                return true;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        return false;
+    }
+
+    temp_dir _state;
+    temp_dir _logs;
+    std::string _exe;
+    uint16_t _port = 0;
+    pid_t _pid = -1;
+};
+
+} // namespace ptpsec::test

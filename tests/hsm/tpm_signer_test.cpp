@@ -1,0 +1,561 @@
+// The TPM 2.0 signer against a real TPM (swtpm): signatures that verify,
+// a key that persists across re-opens and TPM restarts and cannot leave the
+// TPM, a counter that only goes up, quotes and their checks with every
+// refusal, the EK, and a TPM that dies or hangs under the signer.
+
+#include <hsm/signature.h>
+#include <hsm/tpm_signer.h>
+
+#include "swtpm.h"
+
+#include <gtest/gtest.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <tss2/tss2_esys.h>
+#include <tss2/tss2_mu.h>
+#include <tss2/tss2_tctildr.h>
+
+#include <chrono>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ptpsec::hsm {
+namespace {
+
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+std::vector<uint8_t> bytes(std::string_view s) {
+    return {s.begin(), s.end()};
+}
+
+std::vector<uint8_t> random_bytes(size_t n) {
+    std::vector<uint8_t> out(n);
+    EXPECT_EQ(RAND_bytes(out.data(), static_cast<int>(n)), 1);
+    return out;
+}
+
+std::vector<uint8_t> other_p256_spki() {
+    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"),
+                                                            EVP_PKEY_free);
+    const int len = i2d_PUBKEY(key.get(), nullptr);
+    std::vector<uint8_t> der(static_cast<size_t>(len));
+    unsigned char* p = der.data();
+    i2d_PUBKEY(key.get(), &p);
+    return der;
+}
+
+double ms_since(clock_type::time_point start) {
+    return std::chrono::duration<double, std::milli>(clock_type::now() - start).count();
+}
+
+/// A direct ESAPI connection, for what the tests do to the TPM behind the
+/// signer's back. swtpm serves one connection at a time: open it only while
+/// no signer is open.
+class direct_tpm {
+public:
+    explicit direct_tpm(const std::string& tcti) {
+        if (Tss2_TctiLdr_Initialize(tcti.c_str(), &_tcti) != TSS2_RC_SUCCESS ||
+            Esys_Initialize(&_esys, _tcti, nullptr) != TSS2_RC_SUCCESS) {
+            throw std::runtime_error("cannot connect to " + tcti);
+        }
+    }
+    ~direct_tpm() {
+        Esys_Finalize(&_esys);
+        Tss2_TctiLdr_Finalize(&_tcti);
+    }
+    direct_tpm(const direct_tpm&) = delete;
+    direct_tpm& operator=(const direct_tpm&) = delete;
+    direct_tpm(direct_tpm&&) = delete;
+    direct_tpm& operator=(direct_tpm&&) = delete;
+
+    /// TPM2_PCR_Extend of the SHA-256 bank (Part 3 §22.2).
+    void extend(unsigned pcr, std::span<const uint8_t> digest) {
+        TPML_DIGEST_VALUES values{};
+        values.count = 1;
+        values.digests[0].hashAlg = TPM2_ALG_SHA256;
+        std::copy(digest.begin(), digest.end(), values.digests[0].digest.sha256);
+        ASSERT_EQ(Esys_PCR_Extend(_esys, ESYS_TR_PCR0 + pcr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &values),
+                  TSS2_RC_SUCCESS);
+    }
+
+    /// Puts an ECC decryption (storage) key at `handle`: an object that is
+    /// not a signing key.
+    void persist_storage_key(uint32_t handle) {
+        TPM2B_PUBLIC tmpl{};
+        tmpl.publicArea.type = TPM2_ALG_ECC;
+        tmpl.publicArea.nameAlg = TPM2_ALG_SHA256;
+        tmpl.publicArea.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+                                           TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
+                                           TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
+        tmpl.publicArea.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_AES;
+        tmpl.publicArea.parameters.eccDetail.symmetric.keyBits.aes = 128;
+        tmpl.publicArea.parameters.eccDetail.symmetric.mode.aes = TPM2_ALG_CFB;
+        tmpl.publicArea.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
+        tmpl.publicArea.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+        tmpl.publicArea.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+        const TPM2B_SENSITIVE_CREATE sensitive{};
+        const TPM2B_DATA outside{};
+        const TPML_PCR_SELECTION pcrs{};
+        ESYS_TR primary = ESYS_TR_NONE;
+        ASSERT_EQ(Esys_CreatePrimary(_esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive,
+                                     &tmpl, &outside, &pcrs, &primary, nullptr, nullptr, nullptr, nullptr),
+                  TSS2_RC_SUCCESS);
+        ESYS_TR persistent = ESYS_TR_NONE;
+        ASSERT_EQ(Esys_EvictControl(_esys, ESYS_TR_RH_OWNER, primary, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                                    handle, &persistent),
+                  TSS2_RC_SUCCESS);
+        Esys_FlushContext(_esys, primary);
+    }
+
+    /// Defines an ordinary 8-octet NV index at `index`: not a counter.
+    void define_ordinary_index(uint32_t index) {
+        TPM2B_NV_PUBLIC pub{};
+        pub.nvPublic.nvIndex = index;
+        pub.nvPublic.nameAlg = TPM2_ALG_SHA256;
+        pub.nvPublic.attributes = TPMA_NV_OWNERWRITE | TPMA_NV_OWNERREAD;
+        pub.nvPublic.dataSize = 8;
+        const TPM2B_AUTH auth{};
+        ESYS_TR handle = ESYS_TR_NONE;
+        ASSERT_EQ(Esys_NV_DefineSpace(_esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &auth,
+                                      &pub, &handle),
+                  TSS2_RC_SUCCESS);
+    }
+
+private:
+    TSS2_TCTI_CONTEXT* _tcti = nullptr;
+    ESYS_CONTEXT* _esys = nullptr;
+};
+
+class tpm_signer_test : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (!test::swtpm::available()) {
+            GTEST_SKIP() << "swtpm is not installed";
+        }
+        _tpm = std::make_unique<test::swtpm>();
+    }
+
+    tpm_settings settings() const {
+        tpm_settings s;
+        s.tcti = _tpm->tcti();
+        s.signer_id = "test-signer";
+        s.command_timeout = 5s;
+        return s;
+    }
+
+    std::unique_ptr<tpm_signer> open(tpm_settings s) {
+        auto r = tpm_signer::open(std::move(s));
+        EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.message());
+        return r.ok() ? std::move(*r) : nullptr;
+    }
+    std::unique_ptr<tpm_signer> open() { return open(settings()); }
+
+    std::unique_ptr<test::swtpm> _tpm;
+};
+
+using tpm_signer_fault_test = tpm_signer_test;
+
+TEST_F(tpm_signer_test, signs_and_signatures_verify) {
+    auto signer = open();
+    ASSERT_NE(signer, nullptr);
+    const auto& info = signer->info();
+    EXPECT_EQ(info.kind, backend_kind::tpm);
+    EXPECT_EQ(info.algorithm, signature_algorithm::es256);
+    EXPECT_TRUE(info.hardware_rooted);
+    EXPECT_EQ(info.device.rfind("tpm key 0x81000100 name 000b", 0), 0U) << info.device;
+    EXPECT_EQ(signer->settings().signer_id, "test-signer");
+
+    const auto message = bytes("batch root 1");
+    auto sig = signer->sign(message);
+    ASSERT_TRUE(sig.ok()) << sig.message();
+    ASSERT_EQ(sig->size(), 64U);
+    EXPECT_TRUE(verify_signature(signature_algorithm::es256, info.public_key_der, message, *sig).ok());
+    auto changed = message;
+    changed.back() ^= 1;
+    EXPECT_FALSE(verify_signature(signature_algorithm::es256, info.public_key_der, changed, *sig).ok());
+    auto empty = signer->sign({});
+    ASSERT_TRUE(empty.ok()) << empty.message();
+    EXPECT_TRUE(verify_signature(signature_algorithm::es256, info.public_key_der, {}, *empty).ok());
+
+    constexpr int rounds = 50;
+    const auto start = clock_type::now();
+    for (int i = 0; i < rounds; ++i) {
+        ASSERT_TRUE(signer->sign(message).ok());
+    }
+    std::cout << "[ timing   ] swtpm TPM2_Sign (ECDSA P-256): " << ms_since(start) / rounds << " ms per signature\n";
+}
+
+TEST_F(tpm_signer_test, counter_starts_at_zero_and_strictly_increases) {
+    auto signer = open();
+    ASSERT_NE(signer, nullptr);
+    auto first = signer->read_counter();
+    ASSERT_TRUE(first.ok()) << first.message();
+    EXPECT_EQ(*first, 0U) << "a counter never incremented reads as 0";
+    uint64_t last = *first;
+    constexpr int rounds = 50;
+    const auto start = clock_type::now();
+    for (int i = 0; i < rounds; ++i) {
+        auto next = signer->next_counter();
+        ASSERT_TRUE(next.ok()) << next.message();
+        EXPECT_GT(*next, last);
+        last = *next;
+    }
+    std::cout << "[ timing   ] swtpm TPM2_NV_Increment + TPM2_NV_Read: " << ms_since(start) / rounds
+              << " ms per counter step\n";
+    auto now = signer->read_counter();
+    ASSERT_TRUE(now.ok()) << now.message();
+    EXPECT_EQ(*now, last);
+}
+
+TEST_F(tpm_signer_test, key_and_counter_survive_reopen_and_tpm_restart) {
+    std::vector<uint8_t> public_key;
+    std::string device;
+    uint64_t counter = 0;
+    {
+        auto signer = open();
+        ASSERT_NE(signer, nullptr);
+        public_key = signer->info().public_key_der;
+        device = signer->info().device;
+        auto c = signer->next_counter();
+        ASSERT_TRUE(c.ok()) << c.message();
+        counter = *c;
+    }
+    {
+        // A new process-level open: the key is found at its handle, not made again.
+        auto signer = open();
+        ASSERT_NE(signer, nullptr);
+        EXPECT_EQ(signer->info().public_key_der, public_key);
+        EXPECT_EQ(signer->info().device, device);
+        auto read = signer->read_counter();
+        ASSERT_TRUE(read.ok()) << read.message();
+        EXPECT_EQ(*read, counter);
+        auto c = signer->next_counter();
+        ASSERT_TRUE(c.ok()) << c.message();
+        EXPECT_GT(*c, counter);
+        counter = *c;
+    }
+    _tpm->stop();
+    _tpm->start();
+    {
+        auto signer = open();
+        ASSERT_NE(signer, nullptr);
+        EXPECT_EQ(signer->info().public_key_der, public_key);
+        auto c = signer->next_counter();
+        ASSERT_TRUE(c.ok()) << c.message();
+        EXPECT_GT(*c, counter);
+        const auto message = bytes("after a TPM restart");
+        auto sig = signer->sign(message);
+        ASSERT_TRUE(sig.ok()) << sig.message();
+        EXPECT_TRUE(verify_signature(signature_algorithm::es256, public_key, message, *sig).ok());
+    }
+}
+
+TEST_F(tpm_signer_test, key_is_not_exportable_and_its_public_area_is_checked) {
+    auto signer = open();
+    ASSERT_NE(signer, nullptr);
+    const auto& pub = signer->key_public();
+    const auto& spki = signer->info().public_key_der;
+    auto name = check_key_public(pub.public_area, spki);
+    ASSERT_TRUE(name.ok()) << name.message();
+    EXPECT_EQ(*name, pub.name) << "the name computed in software is the TPM's";
+    EXPECT_EQ(pub.name.size(), 34U);
+
+    TPM2B_PUBLIC parsed{};
+    size_t offset = 0;
+    ASSERT_EQ(Tss2_MU_TPM2B_PUBLIC_Unmarshal(pub.public_area.data(), pub.public_area.size(), &offset, &parsed),
+              TSS2_RC_SUCCESS);
+    const TPMA_OBJECT attrs = parsed.publicArea.objectAttributes;
+    EXPECT_NE(attrs & TPMA_OBJECT_FIXEDTPM, 0U);
+    EXPECT_NE(attrs & TPMA_OBJECT_FIXEDPARENT, 0U);
+    EXPECT_NE(attrs & TPMA_OBJECT_SENSITIVEDATAORIGIN, 0U);
+    EXPECT_NE(attrs & TPMA_OBJECT_SIGN_ENCRYPT, 0U);
+    EXPECT_EQ(attrs & TPMA_OBJECT_DECRYPT, 0U);
+
+    auto doctored = [&](TPMA_OBJECT clear, TPMA_OBJECT set) {
+        TPM2B_PUBLIC p = parsed;
+        p.publicArea.objectAttributes = (p.publicArea.objectAttributes & ~clear) | set;
+        std::vector<uint8_t> out(sizeof(TPM2B_PUBLIC));
+        size_t len = 0;
+        EXPECT_EQ(Tss2_MU_TPM2B_PUBLIC_Marshal(&p, out.data(), out.size(), &len), TSS2_RC_SUCCESS);
+        out.resize(len);
+        return check_key_public(out, spki);
+    };
+    const struct {
+        TPMA_OBJECT clear;
+        TPMA_OBJECT set;
+        const char* says;
+    } cases[] = {
+        {TPMA_OBJECT_FIXEDTPM, 0, "fixedTPM is clear"},
+        {TPMA_OBJECT_FIXEDPARENT, 0, "fixedParent is clear"},
+        {TPMA_OBJECT_SENSITIVEDATAORIGIN, 0, "sensitiveDataOrigin is clear"},
+        {TPMA_OBJECT_SIGN_ENCRYPT, 0, "sign is clear"},
+        {0, TPMA_OBJECT_DECRYPT, "decrypt is set"},
+    };
+    for (const auto& c : cases) {
+        auto r = doctored(c.clear, c.set);
+        ASSERT_FALSE(r.ok()) << c.says;
+        EXPECT_NE(r.message().find(c.says), std::string::npos) << r.message();
+    }
+    auto unchanged = doctored(0, 0);
+    EXPECT_TRUE(unchanged.ok()) << unchanged.message();
+
+    auto other = check_key_public(pub.public_area, other_p256_spki());
+    ASSERT_FALSE(other.ok());
+    EXPECT_NE(other.message().find("not the expected key"), std::string::npos) << other.message();
+
+    auto truncated = check_key_public(std::span(pub.public_area).first(pub.public_area.size() - 1), spki);
+    ASSERT_FALSE(truncated.ok());
+    EXPECT_NE(truncated.message().find("does not unmarshal"), std::string::npos) << truncated.message();
+
+    auto trailing = pub.public_area;
+    trailing.push_back(0);
+    auto with_trailing = check_key_public(trailing, spki);
+    ASSERT_FALSE(with_trailing.ok());
+    EXPECT_NE(with_trailing.message().find("after its TPM2B_PUBLIC"), std::string::npos) << with_trailing.message();
+}
+
+TEST_F(tpm_signer_test, quote_is_checked_and_every_refusal_says_why) {
+    const std::vector<unsigned> pcrs{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}; // more than one TPM2_PCR_Read
+    const auto nonce = random_bytes(32);
+    std::vector<uint8_t> spki;
+    tpm_quote q;
+    {
+        auto signer = open();
+        ASSERT_NE(signer, nullptr);
+        spki = signer->info().public_key_der;
+        auto r = signer->quote(nonce, pcrs);
+        ASSERT_TRUE(r.ok()) << r.message();
+        q = std::move(*r);
+    }
+    ASSERT_EQ(q.pcrs.size(), pcrs.size());
+    for (const auto& [index, value] : q.pcrs) {
+        EXPECT_EQ(value.size(), 32U) << "PCR " << index;
+    }
+    auto good = check_quote(q.attest, q.signature, spki, nonce, q.pcrs);
+    EXPECT_TRUE(good.ok()) << good.message();
+
+    auto expect_refusal = [&](const status& s, std::string_view says) {
+        ASSERT_FALSE(s.ok()) << says;
+        EXPECT_NE(s.message().find(says), std::string::npos) << s.message();
+    };
+    auto wrong_nonce = nonce;
+    wrong_nonce[0] ^= 1;
+    expect_refusal(check_quote(q.attest, q.signature, spki, wrong_nonce, q.pcrs), "nonce");
+
+    auto altered = q.pcrs;
+    altered[1][0] ^= 1;
+    expect_refusal(check_quote(q.attest, q.signature, spki, nonce, altered), "pcrDigest");
+
+    auto fewer = q.pcrs;
+    fewer.erase(10);
+    expect_refusal(check_quote(q.attest, q.signature, spki, nonce, fewer), "other PCRs");
+    auto more = q.pcrs;
+    more[16] = std::vector<uint8_t>(32, 0);
+    expect_refusal(check_quote(q.attest, q.signature, spki, nonce, more), "other PCRs");
+
+    auto flipped = q.attest;
+    flipped[flipped.size() / 2] ^= 0x40;
+    expect_refusal(check_quote(flipped, q.signature, spki, nonce, q.pcrs), "signature does not verify");
+    expect_refusal(check_quote(q.attest, q.signature, other_p256_spki(), nonce, q.pcrs), "signature does not verify");
+
+    // A PCR extended after the quote: the platform the verifier is told
+    // about (the values read now) is not the one quoted.
+    {
+        direct_tpm direct(_tpm->tcti());
+        direct.extend(1, random_bytes(32));
+    }
+    auto signer = open();
+    ASSERT_NE(signer, nullptr);
+    auto fresh = signer->quote(nonce, pcrs);
+    ASSERT_TRUE(fresh.ok()) << fresh.message();
+    EXPECT_NE(fresh->pcrs.at(1), q.pcrs.at(1));
+    EXPECT_EQ(fresh->pcrs.at(2), q.pcrs.at(2));
+    expect_refusal(check_quote(q.attest, q.signature, spki, nonce, fresh->pcrs), "pcrDigest");
+    auto fresh_ok = check_quote(fresh->attest, fresh->signature, spki, nonce, fresh->pcrs);
+    EXPECT_TRUE(fresh_ok.ok()) << fresh_ok.message();
+
+    // Argument checks.
+    EXPECT_FALSE(signer->quote(nonce, {}).ok());
+    const std::vector<unsigned> out_of_range{24};
+    EXPECT_FALSE(signer->quote(nonce, out_of_range).ok());
+    EXPECT_FALSE(signer->quote(random_bytes(65), pcrs).ok());
+}
+
+TEST_F(tpm_signer_test, endorsement_key_is_a_p256_spki) {
+    auto signer = open();
+    ASSERT_NE(signer, nullptr);
+    auto ek = signer->endorsement_key_der();
+    ASSERT_TRUE(ek.ok()) << ek.message();
+    const unsigned char* p = ek->data();
+    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(d2i_PUBKEY(nullptr, &p, static_cast<long>(ek->size())),
+                                                            EVP_PKEY_free);
+    ASSERT_NE(key, nullptr);
+    EXPECT_TRUE(EVP_PKEY_is_a(key.get(), "EC"));
+    EXPECT_EQ(EVP_PKEY_get_bits(key.get()), 256);
+    EXPECT_NE(*ek, signer->info().public_key_der);
+    // The EK is derived from the endorsement seed: the same key every time,
+    // and the transient copy was flushed (no handle exhaustion).
+    for (int i = 0; i < 5; ++i) {
+        auto again = signer->endorsement_key_der();
+        ASSERT_TRUE(again.ok()) << again.message();
+        EXPECT_EQ(*again, *ek);
+    }
+}
+
+TEST_F(tpm_signer_test, refuses_what_is_not_ours_at_its_handles) {
+    constexpr uint32_t foreign_key = 0x81000200;
+    constexpr uint32_t foreign_index = 0x01500200;
+    {
+        direct_tpm direct(_tpm->tcti());
+        direct.persist_storage_key(foreign_key);
+        direct.define_ordinary_index(foreign_index);
+    }
+    auto s = settings();
+    s.key_handle = foreign_key;
+    auto bad_key = tpm_signer::open(s);
+    ASSERT_FALSE(bad_key.ok());
+    EXPECT_NE(bad_key.message().find("0x81000200"), std::string::npos) << bad_key.message();
+    EXPECT_NE(bad_key.message().find("not a usable signing key"), std::string::npos) << bad_key.message();
+
+    s = settings();
+    s.counter_index = foreign_index;
+    auto bad_counter = tpm_signer::open(s);
+    ASSERT_FALSE(bad_counter.ok());
+    EXPECT_NE(bad_counter.message().find("0x01500200"), std::string::npos) << bad_counter.message();
+    EXPECT_NE(bad_counter.message().find("not a counter"), std::string::npos) << bad_counter.message();
+
+    s = settings();
+    s.key_handle = 0x80000001;
+    EXPECT_FALSE(tpm_signer::open(s).ok());
+    s = settings();
+    s.counter_index = 0x81000001;
+    EXPECT_FALSE(tpm_signer::open(s).ok());
+}
+
+TEST_F(tpm_signer_fault_test, bad_tcti_and_closed_port_fail_clearly_at_open) {
+    auto s = settings();
+    s.tcti = "no-such-tcti:whatever";
+    auto bad = tpm_signer::open(s);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.message().find("no-such-tcti:whatever"), std::string::npos) << bad.message();
+    EXPECT_NE(bad.message().find("0x"), std::string::npos) << bad.message();
+
+    const std::string tcti = _tpm->tcti();
+    _tpm->stop();
+    s = settings();
+    s.tcti = tcti;
+    const auto start = clock_type::now();
+    auto closed = tpm_signer::open(s);
+    ASSERT_FALSE(closed.ok());
+    EXPECT_LT(ms_since(start), 2000.0);
+    EXPECT_NE(closed.message().find(tcti), std::string::npos) << closed.message();
+    EXPECT_NE(closed.message().find("cannot open the TPM"), std::string::npos) << closed.message();
+
+    s.tcti.clear();
+    EXPECT_FALSE(tpm_signer::open(s).ok());
+}
+
+TEST_F(tpm_signer_fault_test, dead_tpm_gives_errors_and_a_restarted_one_is_reconnected) {
+    auto signer = open();
+    ASSERT_NE(signer, nullptr);
+    const auto message = bytes("before");
+    ASSERT_TRUE(signer->sign(message).ok());
+    auto before = signer->next_counter();
+    ASSERT_TRUE(before.ok()) << before.message();
+
+    _tpm->stop();
+    for (int i = 0; i < 3; ++i) {
+        const auto start = clock_type::now();
+        auto sig = signer->sign(message);
+        ASSERT_FALSE(sig.ok());
+        EXPECT_LT(ms_since(start), 2000.0);
+        EXPECT_NE(sig.message().find(_tpm->tcti()), std::string::npos) << sig.message();
+        EXPECT_NE(sig.message().find("0x000a"), std::string::npos) << "names the TCTI-layer code: " << sig.message();
+        auto c = signer->next_counter();
+        ASSERT_FALSE(c.ok());
+        EXPECT_NE(c.message().find(_tpm->tcti()), std::string::npos) << c.message();
+    }
+
+    _tpm->start();
+    auto sig = signer->sign(message);
+    ASSERT_TRUE(sig.ok()) << sig.message();
+    EXPECT_TRUE(verify_signature(signature_algorithm::es256, signer->info().public_key_der, message, *sig).ok());
+    auto after = signer->next_counter();
+    ASSERT_TRUE(after.ok()) << after.message();
+    EXPECT_GT(*after, *before);
+
+    // A restart between two calls, with no failed call in between: the
+    // stale connection is noticed and replaced within the one call.
+    _tpm->stop();
+    _tpm->start();
+    auto again = signer->next_counter();
+    ASSERT_TRUE(again.ok()) << again.message();
+    EXPECT_GT(*again, *after);
+}
+
+TEST_F(tpm_signer_fault_test, hung_tpm_is_bounded_by_the_command_timeout) {
+    auto s = settings();
+    s.command_timeout = 1s;
+    auto signer = open(s);
+    ASSERT_NE(signer, nullptr);
+    const auto message = bytes("hung");
+    auto before = signer->next_counter();
+    ASSERT_TRUE(before.ok()) << before.message();
+
+    _tpm->pause();
+    auto start = clock_type::now();
+    auto sig = signer->sign(message);
+    ASSERT_FALSE(sig.ok());
+    const double waited = ms_since(start);
+    EXPECT_GE(waited, 900.0);
+    EXPECT_LT(waited, 3000.0);
+    EXPECT_NE(sig.message().find("did not answer within 1000 ms"), std::string::npos) << sig.message();
+    EXPECT_NE(sig.message().find(_tpm->tcti()), std::string::npos) << sig.message();
+
+    // The command is still with the TPM: the next call fails at once.
+    start = clock_type::now();
+    auto c = signer->next_counter();
+    ASSERT_FALSE(c.ok());
+    EXPECT_LT(ms_since(start), 500.0);
+    EXPECT_NE(c.message().find("still not answered"), std::string::npos) << c.message();
+
+    _tpm->resume();
+    std::optional<uint64_t> after;
+    const auto deadline = clock_type::now() + 10s;
+    while (!after && clock_type::now() < deadline) {
+        if (auto n = signer->next_counter(); n.ok()) {
+            after = *n;
+        } else {
+            std::this_thread::sleep_for(50ms);
+        }
+    }
+    ASSERT_TRUE(after.has_value());
+    EXPECT_GT(*after, *before);
+    auto sig2 = signer->sign(message);
+    ASSERT_TRUE(sig2.ok()) << sig2.message();
+    EXPECT_TRUE(verify_signature(signature_algorithm::es256, signer->info().public_key_der, message, *sig2).ok());
+}
+
+TEST_F(tpm_signer_fault_test, destroying_a_signer_stuck_on_a_hung_tpm_does_not_hang) {
+    auto s = settings();
+    s.command_timeout = 500ms;
+    auto signer = open(s);
+    ASSERT_NE(signer, nullptr);
+    _tpm->pause();
+    EXPECT_FALSE(signer->sign(bytes("x")).ok());
+    const auto start = clock_type::now();
+    signer.reset();
+    EXPECT_LT(ms_since(start), 1000.0);
+    // Stopping swtpm closes the socket the abandoned command waits on.
+    _tpm->stop();
+    std::this_thread::sleep_for(100ms);
+}
+
+} // namespace
+} // namespace ptpsec::hsm
