@@ -419,8 +419,9 @@ void print_status(const ordered_json& s) {
         for (const auto& [code, n] : by_code.items()) {
             refused.push_back(fmt::format("{} {}", spoken(code), n.dump()));
         }
-        fmt::print("key requests {}: granted {} (with next {}) | refused: {}\n", count_of(ke, "requests"),
-                   count_of(ke, "granted"), count_of(ke, "granted_with_next"), fmt::join(refused, ", "));
+        fmt::print("key requests {}: granted {} (with next {}, to transparent clocks {}) | refused: {}\n",
+                   count_of(ke, "requests"), count_of(ke, "granted"), count_of(ke, "granted_with_next"),
+                   count_of(ke, "granted_to_transparent_clocks"), fmt::join(refused, ", "));
         print_counter_list("TLS", server.value("tls", ordered_json::object()));
         if (const std::string e = server.value("last_reload_error", ""); !e.empty()) {
             fmt::print("certificates: the last reload failed, the previous ones stay: {}\n", e);

@@ -396,6 +396,7 @@ json ke_json(const ke::ke_service::counters& k) {
     return {{"requests", k.requests},
             {"granted", k.granted},
             {"granted_with_next", k.granted_with_next},
+            {"granted_to_transparent_clocks", k.granted_to_transparent_clocks},
             {"unicast_granted", k.unicast_granted},
             {"tsr_requests", k.tsr_requests},
             {"registrations", k.registrations},

@@ -41,6 +41,13 @@ status validate(const client_rule& r, size_t index) {
         return error{fmt::format("client rule {} ({}): allows no group, not the grantor role and not unicast",
                                  index + 1, r.subject.empty() ? r.san : r.subject)};
     }
+    if (r.transparent_clock && r.grantor) {
+        // seeds/001 §2.5.5.5: a transparent clock corrects and re-signs what
+        // passes through it; it grants no unicast contracts.
+        return error{fmt::format("client rule {} ({}): a transparent clock cannot be a grantor (it is not a time "
+                                 "source); give it groups, or unicast for the paths it corrects",
+                                 index + 1, r.subject.empty() ? r.san : r.subject)};
+    }
     return ok_status();
 }
 
@@ -180,6 +187,9 @@ std::vector<uint8_t> ke_service::handle_key_request(const client_identity& who, 
     ++_stats.granted;
     if (params->next) {
         ++_stats.granted_with_next;
+    }
+    if (allows(who, &client_rule::transparent_clock)) {
+        ++_stats.granted_to_transparent_clocks;
     }
     return nts::build(resp);
 }

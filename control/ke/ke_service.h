@@ -59,7 +59,8 @@ struct client_rule {
 };
 
 /// A rule must name a subject or a SAN and at least one group, the grantor
-/// right or the unicast right; the message names the rule by its index.
+/// right or the unicast right; a transparent clock is not a time source, so
+/// it never has the grantor right. The message names the rule by its index.
 status validate(const client_rule& r, size_t index);
 
 /// What to send back for one message, and whether to close afterwards.
@@ -89,6 +90,7 @@ public:
         uint64_t requests = 0;
         uint64_t granted = 0;
         uint64_t granted_with_next = 0;
+        uint64_t granted_to_transparent_clocks = 0; ///< of `granted`: to certificates of transparent-clock rules
         uint64_t unicast_granted = 0;
         uint64_t tsr_requests = 0;
         uint64_t registrations = 0;

@@ -456,7 +456,7 @@ TEST_F(controld, status_and_groups_show_what_clients_got_and_never_a_key) {
     const json& srv = status.at("server");
     EXPECT_EQ(srv.at("port"), port);
     EXPECT_EQ(srv.at("ke"), json::parse(R"({"requests": 2, "granted": 1, "granted_with_next": 0,
-        "unicast_granted": 0, "tsr_requests": 0, "registrations": 0, "revokes": 0, "heartbeats": 0,
+        "granted_to_transparent_clocks": 0, "unicast_granted": 0, "tsr_requests": 0, "registrations": 0, "revokes": 0, "heartbeats": 0,
         "heartbeats_discarded": 0, "refused":
         {"unrecognized_critical_record": 0, "bad_request": 0, "internal_server_error": 0, "not_authorized": 1,
          "grantor_not_registered": 0}})"));
@@ -495,7 +495,8 @@ TEST_F(controld, status_and_groups_show_what_clients_got_and_never_a_key) {
     EXPECT_NE(r.out.find(fmt::format("ptpsec-controld 0.1.0, pid {}, up ", server->pid())), std::string::npos) << r.out;
     EXPECT_NE(r.out.find(fmt::format("roles: server on (NTS-KE port {}, 1 group(s), state ", port)), std::string::npos)
         << r.out;
-    EXPECT_NE(r.out.find("key requests 3: granted 2 (with next 0) | refused: unrecognized critical record 0, bad "
+    EXPECT_NE(r.out.find("key requests 3: granted 2 (with next 0, to transparent clocks 0) | refused: unrecognized "
+                         "critical record 0, bad "
                          "request 0, internal server error 0, not authorized 1, grantor not registered 0"),
               std::string::npos)
         << r.out;

@@ -71,6 +71,11 @@ TEST_F(ke_service_test, an_admitted_client_gets_the_groups_current_key) {
     EXPECT_FALSE(grant.next);
     EXPECT_FALSE(grant.current.unicast);
     EXPECT_EQ(_service->stats().granted, 1U);
+    EXPECT_EQ(_service->stats().granted_to_transparent_clocks, 0U);
+    // The transparent clock's rule says what it is: its grants are counted apart.
+    ASSERT_FALSE(ask(_tc1, group_request(0)).is_error());
+    EXPECT_EQ(_service->stats().granted, 2U);
+    EXPECT_EQ(_service->stats().granted_to_transparent_clocks, 1U);
 }
 
 TEST_F(ke_service_test, in_the_update_period_the_next_key_comes_too) {
@@ -173,6 +178,10 @@ TEST(ke_client_rule, a_rule_must_name_someone_and_allow_something) {
     ASSERT_FALSE(st);
     EXPECT_EQ(st.message(), "client rule 1 (CN=a): allows no group, not the grantor role and not unicast");
     EXPECT_TRUE(validate(client_rule{"CN=a", "", {}, false, false, true}, 0));
+    st = validate(client_rule{"", "DNS:tc9", {"g"}, true, true}, 4);
+    ASSERT_FALSE(st);
+    EXPECT_EQ(st.message(), "client rule 5 (DNS:tc9): a transparent clock cannot be a grantor (it is not a time "
+                            "source); give it groups, or unicast for the paths it corrects");
 }
 
 } // namespace
