@@ -59,9 +59,9 @@ uint64_t counter_in_file(const std::string& path) {
     return std::stoull(text.substr(at + 9));
 }
 
-#define SKIP_WITHOUT_SOFTHSM()                                                                                         \
+#define FAIL_WITHOUT_SOFTHSM()                                                                                         \
     if (!test::softhsm_available()) {                                                                                  \
-        GTEST_SKIP() << "SoftHSM2 is not installed";                                                                   \
+        GTEST_FAIL() << "SoftHSM2 is not installed (make deps installs it)";                                           \
     }
 
 void signs_and_verifies(signature_algorithm alg) {
@@ -112,17 +112,17 @@ void signs_and_verifies(signature_algorithm alg) {
 }
 
 TEST(pkcs11_signer, es256_signatures_verify_and_a_changed_message_does_not) {
-    SKIP_WITHOUT_SOFTHSM();
+    FAIL_WITHOUT_SOFTHSM();
     signs_and_verifies(signature_algorithm::es256);
 }
 
 TEST(pkcs11_signer, eddsa_signatures_verify_and_a_changed_message_does_not) {
-    SKIP_WITHOUT_SOFTHSM();
+    FAIL_WITHOUT_SOFTHSM();
     signs_and_verifies(signature_algorithm::eddsa);
 }
 
 TEST(pkcs11_signer, eddsa_on_a_token_without_ed25519_says_so) {
-    SKIP_WITHOUT_SOFTHSM();
+    FAIL_WITHOUT_SOFTHSM();
     // SoftHSM2 can hide mechanisms from a slot (softhsm2.conf(5)). 2.6.1
     // reads the first name of a "-" list with its minus sign, so that one
     // (CKM_MD5) is a placeholder.
@@ -137,7 +137,7 @@ TEST(pkcs11_signer, eddsa_on_a_token_without_ed25519_says_so) {
 }
 
 TEST(pkcs11_signer, reopening_finds_the_same_key_and_the_counter_continues) {
-    SKIP_WITHOUT_SOFTHSM();
+    FAIL_WITHOUT_SOFTHSM();
     softhsm_token token;
     const auto settings = settings_for(token);
     std::vector<uint8_t> public_key;
@@ -181,7 +181,7 @@ TEST(pkcs11_signer, reopening_finds_the_same_key_and_the_counter_continues) {
 }
 
 TEST(pkcs11_signer, a_missing_key_is_not_generated_when_generation_is_off) {
-    SKIP_WITHOUT_SOFTHSM();
+    FAIL_WITHOUT_SOFTHSM();
     softhsm_token token;
     auto settings = settings_for(token);
     settings.generate_key = false;
@@ -191,7 +191,7 @@ TEST(pkcs11_signer, a_missing_key_is_not_generated_when_generation_is_off) {
 }
 
 TEST(pkcs11_signer, the_counter_file_is_replaced_durably_on_every_call_and_increases_across_reopens) {
-    SKIP_WITHOUT_SOFTHSM();
+    FAIL_WITHOUT_SOFTHSM();
     softhsm_token token;
     const auto settings = settings_for(token);
     const std::string& path = settings.counter_path;
@@ -227,7 +227,7 @@ TEST(pkcs11_signer, the_counter_file_is_replaced_durably_on_every_call_and_incre
 }
 
 TEST(pkcs11_signer, a_corrupt_counter_file_is_refused_and_left_alone) {
-    SKIP_WITHOUT_SOFTHSM();
+    FAIL_WITHOUT_SOFTHSM();
     softhsm_token token;
     const auto settings = settings_for(token);
     {
@@ -270,7 +270,7 @@ TEST(pkcs11_signer, a_corrupt_counter_file_is_refused_and_left_alone) {
 }
 
 TEST(pkcs11_signer, the_counter_file_of_another_key_is_refused) {
-    SKIP_WITHOUT_SOFTHSM();
+    FAIL_WITHOUT_SOFTHSM();
     softhsm_token token;
     const auto first = settings_for(token, signature_algorithm::es256, "first-key");
     const auto second = settings_for(token, signature_algorithm::es256, "second-key");
@@ -301,7 +301,7 @@ TEST(pkcs11_signer, the_counter_file_of_another_key_is_refused) {
 }
 
 TEST(pkcs11_signer, two_signers_cannot_share_a_counter_file) {
-    SKIP_WITHOUT_SOFTHSM();
+    FAIL_WITHOUT_SOFTHSM();
     softhsm_token token;
     const auto settings = settings_for(token);
     auto a = pkcs11_signer::open(settings);
@@ -312,7 +312,7 @@ TEST(pkcs11_signer, two_signers_cannot_share_a_counter_file) {
 }
 
 TEST(pkcs11_signer, the_private_key_is_sensitive_and_not_extractable_on_the_token) {
-    SKIP_WITHOUT_SOFTHSM();
+    FAIL_WITHOUT_SOFTHSM();
     softhsm_token token;
     for (const auto alg : {signature_algorithm::es256, signature_algorithm::eddsa}) {
         const std::string label = alg == signature_algorithm::es256 ? "p256-key" : "ed25519-key";
@@ -370,7 +370,7 @@ TEST(pkcs11_signer, the_private_key_is_sensitive_and_not_extractable_on_the_toke
 }
 
 TEST(pkcs11_signer, an_extractable_or_unsensitive_key_is_refused) {
-    SKIP_WITHOUT_SOFTHSM();
+    FAIL_WITHOUT_SOFTHSM();
     softhsm_token token;
     {
         pkcs11_direct direct;
@@ -415,7 +415,7 @@ TEST(pkcs11_signer, an_extractable_or_unsensitive_key_is_refused) {
 }
 
 TEST(pkcs11_signer, a_key_of_the_other_algorithm_is_refused) {
-    SKIP_WITHOUT_SOFTHSM();
+    FAIL_WITHOUT_SOFTHSM();
     softhsm_token token;
     {
         auto es = pkcs11_signer::open(settings_for(token, signature_algorithm::es256, "the-key"));
@@ -429,7 +429,7 @@ TEST(pkcs11_signer, a_key_of_the_other_algorithm_is_refused) {
 }
 
 TEST(pkcs11_signer, operator_mistakes_are_named) {
-    SKIP_WITHOUT_SOFTHSM();
+    FAIL_WITHOUT_SOFTHSM();
     softhsm_token token;
 
     auto wrong_pin = settings_for(token);
@@ -470,7 +470,7 @@ TEST(pkcs11_signer, operator_mistakes_are_named) {
 }
 
 TEST(pkcs11_signer, the_pin_can_come_from_a_file_that_only_its_owner_reads) {
-    SKIP_WITHOUT_SOFTHSM();
+    FAIL_WITHOUT_SOFTHSM();
     softhsm_token token;
     auto settings = settings_for(token);
     settings.user_pin.clear();
@@ -496,7 +496,7 @@ TEST(pkcs11_signer, the_pin_can_come_from_a_file_that_only_its_owner_reads) {
 }
 
 TEST(pkcs11_signer, a_session_closed_under_the_signer_fails_or_recovers_and_the_next_sign_works) {
-    SKIP_WITHOUT_SOFTHSM();
+    FAIL_WITHOUT_SOFTHSM();
     softhsm_token token;
     for (const auto alg : {signature_algorithm::es256, signature_algorithm::eddsa}) {
         auto settings = settings_for(token, alg, alg == signature_algorithm::es256 ? "p256" : "ed25519");
@@ -532,7 +532,7 @@ TEST(pkcs11_signer, a_session_closed_under_the_signer_fails_or_recovers_and_the_
 }
 
 TEST(pkcs11_signer, a_module_finalised_under_the_signer_is_initialised_again) {
-    SKIP_WITHOUT_SOFTHSM();
+    FAIL_WITHOUT_SOFTHSM();
     softhsm_token token;
     auto opened = pkcs11_signer::open(settings_for(token));
     ASSERT_TRUE(opened) << opened.message();
@@ -556,7 +556,7 @@ TEST(pkcs11_signer, a_module_finalised_under_the_signer_is_initialised_again) {
 }
 
 TEST(pkcs11_signer, time_per_signature_and_per_counter) {
-    SKIP_WITHOUT_SOFTHSM();
+    FAIL_WITHOUT_SOFTHSM();
     softhsm_token token;
     for (const auto alg : {signature_algorithm::es256, signature_algorithm::eddsa}) {
         auto opened = pkcs11_signer::open(settings_for(token, alg, alg == signature_algorithm::es256 ? "p" : "e"));

@@ -136,7 +136,7 @@ class tpm_signer_test : public ::testing::Test {
 protected:
     void SetUp() override {
         if (!test::swtpm::available()) {
-            GTEST_SKIP() << "swtpm is not installed";
+            GTEST_FAIL() << "swtpm is not installed (make deps installs it)";
         }
         _tpm = std::make_unique<test::swtpm>();
     }

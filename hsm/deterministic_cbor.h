@@ -1,0 +1,125 @@
+#pragma once
+
+// Deterministic CBOR (RFC 8949) for the attestation evidence: claims, batch
+// payloads, COSE_Sign1 and log records are all made of the items here.
+//
+// Encoding follows the core deterministic encoding requirements of RFC 8949
+// §4.2.1: every integer, length and tag number in its shortest form, only
+// definite lengths, map keys sorted by the bytewise lexicographic order of
+// their encodings, no duplicate keys. The same item therefore always encodes
+// to the same octets, which is what lets a signature or a Merkle leaf cover
+// the encoding and lets a second implementation rebuild it.
+//
+// Decoding (through libcbor's streaming decoder, one head at a time) is
+// strict: it accepts exactly the encodings the encoder produces and refuses
+// everything else with a message that names the problem and its byte offset.
+// The profile is the part of CBOR the evidence uses: integers, byte and text
+// strings, arrays, maps, tags, false, true and null. Floating-point values,
+// undefined and other simple values are refused; so are indefinite lengths,
+// non-shortest forms, unsorted or duplicate map keys, invalid UTF-8 in text
+// strings, nesting deeper than max_depth, lengths beyond the input and
+// trailing octets. Input is never read past its end.
+
+#include <drivers/base/result.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ptpsec::hsm::cbor {
+
+/// Arrays, maps and tags nest at most this deep (the outermost item is at
+/// depth 1). The evidence needs 4; the margin is for later record types.
+inline constexpr size_t max_depth = 16;
+
+enum class type : uint8_t {
+    unsigned_integer, ///< major type 0; `number` is the value
+    negative_integer, ///< major type 1; the value is -1 - `number`
+    byte_string,      ///< major type 2; `bytes`
+    text_string,      ///< major type 3; `text` (UTF-8)
+    array,            ///< major type 4; `elements`
+    map,              ///< major type 5; `elements` holds key, value, key, value...
+    tag,              ///< major type 6; `number` is the tag, `elements` its one item
+    boolean,          ///< simple values 20, 21; `number` is 0 or 1
+    null,             ///< simple value 22
+};
+
+const char* to_string(type t) noexcept;
+
+/// One CBOR data item. Build with the static functions; read the fields.
+struct item {
+    type kind = type::null;
+    uint64_t number = 0;
+    std::vector<uint8_t> bytes;
+    std::string text;
+    std::vector<item> elements;
+    /// Where the item's head starts in the decoded input (for messages); 0
+    /// for items that were built, ignored by the encoder and by ==.
+    size_t offset = 0;
+
+    static item uint(uint64_t v);
+    /// A signed integer: major type 0 when v >= 0, major type 1 otherwise.
+    static item integer(int64_t v);
+    static item bstr(std::span<const uint8_t> b);
+    static item tstr(std::string_view s);
+    static item array(std::vector<item> elements = {});
+    static item map();
+    static item tagged(uint64_t tag, item content);
+    static item boolean_value(bool b);
+    static item null_value();
+
+    /// Map only: appends a key and its value (the encoder sorts the keys and
+    /// refuses duplicates).
+    item& put(item key, item value);
+    item& put(int64_t key, item value) { return put(integer(key), std::move(value)); }
+
+    /// Map only: the value of integer key `key`, or nullptr.
+    const item* find(int64_t key) const noexcept;
+    /// Map only: the number of key/value pairs.
+    size_t map_size() const noexcept { return elements.size() / 2; }
+
+    bool is_integer() const noexcept { return kind == type::unsigned_integer || kind == type::negative_integer; }
+    /// The integer's value when it fits an int64_t.
+    std::optional<int64_t> as_int64() const noexcept;
+
+    friend bool operator==(const item& a, const item& b) noexcept;
+};
+
+/// The deterministic encoding of `it` (RFC 8949 §4.2.1). Fails only for an
+/// item that has no such encoding: a map with two equal keys, a tag without
+/// exactly one item, a map with an odd element count, or nesting deeper
+/// than max_depth.
+result<std::vector<uint8_t>> encode(const item& it);
+
+/// Appends the encoding of `it` to `out`.
+status encode_to(const item& it, std::vector<uint8_t>& out);
+
+/// Why decoding failed: `message` names the problem and its offset;
+/// `offset` is where in the input (plus the caller's base offset) the bad
+/// item or octet is; `truncated` is set when the input ended inside an item
+/// (more octets would have been needed), as opposed to octets that no
+/// amount of further input can make valid.
+struct decode_error {
+    std::string message;
+    size_t offset = 0;
+    bool truncated = false;
+};
+
+/// Decodes exactly one item that spans all of `in` (no trailing octets).
+result<item, decode_error> decode(std::span<const uint8_t> in);
+
+struct prefix_item {
+    item value;
+    size_t length = 0; ///< octets the item's encoding took
+};
+
+/// Decodes the one item at the start of `in` and says how long it was, for
+/// CBOR sequences (RFC 8742). `base_offset` is added to the offsets in
+/// error messages so that they point into the caller's whole buffer.
+result<prefix_item, decode_error> decode_prefix(std::span<const uint8_t> in, size_t base_offset = 0);
+
+} // namespace ptpsec::hsm::cbor

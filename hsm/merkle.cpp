@@ -1,0 +1,143 @@
+#include <hsm/merkle.h>
+
+#include <fmt/format.h>
+#include <openssl/evp.h>
+
+#include <memory>
+
+namespace ptpsec::hsm {
+
+namespace {
+
+struct md_ctx_free {
+    void operator()(EVP_MD_CTX* p) const noexcept { EVP_MD_CTX_free(p); }
+};
+
+// SHA-256 over the concatenation of `parts`.
+result<digest> sha256_parts(std::initializer_list<std::span<const uint8_t>> parts) {
+    std::unique_ptr<EVP_MD_CTX, md_ctx_free> ctx(EVP_MD_CTX_new());
+    if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+        return error{"OpenSSL could not set up SHA-256"};
+    }
+    for (const auto& p : parts) {
+        if (EVP_DigestUpdate(ctx.get(), p.data(), p.size()) != 1) {
+            return error{"OpenSSL SHA-256 failed"};
+        }
+    }
+    digest d{};
+    unsigned int len = 0;
+    if (EVP_DigestFinal_ex(ctx.get(), d.data(), &len) != 1 || len != d.size()) {
+        return error{"OpenSSL SHA-256 failed"};
+    }
+    return d;
+}
+
+constexpr uint8_t leaf_prefix[1] = {0x00}; // RFC 9162 §2.1.1
+constexpr uint8_t node_prefix[1] = {0x01};
+
+} // namespace
+
+result<digest> sha256(std::span<const uint8_t> data) {
+    return sha256_parts({data});
+}
+
+result<digest> merkle_leaf_hash(std::span<const uint8_t> leaf) {
+    return sha256_parts({leaf_prefix, leaf});
+}
+
+result<digest> merkle_node_hash(const digest& left, const digest& right) {
+    return sha256_parts({node_prefix, left, right});
+}
+
+result<merkle_tree> merkle_tree::build(std::span<const std::vector<uint8_t>> leaves) {
+    merkle_tree t;
+    if (leaves.empty()) {
+        PTPSEC_TRY(empty, sha256({}));
+        t._root = *empty;
+        return t;
+    }
+    std::vector<digest> level;
+    level.reserve(leaves.size());
+    for (const auto& leaf : leaves) {
+        PTPSEC_TRY(h, merkle_leaf_hash(leaf));
+        level.push_back(*h);
+    }
+    t._levels.push_back(std::move(level));
+    while (t._levels.back().size() > 1) {
+        const std::vector<digest>& below = t._levels.back();
+        std::vector<digest> above;
+        above.reserve((below.size() + 1) / 2);
+        for (size_t i = 0; i + 1 < below.size(); i += 2) {
+            PTPSEC_TRY(h, merkle_node_hash(below[i], below[i + 1]));
+            above.push_back(*h);
+        }
+        if (below.size() % 2 == 1) {
+            above.push_back(below.back());
+        }
+        t._levels.push_back(std::move(above));
+    }
+    t._root = t._levels.back()[0];
+    return t;
+}
+
+result<std::vector<digest>> merkle_tree::inclusion_path(size_t index) const {
+    if (index >= size()) {
+        return error{fmt::format("leaf {} is not in a tree of {} leaves", index, size())};
+    }
+    std::vector<digest> path;
+    size_t i = index;
+    for (size_t level = 0; level + 1 < _levels.size(); ++level) {
+        const size_t sibling = i ^ 1U;
+        // A node without a sibling is carried up and adds nothing to PATH.
+        if (sibling < _levels[level].size()) {
+            path.push_back(_levels[level][sibling]);
+        }
+        i >>= 1;
+    }
+    return path;
+}
+
+result<digest> merkle_tree_hash(std::span<const std::vector<uint8_t>> leaves) {
+    PTPSEC_TRY(t, merkle_tree::build(leaves));
+    return t->root();
+}
+
+status verify_inclusion(const digest& leaf_hash, uint64_t leaf_index, uint64_t tree_size, std::span<const digest> path,
+                        const digest& root) {
+    // RFC 9162 §2.1.3.2, step by step.
+    if (leaf_index >= tree_size) {
+        return error{fmt::format("leaf index {} is not below the tree size {}", leaf_index, tree_size)};
+    }
+    uint64_t fn = leaf_index;
+    uint64_t sn = tree_size - 1;
+    digest r = leaf_hash;
+    for (const digest& p : path) {
+        if (sn == 0) {
+            return error{fmt::format("the inclusion path is longer than a tree of {} leaves needs", tree_size)};
+        }
+        if ((fn & 1U) != 0 || fn == sn) {
+            PTPSEC_TRY(h, merkle_node_hash(p, r));
+            r = *h;
+            if ((fn & 1U) == 0) {
+                while ((fn & 1U) == 0 && fn != 0) {
+                    fn >>= 1;
+                    sn >>= 1;
+                }
+            }
+        } else {
+            PTPSEC_TRY(h, merkle_node_hash(r, p));
+            r = *h;
+        }
+        fn >>= 1;
+        sn >>= 1;
+    }
+    if (sn != 0) {
+        return error{fmt::format("the inclusion path is shorter than a tree of {} leaves needs", tree_size)};
+    }
+    if (r != root) {
+        return error{"the inclusion path does not lead to the signed root"};
+    }
+    return ok_status();
+}
+
+} // namespace ptpsec::hsm

@@ -1,0 +1,75 @@
+#pragma once
+
+// Merkle trees as RFC 9162 §2.1 defines them (the Certificate Transparency
+// tree, SHA-256): the batching signer builds one over a batch's event claims
+// and signs its root; an event's evidence carries the inclusion path from its
+// leaf to that root.
+//
+//   MTH({})        = SHA-256()
+//   MTH({d0})      = SHA-256(0x00 || d0)                    leaf hash
+//   MTH(D[n])      = SHA-256(0x01 || MTH(D[0:k]) || MTH(D[k:n]))
+//                    k the largest power of two smaller than n
+//
+// The distinct leaf and node prefixes (§2.1.1) keep a leaf from being passed
+// off as an inner node (second-preimage attacks on the tree).
+
+#include <drivers/base/result.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace ptpsec::hsm {
+
+inline constexpr size_t sha256_len = 32;
+using digest = std::array<uint8_t, sha256_len>;
+
+/// SHA-256 (FIPS 180-4) through OpenSSL.
+result<digest> sha256(std::span<const uint8_t> data);
+
+/// RFC 9162 §2.1.1: SHA-256(0x00 || leaf).
+result<digest> merkle_leaf_hash(std::span<const uint8_t> leaf);
+
+/// RFC 9162 §2.1.1: SHA-256(0x01 || left || right).
+result<digest> merkle_node_hash(const digest& left, const digest& right);
+
+/// A tree over a list of leaves, kept as the hashes of every level so that
+/// the root and each leaf's inclusion path are read off without rehashing.
+class merkle_tree {
+public:
+    /// Hashes the leaves (each a byte string; here the encoded claims).
+    static result<merkle_tree> build(std::span<const std::vector<uint8_t>> leaves);
+
+    size_t size() const noexcept { return _levels.empty() ? 0 : _levels[0].size(); }
+
+    /// MTH of the leaves; SHA-256 of the empty string for an empty tree.
+    const digest& root() const noexcept { return _root; }
+
+    /// RFC 9162 §2.1.3.1 PATH(m, D[n]): the sibling hashes from leaf m up
+    /// to the root, nearest first. Fails when m is not below size().
+    result<std::vector<digest>> inclusion_path(size_t index) const;
+
+private:
+    merkle_tree() = default;
+
+    // _levels[0] are the leaf hashes; _levels[j + 1][i] hashes
+    // _levels[j][2i] and _levels[j][2i + 1], and a last node without a right
+    // sibling is carried up unchanged. This is the same tree as §2.1.1's
+    // split at the largest power of two: the left subtree is always
+    // complete, and only the rightmost node of a level can lack a sibling.
+    std::vector<std::vector<digest>> _levels;
+    digest _root{};
+};
+
+/// The root of the tree over `leaves` (MTH, RFC 9162 §2.1.1).
+result<digest> merkle_tree_hash(std::span<const std::vector<uint8_t>> leaves);
+
+/// RFC 9162 §2.1.3.2: ok when `path` proves that the leaf with hash
+/// `leaf_hash` sits at `leaf_index` of the tree of `tree_size` leaves whose
+/// root is `root`; otherwise says which check failed.
+status verify_inclusion(const digest& leaf_hash, uint64_t leaf_index, uint64_t tree_size, std::span<const digest> path,
+                        const digest& root);
+
+} // namespace ptpsec::hsm
