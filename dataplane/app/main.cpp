@@ -49,6 +49,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -86,6 +87,7 @@ struct app_options {
     double stats_interval = 0;
     uint32_t idle_exit_ms = 0;
     std::string events = "none"; ///< none, rx, tx, both
+    std::string event_types = "timing";
     std::string clock = "tai";
     unsigned event_ring = 65536;
     std::string event_dump;
@@ -105,6 +107,47 @@ std::optional<steering_mode> steering_from(std::string_view s) {
         }
     }
     return std::nullopt;
+}
+
+/// --event-types: "timing" (event_mask::timing()), "all", or a comma list
+/// of messageType names (IEEE 1588-2019 Table 36; any case, "Delay_Req" or
+/// "delay-req").
+result<event_mask> event_types_from(std::string_view s) {
+    if (s == "timing") {
+        return event_mask::timing();
+    }
+    if (s == "all") {
+        return event_mask::all();
+    }
+    auto canonical = [](std::string_view v) {
+        std::string out;
+        for (char c : v) {
+            out += c == '-' ? '_' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        }
+        return out;
+    };
+    event_mask mask;
+    size_t at = 0;
+    while (at <= s.size()) {
+        const size_t comma = std::min(s.find(',', at), s.size());
+        const std::string name = canonical(s.substr(at, comma - at));
+        bool found = false;
+        for (uint8_t v = 0; v < 16 && !found; ++v) {
+            const auto t = static_cast<ptp::message_type>(v);
+            if (ptp::message_type_name(t) != "Reserved" && canonical(ptp::message_type_name(t)) == name) {
+                mask = mask.with(t);
+                found = true;
+            }
+        }
+        if (!found) {
+            return error{fmt::format("--event-types {}: \"{}\" is not a PTP messageType; use timing, all, or names "
+                                     "such as sync,delay_req,pdelay_req,pdelay_resp,follow_up,"
+                                     "pdelay_resp_follow_up,delay_resp,announce,signaling,management",
+                                     s, name)};
+        }
+        at = comma + 1;
+    }
+    return mask;
 }
 
 std::optional<ptp_policy> policy_from(std::string_view s) {
@@ -405,6 +448,7 @@ private:
         if (_opt.events != "rx" && _opt.events != "tx" && _opt.events != "both") {
             return error{fmt::format("--events {}: use none, rx, tx or both", _opt.events)};
         }
+        PTPSEC_TRY(mask, event_types_from(_opt.event_types));
         auto clk = clock::open_first_clock(_opt.clock);
         if (!clk) {
             return error{fmt::format("--clock {}: {}", _opt.clock, clk.message())};
@@ -413,7 +457,7 @@ private:
             fmt::print("ptpsec-dataplane: clock: {}\n", why);
         }
         _clock = std::move(clk->clock);
-        auto rec = event_recorder::create();
+        auto rec = event_recorder::create(*mask);
         if (!rec) {
             return rec.err();
         }
@@ -715,6 +759,10 @@ int run(int argc, char** argv) {
         ->capture_default_str();
     cli.add_option("--clock", opt.clock,
                    "clock of the event timestamps, first that opens: ethdev:PORT, phc:/dev/ptpN, tai")
+        ->capture_default_str();
+    cli.add_option("--event-types", opt.event_types,
+                   "which messageTypes give event records: timing (Sync, Delay_Req, Pdelay_Req, Pdelay_Resp, "
+                   "Follow_Up, Pdelay_Resp_Follow_Up), all, or a comma list of names (sync,announce,...)")
         ->capture_default_str();
     cli.add_option("--event-ring", opt.event_ring, "slots of the event ring (a power of two)")->capture_default_str();
     cli.add_option("--event-dump", opt.event_dump,

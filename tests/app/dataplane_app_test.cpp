@@ -368,6 +368,32 @@ TEST_F(dataplane_app, timing_events_record_each_forwarded_frame_as_it_arrived_an
         << r.out;
 }
 
+TEST_F(dataplane_app, event_types_choose_which_messages_give_records) {
+    // Only Sync and Announce, as they arrive: one record per such frame of the capture.
+    const std::string dump = _dir.file("events.bin");
+    const auto r = run(_dir.file("empty.pcap"), capture,
+                       {"--sa-file", shipped_sa_file, "--inside-policy", "pass", "--events", "rx", "--event-types",
+                        "Sync,announce", "--event-dump", dump});
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    const std::string bytes = test::read_file(dump);
+    std::vector<event_record> recs(bytes.size() / sizeof(event_record));
+    std::memcpy(recs.data(), bytes.data(), recs.size() * sizeof(event_record));
+    size_t want = 0;
+    for (const auto& p : _capture) {
+        const located l = locate(p.data);
+        const uint8_t type = p.data[l.ptp] & 0x0F;
+        want += l.auth != 0 && (type == 0x0 || type == 0xB) ? 1 : 0;
+    }
+    ASSERT_GT(want, 10U);
+    EXPECT_EQ(recs.size(), want);
+    size_t announces = 0;
+    for (const auto& e : recs) {
+        EXPECT_TRUE(e.messageType == 0x0 || e.messageType == 0xB) << int{e.messageType};
+        announces += e.messageType == 0xB ? 1 : 0;
+    }
+    EXPECT_GT(announces, 0U);
+}
+
 TEST_F(dataplane_app, a_full_event_ring_is_counted_not_waited_on) {
     // A ring of 16 with nobody draining it: the first 15 records fit
     // (rte_ring keeps a slot free), every later one is counted, and every
@@ -768,6 +794,8 @@ TEST_F(dataplane_app, refuses_to_start_with_a_clear_reason) {
          "--clock phc:/dev/null:"},
         {{"--sa-file", shipped_sa_file, "--sign", "2:1", "--events", "rx", "--event-ring", "1000"},
          "--event-ring 1000"},
+        {{"--sa-file", shipped_sa_file, "--sign", "2:1", "--events", "rx", "--event-types", "sync,fast"},
+         "--event-types sync,fast: \"fast\" is not a PTP messageType"},
     };
     for (const auto& c : cases) {
         const auto r = run(_dir.file("empty.pcap"), _dir.file("empty.pcap"), c.options);
