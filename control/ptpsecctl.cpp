@@ -8,6 +8,7 @@
 #include <control/sa_client.h>
 #include <control/sa_file.h>
 #include <control/telemetry_client.h>
+#include <control/verifier/cli.h>
 #include <dataplane/sa_update.h>
 
 #include <CLI/CLI.hpp>
@@ -634,7 +635,8 @@ CLI::Validator lifetime_seconds() {
 }
 
 int run(int argc, char** argv) {
-    CLI::App app{"ptpsecctl: operate ptpsec (offline PTP capture tools, data-plane counters and SAs, key server)"};
+    CLI::App app{"ptpsecctl: operate ptpsec (offline PTP capture tools, data-plane counters and SAs, key server, "
+                 "attestation evidence and registrar)"};
     app.require_subcommand(1);
 
     ptpsec::pcap_tool::options opt;
@@ -760,6 +762,9 @@ int run(int argc, char** argv) {
         ->check(CLI::Range(1U, 388U * 24 * 3600));
     add_controld_options(rotate);
 
+    // Attestation: `evidence verify|query` and `registrar enrol|revoke|list`.
+    ptpsec::verifier::cli_commands attestation_cli(app);
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -767,6 +772,9 @@ int run(int argc, char** argv) {
     }
 
     {
+        if (auto rc = attestation_cli.run()) {
+            return *rc;
+        }
         if (show->parsed()) {
             auto r = ptpsec::pcap_tool::show(in, std::cout, opt);
             return r ? exit_ok : report(r.err());

@@ -1,0 +1,459 @@
+#include <control/verifier/registrar.h>
+
+#include <hsm/signature.h>
+
+#include <fmt/format.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+
+#include <array>
+#include <chrono>
+
+namespace ptpsec::verifier {
+
+namespace {
+
+constexpr size_t max_signer_id_len = 255; // hsm::max_signer_id_len: the claims' limit
+
+std::string schema(const sql::connection& db) {
+    const auto i = db.integer_type();
+    const auto b = db.blob_type();
+    return fmt::format(R"(
+CREATE TABLE IF NOT EXISTS signers(
+  signer_id TEXT PRIMARY KEY,
+  algorithm {0} NOT NULL,
+  public_key {1} NOT NULL UNIQUE,
+  backend TEXT NOT NULL,
+  hardware_rooted {0} NOT NULL,
+  ek_public {1},
+  key_name {1},
+  key_public_area {1},
+  token_label TEXT,
+  token_serial TEXT,
+  token_manufacturer TEXT,
+  token_model TEXT,
+  key_label TEXT,
+  key_id {1},
+  key_file TEXT,
+  enrolled_at_ns {0} NOT NULL,
+  revoked_at_ns {0},
+  revocation_reason TEXT);
+CREATE TABLE IF NOT EXISTS expected_pcrs(
+  signer_id TEXT NOT NULL REFERENCES signers(signer_id),
+  pcr {0} NOT NULL,
+  value {1} NOT NULL,
+  PRIMARY KEY(signer_id, pcr));
+)",
+                       i, b);
+}
+
+constexpr const char* select_signer =
+    "SELECT signer_id, algorithm, public_key, backend, hardware_rooted, ek_public, key_name, key_public_area, "
+    "token_label, token_serial, token_manufacturer, token_model, key_label, key_id, key_file, enrolled_at_ns, "
+    "revoked_at_ns, revocation_reason FROM signers";
+
+constexpr std::array signer_columns{sql::column::text,    sql::column::integer, sql::column::blob, sql::column::text,
+                                    sql::column::integer, sql::column::blob,    sql::column::blob, sql::column::blob,
+                                    sql::column::text,    sql::column::text,    sql::column::text, sql::column::text,
+                                    sql::column::text,    sql::column::blob,    sql::column::text, sql::column::integer,
+                                    sql::column::integer, sql::column::text};
+
+int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::string hex(std::span<const uint8_t> b) {
+    std::string s;
+    s.reserve(2 * b.size());
+    for (uint8_t x : b) {
+        s += fmt::format("{:02x}", x);
+    }
+    return s;
+}
+
+result<hsm::backend_kind> backend_of(const std::string& s) {
+    for (auto k : {hsm::backend_kind::tpm, hsm::backend_kind::pkcs11, hsm::backend_kind::software}) {
+        if (s == hsm::to_string(k)) {
+            return k;
+        }
+    }
+    return error{fmt::format("backend \"{}\" is not tpm, pkcs11 or software", s)};
+}
+
+status check_signer_id(std::string_view id) {
+    if (id.empty() || id.size() > max_signer_id_len) {
+        return error{fmt::format("a signer_id is 1 to {} octets, not {}", max_signer_id_len, id.size())};
+    }
+    return ok_status();
+}
+
+/// The key must be a DER SubjectPublicKeyInfo of the algorithm's type: a
+/// P-256 point for ES256, an Ed25519 key for EdDSA (RFC 9053 §2.1, §2.2).
+status check_spki(hsm::signature_algorithm alg, std::span<const uint8_t> der) {
+    const unsigned char* p = der.data();
+    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(d2i_PUBKEY(nullptr, &p, static_cast<long>(der.size())),
+                                                            EVP_PKEY_free);
+    if (!key || p != der.data() + der.size()) {
+        return error{"the public key is not a DER SubjectPublicKeyInfo"};
+    }
+    if (alg == hsm::signature_algorithm::eddsa) {
+        if (EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_ED25519) {
+            return error{"the public key is not an Ed25519 key (the algorithm is EdDSA)"};
+        }
+        return ok_status();
+    }
+    std::array<char, 64> group{};
+    size_t len = 0;
+    if (EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_EC ||
+        EVP_PKEY_get_utf8_string_param(key.get(), OSSL_PKEY_PARAM_GROUP_NAME, group.data(), group.size(), &len) != 1 ||
+        std::string_view(group.data(), len) != "prime256v1") {
+        return error{"the public key is not a P-256 key (the algorithm is ES256)"};
+    }
+    return ok_status();
+}
+
+signer_record record_of(const sql::row& r) {
+    signer_record s;
+    s.signer_id = sql::as_text(r[0]);
+    s.algorithm = static_cast<hsm::signature_algorithm>(sql::as_integer(r[1]));
+    s.public_key_der = sql::as_blob(r[2]);
+    auto kind = backend_of(sql::as_text(r[3]));
+    s.backend = kind ? *kind : hsm::backend_kind::software;
+    s.hardware_rooted = sql::as_integer(r[4]) != 0 && kind.ok();
+    s.tpm.ek_public_der = sql::as_blob(r[5]);
+    s.tpm.key_name = sql::as_blob(r[6]);
+    s.tpm.key_public_area = sql::as_blob(r[7]);
+    s.pkcs11.token_label = sql::as_text(r[8]);
+    s.pkcs11.token_serial = sql::as_text(r[9]);
+    s.pkcs11.token_manufacturer = sql::as_text(r[10]);
+    s.pkcs11.token_model = sql::as_text(r[11]);
+    s.pkcs11.key_label = sql::as_text(r[12]);
+    s.pkcs11.key_id = sql::as_blob(r[13]);
+    s.key_file = sql::as_text(r[14]);
+    s.enrolled_at_ns = sql::as_integer(r[15]);
+    if (!sql::is_null(r[16])) {
+        s.revoked_at_ns = sql::as_integer(r[16]);
+    }
+    s.revocation_reason = sql::as_text(r[17]);
+    return s;
+}
+
+sql::value optional_blob(const std::vector<uint8_t>& b, bool present) {
+    return present ? sql::value{b} : sql::value{};
+}
+
+sql::value optional_text(const std::string& s, bool present) {
+    return present ? sql::value{s} : sql::value{};
+}
+
+} // namespace
+
+const char* algorithm_name(hsm::signature_algorithm alg) noexcept {
+    return alg == hsm::signature_algorithm::eddsa ? "eddsa" : "es256";
+}
+
+std::string signer_record::device() const {
+    switch (backend) {
+    case hsm::backend_kind::tpm: {
+        std::array<uint8_t, SHA256_DIGEST_LENGTH> ek{};
+        SHA256(tpm.ek_public_der.data(), tpm.ek_public_der.size(), ek.data());
+        return fmt::format("tpm EK sha256:{} key name {}", hex(ek), hex(tpm.key_name));
+    }
+    case hsm::backend_kind::pkcs11:
+        return fmt::format("pkcs11 token {} serial {} ({} {}) key {}", pkcs11.token_label, pkcs11.token_serial,
+                           pkcs11.token_manufacturer, pkcs11.token_model, pkcs11.key_label);
+    case hsm::backend_kind::software:
+        break;
+    }
+    return fmt::format("software key {}", key_file);
+}
+
+result<std::vector<uint8_t>> make_nonce() {
+    std::vector<uint8_t> n(32);
+    if (RAND_bytes(n.data(), static_cast<int>(n.size())) != 1) {
+        return error{"the random generator failed to make a nonce"};
+    }
+    return n;
+}
+
+registrar::registrar(std::unique_ptr<sql::connection> db, std::string path)
+    : _db(std::move(db)), _path(std::move(path)) {}
+
+result<std::unique_ptr<registrar>> registrar::open(const std::string& path) {
+    auto db = sql::open_sqlite(path, true);
+    if (!db) {
+        return error{fmt::format("registrar: {}", db.message())};
+    }
+    if (auto s = (*db)->script(schema(**db)); !s) {
+        return error{fmt::format("registrar: {}", s.message())};
+    }
+    return std::unique_ptr<registrar>(new registrar(std::move(*db), path));
+}
+
+result<std::optional<signer_record>> registrar::lookup(std::string_view signer_id) {
+    const std::array<sql::value, 1> params{sql::value{std::string(signer_id)}};
+    auto rows = _db->query(fmt::format("{} WHERE signer_id = $1;", select_signer), params, signer_columns);
+    if (!rows) {
+        return error{fmt::format("registrar: {}", rows.message())};
+    }
+    if (rows->empty()) {
+        return std::optional<signer_record>{};
+    }
+    signer_record s = record_of(rows->front());
+    auto pcrs = _db->query("SELECT pcr, value FROM expected_pcrs WHERE signer_id = $1 ORDER BY pcr;", params,
+                           std::array{sql::column::integer, sql::column::blob});
+    if (!pcrs) {
+        return error{fmt::format("registrar: {}", pcrs.message())};
+    }
+    for (const auto& r : *pcrs) {
+        s.expected_pcrs[static_cast<unsigned>(sql::as_integer(r[0]))] = sql::as_blob(r[1]);
+    }
+    return std::optional<signer_record>(std::move(s));
+}
+
+result<std::vector<signer_record>> registrar::list() {
+    auto ids = _db->query("SELECT signer_id FROM signers ORDER BY signer_id;", {}, std::array{sql::column::text});
+    if (!ids) {
+        return error{fmt::format("registrar: {}", ids.message())};
+    }
+    std::vector<signer_record> out;
+    for (const auto& r : *ids) {
+        PTPSEC_TRY(s, lookup(sql::as_text(r[0])));
+        if (*s) {
+            out.push_back(std::move(**s));
+        }
+    }
+    return out;
+}
+
+status registrar::enrol(const signer_record& r) {
+    const std::string who = fmt::format("enrolment of signer \"{}\" refused", r.signer_id);
+    if (auto s = check_signer_id(r.signer_id); !s) {
+        return error{fmt::format("{}: {}", who, s.message())};
+    }
+    if (auto s = check_spki(r.algorithm, r.public_key_der); !s) {
+        return error{fmt::format("{}: {}", who, s.message())};
+    }
+    PTPSEC_TRY(existing, lookup(r.signer_id));
+    if (*existing) {
+        const signer_record& e = **existing;
+        if (e.revoked_at_ns) {
+            return error{fmt::format("{}: it was revoked ({}); a revoked signer_id is never enrolled again, so "
+                                     "that evidence issued under it keeps meaning the revoked key",
+                                     who, e.revocation_reason)};
+        }
+        if (e.public_key_der != r.public_key_der || e.algorithm != r.algorithm || e.backend != r.backend) {
+            return error{fmt::format("{}: it is enrolled with another key ({}); revoke it first", who, e.device())};
+        }
+        return ok_status(); // the same key again: nothing changes
+    }
+    const std::array<sql::value, 1> key{sql::value{r.public_key_der}};
+    auto other = _db->query("SELECT signer_id FROM signers WHERE public_key = $1;", key, std::array{sql::column::text});
+    if (!other) {
+        return error{fmt::format("registrar: {}", other.message())};
+    }
+    if (!other->empty()) {
+        return error{
+            fmt::format("{}: this key is already enrolled as signer \"{}\"", who, sql::as_text(other->front()[0]))};
+    }
+    const bool tpm = r.backend == hsm::backend_kind::tpm;
+    const bool pkcs11 = r.backend == hsm::backend_kind::pkcs11;
+    const std::vector<sql::value> params{
+        r.signer_id,
+        int64_t{static_cast<int>(r.algorithm)},
+        r.public_key_der,
+        std::string(hsm::to_string(r.backend)),
+        int64_t{r.hardware_rooted ? 1 : 0},
+        optional_blob(r.tpm.ek_public_der, tpm),
+        optional_blob(r.tpm.key_name, tpm),
+        optional_blob(r.tpm.key_public_area, tpm),
+        optional_text(r.pkcs11.token_label, pkcs11),
+        optional_text(r.pkcs11.token_serial, pkcs11),
+        optional_text(r.pkcs11.token_manufacturer, pkcs11),
+        optional_text(r.pkcs11.token_model, pkcs11),
+        optional_text(r.pkcs11.key_label, pkcs11),
+        optional_blob(r.pkcs11.key_id, pkcs11),
+        optional_text(r.key_file, r.backend == hsm::backend_kind::software),
+        r.enrolled_at_ns,
+    };
+    auto st = sql::in_transaction(*_db, [&]() -> status {
+        auto ins = _db->query("INSERT INTO signers(signer_id, algorithm, public_key, backend, hardware_rooted, "
+                              "ek_public, key_name, key_public_area, token_label, token_serial, token_manufacturer, "
+                              "token_model, key_label, key_id, key_file, enrolled_at_ns) VALUES($1, $2, $3, $4, $5, "
+                              "$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16);",
+                              params);
+        if (!ins) {
+            return ins.err();
+        }
+        for (const auto& [pcr, value] : r.expected_pcrs) {
+            const std::array<sql::value, 3> p{r.signer_id, int64_t{pcr}, value};
+            auto pi = _db->query("INSERT INTO expected_pcrs(signer_id, pcr, value) VALUES($1, $2, $3);", p);
+            if (!pi) {
+                return pi.err();
+            }
+        }
+        return ok_status();
+    });
+    if (!st) {
+        return error{fmt::format("registrar: {}", st.message())};
+    }
+    return ok_status();
+}
+
+status registrar::enrol_tpm(const tpm_enrolment& e, std::span<const uint8_t> issued_nonce) {
+    const std::string who = fmt::format("TPM enrolment of signer \"{}\" refused", e.signer_id);
+    if (e.expected_pcrs.empty()) {
+        return error{fmt::format("{}: no expected PCR values (the PCR profile is what the quote proves)", who)};
+    }
+    for (const auto& [pcr, value] : e.expected_pcrs) {
+        if (value.size() != 32) {
+            return error{
+                fmt::format("{}: the expected SHA-256 value of PCR {} has {} octets, not 32", who, pcr, value.size())};
+        }
+    }
+    // The key must be a TPM key that cannot leave the TPM, and the one the
+    // signer signs with (TPM 2.0 Part 1 §27: fixedTPM, sensitiveDataOrigin).
+    auto name = hsm::check_key_public(e.key_public_area, e.public_key_der);
+    if (!name) {
+        return error{fmt::format("{}: the signing key's public area: {}", who, name.message())};
+    }
+    if (auto s = check_spki(hsm::signature_algorithm::es256, e.ek_public_der); !s) {
+        if (auto rsa =
+                [&] {
+                    const unsigned char* p = e.ek_public_der.data();
+                    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> k(
+                        d2i_PUBKEY(nullptr, &p, static_cast<long>(e.ek_public_der.size())), EVP_PKEY_free);
+                    return k != nullptr && EVP_PKEY_get_base_id(k.get()) == EVP_PKEY_RSA;
+                }();
+            !rsa) {
+            return error{fmt::format("{}: the endorsement key: {}", who, s.message())};
+        }
+    }
+    if (issued_nonce.empty()) {
+        return error{fmt::format("{}: no nonce was issued for the quote", who)};
+    }
+    if (auto s = hsm::check_quote(e.quote.attest, e.quote.signature, e.public_key_der, issued_nonce, e.expected_pcrs);
+        !s) {
+        std::string detail;
+        // The values read beside the quote are not signed, but when the
+        // signed digest disagrees they name the PCRs that differ.
+        for (const auto& [pcr, want] : e.expected_pcrs) {
+            const auto got = e.quote.pcrs.find(pcr);
+            if (got != e.quote.pcrs.end() && got->second != want) {
+                detail += fmt::format("; PCR {} reads {}, the profile expects {}", pcr, hex(got->second), hex(want));
+            }
+        }
+        return error{fmt::format("{}: the quote: {}{}", who, s.message(), detail)};
+    }
+    signer_record r;
+    r.signer_id = e.signer_id;
+    r.algorithm = hsm::signature_algorithm::es256;
+    r.public_key_der = e.public_key_der;
+    r.backend = hsm::backend_kind::tpm;
+    r.hardware_rooted = true;
+    r.tpm.ek_public_der = e.ek_public_der;
+    r.tpm.key_name = std::move(*name);
+    r.tpm.key_public_area = e.key_public_area;
+    r.expected_pcrs = e.expected_pcrs;
+    r.enrolled_at_ns = now_ns();
+    return enrol(r);
+}
+
+status registrar::enrol_pkcs11(const hsm::pkcs11_enrolment& e) {
+    const std::string who = fmt::format("PKCS#11 enrolment of signer \"{}\" refused", e.signer_id);
+    // PKCS#11 v2.40 §4.9: CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE say
+    // the key was generated on the token and never left it in the clear.
+    if (!e.always_sensitive) {
+        return error{fmt::format("{}: key \"{}\" on token {} is not always_sensitive (CKA_ALWAYS_SENSITIVE false): "
+                                 "it may have existed outside the token",
+                                 who, e.key_label, e.token_serial)};
+    }
+    if (!e.never_extractable) {
+        return error{fmt::format("{}: key \"{}\" on token {} is not never_extractable (CKA_NEVER_EXTRACTABLE "
+                                 "false): it may have left the token",
+                                 who, e.key_label, e.token_serial)};
+    }
+    if (e.token_serial.empty()) {
+        return error{fmt::format("{}: the token reports no serial number", who)};
+    }
+    signer_record r;
+    r.signer_id = e.signer_id;
+    r.algorithm = e.algorithm;
+    r.public_key_der = e.public_key_der;
+    r.backend = hsm::backend_kind::pkcs11;
+    r.hardware_rooted = true;
+    r.pkcs11 = {e.token_label, e.token_serial, e.token_manufacturer, e.token_model, e.key_label, e.key_id};
+    r.enrolled_at_ns = now_ns();
+    return enrol(r);
+}
+
+status registrar::enrol_software(std::string_view signer_id, hsm::signature_algorithm alg,
+                                 std::span<const uint8_t> public_key_der, std::string_view key_file,
+                                 bool allow_software) {
+    if (!allow_software) {
+        return error{fmt::format("software enrolment of signer \"{}\" refused: a key in a file is not "
+                                 "hardware-rooted; enrol one only when that is allowed explicitly (development)",
+                                 signer_id)};
+    }
+    signer_record r;
+    r.signer_id = std::string(signer_id);
+    r.algorithm = alg;
+    r.public_key_der.assign(public_key_der.begin(), public_key_der.end());
+    r.backend = hsm::backend_kind::software;
+    r.hardware_rooted = false;
+    r.key_file = std::string(key_file);
+    r.enrolled_at_ns = now_ns();
+    return enrol(r);
+}
+
+status registrar::revoke(std::string_view signer_id, std::string_view reason, int64_t at_ns) {
+    PTPSEC_TRY(existing, lookup(signer_id));
+    if (!*existing) {
+        return error{fmt::format("revocation refused: signer \"{}\" is not enrolled", signer_id)};
+    }
+    if ((*existing)->revoked_at_ns) {
+        return error{fmt::format("revocation refused: signer \"{}\" is already revoked ({})", signer_id,
+                                 (*existing)->revocation_reason)};
+    }
+    const std::array<sql::value, 3> params{std::string(signer_id), at_ns, std::string(reason)};
+    auto r = _db->query("UPDATE signers SET revoked_at_ns = $2, revocation_reason = $3 WHERE signer_id = $1;", params);
+    if (!r) {
+        return error{fmt::format("registrar: {}", r.message())};
+    }
+    return ok_status();
+}
+
+status enrol_tpm(registrar& reg, hsm::tpm_signer& signer, std::string_view signer_id,
+                 const hsm::pcr_values& expected_pcrs) {
+    const std::string who = fmt::format("TPM enrolment of signer \"{}\"", signer_id);
+    PTPSEC_TRY(nonce, make_nonce());
+    std::vector<unsigned> pcrs;
+    for (const auto& [pcr, value] : expected_pcrs) {
+        pcrs.push_back(pcr);
+    }
+    if (pcrs.empty()) {
+        return error{fmt::format("{} refused: no expected PCR values", who)};
+    }
+    auto quote = signer.quote(*nonce, pcrs);
+    if (!quote) {
+        return error{fmt::format("{}: the TPM did not quote: {}", who, quote.message())};
+    }
+    auto ek = signer.endorsement_key_der();
+    if (!ek) {
+        return error{fmt::format("{}: the TPM did not give its endorsement key: {}", who, ek.message())};
+    }
+    tpm_enrolment e;
+    e.signer_id = std::string(signer_id);
+    e.public_key_der = signer.info().public_key_der;
+    e.key_public_area = signer.key_public().public_area;
+    e.ek_public_der = std::move(*ek);
+    e.quote = std::move(*quote);
+    e.expected_pcrs = expected_pcrs;
+    return reg.enrol_tpm(e, *nonce);
+}
+
+} // namespace ptpsec::verifier

@@ -1,0 +1,138 @@
+#pragma once
+
+// The Registrar (BRIEF "Attestation"; seeds/000 "Registrar: PKI/registry
+// service binding signer_id to device identity, PCR profile, and revocation
+// state"): which key signs for which signer_id, on what device, in what
+// platform state, and whether it is still trusted. One SQLite file, mode
+// 0600.
+//
+// Enrolment checks the device before it binds the key:
+//
+//   * tpm: the signing key's public area must be a non-exportable TPM key
+//     whose point is the signer's key (hsm::check_key_public), and a quote
+//     made by that key over the PCR profile, with a nonce the Registrar drew
+//     (enrol_tpm() does the round trip), must match the expected PCR values
+//     (hsm::check_quote). The EK public key is recorded as the device's
+//     identity.
+//   * pkcs11: the token's report of the key (hsm::pkcs11_signer::
+//     enrolment()) must say always_sensitive and never_extractable: the key
+//     was made on the token and never left it in the clear.
+//   * software: only when the operator allows it explicitly; recorded as not
+//     hardware-rooted, and the Verifier warns on every batch it signs.
+//
+// A signer_id is bound to one key for life: enrolling it again with the same
+// key changes nothing, with another key is refused (revoke first), and a
+// revoked signer_id is never enrolled again (evidence already issued under
+// it must keep meaning the revoked key). One key is bound to one signer_id.
+//
+// Control-side code: allocates, returns result<>, never throws.
+
+#include <control/verifier/sql.h>
+#include <drivers/base/result.h>
+#include <hsm/pkcs11_signer.h>
+#include <hsm/signer.h>
+#include <hsm/tpm_signer.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ptpsec::verifier {
+
+/// What binds a TPM signing key to its TPM.
+struct tpm_identity {
+    std::vector<uint8_t> ek_public_der;   ///< the endorsement key, DER SubjectPublicKeyInfo
+    std::vector<uint8_t> key_name;        ///< the signing key's TPM name (nameAlg || SHA-256(TPMT_PUBLIC))
+    std::vector<uint8_t> key_public_area; ///< its TPM2B_PUBLIC, marshalled
+};
+
+/// Which token holds a PKCS#11 key (hsm::pkcs11_enrolment).
+struct pkcs11_identity {
+    std::string token_label;
+    std::string token_serial;
+    std::string token_manufacturer;
+    std::string token_model;
+    std::string key_label;
+    std::vector<uint8_t> key_id;
+};
+
+struct signer_record {
+    std::string signer_id;
+    hsm::signature_algorithm algorithm = hsm::signature_algorithm::es256;
+    std::vector<uint8_t> public_key_der; ///< DER SubjectPublicKeyInfo
+    hsm::backend_kind backend = hsm::backend_kind::software;
+    bool hardware_rooted = false;
+    tpm_identity tpm;              ///< backend tpm
+    pkcs11_identity pkcs11;        ///< backend pkcs11
+    std::string key_file;          ///< backend software
+    hsm::pcr_values expected_pcrs; ///< backend tpm: the PCR profile, SHA-256 bank
+    int64_t enrolled_at_ns = 0;    ///< CLOCK_REALTIME
+    std::optional<int64_t> revoked_at_ns;
+    std::string revocation_reason;
+
+    /// "tpm EK sha256:... key name ...", "pkcs11 token LABEL serial ...", "software key FILE".
+    std::string device() const;
+};
+
+/// Everything a TPM signer shows the Registrar.
+struct tpm_enrolment {
+    std::string signer_id;
+    std::vector<uint8_t> public_key_der; ///< the signer's key (signer_info::public_key_der)
+    std::vector<uint8_t> key_public_area;
+    std::vector<uint8_t> ek_public_der;
+    hsm::tpm_quote quote; ///< over expected_pcrs' indices, qualifyingData = the Registrar's nonce
+    hsm::pcr_values expected_pcrs;
+};
+
+/// A fresh 32-octet nonce from the OS's random generator, for a quote.
+result<std::vector<uint8_t>> make_nonce();
+
+class registrar {
+public:
+    /// Opens (creating, mode 0600) the registry file.
+    static result<std::unique_ptr<registrar>> open(const std::string& path);
+
+    /// Checks the material (see the header comment) against `issued_nonce`
+    /// and enrols; every refusal says which check failed.
+    status enrol_tpm(const tpm_enrolment& e, std::span<const uint8_t> issued_nonce);
+    /// Refuses a key the token does not report as always_sensitive and
+    /// never_extractable.
+    status enrol_pkcs11(const hsm::pkcs11_enrolment& e);
+    /// Refused unless `allow_software`: a key in a file is not
+    /// hardware-rooted.
+    status enrol_software(std::string_view signer_id, hsm::signature_algorithm alg,
+                          std::span<const uint8_t> public_key_der, std::string_view key_file, bool allow_software);
+
+    /// Marks the signer revoked at `at_ns` (CLOCK_REALTIME) for `reason`.
+    /// Refused for an unknown or already revoked signer.
+    status revoke(std::string_view signer_id, std::string_view reason, int64_t at_ns);
+
+    /// The signer, or nullopt when it was never enrolled.
+    result<std::optional<signer_record>> lookup(std::string_view signer_id);
+    /// Every signer, by signer_id.
+    result<std::vector<signer_record>> list();
+
+    const std::string& path() const noexcept { return _path; }
+
+private:
+    registrar(std::unique_ptr<sql::connection> db, std::string path);
+    status enrol(const signer_record& r);
+
+    std::unique_ptr<sql::connection> _db;
+    std::string _path;
+};
+
+/// The whole TPM enrolment against a running signer: draws a nonce, has the
+/// TPM quote `expected_pcrs`' indices with it, reads the EK and the key's
+/// public area, and enrols `signer_id` if every check passes.
+status enrol_tpm(registrar& reg, hsm::tpm_signer& signer, std::string_view signer_id,
+                 const hsm::pcr_values& expected_pcrs);
+
+/// "es256" / "eddsa".
+const char* algorithm_name(hsm::signature_algorithm alg) noexcept;
+
+} // namespace ptpsec::verifier

@@ -1,0 +1,414 @@
+#include <control/verifier/verifier.h>
+
+#include <hsm/cose.h>
+#include <hsm/merkle.h>
+
+#include <fmt/format.h>
+#include <openssl/rand.h>
+
+#include <fstream>
+#include <iterator>
+
+namespace ptpsec::verifier {
+
+namespace {
+
+std::string hex(std::span<const uint8_t> b) {
+    std::string s;
+    s.reserve(2 * b.size());
+    for (uint8_t x : b) {
+        s += fmt::format("{:02x}", x);
+    }
+    return s;
+}
+
+/// A short form of a root for messages: its first eight octets.
+std::string short_hex(std::span<const uint8_t> b) {
+    return hex(b.first(std::min<size_t>(8, b.size())));
+}
+
+/// The first leaf that disagrees with the payload (the checks of
+/// docs/attestation.md step 7 and the batch's index rules), so that a
+/// finding can name its event; nullopt when every leaf agrees.
+std::optional<uint64_t> first_inconsistent_event(const hsm::batch_record& r) {
+    const hsm::batch_payload& p = r.payload;
+    uint64_t previous = 0;
+    for (size_t i = 0; i < r.leaves.size(); ++i) {
+        auto c = hsm::decode_claims(r.leaves[i]);
+        if (!c) {
+            return std::nullopt;
+        }
+        const bool bad = c->version != hsm::evidence_version || c->monotonic_counter != p.counter ||
+                         c->signer_id != p.signer_id || c->nonce != p.nonce || c->event_index < p.first_event_index ||
+                         c->event_index > p.last_event_index || (i == 0 && c->event_index != p.first_event_index) ||
+                         (i > 0 && c->event_index <= previous) ||
+                         (i + 1 == r.leaves.size() && c->event_index != p.last_event_index);
+        if (bad) {
+            return c->event_index;
+        }
+        previous = c->event_index;
+    }
+    return std::nullopt;
+}
+
+std::string join(const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) {
+        if (!s.empty()) {
+            s += ", ";
+        }
+        s += x;
+    }
+    return s;
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------
+// nonce_book
+
+result<std::vector<uint8_t>> nonce_book::issue(int64_t now_ns) {
+    std::vector<uint8_t> n(32);
+    if (RAND_bytes(n.data(), static_cast<int>(n.size())) != 1) {
+        return error{"the random generator failed to make a nonce"};
+    }
+    _issued[n] = now_ns;
+    return n;
+}
+
+void nonce_book::add(std::vector<uint8_t> nonce, int64_t issued_at_ns) {
+    _issued[std::move(nonce)] = issued_at_ns;
+}
+
+status nonce_book::check(std::span<const uint8_t> nonce, int64_t now_ns) const {
+    const auto it = _issued.find(std::vector<uint8_t>(nonce.begin(), nonce.end()));
+    if (it == _issued.end()) {
+        return error{fmt::format("nonce {} was not issued by this Verifier", hex(nonce))};
+    }
+    const int64_t age = now_ns - it->second;
+    if (age > _ttl.count()) {
+        return error{fmt::format("nonce {} was issued {} ms ago, more than its lifetime of {} ms", hex(nonce),
+                                 age / 1'000'000, _ttl.count() / 1'000'000)};
+    }
+    return ok_status();
+}
+
+void nonce_book::expire(int64_t now_ns) {
+    std::erase_if(_issued, [&](const auto& kv) { return now_ns - kv.second > _ttl.count(); });
+}
+
+// ---------------------------------------------------------------------------
+// verifier
+
+verifier::verifier(registrar& reg, audit_store* store, verifier_options options)
+    : _registrar(reg), _store(store), _options(std::move(options)) {}
+
+int64_t verifier::now() const {
+    if (_options.now_ns) {
+        return _options.now_ns();
+    }
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+void verifier::add(verify_report& report, finding f) {
+    if (_store != nullptr) {
+        failure_row row{f.file,        f.offset, f.batch_index, f.signer_id, f.counter,
+                        f.event_index, f.check,  f.message,     f.warning,   now()};
+        if (auto s = _store->record_failure(row); !s) {
+            report.store_errors.push_back(s.message());
+        }
+    }
+    (f.warning ? report.warnings : report.failures).push_back(std::move(f));
+}
+
+result<verifier::signer_state*> verifier::state_of(const std::string& signer_id) {
+    signer_state& st = _signers[signer_id];
+    if (!st.loaded) {
+        PTPSEC_TRY(enrolment, _registrar.lookup(signer_id));
+        st.enrolment = std::move(*enrolment);
+        if (_store != nullptr) {
+            PTPSEC_TRY(chain, _store->chain_state_of(signer_id));
+            st.chain = std::move(*chain);
+        }
+        st.loaded = true;
+    }
+    return &st;
+}
+
+std::optional<accepted_batch> verifier::accepted_with_counter(const std::string& signer_id, signer_state& st,
+                                                              uint64_t counter, verify_report& report) {
+    if (const auto it = st.accepted.find(counter); it != st.accepted.end()) {
+        return it->second;
+    }
+    if (_store != nullptr) {
+        auto found = _store->find_batch(signer_id, counter);
+        if (!found) {
+            report.store_errors.push_back(found.message());
+            return std::nullopt;
+        }
+        return *found;
+    }
+    return std::nullopt;
+}
+
+verify_report verifier::verify_files(std::span<const std::string> paths) {
+    verify_report report;
+    for (const std::string& path : paths) {
+        ++report.files;
+        std::ifstream in(path, std::ios::binary);
+        if (!in) {
+            add(report, finding{path,
+                                0,
+                                std::nullopt,
+                                {},
+                                std::nullopt,
+                                std::nullopt,
+                                "cannot read",
+                                fmt::format("evidence log {} cannot be opened", path),
+                                false});
+            continue;
+        }
+        const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        if (in.bad()) {
+            add(report, finding{path,
+                                0,
+                                std::nullopt,
+                                {},
+                                std::nullopt,
+                                std::nullopt,
+                                "cannot read",
+                                fmt::format("evidence log {} cannot be read", path),
+                                false});
+            continue;
+        }
+        verify_log(path, bytes, report);
+    }
+    return report;
+}
+
+void verifier::verify_log(std::string_view name, std::span<const uint8_t> log, verify_report& report) {
+    const hsm::log_contents contents = hsm::read_log(log);
+    for (size_t i = 0; i < contents.records.size(); ++i) {
+        ++report.records;
+        verify_record(name, i, contents.records[i], report);
+    }
+    if (contents.problem) {
+        const auto& p = *contents.problem;
+        const uint64_t start =
+            contents.records.empty() ? 0 : contents.records.back().offset + contents.records.back().length;
+        finding f;
+        f.file = std::string(name);
+        f.offset = start;
+        f.batch_index = contents.records.size();
+        f.check = p.truncated ? "truncated record" : "corrupt record";
+        f.message = p.truncated ? fmt::format("{} (the log ends inside this record, {} octets after its start: a "
+                                              "write that did not finish, or a cut log)",
+                                              p.message, log.size() - start)
+                                : fmt::format("{}; the rest of this file ({} octets) cannot be framed and is not "
+                                              "checked",
+                                              p.message, log.size() - start);
+        add(report, std::move(f));
+    }
+}
+
+void verifier::verify_record(std::string_view file, size_t batch_index, const hsm::log_entry& entry,
+                             verify_report& report) {
+    const hsm::batch_record& rec = entry.record;
+    const hsm::batch_payload& p = rec.payload;
+    auto make = [&](std::string check, std::string message, std::optional<uint64_t> event_index = std::nullopt,
+                    bool warning = false) {
+        return finding{std::string(file), entry.offset,     batch_index,        p.signer_id, p.counter,
+                       event_index,       std::move(check), std::move(message), warning};
+    };
+    auto fail = [&](std::string check, std::string message, std::optional<uint64_t> event_index = std::nullopt) {
+        add(report, make(std::move(check), std::move(message), event_index));
+    };
+    auto warn = [&](std::string check, std::string message) {
+        add(report, make(std::move(check), std::move(message), std::nullopt, true));
+    };
+
+    auto state = state_of(p.signer_id);
+    if (!state) {
+        report.store_errors.push_back(state.message());
+        return;
+    }
+    signer_state& st = **state;
+
+    // 8. Registered, not revoked, the registered key and algorithm.
+    if (!st.enrolment) {
+        fail("unknown signer", fmt::format("signer \"{}\" is not enrolled in the registrar", p.signer_id));
+        return;
+    }
+    const signer_record& reg = *st.enrolment;
+    if (reg.revoked_at_ns) {
+        const auto revoked = static_cast<uint64_t>(std::max<int64_t>(0, *reg.revoked_at_ns));
+        if (p.batch_time_ns > revoked) {
+            fail("signer revoked",
+                 fmt::format("signer \"{}\" was revoked at {} ns ({}); this batch was signed at {} ns, after that",
+                             p.signer_id, *reg.revoked_at_ns, reg.revocation_reason, p.batch_time_ns));
+            return;
+        }
+    }
+    if (rec.token.algorithm != reg.algorithm) {
+        fail("algorithm", fmt::format("the token names {} but signer \"{}\" is enrolled with {}",
+                                      algorithm_name(rec.token.algorithm), p.signer_id, algorithm_name(reg.algorithm)));
+        return;
+    }
+    if (auto s = hsm::verify_cose_sign1(rec.token, reg.algorithm, reg.public_key_der); !s) {
+        fail("signature", fmt::format("the batch token does not verify under the enrolled key of \"{}\": {}",
+                                      p.signer_id, s.message()));
+        return;
+    }
+    if (auto s = hsm::check_batch_record(rec, reg.algorithm, reg.public_key_der); !s) {
+        auto root = hsm::merkle_tree_hash(rec.leaves);
+        if (!root || *root != p.merkle_root) {
+            fail("merkle root", s.message());
+        } else {
+            fail("claims", s.message(), first_inconsistent_event(rec));
+        }
+        return;
+    }
+    if (p.backend != reg.backend || p.hardware_rooted != reg.hardware_rooted) {
+        fail("backend",
+             fmt::format("the batch says backend {}{} but signer \"{}\" is enrolled as {}{}", hsm::to_string(p.backend),
+                         p.hardware_rooted ? " (hardware-rooted)" : "", p.signer_id, hsm::to_string(reg.backend),
+                         reg.hardware_rooted ? " (hardware-rooted)" : ""));
+        return;
+    }
+
+    // 9, 10. The chain.
+    std::vector<std::string> failed;
+    std::string chain;
+    if (st.chain && p.counter <= st.chain->counter) {
+        const auto before = accepted_with_counter(p.signer_id, st, p.counter, report);
+        if (before && before->merkle_root == p.merkle_root) {
+            fail("replayed batch", fmt::format("counter {} of \"{}\" was accepted before ({} offset {}); this is "
+                                               "the same batch again",
+                                               p.counter, p.signer_id, before->log_file, before->log_offset));
+        } else if (before) {
+            fail("counter reused",
+                 fmt::format("counter {} of \"{}\" was accepted before with Merkle root {}, this batch has {}: "
+                             "two different batches under one counter",
+                             p.counter, p.signer_id, short_hex(before->merkle_root), short_hex(p.merkle_root)));
+        } else {
+            fail("reordered batch", fmt::format("counter {} of \"{}\" comes after counter {}, the last accepted: "
+                                                "out of order",
+                                                p.counter, p.signer_id, st.chain->counter));
+        }
+        return;
+    }
+    // Warnings only for batches that go on: a replayed copy is one failure.
+    if (reg.revoked_at_ns) {
+        warn("signed before revocation",
+             fmt::format("signer \"{}\" was revoked at {} ns ({}); this batch says it was signed at {} ns, before "
+                         "that (the signer's own clock)",
+                         p.signer_id, *reg.revoked_at_ns, reg.revocation_reason, p.batch_time_ns));
+    }
+    if (!p.hardware_rooted) {
+        warn("not hardware-rooted", fmt::format("signer \"{}\" signs with a {} key: its batches are not "
+                                                "hardware-rooted",
+                                                p.signer_id, hsm::to_string(p.backend)));
+    }
+    if (!st.chain) {
+        if (p.previous_root == hsm::first_batch_previous_root) {
+            chain = "first";
+            if (auto s = hsm::check_chain(nullptr, p); !s) {
+                fail("chain", s.message());
+                failed.emplace_back("chain");
+            }
+        } else {
+            chain = "anchor";
+            warn("chain anchor", fmt::format("the first batch of \"{}\" this Verifier sees is counter {}, which "
+                                             "continues an earlier chain: the batches before it were not checked "
+                                             "here",
+                                             p.signer_id, p.counter));
+        }
+    } else {
+        hsm::batch_payload previous;
+        previous.signer_id = p.signer_id;
+        previous.counter = st.chain->counter;
+        previous.merkle_root = st.chain->merkle_root;
+        previous.last_event_index = st.chain->last_event_index;
+        if (p.previous_root != st.chain->merkle_root) {
+            chain = "after-gap";
+            fail("dropped batch",
+                 fmt::format("batch {} of \"{}\" names previous root {}, not {} of batch {} (the last accepted): a "
+                             "batch between counters {} and {} is missing, or batches are out of order",
+                             p.counter, p.signer_id, short_hex(p.previous_root), short_hex(st.chain->merkle_root),
+                             st.chain->counter, st.chain->counter, p.counter));
+            failed.emplace_back("dropped batch");
+        } else {
+            chain = "linked";
+            if (auto s = hsm::check_chain(&previous, p); !s) {
+                fail("chain", s.message());
+                failed.emplace_back("chain");
+            }
+        }
+    }
+
+    // Freshness: the nonce the Verifier gave (payload key 13).
+    const int64_t verified_at = now();
+    if (_options.expected_nonce) {
+        if (!p.nonce) {
+            fail("nonce mismatch",
+                 fmt::format("batch {} carries no nonce; expected {}", p.counter, hex(*_options.expected_nonce)));
+            failed.emplace_back("nonce mismatch");
+        } else if (*p.nonce != *_options.expected_nonce) {
+            fail("nonce mismatch", fmt::format("batch {} carries nonce {}, not the expected {}", p.counter,
+                                               hex(*p.nonce), hex(*_options.expected_nonce)));
+            failed.emplace_back("nonce mismatch");
+        }
+    } else if (_options.nonces != nullptr) {
+        if (!p.nonce) {
+            fail("nonce mismatch",
+                 fmt::format("batch {} carries no nonce; one issued by this Verifier is required", p.counter));
+            failed.emplace_back("nonce mismatch");
+        } else if (auto s = _options.nonces->check(*p.nonce, verified_at); !s) {
+            fail("nonce mismatch", fmt::format("batch {}: {}", p.counter, s.message()));
+            failed.emplace_back("nonce mismatch");
+        }
+    }
+
+    // Accepted: the chain moves on to it.
+    batch_row row;
+    row.signer_id = p.signer_id;
+    row.counter = p.counter;
+    row.batch_time_ns = p.batch_time_ns;
+    row.merkle_root = p.merkle_root;
+    row.previous_root = p.previous_root;
+    row.event_count = p.event_count;
+    row.first_event_index = p.first_event_index;
+    row.last_event_index = p.last_event_index;
+    row.missed_events = p.missed_events;
+    row.backend = p.backend;
+    row.hardware_rooted = p.hardware_rooted;
+    row.nonce = p.nonce;
+    row.chain = chain;
+    row.status = failed.empty() ? "verified" : join(failed);
+    row.verified_at_ns = verified_at;
+    row.log_file = std::string(file);
+    row.log_offset = entry.offset;
+    if (_store != nullptr) {
+        std::vector<event_row> events;
+        events.reserve(rec.leaves.size());
+        for (const auto& leaf : rec.leaves) {
+            auto c = hsm::decode_claims(leaf);
+            if (c) {
+                events.push_back(event_row_of(*c));
+            }
+        }
+        if (auto s = _store->record_batch(row, events); !s) {
+            report.store_errors.push_back(s.message());
+        }
+    }
+    st.chain = chain_state{p.signer_id, p.counter, p.merkle_root, p.last_event_index, p.batch_time_ns};
+    st.accepted[p.counter] = accepted_batch{p.merkle_root, std::string(file), entry.offset, verified_at};
+    ++report.batches_accepted;
+    if (failed.empty()) {
+        ++report.batches_verified;
+    }
+    report.events += p.event_count;
+}
+
+} // namespace ptpsec::verifier

@@ -1,0 +1,198 @@
+// The `evidence` and `registrar` subcommands, run in-process on a CLI11 app
+// the way ptpsecctl runs them: exit codes (0 ok, 1 failed or refused, 2
+// usage or cannot open), one line per failure naming the batch and the
+// check, the summary line, --json, and the queries.
+
+#include "helpers.h"
+
+#include <control/verifier/audit_store.h>
+#include <control/verifier/cli.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+namespace ptpsec::verifier {
+namespace {
+
+using namespace test;
+
+struct cli_result {
+    int code = -1;
+    std::string out;
+    std::string err;
+};
+
+cli_result run_cli(std::vector<std::string> args) {
+    CLI::App app{"test"};
+    app.require_subcommand(1);
+    cli_commands commands(app);
+    args.insert(args.begin(), "ptpsecctl");
+    std::vector<char*> argv;
+    for (auto& a : args) {
+        argv.push_back(a.data());
+    }
+    cli_result r;
+    ::testing::internal::CaptureStdout();
+    ::testing::internal::CaptureStderr();
+    try {
+        app.parse(static_cast<int>(argv.size()), argv.data());
+        const auto rc = commands.run();
+        r.code = rc ? *rc : -1;
+    } catch (const CLI::ParseError& e) {
+        r.code = e.get_exit_code() == 0 ? 0 : 2;
+    }
+    std::fflush(stdout);
+    r.out = ::testing::internal::GetCapturedStdout();
+    r.err = ::testing::internal::GetCapturedStderr();
+    return r;
+}
+
+class cli_test : public ::testing::Test {
+protected:
+    void SetUp() override {
+        _signer = software(_dir, "gm-a");
+        ASSERT_NE(_signer, nullptr);
+        _db = _dir.file("registrar.db");
+        _audit = "sqlite:" + _dir.file("audit.db");
+    }
+
+    void enrol_cli() {
+        const auto r = run_cli({"registrar", "enrol", "--db", _db, "--signer-id", "gm-a", "--software",
+                                _dir.file("gm-a.pem"), "--allow-software"});
+        ASSERT_EQ(r.code, 0) << r.out << r.err;
+    }
+
+    temp_dir _dir;
+    std::unique_ptr<hsm::software_signer> _signer;
+    std::string _db;
+    std::string _audit;
+};
+
+TEST_F(cli_test, registrar_enrol_list_revoke) {
+    auto refused =
+        run_cli({"registrar", "enrol", "--db", _db, "--signer-id", "gm-a", "--software", _dir.file("gm-a.pem")});
+    EXPECT_EQ(refused.code, 1);
+    EXPECT_NE(refused.err.find("not hardware-rooted"), std::string::npos) << refused.err;
+    enrol_cli();
+
+    auto list = run_cli({"registrar", "list", "--db", _db});
+    EXPECT_EQ(list.code, 0);
+    EXPECT_NE(list.out.find("gm-a"), std::string::npos) << list.out;
+    EXPECT_NE(list.out.find("active"), std::string::npos) << list.out;
+
+    auto revoke = run_cli({"registrar", "revoke", "--db", _db, "gm-a", "--reason", "decommissioned"});
+    EXPECT_EQ(revoke.code, 0) << revoke.err;
+    auto again = run_cli({"registrar", "revoke", "--db", _db, "gm-a", "--reason", "twice"});
+    EXPECT_EQ(again.code, 1);
+
+    auto json = run_cli({"registrar", "list", "--db", _db, "--json"});
+    ASSERT_EQ(json.code, 0);
+    const auto j = nlohmann::json::parse(json.out);
+    ASSERT_EQ(j.size(), 1U);
+    EXPECT_EQ(j[0]["signer_id"], "gm-a");
+    EXPECT_EQ(j[0]["backend"], "software");
+    EXPECT_EQ(j[0]["hardware_rooted"], false);
+    EXPECT_EQ(j[0]["revocation_reason"], "decommissioned");
+
+    auto missing = run_cli({"registrar", "list", "--db", _dir.file("nothing.db")});
+    EXPECT_EQ(missing.code, 2);
+    auto usage = run_cli({"registrar", "enrol", "--db", _db});
+    EXPECT_EQ(usage.code, 2);
+    auto pcrs_without_tpm = run_cli({"registrar", "enrol", "--db", _db, "--signer-id", "x", "--expected-pcrs", "f"});
+    EXPECT_EQ(pcrs_without_tpm.code, 2);
+}
+
+TEST_F(cli_test, evidence_verify_reports_each_failure_on_a_line_and_a_summary) {
+    enrol_cli();
+    chain c(*_signer, "gm-a");
+    std::vector<hsm::batch_record> all{c.next(2), c.next(2), c.next(2)};
+    write_bytes(_dir.file("good.log"), make_log(all).bytes);
+    auto good = run_cli({"evidence", "verify", _dir.file("good.log"), "--registrar", _db, "--audit", _audit});
+    EXPECT_EQ(good.code, 0) << good.out << good.err;
+    EXPECT_NE(good.out.find("OK: 1 file(s), 3 record(s), 3 batch(es) accepted (3 verified), 6 event(s); 0 failure(s), "
+                            "3 warning(s)"),
+              std::string::npos)
+        << good.out;
+    EXPECT_NE(good.out.find("WARN"), std::string::npos);
+
+    all.erase(all.begin() + 1);
+    write_bytes(_dir.file("dropped.log"), make_log(all).bytes);
+    auto dropped = run_cli({"evidence", "verify", _dir.file("dropped.log"), "--registrar", _db});
+    EXPECT_EQ(dropped.code, 1);
+    EXPECT_NE(dropped.out.find("FAIL " + _dir.file("dropped.log")), std::string::npos) << dropped.out;
+    EXPECT_NE(dropped.out.find("batch 3 of \"gm-a\": dropped batch:"), std::string::npos) << dropped.out;
+    EXPECT_NE(dropped.out.find("FAILED: 1 file(s)"), std::string::npos) << dropped.out;
+
+    auto json = run_cli({"evidence", "verify", _dir.file("dropped.log"), "--registrar", _db, "--json", "--nonce",
+                         "00112233445566778899"});
+    EXPECT_EQ(json.code, 1);
+    const auto j = nlohmann::json::parse(json.out);
+    EXPECT_EQ(j["ok"], false);
+    ASSERT_EQ(j["failures"].size(), 3U);
+    EXPECT_EQ(j["failures"][0]["check"], "nonce mismatch");
+    EXPECT_EQ(j["failures"][1]["check"], "dropped batch");
+    EXPECT_EQ(j["failures"][1]["counter"], 3);
+    EXPECT_EQ(j["failures"][1]["batch_index"], 1);
+
+    // The replay of the good log to the audit store that saw it.
+    auto replay = run_cli({"evidence", "verify", _dir.file("good.log"), "--registrar", _db, "--audit", _audit});
+    EXPECT_EQ(replay.code, 1);
+    EXPECT_NE(replay.out.find("replayed batch"), std::string::npos) << replay.out;
+
+    EXPECT_EQ(run_cli({"evidence", "verify", _dir.file("good.log"), "--registrar", _dir.file("none.db")}).code, 2);
+    EXPECT_EQ(run_cli({"evidence", "verify", _dir.file("good.log"), "--registrar", _db, "--nonce", "zz"}).code, 2);
+    EXPECT_EQ(run_cli({"evidence", "verify", _dir.file("missing.log"), "--registrar", _db}).code, 1);
+}
+
+TEST_F(cli_test, evidence_queries) {
+    enrol_cli();
+    chain c(*_signer, "gm-a");
+    write_bytes(_dir.file("a.log"), make_log({c.next(2), c.next(2)}).bytes);
+    auto other = software(_dir, "observer-b");
+    ASSERT_EQ(run_cli({"registrar", "enrol", "--db", _db, "--signer-id", "observer-b", "--software",
+                       _dir.file("observer-b.pem"), "--allow-software"})
+                  .code,
+              0);
+    chain b(*other, "observer-b");
+    write_bytes(_dir.file("b.log"), make_log({b.next(2, std::nullopt, std::nullopt, 80'000)}).bytes);
+    ASSERT_EQ(run_cli({"evidence", "verify", _dir.file("a.log"), "--registrar", _db, "--audit", _audit}).code, 0);
+    ASSERT_EQ(run_cli({"evidence", "verify", _dir.file("b.log"), "--registrar", _db, "--audit", _audit}).code, 0);
+
+    const std::string gm = port_identity_string(gm_port);
+    EXPECT_EQ(gm, "001b21fffe010203-1");
+    auto seen = run_cli({"evidence", "query", "seen", "--gm", gm, "--seq", "1001", "--audit", _audit});
+    EXPECT_EQ(seen.code, 0) << seen.err;
+    EXPECT_NE(seen.out.find("Sync sequenceId 1001 from 001b21fffe010203-1 seen 2 time(s)"), std::string::npos)
+        << seen.out;
+    auto seen_b = run_cli({"evidence", "query", "seen", "--gm", gm, "--seq", "1001", "--observer", "observer-b",
+                           "--audit", _audit, "--json"});
+    ASSERT_EQ(seen_b.code, 0);
+    const auto j = nlohmann::json::parse(seen_b.out);
+    ASSERT_EQ(j.size(), 1U);
+    EXPECT_EQ(j[0]["timestamp_ns"], make_record(1001).timestamp_ns + 80'000);
+    auto not_seen = run_cli(
+        {"evidence", "query", "seen", "--gm", gm, "--seq", "1003", "--observer", "observer-b", "--audit", _audit});
+    EXPECT_EQ(not_seen.code, 1);
+    EXPECT_EQ(run_cli({"evidence", "query", "seen", "--gm", "nonsense", "--seq", "1", "--audit", _audit}).code, 2);
+
+    auto events = run_cli({"evidence", "query", "events", "--signer", "gm-a", "--from", "2023-11-14T22:13:20Z", "--to",
+                           std::to_string(make_record(1002).timestamp_ns), "--audit", _audit});
+    EXPECT_EQ(events.code, 0) << events.err;
+    EXPECT_NE(events.out.find("3 event(s) of \"gm-a\""), std::string::npos) << events.out;
+
+    auto correlate = run_cli({"evidence", "query", "correlate", "--bound-ns", "1000", "--audit", _audit});
+    EXPECT_EQ(correlate.code, 1);
+    EXPECT_NE(correlate.out.find("2 event(s) seen by several observers; 2 observer(s) flagged"), std::string::npos)
+        << correlate.out;
+    auto loose = run_cli({"evidence", "query", "correlate", "--bound-ns", "100000", "--audit", _audit});
+    EXPECT_EQ(loose.code, 0) << loose.out;
+
+    EXPECT_EQ(run_cli({"evidence", "query", "correlate", "--audit", "sqlite:" + _dir.file("none.db")}).code, 2);
+}
+
+} // namespace
+} // namespace ptpsec::verifier

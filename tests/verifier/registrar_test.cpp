@@ -1,0 +1,261 @@
+// The Registrar: software enrolment only when allowed, a signer_id bound to
+// one key for life (same key again is a no-op, another key is refused, a
+// revoked signer_id is never reused, one key one signer_id), revocation,
+// the file's mode; PKCS#11 enrolment from a real SoftHSM2 token and the
+// refusal of keys that are not always_sensitive / never_extractable; TPM
+// enrolment against swtpm with the quote round trip and every refusal, and
+// the end-to-end case: a TPM signer enrolled, its batches signed and
+// verified as hardware-rooted.
+
+#include "../hsm/softhsm.h"
+#include "../hsm/swtpm.h"
+#include "helpers.h"
+
+#include <control/verifier/audit_store.h>
+#include <control/verifier/verifier.h>
+#include <hsm/pkcs11_signer.h>
+#include <hsm/tpm_signer.h>
+
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+namespace ptpsec::verifier {
+namespace {
+
+using namespace test;
+
+void expect_refused(const status& s, std::string_view says) {
+    ASSERT_FALSE(s.ok()) << "expected a refusal saying " << says;
+    EXPECT_NE(s.message().find(says), std::string::npos) << s.message();
+}
+
+TEST(registrar, a_software_signer_is_enrolled_only_when_allowed_and_never_as_hardware_rooted) {
+    temp_dir dir;
+    auto reg = open_registrar(dir);
+    auto s = software(dir, "dev");
+    const auto& key = s->info().public_key_der;
+    expect_refused(reg->enrol_software("dev", s->info().algorithm, key, "dev.pem", false), "not hardware-rooted");
+    EXPECT_FALSE(*reg->lookup("dev"));
+    ASSERT_TRUE(reg->enrol_software("dev", s->info().algorithm, key, "dev.pem", true));
+    auto found = reg->lookup("dev");
+    ASSERT_TRUE(found && *found);
+    EXPECT_EQ((*found)->backend, hsm::backend_kind::software);
+    EXPECT_FALSE((*found)->hardware_rooted);
+    EXPECT_EQ((*found)->public_key_der, key);
+    EXPECT_EQ((*found)->key_file, "dev.pem");
+    EXPECT_EQ((*found)->device(), "software key dev.pem");
+    // A key of the other algorithm's type is refused.
+    expect_refused(reg->enrol_software("dev2", hsm::signature_algorithm::es256, key, "dev.pem", true),
+                   "not a P-256 key");
+    expect_refused(reg->enrol_software("", s->info().algorithm, key, "dev.pem", true), "1 to 255 octets");
+
+    struct stat st {};
+    ASSERT_EQ(::stat(dir.file("registrar.db").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600U);
+}
+
+TEST(registrar, a_signer_id_is_bound_to_one_key_for_life) {
+    temp_dir dir;
+    auto reg = open_registrar(dir);
+    auto a = software(dir, "a");
+    auto b = software(dir, "b");
+    const auto alg = a->info().algorithm;
+    ASSERT_TRUE(reg->enrol_software("gm", alg, a->info().public_key_der, "a.pem", true));
+    EXPECT_TRUE(reg->enrol_software("gm", alg, a->info().public_key_der, "a.pem", true)) << "same key again";
+    expect_refused(reg->enrol_software("gm", alg, b->info().public_key_der, "b.pem", true), "revoke it first");
+    expect_refused(reg->enrol_software("gm-alias", alg, a->info().public_key_der, "a.pem", true),
+                   "already enrolled as signer \"gm\"");
+    expect_refused(reg->revoke("nobody", "x", 1), "not enrolled");
+    ASSERT_TRUE(reg->revoke("gm", "key compromised", 42));
+    expect_refused(reg->revoke("gm", "again", 43), "already revoked");
+    expect_refused(reg->enrol_software("gm", alg, b->info().public_key_der, "b.pem", true), "never enrolled again");
+    expect_refused(reg->enrol_software("gm", alg, a->info().public_key_der, "a.pem", true), "never enrolled again");
+    auto found = reg->lookup("gm");
+    ASSERT_TRUE(found && *found);
+    EXPECT_EQ((*found)->revoked_at_ns, 42);
+    EXPECT_EQ((*found)->revocation_reason, "key compromised");
+    ASSERT_TRUE(reg->enrol_software("gm-2", alg, b->info().public_key_der, "b.pem", true));
+    auto all = reg->list();
+    ASSERT_TRUE(all);
+    ASSERT_EQ(all->size(), 2U);
+    EXPECT_EQ((*all)[0].signer_id, "gm");
+    EXPECT_EQ((*all)[1].signer_id, "gm-2");
+
+    // Reopened: the same records.
+    reg.reset();
+    auto again = open_registrar(dir);
+    auto gm = again->lookup("gm");
+    ASSERT_TRUE(gm && *gm);
+    EXPECT_TRUE((*gm)->revoked_at_ns.has_value());
+}
+
+TEST(registrar, a_registry_file_others_can_read_is_refused) {
+    temp_dir dir;
+    { auto reg = open_registrar(dir); }
+    ASSERT_EQ(::chmod(dir.file("registrar.db").c_str(), 0644), 0);
+    auto r = registrar::open(dir.file("registrar.db"));
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.message().find("chmod 600"), std::string::npos) << r.message();
+}
+
+TEST(registrar, pkcs11_keys_from_a_token_are_enrolled_and_extractable_ones_refused) {
+    if (!ptpsec::test::softhsm_available()) {
+        GTEST_FAIL() << "SoftHSM2 is not installed (make deps installs it)";
+    }
+    temp_dir dir;
+    auto reg = open_registrar(dir);
+    ptpsec::test::softhsm_token token;
+    hsm::pkcs11_enrolment e;
+    {
+        hsm::pkcs11_settings s;
+        s.module_path = ptpsec::test::softhsm_module;
+        s.token_label = token.label();
+        s.user_pin = token.user_pin();
+        s.key_label = "batch-signer";
+        s.algorithm = hsm::signature_algorithm::es256;
+        s.counter_path = token.file("batch-signer.counter");
+        s.signer_id = "observer-1";
+        auto signer = hsm::pkcs11_signer::open(s);
+        ASSERT_TRUE(signer) << signer.message();
+        e = (*signer)->enrolment();
+    }
+    EXPECT_TRUE(e.always_sensitive);
+    EXPECT_TRUE(e.never_extractable);
+
+    // The token's flags doctored: what a key imported from outside, or once
+    // exported, would report (SoftHSM2 makes none such through the signer,
+    // which refuses extractable keys itself).
+    auto imported = e;
+    imported.always_sensitive = false;
+    expect_refused(reg->enrol_pkcs11(imported), "not always_sensitive");
+    auto exported = e;
+    exported.never_extractable = false;
+    expect_refused(reg->enrol_pkcs11(exported), "not never_extractable");
+    EXPECT_FALSE(*reg->lookup("observer-1"));
+
+    ASSERT_TRUE(reg->enrol_pkcs11(e));
+    auto found = reg->lookup("observer-1");
+    ASSERT_TRUE(found && *found);
+    EXPECT_EQ((*found)->backend, hsm::backend_kind::pkcs11);
+    EXPECT_TRUE((*found)->hardware_rooted);
+    EXPECT_EQ((*found)->pkcs11.token_serial, e.token_serial);
+    EXPECT_EQ((*found)->pkcs11.token_label, token.label());
+    EXPECT_EQ((*found)->pkcs11.key_label, "batch-signer");
+    EXPECT_EQ((*found)->pkcs11.key_id, e.key_id);
+    EXPECT_EQ((*found)->public_key_der, e.public_key_der);
+}
+
+class registrar_tpm : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (!ptpsec::test::swtpm::available()) {
+            GTEST_FAIL() << "swtpm is not installed (make deps installs it)";
+        }
+        _tpm = std::make_unique<ptpsec::test::swtpm>();
+        hsm::tpm_settings s;
+        s.tcti = _tpm->tcti();
+        s.signer_id = "gm-tpm";
+        s.command_timeout = std::chrono::seconds(20);
+        auto signer = hsm::tpm_signer::open(s);
+        ASSERT_TRUE(signer) << signer.message();
+        _signer = std::move(*signer);
+        _registrar = open_registrar(_dir);
+    }
+
+    /// The PCRs' values now, as the profile an operator would write down.
+    hsm::pcr_values current_pcrs(const std::vector<unsigned>& pcrs) {
+        const std::vector<uint8_t> nonce(16, 0x42);
+        auto q = _signer->quote(nonce, pcrs);
+        EXPECT_TRUE(q) << q.message();
+        return q ? q->pcrs : hsm::pcr_values{};
+    }
+
+    temp_dir _dir;
+    std::unique_ptr<ptpsec::test::swtpm> _tpm;
+    std::unique_ptr<hsm::tpm_signer> _signer;
+    std::unique_ptr<registrar> _registrar;
+};
+
+TEST_F(registrar_tpm, enrolment_refuses_a_wrong_profile_a_wrong_nonce_and_a_doctored_key_then_batches_verify) {
+    const std::vector<unsigned> pcrs{0, 1, 7};
+    const auto expected = current_pcrs(pcrs);
+    ASSERT_EQ(expected.size(), 3U);
+
+    // A profile that does not match the platform.
+    auto wrong = expected;
+    wrong[7][0] ^= 0x01;
+    const auto refused = enrol_tpm(*_registrar, *_signer, "gm-tpm", wrong);
+    expect_refused(refused, "pcrDigest");
+    expect_refused(refused, "PCR 7 reads");
+
+    // A quote made for another nonce (a replayed quote).
+    auto nonce = make_nonce();
+    ASSERT_TRUE(nonce);
+    auto q = _signer->quote(*nonce, pcrs);
+    ASSERT_TRUE(q) << q.message();
+    auto ek = _signer->endorsement_key_der();
+    ASSERT_TRUE(ek) << ek.message();
+    tpm_enrolment e;
+    e.signer_id = "gm-tpm";
+    e.public_key_der = _signer->info().public_key_der;
+    e.key_public_area = _signer->key_public().public_area;
+    e.ek_public_der = *ek;
+    e.quote = *q;
+    e.expected_pcrs = expected;
+    auto other_nonce = make_nonce();
+    expect_refused(_registrar->enrol_tpm(e, *other_nonce), "nonce");
+
+    // The public area tampered with, or another key claimed.
+    auto doctored = e;
+    doctored.key_public_area[doctored.key_public_area.size() / 2] ^= 0x01;
+    expect_refused(_registrar->enrol_tpm(doctored, *nonce), "public area");
+    auto other_key = e;
+    auto soft = software(_dir, "other", hsm::signature_algorithm::es256);
+    other_key.public_key_der = soft->info().public_key_der;
+    expect_refused(_registrar->enrol_tpm(other_key, *nonce), "not the expected key");
+    auto no_ek = e;
+    no_ek.ek_public_der = {0x30, 0x00};
+    expect_refused(_registrar->enrol_tpm(no_ek, *nonce), "endorsement key");
+    EXPECT_FALSE(*_registrar->lookup("gm-tpm"));
+
+    // The material itself passes.
+    ASSERT_TRUE(_registrar->enrol_tpm(e, *nonce));
+    auto found = _registrar->lookup("gm-tpm");
+    ASSERT_TRUE(found && *found);
+    EXPECT_EQ((*found)->backend, hsm::backend_kind::tpm);
+    EXPECT_TRUE((*found)->hardware_rooted);
+    EXPECT_EQ((*found)->expected_pcrs, expected);
+    EXPECT_EQ((*found)->tpm.key_name, _signer->key_public().name);
+    EXPECT_EQ((*found)->tpm.ek_public_der, *ek);
+    EXPECT_NE((*found)->device().find("tpm EK sha256:"), std::string::npos);
+    // The whole round trip again: the same key, nothing changes.
+    const auto again = enrol_tpm(*_registrar, *_signer, "gm-tpm", expected);
+    EXPECT_TRUE(again) << again.message();
+
+    // End to end: the TPM signs batches, the Verifier accepts them as
+    // hardware-rooted, without warnings.
+    chain c(*_signer, "gm-tpm");
+    const auto log = make_log({c.next(3), c.next(2), c.next(4)});
+    auto store = audit_store::open("sqlite:" + _dir.file("audit.db"));
+    ASSERT_TRUE(store) << store.message();
+    verifier v(*_registrar, store->get());
+    verify_report r;
+    v.verify_log("tpm.log", log.bytes, r);
+    EXPECT_TRUE(r.ok()) << (r.failures.empty() ? "" : r.failures[0].message);
+    EXPECT_TRUE(r.warnings.empty()) << r.warnings[0].check;
+    EXPECT_EQ(r.batches_verified, 3U);
+    auto rows = (*store)->batches("gm-tpm");
+    ASSERT_TRUE(rows);
+    ASSERT_EQ(rows->size(), 3U);
+    for (const auto& b : *rows) {
+        EXPECT_TRUE(b.hardware_rooted);
+        EXPECT_EQ(b.backend, hsm::backend_kind::tpm);
+        EXPECT_EQ(b.status, "verified");
+    }
+    EXPECT_EQ((*rows)[0].chain, "first");
+    EXPECT_EQ((*rows)[2].chain, "linked");
+}
+
+} // namespace
+} // namespace ptpsec::verifier
