@@ -597,4 +597,8 @@ result<item, decode_error> decode(std::span<const uint8_t> in) {
     return std::move(p->value);
 }
 
+void writer::head(uint8_t major, uint64_t argument) {
+    encode_head(major, argument, *_out);
+}
+
 } // namespace ptpsec::hsm::cbor

@@ -98,6 +98,43 @@ result<std::vector<uint8_t>> encode(const item& it);
 /// Appends the encoding of `it` to `out`.
 status encode_to(const item& it, std::vector<uint8_t>& out);
 
+/// Writes CBOR straight into a buffer, for encodings made in bulk (one per
+/// timing event) where building an item tree would cost more than the
+/// encoding: every head in its shortest form (RFC 8949 §4.2.1). The caller
+/// writes map keys in their deterministic order (sorted by encoded octets:
+/// 0, 1, ..., 23, then -1, -2, ...) and the right element counts; the tests
+/// check each use against encode() of the same item.
+class writer {
+public:
+    explicit writer(std::vector<uint8_t>& out) noexcept : _out(&out) {}
+    void map_head(uint64_t pairs) { head(5, pairs); }
+    void array_head(uint64_t elements) { head(4, elements); }
+    void uint(uint64_t v) { head(0, v); }
+    void integer(int64_t v) {
+        if (v >= 0) {
+            head(0, static_cast<uint64_t>(v));
+        } else {
+            head(1, static_cast<uint64_t>(-(v + 1)));
+        }
+    }
+    void bytes(std::span<const uint8_t> b) {
+        head(2, b.size());
+        _out->insert(_out->end(), b.begin(), b.end());
+    }
+    void text(std::string_view t) {
+        head(3, t.size());
+        _out->insert(_out->end(), t.begin(), t.end());
+    }
+    void null() { _out->push_back(0xF6); }
+    void boolean(bool v) { _out->push_back(v ? 0xF5 : 0xF4); }
+    /// Octets already encoded (an item made elsewhere).
+    void raw(std::span<const uint8_t> encoded) { _out->insert(_out->end(), encoded.begin(), encoded.end()); }
+
+private:
+    void head(uint8_t major, uint64_t argument);
+    std::vector<uint8_t>* _out;
+};
+
 /// Why decoding failed: `message` names the problem and its offset;
 /// `offset` is where in the input (plus the caller's base offset) the bad
 /// item or octet is; `truncated` is set when the input ended inside an item

@@ -204,10 +204,6 @@ result<cbor::item> decode_item(std::span<const uint8_t> encoded, std::string_vie
     return std::move(*it);
 }
 
-cbor::item bytes_or_null(const std::optional<std::vector<uint8_t>>& v) {
-    return v ? cbor::item::bstr(*v) : cbor::item::null_value();
-}
-
 std::string_view as_text(std::span<const uint8_t> b) {
     return {reinterpret_cast<const char*>(b.data()), b.size()};
 }
@@ -357,27 +353,109 @@ result<event_claims> claims_from_record(const event_record& rec, uint64_t event_
     return c;
 }
 
+namespace {
+
+/// What one leaf says, as views: filled from an event_claims, or straight
+/// from an event record by sign_batch (one per event, so no copies).
+struct claim_view {
+    uint64_t version = evidence_version;
+    uint64_t event_type = 0;
+    uint16_t sequence_id = 0;
+    uint64_t phc_timestamp_ns = 0;
+    std::span<const uint8_t> event_digest;
+    const std::optional<std::vector<uint8_t>>* nonce = nullptr;
+    uint64_t monotonic_counter = 0;
+    std::string_view signer_id;
+    const std::optional<std::vector<uint8_t>>* pcr_summary = nullptr;
+    uint8_t domain_number = 0;
+    uint16_t sdo_id = 0;
+    std::span<const uint8_t> source_port_identity;
+    uint16_t port_id = 0;
+    int64_t correction_field = 0;
+    uint8_t flags = 0;
+    uint64_t event_index = 0;
+    uint16_t flag_field = 0;
+    uint16_t message_length = 0;
+};
+
+/// The claims map, keys in deterministic order: 1..9, then -1..-9 (RFC 8949
+/// §4.2.1 sorts by encoded key: 0x01..0x09 before 0x20..0x28). The tests
+/// check the octets against cbor::encode of the same map.
+void write_claims(std::vector<uint8_t>& out, const claim_view& c) {
+    cbor::writer w(out);
+    w.map_head(18);
+    w.uint(claim_key::version);
+    w.uint(c.version);
+    w.uint(claim_key::event_type);
+    w.uint(c.event_type);
+    w.uint(claim_key::ptp_seq);
+    w.uint(c.sequence_id);
+    w.uint(claim_key::phc_timestamp_ns);
+    w.uint(c.phc_timestamp_ns);
+    w.uint(claim_key::event_digest);
+    w.bytes(c.event_digest);
+    w.uint(claim_key::nonce);
+    if (c.nonce != nullptr && c.nonce->has_value()) {
+        w.bytes(**c.nonce);
+    } else {
+        w.null();
+    }
+    w.uint(claim_key::monotonic_counter);
+    w.uint(c.monotonic_counter);
+    w.uint(claim_key::signer_id);
+    w.text(c.signer_id);
+    w.uint(claim_key::pcr_summary);
+    if (c.pcr_summary != nullptr && c.pcr_summary->has_value()) {
+        w.bytes(**c.pcr_summary);
+    } else {
+        w.null();
+    }
+    w.integer(claim_key::domain_number);
+    w.uint(c.domain_number);
+    w.integer(claim_key::sdo_id);
+    w.uint(c.sdo_id);
+    w.integer(claim_key::source_port_identity);
+    w.bytes(c.source_port_identity);
+    w.integer(claim_key::port_id);
+    w.uint(c.port_id);
+    w.integer(claim_key::correction_field);
+    w.integer(c.correction_field);
+    w.integer(claim_key::flags);
+    w.uint(c.flags);
+    w.integer(claim_key::event_index);
+    w.uint(c.event_index);
+    w.integer(claim_key::flag_field);
+    w.uint(c.flag_field);
+    w.integer(claim_key::message_length);
+    w.uint(c.message_length);
+}
+
+} // namespace
+
 result<std::vector<uint8_t>> encode_claims(const event_claims& c) {
-    cbor::item m = cbor::item::map();
-    m.put(claim_key::version, cbor::item::uint(c.version));
-    m.put(claim_key::event_type, cbor::item::uint(event_type_of(c.direction, c.message_type)));
-    m.put(claim_key::ptp_seq, cbor::item::uint(c.sequence_id));
-    m.put(claim_key::phc_timestamp_ns, cbor::item::uint(c.phc_timestamp_ns));
-    m.put(claim_key::event_digest, cbor::item::bstr(c.event_digest));
-    m.put(claim_key::nonce, bytes_or_null(c.nonce));
-    m.put(claim_key::monotonic_counter, cbor::item::uint(c.monotonic_counter));
-    m.put(claim_key::signer_id, cbor::item::tstr(c.signer_id));
-    m.put(claim_key::pcr_summary, bytes_or_null(c.pcr_summary));
-    m.put(claim_key::domain_number, cbor::item::uint(c.domain_number));
-    m.put(claim_key::sdo_id, cbor::item::uint(c.sdo_id));
-    m.put(claim_key::source_port_identity, cbor::item::bstr(c.source_port_identity));
-    m.put(claim_key::port_id, cbor::item::uint(c.port_id));
-    m.put(claim_key::correction_field, cbor::item::integer(c.correction_field));
-    m.put(claim_key::flags, cbor::item::uint(c.flags));
-    m.put(claim_key::event_index, cbor::item::uint(c.event_index));
-    m.put(claim_key::flag_field, cbor::item::uint(c.flag_field));
-    m.put(claim_key::message_length, cbor::item::uint(c.message_length));
-    return cbor::encode(m);
+    claim_view v;
+    v.version = c.version;
+    v.event_type = event_type_of(c.direction, c.message_type);
+    v.sequence_id = c.sequence_id;
+    v.phc_timestamp_ns = c.phc_timestamp_ns;
+    v.event_digest = c.event_digest;
+    v.nonce = &c.nonce;
+    v.monotonic_counter = c.monotonic_counter;
+    v.signer_id = c.signer_id;
+    v.pcr_summary = &c.pcr_summary;
+    v.domain_number = c.domain_number;
+    v.sdo_id = c.sdo_id;
+    v.source_port_identity = c.source_port_identity;
+    v.port_id = c.port_id;
+    v.correction_field = c.correction_field;
+    v.flags = c.flags;
+    v.event_index = c.event_index;
+    v.flag_field = c.flag_field;
+    v.message_length = c.message_length;
+    std::vector<uint8_t> out;
+    out.reserve(160);
+    write_claims(out, v);
+    return out;
 }
 
 result<event_claims> decode_claims(std::span<const uint8_t> encoded) {
@@ -474,7 +552,27 @@ cbor::item to_item(const batch_record& r) {
 }
 
 result<std::vector<uint8_t>> encode_log_record(const batch_record& r) {
-    return cbor::encode(to_item(r));
+    // The same octets as cbor::encode(to_item(r)) (keys 1, 2, 3 in order),
+    // without an item per leaf: a batch may hold a million of them.
+    PTPSEC_TRY(token, cbor::encode(to_item(r.token)));
+    size_t size = token->size() + 32;
+    for (const auto& leaf : r.leaves) {
+        size += leaf.size() + 3;
+    }
+    std::vector<uint8_t> out;
+    out.reserve(size);
+    cbor::writer w(out);
+    w.map_head(3);
+    w.uint(record_key::type);
+    w.uint(record_type_batch);
+    w.uint(record_key::token);
+    w.raw(*token);
+    w.uint(record_key::leaves);
+    w.array_head(r.leaves.size());
+    for (const auto& leaf : r.leaves) {
+        w.bytes(leaf);
+    }
+    return out;
 }
 
 result<batch_record> decode_log_record(const cbor::item& it) {
@@ -711,12 +809,37 @@ result<batch_record> sign_batch(signer& s, const batch_request& req) {
         return error{fmt::format("batch: the signer's counter did not advance: {}", counter.message())};
     }
     batch_record rec;
-    rec.leaves.reserve(req.events.size());
-    for (const batch_event& ev : req.events) {
-        PTPSEC_TRY(claims,
-                   claims_from_record(ev.record, ev.event_index, *counter, req.signer_id, req.nonce, req.pcr_summary));
-        PTPSEC_TRY(leaf, encode_claims(*claims));
-        rec.leaves.push_back(std::move(*leaf));
+    rec.leaves.resize(req.events.size());
+    // One leaf per event, written straight from the record (the same octets
+    // as encode_claims(claims_from_record(...)), which the tests check).
+    claim_view v;
+    v.nonce = &req.nonce;
+    v.monotonic_counter = *counter;
+    v.signer_id = req.signer_id;
+    v.pcr_summary = &req.pcr_summary;
+    for (size_t i = 0; i < req.events.size(); ++i) {
+        const event_record& r = req.events[i].record;
+        if (r.version != event_record_version ||
+            (r.direction != event_direction::rx && r.direction != event_direction::tx) || r.messageType > 15) {
+            // claims_from_record says exactly what is wrong.
+            PTPSEC_TRY(refused, claims_from_record(r, req.events[i].event_index, *counter, req.signer_id, req.nonce,
+                                                   req.pcr_summary));
+        }
+        v.event_type = event_type_of(r.direction, r.messageType);
+        v.sequence_id = r.sequenceId;
+        v.phc_timestamp_ns = r.timestamp_ns;
+        v.event_digest = r.digest;
+        v.domain_number = r.domainNumber;
+        v.sdo_id = r.sdoId;
+        v.source_port_identity = r.sourcePortIdentity;
+        v.port_id = r.port_id;
+        v.correction_field = r.correctionField;
+        v.flags = r.flags;
+        v.event_index = req.events[i].event_index;
+        v.flag_field = r.flagField;
+        v.message_length = r.messageLength;
+        rec.leaves[i].reserve(160);
+        write_claims(rec.leaves[i], v);
     }
     PTPSEC_TRY(root, merkle_tree_hash(rec.leaves));
     batch_payload& p = rec.payload;

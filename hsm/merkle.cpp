@@ -13,23 +13,44 @@ struct md_ctx_free {
     void operator()(EVP_MD_CTX* p) const noexcept { EVP_MD_CTX_free(p); }
 };
 
-// SHA-256 over the concatenation of `parts`.
-result<digest> sha256_parts(std::initializer_list<std::span<const uint8_t>> parts) {
-    std::unique_ptr<EVP_MD_CTX, md_ctx_free> ctx(EVP_MD_CTX_new());
-    if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
-        return error{"OpenSSL could not set up SHA-256"};
-    }
-    for (const auto& p : parts) {
-        if (EVP_DigestUpdate(ctx.get(), p.data(), p.size()) != 1) {
+/// SHA-256 fetched from the provider once: OpenSSL 3 looks an algorithm up
+/// on every EVP_sha256() init otherwise, which costs more than hashing a
+/// 150-octet leaf. EVP_MD objects may be shared between threads.
+const EVP_MD* sha256_md() {
+    static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    return md;
+}
+
+/// One context for many hashes (a tree of a million leaves).
+class hasher {
+public:
+    hasher() : _ctx(EVP_MD_CTX_new()) {}
+    /// SHA-256 over the concatenation of `parts`.
+    result<digest> hash(std::initializer_list<std::span<const uint8_t>> parts) {
+        if (!_ctx || sha256_md() == nullptr || EVP_DigestInit_ex2(_ctx.get(), sha256_md(), nullptr) != 1) {
+            return error{"OpenSSL could not set up SHA-256"};
+        }
+        for (const auto& p : parts) {
+            if (EVP_DigestUpdate(_ctx.get(), p.data(), p.size()) != 1) {
+                return error{"OpenSSL SHA-256 failed"};
+            }
+        }
+        digest d{};
+        unsigned int len = 0;
+        if (EVP_DigestFinal_ex(_ctx.get(), d.data(), &len) != 1 || len != d.size()) {
             return error{"OpenSSL SHA-256 failed"};
         }
+        return d;
     }
-    digest d{};
-    unsigned int len = 0;
-    if (EVP_DigestFinal_ex(ctx.get(), d.data(), &len) != 1 || len != d.size()) {
-        return error{"OpenSSL SHA-256 failed"};
-    }
-    return d;
+
+private:
+    std::unique_ptr<EVP_MD_CTX, md_ctx_free> _ctx;
+};
+
+// SHA-256 over the concatenation of `parts`.
+result<digest> sha256_parts(std::initializer_list<std::span<const uint8_t>> parts) {
+    hasher h;
+    return h.hash(parts);
 }
 
 constexpr uint8_t leaf_prefix[1] = {0x00}; // RFC 9162 §2.1.1
@@ -56,10 +77,11 @@ result<merkle_tree> merkle_tree::build(std::span<const std::vector<uint8_t>> lea
         t._root = *empty;
         return t;
     }
+    hasher sha;
     std::vector<digest> level;
     level.reserve(leaves.size());
     for (const auto& leaf : leaves) {
-        PTPSEC_TRY(h, merkle_leaf_hash(leaf));
+        PTPSEC_TRY(h, sha.hash({leaf_prefix, leaf}));
         level.push_back(*h);
     }
     t._levels.push_back(std::move(level));
@@ -68,7 +90,7 @@ result<merkle_tree> merkle_tree::build(std::span<const std::vector<uint8_t>> lea
         std::vector<digest> above;
         above.reserve((below.size() + 1) / 2);
         for (size_t i = 0; i + 1 < below.size(); i += 2) {
-            PTPSEC_TRY(h, merkle_node_hash(below[i], below[i + 1]));
+            PTPSEC_TRY(h, sha.hash({node_prefix, below[i], below[i + 1]}));
             above.push_back(*h);
         }
         if (below.size() % 2 == 1) {

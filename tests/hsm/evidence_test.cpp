@@ -409,6 +409,75 @@ TEST_F(evidence, a_signed_batch_checks_and_every_event_evidence_checks_alone) {
     }
 }
 
+// The leaves and log records are written straight into buffers (one per
+// event, a million per batch); they must be the octets cbor::encode gives for
+// the same maps, with and without nonce and pcr_summary, for extreme values.
+TEST_F(evidence, leaves_and_log_records_written_directly_are_the_deterministic_encoding) {
+    auto reference_claims = [](const event_claims& c) {
+        auto bytes_or_null = [](const std::optional<std::vector<uint8_t>>& v) {
+            return v ? cbor::item::bstr(*v) : cbor::item::null_value();
+        };
+        cbor::item m = cbor::item::map();
+        m.put(claim_key::version, cbor::item::uint(c.version));
+        m.put(claim_key::event_type, cbor::item::uint(event_type_of(c.direction, c.message_type)));
+        m.put(claim_key::ptp_seq, cbor::item::uint(c.sequence_id));
+        m.put(claim_key::phc_timestamp_ns, cbor::item::uint(c.phc_timestamp_ns));
+        m.put(claim_key::event_digest, cbor::item::bstr(c.event_digest));
+        m.put(claim_key::nonce, bytes_or_null(c.nonce));
+        m.put(claim_key::monotonic_counter, cbor::item::uint(c.monotonic_counter));
+        m.put(claim_key::signer_id, cbor::item::tstr(c.signer_id));
+        m.put(claim_key::pcr_summary, bytes_or_null(c.pcr_summary));
+        m.put(claim_key::domain_number, cbor::item::uint(c.domain_number));
+        m.put(claim_key::sdo_id, cbor::item::uint(c.sdo_id));
+        m.put(claim_key::source_port_identity, cbor::item::bstr(c.source_port_identity));
+        m.put(claim_key::port_id, cbor::item::uint(c.port_id));
+        m.put(claim_key::correction_field, cbor::item::integer(c.correction_field));
+        m.put(claim_key::flags, cbor::item::uint(c.flags));
+        m.put(claim_key::event_index, cbor::item::uint(c.event_index));
+        m.put(claim_key::flag_field, cbor::item::uint(c.flag_field));
+        m.put(claim_key::message_length, cbor::item::uint(c.message_length));
+        return cbor::encode(m);
+    };
+    const std::vector<int64_t> corrections = {0, 1, -1, 23, 24, -24, -25, 255, 256, 65535, 65536, INT64_MAX, INT64_MIN};
+    const std::vector<uint64_t> indexes = {0, 23, 24, 255, 256, 65535, 65536, 4294967295ULL, 4294967296ULL, UINT64_MAX};
+    for (size_t i = 0; i < corrections.size(); ++i) {
+        event_record r = make_record(static_cast<uint16_t>(i * 9000), static_cast<uint8_t>(i % 16),
+                                     i % 2 == 0 ? event_direction::rx : event_direction::tx);
+        r.correctionField = corrections[i];
+        r.timestamp_ns = i == 0 ? 0 : UINT64_MAX - i;
+        for (const bool extras : {false, true}) {
+            std::optional<std::vector<uint8_t>> nonce;
+            std::optional<std::vector<uint8_t>> pcr;
+            if (extras) {
+                nonce = std::vector<uint8_t>(64, 0xA5);
+                pcr = std::vector<uint8_t>(24, 0x5A);
+            }
+            const uint64_t index = indexes[i % indexes.size()];
+            auto c = claims_from_record(r, index, 1000 + i, "observer-with-a-longer-name-than-23", nonce, pcr);
+            ASSERT_TRUE(c) << c.message();
+            auto direct = encode_claims(*c);
+            auto reference = reference_claims(*c);
+            ASSERT_TRUE(direct && reference);
+            EXPECT_EQ(*direct, *reference) << "correction " << corrections[i] << " index " << index;
+        }
+    }
+    // sign_batch writes its leaves from the records: the same octets, and
+    // the log record the same as encoding its item.
+    auto req = request(40, 65530, first_batch_previous_root, 0);
+    req.nonce = std::vector<uint8_t>(8, 0x11);
+    const batch_record rec = sign(*_signer, req);
+    for (size_t i = 0; i < req.events.size(); ++i) {
+        auto c = claims_from_record(req.events[i].record, req.events[i].event_index, rec.payload.counter, req.signer_id,
+                                    req.nonce, req.pcr_summary);
+        ASSERT_TRUE(c);
+        EXPECT_EQ(rec.leaves[i], *encode_claims(*c)) << "leaf " << i;
+    }
+    auto direct = encode_log_record(rec);
+    auto reference = cbor::encode(to_item(rec));
+    ASSERT_TRUE(direct && reference);
+    EXPECT_EQ(*direct, *reference);
+}
+
 TEST_F(evidence, eddsa_batches_check_too) {
     auto ed = open_signer(signature_algorithm::eddsa);
     ASSERT_TRUE(ed);
