@@ -1,0 +1,434 @@
+#include <hsm/batcher.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <ctime>
+#include <system_error>
+#include <utility>
+
+namespace ptpsec::hsm {
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+uint64_t realtime_ns() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+std::chrono::nanoseconds thread_cpu_time() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+} // namespace
+
+// ---- latency_histogram ----
+
+size_t latency_histogram::bucket_of(uint64_t v) noexcept {
+    v = std::min(v, (uint64_t{1} << max_bits) - 1);
+    if (v < (uint64_t{1} << sub_bits)) {
+        return static_cast<size_t>(v);
+    }
+    const unsigned e = 63U - static_cast<unsigned>(std::countl_zero(v)); // >= sub_bits
+    const uint64_t sub = (v >> (e - sub_bits)) & ((uint64_t{1} << sub_bits) - 1);
+    return (static_cast<size_t>(e - sub_bits + 1) << sub_bits) + static_cast<size_t>(sub);
+}
+
+uint64_t latency_histogram::upper_bound_of(size_t bucket) noexcept {
+    if (bucket < (size_t{1} << sub_bits)) {
+        return bucket;
+    }
+    const unsigned e = static_cast<unsigned>(bucket >> sub_bits) + sub_bits - 1;
+    const uint64_t sub = bucket & ((size_t{1} << sub_bits) - 1);
+    const uint64_t lower = ((uint64_t{1} << sub_bits) + sub) << (e - sub_bits);
+    return lower + (uint64_t{1} << (e - sub_bits)) - 1;
+}
+
+void latency_histogram::add(uint64_t value_us, uint64_t count) noexcept {
+    if (count == 0) {
+        return;
+    }
+    _counts[bucket_of(value_us)] += count;
+    _count += count;
+    _max = std::max(_max, value_us);
+}
+
+uint64_t latency_histogram::quantile(double q) const noexcept {
+    if (_count == 0) {
+        return 0;
+    }
+    const double wanted = std::ceil(std::clamp(q, 0.0, 1.0) * static_cast<double>(_count));
+    const uint64_t target = std::max<uint64_t>(1, static_cast<uint64_t>(wanted));
+    uint64_t seen = 0;
+    for (size_t b = 0; b < buckets; ++b) {
+        seen += _counts[b];
+        if (seen >= target) {
+            return std::min(upper_bound_of(b), _max);
+        }
+    }
+    return _max;
+}
+
+// ---- batcher ----
+
+batcher::batcher(signer& s, evidence_log& log, batcher_settings settings)
+    : _signer(s), _log(log), _settings(std::move(settings)) {
+    _rng_state = static_cast<uint64_t>(steady::now().time_since_epoch().count()) ^ reinterpret_cast<uintptr_t>(this);
+}
+
+batcher::~batcher() {
+    stop();
+}
+
+result<std::unique_ptr<batcher>> batcher::start(signer& s, evidence_log& log, batcher_settings settings) {
+    if (settings.max_events == 0) {
+        return error{"batcher: max_events must be at least 1"};
+    }
+    if (settings.max_wait.count() <= 0) {
+        return error{"batcher: max_wait must be positive"};
+    }
+    if (settings.max_open_events < settings.max_events) {
+        return error{fmt::format("batcher: max_open_events ({}) must be at least max_events ({})",
+                                 settings.max_open_events, settings.max_events)};
+    }
+    if (settings.signer_id.empty() || settings.signer_id.size() > max_signer_id_len) {
+        return error{fmt::format("batcher: the signer_id must be 1 to {} octets", max_signer_id_len)};
+    }
+    if (settings.pcr_summary && (settings.pcr_summary->empty() || settings.pcr_summary->size() > max_pcr_summary_len)) {
+        return error{fmt::format("batcher: a pcr_summary is 1 to {} octets", max_pcr_summary_len)};
+    }
+    if (settings.retry_min.count() <= 0 || settings.retry_max < settings.retry_min) {
+        return error{"batcher: retry_min must be positive and retry_max at least retry_min"};
+    }
+    std::unique_ptr<batcher> b(new batcher(s, log, std::move(settings)));
+
+    if (const auto& last = log.last_record()) {
+        const batch_payload& p = last->payload;
+        const std::string where = log.current_path().parent_path().string();
+        if (p.signer_id != b->_settings.signer_id) {
+            return error{fmt::format("batcher: the evidence log in {} ends with a batch of signer '{}', not '{}': "
+                                     "use another log for another signer",
+                                     where, p.signer_id, b->_settings.signer_id)};
+        }
+        const signer_info& info = s.info();
+        if (auto checked = check_batch_record(*last, info.algorithm, info.public_key_der); !checked) {
+            return error{fmt::format("batcher: the last batch in the evidence log in {} (counter {}) does not "
+                                     "verify under this signer's key ({}): use another log for another key",
+                                     where, p.counter, checked.message())};
+        }
+        auto counter = s.read_counter();
+        if (!counter) {
+            return error{fmt::format("batcher: cannot read the signer's counter: {}", counter.message())};
+        }
+        if (*counter < p.counter) {
+            return error{fmt::format("batcher: the signer's counter is {} but the evidence log in {} already holds "
+                                     "counter {}: the counter was rolled back or replaced",
+                                     *counter, where, p.counter)};
+        }
+        b->_previous_root = p.merkle_root;
+        b->_previous_last_index = p.last_event_index;
+        b->_next_index = p.last_event_index + 1;
+        b->_index_after_last_event = b->_next_index;
+        b->_stats.last_counter = p.counter;
+    }
+    try {
+        b->_thread = std::thread([p = b.get()] { p->run(); });
+    } catch (const std::system_error& e) {
+        return error{fmt::format("batcher: cannot start the signer thread: {}", e.what())};
+    }
+    return b;
+}
+
+size_t batcher::submit(std::span<const event_record> records, uint64_t missed) {
+    const auto now = steady::now();
+    bool wake = false;
+    size_t accepted = 0;
+    {
+        std::lock_guard lk(_mutex);
+        _events_submitted += records.size();
+        _missed_ring += missed;
+        if (_stopping) {
+            _events_refused += records.size();
+            return 0;
+        }
+        _next_index += missed;
+        size_t i = 0;
+        while (i < records.size()) {
+            const size_t held = _open.events.size() + _closed.events.size() + _events_in_flight;
+            if (held >= _settings.max_open_events) {
+                const size_t rest = records.size() - i;
+                _missed_overflow += rest;
+                _next_index += rest;
+                break;
+            }
+            size_t chunk = std::min(records.size() - i, _settings.max_open_events - held);
+            // An idle signer thread takes a batch at exactly N: the burst is
+            // split there and the rest opens the next batch.
+            const bool close_at_n = _signer_waiting && _closed.empty() && _open.events.size() < _settings.max_events;
+            if (close_at_n) {
+                chunk = std::min(chunk, _settings.max_events - _open.events.size());
+            }
+            if (_open.empty()) {
+                _open.first_submit = now;
+                wake = wake || _signer_waiting; // it starts the T timer
+            }
+            for (size_t j = 0; j < chunk; ++j) {
+                _open.events.push_back(batch_event{records[i + j], _next_index++});
+            }
+            _open.bursts.push_back(burst_mark{chunk, now});
+            _index_after_last_event = _next_index;
+            i += chunk;
+            accepted += chunk;
+            if (close_at_n && _open.events.size() >= _settings.max_events) {
+                std::swap(_open, _closed);
+                _signer_waiting = false;
+                wake = true;
+            }
+        }
+    }
+    if (wake) {
+        _wake.notify_one();
+    }
+    return accepted;
+}
+
+status batcher::set_nonce(std::optional<std::vector<uint8_t>> nonce) {
+    if (nonce && (nonce->size() < min_nonce_len || nonce->size() > max_nonce_len)) {
+        return error{
+            fmt::format("batcher: a nonce is {} to {} octets, not {}", min_nonce_len, max_nonce_len, nonce->size())};
+    }
+    std::lock_guard lk(_mutex);
+    _nonce = std::move(nonce);
+    return ok_status();
+}
+
+batcher_stats batcher::stats() const {
+    batcher_stats out;
+    {
+        std::lock_guard lk(_stats_mutex);
+        out = _stats;
+        out.latency_p50 = std::chrono::microseconds(_latency.quantile(0.50));
+        out.latency_p99 = std::chrono::microseconds(_latency.quantile(0.99));
+        out.latency_max = std::chrono::microseconds(_latency.max());
+    }
+    std::lock_guard lk(_mutex);
+    out.events_submitted = _events_submitted;
+    out.missed_ring = _missed_ring;
+    out.missed_overflow = _missed_overflow;
+    out.events_refused = _events_refused;
+    out.events_held = _open.events.size() + _closed.events.size() + _events_in_flight;
+    out.next_event_index = _next_index;
+    return out;
+}
+
+batcher_stop_report batcher::stop() {
+    std::lock_guard stop_lock(_stop_mutex);
+    if (_stop_report) {
+        return *_stop_report;
+    }
+    {
+        std::lock_guard lk(_mutex);
+        _stopping = true;
+        _stop_deadline = steady::now() + _settings.stop_timeout;
+    }
+    _wake.notify_one();
+    if (_thread.joinable()) {
+        _thread.join();
+    }
+    batcher_stop_report report;
+    {
+        std::lock_guard lk(_mutex);
+        report.events_unsigned = _events_abandoned;
+        report.trailing_missed = _next_index - _index_after_last_event;
+    }
+    {
+        std::lock_guard lk(_stats_mutex);
+        report.last_error = _stats.last_error;
+    }
+    _stop_report = report;
+    return report;
+}
+
+void batcher::merge_into(batch_buffer& to, batch_buffer& from) {
+    if (from.empty()) {
+        return;
+    }
+    if (to.empty()) {
+        to.first_submit = from.first_submit;
+    }
+    to.events.insert(to.events.end(), from.events.begin(), from.events.end());
+    to.bursts.insert(to.bursts.end(), from.bursts.begin(), from.bursts.end());
+    from.clear();
+}
+
+std::chrono::milliseconds batcher::next_backoff(unsigned failures) {
+    // Bounded exponential backoff with "equal jitter": d = min(max, min *
+    // 2^(failures-1)), the wait drawn from [d/2, d], so that signers that
+    // failed together do not retry in step.
+    const unsigned doublings = std::min(failures == 0 ? 0U : failures - 1, 20U);
+    const int64_t d = std::min<int64_t>(_settings.retry_max.count(), _settings.retry_min.count() << doublings);
+    // splitmix64 (Steele, Lea, Flood 2014).
+    _rng_state += 0x9e3779b97f4a7c15ULL;
+    uint64_t z = _rng_state;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    const int64_t half = d / 2;
+    return std::chrono::milliseconds(half + static_cast<int64_t>(z % static_cast<uint64_t>(d - half + 1)));
+}
+
+void batcher::record_failure(bool log_failure, const std::string& message) {
+    std::lock_guard lk(_stats_mutex);
+    if (log_failure) {
+        ++_stats.log_failures;
+    } else {
+        ++_stats.sign_failures;
+    }
+    _stats.last_error = message;
+}
+
+void batcher::run() {
+    batch_buffer working;
+    std::optional<std::vector<uint8_t>> working_nonce;
+    uint64_t batch_time_ns = 0;
+    // A batch signed but not yet in the log (the append failed): retried as
+    // it is, never signed again.
+    std::optional<std::vector<uint8_t>> signed_record;
+    batch_payload signed_payload;
+    unsigned failures = 0;
+    steady::time_point retry_at{};
+
+    for (;;) {
+        {
+            std::unique_lock lk(_mutex);
+            if (working.empty()) {
+                // Free: wait for the producer to close a batch at N, for the
+                // open batch's first event to be T old, or for stop().
+                for (;;) {
+                    if (!_closed.empty()) {
+                        std::swap(working, _closed);
+                        break;
+                    }
+                    if (!_open.empty() && (_stopping || _open.events.size() >= _settings.max_events ||
+                                           steady::now() >= _open.first_submit + _settings.max_wait)) {
+                        std::swap(working, _open);
+                        break;
+                    }
+                    if (_stopping) {
+                        return;
+                    }
+                    _signer_waiting = true;
+                    if (_open.empty()) {
+                        _wake.wait(lk);
+                    } else {
+                        _wake.wait_until(lk, _open.first_submit + _settings.max_wait);
+                    }
+                    _signer_waiting = false;
+                }
+                _events_in_flight = working.events.size();
+                working_nonce = std::exchange(_nonce, std::nullopt);
+                batch_time_ns = realtime_ns();
+            } else {
+                // Holding a batch after a failure: back off, bounded by
+                // stop()'s deadline.
+                for (;;) {
+                    const auto now = steady::now();
+                    if (_stopping && now >= _stop_deadline) {
+                        _events_abandoned = working.events.size() + _closed.events.size() + _open.events.size();
+                        return;
+                    }
+                    if (now >= retry_at) {
+                        break;
+                    }
+                    _wake.wait_until(lk, _stopping ? std::min(retry_at, _stop_deadline) : retry_at);
+                }
+                if (!signed_record) {
+                    // Not signed yet: what arrived meanwhile joins the batch,
+                    // so one signature covers the outage.
+                    merge_into(working, _closed);
+                    merge_into(working, _open);
+                    _events_in_flight = working.events.size();
+                    if (!working_nonce) {
+                        working_nonce = std::exchange(_nonce, std::nullopt);
+                    }
+                    batch_time_ns = realtime_ns();
+                }
+            }
+        }
+
+        if (!signed_record) {
+            batch_request req;
+            req.signer_id = _settings.signer_id;
+            req.batch_time_ns = batch_time_ns;
+            req.events = std::move(working.events);
+            req.previous_root = _previous_root;
+            // docs/attestation.md, payload key 12: the indexes skipped since
+            // the previous batch (for the key's first batch, since index 0).
+            const uint64_t last = req.events.back().event_index;
+            const uint64_t span = _previous_last_index ? last - *_previous_last_index : last + 1;
+            req.missed_events = span - req.events.size();
+            req.nonce = working_nonce;
+            req.pcr_summary = _settings.pcr_summary;
+            auto rec = sign_batch(_signer, req);
+            working.events = std::move(req.events);
+            if (rec) {
+                auto encoded = encode_log_record(*rec);
+                if (encoded) {
+                    signed_record = std::move(*encoded);
+                    signed_payload = std::move(rec->payload);
+                } else {
+                    rec = encoded.err();
+                }
+            }
+            if (!rec) {
+                ++failures;
+                record_failure(false, fmt::format("signing a batch of {} events failed (attempt {}): {}",
+                                                  working.events.size(), failures, rec.message()));
+                retry_at = steady::now() + next_backoff(failures);
+                continue;
+            }
+        }
+
+        if (auto appended = _log.append(*signed_record); !appended) {
+            ++failures;
+            record_failure(true, fmt::format("appending the batch with counter {} to the evidence log failed "
+                                             "(attempt {}): {}",
+                                             signed_payload.counter, failures, appended.message()));
+            retry_at = steady::now() + next_backoff(failures);
+            continue;
+        }
+
+        const auto done = steady::now();
+        _previous_root = signed_payload.merkle_root;
+        _previous_last_index = signed_payload.last_event_index;
+        {
+            std::lock_guard lk(_stats_mutex);
+            _stats.events_signed += working.events.size();
+            ++_stats.batches_signed;
+            _stats.largest_batch = std::max<uint64_t>(_stats.largest_batch, working.events.size());
+            _stats.last_counter = signed_payload.counter;
+            for (const burst_mark& b : working.bursts) {
+                const auto waited = std::chrono::duration_cast<std::chrono::microseconds>(done - b.submitted);
+                _latency.add(static_cast<uint64_t>(std::max<int64_t>(0, waited.count())), b.count);
+            }
+            _stats.signer_cpu = thread_cpu_time();
+        }
+        signed_record.reset();
+        working_nonce.reset();
+        working.clear();
+        failures = 0;
+        {
+            std::lock_guard lk(_mutex);
+            _events_in_flight = 0;
+        }
+    }
+}
+
+} // namespace ptpsec::hsm
