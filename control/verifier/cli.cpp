@@ -3,6 +3,7 @@
 #include <control/verifier/audit_store.h>
 #include <control/verifier/registrar.h>
 #include <control/verifier/verifier.h>
+#include <hsm/evidence_log.h>
 #include <hsm/pkcs11_signer.h>
 #include <hsm/tpm_signer.h>
 
@@ -20,6 +21,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -383,7 +385,11 @@ cli_commands::cli_commands(CLI::App& app) : _s(std::make_unique<state>()) {
     s.verify = s.evidence->add_subcommand(
         "verify", "Check evidence logs (one signer stream, files in order) against the registrar: signatures, "
                   "Merkle roots, counters, the hash chain, revocation, nonces");
-    s.verify->add_option("LOG", s.logs, "evidence log files, oldest first")->required();
+    s.verify
+        ->add_option("LOG", s.logs,
+                     "evidence log files, oldest first, or the data plane's --attest-log directory (its "
+                     "evidence.N.cbor files in order, then evidence.cbor)")
+        ->required();
     s.verify->add_option("--registrar", s.registrar_db, "registrar database")->capture_default_str();
     s.verify->add_option("--audit", s.audit,
                          "record accepted batches, events and failures, and keep the chain state, in "
@@ -522,8 +528,27 @@ int cli_commands::state::run_verify() {
         }
         store = std::move(*opened);
     }
+    // A directory stands for the log files in it, in reading order.
+    std::vector<std::string> files;
+    for (const auto& l : logs) {
+        std::error_code ec;
+        if (!std::filesystem::is_directory(l, ec)) {
+            files.push_back(l);
+            continue;
+        }
+        auto listed = hsm::list_log_files(l, "evidence");
+        if (!listed) {
+            return report(listed.message());
+        }
+        if (listed->empty()) {
+            return report(fmt::format("{}: no evidence log in it (evidence.cbor, evidence.N.cbor)", l));
+        }
+        for (const auto& f : *listed) {
+            files.push_back(f.string());
+        }
+    }
     verifier v(**reg, store.get(), std::move(options));
-    const verify_report r = v.verify_files(logs);
+    const verify_report r = v.verify_files(files);
     if (json) {
         ordered_json j{{"ok", r.ok()},
                        {"files", r.files},

@@ -20,6 +20,7 @@
 // (telemetry.h: /ptpsec/stats, /ptpsec/ports, /ptpsec/sa).
 // Exceptions stay in this file (start-up); the fast path has none.
 
+#include <dataplane/app/attest.h>
 #include <dataplane/app/ports.h>
 #include <dataplane/app/stats.h>
 #include <dataplane/app/steering.h>
@@ -98,6 +99,7 @@ struct app_options {
     unsigned exception_slots = exception_channel::default_slots;
     port_options ports;
     ptp::wire_options wire;
+    attest_options attest;
 };
 
 std::optional<steering_mode> steering_from(std::string_view s) {
@@ -177,6 +179,7 @@ class app {
 public:
     explicit app(app_options opt) : _opt(std::move(opt)) {}
     ~app() {
+        _attest.reset(); // its drain thread reads the ring
         if (_event_ring != nullptr) {
             rte_ring_free(_event_ring);
         }
@@ -208,7 +211,8 @@ public:
                                         .outside_port = _opt.outside,
                                         .sat = _sat.get(),
                                         .sa_reader = static_cast<unsigned>(_workers.size()),
-                                        .replay = _replay.get()});
+                                        .replay = _replay.get(),
+                                        .attest = _attest.get()});
         if (_workers.front().lcore != rte_lcore_id()) {
             for (auto& slot : _workers) {
                 rte_eal_remote_launch(worker_main, slot.w.get(), slot.lcore);
@@ -224,6 +228,16 @@ public:
         stop_ports(_ports);
         print_stats(stdout, paths(), _worker_counters, "at exit");
         print_service_stats("at exit");
+        if (_attest) {
+            // The workers have stopped: what is left on the ring is signed now.
+            const hsm::batcher_stop_report r = _attest->stop();
+            _attest->print(stdout, "at exit");
+            if (r.events_unsigned != 0 || r.trailing_missed != 0) {
+                fmt::print("  attestation: {} event(s) could not be signed before stopping, {} missed after the last "
+                           "batch{}{}\n",
+                           r.events_unsigned, r.trailing_missed, r.last_error.empty() ? "" : ": ", r.last_error);
+            }
+        }
         drain_events();
         if (_event_dump) {
             fmt::print("  timing events written to {}: {}\n", _opt.event_dump, _events_dumped);
@@ -405,6 +419,16 @@ private:
                                               k == 0 ? _replay.get() : nullptr, k == 0 ? sink : event_sink{});
             _worker_counters.push_back(worker_counters{slot.lcore, slot.w->counters()});
         }
+        if (_opt.attest.backend != "none") {
+            if (_event_dump) {
+                return error{"--attest and --event-dump both take the event records: choose one"};
+            }
+            auto a = attestation::start(_opt.attest, _event_ring, _worker_counters);
+            if (!a) {
+                return a.err();
+            }
+            _attest = std::move(a).value();
+        }
         return ok_status();
     }
 
@@ -525,6 +549,15 @@ private:
         }
         fmt::print("  SA updates on /dev/shm{} ({} slots)\n", sa_channel::segment_name(file_prefix()),
                    _channel->slots());
+        if (_attest) {
+            fmt::print("  attestation: {} signer {}{}, batches of up to {} events or {} ms, evidence log {}\n",
+                       hsm::to_string(_attest->signer_info().kind), _attest->signer_id(),
+                       _attest->signer_info().hardware_rooted ? "" : " (software key: NOT hardware-rooted)",
+                       _opt.attest.batch_events, _opt.attest.batch_ms, _attest->log_path());
+            if (!_attest->recovery_note().empty()) {
+                fmt::print("  attestation: {}\n", _attest->recovery_note());
+            }
+        }
         if (_tickets) {
             fmt::print("  ticket requests without an SA go to the control plane on /dev/shm{} ({} slots each way)\n",
                        _tickets->name(), _tickets->slots());
@@ -634,6 +667,9 @@ private:
             if (_opt.stats_interval > 0 && now >= next_stats) {
                 print_stats(stdout, paths(), _worker_counters, "live");
                 print_service_stats("live");
+                if (_attest) {
+                    _attest->print(stdout, "live");
+                }
                 next_stats = now + interval;
             }
             if (_opt.idle_exit_ms != 0) {
@@ -665,6 +701,7 @@ private:
     std::unique_ptr<event_recorder> _recorder;
     rte_ring* _event_ring = nullptr;
     std::unique_ptr<std::FILE, file_closer> _event_dump;
+    std::unique_ptr<attestation> _attest;
     uint64_t _events_dumped = 0;
     std::unique_ptr<icv::gmac_iv_counter> _iv;
     std::unique_ptr<replay_table> _replay;
@@ -765,6 +802,37 @@ int run(int argc, char** argv) {
                    "Follow_Up, Pdelay_Resp_Follow_Up), all, or a comma list of names (sync,announce,...)")
         ->capture_default_str();
     cli.add_option("--event-ring", opt.event_ring, "slots of the event ring (a power of two)")->capture_default_str();
+    auto& at = opt.attest;
+    cli.add_option("--attest", at.backend,
+                   "sign the event records in Merkle batches and log the evidence (docs/attestation.md): none, tpm, "
+                   "pkcs11, or software (development only: not hardware-rooted)")
+        ->capture_default_str();
+    cli.add_option("--attest-signer-id", at.signer_id, "this observer's name in the evidence (default: the host name)");
+    cli.add_option("--attest-log", at.log_dir, "directory of the evidence log (must exist)");
+    cli.add_option("--attest-log-name", at.log_name, "base name of the log files (NAME.cbor, NAME.N.cbor)")
+        ->capture_default_str();
+    cli.add_option("--attest-log-max-mb", at.log_max_mb, "start a new log file past this size")->capture_default_str();
+    cli.add_option("--attest-batch-events", at.batch_events, "a batch closes at this many events ...")
+        ->capture_default_str();
+    cli.add_option("--attest-batch-ms", at.batch_ms, "... or when its first event is this old")->capture_default_str();
+    cli.add_option("--attest-max-held", at.max_held,
+                   "events held while the signer is busy (memory: about 100 octets each); more are counted as "
+                   "overflow, never dropped silently")
+        ->capture_default_str();
+    cli.add_option("--attest-algorithm", at.algorithm, "software and pkcs11: es256 or eddsa")->capture_default_str();
+    cli.add_option("--attest-key", at.key_file, "software: the key file (PEM, made when absent)");
+    cli.add_option("--attest-counter", at.counter_file, "software and pkcs11: the counter file");
+    cli.add_option("--attest-tcti", at.tcti, "tpm: the TCTI (swtpm:host=127.0.0.1,port=2321 for swtpm)")
+        ->capture_default_str();
+    cli.add_option("--attest-tpm-key-handle", at.tpm_key_handle, "tpm: persistent handle of the signing key")
+        ->capture_default_str();
+    cli.add_option("--attest-tpm-counter-index", at.tpm_counter_index, "tpm: NV index of the monotonic counter")
+        ->capture_default_str();
+    cli.add_option("--attest-pkcs11-module", at.pkcs11_module, "pkcs11: the module")->capture_default_str();
+    cli.add_option("--attest-pkcs11-token", at.pkcs11_token, "pkcs11: the token's label");
+    cli.add_option("--attest-pkcs11-pin-file", at.pkcs11_pin_file, "pkcs11: file holding the user PIN (mode 0600)");
+    cli.add_option("--attest-pkcs11-key", at.pkcs11_key, "pkcs11: the key's label (made on the token when absent)")
+        ->capture_default_str();
     cli.add_option("--event-dump", opt.event_dump,
                    "write the event records (96 octets each, dataplane/event_record.h) to FILE");
     cli.add_option("--replay-window", opt.replay_window,

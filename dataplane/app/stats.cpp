@@ -67,6 +67,16 @@ uint64_t total_rx(std::span<const worker_counters> workers) noexcept {
     return rx;
 }
 
+uint64_t total_events_ring_full(std::span<const worker_counters> workers) noexcept {
+    uint64_t n = 0;
+    for (const auto& w : workers) {
+        for (const auto& c : w.paths) {
+            n += load(c.events_ring_full);
+        }
+    }
+    return n;
+}
+
 namespace {
 
 /// One worker's share over all its paths.

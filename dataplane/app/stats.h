@@ -64,6 +64,9 @@ std::vector<path_counters> sum_counters(std::span<const worker_counters> workers
 
 uint64_t total_rx(std::span<const worker_counters> workers) noexcept;
 
+/// Event records the full ring refused, over every worker and path.
+uint64_t total_events_ring_full(std::span<const worker_counters> workers) noexcept;
+
 /// One line per path (summed over workers); with several workers, one more
 /// per worker.
 void print_stats(std::FILE* out, std::span<const path_config> paths, std::span<const worker_counters> workers,

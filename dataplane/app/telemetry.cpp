@@ -365,6 +365,31 @@ void fill_sas(const telemetry_sources& src, rte_tel_data* d) {
     }
 }
 
+void fill_attest(const telemetry_sources& src, rte_tel_data* d) {
+    rte_tel_data_start_dict(d);
+    if (src.attest == nullptr) {
+        return;
+    }
+    const hsm::batcher_stats s = src.attest->stats();
+    add_string(d, "backend", hsm::to_string(src.attest->signer_info().kind));
+    add_string(d, "signer_id", src.attest->signer_id());
+    add_u64(d, "hardware_rooted", src.attest->signer_info().hardware_rooted ? 1 : 0);
+    add_u64(d, "events_submitted", s.events_submitted);
+    add_u64(d, "events_signed", s.events_signed);
+    add_u64(d, "events_held", s.events_held);
+    add_u64(d, "batches_signed", s.batches_signed);
+    add_u64(d, "missed_ring", s.missed_ring);
+    add_u64(d, "missed_overflow", s.missed_overflow);
+    add_u64(d, "sign_failures", s.sign_failures);
+    add_u64(d, "log_failures", s.log_failures);
+    add_u64(d, "largest_batch", s.largest_batch);
+    add_u64(d, "last_counter", s.last_counter);
+    add_u64(d, "latency_p50_us", static_cast<uint64_t>(s.latency_p50.count()));
+    add_u64(d, "latency_p99_us", static_cast<uint64_t>(s.latency_p99.count()));
+    add_u64(d, "latency_max_us", static_cast<uint64_t>(s.latency_max.count()));
+    add_string(d, "last_error", s.last_error);
+}
+
 /// Runs `fill` on the published sources; a command answers null (DPDK's
 /// reply to a negative return) when there are none.
 template <typename Fill>
@@ -396,6 +421,10 @@ int sa_command(const char* /*cmd*/, const char* /*params*/, rte_tel_data* d) {
     return answer(d, fill_sas);
 }
 
+int attest_command(const char* /*cmd*/, const char* /*params*/, rte_tel_data* d) {
+    return answer(d, fill_attest);
+}
+
 } // namespace
 
 telemetry_publication::telemetry_publication(const telemetry_sources& src) : _src(src) {
@@ -423,10 +452,11 @@ std::unique_ptr<telemetry_publication> publish_telemetry(const telemetry_sources
             telemetry_cb fn;
             const char* help;
         };
-        const std::array<command, 3> commands = {{
+        const std::array<command, 4> commands = {{
             {"/ptpsec/stats", stats_command, "ptpsec-dataplane counters per path and of the replay table"},
             {"/ptpsec/ports", ports_command, "ptpsec-dataplane ports: role, driver, link, ethdev counters"},
             {"/ptpsec/sa", sa_command, "ptpsec-dataplane SAs and their keys (IDs and algorithms, no key bytes)"},
+            {"/ptpsec/attest", attest_command, "ptpsec-dataplane attestation: events signed, batches, failures"},
         }};
         for (const auto& c : commands) {
             if (const int rc = rte_telemetry_register_cmd(c.name, c.fn, c.help); rc != 0) {

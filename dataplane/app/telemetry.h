@@ -16,11 +16,17 @@
 //                  retired (removed or expired); per key: key ID, algorithm,
 //                  ICV length, current, seconds of lifetime left or "never".
 //                  Never key bytes.
+//   /ptpsec/attest attestation (--attest): backend, signer_id,
+//                  hardware_rooted, events submitted, signed and held,
+//                  batches, missed (ring, overflow), sign and log failures,
+//                  largest batch, last counter, event-to-token latency
+//                  p50/p99/max in µs, last_error; null without --attest.
 //
 // The callbacks run on DPDK's telemetry threads while the workers run. They
 // read counters with relaxed loads (as snapshot() does), read the SA table
 // as an RCU reader of their own, and take nothing else from the fast path.
 
+#include <dataplane/app/attest.h>
 #include <dataplane/app/stats.h>
 #include <dataplane/replay.h>
 #include <dataplane/sa_table.h>
@@ -43,6 +49,7 @@ struct telemetry_sources {
     sa_table* sat = nullptr;
     unsigned sa_reader = 0;
     const replay_table* replay = nullptr; ///< null: no replay protection
+    const attestation* attest = nullptr;  ///< null: no --attest
 };
 
 /// While it lives, the commands answer from its sources; once it is
