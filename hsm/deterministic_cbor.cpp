@@ -108,9 +108,21 @@ status encode_item(const item& it, std::vector<uint8_t>& out, size_t depth) {
             PTPSEC_TRY(done, encode_item(it.elements[i], k, depth + 1));
             keys.emplace_back(std::move(k), i);
         }
-        std::sort(keys.begin(), keys.end());
+        // Byte by byte: std::vector's operator< compiles to a memcmp whose
+        // bound GCC 12 at -O3 cannot prove in range (-Wstringop-overread).
+        const auto encoded_order = [](const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
+            const size_t n = std::min(a.size(), b.size());
+            for (size_t i = 0; i < n; ++i) {
+                if (a[i] != b[i]) {
+                    return a[i] < b[i] ? -1 : 1;
+                }
+            }
+            return a.size() == b.size() ? 0 : (a.size() < b.size() ? -1 : 1);
+        };
+        std::sort(keys.begin(), keys.end(),
+                  [&](const auto& a, const auto& b) { return encoded_order(a.first, b.first) < 0; });
         for (size_t i = 1; i < keys.size(); ++i) {
-            if (keys[i].first == keys[i - 1].first) {
+            if (encoded_order(keys[i].first, keys[i - 1].first) == 0) {
                 return error{"CBOR: a map has the same key twice"};
             }
         }

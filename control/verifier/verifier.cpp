@@ -72,16 +72,16 @@ result<std::vector<uint8_t>> nonce_book::issue(int64_t now_ns) {
     if (RAND_bytes(n.data(), static_cast<int>(n.size())) != 1) {
         return error{"the random generator failed to make a nonce"};
     }
-    _issued[n] = now_ns;
+    _issued[std::string(n.begin(), n.end())] = now_ns;
     return n;
 }
 
 void nonce_book::add(std::vector<uint8_t> nonce, int64_t issued_at_ns) {
-    _issued[std::move(nonce)] = issued_at_ns;
+    _issued[std::string(nonce.begin(), nonce.end())] = issued_at_ns;
 }
 
 status nonce_book::check(std::span<const uint8_t> nonce, int64_t now_ns) const {
-    const auto it = _issued.find(std::vector<uint8_t>(nonce.begin(), nonce.end()));
+    const auto it = _issued.find(std::string(nonce.begin(), nonce.end()));
     if (it == _issued.end()) {
         return error{fmt::format("nonce {} was not issued by this Verifier", hex(nonce))};
     }
