@@ -282,6 +282,17 @@ void verifier::verify_record(std::string_view file, size_t batch_index, const hs
     std::string chain;
     if (st.chain && p.counter <= st.chain->counter) {
         const auto before = accepted_with_counter(p.signer_id, st, p.counter, report);
+        if (before && before->merkle_root == p.merkle_root && p.counter == st.chain->counter && batch_index == 0 &&
+            before->log_file != file) {
+            // The log repeats the last record of a file at the start of the
+            // next when a write or fdatasync failed after the record may
+            // already have been on disk (hsm/evidence_log.h): the same
+            // batch, byte for byte; counted once.
+            warn("duplicate record", fmt::format("counter {} of \"{}\" is the last batch of {} again, at the start of "
+                                                 "the next file (the log repeated it after a failed write)",
+                                                 p.counter, p.signer_id, before->log_file));
+            return;
+        }
         if (before && before->merkle_root == p.merkle_root) {
             fail("replayed batch", fmt::format("counter {} of \"{}\" was accepted before ({} offset {}); this is "
                                                "the same batch again",

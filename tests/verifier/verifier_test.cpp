@@ -252,6 +252,34 @@ TEST_F(verifier_test, an_old_record_appended_again_is_a_replayed_batch) {
     EXPECT_NE(r.failures[0].message.find("offset 0"), std::string::npos) << r.failures[0].message;
 }
 
+// After a failed write the evidence log rotates and may repeat the last
+// record at the start of the next file (hsm/evidence_log.h): a warning, counted
+// once. The same repeat anywhere else is a replayed batch.
+TEST_F(verifier_test, the_last_record_repeated_at_the_start_of_the_next_file_is_a_duplicate_not_a_replay) {
+    const auto all = batches(3);
+    write_bytes(_dir.file("evidence.1.cbor"), make_log({all[0], all[1]}).bytes);
+    write_bytes(_dir.file("evidence.cbor"), make_log({all[1], all[2]}).bytes);
+    verifier v(*_registrar, nullptr);
+    const std::vector<std::string> files{_dir.file("evidence.1.cbor"), _dir.file("evidence.cbor")};
+    const auto r = v.verify_files(files);
+    EXPECT_TRUE(r.ok()) << (r.failures.empty() ? "" : r.failures[0].message);
+    EXPECT_EQ(r.batches_accepted, 3U);
+    EXPECT_EQ(r.events, 9U) << "the repeated batch is counted once";
+    std::vector<std::string> dups;
+    for (const auto& w : r.warnings) {
+        if (w.check == "duplicate record") {
+            dups.push_back(w.file);
+        }
+    }
+    EXPECT_EQ(dups, std::vector<std::string>{_dir.file("evidence.cbor")});
+
+    // Not at a file boundary: a replay.
+    verifier w(*_registrar, nullptr);
+    verify_report in_one;
+    w.verify_log("one.log", make_log({all[0], all[1], all[1], all[2]}).bytes, in_one);
+    EXPECT_EQ(checks(in_one.failures), std::vector<std::string>{"replayed batch"});
+}
+
 TEST_F(verifier_test, a_whole_log_replayed_to_a_verifier_that_saw_it_is_caught_through_the_audit_store) {
     auto store = audit_store::open("sqlite:" + _dir.file("audit.db"));
     ASSERT_TRUE(store) << store.message();
