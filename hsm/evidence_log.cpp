@@ -1,5 +1,7 @@
 #include <hsm/evidence_log.h>
 
+#include <drivers/base/unique_fd.h>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -27,34 +29,10 @@ std::string errno_text(int e) {
     return std::strerror(e);
 }
 
-/// A descriptor closed at scope exit.
-class scoped_fd {
-public:
-    explicit scoped_fd(int fd) noexcept : _fd(fd) {}
-    ~scoped_fd() {
-        if (_fd >= 0) {
-            ::close(_fd);
-        }
-    }
-    scoped_fd(const scoped_fd&) = delete;
-    scoped_fd& operator=(const scoped_fd&) = delete;
-    scoped_fd(scoped_fd&&) = delete;
-    scoped_fd& operator=(scoped_fd&&) = delete;
-    int get() const noexcept { return _fd; }
-    int release() noexcept {
-        const int fd = _fd;
-        _fd = -1;
-        return fd;
-    }
-
-private:
-    int _fd;
-};
-
 // A new directory entry (a created file, a rename) is durable only once the
 // directory itself is fsynced (fsync(2), NOTES).
 status fsync_directory(const fs::path& dir) {
-    scoped_fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    unique_fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (fd.get() < 0) {
         return error{fmt::format("evidence log: cannot open directory {}: {}", dir.string(), errno_text(errno))};
     }
@@ -65,7 +43,7 @@ status fsync_directory(const fs::path& dir) {
 }
 
 result<std::vector<uint8_t>> read_whole(const fs::path& path) {
-    scoped_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) {
         return error{fmt::format("evidence log: cannot open {}: {}", path.string(), errno_text(errno))};
     }
@@ -176,7 +154,7 @@ status evidence_log::open_current() {
     if (fd < 0) {
         return error{fmt::format("evidence log: cannot open {} for appending: {}", path.string(), errno_text(errno))};
     }
-    scoped_fd guard(fd);
+    unique_fd guard(fd);
     struct stat st {};
     if (::fstat(fd, &st) != 0) {
         return error{fmt::format("evidence log: cannot stat {}: {}", path.string(), errno_text(errno))};

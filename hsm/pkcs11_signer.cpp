@@ -1,5 +1,7 @@
 #include <hsm/pkcs11_signer.h>
 
+#include <drivers/base/unique_fd.h>
+
 #include <hsm/signature.h>
 
 #include <fmt/format.h>
@@ -225,38 +227,6 @@ struct pkey_free {
 };
 struct pkey_ctx_free {
     void operator()(EVP_PKEY_CTX* p) const noexcept { EVP_PKEY_CTX_free(p); }
-};
-
-class unique_fd {
-public:
-    unique_fd() = default;
-    explicit unique_fd(int fd) noexcept : _fd(fd) {}
-    ~unique_fd() { reset(); }
-    unique_fd(unique_fd&& o) noexcept : _fd(std::exchange(o._fd, -1)) {}
-    unique_fd& operator=(unique_fd&& o) noexcept {
-        if (this != &o) {
-            reset();
-            _fd = std::exchange(o._fd, -1);
-        }
-        return *this;
-    }
-    unique_fd(const unique_fd&) = delete;
-    unique_fd& operator=(const unique_fd&) = delete;
-
-    int get() const noexcept { return _fd; }
-    explicit operator bool() const noexcept { return _fd >= 0; }
-    /// Closes now, for the callers that must know whether close failed (a
-    /// written file: NFS reports write errors at close).
-    int close() noexcept { return _fd >= 0 ? ::close(std::exchange(_fd, -1)) : 0; }
-
-private:
-    void reset() noexcept {
-        if (_fd >= 0) {
-            ::close(_fd);
-            _fd = -1;
-        }
-    }
-    int _fd = -1;
 };
 
 std::string errno_text(int e) {

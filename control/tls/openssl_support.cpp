@@ -18,26 +18,6 @@
 
 namespace ptpsec::tls::detail {
 
-unique_fd& unique_fd::operator=(unique_fd&& o) noexcept {
-    if (this != &o) {
-        reset(o.release());
-    }
-    return *this;
-}
-
-int unique_fd::release() noexcept {
-    const int fd = _fd;
-    _fd = -1;
-    return fd;
-}
-
-void unique_fd::reset(int fd) noexcept {
-    if (_fd >= 0) {
-        ::close(_fd);
-    }
-    _fd = fd;
-}
-
 namespace {
 
 struct bio_free {

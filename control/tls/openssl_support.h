@@ -7,6 +7,7 @@
 
 #include <control/tls/peer.h>
 #include <drivers/base/result.h>
+#include <drivers/base/unique_fd.h>
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -27,25 +28,7 @@ struct ssl_free {
 using ssl_ctx_ptr = std::unique_ptr<SSL_CTX, ssl_ctx_free>;
 using ssl_ptr = std::unique_ptr<SSL, ssl_free>;
 
-/// A file descriptor closed on every exit path.
-class unique_fd {
-public:
-    unique_fd() noexcept = default;
-    explicit unique_fd(int fd) noexcept : _fd(fd) {}
-    unique_fd(unique_fd&& o) noexcept : _fd(o.release()) {}
-    unique_fd& operator=(unique_fd&& o) noexcept;
-    unique_fd(const unique_fd&) = delete;
-    unique_fd& operator=(const unique_fd&) = delete;
-    ~unique_fd() { reset(); }
-
-    int get() const noexcept { return _fd; }
-    explicit operator bool() const noexcept { return _fd >= 0; }
-    int release() noexcept;
-    void reset(int fd = -1) noexcept;
-
-private:
-    int _fd = -1;
-};
+using ptpsec::unique_fd;
 
 /// The files a TLS endpoint is configured with (PEM).
 struct credential_files {

@@ -1,5 +1,7 @@
 #include <drivers/clock/phc_clock.h>
 
+#include <drivers/base/unique_fd.h>
+
 #include <fmt/format.h>
 
 #include <fcntl.h>
@@ -25,31 +27,6 @@ constexpr clockid_t clockfd = 3;
 constexpr clockid_t fd_to_clockid(int fd) noexcept {
     return static_cast<clockid_t>((~static_cast<unsigned int>(fd) << 3) | clockfd);
 }
-
-/// Closes a descriptor on every early return of open().
-class unique_fd {
-public:
-    explicit unique_fd(int fd) noexcept : _fd(fd) {}
-    ~unique_fd() {
-        if (_fd >= 0) {
-            ::close(_fd);
-        }
-    }
-    unique_fd(const unique_fd&) = delete;
-    unique_fd& operator=(const unique_fd&) = delete;
-    unique_fd(unique_fd&&) = delete;
-    unique_fd& operator=(unique_fd&&) = delete;
-
-    int get() const noexcept { return _fd; }
-    int release() noexcept {
-        const int fd = _fd;
-        _fd = -1;
-        return fd;
-    }
-
-private:
-    int _fd;
-};
 
 /// The driver's name for the clock ("ptp_kvm", "netdevsim", "ice-0000:3b:00.0-clk"),
 /// from sysfs; empty if sysfs does not say.

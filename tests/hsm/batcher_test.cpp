@@ -14,6 +14,7 @@
 #include <hsm/software_signer.h>
 #include <hsm/tpm_signer.h>
 
+#include "file_size_limit.h"
 #include "softhsm.h"
 #include "swtpm.h"
 
@@ -502,31 +503,6 @@ TEST_F(batcher_test, overflow_beyond_the_cap_is_counted_and_the_gap_shows_in_the
     EXPECT_EQ(total_events(batches), 1050U);
 }
 
-/// RLIMIT_FSIZE lowered for a scope with SIGXFSZ ignored, so that a write
-/// past it fails with EFBIG (setrlimit(2)); works for root too.
-class file_size_limit {
-public:
-    explicit file_size_limit(rlim_t limit) {
-        ::getrlimit(RLIMIT_FSIZE, &_saved);
-        _old_handler = std::signal(SIGXFSZ, SIG_IGN);
-        rlimit lowered = _saved;
-        lowered.rlim_cur = limit;
-        ::setrlimit(RLIMIT_FSIZE, &lowered);
-    }
-    ~file_size_limit() {
-        ::setrlimit(RLIMIT_FSIZE, &_saved);
-        std::signal(SIGXFSZ, _old_handler);
-    }
-    file_size_limit(const file_size_limit&) = delete;
-    file_size_limit& operator=(const file_size_limit&) = delete;
-    file_size_limit(file_size_limit&&) = delete;
-    file_size_limit& operator=(file_size_limit&&) = delete;
-
-private:
-    rlimit _saved{};
-    void (*_old_handler)(int) = nullptr;
-};
-
 TEST_F(batcher_test, a_failing_log_is_retried_with_the_same_signed_batch_and_nothing_is_lost) {
     auto log = open_log();
     ASSERT_TRUE(log);
@@ -551,7 +527,7 @@ TEST_F(batcher_test, a_failing_log_is_retried_with_the_same_signed_batch_and_not
         *b, [](const batcher_stats& s) { return s.events_signed == 200; }, 5s));
     {
         // The disk "fills" 100 octets into the next record.
-        file_size_limit limit(log->current_size() + 100);
+        test::file_size_limit limit(log->current_size() + 100);
         submit_some(200);
         ASSERT_TRUE(wait_for(
             *b, [](const batcher_stats& s) { return s.log_failures >= 2; }, 5s));

@@ -9,6 +9,7 @@
 #include <hsm/software_signer.h>
 
 #include "../process.h"
+#include "file_size_limit.h"
 
 #include <gtest/gtest.h>
 
@@ -260,32 +261,6 @@ TEST_F(evidence_log_test, one_writer_at_a_time_and_bad_arguments_say_why) {
     EXPECT_FALSE(list_log_files(_dir.path() / "missing", "evidence"));
 }
 
-/// RLIMIT_FSIZE lowered for a scope, with SIGXFSZ ignored so that a write
-/// past it fails with EFBIG instead of killing the process (setrlimit(2)).
-/// It works even for root, unlike a read-only directory.
-class file_size_limit {
-public:
-    explicit file_size_limit(rlim_t limit) {
-        ::getrlimit(RLIMIT_FSIZE, &_saved);
-        _old_handler = std::signal(SIGXFSZ, SIG_IGN);
-        rlimit lowered = _saved;
-        lowered.rlim_cur = limit;
-        ::setrlimit(RLIMIT_FSIZE, &lowered);
-    }
-    ~file_size_limit() {
-        ::setrlimit(RLIMIT_FSIZE, &_saved);
-        std::signal(SIGXFSZ, _old_handler);
-    }
-    file_size_limit(const file_size_limit&) = delete;
-    file_size_limit& operator=(const file_size_limit&) = delete;
-    file_size_limit(file_size_limit&&) = delete;
-    file_size_limit& operator=(file_size_limit&&) = delete;
-
-private:
-    rlimit _saved{};
-    void (*_old_handler)(int) = nullptr;
-};
-
 TEST_F(evidence_log_test, a_failed_write_is_repaired_by_rotation_not_truncation) {
     const auto records = make_records(4, 6);
     auto log = evidence_log::open(_dir.path(), "evidence", 1 << 20);
@@ -295,7 +270,7 @@ TEST_F(evidence_log_test, a_failed_write_is_repaired_by_rotation_not_truncation)
     const uint64_t before = (*log)->current_size();
     {
         // The disk "fills" 100 octets into the third record.
-        file_size_limit limit(before + 100);
+        test::file_size_limit limit(before + 100);
         auto failed = (*log)->append(records[2]);
         ASSERT_FALSE(failed);
         EXPECT_NE(failed.message().find("evidence.cbor"), std::string::npos) << failed.message();
