@@ -1,5 +1,7 @@
 #include <hsm/pkcs11_signer.h>
 
+#include <drivers/base/hex.h>
+
 #include <drivers/base/unique_fd.h>
 
 #include <hsm/signature.h>
@@ -213,13 +215,8 @@ std::string padded_text(const unsigned char (&field)[N]) {
     return std::string(reinterpret_cast<const char*>(field), p11_kit_space_strlen(field, N));
 }
 
-std::string hex(std::span<const uint8_t> bytes) {
-    std::string out;
-    out.reserve(bytes.size() * 2);
-    for (const uint8_t b : bytes) {
-        out += fmt::format("{:02x}", b);
-    }
-    return out;
+std::string hex(std::span<const uint8_t> b) {
+    return to_hex(b);
 }
 
 struct pkey_free {

@@ -1,5 +1,7 @@
 #include <hsm/tpm_signer.h>
 
+#include <drivers/base/hex.h>
+
 #include <hsm/signature.h>
 
 #include <fmt/format.h>
@@ -73,13 +75,8 @@ bool tpm_rc_is(TSS2_RC rc, TSS2_RC code) {
 // ---------------------------------------------------------------------------
 // Small helpers
 
-std::string hex(std::span<const uint8_t> bytes) {
-    std::string out;
-    out.reserve(bytes.size() * 2);
-    for (const uint8_t b : bytes) {
-        out += fmt::format("{:02x}", b);
-    }
-    return out;
+std::string hex(std::span<const uint8_t> b) {
+    return to_hex(b);
 }
 
 std::array<uint8_t, 32> sha256(std::span<const uint8_t> data) {

@@ -1,5 +1,7 @@
 #include <control/verifier/cli.h>
 
+#include <drivers/base/hex.h>
+
 #include <control/verifier/audit_store.h>
 #include <control/verifier/registrar.h>
 #include <control/verifier/verifier.h>
@@ -49,11 +51,7 @@ int refused(const std::string& message) {
 }
 
 std::string hex(std::span<const uint8_t> b) {
-    std::string s;
-    for (uint8_t x : b) {
-        s += fmt::format("{:02x}", x);
-    }
-    return s;
+    return to_hex(b);
 }
 
 std::optional<std::vector<uint8_t>> parse_hex(std::string_view s) {

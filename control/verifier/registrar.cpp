@@ -1,5 +1,7 @@
 #include <control/verifier/registrar.h>
 
+#include <drivers/base/hex.h>
+
 #include <hsm/signature.h>
 
 #include <fmt/format.h>
@@ -67,12 +69,7 @@ int64_t now_ns() {
 }
 
 std::string hex(std::span<const uint8_t> b) {
-    std::string s;
-    s.reserve(2 * b.size());
-    for (uint8_t x : b) {
-        s += fmt::format("{:02x}", x);
-    }
-    return s;
+    return to_hex(b);
 }
 
 result<hsm::backend_kind> backend_of(const std::string& s) {

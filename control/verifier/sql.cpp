@@ -1,5 +1,7 @@
 #include <control/verifier/sql.h>
 
+#include <drivers/base/hex.h>
+
 #include <fmt/format.h>
 #include <pqxx/pqxx>
 #include <sqlite3.h>
@@ -154,9 +156,7 @@ std::string hex_of(std::span<const uint8_t> b) {
     std::string s;
     s.reserve(2 + 2 * b.size());
     s += "\\x"; // bytea hex input format (PostgreSQL manual §8.4.1)
-    for (uint8_t x : b) {
-        s += fmt::format("{:02x}", x);
-    }
+    s += to_hex(b);
     return s;
 }
 

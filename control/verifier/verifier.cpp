@@ -1,5 +1,7 @@
 #include <control/verifier/verifier.h>
 
+#include <drivers/base/hex.h>
+
 #include <hsm/cose.h>
 #include <hsm/merkle.h>
 
@@ -14,12 +16,7 @@ namespace ptpsec::verifier {
 namespace {
 
 std::string hex(std::span<const uint8_t> b) {
-    std::string s;
-    s.reserve(2 * b.size());
-    for (uint8_t x : b) {
-        s += fmt::format("{:02x}", x);
-    }
-    return s;
+    return to_hex(b);
 }
 
 /// A short form of a root for messages: its first eight octets.
