@@ -9,6 +9,8 @@
 
 #include <charconv>
 #include <limits>
+#include <map>
+#include <memory>
 
 namespace ptpsec::verifier::sql {
 
@@ -46,7 +48,10 @@ private:
 class sqlite_connection final : public connection {
 public:
     sqlite_connection(sqlite3* db, std::string path) : _db(db), _name(fmt::format("sqlite {}", path)) {}
-    ~sqlite_connection() override { sqlite3_close(_db); }
+    ~sqlite_connection() override {
+        _prepared.clear(); // finalised before the database closes
+        sqlite3_close(_db);
+    }
     sqlite_connection(const sqlite_connection&) = delete;
     sqlite_connection& operator=(const sqlite_connection&) = delete;
     sqlite_connection(sqlite_connection&&) = delete;
@@ -54,13 +59,29 @@ public:
 
     result<std::vector<row>> query(const std::string& text, std::span<const value> params,
                                    std::span<const column> columns) override {
-        statement st(_db, text);
-        if (!st.ok()) {
-            return failed();
+        // Statements are prepared once and kept: the audit store runs the
+        // same few for every event of every batch.
+        auto found = _prepared.find(text);
+        if (found == _prepared.end()) {
+            auto made = std::make_unique<statement>(_db, text);
+            if (!made->ok()) {
+                return failed();
+            }
+            found = _prepared.emplace(text, std::move(made)).first;
         }
+        statement& st = *found->second;
+        struct reset_on_exit {
+            sqlite3_stmt* s;
+            ~reset_on_exit() {
+                sqlite3_reset(s);
+                sqlite3_clear_bindings(s);
+            }
+        } const reset{st.get()};
         for (size_t i = 0; i < params.size(); ++i) {
-            const std::string name = fmt::format("${}", i + 1);
-            const int at = sqlite3_bind_parameter_index(st.get(), name.c_str());
+            char name[24];
+            const auto end = fmt::format_to_n(name, sizeof name - 1, "${}", i + 1).out;
+            *end = '\0';
+            const int at = sqlite3_bind_parameter_index(st.get(), name);
             if (at == 0) {
                 return error{fmt::format("{}: the statement has no parameter {}", _name, name)};
             }
@@ -143,6 +164,7 @@ public:
     std::string_view blob_type() const noexcept override { return "BLOB"; }
 
 private:
+    std::map<std::string, std::unique_ptr<statement>> _prepared;
     error failed() const { return error{fmt::format("{}: {}", _name, sqlite3_errmsg(_db))}; }
 
     sqlite3* _db;
