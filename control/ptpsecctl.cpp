@@ -412,7 +412,8 @@ void print_status(const ordered_json& s) {
         server_role = fmt::format("on (NTS-KE port {}, {} group(s), state {})", count_of(server, "port"),
                                   count_of(server, "groups"), server.value("state", "?"));
     }
-    fmt::print("roles: server {}, node {}\n", server_role, roles.value("node", false) ? "on" : "off");
+    fmt::print("roles: server {}, node {}, verifier {}\n", server_role, roles.value("node", false) ? "on" : "off",
+               roles.value("verifier", false) ? "on" : "off");
     if (roles.value("server", false)) {
         const ordered_json ke = server.value("ke", ordered_json::object());
         std::vector<std::string> refused;
@@ -451,6 +452,15 @@ void print_status(const ordered_json& s) {
                        count_of(g, "keys_held"), id_list(g.value("key_ids", ordered_json::array())),
                        signing != g.end() && signing->is_number() ? signing->dump() : "-",
                        fmt::format("{} s", count_of(g, "next_fetch_in_s")), error.empty() ? "-" : error);
+        }
+    }
+    if (roles.value("verifier", false)) {
+        const ordered_json v = s.value("verifier", ordered_json::object());
+        fmt::print("verifier: batches accepted {} (verified {}) events {} | failures {} warnings {} store errors {}\n",
+                   count_of(v, "batches_accepted"), count_of(v, "batches_verified"), count_of(v, "events"),
+                   count_of(v, "failures"), count_of(v, "warnings"), count_of(v, "store_errors"));
+        for (const auto& f : v.value("recent_failures", ordered_json::array())) {
+            fmt::print("  {}\n", f.is_string() ? f.get<std::string>() : f.dump());
         }
     }
     const ordered_json admin = s.value("admin", ordered_json::object());

@@ -544,6 +544,45 @@ result<ke::unicast_policy> parse_unicast(const toml::table& t, std::string_view 
     return p;
 }
 
+result<verifier_settings> parse_verifier(const toml::table& t, std::string_view origin, const std::string& base_dir) {
+    table_reader r(t, "verifier", origin);
+    verifier_settings v;
+    PTPSEC_TRY(registrar, r.get<std::string>("registrar"));
+    if (!*registrar || (*registrar)->empty()) {
+        return error{fmt::format("{}: [verifier] needs registrar = \"FILE\" (the Registrar's database, made with "
+                                 "ptpsecctl registrar enrol)",
+                                 r.at_table())};
+    }
+    v.registrar = resolve(base_dir, **registrar);
+    PTPSEC_TRY(audit, r.get<std::string>("audit"));
+    if (!*audit || (*audit)->empty()) {
+        return error{fmt::format("{}: [verifier] needs audit = \"sqlite:FILE\" or \"postgresql:CONNINFO\" (where "
+                                 "verified batches and each signer's chain are kept)",
+                                 r.at_table())};
+    }
+    v.audit = **audit;
+    if (v.audit.starts_with("sqlite:")) {
+        v.audit = "sqlite:" + resolve(base_dir, v.audit.substr(7));
+    }
+    PTPSEC_TRY(logs, r.strings("logs"));
+    if (logs->empty()) {
+        return error{fmt::format("{}: [verifier] needs logs = [\"DIR\", ...] (the data planes' --attest-log "
+                                 "directories)",
+                                 r.at_table())};
+    }
+    for (const auto& l : *logs) {
+        v.logs.push_back(resolve(base_dir, l));
+    }
+    PTPSEC_TRY(name, r.get<std::string>("log-name"));
+    v.log_name = name->value_or(v.log_name);
+    PTPSEC_TRY(poll, r.number("poll-ms", 10, 60'000));
+    v.poll_ms = static_cast<uint32_t>(poll->value_or(v.poll_ms));
+    if (auto st = r.unknown_keys(); !st) {
+        return st.err();
+    }
+    return v;
+}
+
 result<admin_settings> parse_admin(const toml::table& t, std::string_view origin, const std::string& base_dir) {
     table_reader r(t, "admin", origin);
     admin_settings a;
@@ -603,6 +642,13 @@ result<config> parse_config(std::string_view text, std::string_view origin, cons
             c.node = std::move(n->first);
             node_groups = std::move(n->second);
             node_at = at;
+        } else if (key == "verifier") {
+            const toml::table* t = v.as_table();
+            if (t == nullptr) {
+                return error{fmt::format("{}: verifier: expected a table ([verifier])", at)};
+            }
+            PTPSEC_TRY(ver, parse_verifier(*t, origin, base_dir));
+            c.verifier = std::move(ver).value();
         } else if (key == "admin") {
             const toml::table* t = v.as_table();
             if (t == nullptr) {
@@ -637,8 +683,9 @@ result<config> parse_config(std::string_view text, std::string_view origin, cons
             return error{fmt::format("{}: admin-socket: write it as socket = \"PATH\" in an [admin] table", at)};
         } else {
             return error{fmt::format(
-                "{}: unknown key \"{}\" (use [server], [unicast], [node], [admin], [[group]] and [[client]])", at,
-                key)};
+                "{}: unknown key \"{}\" (use [server], [unicast], [node], [verifier], [admin], [[group]] and "
+                "[[client]])",
+                at, key)};
         }
     }
     std::set<std::string> names;

@@ -95,8 +95,18 @@ struct admin_settings {
     bool configured = false;
 };
 
+/// [verifier]: the online Verifier (control/verifier/watcher.h).
+struct verifier_settings {
+    std::string registrar;             ///< the Registrar's database
+    std::string audit;                 ///< sqlite:PATH or postgresql:CONNINFO
+    std::vector<std::string> logs;     ///< evidence log directories to watch
+    std::string log_name = "evidence"; ///< their files' base name
+    uint32_t poll_ms = 500;
+};
+
 struct config {
     std::optional<server_settings> server;
+    std::optional<verifier_settings> verifier;
     std::optional<node::settings> node;
     std::vector<ke::group_policy> groups;
     std::vector<ke::client_rule> clients;

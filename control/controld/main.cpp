@@ -1,5 +1,5 @@
-// ptpsec-controld: the NTS4PTP control plane (seeds/001), with two roles that
-// a configuration file turns on:
+// ptpsec-controld: the NTS4PTP control plane (seeds/001) and the online
+// attestation Verifier, with roles that a configuration file turns on:
 //
 //   [server]  the NTS-KE server: PTP Key Requests over TLS 1.3 (ALPN
 //             ntske/1, client certificates required), answered from the
@@ -10,6 +10,9 @@
 //   [node]    asks a KE server for its groups' keys and keeps the local
 //             ptpsec-dataplane supplied through its SA channel
 //             (control/node/node.h).
+//   [verifier] watches data planes' evidence log directories and verifies
+//             every batch soon after it is written, against the Registrar,
+//             into the audit store (control/verifier/watcher.h).
 //
 //   ptpsec-controld --config /etc/ptpsec/controld.toml
 //
@@ -33,6 +36,9 @@
 #include <control/node/node.h>
 #include <control/nts/message.h>
 #include <control/tls/server.h>
+#include <control/verifier/audit_store.h>
+#include <control/verifier/registrar.h>
+#include <control/verifier/watcher.h>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -384,6 +390,90 @@ void run_node(node::node& n, node_board& board) {
     }
 }
 
+/// What the online Verifier found so far, for `ptpsecctl status`.
+class verifier_board {
+public:
+    void add(const verifier::verify_report& r) {
+        const std::lock_guard lock(_mutex);
+        ++_polls;
+        _total.records += r.records;
+        _total.batches_accepted += r.batches_accepted;
+        _total.batches_verified += r.batches_verified;
+        _total.events += r.events;
+        _failures += r.failures.size();
+        _warnings += r.warnings.size();
+        _store_errors += r.store_errors.size();
+        for (const auto& f : r.failures) {
+            _recent.push_back(describe(f));
+        }
+        for (const auto& e : r.store_errors) {
+            _recent.push_back("store: " + e);
+        }
+        while (_recent.size() > 10) {
+            _recent.erase(_recent.begin());
+        }
+    }
+
+    static std::string describe(const verifier::finding& f) {
+        return fmt::format("{} offset {}{}: {}: {}", f.file, f.offset,
+                           f.counter ? fmt::format(" counter {}", *f.counter) : std::string(), f.check, f.message);
+    }
+
+    json to_json(const config& cfg) const {
+        const std::lock_guard lock(_mutex);
+        return {{"logs", cfg.verifier->logs},
+                {"polls", _polls},
+                {"records", _total.records},
+                {"batches_accepted", _total.batches_accepted},
+                {"batches_verified", _total.batches_verified},
+                {"events", _total.events},
+                {"failures", _failures},
+                {"warnings", _warnings},
+                {"store_errors", _store_errors},
+                {"recent_failures", _recent}};
+    }
+
+    void print(std::string_view label) const {
+        const std::lock_guard lock(_mutex);
+        fmt::print("ptpsec-controld verifier ({}): batches accepted {} (verified {}) events {} | failures {} warnings "
+                   "{} store errors {}\n",
+                   label, _total.batches_accepted, _total.batches_verified, _total.events, _failures, _warnings,
+                   _store_errors);
+        std::fflush(stdout);
+    }
+
+private:
+    mutable std::mutex _mutex;
+    verifier::verify_report _total;
+    uint64_t _polls = 0;
+    uint64_t _failures = 0;
+    uint64_t _warnings = 0;
+    uint64_t _store_errors = 0;
+    std::vector<std::string> _recent;
+};
+
+/// The verifier role until a stop signal: a poll every poll_ms; each failure
+/// is printed as it is found.
+void run_verifier(verifier::watcher& w, const verifier_settings& s, verifier_board& board) {
+    while (!stop_requested.load(std::memory_order_relaxed)) {
+        verifier::verify_report r;
+        w.poll(r);
+        for (const auto& f : r.failures) {
+            fmt::print("ptpsec-controld verifier: FAILED {}\n", verifier_board::describe(f));
+        }
+        for (const auto& e : r.store_errors) {
+            fmt::print("ptpsec-controld verifier: {}\n", e);
+        }
+        board.add(r);
+        if (r.batches_accepted != 0 || !r.failures.empty()) {
+            board.print("live");
+        }
+        for (uint32_t waited = 0; waited < s.poll_ms && !stop_requested.load(std::memory_order_relaxed); waited += 50) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(std::min<uint32_t>(50, s.poll_ms - waited)));
+        }
+    }
+}
+
 /// The names of seeds/001 Table 19's error codes 0-4, as JSON keys.
 constexpr std::array<const char*, 5> refusal_names = {
     "unrecognized_critical_record", "bad_request", "internal_server_error", "not_authorized", "grantor_not_registered"};
@@ -450,7 +540,8 @@ struct daemon_view {
     const ke::ke_service* ke = nullptr;
     const tls::server* tls = nullptr;
     uint16_t port = 0;
-    node_board* node = nullptr; ///< null without the node role
+    node_board* node = nullptr;               ///< null without the node role
+    const verifier_board* verifier = nullptr; ///< null without the verifier role
     const admin::server* admin = nullptr;
 };
 
@@ -461,7 +552,7 @@ json status_reply(const daemon_view& d) {
     out["pid"] = ::getpid();
     out["uptime_s"] = (monotonic_now() - d.started_ns) / 1'000'000'000LL;
     out["config"] = d.config_file;
-    out["roles"] = {{"server", d.keys != nullptr}, {"node", d.node != nullptr}};
+    out["roles"] = {{"server", d.keys != nullptr}, {"node", d.node != nullptr}, {"verifier", d.verifier != nullptr}};
     if (d.keys != nullptr) {
         ke::ke_service::counters k;
         {
@@ -477,6 +568,9 @@ json status_reply(const daemon_view& d) {
                   {"dataplane_prefix", d.cfg->node->dataplane_prefix}};
         n.update(d.node->to_json());
         out["node"] = std::move(n);
+    }
+    if (d.verifier != nullptr) {
+        out["verifier"] = d.verifier->to_json(*d.cfg);
     }
     const admin::counters a = d.admin->stats();
     out["admin"] = {
@@ -864,6 +958,29 @@ int serve(const config& cfg, const std::string& config_file) {
         view.tls = &*srv;
         view.port = srv->port();
     }
+    std::unique_ptr<verifier::registrar> registrar;
+    std::unique_ptr<verifier::audit_store> audit;
+    std::optional<verifier::watcher> watcher;
+    verifier_board verifier_totals;
+    if (cfg.verifier) {
+        auto reg = verifier::registrar::open(cfg.verifier->registrar);
+        if (!reg) {
+            fmt::print(stderr, "ptpsec-controld: [verifier] registrar: {}\n", reg.message());
+            return exit_error;
+        }
+        registrar = std::move(reg).value();
+        auto opened = verifier::audit_store::open(cfg.verifier->audit);
+        if (!opened) {
+            fmt::print(stderr, "ptpsec-controld: [verifier] audit: {}\n", opened.message());
+            return exit_error;
+        }
+        audit = std::move(opened).value();
+        watcher.emplace(*registrar, *audit, verifier::watch_settings{cfg.verifier->logs, cfg.verifier->log_name});
+        view.verifier = &verifier_totals;
+        fmt::print("ptpsec-controld: verifier of the evidence logs in {}, every {} ms, registrar {}, audit {}\n",
+                   fmt::join(cfg.verifier->logs, ", "), cfg.verifier->poll_ms, cfg.verifier->registrar,
+                   cfg.verifier->audit);
+    }
     std::signal(SIGINT, on_stop);
     std::signal(SIGTERM, on_stop);
     std::signal(SIGHUP, on_hup);
@@ -885,7 +1002,13 @@ int serve(const config& cfg, const std::string& config_file) {
     }
     std::fflush(stdout);
     status server_status = ok_status();
-    if (srv && nd) {
+    std::thread verifier_thread;
+    if (watcher && (srv || nd)) {
+        verifier_thread = std::thread([&] { run_verifier(*watcher, *cfg.verifier, verifier_totals); });
+    }
+    if (watcher && !srv && !nd) {
+        run_verifier(*watcher, *cfg.verifier, verifier_totals);
+    } else if (srv && nd) {
         std::thread t([&] { server_status = srv->run(); });
         run_node(*nd, board);
         srv->stop();
@@ -895,6 +1018,10 @@ int serve(const config& cfg, const std::string& config_file) {
     } else {
         run_node(*nd, board);
     }
+    stop_requested.store(true, std::memory_order_relaxed);
+    if (verifier_thread.joinable()) {
+        verifier_thread.join();
+    }
     running = nullptr;
     adm.reset();
     if (srv) {
@@ -903,6 +1030,9 @@ int serve(const config& cfg, const std::string& config_file) {
     }
     if (nd) {
         print_node(*nd, "at exit");
+    }
+    if (watcher) {
+        verifier_totals.print("at exit");
     }
     if (!server_status) {
         fmt::print(stderr, "ptpsec-controld: {}\n", server_status.message());
@@ -928,15 +1058,16 @@ int run(int argc, char** argv) {
         return exit_error;
     }
     if (check) {
-        fmt::print("{}: {} group(s), {} client rule(s), server role {}, ticket-based mode {}, node role {}, admin "
-                   "socket {}\n",
+        fmt::print("{}: {} group(s), {} client rule(s), server role {}, ticket-based mode {}, node role {}, verifier "
+                   "role {}, admin socket {}\n",
                    config_file, cfg->groups.size(), cfg->clients.size(), cfg->server ? "on" : "off",
                    cfg->unicast && cfg->unicast->enabled ? "on" : "off", cfg->node ? "on" : "off",
-                   cfg->admin.enabled ? cfg->admin.socket : "off");
+                   cfg->verifier ? "on" : "off", cfg->admin.enabled ? cfg->admin.socket : "off");
         return exit_ok;
     }
-    if (!cfg->server && !cfg->node) {
-        fmt::print(stderr, "ptpsec-controld: {}: neither [server] nor [node]: nothing to run\n", config_file);
+    if (!cfg->server && !cfg->node && !cfg->verifier) {
+        fmt::print(stderr, "ptpsec-controld: {}: neither [server], [node] nor [verifier]: nothing to run\n",
+                   config_file);
         return exit_error;
     }
     return serve(*cfg, config_file);

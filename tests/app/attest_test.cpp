@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <regex>
@@ -348,6 +349,143 @@ TEST_F(attest_app, live_counters_are_on_telemetry_and_every_event_is_signed_at_t
     if (out.find("could not be signed") != std::string::npos) {
         EXPECT_NE(out.find("attestation: 0 event(s) could not be signed"), std::string::npos) << out;
     }
+}
+
+TEST_F(attest_app, the_online_verifier_checks_the_batches_while_the_data_plane_writes_them) {
+    // A software key made beforehand (mode 0600), enrolled for development use.
+    const std::string key = _dir.file("observer.pem");
+    ASSERT_EQ(test::run_program(_dir, "/usr/bin/openssl",
+                                {"genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key})
+                  .exit_code,
+              0);
+    ::chmod(key.c_str(), 0600);
+    const std::string registrar = _dir.file("registrar.db");
+    const auto enrolled = test::run_program(
+        _dir, _ctl,
+        {"registrar", "enrol", "--db", registrar, "--signer-id", "observer-1", "--software", key, "--allow-software"});
+    ASSERT_EQ(enrolled.exit_code, 0) << enrolled.out << enrolled.err;
+    test::write_file(_dir.file("verifier.toml"), fmt::format(R"([verifier]
+registrar = "registrar.db"
+audit = "sqlite:audit.db"
+logs = ["evidence"]
+poll-ms = 100
+
+[admin]
+socket = "verifier.sock"
+)"));
+    test::background_program verifier(_dir, test::program_from_env("PTPSEC_CONTROLD"),
+                                      {"--config", _dir.file("verifier.toml")});
+    const std::string prefix = fmt::format("ptpsec-attest-online-{}", ::getpid());
+    runtime_dir_guard runtime(prefix);
+    // The capture again and again at about 4,000 frames a second: a steady
+    // stream the online Verifier keeps up with.
+    pcap_fifo feed(_dir.file("outside.fifo"));
+    std::atomic<bool> feeding{true};
+    std::thread feeder([&] {
+        while (feeding.load()) {
+            for (size_t i = 0; i < _capture.size() && feeding.load(); ++i) {
+                feed.write(_capture[i].data);
+                if (i % 20 == 19) {
+                    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+                }
+            }
+        }
+    });
+    struct join_on_exit {
+        std::atomic<bool>& flag;
+        std::thread& t;
+        ~join_on_exit() {
+            flag = false;
+            if (t.joinable()) {
+                t.join();
+            }
+        }
+    } const stop_feeding{feeding, feeder};
+    test::background_program dp(_dir, _exe,
+                                {"--no-huge",
+                                 "-m",
+                                 "256",
+                                 "--no-pci",
+                                 "--no-shconf",
+                                 "-l",
+                                 "0",
+                                 fmt::format("--file-prefix={}", prefix),
+                                 fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null", _dir.file("empty.pcap")),
+                                 fmt::format("--vdev=net_pcap1,rx_pcap={},tx_pcap=/dev/null", feed.path()),
+                                 "--",
+                                 "--sa-file",
+                                 test::linuxptp_sa_file,
+                                 "--inside-policy",
+                                 "pass",
+                                 "--outside-policy",
+                                 "verify-strip",
+                                 "--replay-window",
+                                 "0",
+                                 "--events",
+                                 "both",
+                                 "--attest",
+                                 "software",
+                                 "--attest-key",
+                                 key,
+                                 "--attest-counter",
+                                 _dir.file("counter"),
+                                 "--attest-log",
+                                 _dir.file("evidence"),
+                                 "--attest-signer-id",
+                                 "observer-1",
+                                 "--attest-batch-ms",
+                                 "50",
+                                 "--attest-max-held",
+                                 "65536"});
+    auto status = [&] {
+        const auto r =
+            test::run_program(_dir, _ctl, {"status", "--controld-socket", _dir.file("verifier.sock"), "--json"});
+        return r.exit_code == 0 ? json::parse(r.out).value("verifier", json::object()) : json::object();
+    };
+    // Verified while the data plane is still writing.
+    json live;
+    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+         std::chrono::steady_clock::now() < deadline;) {
+        ASSERT_TRUE(dp.running()) << dp.err() << dp.out();
+        ASSERT_TRUE(verifier.running()) << verifier.err() << verifier.out();
+        live = status();
+        if (live.value("batches_accepted", 0U) >= 3) {
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ASSERT_GE(live.value("batches_accepted", 0U), 3U) << live.dump() << verifier.out();
+    EXPECT_TRUE(dp.running()) << "verified while the data plane runs";
+    EXPECT_EQ(live.at("failures"), 0) << live.dump();
+    // End of input: the data plane's reader of the FIFO sees it, then stops.
+    feeding = false;
+    feeder.join();
+    feed.close();
+    ASSERT_EQ(dp.stop(), 0) << dp.err();
+    // The last batches (signed at the stop) are verified too.
+    const std::regex at_exit("in ([0-9]+) batches");
+    std::smatch m;
+    const std::string dp_out = dp.out();
+    ASSERT_TRUE(std::regex_search(dp_out, m, at_exit)) << dp_out;
+    const uint64_t written = std::stoull(m[1]);
+    json done;
+    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+         std::chrono::steady_clock::now() < deadline;) {
+        done = status();
+        if (done.value("batches_accepted", 0U) >= written) {
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_EQ(done.value("batches_accepted", 0U), written) << done.dump();
+    EXPECT_EQ(done.value("batches_verified", 0U), written);
+    EXPECT_EQ(done.at("failures"), 0) << done.dump();
+    EXPECT_EQ(done.at("warnings"), written) << "each software batch is flagged not hardware-rooted";
+    ASSERT_EQ(verifier.stop(), 0) << verifier.err();
+    EXPECT_NE(verifier.out().find(fmt::format("ptpsec-controld verifier (at exit): batches accepted {} (verified {})",
+                                              written, written)),
+              std::string::npos)
+        << verifier.out();
 }
 
 TEST_F(attest_app, refuses_to_start_attesting_without_what_it_needs) {

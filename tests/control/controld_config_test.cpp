@@ -244,7 +244,8 @@ TEST(controld_config, every_mistake_is_named_with_its_line) {
         {group + server + "colour = \"red\"\n", "t.toml:8: server: unknown key \"colour\""},
         {server, "t.toml: [server] without any [[group]] or [unicast]: there is nothing to serve"},
         {"[servr]\n",
-         "t.toml:1: unknown key \"servr\" (use [server], [unicast], [node], [admin], [[group]] and [[client]])"},
+         "t.toml:1: unknown key \"servr\" (use [server], [unicast], [node], [verifier], [admin], [[group]] and "
+         "[[client]])"},
         {"[unicast]\n", "t.toml:1: [unicast] configures the KE server's ticket-based mode: it needs [server]"},
         {server + "[unicast]\nheartbeat-timeout = 70000\n",
          "t.toml:7: unicast.heartbeat-timeout = 70000: use 0 to 65535"},

@@ -450,7 +450,7 @@ TEST_F(controld, status_and_groups_show_what_clients_got_and_never_a_key) {
     const json status = ask_admin_command(_socket, "status");
     ASSERT_TRUE(status.is_object()) << status;
     EXPECT_EQ(status.at("pid"), server->pid());
-    EXPECT_EQ(status.at("roles"), (json{{"server", true}, {"node", false}}));
+    EXPECT_EQ(status.at("roles"), (json{{"server", true}, {"node", false}, {"verifier", false}}));
     EXPECT_FALSE(status.contains("node"));
     EXPECT_EQ(status.at("config"), _dir.file("controld.toml"));
     const json& srv = status.at("server");
@@ -608,7 +608,7 @@ subgroup = 7
     // The directory was made for the socket, private.
     EXPECT_EQ(mode_of(_dir.file("run")) & 07777, 0700U);
     ASSERT_TRUE(status.is_object()) << n.out() << n.err();
-    EXPECT_EQ(status.at("roles"), (json{{"server", false}, {"node", true}}));
+    EXPECT_EQ(status.at("roles"), (json{{"server", false}, {"node", true}, {"verifier", false}}));
     EXPECT_FALSE(status.contains("server"));
     const json& node = status.at("node");
     EXPECT_EQ(node.at("server"), "127.0.0.1:1");

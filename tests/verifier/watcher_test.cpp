@@ -1,0 +1,133 @@
+// The online Verifier's watcher (control/verifier/watcher.h): a log directory
+// written the way a data plane writes it (hsm::evidence_log: appends,
+// rotation by size), polled while it grows. Every batch is verified exactly
+// once, a rotated file is not read again, a record still being written waits
+// for the next poll, and a corrupt one is reported once.
+
+#include "helpers.h"
+
+#include <control/verifier/audit_store.h>
+#include <control/verifier/watcher.h>
+#include <hsm/evidence_log.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace ptpsec::verifier {
+namespace {
+
+using namespace test;
+
+class watcher_test : public testing::Test {
+protected:
+    void SetUp() override {
+        std::filesystem::create_directory(_dir.file("evidence"));
+        _signer = software(_dir, "observer");
+        ASSERT_TRUE(_signer);
+        _registrar = open_registrar(_dir);
+        ASSERT_TRUE(_registrar);
+        enrol(*_registrar, *_signer, "gm-a");
+        auto store = audit_store::open("sqlite:" + _dir.file("audit.db"));
+        ASSERT_TRUE(store) << store.message();
+        _store = std::move(*store);
+    }
+
+    verify_report poll(watcher& w) {
+        verify_report r;
+        w.poll(r);
+        return r;
+    }
+
+    std::string log_dir() const { return _dir.file("evidence"); }
+
+    temp_dir _dir;
+    std::unique_ptr<hsm::software_signer> _signer;
+    std::unique_ptr<registrar> _registrar;
+    std::unique_ptr<audit_store> _store;
+};
+
+TEST_F(watcher_test, every_batch_is_verified_once_across_appends_and_rotations) {
+    // Files of about two records: the log rotates as it grows.
+    chain c(*_signer, "gm-a");
+    const auto first = c.next(5);
+    const uint64_t record_size = hsm::encode_log_record(first)->size();
+    auto log = hsm::evidence_log::open(log_dir(), "evidence", 2 * record_size + record_size / 2);
+    ASSERT_TRUE(log) << log.message();
+    ASSERT_TRUE((*log)->append(*hsm::encode_log_record(first)));
+    watcher w(*_registrar, *_store, {{log_dir()}, "evidence"});
+
+    auto r = poll(w);
+    EXPECT_TRUE(r.ok()) << (r.failures.empty() ? "" : r.failures[0].message);
+    EXPECT_EQ(r.batches_verified, 1U);
+    EXPECT_EQ(r.events, 5U);
+    EXPECT_EQ(poll(w).records, 0U) << "nothing new, nothing read again";
+
+    uint64_t verified = 1;
+    for (int i = 0; i < 6; ++i) {
+        ASSERT_TRUE((*log)->append(*hsm::encode_log_record(c.next(5))));
+        r = poll(w);
+        EXPECT_TRUE(r.ok()) << (r.failures.empty() ? "" : r.failures[0].message);
+        EXPECT_EQ(r.batches_verified, 1U) << "append " << i;
+        verified += r.batches_verified;
+    }
+    EXPECT_GE((*log)->rotations(), 2U);
+    EXPECT_EQ(verified, 7U);
+    // Everything is in the audit store once, and a new watcher (a restarted
+    // daemon) does not accept the same batches again: they are replays.
+    EXPECT_EQ(_store->batches("gm-a")->size(), 7U);
+    watcher again(*_registrar, *_store, {{log_dir()}, "evidence"});
+    const auto replayed = poll(again);
+    EXPECT_EQ(replayed.batches_accepted, 0U);
+    EXPECT_EQ(replayed.failures.size(), 7U);
+    for (const auto& f : replayed.failures) {
+        EXPECT_EQ(f.check, "replayed batch");
+    }
+}
+
+TEST_F(watcher_test, a_record_being_written_waits_and_a_corrupt_one_is_reported_once) {
+    chain c(*_signer, "gm-a");
+    const auto one = *hsm::encode_log_record(c.next(3));
+    const auto two = *hsm::encode_log_record(c.next(3));
+    const std::string current = log_dir() + "/evidence.cbor";
+    // The first record and half of the second, as a writer mid-write leaves them.
+    std::vector<uint8_t> partial = one;
+    partial.insert(partial.end(), two.begin(), two.begin() + static_cast<std::ptrdiff_t>(two.size() / 2));
+    write_bytes(current, partial);
+    watcher w(*_registrar, *_store, {{log_dir()}, "evidence"});
+    auto r = poll(w);
+    EXPECT_TRUE(r.ok()) << (r.failures.empty() ? "" : r.failures[0].message);
+    EXPECT_EQ(r.batches_verified, 1U);
+    // The write completes: the second record is verified at the next poll.
+    std::vector<uint8_t> whole = one;
+    whole.insert(whole.end(), two.begin(), two.end());
+    write_bytes(current, whole);
+    r = poll(w);
+    EXPECT_TRUE(r.ok()) << (r.failures.empty() ? "" : r.failures[0].message);
+    EXPECT_EQ(r.batches_verified, 1U);
+
+    // A closed file with a damaged record: reported once, at its offset.
+    const auto three = *hsm::encode_log_record(c.next(3));
+    std::vector<uint8_t> bad = three;
+    bad[0] = 0xFF; // a break code where a record should start
+    write_bytes(log_dir() + "/evidence.1.cbor", bad);
+    std::filesystem::rename(current, log_dir() + "/evidence.0.cbor");
+    r = poll(w);
+    ASSERT_EQ(r.failures.size(), 1U);
+    EXPECT_EQ(r.failures[0].check, "corrupt record");
+    EXPECT_EQ(r.failures[0].file, log_dir() + "/evidence.1.cbor");
+    EXPECT_EQ(r.failures[0].offset, 0U);
+    EXPECT_EQ(r.batches_accepted, 0U) << "evidence.0.cbor was read before it was renamed";
+    EXPECT_TRUE(poll(w).failures.empty()) << "reported once";
+}
+
+TEST_F(watcher_test, a_missing_directory_is_named) {
+    watcher w(*_registrar, *_store, {{_dir.file("nowhere")}, "evidence"});
+    const auto r = poll(w);
+    ASSERT_EQ(r.store_errors.size(), 1U);
+    EXPECT_NE(r.store_errors[0].find(_dir.file("nowhere")), std::string::npos) << r.store_errors[0];
+}
+
+} // namespace
+} // namespace ptpsec::verifier
