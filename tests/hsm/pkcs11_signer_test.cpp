@@ -125,7 +125,7 @@ TEST(pkcs11_signer, eddsa_on_a_token_without_ed25519_says_so) {
     FAIL_WITHOUT_SOFTHSM();
     // SoftHSM2 can hide mechanisms from a slot (softhsm2.conf(5)). 2.6.1
     // reads the first name of a "-" list with its minus sign, so that one
-    // (CKM_MD5) is a placeholder.
+    // (CKM_MD5) only fills that first place and hides nothing.
     softhsm_token token("no-ed25519", "slots.mechanisms = -CKM_MD5,CKM_EDDSA,CKM_EC_EDWARDS_KEY_PAIR_GEN");
     auto opened = pkcs11_signer::open(settings_for(token, signature_algorithm::eddsa));
     ASSERT_FALSE(opened);
