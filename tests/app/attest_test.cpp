@@ -488,6 +488,120 @@ socket = "verifier.sock"
         << verifier.out();
 }
 
+TEST_F(attest_app, a_tpm_stopped_and_restarted_mid_run_loses_no_event_and_breaks_no_chain) {
+    test::swtpm tpm;
+    const std::string prefix = fmt::format("ptpsec-attest-outage-{}", ::getpid());
+    runtime_dir_guard runtime(prefix);
+    pcap_fifo feed(_dir.file("outside.fifo"));
+    std::atomic<bool> feeding{true};
+    std::thread feeder([&] {
+        while (feeding.load()) {
+            for (size_t i = 0; i < _capture.size() && feeding.load(); ++i) {
+                feed.write(_capture[i].data);
+                if (i % 20 == 19) {
+                    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+                }
+            }
+        }
+    });
+    struct join_on_exit {
+        std::atomic<bool>& flag;
+        std::thread& t;
+        ~join_on_exit() {
+            flag = false;
+            if (t.joinable()) {
+                t.join();
+            }
+        }
+    } const stop_feeding{feeding, feeder};
+    test::background_program dp(_dir, _exe,
+                                {"--no-huge",
+                                 "-m",
+                                 "256",
+                                 "--no-pci",
+                                 "--no-shconf",
+                                 "-l",
+                                 "0",
+                                 fmt::format("--file-prefix={}", prefix),
+                                 fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null", _dir.file("empty.pcap")),
+                                 fmt::format("--vdev=net_pcap1,rx_pcap={},tx_pcap=/dev/null", feed.path()),
+                                 "--",
+                                 "--sa-file",
+                                 test::linuxptp_sa_file,
+                                 "--inside-policy",
+                                 "pass",
+                                 "--outside-policy",
+                                 "verify-strip",
+                                 "--replay-window",
+                                 "0",
+                                 "--events",
+                                 "both",
+                                 "--attest",
+                                 "tpm",
+                                 "--attest-tcti",
+                                 tpm.tcti(),
+                                 "--attest-log",
+                                 _dir.file("evidence"),
+                                 "--attest-signer-id",
+                                 "observer-1",
+                                 "--attest-batch-ms",
+                                 "50"});
+    // Signing, then the TPM goes away for a second and a half, then comes back.
+    auto files_size = [&] {
+        uint64_t n = 0;
+        for (const auto& f : std::filesystem::directory_iterator(_dir.file("evidence"))) {
+            n += f.path().extension() == ".cbor" ? f.file_size() : 0;
+        }
+        return n;
+    };
+    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+         files_size() == 0 && std::chrono::steady_clock::now() < deadline;) {
+        ASSERT_TRUE(dp.running()) << dp.err() << dp.out();
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_GT(files_size(), 0U) << dp.out();
+    tpm.stop();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    tpm.start();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    feeding = false;
+    feeder.join();
+    feed.close();
+    ASSERT_EQ(dp.stop(), 0) << dp.err();
+    const std::string out = dp.out();
+    const std::regex at_exit("events signed ([0-9]+) of ([0-9]+) in ([0-9]+) batches \\(largest [0-9]+\\), held 0 \\| "
+                             "missed: ring 0 overflow 0 \\| sign failures ([0-9]+)");
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(out, m, at_exit)) << out;
+    EXPECT_EQ(m[1], m[2]) << "every event signed in the end";
+    EXPECT_GT(std::stoull(m[4]), 0U) << "the outage was seen and counted";
+    EXPECT_EQ(out.find("could not be signed"), std::string::npos) << out;
+    // The whole log: one unbroken chain, no gap, every event once.
+    hsm::tpm_settings t;
+    t.tcti = tpm.tcti();
+    t.signer_id = "observer-1";
+    auto s = hsm::tpm_signer::open(t);
+    ASSERT_TRUE(s) << s.message();
+    auto files = hsm::list_log_files(_dir.file("evidence"), "evidence");
+    ASSERT_TRUE(files);
+    std::optional<hsm::batch_payload> previous;
+    uint64_t events = 0;
+    for (const auto& f : *files) {
+        const std::string bytes = test::read_file(f.string());
+        const auto log = hsm::read_log(std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+        ASSERT_FALSE(log.problem) << log.problem->message;
+        for (const auto& e : log.records) {
+            auto p = hsm::check_batch_record(e.record, hsm::signature_algorithm::es256, (*s)->info().public_key_der);
+            ASSERT_TRUE(p) << p.message();
+            EXPECT_TRUE(hsm::check_chain(previous ? &*previous : nullptr, *p));
+            EXPECT_EQ(p->missed_events, 0U);
+            events += p->event_count;
+            previous = *p;
+        }
+    }
+    EXPECT_EQ(events, std::stoull(m[1]));
+}
+
 TEST_F(attest_app, refuses_to_start_attesting_without_what_it_needs) {
     struct bad_start {
         std::vector<std::string> options;
