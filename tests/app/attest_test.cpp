@@ -66,6 +66,47 @@ digest event_digest_of(const uint8_t* msg, size_t len) {
     return d;
 }
 
+/// The capture written into a FIFO again and again at about 4,000 frames a
+/// second, for a data plane's rx_pcap: a steady stream at a pace this
+/// machine attests (and verifies online) as it comes, unlike a net_pcap
+/// replay at full speed.
+class paced_feed {
+public:
+    paced_feed(std::string path, const std::vector<test::packet>& frames) : _fifo(std::move(path)) {
+        _writer = std::thread([this, &frames] {
+            while (_feeding.load()) {
+                for (size_t i = 0; i < frames.size() && _feeding.load(); ++i) {
+                    _fifo.write(frames[i].data);
+                    if (i % 20 == 19) {
+                        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+                    }
+                }
+            }
+        });
+    }
+    ~paced_feed() { finish(); }
+    paced_feed(const paced_feed&) = delete;
+    paced_feed& operator=(const paced_feed&) = delete;
+    paced_feed(paced_feed&&) = delete;
+    paced_feed& operator=(paced_feed&&) = delete;
+
+    const std::string& path() const noexcept { return _fifo.path(); }
+    /// End of input: the writer stops and the FIFO closes, so the data
+    /// plane's reader sees the end (and can then be stopped).
+    void finish() {
+        _feeding = false;
+        if (_writer.joinable()) {
+            _writer.join();
+        }
+        _fifo.close();
+    }
+
+private:
+    pcap_fifo _fifo;
+    std::atomic<bool> _feeding{true};
+    std::thread _writer;
+};
+
 class attest_app : public testing::Test {
 protected:
     void SetUp() override {
@@ -135,6 +176,40 @@ protected:
             "64"};
         args.insert(args.end(), attest_options.begin(), attest_options.end());
         return test::run_program(_dir, _exe, args, std::chrono::seconds(90));
+    }
+
+    /// The data plane running on `feed` (outside port), verifying and
+    /// stripping, recording events both ways, attesting with `attest_options`.
+    std::unique_ptr<test::background_program> attest_on(const std::string& prefix, const paced_feed& feed,
+                                                        const std::vector<std::string>& attest_options) {
+        std::vector<std::string> args = {
+            "--no-huge",
+            "-m",
+            "256",
+            "--no-pci",
+            "--no-shconf",
+            "-l",
+            "0",
+            fmt::format("--file-prefix={}", prefix),
+            fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null", _dir.file("empty.pcap")),
+            fmt::format("--vdev=net_pcap1,rx_pcap={},tx_pcap=/dev/null", feed.path()),
+            "--",
+            "--sa-file",
+            test::linuxptp_sa_file,
+            "--inside-policy",
+            "pass",
+            "--outside-policy",
+            "verify-strip",
+            "--replay-window",
+            "0",
+            "--events",
+            "both",
+            "--attest-log",
+            _dir.file("evidence"),
+            "--attest-signer-id",
+            "observer-1"};
+        args.insert(args.end(), attest_options.begin(), attest_options.end());
+        return std::make_unique<test::background_program>(_dir, _exe, args);
     }
 
     /// Reads the whole log and checks it against `public_key`: every batch
@@ -379,64 +454,10 @@ socket = "verifier.sock"
     runtime_dir_guard runtime(prefix);
     // The capture again and again at about 4,000 frames a second: a steady
     // stream the online Verifier keeps up with.
-    pcap_fifo feed(_dir.file("outside.fifo"));
-    std::atomic<bool> feeding{true};
-    std::thread feeder([&] {
-        while (feeding.load()) {
-            for (size_t i = 0; i < _capture.size() && feeding.load(); ++i) {
-                feed.write(_capture[i].data);
-                if (i % 20 == 19) {
-                    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-                }
-            }
-        }
-    });
-    struct join_on_exit {
-        std::atomic<bool>& flag;
-        std::thread& t;
-        ~join_on_exit() {
-            flag = false;
-            if (t.joinable()) {
-                t.join();
-            }
-        }
-    } const stop_feeding{feeding, feeder};
-    test::background_program dp(_dir, _exe,
-                                {"--no-huge",
-                                 "-m",
-                                 "256",
-                                 "--no-pci",
-                                 "--no-shconf",
-                                 "-l",
-                                 "0",
-                                 fmt::format("--file-prefix={}", prefix),
-                                 fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null", _dir.file("empty.pcap")),
-                                 fmt::format("--vdev=net_pcap1,rx_pcap={},tx_pcap=/dev/null", feed.path()),
-                                 "--",
-                                 "--sa-file",
-                                 test::linuxptp_sa_file,
-                                 "--inside-policy",
-                                 "pass",
-                                 "--outside-policy",
-                                 "verify-strip",
-                                 "--replay-window",
-                                 "0",
-                                 "--events",
-                                 "both",
-                                 "--attest",
-                                 "software",
-                                 "--attest-key",
-                                 key,
-                                 "--attest-counter",
-                                 _dir.file("counter"),
-                                 "--attest-log",
-                                 _dir.file("evidence"),
-                                 "--attest-signer-id",
-                                 "observer-1",
-                                 "--attest-batch-ms",
-                                 "50",
-                                 "--attest-max-held",
-                                 "65536"});
+    paced_feed feed(_dir.file("outside.fifo"), _capture);
+    auto dp = attest_on(prefix, feed,
+                        {"--attest", "software", "--attest-key", key, "--attest-counter", _dir.file("counter"),
+                         "--attest-batch-ms", "50", "--attest-max-held", "65536"});
     auto status = [&] {
         const auto r =
             test::run_program(_dir, _ctl, {"status", "--controld-socket", _dir.file("verifier.sock"), "--json"});
@@ -446,7 +467,7 @@ socket = "verifier.sock"
     json live;
     for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
          std::chrono::steady_clock::now() < deadline;) {
-        ASSERT_TRUE(dp.running()) << dp.err() << dp.out();
+        ASSERT_TRUE(dp->running()) << dp->err() << dp->out();
         ASSERT_TRUE(verifier.running()) << verifier.err() << verifier.out();
         live = status();
         if (live.value("batches_accepted", 0U) >= 3) {
@@ -455,17 +476,15 @@ socket = "verifier.sock"
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     ASSERT_GE(live.value("batches_accepted", 0U), 3U) << live.dump() << verifier.out();
-    EXPECT_TRUE(dp.running()) << "verified while the data plane runs";
+    EXPECT_TRUE(dp->running()) << "verified while the data plane runs";
     EXPECT_EQ(live.at("failures"), 0) << live.dump();
     // End of input: the data plane's reader of the FIFO sees it, then stops.
-    feeding = false;
-    feeder.join();
-    feed.close();
-    ASSERT_EQ(dp.stop(), 0) << dp.err();
+    feed.finish();
+    ASSERT_EQ(dp->stop(), 0) << dp->err();
     // The last batches (signed at the stop) are verified too.
     const std::regex at_exit("in ([0-9]+) batches");
     std::smatch m;
-    const std::string dp_out = dp.out();
+    const std::string dp_out = dp->out();
     ASSERT_TRUE(std::regex_search(dp_out, m, at_exit)) << dp_out;
     const uint64_t written = std::stoull(m[1]);
     json done;
@@ -492,60 +511,8 @@ TEST_F(attest_app, a_tpm_stopped_and_restarted_mid_run_loses_no_event_and_breaks
     test::swtpm tpm;
     const std::string prefix = fmt::format("ptpsec-attest-outage-{}", ::getpid());
     runtime_dir_guard runtime(prefix);
-    pcap_fifo feed(_dir.file("outside.fifo"));
-    std::atomic<bool> feeding{true};
-    std::thread feeder([&] {
-        while (feeding.load()) {
-            for (size_t i = 0; i < _capture.size() && feeding.load(); ++i) {
-                feed.write(_capture[i].data);
-                if (i % 20 == 19) {
-                    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-                }
-            }
-        }
-    });
-    struct join_on_exit {
-        std::atomic<bool>& flag;
-        std::thread& t;
-        ~join_on_exit() {
-            flag = false;
-            if (t.joinable()) {
-                t.join();
-            }
-        }
-    } const stop_feeding{feeding, feeder};
-    test::background_program dp(_dir, _exe,
-                                {"--no-huge",
-                                 "-m",
-                                 "256",
-                                 "--no-pci",
-                                 "--no-shconf",
-                                 "-l",
-                                 "0",
-                                 fmt::format("--file-prefix={}", prefix),
-                                 fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null", _dir.file("empty.pcap")),
-                                 fmt::format("--vdev=net_pcap1,rx_pcap={},tx_pcap=/dev/null", feed.path()),
-                                 "--",
-                                 "--sa-file",
-                                 test::linuxptp_sa_file,
-                                 "--inside-policy",
-                                 "pass",
-                                 "--outside-policy",
-                                 "verify-strip",
-                                 "--replay-window",
-                                 "0",
-                                 "--events",
-                                 "both",
-                                 "--attest",
-                                 "tpm",
-                                 "--attest-tcti",
-                                 tpm.tcti(),
-                                 "--attest-log",
-                                 _dir.file("evidence"),
-                                 "--attest-signer-id",
-                                 "observer-1",
-                                 "--attest-batch-ms",
-                                 "50"});
+    paced_feed feed(_dir.file("outside.fifo"), _capture);
+    auto dp = attest_on(prefix, feed, {"--attest", "tpm", "--attest-tcti", tpm.tcti(), "--attest-batch-ms", "50"});
     // Signing, then the TPM goes away for a second and a half, then comes back.
     auto files_size = [&] {
         uint64_t n = 0;
@@ -556,19 +523,17 @@ TEST_F(attest_app, a_tpm_stopped_and_restarted_mid_run_loses_no_event_and_breaks
     };
     for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
          files_size() == 0 && std::chrono::steady_clock::now() < deadline;) {
-        ASSERT_TRUE(dp.running()) << dp.err() << dp.out();
+        ASSERT_TRUE(dp->running()) << dp->err() << dp->out();
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    ASSERT_GT(files_size(), 0U) << dp.out();
+    ASSERT_GT(files_size(), 0U) << dp->out();
     tpm.stop();
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     tpm.start();
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-    feeding = false;
-    feeder.join();
-    feed.close();
-    ASSERT_EQ(dp.stop(), 0) << dp.err();
-    const std::string out = dp.out();
+    feed.finish();
+    ASSERT_EQ(dp->stop(), 0) << dp->err();
+    const std::string out = dp->out();
     const std::regex at_exit("events signed ([0-9]+) of ([0-9]+) in ([0-9]+) batches \\(largest [0-9]+\\), held 0 \\| "
                              "missed: ring 0 overflow 0 \\| sign failures ([0-9]+)");
     std::smatch m;

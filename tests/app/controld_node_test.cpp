@@ -101,6 +101,22 @@ domain = 0
                 "--vdev=net_ring0", "--", "--sign", "1", "--replay-window", "0"});
     }
 
+    /// The KE server's port from its banner (it listens on port 0); 0 if it
+    /// ended or said nothing within 20 s.
+    static uint16_t server_port(test::background_program& server) {
+        const std::regex banner("NTS-KE server on port ([0-9]+)");
+        for (auto deadline = std::chrono::steady_clock::now() + 20s;
+             server.running() && std::chrono::steady_clock::now() < deadline;) {
+            std::smatch m;
+            const std::string out = server.out();
+            if (std::regex_search(out, m, banner)) {
+                return static_cast<uint16_t>(std::stoi(m[1]));
+            }
+            std::this_thread::sleep_for(20ms);
+        }
+        return 0;
+    }
+
     /// `ptpsecctl sa list --json`, once it answers.
     json sa_list() {
         const auto deadline = std::chrono::steady_clock::now() + 10s;
@@ -147,19 +163,8 @@ domain = 0
 
 TEST_F(controld_node, keys_flow_from_the_server_through_the_node_into_the_data_plane) {
     test::background_program server(_dir, _controld, {"--config", _dir.file("server.toml")});
-    uint16_t port = 0;
-    const std::regex banner("NTS-KE server on port ([0-9]+)");
-    for (auto deadline = std::chrono::steady_clock::now() + 20s;
-         port == 0 && std::chrono::steady_clock::now() < deadline;) {
-        std::smatch m;
-        const std::string out = server.out();
-        if (std::regex_search(out, m, banner)) {
-            port = static_cast<uint16_t>(std::stoi(m[1]));
-        }
-        ASSERT_TRUE(server.running()) << server.err();
-        std::this_thread::sleep_for(20ms);
-    }
-    ASSERT_NE(port, 0) << server.out();
+    const uint16_t port = server_port(server);
+    ASSERT_NE(port, 0) << server.out() << server.err();
     write_node_config(port);
 
     runtime_dir_guard runtime(prefix());
@@ -222,19 +227,8 @@ TEST_F(controld_node, an_early_rotation_ordered_by_the_operator_reaches_the_data
     server_toml += "\n[admin]\nsocket = \"server.sock\"\n";
     test::write_file(_dir.file("server.toml"), server_toml);
     test::background_program server(_dir, _controld, {"--config", _dir.file("server.toml")});
-    uint16_t port = 0;
-    const std::regex banner("NTS-KE server on port ([0-9]+)");
-    for (auto deadline = std::chrono::steady_clock::now() + 20s;
-         port == 0 && std::chrono::steady_clock::now() < deadline;) {
-        std::smatch m;
-        const std::string out = server.out();
-        if (std::regex_search(out, m, banner)) {
-            port = static_cast<uint16_t>(std::stoi(m[1]));
-        }
-        ASSERT_TRUE(server.running()) << server.err();
-        std::this_thread::sleep_for(20ms);
-    }
-    ASSERT_NE(port, 0) << server.out();
+    const uint16_t port = server_port(server);
+    ASSERT_NE(port, 0) << server.out() << server.err();
     write_node_config(port);
     // The node also asks every 1 to 2 s: a later rotation reaches it alone.
     std::string node_toml = test::read_file(_dir.file("node.toml"));
