@@ -4,9 +4,11 @@
 // whatever happens, and a child process whose output goes to files and
 // which is killed (by PID) if it outlives its time limit or the test, run
 // to its end (run_program) or left running while the test talks to it
-// (background_program).
+// (background_program). A background program that ends with a failed test
+// leaves the end of its output in the test log.
 
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <fcntl.h>
 #include <signal.h>
@@ -190,7 +192,7 @@ class background_program {
 public:
     background_program(const temp_dir& dir, const std::string& exe, const std::vector<std::string>& args,
                        std::chrono::milliseconds grace = std::chrono::seconds(10))
-        : _grace(grace) {
+        : _exe(std::filesystem::path(exe).filename().string()), _grace(grace) {
         static int runs = 0;
         ++runs;
         _out_path = dir.file(fmt::format("background.{}.stdout", runs));
@@ -202,6 +204,15 @@ public:
             stop();
         } catch (...) {
             // waitpid failed: the child was killed and cannot be reaped.
+        }
+        if (testing::Test::HasFailure()) {
+            constexpr size_t tail = 4096;
+            for (const auto& [what, text] : {std::pair{"stdout", out()}, std::pair{"stderr", err()}}) {
+                if (!text.empty()) {
+                    fmt::print(stderr, "--- {} (pid {}, exit {}) {}, last {} octets:\n{}\n", _exe, _pid, _exit_code,
+                               what, tail, text.size() > tail ? text.substr(text.size() - tail) : text);
+                }
+            }
         }
     }
     background_program(const background_program&) = delete;
@@ -243,6 +254,7 @@ public:
     std::string err() const { return read_file(_err_path); }
 
 private:
+    std::string _exe;
     pid_t _pid = -1;
     std::chrono::milliseconds _grace;
     std::string _out_path;

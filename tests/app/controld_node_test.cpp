@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include <optional>
 #include <regex>
 #include <thread>
 
@@ -117,26 +118,39 @@ domain = 0
         return 0;
     }
 
+    /// `ptpsecctl sa list --json` once; nullopt (and why in `why`) while the
+    /// data plane does not answer.
+    std::optional<json> try_sa_list(std::string* why = nullptr) {
+        const auto r = test::run_program(_dir, _ctl, {"sa", "list", "--json", "--file-prefix", prefix()});
+        if (r.exit_code != 0) {
+            if (why != nullptr) {
+                *why = r.err;
+            }
+            return std::nullopt;
+        }
+        return json::parse(r.out);
+    }
+
     /// `ptpsecctl sa list --json`, once it answers.
     json sa_list() {
         const auto deadline = std::chrono::steady_clock::now() + 10s;
-        test::run_result r;
+        std::string why;
         do {
-            r = test::run_program(_dir, _ctl, {"sa", "list", "--json", "--file-prefix", prefix()});
-            if (r.exit_code == 0) {
-                return json::parse(r.out);
+            if (auto sas = try_sa_list(&why)) {
+                return *sas;
             }
             std::this_thread::sleep_for(50ms);
         } while (std::chrono::steady_clock::now() < deadline);
-        ADD_FAILURE() << "sa list: " << r.err;
+        ADD_FAILURE() << "sa list: " << why;
         return json::object();
     }
 
-    /// The key ID current for SPP 1, once there is one (0 if none within `limit`).
-    uint64_t current_key(std::chrono::seconds limit = 15s) {
+    /// The key ID current for SPP 1, once there is one (0 if none within
+    /// `limit`, the data plane's start included).
+    uint64_t current_key(std::chrono::seconds limit = 20s) {
         const auto deadline = std::chrono::steady_clock::now() + limit;
         while (std::chrono::steady_clock::now() < deadline) {
-            const json sas = sa_list();
+            const json sas = try_sa_list().value_or(json::object());
             if (sas.contains("1")) {
                 for (const auto& [id, k] : sas.at("1").at("keys").items()) {
                     if (k.at("current") == 1) {
