@@ -9,7 +9,9 @@
 #include <control/sa_file.h>
 #include <control/telemetry_client.h>
 #include <control/verifier/cli.h>
+#include <control/verifier/registrar.h>
 #include <dataplane/sa_update.h>
+#include <drivers/base/hex.h>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -239,6 +241,49 @@ int send_updates(const std::string& prefix, std::vector<ptpsec::sa_wire::update>
         fmt::print("{} applied, {} rejected\n", r->size() - rejected, rejected);
     }
     return rejected == 0 ? exit_ok : exit_failed;
+}
+
+/// `ptpsecctl attest nonce`: sends the nonce (given, drawn, or none with
+/// `clear`) and says what the data plane made of it.
+int set_attest_nonce(const std::string& prefix, const std::string& hex, bool clear, bool json) {
+    std::vector<uint8_t> nonce;
+    if (!hex.empty()) {
+        auto n = ptpsec::from_hex(hex);
+        if (!n) {
+            return report(ptpsec::error{fmt::format("NONCE {}: not hex digits", hex)});
+        }
+        nonce = std::move(*n);
+    } else if (!clear) {
+        auto n = ptpsec::verifier::make_nonce();
+        if (!n) {
+            return report(n.err());
+        }
+        nonce = std::move(*n);
+    }
+    auto u = ptpsec::sa_client::attest_nonce(nonce);
+    if (!u) {
+        return report(ptpsec::error{fmt::format("NONCE {}: {}", hex, u.message())});
+    }
+    std::vector<ptpsec::sa_wire::update> updates{*u};
+    auto r = ptpsec::sa_client::send(prefix, updates);
+    if (!r) {
+        return report(r.err());
+    }
+    const auto& o = r->at(0);
+    const std::string text = ptpsec::to_hex(nonce);
+    if (json) {
+        fmt::print("{}\n", ordered_json{{"nonce", nonce.empty() ? ordered_json(nullptr) : ordered_json(text)},
+                                        {"applied", o.applied},
+                                        {"reason", o.reason}}
+                               .dump());
+    } else if (!o.applied) {
+        fmt::print("attest_nonce: REJECTED: {}\n", o.reason);
+    } else if (nonce.empty()) {
+        fmt::print("attest_nonce: applied: batches carry no nonce from now on\n");
+    } else {
+        fmt::print("attest_nonce: applied: every batch from now on carries nonce {}\n", text);
+    }
+    return o.applied ? exit_ok : exit_failed;
 }
 
 /// A socket closed on every exit path.
@@ -772,6 +817,19 @@ int run(int argc, char** argv) {
         ->check(CLI::Range(1U, 388U * 24 * 3600));
     add_controld_options(rotate);
 
+    // The verifier nonce of a running ptpsec-dataplane's attestation signer.
+    auto* attest = app.add_subcommand("attest", "The attestation signer of a running ptpsec-dataplane");
+    attest->require_subcommand(1);
+    std::string nonce_hex;
+    bool nonce_clear = false;
+    auto* attest_nonce = attest->add_subcommand(
+        "nonce", "Give the signer a verifier nonce: every batch it signs from now on carries it, until the next "
+                 "(check with `ptpsecctl evidence verify --nonce HEX`)");
+    add_telemetry_options(attest_nonce);
+    auto* nonce_value = attest_nonce->add_option("NONCE", nonce_hex,
+                                                 "the nonce, 8-64 octets of hex (default: 32 random octets, printed)");
+    attest_nonce->add_flag("--clear", nonce_clear, "withdraw the nonce: batches carry none")->excludes(nonce_value);
+
     // Attestation: `evidence verify|query` and `registrar enrol|revoke|list`.
     ptpsec::verifier::cli_commands attestation_cli(app);
 
@@ -885,6 +943,9 @@ int run(int argc, char** argv) {
                 sa_key < 0 ? ptpsec::sa_client::remove_sa(static_cast<uint8_t>(sa_spp))
                            : ptpsec::sa_client::remove_key(static_cast<uint8_t>(sa_spp), static_cast<uint32_t>(sa_key));
             return send_updates(file_prefix, {u}, json);
+        }
+        if (attest_nonce->parsed()) {
+            return set_attest_nonce(file_prefix, nonce_hex, nonce_clear, json);
         }
         if (sa_flush->parsed()) {
             return send_updates(file_prefix, {ptpsec::sa_client::flush()}, json);

@@ -90,6 +90,17 @@ result<sa_wire::update> set_ticket(uint8_t spp, uint32_t key_id, std::span<const
     return u;
 }
 
+result<sa_wire::update> attest_nonce(std::span<const uint8_t> nonce) {
+    if (!nonce.empty() && (nonce.size() < sa_wire::min_nonce_len || nonce.size() > sa_wire::max_nonce_len)) {
+        return error{fmt::format("a verifier nonce is {} to {} octets, not {}", sa_wire::min_nonce_len,
+                                 sa_wire::max_nonce_len, nonce.size())};
+    }
+    sa_wire::update u = simple(sa_wire::op::attest_nonce, 0, 0);
+    u.key_len = static_cast<uint8_t>(nonce.size());
+    std::copy(nonce.begin(), nonce.end(), u.key);
+    return u;
+}
+
 sa_wire::update remove_key(uint8_t spp, uint32_t key_id) {
     return simple(sa_wire::op::remove_key, spp, key_id);
 }

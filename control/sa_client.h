@@ -45,6 +45,11 @@ sa_wire::update set_current(uint8_t spp, uint32_t key_id);
 /// length (the data plane would refuse it).
 result<sa_wire::update> set_ticket(uint8_t spp, uint32_t key_id, std::span<const uint8_t> ticket);
 
+/// An attest_nonce update: the verifier nonce (8-64 octets) the data plane's
+/// attestation signer puts into every batch from now on; empty withdraws it.
+/// Refused, naming the length, otherwise.
+result<sa_wire::update> attest_nonce(std::span<const uint8_t> nonce);
+
 sa_wire::update remove_key(uint8_t spp, uint32_t key_id);
 sa_wire::update remove_sa(uint8_t spp);
 sa_wire::update flush();

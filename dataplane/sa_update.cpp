@@ -243,6 +243,8 @@ std::string op_name(uint8_t operation) {
         return "flush";
     case op::set_ticket:
         return "set_ticket";
+    case op::attest_nonce:
+        return "attest_nonce";
     }
     return fmt::format("op {}", operation);
 }
@@ -277,6 +279,8 @@ result<update_result> apply_update(const sa_database& current, const sa_wire::up
         return flush(current);
     case op::set_ticket:
         return set_ticket(current, u);
+    case op::attest_nonce:
+        return error{"attest_nonce is not an SA operation: the data plane's attestation takes it"};
     }
     return error{fmt::format("unknown operation {}", u.operation)};
 }

@@ -23,6 +23,13 @@
 //                requester in ticket-based mode, seeds/001 §6): the data
 //                plane puts it, as a TICKET TLV, into every unicast request
 //                it signs with that key. Layout below
+//   attest_nonce not an SA operation: the verifier nonce the data plane's
+//                attestation signer puts into every batch it signs from now
+//                on (docs/attestation.md, payload key 13), until the next
+//                attest_nonce. `key_len` octets of `key`, 8-64; 0 withdraws
+//                the nonce. `spp`, `key_id` and the rest are not read.
+//                Rejected ("attestation is off") by a data plane that does
+//                not attest
 //
 // Key lifetime. `lifetime_ms` of add_key is how long after the data plane
 // applies the update it forgets the key by itself, exactly as if remove_key
@@ -98,7 +105,13 @@ enum class op : uint8_t {
     remove_sa = 4,
     flush = 5,
     set_ticket = 6,
+    attest_nonce = 7,
 };
+
+/// attest_nonce: the lengths a nonce may have (docs/attestation.md).
+inline constexpr size_t min_nonce_len = 8;
+inline constexpr size_t max_nonce_len = 64;
+static_assert(max_nonce_len <= max_key_len);
 
 /// `algorithm` numbers the MACs as icv::algorithm does (not seeds/001 Table
 /// 26, which has no number for AES-CMAC-256): 0 HMAC-SHA256-128,
@@ -109,7 +122,7 @@ struct update {
     uint8_t operation = 0; ///< op
     uint8_t spp = 0;
     uint8_t algorithm = 0; ///< add_key
-    uint8_t key_len = 0;   ///< add_key: octets of `key` used; set_ticket: octets of the value
+    uint8_t key_len = 0;   ///< add_key, attest_nonce: octets of `key` used; set_ticket: octets of the value
     uint64_t sequence = 0; ///< echoed in the acknowledgement
     uint32_t key_id = 0;
     uint16_t seqid_window = 3; ///< add_key, new SA only

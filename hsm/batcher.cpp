@@ -209,6 +209,11 @@ status batcher::set_nonce(std::optional<std::vector<uint8_t>> nonce) {
     return ok_status();
 }
 
+std::optional<std::vector<uint8_t>> batcher::nonce() const {
+    std::lock_guard lk(_mutex);
+    return _nonce;
+}
+
 batcher_stats batcher::stats() const {
     batcher_stats out;
     {
@@ -333,7 +338,9 @@ void batcher::run() {
                     _signer_waiting = false;
                 }
                 _events_in_flight = working.events.size();
-                working_nonce = std::exchange(_nonce, std::nullopt);
+                // Under the lock with set_nonce(): a nonce set before this
+                // batch's time is in it (docs/attestation.md, payload key 13).
+                working_nonce = _nonce;
                 batch_time_ns = realtime_ns();
             } else {
                 // Holding a batch after a failure: back off, bounded by
@@ -355,9 +362,7 @@ void batcher::run() {
                     merge_into(working, _closed);
                     merge_into(working, _open);
                     _events_in_flight = working.events.size();
-                    if (!working_nonce) {
-                        working_nonce = std::exchange(_nonce, std::nullopt);
-                    }
+                    working_nonce = _nonce;
                     batch_time_ns = realtime_ns();
                 }
             }

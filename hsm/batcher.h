@@ -199,10 +199,13 @@ public:
     /// One producer thread only.
     size_t submit(std::span<const event_record> records, uint64_t missed = 0);
 
-    /// The verifier nonce (8-64 octets) for the next batch the signer
-    /// closes; it is used once (kept across that batch's retries). An empty
-    /// optional withdraws a nonce not yet used.
+    /// The verifier nonce (8-64 octets) for every batch the signer takes
+    /// from now on, until the next set_nonce; an empty optional withdraws
+    /// it. A batch carries the nonce that was set when the signer took it
+    /// (a batch held after a failure and not yet signed takes the newest).
     status set_nonce(std::optional<std::vector<uint8_t>> nonce);
+    /// The nonce batches are given now.
+    std::optional<std::vector<uint8_t>> nonce() const;
 
     batcher_stats stats() const;
 

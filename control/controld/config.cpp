@@ -577,6 +577,17 @@ result<verifier_settings> parse_verifier(const toml::table& t, std::string_view 
     v.log_name = name->value_or(v.log_name);
     PTPSEC_TRY(poll, r.number("poll-ms", 10, 60'000));
     v.poll_ms = static_cast<uint32_t>(poll->value_or(v.poll_ms));
+    PTPSEC_TRY(challenge, r.strings("challenge"));
+    v.challenge = std::move(*challenge);
+    PTPSEC_TRY(interval, r.number("nonce-interval", 1, 3600));
+    v.nonce_interval_s = static_cast<uint32_t>(interval->value_or(v.nonce_interval_s));
+    PTPSEC_TRY(ttl, r.number("nonce-ttl", 1, 3 * 3600));
+    v.nonce_ttl_s = static_cast<uint32_t>(ttl->value_or(3 * v.nonce_interval_s));
+    if (v.nonce_ttl_s <= v.nonce_interval_s) {
+        return error{fmt::format("{}: [verifier] nonce-ttl = {} must be longer than nonce-interval = {}: a nonce "
+                                 "must stay valid until the next one is in the data plane",
+                                 r.at_table(), v.nonce_ttl_s, v.nonce_interval_s)};
+    }
     if (auto st = r.unknown_keys(); !st) {
         return st.err();
     }

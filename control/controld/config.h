@@ -102,6 +102,12 @@ struct verifier_settings {
     std::vector<std::string> logs;     ///< evidence log directories to watch
     std::string log_name = "evidence"; ///< their files' base name
     uint32_t poll_ms = 500;
+    /// EAL file prefixes of data planes on this host that get a fresh
+    /// verifier nonce every nonce_interval_s (control/verifier/verifier.h,
+    /// "Challenges"); empty: no challenges.
+    std::vector<std::string> challenge;
+    uint32_t nonce_interval_s = 10;
+    uint32_t nonce_ttl_s = 0; ///< 0: three intervals
 };
 
 struct config {

@@ -30,6 +30,7 @@
 // own. The TLS server's counters are a thread-safe snapshot already.
 
 #include <control/controld/admin.h>
+#include <control/controld/challenger.h>
 #include <control/controld/config.h>
 #include <control/ke/ke_service.h>
 #include <control/ke/store.h>
@@ -419,9 +420,17 @@ public:
                            f.counter ? fmt::format(" counter {}", *f.counter) : std::string(), f.check, f.message);
     }
 
+    /// The challenger's state after its last step.
+    void set_challenges(json challenges, std::string summary) {
+        const std::lock_guard lock(_mutex);
+        _challenges = std::move(challenges);
+        _challenge_summary = std::move(summary);
+    }
+
     json to_json(const config& cfg) const {
         const std::lock_guard lock(_mutex);
         return {{"logs", cfg.verifier->logs},
+                {"challenges", _challenges},
                 {"polls", _polls},
                 {"records", _total.records},
                 {"batches_accepted", _total.batches_accepted},
@@ -436,9 +445,9 @@ public:
     void print(std::string_view label) const {
         const std::lock_guard lock(_mutex);
         fmt::print("ptpsec-controld verifier ({}): batches accepted {} (verified {}) events {} | failures {} warnings "
-                   "{} store errors {}\n",
+                   "{} store errors {}{}{}\n",
                    label, _total.batches_accepted, _total.batches_verified, _total.events, _failures, _warnings,
-                   _store_errors);
+                   _store_errors, _challenge_summary.empty() ? "" : " | ", _challenge_summary);
         std::fflush(stdout);
     }
 
@@ -450,12 +459,20 @@ private:
     uint64_t _warnings = 0;
     uint64_t _store_errors = 0;
     std::vector<std::string> _recent;
+    json _challenges = json::array();
+    std::string _challenge_summary;
 };
 
 /// The verifier role until a stop signal: a poll every poll_ms; each failure
 /// is printed as it is found.
-void run_verifier(verifier::watcher& w, const verifier_settings& s, verifier_board& board) {
+void run_verifier(verifier::watcher& w, controld::challenger* ch, const verifier_settings& s, verifier_board& board) {
     while (!stop_requested.load(std::memory_order_relaxed)) {
+        if (ch != nullptr) {
+            timespec ts{};
+            (void)::clock_gettime(CLOCK_REALTIME, &ts);
+            ch->step(int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec);
+            board.set_challenges(ch->to_json(), ch->summary());
+        }
         verifier::verify_report r;
         w.poll(r);
         for (const auto& f : r.failures) {
@@ -960,6 +977,8 @@ int serve(const config& cfg, const std::string& config_file) {
     }
     std::unique_ptr<verifier::registrar> registrar;
     std::unique_ptr<verifier::audit_store> audit;
+    std::optional<verifier::nonce_book> nonces;
+    std::optional<controld::challenger> challenges;
     std::optional<verifier::watcher> watcher;
     verifier_board verifier_totals;
     if (cfg.verifier) {
@@ -975,11 +994,23 @@ int serve(const config& cfg, const std::string& config_file) {
             return exit_error;
         }
         audit = std::move(opened).value();
-        watcher.emplace(*registrar, *audit, verifier::watch_settings{cfg.verifier->logs, cfg.verifier->log_name});
+        verifier::verifier_options options;
+        if (!cfg.verifier->challenge.empty()) {
+            nonces.emplace(std::chrono::seconds(cfg.verifier->nonce_ttl_s));
+            challenges.emplace(cfg.verifier->challenge, std::chrono::seconds(cfg.verifier->nonce_interval_s), *nonces);
+            options.challenges = &*nonces;
+        }
+        watcher.emplace(*registrar, *audit, verifier::watch_settings{cfg.verifier->logs, cfg.verifier->log_name},
+                        options);
         view.verifier = &verifier_totals;
         fmt::print("ptpsec-controld: verifier of the evidence logs in {}, every {} ms, registrar {}, audit {}\n",
                    fmt::join(cfg.verifier->logs, ", "), cfg.verifier->poll_ms, cfg.verifier->registrar,
                    cfg.verifier->audit);
+        if (challenges) {
+            fmt::print("ptpsec-controld: verifier nonces to the data planes {} every {} s, valid {} s\n",
+                       fmt::join(cfg.verifier->challenge, ", "), cfg.verifier->nonce_interval_s,
+                       cfg.verifier->nonce_ttl_s);
+        }
     }
     std::signal(SIGINT, on_stop);
     std::signal(SIGTERM, on_stop);
@@ -1004,10 +1035,11 @@ int serve(const config& cfg, const std::string& config_file) {
     status server_status = ok_status();
     std::thread verifier_thread;
     if (watcher && (srv || nd)) {
-        verifier_thread = std::thread([&] { run_verifier(*watcher, *cfg.verifier, verifier_totals); });
+        verifier_thread = std::thread(
+            [&] { run_verifier(*watcher, challenges ? &*challenges : nullptr, *cfg.verifier, verifier_totals); });
     }
     if (watcher && !srv && !nd) {
-        run_verifier(*watcher, *cfg.verifier, verifier_totals);
+        run_verifier(*watcher, challenges ? &*challenges : nullptr, *cfg.verifier, verifier_totals);
     } else if (srv && nd) {
         std::thread t([&] { server_status = srv->run(); });
         run_node(*nd, board);

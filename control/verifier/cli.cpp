@@ -54,23 +54,6 @@ std::string hex(std::span<const uint8_t> b) {
     return to_hex(b);
 }
 
-std::optional<std::vector<uint8_t>> parse_hex(std::string_view s) {
-    if (s.starts_with("0x") || s.starts_with("0X")) {
-        s.remove_prefix(2);
-    }
-    if (s.size() % 2 != 0) {
-        return std::nullopt;
-    }
-    std::vector<uint8_t> out(s.size() / 2);
-    for (size_t i = 0; i < out.size(); ++i) {
-        const auto [p, ec] = std::from_chars(s.data() + 2 * i, s.data() + 2 * i + 2, out[i], 16);
-        if (ec != std::errc{} || p != s.data() + 2 * i + 2) {
-            return std::nullopt;
-        }
-    }
-    return out;
-}
-
 /// "2023-11-14T22:13:20.000000001Z" from ns since the epoch.
 std::string format_time(int64_t ns) {
     const int64_t s = ns >= 0 ? ns / 1'000'000'000 : (ns - 999'999'999) / 1'000'000'000;
@@ -208,7 +191,7 @@ result<hsm::pcr_values> read_expected_pcrs(const std::string& path) {
         }
         unsigned index = 0;
         const auto [p, ec] = std::from_chars(index_text.data(), index_text.data() + index_text.size(), index);
-        auto value = parse_hex(value_text);
+        auto value = from_hex(value_text);
         if (ec != std::errc{} || p != index_text.data() + index_text.size() || index > 23 || !value ||
             value->size() != 32) {
             return error{fmt::format("expected PCR file {} line {}: not \"INDEX SHA256-HEX\" with an index 0-23 "
@@ -506,7 +489,7 @@ result<std::unique_ptr<registrar>> cli_commands::state::open_registrar(bool crea
 int cli_commands::state::run_verify() {
     verifier_options options;
     if (!nonce_hex.empty()) {
-        auto n = parse_hex(nonce_hex);
+        auto n = from_hex(nonce_hex);
         if (!n || n->size() < hsm::min_nonce_len || n->size() > hsm::max_nonce_len) {
             return report(fmt::format("--nonce {}: not {} to {} octets of hex", nonce_hex, hsm::min_nonce_len,
                                       hsm::max_nonce_len));

@@ -59,22 +59,71 @@ std::string join(const std::vector<std::string>& v) {
     return s;
 }
 
+/// The challenge rule of the header: what `p` must carry given what the
+/// book delivered to its signer before its batch time.
+status check_challenge(const nonce_book& book, const hsm::batch_payload& p) {
+    const auto t = static_cast<int64_t>(p.batch_time_ns);
+    const nonce_book::delivery* given = book.delivered_before(p.signer_id, t);
+    const auto given_text = [&] {
+        return fmt::format("nonce {} was in the data plane of \"{}\" from {} ms before the batch's time",
+                           hex(std::span(reinterpret_cast<const uint8_t*>(given->nonce.data()), given->nonce.size())),
+                           p.signer_id, (t - given->delivered_at_ns) / 1'000'000);
+    };
+    if (!p.nonce) {
+        if (given == nullptr) {
+            return ok_status(); // signed before this Verifier challenged its signer
+        }
+        return error{fmt::format("batch {} carries no nonce, but {}", p.counter, given_text())};
+    }
+    const auto issued = book.issued_at(*p.nonce);
+    if (!issued) {
+        if (given == nullptr) {
+            return ok_status(); // a nonce of another Verifier (run), before this one challenged the signer
+        }
+        return error{fmt::format("batch {} carries nonce {}, which this Verifier did not issue, but {}", p.counter,
+                                 hex(*p.nonce), given_text())};
+    }
+    constexpr int64_t clock_slack_ns = 1'000'000'000; // the signer's clock against ours
+    if (t + clock_slack_ns < *issued) {
+        return error{fmt::format("batch {} claims a time {} ms before its nonce {} was issued (backdated?)", p.counter,
+                                 (*issued - t) / 1'000'000, hex(*p.nonce))};
+    }
+    if (auto s = book.check(*p.nonce, t); !s) {
+        return error{fmt::format("batch {}: {} at the batch's time", p.counter, s.message())};
+    }
+    if (given != nullptr && *issued < given->issued_at_ns) {
+        return error{fmt::format("batch {} carries nonce {}, older than the one it should: {}", p.counter,
+                                 hex(*p.nonce), given_text())};
+    }
+    return ok_status();
+}
+
 } // namespace
 
 // ---------------------------------------------------------------------------
 // nonce_book
+
+void nonce_book::remember(std::string nonce, int64_t issued_at_ns) {
+    if (_issued.insert_or_assign(nonce, issued_at_ns).second) {
+        _issue_order.push_back(std::move(nonce));
+    }
+    if (_issue_order.size() > history) {
+        _issued.erase(_issue_order.front());
+        _issue_order.erase(_issue_order.begin());
+    }
+}
 
 result<std::vector<uint8_t>> nonce_book::issue(int64_t now_ns) {
     std::vector<uint8_t> n(32);
     if (RAND_bytes(n.data(), static_cast<int>(n.size())) != 1) {
         return error{"the random generator failed to make a nonce"};
     }
-    _issued[std::string(n.begin(), n.end())] = now_ns;
+    remember(std::string(n.begin(), n.end()), now_ns);
     return n;
 }
 
 void nonce_book::add(std::vector<uint8_t> nonce, int64_t issued_at_ns) {
-    _issued[std::string(nonce.begin(), nonce.end())] = issued_at_ns;
+    remember(std::string(nonce.begin(), nonce.end()), issued_at_ns);
 }
 
 status nonce_book::check(std::span<const uint8_t> nonce, int64_t now_ns) const {
@@ -92,6 +141,40 @@ status nonce_book::check(std::span<const uint8_t> nonce, int64_t now_ns) const {
 
 void nonce_book::expire(int64_t now_ns) {
     std::erase_if(_issued, [&](const auto& kv) { return now_ns - kv.second > _ttl.count(); });
+    std::erase_if(_issue_order, [&](const std::string& n) { return !_issued.contains(n); });
+}
+
+std::optional<int64_t> nonce_book::issued_at(std::span<const uint8_t> nonce) const {
+    const auto it = _issued.find(std::string(nonce.begin(), nonce.end()));
+    return it == _issued.end() ? std::nullopt : std::optional<int64_t>(it->second);
+}
+
+status nonce_book::delivered(const std::string& signer_id, std::span<const uint8_t> nonce, int64_t at_ns) {
+    const auto issued = issued_at(nonce);
+    if (!issued) {
+        return error{fmt::format("nonce {} was not issued by this Verifier", hex(nonce))};
+    }
+    auto& list = _deliveries[signer_id];
+    list.push_back({std::string(nonce.begin(), nonce.end()), *issued, at_ns});
+    if (list.size() > history) {
+        list.erase(list.begin());
+    }
+    return ok_status();
+}
+
+const nonce_book::delivery* nonce_book::delivered_before(const std::string& signer_id, int64_t t_ns) const {
+    const auto it = _deliveries.find(signer_id);
+    if (it == _deliveries.end()) {
+        return nullptr;
+    }
+    const delivery* last = nullptr;
+    for (const delivery& d : it->second) {
+        if (d.delivered_at_ns > t_ns) {
+            break;
+        }
+        last = &d;
+    }
+    return last;
 }
 
 // ---------------------------------------------------------------------------
@@ -374,6 +457,11 @@ void verifier::verify_record(std::string_view file, size_t batch_index, const hs
             failed.emplace_back("nonce mismatch");
         } else if (auto s = _options.nonces->check(*p.nonce, verified_at); !s) {
             fail("nonce mismatch", fmt::format("batch {}: {}", p.counter, s.message()));
+            failed.emplace_back("nonce mismatch");
+        }
+    } else if (_options.challenges != nullptr) {
+        if (auto s = check_challenge(*_options.challenges, p); !s) {
+            fail("nonce mismatch", s.message());
             failed.emplace_back("nonce mismatch");
         }
     }

@@ -27,7 +27,9 @@
 //                         batch between them is missing, or came out of order)
 //   chain                 the other chain rules (event indexes, missed count)
 //   nonce mismatch        a nonce was expected and the batch carries another,
-//                         none, or one that was not issued or has expired
+//                         none, or one that was not issued or has expired;
+//                         with challenges (below), a batch that lacks the
+//                         nonce its signer had been given before the batch
 //   warnings: "not hardware-rooted" (a software signer's batch), "chain
 //   anchor" (a chain first seen in the middle), "signed before revocation".
 //
@@ -51,6 +53,20 @@
 // its failed checks as status), so that one missing batch is one failure,
 // not a failure for every batch after it. A record that does not decode ends
 // the file (the rest cannot be framed); the next file is read.
+//
+// Challenges (the online Verifier, [verifier] challenge): the Verifier
+// gives each challenged data plane a fresh nonce every so often (an
+// attest_nonce update on its SA channel); the data plane's signer puts the
+// nonce it holds into every batch it signs (hsm/batcher.h). Once the data
+// plane has acknowledged nonce N for signer S at time A, every batch of S
+// with batch_time_ns at or after A was signed with N or a later nonce in it
+// (the signer takes the nonce and the batch time together), so it must carry
+// N or a nonce issued after N, issued by this Verifier no more than its ttl
+// before batch_time_ns and not after it. A batch signed before the first
+// delivery to its signer is not held to it (it may carry a nonce of an
+// earlier Verifier run, or none). A signer whose data plane was never
+// challenged is never held to it: the Verifier learns the signer_id a data
+// plane signs under from that data plane's telemetry when it challenges it.
 //
 // State: the last accepted batch of every signer lives in the audit store
 // (chain_state) and is read back on the first batch of that signer, so an
@@ -77,9 +93,20 @@ namespace ptpsec::verifier {
 
 /// The nonces this Verifier handed out for signers to put in their batches
 /// (docs/attestation.md, payload key 13), each valid for `ttl` after it was
-/// issued.
+/// issued, and which signer's data plane took which nonce when (challenges,
+/// above). It keeps the last `history` nonces issued and deliveries per
+/// signer: with a nonce every second, over an hour of them.
 class nonce_book {
 public:
+    static constexpr size_t history = 4096;
+
+    /// A nonce a signer's data plane acknowledged.
+    struct delivery {
+        std::string nonce; ///< its octets
+        int64_t issued_at_ns = 0;
+        int64_t delivered_at_ns = 0; ///< when the acknowledgement came
+    };
+
     explicit nonce_book(std::chrono::nanoseconds ttl) : _ttl(ttl) {}
 
     /// A fresh random nonce, recorded as issued at `now_ns`.
@@ -90,12 +117,25 @@ public:
     status check(std::span<const uint8_t> nonce, int64_t now_ns) const;
     /// Forgets nonces past their ttl.
     void expire(int64_t now_ns);
+    /// When `nonce` was issued; nullopt if it was not (or is forgotten).
+    std::optional<int64_t> issued_at(std::span<const uint8_t> nonce) const;
+
+    /// The data plane signing as `signer_id` acknowledged `nonce` (issued
+    /// here) at `at_ns`. Refused when the nonce was not issued here.
+    status delivered(const std::string& signer_id, std::span<const uint8_t> nonce, int64_t at_ns);
+    /// The last nonce delivered to `signer_id` at or before `t_ns`; null if
+    /// none.
+    const delivery* delivered_before(const std::string& signer_id, int64_t t_ns) const;
+    std::chrono::nanoseconds ttl() const noexcept { return _ttl; }
 
 private:
     std::chrono::nanoseconds _ttl;
     /// By the nonce's octets as a string: std::vector<uint8_t> keys trip a
     /// GCC 12 -O3 false positive (-Wstringop-overread) in operator<.
     std::map<std::string, int64_t> _issued;
+    std::vector<std::string> _issue_order;                    ///< oldest first, for the history bound
+    std::map<std::string, std::vector<delivery>> _deliveries; ///< by signer, oldest first
+    void remember(std::string nonce, int64_t issued_at_ns);
 };
 
 struct verifier_options {
@@ -103,6 +143,9 @@ struct verifier_options {
     std::optional<std::vector<uint8_t>> expected_nonce;
     /// Every batch must carry a nonce from this book that has not expired.
     const nonce_book* nonces = nullptr;
+    /// The challenges of the online Verifier (above): batches are held to
+    /// the nonces this book delivered to their signer.
+    const nonce_book* challenges = nullptr;
     /// The Verifier's clock (CLOCK_REALTIME ns); tests set their own.
     std::function<int64_t()> now_ns;
 };

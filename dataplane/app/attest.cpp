@@ -1,5 +1,6 @@
 #include <dataplane/app/attest.h>
 
+#include <dataplane/sa_update_wire.h>
 #include <hsm/pkcs11_signer.h>
 #include <hsm/software_signer.h>
 #include <hsm/tpm_signer.h>
@@ -175,6 +176,16 @@ hsm::batcher_stop_report attestation::stop() {
     while (drain_once() != 0) {
     }
     return _batcher->stop();
+}
+
+status attestation::set_nonce(std::span<const uint8_t> nonce) {
+    static_assert(sa_wire::min_nonce_len == hsm::min_nonce_len && sa_wire::max_nonce_len == hsm::max_nonce_len);
+    auto s = _batcher->set_nonce(
+        nonce.empty() ? std::nullopt : std::optional<std::vector<uint8_t>>(std::in_place, nonce.begin(), nonce.end()));
+    if (s) {
+        _nonces_set.fetch_add(1, std::memory_order_relaxed);
+    }
+    return s;
 }
 
 void attestation::print(std::FILE* out, std::string_view label) const {

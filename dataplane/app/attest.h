@@ -69,6 +69,13 @@ public:
     hsm::batcher_stop_report stop();
 
     hsm::batcher_stats stats() const { return _batcher->stats(); }
+    /// An attest_nonce from the SA channel: `nonce` goes into every batch
+    /// from now on; empty withdraws it. Refused (with why) when its length
+    /// is not 8-64 octets.
+    status set_nonce(std::span<const uint8_t> nonce);
+    /// The nonce batches are given now, and how many times it was set.
+    std::optional<std::vector<uint8_t>> nonce() const { return _batcher->nonce(); }
+    uint64_t nonces_set() const noexcept { return _nonces_set.load(std::memory_order_relaxed); }
     const hsm::signer_info& signer_info() const noexcept { return _signer->info(); }
     const std::string& signer_id() const noexcept { return _signer_id; }
     std::string log_path() const { return _log->current_path().string(); }
@@ -91,6 +98,7 @@ private:
     std::span<const worker_counters> _workers;
     uint64_t _ring_full_seen = 0;
     std::atomic<bool> _stop{false};
+    std::atomic<uint64_t> _nonces_set{0};
     std::thread _drain;
     bool _stopped = false;
 };

@@ -585,8 +585,24 @@ private:
         const unsigned n = _channel->pop_updates(batch.data(), static_cast<unsigned>(batch.size()));
         for (unsigned i = 0; i < n; ++i) {
             sa_wire::update& u = batch[i];
-            auto r = apply_update(*_sat->current(), u, *_service_engine);
             status outcome = ok_status();
+            if (u.magic == sa_wire::update_magic && u.operation == static_cast<uint8_t>(sa_wire::op::attest_nonce)) {
+                // Not an SA: the verifier nonce for the attestation signer.
+                if (!_attest) {
+                    outcome = error{"attestation is off (start the data plane with --attest)"};
+                } else if (u.key_len > sa_wire::max_nonce_len) {
+                    outcome = error{fmt::format("a nonce is {} to {} octets, not {}", sa_wire::min_nonce_len,
+                                                sa_wire::max_nonce_len, u.key_len)};
+                } else {
+                    outcome = _attest->set_nonce(std::span<const uint8_t>(u.key, u.key_len));
+                }
+                ++(outcome ? _svc.applied : _svc.rejected);
+                if (!_channel->push_ack(make_ack(u, outcome))) {
+                    ++_svc.acks_dropped;
+                }
+                continue;
+            }
+            auto r = apply_update(*_sat->current(), u, *_service_engine);
             if (r) {
                 _sat->publish(std::move(r->next));
                 retire_windows(r->retired);

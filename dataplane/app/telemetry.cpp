@@ -2,6 +2,7 @@
 
 #include <dataplane/app/stats.h>
 #include <dataplane/sa_update.h>
+#include <drivers/base/hex.h>
 
 #include <fmt/format.h>
 #include <rte_ethdev.h>
@@ -388,6 +389,9 @@ void fill_attest(const telemetry_sources& src, rte_tel_data* d) {
     add_u64(d, "latency_p99_us", static_cast<uint64_t>(s.latency_p99.count()));
     add_u64(d, "latency_max_us", static_cast<uint64_t>(s.latency_max.count()));
     add_string(d, "last_error", s.last_error);
+    const auto nonce = src.attest->nonce();
+    add_string(d, "nonce", nonce ? to_hex(*nonce) : "");
+    add_u64(d, "nonces_set", src.attest->nonces_set());
 }
 
 /// Runs `fill` on the published sources; a command answers null (DPDK's

@@ -603,7 +603,7 @@ TEST_F(batcher_test, a_restart_continues_the_chain_and_refuses_another_key_or_si
     EXPECT_NE(refused.message().find("rolled back"), std::string::npos) << refused.message();
 }
 
-TEST_F(batcher_test, a_nonce_goes_into_the_next_batch_only_and_bad_settings_are_refused) {
+TEST_F(batcher_test, a_nonce_stays_in_every_batch_until_replaced_or_withdrawn_and_bad_settings_are_refused) {
     auto log = open_log();
     ASSERT_TRUE(log);
     auto settings = batcher_test::settings();
@@ -612,10 +612,20 @@ TEST_F(batcher_test, a_nonce_goes_into_the_next_batch_only_and_bad_settings_are_
     ASSERT_TRUE(b);
     EXPECT_FALSE(b->set_nonce(std::vector<uint8_t>(7, 1)));
     EXPECT_FALSE(b->set_nonce(std::vector<uint8_t>(65, 1)));
-    const std::vector<uint8_t> nonce(16, 0x42);
-    ASSERT_TRUE(b->set_nonce(nonce));
+    EXPECT_FALSE(b->nonce()) << "a refused nonce is not kept";
+    const std::vector<uint8_t> first(16, 0x42);
+    const std::vector<uint8_t> second(8, 0x17);
+    ASSERT_TRUE(b->set_nonce(first));
+    EXPECT_EQ(b->nonce(), first);
     uint64_t next = 0;
-    for (int round = 0; round < 2; ++round) {
+    // Rounds 0 and 1 under the first nonce, 2 under the second, 3 under none.
+    for (int round = 0; round < 4; ++round) {
+        if (round == 2) {
+            ASSERT_TRUE(b->set_nonce(second));
+        } else if (round == 3) {
+            ASSERT_TRUE(b->set_nonce(std::nullopt));
+            EXPECT_FALSE(b->nonce());
+        }
         std::vector<event_record> burst;
         burst.reserve(10);
         for (int i = 0; i < 10; ++i) {
@@ -627,9 +637,19 @@ TEST_F(batcher_test, a_nonce_goes_into_the_next_batch_only_and_bad_settings_are_
     }
     b->stop();
     const auto batches = read_back(_dir.path(), "evidence", _software->info());
-    ASSERT_EQ(batches.size(), 2U);
-    EXPECT_EQ(batches[0].payload.nonce, nonce);
-    EXPECT_FALSE(batches[1].payload.nonce);
+    ASSERT_EQ(batches.size(), 4U);
+    EXPECT_EQ(batches[0].payload.nonce, first);
+    EXPECT_EQ(batches[1].payload.nonce, first);
+    EXPECT_EQ(batches[2].payload.nonce, second);
+    EXPECT_FALSE(batches[3].payload.nonce);
+    // The claims of each event carry its batch's nonce (key 6).
+    for (const auto& batch : batches) {
+        for (const auto& leaf : batch.leaves) {
+            auto claims = decode_claims(leaf);
+            ASSERT_TRUE(claims) << claims.message();
+            EXPECT_EQ(claims->nonce, batch.payload.nonce);
+        }
+    }
     EXPECT_EQ(b->submit(std::vector<event_record>(3, make_record(0))), 0U);
     EXPECT_EQ(b->stats().events_refused, 3U);
 

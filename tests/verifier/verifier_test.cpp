@@ -427,5 +427,59 @@ TEST_F(verifier_test, issued_nonces_are_accepted_within_their_lifetime_only) {
     EXPECT_FALSE(book.check(*fresh, t0));
 }
 
+TEST_F(verifier_test, a_challenged_signer_must_carry_the_nonce_it_was_given_or_a_later_one) {
+    // Times in the batches' clock: the chain helper closes batch k at
+    // base_time_ns + (1000 + 2k + 2) * 125 ms when each has 2 events.
+    nonce_book book(std::chrono::seconds(30));
+    const auto at = [](uint64_t ms) { return static_cast<int64_t>(base_time_ns + ms * 1'000'000); };
+    auto n1 = book.issue(at(125'000));
+    auto n2 = book.issue(at(126'000));
+    ASSERT_TRUE(n1 && n2);
+    const std::vector<uint8_t> foreign(16, 0x11);
+    // n1 delivered to gm-a at 125.3 s, n2 at 126.1 s; gm-b never challenged.
+    ASSERT_TRUE(book.delivered("gm-a", *n1, at(125'300)));
+    ASSERT_TRUE(book.delivered("gm-a", *n2, at(126'100)));
+    EXPECT_FALSE(book.delivered("gm-a", foreign, at(126'200))) << "only nonces issued here are delivered";
+
+    chain a(*_signer, "gm-a");
+    std::vector<hsm::batch_record> all;
+    all.push_back(a.next(2));                                      // 1: 125.25 s, before any delivery: free
+    all.push_back(a.next(2, *n1));                                 // 2: 125.5 s, n1: ok
+    all.push_back(a.next(2));                                      // 3: 125.75 s, none though n1 was given
+    all.push_back(a.next(2, foreign));                             // 4: 126.0 s, a nonce not issued here
+    all.push_back(a.next(2, *n1));                                 // 5: 126.25 s, n1 though n2 was given at 126.1 s
+    all.push_back(a.next(2, *n2));                                 // 6: 126.5 s, n2: ok
+    all.push_back(a.next(2, *n2, base_time_ns + 157'000'000'000)); // 7: 157 s, n2 31 s old: expired
+    const auto signer_b = software(_dir, "gm-b");
+    ASSERT_NE(signer_b, nullptr);
+    enrol(*_registrar, *signer_b, "gm-b");
+    chain b(*signer_b, "gm-b");
+    const auto other = b.next(2, foreign); // never challenged: not held to the book
+
+    verifier_options o;
+    o.challenges = &book;
+    const auto r = verify(make_log(all).bytes, nullptr, o);
+    ASSERT_EQ(checks(r.failures), (std::vector<std::string>(4, "nonce mismatch")));
+    EXPECT_EQ(r.failures[0].counter, 3U);
+    EXPECT_NE(r.failures[0].message.find("carries no nonce, but nonce"), std::string::npos) << r.failures[0].message;
+    EXPECT_EQ(r.failures[1].counter, 4U);
+    EXPECT_NE(r.failures[1].message.find("which this Verifier did not issue"), std::string::npos)
+        << r.failures[1].message;
+    EXPECT_EQ(r.failures[2].counter, 5U);
+    EXPECT_NE(r.failures[2].message.find("older than the one it should"), std::string::npos) << r.failures[2].message;
+    EXPECT_EQ(r.failures[3].counter, 7U);
+    EXPECT_NE(r.failures[3].message.find("more than its lifetime"), std::string::npos) << r.failures[3].message;
+    EXPECT_EQ(r.batches_accepted, 7U) << "freshness failures do not break the chain";
+
+    const auto unchallenged = verify(make_log({other}).bytes, nullptr, o);
+    EXPECT_TRUE(unchallenged.failures.empty()) << checks(unchallenged.failures).front();
+
+    // A batch that claims a time long before its nonce was issued.
+    chain c(*_signer, "gm-a");
+    const auto backdated = verify(make_log({c.next(2, *n2, base_time_ns + 100'000'000'000)}).bytes, nullptr, o);
+    ASSERT_EQ(backdated.failures.size(), 1U);
+    EXPECT_NE(backdated.failures[0].message.find("backdated"), std::string::npos) << backdated.failures[0].message;
+}
+
 } // namespace
 } // namespace ptpsec::verifier
