@@ -504,6 +504,13 @@ void print_status(const ordered_json& s) {
         fmt::print("verifier: batches accepted {} (verified {}) events {} | failures {} warnings {} store errors {}\n",
                    count_of(v, "batches_accepted"), count_of(v, "batches_verified"), count_of(v, "events"),
                    count_of(v, "failures"), count_of(v, "warnings"), count_of(v, "store_errors"));
+        for (const auto& c : v.value("challenges", ordered_json::array())) {
+            const std::string err = c.value("last_error", "");
+            fmt::print("  challenges to data plane {} (signer {}): nonces given {} acknowledged {} failures {}{}{}\n",
+                       c.value("dataplane", "?"), c.value("signer_id", "?"), count_of(c, "nonces_given"),
+                       count_of(c, "nonces_acknowledged"), count_of(c, "failures"),
+                       err.empty() ? "" : " | last error: ", err);
+        }
         for (const auto& f : v.value("recent_failures", ordered_json::array())) {
             fmt::print("  {}\n", f.is_string() ? f.get<std::string>() : f.dump());
         }

@@ -18,6 +18,7 @@
 #include <dataplane/event.h>
 #include <dataplane/ptp/frame.h>
 #include <dataplane/ptp/message.h>
+#include <drivers/base/hex.h>
 #include <hsm/evidence.h>
 #include <hsm/evidence_log.h>
 #include <hsm/pkcs11_signer.h>
@@ -210,6 +211,56 @@ protected:
             "observer-1"};
         args.insert(args.end(), attest_options.begin(), attest_options.end());
         return std::make_unique<test::background_program>(_dir, _exe, args);
+    }
+
+    /// A software key made beforehand (mode 0600), enrolled in the
+    /// registrar as "observer-1" for development use; returns its path.
+    std::string enrol_software_key(const std::string& registrar) {
+        const std::string key = _dir.file("observer.pem");
+        const auto made =
+            test::run_program(_dir, "/usr/bin/openssl",
+                              {"genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key});
+        EXPECT_EQ(made.exit_code, 0) << made.err;
+        ::chmod(key.c_str(), 0600);
+        const auto enrolled = test::run_program(_dir, _ctl,
+                                                {"registrar", "enrol", "--db", registrar, "--signer-id", "observer-1",
+                                                 "--software", key, "--allow-software"});
+        EXPECT_EQ(enrolled.exit_code, 0) << enrolled.out << enrolled.err;
+        return key;
+    }
+
+    /// /ptpsec/attest of the data plane with `prefix`; empty while it does
+    /// not answer.
+    static json attest_telemetry(const std::string& prefix) {
+        auto c = telemetry_client::connect(prefix);
+        if (!c) {
+            return json::object();
+        }
+        auto r = c->query("/ptpsec/attest");
+        return r ? json::parse(r->dump()) : json::object();
+    }
+
+    /// Waits up to 30 s for `done(/ptpsec/attest)` while the data plane runs.
+    template <typename Done>
+    json wait_attest(test::background_program& dp, const std::string& prefix, Done done) {
+        json t;
+        for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+             dp.running() && std::chrono::steady_clock::now() < deadline;) {
+            t = attest_telemetry(prefix);
+            if (!t.empty() && done(t)) {
+                return t;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        ADD_FAILURE() << "the data plane's attestation did not get there: " << t.dump();
+        return t;
+    }
+
+    /// The verifier role's part of `ptpsecctl status`.
+    json verifier_status() {
+        const auto r =
+            test::run_program(_dir, _ctl, {"status", "--controld-socket", _dir.file("verifier.sock"), "--json"});
+        return r.exit_code == 0 ? json::parse(r.out).value("verifier", json::object()) : json::object();
     }
 
     /// Reads the whole log and checks it against `public_key`: every batch
@@ -427,18 +478,8 @@ TEST_F(attest_app, live_counters_are_on_telemetry_and_every_event_is_signed_at_t
 }
 
 TEST_F(attest_app, the_online_verifier_checks_the_batches_while_the_data_plane_writes_them) {
-    // A software key made beforehand (mode 0600), enrolled for development use.
-    const std::string key = _dir.file("observer.pem");
-    ASSERT_EQ(test::run_program(_dir, "/usr/bin/openssl",
-                                {"genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key})
-                  .exit_code,
-              0);
-    ::chmod(key.c_str(), 0600);
-    const std::string registrar = _dir.file("registrar.db");
-    const auto enrolled = test::run_program(
-        _dir, _ctl,
-        {"registrar", "enrol", "--db", registrar, "--signer-id", "observer-1", "--software", key, "--allow-software"});
-    ASSERT_EQ(enrolled.exit_code, 0) << enrolled.out << enrolled.err;
+    const std::string key = enrol_software_key(_dir.file("registrar.db"));
+    ASSERT_FALSE(HasFailure());
     test::write_file(_dir.file("verifier.toml"), fmt::format(R"([verifier]
 registrar = "registrar.db"
 audit = "sqlite:audit.db"
@@ -458,11 +499,7 @@ socket = "verifier.sock"
     auto dp = attest_on(prefix, feed,
                         {"--attest", "software", "--attest-key", key, "--attest-counter", _dir.file("counter"),
                          "--attest-batch-ms", "50", "--attest-max-held", "65536"});
-    auto status = [&] {
-        const auto r =
-            test::run_program(_dir, _ctl, {"status", "--controld-socket", _dir.file("verifier.sock"), "--json"});
-        return r.exit_code == 0 ? json::parse(r.out).value("verifier", json::object()) : json::object();
-    };
+    auto status = [&] { return verifier_status(); };
     // Verified while the data plane is still writing.
     json live;
     for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
@@ -505,6 +542,194 @@ socket = "verifier.sock"
                                               written, written)),
               std::string::npos)
         << verifier.out();
+}
+
+TEST_F(attest_app, a_nonce_given_by_hand_is_in_every_later_batch_until_cleared) {
+    const std::string prefix = fmt::format("ptpsec-attest-nonce-{}", ::getpid());
+    runtime_dir_guard runtime(prefix);
+    paced_feed feed(_dir.file("outside.fifo"), _capture);
+    const std::string key = _dir.file("k.pem");
+    const std::string counter = _dir.file("c");
+    auto dp = attest_on(
+        prefix, feed,
+        {"--attest", "software", "--attest-key", key, "--attest-counter", counter, "--attest-batch-ms", "50"});
+    auto ctl = [&](std::vector<std::string> args) {
+        args.insert(args.end(), {"--file-prefix", prefix});
+        return test::run_program(_dir, _ctl, args);
+    };
+    const json before = wait_attest(*dp, prefix, [](const json& t) { return t.value("batches_signed", 0U) >= 2; });
+    EXPECT_EQ(before.value("nonce", "?"), "") << "no nonce yet";
+
+    // Refused before anything is sent, naming what is wrong.
+    const auto short_nonce = ctl({"attest", "nonce", "01020304"});
+    EXPECT_EQ(short_nonce.exit_code, 2);
+    EXPECT_NE(short_nonce.err.find("NONCE 01020304: a verifier nonce is 8 to 64 octets, not 4"), std::string::npos)
+        << short_nonce.err;
+    const auto not_hex = ctl({"attest", "nonce", "0102030405060708zz"});
+    EXPECT_EQ(not_hex.exit_code, 2);
+    EXPECT_NE(not_hex.err.find("not hex digits"), std::string::npos) << not_hex.err;
+
+    // Drawn by ptpsecctl, printed, and in the signer at once.
+    const auto given = ctl({"attest", "nonce", "--json"});
+    ASSERT_EQ(given.exit_code, 0) << given.out << given.err;
+    const json g = json::parse(given.out);
+    EXPECT_EQ(g.at("applied"), true);
+    const std::string nonce = g.at("nonce");
+    EXPECT_EQ(nonce.size(), 64U);
+    const json with = wait_attest(*dp, prefix, [&](const json& t) {
+        return t.value("batches_signed", 0U) >= before.value("batches_signed", 0U) + 4;
+    });
+    EXPECT_EQ(with.value("nonce", ""), nonce);
+    EXPECT_EQ(with.value("nonces_set", 0U), 1U);
+
+    const auto cleared = ctl({"attest", "nonce", "--clear"});
+    ASSERT_EQ(cleared.exit_code, 0) << cleared.out << cleared.err;
+    EXPECT_NE(cleared.out.find("batches carry no nonce from now on"), std::string::npos) << cleared.out;
+    const json after = wait_attest(*dp, prefix, [&](const json& t) {
+        return t.value("batches_signed", 0U) >= with.value("batches_signed", 0U) + 2;
+    });
+    EXPECT_EQ(after.value("nonce", "?"), "");
+    feed.finish();
+    ASSERT_EQ(dp->stop(), 0) << dp->err();
+
+    // In the log: batches without, then with that nonce in the payload and
+    // in every event's claims, then without again.
+    auto s = hsm::software_signer::open({key, counter, hsm::signature_algorithm::es256});
+    ASSERT_TRUE(s) << s.message();
+    std::string pattern;
+    auto files = hsm::list_log_files(_dir.file("evidence"), "evidence");
+    ASSERT_TRUE(files) << files.message();
+    for (const auto& f : *files) {
+        const std::string bytes = test::read_file(f.string());
+        const auto log = hsm::read_log(std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
+        ASSERT_FALSE(log.problem) << log.problem->message;
+        for (const auto& e : log.records) {
+            auto p = hsm::check_batch_record(e.record, hsm::signature_algorithm::es256, (*s)->info().public_key_der);
+            ASSERT_TRUE(p) << p.message();
+            if (!p->nonce) {
+                pattern += '-';
+                continue;
+            }
+            EXPECT_EQ(to_hex(*p->nonce), nonce);
+            pattern += 'n';
+            for (const auto& leaf : e.record.leaves) {
+                auto c = hsm::decode_claims(leaf);
+                ASSERT_TRUE(c) << c.message();
+                EXPECT_EQ(c->nonce, p->nonce);
+            }
+        }
+    }
+    EXPECT_TRUE(std::regex_match(pattern, std::regex("-{2,}n{3,}-{1,}"))) << pattern;
+    // Offline, --nonce holds every batch to it: those before and after fail.
+    const auto enrolled = test::run_program(_dir, _ctl,
+                                            {"registrar", "enrol", "--db", _dir.file("registrar.db"), "--signer-id",
+                                             "observer-1", "--software", key, "--allow-software"});
+    ASSERT_EQ(enrolled.exit_code, 0) << enrolled.out << enrolled.err;
+    const auto offline = test::run_program(_dir, _ctl,
+                                           {"evidence", "verify", _dir.file("evidence"), "--registrar",
+                                            _dir.file("registrar.db"), "--nonce", nonce, "--json"});
+    EXPECT_EQ(offline.exit_code, 1) << offline.out << offline.err;
+    const json report = json::parse(offline.out);
+    EXPECT_EQ(report.at("failures").size(), static_cast<size_t>(std::count(pattern.begin(), pattern.end(), '-')))
+        << offline.out;
+    for (const auto& f : report.at("failures")) {
+        EXPECT_EQ(f.at("check"), "nonce mismatch") << f.dump();
+    }
+}
+
+TEST_F(attest_app, the_online_verifier_challenges_the_data_plane_and_catches_a_nonce_it_did_not_give) {
+    const std::string key = enrol_software_key(_dir.file("registrar.db"));
+    ASSERT_FALSE(HasFailure());
+    const std::string prefix = fmt::format("ptpsec-attest-challenge-{}", ::getpid());
+    runtime_dir_guard runtime(prefix);
+    paced_feed feed(_dir.file("outside.fifo"), _capture);
+    auto dp = attest_on(prefix, feed,
+                        {"--attest", "software", "--attest-key", key, "--attest-counter", _dir.file("counter"),
+                         "--attest-batch-ms", "50", "--attest-max-held", "65536"});
+    wait_attest(*dp, prefix, [](const json& t) { return t.value("batches_signed", 0U) >= 1; });
+    test::write_file(_dir.file("verifier.toml"), fmt::format(R"([verifier]
+registrar = "registrar.db"
+audit = "sqlite:audit.db"
+logs = ["evidence"]
+poll-ms = 100
+challenge = ["{}"]
+nonce-interval = 2
+
+[admin]
+socket = "verifier.sock"
+)",
+                                                             prefix));
+    test::background_program verifier(_dir, test::program_from_env("PTPSEC_CONTROLD"),
+                                      {"--config", _dir.file("verifier.toml")});
+    // Until two nonces are in and batches carrying them were accepted.
+    auto challenge_of = [](const json& v) {
+        const json list = v.value("challenges", json::array());
+        return list.empty() ? json::object() : list.at(0);
+    };
+    json live;
+    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+         std::chrono::steady_clock::now() < deadline;) {
+        ASSERT_TRUE(verifier.running()) << verifier.err() << verifier.out();
+        live = verifier_status();
+        if (challenge_of(live).value("nonces_acknowledged", 0U) >= 2 && live.value("batches_accepted", 0U) >= 30) {
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    const json ch = challenge_of(live);
+    ASSERT_GE(ch.value("nonces_acknowledged", 0U), 2U) << live.dump();
+    EXPECT_EQ(ch.at("dataplane"), prefix);
+    EXPECT_EQ(ch.at("signer_id"), "observer-1");
+    EXPECT_EQ(ch.at("failures"), 0) << ch.dump();
+    EXPECT_EQ(live.at("failures"), 0) << live.dump();
+    EXPECT_EQ(attest_telemetry(prefix).value("nonce", ""), ch.at("last_nonce"));
+    const auto plain = test::run_program(_dir, _ctl, {"status", "--controld-socket", _dir.file("verifier.sock")});
+    EXPECT_NE(plain.out.find(fmt::format("challenges to data plane {} (signer observer-1): nonces given", prefix)),
+              std::string::npos)
+        << plain.out;
+
+    // Right after the Verifier's next nonce, another goes in by hand: the
+    // batches that carry it are caught until the Verifier's next nonce.
+    const uint64_t acked = ch.value("nonces_acknowledged", 0U);
+    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+         challenge_of(verifier_status()).value("nonces_acknowledged", 0U) == acked &&
+         std::chrono::steady_clock::now() < deadline;) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    const auto foreign = test::run_program(_dir, _ctl, {"attest", "nonce", "--file-prefix", prefix});
+    ASSERT_EQ(foreign.exit_code, 0) << foreign.out << foreign.err;
+    json caught;
+    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+         std::chrono::steady_clock::now() < deadline;) {
+        caught = verifier_status();
+        if (caught.value("failures", 0U) > 0) {
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_GT(caught.value("failures", 0U), 0U) << caught.dump();
+    const std::string first = caught.at("recent_failures").at(0);
+    EXPECT_NE(first.find("nonce mismatch"), std::string::npos) << first;
+    EXPECT_NE(first.find("which this Verifier did not issue"), std::string::npos) << first;
+    // The Verifier's next nonce ends it: later batches pass again.
+    const uint64_t failures_then = caught.at("failures");
+    const uint64_t acked_then = challenge_of(caught).value("nonces_acknowledged", 0U);
+    json healed;
+    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+         std::chrono::steady_clock::now() < deadline;) {
+        healed = verifier_status();
+        if (challenge_of(healed).value("nonces_acknowledged", 0U) >= acked_then + 2) {
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    const uint64_t failures_later = healed.value("failures", 0U);
+    EXPECT_GE(challenge_of(healed).value("nonces_acknowledged", 0U), acked_then + 2) << healed.dump();
+    EXPECT_LE(failures_later - failures_then, 40U) << "at most the batches of one interval (2 s of 50 ms batches)";
+    feed.finish();
+    ASSERT_EQ(dp->stop(), 0) << dp->err();
+    ASSERT_EQ(verifier.stop(), 0) << verifier.err();
+    EXPECT_NE(verifier.out().find("nonces given"), std::string::npos) << verifier.out();
 }
 
 TEST_F(attest_app, a_tpm_stopped_and_restarted_mid_run_loses_no_event_and_breaks_no_chain) {

@@ -220,6 +220,15 @@ TEST(rotation, ptpsecctl_sa_commands_change_a_running_dataplane) {
               std::string::npos)
         << reused.out;
 
+    // A verifier nonce is for the attestation signer, which this data
+    // plane does not run: refused, and the SAs are untouched.
+    const auto no_attest = run_ctl({"attest", "nonce", "00112233445566778899"});
+    EXPECT_EQ(no_attest.exit_code, 1);
+    EXPECT_NE(no_attest.out.find("attest_nonce: REJECTED: attestation is off (start the data plane with --attest)"),
+              std::string::npos)
+        << no_attest.out;
+    EXPECT_EQ(json::parse(run_ctl({"sa", "list", "--json"}).out).at("2").at("retired_key_ids"), json::array({7}));
+
     EXPECT_EQ(run_ctl({"sa", "flush"}).exit_code, 0);
     const auto empty = run_ctl({"sa", "list", "--json"});
     EXPECT_EQ(json::parse(empty.out).size(), 0U) << empty.out;
@@ -227,7 +236,8 @@ TEST(rotation, ptpsecctl_sa_commands_change_a_running_dataplane) {
     const auto fresh = run_ctl({"sa", "push", "--sa-file", sa_file});
     EXPECT_EQ(fresh.exit_code, 0) << fresh.out;
     ASSERT_EQ(dp.stop(), 0) << dp.err();
-    EXPECT_NE(dp.out().find("applied 9 rejected 5"), std::string::npos) << dp.out();
+    EXPECT_NE(dp.out().find("applied 9 rejected 6"), std::string::npos)
+        << dp.out() << "the refused nonce is counted with the refused SA updates";
 }
 
 TEST(rotation, a_key_whose_lifetime_ends_goes_and_its_frames_count_as_expired) {
