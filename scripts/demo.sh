@@ -209,13 +209,17 @@ for pcr in 0 1 2 3 4 5 6 7; do echo "$pcr $(printf '0%.0s' $(seq 64))"; done > "
 "$ctl" registrar enrol --db "$att/registrar.db" --signer-id demo-observer --tpm "$tcti" \
   --expected-pcrs "$att/pcr-profile.txt"
 # The online Verifier (ptpsec-controld [verifier]) checks each batch as the
-# data plane writes it.
+# data plane writes it, and gives the data plane a fresh nonce every second
+# that its later batches must carry (its first try, before the data plane is
+# up, fails and is counted).
 cat > "$att/verifier.toml" <<TOML
 [verifier]
 registrar = "registrar.db"
 audit = "sqlite:audit.db"
 logs = ["evidence"]
 poll-ms = 1000
+challenge = ["ptpsec-demo-attest"]
+nonce-interval = 1
 
 [admin]
 socket = "verifier.sock"
