@@ -263,40 +263,62 @@ protected:
         return r.exit_code == 0 ? json::parse(r.out).value("verifier", json::object()) : json::object();
     }
 
-    /// Reads the whole log and checks it against `public_key`: every batch
-    /// signed, chained, with no gap; its events exactly the forwarded ones.
-    void check_log(const std::vector<uint8_t>& public_key, hsm::signature_algorithm alg, hsm::backend_kind kind) {
+    /// A batch of the evidence log with its payload, checked.
+    struct checked_batch {
+        hsm::batch_record record;
+        hsm::batch_payload payload;
+    };
+
+    /// Every batch of the evidence log, oldest first, each checked against
+    /// `public_key` and chained to the one before; a bad record, signature
+    /// or link fails the test.
+    std::vector<checked_batch> read_evidence(hsm::signature_algorithm alg, const std::vector<uint8_t>& public_key) {
+        std::vector<checked_batch> out;
         auto files = hsm::list_log_files(_dir.file("evidence"), "evidence");
-        ASSERT_TRUE(files) << files.message();
-        ASSERT_FALSE(files->empty());
-        std::map<std::pair<event_direction, digest>, int> seen;
-        std::optional<hsm::batch_payload> previous;
-        uint64_t events = 0;
+        EXPECT_TRUE(files) << files.message();
+        if (!files) {
+            return out;
+        }
         for (const auto& f : *files) {
             const std::string bytes = test::read_file(f.string());
             const auto log = hsm::read_log(std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
-            ASSERT_FALSE(log.problem) << f << ": " << log.problem->message << " at " << log.problem->offset;
+            EXPECT_FALSE(log.problem) << f << ": " << log.problem->message << " at " << log.problem->offset;
             for (const auto& e : log.records) {
                 auto payload = hsm::check_batch_record(e.record, alg, public_key);
-                ASSERT_TRUE(payload) << f << " at " << e.offset << ": " << payload.message();
-                EXPECT_EQ(payload->signer_id, "observer-1");
-                EXPECT_EQ(payload->backend, kind);
-                EXPECT_EQ(payload->hardware_rooted, kind != hsm::backend_kind::software);
-                EXPECT_EQ(payload->missed_events, 0U) << "the ring of 65536 never filled";
-                const auto chained = hsm::check_chain(previous ? &*previous : nullptr, *payload);
-                EXPECT_TRUE(chained) << chained.message();
-                for (const auto& leaf : e.record.leaves) {
-                    auto c = hsm::decode_claims(leaf);
-                    ASSERT_TRUE(c) << c.message();
-                    ++seen[{c->direction, c->event_digest}];
-                    ++events;
+                EXPECT_TRUE(payload) << f << " at " << e.offset << ": " << payload.message();
+                if (!payload) {
+                    return out;
                 }
-                // One event's evidence on its own, as an auditor would get it.
-                auto one = hsm::derive_event_evidence(e.record, e.record.leaves.size() / 2);
-                ASSERT_TRUE(one) << one.message();
-                EXPECT_TRUE(hsm::check_event_evidence(*one, alg, public_key));
-                previous = *payload;
+                const auto chained = hsm::check_chain(out.empty() ? nullptr : &out.back().payload, *payload);
+                EXPECT_TRUE(chained) << f << " at " << e.offset << ": " << chained.message();
+                out.push_back({e.record, std::move(*payload)});
             }
+        }
+        return out;
+    }
+
+    /// Reads the whole log and checks it against `public_key`: every batch
+    /// signed, chained, with no gap; its events exactly the forwarded ones.
+    void check_log(const std::vector<uint8_t>& public_key, hsm::signature_algorithm alg, hsm::backend_kind kind) {
+        const auto batches = read_evidence(alg, public_key);
+        ASSERT_FALSE(batches.empty());
+        std::map<std::pair<event_direction, digest>, int> seen;
+        uint64_t events = 0;
+        for (const auto& [record, payload] : batches) {
+            EXPECT_EQ(payload.signer_id, "observer-1");
+            EXPECT_EQ(payload.backend, kind);
+            EXPECT_EQ(payload.hardware_rooted, kind != hsm::backend_kind::software);
+            EXPECT_EQ(payload.missed_events, 0U) << "the ring of 65536 never filled";
+            for (const auto& leaf : record.leaves) {
+                auto c = hsm::decode_claims(leaf);
+                ASSERT_TRUE(c) << c.message();
+                ++seen[{c->direction, c->event_digest}];
+                ++events;
+            }
+            // One event's evidence on its own, as an auditor would get it.
+            auto one = hsm::derive_event_evidence(record, record.leaves.size() / 2);
+            ASSERT_TRUE(one) << one.message();
+            EXPECT_TRUE(hsm::check_event_evidence(*one, alg, public_key));
         }
         EXPECT_EQ(seen, _want) << "every forwarded timing message, as it arrived and as it left, once";
         const json stats = json::parse(test::read_file(_dir.file("stats.json")));
@@ -597,26 +619,17 @@ TEST_F(attest_app, a_nonce_given_by_hand_is_in_every_later_batch_until_cleared) 
     auto s = hsm::software_signer::open({key, counter, hsm::signature_algorithm::es256});
     ASSERT_TRUE(s) << s.message();
     std::string pattern;
-    auto files = hsm::list_log_files(_dir.file("evidence"), "evidence");
-    ASSERT_TRUE(files) << files.message();
-    for (const auto& f : *files) {
-        const std::string bytes = test::read_file(f.string());
-        const auto log = hsm::read_log(std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
-        ASSERT_FALSE(log.problem) << log.problem->message;
-        for (const auto& e : log.records) {
-            auto p = hsm::check_batch_record(e.record, hsm::signature_algorithm::es256, (*s)->info().public_key_der);
-            ASSERT_TRUE(p) << p.message();
-            if (!p->nonce) {
-                pattern += '-';
-                continue;
-            }
-            EXPECT_EQ(to_hex(*p->nonce), nonce);
-            pattern += 'n';
-            for (const auto& leaf : e.record.leaves) {
-                auto c = hsm::decode_claims(leaf);
-                ASSERT_TRUE(c) << c.message();
-                EXPECT_EQ(c->nonce, p->nonce);
-            }
+    for (const auto& [record, payload] : read_evidence(hsm::signature_algorithm::es256, (*s)->info().public_key_der)) {
+        if (!payload.nonce) {
+            pattern += '-';
+            continue;
+        }
+        EXPECT_EQ(to_hex(*payload.nonce), nonce);
+        pattern += 'n';
+        for (const auto& leaf : record.leaves) {
+            auto c = hsm::decode_claims(leaf);
+            ASSERT_TRUE(c) << c.message();
+            EXPECT_EQ(c->nonce, payload.nonce);
         }
     }
     EXPECT_TRUE(std::regex_match(pattern, std::regex("-{2,}n{3,}-{1,}"))) << pattern;
@@ -772,22 +785,10 @@ TEST_F(attest_app, a_tpm_stopped_and_restarted_mid_run_loses_no_event_and_breaks
     t.signer_id = "observer-1";
     auto s = hsm::tpm_signer::open(t);
     ASSERT_TRUE(s) << s.message();
-    auto files = hsm::list_log_files(_dir.file("evidence"), "evidence");
-    ASSERT_TRUE(files);
-    std::optional<hsm::batch_payload> previous;
     uint64_t events = 0;
-    for (const auto& f : *files) {
-        const std::string bytes = test::read_file(f.string());
-        const auto log = hsm::read_log(std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
-        ASSERT_FALSE(log.problem) << log.problem->message;
-        for (const auto& e : log.records) {
-            auto p = hsm::check_batch_record(e.record, hsm::signature_algorithm::es256, (*s)->info().public_key_der);
-            ASSERT_TRUE(p) << p.message();
-            EXPECT_TRUE(hsm::check_chain(previous ? &*previous : nullptr, *p));
-            EXPECT_EQ(p->missed_events, 0U);
-            events += p->event_count;
-            previous = *p;
-        }
+    for (const auto& b : read_evidence(hsm::signature_algorithm::es256, (*s)->info().public_key_der)) {
+        EXPECT_EQ(b.payload.missed_events, 0U);
+        events += b.payload.event_count;
     }
     EXPECT_EQ(events, std::stoull(m[1]));
 }
