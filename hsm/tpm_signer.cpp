@@ -434,22 +434,68 @@ public:
 
     tpm_result<std::vector<uint8_t>> endorsement_key() {
         return with_tpm<std::vector<uint8_t>>([&]() -> tpm_result<std::vector<uint8_t>> {
-            auto ecc = endorsement_key_from(ek_template_ecc());
-            if (ecc.ok() || ecc.err().connection_lost) {
-                return ecc;
+            transient_object ek(_esys.get());
+            esys_ptr<TPM2B_PUBLIC> pub;
+            if (auto made = create_ek(ek, pub); !made.ok()) {
+                return made.err();
             }
-            auto rsa = endorsement_key_from(ek_template_rsa());
-            if (!rsa.ok()) {
-                return tpm_failure{
-                    fmt::format("{}; the RSA 2048 EK failed too: {}", ecc.err().message, rsa.err().message),
-                    rsa.err().connection_lost};
+            auto der = pub->publicArea.type == TPM2_ALG_ECC ? p256_spki(pub->publicArea.unique.ecc)
+                                                            : rsa_spki(pub->publicArea);
+            if (!der) {
+                return tpm_failure{der.message(), false};
             }
-            return rsa;
+            return std::move(*der);
         });
     }
 
     tpm_result<tpm_quote> quote(const std::vector<uint8_t>& nonce, const std::vector<unsigned>& pcrs) {
         return with_tpm<tpm_quote>([&]() { return quote_now(nonce, pcrs); });
+    }
+
+    tpm_result<std::vector<uint8_t>> activate_credential(const tpm_credential_blob& blob) {
+        return with_tpm<std::vector<uint8_t>>([&]() -> tpm_result<std::vector<uint8_t>> {
+            TPM2B_ID_OBJECT id{};
+            TPM2B_ENCRYPTED_SECRET secret{};
+            if (blob.id_object.size() > sizeof(id.credential) || blob.encrypted_secret.size() > sizeof(secret.secret)) {
+                return tpm_failure{"the credential blob is larger than a TPM takes", false};
+            }
+            id.size = static_cast<UINT16>(blob.id_object.size());
+            std::copy(blob.id_object.begin(), blob.id_object.end(), id.credential);
+            secret.size = static_cast<UINT16>(blob.encrypted_secret.size());
+            std::copy(blob.encrypted_secret.begin(), blob.encrypted_secret.end(), secret.secret);
+            transient_object ek(_esys.get());
+            esys_ptr<TPM2B_PUBLIC> pub;
+            if (auto made = create_ek(ek, pub); !made.ok()) {
+                return made.err();
+            }
+            // The EK's authPolicy: PolicySecret(TPM_RH_ENDORSEMENT) in a
+            // policy session (TCG EK Credential Profile B.3.3).
+            const TPMT_SYM_DEF no_symmetric{.algorithm = TPM2_ALG_NULL, .keyBits = {}, .mode = {}};
+            transient_object session(_esys.get());
+            TSS2_RC rc =
+                Esys_StartAuthSession(_esys.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                      nullptr, TPM2_SE_POLICY, &no_symmetric, TPM2_ALG_SHA256, session.out());
+            if (rc != TSS2_RC_SUCCESS) {
+                return failure("TPM2_StartAuthSession (policy session for the EK)", rc);
+            }
+            TPM2B_TIMEOUT* timeout_raw = nullptr;
+            TPMT_TK_AUTH* ticket_raw = nullptr;
+            rc = Esys_PolicySecret(_esys.get(), ESYS_TR_RH_ENDORSEMENT, session.get(), ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                                   ESYS_TR_NONE, nullptr, nullptr, nullptr, 0, &timeout_raw, &ticket_raw);
+            esys_ptr<TPM2B_TIMEOUT> timeout(timeout_raw);
+            esys_ptr<TPMT_TK_AUTH> ticket(ticket_raw);
+            if (rc != TSS2_RC_SUCCESS) {
+                return failure("TPM2_PolicySecret (endorsement hierarchy)", rc);
+            }
+            TPM2B_DIGEST* cert_raw = nullptr;
+            rc = Esys_ActivateCredential(_esys.get(), _key, ek.get(), ESYS_TR_PASSWORD, session.get(), ESYS_TR_NONE,
+                                         &id, &secret, &cert_raw);
+            esys_ptr<TPM2B_DIGEST> cert(cert_raw);
+            if (rc != TSS2_RC_SUCCESS) {
+                return failure("TPM2_ActivateCredential", rc);
+            }
+            return std::vector<uint8_t>(cert->buffer, cert->buffer + cert->size);
+        });
     }
 
     /// Drops the ESYS context and the TCTI (in that order: ESYS uses the
@@ -770,7 +816,22 @@ private:
         return std::move(*r);
     }
 
-    tpm_result<std::vector<uint8_t>> endorsement_key_from(const TPM2B_PUBLIC& tmpl) {
+    /// Derives the TCG default EK (ECC P-256, else RSA 2048) under the
+    /// endorsement hierarchy into `ek`, its public area into `pub`.
+    tpm_result<ok_t> create_ek(transient_object& ek, esys_ptr<TPM2B_PUBLIC>& pub) {
+        auto ecc = create_ek_from(ek_template_ecc(), ek, pub);
+        if (ecc.ok() || ecc.err().connection_lost) {
+            return ecc;
+        }
+        auto rsa = create_ek_from(ek_template_rsa(), ek, pub);
+        if (!rsa.ok()) {
+            return tpm_failure{fmt::format("{}; the RSA 2048 EK failed too: {}", ecc.err().message, rsa.err().message),
+                               rsa.err().connection_lost};
+        }
+        return rsa;
+    }
+
+    tpm_result<ok_t> create_ek_from(const TPM2B_PUBLIC& tmpl, transient_object& ek, esys_ptr<TPM2B_PUBLIC>& pub) {
         const TPM2B_AUTH auth = make_auth(_settings.endorsement_auth);
         TSS2_RC rc = Esys_TR_SetAuth(_esys.get(), ESYS_TR_RH_ENDORSEMENT, &auth);
         if (rc != TSS2_RC_SUCCESS) {
@@ -779,22 +840,16 @@ private:
         const TPM2B_SENSITIVE_CREATE sensitive{};
         const TPM2B_DATA outside{};
         const TPML_PCR_SELECTION creation_pcrs{};
-        transient_object ek(_esys.get());
         TPM2B_PUBLIC* pub_raw = nullptr;
         rc = Esys_CreatePrimary(_esys.get(), ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
                                 &sensitive, &tmpl, &outside, &creation_pcrs, ek.out(), &pub_raw, nullptr, nullptr,
                                 nullptr);
-        esys_ptr<TPM2B_PUBLIC> pub(pub_raw);
-        const char* kind = tmpl.publicArea.type == TPM2_ALG_ECC ? "ECC P-256" : "RSA 2048";
+        pub.reset(pub_raw);
         if (rc != TSS2_RC_SUCCESS) {
+            const char* kind = tmpl.publicArea.type == TPM2_ALG_ECC ? "ECC P-256" : "RSA 2048";
             return failure(fmt::format("TPM2_CreatePrimary of the {} EK (endorsement hierarchy)", kind), rc);
         }
-        auto der =
-            pub->publicArea.type == TPM2_ALG_ECC ? p256_spki(pub->publicArea.unique.ecc) : rsa_spki(pub->publicArea);
-        if (!der) {
-            return tpm_failure{der.message(), false};
-        }
-        return std::move(*der);
+        return ok_t{};
     }
 
     /// TPM2_PCR_Read of the SHA-256 bank, at most eight PCRs per command
@@ -1089,6 +1144,13 @@ result<std::vector<uint8_t>> tpm_signer::endorsement_key_der() {
     std::lock_guard lock(_call_mutex);
     return _worker->run<std::vector<uint8_t>>("deriving the TPM's endorsement key",
                                               [](tpm_session& session) { return session.endorsement_key(); });
+}
+
+result<std::vector<uint8_t>> tpm_signer::activate_credential(const tpm_credential_blob& blob) {
+    std::lock_guard lock(_call_mutex);
+    return _worker->run<std::vector<uint8_t>>("activating a credential with the TPM", [blob](tpm_session& session) {
+        return session.activate_credential(blob);
+    });
 }
 
 result<tpm_quote> tpm_signer::quote(std::span<const uint8_t> nonce, std::span<const unsigned> pcrs) {

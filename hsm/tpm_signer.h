@@ -21,6 +21,7 @@
 // Control-side code: allocates, returns result<>, never throws.
 
 #include <hsm/signer.h>
+#include <hsm/tpm_credential.h>
 
 #include <chrono>
 #include <cstdint>
@@ -117,6 +118,14 @@ public:
     /// template L-1, RSA 2048, when the TPM lacks ECC), derived under the
     /// endorsement hierarchy and flushed again.
     result<std::vector<uint8_t>> endorsement_key_der();
+
+    /// TPM2_ActivateCredential (Part 3 §12.5) with the signing key as the
+    /// object and the TCG default EK (as endorsement_key_der derives it) as
+    /// the key that opens `blob` (made by hsm::make_credential): the
+    /// credential, which the TPM gives only if `blob` was sealed to its EK
+    /// for the signing key's Name. Needs the endorsement authorization (the
+    /// EK's policy is PolicySecret(TPM_RH_ENDORSEMENT)).
+    result<std::vector<uint8_t>> activate_credential(const tpm_credential_blob& blob);
 
     /// TPM2_Quote (Part 3 §18.4) over the SHA-256 bank's `pcrs` with
     /// `nonce` as qualifyingData (at most 64 octets), signed by the signing

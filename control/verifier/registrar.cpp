@@ -1,11 +1,14 @@
 #include <control/verifier/registrar.h>
 
+#include <hsm/tpm_credential.h>
+
 #include <drivers/base/hex.h>
 
 #include <hsm/signature.h>
 
 #include <fmt/format.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
@@ -301,7 +304,8 @@ status registrar::enrol(const signer_record& r) {
     return ok_status();
 }
 
-status registrar::enrol_tpm(const tpm_enrolment& e, std::span<const uint8_t> issued_nonce) {
+status registrar::enrol_tpm(const tpm_enrolment& e, std::span<const uint8_t> issued_nonce,
+                            std::span<const uint8_t> issued_credential) {
     const std::string who = fmt::format("TPM enrolment of signer \"{}\" refused", e.signer_id);
     if (e.expected_pcrs.empty()) {
         return error{fmt::format("{}: no expected PCR values (the PCR profile is what the quote proves)", who)};
@@ -329,6 +333,17 @@ status registrar::enrol_tpm(const tpm_enrolment& e, std::span<const uint8_t> iss
             !rsa) {
             return error{fmt::format("{}: the endorsement key: {}", who, s.message())};
         }
+    }
+    // The key lives in the TPM of that EK: that TPM, and no other, opened
+    // the credential sealed to the EK for the key's Name.
+    if (issued_credential.empty()) {
+        return error{fmt::format("{}: no credential was sealed to the endorsement key", who)};
+    }
+    if (e.activated_credential.size() != issued_credential.size() ||
+        CRYPTO_memcmp(e.activated_credential.data(), issued_credential.data(), issued_credential.size()) != 0) {
+        return error{fmt::format("{}: the credential sealed to the endorsement key for the signing key's Name came "
+                                 "back wrong: the key is not shown to be in the TPM of that EK",
+                                 who)};
     }
     if (issued_nonce.empty()) {
         return error{fmt::format("{}: no nonce was issued for the quote", who)};
@@ -427,17 +442,12 @@ status registrar::revoke(std::string_view signer_id, std::string_view reason, in
 status enrol_tpm(registrar& reg, hsm::tpm_signer& signer, std::string_view signer_id,
                  const hsm::pcr_values& expected_pcrs) {
     const std::string who = fmt::format("TPM enrolment of signer \"{}\"", signer_id);
-    PTPSEC_TRY(nonce, make_nonce());
     std::vector<unsigned> pcrs;
     for (const auto& [pcr, value] : expected_pcrs) {
         pcrs.push_back(pcr);
     }
     if (pcrs.empty()) {
         return error{fmt::format("{} refused: no expected PCR values", who)};
-    }
-    auto quote = signer.quote(*nonce, pcrs);
-    if (!quote) {
-        return error{fmt::format("{}: the TPM did not quote: {}", who, quote.message())};
     }
     auto ek = signer.endorsement_key_der();
     if (!ek) {
@@ -448,9 +458,32 @@ status enrol_tpm(registrar& reg, hsm::tpm_signer& signer, std::string_view signe
     e.public_key_der = signer.info().public_key_der;
     e.key_public_area = signer.key_public().public_area;
     e.ek_public_der = std::move(*ek);
-    e.quote = std::move(*quote);
     e.expected_pcrs = expected_pcrs;
-    return reg.enrol_tpm(e, *nonce);
+    // The Name comes from the public area as the Registrar checks it, not
+    // from what the TPM says it is.
+    auto name = hsm::check_key_public(e.key_public_area, e.public_key_der);
+    if (!name) {
+        return error{fmt::format("{} refused: the signing key's public area: {}", who, name.message())};
+    }
+    PTPSEC_TRY(credential, make_nonce());
+    auto blob = hsm::make_credential(e.ek_public_der, *name, *credential);
+    if (!blob) {
+        return error{fmt::format("{}: sealing a credential to the endorsement key: {}", who, blob.message())};
+    }
+    auto opened = signer.activate_credential(*blob);
+    if (!opened) {
+        return error{fmt::format("{} refused: the TPM did not open the credential sealed to its endorsement key for "
+                                 "the signing key (is the key in another TPM?): {}",
+                                 who, opened.message())};
+    }
+    e.activated_credential = std::move(*opened);
+    PTPSEC_TRY(nonce, make_nonce());
+    auto quote = signer.quote(*nonce, pcrs);
+    if (!quote) {
+        return error{fmt::format("{}: the TPM did not quote: {}", who, quote.message())};
+    }
+    e.quote = std::move(*quote);
+    return reg.enrol_tpm(e, *nonce, *credential);
 }
 
 } // namespace ptpsec::verifier

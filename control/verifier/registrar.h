@@ -9,11 +9,16 @@
 // Enrolment checks the device before it binds the key:
 //
 //   * tpm: the signing key's public area must be a non-exportable TPM key
-//     whose point is the signer's key (hsm::check_key_public), and a quote
-//     made by that key over the PCR profile, with a nonce the Registrar drew
-//     (enrol_tpm() does the round trip), must match the expected PCR values
-//     (hsm::check_quote). The EK public key is recorded as the device's
-//     identity.
+//     whose point is the signer's key (hsm::check_key_public); the TPM must
+//     recover a credential the Registrar sealed to the EK it presents for
+//     that key's Name (hsm::make_credential, TPM2_ActivateCredential): only
+//     the TPM holding that EK opens it, and only with that key loaded, so the
+//     key is shown to live in the TPM the EK names; and a quote made by that
+//     key over the PCR profile, with a nonce the Registrar drew, must match
+//     the expected PCR values (hsm::check_quote). enrol_tpm() does the round
+//     trip. The EK public key is recorded as the device's identity. What the
+//     EK itself is (a genuine TPM's, by its EK certificate) is not checked
+//     here.
 //   * pkcs11: the token's report of the key (hsm::pkcs11_signer::
 //     enrolment()) must say always_sensitive and never_extractable: the key
 //     was made on the token and never left it in the clear.
@@ -86,6 +91,9 @@ struct tpm_enrolment {
     std::vector<uint8_t> ek_public_der;
     hsm::tpm_quote quote; ///< over expected_pcrs' indices, qualifyingData = the Registrar's nonce
     hsm::pcr_values expected_pcrs;
+    /// What TPM2_ActivateCredential recovered from the Registrar's
+    /// credential, sealed to ek_public_der for the signing key's Name.
+    std::vector<uint8_t> activated_credential;
 };
 
 /// A fresh 32-octet nonce from the OS's random generator, for a quote.
@@ -96,9 +104,11 @@ public:
     /// Opens (creating, mode 0600) the registry file.
     static result<std::unique_ptr<registrar>> open(const std::string& path);
 
-    /// Checks the material (see the header comment) against `issued_nonce`
-    /// and enrols; every refusal says which check failed.
-    status enrol_tpm(const tpm_enrolment& e, std::span<const uint8_t> issued_nonce);
+    /// Checks the material (see the header comment) against the quote's
+    /// `issued_nonce` and the `issued_credential` sealed to the EK, and
+    /// enrols; every refusal says which check failed.
+    status enrol_tpm(const tpm_enrolment& e, std::span<const uint8_t> issued_nonce,
+                     std::span<const uint8_t> issued_credential);
     /// Refuses a key the token does not report as always_sensitive and
     /// never_extractable.
     status enrol_pkcs11(const hsm::pkcs11_enrolment& e);
@@ -126,9 +136,11 @@ private:
     std::string _path;
 };
 
-/// The whole TPM enrolment against a running signer: draws a nonce, has the
-/// TPM quote `expected_pcrs`' indices with it, reads the EK and the key's
-/// public area, and enrols `signer_id` if every check passes.
+/// The whole TPM enrolment against a running signer: reads the EK and the
+/// key's public area, seals a fresh credential to that EK for the key's Name
+/// and has the TPM activate it, draws a nonce and has the TPM quote
+/// `expected_pcrs`' indices with it, and enrols `signer_id` if every check
+/// passes.
 status enrol_tpm(registrar& reg, hsm::tpm_signer& signer, std::string_view signer_id,
                  const hsm::pcr_values& expected_pcrs);
 

@@ -4,6 +4,7 @@
 // refusal, the EK, and a TPM that dies or hangs under the signer.
 
 #include <hsm/signature.h>
+#include <hsm/tpm_credential.h>
 #include <hsm/tpm_signer.h>
 
 #include "swtpm.h"
@@ -17,6 +18,7 @@
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_tctildr.h>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <memory>
@@ -406,6 +408,101 @@ TEST_F(tpm_signer_test, endorsement_key_is_a_p256_spki) {
         ASSERT_TRUE(again.ok()) << again.message();
         EXPECT_EQ(*again, *ek);
     }
+}
+
+/// A DER SubjectPublicKeyInfo of a fresh software key ("EC" P-256 or "RSA").
+std::vector<uint8_t> software_spki(const char* type) {
+    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> k(std::string_view(type) == "RSA"
+                                                              ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048})
+                                                              : EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"),
+                                                          EVP_PKEY_free);
+    unsigned char* der = nullptr;
+    const int len = i2d_PUBKEY(k.get(), &der);
+    std::vector<uint8_t> out(der, der + std::max(len, 0));
+    OPENSSL_free(der);
+    return out;
+}
+
+TEST_F(tpm_signer_test, a_credential_made_for_the_ek_and_the_signing_key_opens_in_that_tpm_only) {
+    auto signer = open();
+    ASSERT_NE(signer, nullptr);
+    auto ek = signer->endorsement_key_der();
+    ASSERT_TRUE(ek) << ek.message();
+    const std::vector<uint8_t>& name = signer->key_public().name;
+    for (int round = 0; round < 3; ++round) { // the EK and the session are flushed each time
+        std::vector<uint8_t> secret(32);
+        ASSERT_EQ(RAND_bytes(secret.data(), static_cast<int>(secret.size())), 1);
+        auto blob = make_credential(*ek, name, secret);
+        ASSERT_TRUE(blob) << blob.message();
+        EXPECT_EQ(blob->encrypted_secret.size(), 2U + 32U + 2U + 32U) << "the ephemeral P-256 point";
+        auto opened = signer->activate_credential(*blob);
+        ASSERT_TRUE(opened) << opened.message();
+        EXPECT_EQ(*opened, secret);
+    }
+    const std::vector<uint8_t> secret(16, 0x5c);
+
+    // Made for another object's Name: the TPM's integrity check refuses it.
+    auto other_name = name;
+    other_name.back() ^= 0x01;
+    auto for_other = make_credential(*ek, other_name, secret);
+    ASSERT_TRUE(for_other) << for_other.message();
+    auto refused = signer->activate_credential(*for_other);
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.message().find("TPM2_ActivateCredential"), std::string::npos) << refused.message();
+
+    // Made for another TPM's EK (the signing key claimed to be in a TPM it
+    // is not in): this TPM cannot open it.
+    test::swtpm second;
+    tpm_settings s2 = settings();
+    s2.tcti = second.tcti();
+    auto other_tpm = open(s2);
+    ASSERT_NE(other_tpm, nullptr);
+    auto other_ek = other_tpm->endorsement_key_der();
+    ASSERT_TRUE(other_ek) << other_ek.message();
+    ASSERT_NE(*other_ek, *ek);
+    auto wrong_ek = make_credential(*other_ek, name, secret);
+    ASSERT_TRUE(wrong_ek) << wrong_ek.message();
+    EXPECT_FALSE(signer->activate_credential(*wrong_ek));
+    // ... and that TPM cannot open one for this TPM's key either.
+    auto for_this = make_credential(*ek, name, secret);
+    ASSERT_TRUE(for_this);
+    EXPECT_FALSE(other_tpm->activate_credential(*for_this));
+    // A tampered blob is refused too.
+    auto tampered = *for_this;
+    tampered.id_object.back() ^= 0x01;
+    EXPECT_FALSE(signer->activate_credential(tampered));
+    EXPECT_TRUE(signer->activate_credential(*for_this)) << "the untampered one still opens";
+}
+
+TEST(tpm_credential, make_credential_refuses_what_it_cannot_seal_and_seals_to_rsa_eks) {
+    const std::vector<uint8_t> name = [] {
+        std::vector<uint8_t> n{0x00, 0x0B};
+        n.resize(34, 0xab);
+        return n;
+    }();
+    const auto ec = software_spki("EC");
+    const std::vector<uint8_t> secret(32, 0x11);
+    auto expect_refused = [](const result<tpm_credential_blob>& r, std::string_view says) {
+        ASSERT_FALSE(r);
+        EXPECT_NE(r.message().find(says), std::string::npos) << r.message();
+    };
+    expect_refused(make_credential(ec, name, {}), "1 to 32 octets, not 0");
+    expect_refused(make_credential(ec, name, std::vector<uint8_t>(33, 1)), "not 33");
+    expect_refused(make_credential(ec, std::vector<uint8_t>(name.begin(), name.end() - 1), secret), "SHA-256 Name");
+    expect_refused(make_credential(std::vector<uint8_t>{0x30, 0x00}, name, secret), "SubjectPublicKeyInfo");
+    // An RSA 2048 EK (template L-1): the seed under RSA-OAEP, one modulus long.
+    auto rsa = make_credential(software_spki("RSA"), name, secret);
+    ASSERT_TRUE(rsa) << rsa.message();
+    EXPECT_EQ(rsa->encrypted_secret.size(), 256U);
+    // TPM2B_DIGEST(outerHMAC) || encIdentity (TPM2B of the 32-octet secret).
+    EXPECT_EQ(rsa->id_object.size(), 2U + 32U + 2U + 32U);
+    EXPECT_EQ(rsa->id_object[0], 0x00);
+    EXPECT_EQ(rsa->id_object[1], 0x20);
+    // Every blob is sealed afresh.
+    auto again = make_credential(ec, name, secret);
+    auto once = make_credential(ec, name, secret);
+    ASSERT_TRUE(again && once);
+    EXPECT_NE(again->id_object, once->id_object);
 }
 
 TEST_F(tpm_signer_test, refuses_what_is_not_ours_at_its_handles) {

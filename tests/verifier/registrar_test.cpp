@@ -196,6 +196,14 @@ TEST_F(registrar_tpm, enrolment_refuses_a_wrong_profile_a_wrong_nonce_and_a_doct
     ASSERT_TRUE(q) << q.message();
     auto ek = _signer->endorsement_key_der();
     ASSERT_TRUE(ek) << ek.message();
+    // The credential the Registrar seals to the EK for the key's Name, which
+    // this TPM opens.
+    auto credential = make_nonce();
+    ASSERT_TRUE(credential);
+    auto blob = hsm::make_credential(*ek, _signer->key_public().name, *credential);
+    ASSERT_TRUE(blob) << blob.message();
+    auto opened = _signer->activate_credential(*blob);
+    ASSERT_TRUE(opened) << opened.message();
     tpm_enrolment e;
     e.signer_id = "gm-tpm";
     e.public_key_der = _signer->info().public_key_der;
@@ -203,24 +211,31 @@ TEST_F(registrar_tpm, enrolment_refuses_a_wrong_profile_a_wrong_nonce_and_a_doct
     e.ek_public_der = *ek;
     e.quote = *q;
     e.expected_pcrs = expected;
+    e.activated_credential = *opened;
     auto other_nonce = make_nonce();
-    expect_refused(_registrar->enrol_tpm(e, *other_nonce), "nonce");
+    expect_refused(_registrar->enrol_tpm(e, *other_nonce, *credential), "nonce");
 
     // The public area tampered with, or another key claimed.
     auto doctored = e;
     doctored.key_public_area[doctored.key_public_area.size() / 2] ^= 0x01;
-    expect_refused(_registrar->enrol_tpm(doctored, *nonce), "public area");
+    expect_refused(_registrar->enrol_tpm(doctored, *nonce, *credential), "public area");
     auto other_key = e;
     auto soft = software(_dir, "other", hsm::signature_algorithm::es256);
     other_key.public_key_der = soft->info().public_key_der;
-    expect_refused(_registrar->enrol_tpm(other_key, *nonce), "not the expected key");
+    expect_refused(_registrar->enrol_tpm(other_key, *nonce, *credential), "not the expected key");
     auto no_ek = e;
     no_ek.ek_public_der = {0x30, 0x00};
-    expect_refused(_registrar->enrol_tpm(no_ek, *nonce), "endorsement key");
+    expect_refused(_registrar->enrol_tpm(no_ek, *nonce, *credential), "endorsement key");
+    // A credential that did not come back: the key is not shown to be in
+    // the TPM of that EK.
+    auto other_credential = make_nonce();
+    ASSERT_TRUE(other_credential);
+    expect_refused(_registrar->enrol_tpm(e, *nonce, *other_credential), "not shown to be in the TPM of that EK");
+    expect_refused(_registrar->enrol_tpm(e, *nonce, {}), "no credential was sealed");
     EXPECT_FALSE(*_registrar->lookup("gm-tpm"));
 
     // The material itself passes.
-    ASSERT_TRUE(_registrar->enrol_tpm(e, *nonce));
+    ASSERT_TRUE(_registrar->enrol_tpm(e, *nonce, *credential));
     auto found = _registrar->lookup("gm-tpm");
     ASSERT_TRUE(found && *found);
     EXPECT_EQ((*found)->backend, hsm::backend_kind::tpm);
