@@ -28,17 +28,18 @@ challenger::challenger(std::vector<std::string> prefixes, std::chrono::seconds i
     }
 }
 
-void challenger::step(int64_t now_ns) {
+void challenger::step() {
+    const int64_t now_ns = realtime_now_ns();
     if (now_ns < _next_ns) {
         return;
     }
     for (target& t : _targets) {
-        challenge(t, now_ns);
+        challenge(t);
     }
     _next_ns = now_ns + _interval.count();
 }
 
-void challenger::challenge(target& t, int64_t now_ns) {
+void challenger::challenge(target& t) {
     auto fail = [&](std::string why) {
         ++t.failed;
         t.last_error = std::move(why);
@@ -58,7 +59,7 @@ void challenger::challenge(target& t, int64_t now_ns) {
                                 t.prefix));
     }
     t.signer_id = signer;
-    auto nonce = _book.issue(now_ns);
+    auto nonce = _book.issue(realtime_now_ns());
     if (!nonce) {
         return fail(nonce.message());
     }

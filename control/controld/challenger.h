@@ -28,8 +28,8 @@ public:
     challenger(std::vector<std::string> prefixes, std::chrono::seconds interval, verifier::nonce_book& book);
 
     /// Challenges every data plane if an interval has passed since the last
-    /// round (the first round at once). `now_ns` is CLOCK_REALTIME.
-    void step(int64_t now_ns);
+    /// round (the first round at once).
+    void step();
 
     /// For `ptpsecctl status`: per data plane, the signer, the nonces given
     /// and acknowledged, the last error.
@@ -47,7 +47,7 @@ private:
         std::string last_nonce; ///< hex
         std::string last_error;
     };
-    void challenge(target& t, int64_t now_ns);
+    void challenge(target& t);
 
     std::vector<target> _targets;
     std::chrono::nanoseconds _interval;

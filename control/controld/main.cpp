@@ -468,9 +468,7 @@ private:
 void run_verifier(verifier::watcher& w, controld::challenger* ch, const verifier_settings& s, verifier_board& board) {
     while (!stop_requested.load(std::memory_order_relaxed)) {
         if (ch != nullptr) {
-            timespec ts{};
-            (void)::clock_gettime(CLOCK_REALTIME, &ts);
-            ch->step(int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec);
+            ch->step();
             board.set_challenges(ch->to_json(), ch->summary());
         }
         verifier::verify_report r;
