@@ -182,7 +182,7 @@ echo "key server and data plane stopped cleanly (SIGINT, exit status 0)"
 rm -rf /var/run/dpdk/ptpsec-demo-keys
 
 step "10. Attestation: a TPM 2.0 (swtpm) signs every timing event in Merkle batches while traffic flows;"
-echo "    the Registrar enrols it (PCR quote); the online Verifier checks each batch as it is written"
+echo "    the Registrar enrols it (EK credential, PCR quote); the online Verifier checks each batch as it is written and challenges the data plane with fresh nonces"
 att="$out/attest"
 rm -rf "$att" && mkdir -p "$att/tpm" "$att/evidence"
 # Two free TCP ports on loopback for swtpm: the server's and, next to it, the
