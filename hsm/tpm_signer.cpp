@@ -452,6 +452,19 @@ public:
         return with_tpm<tpm_quote>([&]() { return quote_now(nonce, pcrs); });
     }
 
+    tpm_result<std::vector<uint8_t>> endorsement_certificate() {
+        return with_tpm<std::vector<uint8_t>>([&]() -> tpm_result<std::vector<uint8_t>> {
+            auto certified = certified_ek_index();
+            if (!certified) {
+                return certified.err();
+            }
+            if (!*certified) {
+                return std::vector<uint8_t>();
+            }
+            return read_nv(**certified);
+        });
+    }
+
     tpm_result<std::vector<uint8_t>> activate_credential(const tpm_credential_blob& blob) {
         return with_tpm<std::vector<uint8_t>>([&]() -> tpm_result<std::vector<uint8_t>> {
             TPM2B_ID_OBJECT id{};
@@ -816,9 +829,77 @@ private:
         return std::move(*r);
     }
 
-    /// Derives the TCG default EK (ECC P-256, else RSA 2048) under the
-    /// endorsement hierarchy into `ek`, its public area into `pub`.
+    /// The NV index of the certificate of the default EK this TPM vouches
+    /// for: ECC P-256's when it holds that certificate, else RSA 2048's;
+    /// nullopt when it holds neither.
+    tpm_result<std::optional<uint32_t>> certified_ek_index() {
+        for (const uint32_t index : {ek_certificate_index_ecc, ek_certificate_index_rsa}) {
+            auto exists = handle_exists(index);
+            if (!exists) {
+                return exists.err();
+            }
+            if (*exists) {
+                return std::optional<uint32_t>(index);
+            }
+        }
+        return std::optional<uint32_t>();
+    }
+
+    /// The whole contents of an NV index that its own (empty) authorization
+    /// reads, as the EK certificate indices are (TCG EK Credential Profile
+    /// 2.x §2.2.1.5), in pieces a TPM takes (at most 512 octets each).
+    tpm_result<std::vector<uint8_t>> read_nv(uint32_t index) {
+        ESYS_TR nv = ESYS_TR_NONE;
+        TSS2_RC rc = Esys_TR_FromTPMPublic(_esys.get(), index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &nv);
+        if (rc != TSS2_RC_SUCCESS) {
+            return failure(fmt::format("looking up NV index 0x{:08x}", index), rc);
+        }
+        struct closer {
+            ESYS_CONTEXT* esys;
+            ESYS_TR tr;
+            ~closer() { (void)Esys_TR_Close(esys, &tr); }
+        } close_nv{_esys.get(), nv};
+        TPM2B_NV_PUBLIC* pub_raw = nullptr;
+        rc = Esys_NV_ReadPublic(_esys.get(), nv, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub_raw, nullptr);
+        esys_ptr<TPM2B_NV_PUBLIC> pub(pub_raw);
+        if (rc != TSS2_RC_SUCCESS) {
+            return failure(fmt::format("TPM2_NV_ReadPublic of 0x{:08x}", index), rc);
+        }
+        const size_t size = pub->nvPublic.dataSize;
+        std::vector<uint8_t> out;
+        out.reserve(size);
+        while (out.size() < size) {
+            const auto piece = static_cast<UINT16>(std::min<size_t>(512, size - out.size()));
+            TPM2B_MAX_NV_BUFFER* data_raw = nullptr;
+            rc = Esys_NV_Read(_esys.get(), nv, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, piece,
+                              static_cast<UINT16>(out.size()), &data_raw);
+            esys_ptr<TPM2B_MAX_NV_BUFFER> data(data_raw);
+            if (rc != TSS2_RC_SUCCESS) {
+                return failure(fmt::format("TPM2_NV_Read of 0x{:08x} at {}", index, out.size()), rc);
+            }
+            if (data->size == 0) {
+                return tpm_failure{fmt::format("TPM2_NV_Read of 0x{:08x} returned nothing at {}", index, out.size()),
+                                   false};
+            }
+            out.insert(out.end(), data->buffer, data->buffer + data->size);
+        }
+        return out;
+    }
+
+    /// Derives the TCG default EK under the endorsement hierarchy into `ek`,
+    /// its public area into `pub`: the one whose certificate the TPM holds,
+    /// else ECC P-256 (RSA 2048 when the TPM lacks ECC).
     tpm_result<ok_t> create_ek(transient_object& ek, esys_ptr<TPM2B_PUBLIC>& pub) {
+        auto certified = certified_ek_index();
+        if (!certified) {
+            return certified.err();
+        }
+        if (*certified == ek_certificate_index_ecc) {
+            return create_ek_from(ek_template_ecc(), ek, pub);
+        }
+        if (*certified == ek_certificate_index_rsa) {
+            return create_ek_from(ek_template_rsa(), ek, pub);
+        }
         auto ecc = create_ek_from(ek_template_ecc(), ek, pub);
         if (ecc.ok() || ecc.err().connection_lost) {
             return ecc;
@@ -1144,6 +1225,12 @@ result<std::vector<uint8_t>> tpm_signer::endorsement_key_der() {
     std::lock_guard lock(_call_mutex);
     return _worker->run<std::vector<uint8_t>>("deriving the TPM's endorsement key",
                                               [](tpm_session& session) { return session.endorsement_key(); });
+}
+
+result<std::vector<uint8_t>> tpm_signer::endorsement_certificate_der() {
+    std::lock_guard lock(_call_mutex);
+    return _worker->run<std::vector<uint8_t>>("reading the TPM's EK certificate",
+                                              [](tpm_session& session) { return session.endorsement_certificate(); });
 }
 
 result<std::vector<uint8_t>> tpm_signer::activate_credential(const tpm_credential_blob& blob) {

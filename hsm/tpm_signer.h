@@ -82,6 +82,11 @@ struct tpm_quote {
     pcr_values pcrs;
 };
 
+/// NV indices of the default EK certificates (TCG EK Credential Profile 2.x
+/// §2.2.1.5): template L-2 (ECC NIST P-256) and L-1 (RSA 2048).
+inline constexpr uint32_t ek_certificate_index_ecc = 0x01C0000A;
+inline constexpr uint32_t ek_certificate_index_rsa = 0x01C00002;
+
 class tpm_worker;
 
 class tpm_signer final : public signer {
@@ -114,10 +119,15 @@ public:
     const tpm_key_public& key_public() const noexcept { return _key_public; }
 
     /// The endorsement key's public key as a DER SubjectPublicKeyInfo: the
-    /// TCG default EK (EK Credential Profile, template L-2, ECC NIST P-256;
-    /// template L-1, RSA 2048, when the TPM lacks ECC), derived under the
-    /// endorsement hierarchy and flushed again.
+    /// TCG default EK (EK Credential Profile, template L-2, ECC NIST P-256,
+    /// or template L-1, RSA 2048), derived under the endorsement hierarchy
+    /// and flushed again. The one whose certificate the TPM holds (L-2's
+    /// first); without a certificate, L-2, or L-1 when the TPM lacks ECC.
     result<std::vector<uint8_t>> endorsement_key_der();
+
+    /// The certificate of that EK as the TPM holds it (DER, from NV index
+    /// ek_certificate_index_ecc or _rsa); empty when the TPM holds none.
+    result<std::vector<uint8_t>> endorsement_certificate_der();
 
     /// TPM2_ActivateCredential (Part 3 §12.5) with the signing key as the
     /// object and the TCG default EK (as endorsement_key_der derives it) as

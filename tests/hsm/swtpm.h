@@ -30,13 +30,22 @@ namespace ptpsec::test {
 
 class swtpm {
 public:
+    /// What the TPM is made with.
+    enum class make {
+        plain,           ///< a fresh state: EKs derivable, no EK certificate
+        ek_certificates, ///< manufactured by swtpm_setup: EK certificates from a CA of its own (ek_ca_file())
+    };
+
     /// Starts swtpm on free ports, or throws.
-    swtpm() {
+    explicit swtpm(make how = make::plain) {
         const auto exe = find_swtpm();
         if (!exe) {
             throw std::runtime_error("swtpm is not installed (Debian package swtpm)");
         }
         _exe = *exe;
+        if (how == make::ek_certificates) {
+            manufacture();
+        }
         start();
     }
     ~swtpm() { stop(); }
@@ -47,6 +56,10 @@ public:
 
     /// Whether swtpm can be run here at all (tests skip otherwise).
     static bool available() { return find_swtpm().has_value(); }
+
+    /// With make::ek_certificates: a PEM file of the CA that issued the EK
+    /// certificates (its root and its issuing certificate).
+    const std::string& ek_ca_file() const noexcept { return _ek_ca; }
 
     /// The TCTI configuration string for tpm2-tss.
     std::string tcti() const { return fmt::format("swtpm:host=127.0.0.1,port={}", _port); }
@@ -175,6 +188,31 @@ private:
         throw std::runtime_error("no two adjacent free TCP ports on 127.0.0.1");
     }
 
+    /// swtpm_setup with swtpm_localca on a CA in the log directory: EKs
+    /// (RSA 2048 at template L-1 among them) and their certificates in NV.
+    void manufacture() {
+        const std::string ca = _logs.file("ca");
+        std::filesystem::create_directories(ca);
+        write_file(_logs.file("localca.conf"), fmt::format("statedir = {0}\nsigningkey = {0}/signkey.pem\n"
+                                                           "issuercert = {0}/issuercert.pem\ncertserial = "
+                                                           "{0}/certserial\n",
+                                                           ca));
+        write_file(_logs.file("localca.options"), "--platform-manufacturer ptpsec-test\n--platform-version 1\n"
+                                                  "--platform-model swtpm\n");
+        write_file(_logs.file("setup.conf"),
+                   fmt::format("create_certs_tool = /usr/bin/swtpm_localca\ncreate_certs_tool_config = {}\n"
+                               "create_certs_tool_options = {}\nactive_pcr_banks = sha256\n",
+                               _logs.file("localca.conf"), _logs.file("localca.options")));
+        const auto r = run_program(_logs, "/usr/bin/swtpm_setup",
+                                   {"--tpm2", "--tpmstate", _state.path().string(), "--create-ek-cert", "--ecc",
+                                    "--config", _logs.file("setup.conf")});
+        if (r.exit_code != 0) {
+            throw std::runtime_error(fmt::format("swtpm_setup failed: {}{}", r.out, r.err));
+        }
+        _ek_ca = _logs.file("ek-ca.pem");
+        write_file(_ek_ca, read_file(ca + "/swtpm-localca-rootca-cert.pem") + read_file(ca + "/issuercert.pem"));
+    }
+
     void spawn() {
         _pid =
             spawn_program(_exe,
@@ -215,6 +253,7 @@ private:
     temp_dir _state;
     temp_dir _logs;
     std::string _exe;
+    std::string _ek_ca;
     uint16_t _port = 0;
     pid_t _pid = -1;
 };

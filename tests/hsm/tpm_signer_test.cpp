@@ -474,6 +474,45 @@ TEST_F(tpm_signer_test, a_credential_made_for_the_ek_and_the_signing_key_opens_i
     EXPECT_TRUE(signer->activate_credential(*for_this)) << "the untampered one still opens";
 }
 
+TEST_F(tpm_signer_test, a_manufactured_tpm_shows_its_ek_certificate_and_opens_credentials_with_that_ek) {
+    // swtpm_setup certifies the RSA 2048 EK (template L-1) but not the ECC
+    // P-256 one (L-2): the signer uses the EK the TPM vouches for.
+    test::swtpm made(test::swtpm::make::ek_certificates);
+    tpm_settings s = settings();
+    s.tcti = made.tcti();
+    auto signer = open(s);
+    ASSERT_NE(signer, nullptr);
+    auto cert = signer->endorsement_certificate_der();
+    ASSERT_TRUE(cert) << cert.message();
+    ASSERT_FALSE(cert->empty());
+    const unsigned char* p = cert->data();
+    std::unique_ptr<X509, decltype(&X509_free)> x(d2i_X509(nullptr, &p, static_cast<long>(cert->size())), X509_free);
+    ASSERT_NE(x, nullptr) << "the NV index holds a DER certificate";
+    auto ek = signer->endorsement_key_der();
+    ASSERT_TRUE(ek) << ek.message();
+    unsigned char* der = nullptr;
+    const int len = i2d_PUBKEY(X509_get0_pubkey(x.get()), &der);
+    ASSERT_GT(len, 0);
+    const std::vector<uint8_t> cert_key(der, der + len);
+    OPENSSL_free(der);
+    EXPECT_EQ(cert_key, *ek) << "the certificate is of the EK the signer derives";
+    EXPECT_TRUE(EVP_PKEY_is_a(X509_get0_pubkey(x.get()), "RSA"));
+    // The credential path through the RSA EK (RSA-OAEP with label IDENTITY).
+    const std::vector<uint8_t> secret(32, 0x3c);
+    auto blob = make_credential(*ek, signer->key_public().name, secret);
+    ASSERT_TRUE(blob) << blob.message();
+    EXPECT_EQ(blob->encrypted_secret.size(), 256U);
+    auto opened = signer->activate_credential(*blob);
+    ASSERT_TRUE(opened) << opened.message();
+    EXPECT_EQ(*opened, secret);
+    // A plain TPM holds no certificate.
+    auto plain = open();
+    ASSERT_NE(plain, nullptr);
+    auto none = plain->endorsement_certificate_der();
+    ASSERT_TRUE(none) << none.message();
+    EXPECT_TRUE(none->empty());
+}
+
 TEST(tpm_credential, make_credential_refuses_what_it_cannot_seal_and_seals_to_rsa_eks) {
     const std::vector<uint8_t> name = [] {
         std::vector<uint8_t> n{0x00, 0x0B};
