@@ -336,6 +336,7 @@ struct cli_commands::state {
     uint32_t counter_index = 0x01500100;
     std::vector<unsigned> pcrs;
     std::string expected_pcrs_file;
+    std::string ek_ca_file;
     std::string pkcs11_module;
     std::string token_label;
     std::string key_label;
@@ -420,6 +421,11 @@ cli_commands::cli_commands(CLI::App& app) : _s(std::make_unique<state>()) {
         ->needs(tpm);
     auto* expected =
         s.enrol->add_option("--expected-pcrs", s.expected_pcrs_file, "file of \"INDEX SHA256-HEX\" lines")->needs(tpm);
+    s.enrol
+        ->add_option("--ek-ca", s.ek_ca_file,
+                     "PEM file of trusted EK issuers (the TPM vendors' CAs): the TPM's EK certificate must chain to "
+                     "them")
+        ->needs(tpm);
     tpm->needs(expected);
     auto* pkcs11 = s.enrol->add_option("--pkcs11", s.pkcs11_module, "PKCS#11 module of the token");
     s.enrol->add_option("--token-label", s.token_label, "token label")->needs(pkcs11);
@@ -703,6 +709,7 @@ int cli_commands::state::run_enrol() {
     }
     status st = ok_status();
     std::string device;
+    std::string checked;
     if (!tpm_tcti.empty()) {
         auto expected = read_expected_pcrs(expected_pcrs_file);
         if (!expected) {
@@ -728,7 +735,13 @@ int cli_commands::state::run_enrol() {
         if (!tpm) {
             return report(fmt::format("TPM {}: {}", tpm_tcti, tpm.message()));
         }
-        st = enrol_tpm(**reg, **tpm, signer_id, *expected);
+        st = enrol_tpm(**reg, **tpm, signer_id, *expected, ek_ca_file);
+        if (st) {
+            checked =
+                ek_ca_file.empty()
+                    ? " (key in the TPM of that EK, PCR quote; the EK certificate not checked: --ek-ca)"
+                    : fmt::format(" (key in the TPM of that EK, its certificate chained to {}, PCR quote)", ek_ca_file);
+        }
     } else if (!pkcs11_module.empty()) {
         if (token_label.empty() || key_label.empty() || pin_file.empty() || counter_file.empty()) {
             return report("registrar enrol --pkcs11 needs --token-label, --key-label, --pin-file and --counter-file");
@@ -762,7 +775,7 @@ int cli_commands::state::run_enrol() {
     if (enrolled && *enrolled) {
         device = (*enrolled)->device();
     }
-    fmt::print("signer \"{}\" enrolled: {}\n", signer_id, device);
+    fmt::print("signer \"{}\" enrolled: {}{}\n", signer_id, device, checked);
     return exit_ok;
 }
 

@@ -14,8 +14,10 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
+#include <memory>
 
 namespace ptpsec::verifier {
 
@@ -304,8 +306,43 @@ status registrar::enrol(const signer_record& r) {
     return ok_status();
 }
 
+status check_ek_certificate(std::span<const uint8_t> certificate_der, std::span<const uint8_t> ek_spki_der,
+                            const std::string& ca_file) {
+    if (certificate_der.empty()) {
+        return error{fmt::format("the TPM holds no EK certificate (NV 0x{:08x} or 0x{:08x}) to check against {}",
+                                 hsm::ek_certificate_index_ecc, hsm::ek_certificate_index_rsa, ca_file)};
+    }
+    const unsigned char* p = certificate_der.data();
+    std::unique_ptr<X509, decltype(&X509_free)> cert(d2i_X509(nullptr, &p, static_cast<long>(certificate_der.size())),
+                                                     X509_free);
+    if (cert == nullptr) {
+        return error{"the TPM's EK certificate is not a DER X.509 certificate"};
+    }
+    unsigned char* der = nullptr;
+    const int len = i2d_PUBKEY(X509_get0_pubkey(cert.get()), &der);
+    const bool same = len > 0 && static_cast<size_t>(len) == ek_spki_der.size() &&
+                      std::equal(ek_spki_der.begin(), ek_spki_der.end(), der);
+    OPENSSL_free(der);
+    if (!same) {
+        return error{"the TPM's EK certificate is for another key than its EK"};
+    }
+    std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(X509_STORE_new(), X509_STORE_free);
+    if (store == nullptr || X509_STORE_load_file(store.get(), ca_file.c_str()) != 1) {
+        return error{fmt::format("cannot read trusted EK issuers from {} (a PEM file of CA certificates)", ca_file)};
+    }
+    std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> ctx(X509_STORE_CTX_new(), X509_STORE_CTX_free);
+    if (ctx == nullptr || X509_STORE_CTX_init(ctx.get(), store.get(), cert.get(), nullptr) != 1) {
+        return error{"setting up the EK certificate check failed"};
+    }
+    if (X509_verify_cert(ctx.get()) != 1) {
+        return error{fmt::format("the TPM's EK certificate does not chain to {}: {}", ca_file,
+                                 X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get())))};
+    }
+    return ok_status();
+}
+
 status registrar::enrol_tpm(const tpm_enrolment& e, std::span<const uint8_t> issued_nonce,
-                            std::span<const uint8_t> issued_credential) {
+                            std::span<const uint8_t> issued_credential, const std::string& ek_ca_file) {
     const std::string who = fmt::format("TPM enrolment of signer \"{}\" refused", e.signer_id);
     if (e.expected_pcrs.empty()) {
         return error{fmt::format("{}: no expected PCR values (the PCR profile is what the quote proves)", who)};
@@ -332,6 +369,11 @@ status registrar::enrol_tpm(const tpm_enrolment& e, std::span<const uint8_t> iss
                 }();
             !rsa) {
             return error{fmt::format("{}: the endorsement key: {}", who, s.message())};
+        }
+    }
+    if (!ek_ca_file.empty()) {
+        if (auto s = check_ek_certificate(e.ek_certificate_der, e.ek_public_der, ek_ca_file); !s) {
+            return error{fmt::format("{}: {}", who, s.message())};
         }
     }
     // The key lives in the TPM of that EK: that TPM, and no other, opened
@@ -440,7 +482,7 @@ status registrar::revoke(std::string_view signer_id, std::string_view reason, in
 }
 
 status enrol_tpm(registrar& reg, hsm::tpm_signer& signer, std::string_view signer_id,
-                 const hsm::pcr_values& expected_pcrs) {
+                 const hsm::pcr_values& expected_pcrs, const std::string& ek_ca_file) {
     const std::string who = fmt::format("TPM enrolment of signer \"{}\"", signer_id);
     std::vector<unsigned> pcrs;
     for (const auto& [pcr, value] : expected_pcrs) {
@@ -459,6 +501,11 @@ status enrol_tpm(registrar& reg, hsm::tpm_signer& signer, std::string_view signe
     e.key_public_area = signer.key_public().public_area;
     e.ek_public_der = std::move(*ek);
     e.expected_pcrs = expected_pcrs;
+    auto cert = signer.endorsement_certificate_der();
+    if (!cert) {
+        return error{fmt::format("{}: reading the TPM's EK certificate: {}", who, cert.message())};
+    }
+    e.ek_certificate_der = std::move(*cert);
     // The Name comes from the public area as the Registrar checks it, not
     // from what the TPM says it is.
     auto name = hsm::check_key_public(e.key_public_area, e.public_key_der);
@@ -483,7 +530,7 @@ status enrol_tpm(registrar& reg, hsm::tpm_signer& signer, std::string_view signe
         return error{fmt::format("{}: the TPM did not quote: {}", who, quote.message())};
     }
     e.quote = std::move(*quote);
-    return reg.enrol_tpm(e, *nonce, *credential);
+    return reg.enrol_tpm(e, *nonce, *credential, ek_ca_file);
 }
 
 } // namespace ptpsec::verifier

@@ -16,9 +16,10 @@
 //     key is shown to live in the TPM the EK names; and a quote made by that
 //     key over the PCR profile, with a nonce the Registrar drew, must match
 //     the expected PCR values (hsm::check_quote). enrol_tpm() does the round
-//     trip. The EK public key is recorded as the device's identity. What the
-//     EK itself is (a genuine TPM's, by its EK certificate) is not checked
-//     here.
+//     trip. The EK public key is recorded as the device's identity. With a
+//     file of trusted EK issuers (the TPM vendors' CAs, `--ek-ca`), the EK
+//     certificate the TPM holds must be for that EK and chain to them: the
+//     EK is a genuine TPM's. Without one, what the EK is is not checked.
 //   * pkcs11: the token's report of the key (hsm::pkcs11_signer::
 //     enrolment()) must say always_sensitive and never_extractable: the key
 //     was made on the token and never left it in the clear.
@@ -94,7 +95,15 @@ struct tpm_enrolment {
     /// What TPM2_ActivateCredential recovered from the Registrar's
     /// credential, sealed to ek_public_der for the signing key's Name.
     std::vector<uint8_t> activated_credential;
+    /// The EK certificate the TPM holds (DER); empty when it holds none.
+    std::vector<uint8_t> ek_certificate_der;
 };
+
+/// Checks that `certificate_der` is a certificate of the key `ek_spki_der`
+/// that chains to the certificates in the PEM file `ca_file` (trusted EK
+/// issuers). Each refusal says why.
+status check_ek_certificate(std::span<const uint8_t> certificate_der, std::span<const uint8_t> ek_spki_der,
+                            const std::string& ca_file);
 
 /// A fresh 32-octet nonce from the OS's random generator, for a quote.
 result<std::vector<uint8_t>> make_nonce();
@@ -107,8 +116,10 @@ public:
     /// Checks the material (see the header comment) against the quote's
     /// `issued_nonce` and the `issued_credential` sealed to the EK, and
     /// enrols; every refusal says which check failed.
+    /// With `ek_ca_file` (a PEM file of trusted EK issuers), the EK
+    /// certificate is checked too (check_ek_certificate); empty: it is not.
     status enrol_tpm(const tpm_enrolment& e, std::span<const uint8_t> issued_nonce,
-                     std::span<const uint8_t> issued_credential);
+                     std::span<const uint8_t> issued_credential, const std::string& ek_ca_file = {});
     /// Refuses a key the token does not report as always_sensitive and
     /// never_extractable.
     status enrol_pkcs11(const hsm::pkcs11_enrolment& e);
@@ -142,7 +153,7 @@ private:
 /// `expected_pcrs`' indices with it, and enrols `signer_id` if every check
 /// passes.
 status enrol_tpm(registrar& reg, hsm::tpm_signer& signer, std::string_view signer_id,
-                 const hsm::pcr_values& expected_pcrs);
+                 const hsm::pcr_values& expected_pcrs, const std::string& ek_ca_file = {});
 
 /// "es256" / "eddsa".
 const char* algorithm_name(hsm::signature_algorithm alg) noexcept;

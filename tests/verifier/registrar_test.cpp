@@ -177,6 +177,48 @@ protected:
     std::unique_ptr<registrar> _registrar;
 };
 
+TEST_F(registrar_tpm, the_ek_certificate_must_chain_to_the_trusted_issuers_when_they_are_given) {
+    const std::vector<unsigned> pcrs{0, 7};
+    // This fixture's TPM has no EK certificate: asked for one, refused.
+    const auto expected = current_pcrs(pcrs);
+    expect_refused(enrol_tpm(*_registrar, *_signer, "gm-plain", expected, _dir.file("none.pem")),
+                   "holds no EK certificate");
+
+    // A manufactured TPM: its certificate chains to its vendor's CA.
+    ptpsec::test::swtpm made(ptpsec::test::swtpm::make::ek_certificates);
+    hsm::tpm_settings s;
+    s.tcti = made.tcti();
+    s.signer_id = "gm-made";
+    auto signer = hsm::tpm_signer::open(s);
+    ASSERT_TRUE(signer) << signer.message();
+    auto q = (*signer)->quote(std::vector<uint8_t>(16, 1), pcrs);
+    ASSERT_TRUE(q) << q.message();
+    // Another CA (not the TPM's vendor): refused, saying why.
+    const auto other_ca = ptpsec::test::run_program(
+        _dir, "/usr/bin/openssl",
+        {"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=other vendor",
+         "-days", "2", "-keyout", _dir.file("other.key"), "-out", _dir.file("other-ca.pem")});
+    ASSERT_EQ(other_ca.exit_code, 0) << other_ca.err;
+    expect_refused(enrol_tpm(*_registrar, **signer, "gm-made", q->pcrs, _dir.file("other-ca.pem")),
+                   "does not chain to");
+    expect_refused(enrol_tpm(*_registrar, **signer, "gm-made", q->pcrs, _dir.file("missing.pem")),
+                   "cannot read trusted EK issuers");
+    EXPECT_FALSE(*_registrar->lookup("gm-made"));
+    const auto ok = enrol_tpm(*_registrar, **signer, "gm-made", q->pcrs, made.ek_ca_file());
+    ASSERT_TRUE(ok) << ok.message();
+    EXPECT_TRUE(*_registrar->lookup("gm-made"));
+
+    // The certificate of one EK presented for another EK.
+    auto cert = (*signer)->endorsement_certificate_der();
+    ASSERT_TRUE(cert && !cert->empty());
+    auto plain_ek = _signer->endorsement_key_der();
+    ASSERT_TRUE(plain_ek);
+    expect_refused(check_ek_certificate(*cert, *plain_ek, made.ek_ca_file()), "for another key than its EK");
+    expect_refused(
+        check_ek_certificate(std::vector<uint8_t>{0x30, 0x03, 0x02, 0x01, 0x00}, *plain_ek, made.ek_ca_file()),
+        "not a DER X.509 certificate");
+}
+
 TEST_F(registrar_tpm, enrolment_refuses_a_wrong_profile_a_wrong_nonce_and_a_doctored_key_then_batches_verify) {
     const std::vector<unsigned> pcrs{0, 1, 7};
     const auto expected = current_pcrs(pcrs);
