@@ -182,7 +182,7 @@ echo "key server and data plane stopped cleanly (SIGINT, exit status 0)"
 rm -rf /var/run/dpdk/ptpsec-demo-keys
 
 step "10. Attestation: a TPM 2.0 (swtpm) signs every timing event in Merkle batches while traffic flows;"
-echo "    the Registrar enrols it (EK credential, PCR quote); the online Verifier checks each batch as it is written and challenges the data plane with fresh nonces"
+echo "    the Registrar enrols it (EK certificate, EK credential, PCR quote); the online Verifier checks each batch as it is written and challenges the data plane with fresh nonces"
 att="$out/attest"
 rm -rf "$att" && mkdir -p "$att/tpm" "$att/evidence"
 # Two free TCP ports on loopback for swtpm: the server's and, next to it, the
@@ -199,6 +199,16 @@ while True:
     finally:
         a.close(); b.close()')
 tpm_ctrl=$((tpm_port + 1))
+# The TPM is "manufactured" first (swtpm_setup): EKs and EK certificates from
+# a CA of its own, which plays the TPM vendor's.
+mkdir -p "$att/vendor-ca"
+printf 'statedir = %s\nsigningkey = %s/signkey.pem\nissuercert = %s/issuercert.pem\ncertserial = %s/certserial\n' \
+  "$att/vendor-ca" "$att/vendor-ca" "$att/vendor-ca" "$att/vendor-ca" > "$att/localca.conf"
+printf -- '--platform-manufacturer ptpsec-demo\n--platform-version 1\n--platform-model swtpm\n' > "$att/localca.options"
+printf 'create_certs_tool = /usr/bin/swtpm_localca\ncreate_certs_tool_config = %s\ncreate_certs_tool_options = %s\nactive_pcr_banks = sha256\n' \
+  "$att/localca.conf" "$att/localca.options" > "$att/swtpm_setup.conf"
+swtpm_setup --tpm2 --tpmstate "$att/tpm" --create-ek-cert --ecc --config "$att/swtpm_setup.conf" > "$att/swtpm_setup.txt" 2>&1
+cat "$att/vendor-ca/swtpm-localca-rootca-cert.pem" "$att/vendor-ca/issuercert.pem" > "$att/vendor-ca.pem"
 swtpm socket --tpm2 --server "type=tcp,port=$tpm_port,bindaddr=127.0.0.1" --ctrl "type=tcp,port=$tpm_ctrl,bindaddr=127.0.0.1" \
   --flags not-need-init,startup-clear --tpmstate "dir=$att/tpm" > "$att/swtpm.txt" 2>&1 &
 tpm=$!
@@ -207,7 +217,7 @@ for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$tpm_port") 2>/dev/null && b
 tcti="swtpm:host=127.0.0.1,port=$tpm_port"
 for pcr in 0 1 2 3 4 5 6 7; do echo "$pcr $(printf '0%.0s' $(seq 64))"; done > "$att/pcr-profile.txt"
 "$ctl" registrar enrol --db "$att/registrar.db" --signer-id demo-observer --tpm "$tcti" \
-  --expected-pcrs "$att/pcr-profile.txt"
+  --expected-pcrs "$att/pcr-profile.txt" --ek-ca "$att/vendor-ca.pem"
 # The online Verifier (ptpsec-controld [verifier]) checks each batch as the
 # data plane writes it, and gives the data plane a fresh nonce every second
 # that its later batches must carry (its first try, before the data plane is
