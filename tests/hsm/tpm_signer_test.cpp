@@ -157,6 +157,12 @@ protected:
         return r.ok() ? std::move(*r) : nullptr;
     }
     std::unique_ptr<tpm_signer> open() { return open(settings()); }
+    /// A signer on another TPM than the fixture's.
+    std::unique_ptr<tpm_signer> open_on(const test::swtpm& tpm) {
+        tpm_settings s = settings();
+        s.tcti = tpm.tcti();
+        return open(s);
+    }
 
     std::unique_ptr<test::swtpm> _tpm;
 };
@@ -453,9 +459,7 @@ TEST_F(tpm_signer_test, a_credential_made_for_the_ek_and_the_signing_key_opens_i
     // Made for another TPM's EK (the signing key claimed to be in a TPM it
     // is not in): this TPM cannot open it.
     test::swtpm second;
-    tpm_settings s2 = settings();
-    s2.tcti = second.tcti();
-    auto other_tpm = open(s2);
+    auto other_tpm = open_on(second);
     ASSERT_NE(other_tpm, nullptr);
     auto other_ek = other_tpm->endorsement_key_der();
     ASSERT_TRUE(other_ek) << other_ek.message();
@@ -478,9 +482,7 @@ TEST_F(tpm_signer_test, a_manufactured_tpm_shows_its_ek_certificate_and_opens_cr
     // swtpm_setup certifies the RSA 2048 EK (template L-1) but not the ECC
     // P-256 one (L-2): the signer uses the EK the TPM vouches for.
     test::swtpm made(test::swtpm::make::ek_certificates);
-    tpm_settings s = settings();
-    s.tcti = made.tcti();
-    auto signer = open(s);
+    auto signer = open_on(made);
     ASSERT_NE(signer, nullptr);
     auto cert = signer->endorsement_certificate_der();
     ASSERT_TRUE(cert) << cert.message();
