@@ -136,6 +136,42 @@ protected:
         ASSERT_GT(_want.size(), 100U);
     }
 
+    /// ptpsec-dataplane's arguments: one lcore without hugepages, the inside
+    /// port reading nothing and writing to `inside_tx`, the outside port
+    /// `outside` (net_pcap arguments); PTP passed inside-to-outside and
+    /// verified and stripped outside-to-inside, events recorded both ways
+    /// and attested as "observer-1" into the evidence directory; then
+    /// `options`.
+    std::vector<std::string> dataplane_args(const std::string& prefix, const std::string& inside_tx,
+                                            const std::string& outside, const std::vector<std::string>& options) {
+        std::vector<std::string> args = {
+            "--no-huge",
+            "-m",
+            "256",
+            "--no-pci",
+            "--no-shconf",
+            "-l",
+            "0",
+            fmt::format("--file-prefix={}", prefix),
+            fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap={}", _dir.file("empty.pcap"), inside_tx),
+            fmt::format("--vdev=net_pcap1,{}", outside),
+            "--",
+            "--sa-file",
+            test::linuxptp_sa_file,
+            "--inside-policy",
+            "pass",
+            "--outside-policy",
+            "verify-strip",
+            "--events",
+            "both",
+            "--attest-log",
+            _dir.file("evidence"),
+            "--attest-signer-id",
+            "observer-1"};
+        args.insert(args.end(), options.begin(), options.end());
+        return args;
+    }
+
     /// The data plane over the capture once, verifying and stripping,
     /// attesting with `attest_options`.
     test::run_result run_dataplane(const std::vector<std::string>& attest_options) {
@@ -143,74 +179,27 @@ protected:
         ++runs;
         const std::string prefix = fmt::format("ptpsec-attest-{}-{}", ::getpid(), runs);
         runtime_dir_guard runtime(prefix);
-        std::vector<std::string> args = {
-            "--no-huge",
-            "-m",
-            "256",
-            "--no-pci",
-            "--no-shconf",
-            "-l",
-            "0",
-            fmt::format("--file-prefix={}", prefix),
-            fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap={}", _dir.file("empty.pcap"), _dir.file("in_out.pcap")),
-            fmt::format("--vdev=net_pcap1,rx_pcap={},tx_pcap={}", test::linuxptp_capture, _dir.file("out_out.pcap")),
-            "--",
-            "--sa-file",
-            test::linuxptp_sa_file,
-            "--inside-policy",
-            "pass",
-            "--outside-policy",
-            "verify-strip",
-            "--events",
-            "both",
-            "--idle-exit",
-            "300",
-            "--stats-json",
-            _dir.file("stats.json"),
-            "--attest-log",
-            _dir.file("evidence"),
-            "--attest-signer-id",
-            "observer-1",
-            "--attest-batch-ms",
-            "20",
-            "--attest-batch-events",
-            "64"};
-        args.insert(args.end(), attest_options.begin(), attest_options.end());
-        return test::run_program(_dir, _exe, args, std::chrono::seconds(90));
+        std::vector<std::string> options = {
+            "--idle-exit",       "300", "--stats-json",          _dir.file("stats.json"),
+            "--attest-batch-ms", "20",  "--attest-batch-events", "64"};
+        options.insert(options.end(), attest_options.begin(), attest_options.end());
+        return test::run_program(
+            _dir, _exe,
+            dataplane_args(prefix, _dir.file("in_out.pcap"),
+                           fmt::format("rx_pcap={},tx_pcap={}", test::linuxptp_capture, _dir.file("out_out.pcap")),
+                           options),
+            std::chrono::seconds(90));
     }
 
     /// The data plane running on `feed` (outside port), verifying and
     /// stripping, recording events both ways, attesting with `attest_options`.
     std::unique_ptr<test::background_program> attest_on(const std::string& prefix, const paced_feed& feed,
                                                         const std::vector<std::string>& attest_options) {
-        std::vector<std::string> args = {
-            "--no-huge",
-            "-m",
-            "256",
-            "--no-pci",
-            "--no-shconf",
-            "-l",
-            "0",
-            fmt::format("--file-prefix={}", prefix),
-            fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null", _dir.file("empty.pcap")),
-            fmt::format("--vdev=net_pcap1,rx_pcap={},tx_pcap=/dev/null", feed.path()),
-            "--",
-            "--sa-file",
-            test::linuxptp_sa_file,
-            "--inside-policy",
-            "pass",
-            "--outside-policy",
-            "verify-strip",
-            "--replay-window",
-            "0",
-            "--events",
-            "both",
-            "--attest-log",
-            _dir.file("evidence"),
-            "--attest-signer-id",
-            "observer-1"};
-        args.insert(args.end(), attest_options.begin(), attest_options.end());
-        return std::make_unique<test::background_program>(_dir, _exe, args);
+        std::vector<std::string> options = {"--replay-window", "0"};
+        options.insert(options.end(), attest_options.begin(), attest_options.end());
+        return std::make_unique<test::background_program>(
+            _dir, _exe,
+            dataplane_args(prefix, "/dev/null", fmt::format("rx_pcap={},tx_pcap=/dev/null", feed.path()), options));
     }
 
     /// A software key made beforehand (mode 0600), enrolled in the
@@ -432,54 +421,12 @@ TEST_F(attest_app, live_counters_are_on_telemetry_and_every_event_is_signed_at_t
     runtime_dir_guard runtime(prefix);
     test::background_program dp(
         _dir, _exe,
-        {"--no-huge",
-         "-m",
-         "256",
-         "--no-pci",
-         "--no-shconf",
-         "-l",
-         "0",
-         fmt::format("--file-prefix={}", prefix),
-         fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null", _dir.file("empty.pcap")),
-         fmt::format("--vdev=net_pcap1,rx_pcap={},infinite_rx=1,tx_pcap=/dev/null", test::linuxptp_capture),
-         "--",
-         "--sa-file",
-         test::linuxptp_sa_file,
-         "--inside-policy",
-         "pass",
-         "--outside-policy",
-         "verify-strip",
-         "--replay-window",
-         "0",
-         "--events",
-         "both",
-         "--attest",
-         "software",
-         "--attest-key",
-         _dir.file("k.pem"),
-         "--attest-counter",
-         _dir.file("c"),
-         "--attest-log",
-         _dir.file("evidence"),
-         "--attest-signer-id",
-         "observer-1",
-         "--attest-batch-ms",
-         "50"});
-    nlohmann::ordered_json live;
-    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-         std::chrono::steady_clock::now() < deadline;) {
-        ASSERT_TRUE(dp.running()) << dp.err() << dp.out();
-        auto c = telemetry_client::connect(prefix);
-        if (c) {
-            auto r = c->query("/ptpsec/attest");
-            if (r && r->value("batches_signed", 0U) >= 3) {
-                live = *r;
-                break;
-            }
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    ASSERT_FALSE(live.empty()) << dp.out();
+        dataplane_args(prefix, "/dev/null",
+                       fmt::format("rx_pcap={},infinite_rx=1,tx_pcap=/dev/null", test::linuxptp_capture),
+                       {"--replay-window", "0", "--attest", "software", "--attest-key", _dir.file("k.pem"),
+                        "--attest-counter", _dir.file("c"), "--attest-batch-ms", "50"}));
+    const json live = wait_attest(dp, prefix, [](const json& t) { return t.value("batches_signed", 0U) >= 3; });
+    ASSERT_GE(live.value("batches_signed", 0U), 3U) << dp.out();
     EXPECT_EQ(live.at("backend"), "software");
     EXPECT_EQ(live.at("signer_id"), "observer-1");
     EXPECT_EQ(live.at("hardware_rooted"), 0);
