@@ -245,6 +245,25 @@ protected:
         return t;
     }
 
+    /// ptpsec-controld as the online Verifier of the evidence directory
+    /// (registrar.db, audit in sqlite:audit.db, a look every 100 ms, admin
+    /// socket verifier.sock), with the [verifier] lines `more`.
+    std::unique_ptr<test::background_program> start_verifier(const std::string& more = {}) {
+        test::write_file(_dir.file("verifier.toml"), fmt::format(R"([verifier]
+registrar = "registrar.db"
+audit = "sqlite:audit.db"
+logs = ["evidence"]
+poll-ms = 100
+{}
+[admin]
+socket = "verifier.sock"
+)",
+                                                                 more));
+        return std::make_unique<test::background_program>(
+            _dir, test::program_from_env("PTPSEC_CONTROLD"),
+            std::vector<std::string>{"--config", _dir.file("verifier.toml")});
+    }
+
     /// The verifier role's part of `ptpsecctl status`.
     json verifier_status() {
         const auto r =
@@ -455,17 +474,7 @@ TEST_F(attest_app, live_counters_are_on_telemetry_and_every_event_is_signed_at_t
 TEST_F(attest_app, the_online_verifier_checks_the_batches_while_the_data_plane_writes_them) {
     const std::string key = enrol_software_key(_dir.file("registrar.db"));
     ASSERT_FALSE(HasFailure());
-    test::write_file(_dir.file("verifier.toml"), fmt::format(R"([verifier]
-registrar = "registrar.db"
-audit = "sqlite:audit.db"
-logs = ["evidence"]
-poll-ms = 100
-
-[admin]
-socket = "verifier.sock"
-)"));
-    test::background_program verifier(_dir, test::program_from_env("PTPSEC_CONTROLD"),
-                                      {"--config", _dir.file("verifier.toml")});
+    auto verifier = start_verifier();
     const std::string prefix = fmt::format("ptpsec-attest-online-{}", ::getpid());
     runtime_dir_guard runtime(prefix);
     // The capture again and again at about 4,000 frames a second: a steady
@@ -474,20 +483,19 @@ socket = "verifier.sock"
     auto dp = attest_on(prefix, feed,
                         {"--attest", "software", "--attest-key", key, "--attest-counter", _dir.file("counter"),
                          "--attest-batch-ms", "50", "--attest-max-held", "65536"});
-    auto status = [&] { return verifier_status(); };
     // Verified while the data plane is still writing.
     json live;
     for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
          std::chrono::steady_clock::now() < deadline;) {
         ASSERT_TRUE(dp->running()) << dp->err() << dp->out();
-        ASSERT_TRUE(verifier.running()) << verifier.err() << verifier.out();
-        live = status();
+        ASSERT_TRUE(verifier->running()) << verifier->err() << verifier->out();
+        live = verifier_status();
         if (live.value("batches_accepted", 0U) >= 3) {
             break;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    ASSERT_GE(live.value("batches_accepted", 0U), 3U) << live.dump() << verifier.out();
+    ASSERT_GE(live.value("batches_accepted", 0U), 3U) << live.dump() << verifier->out();
     EXPECT_TRUE(dp->running()) << "verified while the data plane runs";
     EXPECT_EQ(live.at("failures"), 0) << live.dump();
     // End of input: the data plane's reader of the FIFO sees it, then stops.
@@ -502,7 +510,7 @@ socket = "verifier.sock"
     json done;
     for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
          std::chrono::steady_clock::now() < deadline;) {
-        done = status();
+        done = verifier_status();
         if (done.value("batches_accepted", 0U) >= written) {
             break;
         }
@@ -512,11 +520,11 @@ socket = "verifier.sock"
     EXPECT_EQ(done.value("batches_verified", 0U), written);
     EXPECT_EQ(done.at("failures"), 0) << done.dump();
     EXPECT_EQ(done.at("warnings"), written) << "each software batch is flagged not hardware-rooted";
-    ASSERT_EQ(verifier.stop(), 0) << verifier.err();
-    EXPECT_NE(verifier.out().find(fmt::format("ptpsec-controld verifier (at exit): batches accepted {} (verified {})",
-                                              written, written)),
+    ASSERT_EQ(verifier->stop(), 0) << verifier->err();
+    EXPECT_NE(verifier->out().find(fmt::format("ptpsec-controld verifier (at exit): batches accepted {} (verified {})",
+                                               written, written)),
               std::string::npos)
-        << verifier.out();
+        << verifier->out();
 }
 
 TEST_F(attest_app, a_nonce_given_by_hand_is_in_every_later_batch_until_cleared) {
@@ -614,20 +622,7 @@ TEST_F(attest_app, the_online_verifier_challenges_the_data_plane_and_catches_a_n
                         {"--attest", "software", "--attest-key", key, "--attest-counter", _dir.file("counter"),
                          "--attest-batch-ms", "50", "--attest-max-held", "65536"});
     wait_attest(*dp, prefix, [](const json& t) { return t.value("batches_signed", 0U) >= 1; });
-    test::write_file(_dir.file("verifier.toml"), fmt::format(R"([verifier]
-registrar = "registrar.db"
-audit = "sqlite:audit.db"
-logs = ["evidence"]
-poll-ms = 100
-challenge = ["{}"]
-nonce-interval = 2
-
-[admin]
-socket = "verifier.sock"
-)",
-                                                             prefix));
-    test::background_program verifier(_dir, test::program_from_env("PTPSEC_CONTROLD"),
-                                      {"--config", _dir.file("verifier.toml")});
+    auto verifier = start_verifier(fmt::format("challenge = [\"{}\"]\nnonce-interval = 2\n", prefix));
     // Until two nonces are in and batches carrying them were accepted.
     auto challenge_of = [](const json& v) {
         const json list = v.value("challenges", json::array());
@@ -636,7 +631,7 @@ socket = "verifier.sock"
     json live;
     for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
          std::chrono::steady_clock::now() < deadline;) {
-        ASSERT_TRUE(verifier.running()) << verifier.err() << verifier.out();
+        ASSERT_TRUE(verifier->running()) << verifier->err() << verifier->out();
         live = verifier_status();
         if (challenge_of(live).value("nonces_acknowledged", 0U) >= 2 && live.value("batches_accepted", 0U) >= 30) {
             break;
@@ -695,8 +690,8 @@ socket = "verifier.sock"
     EXPECT_LE(failures_later - failures_then, 45U) << "about the batches of one interval (2 s of 50 ms batches)";
     feed.finish();
     ASSERT_EQ(dp->stop(), 0) << dp->err();
-    ASSERT_EQ(verifier.stop(), 0) << verifier.err();
-    EXPECT_NE(verifier.out().find("nonces given"), std::string::npos) << verifier.out();
+    ASSERT_EQ(verifier->stop(), 0) << verifier->err();
+    EXPECT_NE(verifier->out().find("nonces given"), std::string::npos) << verifier->out();
 }
 
 TEST_F(attest_app, a_tpm_stopped_and_restarted_mid_run_loses_no_event_and_breaks_no_chain) {
