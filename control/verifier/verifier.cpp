@@ -236,8 +236,7 @@ verify_report verifier::verify_files(std::span<const std::string> paths) {
     verify_report report;
     for (const std::string& path : paths) {
         ++report.files;
-        std::ifstream in(path, std::ios::binary);
-        if (!in) {
+        const auto cannot = [&](std::string_view what) {
             add(report, finding{path,
                                 0,
                                 std::nullopt,
@@ -245,21 +244,17 @@ verify_report verifier::verify_files(std::span<const std::string> paths) {
                                 std::nullopt,
                                 std::nullopt,
                                 "cannot read",
-                                fmt::format("evidence log {} cannot be opened", path),
+                                fmt::format("evidence log {} cannot be {}", path, what),
                                 false});
+        };
+        std::ifstream in(path, std::ios::binary);
+        if (!in) {
+            cannot("opened");
             continue;
         }
         const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
         if (in.bad()) {
-            add(report, finding{path,
-                                0,
-                                std::nullopt,
-                                {},
-                                std::nullopt,
-                                std::nullopt,
-                                "cannot read",
-                                fmt::format("evidence log {} cannot be read", path),
-                                false});
+            cannot("read");
             continue;
         }
         verify_log(path, bytes, report);
