@@ -108,6 +108,8 @@ result<std::unique_ptr<batcher>> batcher::start(signer& s, evidence_log& log, ba
         return error{"batcher: retry_min must be positive and retry_max at least retry_min"};
     }
     std::unique_ptr<batcher> b(new batcher(s, log, std::move(settings)));
+    PTPSEC_TRY(builder, batch_builder::create());
+    b->_builder = std::move(*builder);
 
     if (const auto& last = log.last_record()) {
         const batch_payload& p = last->payload;
@@ -303,10 +305,9 @@ void batcher::run() {
     batch_buffer working;
     std::optional<std::vector<uint8_t>> working_nonce;
     uint64_t batch_time_ns = 0;
-    // A batch signed but not yet in the log (the append failed): retried as
-    // it is, never signed again.
-    std::optional<std::vector<uint8_t>> signed_record;
-    batch_payload signed_payload;
+    // A batch signed but not yet in the log (the append failed) stays in
+    // _builder and is retried as it is, never signed again.
+    bool signed_pending = false;
     unsigned failures = 0;
     steady::time_point retry_at{};
 
@@ -356,7 +357,7 @@ void batcher::run() {
                     }
                     _wake.wait_until(lk, _stopping ? std::min(retry_at, _stop_deadline) : retry_at);
                 }
-                if (!signed_record) {
+                if (!signed_pending) {
                     // Not signed yet: what arrived meanwhile joins the batch,
                     // so one signature covers the outage.
                     merge_into(working, _closed);
@@ -368,7 +369,7 @@ void batcher::run() {
             }
         }
 
-        if (!signed_record) {
+        if (!signed_pending) {
             batch_request req;
             req.signer_id = _settings.signer_id;
             req.batch_time_ns = batch_time_ns;
@@ -381,27 +382,20 @@ void batcher::run() {
             req.missed_events = span - req.events.size();
             req.nonce = working_nonce;
             req.pcr_summary = _settings.pcr_summary;
-            auto rec = sign_batch(_signer, req);
+            auto signed_batch = _builder->sign(_signer, req);
             working.events = std::move(req.events);
-            if (rec) {
-                auto encoded = encode_log_record(*rec);
-                if (encoded) {
-                    signed_record = std::move(*encoded);
-                    signed_payload = std::move(rec->payload);
-                } else {
-                    rec = encoded.err();
-                }
-            }
-            if (!rec) {
+            if (!signed_batch) {
                 ++failures;
                 record_failure(false, fmt::format("signing a batch of {} events failed (attempt {}): {}",
-                                                  working.events.size(), failures, rec.message()));
+                                                  working.events.size(), failures, signed_batch.message()));
                 retry_at = steady::now() + next_backoff(failures);
                 continue;
             }
+            signed_pending = true;
         }
 
-        if (auto appended = _log.append(*signed_record); !appended) {
+        const batch_payload& signed_payload = _builder->payload();
+        if (auto appended = _log.append_parts(_builder->log_record()); !appended) {
             ++failures;
             record_failure(true, fmt::format("appending the batch with counter {} to the evidence log failed "
                                              "(attempt {}): {}",
@@ -425,7 +419,7 @@ void batcher::run() {
             }
             _stats.signer_cpu = thread_cpu_time();
         }
-        signed_record.reset();
+        signed_pending = false;
         working_nonce.reset();
         working.clear();
         failures = 0;

@@ -77,6 +77,7 @@
 
 #include <dataplane/event_record.h>
 #include <drivers/base/result.h>
+#include <hsm/batch_builder.h>
 #include <hsm/evidence.h>
 #include <hsm/evidence_log.h>
 #include <hsm/signer.h>
@@ -240,6 +241,8 @@ private:
     signer& _signer;
     evidence_log& _log;
     const batcher_settings _settings;
+    /// Writes and signs the batches (the signer thread's, made by start()).
+    std::unique_ptr<batch_builder> _builder;
 
     // The chain, touched by the signer thread only (set before it starts).
     digest _previous_root = first_batch_previous_root;

@@ -40,41 +40,11 @@ constexpr uint8_t simple_false = 0xF4;
 constexpr uint8_t simple_true = 0xF5;
 constexpr uint8_t simple_null = 0xF6;
 
-// RFC 8949 §4.2.1: "0 to 23 and -1 to -24 must be expressed in the same byte
-// as the major type; 24 to 255 ... only with an additional uint8_t", and so on.
-size_t shortest_head_length(uint64_t argument) noexcept {
-    if (argument < 24) {
-        return 1;
-    }
-    if (argument <= 0xFF) {
-        return 2;
-    }
-    if (argument <= 0xFFFF) {
-        return 3;
-    }
-    if (argument <= 0xFFFFFFFFULL) {
-        return 5;
-    }
-    return 9;
-}
-
 void encode_head(uint8_t major, uint64_t argument, std::vector<uint8_t>& out) {
-    const auto initial = static_cast<uint8_t>(major << 5);
-    const size_t len = shortest_head_length(argument);
-    if (len == 1) {
-        out.push_back(static_cast<uint8_t>(initial | argument));
-        return;
-    }
     // The head in one piece: a batch writes some twenty per event.
-    static constexpr uint8_t additional[] = {0, 0, 24, 25, 0, 26, 0, 0, 0, 27};
-    std::array<uint8_t, 9> head{};
-    head[0] = static_cast<uint8_t>(initial | additional[len]);
-    for (size_t i = 1; i < len; ++i) {
-        head[i] = static_cast<uint8_t>(argument >> (8 * (len - 1 - i)));
-    }
     const size_t at = out.size();
-    out.resize(at + len);
-    std::memcpy(out.data() + at, head.data(), len);
+    out.resize(at + shortest_head_length(argument));
+    put_head(out.data() + at, major, argument);
 }
 
 status encode_item(const item& it, std::vector<uint8_t>& out, size_t depth) {

@@ -98,6 +98,43 @@ result<std::vector<uint8_t>> encode(const item& it);
 /// Appends the encoding of `it` to `out`.
 status encode_to(const item& it, std::vector<uint8_t>& out);
 
+// RFC 8949 §4.2.1: "0 to 23 and -1 to -24 must be expressed in the same byte
+// as the major type; 24 to 255 ... only with an additional uint8_t", and so on.
+constexpr size_t shortest_head_length(uint64_t argument) noexcept {
+    if (argument < 24) {
+        return 1;
+    }
+    if (argument <= 0xFF) {
+        return 2;
+    }
+    if (argument <= 0xFFFF) {
+        return 3;
+    }
+    if (argument <= 0xFFFFFFFFULL) {
+        return 5;
+    }
+    return 9;
+}
+
+/// Writes the shortest head of (major type, argument) at `out`, which has
+/// room for shortest_head_length(argument) octets (at most 9); returns the
+/// octet after it. For encoders that write into memory they sized
+/// themselves (the signer's leaves).
+inline uint8_t* put_head(uint8_t* out, uint8_t major, uint64_t argument) noexcept {
+    const auto initial = static_cast<uint8_t>(major << 5);
+    const size_t len = shortest_head_length(argument);
+    if (len == 1) {
+        *out = static_cast<uint8_t>(initial | argument);
+        return out + 1;
+    }
+    constexpr uint8_t additional[] = {0, 0, 24, 25, 0, 26, 0, 0, 0, 27};
+    out[0] = static_cast<uint8_t>(initial | additional[len]);
+    for (size_t i = 1; i < len; ++i) {
+        out[i] = static_cast<uint8_t>(argument >> (8 * (len - 1 - i)));
+    }
+    return out + len;
+}
+
 /// Writes CBOR straight into a buffer, for encodings made in bulk (one per
 /// timing event) where building an item tree would cost more than the
 /// encoding: every head in its shortest form (RFC 8949 §4.2.1). The caller

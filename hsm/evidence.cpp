@@ -1,5 +1,8 @@
 #include <hsm/evidence.h>
 
+#include <hsm/batch_builder.h>
+#include <hsm/leaf_writer.h>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -208,14 +211,6 @@ std::string_view as_text(std::span<const uint8_t> b) {
     return {reinterpret_cast<const char*>(b.data()), b.size()};
 }
 
-status check_nonce_length(const std::optional<std::vector<uint8_t>>& nonce, std::string_view what) {
-    if (nonce && (nonce->size() < min_nonce_len || nonce->size() > max_nonce_len)) {
-        return error{
-            fmt::format("{}: a nonce is {} to {} octets, not {}", what, min_nonce_len, max_nonce_len, nonce->size())};
-    }
-    return ok_status();
-}
-
 result<event_claims> claims_from_item(const cbor::item& m) {
     constexpr std::string_view what = "claims";
     map_reader r(m, what, claim_names);
@@ -318,6 +313,14 @@ status check_claims_against_payload(const event_claims& c, const batch_payload& 
 
 } // namespace
 
+status check_nonce_length(const std::optional<std::vector<uint8_t>>& nonce, std::string_view what) {
+    if (nonce && (nonce->size() < min_nonce_len || nonce->size() > max_nonce_len)) {
+        return error{
+            fmt::format("{}: a nonce is {} to {} octets, not {}", what, min_nonce_len, max_nonce_len, nonce->size())};
+    }
+    return ok_status();
+}
+
 result<event_claims> claims_from_record(const event_record& rec, uint64_t event_index, uint64_t counter,
                                         std::string_view signer_id, const std::optional<std::vector<uint8_t>>& nonce,
                                         const std::optional<std::vector<uint8_t>>& pcr_summary) {
@@ -353,108 +356,26 @@ result<event_claims> claims_from_record(const event_record& rec, uint64_t event_
     return c;
 }
 
-namespace {
-
-/// What one leaf says, as views: filled from an event_claims, or straight
-/// from an event record by sign_batch (one per event, so no copies).
-struct claim_view {
-    uint64_t version = evidence_version;
-    uint64_t event_type = 0;
-    uint16_t sequence_id = 0;
-    uint64_t phc_timestamp_ns = 0;
-    std::span<const uint8_t> event_digest;
-    const std::optional<std::vector<uint8_t>>* nonce = nullptr;
-    uint64_t monotonic_counter = 0;
-    std::string_view signer_id;
-    const std::optional<std::vector<uint8_t>>* pcr_summary = nullptr;
-    uint8_t domain_number = 0;
-    uint16_t sdo_id = 0;
-    std::span<const uint8_t> source_port_identity;
-    uint16_t port_id = 0;
-    int64_t correction_field = 0;
-    uint8_t flags = 0;
-    uint64_t event_index = 0;
-    uint16_t flag_field = 0;
-    uint16_t message_length = 0;
-};
-
-/// The claims map, keys in deterministic order: 1..9, then -1..-9 (RFC 8949
-/// §4.2.1 sorts by encoded key: 0x01..0x09 before 0x20..0x28). The tests
-/// check the octets against cbor::encode of the same map.
-void write_claims(std::vector<uint8_t>& out, const claim_view& c) {
-    cbor::writer w(out);
-    w.map_head(18);
-    w.uint(claim_key::version);
-    w.uint(c.version);
-    w.uint(claim_key::event_type);
-    w.uint(c.event_type);
-    w.uint(claim_key::ptp_seq);
-    w.uint(c.sequence_id);
-    w.uint(claim_key::phc_timestamp_ns);
-    w.uint(c.phc_timestamp_ns);
-    w.uint(claim_key::event_digest);
-    w.bytes(c.event_digest);
-    w.uint(claim_key::nonce);
-    if (c.nonce != nullptr && c.nonce->has_value()) {
-        w.bytes(**c.nonce);
-    } else {
-        w.null();
-    }
-    w.uint(claim_key::monotonic_counter);
-    w.uint(c.monotonic_counter);
-    w.uint(claim_key::signer_id);
-    w.text(c.signer_id);
-    w.uint(claim_key::pcr_summary);
-    if (c.pcr_summary != nullptr && c.pcr_summary->has_value()) {
-        w.bytes(**c.pcr_summary);
-    } else {
-        w.null();
-    }
-    w.integer(claim_key::domain_number);
-    w.uint(c.domain_number);
-    w.integer(claim_key::sdo_id);
-    w.uint(c.sdo_id);
-    w.integer(claim_key::source_port_identity);
-    w.bytes(c.source_port_identity);
-    w.integer(claim_key::port_id);
-    w.uint(c.port_id);
-    w.integer(claim_key::correction_field);
-    w.integer(c.correction_field);
-    w.integer(claim_key::flags);
-    w.uint(c.flags);
-    w.integer(claim_key::event_index);
-    w.uint(c.event_index);
-    w.integer(claim_key::flag_field);
-    w.uint(c.flag_field);
-    w.integer(claim_key::message_length);
-    w.uint(c.message_length);
-}
-
-} // namespace
-
 result<std::vector<uint8_t>> encode_claims(const event_claims& c) {
-    claim_view v;
-    v.version = c.version;
-    v.event_type = event_type_of(c.direction, c.message_type);
-    v.sequence_id = c.sequence_id;
-    v.phc_timestamp_ns = c.phc_timestamp_ns;
-    v.event_digest = c.event_digest;
-    v.nonce = &c.nonce;
-    v.monotonic_counter = c.monotonic_counter;
-    v.signer_id = c.signer_id;
-    v.pcr_summary = &c.pcr_summary;
-    v.domain_number = c.domain_number;
-    v.sdo_id = c.sdo_id;
-    v.source_port_identity = c.source_port_identity;
-    v.port_id = c.port_id;
-    v.correction_field = c.correction_field;
-    v.flags = c.flags;
-    v.event_index = c.event_index;
-    v.flag_field = c.flag_field;
-    v.message_length = c.message_length;
-    std::vector<uint8_t> out;
-    out.reserve(160);
-    write_claims(out, v);
+    leaf_fields f;
+    f.version = c.version;
+    f.event_type = event_type_of(c.direction, c.message_type);
+    f.sequence_id = c.sequence_id;
+    f.phc_timestamp_ns = c.phc_timestamp_ns;
+    f.event_digest = c.event_digest.data();
+    f.domain_number = c.domain_number;
+    f.sdo_id = c.sdo_id;
+    f.source_port_identity = c.source_port_identity.data();
+    f.port_id = c.port_id;
+    f.correction_field = c.correction_field;
+    f.flags = c.flags;
+    f.event_index = c.event_index;
+    f.flag_field = c.flag_field;
+    f.message_length = c.message_length;
+    const std::vector<uint8_t> batch_part =
+        encode_batch_claims(c.nonce, c.monotonic_counter, c.signer_id, c.pcr_summary);
+    std::vector<uint8_t> out(max_claims_len_besides_batch_part + batch_part.size());
+    out.resize(static_cast<size_t>(put_claims(out.data(), f, batch_part) - out.data()));
     return out;
 }
 
@@ -787,79 +708,9 @@ status check_chain(const batch_payload* previous, const batch_payload& current) 
 }
 
 result<batch_record> sign_batch(signer& s, const batch_request& req) {
-    if (req.events.empty()) {
-        return error{"batch: no events to sign"};
-    }
-    if (req.signer_id.empty() || req.signer_id.size() > max_signer_id_len) {
-        return error{fmt::format("batch: a signer_id is 1 to {} octets", max_signer_id_len)};
-    }
-    PTPSEC_TRY(nonce_ok, check_nonce_length(req.nonce, "batch"));
-    if (req.pcr_summary && (req.pcr_summary->empty() || req.pcr_summary->size() > max_pcr_summary_len)) {
-        return error{fmt::format("batch: a pcr_summary is 1 to {} octets", max_pcr_summary_len)};
-    }
-    for (size_t i = 1; i < req.events.size(); ++i) {
-        if (req.events[i].event_index <= req.events[i - 1].event_index) {
-            return error{fmt::format("batch: event {} has index {}, not above the previous {}", i,
-                                     req.events[i].event_index, req.events[i - 1].event_index)};
-        }
-    }
-    const signer_info& info = s.info();
-    auto counter = s.next_counter();
-    if (!counter) {
-        return error{fmt::format("batch: the signer's counter did not advance: {}", counter.message())};
-    }
-    batch_record rec;
-    rec.leaves.resize(req.events.size());
-    // One leaf per event, written straight from the record (the same octets
-    // as encode_claims(claims_from_record(...)), which the tests check).
-    claim_view v;
-    v.nonce = &req.nonce;
-    v.monotonic_counter = *counter;
-    v.signer_id = req.signer_id;
-    v.pcr_summary = &req.pcr_summary;
-    for (size_t i = 0; i < req.events.size(); ++i) {
-        const event_record& r = req.events[i].record;
-        if (r.version != event_record_version ||
-            (r.direction != event_direction::rx && r.direction != event_direction::tx) || r.messageType > 15) {
-            // claims_from_record says exactly what is wrong.
-            PTPSEC_TRY(refused, claims_from_record(r, req.events[i].event_index, *counter, req.signer_id, req.nonce,
-                                                   req.pcr_summary));
-        }
-        v.event_type = event_type_of(r.direction, r.messageType);
-        v.sequence_id = r.sequenceId;
-        v.phc_timestamp_ns = r.timestamp_ns;
-        v.event_digest = r.digest;
-        v.domain_number = r.domainNumber;
-        v.sdo_id = r.sdoId;
-        v.source_port_identity = r.sourcePortIdentity;
-        v.port_id = r.port_id;
-        v.correction_field = r.correctionField;
-        v.flags = r.flags;
-        v.event_index = req.events[i].event_index;
-        v.flag_field = r.flagField;
-        v.message_length = r.messageLength;
-        rec.leaves[i].reserve(160);
-        write_claims(rec.leaves[i], v);
-    }
-    PTPSEC_TRY(root, merkle_tree_hash(rec.leaves));
-    batch_payload& p = rec.payload;
-    p.signer_id = req.signer_id;
-    p.backend = info.kind;
-    p.hardware_rooted = info.hardware_rooted && info.kind != backend_kind::software;
-    p.counter = *counter;
-    p.batch_time_ns = req.batch_time_ns;
-    p.merkle_root = *root;
-    p.event_count = req.events.size();
-    p.first_event_index = req.events.front().event_index;
-    p.last_event_index = req.events.back().event_index;
-    p.previous_root = req.previous_root;
-    p.missed_events = req.missed_events;
-    p.nonce = req.nonce;
-    PTPSEC_TRY(payload, encode_batch_payload(p));
-    const auto* kid = reinterpret_cast<const uint8_t*>(req.signer_id.data());
-    PTPSEC_TRY(token, sign_cose_sign1(s, {kid, req.signer_id.size()}, *payload));
-    rec.token = std::move(*token);
-    return rec;
+    PTPSEC_TRY(builder, batch_builder::create());
+    PTPSEC_TRY(signed_batch, (*builder)->sign(s, req));
+    return (*builder)->to_record();
 }
 
 log_contents read_log(std::span<const uint8_t> log) {

@@ -115,6 +115,10 @@ constexpr uint64_t event_type_of(event_direction d, uint8_t message_type) noexce
     return static_cast<uint64_t>(message_type) + 16U * static_cast<uint64_t>(d);
 }
 
+/// Ok for no nonce or one of min_nonce_len..max_nonce_len octets; the
+/// error names `what`.
+status check_nonce_length(const std::optional<std::vector<uint8_t>>& nonce, std::string_view what);
+
 struct event_claims {
     uint64_t version = evidence_version;
     event_direction direction = event_direction::rx; ///< claim 2, with message_type

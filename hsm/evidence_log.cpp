@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 namespace ptpsec::hsm {
@@ -261,28 +262,56 @@ result<std::unique_ptr<evidence_log>> evidence_log::open(const fs::path& directo
 }
 
 status evidence_log::append(std::span<const uint8_t> encoded_record) {
-    if (encoded_record.empty()) {
+    const std::span<const uint8_t> parts[] = {encoded_record};
+    return append_parts(parts);
+}
+
+status evidence_log::append_parts(std::span<const std::span<const uint8_t>> record_parts) {
+    constexpr size_t max_parts = 16;
+    if (record_parts.size() > max_parts) {
+        return error{fmt::format("evidence log: a record in {} parts; at most {}", record_parts.size(), max_parts)};
+    }
+    size_t total = 0;
+    for (const auto& part : record_parts) {
+        total += part.size();
+    }
+    if (total == 0) {
         return error{"evidence log: refusing to append an empty record"};
     }
     if (_fd < 0 && !_damaged) {
         // A rotation renamed the file but could not open the next one.
         PTPSEC_TRY(opened, open_current());
     }
-    if (_damaged || (_size > 0 && _size + encoded_record.size() > _max_file_bytes)) {
+    if (_damaged || (_size > 0 && _size + total > _max_file_bytes)) {
         PTPSEC_TRY(rotated, rotate());
     }
     const fs::path path = current_path();
+    // writev of what is left: the parts not yet written, the first of them
+    // from where a short write stopped.
     size_t done = 0;
-    while (done < encoded_record.size()) {
-        const ssize_t n = ::write(_fd, encoded_record.data() + done, encoded_record.size() - done);
+    while (done < total) {
+        iovec iov[max_parts];
+        int count = 0;
+        size_t skip = done;
+        for (const auto& part : record_parts) {
+            if (skip >= part.size()) {
+                skip -= part.size();
+                continue;
+            }
+            iov[count].iov_base = const_cast<uint8_t*>(part.data() + skip);
+            iov[count].iov_len = part.size() - skip;
+            ++count;
+            skip = 0;
+        }
+        const ssize_t n = ::writev(_fd, iov, count);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
             }
             const int e = errno;
             _damaged = true;
-            return error{fmt::format("evidence log: cannot write {} octets to {} ({} written): {}",
-                                     encoded_record.size(), path.string(), done, errno_text(e))};
+            return error{fmt::format("evidence log: cannot write {} octets to {} ({} written): {}", total,
+                                     path.string(), done, errno_text(e))};
         }
         done += static_cast<size_t>(n);
     }
@@ -291,7 +320,7 @@ status evidence_log::append(std::span<const uint8_t> encoded_record) {
         _damaged = true;
         return error{fmt::format("evidence log: cannot fdatasync {}: {}", path.string(), errno_text(e))};
     }
-    _size += encoded_record.size();
+    _size += total;
     return ok_status();
 }
 

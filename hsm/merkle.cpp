@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <openssl/evp.h>
 
+#include <cstring>
 #include <memory>
 
 namespace ptpsec::hsm {
@@ -119,9 +120,107 @@ result<std::vector<digest>> merkle_tree::inclusion_path(size_t index) const {
     return path;
 }
 
+namespace {
+
+constexpr size_t node_input_len = 1 + 2 * sha256_len; // 0x01 || left || right
+
+/// Where node i of a level lies in the pair layout of merkle_root_hasher.
+constexpr size_t node_at(size_t i) noexcept {
+    return (i / 2) * node_input_len + 1 + (i % 2) * sha256_len;
+}
+
+/// Sizes `level` for `nodes` nodes and writes the node prefix of each pair.
+void lay_out_level(std::vector<uint8_t>& level, size_t nodes) {
+    const size_t pairs = (nodes + 1) / 2;
+    if (level.size() < pairs * node_input_len) {
+        level.resize(pairs * node_input_len);
+    }
+    for (size_t k = 0; k < pairs; ++k) {
+        level[k * node_input_len] = node_prefix[0];
+    }
+}
+
+} // namespace
+
+result<std::unique_ptr<merkle_root_hasher>> merkle_root_hasher::create() {
+    PTPSEC_TRY(sha, icv::sha256_burst::create());
+    return std::unique_ptr<merkle_root_hasher>(new merkle_root_hasher(std::move(*sha)));
+}
+
+result<digest> merkle_root_hasher::root_of_prefixed(std::span<const std::span<const uint8_t>> leaf_inputs) {
+    size_t count = leaf_inputs.size();
+    if (count == 0) {
+        return sha256({});
+    }
+    for (const auto& in : leaf_inputs) {
+        if (in.empty() || in[0] != leaf_prefix[0]) {
+            return error{"merkle: a leaf's hash input must start with the leaf prefix 0x00"};
+        }
+    }
+    if (_jobs.size() < count) {
+        _jobs.resize(count);
+    }
+    // The leaf hashes land straight in the pair layout of the level above.
+    std::vector<uint8_t>* below = &_levels[0];
+    lay_out_level(*below, count);
+    for (size_t i = 0; i < count; ++i) {
+        _jobs[i] = icv::sha256_input{leaf_inputs[i].data(), leaf_inputs[i].size(), below->data() + node_at(i)};
+    }
+    if (!_sha->hash({_jobs.data(), count})) {
+        return error{"merkle: intel-ipsec-mb failed to hash the leaves"};
+    }
+    // Each level: pair k of `below` hashes into node k of `above`; a last
+    // node without a sibling is carried up unchanged (merkle_tree's rule).
+    while (count > 1) {
+        std::vector<uint8_t>* above = below == &_levels[0] ? &_levels[1] : &_levels[0];
+        const size_t pairs = count / 2;
+        const size_t next = (count + 1) / 2;
+        lay_out_level(*above, next);
+        for (size_t k = 0; k < pairs; ++k) {
+            _jobs[k] =
+                icv::sha256_input{below->data() + k * node_input_len, node_input_len, above->data() + node_at(k)};
+        }
+        if (count % 2 == 1) {
+            std::memcpy(above->data() + node_at(pairs), below->data() + node_at(count - 1), sha256_len);
+        }
+        if (!_sha->hash({_jobs.data(), pairs})) {
+            return error{"merkle: intel-ipsec-mb failed to hash a level of the tree"};
+        }
+        below = above;
+        count = next;
+    }
+    digest root{};
+    std::memcpy(root.data(), below->data() + node_at(0), sha256_len);
+    return root;
+}
+
+result<digest> merkle_root_hasher::root(std::span<const std::vector<uint8_t>> leaves) {
+    size_t total = 0;
+    for (const auto& leaf : leaves) {
+        total += 1 + leaf.size();
+    }
+    _prefixed.resize(total);
+    _inputs.clear();
+    _inputs.reserve(leaves.size());
+    size_t at = 0;
+    for (const auto& leaf : leaves) {
+        _prefixed[at] = leaf_prefix[0];
+        if (!leaf.empty()) {
+            std::memcpy(_prefixed.data() + at + 1, leaf.data(), leaf.size());
+        }
+        _inputs.emplace_back(_prefixed.data() + at, 1 + leaf.size());
+        at += 1 + leaf.size();
+    }
+    return root_of_prefixed(_inputs);
+}
+
 result<digest> merkle_tree_hash(std::span<const std::vector<uint8_t>> leaves) {
-    PTPSEC_TRY(t, merkle_tree::build(leaves));
-    return t->root();
+    thread_local std::unique_ptr<merkle_root_hasher> hasher;
+    if (!hasher) {
+        PTPSEC_TRY(made, merkle_root_hasher::create());
+        hasher = std::move(*made);
+    }
+    return hasher->root(leaves);
 }
 
 status verify_inclusion(const digest& leaf_hash, uint64_t leaf_index, uint64_t tree_size, std::span<const digest> path,

@@ -5,11 +5,27 @@
 // from a manager without ever waiting. Includes the library's header, so it
 // is for the .cpp files that drive the library.
 
+#include <drivers/icv/ipsecmb_engine.h>
+
 #include <intel-ipsec-mb.h>
 
 #include <cstdint>
+#include <string>
 
 namespace ptpsec::icv {
+
+/// The CPU features intel-ipsec-mb detected (IMB_FEATURE_*), read once.
+uint64_t cpu_features() noexcept;
+
+/// True if the CPU has every feature in `flags`.
+inline bool cpu_has(uint64_t flags) noexcept {
+    return (cpu_features() & flags) == flags;
+}
+
+/// A new manager for `arch`, initialised; null, with `why` saying what went
+/// wrong, when the CPU cannot run it or the library fails. free_mb_mgr()
+/// releases it.
+IMB_MGR* new_manager(imb_arch arch, std::string& why) noexcept;
 
 /// Sets the fields every hash-only job needs; the caller adds the
 /// algorithm's own (keys, IV) and, if it wants, user_data. `src` must not be

@@ -70,23 +70,6 @@ IMB_HASH_ALG hash_alg_of(algorithm alg) noexcept {
     return IMB_AUTH_NULL;
 }
 
-uint64_t cpu_features() noexcept {
-    static const uint64_t features = [] {
-        IMB_MGR* m = alloc_mb_mgr(0);
-        if (m == nullptr) {
-            return uint64_t{0};
-        }
-        const uint64_t f = m->features;
-        free_mb_mgr(m);
-        return f;
-    }();
-    return features;
-}
-
-bool has(uint64_t features, uint64_t flags) noexcept {
-    return (features & flags) == flags;
-}
-
 void init_manager(IMB_MGR* m, imb_arch arch) {
     switch (arch) {
     case imb_arch::sse:
@@ -222,17 +205,48 @@ std::optional<imb_arch> arch_from_name(std::string_view name) noexcept {
     return std::nullopt;
 }
 
+uint64_t cpu_features() noexcept {
+    static const uint64_t features = [] {
+        IMB_MGR* m = alloc_mb_mgr(0);
+        if (m == nullptr) {
+            return uint64_t{0};
+        }
+        const uint64_t f = m->features;
+        free_mb_mgr(m);
+        return f;
+    }();
+    return features;
+}
+
+IMB_MGR* new_manager(imb_arch arch, std::string& why) noexcept {
+    if (!arch_supported(arch)) {
+        why = fmt::format("this CPU cannot run the {} manager", arch_name(arch));
+        return nullptr;
+    }
+    IMB_MGR* m = alloc_mb_mgr(0);
+    if (m == nullptr) {
+        why = "out of memory for a manager";
+        return nullptr;
+    }
+    init_manager(m, arch);
+    if (const int err = imb_get_errno(m); err != 0) {
+        why = fmt::format("{} manager: {}", arch_name(arch), imb_get_strerror(err));
+        free_mb_mgr(m);
+        return nullptr;
+    }
+    return m;
+}
+
 bool arch_supported(imb_arch arch) noexcept {
-    const uint64_t f = cpu_features();
     switch (arch) {
     case imb_arch::sse:
-        return has(f, IMB_CPUFLAGS_SSE);
+        return cpu_has(IMB_CPUFLAGS_SSE);
     case imb_arch::avx:
-        return has(f, IMB_CPUFLAGS_AVX);
+        return cpu_has(IMB_CPUFLAGS_AVX);
     case imb_arch::avx2:
-        return has(f, IMB_CPUFLAGS_AVX2);
+        return cpu_has(IMB_CPUFLAGS_AVX2);
     case imb_arch::avx512:
-        return has(f, IMB_CPUFLAGS_AVX512);
+        return cpu_has(IMB_CPUFLAGS_AVX512);
     }
     return false;
 }
@@ -245,12 +259,12 @@ arch_plan uniform_arch_plan(imb_arch arch) noexcept {
 
 arch_plan default_arch_plan() noexcept {
     arch_plan p = uniform_arch_plan(imb_arch::sse);
-    if (arch_supported(imb_arch::avx512) && has(cpu_features(), IMB_FEATURE_VAES | IMB_FEATURE_VPCLMULQDQ)) {
+    if (arch_supported(imb_arch::avx512) && cpu_has(IMB_FEATURE_VAES | IMB_FEATURE_VPCLMULQDQ)) {
         for (auto alg : {algorithm::aes_gmac_128, algorithm::aes_gmac_192, algorithm::aes_gmac_256}) {
             p[static_cast<size_t>(alg)] = imb_arch::avx512;
         }
     }
-    if (!has(cpu_features(), IMB_FEATURE_SHANI)) {
+    if (!cpu_has(IMB_FEATURE_SHANI)) {
         const imb_arch wide = arch_supported(imb_arch::avx2) ? imb_arch::avx2 : imb_arch::sse;
         p[static_cast<size_t>(algorithm::hmac_sha256_128)] = wide;
         p[static_cast<size_t>(algorithm::hmac_sha256)] = wide;
@@ -265,18 +279,10 @@ ipsecmb_engine::ipsecmb_engine(const arch_plan& plan) : _plan(plan), _jobs(std::
         if (slot != nullptr) {
             continue;
         }
-        if (!arch_supported(arch)) {
-            throw std::runtime_error(
-                fmt::format("intel-ipsec-mb: this CPU cannot run the {} manager", arch_name(arch)));
-        }
-        slot = alloc_mb_mgr(0);
+        std::string why;
+        slot = new_manager(arch, why);
         if (slot == nullptr) {
-            throw std::bad_alloc();
-        }
-        init_manager(slot, arch);
-        if (const int err = imb_get_errno(slot); err != 0) {
-            throw std::runtime_error(
-                fmt::format("intel-ipsec-mb: {} manager: {}", arch_name(arch), imb_get_strerror(err)));
+            throw std::runtime_error(fmt::format("intel-ipsec-mb: {}", why));
         }
     }
     _name = fmt::format("ipsec-mb {} (hmac:{} cmac:{} gmac:{})", IMB_VERSION_STR,

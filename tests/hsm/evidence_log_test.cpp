@@ -138,6 +138,28 @@ TEST_F(evidence_log_test, each_append_is_in_the_file_when_it_returns_and_reads_b
     EXPECT_FALSE((*again)->append({}).ok());
 }
 
+TEST_F(evidence_log_test, a_record_appended_in_parts_is_the_same_octets_as_appended_whole) {
+    const auto records = make_records(2, 6);
+    auto log = evidence_log::open(_dir.path(), "evidence", 1 << 20);
+    ASSERT_TRUE(log) << log.message();
+    const std::vector<uint8_t>& r = records[0];
+    // Split anywhere, with empty parts between.
+    const std::span<const uint8_t> whole(r);
+    const std::span<const uint8_t> parts[] = {whole.first(1), {}, whole.subspan(1, 40), whole.subspan(41), {}};
+    ASSERT_TRUE((*log)->append_parts(parts).ok());
+    ASSERT_TRUE((*log)->append(records[1]).ok());
+    std::vector<uint8_t> expected = records[0];
+    expected.insert(expected.end(), records[1].begin(), records[1].end());
+    EXPECT_EQ(read_octets(_dir.path() / "evidence.cbor"), expected);
+    EXPECT_EQ((*log)->current_size(), expected.size());
+
+    const std::span<const uint8_t> nothing[] = {{}, {}};
+    EXPECT_EQ((*log)->append_parts(nothing).message(), "evidence log: refusing to append an empty record");
+    std::vector<std::span<const uint8_t>> many(17, whole.first(1));
+    EXPECT_EQ((*log)->append_parts(many).message(), "evidence log: a record in 17 parts; at most 16");
+    EXPECT_EQ(read_octets(_dir.path() / "evidence.cbor"), expected);
+}
+
 TEST_F(evidence_log_test, rotation_by_size_keeps_every_record_once_in_order_and_never_overwrites) {
     const auto records = make_records(20, 3);
     const size_t one = records[0].size();

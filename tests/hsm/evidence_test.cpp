@@ -1,9 +1,11 @@
 // The evidence format (hsm/evidence.h): claims, batch payloads, event
 // evidence and log records made with the software signer, checked end to
 // end, every decoder refusal with its message, the chain rules, the log
-// reader on truncated and corrupt logs, and a second implementation
+// reader on truncated and corrupt logs, the batch builder's in-place log
+// record, and a second implementation
 // (tests/hsm/independent_check.py, cbor2 + cryptography) on our output.
 
+#include <hsm/batch_builder.h>
 #include <hsm/evidence.h>
 #include <hsm/software_signer.h>
 
@@ -476,6 +478,80 @@ TEST_F(evidence, leaves_and_log_records_written_directly_are_the_deterministic_e
     auto reference = cbor::encode(to_item(rec));
     ASSERT_TRUE(direct && reference);
     EXPECT_EQ(*direct, *reference);
+}
+
+TEST_F(evidence, the_batch_builder_writes_the_log_record_in_place_for_batches_of_every_size) {
+    // A signer_id long enough that the claims of the smallest events fit
+    // a byte string with a one-octet length (up to 255) and those of the
+    // largest do not: the leaves of one batch have heads of two lengths.
+    const auto leaf_len = [](const batch_request& req, size_t i) {
+        auto c = claims_from_record(req.events[i].record, req.events[i].event_index, 1, req.signer_id, req.nonce,
+                                    req.pcr_summary);
+        return c ? encode_claims(*c)->size() : 0;
+    };
+    auto probe = request(300, 0, first_batch_previous_root, 0);
+    probe.nonce = std::vector<uint8_t>(32, 0x5c);
+    probe.signer_id = std::string(100, 's');
+    const size_t smallest = leaf_len(probe, 0);
+    const size_t largest = leaf_len(probe, 299);
+    ASSERT_LT(smallest, largest);
+    ASSERT_LE(smallest, 255U + 100U - 1U);
+    const std::string straddling(100 + 255 - smallest, 's');
+
+    auto builder = batch_builder::create();
+    ASSERT_TRUE(builder) << builder.message();
+    EXPECT_FALSE((*builder)->holds_batch());
+    digest previous = first_batch_previous_root;
+    uint64_t next_index = 0;
+    // Large before small, so that octets kept from a larger batch must not
+    // show in a smaller one.
+    for (const size_t n : {size_t{300}, size_t{1}, size_t{40}, size_t{7}}) {
+        auto req = request(n, next_index, previous, 0);
+        req.nonce = std::vector<uint8_t>(32, static_cast<uint8_t>(n));
+        req.signer_id = straddling;
+        if (n == 40) {
+            req.pcr_summary = std::vector<uint8_t>(32, 0xa5);
+            req.signer_id = "gm-a.example";
+        }
+        ASSERT_TRUE((*builder)->sign(*_signer, req));
+        ASSERT_TRUE((*builder)->holds_batch());
+        ASSERT_EQ((*builder)->leaf_count(), n);
+
+        std::vector<uint8_t> written;
+        for (const auto& part : (*builder)->log_record()) {
+            written.insert(written.end(), part.begin(), part.end());
+        }
+        const batch_record rec = (*builder)->to_record();
+        EXPECT_EQ(written, *encode_log_record(rec)) << n << " events";
+        auto decoded = decode_log_record(written);
+        ASSERT_TRUE(decoded) << decoded.message();
+        auto checked = check_batch_record(*decoded, signature_algorithm::es256, key());
+        ASSERT_TRUE(checked) << checked.message();
+        EXPECT_EQ(*checked, (*builder)->payload());
+        size_t shortest = SIZE_MAX;
+        size_t longest = 0;
+        for (size_t i = 0; i < n; ++i) {
+            auto c = claims_from_record(req.events[i].record, req.events[i].event_index, rec.payload.counter,
+                                        req.signer_id, req.nonce, req.pcr_summary);
+            ASSERT_TRUE(c);
+            const auto leaf = (*builder)->leaf(i);
+            ASSERT_EQ(std::vector<uint8_t>(leaf.begin(), leaf.end()), *encode_claims(*c)) << "leaf " << i;
+            shortest = std::min(shortest, leaf.size());
+            longest = std::max(longest, leaf.size());
+        }
+        if (n == 300) {
+            EXPECT_LE(shortest, 255U);
+            EXPECT_GT(longest, 255U);
+        }
+        previous = rec.payload.merkle_root;
+        next_index += n;
+    }
+
+    // A request it refuses leaves nothing behind.
+    auto unordered = request(3, next_index, previous, 0);
+    unordered.events[2].event_index = unordered.events[1].event_index;
+    EXPECT_FALSE((*builder)->sign(*_signer, unordered));
+    EXPECT_FALSE((*builder)->holds_batch());
 }
 
 TEST_F(evidence, eddsa_batches_check_too) {

@@ -2,7 +2,9 @@
 // reference vectors (google/certificate-transparency,
 // cpp/merkletree/merkle_tree_test.cc: kInputs, kSHA256Roots, kSHA256Paths),
 // a straightforward recursive MTH, and the inclusion proof of every leaf of
-// every tree of 1 to 64 leaves with its alterations.
+// every tree of 1 to 64 leaves with its alterations; the burst hasher
+// (merkle_root_hasher, intel-ipsec-mb) against the level-by-level tree
+// (OpenSSL) for every tree of 1 to 300 leaves and some larger.
 
 #include <hsm/merkle.h>
 
@@ -236,6 +238,60 @@ TEST(merkle, leaf_and_node_hashes_are_domain_separated) {
     concatenated.insert(concatenated.end(), b.begin(), b.end());
     EXPECT_NE(*merkle_leaf_hash(concatenated), *merkle_node_hash(a, b));
     EXPECT_NE(*merkle_leaf_hash({}), *sha256({}));
+}
+
+TEST(merkle, the_burst_hasher_builds_the_same_roots_one_hasher_for_every_tree) {
+    // One hasher for every tree, large before small, so that a buffer kept
+    // from a larger tree must not leak into a smaller one.
+    auto hasher = merkle_root_hasher::create();
+    ASSERT_TRUE(hasher) << hasher.message();
+    std::vector<size_t> sizes = {1000, 1};
+    for (size_t n = 2; n <= 300; ++n) {
+        sizes.push_back(n);
+    }
+    sizes.insert(sizes.end(), {4096, 4097, 3, 65, 64, 63});
+    for (const size_t n : sizes) {
+        const auto leaves = numbered_leaves(n);
+        auto root = (*hasher)->root(leaves);
+        ASSERT_TRUE(root) << root.message();
+        auto t = merkle_tree::build(leaves);
+        ASSERT_TRUE(t);
+        ASSERT_EQ(*root, t->root()) << n << " leaves";
+        if (n <= 64) {
+            ASSERT_EQ(*root, reference_mth(leaves)) << n << " leaves";
+        }
+    }
+    auto empty = (*hasher)->root({});
+    ASSERT_TRUE(empty);
+    EXPECT_EQ(*empty, digest_from_hex(ct_empty_root));
+}
+
+TEST(merkle, the_burst_hasher_takes_leaves_in_place_and_refuses_one_without_its_prefix) {
+    auto hasher = merkle_root_hasher::create();
+    ASSERT_TRUE(hasher) << hasher.message();
+    // The CT inputs laid out as 0x00 || leaf, one after the other.
+    std::vector<uint8_t> laid_out;
+    std::vector<size_t> starts;
+    for (const auto& leaf : ct_inputs) {
+        starts.push_back(laid_out.size());
+        laid_out.push_back(0x00);
+        laid_out.insert(laid_out.end(), leaf.begin(), leaf.end());
+    }
+    std::vector<std::span<const uint8_t>> inputs;
+    for (size_t i = 0; i < ct_inputs.size(); ++i) {
+        inputs.emplace_back(laid_out.data() + starts[i], 1 + ct_inputs[i].size());
+    }
+    for (size_t n = 1; n <= inputs.size(); ++n) {
+        auto root = (*hasher)->root_of_prefixed({inputs.data(), n});
+        ASSERT_TRUE(root) << root.message();
+        EXPECT_EQ(*root, digest_from_hex(ct_roots[n - 1])) << n << " leaves";
+    }
+    laid_out[starts[3]] = 0x01;
+    EXPECT_EQ((*hasher)->root_of_prefixed(inputs).message(),
+              "merkle: a leaf's hash input must start with the leaf prefix 0x00");
+    inputs[3] = {};
+    EXPECT_EQ((*hasher)->root_of_prefixed(inputs).message(),
+              "merkle: a leaf's hash input must start with the leaf prefix 0x00");
 }
 
 } // namespace
