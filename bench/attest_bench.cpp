@@ -71,6 +71,7 @@ struct options {
     size_t max_events = 4096;
     unsigned max_wait_ms = 100;
     unsigned slow_ms = 70;
+    unsigned threads = 1;
     std::string algorithm = "es256";
     bool json_output = false;
 };
@@ -118,6 +119,7 @@ run_result drive(const std::string& name, signer& s, const options& opt) {
     settings.signer_id = "bench-observer.example";
     settings.max_events = opt.max_events;
     settings.max_wait = std::chrono::milliseconds(opt.max_wait_ms);
+    settings.builder_threads = opt.threads;
     settings.stop_timeout = 30s;
     auto started = batcher::start(s, **log, settings);
     if (!started) {
@@ -266,6 +268,8 @@ int run(int argc, char** argv) {
         ->check(CLI::Range(1, 1 << 20));
     cli.add_option("--max-wait-ms", opt.max_wait_ms, "T: a batch closes when its first event is this old")
         ->check(CLI::Range(1U, 60000U));
+    cli.add_option("--threads", opt.threads, "threads that write and hash a batch's leaves")
+        ->check(CLI::Range(1U, 16U));
     cli.add_option("--slow-ms", opt.slow_ms, "signature time of the slow backend")->check(CLI::Range(1U, 10000U));
     cli.add_option("--algorithm", opt.algorithm, "es256 or eddsa (software and pkcs11)")
         ->check(CLI::IsMember({"es256", "eddsa"}));
@@ -310,6 +314,7 @@ int run(int argc, char** argv) {
         out["duration_s"] = opt.duration_s;
         out["max_events"] = opt.max_events;
         out["max_wait_ms"] = opt.max_wait_ms;
+        out["builder_threads"] = opt.threads;
         out["algorithm"] = opt.algorithm;
         out["hardware_threads"] = std::thread::hardware_concurrency();
         out["results"] = results;

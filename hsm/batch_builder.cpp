@@ -6,7 +6,10 @@
 
 #include <fmt/format.h>
 
+#include <bit>
 #include <cstring>
+#include <ctime>
+#include <system_error>
 
 namespace ptpsec::hsm {
 
@@ -14,16 +17,39 @@ namespace {
 
 constexpr uint8_t major_bytes = 2;
 constexpr size_t max_bytes_head = 3; // a leaf is below 64 KiB
+constexpr size_t parts_per_thread = 4;
 
 } // namespace
 
-result<std::unique_ptr<batch_builder>> batch_builder::create() {
-    PTPSEC_TRY(tree, merkle_root_hasher::create());
-    return std::unique_ptr<batch_builder>(new batch_builder(std::move(*tree)));
+result<std::unique_ptr<batch_builder>> batch_builder::create(unsigned threads) {
+    if (threads == 0 || threads > max_threads) {
+        return error{fmt::format("batch builder: 1 to {} threads, not {}", max_threads, threads)};
+    }
+    std::unique_ptr<batch_builder> b(new batch_builder());
+    for (unsigned i = 0; i < threads; ++i) {
+        PTPSEC_TRY(hasher, merkle_root_hasher::create());
+        b->_hashers.push_back(std::move(*hasher));
+    }
+    b->_helper_cpu_ns.assign(threads, 0);
+    try {
+        for (unsigned id = 1; id < threads; ++id) {
+            b->_helpers.emplace_back([p = b.get(), id] { p->helper(id); });
+        }
+    } catch (const std::system_error& e) {
+        return error{fmt::format("batch builder: cannot start a helper thread: {}", e.what())};
+    }
+    return b;
 }
 
-std::array<std::span<const uint8_t>, 2> batch_builder::log_record() const noexcept {
-    return {std::span<const uint8_t>(_record_head), std::span<const uint8_t>(_items.data(), _items_len)};
+batch_builder::~batch_builder() {
+    {
+        std::lock_guard lk(_mutex);
+        _quit = true;
+    }
+    _work.notify_all();
+    for (auto& t : _helpers) {
+        t.join();
+    }
 }
 
 std::span<const uint8_t> batch_builder::leaf(size_t i) const noexcept {
@@ -40,6 +66,85 @@ batch_record batch_builder::to_record() const {
         rec.leaves.emplace_back(l.begin(), l.end());
     }
     return rec;
+}
+
+void batch_builder::helper(unsigned id) {
+    uint64_t seen = 0;
+    for (;;) {
+        {
+            std::unique_lock lk(_mutex);
+            _work.wait(lk, [&] { return _quit || _generation != seen; });
+            if (_quit) {
+                return;
+            }
+            seen = _generation;
+        }
+        run_parts(id);
+        timespec ts{};
+        ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        {
+            std::lock_guard lk(_mutex);
+            _helper_cpu_ns[id] = int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+            int64_t sum = 0;
+            for (const int64_t ns : _helper_cpu_ns) {
+                sum += ns;
+            }
+            _helpers_cpu_ns.store(sum, std::memory_order_relaxed);
+            --_helpers_busy;
+        }
+        _done.notify_one();
+    }
+}
+
+void batch_builder::run_parts(unsigned id) noexcept {
+    for (;;) {
+        const size_t j = _next_part.fetch_add(1, std::memory_order_relaxed);
+        if (j >= _parts.size()) {
+            return;
+        }
+        build_part(_parts[j], *_hashers[id]);
+    }
+}
+
+void batch_builder::build_part(part& p, merkle_root_hasher& hasher) noexcept {
+    // Each leaf as the byte string the log holds, with the last octet of its
+    // head standing in for the leaf prefix 0x00 until the part is hashed. A
+    // leaf's head is as long as the previous one's, which is nearly always
+    // right; when it is not, the claims move.
+    uint8_t* const items = _items.data();
+    size_t at = p.first * _room;
+    size_t head_len = 2;
+    for (size_t i = p.first; i < p.first + p.count; ++i) {
+        const batch_event& e = _req->events[i];
+        const leaf_fields f = leaf_fields_of(e.record, e.event_index);
+        uint8_t* claims = items + at + head_len;
+        const auto length = static_cast<size_t>(put_claims(claims, f, _batch_part) - claims);
+        if (const size_t need = cbor::shortest_head_length(length); need != head_len) {
+            std::memmove(items + at + need, claims, length);
+            head_len = need;
+            claims = items + at + need;
+        }
+        cbor::put_head(items + at, major_bytes, length);
+        claims[-1] = 0x00;
+        _leaves[i] = leaf_at{at, at + head_len, length};
+        _hash_inputs[i] = std::span<const uint8_t>(claims - 1, length + 1);
+        at += head_len + length;
+    }
+    p.end = at;
+    auto root = hasher.root_of_prefixed({_hash_inputs.data() + p.first, p.count});
+    for (size_t i = p.first; i < p.first + p.count; ++i) {
+        cbor::put_head(items + _leaves[i].head, major_bytes, _leaves[i].length);
+    }
+    if (root) {
+        p.root = *root;
+    } else {
+        try {
+            p.error = root.message();
+        } catch (...) {
+            // Out of memory for the message: the empty root is checked too.
+        }
+        p.root = first_batch_previous_root;
+    }
 }
 
 status batch_builder::sign(signer& s, const batch_request& req) {
@@ -73,43 +178,55 @@ status batch_builder::sign(signer& s, const batch_request& req) {
         return error{fmt::format("batch: the signer's counter did not advance: {}", counter.message())};
     }
 
-    // The leaves, each as the byte string the log holds, with the last
-    // octet of its head standing in for the leaf prefix 0x00 until the tree
-    // is hashed. A leaf's head is as long as the previous one's, which is
-    // nearly always right; when it is not, the claims move.
-    const std::vector<uint8_t> batch_part = encode_batch_claims(req.nonce, *counter, req.signer_id, req.pcr_summary);
-    const size_t room = max_bytes_head + max_claims_len_besides_batch_part + batch_part.size();
     const size_t n = req.events.size();
-    if (_items.size() < n * room) {
-        _items.resize(n * room);
+    _req = &req;
+    _batch_part = encode_batch_claims(req.nonce, *counter, req.signer_id, req.pcr_summary);
+    _room = max_bytes_head + max_claims_len_besides_batch_part + _batch_part.size();
+    if (_items.size() < n * _room) {
+        _items.resize(n * _room);
     }
     _leaves.resize(n);
     _hash_inputs.resize(n);
-    uint8_t* const items = _items.data();
-    size_t at = 0;
-    size_t head_len = 2;
-    for (size_t i = 0; i < n; ++i) {
-        const leaf_fields f = leaf_fields_of(req.events[i].record, req.events[i].event_index);
-        uint8_t* claims = items + at + head_len;
-        const auto length = static_cast<size_t>(put_claims(claims, f, batch_part) - claims);
-        if (const size_t need = cbor::shortest_head_length(length); need != head_len) {
-            std::memmove(items + at + need, claims, length);
-            head_len = need;
-            claims = items + at + need;
+
+    // The parts: one, or 2^k leaves each so that a part's root is a node
+    // of the tree.
+    size_t part_leaves = n;
+    if (threads() > 1) {
+        const size_t wanted = threads() * parts_per_thread;
+        part_leaves = std::max(min_part_leaves, std::bit_ceil((n + wanted - 1) / wanted));
+    }
+    _parts.clear();
+    for (size_t first = 0; first < n; first += part_leaves) {
+        _parts.push_back(part{first, std::min(part_leaves, n - first), 0, {}, {}});
+    }
+    _next_part.store(0, std::memory_order_relaxed);
+    const bool share = _parts.size() > 1 && !_helpers.empty();
+    if (share) {
+        {
+            std::lock_guard lk(_mutex);
+            ++_generation;
+            _helpers_busy = static_cast<unsigned>(_helpers.size());
         }
-        cbor::put_head(items + at, major_bytes, length);
-        claims[-1] = 0x00;
-        _leaves[i] = leaf_at{at, at + head_len, length};
-        _hash_inputs[i] = std::span<const uint8_t>(claims - 1, length + 1);
-        at += head_len + length;
+        _work.notify_all();
     }
-    _items_len = at;
-    auto root = _tree->root_of_prefixed(_hash_inputs);
-    for (const leaf_at& l : _leaves) {
-        cbor::put_head(items + l.head, major_bytes, l.length);
+    run_parts(0);
+    if (share) {
+        std::unique_lock lk(_mutex);
+        _done.wait(lk, [&] { return _helpers_busy == 0; });
     }
-    if (!root) {
-        return root.err();
+    _req = nullptr;
+
+    _part_roots.clear();
+    for (const part& p : _parts) {
+        if (!p.error.empty()) {
+            return error{p.error};
+        }
+        _part_roots.push_back(p.root);
+    }
+    digest root = _part_roots[0];
+    if (_parts.size() > 1) {
+        PTPSEC_TRY(top, _hashers[0]->root_of_nodes(_part_roots));
+        root = *top;
     }
 
     batch_payload& p = _payload;
@@ -119,7 +236,7 @@ status batch_builder::sign(signer& s, const batch_request& req) {
     p.hardware_rooted = info.hardware_rooted && info.kind != backend_kind::software;
     p.counter = *counter;
     p.batch_time_ns = req.batch_time_ns;
-    p.merkle_root = *root;
+    p.merkle_root = root;
     p.event_count = n;
     p.first_event_index = req.events.front().event_index;
     p.last_event_index = req.events.back().event_index;
@@ -131,7 +248,8 @@ status batch_builder::sign(signer& s, const batch_request& req) {
     PTPSEC_TRY(token, sign_cose_sign1(s, {kid, req.signer_id.size()}, *payload));
     _token = std::move(*token);
 
-    // The record's head as encode_log_record() writes it (keys 1, 2, 3).
+    // The record's head as encode_log_record() writes it (keys 1, 2, 3),
+    // then the parts' runs of leaves.
     PTPSEC_TRY(token_octets, cbor::encode(to_item(_token)));
     _record_head.clear();
     cbor::writer w(_record_head);
@@ -142,6 +260,12 @@ status batch_builder::sign(signer& s, const batch_request& req) {
     w.raw(*token_octets);
     w.uint(record_key::leaves);
     w.array_head(n);
+    _record_parts.clear();
+    _record_parts.emplace_back(_record_head);
+    for (const part& run : _parts) {
+        const size_t start = run.first * _room;
+        _record_parts.emplace_back(_items.data() + start, run.end - start);
+    }
     _holds = true;
     return ok_status();
 }

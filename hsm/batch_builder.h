@@ -4,33 +4,59 @@
 // log record straight into buffers kept from one batch to the next: the
 // leaves, each a CBOR byte string of encoded claims, lie one after the other
 // exactly as the record's leaves array holds them, and the log is written
-// from there (evidence_log::append of the record's parts), so a leaf is
-// written once and never copied. The hash input of leaf i, 0x00 || leaf
+// from there (evidence_log::append_parts of log_record()), so a leaf is
+// written once and never copied. The hash input of a leaf, 0x00 || leaf
 // (RFC 9162 §2.1.1), is the same memory with the last octet of the byte
-// string's head set to 0x00 while the tree is hashed and restored after;
-// the leaves and nodes are hashed in bursts (merkle_root_hasher).
+// string's head set to 0x00 while the leaves are hashed and restored after;
+// leaves and nodes are hashed in bursts (merkle_root_hasher).
+//
+// Threads. Writing and hashing the leaves is nearly all the per-event work
+// of a signer (docs/benchmarks.md), so a builder may share it out: with T
+// threads (the caller and T - 1 helpers the builder keeps), a batch is cut
+// into parts of 2^k consecutive leaves (the last may hold fewer), about four
+// per thread and at least min_part_leaves each; each part's leaves are
+// written into their own region and hashed to the part's root, which is the
+// tree's node at level k; the caller finishes the tree from those nodes.
+// The record then has one run of leaves per part.
 //
 // Once the batches stop growing, sign() allocates only what the signer and
-// the COSE encoding allocate per batch, nothing per event. One instance per
-// thread (the batcher's signer thread).
+// the COSE encoding allocate per batch, nothing per event. sign() from one
+// thread at a time.
 
 #include <drivers/base/result.h>
 #include <hsm/evidence.h>
 #include <hsm/merkle.h>
 #include <hsm/signer.h>
 
-#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
+#include <string>
+#include <thread>
 #include <vector>
 
 namespace ptpsec::hsm {
 
 class batch_builder {
 public:
-    static result<std::unique_ptr<batch_builder>> create();
+    static constexpr unsigned max_threads = 16;
+    /// The smallest part a batch is cut into for several threads.
+    static constexpr size_t min_part_leaves = 1024;
+
+    /// `threads`: 1 to max_threads threads write and hash the leaves.
+    static result<std::unique_ptr<batch_builder>> create(unsigned threads = 1);
+
+    /// Stops the helper threads.
+    ~batch_builder();
+    batch_builder(const batch_builder&) = delete;
+    batch_builder& operator=(const batch_builder&) = delete;
+    batch_builder(batch_builder&&) = delete;
+    batch_builder& operator=(batch_builder&&) = delete;
 
     /// sign_batch()'s contract: checks the request, advances the signer's
     /// counter, writes the leaves, hashes the tree, signs the payload. On
@@ -45,8 +71,8 @@ public:
 
     /// The log record (the octets of encode_log_record()) in the order to
     /// write them: the record's head with the token and the leaves array's
-    /// head, then the leaves.
-    std::array<std::span<const uint8_t>, 2> log_record() const noexcept;
+    /// head, then the leaves in one run per part (at most 4 per thread).
+    std::span<const std::span<const uint8_t>> log_record() const noexcept { return _record_parts; }
 
     size_t leaf_count() const noexcept { return _leaves.size(); }
     /// Leaf i's encoded claims.
@@ -55,26 +81,65 @@ public:
     /// The batch as a batch_record (copies every leaf).
     batch_record to_record() const;
 
+    unsigned threads() const noexcept { return static_cast<unsigned>(_hashers.size()); }
+
+    /// CPU time the helper threads used so far (CLOCK_THREAD_CPUTIME_ID),
+    /// for the per-event cost of a batch; the caller's own is its own.
+    std::chrono::nanoseconds helpers_cpu() const noexcept {
+        return std::chrono::nanoseconds(_helpers_cpu_ns.load(std::memory_order_relaxed));
+    }
+
 private:
-    explicit batch_builder(std::unique_ptr<merkle_root_hasher> tree) noexcept : _tree(std::move(tree)) {}
+    batch_builder() = default;
 
     struct leaf_at {
         size_t head;   ///< where the byte string's head starts in _items
         size_t claims; ///< where the claims start (after the head)
         size_t length; ///< the claims' length
     };
+    struct part {
+        size_t first = 0; ///< index of its first leaf
+        size_t count = 0;
+        size_t end = 0; ///< one past its last octet in _items (it starts at first * _room)
+        digest root{};
+        std::string error;
+    };
 
-    std::unique_ptr<merkle_root_hasher> _tree;
-    /// The leaves array's elements, one after the other.
+    /// Writes and hashes the parts left, with thread `id`'s hasher.
+    void run_parts(unsigned id) noexcept;
+    void build_part(part& p, merkle_root_hasher& hasher) noexcept;
+    void helper(unsigned id);
+
+    /// One per thread; [0] is the caller's.
+    std::vector<std::unique_ptr<merkle_root_hasher>> _hashers;
+    /// The leaves array's elements: part j's from _parts[j].first * _room.
     std::vector<uint8_t> _items;
-    size_t _items_len = 0;
     std::vector<leaf_at> _leaves;
     std::vector<std::span<const uint8_t>> _hash_inputs;
+    std::vector<part> _parts;
+    std::vector<digest> _part_roots;
     /// The record's head, its token and the leaves array's head.
     std::vector<uint8_t> _record_head;
+    std::vector<std::span<const uint8_t>> _record_parts;
     batch_payload _payload;
     cose_sign1 _token;
     bool _holds = false;
+
+    // The batch being built, for the helpers: set before _generation moves.
+    const batch_request* _req = nullptr;
+    std::vector<uint8_t> _batch_part;
+    size_t _room = 0;
+    std::atomic<size_t> _next_part{0};
+
+    std::mutex _mutex;
+    std::condition_variable _work;
+    std::condition_variable _done;
+    std::vector<int64_t> _helper_cpu_ns; ///< each helper's, under _mutex
+    std::atomic<int64_t> _helpers_cpu_ns{0};
+    uint64_t _generation = 0;
+    unsigned _helpers_busy = 0;
+    bool _quit = false;
+    std::vector<std::thread> _helpers;
 };
 
 } // namespace ptpsec::hsm

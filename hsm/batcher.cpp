@@ -104,11 +104,14 @@ result<std::unique_ptr<batcher>> batcher::start(signer& s, evidence_log& log, ba
     if (settings.pcr_summary && (settings.pcr_summary->empty() || settings.pcr_summary->size() > max_pcr_summary_len)) {
         return error{fmt::format("batcher: a pcr_summary is 1 to {} octets", max_pcr_summary_len)};
     }
+    if (settings.builder_threads == 0 || settings.builder_threads > batch_builder::max_threads) {
+        return error{fmt::format("batcher: builder_threads must be 1 to {}", batch_builder::max_threads)};
+    }
     if (settings.retry_min.count() <= 0 || settings.retry_max < settings.retry_min) {
         return error{"batcher: retry_min must be positive and retry_max at least retry_min"};
     }
     std::unique_ptr<batcher> b(new batcher(s, log, std::move(settings)));
-    PTPSEC_TRY(builder, batch_builder::create());
+    PTPSEC_TRY(builder, batch_builder::create(b->_settings.builder_threads));
     b->_builder = std::move(*builder);
 
     if (const auto& last = log.last_record()) {
@@ -417,7 +420,7 @@ void batcher::run() {
                 const auto waited = std::chrono::duration_cast<std::chrono::microseconds>(done - b.submitted);
                 _latency.add(static_cast<uint64_t>(std::max<int64_t>(0, waited.count())), b.count);
             }
-            _stats.signer_cpu = thread_cpu_time();
+            _stats.signer_cpu = thread_cpu_time() + _builder->helpers_cpu();
         }
         signed_pending = false;
         working_nonce.reset();

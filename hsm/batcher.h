@@ -113,6 +113,9 @@ struct batcher_settings {
     /// Backoff after a failed signature or log append.
     std::chrono::milliseconds retry_min{50};
     std::chrono::milliseconds retry_max{5000};
+    /// Threads that write and hash a batch's leaves (batch_builder): the
+    /// signer thread and builder_threads - 1 helpers, 1 to 16.
+    unsigned builder_threads = 1;
     /// How long stop() keeps retrying a failing signer or log before it
     /// gives up on the events it still holds (and reports them).
     std::chrono::milliseconds stop_timeout{10000};
@@ -140,8 +143,9 @@ struct batcher_stats {
     std::chrono::microseconds latency_p50{0};
     std::chrono::microseconds latency_p99{0};
     std::chrono::microseconds latency_max{0};
-    /// CPU time the signer thread used (CLOCK_THREAD_CPUTIME_ID), for the
-    /// per-event cost of building, signing and logging batches.
+    /// CPU time the signer thread and the builder's helpers used
+    /// (CLOCK_THREAD_CPUTIME_ID), for the per-event cost of building,
+    /// signing and logging batches.
     std::chrono::nanoseconds signer_cpu{0};
 };
 

@@ -267,7 +267,7 @@ status evidence_log::append(std::span<const uint8_t> encoded_record) {
 }
 
 status evidence_log::append_parts(std::span<const std::span<const uint8_t>> record_parts) {
-    constexpr size_t max_parts = 16;
+    constexpr size_t max_parts = 128;
     if (record_parts.size() > max_parts) {
         return error{fmt::format("evidence log: a record in {} parts; at most {}", record_parts.size(), max_parts)};
     }

@@ -96,7 +96,7 @@ public:
     status append(std::span<const uint8_t> encoded_record);
     /// The same for a record given in parts, written in order with one
     /// writev (batch_builder::log_record(): the leaves are not copied);
-    /// at most 16 parts.
+    /// at most 128 parts.
     status append_parts(std::span<const std::span<const uint8_t>> record_parts);
 
     /// The last complete record in the log when it was opened (from the

@@ -148,7 +148,7 @@ result<std::unique_ptr<merkle_root_hasher>> merkle_root_hasher::create() {
 }
 
 result<digest> merkle_root_hasher::root_of_prefixed(std::span<const std::span<const uint8_t>> leaf_inputs) {
-    size_t count = leaf_inputs.size();
+    const size_t count = leaf_inputs.size();
     if (count == 0) {
         return sha256({});
     }
@@ -161,13 +161,33 @@ result<digest> merkle_root_hasher::root_of_prefixed(std::span<const std::span<co
         _jobs.resize(count);
     }
     // The leaf hashes land straight in the pair layout of the level above.
-    std::vector<uint8_t>* below = &_levels[0];
-    lay_out_level(*below, count);
+    std::vector<uint8_t>& level = _levels[0];
+    lay_out_level(level, count);
     for (size_t i = 0; i < count; ++i) {
-        _jobs[i] = icv::sha256_input{leaf_inputs[i].data(), leaf_inputs[i].size(), below->data() + node_at(i)};
+        _jobs[i] = icv::sha256_input{leaf_inputs[i].data(), leaf_inputs[i].size(), level.data() + node_at(i)};
     }
     if (!_sha->hash({_jobs.data(), count})) {
         return error{"merkle: intel-ipsec-mb failed to hash the leaves"};
+    }
+    return hash_levels(level, count);
+}
+
+result<digest> merkle_root_hasher::root_of_nodes(std::span<const digest> nodes) {
+    if (nodes.empty()) {
+        return error{"merkle: no nodes to finish a tree from"};
+    }
+    std::vector<uint8_t>& below = _levels[0];
+    lay_out_level(below, nodes.size());
+    for (size_t i = 0; i < nodes.size(); ++i) {
+        std::memcpy(below.data() + node_at(i), nodes[i].data(), sha256_len);
+    }
+    return hash_levels(below, nodes.size());
+}
+
+result<digest> merkle_root_hasher::hash_levels(std::vector<uint8_t>& level, size_t count) {
+    std::vector<uint8_t>* below = &level;
+    if (_jobs.size() < count / 2) {
+        _jobs.resize(count / 2);
     }
     // Each level: pair k of `below` hashes into node k of `above`; a last
     // node without a sibling is carried up unchanged (merkle_tree's rule).

@@ -84,8 +84,17 @@ public:
     /// MTH over `leaves` (each copied once behind its prefix).
     result<digest> root(std::span<const std::vector<uint8_t>> leaves);
 
+    /// The root above `nodes`, the nodes of one level of a tree, in order:
+    /// the roots of consecutive subtrees of 2^k leaves each (the last one may
+    /// hold fewer), as hashed by root_of_prefixed. This is how a tree built
+    /// in parts by several threads is finished: each part's root is the
+    /// tree's node at level k.
+    result<digest> root_of_nodes(std::span<const digest> nodes);
+
 private:
     explicit merkle_root_hasher(std::unique_ptr<icv::sha256_burst> sha) noexcept : _sha(std::move(sha)) {}
+    /// From `count` nodes laid out in `level` (one of _levels) up to the root.
+    result<digest> hash_levels(std::vector<uint8_t>& level, size_t count);
 
     std::unique_ptr<icv::sha256_burst> _sha;
     std::vector<icv::sha256_input> _jobs;

@@ -123,6 +123,7 @@ result<std::unique_ptr<attestation>> attestation::start(const attest_options& op
     hsm::batcher_settings b;
     b.max_events = opt.batch_events;
     b.max_wait = std::chrono::milliseconds(opt.batch_ms);
+    b.builder_threads = opt.builder_threads;
     b.max_open_events = opt.max_held;
     b.signer_id = a->_signer_id;
     auto started = hsm::batcher::start(*a->_signer, *a->_log, b);

@@ -39,6 +39,7 @@ struct attest_options {
     size_t batch_events = 4096;
     uint32_t batch_ms = 100;
     size_t max_held = size_t{1} << 20; ///< events held while the signer is busy; beyond: counted as overflow
+    unsigned builder_threads = 1;      ///< threads that write and hash a batch's leaves
     std::string algorithm = "es256";   ///< software and pkcs11: es256 or eddsa
     std::string key_file;              ///< software
     std::string counter_file;          ///< software, pkcs11

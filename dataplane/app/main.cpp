@@ -835,6 +835,10 @@ int run(int argc, char** argv) {
                    "events held while the signer is busy (memory: about 100 octets each); more are counted as "
                    "overflow, never dropped silently")
         ->capture_default_str();
+    cli.add_option("--attest-threads", at.builder_threads,
+                   "threads that write and hash the leaves of a batch (the signer thread and N - 1 helpers)")
+        ->check(CLI::Range(1U, 16U))
+        ->capture_default_str();
     cli.add_option("--attest-algorithm", at.algorithm, "software and pkcs11: es256 or eddsa")->capture_default_str();
     cli.add_option("--attest-key", at.key_file, "software: the key file (PEM, made when absent)");
     cli.add_option("--attest-counter", at.counter_file, "software and pkcs11: the counter file");

@@ -252,6 +252,9 @@ TEST_F(batcher_test, every_record_is_in_exactly_one_batch_in_order_and_every_gap
     ASSERT_TRUE(log);
     auto settings = batcher_test::settings();
     settings.pcr_summary = std::vector<uint8_t>(32, 0xa5);
+    // Batches larger than one part of batch_builder::min_part_leaves are
+    // built in parts by three threads.
+    settings.builder_threads = 3;
     auto b = start(*_software, *log, settings);
     ASSERT_TRUE(b);
 
@@ -665,6 +668,11 @@ TEST_F(batcher_test, a_nonce_stays_in_every_batch_until_replaced_or_withdrawn_an
     bad = settings;
     bad.retry_max = 1ms;
     EXPECT_FALSE(batcher::start(*_software, *log, bad));
+    for (const unsigned threads : {0U, 17U}) {
+        bad = settings;
+        bad.builder_threads = threads;
+        EXPECT_EQ(batcher::start(*_software, *log, bad).message(), "batcher: builder_threads must be 1 to 16");
+    }
 }
 
 TEST_F(batcher_test, stop_with_a_dead_signer_gives_up_at_its_deadline_and_reports_what_was_not_signed) {

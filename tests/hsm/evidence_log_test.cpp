@@ -155,8 +155,8 @@ TEST_F(evidence_log_test, a_record_appended_in_parts_is_the_same_octets_as_appen
 
     const std::span<const uint8_t> nothing[] = {{}, {}};
     EXPECT_EQ((*log)->append_parts(nothing).message(), "evidence log: refusing to append an empty record");
-    std::vector<std::span<const uint8_t>> many(17, whole.first(1));
-    EXPECT_EQ((*log)->append_parts(many).message(), "evidence log: a record in 17 parts; at most 16");
+    std::vector<std::span<const uint8_t>> many(129, whole.first(1));
+    EXPECT_EQ((*log)->append_parts(many).message(), "evidence log: a record in 129 parts; at most 128");
     EXPECT_EQ(read_octets(_dir.path() / "evidence.cbor"), expected);
 }
 

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -552,6 +553,48 @@ TEST_F(evidence, the_batch_builder_writes_the_log_record_in_place_for_batches_of
     unordered.events[2].event_index = unordered.events[1].event_index;
     EXPECT_FALSE((*builder)->sign(*_signer, unordered));
     EXPECT_FALSE((*builder)->holds_batch());
+}
+
+TEST_F(evidence, a_batch_built_in_parts_by_several_threads_is_the_same_batch) {
+    // Parts of 2^k leaves, the last shorter, each hashed by its own thread;
+    // the root must be the one tree over all leaves, and the record the one
+    // encode_log_record() writes.
+    for (const unsigned threads : {2U, 3U, 4U}) {
+        auto builder = batch_builder::create(threads);
+        ASSERT_TRUE(builder) << builder.message();
+        EXPECT_EQ((*builder)->threads(), threads);
+        digest previous = first_batch_previous_root;
+        uint64_t next_index = 0;
+        for (const size_t n : {size_t{9000}, size_t{1}, size_t{1025}, size_t{4096}, size_t{5000}}) {
+            auto req = request(n, next_index, previous, 0);
+            ASSERT_TRUE((*builder)->sign(*_signer, req));
+            const size_t wanted = threads * 4;
+            const size_t part = std::max(batch_builder::min_part_leaves, std::bit_ceil((n + wanted - 1) / wanted));
+            EXPECT_EQ((*builder)->log_record().size(), 1 + (n + part - 1) / part) << threads << " threads, " << n;
+
+            std::vector<uint8_t> written;
+            for (const auto& run : (*builder)->log_record()) {
+                written.insert(written.end(), run.begin(), run.end());
+            }
+            const batch_record rec = (*builder)->to_record();
+            ASSERT_EQ(written, *encode_log_record(rec)) << threads << " threads, " << n << " events";
+            auto tree = merkle_tree::build(rec.leaves);
+            ASSERT_TRUE(tree);
+            ASSERT_EQ(rec.payload.merkle_root, tree->root()) << threads << " threads, " << n << " events";
+            auto checked = check_batch_record(*decode_log_record(written), signature_algorithm::es256, key());
+            ASSERT_TRUE(checked) << checked.message();
+            for (size_t i = 0; i < n; i += 97) {
+                auto c = claims_from_record(req.events[i].record, req.events[i].event_index, rec.payload.counter,
+                                            req.signer_id, req.nonce, req.pcr_summary);
+                ASSERT_TRUE(c);
+                ASSERT_EQ(rec.leaves[i], *encode_claims(*c)) << "leaf " << i;
+            }
+            previous = rec.payload.merkle_root;
+            next_index += n;
+        }
+    }
+    EXPECT_EQ(batch_builder::create(0).message(), "batch builder: 1 to 16 threads, not 0");
+    EXPECT_EQ(batch_builder::create(17).message(), "batch builder: 1 to 16 threads, not 17");
 }
 
 TEST_F(evidence, eddsa_batches_check_too) {
