@@ -252,14 +252,7 @@ status batch_builder::sign(signer& s, const batch_request& req) {
     // then the parts' runs of leaves.
     PTPSEC_TRY(token_octets, cbor::encode(to_item(_token)));
     _record_head.clear();
-    cbor::writer w(_record_head);
-    w.map_head(3);
-    w.uint(record_key::type);
-    w.uint(record_type_batch);
-    w.uint(record_key::token);
-    w.raw(*token_octets);
-    w.uint(record_key::leaves);
-    w.array_head(n);
+    write_log_record_head(_record_head, *token_octets, n);
     _record_parts.clear();
     _record_parts.emplace_back(_record_head);
     for (const part& run : _parts) {

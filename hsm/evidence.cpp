@@ -472,6 +472,17 @@ cbor::item to_item(const batch_record& r) {
     return m;
 }
 
+void write_log_record_head(std::vector<uint8_t>& out, std::span<const uint8_t> token, size_t leaves) {
+    cbor::writer w(out);
+    w.map_head(3);
+    w.uint(record_key::type);
+    w.uint(record_type_batch);
+    w.uint(record_key::token);
+    w.raw(token);
+    w.uint(record_key::leaves);
+    w.array_head(leaves);
+}
+
 result<std::vector<uint8_t>> encode_log_record(const batch_record& r) {
     // The same octets as cbor::encode(to_item(r)) (keys 1, 2, 3 in order),
     // without an item per leaf: a batch may hold a million of them.
@@ -482,14 +493,8 @@ result<std::vector<uint8_t>> encode_log_record(const batch_record& r) {
     }
     std::vector<uint8_t> out;
     out.reserve(size);
+    write_log_record_head(out, *token, r.leaves.size());
     cbor::writer w(out);
-    w.map_head(3);
-    w.uint(record_key::type);
-    w.uint(record_type_batch);
-    w.uint(record_key::token);
-    w.raw(*token);
-    w.uint(record_key::leaves);
-    w.array_head(r.leaves.size());
     for (const auto& leaf : r.leaves) {
         w.bytes(leaf);
     }

@@ -185,6 +185,9 @@ struct batch_record {
 
 cbor::item to_item(const batch_record& r);
 result<std::vector<uint8_t>> encode_log_record(const batch_record& r);
+/// Appends what comes before a log record's leaves (keys 1 and 2, the
+/// encoded token, key 3 and the head of an array of `leaves` leaves).
+void write_log_record_head(std::vector<uint8_t>& out, std::span<const uint8_t> token, size_t leaves);
 /// Strict: the record map, the token's structure, the payload and every
 /// leaf's claims must decode, and there must be event_count leaves.
 result<batch_record> decode_log_record(const cbor::item& it);
