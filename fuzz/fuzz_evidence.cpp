@@ -1,6 +1,7 @@
 // libFuzzer target for the evidence decoders (hsm/evidence.h): the input is
 // read as an evidence log (every record walked), as one event's evidence,
-// and as claims, a batch payload and a COSE_Sign1 on their own. Whatever
+// and as claims (by the in-place reader and the general decoder, which must
+// agree), a batch payload and a COSE_Sign1 on their own. Whatever
 // decodes must encode back to exactly the octets it came from (the encoding
 // is deterministic and the decoders are strict, so there is one encoding per
 // value) and decode again to the same value; checking a decoded evidence
@@ -92,6 +93,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) { // NOL
         auto enc = encode_claims(*claims);
         require(enc.ok() && same(*enc, in), "claims encode to other octets");
     }
+    // The in-place reader of the usual form against the general decoder:
+    // never more accepting, never another value.
+    const auto general = decode_claims_generally(in);
+    if (auto fast = decode_canonical_claims(in)) {
+        require(general.ok(), "the in-place claims reader accepts what the general decoder refuses");
+        require(*fast == *general, "the in-place claims reader gives other claims than the general decoder");
+    }
+    require(claims.ok() == general.ok(), "decode_claims and the general decoder disagree");
     auto payload = decode_batch_payload(in);
     if (payload) {
         auto enc = encode_batch_payload(*payload);

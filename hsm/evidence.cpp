@@ -292,20 +292,24 @@ result<std::vector<digest>> path_from_item(const cbor::item& v, const map_reader
 }
 
 // The claims of one leaf against its batch's payload.
-status check_claims_against_payload(const event_claims& c, const batch_payload& p, std::string_view where) {
+/// `what` names the evidence in a message; with `leaf`, followed by the
+/// leaf's number (formatted only when something is wrong).
+status check_claims_against_payload(const event_claims& c, const batch_payload& p, std::string_view what,
+                                    std::optional<size_t> leaf = std::nullopt) {
+    const auto where = [&] { return leaf ? fmt::format("{} {}", what, *leaf) : std::string(what); };
     if (c.monotonic_counter != p.counter) {
-        return error{fmt::format("{}: the claims' monotonic_counter {} is not the batch counter {}", where,
+        return error{fmt::format("{}: the claims' monotonic_counter {} is not the batch counter {}", where(),
                                  c.monotonic_counter, p.counter)};
     }
     if (c.signer_id != p.signer_id) {
-        return error{
-            fmt::format("{}: the claims' signer_id \"{}\" is not the batch's \"{}\"", where, c.signer_id, p.signer_id)};
+        return error{fmt::format("{}: the claims' signer_id \"{}\" is not the batch's \"{}\"", where(), c.signer_id,
+                                 p.signer_id)};
     }
     if (c.nonce != p.nonce) {
-        return error{fmt::format("{}: the claims' nonce is not the batch's verifier nonce", where)};
+        return error{fmt::format("{}: the claims' nonce is not the batch's verifier nonce", where())};
     }
     if (c.event_index < p.first_event_index || c.event_index > p.last_event_index) {
-        return error{fmt::format("{}: event index {} is outside the batch's {}..{}", where, c.event_index,
+        return error{fmt::format("{}: event index {} is outside the batch's {}..{}", where(), c.event_index,
                                  p.first_event_index, p.last_event_index)};
     }
     return ok_status();
@@ -379,7 +383,202 @@ result<std::vector<uint8_t>> encode_claims(const event_claims& c) {
     return out;
 }
 
+namespace {
+
+/// Reads the claims as put_claims() writes them, octet by octet: a cursor
+/// that fails (returns false) at the first octet outside that form.
+class claims_cursor {
+public:
+    explicit claims_cursor(std::span<const uint8_t> in) noexcept : _p(in.data()), _end(in.data() + in.size()) {}
+
+    bool at_end() const noexcept { return _p == _end; }
+
+    bool octet(uint8_t want) noexcept {
+        if (_p == _end || *_p != want) {
+            return false;
+        }
+        ++_p;
+        return true;
+    }
+
+    /// A head of `major` in its shortest form; its argument.
+    bool head(uint8_t major, uint64_t& arg) noexcept {
+        if (_p == _end || (*_p >> 5) != major) {
+            return false;
+        }
+        const uint8_t additional = *_p & 0x1F;
+        ++_p;
+        if (additional < 24) {
+            arg = additional;
+            return true;
+        }
+        if (additional > 27) {
+            return false;
+        }
+        const size_t len = size_t{1} << (additional - 24);
+        if (static_cast<size_t>(_end - _p) < len) {
+            return false;
+        }
+        arg = 0;
+        for (size_t i = 0; i < len; ++i) {
+            arg = (arg << 8) | _p[i];
+        }
+        _p += len;
+        return cbor::shortest_head_length(arg) == 1 + len;
+    }
+
+    bool uint(uint64_t& v, uint64_t max = std::numeric_limits<uint64_t>::max()) noexcept {
+        return head(0, v) && v <= max;
+    }
+
+    bool int64(int64_t& v) noexcept {
+        if (_p == _end) {
+            return false;
+        }
+        const bool negative = (*_p >> 5) == 1;
+        uint64_t arg = 0;
+        if (!head(negative ? 1 : 0, arg) || arg > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+            return false;
+        }
+        v = negative ? -1 - static_cast<int64_t>(arg) : static_cast<int64_t>(arg);
+        return true;
+    }
+
+    /// A byte string of min..max octets, viewed in place.
+    bool bytes(std::span<const uint8_t>& out, size_t min, size_t max) noexcept {
+        uint64_t len = 0;
+        if (!head(2, len) || len < min || len > max || static_cast<uint64_t>(_end - _p) < len) {
+            return false;
+        }
+        out = {_p, static_cast<size_t>(len)};
+        _p += len;
+        return true;
+    }
+
+    /// Null, or a byte string of min..max octets.
+    bool bytes_or_null(std::optional<std::vector<uint8_t>>& out, size_t min, size_t max) {
+        if (octet(null_octet)) {
+            out.reset();
+            return true;
+        }
+        std::span<const uint8_t> b;
+        if (!bytes(b, min, max)) {
+            return false;
+        }
+        out.emplace(b.begin(), b.end());
+        return true;
+    }
+
+    /// A text string of min..max printable ASCII characters (any other text
+    /// is left to the general decoder, which checks UTF-8).
+    bool ascii_text(std::string& out, size_t min, size_t max) {
+        uint64_t len = 0;
+        if (!head(3, len) || len < min || len > max || static_cast<uint64_t>(_end - _p) < len) {
+            return false;
+        }
+        for (uint64_t i = 0; i < len; ++i) {
+            if (_p[i] < 0x20 || _p[i] > 0x7E) {
+                return false;
+            }
+        }
+        out.assign(reinterpret_cast<const char*>(_p), static_cast<size_t>(len));
+        _p += len;
+        return true;
+    }
+
+private:
+    static constexpr uint8_t null_octet = 0xF6;
+    const uint8_t* _p;
+    const uint8_t* _end;
+};
+
+/// One-octet encodings of the claim keys (RFC 8949 §3.1: 0x01-0x09 for 1-9,
+/// 0x20-0x28 for -1..-9).
+constexpr uint8_t key_octet(int64_t key) noexcept {
+    return key >= 0 ? static_cast<uint8_t>(key) : static_cast<uint8_t>(0x20 | (-1 - key));
+}
+
+} // namespace
+
+std::optional<event_claims> decode_canonical_claims(std::span<const uint8_t> encoded) {
+    claims_cursor c(encoded);
+    event_claims out;
+    uint64_t v = 0;
+    std::span<const uint8_t> b;
+    constexpr uint8_t map_of_18 = 0xA0 | 18;
+    if (!c.octet(map_of_18) || !c.octet(key_octet(claim_key::version)) || !c.uint(v) || v != evidence_version) {
+        return std::nullopt;
+    }
+    out.version = v;
+    if (!c.octet(key_octet(claim_key::event_type)) || !c.uint(v, event_type_of(event_direction::tx, 15))) {
+        return std::nullopt;
+    }
+    out.direction = v >= 16 ? event_direction::tx : event_direction::rx;
+    out.message_type = static_cast<uint8_t>(v % 16);
+    if (!c.octet(key_octet(claim_key::ptp_seq)) || !c.uint(v, 0xFFFF)) {
+        return std::nullopt;
+    }
+    out.sequence_id = static_cast<uint16_t>(v);
+    if (!c.octet(key_octet(claim_key::phc_timestamp_ns)) || !c.uint(out.phc_timestamp_ns)) {
+        return std::nullopt;
+    }
+    if (!c.octet(key_octet(claim_key::event_digest)) || !c.bytes(b, sha256_len, sha256_len)) {
+        return std::nullopt;
+    }
+    std::copy(b.begin(), b.end(), out.event_digest.begin());
+    if (!c.octet(key_octet(claim_key::nonce)) || !c.bytes_or_null(out.nonce, min_nonce_len, max_nonce_len) ||
+        !c.octet(key_octet(claim_key::monotonic_counter)) || !c.uint(out.monotonic_counter) ||
+        !c.octet(key_octet(claim_key::signer_id)) || !c.ascii_text(out.signer_id, 1, max_signer_id_len) ||
+        !c.octet(key_octet(claim_key::pcr_summary)) || !c.bytes_or_null(out.pcr_summary, 1, max_pcr_summary_len)) {
+        return std::nullopt;
+    }
+    if (!c.octet(key_octet(claim_key::domain_number)) || !c.uint(v, 0xFF)) {
+        return std::nullopt;
+    }
+    out.domain_number = static_cast<uint8_t>(v);
+    if (!c.octet(key_octet(claim_key::sdo_id)) || !c.uint(v, 0xFFF)) {
+        return std::nullopt;
+    }
+    out.sdo_id = static_cast<uint16_t>(v);
+    if (!c.octet(key_octet(claim_key::source_port_identity)) || !c.bytes(b, 10, 10)) {
+        return std::nullopt;
+    }
+    std::copy(b.begin(), b.end(), out.source_port_identity.begin());
+    if (!c.octet(key_octet(claim_key::port_id)) || !c.uint(v, 0xFFFF)) {
+        return std::nullopt;
+    }
+    out.port_id = static_cast<uint16_t>(v);
+    if (!c.octet(key_octet(claim_key::correction_field)) || !c.int64(out.correction_field)) {
+        return std::nullopt;
+    }
+    if (!c.octet(key_octet(claim_key::flags)) || !c.uint(v, 0xFF)) {
+        return std::nullopt;
+    }
+    out.flags = static_cast<uint8_t>(v);
+    if (!c.octet(key_octet(claim_key::event_index)) || !c.uint(out.event_index)) {
+        return std::nullopt;
+    }
+    if (!c.octet(key_octet(claim_key::flag_field)) || !c.uint(v, 0xFFFF)) {
+        return std::nullopt;
+    }
+    out.flag_field = static_cast<uint16_t>(v);
+    if (!c.octet(key_octet(claim_key::message_length)) || !c.uint(v, 0xFFFF) || !c.at_end()) {
+        return std::nullopt;
+    }
+    out.message_length = static_cast<uint16_t>(v);
+    return out;
+}
+
 result<event_claims> decode_claims(std::span<const uint8_t> encoded) {
+    // A leaf is nearly always in the one form a signer writes; anything else
+    // goes through the general decoder, which says what is wrong with it.
+    if (auto fast = decode_canonical_claims(encoded)) {
+        return std::move(*fast);
+    }
+    return decode_claims_generally(encoded);
+}
+
+result<event_claims> decode_claims_generally(std::span<const uint8_t> encoded) {
     PTPSEC_TRY(m, decode_item(encoded, "claims"));
     return claims_from_item(*m);
 }
@@ -645,8 +844,7 @@ result<batch_payload> check_batch_record(const batch_record& r, signature_algori
         if (!claims) {
             return error{fmt::format("batch: leaf {}: {}", i, claims.message())};
         }
-        const std::string where = fmt::format("batch: leaf {}", i);
-        PTPSEC_TRY(consistent, check_claims_against_payload(*claims, *payload, where));
+        PTPSEC_TRY(consistent, check_claims_against_payload(*claims, *payload, "batch: leaf", i));
         if (i == 0 && claims->event_index != payload->first_event_index) {
             return error{fmt::format("batch: the first leaf's event index {} is not first_event_index {}",
                                      claims->event_index, payload->first_event_index)};

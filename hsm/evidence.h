@@ -151,6 +151,16 @@ result<event_claims> claims_from_record(const event_record& rec, uint64_t event_
 
 result<std::vector<uint8_t>> encode_claims(const event_claims& c);
 result<event_claims> decode_claims(std::span<const uint8_t> encoded);
+/// decode_claims() for claims in the form put_claims() writes them (the
+/// one deterministic encoding, with a signer_id of printable ASCII), read
+/// in place without a CBOR item tree; nullopt for any other input, which
+/// decode_claims() then reads the general way. It accepts nothing that the
+/// general way refuses, and gives the same claims (fuzz/fuzz_evidence.cpp
+/// checks both).
+std::optional<event_claims> decode_canonical_claims(std::span<const uint8_t> encoded);
+/// decode_claims() through the CBOR item tree alone (the fuzz target's
+/// reference for decode_canonical_claims()).
+result<event_claims> decode_claims_generally(std::span<const uint8_t> encoded);
 
 struct batch_payload {
     uint64_t version = evidence_version;

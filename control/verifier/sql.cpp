@@ -378,7 +378,12 @@ result<std::unique_ptr<connection>> open_sqlite(const std::string& path, bool pr
     sqlite3_busy_timeout(db, 10'000);
     // WAL: readers (queries from the CLI) do not block the online verifier's
     // writes. A rollback journal and WAL files get the database's mode.
-    for (const char* pragma : {"PRAGMA journal_mode=WAL;", "PRAGMA synchronous=FULL;", "PRAGMA foreign_keys=ON;"}) {
+    // A 64 MiB page cache (the default is 2 MiB): every event row goes into
+    // four B-trees, one of them keyed by a random digest, and with the small
+    // cache their pages were read back and rewritten for every batch
+    // (measured: 880k events recorded in 10 s instead of 18 s).
+    for (const char* pragma : {"PRAGMA journal_mode=WAL;", "PRAGMA synchronous=FULL;", "PRAGMA foreign_keys=ON;",
+                               "PRAGMA cache_size=-65536;"}) {
         if (auto s = c->script(pragma); !s) {
             return s.err();
         }

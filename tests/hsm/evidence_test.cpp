@@ -597,6 +597,80 @@ TEST_F(evidence, a_batch_built_in_parts_by_several_threads_is_the_same_batch) {
     EXPECT_EQ(batch_builder::create(17).message(), "batch builder: 1 to 16 threads, not 17");
 }
 
+TEST_F(evidence, the_in_place_claims_reader_agrees_with_the_general_decoder_or_leaves_it_the_input) {
+    // Claims at the edges of every field, in the form a signer writes them.
+    std::vector<event_claims> cases;
+    for (const int64_t correction : {int64_t{0}, int64_t{-1}, int64_t{23}, int64_t{-24}, INT64_MIN, INT64_MAX}) {
+        auto c = claims_from_record(make_record(7, 9, event_direction::tx), 0, 1, "a", std::nullopt, std::nullopt);
+        ASSERT_TRUE(c);
+        c->correction_field = correction;
+        cases.push_back(*c);
+    }
+    {
+        auto c = claims_from_record(make_record(65535, 15), UINT64_MAX, UINT64_MAX, std::string(255, '~'),
+                                    std::vector<uint8_t>(64, 0xff), std::vector<uint8_t>(64, 0));
+        ASSERT_TRUE(c);
+        c->phc_timestamp_ns = UINT64_MAX;
+        c->domain_number = 255;
+        c->sdo_id = 0xFFF;
+        c->port_id = 0xFFFF;
+        c->flags = 0xFF;
+        c->flag_field = 0xFFFF;
+        c->message_length = 0xFFFF;
+        cases.push_back(*c);
+        c->nonce = std::vector<uint8_t>(8, 1);
+        c->pcr_summary = std::vector<uint8_t>(1, 2);
+        cases.push_back(*c);
+    }
+    for (const event_claims& c : cases) {
+        const auto enc = *encode_claims(c);
+        auto fast = decode_canonical_claims(enc);
+        ASSERT_TRUE(fast);
+        EXPECT_EQ(*fast, c);
+        EXPECT_EQ(*decode_claims_generally(enc), c);
+        // Every truncation is refused by both (the general decoder says why).
+        for (size_t len = 0; len < enc.size(); ++len) {
+            const std::span<const uint8_t> cut(enc.data(), len);
+            EXPECT_FALSE(decode_canonical_claims(cut)) << len;
+            EXPECT_FALSE(decode_claims(cut)) << len;
+        }
+        // An octet after the map.
+        auto longer = enc;
+        longer.push_back(0x00);
+        EXPECT_FALSE(decode_canonical_claims(longer));
+        EXPECT_FALSE(decode_claims(longer));
+    }
+
+    // Valid claims in another form go to the general decoder: a signer_id
+    // outside printable ASCII.
+    auto utf8 = cases[0];
+    utf8.signer_id = "observateur-\xc3\xa9t\xc3\xa9";
+    const auto enc = *encode_claims(utf8);
+    EXPECT_FALSE(decode_canonical_claims(enc));
+    auto general = decode_claims(enc);
+    ASSERT_TRUE(general) << general.message();
+    EXPECT_EQ(*general, utf8);
+
+    // Not deterministic (version 1 in two octets), a value above its field
+    // (sdoId 0x1000), a wrong version: refused by both, with the general
+    // decoder's message.
+    auto long_head = *encode_claims(cases[0]);
+    ASSERT_EQ(long_head[2], 0x01);
+    long_head.insert(long_head.begin() + 2, 0x18);
+    EXPECT_FALSE(decode_canonical_claims(long_head));
+    EXPECT_FALSE(decode_claims(long_head));
+    auto big_sdo = cases[0];
+    big_sdo.sdo_id = 0x1000;
+    EXPECT_FALSE(decode_canonical_claims(*encode_claims(big_sdo)));
+    EXPECT_EQ(decode_claims(*encode_claims(big_sdo)).message(),
+              decode_claims_generally(*encode_claims(big_sdo)).message());
+    EXPECT_NE(decode_claims(*encode_claims(big_sdo)).message().find("above its maximum 4095"), std::string::npos);
+    auto v2 = cases[0];
+    v2.version = 2;
+    EXPECT_FALSE(decode_canonical_claims(*encode_claims(v2)));
+    EXPECT_EQ(decode_claims(*encode_claims(v2)).message(), "claims: version 2 is not 1");
+}
+
 TEST_F(evidence, eddsa_batches_check_too) {
     auto ed = open_signer(signature_algorithm::eddsa);
     ASSERT_TRUE(ed);
