@@ -337,6 +337,7 @@ struct cli_commands::state {
     std::vector<unsigned> pcrs;
     std::string expected_pcrs_file;
     std::string ek_ca_file;
+    std::string ek_crl_file;
     std::string pkcs11_module;
     std::string token_label;
     std::string key_label;
@@ -426,6 +427,11 @@ cli_commands::cli_commands(CLI::App& app) : _s(std::make_unique<state>()) {
                      "PEM file of trusted EK issuers (the TPM vendors' CAs): the TPM's EK certificate must chain to "
                      "them")
         ->needs(tpm);
+    s.enrol
+        ->add_option("--ek-crl", s.ek_crl_file,
+                     "PEM file of the EK issuers' CRLs: the EK certificate's issuer must have a current one here and "
+                     "it must not list the certificate")
+        ->needs("--ek-ca");
     tpm->needs(expected);
     auto* pkcs11 = s.enrol->add_option("--pkcs11", s.pkcs11_module, "PKCS#11 module of the token");
     s.enrol->add_option("--token-label", s.token_label, "token label")->needs(pkcs11);
@@ -735,12 +741,19 @@ int cli_commands::state::run_enrol() {
         if (!tpm) {
             return report(fmt::format("TPM {}: {}", tpm_tcti, tpm.message()));
         }
-        st = enrol_tpm(**reg, **tpm, signer_id, *expected, ek_ca_file);
+        st = enrol_tpm(**reg, **tpm, signer_id, *expected, ek_trust{ek_ca_file, ek_crl_file});
         if (st) {
-            checked =
-                ek_ca_file.empty()
-                    ? " (key in the TPM of that EK, PCR quote; the EK certificate not checked: --ek-ca)"
-                    : fmt::format(" (key in the TPM of that EK, its certificate chained to {}, PCR quote)", ek_ca_file);
+            if (ek_ca_file.empty()) {
+                checked = " (key in the TPM of that EK, PCR quote; the EK certificate not checked: --ek-ca)";
+            } else if (ek_crl_file.empty()) {
+                checked = fmt::format(" (key in the TPM of that EK, its certificate chained to {}, PCR quote; "
+                                      "revocation not checked: --ek-crl)",
+                                      ek_ca_file);
+            } else {
+                checked = fmt::format(" (key in the TPM of that EK, its certificate chained to {} and not revoked "
+                                      "in {}, PCR quote)",
+                                      ek_ca_file, ek_crl_file);
+            }
         }
     } else if (!pkcs11_module.empty()) {
         if (token_label.empty() || key_label.empty() || pin_file.empty() || counter_file.empty()) {

@@ -307,7 +307,8 @@ status registrar::enrol(const signer_record& r) {
 }
 
 status check_ek_certificate(std::span<const uint8_t> certificate_der, std::span<const uint8_t> ek_spki_der,
-                            const std::string& ca_file) {
+                            const ek_trust& trust) {
+    const std::string& ca_file = trust.ca_file;
     if (certificate_der.empty()) {
         return error{fmt::format("the TPM holds no EK certificate (NV 0x{:08x} or 0x{:08x}) to check against {}",
                                  hsm::ek_certificate_index_ecc, hsm::ek_certificate_index_rsa, ca_file)};
@@ -330,19 +331,40 @@ status check_ek_certificate(std::span<const uint8_t> certificate_der, std::span<
     if (store == nullptr || X509_STORE_load_file(store.get(), ca_file.c_str()) != 1) {
         return error{fmt::format("cannot read trusted EK issuers from {} (a PEM file of CA certificates)", ca_file)};
     }
+    if (!trust.crl_file.empty()) {
+        // X509_STORE_load_file takes the CRLs of a PEM file as well; with
+        // CRL_CHECK the EK certificate's issuer must have one.
+        if (X509_STORE_load_file(store.get(), trust.crl_file.c_str()) != 1) {
+            return error{fmt::format("cannot read EK certificate revocation lists from {} (a PEM file of CRLs)",
+                                     trust.crl_file)};
+        }
+        X509_STORE_set_flags(store.get(), X509_V_FLAG_CRL_CHECK);
+    }
     std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> ctx(X509_STORE_CTX_new(), X509_STORE_CTX_free);
     if (ctx == nullptr || X509_STORE_CTX_init(ctx.get(), store.get(), cert.get(), nullptr) != 1) {
         return error{"setting up the EK certificate check failed"};
     }
     if (X509_verify_cert(ctx.get()) != 1) {
+        const int err = X509_STORE_CTX_get_error(ctx.get());
+        if (err == X509_V_ERR_CERT_REVOKED) {
+            return error{fmt::format("the TPM's EK certificate is revoked by its issuer's CRL in {}", trust.crl_file)};
+        }
+        const bool crl = err == X509_V_ERR_UNABLE_TO_GET_CRL || err == X509_V_ERR_CRL_HAS_EXPIRED ||
+                         err == X509_V_ERR_CRL_NOT_YET_VALID || err == X509_V_ERR_CRL_SIGNATURE_FAILURE ||
+                         err == X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE ||
+                         err == X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER;
+        if (crl) {
+            return error{fmt::format("the TPM's EK certificate cannot be checked against the CRLs in {}: {}",
+                                     trust.crl_file, X509_verify_cert_error_string(err))};
+        }
         return error{fmt::format("the TPM's EK certificate does not chain to {}: {}", ca_file,
-                                 X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get())))};
+                                 X509_verify_cert_error_string(err))};
     }
     return ok_status();
 }
 
 status registrar::enrol_tpm(const tpm_enrolment& e, std::span<const uint8_t> issued_nonce,
-                            std::span<const uint8_t> issued_credential, const std::string& ek_ca_file) {
+                            std::span<const uint8_t> issued_credential, const ek_trust& ek) {
     const std::string who = fmt::format("TPM enrolment of signer \"{}\" refused", e.signer_id);
     if (e.expected_pcrs.empty()) {
         return error{fmt::format("{}: no expected PCR values (the PCR profile is what the quote proves)", who)};
@@ -371,8 +393,8 @@ status registrar::enrol_tpm(const tpm_enrolment& e, std::span<const uint8_t> iss
             return error{fmt::format("{}: the endorsement key: {}", who, s.message())};
         }
     }
-    if (!ek_ca_file.empty()) {
-        if (auto s = check_ek_certificate(e.ek_certificate_der, e.ek_public_der, ek_ca_file); !s) {
+    if (!ek.ca_file.empty()) {
+        if (auto s = check_ek_certificate(e.ek_certificate_der, e.ek_public_der, ek); !s) {
             return error{fmt::format("{}: {}", who, s.message())};
         }
     }
@@ -482,7 +504,7 @@ status registrar::revoke(std::string_view signer_id, std::string_view reason, in
 }
 
 status enrol_tpm(registrar& reg, hsm::tpm_signer& signer, std::string_view signer_id,
-                 const hsm::pcr_values& expected_pcrs, const std::string& ek_ca_file) {
+                 const hsm::pcr_values& expected_pcrs, const ek_trust& trust) {
     const std::string who = fmt::format("TPM enrolment of signer \"{}\"", signer_id);
     std::vector<unsigned> pcrs;
     for (const auto& [pcr, value] : expected_pcrs) {
@@ -530,7 +552,7 @@ status enrol_tpm(registrar& reg, hsm::tpm_signer& signer, std::string_view signe
         return error{fmt::format("{}: the TPM did not quote: {}", who, quote.message())};
     }
     e.quote = std::move(*quote);
-    return reg.enrol_tpm(e, *nonce, *credential, ek_ca_file);
+    return reg.enrol_tpm(e, *nonce, *credential, trust);
 }
 
 } // namespace ptpsec::verifier

@@ -19,7 +19,8 @@
 //     trip. The EK public key is recorded as the device's identity. With a
 //     file of trusted EK issuers (the TPM vendors' CAs, `--ek-ca`), the EK
 //     certificate the TPM holds must be for that EK and chain to them: the
-//     EK is a genuine TPM's. Without one, what the EK is is not checked.
+//     EK is a genuine TPM's; with the issuers' CRLs too (`--ek-crl`), it
+//     must not be revoked. Without issuers, what the EK is is not checked.
 //   * pkcs11: the token's report of the key (hsm::pkcs11_signer::
 //     enrolment()) must say always_sensitive and never_extractable: the key
 //     was made on the token and never left it in the clear.
@@ -99,11 +100,21 @@ struct tpm_enrolment {
     std::vector<uint8_t> ek_certificate_der;
 };
 
+/// What an EK certificate is checked against.
+struct ek_trust {
+    /// PEM file of trusted EK issuers (the TPM vendors' CA certificates);
+    /// empty: the EK certificate is not checked.
+    std::string ca_file;
+    /// PEM file of CRLs; when set, the EK certificate's issuer must have a
+    /// current CRL here, signed by it, that does not list the certificate.
+    std::string crl_file;
+};
+
 /// Checks that `certificate_der` is a certificate of the key `ek_spki_der`
-/// that chains to the certificates in the PEM file `ca_file` (trusted EK
-/// issuers). Each refusal says why.
+/// that chains to the certificates in trust.ca_file and, with
+/// trust.crl_file, is not revoked. Each refusal says why.
 status check_ek_certificate(std::span<const uint8_t> certificate_der, std::span<const uint8_t> ek_spki_der,
-                            const std::string& ca_file);
+                            const ek_trust& trust);
 
 /// A fresh 32-octet nonce from the OS's random generator, for a quote.
 result<std::vector<uint8_t>> make_nonce();
@@ -116,10 +127,10 @@ public:
     /// Checks the material (see the header comment) against the quote's
     /// `issued_nonce` and the `issued_credential` sealed to the EK, and
     /// enrols; every refusal says which check failed.
-    /// With `ek_ca_file` (a PEM file of trusted EK issuers), the EK
-    /// certificate is checked too (check_ek_certificate); empty: it is not.
+    /// With trusted EK issuers (`ek.ca_file`), the EK certificate is checked
+    /// too (check_ek_certificate); without, it is not.
     status enrol_tpm(const tpm_enrolment& e, std::span<const uint8_t> issued_nonce,
-                     std::span<const uint8_t> issued_credential, const std::string& ek_ca_file = {});
+                     std::span<const uint8_t> issued_credential, const ek_trust& ek = {});
     /// Refuses a key the token does not report as always_sensitive and
     /// never_extractable.
     status enrol_pkcs11(const hsm::pkcs11_enrolment& e);
@@ -153,7 +164,7 @@ private:
 /// `expected_pcrs`' indices with it, and enrols `signer_id` if every check
 /// passes.
 status enrol_tpm(registrar& reg, hsm::tpm_signer& signer, std::string_view signer_id,
-                 const hsm::pcr_values& expected_pcrs, const std::string& ek_ca_file = {});
+                 const hsm::pcr_values& expected_pcrs, const ek_trust& ek = {});
 
 /// "es256" / "eddsa".
 const char* algorithm_name(hsm::signature_algorithm alg) noexcept;

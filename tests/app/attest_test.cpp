@@ -348,21 +348,25 @@ TEST_F(attest_app, every_forwarded_timing_event_gets_tpm_evidence_from_swtpm) {
     // A TPM with EK certificates from a CA of its own, the TPM vendor here.
     test::swtpm tpm(test::swtpm::make::ek_certificates);
     // Enrol first: the Registrar checks the EK certificate against the
-    // vendor's CA, that the key is in the TPM of that EK, and a quote of
-    // PCRs 0-7 (all zero on a freshly started TPM) made with the signing
-    // key, with its own nonce.
+    // vendor's CA and its CRL, that the key is in the TPM of that EK, and a
+    // quote of PCRs 0-7 (all zero on a freshly started TPM) made with the
+    // signing key, with its own nonce.
     std::string profile;
     for (int pcr = 0; pcr < 8; ++pcr) {
         profile += fmt::format("{} {}\n", pcr, std::string(64, '0'));
     }
     test::write_file(_dir.file("pcrs.txt"), profile);
     const std::string registrar = _dir.file("registrar.db");
-    const auto enrolled =
-        test::run_program(_dir, _ctl,
-                          {"registrar", "enrol", "--db", registrar, "--signer-id", "observer-1", "--tpm", tpm.tcti(),
-                           "--expected-pcrs", _dir.file("pcrs.txt"), "--ek-ca", tpm.ek_ca_file()});
+    tpm.write_ek_crl(_dir.file("vendor.crl"), {}, std::chrono::hours(24));
+    const auto enrolled = test::run_program(_dir, _ctl,
+                                            {"registrar", "enrol", "--db", registrar, "--signer-id", "observer-1",
+                                             "--tpm", tpm.tcti(), "--expected-pcrs", _dir.file("pcrs.txt"), "--ek-ca",
+                                             tpm.ek_ca_file(), "--ek-crl", _dir.file("vendor.crl")});
     ASSERT_EQ(enrolled.exit_code, 0) << enrolled.out << enrolled.err;
-    EXPECT_NE(enrolled.out.find("(key in the TPM of that EK, its certificate chained to"), std::string::npos)
+    EXPECT_NE(enrolled.out.find(fmt::format("(key in the TPM of that EK, its certificate chained to {} and not revoked "
+                                            "in {}, PCR quote)",
+                                            tpm.ek_ca_file(), _dir.file("vendor.crl"))),
+              std::string::npos)
         << enrolled.out;
     const auto r = run_dataplane({"--attest", "tpm", "--attest-tcti", tpm.tcti()});
     ASSERT_EQ(r.exit_code, 0) << r.err << r.out;

@@ -10,6 +10,10 @@
 
 #include "../process.h"
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -20,11 +24,14 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace ptpsec::test {
 
@@ -60,6 +67,59 @@ public:
     /// With make::ek_certificates: a PEM file of the CA that issued the EK
     /// certificates (its root and its issuing certificate).
     const std::string& ek_ca_file() const noexcept { return _ek_ca; }
+    /// Writes to `path` a PEM CRL of the issuer of the EK certificates (the
+    /// swtpm_localca CA of a manufactured TPM, signed with its key) that
+    /// lists `revoked` (DER certificates) and whose nextUpdate is
+    /// `next_update` from now (negative: already expired).
+    void write_ek_crl(const std::string& path, const std::vector<std::vector<uint8_t>>& revoked,
+                      std::chrono::seconds next_update) const {
+        const std::string ca = _logs.file("ca");
+        const auto fail = [&](const char* what) {
+            throw std::runtime_error(fmt::format("making a CRL of the EK issuer in {}: {}", ca, what));
+        };
+        std::unique_ptr<BIO, decltype(&BIO_free)> key_in(BIO_new_file((ca + "/signkey.pem").c_str(), "r"), BIO_free);
+        std::unique_ptr<BIO, decltype(&BIO_free)> cert_in(BIO_new_file((ca + "/issuercert.pem").c_str(), "r"),
+                                                          BIO_free);
+        if (!key_in || !cert_in) {
+            fail("cannot open signkey.pem or issuercert.pem");
+        }
+        std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+            PEM_read_bio_PrivateKey(key_in.get(), nullptr, nullptr, nullptr), EVP_PKEY_free);
+        std::unique_ptr<X509, decltype(&X509_free)> issuer(PEM_read_bio_X509(cert_in.get(), nullptr, nullptr, nullptr),
+                                                           X509_free);
+        std::unique_ptr<X509_CRL, decltype(&X509_CRL_free)> crl(X509_CRL_new(), X509_CRL_free);
+        if (!key || !issuer || !crl) {
+            fail("cannot read the issuer's key or certificate");
+        }
+        const time_t now = ::time(nullptr);
+        std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> last(ASN1_TIME_set(nullptr, now - 60), ASN1_TIME_free);
+        std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> next(ASN1_TIME_set(nullptr, now + next_update.count()),
+                                                                   ASN1_TIME_free);
+        if (X509_CRL_set_version(crl.get(), X509_CRL_VERSION_2) != 1 ||
+            X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(issuer.get())) != 1 ||
+            X509_CRL_set1_lastUpdate(crl.get(), last.get()) != 1 ||
+            X509_CRL_set1_nextUpdate(crl.get(), next.get()) != 1) {
+            fail("cannot fill the CRL");
+        }
+        for (const auto& der : revoked) {
+            const unsigned char* p = der.data();
+            std::unique_ptr<X509, decltype(&X509_free)> cert(d2i_X509(nullptr, &p, static_cast<long>(der.size())),
+                                                             X509_free);
+            X509_REVOKED* r = X509_REVOKED_new();
+            if (!cert || r == nullptr || X509_REVOKED_set_serialNumber(r, X509_get_serialNumber(cert.get())) != 1 ||
+                X509_REVOKED_set_revocationDate(r, last.get()) != 1 || X509_CRL_add0_revoked(crl.get(), r) != 1) {
+                X509_REVOKED_free(r);
+                fail("cannot list a revoked certificate");
+            }
+        }
+        if (X509_CRL_sort(crl.get()) != 1 || X509_CRL_sign(crl.get(), key.get(), EVP_sha256()) <= 0) {
+            fail("cannot sign the CRL");
+        }
+        std::unique_ptr<BIO, decltype(&BIO_free)> out(BIO_new_file(path.c_str(), "w"), BIO_free);
+        if (!out || PEM_write_bio_X509_CRL(out.get(), crl.get()) != 1) {
+            fail("cannot write the CRL");
+        }
+    }
 
     /// The TCTI configuration string for tpm2-tss.
     std::string tcti() const { return fmt::format("swtpm:host=127.0.0.1,port={}", _port); }
@@ -189,10 +249,21 @@ private:
     }
 
     /// swtpm_setup with swtpm_localca on a CA in the log directory: EKs
-    /// (RSA 2048 at template L-1 among them) and their certificates in NV.
+    /// (RSA 2048 at template L-1 among them) and their certificates in NV,
+    /// issued by a self-signed CA made with openssl (ek_ca_file()).
     void manufacture() {
         const std::string ca = _logs.file("ca");
         std::filesystem::create_directories(ca);
+        // The issuer made here rather than by swtpm_localca (which uses an
+        // issuer it finds): a CA certificate whose key may sign CRLs too.
+        const auto issuer =
+            run_program(_logs, "/usr/bin/openssl",
+                        {"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca + "/signkey.pem", "-out",
+                         ca + "/issuercert.pem", "-subj", "/CN=ptpsec-test TPM vendor CA", "-days", "30", "-addext",
+                         "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"});
+        if (issuer.exit_code != 0) {
+            throw std::runtime_error(fmt::format("openssl could not make the EK issuer: {}", issuer.err));
+        }
         write_file(_logs.file("localca.conf"), fmt::format("statedir = {0}\nsigningkey = {0}/signkey.pem\n"
                                                            "issuercert = {0}/issuercert.pem\ncertserial = "
                                                            "{0}/certserial\n",
@@ -210,7 +281,7 @@ private:
             throw std::runtime_error(fmt::format("swtpm_setup failed: {}{}", r.out, r.err));
         }
         _ek_ca = _logs.file("ek-ca.pem");
-        write_file(_ek_ca, read_file(ca + "/swtpm-localca-rootca-cert.pem") + read_file(ca + "/issuercert.pem"));
+        write_file(_ek_ca, read_file(ca + "/issuercert.pem"));
     }
 
     void spawn() {

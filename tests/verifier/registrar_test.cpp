@@ -177,11 +177,11 @@ protected:
     std::unique_ptr<registrar> _registrar;
 };
 
-TEST_F(registrar_tpm, the_ek_certificate_must_chain_to_the_trusted_issuers_when_they_are_given) {
+TEST_F(registrar_tpm, the_ek_certificate_must_chain_to_the_trusted_issuers_and_not_be_revoked_when_they_are_given) {
     const std::vector<unsigned> pcrs{0, 7};
     // This fixture's TPM has no EK certificate: asked for one, refused.
     const auto expected = current_pcrs(pcrs);
-    expect_refused(enrol_tpm(*_registrar, *_signer, "gm-plain", expected, _dir.file("none.pem")),
+    expect_refused(enrol_tpm(*_registrar, *_signer, "gm-plain", expected, ek_trust{_dir.file("none.pem"), {}}),
                    "holds no EK certificate");
 
     // A manufactured TPM: its certificate chains to its vendor's CA.
@@ -199,24 +199,47 @@ TEST_F(registrar_tpm, the_ek_certificate_must_chain_to_the_trusted_issuers_when_
         {"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=other vendor",
          "-days", "2", "-keyout", _dir.file("other.key"), "-out", _dir.file("other-ca.pem")});
     ASSERT_EQ(other_ca.exit_code, 0) << other_ca.err;
-    expect_refused(enrol_tpm(*_registrar, **signer, "gm-made", q->pcrs, _dir.file("other-ca.pem")),
+    expect_refused(enrol_tpm(*_registrar, **signer, "gm-made", q->pcrs, ek_trust{_dir.file("other-ca.pem"), {}}),
                    "does not chain to");
-    expect_refused(enrol_tpm(*_registrar, **signer, "gm-made", q->pcrs, _dir.file("missing.pem")),
+    expect_refused(enrol_tpm(*_registrar, **signer, "gm-made", q->pcrs, ek_trust{_dir.file("missing.pem"), {}}),
                    "cannot read trusted EK issuers");
     EXPECT_FALSE(*_registrar->lookup("gm-made"));
-    const auto ok = enrol_tpm(*_registrar, **signer, "gm-made", q->pcrs, made.ek_ca_file());
+
+    // Revocation, with the issuer's CRLs: a CRL that lists the certificate,
+    // one that has expired, one from another key, none for this issuer.
+    auto cert = (*signer)->endorsement_certificate_der();
+    ASSERT_TRUE(cert && !cert->empty());
+    made.write_ek_crl(_dir.file("revoked.crl"), {*cert}, std::chrono::hours(24));
+    const ek_trust revoked{made.ek_ca_file(), _dir.file("revoked.crl")};
+    expect_refused(enrol_tpm(*_registrar, **signer, "gm-made", q->pcrs, revoked),
+                   "EK certificate is revoked by its issuer's CRL in " + revoked.crl_file);
+    made.write_ek_crl(_dir.file("expired.crl"), {}, -std::chrono::hours(1));
+    expect_refused(
+        enrol_tpm(*_registrar, **signer, "gm-made", q->pcrs, ek_trust{made.ek_ca_file(), _dir.file("expired.crl")}),
+        "cannot be checked against the CRLs in " + _dir.file("expired.crl") + ": CRL has expired");
+    expect_refused(
+        enrol_tpm(*_registrar, **signer, "gm-made", q->pcrs, ek_trust{made.ek_ca_file(), _dir.file("other-ca.pem")}),
+        "unable to get certificate CRL");
+    expect_refused(
+        enrol_tpm(*_registrar, **signer, "gm-made", q->pcrs, ek_trust{made.ek_ca_file(), _dir.file("no.crl")}),
+        "cannot read EK certificate revocation lists from " + _dir.file("no.crl"));
+    EXPECT_FALSE(*_registrar->lookup("gm-made"));
+
+    // A current CRL that lists another certificate: enrolled.
+    made.write_ek_crl(_dir.file("current.crl"), {}, std::chrono::hours(24));
+    const auto ok =
+        enrol_tpm(*_registrar, **signer, "gm-made", q->pcrs, ek_trust{made.ek_ca_file(), _dir.file("current.crl")});
     ASSERT_TRUE(ok) << ok.message();
     EXPECT_TRUE(*_registrar->lookup("gm-made"));
 
     // The certificate of one EK presented for another EK.
-    auto cert = (*signer)->endorsement_certificate_der();
-    ASSERT_TRUE(cert && !cert->empty());
     auto plain_ek = _signer->endorsement_key_der();
     ASSERT_TRUE(plain_ek);
-    expect_refused(check_ek_certificate(*cert, *plain_ek, made.ek_ca_file()), "for another key than its EK");
-    expect_refused(
-        check_ek_certificate(std::vector<uint8_t>{0x30, 0x03, 0x02, 0x01, 0x00}, *plain_ek, made.ek_ca_file()),
-        "not a DER X.509 certificate");
+    expect_refused(check_ek_certificate(*cert, *plain_ek, ek_trust{made.ek_ca_file(), {}}),
+                   "for another key than its EK");
+    expect_refused(check_ek_certificate(std::vector<uint8_t>{0x30, 0x03, 0x02, 0x01, 0x00}, *plain_ek,
+                                        ek_trust{made.ek_ca_file(), {}}),
+                   "not a DER X.509 certificate");
 }
 
 TEST_F(registrar_tpm, enrolment_refuses_a_wrong_profile_a_wrong_nonce_and_a_doctored_key_then_batches_verify) {
