@@ -135,6 +135,22 @@ inline uint8_t* put_head(uint8_t* out, uint8_t major, uint64_t argument) noexcep
     return out + len;
 }
 
+/// The head of integer `v`: major type 0 with v, or major type 1 with
+/// -1 - v for a negative v (RFC 8949 §3.1).
+struct integer_head {
+    uint8_t major;
+    uint64_t argument;
+};
+constexpr integer_head head_of_integer(int64_t v) noexcept {
+    return v >= 0 ? integer_head{0, static_cast<uint64_t>(v)} : integer_head{1, static_cast<uint64_t>(-(v + 1))};
+}
+
+/// put_head() of an integer.
+inline uint8_t* put_integer(uint8_t* out, int64_t v) noexcept {
+    const integer_head h = head_of_integer(v);
+    return put_head(out, h.major, h.argument);
+}
+
 /// Writes CBOR straight into a buffer, for encodings made in bulk (one per
 /// timing event) where building an item tree would cost more than the
 /// encoding: every head in its shortest form (RFC 8949 §4.2.1). The caller
@@ -148,11 +164,8 @@ public:
     void array_head(uint64_t elements) { head(4, elements); }
     void uint(uint64_t v) { head(0, v); }
     void integer(int64_t v) {
-        if (v >= 0) {
-            head(0, static_cast<uint64_t>(v));
-        } else {
-            head(1, static_cast<uint64_t>(-(v + 1)));
-        }
+        const integer_head h = head_of_integer(v);
+        head(h.major, h.argument);
     }
     void bytes(std::span<const uint8_t> b) {
         head(2, b.size());

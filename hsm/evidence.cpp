@@ -492,10 +492,11 @@ private:
     const uint8_t* _end;
 };
 
-/// One-octet encodings of the claim keys (RFC 8949 §3.1: 0x01-0x09 for 1-9,
-/// 0x20-0x28 for -1..-9).
+/// The one-octet encoding of a claim key (0x01-0x09 for 1-9, 0x20-0x28
+/// for -1..-9).
 constexpr uint8_t key_octet(int64_t key) noexcept {
-    return key >= 0 ? static_cast<uint8_t>(key) : static_cast<uint8_t>(0x20 | (-1 - key));
+    const cbor::integer_head h = cbor::head_of_integer(key);
+    return static_cast<uint8_t>(h.major << 5 | h.argument);
 }
 
 } // namespace

@@ -10,22 +10,16 @@ namespace ptpsec::hsm {
 namespace {
 
 constexpr uint8_t major_unsigned = 0;
-constexpr uint8_t major_negative = 1;
 constexpr uint8_t major_bytes = 2;
 constexpr uint8_t major_map = 5;
 constexpr size_t claims_in_map = 18;
 
-uint8_t* put_key(uint8_t* p, int64_t key) noexcept {
-    return key >= 0 ? cbor::put_head(p, major_unsigned, static_cast<uint64_t>(key))
-                    : cbor::put_head(p, major_negative, static_cast<uint64_t>(-(key + 1)));
-}
-
 uint8_t* put_uint(uint8_t* p, int64_t key, uint64_t v) noexcept {
-    return cbor::put_head(put_key(p, key), major_unsigned, v);
+    return cbor::put_head(cbor::put_integer(p, key), major_unsigned, v);
 }
 
 uint8_t* put_bytes(uint8_t* p, int64_t key, const uint8_t* data, size_t len) noexcept {
-    p = cbor::put_head(put_key(p, key), major_bytes, len);
+    p = cbor::put_head(cbor::put_integer(p, key), major_bytes, len);
     std::memcpy(p, data, len);
     return p + len;
 }
@@ -88,9 +82,7 @@ uint8_t* put_claims(uint8_t* p, const leaf_fields& f, std::span<const uint8_t> b
     p = put_uint(p, claim_key::sdo_id, f.sdo_id);
     p = put_bytes(p, claim_key::source_port_identity, f.source_port_identity, 10);
     p = put_uint(p, claim_key::port_id, f.port_id);
-    p = put_key(p, claim_key::correction_field);
-    p = f.correction_field >= 0 ? cbor::put_head(p, major_unsigned, static_cast<uint64_t>(f.correction_field))
-                                : cbor::put_head(p, major_negative, static_cast<uint64_t>(-(f.correction_field + 1)));
+    p = cbor::put_integer(cbor::put_integer(p, claim_key::correction_field), f.correction_field);
     p = put_uint(p, claim_key::flags, f.flags);
     p = put_uint(p, claim_key::event_index, f.event_index);
     p = put_uint(p, claim_key::flag_field, f.flag_field);

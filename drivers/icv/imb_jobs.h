@@ -52,4 +52,10 @@ inline void fill_hash_job(IMB_JOB* job, const uint8_t* src, uint64_t len, uint8_
 /// waited for. False if the manager cannot give n jobs even then.
 bool take_job_burst(IMB_MGR* m, uint32_t n, IMB_JOB** jobs) noexcept;
 
+/// Submits the `n` jobs take_job_burst() gave and the caller filled, then
+/// flushes what the manager holds back, so that none stays queued. Returns
+/// how many completed (IMB_STATUS_COMPLETED); 0 when the library refused
+/// the burst.
+uint32_t run_job_burst(IMB_MGR* m, IMB_JOB** jobs, uint32_t n) noexcept;
+
 } // namespace ptpsec::icv

@@ -346,6 +346,22 @@ bool take_job_burst(IMB_MGR* m, uint32_t n, IMB_JOB** jobs) noexcept {
     return IMB_GET_NEXT_BURST(m, n, jobs) >= n;
 }
 
+uint32_t run_job_burst(IMB_MGR* m, IMB_JOB** jobs, uint32_t n) noexcept {
+    uint32_t ok = 0;
+    const uint32_t completed = IMB_SUBMIT_BURST(m, n, jobs);
+    for (uint32_t i = 0; i < completed; ++i) {
+        ok += jobs[i]->status == IMB_STATUS_COMPLETED ? 1 : 0;
+    }
+    if (completed == 0 && imb_get_errno(m) != 0) {
+        return 0;
+    }
+    const uint32_t flushed = IMB_FLUSH_BURST(m, n, jobs);
+    for (uint32_t i = 0; i < flushed; ++i) {
+        ok += jobs[i]->status == IMB_STATUS_COMPLETED ? 1 : 0;
+    }
+    return ok;
+}
+
 uint16_t ipsecmb_engine::run_queued(IMB_MGR* mgr, const mac_request* reqs, const uint16_t* idx, uint16_t n) noexcept {
     IMB_JOB* jobs[max_burst];
     if (!take_job_burst(mgr, n, jobs)) {
@@ -354,19 +370,7 @@ uint16_t ipsecmb_engine::run_queued(IMB_MGR* mgr, const mac_request* reqs, const
     for (uint16_t i = 0; i < n; ++i) {
         fill_job(jobs[i], reqs[idx[i]]);
     }
-    uint16_t ok = 0;
-    const uint32_t completed = IMB_SUBMIT_BURST(mgr, n, jobs);
-    for (uint32_t i = 0; i < completed; ++i) {
-        ok = static_cast<uint16_t>(ok + (jobs[i]->status == IMB_STATUS_COMPLETED));
-    }
-    if (completed == 0 && imb_get_errno(mgr) != 0) {
-        return 0;
-    }
-    const uint32_t flushed = IMB_FLUSH_BURST(mgr, max_burst, jobs);
-    for (uint32_t i = 0; i < flushed; ++i) {
-        ok = static_cast<uint16_t>(ok + (jobs[i]->status == IMB_STATUS_COMPLETED));
-    }
-    return ok;
+    return static_cast<uint16_t>(run_job_burst(mgr, jobs, n));
 }
 
 uint16_t ipsecmb_engine::compute_burst(const mac_request* reqs, uint16_t n) noexcept {

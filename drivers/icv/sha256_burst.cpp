@@ -38,18 +38,7 @@ bool sha256_burst::hash(std::span<const sha256_input> inputs) noexcept {
             const sha256_input& in = inputs[at + i];
             fill_hash_job(jobs[i], in.data, in.len, in.digest, sha256_digest_len, IMB_AUTH_SHA_256);
         }
-        uint32_t ok = 0;
-        const uint32_t completed = IMB_SUBMIT_BURST(_mgr, n, jobs);
-        for (uint32_t i = 0; i < completed; ++i) {
-            ok += jobs[i]->status == IMB_STATUS_COMPLETED ? 1 : 0;
-        }
-        if (completed < n) {
-            const uint32_t flushed = IMB_FLUSH_BURST(_mgr, n - completed, jobs);
-            for (uint32_t i = 0; i < flushed; ++i) {
-                ok += jobs[i]->status == IMB_STATUS_COMPLETED ? 1 : 0;
-            }
-        }
-        if (ok != n) {
+        if (run_job_burst(_mgr, jobs, n) != n) {
             return false;
         }
         at += n;
