@@ -21,6 +21,12 @@ constexpr size_t parts_per_thread = 4;
 
 } // namespace
 
+std::chrono::nanoseconds thread_cpu_time() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
 result<std::unique_ptr<batch_builder>> batch_builder::create(unsigned threads) {
     if (threads == 0 || threads > max_threads) {
         return error{fmt::format("batch builder: 1 to {} threads, not {}", max_threads, threads)};
@@ -30,7 +36,6 @@ result<std::unique_ptr<batch_builder>> batch_builder::create(unsigned threads) {
         PTPSEC_TRY(hasher, merkle_root_hasher::create());
         b->_hashers.push_back(std::move(*hasher));
     }
-    b->_helper_cpu_ns.assign(threads, 0);
     try {
         for (unsigned id = 1; id < threads; ++id) {
             b->_helpers.emplace_back([p = b.get(), id] { p->helper(id); });
@@ -70,6 +75,7 @@ batch_record batch_builder::to_record() const {
 
 void batch_builder::helper(unsigned id) {
     uint64_t seen = 0;
+    std::chrono::nanoseconds counted{0}; // this thread's CPU time already in _helpers_cpu_ns
     for (;;) {
         {
             std::unique_lock lk(_mutex);
@@ -80,16 +86,11 @@ void batch_builder::helper(unsigned id) {
             seen = _generation;
         }
         run_parts(id);
-        timespec ts{};
-        ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        const std::chrono::nanoseconds now = thread_cpu_time();
+        _helpers_cpu_ns.fetch_add((now - counted).count(), std::memory_order_relaxed);
+        counted = now;
         {
             std::lock_guard lk(_mutex);
-            _helper_cpu_ns[id] = int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-            int64_t sum = 0;
-            for (const int64_t ns : _helper_cpu_ns) {
-                sum += ns;
-            }
-            _helpers_cpu_ns.store(sum, std::memory_order_relaxed);
             --_helpers_busy;
         }
         _done.notify_one();

@@ -42,6 +42,9 @@
 
 namespace ptpsec::hsm {
 
+/// CPU time the calling thread has used (CLOCK_THREAD_CPUTIME_ID).
+std::chrono::nanoseconds thread_cpu_time() noexcept;
+
 class batch_builder {
 public:
     static constexpr unsigned max_threads = 16;
@@ -134,7 +137,7 @@ private:
     std::mutex _mutex;
     std::condition_variable _work;
     std::condition_variable _done;
-    std::vector<int64_t> _helper_cpu_ns; ///< each helper's, under _mutex
+    /// The helpers' CPU time, each adding what it used since it last did.
     std::atomic<int64_t> _helpers_cpu_ns{0};
     uint64_t _generation = 0;
     unsigned _helpers_busy = 0;

@@ -21,12 +21,6 @@ uint64_t realtime_ns() noexcept {
     return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-std::chrono::nanoseconds thread_cpu_time() noexcept {
-    timespec ts{};
-    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
-}
-
 } // namespace
 
 // ---- latency_histogram ----
