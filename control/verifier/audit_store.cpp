@@ -15,8 +15,19 @@ std::string schema(const sql::connection& db) {
     const auto i = db.integer_type();
     const auto b = db.blob_type();
     // One schema for both backends: only the integer and byte-string type
-    // names differ. Unsigned quantities are stored as signed 64-bit
-    // integers (sql::unsigned_value refuses what would not fit).
+    // names differ, and SQLite keeps the events in their key's order
+    // (WITHOUT ROWID) instead of in a table and an index of that key.
+    // Unsigned quantities are stored as signed 64-bit integers
+    // (sql::unsigned_value refuses what would not fit).
+    //
+    // The events' B-trees are written where each batch's events fall: by
+    // signer and event index (the key), by signer and time, and by what the
+    // message was (sequenceId first, so that a batch's events land on a few
+    // pages). That last index serves both `seen` and `correlate`: events
+    // with one digest are one message, so they share its sequenceId, type
+    // and sender. An index of the digest alone (before 2026-11) put every
+    // event on a random page and made each batch's commit rewrite most of
+    // it; a database that has one loses it when opened.
     return fmt::format(R"(
 CREATE TABLE IF NOT EXISTS batches(
   signer_id TEXT NOT NULL,
@@ -54,10 +65,11 @@ CREATE TABLE IF NOT EXISTS events(
   flags {0} NOT NULL,
   event_digest {1} NOT NULL,
   PRIMARY KEY(signer_id, event_index),
-  FOREIGN KEY(signer_id, counter) REFERENCES batches(signer_id, counter));
+  FOREIGN KEY(signer_id, counter) REFERENCES batches(signer_id, counter)){2};
 CREATE INDEX IF NOT EXISTS events_by_time ON events(signer_id, timestamp_ns);
-CREATE INDEX IF NOT EXISTS events_by_sequence ON events(sequence_id, message_type);
-CREATE INDEX IF NOT EXISTS events_by_digest ON events(event_digest);
+DROP INDEX IF EXISTS events_by_sequence;
+DROP INDEX IF EXISTS events_by_digest;
+CREATE INDEX IF NOT EXISTS events_by_message ON events(sequence_id, message_type, source_port_identity, event_digest);
 CREATE TABLE IF NOT EXISTS failures(
   log_file TEXT NOT NULL,
   log_offset {0} NOT NULL,
@@ -76,7 +88,7 @@ CREATE TABLE IF NOT EXISTS chain_state(
   last_event_index {0} NOT NULL,
   batch_time_ns {0} NOT NULL);
 )",
-                       i, b);
+                       i, b, db.clustered_table());
 }
 
 sql::value u64(uint64_t v) {
@@ -113,6 +125,23 @@ hsm::backend_kind backend_of(const std::string& s) {
 error store_error(const std::string& what) {
     return error{fmt::format("audit store {}", what)};
 }
+
+/// The columns of `events` record_batch() writes, in its order.
+const std::array<sql::named_column, 15> event_columns_written{{{"signer_id", sql::column::text},
+                                                               {"counter", sql::column::integer},
+                                                               {"event_index", sql::column::integer},
+                                                               {"event_type", sql::column::integer},
+                                                               {"direction", sql::column::integer},
+                                                               {"message_type", sql::column::integer},
+                                                               {"sequence_id", sql::column::integer},
+                                                               {"domain_number", sql::column::integer},
+                                                               {"sdo_id", sql::column::integer},
+                                                               {"source_port_identity", sql::column::blob},
+                                                               {"port_id", sql::column::integer},
+                                                               {"timestamp_ns", sql::column::integer},
+                                                               {"correction_field", sql::column::integer},
+                                                               {"flags", sql::column::integer},
+                                                               {"event_digest", sql::column::blob}}};
 
 constexpr const char* event_columns_sql =
     "e.signer_id, e.counter, e.event_index, e.event_type, e.direction, e.message_type, e.sequence_id, "
@@ -275,30 +304,27 @@ status audit_store::record_batch(const batch_row& b, const std::vector<event_row
         if (!r) {
             return r.err();
         }
+        std::vector<sql::value> ev;
+        ev.reserve(events.size() * event_columns_written.size());
         for (const event_row& e : events) {
-            const std::vector<sql::value> ep{e.signer_id,
-                                             u64(e.counter),
-                                             u64(e.event_index),
-                                             u64(e.event_type),
-                                             int64_t{static_cast<int>(e.direction)},
-                                             int64_t{e.message_type},
-                                             int64_t{e.sequence_id},
-                                             int64_t{e.domain_number},
-                                             int64_t{e.sdo_id},
-                                             blob(e.source_port_identity),
-                                             int64_t{e.port_id},
-                                             u64(e.timestamp_ns),
-                                             e.correction_field,
-                                             int64_t{e.flags},
-                                             blob(e.event_digest)};
-            auto er = _db->query("INSERT INTO events(signer_id, counter, event_index, event_type, direction, "
-                                 "message_type, sequence_id, domain_number, sdo_id, source_port_identity, port_id, "
-                                 "timestamp_ns, correction_field, flags, event_digest) VALUES($1, $2, $3, $4, $5, "
-                                 "$6, $7, $8, $9, $10, $11, $12, $13, $14, $15);",
-                                 ep);
-            if (!er) {
-                return er.err();
-            }
+            ev.emplace_back(e.signer_id);
+            ev.emplace_back(u64(e.counter));
+            ev.emplace_back(u64(e.event_index));
+            ev.emplace_back(u64(e.event_type));
+            ev.emplace_back(int64_t{static_cast<int>(e.direction)});
+            ev.emplace_back(int64_t{e.message_type});
+            ev.emplace_back(int64_t{e.sequence_id});
+            ev.emplace_back(int64_t{e.domain_number});
+            ev.emplace_back(int64_t{e.sdo_id});
+            ev.emplace_back(blob(e.source_port_identity));
+            ev.emplace_back(int64_t{e.port_id});
+            ev.emplace_back(u64(e.timestamp_ns));
+            ev.emplace_back(e.correction_field);
+            ev.emplace_back(int64_t{e.flags});
+            ev.emplace_back(blob(e.event_digest));
+        }
+        if (auto er = _db->insert_rows("events", event_columns_written, ev); !er) {
+            return er.err();
         }
         const std::vector<sql::value> cp{b.signer_id, u64(b.counter), blob(b.merkle_root), u64(b.last_event_index),
                                          u64(b.batch_time_ns)};
@@ -422,7 +448,11 @@ result<std::vector<event_row>> audit_store::seen(uint8_t message_type, uint16_t 
 }
 
 result<correlation_report> audit_store::correlate(uint64_t bound_ns) {
-    auto rows = event_query("e.event_digest IN (SELECT event_digest FROM events GROUP BY event_digest HAVING "
+    // Grouped by the message's sequenceId, type and sender before its
+    // digest, in the order of the events_by_message index.
+    auto rows = event_query("(e.sequence_id, e.message_type, e.source_port_identity, e.event_digest) IN (SELECT "
+                            "sequence_id, message_type, source_port_identity, event_digest FROM events GROUP BY "
+                            "sequence_id, message_type, source_port_identity, event_digest HAVING "
                             "COUNT(DISTINCT signer_id) > 1) ORDER BY e.event_digest, e.signer_id, e.timestamp_ns",
                             {});
     if (!rows) {

@@ -3,14 +3,15 @@
 #include <drivers/base/hex.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <pqxx/pqxx>
 #include <sqlite3.h>
 #include <sys/stat.h>
 
 #include <charconv>
 #include <limits>
-#include <map>
 #include <memory>
+#include <unordered_map>
 
 namespace ptpsec::verifier::sql {
 
@@ -23,14 +24,41 @@ result<value> unsigned_value(uint64_t v, std::string_view what) {
 
 namespace {
 
+/// Refuses values that do not make whole rows.
+status check_rows(const std::string& store, const std::string& table, std::span<const named_column> columns,
+                  std::span<const value> values) {
+    if (columns.empty() || values.size() % columns.size() != 0) {
+        return error{fmt::format("{}: {} values do not make rows of {} columns of {}", store, values.size(),
+                                 columns.size(), table)};
+    }
+    return ok_status();
+}
+
+/// "table(name, ...)".
+std::string table_and_columns(const std::string& table, std::span<const named_column> columns) {
+    std::string text = table + "(";
+    for (size_t c = 0; c < columns.size(); ++c) {
+        text += (c == 0 ? "" : ", ") + columns[c].name;
+    }
+    return text + ")";
+}
+
 // ---------------------------------------------------------------------------
 // SQLite
 
-/// A prepared statement, finalised on scope exit (as in control/ke/store.cpp).
+/// A prepared statement, finalised on scope exit (as in control/ke/store.cpp),
+/// with the place of each of its parameters $1..$n, looked up once.
 class statement {
 public:
     statement(sqlite3* db, const std::string& text) {
         _rc = sqlite3_prepare_v2(db, text.c_str(), static_cast<int>(text.size()), &_s, nullptr);
+        if (ok()) {
+            const int n = sqlite3_bind_parameter_count(_s);
+            for (int k = 1; k <= n; ++k) {
+                const std::string name = fmt::format("${}", k);
+                _at.push_back(sqlite3_bind_parameter_index(_s, name.c_str()));
+            }
+        }
     }
     ~statement() { sqlite3_finalize(_s); }
     statement(const statement&) = delete;
@@ -39,10 +67,13 @@ public:
     statement& operator=(statement&&) = delete;
     bool ok() const noexcept { return _rc == SQLITE_OK && _s != nullptr; }
     sqlite3_stmt* get() const noexcept { return _s; }
+    /// Where $k (1-based) is bound; 0 when the statement has no $k.
+    int place_of(size_t k) const noexcept { return k >= 1 && k <= _at.size() ? _at[k - 1] : 0; }
 
 private:
     sqlite3_stmt* _s = nullptr;
     int _rc = SQLITE_ERROR;
+    std::vector<int> _at;
 };
 
 class sqlite_connection final : public connection {
@@ -78,23 +109,22 @@ public:
             }
         } const reset{st.get()};
         for (size_t i = 0; i < params.size(); ++i) {
-            char name[24];
-            const auto end = fmt::format_to_n(name, sizeof name - 1, "${}", i + 1).out;
-            *end = '\0';
-            const int at = sqlite3_bind_parameter_index(st.get(), name);
+            const int at = st.place_of(i + 1);
             if (at == 0) {
-                return error{fmt::format("{}: the statement has no parameter {}", _name, name)};
+                return error{fmt::format("{}: the statement has no parameter ${}", _name, i + 1)};
             }
+            // SQLITE_STATIC: `params` outlives every step below, and the
+            // bindings are cleared before this returns.
             int rc = SQLITE_OK;
             const value& v = params[i];
             if (const auto* n = std::get_if<int64_t>(&v)) {
                 rc = sqlite3_bind_int64(st.get(), at, *n);
             } else if (const auto* s = std::get_if<std::string>(&v)) {
-                rc = sqlite3_bind_text(st.get(), at, s->data(), static_cast<int>(s->size()), SQLITE_TRANSIENT);
+                rc = sqlite3_bind_text(st.get(), at, s->data(), static_cast<int>(s->size()), SQLITE_STATIC);
             } else if (const auto* b = std::get_if<std::vector<uint8_t>>(&v)) {
                 // A zero-length blob is bound as one, not as NULL.
                 rc = sqlite3_bind_blob64(st.get(), at, b->empty() ? "" : static_cast<const void*>(b->data()), b->size(),
-                                         SQLITE_TRANSIENT);
+                                         SQLITE_STATIC);
             } else {
                 rc = sqlite3_bind_null(st.get(), at);
             }
@@ -162,9 +192,10 @@ public:
     const std::string& name() const noexcept override { return _name; }
     std::string_view integer_type() const noexcept override { return "INTEGER"; }
     std::string_view blob_type() const noexcept override { return "BLOB"; }
+    std::string_view clustered_table() const noexcept override { return " WITHOUT ROWID"; }
 
 private:
-    std::map<std::string, std::unique_ptr<statement>> _prepared;
+    std::unordered_map<std::string, std::unique_ptr<statement>> _prepared;
     error failed() const { return error{fmt::format("{}: {}", _name, sqlite3_errmsg(_db))}; }
 
     sqlite3* _db;
@@ -199,6 +230,45 @@ result<std::vector<uint8_t>> bytea_of(std::string_view text) {
     return out;
 }
 
+/// A value as PostgreSQL's text input reads it, kept in `storage`; null
+/// for NULL.
+const char* text_of(const value& v, std::string& storage) {
+    if (const auto* n = std::get_if<int64_t>(&v)) {
+        storage = fmt::format("{}", *n);
+    } else if (const auto* s = std::get_if<std::string>(&v)) {
+        storage = *s;
+    } else if (const auto* b = std::get_if<std::vector<uint8_t>>(&v)) {
+        storage = hex_of(*b);
+    } else {
+        return nullptr;
+    }
+    return storage.c_str();
+}
+
+/// A value as an element of a PostgreSQL array literal (PostgreSQL manual
+/// §8.15.6): NULL bare, anything else quoted, with backslash and double
+/// quote escaped; a byte string in bytea's hex form (its backslash escaped).
+void append_array_element(std::string& a, const value& v) {
+    if (const auto* n = std::get_if<int64_t>(&v)) {
+        fmt::format_to(std::back_inserter(a), "{}", *n);
+    } else if (const auto* s = std::get_if<std::string>(&v)) {
+        a += '"';
+        for (const char ch : *s) {
+            if (ch == '"' || ch == '\\') {
+                a += '\\';
+            }
+            a += ch;
+        }
+        a += '"';
+    } else if (const auto* b = std::get_if<std::vector<uint8_t>>(&v)) {
+        a += "\"\\\\x";
+        a += to_hex(*b);
+        a += '"';
+    } else {
+        a += "NULL";
+    }
+}
+
 class postgresql_connection final : public connection {
 public:
     explicit postgresql_connection(std::unique_ptr<pqxx::connection> c) : _conn(std::move(c)), _name("postgresql") {}
@@ -219,22 +289,10 @@ public:
                                    std::span<const column> columns) override {
         // Every parameter goes as text (NULL as a null pointer); PostgreSQL
         // infers each one's type from the statement.
-        std::vector<std::string> storage;
-        storage.reserve(params.size());
-        std::vector<const char*> pointers;
-        pointers.reserve(params.size());
-        for (const value& v : params) {
-            if (const auto* n = std::get_if<int64_t>(&v)) {
-                storage.push_back(fmt::format("{}", *n));
-            } else if (const auto* s = std::get_if<std::string>(&v)) {
-                storage.push_back(*s);
-            } else if (const auto* b = std::get_if<std::vector<uint8_t>>(&v)) {
-                storage.push_back(hex_of(*b));
-            } else {
-                pointers.push_back(nullptr);
-                continue;
-            }
-            pointers.push_back(storage.back().c_str());
+        std::vector<std::string> storage(params.size());
+        std::vector<const char*> pointers(params.size());
+        for (size_t i = 0; i < params.size(); ++i) {
+            pointers[i] = text_of(params[i], storage[i]);
         }
         try {
             pqxx::result r;
@@ -288,6 +346,44 @@ public:
         }
     }
 
+    status insert_rows(const std::string& table, std::span<const named_column> columns,
+                       std::span<const value> values) override {
+        if (auto bad = check_rows(_name, table, columns, values); !bad) {
+            return bad;
+        }
+        if (values.empty()) {
+            return ok_status();
+        }
+        // One statement for every row, each column one array parameter:
+        // INSERT ... SELECT * FROM unnest($1::bigint[], $2::text[], ...).
+        // A statement per row would wait for the server each time, and a
+        // VALUES list of thousands of rows costs the server more to parse
+        // and plan than the rows cost to insert.
+        std::string text = fmt::format("INSERT INTO {} SELECT * FROM unnest(", table_and_columns(table, columns));
+        std::vector<value> arrays;
+        arrays.reserve(columns.size());
+        for (size_t c = 0; c < columns.size(); ++c) {
+            const char* type = columns[c].kind == column::integer ? "bigint"
+                               : columns[c].kind == column::text  ? "text"
+                                                                  : "bytea";
+            text += fmt::format("{}${}::{}[]", c == 0 ? "" : ", ", c + 1, type);
+            std::string a = "{";
+            for (size_t at = c; at < values.size(); at += columns.size()) {
+                if (at != c) {
+                    a += ',';
+                }
+                append_array_element(a, values[at]);
+            }
+            a += '}';
+            arrays.emplace_back(std::move(a));
+        }
+        text += ");";
+        if (auto r = query(text, arrays, {}); !r) {
+            return r.err();
+        }
+        return ok_status();
+    }
+
     status script(const std::string& statements) override {
         try {
             if (_tx) {
@@ -338,6 +434,7 @@ public:
     const std::string& name() const noexcept override { return _name; }
     std::string_view integer_type() const noexcept override { return "BIGINT"; }
     std::string_view blob_type() const noexcept override { return "BYTEA"; }
+    std::string_view clustered_table() const noexcept override { return ""; }
 
 private:
     static std::string trimmed(std::string s) {
@@ -353,6 +450,24 @@ private:
 };
 
 } // namespace
+
+status connection::insert_rows(const std::string& table, std::span<const named_column> columns,
+                               std::span<const value> values) {
+    if (auto bad = check_rows(name(), table, columns, values); !bad) {
+        return bad;
+    }
+    std::string text = fmt::format("INSERT INTO {} VALUES(", table_and_columns(table, columns));
+    for (size_t k = 1; k <= columns.size(); ++k) {
+        text += fmt::format("{}${}", k == 1 ? "" : ", ", k);
+    }
+    text += ");";
+    for (size_t at = 0; at < values.size(); at += columns.size()) {
+        if (auto r = query(text, values.subspan(at, columns.size())); !r) {
+            return r.err();
+        }
+    }
+    return ok_status();
+}
 
 result<std::unique_ptr<connection>> open_sqlite(const std::string& path, bool private_file) {
     sqlite3* db = nullptr;

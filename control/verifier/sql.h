@@ -6,7 +6,8 @@
 // both: parameters are written $1..$n (PostgreSQL's form; SQLite takes
 // "$1" as a named parameter and they are bound by that name), values are
 // 64-bit integers, text, byte strings or NULL, and the schema differs only
-// in the type names integer_type() and blob_type() supply.
+// in the type names integer_type() and blob_type() supply and in how a table
+// is kept in its key's order (clustered_table()).
 //
 // libpqxx reports errors by throwing: every call into it is wrapped here,
 // and errors leave this interface as result<>/status naming the store.
@@ -36,6 +37,12 @@ enum class column : uint8_t {
     blob,
 };
 
+/// A column of a table, for insert_rows().
+struct named_column {
+    std::string name;
+    column kind;
+};
+
 class connection {
 public:
     virtual ~connection() = default;
@@ -49,6 +56,13 @@ public:
                                            std::span<const column> columns = {}) = 0;
     /// Runs statements without parameters or results (the schema).
     virtual status script(const std::string& statements) = 0;
+    /// Inserts rows into `table`: `values` holds them one after another,
+    /// each with one value per entry of `columns` (name and kind), in that
+    /// order. Runs in the open transaction, if any. This one runs a prepared
+    /// INSERT per row (SQLite: no round trips); PostgreSQL's sends all rows
+    /// in one statement, a column to an array.
+    virtual status insert_rows(const std::string& table, std::span<const named_column> columns,
+                               std::span<const value> values);
 
     virtual status begin() = 0;
     virtual status commit() = 0;
@@ -58,6 +72,9 @@ public:
     virtual const std::string& name() const noexcept = 0;
     virtual std::string_view integer_type() const noexcept = 0;
     virtual std::string_view blob_type() const noexcept = 0;
+    /// What follows a CREATE TABLE's column list for a table stored in its
+    /// primary key's order (SQLite's WITHOUT ROWID; PostgreSQL: nothing).
+    virtual std::string_view clustered_table() const noexcept = 0;
 };
 
 /// Opens (creating) an SQLite database. With `private_file`, a new file is

@@ -249,6 +249,131 @@ TEST_P(audit_store_test, a_batch_stored_twice_is_refused_whole) {
     EXPECT_NE(huge.message().find("does not fit"), std::string::npos) << huge.message();
 }
 
+/// The names of the indexes on `events`, from the backend's catalogue.
+std::vector<std::string> event_indexes(sql::connection& db, bool sqlite) {
+    auto rows = db.query(sqlite ? "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND "
+                                  "sql IS NOT NULL ORDER BY name;"
+                                : "SELECT indexname FROM pg_indexes WHERE tablename = 'events' AND indexname NOT "
+                                  "LIKE '%pkey' ORDER BY indexname;",
+                         {}, std::array{sql::column::text});
+    EXPECT_TRUE(rows) << rows.message();
+    std::vector<std::string> out;
+    for (const auto& r : rows ? *rows : std::vector<sql::row>{}) {
+        out.push_back(sql::as_text(r[0]));
+    }
+    return out;
+}
+
+TEST_P(audit_store_test, a_store_made_with_the_digest_index_loses_it_when_opened_and_still_answers) {
+    observe("observer-a", 0);
+    const bool sqlite = GetParam() == "sqlite";
+    const std::string spec = sqlite ? "sqlite:" + _dir.file("audit.db") : "postgresql:" + cluster->conninfo();
+    auto db = sqlite ? sql::open_sqlite(_dir.file("audit.db"), true) : sql::open_postgresql(cluster->conninfo());
+    ASSERT_TRUE(db) << db.message();
+    EXPECT_EQ(event_indexes(**db, sqlite), (std::vector<std::string>{"events_by_message", "events_by_time"}));
+    // The indexes a store had before events_by_message.
+    ASSERT_TRUE((*db)->script("DROP INDEX events_by_message; CREATE INDEX events_by_sequence ON events(sequence_id, "
+                              "message_type); CREATE INDEX events_by_digest ON events(event_digest);"));
+    _store.reset();
+    auto reopened = audit_store::open(spec);
+    ASSERT_TRUE(reopened) << reopened.message();
+    _store = std::move(*reopened);
+    EXPECT_EQ(event_indexes(**db, sqlite), (std::vector<std::string>{"events_by_message", "events_by_time"}));
+    observe("observer-b", 5'000'000);
+    auto seen = _store->seen(0, 1000, gm_port, std::nullopt);
+    ASSERT_TRUE(seen) << seen.message();
+    EXPECT_EQ(seen->size(), 2U);
+    auto c = _store->correlate(1'000'000);
+    ASSERT_TRUE(c) << c.message();
+    EXPECT_EQ(c->events.size(), 4U);
+}
+
+/// A scratch connection of the test's backend, with a table of every kind
+/// of column.
+std::unique_ptr<sql::connection> scratch(const std::string& backend, const temp_dir& dir) {
+    auto db = backend == "sqlite" ? sql::open_sqlite(dir.file("scratch.db"), true)
+                                  : sql::open_postgresql(cluster->conninfo());
+    EXPECT_TRUE(db) << db.message();
+    if (!db) {
+        return nullptr;
+    }
+    const std::string b((*db)->blob_type());
+    const std::string i((*db)->integer_type());
+    EXPECT_TRUE((*db)->script(fmt::format(
+        "DROP TABLE IF EXISTS scratch; CREATE TABLE scratch(k {0} PRIMARY KEY, t TEXT, b {1}, n {0});", i, b)));
+    return std::move(*db);
+}
+
+TEST_P(audit_store_test, rows_inserted_together_come_back_octet_for_octet) {
+    auto db = scratch(GetParam(), _dir);
+    ASSERT_NE(db, nullptr);
+    const std::array<sql::named_column, 4> cols{
+        {{"k", sql::column::integer}, {"t", sql::column::text}, {"b", sql::column::blob}, {"n", sql::column::integer}}};
+    // Text and octets that an array literal, bytea's text form or a
+    // statement would have to escape; NULL in each nullable column.
+    const std::vector<std::string> texts{
+        "", "NULL", "\"quoted\"", "back\\slash", "{braces},comma", "tab\tnew\nline", "\\x00", "ünïcode €", " padded "};
+    std::vector<sql::value> values;
+    for (size_t r = 0; r < 40; ++r) {
+        values.emplace_back(int64_t{static_cast<int64_t>(r)});
+        if (r % 10 == 9) {
+            values.emplace_back(std::monostate{});
+        } else {
+            values.emplace_back(texts[r % texts.size()]);
+        }
+        if (r % 10 == 8) {
+            values.emplace_back(std::monostate{});
+        } else {
+            std::vector<uint8_t> octets(r % 7);
+            for (size_t k = 0; k < octets.size(); ++k) {
+                octets[k] = static_cast<uint8_t>(std::array{0x00, 0x5c, 0x22, 0x2c, 0x7b, 0xff, 0x4e}[(r + k) % 7]);
+            }
+            values.emplace_back(std::move(octets));
+        }
+        if (r % 10 == 7) {
+            values.emplace_back(std::monostate{});
+        } else {
+            values.emplace_back(r % 2 == 0 ? INT64_MIN + static_cast<int64_t>(r) : INT64_MAX - static_cast<int64_t>(r));
+        }
+    }
+    ASSERT_TRUE(db->begin());
+    const auto st = db->insert_rows("scratch", cols, values);
+    ASSERT_TRUE(st) << st.message();
+    ASSERT_TRUE(db->commit());
+    auto rows = db->query("SELECT k, t, b, n FROM scratch ORDER BY k;", {},
+                          std::array{sql::column::integer, sql::column::text, sql::column::blob, sql::column::integer});
+    ASSERT_TRUE(rows) << rows.message();
+    ASSERT_EQ(rows->size(), 40U);
+    for (size_t r = 0; r < rows->size(); ++r) {
+        for (size_t c = 0; c < 4; ++c) {
+            EXPECT_EQ((*rows)[r][c], values[r * 4 + c]) << "row " << r << " column " << cols[c].name;
+        }
+    }
+}
+
+TEST_P(audit_store_test, rows_inserted_together_are_refused_whole) {
+    auto db = scratch(GetParam(), _dir);
+    ASSERT_NE(db, nullptr);
+    const std::array<sql::named_column, 2> cols{{{"k", sql::column::integer}, {"t", sql::column::text}}};
+    const std::vector<sql::value> uneven{int64_t{1}, std::string("a"), int64_t{2}};
+    const auto bad = db->insert_rows("scratch", cols, uneven);
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.message().find("3 values do not make rows of 2 columns of scratch"), std::string::npos)
+        << bad.message();
+    // A key used twice: in a transaction, nothing of the call stays.
+    const std::vector<sql::value> twice{int64_t{1},       std::string("a"), int64_t{2},
+                                        std::string("b"), int64_t{1},       std::string("c")};
+    ASSERT_TRUE(db->begin());
+    const auto dup = db->insert_rows("scratch", cols, twice);
+    EXPECT_FALSE(dup);
+    db->rollback();
+    auto rows = db->query("SELECT k FROM scratch;", {}, std::array{sql::column::integer});
+    ASSERT_TRUE(rows) << rows.message();
+    EXPECT_TRUE(rows->empty());
+    // No rows is nothing to do.
+    EXPECT_TRUE(db->insert_rows("scratch", cols, {}));
+}
+
 INSTANTIATE_TEST_SUITE_P(backends, audit_store_test, ::testing::Values("sqlite", "postgresql"),
                          [](const auto& param_info) { return param_info.param; });
 

@@ -46,7 +46,9 @@ public:
     }
     static bool available() { return !bin_dir().empty() && (::geteuid() != 0 || ::getpwnam("postgres") != nullptr); }
 
-    postgres_cluster() : _bin(bin_dir()) {
+    /// `durable`: the server fsyncs as in production (benchmarks); tests
+    /// run with fsync off.
+    explicit postgres_cluster(bool durable = false) : _bin(bin_dir()) {
         if (_bin.empty()) {
             throw std::runtime_error("PostgreSQL is not installed (Debian postgresql)");
         }
@@ -67,8 +69,10 @@ public:
             }
         }
         run_checked({_bin + "/initdb", "-D", _data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"});
-        run_checked({_bin + "/pg_ctl", "-D", _data, "-l", _dir.file("server.log"), "-w", "-t", "30", "-o",
-                     fmt::format("-k {} -p {} -c listen_addresses='' -c fsync=off", _socket_dir, _port), "start"});
+        run_checked(
+            {_bin + "/pg_ctl", "-D", _data, "-l", _dir.file("server.log"), "-w", "-t", "30", "-o",
+             fmt::format("-k {} -p {} -c listen_addresses='' -c fsync={}", _socket_dir, _port, durable ? "on" : "off"),
+             "start"});
         _started = true;
         start_guard();
     }
