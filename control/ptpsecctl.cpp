@@ -511,6 +511,21 @@ void print_status(const ordered_json& s) {
                        count_of(c, "nonces_acknowledged"), count_of(c, "failures"),
                        err.empty() ? "" : " | last error: ", err);
         }
+        if (const auto ek = v.value("ek_check", ordered_json()); ek.is_object()) {
+            if (ek.contains("error")) {
+                fmt::print("  EK certificates against {} at {}: check failed: {}\n", ek.value("crl", "?"),
+                           ek.value("at", "?"), ek.value("error", "?"));
+            } else {
+                fmt::print(
+                    "  EK certificates against {} at {}: valid {} revoked {} cannot check {} no certificate {}\n",
+                    ek.value("crl", "?"), ek.value("at", "?"), count_of(ek, "valid"), count_of(ek, "revoked"),
+                    count_of(ek, "cannot_check"), count_of(ek, "no_certificate"));
+            }
+            for (const auto& c : ek.value("signers", ordered_json::array())) {
+                fmt::print("    {}: {}: {}\n", c.value("signer_id", "?"), c.value("result", "?"),
+                           c.value("detail", ""));
+            }
+        }
         for (const auto& f : v.value("recent_failures", ordered_json::array())) {
             fmt::print("  {}\n", f.is_string() ? f.get<std::string>() : f.dump());
         }

@@ -588,6 +588,19 @@ result<verifier_settings> parse_verifier(const toml::table& t, std::string_view 
                                  "must stay valid until the next one is in the data plane",
                                  r.at_table(), v.nonce_ttl_s, v.nonce_interval_s)};
     }
+    PTPSEC_TRY(ek_ca, r.get<std::string>("ek-ca"));
+    PTPSEC_TRY(ek_crl, r.get<std::string>("ek-crl"));
+    if (ek_ca->has_value() != ek_crl->has_value() || (*ek_ca && ((*ek_ca)->empty() || (*ek_crl)->empty()))) {
+        return error{fmt::format("{}: [verifier] ek-ca = \"FILE\" and ek-crl = \"FILE\" go together (the TPM vendors' "
+                                 "CAs and their CRLs, to check the enrolled TPM signers' EK certificates)",
+                                 r.at_table())};
+    }
+    if (*ek_ca) {
+        v.ek_ca = resolve(base_dir, **ek_ca);
+        v.ek_crl = resolve(base_dir, **ek_crl);
+    }
+    PTPSEC_TRY(ek_interval, r.number("ek-check-interval", 60, 86'400));
+    v.ek_check_interval_s = static_cast<uint32_t>(ek_interval->value_or(v.ek_check_interval_s));
     if (auto st = r.unknown_keys(); !st) {
         return st.err();
     }

@@ -108,6 +108,13 @@ struct verifier_settings {
     std::vector<std::string> challenge;
     uint32_t nonce_interval_s = 10;
     uint32_t nonce_ttl_s = 0; ///< 0: three intervals
+    /// The TPM vendors' CAs and their CRLs (PEM files, both or neither): the
+    /// EK certificates of the enrolled TPM signers are checked against them
+    /// at start and every ek_check_interval_s, and a signer whose
+    /// certificate a CRL lists is revoked (registrar::check_ek_revocations).
+    std::string ek_ca;
+    std::string ek_crl;
+    uint32_t ek_check_interval_s = 3600;
 };
 
 struct config {

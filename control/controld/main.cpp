@@ -42,6 +42,7 @@
 #include <control/verifier/watcher.h>
 
 #include <CLI/CLI.hpp>
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -427,10 +428,17 @@ public:
         _challenge_summary = std::move(summary);
     }
 
+    /// The outcome of a check of the EK certificates against the CRLs.
+    void set_ek_check(json check) {
+        const std::lock_guard lock(_mutex);
+        _ek_check = std::move(check);
+    }
+
     json to_json(const config& cfg) const {
         const std::lock_guard lock(_mutex);
         return {{"logs", cfg.verifier->logs},
                 {"challenges", _challenges},
+                {"ek_check", _ek_check},
                 {"polls", _polls},
                 {"records", _total.records},
                 {"batches_accepted", _total.batches_accepted},
@@ -461,12 +469,57 @@ private:
     std::vector<std::string> _recent;
     json _challenges = json::array();
     std::string _challenge_summary;
+    json _ek_check = nullptr;
 };
+
+/// [verifier] ek-ca/ek-crl: the enrolled TPM signers' EK certificates
+/// against the vendors' CRLs; a listed one revokes its signer. Each
+/// revocation and each signer that could not be checked is printed.
+void check_eks(verifier::registrar& reg, const verifier_settings& s, verifier_board& board) {
+    const auto now = std::chrono::system_clock::now();
+    auto checks = reg.check_ek_revocations(verifier::ek_trust{s.ek_ca, s.ek_crl});
+    json j = json::object();
+    j["at"] = fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(std::chrono::system_clock::to_time_t(now)));
+    j["crl"] = s.ek_crl;
+    if (!checks) {
+        fmt::print("ptpsec-controld verifier: EK certificate check failed: {}\n", checks.message());
+        j["error"] = checks.message();
+        board.set_ek_check(std::move(j));
+        return;
+    }
+    std::map<std::string, uint64_t> counts{{"valid", 0}, {"revoked", 0}, {"cannot_check", 0}, {"no_certificate", 0}};
+    json problems = json::array();
+    for (const auto& c : *checks) {
+        ++counts[verifier::to_string(c.result)];
+        if (c.result == verifier::ek_revocation_check::outcome::revoked) {
+            fmt::print("ptpsec-controld verifier: signer \"{}\" REVOKED from {} ns: {}\n", c.signer_id,
+                       *c.revoked_at_ns, c.detail);
+        } else if (c.result == verifier::ek_revocation_check::outcome::cannot_check) {
+            fmt::print("ptpsec-controld verifier: signer \"{}\": {}\n", c.signer_id, c.detail);
+        }
+        if (c.result != verifier::ek_revocation_check::outcome::valid) {
+            problems.push_back(
+                {{"signer_id", c.signer_id}, {"result", verifier::to_string(c.result)}, {"detail", c.detail}});
+        }
+    }
+    for (const auto& [k, n] : counts) {
+        j[k] = n;
+    }
+    j["signers"] = std::move(problems);
+    std::fflush(stdout);
+    board.set_ek_check(std::move(j));
+}
 
 /// The verifier role until a stop signal: a poll every poll_ms; each failure
 /// is printed as it is found.
-void run_verifier(verifier::watcher& w, controld::challenger* ch, const verifier_settings& s, verifier_board& board) {
+void run_verifier(verifier::watcher& w, verifier::registrar& reg, controld::challenger* ch, const verifier_settings& s,
+                  verifier_board& board) {
+    auto next_ek_check = std::chrono::steady_clock::now();
     while (!stop_requested.load(std::memory_order_relaxed)) {
+        if (!s.ek_crl.empty() && std::chrono::steady_clock::now() >= next_ek_check) {
+            check_eks(reg, s, board);
+            next_ek_check = std::chrono::steady_clock::now() + std::chrono::seconds(s.ek_check_interval_s);
+        }
         if (ch != nullptr) {
             ch->step();
             board.set_challenges(ch->to_json(), ch->summary());
@@ -1004,6 +1057,11 @@ int serve(const config& cfg, const std::string& config_file) {
         fmt::print("ptpsec-controld: verifier of the evidence logs in {}, every {} ms, registrar {}, audit {}\n",
                    fmt::join(cfg.verifier->logs, ", "), cfg.verifier->poll_ms, cfg.verifier->registrar,
                    cfg.verifier->audit);
+        if (!cfg.verifier->ek_crl.empty()) {
+            fmt::print("ptpsec-controld: verifier checks the TPM signers' EK certificates against {} (issuers {}) "
+                       "every {} s\n",
+                       cfg.verifier->ek_crl, cfg.verifier->ek_ca, cfg.verifier->ek_check_interval_s);
+        }
         if (challenges) {
             fmt::print("ptpsec-controld: verifier nonces to the data planes {} every {} s, valid {} s\n",
                        fmt::join(cfg.verifier->challenge, ", "), cfg.verifier->nonce_interval_s,
@@ -1033,11 +1091,12 @@ int serve(const config& cfg, const std::string& config_file) {
     status server_status = ok_status();
     std::thread verifier_thread;
     if (watcher && (srv || nd)) {
-        verifier_thread = std::thread(
-            [&] { run_verifier(*watcher, challenges ? &*challenges : nullptr, *cfg.verifier, verifier_totals); });
+        verifier_thread = std::thread([&] {
+            run_verifier(*watcher, *registrar, challenges ? &*challenges : nullptr, *cfg.verifier, verifier_totals);
+        });
     }
     if (watcher && !srv && !nd) {
-        run_verifier(*watcher, challenges ? &*challenges : nullptr, *cfg.verifier, verifier_totals);
+        run_verifier(*watcher, *registrar, challenges ? &*challenges : nullptr, *cfg.verifier, verifier_totals);
     } else if (srv && nd) {
         std::thread t([&] { server_status = srv->run(); });
         run_node(*nd, board);

@@ -313,6 +313,7 @@ struct cli_commands::state {
     CLI::App* registrar_cmd = nullptr;
     CLI::App* enrol = nullptr;
     CLI::App* revoke = nullptr;
+    CLI::App* check_ek = nullptr;
     CLI::App* list = nullptr;
 
     std::vector<std::string> logs;
@@ -353,6 +354,7 @@ struct cli_commands::state {
     int run_query_correlate();
     int run_enrol();
     int run_revoke();
+    int run_check_ek();
     int run_list();
     result<std::unique_ptr<audit_store>> open_audit() const;
     result<std::unique_ptr<registrar>> open_registrar(bool create) const;
@@ -449,6 +451,15 @@ cli_commands::cli_commands(CLI::App& app) : _s(std::make_unique<state>()) {
     s.revoke->add_option("SIGNER_ID", s.signer_id, "signer_id")->required();
     s.revoke->add_option("--reason", s.reason, "why (recorded, shown with every refusal)")->required();
 
+    s.check_ek = s.registrar_cmd->add_subcommand(
+        "check-ek", "Check the EK certificates of the enrolled TPM signers against their issuers' current CRLs, and "
+                    "revoke each signer whose certificate a CRL lists, from its revocation date");
+    s.check_ek->add_option("--db", s.registrar_db, "registrar database")->capture_default_str();
+    s.check_ek->add_option("--ek-ca", s.ek_ca_file, "PEM file of trusted EK issuers (the TPM vendors' CAs)")
+        ->required();
+    s.check_ek->add_option("--ek-crl", s.ek_crl_file, "PEM file of the EK issuers' current CRLs")->required();
+    s.check_ek->add_flag("--json", s.json, "print one object per TPM signer as JSON");
+
     s.list = s.registrar_cmd->add_subcommand("list", "Enrolled signers");
     s.list->add_option("--db", s.registrar_db, "registrar database")->capture_default_str();
     s.list->add_flag("--json", s.json, "print the signers as JSON");
@@ -475,6 +486,9 @@ std::optional<int> cli_commands::run() {
     }
     if (s.revoke->parsed()) {
         return s.run_revoke();
+    }
+    if (s.check_ek->parsed()) {
+        return s.run_check_ek();
     }
     if (s.list->parsed()) {
         return s.run_list();
@@ -805,6 +819,40 @@ int cli_commands::state::run_revoke() {
     }
     fmt::print("signer \"{}\" revoked at {}: batches it signed after that are refused\n", signer_id, format_time(now));
     return exit_ok;
+}
+
+int cli_commands::state::run_check_ek() {
+    auto reg = open_registrar(false);
+    if (!reg) {
+        return report(reg.message());
+    }
+    auto checks = (*reg)->check_ek_revocations(ek_trust{ek_ca_file, ek_crl_file});
+    if (!checks) {
+        return report(checks.message());
+    }
+    bool all_valid = true;
+    ordered_json j = ordered_json::array();
+    for (const auto& c : *checks) {
+        all_valid = all_valid && c.result == ek_revocation_check::outcome::valid;
+        if (json) {
+            ordered_json o{{"signer_id", c.signer_id}, {"result", to_string(c.result)}, {"detail", c.detail}};
+            o["revoked_at"] = c.revoked_at_ns ? ordered_json(format_time(*c.revoked_at_ns)) : ordered_json(nullptr);
+            j.push_back(std::move(o));
+        } else if (c.result == ek_revocation_check::outcome::revoked) {
+            fmt::print("{}: REVOKED from {}: {}; its batches signed after that are refused\n", c.signer_id,
+                       format_time(*c.revoked_at_ns), c.detail);
+        } else {
+            fmt::print("{}: {}: {}\n", c.signer_id, to_string(c.result), c.detail);
+        }
+    }
+    if (json) {
+        fmt::print("{}\n", j.dump());
+    } else if (checks->empty()) {
+        fmt::print("no TPM signers to check in {} (revoked ones are not checked again)\n", registrar_db);
+    }
+    // 0: every TPM signer checked and valid; 1: one was revoked now, or
+    // could not be checked.
+    return all_valid ? exit_ok : exit_failed;
 }
 
 int cli_commands::state::run_list() {

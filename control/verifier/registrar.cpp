@@ -7,9 +7,12 @@
 #include <hsm/signature.h>
 
 #include <fmt/format.h>
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
@@ -17,6 +20,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <ctime>
 #include <memory>
 
 namespace ptpsec::verifier {
@@ -47,7 +51,8 @@ CREATE TABLE IF NOT EXISTS signers(
   key_file TEXT,
   enrolled_at_ns {0} NOT NULL,
   revoked_at_ns {0},
-  revocation_reason TEXT);
+  revocation_reason TEXT,
+  ek_certificate {1});
 CREATE TABLE IF NOT EXISTS expected_pcrs(
   signer_id TEXT NOT NULL REFERENCES signers(signer_id),
   pcr {0} NOT NULL,
@@ -60,13 +65,13 @@ CREATE TABLE IF NOT EXISTS expected_pcrs(
 constexpr const char* select_signer =
     "SELECT signer_id, algorithm, public_key, backend, hardware_rooted, ek_public, key_name, key_public_area, "
     "token_label, token_serial, token_manufacturer, token_model, key_label, key_id, key_file, enrolled_at_ns, "
-    "revoked_at_ns, revocation_reason FROM signers";
+    "revoked_at_ns, revocation_reason, ek_certificate FROM signers";
 
 constexpr std::array signer_columns{sql::column::text,    sql::column::integer, sql::column::blob, sql::column::text,
                                     sql::column::integer, sql::column::blob,    sql::column::blob, sql::column::blob,
                                     sql::column::text,    sql::column::text,    sql::column::text, sql::column::text,
                                     sql::column::text,    sql::column::blob,    sql::column::text, sql::column::integer,
-                                    sql::column::integer, sql::column::text};
+                                    sql::column::integer, sql::column::text,    sql::column::blob};
 
 int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -141,6 +146,7 @@ signer_record record_of(const sql::row& r) {
         s.revoked_at_ns = sql::as_integer(r[16]);
     }
     s.revocation_reason = sql::as_text(r[17]);
+    s.tpm.ek_certificate_der = sql::as_blob(r[18]);
     return s;
 }
 
@@ -192,6 +198,20 @@ result<std::unique_ptr<registrar>> registrar::open(const std::string& path) {
     }
     if (auto s = (*db)->script(schema(**db)); !s) {
         return error{fmt::format("registrar: {}", s.message())};
+    }
+    // A registry made before the EK certificate was recorded gets the
+    // column (empty for the signers already in it).
+    auto has = (*db)->query("SELECT COUNT(*) FROM pragma_table_info('signers') WHERE name = 'ek_certificate';", {},
+                            std::array{sql::column::integer});
+    if (!has) {
+        return error{fmt::format("registrar: {}", has.message())};
+    }
+    if (sql::as_integer(has->front()[0]) == 0) {
+        if (auto s =
+                (*db)->script(fmt::format("ALTER TABLE signers ADD COLUMN ek_certificate {};", (*db)->blob_type()));
+            !s) {
+            return error{fmt::format("registrar: {}", s.message())};
+        }
     }
     return std::unique_ptr<registrar>(new registrar(std::move(*db), path));
 }
@@ -281,12 +301,13 @@ status registrar::enrol(const signer_record& r) {
         optional_blob(r.pkcs11.key_id, pkcs11),
         optional_text(r.key_file, r.backend == hsm::backend_kind::software),
         r.enrolled_at_ns,
+        optional_blob(r.tpm.ek_certificate_der, tpm && !r.tpm.ek_certificate_der.empty()),
     };
     auto st = sql::in_transaction(*_db, [&]() -> status {
         auto ins = _db->query("INSERT INTO signers(signer_id, algorithm, public_key, backend, hardware_rooted, "
                               "ek_public, key_name, key_public_area, token_label, token_serial, token_manufacturer, "
-                              "token_model, key_label, key_id, key_file, enrolled_at_ns) VALUES($1, $2, $3, $4, $5, "
-                              "$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16);",
+                              "token_model, key_label, key_id, key_file, enrolled_at_ns, ek_certificate) VALUES($1, "
+                              "$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17);",
                               params);
         if (!ins) {
             return ins.err();
@@ -306,16 +327,120 @@ status registrar::enrol(const signer_record& r) {
     return ok_status();
 }
 
+namespace {
+
+using x509_ptr = std::unique_ptr<X509, decltype(&X509_free)>;
+
+x509_ptr certificate_of(std::span<const uint8_t> der) {
+    const unsigned char* p = der.data();
+    return {d2i_X509(nullptr, &p, static_cast<long>(der.size())), X509_free};
+}
+
+/// How an EK certificate fared against the issuers and CRLs.
+struct ek_verdict {
+    enum class kind : uint8_t { valid, revoked, unchecked, refused } what = kind::refused;
+    std::string message; ///< why, unless valid
+};
+
+ek_verdict judge_ek_certificate(X509* cert, const ek_trust& trust) {
+    const std::string& ca_file = trust.ca_file;
+    std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(X509_STORE_new(), X509_STORE_free);
+    if (store == nullptr || X509_STORE_load_file(store.get(), ca_file.c_str()) != 1) {
+        return {ek_verdict::kind::unchecked,
+                fmt::format("cannot read trusted EK issuers from {} (a PEM file of CA certificates)", ca_file)};
+    }
+    if (!trust.crl_file.empty()) {
+        // X509_STORE_load_file takes the CRLs of a PEM file as well; with
+        // CRL_CHECK the EK certificate's issuer must have one.
+        if (X509_STORE_load_file(store.get(), trust.crl_file.c_str()) != 1) {
+            return {ek_verdict::kind::unchecked,
+                    fmt::format("cannot read EK certificate revocation lists from {} (a PEM file of CRLs)",
+                                trust.crl_file)};
+        }
+        X509_STORE_set_flags(store.get(), X509_V_FLAG_CRL_CHECK);
+    }
+    std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> ctx(X509_STORE_CTX_new(), X509_STORE_CTX_free);
+    if (ctx == nullptr || X509_STORE_CTX_init(ctx.get(), store.get(), cert, nullptr) != 1) {
+        return {ek_verdict::kind::unchecked, "setting up the EK certificate check failed"};
+    }
+    if (X509_verify_cert(ctx.get()) == 1) {
+        return {ek_verdict::kind::valid, {}};
+    }
+    const int err = X509_STORE_CTX_get_error(ctx.get());
+    if (err == X509_V_ERR_CERT_REVOKED) {
+        return {ek_verdict::kind::revoked,
+                fmt::format("the TPM's EK certificate is revoked by its issuer's CRL in {}", trust.crl_file)};
+    }
+    const bool crl = err == X509_V_ERR_UNABLE_TO_GET_CRL || err == X509_V_ERR_CRL_HAS_EXPIRED ||
+                     err == X509_V_ERR_CRL_NOT_YET_VALID || err == X509_V_ERR_CRL_SIGNATURE_FAILURE ||
+                     err == X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE || err == X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER;
+    if (crl) {
+        return {ek_verdict::kind::unchecked,
+                fmt::format("the TPM's EK certificate cannot be checked against the CRLs in {}: {}", trust.crl_file,
+                            X509_verify_cert_error_string(err))};
+    }
+    return {ek_verdict::kind::refused, fmt::format("the TPM's EK certificate does not chain to {}: {}", ca_file,
+                                                   X509_verify_cert_error_string(err))};
+}
+
+/// The certificate's serial number, in hex.
+std::string serial_of(X509* cert) {
+    std::unique_ptr<BIGNUM, decltype(&BN_free)> bn(ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr), BN_free);
+    char* h = bn != nullptr ? BN_bn2hex(bn.get()) : nullptr;
+    std::string out = h != nullptr ? h : "?";
+    OPENSSL_free(h);
+    return out;
+}
+
+/// The revocation date (CLOCK_REALTIME ns) of `cert` in a CRL of its issuer
+/// in `crl_file` that lists it, when one does.
+std::optional<int64_t> revocation_date(X509* cert, const std::string& crl_file) {
+    std::unique_ptr<BIO, decltype(&BIO_free)> in(BIO_new_file(crl_file.c_str(), "r"), BIO_free);
+    if (in == nullptr) {
+        return std::nullopt;
+    }
+    for (;;) {
+        std::unique_ptr<X509_CRL, decltype(&X509_CRL_free)> crl(
+            PEM_read_bio_X509_CRL(in.get(), nullptr, nullptr, nullptr), X509_CRL_free);
+        if (crl == nullptr) {
+            ERR_clear_error(); // the end of the file, or something that is not a CRL
+            return std::nullopt;
+        }
+        X509_REVOKED* entry = nullptr;
+        if (X509_NAME_cmp(X509_CRL_get_issuer(crl.get()), X509_get_issuer_name(cert)) == 0 &&
+            X509_CRL_get0_by_cert(crl.get(), &entry, cert) == 1 && entry != nullptr) {
+            std::tm tm{};
+            if (ASN1_TIME_to_tm(X509_REVOKED_get0_revocationDate(entry), &tm) != 1) {
+                return std::nullopt;
+            }
+            return static_cast<int64_t>(timegm(&tm)) * 1'000'000'000;
+        }
+    }
+}
+
+} // namespace
+
+const char* to_string(ek_revocation_check::outcome o) noexcept {
+    switch (o) {
+    case ek_revocation_check::outcome::valid:
+        return "valid";
+    case ek_revocation_check::outcome::revoked:
+        return "revoked";
+    case ek_revocation_check::outcome::cannot_check:
+        return "cannot_check";
+    case ek_revocation_check::outcome::no_certificate:
+        return "no_certificate";
+    }
+    return "?";
+}
+
 status check_ek_certificate(std::span<const uint8_t> certificate_der, std::span<const uint8_t> ek_spki_der,
                             const ek_trust& trust) {
-    const std::string& ca_file = trust.ca_file;
     if (certificate_der.empty()) {
         return error{fmt::format("the TPM holds no EK certificate (NV 0x{:08x} or 0x{:08x}) to check against {}",
-                                 hsm::ek_certificate_index_ecc, hsm::ek_certificate_index_rsa, ca_file)};
+                                 hsm::ek_certificate_index_ecc, hsm::ek_certificate_index_rsa, trust.ca_file)};
     }
-    const unsigned char* p = certificate_der.data();
-    std::unique_ptr<X509, decltype(&X509_free)> cert(d2i_X509(nullptr, &p, static_cast<long>(certificate_der.size())),
-                                                     X509_free);
+    const x509_ptr cert = certificate_of(certificate_der);
     if (cert == nullptr) {
         return error{"the TPM's EK certificate is not a DER X.509 certificate"};
     }
@@ -327,40 +452,72 @@ status check_ek_certificate(std::span<const uint8_t> certificate_der, std::span<
     if (!same) {
         return error{"the TPM's EK certificate is for another key than its EK"};
     }
-    std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(X509_STORE_new(), X509_STORE_free);
-    if (store == nullptr || X509_STORE_load_file(store.get(), ca_file.c_str()) != 1) {
-        return error{fmt::format("cannot read trusted EK issuers from {} (a PEM file of CA certificates)", ca_file)};
-    }
-    if (!trust.crl_file.empty()) {
-        // X509_STORE_load_file takes the CRLs of a PEM file as well; with
-        // CRL_CHECK the EK certificate's issuer must have one.
-        if (X509_STORE_load_file(store.get(), trust.crl_file.c_str()) != 1) {
-            return error{fmt::format("cannot read EK certificate revocation lists from {} (a PEM file of CRLs)",
-                                     trust.crl_file)};
-        }
-        X509_STORE_set_flags(store.get(), X509_V_FLAG_CRL_CHECK);
-    }
-    std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> ctx(X509_STORE_CTX_new(), X509_STORE_CTX_free);
-    if (ctx == nullptr || X509_STORE_CTX_init(ctx.get(), store.get(), cert.get(), nullptr) != 1) {
-        return error{"setting up the EK certificate check failed"};
-    }
-    if (X509_verify_cert(ctx.get()) != 1) {
-        const int err = X509_STORE_CTX_get_error(ctx.get());
-        if (err == X509_V_ERR_CERT_REVOKED) {
-            return error{fmt::format("the TPM's EK certificate is revoked by its issuer's CRL in {}", trust.crl_file)};
-        }
-        const bool crl = err == X509_V_ERR_UNABLE_TO_GET_CRL || err == X509_V_ERR_CRL_HAS_EXPIRED ||
-                         err == X509_V_ERR_CRL_NOT_YET_VALID || err == X509_V_ERR_CRL_SIGNATURE_FAILURE ||
-                         err == X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE ||
-                         err == X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER;
-        if (crl) {
-            return error{fmt::format("the TPM's EK certificate cannot be checked against the CRLs in {}: {}",
-                                     trust.crl_file, X509_verify_cert_error_string(err))};
-        }
-        return error{fmt::format("the TPM's EK certificate does not chain to {}: {}", ca_file,
-                                 X509_verify_cert_error_string(err))};
+    const ek_verdict v = judge_ek_certificate(cert.get(), trust);
+    if (v.what != ek_verdict::kind::valid) {
+        return error{v.message};
     }
     return ok_status();
+}
+
+result<std::vector<ek_revocation_check>> registrar::check_ek_revocations(const ek_trust& trust) {
+    if (trust.ca_file.empty() || trust.crl_file.empty()) {
+        return error{"checking EK certificates for revocation needs the trusted EK issuers (--ek-ca) and their CRLs "
+                     "(--ek-crl)"};
+    }
+    PTPSEC_TRY(signers, list());
+    std::vector<ek_revocation_check> out;
+    for (const signer_record& s : *signers) {
+        if (s.backend != hsm::backend_kind::tpm || s.revoked_at_ns) {
+            continue;
+        }
+        ek_revocation_check c;
+        c.signer_id = s.signer_id;
+        const x509_ptr cert =
+            s.tpm.ek_certificate_der.empty() ? x509_ptr(nullptr, X509_free) : certificate_of(s.tpm.ek_certificate_der);
+        if (cert == nullptr) {
+            c.result = ek_revocation_check::outcome::no_certificate;
+            c.detail = s.tpm.ek_certificate_der.empty()
+                           ? "no EK certificate is recorded for it (its TPM held none at enrolment, or it was "
+                             "enrolled before certificates were recorded)"
+                           : "its recorded EK certificate is not a DER X.509 certificate";
+            out.push_back(std::move(c));
+            continue;
+        }
+        const std::string serial = serial_of(cert.get());
+        const ek_verdict v = judge_ek_certificate(cert.get(), trust);
+        switch (v.what) {
+        case ek_verdict::kind::valid:
+            c.result = ek_revocation_check::outcome::valid;
+            c.detail = fmt::format("EK certificate serial {} is not revoked (CRLs in {})", serial, trust.crl_file);
+            break;
+        case ek_verdict::kind::revoked: {
+            const auto at = revocation_date(cert.get(), trust.crl_file);
+            if (!at) {
+                c.result = ek_revocation_check::outcome::cannot_check;
+                c.detail = fmt::format("EK certificate serial {} is revoked, but its revocation date cannot be read "
+                                       "from {}; nothing changed",
+                                       serial, trust.crl_file);
+                break;
+            }
+            const std::string reason =
+                fmt::format("EK certificate serial {} revoked by its issuer's CRL in {}", serial, trust.crl_file);
+            if (auto st = revoke(s.signer_id, reason, *at); !st) {
+                return st.err();
+            }
+            c.result = ek_revocation_check::outcome::revoked;
+            c.revoked_at_ns = *at;
+            c.detail = reason;
+            break;
+        }
+        case ek_verdict::kind::unchecked:
+        case ek_verdict::kind::refused:
+            c.result = ek_revocation_check::outcome::cannot_check;
+            c.detail = fmt::format("EK certificate serial {}: {}; nothing changed", serial, v.message);
+            break;
+        }
+        out.push_back(std::move(c));
+    }
+    return out;
 }
 
 status registrar::enrol_tpm(const tpm_enrolment& e, std::span<const uint8_t> issued_nonce,
@@ -434,6 +591,7 @@ status registrar::enrol_tpm(const tpm_enrolment& e, std::span<const uint8_t> iss
     r.tpm.ek_public_der = e.ek_public_der;
     r.tpm.key_name = std::move(*name);
     r.tpm.key_public_area = e.key_public_area;
+    r.tpm.ek_certificate_der = e.ek_certificate_der;
     r.expected_pcrs = e.expected_pcrs;
     r.enrolled_at_ns = now_ns();
     return enrol(r);

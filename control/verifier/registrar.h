@@ -55,6 +55,9 @@ struct tpm_identity {
     std::vector<uint8_t> ek_public_der;   ///< the endorsement key, DER SubjectPublicKeyInfo
     std::vector<uint8_t> key_name;        ///< the signing key's TPM name (nameAlg || SHA-256(TPMT_PUBLIC))
     std::vector<uint8_t> key_public_area; ///< its TPM2B_PUBLIC, marshalled
+    /// The EK certificate the TPM held at enrolment (DER); empty when it
+    /// held none (or the signer was enrolled before it was recorded).
+    std::vector<uint8_t> ek_certificate_der;
 };
 
 /// Which token holds a PKCS#11 key (hsm::pkcs11_enrolment).
@@ -116,6 +119,22 @@ struct ek_trust {
 status check_ek_certificate(std::span<const uint8_t> certificate_der, std::span<const uint8_t> ek_spki_der,
                             const ek_trust& trust);
 
+/// What check_ek_revocations() found for one TPM signer.
+struct ek_revocation_check {
+    enum class outcome : uint8_t {
+        valid,          ///< chains to the issuers, and a current CRL of its issuer does not list it
+        revoked,        ///< listed: the signer is revoked from the CRL's revocation date
+        cannot_check,   ///< the CRLs or issuers do not allow a verdict (detail says why); nothing changes
+        no_certificate, ///< no EK certificate recorded for this signer; nothing changes
+    };
+    std::string signer_id;
+    outcome result = outcome::cannot_check;
+    std::string detail;
+    std::optional<int64_t> revoked_at_ns; ///< revoked: the revocation date the CRL gives (CLOCK_REALTIME)
+};
+
+const char* to_string(ek_revocation_check::outcome o) noexcept;
+
 /// A fresh 32-octet nonce from the OS's random generator, for a quote.
 result<std::vector<uint8_t>> make_nonce();
 
@@ -138,6 +157,18 @@ public:
     /// hardware-rooted.
     status enrol_software(std::string_view signer_id, hsm::signature_algorithm alg,
                           std::span<const uint8_t> public_key_der, std::string_view key_file, bool allow_software);
+
+    /// Checks the EK certificate recorded for every TPM signer not revoked
+    /// yet against `trust` (issuers and CRLs, both needed): a vendor's later
+    /// revocation of a TPM reaches the signers enrolled before it. A signer
+    /// whose certificate a current CRL of its issuer lists is revoked from
+    /// the revocation date that CRL gives, with a reason naming the
+    /// certificate's serial and the CRL file, so that its batches from then
+    /// on are refused. Anything that prevents a verdict (an expired CRL, none
+    /// for the issuer, a certificate that no longer chains) is reported and
+    /// changes nothing. One row per TPM signer not revoked before, by
+    /// signer_id.
+    result<std::vector<ek_revocation_check>> check_ek_revocations(const ek_trust& trust);
 
     /// Marks the signer revoked at `at_ns` (CLOCK_REALTIME) for `reason`.
     /// Refused for an unknown or already revoked signer.

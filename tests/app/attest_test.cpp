@@ -368,6 +368,23 @@ TEST_F(attest_app, every_forwarded_timing_event_gets_tpm_evidence_from_swtpm) {
                                             tpm.ek_ca_file(), _dir.file("vendor.crl"))),
               std::string::npos)
         << enrolled.out;
+    // Later, the vendor's CRLs again: still valid (exit 0); a CRL that has
+    // expired gives no verdict (exit 1) and changes nothing.
+    const auto checked = test::run_program(
+        _dir, _ctl,
+        {"registrar", "check-ek", "--db", registrar, "--ek-ca", tpm.ek_ca_file(), "--ek-crl", _dir.file("vendor.crl")});
+    ASSERT_EQ(checked.exit_code, 0) << checked.out << checked.err;
+    EXPECT_NE(checked.out.find("observer-1: valid: EK certificate serial "), std::string::npos) << checked.out;
+    tpm.write_ek_crl(_dir.file("expired.crl"), {}, -std::chrono::hours(1));
+    const auto unchecked = test::run_program(_dir, _ctl,
+                                             {"registrar", "check-ek", "--db", registrar, "--ek-ca", tpm.ek_ca_file(),
+                                              "--ek-crl", _dir.file("expired.crl"), "--json"});
+    ASSERT_EQ(unchecked.exit_code, 1) << unchecked.out << unchecked.err;
+    const auto j = json::parse(unchecked.out);
+    ASSERT_EQ(j.size(), 1U) << unchecked.out;
+    EXPECT_EQ(j[0]["signer_id"], "observer-1");
+    EXPECT_EQ(j[0]["result"], "cannot_check");
+    EXPECT_TRUE(j[0]["revoked_at"].is_null());
     const auto r = run_dataplane({"--attest", "tpm", "--attest-tcti", tpm.tcti()});
     ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
     EXPECT_NE(r.out.find("attestation: tpm signer observer-1, batches of up to 64 events or 20 ms"), std::string::npos)
@@ -401,6 +418,41 @@ TEST_F(attest_app, every_forwarded_timing_event_gets_tpm_evidence_from_swtpm) {
     }
     EXPECT_EQ(report.at("events"), want);
     EXPECT_EQ(report.at("batches_accepted"), report.at("records"));
+
+    // The vendor revokes the EK certificate from now on: the online
+    // Verifier's check of the CRLs revokes the signer from that date, and
+    // status says so.
+    auto cert = (*s)->endorsement_certificate_der();
+    ASSERT_TRUE(cert && !cert->empty());
+    tpm.write_ek_crl(_dir.file("vendor.crl"), {*cert}, std::chrono::hours(24), ::time(nullptr));
+    auto verifier = start_verifier(fmt::format("ek-ca = \"{}\"\nek-crl = \"vendor.crl\"\n", tpm.ek_ca_file()));
+    json ek;
+    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+         std::chrono::steady_clock::now() < deadline;) {
+        ASSERT_TRUE(verifier->running()) << verifier->err() << verifier->out();
+        ek = verifier_status().value("ek_check", json());
+        if (ek.is_object()) {
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_TRUE(ek.is_object()) << verifier->out();
+    EXPECT_EQ(ek.value("revoked", 0U), 1U) << ek.dump();
+    EXPECT_EQ(ek.at("signers").at(0).at("signer_id"), "observer-1") << ek.dump();
+    const auto plain = test::run_program(_dir, _ctl, {"status", "--controld-socket", _dir.file("verifier.sock")});
+    EXPECT_NE(plain.out.find(fmt::format("EK certificates against {} at ", _dir.file("vendor.crl"))), std::string::npos)
+        << plain.out;
+    EXPECT_NE(plain.out.find(": valid 0 revoked 1 cannot check 0 no certificate 0"), std::string::npos) << plain.out;
+    EXPECT_NE(plain.out.find("    observer-1: revoked: EK certificate serial "), std::string::npos) << plain.out;
+    ASSERT_EQ(verifier->stop(), 0) << verifier->err();
+    EXPECT_NE(verifier->out().find("signer \"observer-1\" REVOKED from "), std::string::npos) << verifier->out();
+    const auto listed = test::run_program(_dir, _ctl, {"registrar", "list", "--db", registrar, "--json"});
+    ASSERT_EQ(listed.exit_code, 0) << listed.err;
+    const json signers = json::parse(listed.out);
+    ASSERT_EQ(signers.size(), 1U);
+    EXPECT_NE(signers[0].at("revocation_reason").get<std::string>().find("revoked by its issuer's CRL in"),
+              std::string::npos)
+        << listed.out;
 }
 
 TEST_F(attest_app, a_pkcs11_token_signs_the_same_way) {

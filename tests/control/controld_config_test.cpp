@@ -215,10 +215,34 @@ TEST(controld_config, the_admin_socket_has_a_default_and_can_be_moved_or_turned_
     EXPECT_EQ(c->admin.socket, longest);
 }
 
+TEST(controld_config, the_verifier_reads_back_with_its_files_resolved) {
+    auto c = parse_config(R"([verifier]
+registrar = "registrar.db"
+audit = "sqlite:audit.db"
+logs = ["/var/lib/ptpsec/evidence"]
+ek-ca = "vendors.pem"
+ek-crl = "/etc/ptpsec/vendors.crl"
+ek-check-interval = 600
+)",
+                          "controld.toml", "/etc/ptpsec");
+    ASSERT_TRUE(c) << c.message();
+    ASSERT_TRUE(c->verifier);
+    EXPECT_EQ(c->verifier->registrar, "/etc/ptpsec/registrar.db");
+    EXPECT_EQ(c->verifier->audit, "sqlite:/etc/ptpsec/audit.db");
+    EXPECT_EQ(c->verifier->ek_ca, "/etc/ptpsec/vendors.pem");
+    EXPECT_EQ(c->verifier->ek_crl, "/etc/ptpsec/vendors.crl");
+    EXPECT_EQ(c->verifier->ek_check_interval_s, 600U);
+    auto plain = parse_config("[verifier]\nregistrar = \"r.db\"\naudit = \"sqlite:a.db\"\nlogs = [\"l\"]\n", "t.toml");
+    ASSERT_TRUE(plain) << plain.message();
+    EXPECT_TRUE(plain->verifier->ek_crl.empty());
+    EXPECT_EQ(plain->verifier->ek_check_interval_s, 3600U);
+}
+
 TEST(controld_config, every_mistake_is_named_with_its_line) {
     const std::string group = "[[group]]\nname = \"g\"\n";
     const std::string node = "[node]\nserver = \"ke\"\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\n";
     const std::string server = "[server]\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\nstate = \"s\"\n";
+    const std::string verifier = "[verifier]\nregistrar = \"r.db\"\naudit = \"sqlite:a.db\"\nlogs = [\"l\"]\n";
     struct bad {
         std::string text;
         std::string says;
@@ -307,6 +331,12 @@ TEST(controld_config, every_mistake_is_named_with_its_line) {
         {group + node + "groups = [\"g\"]\nrefresh-interval = 86401\n",
          "t.toml:9: node.refresh-interval = 86401: use 0 to 86400"},
         {"[[group]\nname = 1\n", "t.toml:1:"},
+        {verifier + "ek-ca = \"vendors.pem\"\n",
+         "t.toml:1: [verifier] ek-ca = \"FILE\" and ek-crl = \"FILE\" go together"},
+        {verifier + "ek-crl = \"vendors.crl\"\n", "ek-ca = \"FILE\" and ek-crl = \"FILE\" go together"},
+        {verifier + "ek-ca = \"\"\nek-crl = \"vendors.crl\"\n", "ek-ca = \"FILE\" and ek-crl = \"FILE\" go together"},
+        {verifier + "ek-ca = \"v.pem\"\nek-crl = \"v.crl\"\nek-check-interval = 59\n",
+         "t.toml:7: verifier.ek-check-interval = 59: use 60 to 86400"},
     };
     for (const auto& c : cases) {
         auto r = parse_config(c.text, "t.toml");

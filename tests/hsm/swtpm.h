@@ -69,10 +69,11 @@ public:
     const std::string& ek_ca_file() const noexcept { return _ek_ca; }
     /// Writes to `path` a PEM CRL of the issuer of the EK certificates (the
     /// swtpm_localca CA of a manufactured TPM, signed with its key) that
-    /// lists `revoked` (DER certificates) and whose nextUpdate is
-    /// `next_update` from now (negative: already expired).
+    /// lists `revoked` (DER certificates), revoked at `revoked_at` (default:
+    /// a minute ago), and whose nextUpdate is `next_update` from now
+    /// (negative: already expired).
     void write_ek_crl(const std::string& path, const std::vector<std::vector<uint8_t>>& revoked,
-                      std::chrono::seconds next_update) const {
+                      std::chrono::seconds next_update, std::optional<time_t> revoked_at = std::nullopt) const {
         const std::string ca = _logs.file("ca");
         const auto fail = [&](const char* what) {
             throw std::runtime_error(fmt::format("making a CRL of the EK issuer in {}: {}", ca, what));
@@ -95,6 +96,8 @@ public:
         std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> last(ASN1_TIME_set(nullptr, now - 60), ASN1_TIME_free);
         std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> next(ASN1_TIME_set(nullptr, now + next_update.count()),
                                                                    ASN1_TIME_free);
+        std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> when(
+            ASN1_TIME_set(nullptr, revoked_at.value_or(now - 60)), ASN1_TIME_free);
         if (X509_CRL_set_version(crl.get(), X509_CRL_VERSION_2) != 1 ||
             X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(issuer.get())) != 1 ||
             X509_CRL_set1_lastUpdate(crl.get(), last.get()) != 1 ||
@@ -107,7 +110,7 @@ public:
                                                              X509_free);
             X509_REVOKED* r = X509_REVOKED_new();
             if (!cert || r == nullptr || X509_REVOKED_set_serialNumber(r, X509_get_serialNumber(cert.get())) != 1 ||
-                X509_REVOKED_set_revocationDate(r, last.get()) != 1 || X509_CRL_add0_revoked(crl.get(), r) != 1) {
+                X509_REVOKED_set_revocationDate(r, when.get()) != 1 || X509_CRL_add0_revoked(crl.get(), r) != 1) {
                 X509_REVOKED_free(r);
                 fail("cannot list a revoked certificate");
             }

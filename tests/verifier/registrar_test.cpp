@@ -20,6 +20,9 @@
 
 #include <sys/stat.h>
 
+#include <ctime>
+#include <map>
+
 namespace ptpsec::verifier {
 namespace {
 
@@ -240,6 +243,117 @@ TEST_F(registrar_tpm, the_ek_certificate_must_chain_to_the_trusted_issuers_and_n
     expect_refused(check_ek_certificate(std::vector<uint8_t>{0x30, 0x03, 0x02, 0x01, 0x00}, *plain_ek,
                                         ek_trust{made.ek_ca_file(), {}}),
                    "not a DER X.509 certificate");
+}
+
+TEST_F(registrar_tpm, a_vendor_revoking_an_ek_certificate_after_enrolment_revokes_the_signer_from_that_date) {
+    const std::vector<unsigned> pcrs{0, 7};
+    ptpsec::test::swtpm made(ptpsec::test::swtpm::make::ek_certificates);
+    hsm::tpm_settings ts;
+    ts.tcti = made.tcti();
+    ts.signer_id = "gm-made";
+    auto signer = hsm::tpm_signer::open(ts);
+    ASSERT_TRUE(signer) << signer.message();
+    auto q = (*signer)->quote(std::vector<uint8_t>(16, 1), pcrs);
+    ASSERT_TRUE(q) << q.message();
+    made.write_ek_crl(_dir.file("current.crl"), {}, std::chrono::hours(24));
+    const ek_trust current{made.ek_ca_file(), _dir.file("current.crl")};
+    ASSERT_TRUE(enrol_tpm(*_registrar, **signer, "gm-made", q->pcrs, current));
+    // A TPM without an EK certificate, and a software signer (not checked).
+    ASSERT_TRUE(enrol_tpm(*_registrar, *_signer, "gm-plain", current_pcrs(pcrs)));
+    auto sw = software(_dir, "sw");
+    ASSERT_NE(sw, nullptr);
+    enrol(*_registrar, *sw, "gm-software");
+    auto cert = (*signer)->endorsement_certificate_der();
+    ASSERT_TRUE(cert && !cert->empty());
+    auto recorded = _registrar->lookup("gm-made");
+    ASSERT_TRUE(recorded && *recorded);
+    EXPECT_EQ((*recorded)->tpm.ek_certificate_der, *cert);
+
+    using outcome = ek_revocation_check::outcome;
+    const auto outcomes = [](const std::vector<ek_revocation_check>& checks) {
+        std::map<std::string, outcome> m;
+        for (const auto& c : checks) {
+            m[c.signer_id] = c.result;
+        }
+        return m;
+    };
+    auto checked = _registrar->check_ek_revocations(current);
+    ASSERT_TRUE(checked) << checked.message();
+    EXPECT_EQ(outcomes(*checked),
+              (std::map<std::string, outcome>{{"gm-made", outcome::valid}, {"gm-plain", outcome::no_certificate}}));
+    const auto no_crl = _registrar->check_ek_revocations(ek_trust{made.ek_ca_file(), {}});
+    ASSERT_FALSE(no_crl);
+    EXPECT_NE(no_crl.message().find("needs the trusted EK issuers"), std::string::npos) << no_crl.message();
+
+    // No verdict (an expired CRL, none for the issuer): nothing changes.
+    made.write_ek_crl(_dir.file("expired.crl"), {*cert}, -std::chrono::hours(1));
+    for (const auto& crl : {_dir.file("expired.crl"), _dir.file("missing.crl")}) {
+        checked = _registrar->check_ek_revocations(ek_trust{made.ek_ca_file(), crl});
+        ASSERT_TRUE(checked) << checked.message();
+        ASSERT_EQ(checked->size(), 2U);
+        EXPECT_EQ(checked->front().result, outcome::cannot_check) << crl;
+        EXPECT_NE(checked->front().detail.find("nothing changed"), std::string::npos) << checked->front().detail;
+    }
+    EXPECT_FALSE((*_registrar->lookup("gm-made"))->revoked_at_ns);
+
+    // The vendor revokes the certificate as of an hour ago.
+    const time_t revoked_at = ::time(nullptr) - 3600;
+    made.write_ek_crl(_dir.file("revoked.crl"), {*cert}, std::chrono::hours(24), revoked_at);
+    checked = _registrar->check_ek_revocations(ek_trust{made.ek_ca_file(), _dir.file("revoked.crl")});
+    ASSERT_TRUE(checked) << checked.message();
+    ASSERT_EQ(checked->size(), 2U);
+    const ek_revocation_check& r = checked->front();
+    EXPECT_EQ(r.signer_id, "gm-made");
+    ASSERT_EQ(r.result, outcome::revoked) << r.detail;
+    ASSERT_TRUE(r.revoked_at_ns);
+    EXPECT_EQ(*r.revoked_at_ns, int64_t{revoked_at} * 1'000'000'000);
+    EXPECT_NE(r.detail.find("revoked by its issuer's CRL in " + _dir.file("revoked.crl")), std::string::npos)
+        << r.detail;
+    auto after = _registrar->lookup("gm-made");
+    ASSERT_TRUE(after && *after);
+    EXPECT_EQ((*after)->revoked_at_ns, r.revoked_at_ns);
+    EXPECT_EQ((*after)->revocation_reason, r.detail);
+    EXPECT_FALSE((*_registrar->lookup("gm-plain"))->revoked_at_ns);
+    EXPECT_FALSE((*_registrar->lookup("gm-software"))->revoked_at_ns);
+    // Checked once: a revoked signer is not listed again.
+    checked = _registrar->check_ek_revocations(ek_trust{made.ek_ca_file(), _dir.file("revoked.crl")});
+    ASSERT_TRUE(checked);
+    EXPECT_EQ(outcomes(*checked), (std::map<std::string, outcome>{{"gm-plain", outcome::no_certificate}}));
+
+    // Its batch from before the revocation date is warned about, the one
+    // after is refused.
+    const uint64_t at_ns = static_cast<uint64_t>(revoked_at) * 1'000'000'000ULL;
+    chain c(**signer, "gm-made");
+    const auto before = c.next(2, std::nullopt, at_ns - 600'000'000'000ULL);
+    const auto later = c.next(2, std::nullopt, at_ns + 600'000'000'000ULL);
+    verifier v(*_registrar, nullptr);
+    verify_report rep;
+    v.verify_log("gm-made.log", make_log({before, later}).bytes, rep);
+    ASSERT_EQ(rep.failures.size(), 1U);
+    EXPECT_EQ(rep.failures[0].check, "signer revoked");
+    EXPECT_EQ(rep.failures[0].counter, later.payload.counter);
+    ASSERT_FALSE(rep.warnings.empty());
+}
+
+TEST(registrar, a_registry_without_the_ek_certificate_column_gets_it_when_opened) {
+    temp_dir dir;
+    {
+        auto reg = open_registrar(dir);
+        ASSERT_NE(reg, nullptr);
+        auto s = software(dir, "dev");
+        ASSERT_NE(s, nullptr);
+        enrol(*reg, *s, "dev");
+    }
+    {
+        auto db = sql::open_sqlite(dir.file("registrar.db"), true);
+        ASSERT_TRUE(db) << db.message();
+        ASSERT_TRUE((*db)->script("ALTER TABLE signers DROP COLUMN ek_certificate;"));
+    }
+    auto reg = open_registrar(dir);
+    ASSERT_NE(reg, nullptr);
+    auto found = reg->lookup("dev");
+    ASSERT_TRUE(found && *found) << found.message();
+    EXPECT_TRUE((*found)->tpm.ek_certificate_der.empty());
 }
 
 TEST_F(registrar_tpm, enrolment_refuses_a_wrong_profile_a_wrong_nonce_and_a_doctored_key_then_batches_verify) {
