@@ -166,6 +166,16 @@ protected:
         _registrar = open_registrar(_dir);
     }
 
+    /// A signer on `tpm` named `signer_id`.
+    static std::unique_ptr<hsm::tpm_signer> open_signer(const ptpsec::test::swtpm& tpm, const std::string& signer_id) {
+        hsm::tpm_settings s;
+        s.tcti = tpm.tcti();
+        s.signer_id = signer_id;
+        auto signer = hsm::tpm_signer::open(s);
+        EXPECT_TRUE(signer) << signer.message();
+        return signer ? std::move(*signer) : nullptr;
+    }
+
     /// The PCRs' values now, as the profile an operator would write down.
     hsm::pcr_values current_pcrs(const std::vector<unsigned>& pcrs) {
         const std::vector<uint8_t> nonce(16, 0x42);
@@ -189,12 +199,9 @@ TEST_F(registrar_tpm, the_ek_certificate_must_chain_to_the_trusted_issuers_and_n
 
     // A manufactured TPM: its certificate chains to its vendor's CA.
     ptpsec::test::swtpm made(ptpsec::test::swtpm::make::ek_certificates);
-    hsm::tpm_settings s;
-    s.tcti = made.tcti();
-    s.signer_id = "gm-made";
-    auto signer = hsm::tpm_signer::open(s);
-    ASSERT_TRUE(signer) << signer.message();
-    auto q = (*signer)->quote(std::vector<uint8_t>(16, 1), pcrs);
+    auto signer = open_signer(made, "gm-made");
+    ASSERT_NE(signer, nullptr);
+    auto q = signer->quote(std::vector<uint8_t>(16, 1), pcrs);
     ASSERT_TRUE(q) << q.message();
     // Another CA (not the TPM's vendor): refused, saying why.
     const auto other_ca = ptpsec::test::run_program(
@@ -202,36 +209,36 @@ TEST_F(registrar_tpm, the_ek_certificate_must_chain_to_the_trusted_issuers_and_n
         {"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=other vendor",
          "-days", "2", "-keyout", _dir.file("other.key"), "-out", _dir.file("other-ca.pem")});
     ASSERT_EQ(other_ca.exit_code, 0) << other_ca.err;
-    expect_refused(enrol_tpm(*_registrar, **signer, "gm-made", q->pcrs, ek_trust{_dir.file("other-ca.pem"), {}}),
+    expect_refused(enrol_tpm(*_registrar, *signer, "gm-made", q->pcrs, ek_trust{_dir.file("other-ca.pem"), {}}),
                    "does not chain to");
-    expect_refused(enrol_tpm(*_registrar, **signer, "gm-made", q->pcrs, ek_trust{_dir.file("missing.pem"), {}}),
+    expect_refused(enrol_tpm(*_registrar, *signer, "gm-made", q->pcrs, ek_trust{_dir.file("missing.pem"), {}}),
                    "cannot read trusted EK issuers");
     EXPECT_FALSE(*_registrar->lookup("gm-made"));
 
     // Revocation, with the issuer's CRLs: a CRL that lists the certificate,
     // one that has expired, one from another key, none for this issuer.
-    auto cert = (*signer)->endorsement_certificate_der();
+    auto cert = signer->endorsement_certificate_der();
     ASSERT_TRUE(cert && !cert->empty());
     made.write_ek_crl(_dir.file("revoked.crl"), {*cert}, std::chrono::hours(24));
     const ek_trust revoked{made.ek_ca_file(), _dir.file("revoked.crl")};
-    expect_refused(enrol_tpm(*_registrar, **signer, "gm-made", q->pcrs, revoked),
+    expect_refused(enrol_tpm(*_registrar, *signer, "gm-made", q->pcrs, revoked),
                    "EK certificate is revoked by its issuer's CRL in " + revoked.crl_file);
     made.write_ek_crl(_dir.file("expired.crl"), {}, -std::chrono::hours(1));
     expect_refused(
-        enrol_tpm(*_registrar, **signer, "gm-made", q->pcrs, ek_trust{made.ek_ca_file(), _dir.file("expired.crl")}),
+        enrol_tpm(*_registrar, *signer, "gm-made", q->pcrs, ek_trust{made.ek_ca_file(), _dir.file("expired.crl")}),
         "cannot be checked against the CRLs in " + _dir.file("expired.crl") + ": CRL has expired");
     expect_refused(
-        enrol_tpm(*_registrar, **signer, "gm-made", q->pcrs, ek_trust{made.ek_ca_file(), _dir.file("other-ca.pem")}),
+        enrol_tpm(*_registrar, *signer, "gm-made", q->pcrs, ek_trust{made.ek_ca_file(), _dir.file("other-ca.pem")}),
         "unable to get certificate CRL");
     expect_refused(
-        enrol_tpm(*_registrar, **signer, "gm-made", q->pcrs, ek_trust{made.ek_ca_file(), _dir.file("no.crl")}),
+        enrol_tpm(*_registrar, *signer, "gm-made", q->pcrs, ek_trust{made.ek_ca_file(), _dir.file("no.crl")}),
         "cannot read EK certificate revocation lists from " + _dir.file("no.crl"));
     EXPECT_FALSE(*_registrar->lookup("gm-made"));
 
     // A current CRL that lists another certificate: enrolled.
     made.write_ek_crl(_dir.file("current.crl"), {}, std::chrono::hours(24));
     const auto ok =
-        enrol_tpm(*_registrar, **signer, "gm-made", q->pcrs, ek_trust{made.ek_ca_file(), _dir.file("current.crl")});
+        enrol_tpm(*_registrar, *signer, "gm-made", q->pcrs, ek_trust{made.ek_ca_file(), _dir.file("current.crl")});
     ASSERT_TRUE(ok) << ok.message();
     EXPECT_TRUE(*_registrar->lookup("gm-made"));
 
@@ -248,22 +255,19 @@ TEST_F(registrar_tpm, the_ek_certificate_must_chain_to_the_trusted_issuers_and_n
 TEST_F(registrar_tpm, a_vendor_revoking_an_ek_certificate_after_enrolment_revokes_the_signer_from_that_date) {
     const std::vector<unsigned> pcrs{0, 7};
     ptpsec::test::swtpm made(ptpsec::test::swtpm::make::ek_certificates);
-    hsm::tpm_settings ts;
-    ts.tcti = made.tcti();
-    ts.signer_id = "gm-made";
-    auto signer = hsm::tpm_signer::open(ts);
-    ASSERT_TRUE(signer) << signer.message();
-    auto q = (*signer)->quote(std::vector<uint8_t>(16, 1), pcrs);
+    auto signer = open_signer(made, "gm-made");
+    ASSERT_NE(signer, nullptr);
+    auto q = signer->quote(std::vector<uint8_t>(16, 1), pcrs);
     ASSERT_TRUE(q) << q.message();
     made.write_ek_crl(_dir.file("current.crl"), {}, std::chrono::hours(24));
     const ek_trust current{made.ek_ca_file(), _dir.file("current.crl")};
-    ASSERT_TRUE(enrol_tpm(*_registrar, **signer, "gm-made", q->pcrs, current));
+    ASSERT_TRUE(enrol_tpm(*_registrar, *signer, "gm-made", q->pcrs, current));
     // A TPM without an EK certificate, and a software signer (not checked).
     ASSERT_TRUE(enrol_tpm(*_registrar, *_signer, "gm-plain", current_pcrs(pcrs)));
     auto sw = software(_dir, "sw");
     ASSERT_NE(sw, nullptr);
     enrol(*_registrar, *sw, "gm-software");
-    auto cert = (*signer)->endorsement_certificate_der();
+    auto cert = signer->endorsement_certificate_der();
     ASSERT_TRUE(cert && !cert->empty());
     auto recorded = _registrar->lookup("gm-made");
     ASSERT_TRUE(recorded && *recorded);
@@ -323,7 +327,7 @@ TEST_F(registrar_tpm, a_vendor_revoking_an_ek_certificate_after_enrolment_revoke
     // Its batch from before the revocation date is warned about, the one
     // after is refused.
     const uint64_t at_ns = static_cast<uint64_t>(revoked_at) * 1'000'000'000ULL;
-    chain c(**signer, "gm-made");
+    chain c(*signer, "gm-made");
     const auto before = c.next(2, std::nullopt, at_ns - 600'000'000'000ULL);
     const auto later = c.next(2, std::nullopt, at_ns + 600'000'000'000ULL);
     verifier v(*_registrar, nullptr);
