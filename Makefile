@@ -52,6 +52,8 @@ bench: hugepages
 	python3 bench/ke_bench.py --build $(BENCH_BUILD) --json $(BENCH_BUILD)/ke.json
 	$(BENCH_BUILD)/bench/ptpsec-attest-bench --duration 3 --json > $(BENCH_BUILD)/attest.json
 	$(BENCH_BUILD)/bench/ptpsec-attest-bench --duration 3 --rate 200000 --json > $(BENCH_BUILD)/attest-200k.json
+	$(BENCH_BUILD)/bench/ptpsec-verifier-bench --events 3000000 --slice 500000 --mode none --mode sqlite \
+	  --mode postgresql --json > $(BENCH_BUILD)/verifier.json
 	python3 scripts/bench-report.py --intro docs/benchmarks.md --testpmd $(BENCH_BUILD)/testpmd.json \
 	  --ke $(BENCH_BUILD)/ke.json $(BENCH_BUILD)/bench.json > $(BENCH_BUILD)/benchmarks.md
 	mv $(BENCH_BUILD)/benchmarks.md docs/benchmarks.md
