@@ -157,10 +157,8 @@ std::unique_ptr<verifier::audit_store> fresh_postgres(const std::string& conninf
     if (!db) {
         throw std::runtime_error(db.message());
     }
-    for (const char* t : {"events", "batches", "failures", "chain_state"}) {
-        if (auto st = (*db)->script(fmt::format("DROP TABLE IF EXISTS {} CASCADE;", t)); !st) {
-            throw std::runtime_error(st.message());
-        }
+    if (auto st = (*db)->script("DROP TABLE IF EXISTS events, batches, failures, chain_state CASCADE;"); !st) {
+        throw std::runtime_error(st.message());
     }
     auto store = verifier::audit_store::open(std::move(*db));
     if (!store) {

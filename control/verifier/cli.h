@@ -12,11 +12,12 @@
 //                                          --counter-file F
 //                                        | --software KEYFILE --allow-software)
 //   registrar revoke --db DB SIGNER_ID --reason TEXT
+//   registrar check-ek --db DB --ek-ca FILE --ek-crl FILE [--json]
 //   registrar list --db DB [--json]
 //
 // Exit codes as ptpsecctl's: 0 ok; 1 verification failed, an enrolment or
 // revocation refused, `query seen` found nothing, `query correlate` flagged
-// an observer; 2 a usage error or something that could not be opened or read.
+// an observer, `check-ek` revoked a signer or could not check one; 2 a usage error or something that could not be opened or read.
 
 #include <CLI/CLI.hpp>
 

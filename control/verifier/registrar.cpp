@@ -338,7 +338,8 @@ x509_ptr certificate_of(std::span<const uint8_t> der) {
 
 /// How an EK certificate fared against the issuers and CRLs.
 struct ek_verdict {
-    enum class kind : uint8_t { valid, revoked, unchecked, refused } what = kind::refused;
+    /// failed: it does not chain, or the issuers or CRLs allow no verdict
+    enum class kind : uint8_t { valid, revoked, failed } what = kind::failed;
     std::string message; ///< why, unless valid
 };
 
@@ -346,14 +347,14 @@ ek_verdict judge_ek_certificate(X509* cert, const ek_trust& trust) {
     const std::string& ca_file = trust.ca_file;
     std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(X509_STORE_new(), X509_STORE_free);
     if (store == nullptr || X509_STORE_load_file(store.get(), ca_file.c_str()) != 1) {
-        return {ek_verdict::kind::unchecked,
+        return {ek_verdict::kind::failed,
                 fmt::format("cannot read trusted EK issuers from {} (a PEM file of CA certificates)", ca_file)};
     }
     if (!trust.crl_file.empty()) {
         // X509_STORE_load_file takes the CRLs of a PEM file as well; with
         // CRL_CHECK the EK certificate's issuer must have one.
         if (X509_STORE_load_file(store.get(), trust.crl_file.c_str()) != 1) {
-            return {ek_verdict::kind::unchecked,
+            return {ek_verdict::kind::failed,
                     fmt::format("cannot read EK certificate revocation lists from {} (a PEM file of CRLs)",
                                 trust.crl_file)};
         }
@@ -361,7 +362,7 @@ ek_verdict judge_ek_certificate(X509* cert, const ek_trust& trust) {
     }
     std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> ctx(X509_STORE_CTX_new(), X509_STORE_CTX_free);
     if (ctx == nullptr || X509_STORE_CTX_init(ctx.get(), store.get(), cert, nullptr) != 1) {
-        return {ek_verdict::kind::unchecked, "setting up the EK certificate check failed"};
+        return {ek_verdict::kind::failed, "setting up the EK certificate check failed"};
     }
     if (X509_verify_cert(ctx.get()) == 1) {
         return {ek_verdict::kind::valid, {}};
@@ -375,12 +376,12 @@ ek_verdict judge_ek_certificate(X509* cert, const ek_trust& trust) {
                      err == X509_V_ERR_CRL_NOT_YET_VALID || err == X509_V_ERR_CRL_SIGNATURE_FAILURE ||
                      err == X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE || err == X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER;
     if (crl) {
-        return {ek_verdict::kind::unchecked,
+        return {ek_verdict::kind::failed,
                 fmt::format("the TPM's EK certificate cannot be checked against the CRLs in {}: {}", trust.crl_file,
                             X509_verify_cert_error_string(err))};
     }
-    return {ek_verdict::kind::refused, fmt::format("the TPM's EK certificate does not chain to {}: {}", ca_file,
-                                                   X509_verify_cert_error_string(err))};
+    return {ek_verdict::kind::failed, fmt::format("the TPM's EK certificate does not chain to {}: {}", ca_file,
+                                                  X509_verify_cert_error_string(err))};
 }
 
 /// The certificate's serial number, in hex.
@@ -509,8 +510,7 @@ result<std::vector<ek_revocation_check>> registrar::check_ek_revocations(const e
             c.detail = reason;
             break;
         }
-        case ek_verdict::kind::unchecked:
-        case ek_verdict::kind::refused:
+        case ek_verdict::kind::failed:
             c.result = ek_revocation_check::outcome::cannot_check;
             c.detail = fmt::format("EK certificate serial {}: {}; nothing changed", serial, v.message);
             break;
