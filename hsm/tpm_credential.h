@@ -11,14 +11,16 @@
 // takes the secret in the clear, so a device asked to make its own challenge
 // learns the answer.
 //
-// The EK is one of the TCG default EK templates (EK Credential Profile 2.x,
-// L-1 RSA 2048 or L-2 ECC NIST P-256): nameAlg SHA-256 and AES-128-CFB as
-// its symmetric algorithm. The seed is sealed to it by RSA-OAEP (SHA-256,
-// label "IDENTITY") or by one-pass ECDH with KDFe (Part 1 §11.4.10.3); then
-// symKey = KDFa(SHA-256, seed, "STORAGE", Name, "", 128),
-// encIdentity = AES-128-CFB(symKey, IV 0, TPM2B_DIGEST(credential)),
-// HMACkey = KDFa(SHA-256, seed, "INTEGRITY", "", "", 256) and
-// outerHMAC = HMAC-SHA256(HMACkey, encIdentity || Name).
+// The EK is made from one of the TCG EK templates (EK Credential Profile
+// 2.x, appendix B), whose key type fixes its nameAlg H and its symmetric
+// algorithm AES-b-CFB: RSA 2048 and ECC NIST P-256 (L-1, L-2, H-1, H-2)
+// SHA-256 and AES-128; ECC NIST P-384 (H-3) SHA-384 and AES-256; ECC NIST
+// P-521 (H-4) SHA-512 and AES-256. The seed (|H| octets) is sealed to it by RSA-OAEP (H, label
+// "IDENTITY") or by one-pass ECDH with KDFe (Part 1 §11.4.10.3); then
+// symKey = KDFa(H, seed, "STORAGE", Name, "", b),
+// encIdentity = AES-b-CFB(symKey, IV 0, TPM2B_DIGEST(credential)),
+// HMACkey = KDFa(H, seed, "INTEGRITY", "", "", |H| * 8) and
+// outerHMAC = HMAC-H(HMACkey, encIdentity || Name).
 //
 // Control-side code: allocates, returns result<>, never throws.
 
@@ -26,6 +28,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <vector>
 
 namespace ptpsec::hsm {
@@ -43,8 +46,24 @@ struct tpm_credential_blob {
 /// The most octets a credential may have: a SHA-256 digest.
 inline constexpr size_t max_credential_len = 32;
 
+/// What an EK's key type fixes under the TCG EK templates (see above).
+struct endorsement_key_profile {
+    /// "RSA 2048", "ECC NIST P-384", ...
+    std::string_view kind;
+    /// The EK's nameAlg as OpenSSL names it ("SHA256", "SHA384", "SHA512").
+    std::string_view digest;
+    /// Octets of that digest.
+    size_t digest_len = 0;
+    /// Octets of the EK's AES key (16 or 32).
+    size_t sym_key_len = 0;
+};
+
+/// The profile of the EK `ek_spki_der` (DER SubjectPublicKeyInfo); an error
+/// naming the key when no TCG EK template has that key type.
+result<endorsement_key_profile> endorsement_key_profile_of(std::span<const uint8_t> ek_spki_der);
+
 /// Seals `credential` (1-32 octets) to the EK `ek_spki_der` (DER
-/// SubjectPublicKeyInfo, RSA 2048 or P-256) for the object named
+/// SubjectPublicKeyInfo, of a key type endorsement_key_profile_of knows) for the object named
 /// `object_name` (nameAlg || digest, as TPM2 Names are).
 result<tpm_credential_blob> make_credential(std::span<const uint8_t> ek_spki_der, std::span<const uint8_t> object_name,
                                             std::span<const uint8_t> credential);

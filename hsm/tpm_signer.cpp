@@ -49,6 +49,12 @@ struct tpm_failure {
 template <typename T>
 using tpm_result = result<T, tpm_failure>;
 
+/// An EK's DER SubjectPublicKeyInfo and the template it was made from.
+struct endorsement_key_of_template {
+    std::vector<uint8_t> der;
+    ek_template from;
+};
+
 std::string rc_text(TSS2_RC rc) {
     return fmt::format("{} (0x{:08x})", Tss2_RC_Decode(rc), rc);
 }
@@ -136,25 +142,45 @@ result<std::vector<uint8_t>> spki_from_params(const char* type, const OSSL_PARAM
     return spki_der(key.get());
 }
 
-/// DER SubjectPublicKeyInfo of the P-256 point (x, y) (SEC 1 §2.3.3,
-/// uncompressed). OpenSSL refuses a point that is not on the curve.
-result<std::vector<uint8_t>> p256_spki(const TPMS_ECC_POINT& point) {
-    const auto x = left_pad({point.x.buffer, point.x.size}, 32);
-    const auto y = left_pad({point.y.buffer, point.y.size}, 32);
-    if (!x || !y) {
-        return error{"the TPM's ECC point has a coordinate longer than 32 octets"};
+/// DER SubjectPublicKeyInfo of the point (x, y) on a NIST curve (SEC 1
+/// §2.3.3, uncompressed). OpenSSL refuses a point that is not on the curve.
+result<std::vector<uint8_t>> ecc_spki(const TPMS_ECC_POINT& point, TPMI_ECC_CURVE curve) {
+    const char* group = nullptr;
+    size_t width = 0;
+    switch (curve) {
+    case TPM2_ECC_NIST_P256:
+        group = "prime256v1", width = 32;
+        break;
+    case TPM2_ECC_NIST_P384:
+        group = "secp384r1", width = 48;
+        break;
+    case TPM2_ECC_NIST_P521:
+        group = "secp521r1", width = 66;
+        break;
+    default:
+        return error{fmt::format("the TPM's ECC key is on curve 0x{:04x}, not a NIST curve", curve)};
     }
-    std::array<unsigned char, 65> encoded{};
-    encoded[0] = 0x04;
-    std::copy(x->begin(), x->end(), encoded.begin() + 1);
-    std::copy(y->begin(), y->end(), encoded.begin() + 33);
-    std::array<char, 11> group{"prime256v1"};
+    const auto x = left_pad({point.x.buffer, point.x.size}, width);
+    const auto y = left_pad({point.y.buffer, point.y.size}, width);
+    if (!x || !y) {
+        return error{fmt::format("the TPM's ECC point has a coordinate longer than {} octets", width)};
+    }
+    std::vector<unsigned char> encoded;
+    encoded.reserve(1 + 2 * width);
+    encoded.push_back(0x04);
+    encoded.insert(encoded.end(), x->begin(), x->end());
+    encoded.insert(encoded.end(), y->begin(), y->end());
+    std::string group_name(group);
     const std::array<OSSL_PARAM, 3> params{
-        OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group.data(), 0),
+        OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group_name.data(), 0),
         OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, encoded.data(), encoded.size()),
         OSSL_PARAM_construct_end(),
     };
     return spki_from_params("EC", params.data());
+}
+
+result<std::vector<uint8_t>> p256_spki(const TPMS_ECC_POINT& point) {
+    return ecc_spki(point, TPM2_ECC_NIST_P256);
 }
 
 /// DER SubjectPublicKeyInfo of an RSA key from its TPM public area
@@ -244,50 +270,107 @@ TPM2B_PUBLIC signing_key_template() {
     return t;
 }
 
-/// PolicySecret(TPM_RH_ENDORSEMENT): the authPolicy of the TCG default EK
-/// templates (TCG EK Credential Profile 2.x, B.3.3).
-constexpr std::array<uint8_t, 32> ek_policy{0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xB3, 0xF8, 0x1A, 0x90, 0xCC,
-                                            0x8D, 0x46, 0xA5, 0xD7, 0x24, 0xFD, 0x52, 0xD7, 0x6E, 0x06, 0x52,
-                                            0x0B, 0x64, 0xF2, 0xA1, 0xDA, 0x1B, 0x33, 0x14, 0x69, 0xAA};
+/// The authPolicy digests of the TCG EK templates (EK Credential Profile
+/// 2.x, B.3 and B.4): PolicyA = PolicySecret(TPM_RH_ENDORSEMENT) for the
+/// low range; PolicyB = PolicyOR(PolicyA, PolicyC) in the template's
+/// nameAlg for the high range.
+constexpr std::array<uint8_t, 32> policy_a_sha256{0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xB3, 0xF8, 0x1A, 0x90, 0xCC,
+                                                  0x8D, 0x46, 0xA5, 0xD7, 0x24, 0xFD, 0x52, 0xD7, 0x6E, 0x06, 0x52,
+                                                  0x0B, 0x64, 0xF2, 0xA1, 0xDA, 0x1B, 0x33, 0x14, 0x69, 0xAA};
+constexpr std::array<uint8_t, 32> policy_b_sha256{0xCA, 0x3D, 0x0A, 0x99, 0xA2, 0xB9, 0x39, 0x06, 0xF7, 0xA3, 0x34,
+                                                  0x24, 0x14, 0xEF, 0xCF, 0xB3, 0xA3, 0x85, 0xD4, 0x4C, 0xD1, 0xFD,
+                                                  0x45, 0x90, 0x89, 0xD1, 0x9B, 0x50, 0x71, 0xC0, 0xB7, 0xA0};
+constexpr std::array<uint8_t, 48> policy_b_sha384{
+    0xB2, 0x6E, 0x7D, 0x28, 0xD1, 0x1A, 0x50, 0xBC, 0x53, 0xD8, 0x82, 0xBC, 0xF5, 0xFD, 0x3A, 0x1A,
+    0x07, 0x41, 0x48, 0xBB, 0x35, 0xD3, 0xB4, 0xE4, 0xCB, 0x1C, 0x0A, 0xD9, 0xBD, 0xE4, 0x19, 0xCA,
+    0xCB, 0x47, 0xBA, 0x09, 0x69, 0x96, 0x46, 0x15, 0x0F, 0x9F, 0xC0, 0x00, 0xF3, 0xF8, 0x0E, 0x12};
+constexpr std::array<uint8_t, 64> policy_b_sha512{
+    0xB8, 0x22, 0x1C, 0xA6, 0x9E, 0x85, 0x50, 0xA4, 0x91, 0x4D, 0xE3, 0xFA, 0xA6, 0xA1, 0x8C, 0x07,
+    0x2C, 0xC0, 0x12, 0x08, 0x07, 0x3A, 0x92, 0x8D, 0x5D, 0x66, 0xD5, 0x9E, 0xF7, 0x9E, 0x49, 0xA4,
+    0x29, 0xC4, 0x1A, 0x6B, 0x26, 0x95, 0x71, 0xD5, 0x7E, 0xDB, 0x25, 0xFB, 0xDB, 0x18, 0x38, 0x42,
+    0x56, 0x08, 0xB4, 0x13, 0xCD, 0x61, 0x6A, 0x5F, 0x6D, 0xB5, 0xB6, 0x07, 0x1A, 0xF9, 0x9B, 0xEA};
+
+/// One TCG EK template: what TPM2_CreatePrimary is given, and where the
+/// manufacturer keeps the certificate of the key it makes.
+struct ek_template_spec {
+    ek_template id;
+    std::string_view name;
+    std::string_view kind;
+    uint32_t certificate_index;
+    TPMI_ALG_PUBLIC type;
+    TPMI_ALG_HASH name_alg;
+    TPMI_ECC_CURVE curve; ///< ECC only
+    uint16_t rsa_bits;    ///< RSA only
+    uint16_t aes_bits;    ///< the storage key's AES-CFB key size
+    std::span<const uint8_t> policy;
+    /// High range: userWithAuth set (the EK's own empty authValue opens it)
+    /// and an empty unique field; low range: neither, and a unique field of
+    /// zeros as long as the key.
+    bool high_range;
+};
+
+constexpr std::array<ek_template_spec, 6> ek_templates{{
+    {ek_template::l1, "L-1", "RSA 2048", 0x01C00002, TPM2_ALG_RSA, TPM2_ALG_SHA256, 0, 2048, 128, policy_a_sha256,
+     false},
+    {ek_template::l2, "L-2", "ECC NIST P-256", 0x01C0000A, TPM2_ALG_ECC, TPM2_ALG_SHA256, TPM2_ECC_NIST_P256, 0, 128,
+     policy_a_sha256, false},
+    {ek_template::h1, "H-1", "RSA 2048", 0x01C00012, TPM2_ALG_RSA, TPM2_ALG_SHA256, 0, 2048, 128, policy_b_sha256,
+     true},
+    {ek_template::h2, "H-2", "ECC NIST P-256", 0x01C00014, TPM2_ALG_ECC, TPM2_ALG_SHA256, TPM2_ECC_NIST_P256, 0, 128,
+     policy_b_sha256, true},
+    {ek_template::h3, "H-3", "ECC NIST P-384", 0x01C00016, TPM2_ALG_ECC, TPM2_ALG_SHA384, TPM2_ECC_NIST_P384, 0, 256,
+     policy_b_sha384, true},
+    {ek_template::h4, "H-4", "ECC NIST P-521", 0x01C00018, TPM2_ALG_ECC, TPM2_ALG_SHA512, TPM2_ECC_NIST_P521, 0, 256,
+     policy_b_sha512, true},
+}};
+
+/// The order in which ek_template::automatic looks for a certificate.
+constexpr std::array<ek_template, 6> automatic_order{ek_template::l2, ek_template::l1, ek_template::h2,
+                                                     ek_template::h3, ek_template::h4, ek_template::h1};
+
+const ek_template_spec& spec_of(ek_template t) {
+    for (const auto& spec : ek_templates) {
+        if (spec.id == t) {
+            return spec;
+        }
+    }
+    return ek_templates[1]; // automatic: L-2 first
+}
 
 constexpr TPMA_OBJECT ek_attributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |
                                       TPMA_OBJECT_ADMINWITHPOLICY | TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
 
-/// TCG EK Credential Profile template L-2 (ECC NIST P-256, low range):
-/// AES-128-CFB storage key, zero-filled 32-octet x and y as unique.
-TPM2B_PUBLIC ek_template_ecc() {
+/// The TPM2B_PUBLIC of a template (EK Credential Profile B.3.3-B.3.4,
+/// B.4.4).
+TPM2B_PUBLIC public_template(const ek_template_spec& spec) {
     TPM2B_PUBLIC t{};
-    t.publicArea.type = TPM2_ALG_ECC;
-    t.publicArea.nameAlg = TPM2_ALG_SHA256;
-    t.publicArea.objectAttributes = ek_attributes;
-    t.publicArea.authPolicy.size = ek_policy.size();
-    std::copy(ek_policy.begin(), ek_policy.end(), t.publicArea.authPolicy.buffer);
-    t.publicArea.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_AES;
-    t.publicArea.parameters.eccDetail.symmetric.keyBits.aes = 128;
-    t.publicArea.parameters.eccDetail.symmetric.mode.aes = TPM2_ALG_CFB;
-    t.publicArea.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
-    t.publicArea.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
-    t.publicArea.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
-    t.publicArea.unique.ecc.x.size = 32;
-    t.publicArea.unique.ecc.y.size = 32;
-    return t;
-}
-
-/// TCG EK Credential Profile template L-1 (RSA 2048, low range).
-TPM2B_PUBLIC ek_template_rsa() {
-    TPM2B_PUBLIC t{};
-    t.publicArea.type = TPM2_ALG_RSA;
-    t.publicArea.nameAlg = TPM2_ALG_SHA256;
-    t.publicArea.objectAttributes = ek_attributes;
-    t.publicArea.authPolicy.size = ek_policy.size();
-    std::copy(ek_policy.begin(), ek_policy.end(), t.publicArea.authPolicy.buffer);
-    t.publicArea.parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_AES;
-    t.publicArea.parameters.rsaDetail.symmetric.keyBits.aes = 128;
-    t.publicArea.parameters.rsaDetail.symmetric.mode.aes = TPM2_ALG_CFB;
-    t.publicArea.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
-    t.publicArea.parameters.rsaDetail.keyBits = 2048;
-    t.publicArea.parameters.rsaDetail.exponent = 0;
-    t.publicArea.unique.rsa.size = 256;
+    auto& a = t.publicArea;
+    a.type = spec.type;
+    a.nameAlg = spec.name_alg;
+    a.objectAttributes = ek_attributes | (spec.high_range ? TPMA_OBJECT_USERWITHAUTH : 0);
+    a.authPolicy.size = static_cast<UINT16>(spec.policy.size());
+    std::copy(spec.policy.begin(), spec.policy.end(), a.authPolicy.buffer);
+    TPMT_SYM_DEF_OBJECT& sym =
+        spec.type == TPM2_ALG_ECC ? a.parameters.eccDetail.symmetric : a.parameters.rsaDetail.symmetric;
+    sym.algorithm = TPM2_ALG_AES;
+    sym.keyBits.aes = spec.aes_bits;
+    sym.mode.aes = TPM2_ALG_CFB;
+    if (spec.type == TPM2_ALG_ECC) {
+        a.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
+        a.parameters.eccDetail.curveID = spec.curve;
+        a.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+        if (!spec.high_range) {
+            a.unique.ecc.x.size = 32;
+            a.unique.ecc.y.size = 32;
+        }
+    } else {
+        a.parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
+        a.parameters.rsaDetail.keyBits = spec.rsa_bits;
+        a.parameters.rsaDetail.exponent = 0;
+        if (!spec.high_range) {
+            a.unique.rsa.size = static_cast<UINT16>(spec.rsa_bits / 8);
+        }
+    }
     return t;
 }
 
@@ -432,19 +515,21 @@ public:
         return with_tpm<uint64_t>([&]() { return read_counter_now(); });
     }
 
-    tpm_result<std::vector<uint8_t>> endorsement_key() {
-        return with_tpm<std::vector<uint8_t>>([&]() -> tpm_result<std::vector<uint8_t>> {
+    tpm_result<endorsement_key_of_template> endorsement_key() {
+        return with_tpm<endorsement_key_of_template>([&]() -> tpm_result<endorsement_key_of_template> {
             transient_object ek(_esys.get());
             esys_ptr<TPM2B_PUBLIC> pub;
-            if (auto made = create_ek(ek, pub); !made.ok()) {
+            auto made = create_ek(ek, pub);
+            if (!made.ok()) {
                 return made.err();
             }
-            auto der = pub->publicArea.type == TPM2_ALG_ECC ? p256_spki(pub->publicArea.unique.ecc)
-                                                            : rsa_spki(pub->publicArea);
+            const auto& area = pub->publicArea;
+            auto der = area.type == TPM2_ALG_ECC ? ecc_spki(area.unique.ecc, area.parameters.eccDetail.curveID)
+                                                 : rsa_spki(area);
             if (!der) {
                 return tpm_failure{der.message(), false};
             }
-            return std::move(*der);
+            return endorsement_key_of_template{std::move(*der), made.value()};
         });
     }
 
@@ -454,14 +539,14 @@ public:
 
     tpm_result<std::vector<uint8_t>> endorsement_certificate() {
         return with_tpm<std::vector<uint8_t>>([&]() -> tpm_result<std::vector<uint8_t>> {
-            auto certified = certified_ek_index();
+            auto certified = certified_template();
             if (!certified) {
                 return certified.err();
             }
             if (!*certified) {
                 return std::vector<uint8_t>();
             }
-            return read_nv(**certified);
+            return read_nv(spec_of(**certified).certificate_index);
         });
     }
 
@@ -478,31 +563,39 @@ public:
             std::copy(blob.encrypted_secret.begin(), blob.encrypted_secret.end(), secret.secret);
             transient_object ek(_esys.get());
             esys_ptr<TPM2B_PUBLIC> pub;
-            if (auto made = create_ek(ek, pub); !made.ok()) {
+            auto made = create_ek(ek, pub);
+            if (!made.ok()) {
                 return made.err();
             }
-            // The EK's authPolicy: PolicySecret(TPM_RH_ENDORSEMENT) in a
-            // policy session (TCG EK Credential Profile B.3.3).
-            const TPMT_SYM_DEF no_symmetric{.algorithm = TPM2_ALG_NULL, .keyBits = {}, .mode = {}};
+            // A high-range EK opens with its own empty authValue
+            // (userWithAuth); a low-range one only through its authPolicy,
+            // PolicySecret(TPM_RH_ENDORSEMENT), in a policy session (TCG EK
+            // Credential Profile B.3.3).
             transient_object session(_esys.get());
-            TSS2_RC rc =
-                Esys_StartAuthSession(_esys.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                                      nullptr, TPM2_SE_POLICY, &no_symmetric, TPM2_ALG_SHA256, session.out());
-            if (rc != TSS2_RC_SUCCESS) {
-                return failure("TPM2_StartAuthSession (policy session for the EK)", rc);
-            }
-            TPM2B_TIMEOUT* timeout_raw = nullptr;
-            TPMT_TK_AUTH* ticket_raw = nullptr;
-            rc = Esys_PolicySecret(_esys.get(), ESYS_TR_RH_ENDORSEMENT, session.get(), ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                                   ESYS_TR_NONE, nullptr, nullptr, nullptr, 0, &timeout_raw, &ticket_raw);
-            esys_ptr<TPM2B_TIMEOUT> timeout(timeout_raw);
-            esys_ptr<TPMT_TK_AUTH> ticket(ticket_raw);
-            if (rc != TSS2_RC_SUCCESS) {
-                return failure("TPM2_PolicySecret (endorsement hierarchy)", rc);
+            ESYS_TR ek_auth = ESYS_TR_PASSWORD;
+            if (!spec_of(made.value()).high_range) {
+                const TPMT_SYM_DEF no_symmetric{.algorithm = TPM2_ALG_NULL, .keyBits = {}, .mode = {}};
+                TSS2_RC rc = Esys_StartAuthSession(_esys.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                                   ESYS_TR_NONE, nullptr, TPM2_SE_POLICY, &no_symmetric,
+                                                   TPM2_ALG_SHA256, session.out());
+                if (rc != TSS2_RC_SUCCESS) {
+                    return failure("TPM2_StartAuthSession (policy session for the EK)", rc);
+                }
+                TPM2B_TIMEOUT* timeout_raw = nullptr;
+                TPMT_TK_AUTH* ticket_raw = nullptr;
+                rc = Esys_PolicySecret(_esys.get(), ESYS_TR_RH_ENDORSEMENT, session.get(), ESYS_TR_PASSWORD,
+                                       ESYS_TR_NONE, ESYS_TR_NONE, nullptr, nullptr, nullptr, 0, &timeout_raw,
+                                       &ticket_raw);
+                esys_ptr<TPM2B_TIMEOUT> timeout(timeout_raw);
+                esys_ptr<TPMT_TK_AUTH> ticket(ticket_raw);
+                if (rc != TSS2_RC_SUCCESS) {
+                    return failure("TPM2_PolicySecret (endorsement hierarchy)", rc);
+                }
+                ek_auth = session.get();
             }
             TPM2B_DIGEST* cert_raw = nullptr;
-            rc = Esys_ActivateCredential(_esys.get(), _key, ek.get(), ESYS_TR_PASSWORD, session.get(), ESYS_TR_NONE,
-                                         &id, &secret, &cert_raw);
+            const TSS2_RC rc = Esys_ActivateCredential(_esys.get(), _key, ek.get(), ESYS_TR_PASSWORD, ek_auth,
+                                                       ESYS_TR_NONE, &id, &secret, &cert_raw);
             esys_ptr<TPM2B_DIGEST> cert(cert_raw);
             if (rc != TSS2_RC_SUCCESS) {
                 return failure("TPM2_ActivateCredential", rc);
@@ -829,20 +922,25 @@ private:
         return std::move(*r);
     }
 
-    /// The NV index of the certificate of the default EK this TPM vouches
-    /// for: ECC P-256's when it holds that certificate, else RSA 2048's;
-    /// nullopt when it holds neither.
-    tpm_result<std::optional<uint32_t>> certified_ek_index() {
-        for (const uint32_t index : {ek_certificate_index_ecc, ek_certificate_index_rsa}) {
-            auto exists = handle_exists(index);
+    /// The template of the EK whose certificate enrolment reads: the one
+    /// the settings name, or for automatic the first in automatic_order
+    /// whose certificate the TPM holds; nullopt when that is none (or the
+    /// named template's certificate is absent).
+    tpm_result<std::optional<ek_template>> certified_template() {
+        const bool named = _settings.ek != ek_template::automatic;
+        for (const ek_template t : automatic_order) {
+            if (named && t != _settings.ek) {
+                continue;
+            }
+            auto exists = handle_exists(spec_of(t).certificate_index);
             if (!exists) {
                 return exists.err();
             }
             if (*exists) {
-                return std::optional<uint32_t>(index);
+                return std::optional<ek_template>(t);
             }
         }
-        return std::optional<uint32_t>();
+        return std::optional<ek_template>();
     }
 
     /// The whole contents of an NV index that its own (empty) authorization
@@ -886,25 +984,26 @@ private:
         return out;
     }
 
-    /// Derives the TCG default EK under the endorsement hierarchy into `ek`,
-    /// its public area into `pub`: the one whose certificate the TPM holds,
-    /// else ECC P-256 (RSA 2048 when the TPM lacks ECC).
-    tpm_result<ok_t> create_ek(transient_object& ek, esys_ptr<TPM2B_PUBLIC>& pub) {
-        auto certified = certified_ek_index();
+    /// Derives the EK under the endorsement hierarchy into `ek`, its public
+    /// area into `pub`, and says from which template: the one the settings
+    /// name; for automatic, the certified one (certified_template), else
+    /// L-2, or L-1 when the TPM lacks ECC.
+    tpm_result<ek_template> create_ek(transient_object& ek, esys_ptr<TPM2B_PUBLIC>& pub) {
+        if (_settings.ek != ek_template::automatic) {
+            return create_ek_from(_settings.ek, ek, pub);
+        }
+        auto certified = certified_template();
         if (!certified) {
             return certified.err();
         }
-        if (*certified == ek_certificate_index_ecc) {
-            return create_ek_from(ek_template_ecc(), ek, pub);
+        if (*certified) {
+            return create_ek_from(**certified, ek, pub);
         }
-        if (*certified == ek_certificate_index_rsa) {
-            return create_ek_from(ek_template_rsa(), ek, pub);
-        }
-        auto ecc = create_ek_from(ek_template_ecc(), ek, pub);
+        auto ecc = create_ek_from(ek_template::l2, ek, pub);
         if (ecc.ok() || ecc.err().connection_lost) {
             return ecc;
         }
-        auto rsa = create_ek_from(ek_template_rsa(), ek, pub);
+        auto rsa = create_ek_from(ek_template::l1, ek, pub);
         if (!rsa.ok()) {
             return tpm_failure{fmt::format("{}; the RSA 2048 EK failed too: {}", ecc.err().message, rsa.err().message),
                                rsa.err().connection_lost};
@@ -912,12 +1011,14 @@ private:
         return rsa;
     }
 
-    tpm_result<ok_t> create_ek_from(const TPM2B_PUBLIC& tmpl, transient_object& ek, esys_ptr<TPM2B_PUBLIC>& pub) {
+    tpm_result<ek_template> create_ek_from(ek_template which, transient_object& ek, esys_ptr<TPM2B_PUBLIC>& pub) {
+        const ek_template_spec& spec = spec_of(which);
         const TPM2B_AUTH auth = make_auth(_settings.endorsement_auth);
         TSS2_RC rc = Esys_TR_SetAuth(_esys.get(), ESYS_TR_RH_ENDORSEMENT, &auth);
         if (rc != TSS2_RC_SUCCESS) {
             return failure("setting the endorsement authorization", rc);
         }
+        const TPM2B_PUBLIC tmpl = public_template(spec);
         const TPM2B_SENSITIVE_CREATE sensitive{};
         const TPM2B_DATA outside{};
         const TPML_PCR_SELECTION creation_pcrs{};
@@ -927,10 +1028,11 @@ private:
                                 nullptr);
         pub.reset(pub_raw);
         if (rc != TSS2_RC_SUCCESS) {
-            const char* kind = tmpl.publicArea.type == TPM2_ALG_ECC ? "ECC P-256" : "RSA 2048";
-            return failure(fmt::format("TPM2_CreatePrimary of the {} EK (endorsement hierarchy)", kind), rc);
+            return failure(fmt::format("TPM2_CreatePrimary of the {} EK, template {} (endorsement hierarchy)",
+                                       spec.kind, spec.name),
+                           rc);
         }
-        return ok_t{};
+        return which;
     }
 
     /// TPM2_PCR_Read of the SHA-256 bank, at most eight PCRs per command
@@ -1223,8 +1325,18 @@ result<std::vector<uint8_t>> tpm_signer::sign(std::span<const uint8_t> message) 
 
 result<std::vector<uint8_t>> tpm_signer::endorsement_key_der() {
     std::lock_guard lock(_call_mutex);
-    return _worker->run<std::vector<uint8_t>>("deriving the TPM's endorsement key",
-                                              [](tpm_session& session) { return session.endorsement_key(); });
+    auto ek = _worker->run<endorsement_key_of_template>("deriving the TPM's endorsement key",
+                                                        [](tpm_session& session) { return session.endorsement_key(); });
+    if (!ek) {
+        return ek.err();
+    }
+    _ek_template = ek->from;
+    return std::move(ek->der);
+}
+
+ek_template tpm_signer::endorsement_template() const noexcept {
+    std::lock_guard lock(_call_mutex);
+    return _ek_template;
 }
 
 result<std::vector<uint8_t>> tpm_signer::endorsement_certificate_der() {
@@ -1257,6 +1369,35 @@ result<tpm_quote> tpm_signer::quote(std::span<const uint8_t> nonce, std::span<co
     return _worker->run<tpm_quote>(
         "quoting PCRs with the TPM",
         [n = std::move(n), sorted = std::move(sorted)](tpm_session& session) { return session.quote(n, sorted); });
+}
+
+// ---------------------------------------------------------------------------
+// EK templates
+
+std::string_view ek_template_name(ek_template t) noexcept {
+    return t == ek_template::automatic ? "auto" : spec_of(t).name;
+}
+
+std::string_view ek_template_kind(ek_template t) noexcept {
+    return t == ek_template::automatic ? "the certified one" : spec_of(t).kind;
+}
+
+uint32_t ek_certificate_index(ek_template t) noexcept {
+    return t == ek_template::automatic ? 0 : spec_of(t).certificate_index;
+}
+
+result<ek_template> parse_ek_template(std::string_view name) {
+    if (name == "auto") {
+        return ek_template::automatic;
+    }
+    std::string names = "auto";
+    for (const auto& spec : ek_templates) {
+        if (spec.name == name) {
+            return spec.id;
+        }
+        names += fmt::format(", {} ({})", spec.name, spec.kind);
+    }
+    return error{fmt::format("'{}' is not an EK template; one of {}", name, names)};
 }
 
 // ---------------------------------------------------------------------------

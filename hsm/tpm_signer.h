@@ -34,6 +34,21 @@
 
 namespace ptpsec::hsm {
 
+/// The TCG EK templates (EK Credential Profile 2.x, appendix B) the signer
+/// derives its endorsement key from: the low-range L-1 (RSA 2048) and L-2
+/// (ECC NIST P-256), the high-range H-1 (RSA 2048), H-2 (ECC NIST P-256),
+/// H-3 (ECC NIST P-384) and H-4 (ECC NIST P-521).
+enum class ek_template : uint8_t { automatic, l1, l2, h1, h2, h3, h4 };
+
+/// "auto", "L-1", "L-2", "H-1", ... as the CLI takes them.
+std::string_view ek_template_name(ek_template t) noexcept;
+/// What the template makes: "RSA 2048", "ECC NIST P-384", ...
+std::string_view ek_template_kind(ek_template t) noexcept;
+/// The NV index of the template's EK certificate (§2.2.1.5); 0 for automatic.
+uint32_t ek_certificate_index(ek_template t) noexcept;
+/// Parses a name of ek_template_name(); the error lists the names.
+result<ek_template> parse_ek_template(std::string_view name);
+
 struct tpm_settings {
     /// Passed to Tss2_TctiLdr_Initialize: `device:/dev/tpmrm0`,
     /// `swtpm:host=127.0.0.1,port=2321`, ...
@@ -50,6 +65,10 @@ struct tpm_settings {
     std::string owner_auth;
     /// Endorsement hierarchy authorization: needed to derive the EK.
     std::string endorsement_auth;
+    /// The EK used for enrolment. automatic: the first of L-2, L-1, H-2,
+    /// H-3, H-4, H-1 whose certificate the TPM holds; L-2 (L-1 on a TPM
+    /// without ECC) when it holds none.
+    ek_template ek = ek_template::automatic;
     /// The signer's identity in the batch tokens (seeds/000 claim 8).
     std::string signer_id;
     /// Upper bound on one call into the TPM (both attempts when a lost
@@ -81,11 +100,6 @@ struct tpm_quote {
     /// the concatenation matches the quote's pcrDigest.
     pcr_values pcrs;
 };
-
-/// NV indices of the default EK certificates (TCG EK Credential Profile 2.x
-/// §2.2.1.5): template L-2 (ECC NIST P-256) and L-1 (RSA 2048).
-inline constexpr uint32_t ek_certificate_index_ecc = 0x01C0000A;
-inline constexpr uint32_t ek_certificate_index_rsa = 0x01C00002;
 
 class tpm_worker;
 
@@ -119,22 +133,25 @@ public:
     const tpm_key_public& key_public() const noexcept { return _key_public; }
 
     /// The endorsement key's public key as a DER SubjectPublicKeyInfo: the
-    /// TCG default EK (EK Credential Profile, template L-2, ECC NIST P-256,
-    /// or template L-1, RSA 2048), derived under the endorsement hierarchy
-    /// and flushed again. The one whose certificate the TPM holds (L-2's
-    /// first); without a certificate, L-2, or L-1 when the TPM lacks ECC.
+    /// EK of tpm_settings::ek (for automatic, the template chosen as it
+    /// says), derived under the endorsement hierarchy and flushed again.
     result<std::vector<uint8_t>> endorsement_key_der();
 
-    /// The certificate of that EK as the TPM holds it (DER, from NV index
-    /// ek_certificate_index_ecc or _rsa); empty when the TPM holds none.
+    /// The template of the EK endorsement_key_der last derived; automatic
+    /// before it has.
+    ek_template endorsement_template() const noexcept;
+
+    /// The certificate of that EK as the TPM holds it (DER, from the
+    /// template's NV index); empty when the TPM holds none.
     result<std::vector<uint8_t>> endorsement_certificate_der();
 
     /// TPM2_ActivateCredential (Part 3 §12.5) with the signing key as the
-    /// object and the TCG default EK (as endorsement_key_der derives it) as
-    /// the key that opens `blob` (made by hsm::make_credential): the
-    /// credential, which the TPM gives only if `blob` was sealed to its EK
-    /// for the signing key's Name. Needs the endorsement authorization (the
-    /// EK's policy is PolicySecret(TPM_RH_ENDORSEMENT)).
+    /// object and the EK (as endorsement_key_der derives it) as the key that
+    /// opens `blob` (made by hsm::make_credential): the credential, which
+    /// the TPM gives only if `blob` was sealed to its EK for the signing
+    /// key's Name. A low-range EK needs the endorsement authorization (its
+    /// policy is PolicySecret(TPM_RH_ENDORSEMENT)); a high-range one its own
+    /// (empty) authValue, which its userWithAuth allows.
     result<std::vector<uint8_t>> activate_credential(const tpm_credential_blob& blob);
 
     /// TPM2_Quote (Part 3 §18.4) over the SHA-256 bank's `pcrs` with
@@ -150,7 +167,8 @@ private:
     signer_info _info;
     tpm_key_public _key_public;
     /// One caller at a time talks to the worker.
-    std::mutex _call_mutex;
+    mutable std::mutex _call_mutex;
+    ek_template _ek_template = ek_template::automatic;
 };
 
 /// Checks, without a TPM, that `public_area` (a marshalled TPM2B_PUBLIC) is

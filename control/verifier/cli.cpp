@@ -335,6 +335,7 @@ struct cli_commands::state {
     std::string tpm_tcti;
     uint32_t key_handle = 0x81000100;
     uint32_t counter_index = 0x01500100;
+    std::string ek = "auto";
     std::vector<unsigned> pcrs;
     std::string expected_pcrs_file;
     std::string ek_ca_file;
@@ -417,6 +418,12 @@ cli_commands::cli_commands(CLI::App& app) : _s(std::make_unique<state>()) {
         ->needs(tpm)
         ->capture_default_str();
     s.enrol->add_option("--counter-index", s.counter_index, "NV index of the signer's counter")
+        ->needs(tpm)
+        ->capture_default_str();
+    s.enrol
+        ->add_option("--ek", s.ek,
+                     "TCG EK template of the EK to use: auto (the first certified of L-2, L-1, H-2, H-3, H-4, H-1), "
+                     "L-1 or H-1 (RSA 2048), L-2 or H-2 (ECC P-256), H-3 (ECC P-384), H-4 (ECC P-521)")
         ->needs(tpm)
         ->capture_default_str();
     s.enrol->add_option("--pcrs", s.pcrs, "PCRs to quote (default: those of --expected-pcrs)")
@@ -746,27 +753,37 @@ int cli_commands::state::run_enrol() {
                     fmt::format("--pcrs {} is not the set of PCRs in {}", fmt::join(pcrs, ","), expected_pcrs_file));
             }
         }
+        auto template_id = hsm::parse_ek_template(ek);
+        if (!template_id) {
+            return report(fmt::format("--ek: {}", template_id.message()));
+        }
         hsm::tpm_settings settings;
         settings.tcti = tpm_tcti;
         settings.key_handle = key_handle;
         settings.counter_index = counter_index;
         settings.signer_id = signer_id;
+        settings.ek = *template_id;
         auto tpm = hsm::tpm_signer::open(settings);
         if (!tpm) {
             return report(fmt::format("TPM {}: {}", tpm_tcti, tpm.message()));
         }
         st = enrol_tpm(**reg, **tpm, signer_id, *expected, ek_trust{ek_ca_file, ek_crl_file});
         if (st) {
+            const hsm::ek_template used = (*tpm)->endorsement_template();
+            const std::string ek_used =
+                fmt::format("EK template {}, {}", hsm::ek_template_name(used), hsm::ek_template_kind(used));
             if (ek_ca_file.empty()) {
-                checked = " (key in the TPM of that EK, PCR quote; the EK certificate not checked: --ek-ca)";
+                checked = fmt::format(" (key in the TPM of that EK, PCR quote; the EK certificate not checked: "
+                                      "--ek-ca; {})",
+                                      ek_used);
             } else if (ek_crl_file.empty()) {
                 checked = fmt::format(" (key in the TPM of that EK, its certificate chained to {}, PCR quote; "
-                                      "revocation not checked: --ek-crl)",
-                                      ek_ca_file);
+                                      "revocation not checked: --ek-crl; {})",
+                                      ek_ca_file, ek_used);
             } else {
                 checked = fmt::format(" (key in the TPM of that EK, its certificate chained to {} and not revoked "
-                                      "in {}, PCR quote)",
-                                      ek_ca_file, ek_crl_file);
+                                      "in {}, PCR quote; {})",
+                                      ek_ca_file, ek_crl_file, ek_used);
             }
         }
     } else if (!pkcs11_module.empty()) {

@@ -438,8 +438,7 @@ const char* to_string(ek_revocation_check::outcome o) noexcept {
 status check_ek_certificate(std::span<const uint8_t> certificate_der, std::span<const uint8_t> ek_spki_der,
                             const ek_trust& trust) {
     if (certificate_der.empty()) {
-        return error{fmt::format("the TPM holds no EK certificate (NV 0x{:08x} or 0x{:08x}) to check against {}",
-                                 hsm::ek_certificate_index_ecc, hsm::ek_certificate_index_rsa, trust.ca_file)};
+        return error{fmt::format("the TPM holds no certificate of its EK to check against {}", trust.ca_file)};
     }
     const x509_ptr cert = certificate_of(certificate_der);
     if (cert == nullptr) {
@@ -538,17 +537,8 @@ status registrar::enrol_tpm(const tpm_enrolment& e, std::span<const uint8_t> iss
     if (!name) {
         return error{fmt::format("{}: the signing key's public area: {}", who, name.message())};
     }
-    if (auto s = check_spki(hsm::signature_algorithm::es256, e.ek_public_der); !s) {
-        if (auto rsa =
-                [&] {
-                    const unsigned char* p = e.ek_public_der.data();
-                    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> k(
-                        d2i_PUBKEY(nullptr, &p, static_cast<long>(e.ek_public_der.size())), EVP_PKEY_free);
-                    return k != nullptr && EVP_PKEY_get_base_id(k.get()) == EVP_PKEY_RSA;
-                }();
-            !rsa) {
-            return error{fmt::format("{}: the endorsement key: {}", who, s.message())};
-        }
+    if (auto profile = hsm::endorsement_key_profile_of(e.ek_public_der); !profile) {
+        return error{fmt::format("{}: {}", who, profile.message())};
     }
     if (!ek.ca_file.empty()) {
         if (auto s = check_ek_certificate(e.ek_certificate_der, e.ek_public_der, ek); !s) {
@@ -686,6 +676,13 @@ status enrol_tpm(registrar& reg, hsm::tpm_signer& signer, std::string_view signe
         return error{fmt::format("{}: reading the TPM's EK certificate: {}", who, cert.message())};
     }
     e.ek_certificate_der = std::move(*cert);
+    if (e.ek_certificate_der.empty() && !trust.ca_file.empty()) {
+        const hsm::ek_template used = signer.endorsement_template();
+        return error{fmt::format("{} refused: the TPM holds no certificate of its EK (template {}, {}; NV index "
+                                 "0x{:08x}) to check against {}",
+                                 who, hsm::ek_template_name(used), hsm::ek_template_kind(used),
+                                 hsm::ek_certificate_index(used), trust.ca_file)};
+    }
     // The Name comes from the public area as the Registrar checks it, not
     // from what the TPM says it is.
     auto name = hsm::check_key_public(e.key_public_area, e.public_key_der);

@@ -22,6 +22,7 @@
 #include <chrono>
 #include <iostream>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -478,6 +479,143 @@ TEST_F(tpm_signer_test, a_credential_made_for_the_ek_and_the_signing_key_opens_i
     EXPECT_TRUE(signer->activate_credential(*for_this)) << "the untampered one still opens";
 }
 
+/// The key type of a DER SubjectPublicKeyInfo: "RSA 2048", "EC 384", ...
+std::string key_type(const std::vector<uint8_t>& spki) {
+    const unsigned char* p = spki.data();
+    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(d2i_PUBKEY(nullptr, &p, static_cast<long>(spki.size())),
+                                                            EVP_PKEY_free);
+    if (key == nullptr) {
+        return "not a key";
+    }
+    return std::string(EVP_PKEY_is_a(key.get(), "RSA") ? "RSA " : "EC ") + std::to_string(EVP_PKEY_get_bits(key.get()));
+}
+
+TEST_F(tpm_signer_test, every_ek_template_derives_its_own_key_and_opens_credentials_sealed_to_it) {
+    struct want {
+        const char* name;
+        ek_template id;
+        const char* type;
+        size_t point_len; ///< TPMS_ECC_POINT of the ephemeral key; 0: RSA-OAEP of a modulus
+        size_t digest_len;
+    };
+    const std::vector<want> templates{
+        {"L-1", ek_template::l1, "RSA 2048", 0, 32},
+        {"L-2", ek_template::l2, "EC 256", 2 + 32 + 2 + 32, 32},
+        {"H-1", ek_template::h1, "RSA 2048", 0, 32},
+        {"H-2", ek_template::h2, "EC 256", 2 + 32 + 2 + 32, 32},
+        {"H-3", ek_template::h3, "EC 384", 2 + 48 + 2 + 48, 48},
+        {"H-4", ek_template::h4, "EC 521", 2 + 66 + 2 + 66, 64},
+    };
+    std::set<std::vector<uint8_t>> keys;
+    std::vector<uint8_t> h3_key;
+    for (const auto& w : templates) {
+        SCOPED_TRACE(w.name);
+        auto id = parse_ek_template(w.name);
+        ASSERT_TRUE(id) << id.message();
+        ASSERT_EQ(*id, w.id);
+        auto s = settings();
+        s.ek = w.id;
+        auto signer = open(s);
+        ASSERT_NE(signer, nullptr);
+        EXPECT_EQ(signer->endorsement_template(), ek_template::automatic) << "before the EK is derived";
+        auto ek = signer->endorsement_key_der();
+        ASSERT_TRUE(ek) << ek.message();
+        EXPECT_EQ(signer->endorsement_template(), w.id);
+        EXPECT_EQ(key_type(*ek), w.type);
+        auto again = signer->endorsement_key_der();
+        ASSERT_TRUE(again) << again.message();
+        EXPECT_EQ(*again, *ek) << "a template derives the same key every time";
+        keys.insert(*ek);
+        auto profile = endorsement_key_profile_of(*ek);
+        ASSERT_TRUE(profile) << profile.message();
+        EXPECT_EQ(profile->kind, ek_template_kind(w.id));
+        EXPECT_EQ(profile->digest_len, w.digest_len);
+        // The TPM opens what the Registrar seals to this EK: the seed's
+        // sealing, KDFa, KDFe, AES-CFB and the HMAC in the template's
+        // nameAlg and key sizes, and the EK's authorization (a policy
+        // session for the low range, its authValue for the high range).
+        const auto secret = random_bytes(32);
+        auto blob = make_credential(*ek, signer->key_public().name, secret);
+        ASSERT_TRUE(blob) << blob.message();
+        if (w.point_len != 0) {
+            EXPECT_EQ(blob->encrypted_secret.size(), w.point_len);
+        }
+        EXPECT_EQ(blob->id_object.size(), 2 + w.digest_len + 2 + secret.size());
+        auto opened = signer->activate_credential(*blob);
+        ASSERT_TRUE(opened) << opened.message();
+        EXPECT_EQ(*opened, secret);
+        if (w.id == ek_template::h3) {
+            h3_key = *ek;
+        }
+    }
+    EXPECT_EQ(keys.size(), templates.size()) << "each template makes a key of its own";
+
+    // A credential sealed to the H-3 EK does not open with another EK of
+    // the same TPM.
+    ASSERT_FALSE(h3_key.empty());
+    auto s = settings();
+    s.ek = ek_template::h2;
+    auto signer = open(s);
+    ASSERT_NE(signer, nullptr);
+    auto blob = make_credential(h3_key, signer->key_public().name, random_bytes(32));
+    ASSERT_TRUE(blob) << blob.message();
+    EXPECT_FALSE(signer->activate_credential(*blob));
+
+    auto bad = parse_ek_template("P-384");
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.message().find("'P-384' is not an EK template; one of auto, L-1 (RSA 2048)"), std::string::npos)
+        << bad.message();
+    EXPECT_NE(bad.message().find("H-4 (ECC NIST P-521)"), std::string::npos) << bad.message();
+    EXPECT_EQ(parse_ek_template("auto").value(), ek_template::automatic);
+    EXPECT_EQ(ek_certificate_index(ek_template::h3), 0x01C00016U);
+    EXPECT_EQ(ek_certificate_index(ek_template::l2), 0x01C0000AU);
+}
+
+TEST_F(tpm_signer_test, a_manufactured_tpm_gives_its_p384_ek_and_certificate_when_asked_for_template_h3) {
+    // swtpm_setup --ecc certifies an ECC P-384 EK at the high-range index of
+    // template H-3 (0x01C00016) besides the RSA 2048 one of L-1.
+    test::swtpm made(test::swtpm::make::ek_certificates);
+    auto s = settings();
+    s.tcti = made.tcti();
+    s.ek = ek_template::h3;
+    auto signer = open(s);
+    ASSERT_NE(signer, nullptr);
+    auto cert = signer->endorsement_certificate_der();
+    ASSERT_TRUE(cert) << cert.message();
+    ASSERT_FALSE(cert->empty()) << "NV 0x01C00016 holds the P-384 EK's certificate";
+    const unsigned char* p = cert->data();
+    std::unique_ptr<X509, decltype(&X509_free)> x(d2i_X509(nullptr, &p, static_cast<long>(cert->size())), X509_free);
+    ASSERT_NE(x, nullptr);
+    auto ek = signer->endorsement_key_der();
+    ASSERT_TRUE(ek) << ek.message();
+    unsigned char* der = nullptr;
+    const int len = i2d_PUBKEY(X509_get0_pubkey(x.get()), &der);
+    ASSERT_GT(len, 0);
+    const std::vector<uint8_t> cert_key(der, der + len);
+    OPENSSL_free(der);
+    EXPECT_EQ(key_type(*ek), "EC 384");
+    EXPECT_EQ(cert_key, *ek) << "template H-3 derives the key the manufacturer certified";
+    const auto secret = random_bytes(20);
+    auto blob = make_credential(*ek, signer->key_public().name, secret);
+    ASSERT_TRUE(blob) << blob.message();
+    auto opened = signer->activate_credential(*blob);
+    ASSERT_TRUE(opened) << opened.message();
+    EXPECT_EQ(*opened, secret);
+    signer.reset();
+
+    // Asked for L-2, whose certificate this TPM does not hold: its P-256 EK
+    // and no certificate.
+    s.ek = ek_template::l2;
+    auto l2 = open(s);
+    ASSERT_NE(l2, nullptr);
+    auto none = l2->endorsement_certificate_der();
+    ASSERT_TRUE(none) << none.message();
+    EXPECT_TRUE(none->empty());
+    auto l2_key = l2->endorsement_key_der();
+    ASSERT_TRUE(l2_key) << l2_key.message();
+    EXPECT_EQ(key_type(*l2_key), "EC 256");
+}
+
 TEST_F(tpm_signer_test, a_manufactured_tpm_shows_its_ek_certificate_and_opens_credentials_with_that_ek) {
     // swtpm_setup certifies the RSA 2048 EK (template L-1) but not the ECC
     // P-256 one (L-2): the signer uses the EK the TPM vouches for.
@@ -499,6 +637,7 @@ TEST_F(tpm_signer_test, a_manufactured_tpm_shows_its_ek_certificate_and_opens_cr
     OPENSSL_free(der);
     EXPECT_EQ(cert_key, *ek) << "the certificate is of the EK the signer derives";
     EXPECT_TRUE(EVP_PKEY_is_a(X509_get0_pubkey(x.get()), "RSA"));
+    EXPECT_EQ(signer->endorsement_template(), ek_template::l1) << "automatic takes the low range first";
     // The credential path through the RSA EK (RSA-OAEP with label IDENTITY).
     const std::vector<uint8_t> secret(32, 0x3c);
     auto blob = make_credential(*ek, signer->key_public().name, secret);
@@ -539,6 +678,28 @@ TEST(tpm_credential, make_credential_refuses_what_it_cannot_seal_and_seals_to_rs
     EXPECT_EQ(rsa->id_object.size(), 2U + 32U + 2U + 32U);
     EXPECT_EQ(rsa->id_object[0], 0x00);
     EXPECT_EQ(rsa->id_object[1], 0x20);
+    // Only the key types of the TCG EK templates.
+    auto profile_of_key = [](EVP_PKEY* raw) {
+        std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> k(raw, EVP_PKEY_free);
+        unsigned char* der = nullptr;
+        const int len = i2d_PUBKEY(k.get(), &der);
+        std::vector<uint8_t> spki(der, der + std::max(len, 0));
+        OPENSSL_free(der);
+        return spki;
+    };
+    const auto p384 = profile_of_key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-384"));
+    auto profile = endorsement_key_profile_of(p384);
+    ASSERT_TRUE(profile) << profile.message();
+    EXPECT_EQ(profile->kind, "ECC NIST P-384");
+    EXPECT_EQ(profile->digest, "SHA384");
+    EXPECT_EQ(profile->sym_key_len, 32U);
+    profile = endorsement_key_profile_of(profile_of_key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-521")));
+    ASSERT_TRUE(profile) << profile.message();
+    EXPECT_EQ(profile->digest, "SHA512");
+    const auto k256 = profile_of_key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "secp256k1"));
+    expect_refused(make_credential(k256, name, secret), "on curve secp256k1");
+    const auto rsa3072 = profile_of_key(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{3072}));
+    expect_refused(make_credential(rsa3072, name, secret), "an RSA 3072 key");
     // Every blob is sealed afresh.
     auto again = make_credential(ec, name, secret);
     auto once = make_credential(ec, name, secret);
