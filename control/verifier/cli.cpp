@@ -738,6 +738,10 @@ int cli_commands::state::run_enrol() {
     std::string device;
     std::string checked;
     if (!tpm_tcti.empty()) {
+        auto template_id = hsm::parse_ek_template(ek);
+        if (!template_id) {
+            return report(fmt::format("--ek: {}", template_id.message()));
+        }
         auto expected = read_expected_pcrs(expected_pcrs_file);
         if (!expected) {
             return report(expected.message());
@@ -752,10 +756,6 @@ int cli_commands::state::run_enrol() {
                 return report(
                     fmt::format("--pcrs {} is not the set of PCRs in {}", fmt::join(pcrs, ","), expected_pcrs_file));
             }
-        }
-        auto template_id = hsm::parse_ek_template(ek);
-        if (!template_id) {
-            return report(fmt::format("--ek: {}", template_id.message()));
         }
         hsm::tpm_settings settings;
         settings.tcti = tpm_tcti;

@@ -347,10 +347,11 @@ socket = "verifier.sock"
 TEST_F(attest_app, every_forwarded_timing_event_gets_tpm_evidence_from_swtpm) {
     // A TPM with EK certificates from a CA of its own, the TPM vendor here.
     test::swtpm tpm(test::swtpm::make::ek_certificates);
-    // Enrol first: the Registrar checks the EK certificate against the
-    // vendor's CA and its CRL, that the key is in the TPM of that EK, and a
-    // quote of PCRs 0-7 (all zero on a freshly started TPM) made with the
-    // signing key, with its own nonce.
+    // Enrol first, with the TPM's ECC P-384 EK (template H-3): the
+    // Registrar checks its certificate against the vendor's CA and its CRL,
+    // that the key is in the TPM of that EK, and a quote of PCRs 0-7 (all
+    // zero on a freshly started TPM) made with the signing key, with its own
+    // nonce.
     std::string profile;
     for (int pcr = 0; pcr < 8; ++pcr) {
         profile += fmt::format("{} {}\n", pcr, std::string(64, '0'));
@@ -360,11 +361,11 @@ TEST_F(attest_app, every_forwarded_timing_event_gets_tpm_evidence_from_swtpm) {
     tpm.write_ek_crl(_dir.file("vendor.crl"), {}, std::chrono::hours(24));
     const auto enrolled = test::run_program(_dir, _ctl,
                                             {"registrar", "enrol", "--db", registrar, "--signer-id", "observer-1",
-                                             "--tpm", tpm.tcti(), "--expected-pcrs", _dir.file("pcrs.txt"), "--ek-ca",
-                                             tpm.ek_ca_file(), "--ek-crl", _dir.file("vendor.crl")});
+                                             "--tpm", tpm.tcti(), "--expected-pcrs", _dir.file("pcrs.txt"), "--ek",
+                                             "H-3", "--ek-ca", tpm.ek_ca_file(), "--ek-crl", _dir.file("vendor.crl")});
     ASSERT_EQ(enrolled.exit_code, 0) << enrolled.out << enrolled.err;
     EXPECT_NE(enrolled.out.find(fmt::format("(key in the TPM of that EK, its certificate chained to {} and not revoked "
-                                            "in {}, PCR quote)",
+                                            "in {}, PCR quote; EK template H-3, ECC NIST P-384)",
                                             tpm.ek_ca_file(), _dir.file("vendor.crl"))),
               std::string::npos)
         << enrolled.out;
@@ -395,6 +396,7 @@ TEST_F(attest_app, every_forwarded_timing_event_gets_tpm_evidence_from_swtpm) {
     hsm::tpm_settings t;
     t.tcti = tpm.tcti();
     t.signer_id = "observer-1";
+    t.ek = hsm::ek_template::h3; // the EK enrolled, whose certificate the vendor revokes below
     auto s = hsm::tpm_signer::open(t);
     ASSERT_TRUE(s) << s.message();
     check_log((*s)->info().public_key_der, hsm::signature_algorithm::es256, hsm::backend_kind::tpm);
@@ -788,6 +790,7 @@ TEST_F(attest_app, a_tpm_stopped_and_restarted_mid_run_loses_no_event_and_breaks
     hsm::tpm_settings t;
     t.tcti = tpm.tcti();
     t.signer_id = "observer-1";
+    t.ek = hsm::ek_template::h3; // the EK enrolled, whose certificate the vendor revokes below
     auto s = hsm::tpm_signer::open(t);
     ASSERT_TRUE(s) << s.message();
     uint64_t events = 0;

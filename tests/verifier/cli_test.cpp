@@ -104,6 +104,14 @@ TEST_F(cli_test, registrar_enrol_list_revoke) {
     EXPECT_EQ(usage.code, 2);
     auto pcrs_without_tpm = run_cli({"registrar", "enrol", "--db", _db, "--signer-id", "x", "--expected-pcrs", "f"});
     EXPECT_EQ(pcrs_without_tpm.code, 2);
+    auto unknown_ek = run_cli({"registrar", "enrol", "--db", _db, "--signer-id", "x", "--tpm", "device:/dev/null",
+                               "--expected-pcrs", "f", "--ek", "P-384"});
+    EXPECT_EQ(unknown_ek.code, 2);
+    EXPECT_NE(unknown_ek.err.find("--ek: 'P-384' is not an EK template; one of auto, L-1 (RSA 2048), L-2 (ECC NIST "
+                                  "P-256), H-1 (RSA 2048), H-2 (ECC NIST P-256), H-3 (ECC NIST P-384), H-4 (ECC NIST "
+                                  "P-521)"),
+              std::string::npos)
+        << unknown_ek.err;
 }
 
 TEST_F(cli_test, evidence_verify_reports_each_failure_on_a_line_and_a_summary) {

@@ -17,6 +17,8 @@
 #include <hsm/tpm_signer.h>
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include <sys/stat.h>
 
@@ -195,7 +197,7 @@ TEST_F(registrar_tpm, the_ek_certificate_must_chain_to_the_trusted_issuers_and_n
     // This fixture's TPM has no EK certificate: asked for one, refused.
     const auto expected = current_pcrs(pcrs);
     expect_refused(enrol_tpm(*_registrar, *_signer, "gm-plain", expected, ek_trust{_dir.file("none.pem"), {}}),
-                   "holds no EK certificate");
+                   "holds no certificate of its EK (template L-2, ECC NIST P-256; NV index 0x01c0000a)");
 
     // A manufactured TPM: its certificate chains to its vendor's CA.
     ptpsec::test::swtpm made(ptpsec::test::swtpm::make::ek_certificates);
@@ -250,6 +252,43 @@ TEST_F(registrar_tpm, the_ek_certificate_must_chain_to_the_trusted_issuers_and_n
     expect_refused(check_ek_certificate(std::vector<uint8_t>{0x30, 0x03, 0x02, 0x01, 0x00}, *plain_ek,
                                         ek_trust{made.ek_ca_file(), {}}),
                    "not a DER X.509 certificate");
+}
+
+TEST_F(registrar_tpm, a_p384_ek_of_high_range_template_h3_is_enrolled_with_its_certificate_and_revoked_with_it) {
+    const std::vector<unsigned> pcrs{0, 7};
+    ptpsec::test::swtpm made(ptpsec::test::swtpm::make::ek_certificates);
+    hsm::tpm_settings s;
+    s.tcti = made.tcti();
+    s.signer_id = "gm-p384";
+    s.ek = hsm::ek_template::h3;
+    auto opened = hsm::tpm_signer::open(s);
+    ASSERT_TRUE(opened) << opened.message();
+    auto& signer = **opened;
+    auto q = signer.quote(std::vector<uint8_t>(16, 1), pcrs);
+    ASSERT_TRUE(q) << q.message();
+    made.write_ek_crl(_dir.file("current.crl"), {}, std::chrono::hours(24));
+    const ek_trust current{made.ek_ca_file(), _dir.file("current.crl")};
+    const auto ok = enrol_tpm(*_registrar, signer, "gm-p384", q->pcrs, current);
+    ASSERT_TRUE(ok) << ok.message();
+    EXPECT_EQ(signer.endorsement_template(), hsm::ek_template::h3);
+    auto recorded = _registrar->lookup("gm-p384");
+    ASSERT_TRUE(recorded && *recorded);
+    auto profile = hsm::endorsement_key_profile_of((*recorded)->tpm.ek_public_der);
+    ASSERT_TRUE(profile) << profile.message();
+    EXPECT_EQ(profile->kind, "ECC NIST P-384");
+    auto cert = signer.endorsement_certificate_der();
+    ASSERT_TRUE(cert && !cert->empty());
+    EXPECT_EQ((*recorded)->tpm.ek_certificate_der, *cert) << "the H-3 certificate, NV 0x01C00016";
+
+    // The vendor revokes that certificate later: the signer is revoked.
+    made.write_ek_crl(_dir.file("revoked.crl"), {*cert}, std::chrono::hours(24));
+    auto checked = _registrar->check_ek_revocations(ek_trust{made.ek_ca_file(), _dir.file("revoked.crl")});
+    ASSERT_TRUE(checked) << checked.message();
+    ASSERT_EQ(checked->size(), 1U);
+    EXPECT_EQ(checked->front().result, ek_revocation_check::outcome::revoked) << checked->front().detail;
+    recorded = _registrar->lookup("gm-p384");
+    ASSERT_TRUE(recorded && *recorded);
+    EXPECT_TRUE((*recorded)->revoked_at_ns.has_value());
 }
 
 TEST_F(registrar_tpm, a_vendor_revoking_an_ek_certificate_after_enrolment_revokes_the_signer_from_that_date) {
@@ -409,6 +448,17 @@ TEST_F(registrar_tpm, enrolment_refuses_a_wrong_profile_a_wrong_nonce_and_a_doct
     auto no_ek = e;
     no_ek.ek_public_der = {0x30, 0x00};
     expect_refused(_registrar->enrol_tpm(no_ek, *nonce, *credential), "endorsement key");
+    // An EK of no TCG template: a key on secp256k1.
+    {
+        std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> k(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "secp256k1"),
+                                                              EVP_PKEY_free);
+        unsigned char* der = nullptr;
+        const int len = i2d_PUBKEY(k.get(), &der);
+        no_ek.ek_public_der.assign(der, der + std::max(len, 0));
+        OPENSSL_free(der);
+    }
+    expect_refused(_registrar->enrol_tpm(no_ek, *nonce, *credential),
+                   "the endorsement key is on curve secp256k1; the TCG EK templates used here have NIST P-256");
     // A credential that did not come back: the key is not shown to be in
     // the TPM of that EK.
     auto other_credential = make_nonce();
