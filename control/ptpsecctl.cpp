@@ -506,10 +506,16 @@ void print_status(const ordered_json& s) {
                    count_of(v, "failures"), count_of(v, "warnings"), count_of(v, "store_errors"));
         for (const auto& c : v.value("challenges", ordered_json::array())) {
             const std::string err = c.value("last_error", "");
-            fmt::print("  challenges to data plane {} (signer {}): nonces given {} acknowledged {} failures {}{}{}\n",
-                       c.value("dataplane", "?"), c.value("signer_id", "?"), count_of(c, "nonces_given"),
-                       count_of(c, "nonces_acknowledged"), count_of(c, "failures"),
-                       err.empty() ? "" : " | last error: ", err);
+            const std::string configured = c.value("configured_signer_id", "");
+            fmt::print(
+                "  challenges to data plane {} (signer {}{}): nonces given {} acknowledged {} failures {}{}{}{}\n",
+                c.value("dataplane", "?"), c.value("signer_id", "?"),
+                configured.empty() ? "" : fmt::format(", configured {}", configured), count_of(c, "nonces_given"),
+                count_of(c, "nonces_acknowledged"), count_of(c, "failures"),
+                count_of(c, "signer_mismatches") == 0
+                    ? ""
+                    : fmt::format(" signer mismatches {}", count_of(c, "signer_mismatches")),
+                err.empty() ? "" : " | last error: ", err);
         }
         if (const auto ek = v.value("ek_check", ordered_json()); ek.is_object()) {
             if (ek.contains("error")) {

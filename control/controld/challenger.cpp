@@ -20,10 +20,14 @@ int64_t realtime_now_ns() {
 
 } // namespace
 
-challenger::challenger(std::vector<std::string> prefixes, std::chrono::seconds interval, verifier::nonce_book& book)
+challenger::challenger(std::vector<std::string> prefixes, const std::map<std::string, std::string>& signers,
+                       std::chrono::seconds interval, verifier::nonce_book& book)
     : _interval(interval), _book(book) {
     for (auto& p : prefixes) {
         target& t = _targets.emplace_back();
+        if (const auto it = signers.find(p); it != signers.end()) {
+            t.configured_signer = it->second;
+        }
         t.prefix = std::move(p);
     }
 }
@@ -45,6 +49,7 @@ void challenger::challenge(target& t) {
         t.last_error = std::move(why);
     };
     // Which signer the data plane signs as: the deliveries are that signer's.
+    // Its telemetry says so, unsigned; a configured signer overrides it.
     auto tel = telemetry_client::connect(t.prefix, std::chrono::seconds(1));
     if (!tel) {
         return fail(tel.message());
@@ -59,6 +64,14 @@ void challenger::challenge(target& t) {
                                 t.prefix));
     }
     t.signer_id = signer;
+    std::string mismatch;
+    if (!t.configured_signer.empty() && signer != t.configured_signer) {
+        ++t.signer_mismatches;
+        mismatch = fmt::format("the data plane with file prefix {} says it signs as \"{}\", but is configured as "
+                               "\"{}\" (challenge-signers); challenged for \"{}\"",
+                               t.prefix, signer, t.configured_signer, t.configured_signer);
+    }
+    const std::string& held = t.configured_signer.empty() ? signer : t.configured_signer;
     auto nonce = _book.issue(realtime_now_ns());
     if (!nonce) {
         return fail(nonce.message());
@@ -77,12 +90,12 @@ void challenger::challenge(target& t) {
         return fail(fmt::format("the data plane refused the nonce: {}", sent->at(0).reason));
     }
     // Acknowledged now: batches the signer takes from here on carry it.
-    if (auto d = _book.delivered(signer, *nonce, realtime_now_ns()); !d) {
+    if (auto d = _book.delivered(held, *nonce, realtime_now_ns()); !d) {
         return fail(d.message());
     }
     ++t.acknowledged;
     t.last_nonce = to_hex(*nonce);
-    t.last_error.clear();
+    t.last_error = std::move(mismatch);
 }
 
 nlohmann::ordered_json challenger::to_json() const {
@@ -90,6 +103,8 @@ nlohmann::ordered_json challenger::to_json() const {
     for (const target& t : _targets) {
         out.push_back({{"dataplane", t.prefix},
                        {"signer_id", t.signer_id},
+                       {"configured_signer_id", t.configured_signer},
+                       {"signer_mismatches", t.signer_mismatches},
                        {"nonces_given", t.given},
                        {"nonces_acknowledged", t.acknowledged},
                        {"failures", t.failed},
@@ -103,12 +118,17 @@ std::string challenger::summary() const {
     uint64_t given = 0;
     uint64_t acked = 0;
     uint64_t failed = 0;
+    uint64_t mismatched = 0;
     for (const target& t : _targets) {
         given += t.given;
         acked += t.acknowledged;
         failed += t.failed;
+        mismatched += t.signer_mismatches;
     }
-    return fmt::format("challenges: {} nonces given, {} acknowledged, {} failed", given, acked, failed);
+    return fmt::format("challenges: {} nonces given, {} acknowledged, {} failed{}", given, acked, failed,
+                       mismatched == 0
+                           ? std::string()
+                           : fmt::format(", {} signer mismatches (telemetry against challenge-signers)", mismatched));
 }
 
 } // namespace ptpsec::controld

@@ -3,11 +3,16 @@
 // The online Verifier's challenges ([verifier] challenge): every
 // nonce-interval seconds, a fresh nonce from the Verifier's nonce book to
 // each data plane named by its EAL file prefix, as an attest_nonce update on
-// its SA channel (dataplane/sa_update_wire.h). The data plane's telemetry
-// (/ptpsec/attest) says which signer_id it signs as; its acknowledgement is
-// recorded in the book as a delivery to that signer, and the Verifier holds
-// that signer's later batches to it (control/verifier/verifier.h,
-// "Challenges").
+// its SA channel (dataplane/sa_update_wire.h). Its acknowledgement is
+// recorded in the book as a delivery to the signer that data plane signs as,
+// and the Verifier holds that signer's later batches to it
+// (control/verifier/verifier.h, "Challenges"). Which signer: the one
+// configured for the prefix ([verifier.challenge-signers]) when there is
+// one, else the one its telemetry names (/ptpsec/attest). Telemetry is not
+// signed: a data plane whose telemetry names another signer than the
+// configured one is reported as a mismatch (and still challenged for the
+// configured one), and a nonce that comes back in another signer's batch
+// fails that batch (nonce_book::delivered_to).
 //
 // A data plane that is not running, or does not attest, is counted and
 // tried again at the next interval; nothing else waits for it.
@@ -18,6 +23,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -25,7 +31,10 @@ namespace ptpsec::controld {
 
 class challenger {
 public:
-    challenger(std::vector<std::string> prefixes, std::chrono::seconds interval, verifier::nonce_book& book);
+    /// `signers`: prefix -> the signer_id its data plane is known to sign
+    /// as; prefixes not in it are taken at their telemetry's word.
+    challenger(std::vector<std::string> prefixes, const std::map<std::string, std::string>& signers,
+               std::chrono::seconds interval, verifier::nonce_book& book);
 
     /// Challenges every data plane if an interval has passed since the last
     /// round (the first round at once).
@@ -40,8 +49,10 @@ public:
 private:
     struct target {
         std::string prefix;
-        std::string signer_id; ///< from its telemetry, at the last round
+        std::string configured_signer; ///< empty: its telemetry's
+        std::string signer_id;         ///< from its telemetry, at the last round
         uint64_t given = 0;
+        uint64_t signer_mismatches = 0; ///< rounds whose telemetry named another signer than the configured one
         uint64_t acknowledged = 0;
         uint64_t failed = 0;
         std::string last_nonce; ///< hex

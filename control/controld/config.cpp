@@ -579,6 +579,24 @@ result<verifier_settings> parse_verifier(const toml::table& t, std::string_view 
     v.poll_ms = static_cast<uint32_t>(poll->value_or(v.poll_ms));
     PTPSEC_TRY(challenge, r.strings("challenge"));
     v.challenge = std::move(*challenge);
+    PTPSEC_TRY(signers, r.table("challenge-signers"));
+    if (*signers != nullptr) {
+        for (const auto& [prefix, node] : **signers) {
+            const auto* signer = node.as_string();
+            const std::string key(prefix.str());
+            if (signer == nullptr || signer->get().empty()) {
+                return error{fmt::format("{}: verifier.challenge-signers.{}: expected the signer_id that data plane "
+                                         "signs as (a string)",
+                                         r.at(node), key)};
+            }
+            if (std::find(v.challenge.begin(), v.challenge.end(), key) == v.challenge.end()) {
+                return error{fmt::format("{}: verifier.challenge-signers.{}: no data plane with that file prefix is "
+                                         "in challenge = [...]",
+                                         r.at(node), key)};
+            }
+            v.challenge_signers[key] = signer->get();
+        }
+    }
     PTPSEC_TRY(interval, r.number("nonce-interval", 1, 3600));
     v.nonce_interval_s = static_cast<uint32_t>(interval->value_or(v.nonce_interval_s));
     PTPSEC_TRY(ttl, r.number("nonce-ttl", 1, 3 * 3600));

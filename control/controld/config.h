@@ -75,6 +75,7 @@
 #include <control/tls/server.h>
 #include <drivers/base/result.h>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -106,6 +107,12 @@ struct verifier_settings {
     /// verifier nonce every nonce_interval_s (control/verifier/verifier.h,
     /// "Challenges"); empty: no challenges.
     std::vector<std::string> challenge;
+    /// [verifier.challenge-signers]: the signer_id each challenged data plane
+    /// (by file prefix) is known to sign as. A nonce's delivery is recorded
+    /// for that signer, not for the one the data plane's telemetry names,
+    /// and a data plane that names another is reported. A prefix not listed
+    /// is taken at its telemetry's word.
+    std::map<std::string, std::string> challenge_signers;
     uint32_t nonce_interval_s = 10;
     uint32_t nonce_ttl_s = 0; ///< 0: three intervals
     /// The TPM vendors' CAs and their CRLs (PEM files, both or neither): the

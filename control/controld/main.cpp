@@ -1048,7 +1048,8 @@ int serve(const config& cfg, const std::string& config_file) {
         verifier::verifier_options options;
         if (!cfg.verifier->challenge.empty()) {
             nonces.emplace(std::chrono::seconds(cfg.verifier->nonce_ttl_s));
-            challenges.emplace(cfg.verifier->challenge, std::chrono::seconds(cfg.verifier->nonce_interval_s), *nonces);
+            challenges.emplace(cfg.verifier->challenge, cfg.verifier->challenge_signers,
+                               std::chrono::seconds(cfg.verifier->nonce_interval_s), *nonces);
             options.challenges = &*nonces;
         }
         watcher.emplace(*registrar, *audit, verifier::watch_settings{cfg.verifier->logs, cfg.verifier->log_name},

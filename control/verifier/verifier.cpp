@@ -91,6 +91,15 @@ status check_challenge(const nonce_book& book, const hsm::batch_payload& p) {
     if (auto s = book.check(*p.nonce, t); !s) {
         return error{fmt::format("batch {}: {} at the batch's time", p.counter, s.message())};
     }
+    // Each nonce goes to one data plane, for the signer it signs as: the
+    // nonce in another signer's batch shows that data plane signs as that
+    // other signer.
+    if (const std::string* to = book.delivered_to(*p.nonce); to != nullptr && *to != p.signer_id) {
+        return error{fmt::format("batch {} of \"{}\" carries nonce {}, which this Verifier gave to the data plane of "
+                                 "\"{}\": that data plane signs as \"{}\" (its telemetry or challenge-signers "
+                                 "names the wrong signer)",
+                                 p.counter, p.signer_id, hex(*p.nonce), *to, p.signer_id)};
+    }
     if (given != nullptr && *issued < given->issued_at_ns) {
         return error{fmt::format("batch {} carries nonce {}, older than the one it should: {}", p.counter,
                                  hex(*p.nonce), given_text())};
@@ -109,6 +118,7 @@ void nonce_book::remember(std::string nonce, int64_t issued_at_ns) {
     }
     if (_issue_order.size() > history) {
         _issued.erase(_issue_order.front());
+        _delivered_to.erase(_issue_order.front());
         _issue_order.erase(_issue_order.begin());
     }
 }
@@ -141,6 +151,7 @@ status nonce_book::check(std::span<const uint8_t> nonce, int64_t now_ns) const {
 
 void nonce_book::expire(int64_t now_ns) {
     std::erase_if(_issued, [&](const auto& kv) { return now_ns - kv.second > _ttl.count(); });
+    std::erase_if(_delivered_to, [&](const auto& kv) { return !_issued.contains(kv.first); });
     std::erase_if(_issue_order, [&](const std::string& n) { return !_issued.contains(n); });
 }
 
@@ -156,10 +167,16 @@ status nonce_book::delivered(const std::string& signer_id, std::span<const uint8
     }
     auto& list = _deliveries[signer_id];
     list.push_back({std::string(nonce.begin(), nonce.end()), *issued, at_ns});
+    _delivered_to[list.back().nonce] = signer_id;
     if (list.size() > history) {
         list.erase(list.begin());
     }
     return ok_status();
+}
+
+const std::string* nonce_book::delivered_to(std::span<const uint8_t> nonce) const {
+    const auto it = _delivered_to.find(std::string(nonce.begin(), nonce.end()));
+    return it == _delivered_to.end() ? nullptr : &it->second;
 }
 
 const nonce_book::delivery* nonce_book::delivered_before(const std::string& signer_id, int64_t t_ns) const {

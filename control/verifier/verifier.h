@@ -126,6 +126,9 @@ public:
     /// The last nonce delivered to `signer_id` at or before `t_ns`; null if
     /// none.
     const delivery* delivered_before(const std::string& signer_id, int64_t t_ns) const;
+    /// The signer `nonce` was delivered to; null when it was not delivered
+    /// (or is forgotten).
+    const std::string* delivered_to(std::span<const uint8_t> nonce) const;
     std::chrono::nanoseconds ttl() const noexcept { return _ttl; }
 
 private:
@@ -135,6 +138,7 @@ private:
     std::map<std::string, int64_t> _issued;
     std::vector<std::string> _issue_order;                    ///< oldest first, for the history bound
     std::map<std::string, std::vector<delivery>> _deliveries; ///< by signer, oldest first
+    std::map<std::string, std::string> _delivered_to;         ///< nonce -> signer, for the nonces in _issued
     void remember(std::string nonce, int64_t issued_at_ns);
 };
 

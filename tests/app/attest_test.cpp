@@ -752,6 +752,59 @@ TEST_F(attest_app, the_online_verifier_challenges_the_data_plane_and_catches_a_n
     EXPECT_NE(verifier->out().find("nonces given"), std::string::npos) << verifier->out();
 }
 
+TEST_F(attest_app, a_data_plane_that_signs_as_another_signer_than_configured_is_reported_and_its_batches_caught) {
+    // challenge-signers says the data plane signs as observer-2; it signs
+    // as observer-1 (and says so). The Verifier reports the mismatch, holds
+    // observer-2 to the nonces, and observer-1's batches that carry them
+    // fail: the nonce shows which signer that data plane really is.
+    const std::string key = enrol_software_key(_dir.file("registrar.db"));
+    ASSERT_FALSE(HasFailure());
+    const std::string prefix = fmt::format("ptpsec-attest-bound-{}", ::getpid());
+    runtime_dir_guard runtime(prefix);
+    paced_feed feed(_dir.file("outside.fifo"), _capture);
+    auto dp = attest_on(prefix, feed,
+                        {"--attest", "software", "--attest-key", key, "--attest-counter", _dir.file("counter"),
+                         "--attest-batch-ms", "50", "--attest-max-held", "65536"});
+    wait_attest(*dp, prefix, [](const json& t) { return t.value("batches_signed", 0U) >= 1; });
+    auto verifier = start_verifier(fmt::format(
+        "challenge = [\"{0}\"]\nnonce-interval = 2\n[verifier.challenge-signers]\n\"{0}\" = \"observer-2\"\n", prefix));
+    json live;
+    json ch;
+    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+         std::chrono::steady_clock::now() < deadline;) {
+        ASSERT_TRUE(verifier->running()) << verifier->err() << verifier->out();
+        live = verifier_status();
+        const json list = live.value("challenges", json::array());
+        ch = list.empty() ? json::object() : list.at(0);
+        if (ch.value("nonces_acknowledged", 0U) >= 1 && live.value("failures", 0U) >= 1) {
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_EQ(ch.value("signer_id", ""), "observer-1") << ch.dump();
+    EXPECT_EQ(ch.value("configured_signer_id", ""), "observer-2") << ch.dump();
+    EXPECT_GE(ch.value("signer_mismatches", 0U), 1U) << ch.dump();
+    EXPECT_NE(ch.value("last_error", "").find("says it signs as \"observer-1\", but is configured as \"observer-2\""),
+              std::string::npos)
+        << ch.dump();
+    ASSERT_GE(live.value("failures", 0U), 1U) << live.dump();
+    const std::string first = live.at("recent_failures").at(0);
+    EXPECT_NE(first.find("nonce mismatch"), std::string::npos) << first;
+    EXPECT_NE(first.find("which this Verifier gave to the data plane of \"observer-2\": that data plane signs as "
+                         "\"observer-1\""),
+              std::string::npos)
+        << first;
+    const auto plain = test::run_program(_dir, _ctl, {"status", "--controld-socket", _dir.file("verifier.sock")});
+    EXPECT_NE(
+        plain.out.find(fmt::format("challenges to data plane {} (signer observer-1, configured observer-2)", prefix)),
+        std::string::npos)
+        << plain.out;
+    EXPECT_NE(plain.out.find("signer mismatches "), std::string::npos) << plain.out;
+    feed.finish();
+    ASSERT_EQ(dp->stop(), 0) << dp->err();
+    ASSERT_EQ(verifier->stop(), 0) << verifier->err();
+}
+
 TEST_F(attest_app, a_tpm_stopped_and_restarted_mid_run_loses_no_event_and_breaks_no_chain) {
     test::swtpm tpm;
     const std::string prefix = fmt::format("ptpsec-attest-outage-{}", ::getpid());

@@ -223,6 +223,10 @@ logs = ["/var/lib/ptpsec/evidence"]
 ek-ca = "vendors.pem"
 ek-crl = "/etc/ptpsec/vendors.crl"
 ek-check-interval = 600
+challenge = ["ptpsec-a", "ptpsec-b"]
+
+[verifier.challenge-signers]
+ptpsec-a = "gm-observer-1"
 )",
                           "controld.toml", "/etc/ptpsec");
     ASSERT_TRUE(c) << c.message();
@@ -232,6 +236,8 @@ ek-check-interval = 600
     EXPECT_EQ(c->verifier->ek_ca, "/etc/ptpsec/vendors.pem");
     EXPECT_EQ(c->verifier->ek_crl, "/etc/ptpsec/vendors.crl");
     EXPECT_EQ(c->verifier->ek_check_interval_s, 600U);
+    EXPECT_EQ(c->verifier->challenge, (std::vector<std::string>{"ptpsec-a", "ptpsec-b"}));
+    EXPECT_EQ(c->verifier->challenge_signers, (std::map<std::string, std::string>{{"ptpsec-a", "gm-observer-1"}}));
     auto plain = parse_config("[verifier]\nregistrar = \"r.db\"\naudit = \"sqlite:a.db\"\nlogs = [\"l\"]\n", "t.toml");
     ASSERT_TRUE(plain) << plain.message();
     EXPECT_TRUE(plain->verifier->ek_crl.empty());
@@ -337,6 +343,12 @@ TEST(controld_config, every_mistake_is_named_with_its_line) {
         {verifier + "ek-ca = \"\"\nek-crl = \"vendors.crl\"\n", "ek-ca = \"FILE\" and ek-crl = \"FILE\" go together"},
         {verifier + "ek-ca = \"v.pem\"\nek-crl = \"v.crl\"\nek-check-interval = 59\n",
          "t.toml:7: verifier.ek-check-interval = 59: use 60 to 86400"},
+        {verifier + "challenge = [\"dp-a\"]\n[verifier.challenge-signers]\ndp-b = \"gm-b\"\n",
+         "t.toml:7: verifier.challenge-signers.dp-b: no data plane with that file prefix is in challenge = [...]"},
+        {verifier + "challenge = [\"dp-a\"]\n[verifier.challenge-signers]\ndp-a = 7\n",
+         "t.toml:7: verifier.challenge-signers.dp-a: expected the signer_id that data plane signs as"},
+        {verifier + "challenge-signers = [\"dp-a\"]\n",
+         "t.toml:5: verifier.challenge-signers: expected a table ([verifier.challenge-signers])"},
     };
     for (const auto& c : cases) {
         auto r = parse_config(c.text, "t.toml");

@@ -9,6 +9,7 @@
 
 #include <control/verifier/audit_store.h>
 #include <control/verifier/verifier.h>
+#include <drivers/base/hex.h>
 
 #include <gtest/gtest.h>
 
@@ -479,6 +480,44 @@ TEST_F(verifier_test, a_challenged_signer_must_carry_the_nonce_it_was_given_or_a
     const auto backdated = verify(make_log({c.next(2, *n2, base_time_ns + 100'000'000'000)}).bytes, nullptr, o);
     ASSERT_EQ(backdated.failures.size(), 1U);
     EXPECT_NE(backdated.failures[0].message.find("backdated"), std::string::npos) << backdated.failures[0].message;
+}
+
+TEST_F(verifier_test, a_nonce_given_for_one_signer_that_comes_back_in_another_signers_batch_fails_it) {
+    // The data plane challenged as "gm-x" (its telemetry said so, or the
+    // configuration did) signs as gm-a: gm-a's batches carry gm-x's nonce.
+    nonce_book book(std::chrono::seconds(30));
+    const auto at = [](uint64_t ms) { return static_cast<int64_t>(base_time_ns + ms * 1'000'000); };
+    auto n = book.issue(at(125'000));
+    ASSERT_TRUE(n);
+    EXPECT_EQ(book.delivered_to(*n), nullptr) << "issued, not yet delivered";
+    ASSERT_TRUE(book.delivered("gm-x", *n, at(125'100)));
+    ASSERT_NE(book.delivered_to(*n), nullptr);
+    EXPECT_EQ(*book.delivered_to(*n), "gm-x");
+
+    chain a(*_signer, "gm-a");
+    verifier_options o;
+    o.challenges = &book;
+    const auto r = verify(make_log({a.next(2), a.next(2, *n)}).bytes, nullptr, o);
+    ASSERT_EQ(checks(r.failures), std::vector<std::string>{"nonce mismatch"});
+    EXPECT_EQ(r.failures[0].counter, 2U);
+    EXPECT_NE(r.failures[0].message.find("batch 2 of \"gm-a\" carries nonce " + to_hex(*n) +
+                                         ", which this Verifier gave to the data plane of \"gm-x\": that data plane "
+                                         "signs as \"gm-a\""),
+              std::string::npos)
+        << r.failures[0].message;
+    EXPECT_EQ(r.batches_accepted, 2U);
+
+    // The same nonce in gm-x's own batch passes.
+    const auto signer_x = software(_dir, "gm-x");
+    ASSERT_NE(signer_x, nullptr);
+    enrol(*_registrar, *signer_x, "gm-x");
+    chain x(*signer_x, "gm-x");
+    const auto own = verify(make_log({x.next(2, *n), x.next(2, *n)}).bytes, nullptr, o);
+    EXPECT_TRUE(own.failures.empty()) << checks(own.failures).front();
+
+    // Forgotten with the nonce once it expires.
+    book.expire(at(125'000) + std::chrono::nanoseconds(std::chrono::seconds(31)).count());
+    EXPECT_EQ(book.delivered_to(*n), nullptr);
 }
 
 } // namespace
