@@ -43,14 +43,18 @@ std::vector<uint8_t> random_bytes(size_t n) {
     return out;
 }
 
+/// The DER SubjectPublicKeyInfo of `key` (which it frees).
+std::vector<uint8_t> spki_of(EVP_PKEY* key) {
+    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> k(key, EVP_PKEY_free);
+    unsigned char* der = nullptr;
+    const int len = k == nullptr ? 0 : i2d_PUBKEY(k.get(), &der);
+    std::vector<uint8_t> out(der, der + std::max(len, 0));
+    OPENSSL_free(der);
+    return out;
+}
+
 std::vector<uint8_t> other_p256_spki() {
-    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"),
-                                                            EVP_PKEY_free);
-    const int len = i2d_PUBKEY(key.get(), nullptr);
-    std::vector<uint8_t> der(static_cast<size_t>(len));
-    unsigned char* p = der.data();
-    i2d_PUBKEY(key.get(), &p);
-    return der;
+    return spki_of(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
 }
 
 double ms_since(clock_type::time_point start) {
@@ -419,15 +423,8 @@ TEST_F(tpm_signer_test, endorsement_key_is_a_p256_spki) {
 
 /// A DER SubjectPublicKeyInfo of a fresh software key ("EC" P-256 or "RSA").
 std::vector<uint8_t> software_spki(const char* type) {
-    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> k(std::string_view(type) == "RSA"
-                                                              ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048})
-                                                              : EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"),
-                                                          EVP_PKEY_free);
-    unsigned char* der = nullptr;
-    const int len = i2d_PUBKEY(k.get(), &der);
-    std::vector<uint8_t> out(der, der + std::max(len, 0));
-    OPENSSL_free(der);
-    return out;
+    return spki_of(std::string_view(type) == "RSA" ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048})
+                                                   : EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
 }
 
 TEST_F(tpm_signer_test, a_credential_made_for_the_ek_and_the_signing_key_opens_in_that_tpm_only) {
@@ -477,6 +474,14 @@ TEST_F(tpm_signer_test, a_credential_made_for_the_ek_and_the_signing_key_opens_i
     tampered.id_object.back() ^= 0x01;
     EXPECT_FALSE(signer->activate_credential(tampered));
     EXPECT_TRUE(signer->activate_credential(*for_this)) << "the untampered one still opens";
+}
+
+/// The SubjectPublicKeyInfo of a DER certificate's key; empty when it is
+/// not a certificate.
+std::vector<uint8_t> certificate_key(const std::vector<uint8_t>& cert_der) {
+    const unsigned char* p = cert_der.data();
+    std::unique_ptr<X509, decltype(&X509_free)> x(d2i_X509(nullptr, &p, static_cast<long>(cert_der.size())), X509_free);
+    return x == nullptr ? std::vector<uint8_t>() : spki_of(X509_get_pubkey(x.get()));
 }
 
 /// The key type of a DER SubjectPublicKeyInfo: "RSA 2048", "EC 384", ...
@@ -583,16 +588,9 @@ TEST_F(tpm_signer_test, a_manufactured_tpm_gives_its_p384_ek_and_certificate_whe
     auto cert = signer->endorsement_certificate_der();
     ASSERT_TRUE(cert) << cert.message();
     ASSERT_FALSE(cert->empty()) << "NV 0x01C00016 holds the P-384 EK's certificate";
-    const unsigned char* p = cert->data();
-    std::unique_ptr<X509, decltype(&X509_free)> x(d2i_X509(nullptr, &p, static_cast<long>(cert->size())), X509_free);
-    ASSERT_NE(x, nullptr);
     auto ek = signer->endorsement_key_der();
     ASSERT_TRUE(ek) << ek.message();
-    unsigned char* der = nullptr;
-    const int len = i2d_PUBKEY(X509_get0_pubkey(x.get()), &der);
-    ASSERT_GT(len, 0);
-    const std::vector<uint8_t> cert_key(der, der + len);
-    OPENSSL_free(der);
+    const auto cert_key = certificate_key(*cert);
     EXPECT_EQ(key_type(*ek), "EC 384");
     EXPECT_EQ(cert_key, *ek) << "template H-3 derives the key the manufacturer certified";
     const auto secret = random_bytes(20);
@@ -625,18 +623,12 @@ TEST_F(tpm_signer_test, a_manufactured_tpm_shows_its_ek_certificate_and_opens_cr
     auto cert = signer->endorsement_certificate_der();
     ASSERT_TRUE(cert) << cert.message();
     ASSERT_FALSE(cert->empty());
-    const unsigned char* p = cert->data();
-    std::unique_ptr<X509, decltype(&X509_free)> x(d2i_X509(nullptr, &p, static_cast<long>(cert->size())), X509_free);
-    ASSERT_NE(x, nullptr) << "the NV index holds a DER certificate";
     auto ek = signer->endorsement_key_der();
     ASSERT_TRUE(ek) << ek.message();
-    unsigned char* der = nullptr;
-    const int len = i2d_PUBKEY(X509_get0_pubkey(x.get()), &der);
-    ASSERT_GT(len, 0);
-    const std::vector<uint8_t> cert_key(der, der + len);
-    OPENSSL_free(der);
+    const auto cert_key = certificate_key(*cert);
+    ASSERT_FALSE(cert_key.empty()) << "the NV index holds a DER certificate";
     EXPECT_EQ(cert_key, *ek) << "the certificate is of the EK the signer derives";
-    EXPECT_TRUE(EVP_PKEY_is_a(X509_get0_pubkey(x.get()), "RSA"));
+    EXPECT_EQ(key_type(cert_key), "RSA 2048");
     EXPECT_EQ(signer->endorsement_template(), ek_template::l1) << "automatic takes the low range first";
     // The credential path through the RSA EK (RSA-OAEP with label IDENTITY).
     const std::vector<uint8_t> secret(32, 0x3c);
@@ -679,26 +671,18 @@ TEST(tpm_credential, make_credential_refuses_what_it_cannot_seal_and_seals_to_rs
     EXPECT_EQ(rsa->id_object[0], 0x00);
     EXPECT_EQ(rsa->id_object[1], 0x20);
     // Only the key types of the TCG EK templates.
-    auto profile_of_key = [](EVP_PKEY* raw) {
-        std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> k(raw, EVP_PKEY_free);
-        unsigned char* der = nullptr;
-        const int len = i2d_PUBKEY(k.get(), &der);
-        std::vector<uint8_t> spki(der, der + std::max(len, 0));
-        OPENSSL_free(der);
-        return spki;
-    };
-    const auto p384 = profile_of_key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-384"));
+    const auto p384 = spki_of(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-384"));
     auto profile = endorsement_key_profile_of(p384);
     ASSERT_TRUE(profile) << profile.message();
     EXPECT_EQ(profile->kind, "ECC NIST P-384");
     EXPECT_EQ(profile->digest, "SHA384");
     EXPECT_EQ(profile->sym_key_len, 32U);
-    profile = endorsement_key_profile_of(profile_of_key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-521")));
+    profile = endorsement_key_profile_of(spki_of(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-521")));
     ASSERT_TRUE(profile) << profile.message();
     EXPECT_EQ(profile->digest, "SHA512");
-    const auto k256 = profile_of_key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "secp256k1"));
+    const auto k256 = spki_of(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "secp256k1"));
     expect_refused(make_credential(k256, name, secret), "on curve secp256k1");
-    const auto rsa3072 = profile_of_key(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{3072}));
+    const auto rsa3072 = spki_of(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{3072}));
     expect_refused(make_credential(rsa3072, name, secret), "an RSA 3072 key");
     // Every blob is sealed afresh.
     auto again = make_credential(ec, name, secret);
