@@ -218,6 +218,17 @@ protected:
         return key;
     }
 
+    /// The data plane on `feed`, signing as "observer-1" with an enrolled
+    /// software key in 50 ms batches, once it has signed its first batch.
+    std::unique_ptr<test::background_program> software_attested(const std::string& prefix, const paced_feed& feed) {
+        const std::string key = enrol_software_key(_dir.file("registrar.db"));
+        auto dp = attest_on(prefix, feed,
+                            {"--attest", "software", "--attest-key", key, "--attest-counter", _dir.file("counter"),
+                             "--attest-batch-ms", "50", "--attest-max-held", "65536"});
+        wait_attest(*dp, prefix, [](const json& t) { return t.value("batches_signed", 0U) >= 1; });
+        return dp;
+    }
+
     /// /ptpsec/attest of the data plane with `prefix`; empty while it does
     /// not answer.
     static json attest_telemetry(const std::string& prefix) {
@@ -671,15 +682,11 @@ TEST_F(attest_app, a_nonce_given_by_hand_is_in_every_later_batch_until_cleared) 
 }
 
 TEST_F(attest_app, the_online_verifier_challenges_the_data_plane_and_catches_a_nonce_it_did_not_give) {
-    const std::string key = enrol_software_key(_dir.file("registrar.db"));
-    ASSERT_FALSE(HasFailure());
     const std::string prefix = fmt::format("ptpsec-attest-challenge-{}", ::getpid());
     runtime_dir_guard runtime(prefix);
     paced_feed feed(_dir.file("outside.fifo"), _capture);
-    auto dp = attest_on(prefix, feed,
-                        {"--attest", "software", "--attest-key", key, "--attest-counter", _dir.file("counter"),
-                         "--attest-batch-ms", "50", "--attest-max-held", "65536"});
-    wait_attest(*dp, prefix, [](const json& t) { return t.value("batches_signed", 0U) >= 1; });
+    auto dp = software_attested(prefix, feed);
+    ASSERT_FALSE(HasFailure());
     auto verifier = start_verifier(fmt::format("challenge = [\"{}\"]\nnonce-interval = 2\n", prefix));
     // Until two nonces are in and batches carrying them were accepted.
     auto challenge_of = [](const json& v) {
@@ -757,15 +764,11 @@ TEST_F(attest_app, a_data_plane_that_signs_as_another_signer_than_configured_is_
     // as observer-1 (and says so). The Verifier reports the mismatch, holds
     // observer-2 to the nonces, and observer-1's batches that carry them
     // fail: the nonce shows which signer that data plane really is.
-    const std::string key = enrol_software_key(_dir.file("registrar.db"));
-    ASSERT_FALSE(HasFailure());
     const std::string prefix = fmt::format("ptpsec-attest-bound-{}", ::getpid());
     runtime_dir_guard runtime(prefix);
     paced_feed feed(_dir.file("outside.fifo"), _capture);
-    auto dp = attest_on(prefix, feed,
-                        {"--attest", "software", "--attest-key", key, "--attest-counter", _dir.file("counter"),
-                         "--attest-batch-ms", "50", "--attest-max-held", "65536"});
-    wait_attest(*dp, prefix, [](const json& t) { return t.value("batches_signed", 0U) >= 1; });
+    auto dp = software_attested(prefix, feed);
+    ASSERT_FALSE(HasFailure());
     auto verifier = start_verifier(fmt::format(
         "challenge = [\"{0}\"]\nnonce-interval = 2\n[verifier.challenge-signers]\n\"{0}\" = \"observer-2\"\n", prefix));
     json live;
