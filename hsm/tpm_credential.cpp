@@ -10,6 +10,7 @@
 #include <array>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <string_view>
 
 namespace ptpsec::hsm {
@@ -38,6 +39,7 @@ constexpr endorsement_key_profile ecc_p521{"ECC NIST P-521", "SHA512", 64, 32};
 struct endorsement_key {
     pkey_ptr key{nullptr, EVP_PKEY_free};
     endorsement_key_profile profile;
+    std::string group; ///< ECC: the curve's OpenSSL name
     size_t field_len = 0;
 };
 
@@ -76,6 +78,7 @@ result<endorsement_key> read_endorsement_key(std::span<const uint8_t> spki) {
                                      "P-256, P-384 and P-521",
                                      name)};
         }
+        ek.group = std::string(name);
         ek.field_len = (static_cast<size_t>(EVP_PKEY_get_bits(ek.key.get())) + 7) / 8;
         return ek;
     }
@@ -200,11 +203,7 @@ result<sealed_seed> seal_rsa(const endorsement_key& ek) {
 /// is KDFe(nameAlg, Z, "IDENTITY\0", ephemeral.x, ek.x, |H| * 8) and the
 /// encrypted secret is the ephemeral point as a TPMS_ECC_POINT.
 result<sealed_seed> seal_ecc(const endorsement_key& ek) {
-    std::array<char, 64> group{};
-    size_t group_len = 0;
-    (void)EVP_PKEY_get_utf8_string_param(ek.key.get(), OSSL_PKEY_PARAM_GROUP_NAME, group.data(), group.size(),
-                                         &group_len);
-    pkey_ptr eph(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", group.data()), EVP_PKEY_free);
+    pkey_ptr eph(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", ek.group.c_str()), EVP_PKEY_free);
     if (eph == nullptr) {
         return error{fmt::format("making an ephemeral {} key failed", ek.profile.kind)};
     }

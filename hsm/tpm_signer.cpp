@@ -149,13 +149,16 @@ result<std::vector<uint8_t>> ecc_spki(const TPMS_ECC_POINT& point, TPMI_ECC_CURV
     size_t width = 0;
     switch (curve) {
     case TPM2_ECC_NIST_P256:
-        group = "prime256v1", width = 32;
+        group = "prime256v1";
+        width = 32;
         break;
     case TPM2_ECC_NIST_P384:
-        group = "secp384r1", width = 48;
+        group = "secp384r1";
+        width = 48;
         break;
     case TPM2_ECC_NIST_P521:
-        group = "secp521r1", width = 66;
+        group = "secp521r1";
+        width = 66;
         break;
     default:
         return error{fmt::format("the TPM's ECC key is on curve 0x{:04x}, not a NIST curve", curve)};
