@@ -220,8 +220,8 @@ for pcr in 0 1 2 3 4 5 6 7; do echo "$pcr $(printf '0%.0s' $(seq 64))"; done > "
   --expected-pcrs "$att/pcr-profile.txt" --ek-ca "$att/vendor-ca.pem"
 # The online Verifier (ptpsec-controld [verifier]) checks each batch as the
 # data plane writes it, and gives the data plane a fresh nonce every second
-# that its later batches must carry (its first try, before the data plane is
-# up, fails and is counted).
+# that its later batches must carry, holding the signer configured for it
+# (its first try, before the data plane is up, fails and is counted).
 cat > "$att/verifier.toml" <<TOML
 [verifier]
 registrar = "registrar.db"
@@ -230,6 +230,9 @@ logs = ["evidence"]
 poll-ms = 1000
 challenge = ["ptpsec-demo-attest"]
 nonce-interval = 1
+
+[verifier.challenge-signers]
+ptpsec-demo-attest = "demo-observer"
 
 [admin]
 socket = "verifier.sock"
