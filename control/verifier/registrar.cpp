@@ -343,25 +343,36 @@ struct ek_verdict {
     std::string message; ///< why, unless valid
 };
 
-ek_verdict judge_ek_certificate(X509* cert, const ek_trust& trust) {
-    const std::string& ca_file = trust.ca_file;
-    std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(X509_STORE_new(), X509_STORE_free);
-    if (store == nullptr || X509_STORE_load_file(store.get(), ca_file.c_str()) != 1) {
-        return {ek_verdict::kind::failed,
-                fmt::format("cannot read trusted EK issuers from {} (a PEM file of CA certificates)", ca_file)};
+using x509_store_ptr = std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)>;
+
+/// The trusted EK issuers of `trust` and, when it names them, their CRLs,
+/// read once for every certificate judged against them.
+result<x509_store_ptr> load_ek_store(const ek_trust& trust) {
+    x509_store_ptr store(X509_STORE_new(), X509_STORE_free);
+    if (store == nullptr || X509_STORE_load_file(store.get(), trust.ca_file.c_str()) != 1) {
+        return error{
+            fmt::format("cannot read trusted EK issuers from {} (a PEM file of CA certificates)", trust.ca_file)};
     }
     if (!trust.crl_file.empty()) {
         // X509_STORE_load_file takes the CRLs of a PEM file as well; with
         // CRL_CHECK the EK certificate's issuer must have one.
         if (X509_STORE_load_file(store.get(), trust.crl_file.c_str()) != 1) {
-            return {ek_verdict::kind::failed,
-                    fmt::format("cannot read EK certificate revocation lists from {} (a PEM file of CRLs)",
-                                trust.crl_file)};
+            return error{fmt::format("cannot read EK certificate revocation lists from {} (a PEM file of CRLs)",
+                                     trust.crl_file)};
         }
         X509_STORE_set_flags(store.get(), X509_V_FLAG_CRL_CHECK);
     }
+    return store;
+}
+
+/// `cert` against `store` (load_ek_store of `trust`, or why it could not
+/// be read).
+ek_verdict judge_ek_certificate(const result<x509_store_ptr>& store, X509* cert, const ek_trust& trust) {
+    if (!store) {
+        return {ek_verdict::kind::failed, store.message()};
+    }
     std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> ctx(X509_STORE_CTX_new(), X509_STORE_CTX_free);
-    if (ctx == nullptr || X509_STORE_CTX_init(ctx.get(), store.get(), cert, nullptr) != 1) {
+    if (ctx == nullptr || X509_STORE_CTX_init(ctx.get(), store->get(), cert, nullptr) != 1) {
         return {ek_verdict::kind::failed, "setting up the EK certificate check failed"};
     }
     if (X509_verify_cert(ctx.get()) == 1) {
@@ -380,7 +391,7 @@ ek_verdict judge_ek_certificate(X509* cert, const ek_trust& trust) {
                 fmt::format("the TPM's EK certificate cannot be checked against the CRLs in {}: {}", trust.crl_file,
                             X509_verify_cert_error_string(err))};
     }
-    return {ek_verdict::kind::failed, fmt::format("the TPM's EK certificate does not chain to {}: {}", ca_file,
+    return {ek_verdict::kind::failed, fmt::format("the TPM's EK certificate does not chain to {}: {}", trust.ca_file,
                                                   X509_verify_cert_error_string(err))};
 }
 
@@ -452,7 +463,7 @@ status check_ek_certificate(std::span<const uint8_t> certificate_der, std::span<
     if (!same) {
         return error{"the TPM's EK certificate is for another key than its EK"};
     }
-    const ek_verdict v = judge_ek_certificate(cert.get(), trust);
+    const ek_verdict v = judge_ek_certificate(load_ek_store(trust), cert.get(), trust);
     if (v.what != ek_verdict::kind::valid) {
         return error{v.message};
     }
@@ -465,6 +476,7 @@ result<std::vector<ek_revocation_check>> registrar::check_ek_revocations(const e
                      "(--ek-crl)"};
     }
     PTPSEC_TRY(signers, list());
+    const auto store = load_ek_store(trust);
     std::vector<ek_revocation_check> out;
     for (const signer_record& s : *signers) {
         if (s.backend != hsm::backend_kind::tpm || s.revoked_at_ns) {
@@ -484,7 +496,7 @@ result<std::vector<ek_revocation_check>> registrar::check_ek_revocations(const e
             continue;
         }
         const std::string serial = serial_of(cert.get());
-        const ek_verdict v = judge_ek_certificate(cert.get(), trust);
+        const ek_verdict v = judge_ek_certificate(store, cert.get(), trust);
         switch (v.what) {
         case ek_verdict::kind::valid:
             c.result = ek_revocation_check::outcome::valid;
