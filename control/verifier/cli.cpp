@@ -769,22 +769,21 @@ int cli_commands::state::run_enrol() {
         }
         st = enrol_tpm(**reg, **tpm, signer_id, *expected, ek_trust{ek_ca_file, ek_crl_file});
         if (st) {
-            const hsm::ek_template used = (*tpm)->endorsement_template();
-            const std::string ek_used =
-                fmt::format("EK template {}, {}", hsm::ek_template_name(used), hsm::ek_template_kind(used));
+            // What was shown of the EK's certificate, and what was not.
+            std::string certificate;
+            std::string unchecked;
             if (ek_ca_file.empty()) {
-                checked = fmt::format(" (key in the TPM of that EK, PCR quote; the EK certificate not checked: "
-                                      "--ek-ca; {})",
-                                      ek_used);
+                unchecked = "; the EK certificate not checked: --ek-ca";
             } else if (ek_crl_file.empty()) {
-                checked = fmt::format(" (key in the TPM of that EK, its certificate chained to {}, PCR quote; "
-                                      "revocation not checked: --ek-crl; {})",
-                                      ek_ca_file, ek_used);
+                certificate = fmt::format(", its certificate chained to {}", ek_ca_file);
+                unchecked = "; revocation not checked: --ek-crl";
             } else {
-                checked = fmt::format(" (key in the TPM of that EK, its certificate chained to {} and not revoked "
-                                      "in {}, PCR quote; {})",
-                                      ek_ca_file, ek_crl_file, ek_used);
+                certificate =
+                    fmt::format(", its certificate chained to {} and not revoked in {}", ek_ca_file, ek_crl_file);
             }
+            const hsm::ek_template used = (*tpm)->endorsement_template();
+            checked = fmt::format(" (key in the TPM of that EK{}, PCR quote{}; EK template {}, {})", certificate,
+                                  unchecked, hsm::ek_template_name(used), hsm::ek_template_kind(used));
         }
     } else if (!pkcs11_module.empty()) {
         if (token_label.empty() || key_label.empty() || pin_file.empty() || counter_file.empty()) {
