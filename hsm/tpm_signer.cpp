@@ -182,10 +182,6 @@ result<std::vector<uint8_t>> ecc_spki(const TPMS_ECC_POINT& point, TPMI_ECC_CURV
     return spki_from_params("EC", params.data());
 }
 
-result<std::vector<uint8_t>> p256_spki(const TPMS_ECC_POINT& point) {
-    return ecc_spki(point, TPM2_ECC_NIST_P256);
-}
-
 /// DER SubjectPublicKeyInfo of an RSA key from its TPM public area
 /// (exponent 0 means 65537, Part 2 §12.2.3.5).
 result<std::vector<uint8_t>> rsa_spki(const TPMT_PUBLIC& pub) {
@@ -1295,7 +1291,7 @@ result<std::unique_ptr<tpm_signer>> tpm_signer::open(tpm_settings settings) {
                                        &pub) != TSS2_RC_SUCCESS) {
         return error{"the signing key's public area does not unmarshal"};
     }
-    auto der = p256_spki(pub.publicArea.unique.ecc);
+    auto der = ecc_spki(pub.publicArea.unique.ecc, TPM2_ECC_NIST_P256);
     if (!der) {
         return der.err();
     }
