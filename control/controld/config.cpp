@@ -88,6 +88,12 @@ public:
         return out;
     }
 
+    /// The key's node, for values the other readers do not cover; null when absent.
+    const toml::node* raw(std::string_view key) {
+        _used.insert(std::string(key));
+        return _t.get(key);
+    }
+
     /// A sub-table ([node.grantor]); null when absent; an error when not a table.
     result<const toml::table*> table(std::string_view key) {
         _used.insert(std::string(key));
@@ -380,15 +386,68 @@ result<server_settings> parse_server(const toml::table& t, std::string_view orig
     if (*size) {
         s.tls.max_message_size = static_cast<size_t>(**size);
     }
+    PTPSEC_TRY(registrar, r.get<std::string>("registrar"));
+    if (*registrar) {
+        if ((*registrar)->empty()) {
+            return error{
+                fmt::format("{}: server.registrar: give the Registrar's database file", r.at(*t.get("registrar")))};
+        }
+        s.registrar = resolve(base_dir, **registrar);
+    }
     if (auto st = r.unknown_keys(); !st) {
         return st.err();
     }
     return s;
 }
 
+/// [node.attestation]: the TPM signer the node quotes its platform with.
+result<node_attestation_settings> parse_node_attestation(const toml::table& t, std::string_view origin) {
+    table_reader r(t, "node.attestation", origin);
+    node_attestation_settings a;
+    PTPSEC_TRY(id, r.get<std::string>("signer-id"));
+    if (!*id || (*id)->empty() || (*id)->size() > nts::max_attestation_signer_id) {
+        return error{fmt::format("{}: [node.attestation] needs signer-id = \"ID\" (1 to {} characters: the TPM "
+                                 "signer enrolled in the Registrar)",
+                                 r.at_table(), nts::max_attestation_signer_id)};
+    }
+    a.tpm.signer_id = **id;
+    PTPSEC_TRY(tcti, r.get<std::string>("tcti"));
+    a.tpm.tcti = tcti->value_or(a.tpm.tcti);
+    // The owner ranges of the TCG handle registry (tpm_settings).
+    PTPSEC_TRY(key, r.number("key-handle", 0x81000000, 0x817FFFFF));
+    a.tpm.key_handle = static_cast<uint32_t>(key->value_or(a.tpm.key_handle));
+    PTPSEC_TRY(counter, r.number("counter-index", 0x01000000, 0x01BFFFFF));
+    a.tpm.counter_index = static_cast<uint32_t>(counter->value_or(a.tpm.counter_index));
+    const toml::node* pcrs = r.raw("pcrs");
+    const toml::array* list = pcrs == nullptr ? nullptr : pcrs->as_array();
+    if (list == nullptr || list->empty()) {
+        return error{fmt::format("{}: [node.attestation] needs pcrs = [N, ...] (the PCR profile the signer was "
+                                 "enrolled with, e.g. [0, 7])",
+                                 pcrs == nullptr ? r.at_table() : r.at(*pcrs))};
+    }
+    for (const auto& e : *list) {
+        const auto* v = e.as_integer();
+        if (v == nullptr || v->get() < 0 || v->get() > 23) {
+            return error{fmt::format("{}: node.attestation.pcrs: PCR indices are 0 to 23", r.at(e))};
+        }
+        const auto index = static_cast<unsigned>(v->get());
+        if (std::find(a.pcrs.begin(), a.pcrs.end(), index) != a.pcrs.end()) {
+            return error{fmt::format("{}: node.attestation.pcrs: PCR {} is listed twice", r.at(e), index)};
+        }
+        a.pcrs.push_back(index);
+    }
+    std::sort(a.pcrs.begin(), a.pcrs.end());
+    if (auto st = r.unknown_keys(); !st) {
+        return st.err();
+    }
+    return a;
+}
+
 /// [node]; its groups are names, resolved against [[group]] by the caller.
-result<std::pair<node::settings, std::vector<std::string>>> parse_node(const toml::table& t, std::string_view origin,
-                                                                       const std::string& base_dir) {
+/// [node.attestation], when there, goes to `attest`.
+result<std::pair<node::settings, std::vector<std::string>>>
+parse_node(const toml::table& t, std::string_view origin, const std::string& base_dir,
+           std::optional<node_attestation_settings>& attest) {
     table_reader r(t, "node", origin);
     node::settings n;
     PTPSEC_TRY(server, r.get<std::string>("server"));
@@ -417,6 +476,11 @@ result<std::pair<node::settings, std::vector<std::string>>> parse_node(const tom
     if (*grantor != nullptr) {
         PTPSEC_TRY(g, parse_grantor(**grantor, origin));
         n.grantor = std::move(g).value();
+    }
+    PTPSEC_TRY(attestation, r.table("attestation"));
+    if (*attestation != nullptr) {
+        PTPSEC_TRY(a, parse_node_attestation(**attestation, origin));
+        attest = std::move(a).value();
     }
     PTPSEC_TRY(unicast, r.tables("unicast"));
     for (size_t i = 0; i < unicast->size(); ++i) {
@@ -496,6 +560,12 @@ result<ke::client_rule> parse_client(const toml::table& t, size_t index, std::st
     PTPSEC_TRY(grantor, r.get<bool>("grantor"));
     PTPSEC_TRY(tc, r.get<bool>("transparent-clock"));
     PTPSEC_TRY(unicast, r.get<bool>("unicast"));
+    PTPSEC_TRY(attest, r.get<std::string>("attest"));
+    if (*attest && (*attest)->empty()) {
+        return error{fmt::format("{}: client[{}].attest: give the signer_id of the client's TPM signer",
+                                 r.at(*t.get("attest")), index + 1)};
+    }
+    c.attest = attest->value_or("");
     c.unicast = unicast->value_or(false);
     c.subject = subject->value_or("");
     c.san = san->value_or("");
@@ -680,7 +750,7 @@ result<config> parse_config(std::string_view text, std::string_view origin, cons
             if (t == nullptr) {
                 return error{fmt::format("{}: node: expected a table ([node])", at)};
             }
-            PTPSEC_TRY(n, parse_node(*t, origin, base_dir));
+            PTPSEC_TRY(n, parse_node(*t, origin, base_dir, c.node_attestation));
             c.node = std::move(n->first);
             node_groups = std::move(n->second);
             node_at = at;
@@ -750,6 +820,13 @@ result<config> parse_config(std::string_view text, std::string_view origin, cons
             return error{fmt::format("{}: node: group \"{}\" is not defined by any [[group]]", node_at, name)};
         }
         c.node->groups.push_back(node::node_group{it->name, it->id, std::nullopt});
+    }
+    for (size_t i = 0; i < c.clients.size(); ++i) {
+        if (!c.clients[i].attest.empty() && (!c.server || c.server->registrar.empty())) {
+            return error{fmt::format("{}: client[{}] has attest = \"{}\": the KE server checks Platform "
+                                     "Attestations against the Registrar: add registrar = \"FILE\" to [server]",
+                                     origin, i + 1, c.clients[i].attest)};
+        }
     }
     if (c.unicast && !c.server) {
         return error{

@@ -74,6 +74,7 @@
 #include <control/node/node.h>
 #include <control/tls/server.h>
 #include <drivers/base/result.h>
+#include <hsm/tpm_signer.h>
 
 #include <map>
 #include <optional>
@@ -85,6 +86,19 @@ namespace ptpsec::controld {
 struct server_settings {
     tls::server_config tls;
     std::string state_file;
+    /// The Registrar's database: Platform Attestations (client rules with
+    /// `attest`) are checked against the signers enrolled there. Empty: none.
+    std::string registrar;
+};
+
+/// [node.attestation]: the node quotes its platform state with its TPM
+/// signer for every TLS session with the KE server (node::attestation_settings).
+struct node_attestation_settings {
+    /// The signer enrolled in the Registrar: its TCTI, key handle and counter
+    /// index (the data plane's --attest-tpm-* when it is the same TPM signer).
+    hsm::tpm_settings tpm;
+    /// The PCR profile it was enrolled with (SHA-256 bank), ascending.
+    std::vector<unsigned> pcrs;
 };
 
 struct admin_settings {
@@ -128,6 +142,7 @@ struct config {
     std::optional<server_settings> server;
     std::optional<verifier_settings> verifier;
     std::optional<node::settings> node;
+    std::optional<node_attestation_settings> node_attestation;
     std::vector<ke::group_policy> groups;
     std::vector<ke::client_rule> clients;
     std::optional<ke::unicast_policy> unicast;

@@ -100,7 +100,30 @@ ke::client_identity identity_of(const tls::peer& p) {
     for (const auto& u : p.uris) {
         id.sans.push_back("URI:" + u);
     }
+    id.session_binding = p.session_binding;
     return id;
+}
+
+/// The node's Platform Attestation from its TPM signer. The TPM is opened
+/// for each quote (one per TLS session with the KE server) and let go
+/// again, so that a TPM reached over one connection at a time (swtpm) stays
+/// free for the data plane's signer; a TPM that cannot be reached fails
+/// that fetch, which is retried like any other.
+node::attestation_settings tpm_attestation(const node_attestation_settings& a) {
+    node::attestation_settings out;
+    out.signer_id = a.tpm.signer_id;
+    out.quote = [a](std::span<const uint8_t> binding) -> result<nts::platform_attestation> {
+        auto signer = hsm::tpm_signer::open(a.tpm);
+        if (!signer) {
+            return error{fmt::format("TPM at {}: {}", a.tpm.tcti, signer.message())};
+        }
+        auto q = (*signer)->quote(binding, a.pcrs);
+        if (!q) {
+            return q.err();
+        }
+        return nts::platform_attestation{a.tpm.signer_id, std::move(q->attest), std::move(q->signature)};
+    };
+    return out;
 }
 
 void print_stats(const ke::ke_service& ke, const ke::grantor_registry* grantors, const tls::server& srv,
@@ -111,6 +134,10 @@ void print_stats(const ke::ke_service& ke, const ke::grantor_registry* grantors,
                "request {}, critical record {}, internal error {}, grantor not registered {}\n",
                label, k.requests, k.granted, k.granted_with_next, k.refused[3], k.refused[1], k.refused[0],
                k.refused[2], k.refused[4]);
+    if (k.attestations_verified + k.attestations_failed + k.refused_unattested > 0) {
+        fmt::print("  platform attestations: verified {} failed {} | refused for want of one {}\n",
+                   k.attestations_verified, k.attestations_failed, k.refused_unattested);
+    }
     if (grantors != nullptr) {
         const auto& g = grantors->stats();
         fmt::print("  tickets: registrations {} renewals {} revoked {} dropped (no heartbeat {}, not renewed {}) | "
@@ -134,9 +161,12 @@ int64_t monotonic_now() {
 void print_node(const node::node& n, std::string_view label) {
     const auto& c = n.stats();
     fmt::print("ptpsec-controld node ({}): fetches {} failed {} keys received {} | SA updates pushed {} rejected {} | "
-               "no data plane {} | data plane restarts {}\n",
+               "no data plane {} | data plane restarts {}{}\n",
                label, c.fetches, c.fetch_failures, c.keys_received, c.updates_pushed, c.updates_rejected,
-               c.push_failures, c.dataplane_restarts);
+               c.push_failures, c.dataplane_restarts,
+               n.config().attestation ? fmt::format(" | platform quotes {} (as signer \"{}\")", c.quotes,
+                                                    n.config().attestation->signer_id)
+                                      : std::string());
     if (const node::grantor* gr = n.grantor_role()) {
         const auto& g = gr->stats();
         const auto& t = n.ticket_stats();
@@ -320,7 +350,7 @@ public:
 
     json to_json() const {
         const std::lock_guard lock(_mutex);
-        static_assert(sizeof(node::counters) == 9 * sizeof(uint64_t), "a new node counter: show it here");
+        static_assert(sizeof(node::counters) == 10 * sizeof(uint64_t), "a new node counter: show it here");
         json out;
         out["counters"] = {{"fetches", _counters.fetches},
                            {"refreshes", _counters.refreshes},
@@ -330,7 +360,8 @@ public:
                            {"updates_pushed", _counters.updates_pushed},
                            {"updates_rejected", _counters.updates_rejected},
                            {"push_failures", _counters.push_failures},
-                           {"dataplane_restarts", _counters.dataplane_restarts}};
+                           {"dataplane_restarts", _counters.dataplane_restarts},
+                           {"quotes", _counters.quotes}};
         out["grantor"] = _grantor;
         out["groups"] = json::array();
         for (const auto& g : _groups) {
@@ -561,6 +592,9 @@ json ke_json(const ke::ke_service::counters& k) {
             {"revokes", k.revokes},
             {"heartbeats", k.heartbeats},
             {"heartbeats_discarded", k.heartbeats_discarded},
+            {"attestations_verified", k.attestations_verified},
+            {"attestations_failed", k.attestations_failed},
+            {"refused_unattested", k.refused_unattested},
             {"refused", std::move(refused)}};
 }
 
@@ -623,13 +657,20 @@ json status_reply(const daemon_view& d) {
     out["roles"] = {{"server", d.keys != nullptr}, {"node", d.node != nullptr}, {"verifier", d.verifier != nullptr}};
     if (d.keys != nullptr) {
         ke::ke_service::counters k;
+        std::string attestation_refusal;
         {
             const std::lock_guard lock(*d.ke_mutex);
             k = d.ke->stats();
+            attestation_refusal = d.ke->last_attestation_refusal();
         }
-        out["server"] = {
-            {"port", d.port},   {"groups", d.cfg->groups.size()},  {"state", d.cfg->server->state_file},
-            {"ke", ke_json(k)}, {"tls", tls_json(d.tls->stats())}, {"last_reload_error", d.tls->last_reload_error()}};
+        out["server"] = {{"port", d.port},
+                         {"groups", d.cfg->groups.size()},
+                         {"state", d.cfg->server->state_file},
+                         {"registrar", d.cfg->server->registrar},
+                         {"ke", ke_json(k)},
+                         {"last_attestation_refusal", attestation_refusal},
+                         {"tls", tls_json(d.tls->stats())},
+                         {"last_reload_error", d.tls->last_reload_error()}};
     }
     if (d.node != nullptr) {
         json n = {{"server", fmt::format("{}:{}", d.cfg->node->server_host, d.cfg->node->server_port)},
@@ -981,6 +1022,26 @@ int serve(const config& cfg, const std::string& config_file) {
             grantors = std::move(reg).value();
         }
         ke = std::make_unique<ke::ke_service>(*keys, cfg.clients, grantors.get());
+        if (!s.registrar.empty()) {
+            // Read on the server's thread only, under ke_mutex; enrolments and
+            // revocations made meanwhile count from the next request.
+            if (std::error_code missing; !std::filesystem::exists(s.registrar, missing)) {
+                fmt::print(stderr,
+                           "ptpsec-controld: server.registrar {}: no such file (enrol the nodes' TPM signers with "
+                           "ptpsecctl registrar enrol first)\n",
+                           s.registrar);
+                return exit_error;
+            }
+            auto reg = verifier::registrar::open(s.registrar);
+            if (!reg) {
+                fmt::print(stderr, "ptpsec-controld: server.registrar: {}\n", reg.message());
+                return exit_error;
+            }
+            ke->set_platform_check([r = std::shared_ptr<verifier::registrar>(std::move(reg).value())](
+                                       const nts::platform_attestation& a, std::span<const uint8_t> binding) {
+                return r->check_platform(a.signer_id, a.attest, a.signature, binding);
+            });
+        }
         tls::server_config tc = s.tls;
         tc.on_reload = [](const status& r) {
             if (r) {
@@ -996,7 +1057,13 @@ int serve(const config& cfg, const std::string& config_file) {
                 if (from.alpn == tls::protocol::ntske) {
                     const ke::client_identity who = identity_of(from);
                     const std::lock_guard lock(ke_mutex);
-                    return service->handle_key_request(who, msg);
+                    const uint64_t unattested = service->stats().refused_unattested;
+                    std::vector<uint8_t> reply = service->handle_key_request(who, msg);
+                    if (service->stats().refused_unattested != unattested) {
+                        fmt::print(stderr, "ptpsec-controld: keys withheld from {}\n",
+                                   service->last_attestation_refusal());
+                    }
+                    return reply;
                 }
                 const ke::client_identity who = identity_of(from);
                 const std::lock_guard lock(ke_mutex);
@@ -1075,7 +1142,11 @@ int serve(const config& cfg, const std::string& config_file) {
     std::optional<node::node> nd;
     node_board board;
     if (cfg.node) {
-        nd.emplace(*cfg.node);
+        node::settings ns = *cfg.node;
+        if (cfg.node_attestation) {
+            ns.attestation = tpm_attestation(*cfg.node_attestation);
+        }
+        nd.emplace(std::move(ns));
         board.publish(*nd, monotonic_now());
         view.node = &board;
         fmt::print("ptpsec-controld: node of {} group(s), keys from {}:{}, into the data plane of file prefix {}\n",

@@ -10,6 +10,7 @@ namespace ptpsec::ke {
 
 namespace {
 
+/// The certificate part of a rule: subject and SAN.
 bool matches(const client_rule& r, const client_identity& who) {
     if (!r.subject.empty() && r.subject != who.subject) {
         return false;
@@ -18,6 +19,15 @@ bool matches(const client_rule& r, const client_identity& who) {
         return false;
     }
     return !r.subject.empty() || !r.san.empty();
+}
+
+/// The whole rule: its certificate part, and its signer when it asks for one.
+bool matches(const client_rule& r, const client_identity& who, std::string_view attested) {
+    return matches(r, who) && (r.attest.empty() || r.attest == attested);
+}
+
+bool has_group(const client_rule& r, const std::string& group) {
+    return std::any_of(r.groups.begin(), r.groups.end(), [&](const std::string& g) { return g == "*" || g == group; });
 }
 
 nts::key_parameters to_wire(const epoch& e, const validity& v) {
@@ -41,6 +51,11 @@ status validate(const client_rule& r, size_t index) {
         return error{fmt::format("client rule {} ({}): allows no group, not the grantor role and not unicast",
                                  index + 1, r.subject.empty() ? r.san : r.subject)};
     }
+    if (!r.attest.empty() && r.grantor) {
+        return error{fmt::format("client rule {} ({}): attest and grantor: a grantor registers over NTS-TSR, which "
+                                 "carries no Platform Attestation; give the grantor right in a rule of its own",
+                                 index + 1, r.subject.empty() ? r.san : r.subject)};
+    }
     if (r.transparent_clock && r.grantor) {
         // seeds/001 §2.5.5.5: a transparent clock corrects and re-signs what
         // passes through it; it grants no unicast contracts.
@@ -51,15 +66,57 @@ status validate(const client_rule& r, size_t index) {
     return ok_status();
 }
 
-bool ke_service::admits(const client_identity& who, const std::string& group) const {
-    return std::any_of(_rules.begin(), _rules.end(), [&](const client_rule& r) {
-        return matches(r, who) && std::any_of(r.groups.begin(), r.groups.end(),
-                                              [&](const std::string& g) { return g == "*" || g == group; });
-    });
+bool ke_service::admits(const client_identity& who, const std::string& group, std::string_view attested) const {
+    return std::any_of(_rules.begin(), _rules.end(),
+                       [&](const client_rule& r) { return matches(r, who, attested) && has_group(r, group); });
 }
 
-bool ke_service::allows(const client_identity& who, bool client_rule::*right) const {
-    return std::any_of(_rules.begin(), _rules.end(), [&](const client_rule& r) { return matches(r, who) && r.*right; });
+bool ke_service::allows(const client_identity& who, bool client_rule::*right, std::string_view attested) const {
+    return std::any_of(_rules.begin(), _rules.end(),
+                       [&](const client_rule& r) { return matches(r, who, attested) && r.*right; });
+}
+
+ke_service::attestation_outcome ke_service::check_attestation(const client_identity& who, const nts::key_request& req) {
+    // Only a client that a rule asks a quote of pays for checking one.
+    const bool asked = std::any_of(_rules.begin(), _rules.end(),
+                                   [&](const client_rule& r) { return !r.attest.empty() && matches(r, who); });
+    if (!asked || !req.attestation) {
+        return {};
+    }
+    if (!_platform_check) {
+        return {{}, "this server checks no Platform Attestation (no registrar configured)"};
+    }
+    if (status st = _platform_check(*req.attestation, who.session_binding); !st) {
+        ++_stats.attestations_failed;
+        return {{},
+                fmt::format("its Platform Attestation of signer \"{}\" failed: {}", req.attestation->signer_id,
+                            st.message())};
+    }
+    ++_stats.attestations_verified;
+    return {req.attestation->signer_id, {}};
+}
+
+std::vector<uint8_t> ke_service::refuse_unauthorized(const client_identity& who, const nts::key_request& req,
+                                                     const attestation_outcome& a,
+                                                     const std::function<bool(const client_rule&)>& may) {
+    for (size_t i = 0; i < _rules.size(); ++i) {
+        const client_rule& r = _rules[i];
+        if (r.attest.empty() || !matches(r, who) || !may(r)) {
+            continue;
+        }
+        std::string why = a.problem;
+        if (why.empty()) {
+            why = req.attestation
+                      ? fmt::format("its Platform Attestation is of signer \"{}\"", req.attestation->signer_id)
+                      : std::string("its request carried no Platform Attestation");
+        }
+        ++_stats.refused_unattested;
+        _last_attestation_refusal =
+            fmt::format("{}: client rule {} admits it only with a Platform Attestation of signer \"{}\"; {}",
+                        who.subject, i + 1, r.attest, why);
+        break;
+    }
+    return refuse(nts::error_code::not_authorized);
 }
 
 std::vector<uint8_t> ke_service::refuse(nts::error_code code, nts::sub_protocol protocol) {
@@ -74,8 +131,9 @@ std::vector<uint8_t> ke_service::unicast(const client_identity& who, const nts::
     if (_grantors == nullptr) {
         return refuse(nts::error_code::grantor_not_registered);
     }
-    if (!allows(who, &client_rule::unicast)) {
-        return refuse(nts::error_code::not_authorized);
+    const attestation_outcome attested = check_attestation(who, req);
+    if (!allows(who, &client_rule::unicast, attested.signer)) {
+        return refuse_unauthorized(who, req, attested, [](const client_rule& r) { return r.unicast; });
     }
     auto granted = _grantors->grant(req);
     if (!granted) {
@@ -167,8 +225,13 @@ std::vector<uint8_t> ke_service::handle_key_request(const client_identity& who, 
             policy = &p;
         }
     }
-    if (policy == nullptr || !admits(who, policy->name)) {
+    if (policy == nullptr) {
         return refuse(nts::error_code::not_authorized);
+    }
+    const attestation_outcome attested = check_attestation(who, *req);
+    if (!admits(who, policy->name, attested.signer)) {
+        return refuse_unauthorized(who, *req, attested,
+                                   [&](const client_rule& r) { return has_group(r, policy->name); });
     }
     auto params = _keys->parameters(id);
     if (!params) {
@@ -188,7 +251,7 @@ std::vector<uint8_t> ke_service::handle_key_request(const client_identity& who, 
     if (params->next) {
         ++_stats.granted_with_next;
     }
-    if (allows(who, &client_rule::transparent_clock)) {
+    if (allows(who, &client_rule::transparent_clock, attested.signer)) {
         ++_stats.granted_to_transparent_clocks;
     }
     return nts::build(resp);

@@ -163,8 +163,21 @@ status node::fetch(size_t g, int64_t now) {
             return c.err();
         }
         _client.emplace(std::move(c).value());
+        _attestation.reset();
+    }
+    if (_s.attestation && !_attestation) {
+        // One quote per session: its exporter value is the session's.
+        auto a = _s.attestation->quote(_client->server().session_binding);
+        if (!a) {
+            _client.reset();
+            return error{fmt::format("group {}: quoting the platform state as signer \"{}\": {}", ng.name,
+                                     _s.attestation->signer_id, a.message())};
+        }
+        ++_stats.quotes;
+        _attestation = std::move(a).value();
     }
     nts::key_request req;
+    req.attestation = _attestation;
     if (ng.unicast) {
         req.association = ng.unicast->grantor;
         req.source_port_identity = ng.unicast->me;

@@ -45,8 +45,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -67,6 +69,17 @@ struct node_group {
     std::optional<unicast_target> unicast;
 };
 
+/// The node proves its platform state to the KE server (BRIEF "Attestation",
+/// seeds/004): every PTP Key Request carries a Platform Attestation record,
+/// a TPM quote whose qualifyingData is the TLS session's exporter value
+/// (tls::peer::session_binding), made once per session.
+struct attestation_settings {
+    std::string signer_id; ///< as enrolled in the Registrar
+    /// Quotes the enrolled PCR profile with `session_binding` as
+    /// qualifyingData, signed by the signer's TPM key.
+    std::function<result<nts::platform_attestation>(std::span<const uint8_t> session_binding)> quote;
+};
+
 struct settings {
     std::string server_host;
     uint16_t server_port = 4460;
@@ -83,6 +96,8 @@ struct settings {
     std::chrono::seconds refresh_interval{0};
     /// Ticket-based mode: this node is a grantor.
     std::optional<grantor_settings> grantor;
+    /// Set: each PTP Key Request carries a Platform Attestation.
+    std::optional<attestation_settings> attestation;
 };
 
 /// One key as the node holds it.
@@ -120,6 +135,7 @@ struct counters {
     uint64_t dataplane_restarts = 0;
     uint64_t refreshes = 0;    ///< fetches asked for by refresh()
     uint64_t keys_removed = 0; ///< keys taken out of the data plane at the end of their grace period
+    uint64_t quotes = 0;       ///< Platform Attestations made (one per TLS session)
 };
 
 /// The exception channel's side of the grantor.
@@ -171,6 +187,8 @@ private:
     counters _stats;
     std::mt19937_64 _rng;
     std::optional<tls::client> _client;
+    /// The Platform Attestation made for _client's session.
+    std::optional<nts::platform_attestation> _attestation;
     /// Identity of the data plane's SA segment (device and inode): a new one
     /// means the data plane restarted and holds nothing of ours.
     std::string _segment;

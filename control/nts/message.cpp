@@ -386,9 +386,15 @@ parse_result<key_request> parse_key_request(std::span<const uint8_t> message) {
     PTPSEC_TRY(records, read_message(message, where, budget));
     // seeds/001 Table 2.
     static constexpr record_type allowed[] = {record_type::next_protocol_negotiation, record_type::association_mode,
-                                              record_type::supported_mac_algorithms, record_type::source_port_identity};
+                                              record_type::supported_mac_algorithms, record_type::source_port_identity,
+                                              record_type::platform_attestation};
     PTPSEC_TRY(set, read_top_level(*records, allowed, where));
     key_request out;
+    PTPSEC_TRY(attestation, set->at_most_once(record_type::platform_attestation));
+    if (attestation->has_value()) {
+        PTPSEC_TRY(a, decode_platform_attestation((*attestation)->body, where));
+        out.attestation = std::move(*a);
+    }
     PTPSEC_TRY(npn, set->exactly_once(record_type::next_protocol_negotiation));
     PTPSEC_TRY(protocols, decode_next_protocols(npn->body, where));
     // RFC 8915 §4.1.2: the request MUST list at least one protocol; seeds/001 §4.2.8: PTPv2.1.
@@ -670,6 +676,9 @@ std::vector<uint8_t> build(const key_request& message) {
     }
     if (message.source_port_identity) {
         append_source_port_identity(w, *message.source_port_identity);
+    }
+    if (message.attestation) {
+        append_platform_attestation(w, *message.attestation);
     }
     append_end_of_message(w);
     return out;

@@ -42,7 +42,11 @@
 //   Next Protocol Negotiation and NTS Message Type; these are refused without
 //   it. The Critical Bit of the other records is read but not kept (it only
 //   matters for records a recipient does not know); build() sets it on every
-//   record except Heartbeat Timeout and Status (SHOULD NOT).
+//   record except Heartbeat Timeout, Status (SHOULD NOT) and ptpsec's
+//   Platform Attestation.
+// - Platform Attestation (ptpsec's record 0x5041, record.h): optional in a
+//   PTP Key Request, at most once, in either mode; elsewhere it is an
+//   unknown record (skipped when not critical, code 0 when critical).
 // - Containers (Current/Next Parameters, §4.2.3, §4.2.7) hold the records of
 //   Table 5 (Key Response) or Table 9 (Registration Response); an End of
 //   Message inside one is ignored (it must still have an empty body); a
@@ -105,6 +109,9 @@ struct key_request {
     std::optional<std::vector<mac_algorithm>> supported_mac_algorithms;
     /// Mandatory in TiM, not allowed in GrM.
     std::optional<port_identity> source_port_identity;
+    /// ptpsec's extension, optional in both modes: the client's platform
+    /// state, quoted by its TPM for this TLS session (record.h).
+    std::optional<platform_attestation> attestation;
 
     bool is_unicast() const noexcept { return type_of(association) != association_type::group; }
     bool operator==(const key_request&) const = default;

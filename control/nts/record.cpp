@@ -56,6 +56,8 @@ std::string record_name(uint16_t type) {
         return "Ticket Key ID";
     case record_type::validity_period:
         return "Validity Period";
+    case record_type::platform_attestation:
+        return "Platform Attestation";
     }
     return fmt::format("record type {}", type);
 }
@@ -335,9 +337,10 @@ void record_writer::put_u32(uint32_t v) {
 
 bool default_critical(record_type type) noexcept {
     switch (type) {
-    case record_type::heartbeat_timeout: // seeds/001 §4.2.6: SHOULD NOT be set
-    case record_type::status:            // seeds/001 §4.2.13: SHOULD NOT be set
-    case record_type::new_cookie:        // RFC 8915 §4.1.6: MUST NOT be set
+    case record_type::heartbeat_timeout:    // seeds/001 §4.2.6: SHOULD NOT be set
+    case record_type::status:               // seeds/001 §4.2.13: SHOULD NOT be set
+    case record_type::new_cookie:           // RFC 8915 §4.1.6: MUST NOT be set
+    case record_type::platform_attestation: // ours: a server that does not check it may ignore it
         return false;
     default:
         return true;
@@ -572,6 +575,53 @@ parse_result<uint32_t> decode_ticket_key_id(std::span<const uint8_t> body, std::
     return load_be32(body.data());
 }
 
+namespace {
+
+/// One Length (2) || Value field of a Platform Attestation body at `at`,
+/// 1 to `max` octets; `at` moves past it.
+parse_result<std::span<const uint8_t>> read_attestation_field(std::span<const uint8_t> body, size_t& at,
+                                                              std::string_view field, size_t max,
+                                                              std::string_view where) {
+    constexpr auto rtype = record_type::platform_attestation;
+    if (body.size() - at < 2) {
+        return refuse(rtype, where, fmt::format("ends at octet {}, before {} Length", body.size(), field));
+    }
+    const size_t len = load_be16(body.data() + at);
+    at += 2;
+    if (len == 0 || len > max) {
+        return refuse(rtype, where, fmt::format("{} Length {}, 1 to {} allowed", field, len, max));
+    }
+    if (body.size() - at < len) {
+        return refuse(rtype, where, fmt::format("{} Length {} but {} octets follow", field, len, body.size() - at));
+    }
+    const auto value = body.subspan(at, len);
+    at += len;
+    return value;
+}
+
+} // namespace
+
+parse_result<platform_attestation> decode_platform_attestation(std::span<const uint8_t> body, std::string_view where) {
+    constexpr auto rtype = record_type::platform_attestation;
+    size_t at = 0;
+    PTPSEC_TRY(id, read_attestation_field(body, at, "Signer ID", max_attestation_signer_id, where));
+    PTPSEC_TRY(attest, read_attestation_field(body, at, "Attest", max_attestation_attest, where));
+    PTPSEC_TRY(sig, read_attestation_field(body, at, "Signature", max_attestation_signature, where));
+    if (at != body.size()) {
+        return refuse(rtype, where, fmt::format("{} octets after the Signature", body.size() - at));
+    }
+    for (const uint8_t c : *id) {
+        if (c < 0x20 || c == 0x7F) {
+            return refuse(rtype, where, fmt::format("Signer ID holds the control character 0x{:02x}", c));
+        }
+    }
+    platform_attestation out;
+    out.signer_id.assign(id->begin(), id->end());
+    out.attest.assign(attest->begin(), attest->end());
+    out.signature.assign(sig->begin(), sig->end());
+    return out;
+}
+
 parse_result<validity_period> decode_validity_period(std::span<const uint8_t> body, std::string_view where) {
     constexpr auto rtype = record_type::validity_period;
     if (auto st = expect_size(rtype, body, validity_period_size, where); !st) {
@@ -702,6 +752,17 @@ void append_ticket_key(record_writer& w, std::span<const uint8_t> key) {
 void append_ticket_key_id(record_writer& w, uint32_t id) {
     const size_t mark = w.open(record_type::ticket_key_id, default_critical(record_type::ticket_key_id));
     w.put_u32(id);
+    w.close(mark);
+}
+
+void append_platform_attestation(record_writer& w, const platform_attestation& a) {
+    const size_t mark = w.open(record_type::platform_attestation, default_critical(record_type::platform_attestation));
+    w.put_u16(static_cast<uint16_t>(a.signer_id.size()));
+    w.put_bytes({reinterpret_cast<const uint8_t*>(a.signer_id.data()), a.signer_id.size()});
+    w.put_u16(static_cast<uint16_t>(a.attest.size()));
+    w.put_bytes(a.attest);
+    w.put_u16(static_cast<uint16_t>(a.signature.size()));
+    w.put_bytes(a.signature);
     w.close(mark);
 }
 

@@ -215,6 +215,27 @@ struct validity_period {
 };
 inline constexpr size_t validity_period_size = 12;
 
+/// Platform Attestation (ptpsec's record 0x5041, types.h; optional in a PTP
+/// Key Request, at most once): the client's TPM quote of its platform state,
+/// made with the signing key the Registrar enrolled for `signer_id`, whose
+/// qualifyingData is this TLS session's exporter value (tls/peer.h,
+/// session_binding). The KE server checks it against the Registrar
+/// (verifier/platform_check.h) before it releases keys to a rule that asks
+/// for it.
+///   Signer ID Length (2) || Signer ID (UTF-8, no control characters) ||
+///   Attest Length (2) || Attest (TPMS_ATTEST, TPM 2.0 Part 2 §10.12.12) ||
+///   Signature Length (2) || Signature (ECDSA P-256 r || s)
+/// Each length 1 up to the limit below; the three fields fill the body.
+struct platform_attestation {
+    std::string signer_id;
+    std::vector<uint8_t> attest;
+    std::vector<uint8_t> signature;
+    bool operator==(const platform_attestation&) const = default;
+};
+inline constexpr size_t max_attestation_signer_id = 255;
+inline constexpr size_t max_attestation_attest = 1024;
+inline constexpr size_t max_attestation_signature = 512;
+
 // --- Decoders: one per record of Table 12 --------------------------------------
 // `where` names the sequence the record was found in; empty for none.
 
@@ -274,6 +295,10 @@ parse_result<uint32_t> decode_ticket_key_id(std::span<const uint8_t> body, std::
 /// Lifetime is what remains, and Update Period > Lifetime there just means the
 /// update period has begun (§4.2.18).
 parse_result<validity_period> decode_validity_period(std::span<const uint8_t> body, std::string_view where = {});
+/// Type 0x5041 (ptpsec): the three length-prefixed fields of
+/// platform_attestation, each within its limit, and nothing after them.
+parse_result<platform_attestation> decode_platform_attestation(std::span<const uint8_t> body,
+                                                               std::string_view where = {});
 
 // --- Encoders -------------------------------------------------------------------
 
@@ -297,5 +322,6 @@ void append_ticket(record_writer& w, const ticket& t);
 void append_ticket_key(record_writer& w, std::span<const uint8_t> key);
 void append_ticket_key_id(record_writer& w, uint32_t id);
 void append_validity_period(record_writer& w, const validity_period& v);
+void append_platform_attestation(record_writer& w, const platform_attestation& a);
 
 } // namespace ptpsec::nts

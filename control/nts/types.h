@@ -50,6 +50,12 @@ enum class record_type : uint16_t {
     ticket_key = 1035,
     ticket_key_id = 1036,
     validity_period = 1037,
+    /// ptpsec's extension, in RFC 8915's Private or Experimental Use range
+    /// (16384-32767; 0x5041, "PA"): a TPM quote of the client's platform
+    /// state bound to this TLS session (record.h, platform_attestation).
+    /// Not in Table 12: is_known_record() is false for it, so a message that
+    /// does not allow it skips it when not critical, like any unknown record.
+    platform_attestation = 0x5041,
 };
 
 /// The record's name as Table 12 spells it ("Validity Period"), or

@@ -320,7 +320,7 @@ void split_address(const sockaddr_storage& sa, std::string& address, uint16_t& p
     address = buf;
 }
 
-result<peer> describe_peer(const SSL* ssl, const sockaddr_storage& remote) {
+result<peer> describe_peer(SSL* ssl, const sockaddr_storage& remote) {
     peer p;
     const unsigned char* alpn = nullptr;
     unsigned int alpn_len = 0;
@@ -367,6 +367,11 @@ result<peer> describe_peer(const SSL* ssl, const sockaddr_storage& remote) {
     p.certificate.resize(static_cast<size_t>(der_len));
     unsigned char* out = p.certificate.data();
     i2d_X509(cert, &out);
+
+    if (SSL_export_keying_material(ssl, p.session_binding.data(), p.session_binding.size(),
+                                   session_binding_label.data(), session_binding_label.size(), nullptr, 0, 0) != 1) {
+        return error{"deriving the session's exporter value: " + openssl_reasons()};
+    }
 
     split_address(remote, p.address, p.port);
     return p;

@@ -89,7 +89,8 @@ std::string failure_reason(const SSL* ssl, int ssl_error);
 /// Address and port of a socket address; IPv4-mapped IPv6 shown as IPv4.
 void split_address(const sockaddr_storage& sa, std::string& address, uint16_t& port);
 
-/// The peer of an established connection: ALPN, certificate, remote address.
-result<peer> describe_peer(const SSL* ssl, const sockaddr_storage& remote);
+/// The peer of an established connection: ALPN, certificate, the session's
+/// exporter value, remote address.
+result<peer> describe_peer(SSL* ssl, const sockaddr_storage& remote);
 
 } // namespace ptpsec::tls::detail

@@ -26,6 +26,9 @@ std::string_view alpn_id(protocol p) noexcept;
 /// The protocol an ALPN ID names, if it is one of the two (exact match).
 std::optional<protocol> protocol_from_alpn(std::string_view id) noexcept;
 
+/// The exporter label of peer::session_binding.
+inline constexpr std::string_view session_binding_label = "EXPORTER-ptpsec-platform-attestation";
+
 struct peer {
     protocol alpn = protocol::ntske;
     /// The certificate's subject, RFC 2253 form ("CN=node-1,O=ptpsec").
@@ -38,6 +41,12 @@ struct peer {
     std::array<uint8_t, 32> fingerprint{};
     /// The DER certificate, for authorization data in extensions (§2.5.4).
     std::vector<uint8_t> certificate;
+    /// This session's TLS exporter value (RFC 8446 §7.5) for
+    /// session_binding_label, no context, 32 octets: the same at both ends
+    /// of one session, unpredictable and different for any other. A TPM
+    /// quote over it (nts::platform_attestation) cannot be replayed into
+    /// another session.
+    std::array<uint8_t, 32> session_binding{};
     /// Remote IP address; IPv4 clients of a dual-stack socket appear as IPv4.
     std::string address;
     uint16_t port = 0;

@@ -216,6 +216,29 @@ result<std::unique_ptr<registrar>> registrar::open(const std::string& path) {
     return std::unique_ptr<registrar>(new registrar(std::move(*db), path));
 }
 
+status registrar::check_platform(std::string_view signer_id, std::span<const uint8_t> attest,
+                                 std::span<const uint8_t> signature, std::span<const uint8_t> binding) {
+    auto found = lookup(signer_id);
+    if (!found) {
+        return found.err();
+    }
+    if (!found->has_value()) {
+        return error{fmt::format("signer \"{}\" is not enrolled in the Registrar {}", signer_id, _path)};
+    }
+    const signer_record& s = **found;
+    if (s.backend != hsm::backend_kind::tpm) {
+        return error{fmt::format("signer \"{}\" is a {} signer: only a TPM signer quotes its platform state", signer_id,
+                                 hsm::to_string(s.backend))};
+    }
+    if (s.revoked_at_ns) {
+        return error{fmt::format("signer \"{}\" is revoked ({})", signer_id, s.revocation_reason)};
+    }
+    if (status st = hsm::check_quote(attest, signature, s.public_key_der, binding, s.expected_pcrs); !st) {
+        return error{fmt::format("signer \"{}\": {}", signer_id, st.message())};
+    }
+    return ok_status();
+}
+
 result<std::optional<signer_record>> registrar::lookup(std::string_view signer_id) {
     const std::array<sql::value, 1> params{sql::value{std::string(signer_id)}};
     auto rows = _db->query(fmt::format("{} WHERE signer_id = $1;", select_signer), params, signer_columns);

@@ -170,6 +170,14 @@ public:
     /// signer_id.
     result<std::vector<ek_revocation_check>> check_ek_revocations(const ek_trust& trust);
 
+    /// Checks a TPM quote a node shows the KE server before it releases keys
+    /// (nts::platform_attestation): `signer_id` is enrolled, a TPM signer,
+    /// not revoked, and `attest`/`signature` is a quote by its enrolled key
+    /// of exactly its enrolled PCR profile, with `binding` (the TLS
+    /// session's exporter value) as qualifyingData (hsm::check_quote). Each
+    /// refusal names the signer and the check.
+    status check_platform(std::string_view signer_id, std::span<const uint8_t> attest,
+                          std::span<const uint8_t> signature, std::span<const uint8_t> binding);
     /// Marks the signer revoked at `at_ns` (CLOCK_REALTIME) for `reason`.
     /// Refused for an unknown or already revoked signer.
     status revoke(std::string_view signer_id, std::string_view reason, int64_t at_ns);
