@@ -8,6 +8,7 @@
 // verified as hardware-rooted.
 
 #include "../hsm/softhsm.h"
+#include "../hsm/direct_tpm.h"
 #include "../hsm/swtpm.h"
 #include "helpers.h"
 
@@ -503,6 +504,53 @@ TEST_F(registrar_tpm, enrolment_refuses_a_wrong_profile_a_wrong_nonce_and_a_doct
     }
     EXPECT_EQ((*rows)[0].chain, "first");
     EXPECT_EQ((*rows)[2].chain, "linked");
+}
+
+// What the KE server asks of a node before it releases keys (Platform
+// Attestation): a quote by the enrolled key, of the enrolled PCR profile,
+// over this TLS session's exporter value.
+TEST_F(registrar_tpm, a_platform_quote_passes_only_for_its_session_its_signer_and_the_enrolled_pcrs) {
+    const std::vector<unsigned> pcrs{0, 7};
+    ASSERT_TRUE(enrol_tpm(*_registrar, *_signer, "gm-tpm", current_pcrs(pcrs)));
+    const std::vector<uint8_t> session(32, 0x5a);
+    auto q = _signer->quote(session, pcrs);
+    ASSERT_TRUE(q) << q.message();
+    EXPECT_TRUE(_registrar->check_platform("gm-tpm", q->attest, q->signature, session));
+
+    // Shown in another session: its exporter value differs.
+    const std::vector<uint8_t> other_session(32, 0xa5);
+    expect_refused(_registrar->check_platform("gm-tpm", q->attest, q->signature, other_session),
+                   "signer \"gm-tpm\": the quote's nonce (extraData) is not the one asked for");
+    // Claimed for a signer not enrolled, and for one whose key did not sign it.
+    expect_refused(_registrar->check_platform("gm-other", q->attest, q->signature, session),
+                   "signer \"gm-other\" is not enrolled in the Registrar");
+    auto soft = software(_dir, "dev", hsm::signature_algorithm::es256);
+    ASSERT_TRUE(_registrar->enrol_software("dev", soft->info().algorithm, soft->info().public_key_der, "dev.pem",
+                                           true));
+    expect_refused(_registrar->check_platform("dev", q->attest, q->signature, session),
+                   "signer \"dev\" is a software signer: only a TPM signer quotes its platform state");
+    auto doctored = q->attest;
+    doctored.back() ^= 0x01;
+    expect_refused(_registrar->check_platform("gm-tpm", doctored, q->signature, session),
+                   "the quote's signature does not verify under the enrolled key");
+
+    // The platform changed after enrolment: PCR 7 extended.
+    _signer.reset();
+    {
+        ptpsec::test::direct_tpm direct(_tpm->tcti());
+        direct.extend(7, std::vector<uint8_t>(32, 0x07));
+    }
+    _signer = open_signer(*_tpm, "gm-tpm");
+    ASSERT_TRUE(_signer);
+    auto changed = _signer->quote(session, pcrs);
+    ASSERT_TRUE(changed) << changed.message();
+    expect_refused(_registrar->check_platform("gm-tpm", changed->attest, changed->signature, session),
+                   "the quote's pcrDigest does not match the expected PCR values: the platform state differs");
+
+    // Revoked: refused whatever it shows.
+    ASSERT_TRUE(_registrar->revoke("gm-tpm", "decommissioned", 1));
+    expect_refused(_registrar->check_platform("gm-tpm", q->attest, q->signature, session),
+                   "signer \"gm-tpm\" is revoked (decommissioned)");
 }
 
 } // namespace
