@@ -484,6 +484,39 @@ TEST(nts_message, unknown_non_critical_record_is_skipped) {
     EXPECT_TRUE(r) << r.message();
 }
 
+// ptpsec's Platform Attestation (0x5041): read in a PTP Key Request of
+// either mode, at most once; in any other message an unknown record.
+TEST(nts_message, platform_attestation_in_a_key_request) {
+    const bytes attestation = rec(0x5041, {0x00, 0x02, 'n', '1', 0x00, 0x01, 0xaa, 0x00, 0x01, 0xbb});
+    auto group = parse_key_request(cat({npn_ptp, assoc_group, attestation, eom}));
+    ASSERT_TRUE(group) << group.message();
+    ASSERT_TRUE(group->attestation);
+    EXPECT_EQ(group->attestation->signer_id, "n1");
+    EXPECT_EQ(group->attestation->attest, bytes{0xaa});
+    EXPECT_EQ(group->attestation->signature, bytes{0xbb});
+    EXPECT_EQ(build(*group), cat({npn_ptp, assoc_group, attestation, eom}));
+    EXPECT_TRUE(validate(*group));
+    auto unicast = parse_key_request(cat({npn_ptp, assoc_ipv4, source_pid, attestation, eom}));
+    ASSERT_TRUE(unicast) << unicast.message();
+    EXPECT_TRUE(unicast->attestation);
+    // Critical or not, it is read (the bit only matters to a recipient that does not know it).
+    EXPECT_TRUE(parse_key_request(cat({npn_ptp, assoc_group, rec(C | 0x5041, {0, 1, 'n', 0, 1, 0, 0, 1, 0}), eom})));
+
+    expect_bad_request(parse_key_request(cat({npn_ptp, assoc_group, attestation, attestation, eom})),
+                       {"Platform Attestation in PTP Key Request", "2 records, at most one allowed"});
+    expect_bad_request(parse_key_request(cat({npn_ptp, assoc_group, rec(0x5041, {0, 9}), eom})),
+                       {"Platform Attestation in PTP Key Request", "Signer ID Length 9 but 0 octets follow"});
+    // Elsewhere: skipped when not critical, code 0 when critical.
+    auto response = parse_key_response(cat({npn_ptp, attestation, rec(C | 2, {0, 3}), eom}));
+    EXPECT_TRUE(response) << response.message();
+    expect_refused(parse_key_response(cat({npn_ptp, rec(C | 0x5041, {}), rec(C | 2, {0, 3}), eom})),
+                   error_code::unrecognized_critical_record, {"unknown record type 20545"});
+    // A signer ID too long to encode does not pass validate().
+    key_request too_long = *group;
+    too_long.attestation->signer_id.assign(256, 'x');
+    EXPECT_FALSE(validate(too_long));
+}
+
 TEST(nts_message, ntp_only_records_are_skipped_unless_critical) {
     const bytes cookie = rec(5, {1, 2, 3, 4});
     const bytes server = rec(6, {'n', 't', 'p'});

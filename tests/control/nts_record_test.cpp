@@ -102,6 +102,8 @@ TEST(nts_record, critical_bit_policy_follows_the_draft) {
     EXPECT_FALSE(default_critical(record_type::status));
     EXPECT_FALSE(default_critical(record_type::new_cookie));
     EXPECT_TRUE(default_critical(record_type::security_association));
+    // ptpsec's own record: a server that does not check it may ignore it.
+    EXPECT_FALSE(default_critical(record_type::platform_attestation));
 }
 
 TEST(nts_record, names_and_registry_ranges) {
@@ -117,6 +119,10 @@ TEST(nts_record, names_and_registry_ranges) {
     EXPECT_FALSE(is_known_record(8));
     EXPECT_FALSE(is_known_record(1023));
     EXPECT_FALSE(is_known_record(1038));
+    // ptpsec's Platform Attestation sits in RFC 8915's private range, outside Table 12.
+    EXPECT_EQ(static_cast<uint16_t>(record_type::platform_attestation), 0x5041);
+    EXPECT_FALSE(is_known_record(0x5041));
+    EXPECT_EQ(record_name(record_type::platform_attestation), "Platform Attestation");
     EXPECT_TRUE(is_ntp_only_record(3));
     EXPECT_TRUE(is_ntp_only_record(5));
     EXPECT_TRUE(is_ntp_only_record(7));
@@ -454,6 +460,43 @@ TEST(nts_record, ticket_key_and_id) {
                   append_ticket_key(w, bytes{7, 7});
               }),
               (bytes{0x84, 0x0b, 0x00, 0x02, 0x07, 0x07}));
+}
+
+TEST(nts_record, platform_attestation_layout) {
+    const bytes body = {
+        0x00, 0x03, 'g', 'm', '1', // Signer ID Length 3, Signer ID
+        0x00, 0x02, 0xff, 0x54,    // Attest Length 2, Attest (TPM_GENERATED's first octets)
+        0x00, 0x04, 1, 2, 3, 4,    // Signature Length 4, Signature
+    };
+    auto r = decode_platform_attestation(body);
+    ASSERT_TRUE(r) << r.message();
+    EXPECT_EQ(r->signer_id, "gm1");
+    EXPECT_EQ(r->attest, (bytes{0xff, 0x54}));
+    EXPECT_EQ(r->signature, (bytes{1, 2, 3, 4}));
+    const bytes record = written([&](record_writer& w) { append_platform_attestation(w, *r); });
+    EXPECT_EQ(bytes(record.begin(), record.begin() + 4), (bytes{0x50, 0x41, 0x00, 0x0f})); // not critical
+    EXPECT_EQ(bytes(record.begin() + 4, record.end()), body);
+}
+
+TEST(nts_record, platform_attestation_refusals) {
+    const bytes good = {0x00, 0x03, 'g', 'm', '1', 0x00, 0x02, 0xff, 0x54, 0x00, 0x04, 1, 2, 3, 4};
+    auto with = [&](size_t at, uint8_t v) {
+        bytes b = good;
+        b[at] = v;
+        return b;
+    };
+    expect_bad_request(decode_platform_attestation(bytes{}, "PTP Key Request"),
+                       {"Platform Attestation in PTP Key Request", "ends at octet 0, before Signer ID Length"});
+    expect_bad_request(decode_platform_attestation(with(1, 0)), {"Signer ID Length 0, 1 to 255 allowed"});
+    expect_bad_request(decode_platform_attestation(with(1, 0x20)), {"Signer ID Length 32 but 13 octets follow"});
+    expect_bad_request(decode_platform_attestation(with(3, 0x0a)), {"Signer ID holds the control character 0x0a"});
+    expect_bad_request(decode_platform_attestation(with(5, 0x04)), {"Attest Length 1026, 1 to 1024 allowed"});
+    expect_bad_request(decode_platform_attestation(with(10, 0x05)), {"Signature Length 5 but 4 octets follow"});
+    expect_bad_request(decode_platform_attestation(bytes(good.begin(), good.begin() + 9)),
+                       {"ends at octet 9, before Signature Length"});
+    bytes trailing = good;
+    trailing.push_back(0);
+    expect_bad_request(decode_platform_attestation(trailing), {"1 octets after the Signature"});
 }
 
 TEST(nts_record, validity_period_layout_of_table_28) {
