@@ -68,12 +68,12 @@ struct client_identity {
 /// One authorization rule (seeds/001 §2.5.5.4): the certificates it matches
 /// (by subject, by one subjectAltName, or both) and what they may do.
 struct client_rule {
-    std::string subject;             ///< exact; empty: any subject
-    std::string san;                 ///< one of the certificate's SANs, exactly; empty: any
-    std::vector<std::string> groups; ///< group names; "*" for every group
-    bool grantor = false;            ///< may register as a grantor (ticket-based mode)
-    bool transparent_clock = false;  ///< a transparent clock (§2.5.5.5), admitted to its groups as one
-    bool unicast = false;            ///< may ask for unicast keys and tickets (ticket-based mode)
+    std::string subject{};             ///< exact; empty: any subject
+    std::string san{};                 ///< one of the certificate's SANs, exactly; empty: any
+    std::vector<std::string> groups{}; ///< group names; "*" for every group
+    bool grantor = false;              ///< may register as a grantor (ticket-based mode)
+    bool transparent_clock = false;    ///< a transparent clock (§2.5.5.5), admitted to its groups as one
+    bool unicast = false;              ///< may ask for unicast keys and tickets (ticket-based mode)
     /// Not empty: the rule admits only with a Platform Attestation of this
     /// TPM signer that platform_check accepts for the session (PTP Key
     /// Requests only: a grantor registration carries none).
