@@ -7,6 +7,8 @@
 // through ptpsecctl (PTPSECCTL); the admin server's limits are tested in
 // process.
 
+#include "../hsm/direct_tpm.h"
+#include "../hsm/swtpm.h"
 #include "../process.h"
 #include "test_pki.h"
 
@@ -29,6 +31,7 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <regex>
 #include <thread>
 
@@ -638,6 +641,148 @@ subgroup = 7
         << r.err;
     EXPECT_EQ(n.stop(), 0) << n.err();
     EXPECT_FALSE(std::filesystem::exists(sock));
+}
+
+// seeds/004 over the wire: a rule with `attest` gives keys only to a node
+// whose TPM quotes its enrolled platform state for the TLS session it asks
+// in. The node quotes with swtpm ([node.attestation]); the server checks
+// against the Registrar that `ptpsecctl registrar enrol` filled.
+TEST_F(controld, a_node_gets_keys_only_while_its_tpm_quotes_the_enrolled_platform_state) {
+    if (!test::swtpm::available()) {
+        GTEST_FAIL() << "swtpm is not installed (make deps installs it)";
+    }
+    test::swtpm tpm;
+    // A fresh TPM: PCRs 0 and 7 are zero, the state an operator writes down.
+    test::write_file(_dir.file("pcrs.txt"), fmt::format("0 {}\n7 {}\n", std::string(64, '0'), std::string(64, '0')));
+    const auto enrolled = ctl({"registrar", "enrol", "--db", _dir.file("registrar.db"), "--signer-id", "node1-tpm",
+                               "--tpm", tpm.tcti(), "--expected-pcrs", _dir.file("pcrs.txt")});
+    ASSERT_EQ(enrolled.exit_code, 0) << enrolled.out << enrolled.err;
+    test::write_file(_dir.file("controld.toml"), R"([admin]
+socket = "controld.sock"
+
+[server]
+listen = ["127.0.0.1"]
+port = 0
+certificate = "server.pem"
+private-key = "server.key"
+ca = "ca.pem"
+state = "controld.db"
+registrar = "registrar.db"
+
+[[group]]
+name = "plant-a"
+domain = 0
+
+[[client]]
+san = "DNS:node1.plant.example"
+groups = ["plant-a"]
+attest = "node1-tpm"
+)");
+    uint16_t port = 0;
+    auto server = start(port);
+    ASSERT_NE(port, 0);
+
+    // A node config, with or without [node.attestation].
+    const auto write_node = [&](const std::string& name, bool attest) {
+        test::write_file(_dir.file(name + ".toml"),
+                         fmt::format(R"([admin]
+socket = "{}.sock"
+
+[node]
+server = "127.0.0.1"
+port = {}
+server-name = "localhost"
+certificate = "node1.pem"
+private-key = "node1.key"
+ca = "ca.pem"
+groups = ["plant-a"]
+dataplane-prefix = "ptpsec-controld-test-none"
+retry-min-ms = 50
+retry-max-ms = 100
+{}
+[[group]]
+name = "plant-a"
+domain = 0
+)",
+                                     name, port,
+                                     attest ? fmt::format("\n[node.attestation]\nsigner-id = \"node1-tpm\"\ntcti = "
+                                                          "\"{}\"\npcrs = [7, 0]\n",
+                                                          tpm.tcti())
+                                            : std::string()));
+    };
+    // Runs the node until its status satisfies `done`; returns that status.
+    const auto run_node = [&](const std::string& name, const std::function<bool(const json&)>& done) {
+        test::background_program n(_dir, _exe, {"--config", _dir.file(name + ".toml")});
+        const std::string sock = _dir.file(name + ".sock");
+        json status;
+        for (auto deadline = std::chrono::steady_clock::now() + 30s; std::chrono::steady_clock::now() < deadline;) {
+            if (std::filesystem::exists(sock)) {
+                status = ask_admin_command(sock, "status");
+                if (status.is_object() && done(status.at("node"))) {
+                    break;
+                }
+            }
+            EXPECT_TRUE(n.running()) << n.err();
+            std::this_thread::sleep_for(50ms);
+        }
+        EXPECT_EQ(n.stop(), 0) << n.err();
+        return status.is_object() ? status.at("node") : json();
+    };
+    const auto counter = [](const json& node, const char* name) {
+        return node.at("counters").at(name).get<uint64_t>();
+    };
+
+    // With its quote: the group's key.
+    write_node("attested", true);
+    const json got = run_node("attested", [&](const json& n) { return counter(n, "keys_received") > 0; });
+    ASSERT_TRUE(got.is_object()) << server->err();
+    EXPECT_GE(counter(got, "quotes"), 1U) << got;
+    EXPECT_EQ(got.at("groups").at(0).at("keys_held"), 1) << got;
+
+    // The same certificate without a quote: Not Authorized, and the server says why.
+    write_node("plain", false);
+    const json refused = run_node("plain", [&](const json& n) { return counter(n, "fetch_failures") > 0; });
+    ASSERT_TRUE(refused.is_object());
+    EXPECT_NE(refused.at("groups").at(0).at("last_error").get<std::string>().find("Not Authorized"), std::string::npos)
+        << refused;
+    EXPECT_EQ(counter(refused, "keys_received"), 0U);
+
+    // The platform changes (PCR 7 extended, as a new boot loader would):
+    // its quotes no longer match what was enrolled.
+    {
+        test::direct_tpm direct(tpm.tcti());
+        direct.extend(7, std::vector<uint8_t>(32, 0x07));
+    }
+    const json changed = run_node("attested", [&](const json& n) { return counter(n, "fetch_failures") > 0; });
+    ASSERT_TRUE(changed.is_object());
+    EXPECT_GE(counter(changed, "quotes"), 1U);
+    EXPECT_EQ(counter(changed, "keys_received"), 0U) << changed;
+
+    const json status = ask_admin_command(_socket, "status");
+    ASSERT_TRUE(status.is_object());
+    const json& ke = status.at("server").at("ke");
+    EXPECT_GE(ke.at("attestations_verified").get<uint64_t>(), 1U) << ke;
+    EXPECT_GE(ke.at("attestations_failed").get<uint64_t>(), 1U) << ke;
+    EXPECT_GE(ke.at("refused_unattested").get<uint64_t>(), 2U) << ke;
+    EXPECT_NE(status.at("server")
+                  .at("last_attestation_refusal")
+                  .get<std::string>()
+                  .find("the quote's pcrDigest does not match the expected PCR values: the platform state differs"),
+              std::string::npos)
+        << status.at("server");
+    ASSERT_EQ(server->stop(), 0) << server->err();
+    const std::string err = server->err();
+    EXPECT_NE(
+        err.find(
+            "keys withheld from CN=node1,O=ptpsec test: client rule 1 admits it only with a Platform Attestation of "
+            "signer \"node1-tpm\"; its request carried no Platform Attestation"),
+        std::string::npos)
+        << err;
+    EXPECT_NE(err.find("its Platform Attestation of signer \"node1-tpm\" failed: signer \"node1-tpm\": the quote's "
+                       "pcrDigest does not match"),
+              std::string::npos)
+        << err;
+    EXPECT_NE(server->out().find("platform attestations: verified "), std::string::npos) << server->out();
 }
 
 // The admin server in process: its limits, without a daemon.
