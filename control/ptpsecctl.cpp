@@ -469,6 +469,13 @@ void print_status(const ordered_json& s) {
         fmt::print("key requests {}: granted {} (with next {}, to transparent clocks {}) | refused: {}\n",
                    count_of(ke, "requests"), count_of(ke, "granted"), count_of(ke, "granted_with_next"),
                    count_of(ke, "granted_to_transparent_clocks"), fmt::join(refused, ", "));
+        if (const std::string reg = server.value("registrar", ""); !reg.empty()) {
+            const std::string last = server.value("last_attestation_refusal", "");
+            fmt::print(
+                "platform attestations (registrar {}): verified {} failed {} | keys withheld for want of one {}{}{}\n",
+                reg, count_of(ke, "attestations_verified"), count_of(ke, "attestations_failed"),
+                count_of(ke, "refused_unattested"), last.empty() ? "" : " | last: ", last);
+        }
         print_counter_list("TLS", server.value("tls", ordered_json::object()));
         if (const std::string e = server.value("last_reload_error", ""); !e.empty()) {
             fmt::print("certificates: the last reload failed, the previous ones stay: {}\n", e);
@@ -482,6 +489,9 @@ void print_status(const ordered_json& s) {
                    node.value("server", "?"), node.value("dataplane_prefix", "?"), count_of(c, "fetches"),
                    count_of(c, "fetch_failures"), count_of(c, "keys_received"), count_of(c, "updates_pushed"),
                    count_of(c, "updates_rejected"), count_of(c, "push_failures"), count_of(c, "dataplane_restarts"));
+        if (count_of(c, "quotes") > 0) {
+            fmt::print("  platform quotes made for the KE server: {}\n", count_of(c, "quotes"));
+        }
         const ordered_json groups = node.value("groups", ordered_json::array());
         size_t width = 5;
         for (const auto& g : groups) {

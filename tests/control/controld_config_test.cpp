@@ -244,6 +244,58 @@ ptpsec-a = "gm-observer-1"
     EXPECT_EQ(plain->verifier->ek_check_interval_s, 3600U);
 }
 
+TEST(controld_config, platform_attestation_reads_back_on_the_server_and_the_node) {
+    auto c = parse_config(R"([server]
+certificate = "c.pem"
+private-key = "c.key"
+ca = "ca.pem"
+state = "s.db"
+registrar = "registrar.db"
+
+[[group]]
+name = "plant-b"
+domain = 24
+
+[[client]]
+subject = "CN=node1"
+groups = ["plant-b"]
+attest = "node1-tpm"
+
+[node]
+server = "ke"
+certificate = "n.pem"
+private-key = "n.key"
+ca = "ca.pem"
+groups = ["plant-b"]
+
+[node.attestation]
+signer-id = "node1-tpm"
+tcti = "swtpm:host=127.0.0.1,port=2321"
+key-handle = 0x81000101
+counter-index = 0x01500101
+pcrs = [7, 0, 4]
+)",
+                          "t.toml", "/etc/ptpsec");
+    ASSERT_TRUE(c) << c.message();
+    EXPECT_EQ(c->server->registrar, "/etc/ptpsec/registrar.db");
+    ASSERT_EQ(c->clients.size(), 1U);
+    EXPECT_EQ(c->clients[0].attest, "node1-tpm");
+    ASSERT_TRUE(c->node_attestation);
+    EXPECT_EQ(c->node_attestation->tpm.signer_id, "node1-tpm");
+    EXPECT_EQ(c->node_attestation->tpm.tcti, "swtpm:host=127.0.0.1,port=2321");
+    EXPECT_EQ(c->node_attestation->tpm.key_handle, 0x81000101U);
+    EXPECT_EQ(c->node_attestation->tpm.counter_index, 0x01500101U);
+    EXPECT_EQ(c->node_attestation->pcrs, (std::vector<unsigned>{0, 4, 7}));
+    // The defaults: the TPM resource manager and the signer's default handles.
+    auto d = parse_config("[node]\nserver = \"ke\"\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\n"
+                          "groups = [\"g\"]\n[node.attestation]\nsigner-id = \"n\"\npcrs = [0]\n"
+                          "[[group]]\nname = \"g\"\n",
+                          "t.toml", "");
+    ASSERT_TRUE(d) << d.message();
+    EXPECT_EQ(d->node_attestation->tpm.tcti, "device:/dev/tpmrm0");
+    EXPECT_EQ(d->node_attestation->tpm.key_handle, hsm::tpm_settings{}.key_handle);
+}
+
 TEST(controld_config, every_mistake_is_named_with_its_line) {
     const std::string group = "[[group]]\nname = \"g\"\n";
     const std::string node = "[node]\nserver = \"ke\"\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\n";
@@ -273,6 +325,26 @@ TEST(controld_config, every_mistake_is_named_with_its_line) {
         {group + server + "port = 70000\n", "t.toml:8: server.port = 70000: use 0 to 65535"},
         {group + server + "colour = \"red\"\n", "t.toml:8: server: unknown key \"colour\""},
         {server, "t.toml: [server] without any [[group]] or [unicast]: there is nothing to serve"},
+        {group + server + "[[client]]\nsubject = \"CN=a\"\ngroups = [\"g\"]\nattest = \"a-tpm\"\n",
+         "t.toml: client[1] has attest = \"a-tpm\": the KE server checks Platform Attestations against the Registrar: "
+         "add registrar = \"FILE\" to [server]"},
+        {group + "[[client]]\nsubject = \"CN=a\"\ngroups = [\"g\"]\nattest = \"\"\n",
+         "t.toml:6: client[1].attest: give the signer_id of the client's TPM signer"},
+        {group + "[[client]]\nsubject = \"CN=a\"\ngrantor = true\nattest = \"a-tpm\"\n",
+         "client rule 1 (CN=a): attest and grantor: a grantor registers over NTS-TSR"},
+        {group + server + "registrar = \"\"\n", "t.toml:8: server.registrar: give the Registrar's database file"},
+        {group + node + "groups = [\"g\"]\n[node.attestation]\npcrs = [0]\n",
+         "t.toml:9: [node.attestation] needs signer-id = \"ID\" (1 to 255 characters"},
+        {group + node + "groups = [\"g\"]\n[node.attestation]\nsigner-id = \"n\"\n",
+         "t.toml:9: [node.attestation] needs pcrs = [N, ...] (the PCR profile the signer was enrolled with"},
+        {group + node + "groups = [\"g\"]\n[node.attestation]\nsigner-id = \"n\"\npcrs = [0, 24]\n",
+         "t.toml:11: node.attestation.pcrs: PCR indices are 0 to 23"},
+        {group + node + "groups = [\"g\"]\n[node.attestation]\nsigner-id = \"n\"\npcrs = [7, 7]\n",
+         "t.toml:11: node.attestation.pcrs: PCR 7 is listed twice"},
+        {group + node + "groups = [\"g\"]\n[node.attestation]\nsigner-id = \"n\"\npcrs = [0]\nkey-handle = 5\n",
+         "t.toml:12: node.attestation.key-handle = 5: use 2164260864 to 2172649471"},
+        {group + node + "groups = [\"g\"]\n[node.attestation]\nsigner-id = \"n\"\npcrs = [0]\npcr = 1\n",
+         "t.toml:12: node.attestation: unknown key \"pcr\""},
         {"[servr]\n",
          "t.toml:1: unknown key \"servr\" (use [server], [unicast], [node], [verifier], [admin], [[group]] and "
          "[[client]])"},
