@@ -770,6 +770,13 @@ domain = 0
                   .find("the quote's pcrDigest does not match the expected PCR values: the platform state differs"),
               std::string::npos)
         << status.at("server");
+    const auto text = ctl({"status", "--controld-socket", _socket});
+    EXPECT_EQ(text.exit_code, 0) << text.err;
+    EXPECT_TRUE(
+        std::regex_search(text.out, std::regex(R"(\nplatform attestations \(registrar \S+registrar\.db\): verified )"
+                                               R"([1-9][0-9]* failed [1-9][0-9]* \| keys withheld for want of )"
+                                               R"(one [2-9][0-9]* \| last: CN=node1)")))
+        << text.out;
     ASSERT_EQ(server->stop(), 0) << server->err();
     const std::string err = server->err();
     EXPECT_NE(
