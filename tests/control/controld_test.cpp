@@ -460,8 +460,8 @@ TEST_F(controld, status_and_groups_show_what_clients_got_and_never_a_key) {
     EXPECT_EQ(srv.at("port"), port);
     EXPECT_EQ(srv.at("ke"), json::parse(R"({"requests": 2, "granted": 1, "granted_with_next": 0,
         "granted_to_transparent_clocks": 0, "unicast_granted": 0, "tsr_requests": 0, "registrations": 0, "revokes": 0, "heartbeats": 0,
-        "heartbeats_discarded": 0, "refused":
-        {"unrecognized_critical_record": 0, "bad_request": 0, "internal_server_error": 0, "not_authorized": 1,
+        "heartbeats_discarded": 0, "attestations_verified": 0, "attestations_failed": 0, "refused_unattested": 0,
+        "refused": {"unrecognized_critical_record": 0, "bad_request": 0, "internal_server_error": 0, "not_authorized": 1,
          "grantor_not_registered": 0}})"));
     const json& tls = srv.at("tls");
     EXPECT_EQ(tls.size(), 28U) << "every field of tls::server_stats: " << tls;
