@@ -213,6 +213,28 @@ groups = ["plant-a"]
         return resp ? std::move(resp).value() : nts::key_response{};
     }
 
+    /// The daemon `p`'s status from its admin socket `sock`, asked every 50 ms
+    /// for up to 30 s until `done` holds for it; the last one read (null if
+    /// none), with a failure when `p` ends before.
+    static json await_status(test::background_program& p, const std::string& sock,
+                             const std::function<bool(const json&)>& done) {
+        json status;
+        for (auto deadline = std::chrono::steady_clock::now() + 30s; std::chrono::steady_clock::now() < deadline;) {
+            if (std::filesystem::exists(sock)) {
+                status = ask_admin_command(sock, "status");
+                if (status.is_object() && done(status)) {
+                    break;
+                }
+            }
+            if (!p.running()) {
+                ADD_FAILURE() << "ptpsec-controld ended:\n" << p.err();
+                break;
+            }
+            std::this_thread::sleep_for(50ms);
+        }
+        return status;
+    }
+
     /// ptpsecctl (PTPSECCTL, set by meson test) with `args`.
     test::run_result ctl(const std::vector<std::string>& args) const {
         return test::run_program(_dir, test::program_from_env("PTPSECCTL"), args, 30s);
@@ -597,17 +619,8 @@ subgroup = 7
                                                          _dir.file("run/node.sock")));
     test::background_program n(_dir, _exe, {"--config", _dir.file("node.toml")});
     const std::string sock = _dir.file("run/node.sock");
-    json status;
-    for (auto deadline = std::chrono::steady_clock::now() + 20s; std::chrono::steady_clock::now() < deadline;) {
-        if (std::filesystem::exists(sock)) {
-            status = ask_admin_command(sock, "status");
-            if (status.is_object() && status.at("node").at("counters").at("fetch_failures").get<uint64_t>() > 0) {
-                break;
-            }
-        }
-        ASSERT_TRUE(n.running()) << n.err();
-        std::this_thread::sleep_for(50ms);
-    }
+    const json status = await_status(
+        n, sock, [](const json& st) { return st.at("node").at("counters").at("fetch_failures").get<uint64_t>() > 0; });
     // The directory was made for the socket, private.
     EXPECT_EQ(mode_of(_dir.file("run")) & 07777, 0700U);
     ASSERT_TRUE(status.is_object()) << n.out() << n.err();
@@ -714,17 +727,7 @@ domain = 0
     const auto run_node = [&](const std::string& name, const std::function<bool(const json&)>& done) {
         test::background_program n(_dir, _exe, {"--config", _dir.file(name + ".toml")});
         const std::string sock = _dir.file(name + ".sock");
-        json status;
-        for (auto deadline = std::chrono::steady_clock::now() + 30s; std::chrono::steady_clock::now() < deadline;) {
-            if (std::filesystem::exists(sock)) {
-                status = ask_admin_command(sock, "status");
-                if (status.is_object() && done(status.at("node"))) {
-                    break;
-                }
-            }
-            EXPECT_TRUE(n.running()) << n.err();
-            std::this_thread::sleep_for(50ms);
-        }
+        const json status = await_status(n, sock, [&](const json& st) { return done(st.at("node")); });
         EXPECT_EQ(n.stop(), 0) << n.err();
         return status.is_object() ? status.at("node") : json();
     };
