@@ -476,8 +476,6 @@ TPML_PCR_SELECTION pcr_selection(std::span<const unsigned> pcrs) {
     return sel;
 }
 
-constexpr unsigned max_pcr = 24; // PC Client platforms implement PCRs 0-23
-
 } // namespace
 
 // ---------------------------------------------------------------------------
@@ -1359,8 +1357,8 @@ result<tpm_quote> tpm_signer::quote(std::span<const uint8_t> nonce, std::span<co
         return error{"a quote needs at least one PCR"};
     }
     const std::set<unsigned> unique(pcrs.begin(), pcrs.end());
-    if (unique.size() != pcrs.size() || *unique.rbegin() >= max_pcr) {
-        return error{fmt::format("PCR indices must be distinct and below {}", max_pcr)};
+    if (unique.size() != pcrs.size() || *unique.rbegin() >= pcr_count) {
+        return error{fmt::format("PCR indices must be distinct and below {}", pcr_count)};
     }
     std::vector<uint8_t> n(nonce.begin(), nonce.end());
     std::vector<unsigned> sorted(unique.begin(), unique.end());

@@ -77,6 +77,10 @@ struct tpm_settings {
     std::chrono::milliseconds command_timeout{std::chrono::seconds(20)};
 };
 
+/// PCRs a quote may name: 0 to pcr_count - 1 (PC Client platforms
+/// implement PCRs 0-23).
+inline constexpr unsigned pcr_count = 24;
+
 /// SHA-256 PCR values by PCR index, in ascending order: the order in which a
 /// quote's pcrDigest concatenates them (TPM 2.0 Part 3 §18.4).
 using pcr_values = std::map<unsigned, std::vector<uint8_t>>;

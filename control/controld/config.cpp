@@ -427,8 +427,9 @@ result<node_attestation_settings> parse_node_attestation(const toml::table& t, s
     }
     for (const auto& e : *list) {
         const auto* v = e.as_integer();
-        if (v == nullptr || v->get() < 0 || v->get() > 23) {
-            return error{fmt::format("{}: node.attestation.pcrs: PCR indices are 0 to 23", r.at(e))};
+        if (v == nullptr || v->get() < 0 || v->get() >= hsm::pcr_count) {
+            return error{
+                fmt::format("{}: node.attestation.pcrs: PCR indices are 0 to {}", r.at(e), hsm::pcr_count - 1)};
         }
         const auto index = static_cast<unsigned>(v->get());
         if (std::find(a.pcrs.begin(), a.pcrs.end(), index) != a.pcrs.end()) {

@@ -192,11 +192,11 @@ result<hsm::pcr_values> read_expected_pcrs(const std::string& path) {
         unsigned index = 0;
         const auto [p, ec] = std::from_chars(index_text.data(), index_text.data() + index_text.size(), index);
         auto value = from_hex(value_text);
-        if (ec != std::errc{} || p != index_text.data() + index_text.size() || index > 23 || !value ||
+        if (ec != std::errc{} || p != index_text.data() + index_text.size() || index >= hsm::pcr_count || !value ||
             value->size() != 32) {
-            return error{fmt::format("expected PCR file {} line {}: not \"INDEX SHA256-HEX\" with an index 0-23 "
+            return error{fmt::format("expected PCR file {} line {}: not \"INDEX SHA256-HEX\" with an index 0-{} "
                                      "and 32 octets",
-                                     path, number)};
+                                     path, number, hsm::pcr_count - 1)};
         }
         if (!out.emplace(index, std::move(*value)).second) {
             return error{fmt::format("expected PCR file {} line {}: PCR {} given twice", path, number, index)};
