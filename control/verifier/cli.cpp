@@ -313,6 +313,7 @@ struct cli_commands::state {
     CLI::App* registrar_cmd = nullptr;
     CLI::App* enrol = nullptr;
     CLI::App* revoke = nullptr;
+    CLI::App* update_profile = nullptr;
     CLI::App* check_ek = nullptr;
     CLI::App* list = nullptr;
 
@@ -355,6 +356,8 @@ struct cli_commands::state {
     int run_query_correlate();
     int run_enrol();
     int run_revoke();
+    int run_update_profile();
+    result<std::unique_ptr<hsm::tpm_signer>> open_tpm(hsm::ek_template ek_template) const;
     int run_check_ek();
     int run_list();
     result<std::unique_ptr<audit_store>> open_audit() const;
@@ -458,6 +461,21 @@ cli_commands::cli_commands(CLI::App& app) : _s(std::make_unique<state>()) {
     s.revoke->add_option("SIGNER_ID", s.signer_id, "signer_id")->required();
     s.revoke->add_option("--reason", s.reason, "why (recorded, shown with every refusal)")->required();
 
+    s.update_profile = s.registrar_cmd->add_subcommand(
+        "update-profile", "Replace a TPM signer's expected PCR profile (after a firmware update or a changed boot "
+                          "configuration) once its TPM quotes the new values; the old profile is kept");
+    s.update_profile->add_option("--db", s.registrar_db, "registrar database")->capture_default_str();
+    s.update_profile->add_option("--signer-id", s.signer_id, "the enrolled TPM signer")->required();
+    s.update_profile->add_option("--tpm", s.tpm_tcti, "TPM TCTI of the signer's TPM")->required();
+    s.update_profile->add_option("--key-handle", s.key_handle, "persistent handle of the signing key")
+        ->capture_default_str();
+    s.update_profile->add_option("--counter-index", s.counter_index, "NV index of the signer's counter")
+        ->capture_default_str();
+    s.update_profile
+        ->add_option("--expected-pcrs", s.expected_pcrs_file, "the new profile: file of \"INDEX SHA256-HEX\" lines")
+        ->required();
+    s.update_profile->add_option("--reason", s.reason, "why (recorded with the profile it replaces)")->required();
+
     s.check_ek = s.registrar_cmd->add_subcommand(
         "check-ek", "Check the EK certificates of the enrolled TPM signers against their issuers' current CRLs, and "
                     "revoke each signer whose certificate a CRL lists, from its revocation date");
@@ -493,6 +511,9 @@ std::optional<int> cli_commands::run() {
     }
     if (s.revoke->parsed()) {
         return s.run_revoke();
+    }
+    if (s.update_profile->parsed()) {
+        return s.run_update_profile();
     }
     if (s.check_ek->parsed()) {
         return s.run_check_ek();
@@ -757,15 +778,9 @@ int cli_commands::state::run_enrol() {
                     fmt::format("--pcrs {} is not the set of PCRs in {}", fmt::join(pcrs, ","), expected_pcrs_file));
             }
         }
-        hsm::tpm_settings settings;
-        settings.tcti = tpm_tcti;
-        settings.key_handle = key_handle;
-        settings.counter_index = counter_index;
-        settings.signer_id = signer_id;
-        settings.ek = *template_id;
-        auto tpm = hsm::tpm_signer::open(settings);
+        auto tpm = open_tpm(*template_id);
         if (!tpm) {
-            return report(fmt::format("TPM {}: {}", tpm_tcti, tpm.message()));
+            return report(tpm.message());
         }
         st = enrol_tpm(**reg, **tpm, signer_id, *expected, ek_trust{ek_ca_file, ek_crl_file});
         if (st) {
@@ -837,6 +852,52 @@ int cli_commands::state::run_revoke() {
     return exit_ok;
 }
 
+result<std::unique_ptr<hsm::tpm_signer>> cli_commands::state::open_tpm(hsm::ek_template ek_template) const {
+    hsm::tpm_settings settings;
+    settings.tcti = tpm_tcti;
+    settings.key_handle = key_handle;
+    settings.counter_index = counter_index;
+    settings.signer_id = signer_id;
+    settings.ek = ek_template;
+    auto tpm = hsm::tpm_signer::open(settings);
+    if (!tpm) {
+        return error{fmt::format("TPM {}: {}", tpm_tcti, tpm.message())};
+    }
+    return tpm;
+}
+
+int cli_commands::state::run_update_profile() {
+    auto expected = read_expected_pcrs(expected_pcrs_file);
+    if (!expected) {
+        return report(expected.message());
+    }
+    auto reg = open_registrar(false);
+    if (!reg) {
+        return report(reg.message());
+    }
+    auto tpm = open_tpm(hsm::ek_template::automatic);
+    if (!tpm) {
+        return report(tpm.message());
+    }
+    auto changed = update_profile_tpm(**reg, **tpm, signer_id, *expected, reason);
+    if (!changed) {
+        return refused(changed.message());
+    }
+    std::vector<unsigned> idx;
+    for (const auto& [i, v] : *expected) {
+        idx.push_back(i);
+    }
+    if (!*changed) {
+        fmt::print("signer \"{}\": its PCR profile ({}) already holds these values; nothing changed\n", signer_id,
+                   fmt::join(idx, ","));
+    } else {
+        fmt::print("signer \"{}\": PCR profile replaced by the values of {} (PCRs {}), which its TPM quoted; the "
+                   "profile it had is kept in {} with the reason\n",
+                   signer_id, expected_pcrs_file, fmt::join(idx, ","), registrar_db);
+    }
+    return exit_ok;
+}
+
 int cli_commands::state::run_check_ek() {
     auto reg = open_registrar(false);
     if (!reg) {
@@ -897,6 +958,16 @@ int cli_commands::state::run_list() {
                 pcr[std::to_string(i)] = hex(v);
             }
             o["expected_pcrs"] = std::move(pcr);
+            ordered_json changes = ordered_json::array();
+            for (const auto& c : s.profile_changes) {
+                ordered_json previous = ordered_json::object();
+                for (const auto& [i, v] : c.previous) {
+                    previous[std::to_string(i)] = hex(v);
+                }
+                changes.push_back(
+                    {{"replaced_at", format_time(c.replaced_at_ns)}, {"reason", c.reason}, {"previous", previous}});
+            }
+            o["profile_changes"] = std::move(changes);
             j.push_back(std::move(o));
         }
         fmt::print("{}\n", j.dump());
@@ -918,7 +989,13 @@ int cli_commands::state::run_list() {
             for (const auto& [i, v] : s.expected_pcrs) {
                 idx.push_back(i);
             }
-            fmt::print("    PCR profile: {}\n", fmt::join(idx, ","));
+            if (s.profile_changes.empty()) {
+                fmt::print("    PCR profile: {}\n", fmt::join(idx, ","));
+            } else {
+                const profile_change& last = s.profile_changes.back();
+                fmt::print("    PCR profile: {} (updated {} time(s), last {}: {})\n", fmt::join(idx, ","),
+                           s.profile_changes.size(), format_time(last.replaced_at_ns), last.reason);
+            }
         }
     }
     return exit_ok;

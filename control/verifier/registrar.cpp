@@ -58,6 +58,13 @@ CREATE TABLE IF NOT EXISTS expected_pcrs(
   pcr {0} NOT NULL,
   value {1} NOT NULL,
   PRIMARY KEY(signer_id, pcr));
+CREATE TABLE IF NOT EXISTS replaced_pcrs(
+  signer_id TEXT NOT NULL REFERENCES signers(signer_id),
+  replaced_at_ns {0} NOT NULL,
+  reason TEXT NOT NULL,
+  pcr {0} NOT NULL,
+  value {1} NOT NULL,
+  PRIMARY KEY(signer_id, replaced_at_ns, pcr));
 )",
                        i, b);
 }
@@ -89,6 +96,41 @@ result<hsm::backend_kind> backend_of(const std::string& s) {
         }
     }
     return error{fmt::format("backend \"{}\" is not tpm, pkcs11 or software", s)};
+}
+
+/// "; PCR 7 reads ..., the profile expects ..." for each PCR whose value
+/// read beside `q` differs from `expected`: those values are not signed,
+/// but when the signed digest disagrees they name the PCRs that differ.
+std::string differing_pcrs(const hsm::tpm_quote& q, const hsm::pcr_values& expected) {
+    std::string detail;
+    for (const auto& [pcr, want] : expected) {
+        const auto got = q.pcrs.find(pcr);
+        if (got != q.pcrs.end() && got->second != want) {
+            detail += fmt::format("; PCR {} reads {}, the profile expects {}", pcr, hex(got->second), hex(want));
+        }
+    }
+    return detail;
+}
+
+/// Refuses an empty profile and a value that is not a SHA-256 digest.
+status check_profile(const hsm::pcr_values& expected) {
+    if (expected.empty()) {
+        return error{"no expected PCR values (the PCR profile is what the quote proves)"};
+    }
+    for (const auto& [pcr, value] : expected) {
+        if (value.size() != 32) {
+            return error{fmt::format("the expected SHA-256 value of PCR {} has {} octets, not 32", pcr, value.size())};
+        }
+    }
+    return ok_status();
+}
+
+/// What a profile update needs before anything is asked of the TPM.
+status check_profile_update(const hsm::pcr_values& expected, std::string_view reason) {
+    if (reason.empty()) {
+        return error{"no reason given (it is recorded with the profile it replaces)"};
+    }
+    return check_profile(expected);
 }
 
 status check_signer_id(std::string_view id) {
@@ -256,6 +298,20 @@ result<std::optional<signer_record>> registrar::lookup(std::string_view signer_i
     }
     for (const auto& r : *pcrs) {
         s.expected_pcrs[static_cast<unsigned>(sql::as_integer(r[0]))] = sql::as_blob(r[1]);
+    }
+    auto replaced = _db->query(
+        "SELECT replaced_at_ns, reason, pcr, value FROM replaced_pcrs WHERE signer_id = $1 ORDER BY replaced_at_ns, "
+        "pcr;",
+        params, std::array{sql::column::integer, sql::column::text, sql::column::integer, sql::column::blob});
+    if (!replaced) {
+        return error{fmt::format("registrar: {}", replaced.message())};
+    }
+    for (const auto& r : *replaced) {
+        const int64_t at = sql::as_integer(r[0]);
+        if (s.profile_changes.empty() || s.profile_changes.back().replaced_at_ns != at) {
+            s.profile_changes.push_back(profile_change{at, sql::as_text(r[1]), {}});
+        }
+        s.profile_changes.back().previous[static_cast<unsigned>(sql::as_integer(r[2]))] = sql::as_blob(r[3]);
     }
     return std::optional<signer_record>(std::move(s));
 }
@@ -557,14 +613,8 @@ result<std::vector<ek_revocation_check>> registrar::check_ek_revocations(const e
 status registrar::enrol_tpm(const tpm_enrolment& e, std::span<const uint8_t> issued_nonce,
                             std::span<const uint8_t> issued_credential, const ek_trust& ek) {
     const std::string who = fmt::format("TPM enrolment of signer \"{}\" refused", e.signer_id);
-    if (e.expected_pcrs.empty()) {
-        return error{fmt::format("{}: no expected PCR values (the PCR profile is what the quote proves)", who)};
-    }
-    for (const auto& [pcr, value] : e.expected_pcrs) {
-        if (value.size() != 32) {
-            return error{
-                fmt::format("{}: the expected SHA-256 value of PCR {} has {} octets, not 32", who, pcr, value.size())};
-        }
+    if (auto s = check_profile(e.expected_pcrs); !s) {
+        return error{fmt::format("{}: {}", who, s.message())};
     }
     // The key must be a TPM key that cannot leave the TPM, and the one the
     // signer signs with (TPM 2.0 Part 1 §27: fixedTPM, sensitiveDataOrigin).
@@ -596,16 +646,7 @@ status registrar::enrol_tpm(const tpm_enrolment& e, std::span<const uint8_t> iss
     }
     if (auto s = hsm::check_quote(e.quote.attest, e.quote.signature, e.public_key_der, issued_nonce, e.expected_pcrs);
         !s) {
-        std::string detail;
-        // The values read beside the quote are not signed, but when the
-        // signed digest disagrees they name the PCRs that differ.
-        for (const auto& [pcr, want] : e.expected_pcrs) {
-            const auto got = e.quote.pcrs.find(pcr);
-            if (got != e.quote.pcrs.end() && got->second != want) {
-                detail += fmt::format("; PCR {} reads {}, the profile expects {}", pcr, hex(got->second), hex(want));
-            }
-        }
-        return error{fmt::format("{}: the quote: {}{}", who, s.message(), detail)};
+        return error{fmt::format("{}: the quote: {}{}", who, s.message(), differing_pcrs(e.quote, e.expected_pcrs))};
     }
     signer_record r;
     r.signer_id = e.signer_id;
@@ -667,6 +708,64 @@ status registrar::enrol_software(std::string_view signer_id, hsm::signature_algo
     r.key_file = std::string(key_file);
     r.enrolled_at_ns = now_ns();
     return enrol(r);
+}
+
+result<bool> registrar::update_profile(std::string_view signer_id, const hsm::tpm_quote& quote,
+                                       std::span<const uint8_t> issued_nonce, const hsm::pcr_values& expected,
+                                       std::string_view reason) {
+    const std::string who = fmt::format("PCR profile update of signer \"{}\" refused", signer_id);
+    if (auto s = check_profile_update(expected, reason); !s) {
+        return error{fmt::format("{}: {}", who, s.message())};
+    }
+    PTPSEC_TRY(found, lookup(signer_id));
+    if (!*found) {
+        return error{fmt::format("{}: it is not enrolled in the Registrar {}", who, _path)};
+    }
+    const signer_record& e = **found;
+    if (e.backend != hsm::backend_kind::tpm) {
+        return error{
+            fmt::format("{}: it is a {} signer; only a TPM signer has a PCR profile", who, hsm::to_string(e.backend))};
+    }
+    if (e.revoked_at_ns) {
+        return error{fmt::format("{}: it is revoked ({})", who, e.revocation_reason)};
+    }
+    if (issued_nonce.empty()) {
+        return error{fmt::format("{}: no nonce was issued for the quote", who)};
+    }
+    if (auto s = hsm::check_quote(quote.attest, quote.signature, e.public_key_der, issued_nonce, expected); !s) {
+        return error{fmt::format("{}: the quote: {}{}", who, s.message(), differing_pcrs(quote, expected))};
+    }
+    if (e.expected_pcrs == expected) {
+        return false;
+    }
+    const int64_t at = now_ns();
+    const std::string id(signer_id);
+    auto st = sql::in_transaction(*_db, [&]() -> status {
+        for (const auto& [pcr, value] : e.expected_pcrs) {
+            const std::array<sql::value, 5> p{id, at, std::string(reason), int64_t{pcr}, value};
+            auto r = _db->query(
+                "INSERT INTO replaced_pcrs(signer_id, replaced_at_ns, reason, pcr, value) VALUES($1, $2, $3, $4, $5);",
+                p);
+            if (!r) {
+                return r.err();
+            }
+        }
+        const std::array<sql::value, 1> who_id{id};
+        if (auto r = _db->query("DELETE FROM expected_pcrs WHERE signer_id = $1;", who_id); !r) {
+            return r.err();
+        }
+        for (const auto& [pcr, value] : expected) {
+            const std::array<sql::value, 3> p{id, int64_t{pcr}, value};
+            if (auto r = _db->query("INSERT INTO expected_pcrs(signer_id, pcr, value) VALUES($1, $2, $3);", p); !r) {
+                return r.err();
+            }
+        }
+        return ok_status();
+    });
+    if (!st) {
+        return error{fmt::format("registrar: {}", st.message())};
+    }
+    return true;
 }
 
 status registrar::revoke(std::string_view signer_id, std::string_view reason, int64_t at_ns) {
@@ -743,6 +842,30 @@ status enrol_tpm(registrar& reg, hsm::tpm_signer& signer, std::string_view signe
     }
     e.quote = std::move(*quote);
     return reg.enrol_tpm(e, *nonce, *credential, trust);
+}
+
+result<bool> update_profile_tpm(registrar& reg, hsm::tpm_signer& signer, std::string_view signer_id,
+                                const hsm::pcr_values& expected, std::string_view reason) {
+    const std::string who = fmt::format("PCR profile update of signer \"{}\"", signer_id);
+    if (auto s = check_profile_update(expected, reason); !s) {
+        return error{fmt::format("{} refused: {}", who, s.message())};
+    }
+    PTPSEC_TRY(found, reg.lookup(signer_id));
+    if (*found && (*found)->backend == hsm::backend_kind::tpm &&
+        (*found)->public_key_der != signer.info().public_key_der) {
+        return error{fmt::format("{} refused: the TPM's key at handle 0x{:08x} is not the key enrolled for it", who,
+                                 signer.settings().key_handle)};
+    }
+    std::vector<unsigned> pcrs;
+    for (const auto& [pcr, value] : expected) {
+        pcrs.push_back(pcr);
+    }
+    PTPSEC_TRY(nonce, make_nonce());
+    auto quote = signer.quote(*nonce, pcrs);
+    if (!quote) {
+        return error{fmt::format("{}: the TPM did not quote: {}", who, quote.message())};
+    }
+    return reg.update_profile(signer_id, *quote, *nonce, expected, reason);
 }
 
 } // namespace ptpsec::verifier

@@ -31,6 +31,8 @@
 // key changes nothing, with another key is refused (revoke first), and a
 // revoked signer_id is never enrolled again (evidence already issued under
 // it must keep meaning the revoked key). One key is bound to one signer_id.
+// A TPM signer's PCR profile can be replaced (a firmware update), only with
+// values its key quotes for a fresh nonce; the profile it had is kept.
 //
 // Control-side code: allocates, returns result<>, never throws.
 
@@ -70,17 +72,25 @@ struct pkcs11_identity {
     std::vector<uint8_t> key_id;
 };
 
+/// A PCR profile a signer had before registrar::update_profile replaced it.
+struct profile_change {
+    int64_t replaced_at_ns = 0; ///< CLOCK_REALTIME
+    std::string reason;         ///< the operator's, as given
+    hsm::pcr_values previous;   ///< the profile replaced then
+};
+
 struct signer_record {
     std::string signer_id;
     hsm::signature_algorithm algorithm = hsm::signature_algorithm::es256;
     std::vector<uint8_t> public_key_der; ///< DER SubjectPublicKeyInfo
     hsm::backend_kind backend = hsm::backend_kind::software;
     bool hardware_rooted = false;
-    tpm_identity tpm;              ///< backend tpm
-    pkcs11_identity pkcs11;        ///< backend pkcs11
-    std::string key_file;          ///< backend software
-    hsm::pcr_values expected_pcrs; ///< backend tpm: the PCR profile, SHA-256 bank
-    int64_t enrolled_at_ns = 0;    ///< CLOCK_REALTIME
+    tpm_identity tpm;                            ///< backend tpm
+    pkcs11_identity pkcs11;                      ///< backend pkcs11
+    std::string key_file;                        ///< backend software
+    hsm::pcr_values expected_pcrs;               ///< backend tpm: the PCR profile, SHA-256 bank
+    std::vector<profile_change> profile_changes; ///< backend tpm: the profiles it replaced, oldest first
+    int64_t enrolled_at_ns = 0;                  ///< CLOCK_REALTIME
     std::optional<int64_t> revoked_at_ns;
     std::string revocation_reason;
 
@@ -178,6 +188,18 @@ public:
     /// refusal names the signer and the check.
     status check_platform(std::string_view signer_id, std::span<const uint8_t> attest,
                           std::span<const uint8_t> signature, std::span<const uint8_t> binding);
+    /// Replaces a TPM signer's PCR profile, after a firmware update or a
+    /// changed boot configuration, once the platform shows it is in the new
+    /// state: `quote` must be by the enrolled key, over exactly `expected`'s
+    /// PCRs, with `issued_nonce`, and match `expected` (hsm::check_quote).
+    /// The signer keeps its signer_id, its key and its evidence; the profile
+    /// it had is kept with the time and `reason` (profile_changes). Refused
+    /// for a signer that is unknown, not a TPM signer or revoked, and
+    /// without a reason. True when the profile was replaced, false when it
+    /// already was `expected`.
+    result<bool> update_profile(std::string_view signer_id, const hsm::tpm_quote& quote,
+                                std::span<const uint8_t> issued_nonce, const hsm::pcr_values& expected,
+                                std::string_view reason);
     /// Marks the signer revoked at `at_ns` (CLOCK_REALTIME) for `reason`.
     /// Refused for an unknown or already revoked signer.
     status revoke(std::string_view signer_id, std::string_view reason, int64_t at_ns);
@@ -204,6 +226,12 @@ private:
 /// passes.
 status enrol_tpm(registrar& reg, hsm::tpm_signer& signer, std::string_view signer_id,
                  const hsm::pcr_values& expected_pcrs, const ek_trust& ek = {});
+
+/// The whole profile update against the signer's TPM: checks that `signer`
+/// holds the key enrolled for `signer_id`, draws a nonce, has the TPM quote
+/// `expected`'s indices with it, and registrar::update_profile().
+result<bool> update_profile_tpm(registrar& reg, hsm::tpm_signer& signer, std::string_view signer_id,
+                                const hsm::pcr_values& expected, std::string_view reason);
 
 /// "es256" / "eddsa".
 const char* algorithm_name(hsm::signature_algorithm alg) noexcept;

@@ -21,6 +21,7 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <openssl/sha.h>
 
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -760,6 +761,30 @@ domain = 0
     ASSERT_TRUE(changed.is_object());
     EXPECT_GE(counter(changed, "quotes"), 1U);
     EXPECT_EQ(counter(changed, "keys_received"), 0U) << changed;
+
+    // The change was intended (a new boot loader): the operator records the
+    // new values with `ptpsecctl registrar update-profile`, which has the
+    // TPM quote them first, and the node is admitted again.
+    std::array<uint8_t, 64> extend_input{}; // PCR 7 was zero; extended by 32 octets of 0x07
+    std::fill(extend_input.begin() + 32, extend_input.end(), uint8_t{0x07});
+    std::array<uint8_t, SHA256_DIGEST_LENGTH> pcr7{};
+    SHA256(extend_input.data(), extend_input.size(), pcr7.data());
+    test::write_file(_dir.file("pcrs-new.txt"),
+                     fmt::format("0 {}\n7 {:02x}\n", std::string(64, '0'), fmt::join(pcr7, "")));
+    const auto updated =
+        ctl({"registrar", "update-profile", "--db", _dir.file("registrar.db"), "--signer-id", "node1-tpm", "--tpm",
+             tpm.tcti(), "--expected-pcrs", _dir.file("pcrs-new.txt"), "--reason", "boot loader 2.1"});
+    ASSERT_EQ(updated.exit_code, 0) << updated.out << updated.err;
+    EXPECT_NE(updated.out.find("signer \"node1-tpm\": PCR profile replaced by the values of"), std::string::npos)
+        << updated.out;
+    const json readmitted = run_node("attested", [&](const json& n) { return counter(n, "keys_received") > 0; });
+    ASSERT_TRUE(readmitted.is_object()) << server->err();
+    EXPECT_EQ(readmitted.at("groups").at(0).at("keys_held"), 1) << readmitted;
+    const auto listed = ctl({"registrar", "list", "--db", _dir.file("registrar.db")});
+    EXPECT_EQ(listed.exit_code, 0) << listed.err;
+    EXPECT_TRUE(std::regex_search(listed.out, std::regex(R"(PCR profile: 0,7 \(updated 1 time\(s\), last \S+: boot )"
+                                                         R"(loader 2\.1\))")))
+        << listed.out;
 
     const json status = ask_admin_command(_socket, "status");
     ASSERT_TRUE(status.is_object());

@@ -1,19 +1,21 @@
 // The Registrar: software enrolment only when allowed, a signer_id bound to
 // one key for life (same key again is a no-op, another key is refused, a
 // revoked signer_id is never reused, one key one signer_id), revocation,
+// a PCR profile replaced only by values the TPM quotes,
 // the file's mode; PKCS#11 enrolment from a real SoftHSM2 token and the
 // refusal of keys that are not always_sensitive / never_extractable; TPM
 // enrolment against swtpm with the quote round trip and every refusal, and
 // the end-to-end case: a TPM signer enrolled, its batches signed and
 // verified as hardware-rooted.
 
-#include "../hsm/softhsm.h"
 #include "../hsm/direct_tpm.h"
+#include "../hsm/softhsm.h"
 #include "../hsm/swtpm.h"
 #include "helpers.h"
 
 #include <control/verifier/audit_store.h>
 #include <control/verifier/verifier.h>
+#include <drivers/base/hex.h>
 #include <hsm/pkcs11_signer.h>
 #include <hsm/tpm_signer.h>
 
@@ -31,7 +33,8 @@ namespace {
 
 using namespace test;
 
-void expect_refused(const status& s, std::string_view says) {
+template <typename Result>
+void expect_refused(const Result& s, std::string_view says) {
     ASSERT_FALSE(s.ok()) << "expected a refusal saying " << says;
     EXPECT_NE(s.message().find(says), std::string::npos) << s.message();
 }
@@ -525,8 +528,8 @@ TEST_F(registrar_tpm, a_platform_quote_passes_only_for_its_session_its_signer_an
     expect_refused(_registrar->check_platform("gm-other", q->attest, q->signature, session),
                    "signer \"gm-other\" is not enrolled in the Registrar");
     auto soft = software(_dir, "dev", hsm::signature_algorithm::es256);
-    ASSERT_TRUE(_registrar->enrol_software("dev", soft->info().algorithm, soft->info().public_key_der, "dev.pem",
-                                           true));
+    ASSERT_TRUE(
+        _registrar->enrol_software("dev", soft->info().algorithm, soft->info().public_key_der, "dev.pem", true));
     expect_refused(_registrar->check_platform("dev", q->attest, q->signature, session),
                    "signer \"dev\" is a software signer: only a TPM signer quotes its platform state");
     auto doctored = q->attest;
@@ -551,6 +554,82 @@ TEST_F(registrar_tpm, a_platform_quote_passes_only_for_its_session_its_signer_an
     ASSERT_TRUE(_registrar->revoke("gm-tpm", "decommissioned", 1));
     expect_refused(_registrar->check_platform("gm-tpm", q->attest, q->signature, session),
                    "signer \"gm-tpm\" is revoked (decommissioned)");
+}
+
+// A firmware update changes the platform's PCRs: the operator replaces the
+// profile once the signer's TPM quotes the new values, the platform check
+// passes again, and the profile it replaced is kept with the reason.
+TEST_F(registrar_tpm, a_profile_is_replaced_only_by_values_its_tpm_quotes_and_the_old_one_is_kept) {
+    const std::vector<unsigned> pcrs{0, 7};
+    const auto before = current_pcrs(pcrs);
+    ASSERT_TRUE(enrol_tpm(*_registrar, *_signer, "gm-tpm", before));
+    auto same = update_profile_tpm(*_registrar, *_signer, "gm-tpm", before, "checked after a reboot");
+    ASSERT_TRUE(same) << same.message();
+    EXPECT_FALSE(*same) << "the same values change nothing";
+
+    // The update: PCR 7 measures something new.
+    _signer.reset();
+    {
+        ptpsec::test::direct_tpm direct(_tpm->tcti());
+        direct.extend(7, std::vector<uint8_t>(32, 0x07));
+    }
+    _signer = open_signer(*_tpm, "gm-tpm");
+    ASSERT_TRUE(_signer);
+    const auto after = current_pcrs(pcrs);
+    ASSERT_NE(after, before);
+    const std::vector<uint8_t> session(32, 0x5a);
+    auto q = _signer->quote(session, pcrs);
+    ASSERT_TRUE(q) << q.message();
+    expect_refused(_registrar->check_platform("gm-tpm", q->attest, q->signature, session), "pcrDigest does not match");
+
+    expect_refused(update_profile_tpm(*_registrar, *_signer, "gm-tpm", after, ""), "no reason given");
+    expect_refused(update_profile_tpm(*_registrar, *_signer, "gm-tpm", {}, "update"), "no expected PCR values");
+    // Values the platform does not have now (the old ones, a rollback).
+    const auto rollback = update_profile_tpm(*_registrar, *_signer, "gm-tpm", before, "rollback");
+    expect_refused(rollback, "the quote's pcrDigest does not match the expected PCR values");
+    expect_refused(rollback, "PCR 7 reads " + to_hex(after.at(7)));
+    expect_refused(update_profile_tpm(*_registrar, *_signer, "gm-other", after, "update"),
+                   "signer \"gm-other\" refused: it is not enrolled");
+    // A quote not made for this update (another nonce: a replayed one).
+    const std::vector<uint8_t> issued(32, 0x11);
+    expect_refused(_registrar->update_profile("gm-tpm", *q, issued, after, "update"),
+                   "the quote's nonce (extraData) is not the one asked for");
+    // Another TPM's key (a node swapped, or the wrong --tpm): not the enrolled one.
+    {
+        ptpsec::test::swtpm other_tpm;
+        auto other = open_signer(other_tpm, "gm-tpm");
+        ASSERT_TRUE(other);
+        expect_refused(update_profile_tpm(*_registrar, *other, "gm-tpm", after, "update"),
+                       "the TPM's key at handle 0x81000100 is not the key enrolled for it");
+    }
+    auto soft = software(_dir, "dev", hsm::signature_algorithm::es256);
+    ASSERT_TRUE(
+        _registrar->enrol_software("dev", soft->info().algorithm, soft->info().public_key_der, "dev.pem", true));
+    expect_refused(_registrar->update_profile("dev", *q, session, after, "update"),
+                   "it is a software signer; only a TPM signer has a PCR profile");
+    auto unchanged = _registrar->lookup("gm-tpm");
+    ASSERT_TRUE(unchanged && *unchanged);
+    EXPECT_EQ((*unchanged)->expected_pcrs, before) << "every refusal leaves the profile as it was";
+    EXPECT_TRUE((*unchanged)->profile_changes.empty());
+
+    auto done = update_profile_tpm(*_registrar, *_signer, "gm-tpm", after, "firmware 1.2 to 1.3");
+    ASSERT_TRUE(done) << done.message();
+    EXPECT_TRUE(*done);
+    EXPECT_TRUE(_registrar->check_platform("gm-tpm", q->attest, q->signature, session));
+
+    // As a second process sees the file.
+    auto reopened = open_registrar(_dir);
+    auto found = reopened->lookup("gm-tpm");
+    ASSERT_TRUE(found && *found);
+    EXPECT_EQ((*found)->expected_pcrs, after);
+    ASSERT_EQ((*found)->profile_changes.size(), 1U);
+    EXPECT_EQ((*found)->profile_changes[0].previous, before);
+    EXPECT_EQ((*found)->profile_changes[0].reason, "firmware 1.2 to 1.3");
+    EXPECT_GT((*found)->profile_changes[0].replaced_at_ns, (*found)->enrolled_at_ns);
+
+    ASSERT_TRUE(_registrar->revoke("gm-tpm", "decommissioned", 1));
+    expect_refused(update_profile_tpm(*_registrar, *_signer, "gm-tpm", after, "update"),
+                   "it is revoked (decommissioned)");
 }
 
 } // namespace
