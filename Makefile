@@ -29,7 +29,8 @@ build: deps $(BUILD)/build.ninja
 build-asan: deps $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD) -j $(JOBS)
 
-# The main job: for now the offline tools on the linuxptp capture.
+# The main job (scripts/demo.sh): the offline tools on the linuxptp capture,
+# then the data plane, the key server and node, and attestation, all live.
 demo: build hugepages
 	@scripts/demo.sh $(BUILD)
 

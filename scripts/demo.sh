@@ -3,9 +3,11 @@
 # same bytes, signed with AES-GMAC and AES-CMAC, a tampered frame caught; then
 # the DPDK data plane signing and verifying on virtual ports, first a capture
 # through it, then a replayed stream in both directions with live counters
-# and a clean stop; the key server and a node hand the data plane a group key
-# over TLS 1.3 and rotate it while it signs; last, every timing event signed
-# in Merkle batches by a TPM 2.0 (swtpm) and the evidence verified.
+# and a clean stop; a TPM 2.0 (swtpm) enrolled with the Registrar; the key
+# server and a node hand the data plane a group key over TLS 1.3, once the
+# node's TPM has quoted its enrolled platform state, and rotate it while it
+# signs; last, every timing event signed in Merkle batches by that TPM and
+# the evidence verified.
 set -euo pipefail
 
 build=${1:-build}
@@ -110,79 +112,8 @@ echo "data plane stopped cleanly (SIGINT, exit status 0)"
 # EAL leaves its runtime directory behind; nothing else of these runs stays.
 rm -rf /var/run/dpdk/ptpsec-demo /var/run/dpdk/ptpsec-demo-live
 
-step "9. Keys from the key server: ptpsec-controld serves the group over TLS 1.3 (client certificates) and, as the"
-echo "   node, pushes each key into the data plane, which signs with it; keys live 10 s, so one rotates meanwhile"
-pki="$out/pki"
-rm -rf "$pki" && mkdir -p "$pki"
-ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
-openssl req -x509 "${ec[@]}" -keyout "$pki/ca.key" -out "$pki/ca.pem" -days 2 -subj "/CN=ptpsec demo CA" 2>/dev/null
-for who in server node1; do
-  if [ "$who" = server ]; then ext="subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth"
-  else ext="subjectAltName=DNS:node1.demo.example\nextendedKeyUsage=clientAuth"; fi
-  openssl req "${ec[@]}" -keyout "$pki/$who.key" -out "$pki/$who.csr" -subj "/CN=$who" 2>/dev/null
-  openssl x509 -req -in "$pki/$who.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" -CAcreateserial -days 2 \
-    -out "$pki/$who.pem" -extfile <(printf "$ext") 2>/dev/null
-done
-rm -f "$pki/controld.db"*
-cat > "$pki/controld.toml" <<TOML
-[server]
-listen = ["127.0.0.1"]
-port = 14460
-certificate = "server.pem"
-private-key = "server.key"
-ca = "ca.pem"
-state = "controld.db"
-
-[node]
-server = "127.0.0.1"
-port = 14460
-server-name = "localhost"
-certificate = "node1.pem"
-private-key = "node1.key"
-ca = "ca.pem"
-groups = ["demo"]
-dataplane-prefix = "ptpsec-demo-keys"
-
-[[group]]
-name = "demo"
-domain = 0
-algorithm = "aes-cmac-128"
-lifetime = 10
-update-period = 5
-grace-period = 1
-
-[[client]]
-san = "DNS:node1.demo.example"
-groups = ["demo"]
-TOML
-"$controld" --config "$pki/controld.toml" > "$out/keys-controld.txt" 2>&1 &
-kd=$!
-# The data plane starts once the node holds its first key.
-for _ in $(seq 50); do grep -q 'key(s) held' "$out/keys-controld.txt" && break; sleep 0.1; done
-"$dataplane" -l 0-1 --no-pci --huge-unlink --file-prefix ptpsec-demo-keys \
-  --vdev "net_pcap0,rx_pcap=$out/stripped.pcap,infinite_rx=1,tx_pcap=/dev/null" \
-  --vdev "net_pcap1,rx_pcap=$out/stripped.pcap,tx_pcap=/dev/null" \
-  -- --sign 1 --replay-window 0 --stats-interval 4 > "$out/keys-dataplane.txt" 2>&1 &
-dp=$!
-trap 'kill -TERM $kd $dp 2>/dev/null || true; wait $kd $dp 2>/dev/null || true' EXIT
-tail -n +1 -f --pid=$dp "$out/keys-dataplane.txt" | grep -v '^EAL\|^TELEMETRY' | grep -E 'inside->outside|SA updates|ptpsec-dataplane' &
-tailer=$!
-sleep 3
-echo "-- SAs in the data plane (ptpsecctl sa list):"
-"$ctl" sa list --file-prefix ptpsec-demo-keys
-sleep 9
-echo "-- 12 s later, after a rotation:"
-"$ctl" sa list --file-prefix ptpsec-demo-keys
-kill -INT "$kd"; wait "$kd"
-kill -INT "$dp"; wait "$dp"
-trap - EXIT
-wait "$tailer" 2>/dev/null || true
-grep -v '^EAL\|^TELEMETRY' "$out/keys-controld.txt" | grep -E 'NTS-KE server|key requests|group demo|node \(at exit\)'
-echo "key server and data plane stopped cleanly (SIGINT, exit status 0)"
-rm -rf /var/run/dpdk/ptpsec-demo-keys
-
-step "10. Attestation: a TPM 2.0 (swtpm) signs every timing event in Merkle batches while traffic flows;"
-echo "    the Registrar enrols it (EK certificate, EK credential, PCR quote); the online Verifier checks each batch as it is written and challenges the data plane with fresh nonces"
+step "9. The host's TPM 2.0 (swtpm, manufactured with an EK certificate): the Registrar enrols its signing key"
+echo "   (EK certificate, a credential sealed to the EK, a quote of the PCR profile); the next two steps rely on it"
 att="$out/attest"
 rm -rf "$att" && mkdir -p "$att/tpm" "$att/evidence"
 # Two free TCP ports on loopback for swtpm: the server's and, next to it, the
@@ -216,8 +147,91 @@ trap 'kill -TERM $tpm 2>/dev/null || true; wait $tpm 2>/dev/null || true' EXIT
 for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$tpm_port") 2>/dev/null && break; sleep 0.1; done
 tcti="swtpm:host=127.0.0.1,port=$tpm_port"
 for pcr in 0 1 2 3 4 5 6 7; do echo "$pcr $(printf '0%.0s' $(seq 64))"; done > "$att/pcr-profile.txt"
-"$ctl" registrar enrol --db "$att/registrar.db" --signer-id demo-observer --tpm "$tcti" \
+"$ctl" registrar enrol --db "$att/registrar.db" --signer-id demo-host --tpm "$tcti" \
   --expected-pcrs "$att/pcr-profile.txt" --ek-ca "$att/vendor-ca.pem"
+
+step "10. Keys from the key server: ptpsec-controld serves the group over TLS 1.3 (client certificates) and, as the"
+echo "    node, pushes each key into the data plane, which signs with it; keys live 10 s, so one rotates meanwhile."
+echo "    The server releases keys only to a node whose TPM quotes the enrolled PCR profile over the same TLS session"
+pki="$out/pki"
+rm -rf "$pki" && mkdir -p "$pki"
+ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+openssl req -x509 "${ec[@]}" -keyout "$pki/ca.key" -out "$pki/ca.pem" -days 2 -subj "/CN=ptpsec demo CA" 2>/dev/null
+for who in server node1; do
+  if [ "$who" = server ]; then ext="subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth"
+  else ext="subjectAltName=DNS:node1.demo.example\nextendedKeyUsage=clientAuth"; fi
+  openssl req "${ec[@]}" -keyout "$pki/$who.key" -out "$pki/$who.csr" -subj "/CN=$who" 2>/dev/null
+  openssl x509 -req -in "$pki/$who.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" -CAcreateserial -days 2 \
+    -out "$pki/$who.pem" -extfile <(printf "$ext") 2>/dev/null
+done
+rm -f "$pki/controld.db"*
+cat > "$pki/controld.toml" <<TOML
+[server]
+listen = ["127.0.0.1"]
+port = 14460
+certificate = "server.pem"
+private-key = "server.key"
+ca = "ca.pem"
+state = "controld.db"
+registrar = "$att/registrar.db"
+
+[node]
+server = "127.0.0.1"
+port = 14460
+server-name = "localhost"
+certificate = "node1.pem"
+private-key = "node1.key"
+ca = "ca.pem"
+groups = ["demo"]
+dataplane-prefix = "ptpsec-demo-keys"
+
+[node.attestation]
+signer-id = "demo-host"
+tcti = "$tcti"
+pcrs = [0, 1, 2, 3, 4, 5, 6, 7]
+
+[[group]]
+name = "demo"
+domain = 0
+algorithm = "aes-cmac-128"
+lifetime = 10
+update-period = 5
+grace-period = 1
+
+[[client]]
+san = "DNS:node1.demo.example"
+groups = ["demo"]
+attest = "demo-host"
+TOML
+"$controld" --config "$pki/controld.toml" > "$out/keys-controld.txt" 2>&1 &
+kd=$!
+trap 'kill -TERM $kd $tpm 2>/dev/null || true; wait $kd $tpm 2>/dev/null || true' EXIT
+# The data plane starts once the node holds its first key.
+for _ in $(seq 50); do grep -q 'key(s) held' "$out/keys-controld.txt" && break; sleep 0.1; done
+"$dataplane" -l 0-1 --no-pci --huge-unlink --file-prefix ptpsec-demo-keys \
+  --vdev "net_pcap0,rx_pcap=$out/stripped.pcap,infinite_rx=1,tx_pcap=/dev/null" \
+  --vdev "net_pcap1,rx_pcap=$out/stripped.pcap,tx_pcap=/dev/null" \
+  -- --sign 1 --replay-window 0 --stats-interval 4 > "$out/keys-dataplane.txt" 2>&1 &
+dp=$!
+trap 'kill -TERM $kd $dp $tpm 2>/dev/null || true; wait $kd $dp $tpm 2>/dev/null || true' EXIT
+tail -n +1 -f --pid=$dp "$out/keys-dataplane.txt" | grep -v '^EAL\|^TELEMETRY' | grep -E 'inside->outside|SA updates|ptpsec-dataplane' &
+tailer=$!
+sleep 3
+echo "-- SAs in the data plane (ptpsecctl sa list):"
+"$ctl" sa list --file-prefix ptpsec-demo-keys
+sleep 9
+echo "-- 12 s later, after a rotation:"
+"$ctl" sa list --file-prefix ptpsec-demo-keys
+kill -INT "$kd"; wait "$kd"
+kill -INT "$dp"; wait "$dp"
+trap 'kill -TERM $tpm 2>/dev/null || true; wait $tpm 2>/dev/null || true' EXIT
+wait "$tailer" 2>/dev/null || true
+grep -v '^EAL\|^TELEMETRY' "$out/keys-controld.txt" | grep -E 'NTS-KE server|key requests|platform|group demo|node \(at exit\)'
+echo "key server and data plane stopped cleanly (SIGINT, exit status 0)"
+rm -rf /var/run/dpdk/ptpsec-demo-keys
+
+step "11. Attestation: the same TPM signs every timing event in Merkle batches while traffic flows; the online"
+echo "    Verifier checks each batch as it is written and challenges the data plane with fresh nonces"
 # The online Verifier (ptpsec-controld [verifier]) checks each batch as the
 # data plane writes it, and gives the data plane a fresh nonce every second
 # that its later batches must carry, holding the signer configured for it
@@ -232,7 +246,7 @@ challenge = ["ptpsec-demo-attest"]
 nonce-interval = 1
 
 [verifier.challenge-signers]
-ptpsec-demo-attest = "demo-observer"
+ptpsec-demo-attest = "demo-host"
 
 [admin]
 socket = "verifier.sock"
@@ -251,7 +265,7 @@ feed=$!
   --vdev "net_pcap0,rx_pcap=$att/inside.fifo,tx_pcap=/dev/null" \
   --vdev "net_pcap1,rx_pcap=$capture,tx_pcap=/dev/null" \
   -- --sa-file "$sa_linuxptp" --sign 2:1 --outside-policy verify-strip --stats-interval 1 \
-  --events both --attest tpm --attest-tcti "$tcti" --attest-signer-id demo-observer \
+  --events both --attest tpm --attest-tcti "$tcti" --attest-signer-id demo-host \
   --attest-log "$att/evidence" > "$att/dataplane.txt" 2>&1 &
 dp=$!
 trap 'kill -TERM $dp $vd $tpm $feed 2>/dev/null || true; wait $dp $vd $tpm $feed 2>/dev/null || true' EXIT
