@@ -172,10 +172,11 @@ void print_node(const node::node& n, std::string_view label) {
         const auto& t = n.ticket_stats();
         fmt::print("  grantor {}: registrations {} failed {} | ticket keys held {} | heartbeats sent {} | requests "
                    "handed over {}: tickets opened {} refused {} replays refused {} | unicast SAs installed {} failed "
-                   "{}{}{}\n",
+                   "{}{}{}{}\n",
                    ke::to_string(std::get<nts::port_identity>(gr->config().time_server.addresses.front())),
                    g.registrations, g.registration_failures, gr->keys().size(), g.heartbeats_sent, t.requests,
                    g.tickets_opened, g.tickets_refused, g.replays_refused, t.installed, t.failed,
+                   gr->config().quote ? fmt::format(" | platform quotes {}", g.quotes) : std::string(),
                    n.last_ticket_error().empty() ? "" : " | last refusal: ", n.last_ticket_error());
     }
     for (size_t g = 0; g < n.groups().size(); ++g) {
@@ -273,6 +274,7 @@ public:
                   {"tickets_opened", gc.tickets_opened},
                   {"tickets_refused", gc.tickets_refused},
                   {"replays_refused", gc.replays_refused},
+                  {"quotes", gc.quotes},
                   {"requests_handed_over", tc.requests},
                   {"unicast_sas_installed", tc.installed},
                   {"requests_refused", tc.refused},

@@ -51,11 +51,6 @@ status validate(const client_rule& r, size_t index) {
         return error{fmt::format("client rule {} ({}): allows no group, not the grantor role and not unicast",
                                  index + 1, r.subject.empty() ? r.san : r.subject)};
     }
-    if (!r.attest.empty() && r.grantor) {
-        return error{fmt::format("client rule {} ({}): attest and grantor: a grantor registers over NTS-TSR, which "
-                                 "carries no Platform Attestation; give the grantor right in a rule of its own",
-                                 index + 1, r.subject.empty() ? r.san : r.subject)};
-    }
     if (r.transparent_clock && r.grantor) {
         // seeds/001 §2.5.5.5: a transparent clock corrects and re-signs what
         // passes through it; it grants no unicast contracts.
@@ -76,29 +71,31 @@ bool ke_service::allows(const client_identity& who, bool client_rule::*right, st
                        [&](const client_rule& r) { return matches(r, who, attested) && r.*right; });
 }
 
-ke_service::attestation_outcome ke_service::check_attestation(const client_identity& who, const nts::key_request& req) {
+ke_service::attestation_outcome ke_service::check_attestation(const client_identity& who,
+                                                              const std::optional<nts::platform_attestation>& shown) {
     // Only a client that a rule asks a quote of pays for checking one.
     const bool asked = std::any_of(_rules.begin(), _rules.end(),
                                    [&](const client_rule& r) { return !r.attest.empty() && matches(r, who); });
-    if (!asked || !req.attestation) {
+    if (!asked || !shown) {
         return {};
     }
     if (!_platform_check) {
         return {{}, "this server checks no Platform Attestation (no registrar configured)"};
     }
-    if (status st = _platform_check(*req.attestation, who.session_binding); !st) {
+    if (status st = _platform_check(*shown, who.session_binding); !st) {
         ++_stats.attestations_failed;
         return {{},
-                fmt::format("its Platform Attestation of signer \"{}\" failed: {}", req.attestation->signer_id,
-                            st.message())};
+                fmt::format("its Platform Attestation of signer \"{}\" failed: {}", shown->signer_id, st.message())};
     }
     ++_stats.attestations_verified;
-    return {req.attestation->signer_id, {}};
+    return {shown->signer_id, {}};
 }
 
-std::vector<uint8_t> ke_service::refuse_unauthorized(const client_identity& who, const nts::key_request& req,
+std::vector<uint8_t> ke_service::refuse_unauthorized(const client_identity& who,
+                                                     const std::optional<nts::platform_attestation>& shown,
                                                      const attestation_outcome& a,
-                                                     const std::function<bool(const client_rule&)>& may) {
+                                                     const std::function<bool(const client_rule&)>& may,
+                                                     nts::sub_protocol protocol) {
     for (size_t i = 0; i < _rules.size(); ++i) {
         const client_rule& r = _rules[i];
         if (r.attest.empty() || !matches(r, who) || !may(r)) {
@@ -106,9 +103,8 @@ std::vector<uint8_t> ke_service::refuse_unauthorized(const client_identity& who,
         }
         std::string why = a.problem;
         if (why.empty()) {
-            why = req.attestation
-                      ? fmt::format("its Platform Attestation is of signer \"{}\"", req.attestation->signer_id)
-                      : std::string("its request carried no Platform Attestation");
+            why = shown ? fmt::format("its Platform Attestation is of signer \"{}\"", shown->signer_id)
+                        : std::string("its request carried no Platform Attestation");
         }
         ++_stats.refused_unattested;
         _last_attestation_refusal =
@@ -116,7 +112,7 @@ std::vector<uint8_t> ke_service::refuse_unauthorized(const client_identity& who,
                         who.subject, i + 1, r.attest, why);
         break;
     }
-    return refuse(nts::error_code::not_authorized);
+    return refuse(nts::error_code::not_authorized, protocol);
 }
 
 std::vector<uint8_t> ke_service::refuse(nts::error_code code, nts::sub_protocol protocol) {
@@ -131,9 +127,9 @@ std::vector<uint8_t> ke_service::unicast(const client_identity& who, const nts::
     if (_grantors == nullptr) {
         return refuse(nts::error_code::grantor_not_registered);
     }
-    const attestation_outcome attested = check_attestation(who, req);
+    const attestation_outcome attested = check_attestation(who, req.attestation);
     if (!allows(who, &client_rule::unicast, attested.signer)) {
-        return refuse_unauthorized(who, req, attested, [](const client_rule& r) { return r.unicast; });
+        return refuse_unauthorized(who, req.attestation, attested, [](const client_rule& r) { return r.unicast; });
     }
     auto granted = _grantors->grant(req);
     if (!granted) {
@@ -160,8 +156,15 @@ answer ke_service::handle_tsr(const client_identity& who, std::span<const uint8_
         return refused(req.err().code);
     }
     if (const auto* reg = std::get_if<nts::registration_request>(&*req)) {
-        if (_grantors == nullptr || !allows(who, &client_rule::grantor)) {
+        if (_grantors == nullptr) {
             return refused(nts::error_code::not_authorized);
+        }
+        const attestation_outcome attested = check_attestation(who, reg->attestation);
+        if (!allows(who, &client_rule::grantor, attested.signer)) {
+            return answer{refuse_unauthorized(
+                              who, reg->attestation, attested, [](const client_rule& r) { return r.grantor; },
+                              nts::sub_protocol::nts_tsr),
+                          true};
         }
         auto granted = _grantors->register_grantor(who.subject, *reg);
         if (!granted) {
@@ -228,9 +231,9 @@ std::vector<uint8_t> ke_service::handle_key_request(const client_identity& who, 
     if (policy == nullptr) {
         return refuse(nts::error_code::not_authorized);
     }
-    const attestation_outcome attested = check_attestation(who, *req);
+    const attestation_outcome attested = check_attestation(who, req->attestation);
     if (!admits(who, policy->name, attested.signer)) {
-        return refuse_unauthorized(who, *req, attested,
+        return refuse_unauthorized(who, req->attestation, attested,
                                    [&](const client_rule& r) { return has_group(r, policy->name); });
     }
     auto params = _keys->parameters(id);

@@ -28,8 +28,9 @@
 //                      revoke from a certificate that registered nothing
 //
 // Platform attestation (BRIEF "Attestation", seeds/004): a rule with
-// `attest = S` admits its certificates only when their PTP Key Request
-// carries a Platform Attestation record (nts/record.h) of TPM signer S that
+// `attest = S` admits its certificates only when their PTP Key Request (or,
+// for the grantor right, PTP Registration Request over NTS-TSR) carries a
+// Platform Attestation record (nts/record.h) of TPM signer S that
 // the configured platform_check accepts for this TLS session: a quote, made
 // by the key the Registrar enrolled for S, of the PCR profile enrolled with
 // it, whose qualifyingData is the session's exporter value. Keys then go
@@ -82,8 +83,7 @@ struct client_rule {
 
 /// A rule must name a subject or a SAN and at least one group, the grantor
 /// right or the unicast right; a transparent clock is not a time source, so
-/// it never has the grantor right; a rule with `attest` has no grantor right
-/// (NTS-TSR carries no attestation). The message names the rule by its index.
+/// it never has the grantor right. The message names the rule by its index.
 status validate(const client_rule& r, size_t index);
 
 /// What to send back for one message, and whether to close afterwards.
@@ -153,12 +153,16 @@ private:
         std::string signer;
         std::string problem;
     };
-    attestation_outcome check_attestation(const client_identity& who, const nts::key_request& req);
-    /// Not Authorized; counted as refused_unattested, with its reason, when a
-    /// rule with `attest` matching `who` would have given `may`.
-    std::vector<uint8_t> refuse_unauthorized(const client_identity& who, const nts::key_request& req,
+    attestation_outcome check_attestation(const client_identity& who,
+                                          const std::optional<nts::platform_attestation>& shown);
+    /// Not Authorized (in `protocol`); counted as refused_unattested, with
+    /// its reason, when a rule with `attest` matching `who` would have given
+    /// `may`.
+    std::vector<uint8_t> refuse_unauthorized(const client_identity& who,
+                                             const std::optional<nts::platform_attestation>& shown,
                                              const attestation_outcome& a,
-                                             const std::function<bool(const client_rule&)>& may);
+                                             const std::function<bool(const client_rule&)>& may,
+                                             nts::sub_protocol protocol = nts::sub_protocol::nts_ke);
 
     key_schedule* _keys;
     std::vector<client_rule> _rules;

@@ -104,6 +104,17 @@ status grantor::register_now(int64_t now) {
     req.time_server = _s.time_server;
     req.aead_algorithms = _s.aead_algorithms;
     req.supported_mac_algorithms = _s.mac_algorithms;
+    if (_s.quote) {
+        // A registration is one TLS session: one quote for its exporter value.
+        auto a = _s.quote(_client->server().session_binding);
+        if (!a) {
+            (void)_client->close();
+            _client.reset();
+            return error{fmt::format("quoting the platform state for the registration: {}", a.message())};
+        }
+        ++_stats.quotes;
+        req.attestation = std::move(a).value();
+    }
     auto bytes = _client->request(nts::build(req));
     (void)_client->close();
     _client.reset();

@@ -37,6 +37,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <functional>
 #include <random>
 #include <span>
 #include <string>
@@ -49,6 +50,11 @@ struct grantor_settings {
     nts::ptp_time_server time_server;
     std::vector<nts::aead_algorithm> aead_algorithms{nts::all_aead_algorithms.begin(), nts::all_aead_algorithms.end()};
     std::vector<nts::mac_algorithm> mac_algorithms{nts::all_mac_algorithms.begin(), nts::all_mac_algorithms.end()};
+    /// When set, the grantor's platform state quoted by its TPM for each
+    /// TLS session (the node's [node.attestation], node::
+    /// attestation_settings::quote), sent in its PTP Registration Request
+    /// for a KE server whose rule asks `attest` of it.
+    std::function<result<nts::platform_attestation>(std::span<const uint8_t> session_binding)> quote{};
 };
 
 struct ticket_key {
@@ -68,6 +74,7 @@ struct grantor_counters {
     uint64_t tickets_opened = 0;
     uint64_t tickets_refused = 0; ///< unknown ticket key, bad tag, wrong requester/SPP/key ID
     uint64_t replays_refused = 0; ///< a request seen before
+    uint64_t quotes = 0;          ///< Platform Attestations made for registrations (one per TLS session)
 };
 
 /// A unicast request as the data plane handed it over.

@@ -33,7 +33,11 @@ std::string segment_identity(const std::string& prefix) {
 node::node(settings s, uint64_t seed) : _s(std::move(s)), _groups(_s.groups.size()), _rng(seed) {
     _s.tls.alpn = tls::protocol::ntske;
     if (_s.grantor) {
-        _grantor.emplace(*_s.grantor, _s.server_host, _s.server_port, _s.tls, _s.retry_min, _s.retry_max, _rng());
+        grantor_settings g = *_s.grantor;
+        if (_s.attestation && !g.quote) {
+            g.quote = _s.attestation->quote; // the node's TPM signer quotes for its registrations too
+        }
+        _grantor.emplace(std::move(g), _s.server_host, _s.server_port, _s.tls, _s.retry_min, _s.retry_max, _rng());
     }
 }
 

@@ -493,9 +493,14 @@ parse_result<registration_request> parse_registration_request(std::span<const ui
     // seeds/001 Table 6.
     static constexpr record_type allowed[] = {record_type::nts_message_type, record_type::ptp_time_server,
                                               record_type::aead_algorithm_negotiation,
-                                              record_type::supported_mac_algorithms};
+                                              record_type::supported_mac_algorithms, record_type::platform_attestation};
     PTPSEC_TRY(set, read_top_level(*records, allowed, where));
     registration_request out;
+    PTPSEC_TRY(attestation, set->at_most_once(record_type::platform_attestation));
+    if (attestation->has_value()) {
+        PTPSEC_TRY(a, decode_platform_attestation((*attestation)->body, where));
+        out.attestation = std::move(*a);
+    }
     PTPSEC_TRY(server, set->exactly_once(record_type::ptp_time_server));
     PTPSEC_TRY(addresses, decode_ptp_time_server(server->body, where));
     // §4.2.10: in a PTP Registration Request the list MUST contain at least the PortIdentity.
@@ -707,6 +712,9 @@ std::vector<uint8_t> build(const registration_request& message) {
     append_ptp_time_server(w, message.time_server);
     append_aead_algorithms(w, message.aead_algorithms);
     append_mac_algorithms(w, message.supported_mac_algorithms);
+    if (message.attestation) {
+        append_platform_attestation(w, *message.attestation);
+    }
     append_end_of_message(w);
     return out;
 }

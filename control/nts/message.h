@@ -159,6 +159,9 @@ struct registration_request {
     std::vector<aead_algorithm> aead_algorithms{aead_algorithm::aes_siv_cmac_256};
     /// Every MAC algorithm the grantor supports; must include HMAC-SHA256-128.
     std::vector<mac_algorithm> supported_mac_algorithms{mac_algorithm::hmac_sha256_128};
+    /// ptpsec's extension, optional: the grantor's platform state, quoted by
+    /// its TPM for this TLS session (record.h).
+    std::optional<platform_attestation> attestation;
     bool operator==(const registration_request&) const = default;
 };
 

@@ -330,8 +330,6 @@ TEST(controld_config, every_mistake_is_named_with_its_line) {
          "add registrar = \"FILE\" to [server]"},
         {group + "[[client]]\nsubject = \"CN=a\"\ngroups = [\"g\"]\nattest = \"\"\n",
          "t.toml:6: client[1].attest: give the signer_id of the client's TPM signer"},
-        {group + "[[client]]\nsubject = \"CN=a\"\ngrantor = true\nattest = \"a-tpm\"\n",
-         "client rule 1 (CN=a): attest and grantor: a grantor registers over NTS-TSR"},
         {group + server + "registrar = \"\"\n", "t.toml:8: server.registrar: give the Registrar's database file"},
         {group + node + "groups = [\"g\"]\n[node.attestation]\npcrs = [0]\n",
          "t.toml:9: [node.attestation] needs signer-id = \"ID\" (1 to 255 characters"},

@@ -1,9 +1,11 @@
 // Platform Attestation at the KE server (control/ke/ke_service.h): a rule
 // with `attest` releases keys only to a client whose PTP Key Request carries
 // a quote of its enrolled TPM signer, of the enrolled PCR profile, over the
-// client's own TLS session. The quotes come from a real TPM (swtpm) and are
+// client's own TLS session; for the grantor right, the PTP Registration
+// Request carries it. The quotes come from a real TPM (swtpm) and are
 // checked by a real Registrar, as ptpsec-controld wires them.
 
+#include <control/ke/grantors.h>
 #include <control/ke/ke_service.h>
 #include <control/nts/message.h>
 #include <control/verifier/registrar.h>
@@ -148,11 +150,56 @@ TEST_F(ke_attestation, without_a_platform_check_a_rule_with_attest_admits_nobody
         << bare.last_attestation_refusal();
 }
 
-TEST(ke_attestation_rules, attest_and_the_grantor_right_do_not_go_together) {
-    const auto st = validate(client_rule{.subject = "CN=gm", .grantor = true, .attest = "gm-tpm"}, 0);
-    ASSERT_FALSE(st);
-    EXPECT_NE(st.message().find("NTS-TSR, which carries no Platform Attestation"), std::string::npos) << st.message();
-    EXPECT_TRUE(validate(client_rule{.subject = "CN=gm", .groups = {"plant"}, .attest = "gm-tpm"}, 0));
+// The grantor right with `attest`: the PTP Registration Request over
+// NTS-TSR carries the quote, and the refusal is an NTS-TSR error.
+TEST_F(ke_attestation, a_grantor_registers_only_with_a_quote_of_the_enrolled_state_made_for_this_session) {
+    ASSERT_TRUE(validate(client_rule{.subject = "CN=gm1", .grantor = true, .attest = "node1-tpm"}, 0));
+    unicast_policy up;
+    up.enabled = true;
+    auto grantors = grantor_registry::create(up, *_keys, nullptr, _clk);
+    ASSERT_TRUE(grantors) << grantors.message();
+    ke_service service(*_keys, {{.subject = "CN=gm1", .grantor = true, .attest = "node1-tpm"}}, grantors->get());
+    service.set_platform_check([this](const nts::platform_attestation& a, std::span<const uint8_t> binding) {
+        return _registrar->check_platform(a.signer_id, a.attest, a.signature, binding);
+    });
+    client_identity gm1{"CN=gm1", {}};
+    gm1.session_binding.fill(0x33);
+    const auto registration = [&](std::optional<std::array<uint8_t, 32>> binding) {
+        nts::registration_request r;
+        r.time_server.addresses = {nts::port_identity{{0x00, 0x1b, 0x21, 0xff, 0xfe, 0x00, 0x00, 0x01}, 1}};
+        if (binding) {
+            auto q = _signer->quote(*binding, _pcrs);
+            EXPECT_TRUE(q) << q.message();
+            if (q) {
+                r.attestation = nts::platform_attestation{"node1-tpm", q->attest, q->signature};
+            }
+        }
+        return service.handle_tsr(gm1, nts::build(r));
+    };
+    const auto expect_refused = [&](const answer& a, std::string_view because) {
+        EXPECT_TRUE(a.close);
+        auto resp = nts::parse_registration_response(a.message);
+        ASSERT_TRUE(resp) << resp.err().message;
+        ASSERT_TRUE(resp->is_error());
+        EXPECT_EQ(std::get<nts::error_code>(resp->outcome), nts::error_code::not_authorized);
+        EXPECT_NE(service.last_attestation_refusal().find(because), std::string::npos)
+            << service.last_attestation_refusal();
+    };
+
+    expect_refused(registration(std::nullopt),
+                   "CN=gm1: client rule 1 admits it only with a Platform Attestation of signer \"node1-tpm\"; its "
+                   "request carried no Platform Attestation");
+    expect_refused(registration(_node2.session_binding), "the quote's nonce (extraData) is not the one asked for");
+    EXPECT_EQ(service.stats().registrations, 0U);
+    EXPECT_EQ(service.stats().refused_unattested, 2U);
+
+    const answer ok = registration(gm1.session_binding);
+    auto resp = nts::parse_registration_response(ok.message);
+    ASSERT_TRUE(resp) << resp.err().message;
+    ASSERT_FALSE(resp->is_error());
+    EXPECT_EQ(service.stats().registrations, 1U);
+    EXPECT_EQ(service.stats().attestations_verified, 1U);
+    EXPECT_EQ(service.stats().attestations_failed, 1U);
 }
 
 } // namespace

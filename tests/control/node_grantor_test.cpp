@@ -7,11 +7,15 @@
 #include "../process.h"
 #include "test_pki.h"
 
+#include "../hsm/swtpm.h"
+
 #include <control/ke/ke_service.h>
 #include <control/ke/ticket_crypto.h>
 #include <control/node/grantor.h>
 #include <control/node/node.h>
 #include <control/tls/server.h>
+#include <control/verifier/registrar.h>
+#include <hsm/tpm_signer.h>
 
 #include <gtest/gtest.h>
 
@@ -69,7 +73,8 @@ protected:
         sc.key_file = _dir.file("server.key");
         sc.ca_file = _dir.file("ca.pem");
         auto srv = tls::server::create(sc, [this](const tls::peer& from, std::span<const uint8_t> msg) {
-            const ke::client_identity who{from.subject, {}};
+            ke::client_identity who{from.subject, {}};
+            who.session_binding = from.session_binding;
             const std::lock_guard lock(_mutex);
             if (from.alpn == tls::protocol::ntske) {
                 return tls::response(_service->handle_key_request(who, msg));
@@ -91,8 +96,9 @@ protected:
         }
     }
 
-    grantor make(const std::string& who = "grantor1") {
+    grantor make(const std::string& who = "grantor1", decltype(grantor_settings::quote) quote = {}) {
         grantor_settings gs;
+        gs.quote = std::move(quote);
         gs.time_server.addresses = {grantor_pid, nts::ipv4_address{{10, 0, 0, 1}}};
         tls::client_config cc;
         cc.ca_file = _dir.file("ca.pem");
@@ -230,6 +236,60 @@ TEST_F(node_grantor, sends_heartbeats_at_half_the_timeout) {
     }
     const std::lock_guard lock(_mutex);
     EXPECT_EQ(_registry->stats().heartbeats + _registry->stats().heartbeats_discarded, 1U);
+}
+
+// A grantor with a TPM: a rule with `attest` registers it only when its PTP
+// Registration Request carries a quote of its enrolled platform state made
+// for that TLS session (swtpm, a real Registrar).
+TEST_F(node_grantor, quotes_its_platform_in_the_registration_for_a_rule_with_attest) {
+    if (!test::swtpm::available()) {
+        GTEST_FAIL() << "swtpm is not installed (make deps installs it)";
+    }
+    test::swtpm tpm;
+    hsm::tpm_settings ts;
+    ts.tcti = tpm.tcti();
+    ts.signer_id = "gm1-tpm";
+    auto signer = hsm::tpm_signer::open(ts);
+    ASSERT_TRUE(signer) << signer.message();
+    auto reg = verifier::registrar::open(_dir.file("registrar.db"));
+    ASSERT_TRUE(reg) << reg.message();
+    const std::vector<unsigned> pcrs{0, 7};
+    auto state = (*signer)->quote(std::vector<uint8_t>(16, 0x42), pcrs);
+    ASSERT_TRUE(state) << state.message();
+    ASSERT_TRUE(verifier::enrol_tpm(**reg, **signer, "gm1-tpm", state->pcrs));
+    {
+        const std::lock_guard lock(_mutex);
+        _service = std::make_unique<ke::ke_service>(
+            *_keys,
+            std::vector<ke::client_rule>{
+                {.subject = "CN=grantor1,O=ptpsec test", .grantor = true, .attest = "gm1-tpm"}},
+            _registry.get());
+        _service->set_platform_check([&](const nts::platform_attestation& a, std::span<const uint8_t> binding) {
+            return (*reg)->check_platform(a.signer_id, a.attest, a.signature, binding);
+        });
+    }
+    const auto quote = [&](std::span<const uint8_t> binding) -> result<nts::platform_attestation> {
+        auto q = (*signer)->quote(binding, pcrs);
+        if (!q) {
+            return q.err();
+        }
+        return nts::platform_attestation{"gm1-tpm", std::move(q->attest), std::move(q->signature)};
+    };
+
+    grantor plain = make();
+    plain.step(mono_now());
+    EXPECT_EQ(plain.stats().registrations, 0U);
+    EXPECT_NE(plain.last_error().find("refused the registration: Not Authorized"), std::string::npos)
+        << plain.last_error();
+
+    grantor attested = make("grantor1", quote);
+    attested.step(mono_now());
+    EXPECT_EQ(attested.stats().registrations, 1U) << attested.last_error();
+    EXPECT_EQ(attested.stats().quotes, 1U);
+    EXPECT_EQ(attested.keys().size(), 1U);
+    const std::lock_guard lock(_mutex);
+    EXPECT_EQ(_service->stats().attestations_verified, 1U);
+    EXPECT_EQ(_service->stats().refused_unattested, 1U);
 }
 
 TEST_F(node_grantor, a_refused_registration_backs_off_and_says_why) {

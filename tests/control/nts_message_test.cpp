@@ -517,6 +517,28 @@ TEST(nts_message, platform_attestation_in_a_key_request) {
     EXPECT_FALSE(validate(too_long));
 }
 
+// A grantor shows its platform state in its PTP Registration Request (NTS-TSR).
+TEST(nts_message, platform_attestation_in_a_registration_request) {
+    const bytes attestation = rec(0x5041, {0x00, 0x02, 'g', '1', 0x00, 0x01, 0xaa, 0x00, 0x01, 0xbb});
+    auto reg = parse_registration_request(cat({msg_type_request, pts_with_pid, aead_256, macs_hmac, attestation, eom}));
+    ASSERT_TRUE(reg) << reg.message();
+    ASSERT_TRUE(reg->attestation);
+    EXPECT_EQ(reg->attestation->signer_id, "g1");
+    EXPECT_EQ(reg->attestation->attest, bytes{0xaa});
+    EXPECT_EQ(reg->attestation->signature, bytes{0xbb});
+    EXPECT_EQ(build(*reg), cat({msg_type_request, pts_with_pid, aead_256, macs_hmac, attestation, eom}));
+    EXPECT_TRUE(validate(*reg));
+    auto plain = parse_registration_request(cat({msg_type_request, pts_with_pid, aead_256, macs_hmac, eom}));
+    ASSERT_TRUE(plain) << plain.message();
+    EXPECT_FALSE(plain->attestation);
+    expect_bad_request(parse_registration_request(
+                           cat({msg_type_request, pts_with_pid, aead_256, macs_hmac, attestation, attestation, eom})),
+                       {"Platform Attestation in PTP Registration Request", "2 records, at most one allowed"});
+    expect_bad_request(parse_registration_request(
+                           cat({msg_type_request, pts_with_pid, aead_256, macs_hmac, rec(0x5041, {0, 1, 'g'}), eom})),
+                       {"Platform Attestation in PTP Registration Request", "Attest Length"});
+}
+
 TEST(nts_message, ntp_only_records_are_skipped_unless_critical) {
     const bytes cookie = rec(5, {1, 2, 3, 4});
     const bytes server = rec(6, {'n', 't', 'p'});
