@@ -828,39 +828,47 @@ result<batch_payload> check_batch_record(const batch_record& r, signature_algori
                                          std::span<const uint8_t> public_key_der) {
     PTPSEC_TRY(signed_ok, verify_cose_sign1(r.token, alg, public_key_der));
     PTPSEC_TRY(payload, decode_batch_payload(r.token.payload));
-    if (as_text(r.token.kid) != payload->signer_id) {
-        return error{fmt::format("batch: the token's kid is not the payload's signer_id \"{}\"", payload->signer_id)};
+    PTPSEC_TRY(leaves, check_batch_leaves(r, *payload));
+    return std::move(*payload);
+}
+
+result<std::vector<event_claims>> check_batch_leaves(const batch_record& r, const batch_payload& payload) {
+    if (as_text(r.token.kid) != payload.signer_id) {
+        return error{fmt::format("batch: the token's kid is not the payload's signer_id \"{}\"", payload.signer_id)};
     }
-    if (r.leaves.size() != payload->event_count) {
+    if (r.leaves.size() != payload.event_count) {
         return error{
-            fmt::format("batch: {} leaves but the payload's event_count is {}", r.leaves.size(), payload->event_count)};
+            fmt::format("batch: {} leaves but the payload's event_count is {}", r.leaves.size(), payload.event_count)};
     }
     PTPSEC_TRY(root, merkle_tree_hash(r.leaves));
-    if (*root != payload->merkle_root) {
+    if (*root != payload.merkle_root) {
         return error{"batch: the Merkle root of the leaves is not the signed merkle_root"};
     }
+    std::vector<event_claims> out;
+    out.reserve(r.leaves.size());
     uint64_t previous_index = 0;
     for (size_t i = 0; i < r.leaves.size(); ++i) {
         auto claims = decode_claims(r.leaves[i]);
         if (!claims) {
             return error{fmt::format("batch: leaf {}: {}", i, claims.message())};
         }
-        PTPSEC_TRY(consistent, check_claims_against_payload(*claims, *payload, "batch: leaf", i));
-        if (i == 0 && claims->event_index != payload->first_event_index) {
+        PTPSEC_TRY(consistent, check_claims_against_payload(*claims, payload, "batch: leaf", i));
+        if (i == 0 && claims->event_index != payload.first_event_index) {
             return error{fmt::format("batch: the first leaf's event index {} is not first_event_index {}",
-                                     claims->event_index, payload->first_event_index)};
+                                     claims->event_index, payload.first_event_index)};
         }
         if (i > 0 && claims->event_index <= previous_index) {
             return error{fmt::format("batch: leaf {} has event index {}, not above the previous leaf's {}", i,
                                      claims->event_index, previous_index)};
         }
         previous_index = claims->event_index;
+        out.push_back(std::move(*claims));
     }
-    if (previous_index != payload->last_event_index) {
+    if (previous_index != payload.last_event_index) {
         return error{fmt::format("batch: the last leaf's event index {} is not last_event_index {}", previous_index,
-                                 payload->last_event_index)};
+                                 payload.last_event_index)};
     }
-    return std::move(*payload);
+    return out;
 }
 
 result<event_evidence> derive_event_evidence(const batch_record& r, size_t leaf_index) {

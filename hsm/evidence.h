@@ -239,6 +239,13 @@ result<verified_event> check_event_evidence(const event_evidence& e, signature_a
 result<batch_payload> check_batch_record(const batch_record& r, signature_algorithm alg,
                                          std::span<const uint8_t> public_key_der);
 
+/// What check_batch_record() checks after the signature and the payload's
+/// decoding, for a caller that has done those (`payload` decoded from
+/// r.token.payload, whose signature verified): kid == signer_id, the root
+/// rebuilt from the leaves, every leaf's claims against `payload`, the event
+/// indexes. The leaves' claims, in order, when all of that holds.
+result<std::vector<event_claims>> check_batch_leaves(const batch_record& r, const batch_payload& payload);
+
 /// The evidence of leaf `leaf_index` of a batch record.
 result<event_evidence> derive_event_evidence(const batch_record& r, size_t leaf_index);
 

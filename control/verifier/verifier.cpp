@@ -352,12 +352,14 @@ void verifier::verify_record(std::string_view file, size_t batch_index, const hs
                                       p.signer_id, s.message()));
         return;
     }
-    if (auto s = hsm::check_batch_record(rec, reg.algorithm, reg.public_key_der); !s) {
+    // The signature verified over the token whose payload is p.
+    auto claims = hsm::check_batch_leaves(rec, p);
+    if (!claims) {
         auto root = hsm::merkle_tree_hash(rec.leaves);
         if (!root || *root != p.merkle_root) {
-            fail("merkle root", s.message());
+            fail("merkle root", claims.message());
         } else {
-            fail("claims", s.message(), first_inconsistent_event(rec));
+            fail("claims", claims.message(), first_inconsistent_event(rec));
         }
         return;
     }
@@ -499,12 +501,9 @@ void verifier::verify_record(std::string_view file, size_t batch_index, const hs
     row.log_offset = entry.offset;
     if (_store != nullptr) {
         std::vector<event_row> events;
-        events.reserve(rec.leaves.size());
-        for (const auto& leaf : rec.leaves) {
-            auto c = hsm::decode_claims(leaf);
-            if (c) {
-                events.push_back(event_row_of(*c));
-            }
+        events.reserve(claims->size());
+        for (const auto& c : *claims) {
+            events.push_back(event_row_of(c));
         }
         if (auto s = _store->record_batch(row, events); !s) {
             report.store_errors.push_back(s.message());
