@@ -35,9 +35,9 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
-#include <functional>
 #include <random>
 #include <span>
 #include <string>
