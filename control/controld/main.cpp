@@ -1056,21 +1056,22 @@ int serve(const config& cfg, const std::string& config_file) {
         ke::ke_service* service = ke.get();
         auto created = tls::server::create(
             tc, [service, &ke_mutex](const tls::peer& from, std::span<const uint8_t> msg) -> tls::response {
-                if (from.alpn == tls::protocol::ntske) {
-                    const ke::client_identity who = identity_of(from);
-                    const std::lock_guard lock(ke_mutex);
-                    const uint64_t unattested = service->stats().refused_unattested;
-                    std::vector<uint8_t> reply = service->handle_key_request(who, msg);
-                    if (service->stats().refused_unattested != unattested) {
-                        fmt::print(stderr, "ptpsec-controld: keys withheld from {}\n",
-                                   service->last_attestation_refusal());
-                    }
-                    return reply;
-                }
                 const ke::client_identity who = identity_of(from);
                 const std::lock_guard lock(ke_mutex);
-                ke::answer a = service->handle_tsr(who, msg);
-                return {std::move(a.message), a.close};
+                const uint64_t unattested = service->stats().refused_unattested;
+                tls::response reply;
+                if (from.alpn == tls::protocol::ntske) {
+                    reply = tls::response(service->handle_key_request(who, msg));
+                } else {
+                    ke::answer a = service->handle_tsr(who, msg);
+                    reply = tls::response(std::move(a.message), a.close);
+                }
+                // A refusal for want of a Platform Attestation, in either
+                // protocol (a key request, a grantor's registration).
+                if (service->stats().refused_unattested != unattested) {
+                    fmt::print(stderr, "ptpsec-controld: keys withheld from {}\n", service->last_attestation_refusal());
+                }
+                return reply;
             });
         if (!created) {
             fmt::print(stderr, "ptpsec-controld: {}\n", created.message());

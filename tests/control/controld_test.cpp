@@ -687,9 +687,16 @@ registrar = "registrar.db"
 name = "plant-a"
 domain = 0
 
+[unicast]
+
 [[client]]
 san = "DNS:node1.plant.example"
 groups = ["plant-a"]
+attest = "node1-tpm"
+
+[[client]]
+subject = "CN=node1,O=ptpsec test"
+grantor = true
 attest = "node1-tpm"
 )");
     uint16_t port = 0;
@@ -805,8 +812,26 @@ domain = 0
                                                R"([1-9][0-9]* failed [1-9][0-9]* \| keys withheld for want of )"
                                                R"(one [2-9][0-9]* \| last: CN=node1)")))
         << text.out;
+
+    // The same certificate registering as a grantor (NTS-TSR) without a
+    // quote: Not Authorized, and the server says why as for key requests.
+    {
+        auto g = connect(port, "node1", tls::protocol::ntstsr);
+        ASSERT_TRUE(g) << g.message();
+        nts::registration_request reg;
+        reg.time_server.addresses = {nts::port_identity{{0x00, 0x1b, 0x21, 0xff, 0xfe, 0, 0, 1}, 1}};
+        auto bytes = g->request(nts::build(reg));
+        ASSERT_TRUE(bytes) << bytes.message();
+        auto resp = nts::parse_registration_response(*bytes);
+        ASSERT_TRUE(resp && resp->is_error());
+        EXPECT_EQ(std::get<nts::error_code>(resp->outcome), nts::error_code::not_authorized);
+    }
     ASSERT_EQ(server->stop(), 0) << server->err();
     const std::string err = server->err();
+    EXPECT_NE(err.find("keys withheld from CN=node1,O=ptpsec test: client rule 2 admits it only with a Platform "
+                       "Attestation of signer \"node1-tpm\"; its request carried no Platform Attestation"),
+              std::string::npos)
+        << err;
     EXPECT_NE(
         err.find(
             "keys withheld from CN=node1,O=ptpsec test: client rule 1 admits it only with a Platform Attestation of "
