@@ -330,6 +330,23 @@ parse_result<record_set> read_top_level(std::span<const record_view> records, st
     return record_set(std::move(*kept), where);
 }
 
+/// ptpsec's Platform Attestation, where a request allows it: at most once.
+parse_result<std::optional<platform_attestation>> read_attestation(const record_set& set, std::string_view where) {
+    PTPSEC_TRY(found, set.at_most_once(record_type::platform_attestation));
+    if (!found->has_value()) {
+        return std::optional<platform_attestation>{};
+    }
+    PTPSEC_TRY(a, decode_platform_attestation((*found)->body, where));
+    return std::optional<platform_attestation>(std::move(*a));
+}
+
+/// Appends the Platform Attestation when there is one.
+void append_attestation(record_writer& w, const std::optional<platform_attestation>& a) {
+    if (a) {
+        append_platform_attestation(w, *a);
+    }
+}
+
 void open_container(record_writer& w, record_type type, const auto& put_body) {
     const size_t mark = w.open(type, default_critical(type));
     put_body();
@@ -390,11 +407,8 @@ parse_result<key_request> parse_key_request(std::span<const uint8_t> message) {
                                               record_type::platform_attestation};
     PTPSEC_TRY(set, read_top_level(*records, allowed, where));
     key_request out;
-    PTPSEC_TRY(attestation, set->at_most_once(record_type::platform_attestation));
-    if (attestation->has_value()) {
-        PTPSEC_TRY(a, decode_platform_attestation((*attestation)->body, where));
-        out.attestation = std::move(*a);
-    }
+    PTPSEC_TRY(attestation, read_attestation(*set, where));
+    out.attestation = std::move(*attestation);
     PTPSEC_TRY(npn, set->exactly_once(record_type::next_protocol_negotiation));
     PTPSEC_TRY(protocols, decode_next_protocols(npn->body, where));
     // RFC 8915 §4.1.2: the request MUST list at least one protocol; seeds/001 §4.2.8: PTPv2.1.
@@ -496,11 +510,8 @@ parse_result<registration_request> parse_registration_request(std::span<const ui
                                               record_type::supported_mac_algorithms, record_type::platform_attestation};
     PTPSEC_TRY(set, read_top_level(*records, allowed, where));
     registration_request out;
-    PTPSEC_TRY(attestation, set->at_most_once(record_type::platform_attestation));
-    if (attestation->has_value()) {
-        PTPSEC_TRY(a, decode_platform_attestation((*attestation)->body, where));
-        out.attestation = std::move(*a);
-    }
+    PTPSEC_TRY(attestation, read_attestation(*set, where));
+    out.attestation = std::move(*attestation);
     PTPSEC_TRY(server, set->exactly_once(record_type::ptp_time_server));
     PTPSEC_TRY(addresses, decode_ptp_time_server(server->body, where));
     // §4.2.10: in a PTP Registration Request the list MUST contain at least the PortIdentity.
@@ -682,9 +693,7 @@ std::vector<uint8_t> build(const key_request& message) {
     if (message.source_port_identity) {
         append_source_port_identity(w, *message.source_port_identity);
     }
-    if (message.attestation) {
-        append_platform_attestation(w, *message.attestation);
-    }
+    append_attestation(w, message.attestation);
     append_end_of_message(w);
     return out;
 }
@@ -712,9 +721,7 @@ std::vector<uint8_t> build(const registration_request& message) {
     append_ptp_time_server(w, message.time_server);
     append_aead_algorithms(w, message.aead_algorithms);
     append_mac_algorithms(w, message.supported_mac_algorithms);
-    if (message.attestation) {
-        append_platform_attestation(w, *message.attestation);
-    }
+    append_attestation(w, message.attestation);
     append_end_of_message(w);
     return out;
 }
