@@ -85,6 +85,16 @@ inline constexpr unsigned pcr_count = 24;
 /// quote's pcrDigest concatenates them (TPM 2.0 Part 3 §18.4).
 using pcr_values = std::map<unsigned, std::vector<uint8_t>>;
 
+/// The PCR indices of `v`, ascending: the selection a quote of `v` names.
+inline std::vector<unsigned> pcr_indices(const pcr_values& v) {
+    std::vector<unsigned> out;
+    out.reserve(v.size());
+    for (const auto& [pcr, value] : v) {
+        out.push_back(pcr);
+    }
+    return out;
+}
+
 /// The signing key's public half as the TPM holds it.
 struct tpm_key_public {
     /// TPM2B_PUBLIC, marshalled (Part 2 §12.2.5): what check_key_public takes.

@@ -19,6 +19,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -768,12 +769,8 @@ int cli_commands::state::run_enrol() {
             return report(expected.message());
         }
         if (!pcrs.empty()) {
-            std::set<unsigned> want(pcrs.begin(), pcrs.end());
-            std::set<unsigned> have;
-            for (const auto& [i, v] : *expected) {
-                have.insert(i);
-            }
-            if (want != have) {
+            const std::set<unsigned> want(pcrs.begin(), pcrs.end());
+            if (!std::ranges::equal(want, hsm::pcr_indices(*expected))) {
                 return report(
                     fmt::format("--pcrs {} is not the set of PCRs in {}", fmt::join(pcrs, ","), expected_pcrs_file));
             }
@@ -883,10 +880,7 @@ int cli_commands::state::run_update_profile() {
     if (!changed) {
         return refused(changed.message());
     }
-    std::vector<unsigned> idx;
-    for (const auto& [i, v] : *expected) {
-        idx.push_back(i);
-    }
+    const std::vector<unsigned> idx = hsm::pcr_indices(*expected);
     if (!*changed) {
         fmt::print("signer \"{}\": its PCR profile ({}) already holds these values; nothing changed\n", signer_id,
                    fmt::join(idx, ","));
@@ -953,19 +947,20 @@ int cli_commands::state::run_list() {
                            {"enrolled_at", format_time(s.enrolled_at_ns)}};
             o["revoked_at"] = s.revoked_at_ns ? ordered_json(format_time(*s.revoked_at_ns)) : ordered_json(nullptr);
             o["revocation_reason"] = s.revoked_at_ns ? ordered_json(s.revocation_reason) : ordered_json(nullptr);
-            ordered_json pcr = ordered_json::object();
-            for (const auto& [i, v] : s.expected_pcrs) {
-                pcr[std::to_string(i)] = hex(v);
-            }
-            o["expected_pcrs"] = std::move(pcr);
+            // {"INDEX": "SHA256-HEX", ...}
+            const auto profile_json = [](const hsm::pcr_values& profile) {
+                ordered_json out = ordered_json::object();
+                for (const auto& [i, v] : profile) {
+                    out[std::to_string(i)] = hex(v);
+                }
+                return out;
+            };
+            o["expected_pcrs"] = profile_json(s.expected_pcrs);
             ordered_json changes = ordered_json::array();
             for (const auto& c : s.profile_changes) {
-                ordered_json previous = ordered_json::object();
-                for (const auto& [i, v] : c.previous) {
-                    previous[std::to_string(i)] = hex(v);
-                }
-                changes.push_back(
-                    {{"replaced_at", format_time(c.replaced_at_ns)}, {"reason", c.reason}, {"previous", previous}});
+                changes.push_back({{"replaced_at", format_time(c.replaced_at_ns)},
+                                   {"reason", c.reason},
+                                   {"previous", profile_json(c.previous)}});
             }
             o["profile_changes"] = std::move(changes);
             j.push_back(std::move(o));
@@ -985,10 +980,7 @@ int cli_commands::state::run_list() {
                                    : std::string("active"));
         fmt::print("    {}\n", s.device());
         if (!s.expected_pcrs.empty()) {
-            std::vector<unsigned> idx;
-            for (const auto& [i, v] : s.expected_pcrs) {
-                idx.push_back(i);
-            }
+            const std::vector<unsigned> idx = hsm::pcr_indices(s.expected_pcrs);
             if (s.profile_changes.empty()) {
                 fmt::print("    PCR profile: {}\n", fmt::join(idx, ","));
             } else {

@@ -133,6 +133,17 @@ status check_profile_update(const hsm::pcr_values& expected, std::string_view re
     return check_profile(expected);
 }
 
+/// The profile's rows of `signer_id` (inside the caller's transaction).
+status insert_expected_pcrs(sql::connection& db, const std::string& signer_id, const hsm::pcr_values& profile) {
+    for (const auto& [pcr, value] : profile) {
+        const std::array<sql::value, 3> p{signer_id, int64_t{pcr}, value};
+        if (auto r = db.query("INSERT INTO expected_pcrs(signer_id, pcr, value) VALUES($1, $2, $3);", p); !r) {
+            return r.err();
+        }
+    }
+    return ok_status();
+}
+
 status check_signer_id(std::string_view id) {
     if (id.empty() || id.size() > max_signer_id_len) {
         return error{fmt::format("a signer_id is 1 to {} octets, not {}", max_signer_id_len, id.size())};
@@ -391,14 +402,7 @@ status registrar::enrol(const signer_record& r) {
         if (!ins) {
             return ins.err();
         }
-        for (const auto& [pcr, value] : r.expected_pcrs) {
-            const std::array<sql::value, 3> p{r.signer_id, int64_t{pcr}, value};
-            auto pi = _db->query("INSERT INTO expected_pcrs(signer_id, pcr, value) VALUES($1, $2, $3);", p);
-            if (!pi) {
-                return pi.err();
-            }
-        }
-        return ok_status();
+        return insert_expected_pcrs(*_db, r.signer_id, r.expected_pcrs);
     });
     if (!st) {
         return error{fmt::format("registrar: {}", st.message())};
@@ -754,13 +758,7 @@ result<bool> registrar::update_profile(std::string_view signer_id, const hsm::tp
         if (auto r = _db->query("DELETE FROM expected_pcrs WHERE signer_id = $1;", who_id); !r) {
             return r.err();
         }
-        for (const auto& [pcr, value] : expected) {
-            const std::array<sql::value, 3> p{id, int64_t{pcr}, value};
-            if (auto r = _db->query("INSERT INTO expected_pcrs(signer_id, pcr, value) VALUES($1, $2, $3);", p); !r) {
-                return r.err();
-            }
-        }
-        return ok_status();
+        return insert_expected_pcrs(*_db, id, expected);
     });
     if (!st) {
         return error{fmt::format("registrar: {}", st.message())};
@@ -788,10 +786,7 @@ status registrar::revoke(std::string_view signer_id, std::string_view reason, in
 status enrol_tpm(registrar& reg, hsm::tpm_signer& signer, std::string_view signer_id,
                  const hsm::pcr_values& expected_pcrs, const ek_trust& trust) {
     const std::string who = fmt::format("TPM enrolment of signer \"{}\"", signer_id);
-    std::vector<unsigned> pcrs;
-    for (const auto& [pcr, value] : expected_pcrs) {
-        pcrs.push_back(pcr);
-    }
+    const std::vector<unsigned> pcrs = hsm::pcr_indices(expected_pcrs);
     if (pcrs.empty()) {
         return error{fmt::format("{} refused: no expected PCR values", who)};
     }
@@ -856,12 +851,8 @@ result<bool> update_profile_tpm(registrar& reg, hsm::tpm_signer& signer, std::st
         return error{fmt::format("{} refused: the TPM's key at handle 0x{:08x} is not the key enrolled for it", who,
                                  signer.settings().key_handle)};
     }
-    std::vector<unsigned> pcrs;
-    for (const auto& [pcr, value] : expected) {
-        pcrs.push_back(pcr);
-    }
     PTPSEC_TRY(nonce, make_nonce());
-    auto quote = signer.quote(*nonce, pcrs);
+    auto quote = signer.quote(*nonce, hsm::pcr_indices(expected));
     if (!quote) {
         return error{fmt::format("{}: the TPM did not quote: {}", who, quote.message())};
     }
