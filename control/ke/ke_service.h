@@ -76,8 +76,8 @@ struct client_rule {
     bool transparent_clock = false;    ///< a transparent clock (§2.5.5.5), admitted to its groups as one
     bool unicast = false;              ///< may ask for unicast keys and tickets (ticket-based mode)
     /// Not empty: the rule admits only with a Platform Attestation of this
-    /// TPM signer that platform_check accepts for the session (PTP Key
-    /// Requests only: a grantor registration carries none).
+    /// TPM signer that platform_check accepts for the session (in the PTP
+    /// Key Request, or the Registration Request for the grantor right).
     std::string attest{};
 };
 
@@ -147,7 +147,7 @@ public:
 private:
     std::vector<uint8_t> refuse(nts::error_code code, nts::sub_protocol protocol = nts::sub_protocol::nts_ke);
     std::vector<uint8_t> unicast(const client_identity& who, const nts::key_request& req);
-    /// The signer whose Platform Attestation in `req` platform_check accepts
+    /// The signer whose Platform Attestation `shown` platform_check accepts
     /// for `who`'s session ("" when none, or none was asked for), and why not.
     struct attestation_outcome {
         std::string signer;

@@ -70,8 +70,9 @@ struct node_group {
 };
 
 /// The node proves its platform state to the KE server (BRIEF "Attestation",
-/// seeds/004): every PTP Key Request carries a Platform Attestation record,
-/// a TPM quote whose qualifyingData is the TLS session's exporter value
+/// seeds/004): every PTP Key Request (and, as a grantor, every PTP
+/// Registration Request) carries a Platform Attestation record, a TPM quote
+/// whose qualifyingData is the TLS session's exporter value
 /// (tls::peer::session_binding), made once per session.
 struct attestation_settings {
     std::string signer_id; ///< as enrolled in the Registrar
@@ -96,7 +97,8 @@ struct settings {
     std::chrono::seconds refresh_interval{0};
     /// Ticket-based mode: this node is a grantor.
     std::optional<grantor_settings> grantor;
-    /// Set: each PTP Key Request carries a Platform Attestation.
+    /// Set: each PTP Key Request carries a Platform Attestation, and so does
+    /// the grantor's Registration Request (unless grantor->quote is set).
     std::optional<attestation_settings> attestation;
 };
 

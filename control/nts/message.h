@@ -45,8 +45,8 @@
 //   record except Heartbeat Timeout, Status (SHOULD NOT) and ptpsec's
 //   Platform Attestation.
 // - Platform Attestation (ptpsec's record 0x5041, record.h): optional in a
-//   PTP Key Request, at most once, in either mode; elsewhere it is an
-//   unknown record (skipped when not critical, code 0 when critical).
+//   PTP Key Request (either mode) and a PTP Registration Request, at most
+//   once; elsewhere it is an unknown record (skipped when not critical, code 0 when critical).
 // - Containers (Current/Next Parameters, §4.2.3, §4.2.7) hold the records of
 //   Table 5 (Key Response) or Table 9 (Registration Response); an End of
 //   Message inside one is ignored (it must still have an empty body); a

@@ -216,12 +216,13 @@ struct validity_period {
 inline constexpr size_t validity_period_size = 12;
 
 /// Platform Attestation (ptpsec's record 0x5041, types.h; optional in a PTP
-/// Key Request, at most once): the client's TPM quote of its platform state,
+/// Key Request and a PTP Registration Request, at most once): the client's
+/// TPM quote of its platform state,
 /// made with the signing key the Registrar enrolled for `signer_id`, whose
 /// qualifyingData is this TLS session's exporter value (tls/peer.h,
 /// session_binding). The KE server checks it against the Registrar
-/// (verifier/platform_check.h) before it releases keys to a rule that asks
-/// for it.
+/// (verifier::registrar::check_platform, through ke::platform_check) before
+/// it releases keys to a rule that asks for it.
 ///   Signer ID Length (2) || Signer ID (UTF-8, no control characters) ||
 ///   Attest Length (2) || Attest (TPMS_ATTEST, TPM 2.0 Part 2 §10.12.12) ||
 ///   Signature Length (2) || Signature (ECDSA P-256 r || s)
