@@ -8,7 +8,7 @@
 // (their digests computed here from the capture).
 
 #include "../hsm/softhsm.h"
-#include "../hsm/swtpm.h"
+#include "../hsm/tpm_fixture.h"
 #include "../linuxptp_capture.h"
 #include "../pcap_files.h"
 #include "../process.h"
@@ -404,13 +404,10 @@ TEST_F(attest_app, every_forwarded_timing_event_gets_tpm_evidence_from_swtpm) {
     EXPECT_NE(r.out.find("attestation (at exit): tpm signer observer-1 | events signed"), std::string::npos) << r.out;
     EXPECT_EQ(r.out.find("could not be signed"), std::string::npos) << r.out;
     // The key the data plane signed with, read from the same TPM.
-    hsm::tpm_settings t;
-    t.tcti = tpm.tcti();
-    t.signer_id = "observer-1";
-    t.ek = hsm::ek_template::h3; // the EK enrolled, whose certificate the vendor revokes below
-    auto s = hsm::tpm_signer::open(t);
-    ASSERT_TRUE(s) << s.message();
-    check_log((*s)->info().public_key_der, hsm::signature_algorithm::es256, hsm::backend_kind::tpm);
+    // The EK enrolled is H-3's, whose certificate the vendor revokes below.
+    const auto s = test::open_tpm_signer(tpm, "observer-1", hsm::ek_template::h3);
+    ASSERT_NE(s, nullptr);
+    check_log(s->info().public_key_der, hsm::signature_algorithm::es256, hsm::backend_kind::tpm);
     // The Verifier against the Registrar, as an auditor runs it.
     auto files = hsm::list_log_files(_dir.file("evidence"), "evidence");
     ASSERT_TRUE(files);
@@ -435,7 +432,7 @@ TEST_F(attest_app, every_forwarded_timing_event_gets_tpm_evidence_from_swtpm) {
     // The vendor revokes the EK certificate from now on: the online
     // Verifier's check of the CRLs revokes the signer from that date, and
     // status says so.
-    auto cert = (*s)->endorsement_certificate_der();
+    auto cert = s->endorsement_certificate_der();
     ASSERT_TRUE(cert && !cert->empty());
     tpm.write_ek_crl(_dir.file("vendor.crl"), {*cert}, std::chrono::hours(24), ::time(nullptr));
     auto verifier = start_verifier(fmt::format("ek-ca = \"{}\"\nek-crl = \"vendor.crl\"\n", tpm.ek_ca_file()));
@@ -843,14 +840,10 @@ TEST_F(attest_app, a_tpm_stopped_and_restarted_mid_run_loses_no_event_and_breaks
     EXPECT_GT(std::stoull(m[4]), 0U) << "the outage was seen and counted";
     EXPECT_EQ(out.find("could not be signed"), std::string::npos) << out;
     // The whole log: one unbroken chain, no gap, every event once.
-    hsm::tpm_settings t;
-    t.tcti = tpm.tcti();
-    t.signer_id = "observer-1";
-    t.ek = hsm::ek_template::h3; // the EK enrolled, whose certificate the vendor revokes below
-    auto s = hsm::tpm_signer::open(t);
-    ASSERT_TRUE(s) << s.message();
+    const auto s = test::open_tpm_signer(tpm, "observer-1", hsm::ek_template::h3);
+    ASSERT_NE(s, nullptr);
     uint64_t events = 0;
-    for (const auto& b : read_evidence(hsm::signature_algorithm::es256, (*s)->info().public_key_der)) {
+    for (const auto& b : read_evidence(hsm::signature_algorithm::es256, s->info().public_key_der)) {
         EXPECT_EQ(b.payload.missed_events, 0U);
         events += b.payload.event_count;
     }

@@ -11,7 +11,7 @@
 #include <control/verifier/registrar.h>
 #include <hsm/tpm_signer.h>
 
-#include "../hsm/swtpm.h"
+#include "../hsm/tpm_fixture.h"
 #include "../process.h"
 #include "ke_test_support.h"
 
@@ -35,19 +35,13 @@ protected:
             GTEST_FAIL() << "swtpm is not installed (make deps installs it)";
         }
         _tpm = std::make_unique<ptpsec::test::swtpm>();
-        hsm::tpm_settings ts;
-        ts.tcti = _tpm->tcti();
-        ts.signer_id = "node1-tpm";
-        auto signer = hsm::tpm_signer::open(ts);
-        ASSERT_TRUE(signer) << signer.message();
-        _signer = std::move(signer).value();
+        _signer = ptpsec::test::open_tpm_signer(*_tpm, "node1-tpm");
+        ASSERT_NE(_signer, nullptr);
         auto reg = verifier::registrar::open(_dir.file("registrar.db"));
         ASSERT_TRUE(reg) << reg.message();
         _registrar = std::move(reg).value();
-        const std::vector<uint8_t> any(16, 0x42);
-        auto now = _signer->quote(any, _pcrs);
-        ASSERT_TRUE(now) << now.message();
-        ASSERT_TRUE(verifier::enrol_tpm(*_registrar, *_signer, "node1-tpm", now->pcrs));
+        ASSERT_TRUE(
+            verifier::enrol_tpm(*_registrar, *_signer, "node1-tpm", ptpsec::test::current_pcrs(*_signer, _pcrs)));
 
         auto ks = key_schedule::create({policy("plant", 0)}, nullptr, _clk);
         ASSERT_TRUE(ks) << ks.message();

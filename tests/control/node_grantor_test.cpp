@@ -7,7 +7,7 @@
 #include "../process.h"
 #include "test_pki.h"
 
-#include "../hsm/swtpm.h"
+#include "../hsm/tpm_fixture.h"
 
 #include <control/ke/ke_service.h>
 #include <control/ke/ticket_crypto.h>
@@ -246,17 +246,12 @@ TEST_F(node_grantor, quotes_its_platform_in_the_registration_for_a_rule_with_att
         GTEST_FAIL() << "swtpm is not installed (make deps installs it)";
     }
     test::swtpm tpm;
-    hsm::tpm_settings ts;
-    ts.tcti = tpm.tcti();
-    ts.signer_id = "gm1-tpm";
-    auto signer = hsm::tpm_signer::open(ts);
-    ASSERT_TRUE(signer) << signer.message();
+    const auto signer = test::open_tpm_signer(tpm, "gm1-tpm");
+    ASSERT_NE(signer, nullptr);
     auto reg = verifier::registrar::open(_dir.file("registrar.db"));
     ASSERT_TRUE(reg) << reg.message();
     const std::vector<unsigned> pcrs{0, 7};
-    auto state = (*signer)->quote(std::vector<uint8_t>(16, 0x42), pcrs);
-    ASSERT_TRUE(state) << state.message();
-    ASSERT_TRUE(verifier::enrol_tpm(**reg, **signer, "gm1-tpm", state->pcrs));
+    ASSERT_TRUE(verifier::enrol_tpm(**reg, *signer, "gm1-tpm", test::current_pcrs(*signer, pcrs)));
     {
         const std::lock_guard lock(_mutex);
         _service = std::make_unique<ke::ke_service>(
@@ -269,7 +264,7 @@ TEST_F(node_grantor, quotes_its_platform_in_the_registration_for_a_rule_with_att
         });
     }
     const auto quote = [&](std::span<const uint8_t> binding) -> result<nts::platform_attestation> {
-        auto q = (*signer)->quote(binding, pcrs);
+        auto q = signer->quote(binding, pcrs);
         if (!q) {
             return q.err();
         }

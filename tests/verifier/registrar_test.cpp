@@ -10,7 +10,7 @@
 
 #include "../hsm/direct_tpm.h"
 #include "../hsm/softhsm.h"
-#include "../hsm/swtpm.h"
+#include "../hsm/tpm_fixture.h"
 #include "helpers.h"
 
 #include <control/verifier/audit_store.h>
@@ -32,6 +32,8 @@ namespace ptpsec::verifier {
 namespace {
 
 using namespace test;
+using ptpsec::test::current_pcrs;
+using ptpsec::test::open_tpm_signer;
 
 template <typename Result>
 void expect_refused(const Result& s, std::string_view says) {
@@ -162,32 +164,9 @@ protected:
             GTEST_FAIL() << "swtpm is not installed (make deps installs it)";
         }
         _tpm = std::make_unique<ptpsec::test::swtpm>();
-        hsm::tpm_settings s;
-        s.tcti = _tpm->tcti();
-        s.signer_id = "gm-tpm";
-        s.command_timeout = std::chrono::seconds(20);
-        auto signer = hsm::tpm_signer::open(s);
-        ASSERT_TRUE(signer) << signer.message();
-        _signer = std::move(*signer);
+        _signer = open_tpm_signer(*_tpm, "gm-tpm");
+        ASSERT_NE(_signer, nullptr);
         _registrar = open_registrar(_dir);
-    }
-
-    /// A signer on `tpm` named `signer_id`.
-    static std::unique_ptr<hsm::tpm_signer> open_signer(const ptpsec::test::swtpm& tpm, const std::string& signer_id) {
-        hsm::tpm_settings s;
-        s.tcti = tpm.tcti();
-        s.signer_id = signer_id;
-        auto signer = hsm::tpm_signer::open(s);
-        EXPECT_TRUE(signer) << signer.message();
-        return signer ? std::move(*signer) : nullptr;
-    }
-
-    /// The PCRs' values now, as the profile an operator would write down.
-    hsm::pcr_values current_pcrs(const std::vector<unsigned>& pcrs) {
-        const std::vector<uint8_t> nonce(16, 0x42);
-        auto q = _signer->quote(nonce, pcrs);
-        EXPECT_TRUE(q) << q.message();
-        return q ? q->pcrs : hsm::pcr_values{};
     }
 
     temp_dir _dir;
@@ -199,13 +178,13 @@ protected:
 TEST_F(registrar_tpm, the_ek_certificate_must_chain_to_the_trusted_issuers_and_not_be_revoked_when_they_are_given) {
     const std::vector<unsigned> pcrs{0, 7};
     // This fixture's TPM has no EK certificate: asked for one, refused.
-    const auto expected = current_pcrs(pcrs);
+    const auto expected = current_pcrs(*_signer, pcrs);
     expect_refused(enrol_tpm(*_registrar, *_signer, "gm-plain", expected, ek_trust{_dir.file("none.pem"), {}}),
                    "holds no certificate of its EK (template L-2, ECC NIST P-256; NV index 0x01c0000a)");
 
     // A manufactured TPM: its certificate chains to its vendor's CA.
     ptpsec::test::swtpm made(ptpsec::test::swtpm::make::ek_certificates);
-    auto signer = open_signer(made, "gm-made");
+    auto signer = open_tpm_signer(made, "gm-made");
     ASSERT_NE(signer, nullptr);
     auto q = signer->quote(std::vector<uint8_t>(16, 1), pcrs);
     ASSERT_TRUE(q) << q.message();
@@ -261,13 +240,9 @@ TEST_F(registrar_tpm, the_ek_certificate_must_chain_to_the_trusted_issuers_and_n
 TEST_F(registrar_tpm, a_p384_ek_of_high_range_template_h3_is_enrolled_with_its_certificate_and_revoked_with_it) {
     const std::vector<unsigned> pcrs{0, 7};
     ptpsec::test::swtpm made(ptpsec::test::swtpm::make::ek_certificates);
-    hsm::tpm_settings s;
-    s.tcti = made.tcti();
-    s.signer_id = "gm-p384";
-    s.ek = hsm::ek_template::h3;
-    auto opened = hsm::tpm_signer::open(s);
-    ASSERT_TRUE(opened) << opened.message();
-    auto& signer = **opened;
+    const auto opened = open_tpm_signer(made, "gm-p384", hsm::ek_template::h3);
+    ASSERT_NE(opened, nullptr);
+    auto& signer = *opened;
     auto q = signer.quote(std::vector<uint8_t>(16, 1), pcrs);
     ASSERT_TRUE(q) << q.message();
     made.write_ek_crl(_dir.file("current.crl"), {}, std::chrono::hours(24));
@@ -298,7 +273,7 @@ TEST_F(registrar_tpm, a_p384_ek_of_high_range_template_h3_is_enrolled_with_its_c
 TEST_F(registrar_tpm, a_vendor_revoking_an_ek_certificate_after_enrolment_revokes_the_signer_from_that_date) {
     const std::vector<unsigned> pcrs{0, 7};
     ptpsec::test::swtpm made(ptpsec::test::swtpm::make::ek_certificates);
-    auto signer = open_signer(made, "gm-made");
+    auto signer = open_tpm_signer(made, "gm-made");
     ASSERT_NE(signer, nullptr);
     auto q = signer->quote(std::vector<uint8_t>(16, 1), pcrs);
     ASSERT_TRUE(q) << q.message();
@@ -306,7 +281,7 @@ TEST_F(registrar_tpm, a_vendor_revoking_an_ek_certificate_after_enrolment_revoke
     const ek_trust current{made.ek_ca_file(), _dir.file("current.crl")};
     ASSERT_TRUE(enrol_tpm(*_registrar, *signer, "gm-made", q->pcrs, current));
     // A TPM without an EK certificate, and a software signer (not checked).
-    ASSERT_TRUE(enrol_tpm(*_registrar, *_signer, "gm-plain", current_pcrs(pcrs)));
+    ASSERT_TRUE(enrol_tpm(*_registrar, *_signer, "gm-plain", current_pcrs(*_signer, pcrs)));
     auto sw = software(_dir, "sw");
     ASSERT_NE(sw, nullptr);
     enrol(*_registrar, *sw, "gm-software");
@@ -405,7 +380,7 @@ TEST(registrar, a_registry_without_the_ek_certificate_column_gets_it_when_opened
 
 TEST_F(registrar_tpm, enrolment_refuses_a_wrong_profile_a_wrong_nonce_and_a_doctored_key_then_batches_verify) {
     const std::vector<unsigned> pcrs{0, 1, 7};
-    const auto expected = current_pcrs(pcrs);
+    const auto expected = current_pcrs(*_signer, pcrs);
     ASSERT_EQ(expected.size(), 3U);
 
     // A profile that does not match the platform.
@@ -514,7 +489,7 @@ TEST_F(registrar_tpm, enrolment_refuses_a_wrong_profile_a_wrong_nonce_and_a_doct
 // over this TLS session's exporter value.
 TEST_F(registrar_tpm, a_platform_quote_passes_only_for_its_session_its_signer_and_the_enrolled_pcrs) {
     const std::vector<unsigned> pcrs{0, 7};
-    ASSERT_TRUE(enrol_tpm(*_registrar, *_signer, "gm-tpm", current_pcrs(pcrs)));
+    ASSERT_TRUE(enrol_tpm(*_registrar, *_signer, "gm-tpm", current_pcrs(*_signer, pcrs)));
     const std::vector<uint8_t> session(32, 0x5a);
     auto q = _signer->quote(session, pcrs);
     ASSERT_TRUE(q) << q.message();
@@ -543,7 +518,7 @@ TEST_F(registrar_tpm, a_platform_quote_passes_only_for_its_session_its_signer_an
         ptpsec::test::direct_tpm direct(_tpm->tcti());
         direct.extend(7, std::vector<uint8_t>(32, 0x07));
     }
-    _signer = open_signer(*_tpm, "gm-tpm");
+    _signer = open_tpm_signer(*_tpm, "gm-tpm");
     ASSERT_TRUE(_signer);
     auto changed = _signer->quote(session, pcrs);
     ASSERT_TRUE(changed) << changed.message();
@@ -561,7 +536,7 @@ TEST_F(registrar_tpm, a_platform_quote_passes_only_for_its_session_its_signer_an
 // passes again, and the profile it replaced is kept with the reason.
 TEST_F(registrar_tpm, a_profile_is_replaced_only_by_values_its_tpm_quotes_and_the_old_one_is_kept) {
     const std::vector<unsigned> pcrs{0, 7};
-    const auto before = current_pcrs(pcrs);
+    const auto before = current_pcrs(*_signer, pcrs);
     ASSERT_TRUE(enrol_tpm(*_registrar, *_signer, "gm-tpm", before));
     auto same = update_profile_tpm(*_registrar, *_signer, "gm-tpm", before, "checked after a reboot");
     ASSERT_TRUE(same) << same.message();
@@ -573,9 +548,9 @@ TEST_F(registrar_tpm, a_profile_is_replaced_only_by_values_its_tpm_quotes_and_th
         ptpsec::test::direct_tpm direct(_tpm->tcti());
         direct.extend(7, std::vector<uint8_t>(32, 0x07));
     }
-    _signer = open_signer(*_tpm, "gm-tpm");
+    _signer = open_tpm_signer(*_tpm, "gm-tpm");
     ASSERT_TRUE(_signer);
-    const auto after = current_pcrs(pcrs);
+    const auto after = current_pcrs(*_signer, pcrs);
     ASSERT_NE(after, before);
     const std::vector<uint8_t> session(32, 0x5a);
     auto q = _signer->quote(session, pcrs);
@@ -597,7 +572,7 @@ TEST_F(registrar_tpm, a_profile_is_replaced_only_by_values_its_tpm_quotes_and_th
     // Another TPM's key (a node swapped, or the wrong --tpm): not the enrolled one.
     {
         ptpsec::test::swtpm other_tpm;
-        auto other = open_signer(other_tpm, "gm-tpm");
+        auto other = open_tpm_signer(other_tpm, "gm-tpm");
         ASSERT_TRUE(other);
         expect_refused(update_profile_tpm(*_registrar, *other, "gm-tpm", after, "update"),
                        "the TPM's key at handle 0x81000100 is not the key enrolled for it");
