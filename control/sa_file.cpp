@@ -54,6 +54,19 @@ std::string_view trim(std::string_view s) noexcept {
     return s;
 }
 
+/// The line without its comment: a '#' that begins a word starts one and
+/// runs to the end of the line. linuxptp reads `spp 2  # ...` (sscanf
+/// stops after the number) and ignores a key line with a comment; here a
+/// comment may end any line. A '#' inside a word (a key) is the key's.
+std::string_view strip_comment(std::string_view l) {
+    for (size_t i = 0; i < l.size(); ++i) {
+        if (l[i] == '#' && (i == 0 || is_space(l[i - 1]))) {
+            return l.substr(0, i);
+        }
+    }
+    return l;
+}
+
 std::vector<std::string_view> tokens(std::string_view s) {
     std::vector<std::string_view> out;
     size_t i = 0;
@@ -164,8 +177,8 @@ private:
 };
 
 status parser::line(std::string_view raw, size_t num) {
-    const std::string_view l = trim(raw);
-    if (l.empty() || l.front() == '#') {
+    const std::string_view l = trim(strip_comment(raw));
+    if (l.empty()) {
         return ok_status();
     }
     if (l.front() == '[') {

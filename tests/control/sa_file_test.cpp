@@ -160,6 +160,32 @@ TEST(sa_file, comments_blank_lines_and_crlf) {
     EXPECT_EQ(hex_of(sa.keys[2].key.span()), "000102");
 }
 
+// A '#' that begins a word starts a comment to the end of the line, on any
+// line (linuxptp takes one after spp, seqid_window and allow_mutable); a '#'
+// inside a key is the key's.
+TEST(sa_file, comments_after_settings_and_keys) {
+    const std::string text = "[security_association]   # the PTP domain's SA\n"
+                             "spp 2                 # Security Parameter Pointer\n"
+                             "seqid_window 5\t# replay window\n"
+                             "allow_mutable 1 #transparent clocks\n"
+                             "1 SHA256-128 ASCII:key#1 # a '#' inside a key\n"
+                             "2 AES128 16 HEX:000102030405060708090a0b0c0d0e0f\t# with its length\n";
+    auto r = parse_sa_file(text, "c.conf");
+    ASSERT_TRUE(r.ok()) << r.message();
+    ASSERT_EQ(r->size(), 1u);
+    const sa_config& sa = r->front();
+    EXPECT_EQ(sa.spp, 2);
+    EXPECT_EQ(sa.seqid_window, 5);
+    EXPECT_TRUE(sa.allow_mutable);
+    ASSERT_EQ(sa.keys.size(), 2u);
+    EXPECT_EQ(hex_of(sa.keys[0].key.span()), hex_of("key#1"));
+    EXPECT_EQ(hex_of(sa.keys[1].key.span()), "000102030405060708090a0b0c0d0e0f");
+    // A comment is not a value: "spp # 2" has none.
+    auto no_value = parse_sa_file("[security_association]\nspp # 2\n1 SHA256 ASCII:k\n", "v.conf");
+    ASSERT_FALSE(no_value.ok());
+    EXPECT_NE(no_value.message().find("v.conf:2: 'spp' takes one integer"), std::string::npos) << no_value.message();
+}
+
 TEST(sa_file, last_line_without_newline) {
     auto r = parse_sa_file("[security_association]\nspp 3\n1 SHA256 ASCII:abc", "t.conf");
     ASSERT_TRUE(r.ok()) << r.message();
