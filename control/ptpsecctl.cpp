@@ -484,21 +484,40 @@ void print_status(const ordered_json& s) {
     if (roles.value("node", false)) {
         const ordered_json node = s.value("node", ordered_json::object());
         const ordered_json c = node.value("counters", ordered_json::object());
-        fmt::print("node: keys from {} into the data plane of file prefix {}: fetches {} failed {} keys received {} | "
-                   "SA updates pushed {} rejected {} | no data plane {} | data plane restarts {}\n",
+        fmt::print("node: keys from {} into the data plane of file prefix {}: fetches {} failed {} keys received {} "
+                   "removed {} | SA updates pushed {} rejected {} | no data plane {} | data plane restarts {}\n",
                    node.value("server", "?"), node.value("dataplane_prefix", "?"), count_of(c, "fetches"),
-                   count_of(c, "fetch_failures"), count_of(c, "keys_received"), count_of(c, "updates_pushed"),
-                   count_of(c, "updates_rejected"), count_of(c, "push_failures"), count_of(c, "dataplane_restarts"));
+                   count_of(c, "fetch_failures"), count_of(c, "keys_received"), count_of(c, "keys_removed"),
+                   count_of(c, "updates_pushed"), count_of(c, "updates_rejected"), count_of(c, "push_failures"),
+                   count_of(c, "dataplane_restarts"));
         if (count_of(c, "quotes") > 0) {
             fmt::print("  platform quotes made for the KE server: {}\n", count_of(c, "quotes"));
+        }
+        if (const ordered_json g = node.value("grantor", ordered_json()); g.is_object()) {
+            const ordered_json gc = g.value("counters", ordered_json::object());
+            const std::string error = g.value("last_error", "");
+            const std::string refusal = g.value("last_ticket_error", "");
+            fmt::print(
+                "  grantor {}: registrations {} failed {} (next in {} s) | ticket keys held {} | heartbeats sent "
+                "{} | requests handed over {}: tickets opened {} refused {} replays refused {} | unicast SAs "
+                "installed {} failed {}{}{}{}{}{}\n",
+                g.value("port_identity", "?"), count_of(gc, "registrations"), count_of(gc, "registration_failures"),
+                count_of(g, "next_registration_in_s"), g.value("ticket_keys", ordered_json::array()).size(),
+                count_of(gc, "heartbeats_sent"), count_of(gc, "requests_handed_over"), count_of(gc, "tickets_opened"),
+                count_of(gc, "tickets_refused"), count_of(gc, "replays_refused"), count_of(gc, "unicast_sas_installed"),
+                count_of(gc, "requests_failed"),
+                count_of(gc, "quotes") == 0 ? "" : fmt::format(" | platform quotes {}", count_of(gc, "quotes")),
+                error.empty() ? "" : " | last error: ", error, refusal.empty() ? "" : " | last refusal: ", refusal);
         }
         const ordered_json groups = node.value("groups", ordered_json::array());
         size_t width = 5;
         for (const auto& g : groups) {
             width = std::max(width, g.value("name", "").size());
         }
-        fmt::print("  {:<{}}  {:<6}  {:<6}  {:<8}  {:<4}  {:<12}  {:<7}  {:<10}  {}\n", "GROUP", width, "DOMAIN",
-                   "SDO_ID", "SUBGROUP", "KEYS", "KEY_IDS", "SIGNING", "NEXT_FETCH", "LAST_ERROR");
+        if (!groups.empty()) {
+            fmt::print("  {:<{}}  {:<6}  {:<6}  {:<8}  {:<4}  {:<12}  {:<7}  {:<10}  {}\n", "GROUP", width, "DOMAIN",
+                       "SDO_ID", "SUBGROUP", "KEYS", "KEY_IDS", "SIGNING", "NEXT_FETCH", "LAST_ERROR");
+        }
         for (const auto& g : groups) {
             const auto signing = g.find("signing_key_id");
             const std::string error = g.value("last_error", "");

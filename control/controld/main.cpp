@@ -160,10 +160,10 @@ int64_t monotonic_now() {
 
 void print_node(const node::node& n, std::string_view label) {
     const auto& c = n.stats();
-    fmt::print("ptpsec-controld node ({}): fetches {} failed {} keys received {} | SA updates pushed {} rejected {} | "
-               "no data plane {} | data plane restarts {}{}\n",
-               label, c.fetches, c.fetch_failures, c.keys_received, c.updates_pushed, c.updates_rejected,
-               c.push_failures, c.dataplane_restarts,
+    fmt::print("ptpsec-controld node ({}): fetches {} failed {} keys received {} removed {} | SA updates pushed {} "
+               "rejected {} | no data plane {} | data plane restarts {}{}\n",
+               label, c.fetches, c.fetch_failures, c.keys_received, c.keys_removed, c.updates_pushed,
+               c.updates_rejected, c.push_failures, c.dataplane_restarts,
                n.config().attestation ? fmt::format(" | platform quotes {} (as signer \"{}\")", c.quotes,
                                                     n.config().attestation->signer_id)
                                       : std::string());

@@ -605,17 +605,23 @@ unicast = true
 [node.grantor]
 port-identity = "001b21fffe000001-1"
 addresses = ["10.0.0.1"]
-)");
+)",
+                          grantor_socket());
         _grantor_node = std::make_unique<test::background_program>(
             _dir, _controld, std::vector<std::string>{"--config", _dir.file("node.toml")});
         return port;
     }
 
-    /// [admin] off, [node] with certificate `cert`, `extra` after it.
+    /// The grantor's node's admin socket (`ptpsecctl status`).
+    std::string grantor_socket() const { return _dir.file("grantor.sock"); }
+
+    /// [admin] on `admin_socket` (empty: off), [node] with certificate
+    /// `cert`, `extra` after it.
     void write_node_config(const std::string& file, uint16_t port, const std::string& cert, const std::string& prefix,
-                           const std::string& extra) {
-        test::write_file(_dir.file(file), fmt::format(R"([admin]
-enabled = false
+                           const std::string& extra, const std::string& admin_socket = {}) {
+        test::write_file(_dir.file(file),
+                         fmt::format(R"([admin]
+{}
 
 [node]
 server = "127.0.0.1"
@@ -627,7 +633,9 @@ dataplane-prefix = "{}"
 retry-min-ms = 100
 retry-max-ms = 1000
 {})",
-                                                      port, cert, cert, prefix, extra));
+                                     admin_socket.empty() ? std::string("enabled = false")
+                                                          : fmt::format("socket = \"{}\"", admin_socket),
+                                     port, cert, cert, prefix, extra));
     }
 
     std::string _controld;
@@ -691,6 +699,18 @@ TEST_F(ticket_mode, a_requesters_ticket_opens_the_grantors_data_plane_and_a_repl
         << _grantor_node->out() << live_path().dump();
     // Give the node a moment to refuse the copy if it was handed over too.
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    // The operator's view of the grantor: registered, the request opened.
+    const auto status =
+        test::run_program(_dir, _ctl, {"status", "--controld-socket", grantor_socket()}, std::chrono::seconds(30));
+    EXPECT_EQ(status.exit_code, 0) << status.err;
+    EXPECT_TRUE(std::regex_search(
+        status.out, std::regex(R"(\n  grantor 001b21fffe000001-1: registrations [1-9][0-9]* failed 0 \(next in [0-9]+ )"
+                               R"(s\) \| ticket keys held [1-9] \| heartbeats sent [0-9]+ \| requests handed over )"
+                               R"([12]: tickets opened [12] refused 0 replays refused [01] \| unicast SAs installed 1 )"
+                               R"(failed 0( \| last refusal: a unicast request seen before[^\n]*)?\n)")))
+        << status.out;
+    EXPECT_TRUE(std::regex_search(status.out, std::regex(R"( keys received [0-9]+ removed 0 \| )"))) << status.out;
+    EXPECT_EQ(status.out.find("GROUP"), std::string::npos) << "a node without groups has no group table";
     ASSERT_EQ(dp->stop(), 0) << dp->err();
     ASSERT_EQ(_grantor_node->stop(), 0) << _grantor_node->err();
     ASSERT_EQ(_server->stop(), 0) << _server->err();
