@@ -59,7 +59,9 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 namespace ptpsec {
 namespace {
@@ -750,14 +752,26 @@ std::string config_file_text(const CLI::App& cli) {
     return out;
 }
 
+/// EAL's --help ends with this: where ours are.
+void usage_after_eal(const char* prgname) {
+    std::printf("\nptpsec-dataplane options follow `--`: %s -- --help\n", prgname);
+}
+
+/// Our options are parsed before EAL starts, so that --help, --print-config
+/// and a mistyped option are answered without hugepages, devices or a
+/// runtime directory: EAL gets the arguments before the first `--`, we get
+/// the ones after it (DPDK's convention; without `--` they are all EAL's).
 int run(int argc, char** argv) {
-    const int used = rte_eal_init(argc, argv);
-    if (used < 0) {
-        fmt::print(stderr, "ptpsec-dataplane: EAL: {}\n", rte_strerror(rte_errno));
-        return exit_error;
+    const char* const prgname = argc > 0 ? argv[0] : "ptpsec-dataplane";
+    std::vector<char*> eal_args{argv, argv + argc};
+    std::vector<char*> our_args{const_cast<char*>(prgname)};
+    for (int i = 1; i < argc; ++i) {
+        if (std::string_view(argv[i]) == "--") {
+            eal_args.assign(argv, argv + i);
+            our_args.insert(our_args.end(), argv + i + 1, argv + argc);
+            break;
+        }
     }
-    argc -= used;
-    argv += used;
 
     app_options opt;
     CLI::App cli{"ptpsec-dataplane: sign and verify PTP between an inside and an outside port.\n"
@@ -874,7 +888,7 @@ int run(int argc, char** argv) {
         ->check(CLI::Range(1U, exception_channel::max_slots))
         ->capture_default_str();
     try {
-        cli.parse(argc, argv);
+        cli.parse(static_cast<int>(our_args.size()), our_args.data());
     } catch (const CLI::ConfigError& e) {
         // CLI11 says "INI was not able to parse KEY" for a key that is no
         // option: name the file and the key instead.
@@ -887,17 +901,19 @@ int run(int argc, char** argv) {
         } else {
             fmt::print(stderr, "ptpsec-dataplane: --config {}: {}\n", file, what);
         }
-        rte_eal_cleanup();
         return exit_error;
     } catch (const CLI::ParseError& e) {
-        const int rc = cli.exit(e);
-        rte_eal_cleanup();
-        return rc == 0 ? exit_ok : exit_error;
+        return cli.exit(e) == 0 ? exit_ok : exit_error;
     }
     if (print_config) {
         fmt::print("{}", config_file_text(cli));
-        rte_eal_cleanup();
         return exit_ok;
+    }
+
+    rte_set_application_usage_hook(usage_after_eal);
+    if (rte_eal_init(static_cast<int>(eal_args.size()), eal_args.data()) < 0) {
+        fmt::print(stderr, "ptpsec-dataplane: EAL: {}\n", rte_strerror(rte_errno));
+        return exit_error;
     }
     int rc = exit_error;
     {

@@ -759,6 +759,42 @@ TEST_F(dataplane_app, reads_its_options_from_a_config_file) {
     EXPECT_NE(r.err.find("missing.toml"), std::string::npos) << r.err;
 }
 
+// Our options are read before EAL starts: --help, --print-config and a
+// mistyped option are answered without hugepages or devices. The EAL
+// option before `--` is one EAL would refuse, so an answer proves EAL never
+// ran; EAL's own --help points at ours.
+TEST_F(dataplane_app, our_help_and_option_errors_come_before_eal_starts) {
+    const std::vector<std::string> eal_would_refuse{"--no-such-eal-option"};
+    const auto with = [&](std::vector<std::string> ours) {
+        std::vector<std::string> args = eal_would_refuse;
+        args.emplace_back("--");
+        args.insert(args.end(), ours.begin(), ours.end());
+        return test::run_program(_dir, _exe, args, std::chrono::seconds(60));
+    };
+    const auto help = with({"--help"});
+    EXPECT_EQ(help.exit_code, 0) << help.err;
+    EXPECT_NE(help.out.find("Usage: ptpsec-dataplane [EAL options] -- [options]"), std::string::npos) << help.out;
+    EXPECT_NE(help.out.find("--inside-policy"), std::string::npos) << help.out;
+    const auto printed = with({"--print-config"});
+    EXPECT_EQ(printed.exit_code, 0) << printed.err;
+    EXPECT_NE(printed.out.find("\ninside-policy=\"sign\"\n"), std::string::npos) << printed.out;
+    const auto typo = with({"--inside-polcy", "sign"});
+    EXPECT_EQ(typo.exit_code, exit_error);
+    EXPECT_NE(typo.err.find("--inside-polcy"), std::string::npos) << typo.err;
+    for (const auto* r : {&help, &printed, &typo}) {
+        EXPECT_EQ(r->err.find("EAL:"), std::string::npos) << r->err;
+        EXPECT_EQ(r->out.find("EAL:"), std::string::npos) << r->out;
+    }
+    // Without our answer first, EAL refuses its option.
+    const auto eal = with({});
+    EXPECT_EQ(eal.exit_code, exit_error);
+    EXPECT_NE(eal.err.find("ptpsec-dataplane: EAL: "), std::string::npos) << eal.err;
+    const auto eal_help = test::run_program(_dir, _exe, {"--help"}, std::chrono::seconds(60));
+    EXPECT_EQ(eal_help.exit_code, 0) << eal_help.err;
+    EXPECT_NE(eal_help.out.find("EAL common options:"), std::string::npos) << eal_help.out;
+    EXPECT_NE(eal_help.out.find("ptpsec-dataplane options follow `--`: "), std::string::npos) << eal_help.out;
+}
+
 TEST_F(dataplane_app, the_shipped_example_config_reads_back_as_it_says) {
     const std::string example = std::string(PTPSEC_CONFIG_DIR) + "/dataplane.toml";
     const auto r = run(_dir.file("empty.pcap"), _dir.file("empty.pcap"), {"--config", example, "--print-config"});
