@@ -249,7 +249,7 @@ constexpr TPMA_OBJECT signing_key_attributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJEC
                                                TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
                                                TPMA_OBJECT_NODA | TPMA_OBJECT_SIGN_ENCRYPT;
 
-TPM2B_PUBLIC signing_key_template() {
+TPM2B_PUBLIC signing_key_template(uint32_t key_handle) {
     TPM2B_PUBLIC t{};
     t.publicArea.type = TPM2_ALG_ECC;
     t.publicArea.nameAlg = TPM2_ALG_SHA256;
@@ -262,10 +262,16 @@ TPM2B_PUBLIC signing_key_template() {
     // The unique field of a primary's template is an input to its
     // derivation from the seed (Part 1, "Primary Keys"): a label of our own
     // keeps this key apart from a primary someone else derives from an
-    // otherwise equal template.
+    // otherwise equal template, and the persistent handle (big-endian, in
+    // y) gives the signers at two handles of one TPM two keys, while the
+    // key at one handle is derived again, the same, if it was evicted.
     static constexpr std::string_view label = "ptpsec attestation signing key";
     std::memcpy(t.publicArea.unique.ecc.x.buffer, label.data(), label.size());
     t.publicArea.unique.ecc.x.size = static_cast<UINT16>(label.size());
+    for (size_t i = 0; i < sizeof key_handle; ++i) {
+        t.publicArea.unique.ecc.y.buffer[i] = static_cast<BYTE>(key_handle >> (8 * (sizeof key_handle - 1 - i)));
+    }
+    t.publicArea.unique.ecc.y.size = sizeof key_handle;
     return t;
 }
 
@@ -746,7 +752,7 @@ private:
 
     tpm_result<ok_t> create_key(ESYS_TR& key) {
         const TPM2B_SENSITIVE_CREATE sensitive{};
-        const TPM2B_PUBLIC tmpl = signing_key_template();
+        const TPM2B_PUBLIC tmpl = signing_key_template(_settings.key_handle);
         const TPM2B_DATA outside{};
         const TPML_PCR_SELECTION creation_pcrs{};
         transient_object primary(_esys.get());

@@ -74,6 +74,18 @@ public:
         Esys_FlushContext(_esys, primary);
     }
 
+    /// Takes the persistent object at `handle` out of the TPM
+    /// (TPM2_EvictControl, Part 3 §28.5).
+    void evict(uint32_t handle) {
+        ESYS_TR object = ESYS_TR_NONE;
+        ASSERT_EQ(Esys_TR_FromTPMPublic(_esys, handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &object),
+                  TSS2_RC_SUCCESS);
+        ESYS_TR gone = ESYS_TR_NONE;
+        ASSERT_EQ(Esys_EvictControl(_esys, ESYS_TR_RH_OWNER, object, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                                    handle, &gone),
+                  TSS2_RC_SUCCESS);
+    }
+
     /// Defines an ordinary 8-octet NV index at `index`: not a counter.
     void define_ordinary_index(uint32_t index) {
         TPM2B_NV_PUBLIC pub{};

@@ -193,6 +193,35 @@ TEST_F(tpm_signer_test, key_and_counter_survive_reopen_and_tpm_restart) {
     }
 }
 
+// The key is a primary of the owner hierarchy whose template names its
+// handle: two signers at two handles of one TPM have two keys (so each can
+// be enrolled under its own signer_id), and a key evicted from its handle is
+// derived again as the key the Registrar enrolled.
+TEST_F(tpm_signer_test, each_handle_has_its_own_key_and_an_evicted_one_comes_back_the_same) {
+    std::vector<uint8_t> first;
+    {
+        auto signer = open();
+        ASSERT_NE(signer, nullptr);
+        first = signer->info().public_key_der;
+    }
+    auto s = settings();
+    s.key_handle = 0x81000101;
+    s.counter_index = 0x01500101;
+    {
+        auto other = open(s);
+        ASSERT_NE(other, nullptr);
+        EXPECT_NE(other->info().public_key_der, first) << "two handles, one key";
+        EXPECT_EQ(other->info().device.rfind("tpm key 0x81000101 ", 0), 0U) << other->info().device;
+    }
+    {
+        direct_tpm direct(_tpm->tcti());
+        direct.evict(0x81000100);
+    }
+    auto again = open();
+    ASSERT_NE(again, nullptr);
+    EXPECT_EQ(again->info().public_key_der, first) << "derived again from the same template";
+}
+
 TEST_F(tpm_signer_test, key_is_not_exportable_and_its_public_area_is_checked) {
     auto signer = open();
     ASSERT_NE(signer, nullptr);
