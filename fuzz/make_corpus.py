@@ -243,6 +243,9 @@ def sa_file_seeds():
         "bad-length.conf": b"[security_association]\nspp 2\n1 AES128 15 HEX:" + b"00" * 15 + b"\n",
         "no-keys.conf": b"[security_association]\nspp 2\nseqid_window 3\n",
         "unknown.conf": b"[global]\nfoo bar\n",
+        "comments.conf": b"[security_association] # SA\nspp 2   # pointer\nseqid_window 3\t# window\n"
+                         b"allow_mutable 0 #x\n1 SHA256-128 ASCII:key#1 # comment\n"
+                         b"2 AES128 16 HEX:000102030405060708090a0b0c0d0e0f # length\n",
     }
 
 
