@@ -237,12 +237,26 @@ status node::fetch(size_t g, int64_t now) {
             st.keys.push_back(std::move(k));
             ++_stats.keys_received;
         } else {
+            // Asked again (a renewal in the update period): the times stay
+            // the earliest. The server rounds a remaining lifetime up to the
+            // second and never lengthens a key, so the earlier end is the
+            // truer one; and the data plane was given the first retire time.
+            // A later, rounded-up end would move the switch to the next key
+            // to as late as the data plane's own retirement of this one.
+            k.start_ns = std::min(k.start_ns, same->start_ns);
+            k.end_ns = std::min(k.end_ns, same->end_ns);
+            k.retire_ns = std::min(k.retire_ns, same->retire_ns);
             secure_wipe(same->key.data(), same->key.size());
             *same = std::move(k);
         }
         return ok_status();
     };
-    const int64_t cur_end = now + int64_t{grant.current.validity.lifetime} * ns_per_s;
+    int64_t cur_end = now + int64_t{grant.current.validity.lifetime} * ns_per_s;
+    for (const held_key& h : st.keys) {
+        if (h.key_id == grant.current.sa.key_id && h.spp == grant.current.sa.spp) {
+            cur_end = std::min(cur_end, h.end_ns); // the next key starts where this one ends (above)
+        }
+    }
     if (auto r = take(grant.current, now, cur_end); !r) {
         return r;
     }

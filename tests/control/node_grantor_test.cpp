@@ -2,9 +2,12 @@
 // KE server in this process: TLS 1.3 on loopback, the NTS-KE and NTS-TSR
 // handlers of ke_service with a grantor registry. The grantor registers,
 // sends heartbeats, and opens the tickets requesters got from the same
-// server; wrong requesters, wrong keys and repeats are refused.
+// server; wrong requesters, wrong keys and repeats are refused. Also the
+// node's group keys against the same server: a key asked for twice keeps
+// the earliest times it was given.
 
 #include "../process.h"
+#include "ke_test_support.h"
 #include "test_pki.h"
 
 #include "../hsm/tpm_fixture.h"
@@ -236,6 +239,55 @@ TEST_F(node_grantor, sends_heartbeats_at_half_the_timeout) {
     }
     const std::lock_guard lock(_mutex);
     EXPECT_EQ(_registry->stats().heartbeats + _registry->stats().heartbeats_discarded, 1U);
+}
+
+// The server gives a key's remaining lifetime in whole seconds, rounded up,
+// so each answer puts its end up to a second late. The node switches its
+// data plane to the next key at the end it holds, and the data plane retires
+// the current key at the end the node gave it first (plus the grace period):
+// a renewal that moved the end later could push the switch past that
+// retirement and leave frames unsigned. A key asked for again keeps the
+// earliest times.
+TEST_F(node_grantor, a_renewed_key_keeps_its_earliest_end_and_the_next_key_starts_there) {
+    ke::test::test_clocks clk;
+    auto plant = ke::test::policy("plant", 0);
+    plant.lifetime_s = 8;
+    plant.update_period_s = 4;
+    plant.grace_period_s = 1;
+    auto ks = ke::key_schedule::create({plant}, nullptr, clk);
+    ASSERT_TRUE(ks) << ks.message();
+    {
+        const std::lock_guard lock(_mutex);
+        _service = std::make_unique<ke::ke_service>(
+            **ks, std::vector<ke::client_rule>{{.subject = "CN=grantor1,O=ptpsec test", .groups = {"plant"}}});
+    }
+    settings s;
+    s.server_host = "127.0.0.1";
+    s.server_port = _server->port();
+    s.tls.ca_file = _dir.file("ca.pem");
+    s.tls.cert_file = _dir.file("grantor1.pem");
+    s.tls.key_file = _dir.file("grantor1.key");
+    s.tls.timeout = 2s;
+    s.groups = {node_group{"plant", plant.id, std::nullopt}};
+    s.dataplane_prefix = "ptpsec-node-grantor-test-none";
+    node n(s, 7);
+    constexpr int64_t sec = 1'000'000'000LL;
+    const int64_t t0 = 5'000 * sec;
+    // At the key's start: 8 s left, exactly.
+    n.step(t0);
+    ASSERT_EQ(n.groups()[0].keys.size(), 1U) << n.groups()[0].last_error;
+    EXPECT_EQ(n.groups()[0].keys[0].end_ns, t0 + 8 * sec);
+    // 5.9 s later, in the update period: 2.1 s left, given as 3 s.
+    clk.advance(5'900'000'000LL);
+    ASSERT_EQ(n.refresh("plant"), 1U);
+    n.step(t0 + 5'900'000'000LL);
+    const auto& keys = n.groups()[0].keys;
+    ASSERT_EQ(keys.size(), 2U) << n.groups()[0].last_error;
+    EXPECT_EQ(keys[0].end_ns, t0 + 8 * sec) << "not the rounded-up t0 + 8.9 s";
+    EXPECT_EQ(keys[0].retire_ns, t0 + 9 * sec);
+    EXPECT_EQ(keys[1].start_ns, t0 + 8 * sec) << "the next key signs from the current one's end";
+    EXPECT_EQ(keys[1].end_ns, t0 + 16 * sec);
+    EXPECT_EQ(n.stats().keys_received, 2U);
 }
 
 // A grantor with a TPM: a rule with `attest` registers it only when its PTP
