@@ -205,7 +205,8 @@ status node::fetch(size_t g, int64_t now) {
     }
     const auto& grant = std::get<nts::key_grant>(resp->outcome);
     group_state& st = _groups[g];
-    auto take = [&](const nts::key_parameters& p, int64_t start, int64_t end) -> status {
+    // Holds the key `p` from `start` to `end`; returns the end it holds it to.
+    auto take = [&](const nts::key_parameters& p, int64_t start, int64_t end) -> result<int64_t> {
         const auto alg = nts::to_icv_algorithm(p.sa.integrity_algorithm, p.sa.key.size());
         if (!alg) {
             return error{fmt::format("group {}: key {} has MAC algorithm {} with a {}-octet key, which this node "
@@ -236,33 +237,29 @@ status node::fetch(size_t g, int64_t now) {
         if (same == st.keys.end()) {
             st.keys.push_back(std::move(k));
             ++_stats.keys_received;
-        } else {
-            // Asked again (a renewal in the update period): the times stay
-            // the earliest. The server rounds a remaining lifetime up to the
-            // second and never lengthens a key, so the earlier end is the
-            // truer one; and the data plane was given the first retire time.
-            // A later, rounded-up end would move the switch to the next key
-            // to as late as the data plane's own retirement of this one.
-            k.start_ns = std::min(k.start_ns, same->start_ns);
-            k.end_ns = std::min(k.end_ns, same->end_ns);
-            k.retire_ns = std::min(k.retire_ns, same->retire_ns);
-            secure_wipe(same->key.data(), same->key.size());
-            *same = std::move(k);
+            return st.keys.back().end_ns;
         }
-        return ok_status();
+        // Asked again (a renewal in the update period): the times stay the
+        // earliest. The server rounds a remaining lifetime up to the second
+        // and never lengthens a key, so the earlier end is the truer one;
+        // and the data plane was given the first retire time. A later,
+        // rounded-up end would move the switch to the next key to as late as
+        // the data plane's own retirement of this one.
+        k.start_ns = std::min(k.start_ns, same->start_ns);
+        k.end_ns = std::min(k.end_ns, same->end_ns);
+        k.retire_ns = std::min(k.retire_ns, same->retire_ns);
+        secure_wipe(same->key.data(), same->key.size());
+        *same = std::move(k);
+        return same->end_ns;
     };
-    int64_t cur_end = now + int64_t{grant.current.validity.lifetime} * ns_per_s;
-    for (const held_key& h : st.keys) {
-        if (h.key_id == grant.current.sa.key_id && h.spp == grant.current.sa.spp) {
-            cur_end = std::min(cur_end, h.end_ns); // the next key starts where this one ends (above)
-        }
-    }
-    if (auto r = take(grant.current, now, cur_end); !r) {
-        return r;
+    // The next key starts where the current one ends, as held.
+    auto cur_end = take(grant.current, now, now + int64_t{grant.current.validity.lifetime} * ns_per_s);
+    if (!cur_end) {
+        return cur_end.err();
     }
     if (grant.next) {
-        if (auto r = take(*grant.next, cur_end, cur_end + int64_t{grant.next->validity.lifetime} * ns_per_s); !r) {
-            return r;
+        if (auto r = take(*grant.next, *cur_end, *cur_end + int64_t{grant.next->validity.lifetime} * ns_per_s); !r) {
+            return r.err();
         }
     }
     std::sort(st.keys.begin(), st.keys.end(),
