@@ -111,6 +111,19 @@ protected:
         return grantor(gs, "127.0.0.1", _server->port(), cc, 100ms, 1000ms, 7);
     }
 
+    /// A node of this server with the certificate of `who`, no groups, and
+    /// no data plane to push to.
+    settings node_settings(const std::string& who) const {
+        settings s;
+        s.server_host = "127.0.0.1";
+        s.server_port = _server->port();
+        s.tls.ca_file = _dir.file("ca.pem");
+        s.tls.cert_file = _dir.file(who + ".pem");
+        s.tls.key_file = _dir.file(who + ".key");
+        s.dataplane_prefix = "ptpsec-node-grantor-test-none";
+        return s;
+    }
+
     /// A requester's unicast key and ticket, asked of the same server.
     nts::key_parameters unicast_key() {
         nts::key_request r;
@@ -261,15 +274,8 @@ TEST_F(node_grantor, a_renewed_key_keeps_its_earliest_end_and_the_next_key_start
         _service = std::make_unique<ke::ke_service>(
             **ks, std::vector<ke::client_rule>{{.subject = "CN=grantor1,O=ptpsec test", .groups = {"plant"}}});
     }
-    settings s;
-    s.server_host = "127.0.0.1";
-    s.server_port = _server->port();
-    s.tls.ca_file = _dir.file("ca.pem");
-    s.tls.cert_file = _dir.file("grantor1.pem");
-    s.tls.key_file = _dir.file("grantor1.key");
-    s.tls.timeout = 2s;
+    settings s = node_settings("grantor1");
     s.groups = {node_group{"plant", plant.id, std::nullopt}};
-    s.dataplane_prefix = "ptpsec-node-grantor-test-none";
     node n(s, 7);
     constexpr int64_t sec = 1'000'000'000LL;
     const int64_t t0 = 5'000 * sec;
@@ -359,13 +365,7 @@ TEST_F(node_grantor, a_requester_node_gets_a_unicast_key_with_its_ticket) {
     g.step(now);
     ASSERT_EQ(g.keys().size(), 1U) << g.last_error();
 
-    settings s;
-    s.server_host = "127.0.0.1";
-    s.server_port = _server->port();
-    s.tls.ca_file = _dir.file("ca.pem");
-    s.tls.cert_file = _dir.file("other.pem");
-    s.tls.key_file = _dir.file("other.key");
-    s.dataplane_prefix = "ptpsec-node-grantor-test-none";
+    settings s = node_settings("other");
     node_group target;
     target.name = "unicast to 10.0.0.1";
     target.unicast = unicast_target{nts::ipv4_address{{10, 0, 0, 1}}, requester_pid,
