@@ -537,10 +537,13 @@ void print_status(const ordered_json& s) {
             const std::string err = c.value("last_error", "");
             const std::string configured = c.value("configured_signer_id", "");
             fmt::print(
-                "  challenges to data plane {} (signer {}{}): nonces given {} acknowledged {} failures {}{}{}{}\n",
+                "  challenges to data plane {} (signer {}{}): nonces given {} acknowledged {} failures {}{}{}{}{}\n",
                 c.value("dataplane", "?"), c.value("signer_id", "?"),
                 configured.empty() ? "" : fmt::format(", configured {}", configured), count_of(c, "nonces_given"),
                 count_of(c, "nonces_acknowledged"), count_of(c, "failures"),
+                count_of(c, "rounds_not_running") == 0
+                    ? ""
+                    : fmt::format(" not running {} round(s)", count_of(c, "rounds_not_running")),
                 count_of(c, "signer_mismatches") == 0
                     ? ""
                     : fmt::format(" signer mismatches {}", count_of(c, "signer_mismatches")),

@@ -48,21 +48,22 @@ std::string telemetry_socket_path(std::string_view file_prefix) {
     return fmt::format("{}/dpdk/{}/{}", runtime_dir(), file_prefix, socket_name);
 }
 
-result<telemetry_client> telemetry_client::connect(std::string_view file_prefix, std::chrono::milliseconds timeout) {
+result<telemetry_client, connect_error> telemetry_client::connect(std::string_view file_prefix,
+                                                                  std::chrono::milliseconds timeout) {
     const std::string path = telemetry_socket_path(file_prefix);
     if (file_prefix.empty() || file_prefix.find('/') != std::string_view::npos) {
-        return error{fmt::format("file prefix '{}': give the name passed to EAL's --file-prefix", file_prefix)};
+        return connect_error{fmt::format("file prefix '{}': give the name passed to EAL's --file-prefix", file_prefix)};
     }
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     if (path.size() >= sizeof(addr.sun_path)) {
-        return error{fmt::format("{}: path too long for a Unix socket", path)};
+        return connect_error{fmt::format("{}: path too long for a Unix socket", path)};
     }
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
 
     const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        return error{fmt::format("socket: {}", std::strerror(errno))};
+        return connect_error{fmt::format("socket: {}", std::strerror(errno))};
     }
     telemetry_client c(fd, path);
     timeval tv{};
@@ -75,26 +76,28 @@ result<telemetry_client> telemetry_client::connect(std::string_view file_prefix,
         switch (e) {
         case ENOENT:
         case ENOTDIR:
-            return error{no_process(file_prefix, path)};
+            return connect_error{{no_process(file_prefix, path)}, true};
         case ECONNREFUSED:
-            return error{fmt::format("{}: nothing listens there: a socket left behind by a process that stopped",
-                                     no_process(file_prefix, path))};
+            return connect_error{
+                {fmt::format("{}: nothing listens there: a socket left behind by a process that stopped",
+                             no_process(file_prefix, path))},
+                true};
         case EACCES:
         case EPERM:
-            return error{fmt::format("{}: permission denied: run as the user that started ptpsec-dataplane "
-                                     "(root for /var/run/dpdk)",
-                                     path)};
+            return connect_error{fmt::format("{}: permission denied: run as the user that started ptpsec-dataplane "
+                                             "(root for /var/run/dpdk)",
+                                             path)};
         default:
-            return error{fmt::format("connect {}: {}", path, std::strerror(e))};
+            return connect_error{fmt::format("connect {}: {}", path, std::strerror(e))};
         }
     }
     auto greeting = c.receive();
     if (!greeting) {
-        return greeting.err();
+        return connect_error{greeting.err()};
     }
     const auto& g = *greeting;
     if (!g.is_object() || !g.contains("max_output_len")) {
-        return error{fmt::format("{}: not a DPDK telemetry v2 greeting: {}", path, g.dump())};
+        return connect_error{fmt::format("{}: not a DPDK telemetry v2 greeting: {}", path, g.dump())};
     }
     c._pid = g.value("pid", 0L);
     c._max_output_len = g.value("max_output_len", default_max_output_len);

@@ -26,12 +26,20 @@ inline constexpr std::string_view default_file_prefix = "rte";
 /// dpdk/<prefix>/dpdk_telemetry.v2.
 std::string telemetry_socket_path(std::string_view file_prefix);
 
+/// Why telemetry_client::connect() failed, for the operator; `no_process`
+/// when no data plane runs with that file prefix (no socket, or one left
+/// behind that nobody listens on), as opposed to one that runs but cannot
+/// be read (permission, a wrong greeting, a timeout).
+struct connect_error : error {
+    bool no_process = false;
+};
+
 class telemetry_client {
 public:
     /// Connects to the data plane with that file prefix. The errors say
     /// what to do: no such process, no permission, a socket left behind.
-    static result<telemetry_client> connect(std::string_view file_prefix,
-                                            std::chrono::milliseconds timeout = std::chrono::seconds(5));
+    static result<telemetry_client, connect_error> connect(std::string_view file_prefix,
+                                                           std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
     telemetry_client(telemetry_client&& o) noexcept;
     telemetry_client& operator=(telemetry_client&& o) noexcept;

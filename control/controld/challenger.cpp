@@ -52,6 +52,11 @@ void challenger::challenge(target& t) {
     // Its telemetry says so, unsigned; a configured signer overrides it.
     auto tel = telemetry_client::connect(t.prefix, std::chrono::seconds(1));
     if (!tel) {
+        if (tel.err().no_process) {
+            ++t.not_running;
+            t.last_error = tel.message();
+            return;
+        }
         return fail(tel.message());
     }
     auto attest = tel->query("/ptpsec/attest");
@@ -108,6 +113,7 @@ nlohmann::ordered_json challenger::to_json() const {
                        {"nonces_given", t.given},
                        {"nonces_acknowledged", t.acknowledged},
                        {"failures", t.failed},
+                       {"rounds_not_running", t.not_running},
                        {"last_nonce", t.last_nonce},
                        {"last_error", t.last_error}});
     }
@@ -119,16 +125,19 @@ std::string challenger::summary() const {
     uint64_t acked = 0;
     uint64_t failed = 0;
     uint64_t mismatched = 0;
+    uint64_t not_running = 0;
     for (const target& t : _targets) {
         given += t.given;
         acked += t.acknowledged;
         failed += t.failed;
         mismatched += t.signer_mismatches;
+        not_running += t.not_running;
     }
-    return fmt::format("challenges: {} nonces given, {} acknowledged, {} failed{}", given, acked, failed,
-                       mismatched == 0
-                           ? std::string()
-                           : fmt::format(", {} signer mismatches (telemetry against challenge-signers)", mismatched));
+    return fmt::format(
+        "challenges: {} nonces given, {} acknowledged, {} failed{}{}", given, acked, failed,
+        not_running == 0 ? std::string() : fmt::format(", {} round(s) with no data plane running", not_running),
+        mismatched == 0 ? std::string()
+                        : fmt::format(", {} signer mismatches (telemetry against challenge-signers)", mismatched));
 }
 
 } // namespace ptpsec::controld

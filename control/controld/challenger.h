@@ -14,8 +14,11 @@
 // configured one), and a nonce that comes back in another signer's batch
 // fails that batch (nonce_book::delivered_to).
 //
-// A data plane that is not running, or does not attest, is counted and
-// tried again at the next interval; nothing else waits for it.
+// A data plane that is not running is counted apart (rounds_not_running):
+// the challenge did not fail, there was nobody to give it to. One that runs
+// but cannot be read, does not attest or refuses the nonce is a failed
+// challenge. Either way it is tried again at the next interval; nothing
+// else waits for it.
 
 #include <control/verifier/verifier.h>
 
@@ -43,7 +46,8 @@ public:
     /// For `ptpsecctl status`: per data plane, the signer, the nonces given
     /// and acknowledged, the last error.
     nlohmann::ordered_json to_json() const;
-    /// "challenges: N given, M acknowledged, F failed".
+    /// "challenges: N nonces given, M acknowledged, F failed" (and the
+    /// rounds without a data plane running, when there were any).
     std::string summary() const;
 
 private:
@@ -55,7 +59,8 @@ private:
         uint64_t signer_mismatches = 0; ///< rounds whose telemetry named another signer than the configured one
         uint64_t acknowledged = 0;
         uint64_t failed = 0;
-        std::string last_nonce; ///< hex
+        uint64_t not_running = 0; ///< rounds when no data plane ran with the prefix
+        std::string last_nonce;   ///< hex
         std::string last_error;
     };
     void challenge(target& t);

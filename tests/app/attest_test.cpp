@@ -752,8 +752,30 @@ TEST_F(attest_app, the_online_verifier_challenges_the_data_plane_and_catches_a_n
     EXPECT_LE(failures_later - failures_then, 45U) << "about the batches of one interval (2 s of 50 ms batches)";
     feed.finish();
     ASSERT_EQ(dp->stop(), 0) << dp->err();
+
+    // With the data plane gone, a round finds nobody to challenge: counted
+    // as such, not as a failed challenge.
+    json gone;
+    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+         std::chrono::steady_clock::now() < deadline;) {
+        gone = verifier_status();
+        if (challenge_of(gone).value("rounds_not_running", 0U) >= 1) {
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    const json ch_gone = challenge_of(gone);
+    EXPECT_GE(ch_gone.value("rounds_not_running", 0U), 1U) << gone.dump();
+    EXPECT_EQ(ch_gone.at("failures"), 0) << ch_gone.dump();
+    EXPECT_NE(
+        ch_gone.value("last_error", "").find(fmt::format("no ptpsec-dataplane running with file prefix {}", prefix)),
+        std::string::npos)
+        << ch_gone.dump();
+    const auto gone_text = test::run_program(_dir, _ctl, {"status", "--controld-socket", _dir.file("verifier.sock")});
+    EXPECT_NE(gone_text.out.find("failures 0 not running "), std::string::npos) << gone_text.out;
     ASSERT_EQ(verifier->stop(), 0) << verifier->err();
     EXPECT_NE(verifier->out().find("nonces given"), std::string::npos) << verifier->out();
+    EXPECT_NE(verifier->out().find("round(s) with no data plane running"), std::string::npos) << verifier->out();
 }
 
 TEST_F(attest_app, a_data_plane_that_signs_as_another_signer_than_configured_is_reported_and_its_batches_caught) {
