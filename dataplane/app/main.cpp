@@ -163,6 +163,78 @@ std::optional<ptp_policy> policy_from(std::string_view s) {
     return std::nullopt;
 }
 
+/// What the options say, checked and in the types the app uses.
+struct checked_options {
+    ptp_policy inside = ptp_policy::sign;
+    ptp_policy outside = ptp_policy::verify;
+    uint8_t spp = 0;          ///< --sign
+    uint32_t key_id = 0;      ///< --sign SPP:KEY_ID
+    bool initial_key = false; ///< --sign named a key
+    steering_mode steering = steering_mode::automatic;
+    event_mask event_types;
+};
+
+/// Every check of the options that needs neither EAL nor a port, so that a
+/// wrong value is refused before EAL starts (and says nothing about it).
+result<checked_options> check_options(const app_options& o) {
+    checked_options c;
+    auto policy_in = policy_from(o.inside_policy);
+    auto policy_out = policy_from(o.outside_policy);
+    if (!policy_in ||
+        (*policy_in != ptp_policy::pass && *policy_in != ptp_policy::sign && *policy_in != ptp_policy::tc)) {
+        return error{fmt::format("--inside-policy {}: use pass, sign or tc", o.inside_policy)};
+    }
+    if (!policy_out || *policy_out == ptp_policy::sign) {
+        return error{fmt::format("--outside-policy {}: use pass, verify, verify-strip or tc", o.outside_policy)};
+    }
+    c.inside = *policy_in;
+    c.outside = *policy_out;
+    if (o.tickets && c.outside != ptp_policy::verify && c.outside != ptp_policy::verify_strip) {
+        return error{fmt::format("--tickets needs --outside-policy verify or verify-strip (it is {}): tickets come "
+                                 "with requests the outside path verifies",
+                                 o.outside_policy)};
+    }
+    if (c.inside == ptp_policy::sign) {
+        if (o.sign.empty()) {
+            return error{"--inside-policy sign needs --sign SPP[:KEY_ID] (for example --sign 2:1, or --sign 2 "
+                         "to sign with the key the control plane names current)"};
+        }
+        auto sk = parse_spp_key(o.sign, false);
+        if (!sk) {
+            return error{fmt::format("--sign {}", sk.message())};
+        }
+        c.spp = sk->spp;
+        c.key_id = sk->key_id;
+        c.initial_key = sk->has_key;
+        if (c.initial_key && o.sa_file.empty()) {
+            return error{fmt::format("--sign {} names a key, which needs --sa-file (or start with --sign {} and "
+                                     "push keys with ptpsecctl sa push)",
+                                     o.sign, c.spp)};
+        }
+    }
+    if (o.inside == o.outside) {
+        return error{fmt::format("--inside and --outside are both port {}", o.inside)};
+    }
+    if (auto m = steering_from(o.steering)) {
+        c.steering = *m;
+    } else {
+        return error{fmt::format("--steering {}: use auto, flow or software", o.steering)};
+    }
+    if (o.events == "none") {
+        if (!o.event_dump.empty()) {
+            return error{"--event-dump needs --events rx, tx or both"};
+        }
+    } else if (o.events != "rx" && o.events != "tx" && o.events != "both") {
+        return error{fmt::format("--events {}: use none, rx, tx or both", o.events)};
+    }
+    PTPSEC_TRY(mask, event_types_from(o.event_types));
+    c.event_types = *mask;
+    if (o.attest.backend != "none" && !o.event_dump.empty()) {
+        return error{"--attest and --event-dump both take the event records: choose one"};
+    }
+    return c;
+}
+
 int worker_main(void* arg) {
     static_cast<worker*>(arg)->run(stop_requested);
     return 0;
@@ -179,7 +251,7 @@ struct worker_slot {
 
 class app {
 public:
-    explicit app(app_options opt) : _opt(std::move(opt)) {}
+    app(app_options opt, const checked_options& chk) : _opt(std::move(opt)), _chk(chk) {}
     ~app() {
         _attest.reset(); // its drain thread reads the ring
         if (_event_ring != nullptr) {
@@ -258,45 +330,10 @@ private:
     std::span<const path_config> paths() const noexcept { return _workers.front().paths; }
 
     status setup() {
-        auto policy_in = policy_from(_opt.inside_policy);
-        auto policy_out = policy_from(_opt.outside_policy);
-        if (!policy_in ||
-            (*policy_in != ptp_policy::pass && *policy_in != ptp_policy::sign && *policy_in != ptp_policy::tc)) {
-            return error{fmt::format("--inside-policy {}: use pass, sign or tc", _opt.inside_policy)};
-        }
-        if (!policy_out || *policy_out == ptp_policy::sign) {
-            return error{fmt::format("--outside-policy {}: use pass, verify, verify-strip or tc", _opt.outside_policy)};
-        }
-        if (_opt.tickets && *policy_out != ptp_policy::verify && *policy_out != ptp_policy::verify_strip) {
-            return error{fmt::format("--tickets needs --outside-policy verify or verify-strip (it is {}): tickets come "
-                                     "with requests the outside path verifies",
-                                     _opt.outside_policy)};
-        }
-        uint8_t spp = 0;
-        uint32_t key_id = 0;
-        bool initial_key = false;
-        if (*policy_in == ptp_policy::sign) {
-            if (_opt.sign.empty()) {
-                return error{"--inside-policy sign needs --sign SPP[:KEY_ID] (for example --sign 2:1, or --sign 2 "
-                             "to sign with the key the control plane names current)"};
-            }
-            auto sk = parse_spp_key(_opt.sign, false);
-            if (!sk) {
-                return error{fmt::format("--sign {}", sk.message())};
-            }
-            spp = sk->spp;
-            key_id = sk->key_id;
-            initial_key = sk->has_key;
-        }
-        if (_opt.inside == _opt.outside) {
-            return error{fmt::format("--inside and --outside are both port {}", _opt.inside)};
-        }
-        steering_mode steering = steering_mode::automatic;
-        if (auto m = steering_from(_opt.steering)) {
-            steering = *m;
-        } else {
-            return error{fmt::format("--steering {}: use auto, flow or software", _opt.steering)};
-        }
+        const uint8_t spp = _chk.spp;
+        const uint32_t key_id = _chk.key_id;
+        const bool initial_key = _chk.initial_key;
+        const steering_mode steering = _chk.steering;
         // Every lcore but the main one polls; with none, the main one does.
         unsigned lcore = 0;
         RTE_LCORE_FOREACH_WORKER(lcore) {
@@ -314,10 +351,6 @@ private:
                 return loaded.err();
             }
             sas = std::move(loaded).value();
-        } else if (initial_key) {
-            return error{fmt::format("--sign {} names a key, which needs --sa-file (or start with --sign {} and "
-                                     "push keys with ptpsecctl sa push)",
-                                     _opt.sign, spp)};
         }
         // Without an SA file the data plane starts with no SA: it drops
         // what needs one until the control plane pushes SAs.
@@ -370,8 +403,8 @@ private:
         for (size_t k = 0; k < _workers.size(); ++k) {
             const auto q = static_cast<uint16_t>(k);
             auto& paths = _workers[k].paths;
-            paths[0] = path_config{"inside->outside", _opt.inside, q, _opt.outside, q, *policy_in, spp, true, 0};
-            paths[1] = path_config{"outside->inside", _opt.outside, q, _opt.inside, q, *policy_out, 0, true, 0};
+            paths[0] = path_config{"inside->outside", _opt.inside, q, _opt.outside, q, _chk.inside, spp, true, 0};
+            paths[1] = path_config{"outside->inside", _opt.outside, q, _opt.inside, q, _chk.outside, 0, true, 0};
             for (size_t i = 0; i < paths.size() && queues > 1; ++i) {
                 // The first worker is the PTP worker; the others hand PTP to it.
                 (k == 0 ? paths[i].handin : paths[i].handoff) = _handoff[i];
@@ -422,9 +455,6 @@ private:
             _worker_counters.push_back(worker_counters{slot.lcore, slot.w->counters()});
         }
         if (_opt.attest.backend != "none") {
-            if (_event_dump) {
-                return error{"--attest and --event-dump both take the event records: choose one"};
-            }
             auto a = attestation::start(_opt.attest, _event_ring, _worker_counters);
             if (!a) {
                 return a.err();
@@ -466,15 +496,8 @@ private:
     /// The timing-event ring, its recorder and clock (--events).
     status setup_events(event_sink& sink) {
         if (_opt.events == "none") {
-            if (!_opt.event_dump.empty()) {
-                return error{"--event-dump needs --events rx, tx or both"};
-            }
             return ok_status();
         }
-        if (_opt.events != "rx" && _opt.events != "tx" && _opt.events != "both") {
-            return error{fmt::format("--events {}: use none, rx, tx or both", _opt.events)};
-        }
-        PTPSEC_TRY(mask, event_types_from(_opt.event_types));
         auto clk = clock::open_first_clock(_opt.clock);
         if (!clk) {
             return error{fmt::format("--clock {}: {}", _opt.clock, clk.message())};
@@ -483,7 +506,7 @@ private:
             fmt::print("ptpsec-dataplane: clock: {}\n", why);
         }
         _clock = std::move(clk->clock);
-        auto rec = event_recorder::create(*mask);
+        auto rec = event_recorder::create(_chk.event_types);
         if (!rec) {
             return rec.err();
         }
@@ -706,6 +729,7 @@ private:
     }
 
     app_options _opt;
+    checked_options _chk;
     std::unique_ptr<icv::ipsecmb_engine> _engine;
     std::unique_ptr<icv::ipsecmb_engine> _service_engine;
     std::unique_ptr<sa_table> _sat;
@@ -910,6 +934,17 @@ int run(int argc, char** argv) {
         return exit_ok;
     }
 
+    // EAL's own --help prints its usage and ours and exits inside
+    // rte_eal_init(): the defaults need not make a valid start for that.
+    const bool eal_help = std::any_of(eal_args.begin() + 1, eal_args.end(), [](const char* a) {
+        return std::string_view(a) == "-h" || std::string_view(a) == "--help";
+    });
+    auto checked = check_options(opt);
+    if (!checked && !eal_help) {
+        fmt::print(stderr, "ptpsec-dataplane: {}\n", checked.message());
+        return exit_error;
+    }
+
     rte_set_application_usage_hook(usage_after_eal);
     if (rte_eal_init(static_cast<int>(eal_args.size()), eal_args.data()) < 0) {
         fmt::print(stderr, "ptpsec-dataplane: EAL: {}\n", rte_strerror(rte_errno));
@@ -917,7 +952,7 @@ int run(int argc, char** argv) {
     }
     int rc = exit_error;
     {
-        app a(std::move(opt));
+        app a(std::move(opt), checked ? *checked : checked_options{});
         rc = a.run();
     }
     rte_eal_cleanup();

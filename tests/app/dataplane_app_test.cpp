@@ -785,8 +785,31 @@ TEST_F(dataplane_app, our_help_and_option_errors_come_before_eal_starts) {
         EXPECT_EQ(r->err.find("EAL:"), std::string::npos) << r->err;
         EXPECT_EQ(r->out.find("EAL:"), std::string::npos) << r->out;
     }
-    // Without our answer first, EAL refuses its option.
-    const auto eal = with({});
+    // Values that are wrong on their own, or together, are refused before
+    // EAL too (those that need a port or the SA file's keys come after).
+    const std::vector<std::pair<std::vector<std::string>, std::string>> refused = {
+        {{"--inside-policy", "verify"}, "--inside-policy verify: use pass, sign or tc"},
+        {{"--outside-policy", "sign"}, "--outside-policy sign: use pass, verify"},
+        {{}, "--inside-policy sign needs --sign SPP"},
+        {{"--sign", "2:1x"}, "--sign \"2:1x\": the key ID must be a number"},
+        {{"--sign", "2:1"}, "--sign 2:1 names a key, which needs --sa-file"},
+        {{"--sign", "2", "--inside", "1"}, "--inside and --outside are both port 1"},
+        {{"--sign", "2", "--steering", "rss"}, "--steering rss: use auto, flow or software"},
+        {{"--sign", "2", "--outside-policy", "pass", "--tickets"}, "--tickets needs --outside-policy verify"},
+        {{"--sign", "2", "--events", "sometimes"}, "--events sometimes: use none"},
+        {{"--sign", "2", "--event-dump", "x.bin"}, "--event-dump needs --events"},
+        {{"--sign", "2", "--events", "rx", "--event-types", "sync,fast"},
+         "--event-types sync,fast: \"fast\" is not a PTP messageType"},
+    };
+    for (const auto& [ours, says] : refused) {
+        const auto r = with(ours);
+        EXPECT_EQ(r.exit_code, exit_error) << says;
+        EXPECT_NE(r.err.find("ptpsec-dataplane: " + says.substr(0, says.find(' '))), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find(says), std::string::npos) << r.err;
+        EXPECT_EQ(r.err.find("EAL"), std::string::npos) << r.err;
+    }
+    // With valid options of ours, EAL is reached and refuses its option.
+    const auto eal = with({"--sign", "2"});
     EXPECT_EQ(eal.exit_code, exit_error);
     EXPECT_NE(eal.err.find("ptpsec-dataplane: EAL: "), std::string::npos) << eal.err;
     const auto eal_help = test::run_program(_dir, _exe, {"--help"}, std::chrono::seconds(60));
