@@ -30,6 +30,8 @@ constexpr std::string_view identity_label{"IDENTITY\0", 9};
 constexpr size_t object_name_len = 2 + 32;
 
 constexpr endorsement_key_profile rsa_2048{"RSA 2048", "SHA256", 32, 16};
+constexpr endorsement_key_profile rsa_3072{"RSA 3072", "SHA384", 48, 32};
+constexpr endorsement_key_profile rsa_4096{"RSA 4096", "SHA384", 48, 32};
 constexpr endorsement_key_profile ecc_p256{"ECC NIST P-256", "SHA256", 32, 16};
 constexpr endorsement_key_profile ecc_p384{"ECC NIST P-384", "SHA384", 48, 32};
 constexpr endorsement_key_profile ecc_p521{"ECC NIST P-521", "SHA512", 64, 32};
@@ -51,13 +53,21 @@ result<endorsement_key> read_endorsement_key(std::span<const uint8_t> spki) {
         return error{"the endorsement key is not a DER SubjectPublicKeyInfo"};
     }
     if (EVP_PKEY_get_base_id(ek.key.get()) == EVP_PKEY_RSA) {
-        if (EVP_PKEY_get_bits(ek.key.get()) != 2048) {
+        switch (EVP_PKEY_get_bits(ek.key.get())) {
+        case 2048:
+            ek.profile = rsa_2048;
+            return ek;
+        case 3072:
+            ek.profile = rsa_3072;
+            return ek;
+        case 4096:
+            ek.profile = rsa_4096;
+            return ek;
+        default:
             return error{fmt::format("the endorsement key is an RSA {} key; the TCG EK templates used here have RSA "
-                                     "2048",
+                                     "2048, 3072 and 4096",
                                      EVP_PKEY_get_bits(ek.key.get()))};
         }
-        ek.profile = rsa_2048;
-        return ek;
     }
     if (EVP_PKEY_get_base_id(ek.key.get()) == EVP_PKEY_EC) {
         std::array<char, 64> group{};

@@ -14,13 +14,11 @@
 // The EK is made from one of the TCG EK templates (EK Credential Profile
 // 2.x, appendix B), whose key type fixes its nameAlg H and its symmetric
 // algorithm AES-b-CFB: RSA 2048 and ECC NIST P-256 (L-1, L-2, H-1, H-2)
-// SHA-256 and AES-128; ECC NIST P-384 (H-3) SHA-384 and AES-256; ECC NIST
-// P-521 (H-4) SHA-512 and AES-256. The seed (|H| octets) is sealed to it by RSA-OAEP (H, label
-// "IDENTITY") or by one-pass ECDH with KDFe (Part 1 §11.4.10.3); then
-// symKey = KDFa(H, seed, "STORAGE", Name, "", b),
-// encIdentity = AES-b-CFB(symKey, IV 0, TPM2B_DIGEST(credential)),
-// HMACkey = KDFa(H, seed, "INTEGRITY", "", "", |H| * 8) and
-// outerHMAC = HMAC-H(HMACkey, encIdentity || Name).
+// SHA-256 and AES-128; ECC NIST P-384 (H-3), RSA 3072 (H-6) and RSA 4096
+// (H-7) SHA-384 and AES-256; ECC NIST P-521 (H-4) SHA-512 and AES-256. The seed (|H| octets) is sealed to it by
+// RSA-OAEP (H, label "IDENTITY") or by one-pass ECDH with KDFe (Part 1 §11.4.10.3); then symKey = KDFa(H, seed,
+// "STORAGE", Name, "", b), encIdentity = AES-b-CFB(symKey, IV 0, TPM2B_DIGEST(credential)), HMACkey = KDFa(H, seed,
+// "INTEGRITY", "", "", |H| * 8) and outerHMAC = HMAC-H(HMACkey, encIdentity || Name).
 //
 // Control-side code: allocates, returns result<>, never throws.
 

@@ -314,7 +314,7 @@ struct ek_template_spec {
     bool high_range;
 };
 
-constexpr std::array<ek_template_spec, 6> ek_templates{{
+constexpr std::array<ek_template_spec, 8> ek_templates{{
     {ek_template::l1, "L-1", "RSA 2048", 0x01C00002, TPM2_ALG_RSA, TPM2_ALG_SHA256, 0, 2048, 128, policy_a_sha256,
      false},
     {ek_template::l2, "L-2", "ECC NIST P-256", 0x01C0000A, TPM2_ALG_ECC, TPM2_ALG_SHA256, TPM2_ECC_NIST_P256, 0, 128,
@@ -327,11 +327,16 @@ constexpr std::array<ek_template_spec, 6> ek_templates{{
      policy_b_sha384, true},
     {ek_template::h4, "H-4", "ECC NIST P-521", 0x01C00018, TPM2_ALG_ECC, TPM2_ALG_SHA512, TPM2_ECC_NIST_P521, 0, 256,
      policy_b_sha512, true},
+    {ek_template::h6, "H-6", "RSA 3072", 0x01C0001C, TPM2_ALG_RSA, TPM2_ALG_SHA384, 0, 3072, 256, policy_b_sha384,
+     true},
+    {ek_template::h7, "H-7", "RSA 4096", 0x01C0001E, TPM2_ALG_RSA, TPM2_ALG_SHA384, 0, 4096, 256, policy_b_sha384,
+     true},
 }};
 
 /// The order in which ek_template::automatic looks for a certificate.
-constexpr std::array<ek_template, 6> automatic_order{ek_template::l2, ek_template::l1, ek_template::h2,
-                                                     ek_template::h3, ek_template::h4, ek_template::h1};
+constexpr std::array<ek_template, 8> automatic_order{ek_template::l2, ek_template::l1, ek_template::h2,
+                                                     ek_template::h3, ek_template::h4, ek_template::h1,
+                                                     ek_template::h6, ek_template::h7};
 
 const ek_template_spec& spec_of(ek_template t) {
     for (const auto& spec : ek_templates) {

@@ -37,8 +37,9 @@ namespace ptpsec::hsm {
 /// The TCG EK templates (EK Credential Profile 2.x, appendix B) the signer
 /// derives its endorsement key from: the low-range L-1 (RSA 2048) and L-2
 /// (ECC NIST P-256), the high-range H-1 (RSA 2048), H-2 (ECC NIST P-256),
-/// H-3 (ECC NIST P-384) and H-4 (ECC NIST P-521).
-enum class ek_template : uint8_t { automatic, l1, l2, h1, h2, h3, h4 };
+/// H-3 (ECC NIST P-384), H-4 (ECC NIST P-521), H-6 (RSA 3072) and H-7 (RSA
+/// 4096). H-5 (ECC SM2 P-256, SM3 and SM4) is not offered.
+enum class ek_template : uint8_t { automatic, l1, l2, h1, h2, h3, h4, h6, h7 };
 
 /// "auto", "L-1", "L-2", "H-1", ... as the CLI takes them.
 std::string_view ek_template_name(ek_template t) noexcept;
@@ -66,8 +67,8 @@ struct tpm_settings {
     /// Endorsement hierarchy authorization: needed to derive the EK.
     std::string endorsement_auth;
     /// The EK used for enrolment. automatic: the first of L-2, L-1, H-2,
-    /// H-3, H-4, H-1 whose certificate the TPM holds; L-2 (L-1 on a TPM
-    /// without ECC) when it holds none.
+    /// H-3, H-4, H-1, H-6, H-7 whose certificate the TPM holds; L-2 (L-1 on
+    /// a TPM without ECC) when it holds none.
     ek_template ek = ek_template::automatic;
     /// The signer's identity in the batch tokens (seeds/000 claim 8).
     std::string signer_id;

@@ -426,8 +426,9 @@ cli_commands::cli_commands(CLI::App& app) : _s(std::make_unique<state>()) {
         ->capture_default_str();
     s.enrol
         ->add_option("--ek", s.ek,
-                     "TCG EK template of the EK to use: auto (the first certified of L-2, L-1, H-2, H-3, H-4, H-1), "
-                     "L-1 or H-1 (RSA 2048), L-2 or H-2 (ECC P-256), H-3 (ECC P-384), H-4 (ECC P-521)")
+                     "TCG EK template of the EK to use: auto (the first certified of L-2, L-1, H-2, H-3, H-4, H-1, "
+                     "H-6, H-7), L-1 or H-1 (RSA 2048), L-2 or H-2 (ECC P-256), H-3 (ECC P-384), H-4 (ECC P-521), "
+                     "H-6 (RSA 3072), H-7 (RSA 4096)")
         ->needs(tpm)
         ->capture_default_str();
     s.enrol->add_option("--pcrs", s.pcrs, "PCRs to quote (default: those of --expected-pcrs)")

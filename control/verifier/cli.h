@@ -7,7 +7,7 @@
 //   evidence query seen --gm PORTIDENTITY --seq N [--type sync] [--observer Z] [--audit SPEC] [--json]
 //   evidence query correlate [--bound-ns N] [--audit SPEC] [--json]
 //   registrar enrol --db DB --signer-id X (--tpm TCTI [--key-handle H] [--pcrs 0,1,2] --expected-pcrs FILE
-//                                          [--ek auto|L-1|L-2|H-1|H-2|H-3|H-4] [--ek-ca FILE [--ek-crl FILE]]
+//                                          [--ek auto|L-1|L-2|H-1|H-2|H-3|H-4|H-6|H-7] [--ek-ca FILE [--ek-crl FILE]]
 //                                        | --pkcs11 MODULE --token-label L --key-label K --pin-file F
 //                                          --counter-file F
 //                                        | --software KEYFILE --allow-software)

@@ -39,8 +39,9 @@ class swtpm {
 public:
     /// What the TPM is made with.
     enum class make {
-        plain,           ///< a fresh state: EKs derivable, no EK certificate
-        ek_certificates, ///< manufactured by swtpm_setup: EK certificates from a CA of its own (ek_ca_file())
+        plain,                   ///< a fresh state: EKs derivable, no EK certificate
+        ek_certificates,         ///< manufactured by swtpm_setup: EK certificates from a CA of its own (ek_ca_file())
+        ek_certificates_rsa3072, ///< the same with swtpm_setup --rsa-keysize 3072: its RSA EK of template H-6
     };
 
     /// Starts swtpm on free ports, or throws.
@@ -50,8 +51,8 @@ public:
             throw std::runtime_error("swtpm is not installed (Debian package swtpm)");
         }
         _exe = *exe;
-        if (how == make::ek_certificates) {
-            manufacture();
+        if (how != make::plain) {
+            manufacture(how == make::ek_certificates_rsa3072 ? 3072 : 2048);
         }
         start();
     }
@@ -252,9 +253,10 @@ private:
     }
 
     /// swtpm_setup with swtpm_localca on a CA in the log directory: EKs
-    /// (RSA 2048 at template L-1 among them) and their certificates in NV,
-    /// issued by a self-signed CA made with openssl (ek_ca_file()).
-    void manufacture() {
+    /// and their certificates in NV, issued by a self-signed CA made with
+    /// openssl (ek_ca_file()): ECC P-384 at template H-3, and RSA 2048 at
+    /// L-1 or RSA 3072 at H-6 by `rsa_bits`.
+    void manufacture(unsigned rsa_bits) {
         const std::string ca = _logs.file("ca");
         std::filesystem::create_directories(ca);
         // The issuer made here rather than by swtpm_localca (which uses an
@@ -279,7 +281,7 @@ private:
                                _logs.file("localca.conf"), _logs.file("localca.options")));
         const auto r = run_program(_logs, "/usr/bin/swtpm_setup",
                                    {"--tpm2", "--tpmstate", _state.path().string(), "--create-ek-cert", "--ecc",
-                                    "--config", _logs.file("setup.conf")});
+                                    "--rsa-keysize", std::to_string(rsa_bits), "--config", _logs.file("setup.conf")});
         if (r.exit_code != 0) {
             throw std::runtime_error(fmt::format("swtpm_setup failed: {}{}", r.out, r.err));
         }

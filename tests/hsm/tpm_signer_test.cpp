@@ -463,6 +463,7 @@ TEST_F(tpm_signer_test, every_ek_template_derives_its_own_key_and_opens_credenti
         {"H-2", ek_template::h2, "EC 256", 2 + 32 + 2 + 32, 32},
         {"H-3", ek_template::h3, "EC 384", 2 + 48 + 2 + 48, 48},
         {"H-4", ek_template::h4, "EC 521", 2 + 66 + 2 + 66, 64},
+        {"H-6", ek_template::h6, "RSA 3072", 0, 48},
     };
     std::set<std::vector<uint8_t>> keys;
     std::vector<uint8_t> h3_key;
@@ -523,8 +524,11 @@ TEST_F(tpm_signer_test, every_ek_template_derives_its_own_key_and_opens_credenti
     ASSERT_FALSE(bad);
     EXPECT_NE(bad.message().find("'P-384' is not an EK template; one of auto, L-1 (RSA 2048)"), std::string::npos)
         << bad.message();
-    EXPECT_NE(bad.message().find("H-4 (ECC NIST P-521)"), std::string::npos) << bad.message();
+    EXPECT_NE(bad.message().find("H-4 (ECC NIST P-521), H-6 (RSA 3072), H-7 (RSA 4096)"), std::string::npos)
+        << bad.message();
     EXPECT_EQ(parse_ek_template("auto").value(), ek_template::automatic);
+    EXPECT_EQ(ek_certificate_index(ek_template::h6), 0x01C0001CU);
+    EXPECT_EQ(ek_certificate_index(ek_template::h7), 0x01C0001EU);
     EXPECT_EQ(ek_certificate_index(ek_template::h3), 0x01C00016U);
     EXPECT_EQ(ek_certificate_index(ek_template::l2), 0x01C0000AU);
 }
@@ -565,6 +569,50 @@ TEST_F(tpm_signer_test, a_manufactured_tpm_gives_its_p384_ek_and_certificate_whe
     auto l2_key = l2->endorsement_key_der();
     ASSERT_TRUE(l2_key) << l2_key.message();
     EXPECT_EQ(key_type(*l2_key), "EC 256");
+}
+
+TEST_F(tpm_signer_test, a_tpm_manufactured_with_rsa_3072_gives_that_ek_and_certificate_for_template_h6) {
+    // swtpm_setup --rsa-keysize 3072 certifies an RSA 3072 EK at the index
+    // of template H-6 (0x01C0001C) instead of the RSA 2048 one of L-1.
+    test::swtpm made(test::swtpm::make::ek_certificates_rsa3072);
+    auto s = settings();
+    s.tcti = made.tcti();
+    s.ek = ek_template::h6;
+    auto signer = open(s);
+    ASSERT_NE(signer, nullptr);
+    auto cert = signer->endorsement_certificate_der();
+    ASSERT_TRUE(cert) << cert.message();
+    ASSERT_FALSE(cert->empty()) << "NV 0x01C0001C holds the RSA 3072 EK's certificate";
+    auto ek = signer->endorsement_key_der();
+    ASSERT_TRUE(ek) << ek.message();
+    EXPECT_EQ(key_type(*ek), "RSA 3072");
+    EXPECT_EQ(certificate_key(*cert), *ek) << "template H-6 derives the key the manufacturer certified";
+    const auto secret = random_bytes(32);
+    auto blob = make_credential(*ek, signer->key_public().name, secret);
+    ASSERT_TRUE(blob) << blob.message();
+    EXPECT_EQ(blob->encrypted_secret.size(), 384U);
+    auto opened = signer->activate_credential(*blob);
+    ASSERT_TRUE(opened) << opened.message();
+    EXPECT_EQ(*opened, secret);
+    signer.reset();
+
+    // No RSA 2048 certificate at L-1 on this TPM: asked for it, the signer
+    // derives the key and says there is no certificate.
+    s.ek = ek_template::l1;
+    auto l1 = open(s);
+    ASSERT_NE(l1, nullptr);
+    auto none = l1->endorsement_certificate_der();
+    ASSERT_TRUE(none) << none.message();
+    EXPECT_TRUE(none->empty());
+    l1.reset();
+
+    // swtpm has no RSA 4096: template H-7 is refused by the TPM, named.
+    s.ek = ek_template::h7;
+    auto h7 = open(s);
+    ASSERT_NE(h7, nullptr);
+    auto refused = h7->endorsement_key_der();
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.message().find("H-7"), std::string::npos) << refused.message();
 }
 
 TEST_F(tpm_signer_test, a_manufactured_tpm_shows_its_ek_certificate_and_opens_credentials_with_that_ek) {
@@ -635,8 +683,18 @@ TEST(tpm_credential, make_credential_refuses_what_it_cannot_seal_and_seals_to_rs
     EXPECT_EQ(profile->digest, "SHA512");
     const auto k256 = spki_of(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "secp256k1"));
     expect_refused(make_credential(k256, name, secret), "on curve secp256k1");
+    profile = endorsement_key_profile_of(spki_of(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{4096})));
+    ASSERT_TRUE(profile) << profile.message();
+    EXPECT_EQ(profile->kind, "RSA 4096");
+    EXPECT_EQ(profile->digest, "SHA384");
+    EXPECT_EQ(profile->sym_key_len, 32U);
     const auto rsa3072 = spki_of(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{3072}));
-    expect_refused(make_credential(rsa3072, name, secret), "an RSA 3072 key");
+    auto sealed3072 = make_credential(rsa3072, name, secret);
+    ASSERT_TRUE(sealed3072) << sealed3072.message();
+    EXPECT_EQ(sealed3072->encrypted_secret.size(), 384U) << "RSA-OAEP under the 3072-bit modulus";
+    EXPECT_EQ(sealed3072->id_object.size(), 2U + 48U + 2U + 32U) << "a SHA-384 outer HMAC";
+    const auto rsa1024 = spki_of(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{1024}));
+    expect_refused(make_credential(rsa1024, name, secret), "an RSA 1024 key");
     // Every blob is sealed afresh.
     auto again = make_credential(ec, name, secret);
     auto once = make_credential(ec, name, secret);

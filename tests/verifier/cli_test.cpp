@@ -109,7 +109,7 @@ TEST_F(cli_test, registrar_enrol_list_revoke) {
     EXPECT_EQ(unknown_ek.code, 2);
     EXPECT_NE(unknown_ek.err.find("--ek: 'P-384' is not an EK template; one of auto, L-1 (RSA 2048), L-2 (ECC NIST "
                                   "P-256), H-1 (RSA 2048), H-2 (ECC NIST P-256), H-3 (ECC NIST P-384), H-4 (ECC NIST "
-                                  "P-521)"),
+                                  "P-521), H-6 (RSA 3072), H-7 (RSA 4096)"),
               std::string::npos)
         << unknown_ek.err;
 }

@@ -270,6 +270,38 @@ TEST_F(registrar_tpm, a_p384_ek_of_high_range_template_h3_is_enrolled_with_its_c
     EXPECT_TRUE((*recorded)->revoked_at_ns.has_value());
 }
 
+TEST_F(registrar_tpm, an_rsa_3072_ek_of_template_h6_is_enrolled_with_its_certificate_and_refused_under_another_ca) {
+    const std::vector<unsigned> pcrs{0, 7};
+    ptpsec::test::swtpm made(ptpsec::test::swtpm::make::ek_certificates_rsa3072);
+    const auto opened = open_tpm_signer(made, "gm-rsa3072", hsm::ek_template::h6);
+    ASSERT_NE(opened, nullptr);
+    auto& signer = *opened;
+    auto q = signer.quote(std::vector<uint8_t>(16, 1), pcrs);
+    ASSERT_TRUE(q) << q.message();
+    const auto other_ca = ptpsec::test::run_program(
+        _dir, "/usr/bin/openssl",
+        {"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=other vendor",
+         "-days", "2", "-keyout", _dir.file("other.key"), "-out", _dir.file("other-ca.pem")});
+    ASSERT_EQ(other_ca.exit_code, 0) << other_ca.err;
+    expect_refused(enrol_tpm(*_registrar, signer, "gm-rsa3072", q->pcrs, ek_trust{_dir.file("other-ca.pem"), {}}),
+                   "does not chain to");
+    EXPECT_FALSE(*_registrar->lookup("gm-rsa3072"));
+    made.write_ek_crl(_dir.file("current.crl"), {}, std::chrono::hours(24));
+    const auto ok =
+        enrol_tpm(*_registrar, signer, "gm-rsa3072", q->pcrs, ek_trust{made.ek_ca_file(), _dir.file("current.crl")});
+    ASSERT_TRUE(ok) << ok.message();
+    EXPECT_EQ(signer.endorsement_template(), hsm::ek_template::h6);
+    auto recorded = _registrar->lookup("gm-rsa3072");
+    ASSERT_TRUE(recorded && *recorded);
+    auto profile = hsm::endorsement_key_profile_of((*recorded)->tpm.ek_public_der);
+    ASSERT_TRUE(profile) << profile.message();
+    EXPECT_EQ(profile->kind, "RSA 3072");
+    EXPECT_EQ(profile->digest, "SHA384");
+    auto cert = signer.endorsement_certificate_der();
+    ASSERT_TRUE(cert && !cert->empty());
+    EXPECT_EQ((*recorded)->tpm.ek_certificate_der, *cert) << "the H-6 certificate, NV 0x01C0001C";
+}
+
 TEST_F(registrar_tpm, a_vendor_revoking_an_ek_certificate_after_enrolment_revokes_the_signer_from_that_date) {
     const std::vector<unsigned> pcrs{0, 7};
     ptpsec::test::swtpm made(ptpsec::test::swtpm::make::ek_certificates);
