@@ -7,6 +7,7 @@
 #include <control/pcap_tool.h>
 #include <control/sa_client.h>
 #include <control/sa_file.h>
+#include <control/status_text.h>
 #include <control/telemetry_client.h>
 #include <control/verifier/cli.h>
 #include <control/verifier/registrar.h>
@@ -494,20 +495,7 @@ void print_status(const ordered_json& s) {
             fmt::print("  platform quotes made for the KE server: {}\n", count_of(c, "quotes"));
         }
         if (const ordered_json g = node.value("grantor", ordered_json()); g.is_object()) {
-            const ordered_json gc = g.value("counters", ordered_json::object());
-            const std::string error = g.value("last_error", "");
-            const std::string refusal = g.value("last_ticket_error", "");
-            fmt::print(
-                "  grantor {}: registrations {} failed {} (next in {} s) | ticket keys held {} | heartbeats sent "
-                "{} | requests handed over {}: tickets opened {} refused {} replays refused {} | unicast SAs "
-                "installed {} failed {}{}{}{}{}{}\n",
-                g.value("port_identity", "?"), count_of(gc, "registrations"), count_of(gc, "registration_failures"),
-                count_of(g, "next_registration_in_s"), g.value("ticket_keys", ordered_json::array()).size(),
-                count_of(gc, "heartbeats_sent"), count_of(gc, "requests_handed_over"), count_of(gc, "tickets_opened"),
-                count_of(gc, "tickets_refused"), count_of(gc, "replays_refused"), count_of(gc, "unicast_sas_installed"),
-                count_of(gc, "requests_failed"),
-                count_of(gc, "quotes") == 0 ? "" : fmt::format(" | platform quotes {}", count_of(gc, "quotes")),
-                error.empty() ? "" : " | last error: ", error, refusal.empty() ? "" : " | last refusal: ", refusal);
+            fmt::print("{}\n", ptpsec::grantor_status_line(g));
         }
         const ordered_json groups = node.value("groups", ordered_json::array());
         size_t width = 5;

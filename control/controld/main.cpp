@@ -36,6 +36,7 @@
 #include <control/ke/store.h>
 #include <control/node/node.h>
 #include <control/nts/message.h>
+#include <control/status_text.h>
 #include <control/tls/server.h>
 #include <control/verifier/audit_store.h>
 #include <control/verifier/registrar.h>
@@ -158,6 +159,42 @@ int64_t monotonic_now() {
     return int64_t{ts.tv_sec} * 1'000'000'000LL + ts.tv_nsec;
 }
 
+/// The node's grantor role as the admin socket shows it (`ptpsecctl status
+/// --json`, node.grantor); null without one. `now` on the monotonic clock.
+nlohmann::ordered_json grantor_status(const node::node& n, int64_t now) {
+    using json = nlohmann::ordered_json;
+    const node::grantor* g = n.grantor_role();
+    if (g == nullptr) {
+        return nullptr;
+    }
+    json keys = json::array();
+    for (const auto& k : g->keys()) {
+        keys.push_back({{"ticket_key_id", k.id},
+                        {"starts_in_s", std::max<int64_t>(0, (k.start_ns - now) / 1'000'000'000LL)},
+                        {"remaining_lifetime_s", std::max<int64_t>(0, (k.end_ns - now) / 1'000'000'000LL)}});
+    }
+    const auto& gc = g->stats();
+    const auto& tc = n.ticket_stats();
+    return {{"port_identity", ke::to_string(std::get<nts::port_identity>(g->config().time_server.addresses.front()))},
+            {"ticket_keys", std::move(keys)},
+            {"heartbeat_timeout_s", g->heartbeat_timeout() ? json(*g->heartbeat_timeout()) : json(nullptr)},
+            {"next_registration_in_s", std::max<int64_t>(0, (g->next_registration_ns() - now) / 1'000'000'000LL)},
+            {"counters",
+             {{"registrations", gc.registrations},
+              {"registration_failures", gc.registration_failures},
+              {"heartbeats_sent", gc.heartbeats_sent},
+              {"tickets_opened", gc.tickets_opened},
+              {"tickets_refused", gc.tickets_refused},
+              {"replays_refused", gc.replays_refused},
+              {"quotes", gc.quotes},
+              {"requests_handed_over", tc.requests},
+              {"unicast_sas_installed", tc.installed},
+              {"requests_refused", tc.refused},
+              {"requests_failed", tc.failed}}},
+            {"last_error", g->last_error()},
+            {"last_ticket_error", n.last_ticket_error()}};
+}
+
 void print_node(const node::node& n, std::string_view label) {
     const auto& c = n.stats();
     fmt::print("ptpsec-controld node ({}): fetches {} failed {} keys received {} removed {} | SA updates pushed {} "
@@ -167,17 +204,8 @@ void print_node(const node::node& n, std::string_view label) {
                n.config().attestation ? fmt::format(" | platform quotes {} (as signer \"{}\")", c.quotes,
                                                     n.config().attestation->signer_id)
                                       : std::string());
-    if (const node::grantor* gr = n.grantor_role()) {
-        const auto& g = gr->stats();
-        const auto& t = n.ticket_stats();
-        fmt::print("  grantor {}: registrations {} failed {} | ticket keys held {} | heartbeats sent {} | requests "
-                   "handed over {}: tickets opened {} refused {} replays refused {} | unicast SAs installed {} failed "
-                   "{}{}{}{}\n",
-                   ke::to_string(std::get<nts::port_identity>(gr->config().time_server.addresses.front())),
-                   g.registrations, g.registration_failures, gr->keys().size(), g.heartbeats_sent, t.requests,
-                   g.tickets_opened, g.tickets_refused, g.replays_refused, t.installed, t.failed,
-                   gr->config().quote ? fmt::format(" | platform quotes {}", g.quotes) : std::string(),
-                   n.last_ticket_error().empty() ? "" : " | last refusal: ", n.last_ticket_error());
+    if (const auto g = grantor_status(n, monotonic_now()); !g.is_null()) {
+        fmt::print("{}\n", grantor_status_line(g));
     }
     for (size_t g = 0; g < n.groups().size(); ++g) {
         const auto& st = n.groups()[g];
@@ -251,37 +279,7 @@ public:
             v.last_error = st.last_error;
             groups.push_back(std::move(v));
         }
-        json grantor = nullptr;
-        if (const node::grantor* g = n.grantor_role()) {
-            json keys = json::array();
-            for (const auto& k : g->keys()) {
-                keys.push_back({{"ticket_key_id", k.id},
-                                {"starts_in_s", std::max<int64_t>(0, (k.start_ns - now) / 1'000'000'000LL)},
-                                {"remaining_lifetime_s", std::max<int64_t>(0, (k.end_ns - now) / 1'000'000'000LL)}});
-            }
-            const auto& gc = g->stats();
-            const auto& tc = n.ticket_stats();
-            grantor = {
-                {"port_identity",
-                 ke::to_string(std::get<nts::port_identity>(g->config().time_server.addresses.front()))},
-                {"ticket_keys", std::move(keys)},
-                {"heartbeat_timeout_s", g->heartbeat_timeout() ? json(*g->heartbeat_timeout()) : json(nullptr)},
-                {"next_registration_in_s", std::max<int64_t>(0, (g->next_registration_ns() - now) / 1'000'000'000LL)},
-                {"counters",
-                 {{"registrations", gc.registrations},
-                  {"registration_failures", gc.registration_failures},
-                  {"heartbeats_sent", gc.heartbeats_sent},
-                  {"tickets_opened", gc.tickets_opened},
-                  {"tickets_refused", gc.tickets_refused},
-                  {"replays_refused", gc.replays_refused},
-                  {"quotes", gc.quotes},
-                  {"requests_handed_over", tc.requests},
-                  {"unicast_sas_installed", tc.installed},
-                  {"requests_refused", tc.refused},
-                  {"requests_failed", tc.failed}}},
-                {"last_error", g->last_error()},
-                {"last_ticket_error", n.last_ticket_error()}};
-        }
+        json grantor = grantor_status(n, now);
         const std::lock_guard lock(_mutex);
         _counters = n.stats();
         _groups = std::move(groups);

@@ -713,6 +713,12 @@ TEST_F(ticket_mode, a_requesters_ticket_opens_the_grantors_data_plane_and_a_repl
     EXPECT_EQ(status.out.find("GROUP"), std::string::npos) << "a node without groups has no group table";
     ASSERT_EQ(dp->stop(), 0) << dp->err();
     ASSERT_EQ(_grantor_node->stop(), 0) << _grantor_node->err();
+    // The daemon's log has the same line, made by the same code.
+    EXPECT_TRUE(std::regex_search(
+        _grantor_node->out(),
+        std::regex(R"(\n  grantor 001b21fffe000001-1: registrations [1-9][0-9]* failed 0 \(next in [0-9]+ s\) \| )"
+                   R"(ticket keys held [1-9] \| heartbeats sent [0-9]+ \| requests handed over [12]: )")))
+        << _grantor_node->out();
     ASSERT_EQ(_server->stop(), 0) << _server->err();
 
     const json p = exit_path();
