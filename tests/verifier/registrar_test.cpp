@@ -169,6 +169,18 @@ protected:
         _registrar = open_registrar(_dir);
     }
 
+    /// A CA certificate of another vendor than the TPMs' (openssl), as an
+    /// EK issuer that must not be trusted for them.
+    std::string other_vendor_ca() {
+        const std::string ca = _dir.file("other-ca.pem");
+        const auto made = ptpsec::test::run_program(_dir, "/usr/bin/openssl",
+                                                    {"req", "-x509", "-newkey", "ec", "-pkeyopt",
+                                                     "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=other vendor",
+                                                     "-days", "2", "-keyout", _dir.file("other.key"), "-out", ca});
+        EXPECT_EQ(made.exit_code, 0) << made.err;
+        return ca;
+    }
+
     temp_dir _dir;
     std::unique_ptr<ptpsec::test::swtpm> _tpm;
     std::unique_ptr<hsm::tpm_signer> _signer;
@@ -189,12 +201,7 @@ TEST_F(registrar_tpm, the_ek_certificate_must_chain_to_the_trusted_issuers_and_n
     auto q = signer->quote(std::vector<uint8_t>(16, 1), pcrs);
     ASSERT_TRUE(q) << q.message();
     // Another CA (not the TPM's vendor): refused, saying why.
-    const auto other_ca = ptpsec::test::run_program(
-        _dir, "/usr/bin/openssl",
-        {"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=other vendor",
-         "-days", "2", "-keyout", _dir.file("other.key"), "-out", _dir.file("other-ca.pem")});
-    ASSERT_EQ(other_ca.exit_code, 0) << other_ca.err;
-    expect_refused(enrol_tpm(*_registrar, *signer, "gm-made", q->pcrs, ek_trust{_dir.file("other-ca.pem"), {}}),
+    expect_refused(enrol_tpm(*_registrar, *signer, "gm-made", q->pcrs, ek_trust{other_vendor_ca(), {}}),
                    "does not chain to");
     expect_refused(enrol_tpm(*_registrar, *signer, "gm-made", q->pcrs, ek_trust{_dir.file("missing.pem"), {}}),
                    "cannot read trusted EK issuers");
@@ -278,12 +285,7 @@ TEST_F(registrar_tpm, an_rsa_3072_ek_of_template_h6_is_enrolled_with_its_certifi
     auto& signer = *opened;
     auto q = signer.quote(std::vector<uint8_t>(16, 1), pcrs);
     ASSERT_TRUE(q) << q.message();
-    const auto other_ca = ptpsec::test::run_program(
-        _dir, "/usr/bin/openssl",
-        {"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=other vendor",
-         "-days", "2", "-keyout", _dir.file("other.key"), "-out", _dir.file("other-ca.pem")});
-    ASSERT_EQ(other_ca.exit_code, 0) << other_ca.err;
-    expect_refused(enrol_tpm(*_registrar, signer, "gm-rsa3072", q->pcrs, ek_trust{_dir.file("other-ca.pem"), {}}),
+    expect_refused(enrol_tpm(*_registrar, signer, "gm-rsa3072", q->pcrs, ek_trust{other_vendor_ca(), {}}),
                    "does not chain to");
     EXPECT_FALSE(*_registrar->lookup("gm-rsa3072"));
     made.write_ek_crl(_dir.file("current.crl"), {}, std::chrono::hours(24));
