@@ -38,6 +38,13 @@ std::string runtime_dir() {
     return "/tmp";
 }
 
+connect_error connect_failure(std::string message, bool no_process = false) {
+    connect_error e;
+    e.message = std::move(message);
+    e.no_process = no_process;
+    return e;
+}
+
 std::string no_process(std::string_view prefix, const std::string& path) {
     return fmt::format("no ptpsec-dataplane running with file prefix {} (looked for {})", prefix, path);
 }
@@ -52,18 +59,19 @@ result<telemetry_client, connect_error> telemetry_client::connect(std::string_vi
                                                                   std::chrono::milliseconds timeout) {
     const std::string path = telemetry_socket_path(file_prefix);
     if (file_prefix.empty() || file_prefix.find('/') != std::string_view::npos) {
-        return connect_error{fmt::format("file prefix '{}': give the name passed to EAL's --file-prefix", file_prefix)};
+        return connect_failure(
+            fmt::format("file prefix '{}': give the name passed to EAL's --file-prefix", file_prefix));
     }
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     if (path.size() >= sizeof(addr.sun_path)) {
-        return connect_error{fmt::format("{}: path too long for a Unix socket", path)};
+        return connect_failure(fmt::format("{}: path too long for a Unix socket", path));
     }
     std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
 
     const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        return connect_error{fmt::format("socket: {}", std::strerror(errno))};
+        return connect_failure(fmt::format("socket: {}", std::strerror(errno)));
     }
     telemetry_client c(fd, path);
     timeval tv{};
@@ -76,28 +84,28 @@ result<telemetry_client, connect_error> telemetry_client::connect(std::string_vi
         switch (e) {
         case ENOENT:
         case ENOTDIR:
-            return connect_error{{no_process(file_prefix, path)}, true};
+            return connect_failure(no_process(file_prefix, path), true);
         case ECONNREFUSED:
-            return connect_error{
-                {fmt::format("{}: nothing listens there: a socket left behind by a process that stopped",
-                             no_process(file_prefix, path))},
-                true};
+            return connect_failure(
+                fmt::format("{}: nothing listens there: a socket left behind by a process that stopped",
+                            no_process(file_prefix, path)),
+                true);
         case EACCES:
         case EPERM:
-            return connect_error{fmt::format("{}: permission denied: run as the user that started ptpsec-dataplane "
-                                             "(root for /var/run/dpdk)",
-                                             path)};
+            return connect_failure(fmt::format("{}: permission denied: run as the user that started ptpsec-dataplane "
+                                               "(root for /var/run/dpdk)",
+                                               path));
         default:
-            return connect_error{fmt::format("connect {}: {}", path, std::strerror(e))};
+            return connect_failure(fmt::format("connect {}: {}", path, std::strerror(e)));
         }
     }
     auto greeting = c.receive();
     if (!greeting) {
-        return connect_error{greeting.err()};
+        return connect_failure(greeting.message());
     }
     const auto& g = *greeting;
     if (!g.is_object() || !g.contains("max_output_len")) {
-        return connect_error{fmt::format("{}: not a DPDK telemetry v2 greeting: {}", path, g.dump())};
+        return connect_failure(fmt::format("{}: not a DPDK telemetry v2 greeting: {}", path, g.dump()));
     }
     c._pid = g.value("pid", 0L);
     c._max_output_len = g.value("max_output_len", default_max_output_len);
