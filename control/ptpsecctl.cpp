@@ -48,9 +48,7 @@ int report(const ptpsec::error& e) {
 
 using ordered_json = nlohmann::ordered_json;
 
-uint64_t count_of(const ordered_json& j, const char* name) {
-    return j.value(name, uint64_t{0});
-}
+using ptpsec::count_of;
 
 /// One line per path, as ptpsec-dataplane prints its own counters.
 void print_path(const ordered_json& p) {

@@ -2,17 +2,7 @@
 
 #include <fmt/format.h>
 
-#include <cstdint>
-
 namespace ptpsec {
-
-namespace {
-
-uint64_t count_of(const nlohmann::ordered_json& j, const char* name) {
-    return j.value(name, uint64_t{0});
-}
-
-} // namespace
 
 std::string grantor_status_line(const nlohmann::ordered_json& g) {
     const nlohmann::ordered_json gc = g.value("counters", nlohmann::ordered_json::object());
