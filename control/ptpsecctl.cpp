@@ -227,8 +227,8 @@ int send_updates(const std::string& prefix, std::vector<ptpsec::sa_wire::update>
                            {"applied", o.applied},
                            {"reason", o.reason}});
         } else if (o.applied) {
-            fmt::print("{} spp {} key {}: applied\n", ptpsec::op_name(o.update.operation), o.update.spp,
-                       o.update.key_id);
+            fmt::print("{} spp {} key {}: applied{}{}\n", ptpsec::op_name(o.update.operation), o.update.spp,
+                       o.update.key_id, o.reason.empty() ? "" : ": ", o.reason);
         } else {
             fmt::print("{} spp {} key {}: REJECTED: {}\n", ptpsec::op_name(o.update.operation), o.update.spp,
                        o.update.key_id, o.reason);

@@ -150,6 +150,14 @@ result<update_result> remove_key(const sa_database& current, const sa_wire::upda
         return error{fmt::format("no SA with spp {}", u.spp)};
     }
     if (sa->find_key(u.key_id) == nullptr) {
+        if (sa->retired_ids.contains(u.key_id)) {
+            // Gone already, as asked: its lifetime ended first (a control
+            // plane's removal races the data plane's own expiry), or it was
+            // removed before. Nothing to publish.
+            update_result r;
+            r.note = fmt::format("key {} of spp {} was removed or expired already", u.key_id, u.spp);
+            return r;
+        }
         return error{no_such_key(*sa, u.key_id)};
     }
     auto changed = copy_of(*sa);
@@ -325,19 +333,17 @@ std::optional<update_result> expire_keys(const sa_database& current, uint64_t no
     return r;
 }
 
-sa_wire::ack make_ack(const sa_wire::update& u, const status& outcome) noexcept {
+sa_wire::ack make_ack(const sa_wire::update& u, const status& outcome, std::string_view note) noexcept {
     sa_wire::ack a;
     a.result = static_cast<uint8_t>(outcome ? sa_wire::status::applied : sa_wire::status::rejected);
     a.operation = u.operation;
     a.spp = u.spp;
     a.sequence = u.sequence;
     a.key_id = u.key_id;
-    if (!outcome) {
-        const std::string& why = outcome.err().message;
-        const size_t n = std::min(why.size(), sa_wire::reason_len - 1);
-        std::memcpy(a.reason, why.data(), n);
-        a.reason[n] = '\0';
-    }
+    const std::string_view why = outcome ? note : std::string_view(outcome.err().message);
+    const size_t n = std::min(why.size(), sa_wire::reason_len - 1);
+    std::memcpy(a.reason, why.data(), n);
+    a.reason[n] = '\0';
     return a;
 }
 

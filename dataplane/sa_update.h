@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ptpsec {
@@ -25,8 +26,9 @@ struct retired_key {
 };
 
 struct update_result {
-    std::unique_ptr<sa_database> next; ///< the new version
+    std::unique_ptr<sa_database> next; ///< the new version; null when there is nothing to change
     std::vector<retired_key> retired;
+    std::string note; ///< for the acknowledgement of an update that changed nothing
 };
 
 /// Now on CLOCK_MONOTONIC, in nanoseconds: the clock of key deadlines
@@ -55,8 +57,9 @@ uint64_t next_expiry(const sa_database& db) noexcept;
 /// count as expired_key. `current` is not changed.
 std::optional<update_result> expire_keys(const sa_database& current, uint64_t now_ns);
 
-/// The acknowledgement of `u`: applied, or rejected with `why`.
-sa_wire::ack make_ack(const sa_wire::update& u, const status& outcome) noexcept;
+/// The acknowledgement of `u`: applied (with `note`, if any, in the reason
+/// field), or rejected with the error's message.
+sa_wire::ack make_ack(const sa_wire::update& u, const status& outcome, std::string_view note = {}) noexcept;
 
 /// "add_key", "set_current", ...; "op N" for an unknown number.
 std::string op_name(uint8_t operation);

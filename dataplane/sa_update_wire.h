@@ -82,7 +82,9 @@
 //
 // Every update is answered by one acknowledgement with the same sequence
 // number: applied, or rejected with the reason. A rejected update changes
-// nothing.
+// nothing. Removing a key the SA removed or expired already is applied and
+// changes nothing (the reason field says so): the control plane's removal
+// of a key at the end of its life races the data plane's own expiry of it.
 
 #include <cstddef>
 #include <cstdint>
@@ -190,7 +192,7 @@ struct ack {
     uint8_t reserved = 0;
     uint64_t sequence = 0;
     uint32_t key_id = 0;
-    char reason[reason_len] = {}; ///< NUL-terminated; empty when applied
+    char reason[reason_len] = {}; ///< NUL-terminated; when applied, empty or a note
 };
 static_assert(sizeof(ack) == 128);
 

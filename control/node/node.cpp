@@ -353,7 +353,8 @@ void node::push(int64_t now) {
         // so: it holds the key, which is all we wanted.
         const bool held = !o.applied && o.reason.find("installed already") != std::string::npos;
         if (m.what == kind::remove) {
-            // Gone already (the data plane's own lifetime ended it) is as good.
+            // Gone already (the data plane's own lifetime ended it) is as
+            // good: the data plane applies that as a no-op, with a note.
             if (o.applied) {
                 ++_stats.keys_removed;
                 ++_stats.updates_pushed;

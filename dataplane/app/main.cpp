@@ -621,16 +621,25 @@ private:
                 } else {
                     outcome = _attest->set_nonce(std::span<const uint8_t>(u.key, u.key_len));
                 }
-                ++(outcome ? _svc.applied : _svc.rejected);
+                if (outcome) {
+                    ++_svc.applied;
+                } else {
+                    ++_svc.rejected;
+                    _svc.last_rejected = fmt::format("{}: {}", op_name(u.operation), outcome.err().message);
+                }
                 if (!_channel->push_ack(make_ack(u, outcome))) {
                     ++_svc.acks_dropped;
                 }
                 continue;
             }
             auto r = apply_update(*_sat->current(), u, *_service_engine);
+            std::string note;
             if (r) {
-                _sat->publish(std::move(r->next));
-                retire_windows(r->retired);
+                if (r->next != nullptr) {
+                    _sat->publish(std::move(r->next));
+                    retire_windows(r->retired);
+                }
+                note = std::move(r->note);
                 ++_svc.applied;
                 // Workers read the new version from their next burst on.
                 // set_ticket's value covers sent_ns: sent_ns_of() gives 0.
@@ -640,8 +649,10 @@ private:
             } else {
                 outcome = r.err();
                 ++_svc.rejected;
+                _svc.last_rejected =
+                    fmt::format("{} spp {} key {}: {}", op_name(u.operation), u.spp, u.key_id, outcome.err().message);
             }
-            if (!_channel->push_ack(make_ack(u, outcome))) {
+            if (!_channel->push_ack(make_ack(u, outcome, note))) {
                 ++_svc.acks_dropped;
             }
             secure_wipe(u.key, sizeof(u.key));

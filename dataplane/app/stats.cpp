@@ -192,6 +192,9 @@ void print_service_stats(std::FILE* out, const service_stats& s, std::string_vie
                    (h.max_ns() + 999) / 1000);
     }
     fmt::print(out, "\n");
+    if (!s.last_rejected.empty()) {
+        fmt::print(out, "    last rejected: {}\n", s.last_rejected);
+    }
     std::fflush(out);
 }
 
@@ -242,6 +245,7 @@ std::string stats_json(std::span<const path_config> paths, std::span<const worke
                            {"acks_dropped", svc->acks_dropped},
                            {"keys_expired", svc->keys_expired},
                            {"retire_ring_full", svc->retire_ring_full},
+                           {"last_rejected", svc->last_rejected},
                            {"generation", svc->generation},
                            {"apply_latency_us",
                             {{"samples", h.count()},

@@ -48,9 +48,11 @@ struct service_stats {
     uint64_t retire_ring_full = 0; ///< retired keys the PTP worker was not told of (windows age out)
     uint64_t generation = 0;       ///< SA versions published
     latency_histogram apply_latency;
+    std::string last_rejected; ///< "OP spp S key K: why" of the last rejected update; empty if none
 };
 
-/// "SA updates (LABEL): applied ... | apply latency p50 .. p99 .. max .. µs"
+/// "SA updates (LABEL): applied ... | apply latency p50 .. p99 .. max .. µs", then, if an update was
+/// rejected, "  last rejected: OP spp S key K: why" on a line of its own
 void print_service_stats(std::FILE* out, const service_stats& s, std::string_view label);
 
 /// The counters one worker writes: one per path, in the order of the paths.

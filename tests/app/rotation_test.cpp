@@ -201,6 +201,11 @@ TEST(rotation, ptpsecctl_sa_commands_change_a_running_dataplane) {
     EXPECT_EQ(gone.exit_code, 1);
     EXPECT_NE(gone.out.find("REJECTED: spp 2 has no key 9"), std::string::npos) << gone.out;
     EXPECT_EQ(run_ctl({"sa", "remove", "--spp", "2", "--key-id", "7"}).exit_code, 0);
+    // Removing it again finds it gone, as asked: applied, with a note.
+    const auto twice = run_ctl({"sa", "remove", "--spp", "2", "--key-id", "7"});
+    EXPECT_EQ(twice.exit_code, 0) << twice.out;
+    EXPECT_EQ(twice.out, "remove_key spp 2 key 7: applied: key 7 of spp 2 was removed or expired already\n"
+                         "1 applied, 0 rejected\n");
 
     // The SA remembers what it retired, and refuses the ID again
     // (seeds/001 §5.3).
@@ -236,8 +241,13 @@ TEST(rotation, ptpsecctl_sa_commands_change_a_running_dataplane) {
     const auto fresh = run_ctl({"sa", "push", "--sa-file", sa_file});
     EXPECT_EQ(fresh.exit_code, 0) << fresh.out;
     ASSERT_EQ(dp.stop(), 0) << dp.err();
-    EXPECT_NE(dp.out().find("applied 9 rejected 6"), std::string::npos)
+    EXPECT_NE(dp.out().find("applied 10 rejected 6"), std::string::npos)
         << dp.out() << "the refused nonce is counted with the refused SA updates";
+    // The last refusal is named (the nonce: the last update refused).
+    EXPECT_NE(dp.out().find("\n    last rejected: attest_nonce: attestation is off (start the data plane with "
+                            "--attest)\n"),
+              std::string::npos)
+        << dp.out();
 }
 
 TEST(rotation, a_key_whose_lifetime_ends_goes_and_its_frames_count_as_expired) {

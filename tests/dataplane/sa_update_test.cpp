@@ -84,7 +84,10 @@ protected:
             return r.err();
         }
         _retired = std::move(r->retired);
-        _db = std::move(r->next);
+        _note = std::move(r->note);
+        if (r->next != nullptr) {
+            _db = std::move(r->next);
+        }
         return ok_status();
     }
 
@@ -113,6 +116,7 @@ protected:
     icv::ipsecmb_engine _engine{icv::default_arch_plan()};
     std::unique_ptr<sa_database> _db = std::make_unique<sa_database>();
     std::vector<retired_key> _retired;
+    std::string _note; ///< of the last update applied
 };
 
 TEST_F(sa_updates, add_creates_the_sa_then_more_keys) {
@@ -304,7 +308,23 @@ TEST_F(sa_updates, add_key_of_a_retired_id_is_refused) {
     expect_refused(add(2, 1), "key 1 of spp 2 was removed or expired; key IDs are not reused (seeds/001 §5.3)");
     expect_refused(add(2, 2), "key 2 of spp 2 was removed or expired; key IDs are not reused (seeds/001 §5.3)");
     expect_refused(simple(op::set_current, 2, 1), "spp 2 has no key 1: it was removed or expired");
-    expect_refused(simple(op::remove_key, 2, 2), "spp 2 has no key 2: it was removed or expired");
+    // Removing a key that is gone already (the control plane's removal at
+    // the end of its life races the data plane's expiry) changes nothing,
+    // and is acknowledged as done, with a note.
+    for (const uint32_t id : {1U, 2U}) {
+        const sa_database* before = _db.get();
+        const sa_wire::update gone = simple(op::remove_key, 2, id);
+        ASSERT_TRUE(apply(gone, t0 + 1000 * ms)) << id;
+        EXPECT_EQ(_db.get(), before) << id;
+        EXPECT_TRUE(_retired.empty()) << id;
+        const std::string note = fmt::format("key {} of spp 2 was removed or expired already", id);
+        EXPECT_EQ(_note, note);
+        const sa_wire::ack a = make_ack(gone, ok_status(), _note);
+        EXPECT_EQ(a.result, static_cast<uint8_t>(sa_wire::status::applied));
+        EXPECT_EQ(std::string(a.reason), note);
+    }
+    // One it never had is still refused.
+    expect_refused(simple(op::remove_key, 2, 6), "spp 2 has no key 6");
     // The same ID in another SA is another key.
     EXPECT_TRUE(apply(add(4, 1), t0));
     // The reason fits the acknowledgement whole, even with the widest numbers.
