@@ -21,7 +21,7 @@ class prepared_key {
 public:
     /// Which engine family made a key; checked with one compare per message
     /// instead of a dynamic_cast.
-    enum class backend : uint8_t { ipsecmb, openssl };
+    enum class backend : uint8_t { ipsecmb, openssl, cryptodev };
 
     prepared_key(algorithm alg, backend b) noexcept : _alg(alg), _backend(b) {}
     virtual ~prepared_key() = default;
