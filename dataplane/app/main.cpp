@@ -34,6 +34,7 @@
 #include <drivers/clock/source.h>
 
 #include <control/sa_file.h>
+#include <drivers/icv/cryptodev_engine.h>
 #include <drivers/icv/ipsecmb_engine.h>
 
 #include <CLI/CLI.hpp>
@@ -79,7 +80,8 @@ struct app_options {
     uint16_t inside = 0;
     uint16_t outside = 1;
     std::string sa_file;
-    std::string sign; ///< "SPP:KEY"
+    std::string sign;       ///< "SPP:KEY"
+    std::string crypto_dev; ///< ICVs on this DPDK crypto device instead of intel-ipsec-mb
     std::string inside_policy = "sign";
     std::string outside_policy = "verify";
     uint16_t burst = 32;
@@ -245,7 +247,7 @@ int worker_main(void* arg) {
 struct worker_slot {
     unsigned lcore = 0;
     std::array<path_config, 2> paths{};
-    std::unique_ptr<icv::ipsecmb_engine> engine;
+    std::unique_ptr<icv::engine> engine;
     std::unique_ptr<worker> w;
 };
 
@@ -343,7 +345,22 @@ private:
             _workers.emplace_back().lcore = rte_lcore_id();
         }
 
-        _engine = std::make_unique<icv::ipsecmb_engine>(icv::default_arch_plan());
+        // ICVs on a crypto device: a queue pair for each worker and one for
+        // the service path.
+        if (!_opt.crypto_dev.empty()) {
+            icv::crypto_device::options co;
+            co.queue_pairs = static_cast<uint16_t>(_workers.size() + 1);
+            auto dev = icv::crypto_device::open(_opt.crypto_dev, co);
+            if (!dev) {
+                return error{"--crypto-dev: " + dev.message()};
+            }
+            _crypto = std::move(dev).value();
+        }
+        auto first = make_engine(0);
+        if (!first) {
+            return first.err();
+        }
+        _engine = std::move(first).value();
         std::vector<sa_config> sas;
         if (!_opt.sa_file.empty()) {
             auto loaded = load_sa_file(_opt.sa_file);
@@ -370,8 +387,13 @@ private:
         // Readers 0..N-1 are the workers; reader N is DPDK's telemetry thread.
         _sat = std::make_unique<sa_table>(std::move(initial), static_cast<unsigned>(_workers.size() + 1));
         // The service path expands keys with an engine of its own (same
-        // plan, so the workers' engine accepts its keys).
-        _service_engine = std::make_unique<icv::ipsecmb_engine>(icv::default_arch_plan());
+        // plan, or the same crypto device, so the workers' engines accept
+        // its keys).
+        auto service = make_engine(static_cast<uint16_t>(_workers.size()));
+        if (!service) {
+            return service.err();
+        }
+        _service_engine = std::move(service).value();
         auto channel = sa_channel::create(file_prefix());
         if (!channel) {
             return channel.err();
@@ -449,7 +471,15 @@ private:
                 own.tickets = _tickets.get();
                 own.reinject_pool = pool;
             }
-            slot.engine = k == 0 ? std::move(_engine) : std::make_unique<icv::ipsecmb_engine>(icv::default_arch_plan());
+            if (k == 0) {
+                slot.engine = std::move(_engine);
+            } else {
+                auto e = make_engine(static_cast<uint16_t>(k));
+                if (!e) {
+                    return e.err();
+                }
+                slot.engine = std::move(e).value();
+            }
             slot.w = std::make_unique<worker>(*slot.engine, *_sat, static_cast<unsigned>(k), *_iv, slot.paths, own,
                                               k == 0 ? _replay.get() : nullptr, k == 0 ? sink : event_sink{});
             _worker_counters.push_back(worker_counters{slot.lcore, slot.w->counters()});
@@ -739,10 +769,23 @@ private:
         }
     }
 
+    /// An engine on intel-ipsec-mb, or on queue pair `qp` of --crypto-dev.
+    result<std::unique_ptr<icv::engine>> make_engine(uint16_t qp) {
+        if (!_crypto) {
+            return std::unique_ptr<icv::engine>(std::make_unique<icv::ipsecmb_engine>(icv::default_arch_plan()));
+        }
+        auto e = icv::cryptodev_engine::create(_crypto, qp);
+        if (!e) {
+            return error{"--crypto-dev: " + e.message()};
+        }
+        return std::unique_ptr<icv::engine>(std::move(e).value());
+    }
+
     app_options _opt;
     checked_options _chk;
-    std::unique_ptr<icv::ipsecmb_engine> _engine;
-    std::unique_ptr<icv::ipsecmb_engine> _service_engine;
+    std::shared_ptr<icv::crypto_device> _crypto; ///< --crypto-dev; keys and engines hold it too
+    std::unique_ptr<icv::engine> _engine;
+    std::unique_ptr<icv::engine> _service_engine;
     std::unique_ptr<sa_table> _sat;
     std::unique_ptr<sa_channel> _channel;
     std::unique_ptr<exception_channel> _tickets; ///< --tickets; the workers that use it stop first
@@ -831,6 +874,9 @@ int run(int argc, char** argv) {
         ->capture_default_str();
     cli.add_option("--sign", opt.sign,
                    "SPP[:KEY_ID] to sign with (without a key ID: the key the control plane makes current)");
+    cli.add_option("--crypto-dev", opt.crypto_dev,
+                   "compute ICVs on this DPDK crypto device (a SmartNIC's or an accelerator's, or a software one: "
+                   "--vdev crypto_aesni_mb0) instead of intel-ipsec-mb on the CPU");
     cli.add_option("--burst", opt.burst, "RX burst size (1-64)")->check(CLI::Range(1, 64))->capture_default_str();
     cli.add_option("--tx-retry", opt.tx_retry,
                    "retry a TX burst the port took only in part up to N times, 1 us apart, before dropping the rest "
