@@ -6,6 +6,7 @@
 // --benchmark_filter; docs/benchmarks.md explains the families.
 
 #include <drivers/icv/algorithm.h>
+#include <drivers/icv/engine.h>
 
 #include <benchmark/benchmark.h>
 
@@ -42,6 +43,11 @@ void report_per_packet(benchmark::State& state, uint16_t burst, size_t mac_len);
 /// "family/alg/bytes/burst".
 std::string cell_name(std::string_view family, icv::algorithm alg, uint16_t message_len, uint16_t burst);
 
+/// One engine cell: compute_burst of `burst` ready requests of a message of
+/// `message_len` octets (mac_length of it), per packet.
+void run_engine_cell(benchmark::State& state, icv::engine& eng, icv::algorithm alg, uint16_t message_len,
+                     uint16_t burst);
+
 // One cell each; register_all() decides the order.
 void register_raw(icv::algorithm alg, uint16_t message_len, uint16_t burst);
 void register_engine(icv::algorithm alg, uint16_t message_len, uint16_t burst);
@@ -52,6 +58,7 @@ void register_openssl(icv::algorithm alg, uint16_t message_len);
 void register_raw_arch_benchmarks();
 void register_restore_benchmarks();
 void register_stage_benchmarks();
+void register_cryptodev_benchmarks();
 
 /// Every benchmark. For each algorithm, size and burst the raw, engine,
 /// sign and verify cells are registered back to back, then OpenSSL for that

@@ -54,6 +54,7 @@ void register_all() {
     register_raw_arch_benchmarks();
     register_restore_benchmarks();
     register_stage_benchmarks();
+    register_cryptodev_benchmarks();
 }
 
 } // namespace ptpsec::bench

@@ -38,29 +38,7 @@ constexpr uint16_t stage_burst = 32;
 
 void bm_engine(benchmark::State& state, icv::algorithm alg, uint16_t message_len, uint16_t burst) {
     icv::ipsecmb_engine eng(icv::default_arch_plan());
-    auto key = eng.prepare(alg, test_key(alg));
-    if (!key) {
-        state.SkipWithError(key.message().c_str());
-        return;
-    }
-    const auto len = static_cast<uint32_t>(mac_length(alg, message_len));
-    std::vector<frame_slot> msgs(burst);
-    std::vector<icv::mac_request> reqs(burst);
-    const std::array<uint8_t, icv::gmac_nonce_len> nonce = {1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 1};
-    for (uint16_t i = 0; i < burst; ++i) {
-        for (uint32_t j = 0; j < len; ++j) {
-            msgs[i].bytes[j] = static_cast<uint8_t>(i * 31 + j * 7);
-        }
-        reqs[i] = icv::mac_request{key->get(), msgs[i].bytes, len, nonce.data(), msgs[i].bytes + len};
-    }
-    for (auto _ : state) {
-        if (eng.compute_burst(reqs.data(), burst) != burst) {
-            state.SkipWithError("compute_burst: short count");
-            break;
-        }
-        benchmark::ClobberMemory();
-    }
-    report_per_packet(state, burst, len);
+    run_engine_cell(state, eng, alg, message_len, burst);
 }
 
 /// Frames of the stage benchmarks, classified and parsed once.
@@ -116,6 +94,33 @@ void register_stage(const char* name, const std::function<bool(parsed_burst&)>& 
 }
 
 } // namespace
+
+void run_engine_cell(benchmark::State& state, icv::engine& eng, icv::algorithm alg, uint16_t message_len,
+                     uint16_t burst) {
+    auto key = eng.prepare(alg, test_key(alg));
+    if (!key) {
+        state.SkipWithError(key.message().c_str());
+        return;
+    }
+    const auto len = static_cast<uint32_t>(mac_length(alg, message_len));
+    std::vector<frame_slot> msgs(burst);
+    std::vector<icv::mac_request> reqs(burst);
+    const std::array<uint8_t, icv::gmac_nonce_len> nonce = {1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 1};
+    for (uint16_t i = 0; i < burst; ++i) {
+        for (uint32_t j = 0; j < len; ++j) {
+            msgs[i].bytes[j] = static_cast<uint8_t>(i * 31 + j * 7);
+        }
+        reqs[i] = icv::mac_request{key->get(), msgs[i].bytes, len, nonce.data(), msgs[i].bytes + len};
+    }
+    for (auto _ : state) {
+        if (eng.compute_burst(reqs.data(), burst) != burst) {
+            state.SkipWithError("compute_burst: short count");
+            break;
+        }
+        benchmark::ClobberMemory();
+    }
+    report_per_packet(state, burst, len);
+}
 
 void register_engine(icv::algorithm alg, uint16_t message_len, uint16_t burst) {
     benchmark::RegisterBenchmark(cell_name("engine", alg, message_len, burst).c_str(), [=](benchmark::State& s) {

@@ -9,6 +9,7 @@
 
 #include <drivers/icv/cryptodev_engine.h>
 #include <drivers/icv/engine.h>
+#include <drivers/icv/gmac.h>
 #include <drivers/icv/ipsecmb_engine.h>
 
 #include <gmock/gmock.h>
@@ -199,6 +200,43 @@ TEST_F(cryptodev_engine_test, rekey_replaces_the_key_and_a_refused_one_keeps_the
     EXPECT_FALSE(eng->rekey(**k, bytes(24, 0x03))) << "a 192-bit key for AES-GMAC-128";
     EXPECT_EQ(icv_of(*eng, **k), icv_of(reference, **r2)) << "the refused key left the old one in place";
     EXPECT_FALSE(eng->rekey(**r1, k1)) << "a key another engine made";
+}
+
+TEST_F(cryptodev_engine_test, gmac_sender_subkeys_are_sessions_that_sign_as_on_the_cpu) {
+    // drivers/icv/gmac.h on a crypto device: HKDF through the device's HMAC,
+    // each sender's subkey a session made on first sight (rekey).
+    auto dev = open("crypto_aesni_mb0");
+    ASSERT_NE(dev, nullptr);
+    auto eng = engine_on(dev);
+    ASSERT_NE(eng, nullptr);
+    ipsecmb_engine cpu;
+    const bytes group_key(32, 0x5e);
+    auto on_dev = gmac_sender_keys::create(*eng, algorithm::aes_gmac_256, group_key, 4);
+    auto on_cpu = gmac_sender_keys::create(cpu, algorithm::aes_gmac_256, group_key, 4);
+    ASSERT_TRUE(on_dev && on_cpu) << (on_dev ? on_cpu.message() : on_dev.message());
+    const bytes msg(100, 0x21);
+    // More senders than slots: entries are derived again over earlier ones.
+    for (uint8_t sender = 1; sender <= 12; ++sender) {
+        SCOPED_TRACE(static_cast<int>(sender));
+        std::array<uint8_t, port_identity_len> pid{};
+        pid[7] = sender;
+        pid[9] = 1;
+        const auto* d = (*on_dev)->lookup(pid.data());
+        ASSERT_NE(d, nullptr);
+        std::array<uint8_t, gmac_nonce_len> nonce{};
+        std::copy(d->salt.begin(), d->salt.end(), nonce.begin());
+        nonce[11] = sender;
+        std::array<uint8_t, 16> a{};
+        ASSERT_TRUE(eng->compute_one(*d->key, msg, nonce.data(), a.data()));
+        const auto* c = (*on_cpu)->lookup(pid.data());
+        ASSERT_NE(c, nullptr);
+        EXPECT_EQ(d->salt, c->salt);
+        std::array<uint8_t, 16> b{};
+        ASSERT_TRUE(cpu.compute_one(*c->key, msg, nonce.data(), b.data()));
+        EXPECT_EQ(a, b);
+    }
+    EXPECT_EQ((*on_dev)->derivations(), (*on_cpu)->derivations());
+    EXPECT_EQ(eng->device_errors(), 0U);
 }
 
 TEST_F(cryptodev_engine_test, requests_it_cannot_take_are_left_alone_and_the_rest_computed) {
