@@ -355,7 +355,7 @@ uint16_t cryptodev_engine::run(const mac_request* reqs, uint16_t n) noexcept {
         if (is_gmac(k.alg())) {
             std::memcpy(rte_crypto_op_ctod_offset(op, uint8_t*, iv_offset), r.nonce, gmac_nonce_len);
         }
-        *rte_crypto_op_ctod_offset(op, uint16_t*, index_offset) = i;
+        std::memcpy(rte_crypto_op_ctod_offset(op, uint8_t*, index_offset), &i, sizeof(i));
         ++m;
     }
     if (m == 0) {
@@ -384,7 +384,8 @@ uint16_t cryptodev_engine::run(const mac_request* reqs, uint16_t n) noexcept {
             ++_device_errors;
             continue;
         }
-        const uint16_t i = *rte_crypto_op_ctod_offset(op, uint16_t*, index_offset);
+        uint16_t i = 0;
+        std::memcpy(&i, rte_crypto_op_ctod_offset(op, uint8_t*, index_offset), sizeof(i));
         const auto& k = static_cast<const cdev_key&>(*reqs[i].key);
         std::memcpy(reqs[i].icv_out, sym_of(op)->auth.digest.data, k.icv_len());
         ++done;
