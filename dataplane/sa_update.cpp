@@ -342,7 +342,9 @@ sa_wire::ack make_ack(const sa_wire::update& u, const status& outcome, std::stri
     a.key_id = u.key_id;
     const std::string_view why = outcome ? note : std::string_view(outcome.err().message);
     const size_t n = std::min(why.size(), sa_wire::reason_len - 1);
-    std::memcpy(a.reason, why.data(), n);
+    if (n != 0) { // an empty view may hold no pointer at all
+        std::memcpy(a.reason, why.data(), n);
+    }
     a.reason[n] = '\0';
     return a;
 }

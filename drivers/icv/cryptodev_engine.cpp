@@ -351,7 +351,9 @@ uint16_t cryptodev_engine::run(const mac_request* reqs, uint16_t n) noexcept {
         sym->auth.data.length = r.len;
         sym->auth.digest.data = rte_pktmbuf_mtod_offset(mb, uint8_t*, max_message);
         sym->auth.digest.phys_addr = rte_pktmbuf_iova_offset(mb, max_message);
-        std::memcpy(rte_pktmbuf_mtod(mb, uint8_t*), r.msg, r.len);
+        if (r.len != 0) { // an empty message may come without a pointer
+            std::memcpy(rte_pktmbuf_mtod(mb, uint8_t*), r.msg, r.len);
+        }
         if (is_gmac(k.alg())) {
             std::memcpy(rte_crypto_op_ctod_offset(op, uint8_t*, iv_offset), r.nonce, gmac_nonce_len);
         }
