@@ -81,6 +81,29 @@ void check_retired(const update_result& r) {
     }
 }
 
+/// What an applied update that made a version must have done.
+void apply_checks(const sa_wire::update& u, const update_result& r, uint64_t now) {
+    if (u.operation == static_cast<uint8_t>(sa_wire::op::add_key)) {
+        const sa_key* k = r.next->find(u.spp)->find_key(u.key_id);
+        require(k != nullptr, "an added key is installed");
+        require(k->expires_ns == (u.lifetime_ms == 0 ? 0 : now + u.lifetime_ms * 1'000'000),
+                "the deadline is the lifetime from now");
+    }
+    if (u.operation == static_cast<uint8_t>(sa_wire::op::set_ticket)) {
+        const security_association* sa = r.next->find(u.spp);
+        require(sa != nullptr && sa->find_key(u.key_id) != nullptr, "a ticket is set on an installed key");
+        const key_ticket* t = sa->find_ticket(u.key_id);
+        if (u.key_len == 0) {
+            require(t == nullptr, "length 0 takes the ticket away");
+        } else {
+            require(t != nullptr && t->length == u.key_len &&
+                        std::memcmp(t->value.data(), sa_wire::ticket_value(u), u.key_len) == 0,
+                    "the ticket is the record's value");
+        }
+    }
+    check_retired(r);
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -122,28 +145,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             require(a.reason[0] != '\0', "a refusal says why");
             continue;
         }
-        require(r->next != nullptr, "an applied update makes a version");
-        if (u.operation == static_cast<uint8_t>(sa_wire::op::add_key)) {
-            const sa_key* k = r->next->find(u.spp)->find_key(u.key_id);
-            require(k != nullptr, "an added key is installed");
-            require(k->expires_ns == (u.lifetime_ms == 0 ? 0 : now + u.lifetime_ms * 1'000'000),
-                    "the deadline is the lifetime from now");
+        if (r->next == nullptr) {
+            // Only a removal of a key the SA retired already changes nothing.
+            const security_association* sa = db->find(u.spp);
+            require(u.operation == static_cast<uint8_t>(sa_wire::op::remove_key) && sa != nullptr &&
+                        sa->find_key(u.key_id) == nullptr && sa->retired_ids.contains(u.key_id),
+                    "an applied update without a version removes a retired key");
+            require(r->retired.empty() && !r->note.empty(), "it retires nothing and says so");
+            const sa_wire::ack noted = make_ack(u, ok_status(), r->note);
+            require(noted.result == static_cast<uint8_t>(sa_wire::status::applied) && noted.reason[0] != '\0',
+                    "the note is in the acknowledgement");
+        } else {
+            apply_checks(u, *r, now);
+            db = std::move(r->next);
+            check_consistent(*db);
         }
-        if (u.operation == static_cast<uint8_t>(sa_wire::op::set_ticket)) {
-            const security_association* sa = r->next->find(u.spp);
-            require(sa != nullptr && sa->find_key(u.key_id) != nullptr, "a ticket is set on an installed key");
-            const key_ticket* t = sa->find_ticket(u.key_id);
-            if (u.key_len == 0) {
-                require(t == nullptr, "length 0 takes the ticket away");
-            } else {
-                require(t != nullptr && t->length == u.key_len &&
-                            std::memcmp(t->value.data(), sa_wire::ticket_value(u), u.key_len) == 0,
-                        "the ticket is the record's value");
-            }
-        }
-        check_retired(*r);
-        db = std::move(r->next);
-        check_consistent(*db);
 
         // The service loop's pass: keys whose deadline passed go, once.
         const uint64_t due = next_expiry(*db);
