@@ -68,10 +68,6 @@ manager_ptr make_manager(icv::imb_arch arch) {
     return m;
 }
 
-bool is_hmac(icv::algorithm alg) noexcept {
-    return alg == icv::algorithm::hmac_sha256_128 || alg == icv::algorithm::hmac_sha256;
-}
-
 IMB_HASH_ALG hash_alg_of(icv::algorithm alg) noexcept {
     switch (alg) {
     case icv::algorithm::hmac_sha256_128:

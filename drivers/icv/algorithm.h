@@ -78,6 +78,10 @@ inline bool is_gmac(algorithm alg) noexcept {
     return info(alg).needs_iv;
 }
 
+inline bool is_hmac(algorithm alg) noexcept {
+    return alg == algorithm::hmac_sha256_128 || alg == algorithm::hmac_sha256;
+}
+
 /// Looks an algorithm up by its short name ("aes-gmac-256").
 std::optional<algorithm> from_name(std::string_view name) noexcept;
 

@@ -42,10 +42,6 @@ rte_crypto_sym_op* sym_of(rte_crypto_op* op) noexcept {
     return reinterpret_cast<rte_crypto_sym_op*>(reinterpret_cast<uint8_t*>(op) + offsetof(rte_crypto_op, sym));
 }
 
-bool is_hmac(algorithm alg) noexcept {
-    return alg == algorithm::hmac_sha256_128 || alg == algorithm::hmac_sha256;
-}
-
 rte_crypto_auth_algorithm auth_algorithm(algorithm alg) noexcept {
     if (is_hmac(alg)) {
         return RTE_CRYPTO_AUTH_SHA256_HMAC;
@@ -302,8 +298,7 @@ bool cryptodev_engine::rekey(prepared_key& pk, std::span<const uint8_t> key) noe
         return false;
     }
     auto& k = static_cast<cdev_key&>(pk);
-    const auto& ai = info(k.alg());
-    if (k.dev != _dev || key.empty() || key.size() > max_key_len || (ai.key_len != 0 && key.size() != ai.key_len)) {
+    if (k.dev != _dev || !key_length_fits(k.alg(), key.size())) {
         return false;
     }
     // The new session first: a failure keeps the old key working.

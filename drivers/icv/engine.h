@@ -88,4 +88,11 @@ public:
 /// Checks a key length against an algorithm; the message names the problem.
 status check_key_length(algorithm alg, size_t key_len);
 
+/// The same check without a message, for rekey() on the fast path: AES keys
+/// of their length, HMAC keys of 1 to max_key_len octets.
+inline bool key_length_fits(algorithm alg, size_t key_len) noexcept {
+    const uint8_t fixed = info(alg).key_len;
+    return key_len != 0 && key_len <= max_key_len && (fixed == 0 || key_len == fixed);
+}
+
 } // namespace ptpsec::icv

@@ -172,10 +172,6 @@ void fill_job(IMB_JOB* job, const mac_request& r) noexcept {
     }
 }
 
-bool is_hmac(algorithm alg) noexcept {
-    return alg == algorithm::hmac_sha256_128 || alg == algorithm::hmac_sha256;
-}
-
 } // namespace
 
 struct ipsecmb_engine::job_array {
@@ -319,8 +315,7 @@ bool ipsecmb_engine::rekey(prepared_key& pk, std::span<const uint8_t> key) noexc
     if (k->arch != arch_for(k->alg())) {
         return false;
     }
-    const auto& ai = info(k->alg());
-    if (key.empty() || key.size() > max_key_len || (ai.key_len != 0 && key.size() != ai.key_len)) {
+    if (!key_length_fits(k->alg(), key.size())) {
         return false;
     }
     expand(manager_for(k->alg()), *k, key);

@@ -125,12 +125,11 @@ bool openssl_engine::rekey(prepared_key& pk, std::span<const uint8_t> key) noexc
     auto& k = static_cast<ossl_key&>(pk);
     // Checked before EVP_MAC_init: an empty key would keep the old one, and
     // a refused AES key would leave the context without a key.
-    const auto& ai = info(k.alg());
-    if (key.empty() || key.size() > max_key_len || (ai.key_len != 0 && key.size() != ai.key_len)) {
+    if (!key_length_fits(k.alg(), key.size())) {
         return false;
     }
     OSSL_PARAM params[2];
-    if (is_gmac(k.alg()) || k.alg() == algorithm::aes_cmac_128 || k.alg() == algorithm::aes_cmac_256) {
+    if (!is_hmac(k.alg())) {
         params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_CIPHER, const_cast<char*>(cipher_of(k.alg())), 0);
     } else {
         params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"), 0);
