@@ -241,13 +241,21 @@ bool same_bytes(std::span<const uint8_t> a, std::span<const uint8_t> b) {
 /// (Part 2 §8.3): fixedTPM and fixedParent (it can never be duplicated out
 /// of this TPM), sensitiveDataOrigin (the TPM generated the private key, so
 /// nobody else ever had it), userWithAuth (TPM2_Sign with a password session),
-/// sign without decrypt, not restricted (it signs digests computed outside
-/// the TPM, Part 3 §20.2, and may still quote, Part 3 §18.4), noDA (its
-/// authValue is empty: there is nothing to guess, and failed attempts
-/// against it must not push the TPM into lockout).
+/// sign without decrypt, restricted, noDA (its authValue is empty: there is
+/// nothing to guess, and failed attempts against it must not push the TPM
+/// into lockout).
+///
+/// Restricted, because the same key quotes the platform state (Part 3
+/// §18.4). The TPM signs outside data with a restricted key only against a
+/// ticket of its own hash of that data (TPM2_Hash, Part 3 §15.4), and gives
+/// no ticket for data that starts with TPM_GENERATED_VALUE (Part 1 §36.4).
+/// An unrestricted key signs any digest it is given: whoever can reach the
+/// TPM (a host running a changed kernel, say) could have it sign a
+/// TPMS_ATTEST written to show the enrolled PCR values, and the quote would
+/// prove nothing.
 constexpr TPMA_OBJECT signing_key_attributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
                                                TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
-                                               TPMA_OBJECT_NODA | TPMA_OBJECT_SIGN_ENCRYPT;
+                                               TPMA_OBJECT_NODA | TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_SIGN_ENCRYPT;
 
 TPM2B_PUBLIC signing_key_template(uint32_t key_handle) {
     TPM2B_PUBLIC t{};
@@ -421,6 +429,10 @@ status check_signing_public(const TPMT_PUBLIC& p) {
     if ((a & TPMA_OBJECT_DECRYPT) != 0) {
         return error{"decrypt is set: the key is not a signing-only key"};
     }
+    if ((a & TPMA_OBJECT_RESTRICTED) == 0) {
+        return error{"restricted is clear: the TPM signs any digest with the key, so a quote by it proves nothing "
+                     "(whoever reaches the TPM can have it sign a TPMS_ATTEST of their own)"};
+    }
     const auto& scheme = p.parameters.eccDetail.scheme;
     if (scheme.scheme != TPM2_ALG_ECDSA || scheme.details.ecdsa.hashAlg != TPM2_ALG_SHA256) {
         return error{fmt::format("the key's scheme is 0x{:04x}/0x{:04x}, not ECDSA/SHA-256", scheme.scheme,
@@ -501,8 +513,8 @@ public:
         return with_tpm<tpm_key_public>([this]() -> tpm_result<tpm_key_public> { return _key_public; });
     }
 
-    tpm_result<std::vector<uint8_t>> sign(const std::array<uint8_t, 32>& digest) {
-        return with_tpm<std::vector<uint8_t>>([&]() { return sign_now(digest); });
+    tpm_result<std::vector<uint8_t>> sign(std::span<const uint8_t> message) {
+        return with_tpm<std::vector<uint8_t>>([&]() { return sign_now(message); });
     }
 
     tpm_result<uint64_t> next_counter() {
@@ -722,9 +734,6 @@ private:
         }
         const TPMT_PUBLIC& p = pub->publicArea;
         status s = check_signing_public(p);
-        if (s && (p.objectAttributes & TPMA_OBJECT_RESTRICTED) != 0) {
-            s = error{"restricted is set: the key cannot sign digests made outside the TPM"};
-        }
         if (s && (p.objectAttributes & TPMA_OBJECT_USERWITHAUTH) == 0) {
             s = error{"userWithAuth is clear: the key needs a policy to sign"};
         }
@@ -894,26 +903,87 @@ private:
         return value;
     }
 
-    tpm_result<std::vector<uint8_t>> sign_now(const std::array<uint8_t, 32>& digest) {
-        TPM2B_DIGEST d{};
-        d.size = static_cast<UINT16>(digest.size());
-        std::copy(digest.begin(), digest.end(), d.buffer);
+    /// ES256 over `message`: the TPM hashes it (TPM2_Hash, or a hash
+    /// sequence past TPM2_MAX_DIGEST_BUFFER octets) and signs that digest
+    /// with the ticket the hash gave, as a restricted key requires (Part 3
+    /// §20.2).
+    tpm_result<std::vector<uint8_t>> sign_now(std::span<const uint8_t> message) {
+        if (starts_with_generated_value(message)) {
+            return tpm_failure{"the message starts with TPM_GENERATED_VALUE (0xff544347): the TPM signs such octets "
+                               "only as its own attestations",
+                               false};
+        }
+        TPM2B_DIGEST* digest_raw = nullptr;
+        TPMT_TK_HASHCHECK* ticket_raw = nullptr;
+        if (auto h = hash_in_tpm(message, digest_raw, ticket_raw); !h) {
+            return h.err();
+        }
+        esys_ptr<TPM2B_DIGEST> digest(digest_raw);
+        esys_ptr<TPMT_TK_HASHCHECK> ticket(ticket_raw);
         TPMT_SIG_SCHEME scheme{};
         scheme.scheme = TPM2_ALG_ECDSA;
         scheme.details.ecdsa.hashAlg = TPM2_ALG_SHA256;
-        // A NULL ticket: the key is not restricted, so the TPM need not
-        // have computed the digest itself (Part 3 §20.2.1).
-        TPMT_TK_HASHCHECK validation{};
-        validation.tag = TPM2_ST_HASHCHECK;
-        validation.hierarchy = TPM2_RH_NULL;
         TPMT_SIGNATURE* sig_raw = nullptr;
-        const TSS2_RC rc = Esys_Sign(_esys.get(), _key, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &d, &scheme,
-                                     &validation, &sig_raw);
+        const TSS2_RC rc = Esys_Sign(_esys.get(), _key, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, digest.get(),
+                                     &scheme, ticket.get(), &sig_raw);
         esys_ptr<TPMT_SIGNATURE> sig(sig_raw);
         if (rc != TSS2_RC_SUCCESS) {
             return failure("TPM2_Sign", rc);
         }
         return raw_signature(*sig);
+    }
+
+    static bool starts_with_generated_value(std::span<const uint8_t> message) {
+        constexpr std::array<uint8_t, 4> magic = {0xff, 0x54, 0x43, 0x47}; // TPM_GENERATED_VALUE, big-endian
+        return message.size() >= magic.size() && std::equal(magic.begin(), magic.end(), message.begin());
+    }
+
+    /// SHA-256 of `message` computed by the TPM, with its hash-check ticket
+    /// for the owner hierarchy (the signing key's).
+    tpm_result<ok_t> hash_in_tpm(std::span<const uint8_t> message, TPM2B_DIGEST*& digest,
+                                 TPMT_TK_HASHCHECK*& ticket) {
+        constexpr size_t piece = TPM2_MAX_DIGEST_BUFFER;
+        TPM2B_MAX_BUFFER data{};
+        if (message.size() <= piece) {
+            data.size = static_cast<UINT16>(message.size());
+            std::copy(message.begin(), message.end(), data.buffer);
+            const TSS2_RC rc = Esys_Hash(_esys.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &data, TPM2_ALG_SHA256,
+                                         ESYS_TR_RH_OWNER, &digest, &ticket);
+            if (rc != TSS2_RC_SUCCESS) {
+                return failure("TPM2_Hash", rc);
+            }
+            return ok_t{};
+        }
+        // Part 3 §17.3-17.5. The sequence object is flushed by
+        // TPM2_SequenceComplete; on a failure before that, here.
+        const TPM2B_AUTH auth{};
+        ESYS_TR sequence = ESYS_TR_NONE;
+        TSS2_RC rc =
+            Esys_HashSequenceStart(_esys.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &auth, TPM2_ALG_SHA256, &sequence);
+        if (rc != TSS2_RC_SUCCESS) {
+            return failure("TPM2_HashSequenceStart", rc);
+        }
+        size_t at = 0;
+        // The last piece goes with TPM2_SequenceComplete.
+        while (message.size() - at > piece) {
+            data.size = static_cast<UINT16>(piece);
+            std::copy_n(message.begin() + static_cast<std::ptrdiff_t>(at), piece, data.buffer);
+            rc = Esys_SequenceUpdate(_esys.get(), sequence, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &data);
+            if (rc != TSS2_RC_SUCCESS) {
+                (void)Esys_FlushContext(_esys.get(), sequence);
+                return failure("TPM2_SequenceUpdate", rc);
+            }
+            at += piece;
+        }
+        data.size = static_cast<UINT16>(message.size() - at);
+        std::copy(message.begin() + static_cast<std::ptrdiff_t>(at), message.end(), data.buffer);
+        rc = Esys_SequenceComplete(_esys.get(), sequence, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &data,
+                                   ESYS_TR_RH_OWNER, &digest, &ticket);
+        if (rc != TSS2_RC_SUCCESS) {
+            (void)Esys_FlushContext(_esys.get(), sequence);
+            return failure("TPM2_SequenceComplete", rc);
+        }
+        return ok_t{};
     }
 
     static tpm_result<std::vector<uint8_t>> raw_signature(const TPMT_SIGNATURE& sig) {
@@ -1325,10 +1395,12 @@ result<uint64_t> tpm_signer::read_counter() {
 }
 
 result<std::vector<uint8_t>> tpm_signer::sign(std::span<const uint8_t> message) {
-    const auto digest = sha256(message);
+    // The TPM hashes the message itself (sign_now): the operation owns a
+    // copy, as it may outlive this call on a hung TPM.
+    std::vector<uint8_t> copy(message.begin(), message.end());
     std::lock_guard lock(_call_mutex);
-    return _worker->run<std::vector<uint8_t>>("signing with the TPM",
-                                              [digest](tpm_session& session) { return session.sign(digest); });
+    return _worker->run<std::vector<uint8_t>>(
+        "signing with the TPM", [m = std::move(copy)](tpm_session& session) { return session.sign(m); });
 }
 
 result<std::vector<uint8_t>> tpm_signer::endorsement_key_der() {

@@ -188,9 +188,11 @@ private:
 
 /// Checks, without a TPM, that `public_area` (a marshalled TPM2B_PUBLIC) is
 /// a non-exportable ECDSA P-256 signing key made in a TPM (fixedTPM,
-/// fixedParent, sensitiveDataOrigin and sign set, decrypt clear, scheme
-/// ECDSA/SHA-256, nameAlg SHA-256) whose point is the one in
+/// fixedParent, sensitiveDataOrigin, sign and restricted set, decrypt
+/// clear, scheme ECDSA/SHA-256, nameAlg SHA-256) whose point is the one in
 /// `expected_spki_der`. Returns the key's TPM name, or says what is wrong.
+/// Restricted: only then does a TPMS_ATTEST signed by the key come from the
+/// TPM (check_quote); the TPM signs any digest with an unrestricted key.
 result<std::vector<uint8_t>> check_key_public(std::span<const uint8_t> public_area,
                                               std::span<const uint8_t> expected_spki_der);
 

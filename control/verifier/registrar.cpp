@@ -269,6 +269,25 @@ result<std::unique_ptr<registrar>> registrar::open(const std::string& path) {
     return std::unique_ptr<registrar>(new registrar(std::move(*db), path));
 }
 
+namespace {
+
+/// Whether a quote by the TPM signer `s` can be taken for its TPM's: its
+/// recorded public area must still pass the enrolment check, restricted
+/// included (hsm::check_key_public). A signer enrolled with an unrestricted
+/// key (its host could have had the key sign a TPMS_ATTEST of its own) must
+/// be enrolled again with the key a ptpsec signer makes now.
+status quotes_trusted(const signer_record& s) {
+    if (auto name = hsm::check_key_public(s.tpm.key_public_area, s.public_key_der); !name) {
+        return error{fmt::format("its quotes cannot be trusted: the enrolled key's public area: {}; revoke the "
+                                 "signer, evict its key from the TPM (tpm2_evictcontrol) and enrol the TPM under a "
+                                 "new signer_id",
+                                 name.message())};
+    }
+    return ok_status();
+}
+
+} // namespace
+
 status registrar::check_platform(std::string_view signer_id, std::span<const uint8_t> attest,
                                  std::span<const uint8_t> signature, std::span<const uint8_t> binding) {
     auto found = lookup(signer_id);
@@ -285,6 +304,9 @@ status registrar::check_platform(std::string_view signer_id, std::span<const uin
     }
     if (s.revoked_at_ns) {
         return error{fmt::format("signer \"{}\" is revoked ({})", signer_id, s.revocation_reason)};
+    }
+    if (status st = quotes_trusted(s); !st) {
+        return error{fmt::format("signer \"{}\": {}", signer_id, st.message())};
     }
     if (status st = hsm::check_quote(attest, signature, s.public_key_der, binding, s.expected_pcrs); !st) {
         return error{fmt::format("signer \"{}\": {}", signer_id, st.message())};
@@ -732,6 +754,9 @@ result<bool> registrar::update_profile(std::string_view signer_id, const hsm::tp
     }
     if (e.revoked_at_ns) {
         return error{fmt::format("{}: it is revoked ({})", who, e.revocation_reason)};
+    }
+    if (auto s = quotes_trusted(e); !s) {
+        return error{fmt::format("{}: {}", who, s.message())};
     }
     if (issued_nonce.empty()) {
         return error{fmt::format("{}: no nonce was issued for the quote", who)};

@@ -353,6 +353,111 @@ TEST_F(tpm_signer_test, quote_is_checked_and_every_refusal_says_why) {
     EXPECT_FALSE(signer->quote(random_bytes(65), pcrs).ok());
 }
 
+/// A TPMS_ATTEST of a quote (Part 2 §10.12.12) as a host could write it
+/// itself: the magic, the nonce, the PCR selection and the digest of the
+/// values it wants the verifier to see.
+std::vector<uint8_t> made_up_quote(std::span<const uint8_t> nonce, const pcr_values& pcrs) {
+    TPMS_ATTEST a{};
+    a.magic = TPM2_GENERATED_VALUE;
+    a.type = TPM2_ST_ATTEST_QUOTE;
+    a.extraData.size = static_cast<UINT16>(nonce.size());
+    std::copy(nonce.begin(), nonce.end(), a.extraData.buffer);
+    auto& sel = a.attested.quote.pcrSelect;
+    sel.count = 1;
+    sel.pcrSelections[0].hash = TPM2_ALG_SHA256;
+    sel.pcrSelections[0].sizeofSelect = 3;
+    std::vector<uint8_t> concat;
+    for (const auto& [index, value] : pcrs) {
+        sel.pcrSelections[0].pcrSelect[index / 8] |= static_cast<uint8_t>(1U << (index % 8));
+        concat.insert(concat.end(), value.begin(), value.end());
+    }
+    std::array<uint8_t, 32> digest{};
+    unsigned len = 0;
+    EXPECT_EQ(EVP_Digest(concat.data(), concat.size(), digest.data(), &len, EVP_sha256(), nullptr), 1);
+    a.attested.quote.pcrDigest.size = 32;
+    std::copy(digest.begin(), digest.end(), a.attested.quote.pcrDigest.buffer);
+    std::vector<uint8_t> out(sizeof(TPMS_ATTEST));
+    size_t n = 0;
+    EXPECT_EQ(Tss2_MU_TPMS_ATTEST_Marshal(&a, out.data(), out.size(), &n), TSS2_RC_SUCCESS);
+    out.resize(n);
+    return out;
+}
+
+// A quote proves the platform state only if the host cannot make the key
+// sign a TPMS_ATTEST of its own: the TPM refuses to sign outside data that
+// starts with TPM_GENERATED_VALUE only with a restricted key (Part 3 §20.2),
+// so the signing key is restricted and signs through TPM2_Hash's ticket.
+TEST_F(tpm_signer_test, a_host_cannot_have_the_key_sign_a_quote_it_made_up) {
+    auto signer = open();
+    ASSERT_NE(signer, nullptr);
+    const std::vector<uint8_t> spki = signer->info().public_key_der; // the signer is opened again below
+    const auto nonce = random_bytes(32);
+    const std::vector<unsigned> indices{0, 1, 7};
+    auto real = signer->quote(nonce, indices);
+    ASSERT_TRUE(real.ok()) << real.message();
+    ASSERT_TRUE(check_quote(real->attest, real->signature, spki, nonce, real->pcrs).ok());
+
+    // The values an attacker wants seen: the enrolled ones (here those the
+    // TPM has now), after PCR 7 was extended by what it loaded.
+    {
+        direct_tpm direct(_tpm->tcti());
+        direct.extend(7, random_bytes(32));
+    }
+    const std::vector<uint8_t> forged = made_up_quote(nonce, real->pcrs);
+    auto signature = signer->sign(forged);
+    if (signature.ok()) {
+        EXPECT_FALSE(check_quote(forged, *signature, spki, nonce, real->pcrs).ok())
+            << "a quote the host made up passes for the TPM's";
+    }
+    ASSERT_FALSE(signature.ok()) << "the TPM signed a TPMS_ATTEST the host made up";
+    EXPECT_NE(signature.message().find("TPM_GENERATED_VALUE"), std::string::npos) << signature.message();
+    const uint32_t handle = settings().key_handle;
+    signer.reset(); // swtpm serves one connection at a time
+
+    // Past the signer, straight to the TPM, as a host could: the TPM itself
+    // refuses, with either ticket.
+    std::array<uint8_t, 32> digest{};
+    unsigned digest_len = 0;
+    ASSERT_EQ(EVP_Digest(forged.data(), forged.size(), digest.data(), &digest_len, EVP_sha256(), nullptr), 1);
+    // A format-one response code (Part 2 §6.6) of the TPM itself, whatever
+    // the parameter it names.
+    const auto is_ticket_error = [](TSS2_RC rc) {
+        return (rc & ~TSS2_RC_LAYER_MASK) == rc && (rc & (TPM2_RC_FMT1 | 0x3FU)) == TPM2_RC_TICKET;
+    };
+    {
+        direct_tpm direct(_tpm->tcti());
+        const TSS2_RC no_ticket = direct.sign_digest(handle, digest);
+        EXPECT_TRUE(is_ticket_error(no_ticket))
+            << "TPM2_Sign of a digest the host computed, without a ticket: 0x" << std::hex << no_ticket;
+        const TSS2_RC hashed = direct.hash_and_sign(handle, forged);
+        EXPECT_TRUE(is_ticket_error(hashed)) << "TPM2_Hash gives no ticket for TPM_GENERATED_VALUE: 0x" << std::hex
+                                             << hashed;
+        // An unrestricted key, as the signer made before, signs it: the
+        // reason the signer and the Registrar refuse such a key.
+        constexpr uint32_t unrestricted = 0x81000201;
+        direct.persist_unrestricted_signing_key(unrestricted);
+        EXPECT_EQ(direct.sign_digest(unrestricted, digest), TSS2_RC_SUCCESS);
+    }
+    signer = open();
+    ASSERT_NE(signer, nullptr);
+
+    // Other octets still sign, through TPM2_Hash (at most 1024 octets) or a
+    // hash sequence (longer), and verify as ES256 over the message.
+    for (const size_t len : {size_t{0}, size_t{1}, size_t{200}, size_t{1024}, size_t{1025}, size_t{5000}}) {
+        auto message = random_bytes(len);
+        if (len >= 4) {
+            message[0] = 0x84; // not the magic
+        }
+        auto sig = signer->sign(message);
+        ASSERT_TRUE(sig.ok()) << len << ": " << sig.message();
+        EXPECT_TRUE(verify_signature(signature_algorithm::es256, spki, message, *sig).ok()) << len;
+    }
+    // The magic past the first octet is nobody's concern.
+    auto inner = made_up_quote(nonce, real->pcrs);
+    inner.insert(inner.begin(), 0x84);
+    EXPECT_TRUE(signer->sign(inner).ok());
+}
+
 TEST_F(tpm_signer_test, endorsement_key_is_a_p256_spki) {
     auto signer = open();
     ASSERT_NE(signer, nullptr);
@@ -716,6 +821,21 @@ TEST_F(tpm_signer_test, refuses_what_is_not_ours_at_its_handles) {
     ASSERT_FALSE(bad_key.ok());
     EXPECT_NE(bad_key.message().find("0x81000200"), std::string::npos) << bad_key.message();
     EXPECT_NE(bad_key.message().find("not a usable signing key"), std::string::npos) << bad_key.message();
+
+    // A signing key in every way but restricted (its quotes would prove
+    // nothing): refused, saying so.
+    constexpr uint32_t unrestricted_key = 0x81000201;
+    {
+        direct_tpm direct(_tpm->tcti());
+        direct.persist_unrestricted_signing_key(unrestricted_key);
+    }
+    s = settings();
+    s.key_handle = unrestricted_key;
+    auto unrestricted = tpm_signer::open(s);
+    ASSERT_FALSE(unrestricted.ok());
+    EXPECT_NE(unrestricted.message().find("0x81000201"), std::string::npos) << unrestricted.message();
+    EXPECT_NE(unrestricted.message().find("restricted is clear"), std::string::npos) << unrestricted.message();
+    EXPECT_NE(unrestricted.message().find("evict it"), std::string::npos) << unrestricted.message();
 
     s = settings();
     s.counter_index = foreign_index;

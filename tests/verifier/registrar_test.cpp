@@ -14,6 +14,7 @@
 #include "helpers.h"
 
 #include <control/verifier/audit_store.h>
+#include <control/verifier/sql.h>
 #include <control/verifier/verifier.h>
 #include <drivers/base/hex.h>
 #include <hsm/pkcs11_signer.h>
@@ -22,6 +23,7 @@
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <tss2/tss2_mu.h>
 
 #include <sys/stat.h>
 
@@ -563,6 +565,76 @@ TEST_F(registrar_tpm, a_platform_quote_passes_only_for_its_session_its_signer_an
     ASSERT_TRUE(_registrar->revoke("gm-tpm", "decommissioned", 1));
     expect_refused(_registrar->check_platform("gm-tpm", q->attest, q->signature, session),
                    "signer \"gm-tpm\" is revoked (decommissioned)");
+}
+
+/// `public_area` (a marshalled TPM2B_PUBLIC) with restricted cleared: the
+/// same key point, as an unrestricted key would show it.
+std::vector<uint8_t> without_restricted(const std::vector<uint8_t>& public_area) {
+    TPM2B_PUBLIC p{};
+    size_t offset = 0;
+    EXPECT_EQ(Tss2_MU_TPM2B_PUBLIC_Unmarshal(public_area.data(), public_area.size(), &offset, &p), TSS2_RC_SUCCESS);
+    p.publicArea.objectAttributes &= ~TPMA_OBJECT_RESTRICTED;
+    std::vector<uint8_t> out(sizeof(TPM2B_PUBLIC));
+    size_t len = 0;
+    EXPECT_EQ(Tss2_MU_TPM2B_PUBLIC_Marshal(&p, out.data(), out.size(), &len), TSS2_RC_SUCCESS);
+    out.resize(len);
+    return out;
+}
+
+// The TPM signs any digest with an unrestricted key, so a quote by one
+// proves nothing: such a key is not enrolled, and a signer recorded with one
+// (a registry from before keys were restricted) vouches for no platform and
+// has no profile replaced until it is enrolled again.
+TEST_F(registrar_tpm, a_signer_with_an_unrestricted_key_is_not_enrolled_and_its_quotes_count_for_nothing) {
+    const std::vector<unsigned> pcrs{0, 7};
+    const auto expected = current_pcrs(*_signer, pcrs);
+    auto nonce = make_nonce();
+    auto credential = make_nonce();
+    ASSERT_TRUE(nonce && credential);
+    auto q = _signer->quote(*nonce, pcrs);
+    ASSERT_TRUE(q) << q.message();
+    auto ek = _signer->endorsement_key_der();
+    ASSERT_TRUE(ek) << ek.message();
+    auto blob = hsm::make_credential(*ek, _signer->key_public().name, *credential);
+    ASSERT_TRUE(blob) << blob.message();
+    auto opened = _signer->activate_credential(*blob);
+    ASSERT_TRUE(opened) << opened.message();
+    tpm_enrolment e;
+    e.signer_id = "gm-tpm";
+    e.public_key_der = _signer->info().public_key_der;
+    e.key_public_area = without_restricted(_signer->key_public().public_area);
+    e.ek_public_der = *ek;
+    e.quote = *q;
+    e.expected_pcrs = expected;
+    e.activated_credential = *opened;
+    expect_refused(_registrar->enrol_tpm(e, *nonce, *credential),
+                   "the signing key's public area: restricted is clear: the TPM signs any digest with the key");
+    EXPECT_FALSE(*_registrar->lookup("gm-tpm"));
+
+    // Enrolled as it is, then recorded as an unrestricted key would be.
+    ASSERT_TRUE(enrol_tpm(*_registrar, *_signer, "gm-tpm", expected));
+    const std::vector<uint8_t> session(32, 0x5a);
+    auto shown = _signer->quote(session, pcrs);
+    ASSERT_TRUE(shown) << shown.message();
+    ASSERT_TRUE(_registrar->check_platform("gm-tpm", shown->attest, shown->signature, session));
+    _registrar.reset();
+    {
+        auto db = sql::open_sqlite(_dir.file("registrar.db"), true);
+        ASSERT_TRUE(db) << db.message();
+        const std::array<sql::value, 1> area{without_restricted(_signer->key_public().public_area)};
+        ASSERT_TRUE((*db)->query("UPDATE signers SET key_public_area = $1 WHERE signer_id = 'gm-tpm';", area));
+    }
+    _registrar = open_registrar(_dir);
+    ASSERT_NE(_registrar, nullptr);
+    expect_refused(_registrar->check_platform("gm-tpm", shown->attest, shown->signature, session),
+                   "signer \"gm-tpm\": its quotes cannot be trusted: the enrolled key's public area: restricted is "
+                   "clear");
+    auto fresh = make_nonce();
+    ASSERT_TRUE(fresh);
+    auto requoted = _signer->quote(*fresh, pcrs);
+    ASSERT_TRUE(requoted) << requoted.message();
+    expect_refused(_registrar->update_profile("gm-tpm", *requoted, *fresh, expected, "firmware 2.1"),
+                   "its quotes cannot be trusted");
 }
 
 // A firmware update changes the platform's PCRs: the operator replaces the
