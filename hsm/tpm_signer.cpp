@@ -940,8 +940,7 @@ private:
 
     /// SHA-256 of `message` computed by the TPM, with its hash-check ticket
     /// for the owner hierarchy (the signing key's).
-    tpm_result<ok_t> hash_in_tpm(std::span<const uint8_t> message, TPM2B_DIGEST*& digest,
-                                 TPMT_TK_HASHCHECK*& ticket) {
+    tpm_result<ok_t> hash_in_tpm(std::span<const uint8_t> message, TPM2B_DIGEST*& digest, TPMT_TK_HASHCHECK*& ticket) {
         constexpr size_t piece = TPM2_MAX_DIGEST_BUFFER;
         TPM2B_MAX_BUFFER data{};
         if (message.size() <= piece) {
@@ -958,8 +957,8 @@ private:
         // TPM2_SequenceComplete; on a failure before that, here.
         const TPM2B_AUTH auth{};
         ESYS_TR sequence = ESYS_TR_NONE;
-        TSS2_RC rc =
-            Esys_HashSequenceStart(_esys.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &auth, TPM2_ALG_SHA256, &sequence);
+        TSS2_RC rc = Esys_HashSequenceStart(_esys.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &auth,
+                                            TPM2_ALG_SHA256, &sequence);
         if (rc != TSS2_RC_SUCCESS) {
             return failure("TPM2_HashSequenceStart", rc);
         }
@@ -1399,8 +1398,8 @@ result<std::vector<uint8_t>> tpm_signer::sign(std::span<const uint8_t> message) 
     // copy, as it may outlive this call on a hung TPM.
     std::vector<uint8_t> copy(message.begin(), message.end());
     std::lock_guard lock(_call_mutex);
-    return _worker->run<std::vector<uint8_t>>(
-        "signing with the TPM", [m = std::move(copy)](tpm_session& session) { return session.sign(m); });
+    return _worker->run<std::vector<uint8_t>>("signing with the TPM",
+                                              [m = std::move(copy)](tpm_session& session) { return session.sign(m); });
 }
 
 result<std::vector<uint8_t>> tpm_signer::endorsement_key_der() {

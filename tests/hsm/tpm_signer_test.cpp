@@ -9,6 +9,7 @@
 
 #include "direct_tpm.h"
 #include "swtpm.h"
+#include "tpm_structures.h"
 
 #include <gtest/gtest.h>
 
@@ -34,6 +35,7 @@ namespace {
 using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
 using test::direct_tpm;
+using test::made_up_quote;
 
 std::vector<uint8_t> bytes(std::string_view s) {
     return {s.begin(), s.end()};
@@ -353,36 +355,6 @@ TEST_F(tpm_signer_test, quote_is_checked_and_every_refusal_says_why) {
     EXPECT_FALSE(signer->quote(random_bytes(65), pcrs).ok());
 }
 
-/// A TPMS_ATTEST of a quote (Part 2 §10.12.12) as a host could write it
-/// itself: the magic, the nonce, the PCR selection and the digest of the
-/// values it wants the verifier to see.
-std::vector<uint8_t> made_up_quote(std::span<const uint8_t> nonce, const pcr_values& pcrs) {
-    TPMS_ATTEST a{};
-    a.magic = TPM2_GENERATED_VALUE;
-    a.type = TPM2_ST_ATTEST_QUOTE;
-    a.extraData.size = static_cast<UINT16>(nonce.size());
-    std::copy(nonce.begin(), nonce.end(), a.extraData.buffer);
-    auto& sel = a.attested.quote.pcrSelect;
-    sel.count = 1;
-    sel.pcrSelections[0].hash = TPM2_ALG_SHA256;
-    sel.pcrSelections[0].sizeofSelect = 3;
-    std::vector<uint8_t> concat;
-    for (const auto& [index, value] : pcrs) {
-        sel.pcrSelections[0].pcrSelect[index / 8] |= static_cast<uint8_t>(1U << (index % 8));
-        concat.insert(concat.end(), value.begin(), value.end());
-    }
-    std::array<uint8_t, 32> digest{};
-    unsigned len = 0;
-    EXPECT_EQ(EVP_Digest(concat.data(), concat.size(), digest.data(), &len, EVP_sha256(), nullptr), 1);
-    a.attested.quote.pcrDigest.size = 32;
-    std::copy(digest.begin(), digest.end(), a.attested.quote.pcrDigest.buffer);
-    std::vector<uint8_t> out(sizeof(TPMS_ATTEST));
-    size_t n = 0;
-    EXPECT_EQ(Tss2_MU_TPMS_ATTEST_Marshal(&a, out.data(), out.size(), &n), TSS2_RC_SUCCESS);
-    out.resize(n);
-    return out;
-}
-
 // A quote proves the platform state only if the host cannot make the key
 // sign a TPMS_ATTEST of its own: the TPM refuses to sign outside data that
 // starts with TPM_GENERATED_VALUE only with a restricted key (Part 3 §20.2),
@@ -430,8 +402,8 @@ TEST_F(tpm_signer_test, a_host_cannot_have_the_key_sign_a_quote_it_made_up) {
         EXPECT_TRUE(is_ticket_error(no_ticket))
             << "TPM2_Sign of a digest the host computed, without a ticket: 0x" << std::hex << no_ticket;
         const TSS2_RC hashed = direct.hash_and_sign(handle, forged);
-        EXPECT_TRUE(is_ticket_error(hashed)) << "TPM2_Hash gives no ticket for TPM_GENERATED_VALUE: 0x" << std::hex
-                                             << hashed;
+        EXPECT_TRUE(is_ticket_error(hashed))
+            << "TPM2_Hash gives no ticket for TPM_GENERATED_VALUE: 0x" << std::hex << hashed;
         // An unrestricted key, as the signer made before, signs it: the
         // reason the signer and the Registrar refuse such a key.
         constexpr uint32_t unrestricted = 0x81000201;
