@@ -3,6 +3,7 @@
 #include <drivers/base/hex.h>
 
 #include <control/verifier/audit_store.h>
+#include <control/verifier/pcr_profile.h>
 #include <control/verifier/registrar.h>
 #include <control/verifier/verifier.h>
 #include <hsm/evidence_log.h>
@@ -160,53 +161,6 @@ const char* message_type_name(uint8_t t) {
     default:
         return "reserved";
     }
-}
-
-/// Expected PCR values, one per line: "INDEX HEX", "INDEX: HEX" or
-/// "INDEX=HEX" (tpm2_pcrread's "  0 : 0x..." too); '#' starts a comment and
-/// a line ending in ':' (a bank name) is skipped.
-result<hsm::pcr_values> read_expected_pcrs(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) {
-        return error{fmt::format("expected PCR file {} cannot be opened", path)};
-    }
-    hsm::pcr_values out;
-    std::string line;
-    for (int number = 1; std::getline(in, line); ++number) {
-        if (const size_t hash = line.find('#'); hash != std::string::npos) {
-            line.erase(hash);
-        }
-        for (char& c : line) {
-            if (c == ':' || c == '=' || c == '\t') {
-                c = ' ';
-            }
-        }
-        std::istringstream fields(line);
-        std::string index_text;
-        std::string value_text;
-        if (!(fields >> index_text)) {
-            continue;
-        }
-        if (!(fields >> value_text)) {
-            continue; // "sha256:"
-        }
-        unsigned index = 0;
-        const auto [p, ec] = std::from_chars(index_text.data(), index_text.data() + index_text.size(), index);
-        auto value = from_hex(value_text);
-        if (ec != std::errc{} || p != index_text.data() + index_text.size() || index >= hsm::pcr_count || !value ||
-            value->size() != 32) {
-            return error{fmt::format("expected PCR file {} line {}: not \"INDEX SHA256-HEX\" with an index 0-{} "
-                                     "and 32 octets",
-                                     path, number, hsm::pcr_count - 1)};
-        }
-        if (!out.emplace(index, std::move(*value)).second) {
-            return error{fmt::format("expected PCR file {} line {}: PCR {} given twice", path, number, index)};
-        }
-    }
-    if (out.empty()) {
-        return error{fmt::format("expected PCR file {} names no PCR", path)};
-    }
-    return out;
 }
 
 struct software_key {
@@ -765,7 +719,7 @@ int cli_commands::state::run_enrol() {
         if (!template_id) {
             return report(fmt::format("--ek: {}", template_id.message()));
         }
-        auto expected = read_expected_pcrs(expected_pcrs_file);
+        auto expected = read_pcr_profile(expected_pcrs_file);
         if (!expected) {
             return report(expected.message());
         }
@@ -865,7 +819,7 @@ result<std::unique_ptr<hsm::tpm_signer>> cli_commands::state::open_tpm(hsm::ek_t
 }
 
 int cli_commands::state::run_update_profile() {
-    auto expected = read_expected_pcrs(expected_pcrs_file);
+    auto expected = read_pcr_profile(expected_pcrs_file);
     if (!expected) {
         return report(expected.message());
     }
