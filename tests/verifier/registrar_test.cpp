@@ -183,6 +183,34 @@ protected:
         return ca;
     }
 
+    /// The material of an enrolment of the fixture's signer as "gm-tpm",
+    /// gathered by hand: a quote of `pcrs` for `nonce`, the EK, and
+    /// `credential` sealed to the EK for the key's Name and opened by this
+    /// TPM. Refusals of the Registrar are tested by changing a part.
+    tpm_enrolment material(const std::vector<unsigned>& pcrs, const hsm::pcr_values& expected,
+                           std::span<const uint8_t> nonce, std::span<const uint8_t> credential) {
+        tpm_enrolment e;
+        auto q = _signer->quote(nonce, pcrs);
+        EXPECT_TRUE(q) << q.message();
+        auto ek = _signer->endorsement_key_der();
+        EXPECT_TRUE(ek) << ek.message();
+        if (!q || !ek) {
+            return e;
+        }
+        auto blob = hsm::make_credential(*ek, _signer->key_public().name, credential);
+        EXPECT_TRUE(blob) << blob.message();
+        auto opened = blob ? _signer->activate_credential(*blob) : result<std::vector<uint8_t>>(error{"no blob"});
+        EXPECT_TRUE(opened) << opened.message();
+        e.signer_id = "gm-tpm";
+        e.public_key_der = _signer->info().public_key_der;
+        e.key_public_area = _signer->key_public().public_area;
+        e.ek_public_der = *ek;
+        e.quote = *q;
+        e.expected_pcrs = expected;
+        e.activated_credential = opened ? *opened : std::vector<uint8_t>{};
+        return e;
+    }
+
     temp_dir _dir;
     std::unique_ptr<ptpsec::test::swtpm> _tpm;
     std::unique_ptr<hsm::tpm_signer> _signer;
@@ -428,27 +456,11 @@ TEST_F(registrar_tpm, enrolment_refuses_a_wrong_profile_a_wrong_nonce_and_a_doct
 
     // A quote made for another nonce (a replayed quote).
     auto nonce = make_nonce();
-    ASSERT_TRUE(nonce);
-    auto q = _signer->quote(*nonce, pcrs);
-    ASSERT_TRUE(q) << q.message();
-    auto ek = _signer->endorsement_key_der();
-    ASSERT_TRUE(ek) << ek.message();
-    // The credential the Registrar seals to the EK for the key's Name, which
-    // this TPM opens.
     auto credential = make_nonce();
-    ASSERT_TRUE(credential);
-    auto blob = hsm::make_credential(*ek, _signer->key_public().name, *credential);
-    ASSERT_TRUE(blob) << blob.message();
-    auto opened = _signer->activate_credential(*blob);
-    ASSERT_TRUE(opened) << opened.message();
-    tpm_enrolment e;
-    e.signer_id = "gm-tpm";
-    e.public_key_der = _signer->info().public_key_der;
-    e.key_public_area = _signer->key_public().public_area;
-    e.ek_public_der = *ek;
-    e.quote = *q;
-    e.expected_pcrs = expected;
-    e.activated_credential = *opened;
+    ASSERT_TRUE(nonce && credential);
+    const tpm_enrolment e = material(pcrs, expected, *nonce, *credential);
+    ASSERT_FALSE(e.activated_credential.empty());
+    const std::vector<uint8_t> ek = e.ek_public_der;
     auto other_nonce = make_nonce();
     expect_refused(_registrar->enrol_tpm(e, *other_nonce, *credential), "nonce");
 
@@ -490,7 +502,7 @@ TEST_F(registrar_tpm, enrolment_refuses_a_wrong_profile_a_wrong_nonce_and_a_doct
     EXPECT_TRUE((*found)->hardware_rooted);
     EXPECT_EQ((*found)->expected_pcrs, expected);
     EXPECT_EQ((*found)->tpm.key_name, _signer->key_public().name);
-    EXPECT_EQ((*found)->tpm.ek_public_der, *ek);
+    EXPECT_EQ((*found)->tpm.ek_public_der, ek);
     EXPECT_NE((*found)->device().find("tpm EK sha256:"), std::string::npos);
     // The whole round trip again: the same key, nothing changes.
     const auto again = enrol_tpm(*_registrar, *_signer, "gm-tpm", expected);
@@ -591,22 +603,9 @@ TEST_F(registrar_tpm, a_signer_with_an_unrestricted_key_is_not_enrolled_and_its_
     auto nonce = make_nonce();
     auto credential = make_nonce();
     ASSERT_TRUE(nonce && credential);
-    auto q = _signer->quote(*nonce, pcrs);
-    ASSERT_TRUE(q) << q.message();
-    auto ek = _signer->endorsement_key_der();
-    ASSERT_TRUE(ek) << ek.message();
-    auto blob = hsm::make_credential(*ek, _signer->key_public().name, *credential);
-    ASSERT_TRUE(blob) << blob.message();
-    auto opened = _signer->activate_credential(*blob);
-    ASSERT_TRUE(opened) << opened.message();
-    tpm_enrolment e;
-    e.signer_id = "gm-tpm";
-    e.public_key_der = _signer->info().public_key_der;
-    e.key_public_area = without_restricted(_signer->key_public().public_area);
-    e.ek_public_der = *ek;
-    e.quote = *q;
-    e.expected_pcrs = expected;
-    e.activated_credential = *opened;
+    tpm_enrolment e = material(pcrs, expected, *nonce, *credential);
+    ASSERT_FALSE(e.activated_credential.empty());
+    e.key_public_area = without_restricted(e.key_public_area);
     expect_refused(_registrar->enrol_tpm(e, *nonce, *credential),
                    "the signing key's public area: restricted is clear: the TPM signs any digest with the key");
     EXPECT_FALSE(*_registrar->lookup("gm-tpm"));
