@@ -1482,8 +1482,10 @@ result<ek_template> parse_ek_template(std::string_view name) {
 // ---------------------------------------------------------------------------
 // Checks without a TPM
 
-result<std::vector<uint8_t>> check_key_public(std::span<const uint8_t> public_area,
-                                              std::span<const uint8_t> expected_spki_der) {
+namespace {
+
+/// check_key_attributes(), with the area unmarshalled for check_key_public().
+result<TPM2B_PUBLIC> signing_public_of(std::span<const uint8_t> public_area) {
     TPM2B_PUBLIC pub{};
     size_t offset = 0;
     if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(public_area.data(), public_area.size(), &offset, &pub) != TSS2_RC_SUCCESS) {
@@ -1495,6 +1497,25 @@ result<std::vector<uint8_t>> check_key_public(std::span<const uint8_t> public_ar
     if (auto s = check_signing_public(pub.publicArea); !s) {
         return s.err();
     }
+    return pub;
+}
+
+} // namespace
+
+status check_key_attributes(std::span<const uint8_t> public_area) {
+    if (auto pub = signing_public_of(public_area); !pub) {
+        return pub.err();
+    }
+    return ok_status();
+}
+
+result<std::vector<uint8_t>> check_key_public(std::span<const uint8_t> public_area,
+                                              std::span<const uint8_t> expected_spki_der) {
+    auto signing_public = signing_public_of(public_area);
+    if (!signing_public) {
+        return signing_public.err();
+    }
+    const TPM2B_PUBLIC& pub = *signing_public;
     auto point = p256_point(expected_spki_der);
     if (!point) {
         return point.err();

@@ -196,6 +196,12 @@ private:
 result<std::vector<uint8_t>> check_key_public(std::span<const uint8_t> public_area,
                                               std::span<const uint8_t> expected_spki_der);
 
+/// The part of check_key_public() that needs no expected key: the area
+/// unmarshals whole and is a restricted, non-exportable ECDSA/SHA-256 P-256
+/// signing key. Cheap (no key decoding): for a public area that
+/// check_key_public() accepted once, checked again against today's rules.
+status check_key_attributes(std::span<const uint8_t> public_area);
+
 /// Checks, without a TPM, a quote made by the key `key_spki_der`: the
 /// signature over `attest`, that `attest` is a TPM-generated quote
 /// (magic, type), that it carries `nonce`, that it covers exactly the

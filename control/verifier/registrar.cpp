@@ -272,16 +272,18 @@ result<std::unique_ptr<registrar>> registrar::open(const std::string& path) {
 namespace {
 
 /// Whether a quote by the TPM signer `s` can be taken for its TPM's: its
-/// recorded public area must still pass the enrolment check, restricted
-/// included (hsm::check_key_public). A signer enrolled with an unrestricted
-/// key (its host could have had the key sign a TPMS_ATTEST of its own) must
-/// be enrolled again with the key a ptpsec signer makes now.
+/// recorded public area must still pass the enrolment check's attributes,
+/// restricted included (hsm::check_key_attributes; its point was matched to
+/// the key at enrolment, and check_quote verifies under that key). A signer
+/// enrolled with an unrestricted key (its host could have had the key sign a
+/// TPMS_ATTEST of its own) must be enrolled again with the key a ptpsec
+/// signer makes now.
 status quotes_trusted(const signer_record& s) {
-    if (auto name = hsm::check_key_public(s.tpm.key_public_area, s.public_key_der); !name) {
+    if (auto st = hsm::check_key_attributes(s.tpm.key_public_area); !st) {
         return error{fmt::format("its quotes cannot be trusted: the enrolled key's public area: {}; revoke the "
                                  "signer, evict its key from the TPM (tpm2_evictcontrol) and enrol the TPM under a "
                                  "new signer_id",
-                                 name.message())};
+                                 st.message())};
     }
     return ok_status();
 }

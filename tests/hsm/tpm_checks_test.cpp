@@ -168,6 +168,17 @@ TEST_F(tpm_checks, a_key_public_area_passes_only_for_a_restricted_p256_signing_k
     p.publicArea.unique.ecc.x.buffer[32] = 0;
     refused(p, "the public area's ECC point is not the expected key's");
 
+    // Without a key to compare the point with: the attributes alone.
+    EXPECT_TRUE(check_key_attributes(bytes).ok());
+    p = good;
+    p.publicArea.unique.ecc.y.buffer[31] ^= 0x01;
+    EXPECT_TRUE(check_key_attributes(marshal(p)).ok()) << "check_key_attributes compares no point";
+    p = good;
+    p.publicArea.objectAttributes &= ~TPMA_OBJECT_RESTRICTED;
+    expect_refusal(check_key_attributes(marshal(p)), "restricted is clear");
+    expect_refusal(check_key_attributes(std::span(bytes).first(bytes.size() - 1)),
+                   "does not unmarshal as a TPM2B_PUBLIC");
+
     const p256_key other;
     const auto not_ours = check_key_public(bytes, other.spki());
     ASSERT_FALSE(not_ours.ok());

@@ -248,11 +248,7 @@ TEST_F(tpm_signer_test, key_is_not_exportable_and_its_public_area_is_checked) {
     auto doctored = [&](TPMA_OBJECT clear, TPMA_OBJECT set) {
         TPM2B_PUBLIC p = parsed;
         p.publicArea.objectAttributes = (p.publicArea.objectAttributes & ~clear) | set;
-        std::vector<uint8_t> out(sizeof(TPM2B_PUBLIC));
-        size_t len = 0;
-        EXPECT_EQ(Tss2_MU_TPM2B_PUBLIC_Marshal(&p, out.data(), out.size(), &len), TSS2_RC_SUCCESS);
-        out.resize(len);
-        return check_key_public(out, spki);
+        return check_key_public(test::marshal(p), spki);
     };
     const struct {
         TPMA_OBJECT clear;

@@ -11,6 +11,7 @@
 #include "../hsm/direct_tpm.h"
 #include "../hsm/softhsm.h"
 #include "../hsm/tpm_fixture.h"
+#include "../hsm/tpm_structures.h"
 #include "helpers.h"
 
 #include <control/verifier/audit_store.h>
@@ -586,11 +587,7 @@ std::vector<uint8_t> without_restricted(const std::vector<uint8_t>& public_area)
     size_t offset = 0;
     EXPECT_EQ(Tss2_MU_TPM2B_PUBLIC_Unmarshal(public_area.data(), public_area.size(), &offset, &p), TSS2_RC_SUCCESS);
     p.publicArea.objectAttributes &= ~TPMA_OBJECT_RESTRICTED;
-    std::vector<uint8_t> out(sizeof(TPM2B_PUBLIC));
-    size_t len = 0;
-    EXPECT_EQ(Tss2_MU_TPM2B_PUBLIC_Marshal(&p, out.data(), out.size(), &len), TSS2_RC_SUCCESS);
-    out.resize(len);
-    return out;
+    return ptpsec::test::marshal(p);
 }
 
 // The TPM signs any digest with an unrestricted key, so a quote by one
