@@ -1,0 +1,311 @@
+#include <dataplane/app/options.h>
+
+#include <control/sa_file.h>
+#include <dataplane/replay.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <optional>
+#include <sstream>
+
+namespace ptpsec {
+namespace {
+
+std::optional<steering_mode> steering_from(std::string_view s) {
+    for (auto m : {steering_mode::automatic, steering_mode::flow, steering_mode::software}) {
+        if (steering_mode_name(m) == s) {
+            return m;
+        }
+    }
+    return std::nullopt;
+}
+
+/// --event-types: "timing" (event_mask::timing()), "all", or a comma list
+/// of messageType names (IEEE 1588-2019 Table 36; any case, "Delay_Req" or
+/// "delay-req").
+result<event_mask> event_types_from(std::string_view s) {
+    if (s == "timing") {
+        return event_mask::timing();
+    }
+    if (s == "all") {
+        return event_mask::all();
+    }
+    auto canonical = [](std::string_view v) {
+        std::string out;
+        for (char c : v) {
+            out += c == '-' ? '_' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        }
+        return out;
+    };
+    event_mask mask;
+    size_t at = 0;
+    while (at <= s.size()) {
+        const size_t comma = std::min(s.find(',', at), s.size());
+        const std::string name = canonical(s.substr(at, comma - at));
+        bool found = false;
+        for (uint8_t v = 0; v < 16 && !found; ++v) {
+            const auto t = static_cast<ptp::message_type>(v);
+            if (ptp::message_type_name(t) != "Reserved" && canonical(ptp::message_type_name(t)) == name) {
+                mask = mask.with(t);
+                found = true;
+            }
+        }
+        if (!found) {
+            return error{fmt::format("--event-types {}: \"{}\" is not a PTP messageType; use timing, all, or names "
+                                     "such as sync,delay_req,pdelay_req,pdelay_resp,follow_up,"
+                                     "pdelay_resp_follow_up,delay_resp,announce,signaling,management",
+                                     s, name)};
+        }
+        at = comma + 1;
+    }
+    return mask;
+}
+
+std::optional<ptp_policy> policy_from(std::string_view s) {
+    for (auto p : {ptp_policy::pass, ptp_policy::sign, ptp_policy::verify, ptp_policy::verify_strip, ptp_policy::tc}) {
+        if (ptp_policy_name(p) == s) {
+            return p;
+        }
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
+result<checked_options> check_options(const app_options& o) {
+    checked_options c;
+    auto policy_in = policy_from(o.inside_policy);
+    auto policy_out = policy_from(o.outside_policy);
+    if (!policy_in ||
+        (*policy_in != ptp_policy::pass && *policy_in != ptp_policy::sign && *policy_in != ptp_policy::tc)) {
+        return error{fmt::format("--inside-policy {}: use pass, sign or tc", o.inside_policy)};
+    }
+    if (!policy_out || *policy_out == ptp_policy::sign) {
+        return error{fmt::format("--outside-policy {}: use pass, verify, verify-strip or tc", o.outside_policy)};
+    }
+    c.inside = *policy_in;
+    c.outside = *policy_out;
+    if (o.tickets && c.outside != ptp_policy::verify && c.outside != ptp_policy::verify_strip) {
+        return error{fmt::format("--tickets needs --outside-policy verify or verify-strip (it is {}): tickets come "
+                                 "with requests the outside path verifies",
+                                 o.outside_policy)};
+    }
+    if (c.inside == ptp_policy::sign) {
+        if (o.sign.empty()) {
+            return error{"--inside-policy sign needs --sign SPP[:KEY_ID] (for example --sign 2:1, or --sign 2 "
+                         "to sign with the key the control plane names current)"};
+        }
+        auto sk = parse_spp_key(o.sign, false);
+        if (!sk) {
+            return error{fmt::format("--sign {}", sk.message())};
+        }
+        c.spp = sk->spp;
+        c.key_id = sk->key_id;
+        c.initial_key = sk->has_key;
+        if (c.initial_key && o.sa_file.empty()) {
+            return error{fmt::format("--sign {} names a key, which needs --sa-file (or start with --sign {} and "
+                                     "push keys with ptpsecctl sa push)",
+                                     o.sign, c.spp)};
+        }
+    }
+    if (o.inside == o.outside) {
+        return error{fmt::format("--inside and --outside are both port {}", o.inside)};
+    }
+    if (auto m = steering_from(o.steering)) {
+        c.steering = *m;
+    } else {
+        return error{fmt::format("--steering {}: use auto, flow or software", o.steering)};
+    }
+    if (o.events == "none") {
+        if (!o.event_dump.empty()) {
+            return error{"--event-dump needs --events rx, tx or both"};
+        }
+    } else if (o.events != "rx" && o.events != "tx" && o.events != "both") {
+        return error{fmt::format("--events {}: use none, rx, tx or both", o.events)};
+    }
+    PTPSEC_TRY(mask, event_types_from(o.event_types));
+    c.event_types = *mask;
+    if (o.attest.backend != "none" && !o.event_dump.empty()) {
+        return error{"--attest and --event-dump both take the event records: choose one"};
+    }
+    return c;
+}
+
+void add_options(CLI::App& cli, app_options& opt) {
+    cli.add_option("--inside", opt.inside, "port ID of the inside (trusted) port")->capture_default_str();
+    cli.add_option("--outside", opt.outside, "port ID of the outside (untrusted) port")->capture_default_str();
+    cli.add_option("--sa-file", opt.sa_file, "SA file (linuxptp format, plus AES-GMAC types)");
+    cli.add_option("--inside-policy", opt.inside_policy,
+                   "PTP from inside to outside: pass, sign, or tc (transparent clock: verify, add the residence "
+                   "time, sign again)")
+        ->capture_default_str();
+    cli.add_option("--outside-policy", opt.outside_policy,
+                   "PTP from outside to inside: pass, verify, verify-strip or tc")
+        ->capture_default_str();
+    cli.add_option("--sign", opt.sign,
+                   "SPP[:KEY_ID] to sign with (without a key ID: the key the control plane makes current)");
+    cli.add_option("--crypto-dev", opt.crypto_dev,
+                   "compute ICVs on this DPDK crypto device (a SmartNIC's or an accelerator's, or a software one: "
+                   "--vdev crypto_aesni_mb0) instead of intel-ipsec-mb on the CPU");
+    cli.add_option("--burst", opt.burst, "RX burst size (1-64)")->check(CLI::Range(1, 64))->capture_default_str();
+    cli.add_option("--tx-retry", opt.tx_retry,
+                   "retry a TX burst the port took only in part up to N times, 1 us apart, before dropping the rest "
+                   "(links that push back: memif, vhost)")
+        ->capture_default_str();
+    cli.add_option("--steering", opt.steering,
+                   "with several workers, how PTP reaches the first (the PTP worker): auto (rte_flow where the ports "
+                   "take it, else software), flow (rte_flow or refuse to start), software (the other workers hand it "
+                   "over on a ring)")
+        ->capture_default_str();
+    cli.add_option("--service-interval", opt.service_interval_us,
+                   "microseconds the main lcore sleeps between looks at the SA channel, key lifetimes and the event "
+                   "ring (0: it polls without sleeping, for a main lcore on a core of its own)")
+        ->check(CLI::Range(0U, 1'000'000U))
+        ->capture_default_str();
+    cli.add_option("--handoff-ring", opt.handoff_ring, "slots of each handoff ring (a power of two)")
+        ->capture_default_str();
+    cli.add_option("--stats-interval", opt.stats_interval, "print counters every SECONDS (0: only at exit)")
+        ->capture_default_str();
+    cli.add_option(
+           "--idle-exit", opt.idle_exit_ms,
+           "stop once no frame arrived for MS milliseconds after the first (offline runs on net_pcap); 0: never")
+        ->capture_default_str();
+    cli.add_option("--stats-json", opt.stats_json, "write the counters at exit to FILE as JSON");
+    cli.add_option("--events", opt.events,
+                   "timing-event records of forwarded PTP frames: none, rx (as they arrive), tx (as they leave) "
+                   "or both")
+        ->capture_default_str();
+    cli.add_option("--clock", opt.clock,
+                   "clock of the event timestamps, first that opens: ethdev:PORT, phc:/dev/ptpN, tai")
+        ->capture_default_str();
+    cli.add_option("--event-types", opt.event_types,
+                   "which messageTypes give event records: timing (Sync, Delay_Req, Pdelay_Req, Pdelay_Resp, "
+                   "Follow_Up, Pdelay_Resp_Follow_Up), all, or a comma list of names (sync,announce,...)")
+        ->capture_default_str();
+    cli.add_option("--event-ring", opt.event_ring, "slots of the event ring (a power of two)")->capture_default_str();
+    auto& at = opt.attest;
+    cli.add_option("--attest", at.backend,
+                   "sign the event records in Merkle batches and log the evidence (docs/attestation.md): none, tpm, "
+                   "pkcs11, or software (development only: not hardware-rooted)")
+        ->capture_default_str();
+    cli.add_option("--attest-signer-id", at.signer_id, "this observer's name in the evidence (default: the host name)");
+    cli.add_option("--attest-log", at.log_dir, "directory of the evidence log (must exist)");
+    cli.add_option("--attest-log-name", at.log_name, "base name of the log files (NAME.cbor, NAME.N.cbor)")
+        ->capture_default_str();
+    cli.add_option("--attest-log-max-mb", at.log_max_mb, "start a new log file past this size")->capture_default_str();
+    cli.add_option("--attest-batch-events", at.batch_events, "a batch closes at this many events ...")
+        ->capture_default_str();
+    cli.add_option("--attest-batch-ms", at.batch_ms, "... or when its first event is this old")->capture_default_str();
+    cli.add_option("--attest-max-held", at.max_held,
+                   "events held while the signer is busy (memory: about 100 octets each); more are counted as "
+                   "overflow, never dropped silently")
+        ->capture_default_str();
+    cli.add_option("--attest-threads", at.builder_threads,
+                   "threads that write and hash the leaves of a batch (the signer thread and N - 1 helpers)")
+        ->check(CLI::Range(1U, 16U))
+        ->capture_default_str();
+    cli.add_option("--attest-algorithm", at.algorithm, "software and pkcs11: es256 or eddsa")->capture_default_str();
+    cli.add_option("--attest-key", at.key_file, "software: the key file (PEM, made when absent)");
+    cli.add_option("--attest-counter", at.counter_file, "software and pkcs11: the counter file");
+    cli.add_option("--attest-tcti", at.tcti, "tpm: the TCTI (swtpm:host=127.0.0.1,port=2321 for swtpm)")
+        ->capture_default_str();
+    cli.add_option("--attest-tpm-key-handle", at.tpm_key_handle, "tpm: persistent handle of the signing key")
+        ->capture_default_str();
+    cli.add_option("--attest-tpm-counter-index", at.tpm_counter_index, "tpm: NV index of the monotonic counter")
+        ->capture_default_str();
+    cli.add_option("--attest-pkcs11-module", at.pkcs11_module, "pkcs11: the module")->capture_default_str();
+    cli.add_option("--attest-pkcs11-token", at.pkcs11_token, "pkcs11: the token's label");
+    cli.add_option("--attest-pkcs11-pin-file", at.pkcs11_pin_file, "pkcs11: file holding the user PIN (mode 0600)");
+    cli.add_option("--attest-pkcs11-key", at.pkcs11_key, "pkcs11: the key's label (made on the token when absent)")
+        ->capture_default_str();
+    cli.add_option("--event-dump", opt.event_dump,
+                   "write the event records (96 octets each, dataplane/event_record.h) to FILE");
+    cli.add_option("--replay-window", opt.replay_window,
+                   "replay window in sequenceIds per stream (rounded up to 64-bit blocks; 0: off)")
+        ->check(CLI::Range(0U, replay_table::max_window))
+        ->capture_default_str();
+    cli.add_option("--replay-streams", opt.replay_streams, "streams the replay table holds")
+        ->check(CLI::Range(replay_table::min_capacity, replay_table::max_capacity))
+        ->capture_default_str();
+    cli.add_option("--rx-desc", opt.ports.rx_desc, "RX descriptors per queue")->capture_default_str();
+    cli.add_option("--tx-desc", opt.ports.tx_desc, "TX descriptors per queue")->capture_default_str();
+    cli.add_option("--mbufs", opt.ports.mbufs, "mbufs in the pool")->capture_default_str();
+    cli.add_option("--ticket-tlv-type", opt.wire.ticket_tlv_type, "tlvType of the TICKET TLV")->capture_default_str();
+    cli.add_flag("--tickets", opt.tickets,
+                 "grantor: hand Signaling messages with a TICKET TLV whose SA is not installed yet to the control "
+                 "plane (/dev/shm/ptpsec-exc.PREFIX), and verify and forward them when it gives them back");
+    cli.add_option("--exception-slots", opt.exception_slots,
+                   "records each ring of the exception channel holds (--tickets)")
+        ->check(CLI::Range(1U, exception_channel::max_slots))
+        ->capture_default_str();
+}
+
+std::string config_file_text(const CLI::App& cli) {
+    // CLI11 writes each option as a block: a blank line, its description as
+    // comments, KEY=VALUE. The blocks of --config, --print-config and --help
+    // go, descriptions and all.
+    std::string out = "# ptpsec-dataplane options (--config FILE); EAL options stay on the command line\n";
+    const std::string all = cli.config_to_str(true, true);
+    auto dropped = [](std::string_view block) {
+        size_t key = 0;
+        while (key < block.size() && (block[key] == '\n' || block[key] == '#')) {
+            key = block[key] == '#' ? block.find('\n', key) : key + 1;
+            key = key == std::string_view::npos ? block.size() : key;
+        }
+        const std::string_view line = block.substr(key);
+        return line.starts_with("print-config=") || line.starts_with("config=") || line.starts_with("help=");
+    };
+    size_t at = 0;
+    while (at < all.size()) {
+        size_t end = all.find("\n\n", at + 1);
+        end = end == std::string::npos ? all.size() : end + 1;
+        const std::string_view block(all.data() + at, end - at);
+        if (!dropped(block)) {
+            out += block;
+        }
+        at = end;
+    }
+    return out;
+}
+
+std::string config_error_text(const CLI::ConfigError& e) {
+    constexpr std::string_view extras = "INI was not able to parse ";
+    const std::string_view what = e.what();
+    if (what.starts_with(extras)) {
+        std::string_view key = what.substr(extras.size());
+        // A [table] reaches us as TABLE.++ (its start) or TABLE.-- (its end).
+        if (key.ends_with(".++") || key.ends_with(".--")) {
+            key.remove_suffix(3);
+            return fmt::format("table [{}]: the keys are the long option names, with no tables "
+                               "(--print-config lists every key)",
+                               key);
+        }
+        return fmt::format("unknown key \"{}\" (--print-config lists every key)", key);
+    }
+    return std::string(what);
+}
+
+result<read_options> read_options_text(std::string_view text, std::string_view origin) {
+    read_options r;
+    CLI::App cli{"ptpsec-dataplane"};
+    cli.allow_config_extras(CLI::config_extras_mode::error);
+    add_options(cli, r.options);
+    std::istringstream in{std::string(text)};
+    try {
+        cli.parse_from_stream(in);
+    } catch (const CLI::ConfigError& e) {
+        return error{fmt::format("{}: {}", origin, config_error_text(e))};
+    } catch (const CLI::Error& e) {
+        return error{fmt::format("{}: {}", origin, e.what())};
+    }
+    auto checked = check_options(r.options);
+    if (!checked) {
+        return error{fmt::format("{}: {}", origin, checked.message())};
+    }
+    r.checked = *checked;
+    return r;
+}
+
+} // namespace ptpsec

@@ -1,0 +1,92 @@
+#pragma once
+
+// ptpsec-dataplane's own options: those after `--` on the command line, or
+// the keys of a --config file (TOML, the long option names as keys), and
+// every check of them that needs neither EAL nor a port. main.cpp reads them
+// from the command line; read_options_text() reads a file's text the same
+// way, for the tests and the fuzz target (fuzz/dataplane_options_fuzz.cpp).
+
+#include <dataplane/app/attest.h>
+#include <dataplane/app/ports.h>
+#include <dataplane/app/steering.h>
+#include <dataplane/event.h>
+#include <dataplane/exception_channel.h>
+#include <dataplane/ptp/message.h>
+#include <dataplane/worker.h>
+#include <drivers/base/result.h>
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace ptpsec {
+
+struct app_options {
+    uint16_t inside = 0;
+    uint16_t outside = 1;
+    std::string sa_file;
+    std::string sign;       ///< "SPP:KEY"
+    std::string crypto_dev; ///< ICVs on this DPDK crypto device instead of intel-ipsec-mb
+    std::string inside_policy = "sign";
+    std::string outside_policy = "verify";
+    uint16_t burst = 32;
+    uint16_t tx_retry = 0;
+    uint32_t service_interval_us = 200;
+    std::string steering = "auto";
+    unsigned handoff_ring = 4096;
+    double stats_interval = 0;
+    uint32_t idle_exit_ms = 0;
+    std::string events = "none"; ///< none, rx, tx, both
+    std::string event_types = "timing";
+    std::string clock = "tai";
+    unsigned event_ring = 65536;
+    std::string event_dump;
+    uint32_t replay_window = 64; ///< 0: no replay protection
+    size_t replay_streams = 1024;
+    std::string stats_json;
+    bool tickets = false;
+    unsigned exception_slots = exception_channel::default_slots;
+    port_options ports;
+    ptp::wire_options wire;
+    attest_options attest;
+};
+
+/// What the options say, checked and in the types the app uses.
+struct checked_options {
+    ptp_policy inside = ptp_policy::sign;
+    ptp_policy outside = ptp_policy::verify;
+    uint8_t spp = 0;          ///< --sign
+    uint32_t key_id = 0;      ///< --sign SPP:KEY_ID
+    bool initial_key = false; ///< --sign named a key
+    steering_mode steering = steering_mode::automatic;
+    event_mask event_types;
+};
+
+/// Every check of the options that needs neither EAL nor a port, so that a
+/// wrong value is refused before EAL starts (and says nothing about it).
+result<checked_options> check_options(const app_options& o);
+
+/// Declares the options on `cli`, bound to `opt` (not --config and
+/// --print-config, which only a command line has).
+void add_options(CLI::App& cli, app_options& opt);
+
+/// The options in effect as a --config file, without the two options that
+/// only make sense on a command line.
+std::string config_file_text(const CLI::App& cli);
+
+/// What a --config file did wrong, in our words: CLI11 says "INI was not
+/// able to parse KEY" for a key that is no option.
+std::string config_error_text(const CLI::ConfigError& e);
+
+struct read_options {
+    app_options options;
+    checked_options checked;
+};
+
+/// Reads the text of a --config file as ptpsec-dataplane reads the file,
+/// then checks the options; a refusal starts with `origin`.
+result<read_options> read_options_text(std::string_view text, std::string_view origin);
+
+} // namespace ptpsec

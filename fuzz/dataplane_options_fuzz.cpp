@@ -1,0 +1,73 @@
+// libFuzzer target for ptpsec-dataplane's --config file (dataplane/app/
+// options.h): CLI11's TOML reader under our options and their checks.
+// Nothing escapes but a result: a refusal names the file. What is read,
+// printed as --print-config prints it, reads back to the same printout; and
+// if the checks took the file, they take the printout with the same answer.
+//
+// Seeds in fuzz/corpus/dataplane_options: the shipped example
+// (config/dataplane.toml), the printout of the defaults and the files the
+// tests read; fuzz/dataplane_options.dict holds the keys.
+
+#include <dataplane/app/options.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+
+namespace {
+
+void require(bool ok, const char* what) {
+    if (!ok) {
+        std::fprintf(stderr, "dataplane_options_fuzz: invariant broken: %s\n", what);
+        std::abort();
+    }
+}
+
+/// The printout of `text` read under our options; nullopt: CLI11 refused it.
+std::optional<std::string> printout(std::string_view text) {
+    ptpsec::app_options opt;
+    CLI::App cli{"ptpsec-dataplane"};
+    cli.allow_config_extras(CLI::config_extras_mode::error);
+    ptpsec::add_options(cli, opt);
+    std::istringstream in{std::string(text)};
+    try {
+        cli.parse_from_stream(in);
+    } catch (const CLI::Error&) {
+        return std::nullopt;
+    }
+    return ptpsec::config_file_text(cli);
+}
+
+bool same(const ptpsec::checked_options& a, const ptpsec::checked_options& b) {
+    return a.inside == b.inside && a.outside == b.outside && a.spp == b.spp && a.key_id == b.key_id &&
+           a.initial_key == b.initial_key && a.steering == b.steering && a.event_types == b.event_types;
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) { // NOLINT(readability-identifier-naming)
+    using namespace ptpsec;
+    const std::string_view text(reinterpret_cast<const char*>(data), size);
+    constexpr std::string_view origin = "fuzz.toml";
+    const auto r = read_options_text(text, origin);
+    if (!r.ok()) {
+        require(r.message().starts_with(origin), "a refusal names the file");
+    }
+    const auto printed = printout(text);
+    if (!printed) {
+        require(!r.ok(), "what CLI11 refuses is refused");
+        return 0;
+    }
+    const auto again = printout(*printed);
+    require(again.has_value(), "the printout of what was read reads back");
+    require(*again == *printed, "the printout reads back to itself");
+    const auto checked = read_options_text(*printed, origin);
+    require(checked.ok() == r.ok(), "the checks answer the printout as they answered the file");
+    if (r.ok()) {
+        require(same(checked->checked, r->checked), "the printout checks to the same options");
+    }
+    return 0;
+}

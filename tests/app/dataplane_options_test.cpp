@@ -1,0 +1,103 @@
+// ptpsec-dataplane's options read from a --config file's text
+// (dataplane/app/options.h), without EAL: the shipped example, what
+// --print-config prints reading back, and a refusal per kind of mistake.
+// The same refusals from the program itself: dataplane_app_test.cpp.
+
+#include <dataplane/app/options.h>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace ptpsec {
+namespace {
+
+std::string read_text(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+/// What --print-config prints after reading `text`.
+std::string printout(std::string_view text) {
+    app_options opt;
+    CLI::App cli{"ptpsec-dataplane"};
+    add_options(cli, opt);
+    std::istringstream in{std::string(text)};
+    cli.parse_from_stream(in);
+    return config_file_text(cli);
+}
+
+TEST(dataplane_options, the_shipped_example_reads_and_checks) {
+    const std::string path = std::string(PTPSEC_CONFIG_DIR) + "/dataplane.toml";
+    const auto r = read_options_text(read_text(path), path);
+    ASSERT_TRUE(r) << r.message();
+    EXPECT_EQ(r->options.sa_file, "/etc/ptpsec/sa.conf");
+    EXPECT_EQ(r->checked.inside, ptp_policy::sign);
+    EXPECT_EQ(r->checked.spp, 2);
+    EXPECT_FALSE(r->checked.initial_key) << "sign = \"2\": the key the control plane makes current";
+    EXPECT_EQ(r->checked.outside, ptp_policy::verify_strip);
+    EXPECT_EQ(r->checked.steering, steering_mode::automatic);
+    EXPECT_EQ(r->options.events, "both");
+    EXPECT_EQ(r->options.replay_streams, 4096U);
+    EXPECT_EQ(r->checked.event_types, event_mask::timing());
+}
+
+TEST(dataplane_options, what_print_config_prints_reads_back_to_the_same_options) {
+    const std::string text = "sa-file = \"sa.conf\"\nsign = \"2:1\"\nburst = 16\nevents = \"rx\"\n"
+                             "event-types = \"Sync,announce,delay-req\"\nattest-threads = 3\n";
+    const auto r = read_options_text(text, "dp.toml");
+    ASSERT_TRUE(r) << r.message();
+    EXPECT_EQ(r->checked.key_id, 1U);
+    EXPECT_TRUE(r->checked.initial_key);
+    EXPECT_EQ(r->checked.event_types, event_mask{}
+                                          .with(ptp::message_type::sync)
+                                          .with(ptp::message_type::announce)
+                                          .with(ptp::message_type::delay_req));
+    const std::string printed = printout(text);
+    EXPECT_NE(printed.find("\nburst=16\n"), std::string::npos) << printed;
+    EXPECT_NE(printed.find("\nattest-threads=3\n"), std::string::npos) << printed;
+    // The options only a command line has are left out with their descriptions.
+    for (const char* gone : {"print-config", "print the options in effect", "read options from FILE", "help="}) {
+        EXPECT_EQ(printed.find(gone), std::string::npos) << gone << "\n" << printed;
+    }
+    const auto again = read_options_text(printed, "printed.toml");
+    ASSERT_TRUE(again) << again.message();
+    EXPECT_EQ(again->options.burst, 16);
+    EXPECT_EQ(again->options.attest.builder_threads, 3U);
+    EXPECT_EQ(again->checked.event_types, r->checked.event_types);
+    EXPECT_EQ(printout(printed), printed);
+}
+
+TEST(dataplane_options, every_refusal_names_the_file_and_the_mistake) {
+    struct bad_file {
+        std::string text;
+        std::string says;
+    };
+    const std::vector<bad_file> cases = {
+        // what CLI11 refuses
+        {"sign = \"2\"\ninside-polcy = \"sign\"\n", "unknown key \"inside-polcy\" (--print-config lists every key)"},
+        {"sign = \"2\"\nburst = 100\n", "--burst: Value 100 not in range 1 to 64"},
+        {"sign = \"2\"\nburst = \"many\"\n", "--burst"},
+        {"sign = \"2\"\nreplay-streams = 1\n", "--replay-streams"},
+        {"sign = \"2\"\n[ports]\nrx-desc = 64\n", "table [ports]: the keys are the long option names, with no tables"},
+        // what our checks refuse
+        {"inside-policy = \"verify\"\n", "--inside-policy verify: use pass, sign or tc"},
+        {"", "--inside-policy sign needs --sign SPP"},
+        {"sign = \"2:1\"\n", "--sign 2:1 names a key, which needs --sa-file"},
+        {"sign = \"2\"\nevents = \"rx\"\nevent-types = \"sync,fast\"\n", "\"fast\" is not a PTP messageType"},
+        {"sign = \"2\"\nattest = \"software\"\nevents = \"rx\"\nevent-dump = \"e.bin\"\n",
+         "--attest and --event-dump both take the event records"},
+    };
+    for (const auto& c : cases) {
+        const auto r = read_options_text(c.text, "dp.toml");
+        ASSERT_FALSE(r) << c.text;
+        EXPECT_TRUE(r.message().starts_with("dp.toml: ")) << r.message();
+        EXPECT_NE(r.message().find(c.says), std::string::npos) << r.message();
+    }
+}
+
+} // namespace
+} // namespace ptpsec
