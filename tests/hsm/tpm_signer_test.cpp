@@ -13,7 +13,11 @@
 
 #include <gtest/gtest.h>
 
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/obj_mac.h>
+#include <openssl/param_build.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <tss2/tss2_esys.h>
@@ -720,6 +724,47 @@ TEST_F(tpm_signer_test, a_manufactured_tpm_shows_its_ek_certificate_and_opens_cr
     EXPECT_TRUE(none->empty());
 }
 
+/// A key on P-256's field and equation, but with 2G as the generator: a
+/// curve given by explicit parameters that no curve name stands for.
+EVP_PKEY* p256_with_generator_2g() {
+    using group_ptr = std::unique_ptr<EC_GROUP, decltype(&EC_GROUP_free)>;
+    using point_ptr = std::unique_ptr<EC_POINT, decltype(&EC_POINT_free)>;
+    using bn_ptr = std::unique_ptr<BIGNUM, decltype(&BN_free)>;
+    group_ptr group(EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1), EC_GROUP_free);
+    point_ptr g2(EC_POINT_new(group.get()), EC_POINT_free);
+    bn_ptr p(BN_new(), BN_free);
+    bn_ptr a(BN_new(), BN_free);
+    bn_ptr b(BN_new(), BN_free);
+    std::array<uint8_t, 65> generator{};
+    if (EC_POINT_dbl(group.get(), g2.get(), EC_GROUP_get0_generator(group.get()), nullptr) != 1 ||
+        EC_POINT_point2oct(group.get(), g2.get(), POINT_CONVERSION_UNCOMPRESSED, generator.data(), generator.size(),
+                           nullptr) != generator.size() ||
+        EC_GROUP_get_curve(group.get(), p.get(), a.get(), b.get(), nullptr) != 1) {
+        return nullptr;
+    }
+    std::unique_ptr<OSSL_PARAM_BLD, decltype(&OSSL_PARAM_BLD_free)> bld(OSSL_PARAM_BLD_new(), OSSL_PARAM_BLD_free);
+    const unsigned cofactor = 1;
+    if (OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_EC_FIELD_TYPE, SN_X9_62_prime_field, 0) != 1 ||
+        OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_EC_P, p.get()) != 1 ||
+        OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_EC_A, a.get()) != 1 ||
+        OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_EC_B, b.get()) != 1 ||
+        OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_EC_GENERATOR, generator.data(), generator.size()) !=
+            1 ||
+        OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_EC_ORDER, EC_GROUP_get0_order(group.get())) != 1 ||
+        OSSL_PARAM_BLD_push_uint(bld.get(), OSSL_PKEY_PARAM_EC_COFACTOR, cofactor) != 1) {
+        return nullptr;
+    }
+    std::unique_ptr<OSSL_PARAM, decltype(&OSSL_PARAM_free)> params(OSSL_PARAM_BLD_to_param(bld.get()), OSSL_PARAM_free);
+    std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr),
+                                                                    EVP_PKEY_CTX_free);
+    EVP_PKEY* key = nullptr;
+    if (params == nullptr || ctx == nullptr || EVP_PKEY_keygen_init(ctx.get()) != 1 ||
+        EVP_PKEY_CTX_set_params(ctx.get(), params.get()) != 1 || EVP_PKEY_generate(ctx.get(), &key) != 1) {
+        return nullptr;
+    }
+    return key;
+}
+
 TEST(tpm_credential, make_credential_refuses_what_it_cannot_seal_and_seals_to_rsa_eks) {
     const std::vector<uint8_t> name = [] {
         std::vector<uint8_t> n{0x00, 0x0B};
@@ -768,6 +813,22 @@ TEST(tpm_credential, make_credential_refuses_what_it_cannot_seal_and_seals_to_rs
     EXPECT_EQ(sealed3072->id_object.size(), 2U + 48U + 2U + 32U) << "a SHA-384 outer HMAC";
     const auto rsa1024 = spki_of(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{1024}));
     expect_refused(make_credential(rsa1024, name, secret), "an RSA 1024 key");
+    expect_refused(make_credential(spki_of(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519")), name, secret),
+                   "neither RSA nor EC");
+    // P-256 spelt out as explicit parameters is P-256 (OpenSSL finds its
+    // name); with another generator it is a curve no name stands for.
+    EVP_PKEY* explicit_p256 = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
+    ASSERT_EQ(
+        EVP_PKEY_set_utf8_string_param(explicit_p256, OSSL_PKEY_PARAM_EC_ENCODING, OSSL_PKEY_EC_ENCODING_EXPLICIT), 1);
+    profile = endorsement_key_profile_of(spki_of(explicit_p256));
+    ASSERT_TRUE(profile) << profile.message();
+    EXPECT_EQ(profile->kind, "ECC NIST P-256");
+    EVP_PKEY* unnamed = p256_with_generator_2g();
+    ASSERT_NE(unnamed, nullptr);
+    expect_refused(make_credential(spki_of(unnamed), name, secret), "without a named curve");
+    auto trailing = ec;
+    trailing.push_back(0x00);
+    expect_refused(make_credential(trailing, name, secret), "not a DER SubjectPublicKeyInfo");
     // Every blob is sealed afresh.
     auto again = make_credential(ec, name, secret);
     auto once = make_credential(ec, name, secret);
