@@ -125,7 +125,7 @@ wait "$tailer" 2>/dev/null || true
 echo "data plane stopped cleanly (SIGINT, exit status 0)"
 
 # EAL leaves its runtime directory behind; nothing else of these runs stays.
-rm -rf /var/run/dpdk/ptpsec-demo /var/run/dpdk/ptpsec-demo-live
+rm -rf /var/run/dpdk/ptpsec-demo /var/run/dpdk/ptpsec-demo-live /var/run/dpdk/ptpsec-demo-cdev
 
 step "9. The host's TPM 2.0 (swtpm, manufactured with an EK certificate): the Registrar enrols its signing key"
 echo "   (EK certificate, a credential sealed to the EK, a quote of the PCR profile); the next two steps rely on it"
