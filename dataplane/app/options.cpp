@@ -287,11 +287,11 @@ std::string config_error_text(const CLI::ConfigError& e) {
     return std::string(what);
 }
 
-result<read_options> read_options_text(std::string_view text, std::string_view origin) {
-    read_options r;
+result<parsed_options> parse_options_text(std::string_view text, std::string_view origin) {
+    parsed_options p;
     CLI::App cli{"ptpsec-dataplane"};
     cli.allow_config_extras(CLI::config_extras_mode::error);
-    add_options(cli, r.options);
+    add_options(cli, p.options);
     std::istringstream in{std::string(text)};
     try {
         cli.parse_from_stream(in);
@@ -300,12 +300,17 @@ result<read_options> read_options_text(std::string_view text, std::string_view o
     } catch (const CLI::Error& e) {
         return error{fmt::format("{}: {}", origin, e.what())};
     }
-    auto checked = check_options(r.options);
+    p.printed = config_file_text(cli);
+    return p;
+}
+
+result<read_options> read_options_text(std::string_view text, std::string_view origin) {
+    PTPSEC_TRY(parsed, parse_options_text(text, origin));
+    auto checked = check_options(parsed->options);
     if (!checked) {
         return error{fmt::format("{}: {}", origin, checked.message())};
     }
-    r.checked = *checked;
-    return r;
+    return read_options{std::move(parsed->options), *checked};
 }
 
 } // namespace ptpsec

@@ -3,8 +3,9 @@
 // ptpsec-dataplane's own options: those after `--` on the command line, or
 // the keys of a --config file (TOML, the long option names as keys), and
 // every check of them that needs neither EAL nor a port. main.cpp reads them
-// from the command line; read_options_text() reads a file's text the same
-// way, for the tests and the fuzz target (fuzz/dataplane_options_fuzz.cpp).
+// from the command line; parse_options_text() and read_options_text() read a
+// file's text the same way, for the tests and the fuzz target
+// (fuzz/dataplane_options_fuzz.cpp).
 
 #include <dataplane/app/attest.h>
 #include <dataplane/app/ports.h>
@@ -80,13 +81,21 @@ std::string config_file_text(const CLI::App& cli);
 /// able to parse KEY" for a key that is no option.
 std::string config_error_text(const CLI::ConfigError& e);
 
+struct parsed_options {
+    app_options options;
+    std::string printed; ///< what --print-config would print after reading them
+};
+
+/// Reads the text of a --config file as ptpsec-dataplane reads the file,
+/// before check_options; a refusal starts with `origin`.
+result<parsed_options> parse_options_text(std::string_view text, std::string_view origin);
+
 struct read_options {
     app_options options;
     checked_options checked;
 };
 
-/// Reads the text of a --config file as ptpsec-dataplane reads the file,
-/// then checks the options; a refusal starts with `origin`.
+/// parse_options_text, then check_options; a refusal starts with `origin`.
 result<read_options> read_options_text(std::string_view text, std::string_view origin);
 
 } // namespace ptpsec

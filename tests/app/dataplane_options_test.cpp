@@ -22,12 +22,9 @@ std::string read_text(const std::string& path) {
 
 /// What --print-config prints after reading `text`.
 std::string printout(std::string_view text) {
-    app_options opt;
-    CLI::App cli{"ptpsec-dataplane"};
-    add_options(cli, opt);
-    std::istringstream in{std::string(text)};
-    cli.parse_from_stream(in);
-    return config_file_text(cli);
+    auto p = parse_options_text(text, "dp.toml");
+    EXPECT_TRUE(p) << p.message();
+    return p ? p->printed : std::string();
 }
 
 TEST(dataplane_options, the_shipped_example_reads_and_checks) {
