@@ -692,6 +692,10 @@ int run(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         return cli.exit(e) == 0 ? exit_ok : exit_error;
     }
+    if (auto values = check_option_values(cli); !values) {
+        fmt::print(stderr, "ptpsec-dataplane: {}\n", values.message());
+        return exit_error;
+    }
     if (print_config) {
         fmt::print("{}", config_file_text(cli));
         return exit_ok;

@@ -270,6 +270,30 @@ std::string config_file_text(const CLI::App& cli) {
     return out;
 }
 
+status check_option_values(const CLI::App& cli) {
+    for (const CLI::Option* opt : cli.get_options()) {
+        if (opt == cli.get_config_ptr()) {
+            continue; // --config FILE: only ever on a command line
+        }
+        for (const std::string& value : opt->results()) {
+            for (const char c : value) {
+                const auto u = static_cast<unsigned char>(c);
+                if (u < 0x20 || u == 0x7f) {
+                    return error{fmt::format("{}: the value holds a control character (0x{:02x}); a value is one "
+                                             "line of text",
+                                             opt->get_name(), u)};
+                }
+                if (c == '#') {
+                    return error{fmt::format("{}: the value holds '#', which a --config file reads as the start "
+                                             "of a comment",
+                                             opt->get_name())};
+                }
+            }
+        }
+    }
+    return ok_status();
+}
+
 std::string config_error_text(const CLI::ConfigError& e) {
     constexpr std::string_view extras = "INI was not able to parse ";
     const std::string_view what = e.what();
@@ -299,6 +323,9 @@ result<parsed_options> parse_options_text(std::string_view text, std::string_vie
         return error{fmt::format("{}: {}", origin, config_error_text(e))};
     } catch (const CLI::Error& e) {
         return error{fmt::format("{}: {}", origin, e.what())};
+    }
+    if (auto values = check_option_values(cli); !values) {
+        return error{fmt::format("{}: {}", origin, values.message())};
     }
     p.printed = config_file_text(cli);
     return p;

@@ -77,6 +77,12 @@ void add_options(CLI::App& cli, app_options& opt);
 /// only make sense on a command line.
 std::string config_file_text(const CLI::App& cli);
 
+/// Every value given (on the command line or in a --config file) is one
+/// line of text a --config file can carry: no control character and no '#',
+/// which CLI11's reader takes for the start of a comment wherever it stands.
+/// A refusal names the option; --print-config prints only what reads back.
+status check_option_values(const CLI::App& cli);
+
 /// What a --config file did wrong, in our words: CLI11 says "INI was not
 /// able to parse KEY" for a key that is no option.
 std::string config_error_text(const CLI::ConfigError& e);

@@ -847,6 +847,7 @@ TEST_F(dataplane_app, our_help_and_option_errors_come_before_eal_starts) {
         {{"--sign", "2", "--steering", "rss"}, "--steering rss: use auto, flow or software"},
         {{"--sign", "2", "--outside-policy", "pass", "--tickets"}, "--tickets needs --outside-policy verify"},
         {{"--sign", "2", "--events", "sometimes"}, "--events sometimes: use none"},
+        {{"--sign", "2", "--sa-file", "keys#1.conf"}, "--sa-file: the value holds '#'"},
         {{"--sign", "2", "--event-dump", "x.bin"}, "--event-dump needs --events"},
         {{"--sign", "2", "--events", "rx", "--event-types", "sync,fast"},
          "--event-types sync,fast: \"fast\" is not a PTP messageType"},
