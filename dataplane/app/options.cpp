@@ -7,11 +7,41 @@
 
 #include <algorithm>
 #include <cctype>
+#include <iterator>
+#include <memory>
 #include <optional>
 #include <sstream>
 
 namespace ptpsec {
 namespace {
+
+/// CLI11's TOML reader, minus its lists. A value that starts with '[' is a
+/// list to CLI11, which reads on across lines until one ends with ']' and
+/// joins them (comments and all). Every option of ours takes one value, so
+/// a list is refused by name before CLI11 sees the file.
+class scalar_config final : public CLI::ConfigTOML {
+public:
+    std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
+        std::string text{std::istreambuf_iterator<char>(input), std::istreambuf_iterator<char>()};
+        std::istringstream lines(text);
+        for (std::string line; std::getline(lines, line);) {
+            CLI::detail::trim(line);
+            if (line.empty() || line.front() == '#' || line.front() == ';' || line.front() == '[') {
+                continue;
+            }
+            const size_t eq = line.find('=');
+            if (eq == std::string::npos) {
+                continue;
+            }
+            if (const std::string value = CLI::detail::trim_copy(line.substr(eq + 1)); value.starts_with('[')) {
+                throw CLI::ConfigError(fmt::format("key \"{}\": a list, but every option takes one value",
+                                                   CLI::detail::trim_copy(line.substr(0, eq))));
+            }
+        }
+        std::istringstream again(text);
+        return CLI::ConfigTOML::from_config(again);
+    }
+};
 
 std::optional<steering_mode> steering_from(std::string_view s) {
     for (auto m : {steering_mode::automatic, steering_mode::flow, steering_mode::software}) {
@@ -134,6 +164,7 @@ result<checked_options> check_options(const app_options& o) {
 }
 
 void add_options(CLI::App& cli, app_options& opt) {
+    cli.config_formatter(std::make_shared<scalar_config>());
     cli.add_option("--inside", opt.inside, "port ID of the inside (trusted) port")->capture_default_str();
     cli.add_option("--outside", opt.outside, "port ID of the outside (untrusted) port")->capture_default_str();
     cli.add_option("--sa-file", opt.sa_file, "SA file (linuxptp format, plus AES-GMAC types)");

@@ -81,7 +81,8 @@ TEST(dataplane_options, every_refusal_names_the_file_and_the_mistake) {
         {"sign = \"2\"\nreplay-streams = 1\n", "--replay-streams"},
         {"sign = \"2\"\n[ports]\nrx-desc = 64\n", "table [ports]: the keys are the long option names, with no tables"},
         // what would not read back from --print-config's printout
-        {"sign = \"2\"\nattest = [none\n#x]\n", "--attest: the value holds '#', which a --config file reads"},
+        {"sign = \"2\"\nattest = [none\n#x]\n", "key \"attest\": a list, but every option takes one value"},
+        {"sign = [2\nburst = 16\n", "key \"sign\": a list"},
         {"sign = \"2\"\nsa-file = \"sa\x01.conf\"\n", "--sa-file: the value holds a control character (0x01)"},
         // what our checks refuse
         {"inside-policy = \"verify\"\n", "--inside-policy verify: use pass, sign or tc"},
