@@ -320,6 +320,16 @@ status check_option_values(const CLI::App& cli) {
                                              opt->get_name())};
                 }
             }
+            // The rest of what CLI11's writer and reader disagree on (space
+            // around a value, a stray quote): write the value as
+            // --print-config would and read it back.
+            std::istringstream line("key=" + CLI::detail::convert_arg_for_ini(value));
+            const auto items = CLI::ConfigTOML().from_config(line);
+            if (items.size() != 1 || items.front().inputs.size() != 1 || items.front().inputs.front() != value) {
+                return error{fmt::format("{}: the value \"{}\" would not read back from a --config file; "
+                                         "drop the space or quote around it",
+                                         opt->get_name(), value)};
+            }
         }
     }
     return ok_status();

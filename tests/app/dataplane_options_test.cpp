@@ -83,6 +83,7 @@ TEST(dataplane_options, every_refusal_names_the_file_and_the_mistake) {
         // what would not read back from --print-config's printout
         {"sign = \"2\"\nattest = [none\n#x]\n", "key \"attest\": a list, but every option takes one value"},
         {"sign = [2\nburst = 16\n", "key \"sign\": a list"},
+        {"sign = \"2\"\nsa-file = \" 1024\"\n", "--sa-file: the value \" 1024\" would not read back"},
         {"sign = \"2\"\nsa-file = \"sa\x01.conf\"\n", "--sa-file: the value holds a control character (0x01)"},
         // what our checks refuse
         {"inside-policy = \"verify\"\n", "--inside-policy verify: use pass, sign or tc"},
