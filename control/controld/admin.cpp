@@ -1,5 +1,7 @@
 #include <control/controld/admin.h>
 
+#include <control/controld/admin_request.h>
+
 #include <control/tls/openssl_support.h>
 
 #include <fmt/format.h>
@@ -259,20 +261,15 @@ void server::serve_one(int fd) {
             return;
         }
     }
-    if (!line.empty() && line.back() == '\r') {
-        line.pop_back();
-    }
-    const json request = json::parse(line, nullptr, false);
-    if (request.is_discarded() || !request.is_object() || !request.contains("command") ||
-        !request["command"].is_string()) {
+    const auto request = parse_request(line);
+    if (!request) {
         _refused.fetch_add(1, std::memory_order_relaxed);
-        (void)send_line(fd, error_reply(R"(a request is one JSON line such as {"command":"status"})"),
-                        steady::now() + request_timeout);
+        (void)send_line(fd, error_reply(request.message()), steady::now() + request_timeout);
         return;
     }
     json reply;
     try {
-        reply = _on_command(request["command"].get<std::string>(), request);
+        reply = _on_command(request->command, request->object);
     } catch (const std::exception& e) {
         reply = error_reply(fmt::format("internal error: {}", e.what()));
     }

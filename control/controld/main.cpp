@@ -30,6 +30,7 @@
 // own. The TLS server's counters are a thread-safe snapshot already.
 
 #include <control/controld/admin.h>
+#include <control/controld/admin_request.h>
 #include <control/controld/challenger.h>
 #include <control/controld/config.h>
 #include <control/ke/ke_service.h>
@@ -806,11 +807,11 @@ json revoke_reply(const daemon_view& d, const nlohmann::json& request) {
     if (d.grantors == nullptr) {
         return {{"error", "ticket-based mode is off on this server: there is no grantor to revoke"}};
     }
-    const auto it = request.find("grantor");
-    if (it == request.end() || !it->is_string()) {
-        return {{"error", "revoke needs the grantor's PortIdentity (\"001b21fffe000001-1\")"}};
+    const auto named = admin::parse_revoke(request);
+    if (!named) {
+        return {{"error", named.message()}};
     }
-    const std::string name = it->get<std::string>();
+    const std::string& name = *named;
     const std::lock_guard lock(*d.ke_mutex);
     for (const ke::grantor_record* g : d.grantors->grantors()) {
         if (ke::to_string(g->id) == name) {
@@ -830,20 +831,12 @@ json revoke_reply(const daemon_view& d, const nlohmann::json& request) {
 /// once, so that the node learns of a rotation without waiting for its
 /// schedule; the reply comes once the fetch is done.
 json rotate_reply(const daemon_view& d, const nlohmann::json& request) {
-    std::string group;
-    if (const auto it = request.find("group"); it != request.end()) {
-        if (!it->is_string()) {
-            return {{"error", "rotate: \"group\" is a group's name (`ptpsecctl groups` lists them)"}};
-        }
-        group = it->get<std::string>();
+    const auto args = admin::parse_rotate(request);
+    if (!args) {
+        return {{"error", args.message()}};
     }
-    std::optional<uint32_t> in_s;
-    if (const auto it = request.find("in_s"); it != request.end()) {
-        if (!it->is_number_unsigned() || it->get<uint64_t>() > ke::max_lifetime_s) {
-            return {{"error", fmt::format("rotate: \"in_s\" is whole seconds from 1 to {}", ke::max_lifetime_s)}};
-        }
-        in_s = static_cast<uint32_t>(it->get<uint64_t>());
-    }
+    const std::string& group = args->group;
+    const std::optional<uint32_t> in_s = args->in_s;
     json out = json::object();
     bool known = false;
     if (d.keys != nullptr) {

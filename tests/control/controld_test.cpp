@@ -13,6 +13,7 @@
 #include "test_pki.h"
 
 #include <control/controld/admin.h>
+#include <control/controld/admin_request.h>
 #include <control/ke/ticket_crypto.h>
 #include <control/nts/message.h>
 #include <control/tls/client.h>
@@ -430,6 +431,36 @@ unicast = true
     EXPECT_EQ(current.unicast->ticket.ticket_key_id, ticket_key.ticket_key_id);
     ASSERT_TRUE(ke::open_ticket(current.unicast->ticket, ticket_key.aead, ticket_key.ticket_key));
 
+    // The operator revokes it (`ptpsecctl revoke`): requesters are told at
+    // once. A name no grantor has is an error that says where they are
+    // listed. The grantor registers again afterwards.
+    const auto unknown = ctl({"revoke", "001b21fffe000009-1", "--controld-socket", _socket});
+    EXPECT_EQ(unknown.exit_code, 1) << "the daemon refused";
+    EXPECT_NE(unknown.err.find("no grantor 001b21fffe000009-1 is registered (`ptpsecctl grantors` lists them)"),
+              std::string::npos)
+        << unknown.err;
+    const auto revoked = ctl({"revoke", "001b21fffe000001-1", "--controld-socket", _socket});
+    ASSERT_EQ(revoked.exit_code, 0) << revoked.err;
+    EXPECT_NE(revoked.out.find("grantor 001b21fffe000001-1 (registered by CN=grantor1,O=ptpsec test) is revoked"),
+              std::string::npos)
+        << revoked.out;
+    const auto refused = unicast_key(port);
+    ASSERT_TRUE(refused.is_error());
+    EXPECT_EQ(std::get<nts::error_code>(refused.outcome), nts::error_code::grantor_not_registered);
+    const auto listed_after = ctl({"grantors", "--controld-socket", _socket, "--json"});
+    ASSERT_EQ(listed_after.exit_code, 0) << listed_after.err;
+    EXPECT_EQ(json::parse(listed_after.out, nullptr, false).value("grantors", json::array()), json::array())
+        << listed_after.out;
+    {
+        auto again = connect(port, "grantor1", tls::protocol::ntstsr);
+        ASSERT_TRUE(again) << again.message();
+        auto bytes = again->request(nts::build(reg));
+        ASSERT_TRUE(bytes) << bytes.message();
+        const auto resp = nts::parse_registration_response(*bytes);
+        ASSERT_TRUE(resp && !resp->is_error());
+    }
+    ASSERT_FALSE(unicast_key(port).is_error()) << "registered again";
+
     // Revoke: no answer, the server ends the session; requesters are told.
     auto g = connect(port, "grantor1", tls::protocol::ntstsr);
     ASSERT_TRUE(g) << g.message();
@@ -440,7 +471,7 @@ unicast = true
     ASSERT_TRUE(gone.is_error());
     EXPECT_EQ(std::get<nts::error_code>(gone.outcome), nts::error_code::grantor_not_registered);
     const json status = ask_admin_command(_socket, "status");
-    EXPECT_EQ(status["server"]["ke"]["revokes"], 1) << status.dump();
+    EXPECT_EQ(status["server"]["ke"]["revokes"], 1) << "Registration Revokes, not the operator's: " << status.dump();
 }
 
 TEST_F(controld, a_bad_configuration_is_refused_with_its_line) {
@@ -549,6 +580,25 @@ TEST_F(controld, status_and_groups_show_what_clients_got_and_never_a_key) {
     ASSERT_TRUE(groups_via_ctl.is_object()) << r.out;
     EXPECT_EQ(groups_via_ctl.at("groups").at(0).at("current").at("key_id"), got.key_id);
     EXPECT_EQ(r.out.find(key_hex), std::string::npos);
+
+    // Commands with wrong arguments, or none this daemon can carry out, are
+    // answered with what to do; nothing changes.
+    const std::vector<std::pair<std::string, std::string>> refused = {
+        {R"({"command":"rotate","in_s":0})", "rotate: \"in_s\" is whole seconds from 1 to 33523200"},
+        {R"({"command":"rotate","in_s":-5})", "rotate: \"in_s\" is whole seconds from 1 to 33523200"},
+        {R"({"command":"rotate","group":7})", "rotate: \"group\" is a group's name (`ptpsecctl groups` lists them)"},
+        {R"({"command":"rotate","group":"plant-z"})", "no group plant-z here: `ptpsecctl groups` lists"},
+        {R"({"command":"revoke","grantor":"001b21fffe000001-1"})",
+         "ticket-based mode is off on this server: there is no grantor to revoke"},
+        {R"({"command":"frobnicate"})", "unknown command \"frobnicate\": ptpsec-controld answers status, groups"},
+    };
+    for (const auto& [request, says] : refused) {
+        const json reply = ask_admin(_socket, request + "\n");
+        ASSERT_TRUE(reply.is_object()) << request;
+        EXPECT_NE(reply.value("error", "").find(says), std::string::npos) << request << " -> " << reply.dump();
+    }
+    EXPECT_EQ(ask_admin_command(_socket, "groups").at("groups").at(0).at("current").at("key_id"), got.key_id)
+        << "no rotation happened";
 
     EXPECT_TRUE(node->close());
     EXPECT_TRUE(stranger->close());
@@ -866,6 +916,50 @@ protected:
 
     test::temp_dir _dir;
 };
+
+// The request line and the arguments of rotate and revoke, read without a
+// socket (control/controld/admin_request.h): each refusal says what to send.
+TEST(controld_admin_request, reads_a_command_and_its_arguments_and_refuses_each_mistake) {
+    auto r = admin::parse_request(R"({"command":"rotate","group":"plant-a","in_s":30})"
+                                  "\r");
+    ASSERT_TRUE(r) << r.message();
+    EXPECT_EQ(r->command, "rotate");
+    const auto rot = admin::parse_rotate(r->object);
+    ASSERT_TRUE(rot) << rot.message();
+    EXPECT_EQ(rot->group, "plant-a");
+    EXPECT_EQ(rot->in_s, 30U);
+    const auto every = admin::parse_rotate(json{{"command", "rotate"}});
+    ASSERT_TRUE(every);
+    EXPECT_TRUE(every->group.empty()) << "every group";
+    EXPECT_FALSE(every->in_s) << "each group's update period";
+    EXPECT_EQ(admin::parse_rotate(json{{"in_s", 33523200}})->in_s, 33523200U) << "388 days";
+    const auto rev = admin::parse_revoke(json{{"command", "revoke"}, {"grantor", "001b21fffe000001-1"}});
+    ASSERT_TRUE(rev);
+    EXPECT_EQ(*rev, "001b21fffe000001-1");
+
+    constexpr std::string_view one_line = R"(a request is one JSON line such as {"command":"status"})";
+    for (const char* bad : {"", "status", "[1,2]", "{\"command\":7}", "{\"cmd\":\"status\"}",
+                            "{\"command\":", "\"status\"", "{\"command\":\"status\"} {}"}) {
+        const auto refused = admin::parse_request(bad);
+        ASSERT_FALSE(refused) << bad;
+        EXPECT_EQ(refused.message(), one_line) << bad;
+    }
+    constexpr std::string_view in_s = "rotate: \"in_s\" is whole seconds from 1 to 33523200";
+    for (const json& bad : {json{{"in_s", 0}}, json{{"in_s", -1}}, json{{"in_s", 1.5}}, json{{"in_s", "30"}},
+                            json{{"in_s", 33523201}}, json{{"in_s", nullptr}}}) {
+        const auto refused = admin::parse_rotate(bad);
+        ASSERT_FALSE(refused) << bad;
+        EXPECT_EQ(refused.message(), in_s) << bad;
+    }
+    const auto group = admin::parse_rotate(json{{"group", json::array({"plant-a"})}});
+    ASSERT_FALSE(group);
+    EXPECT_EQ(group.message(), "rotate: \"group\" is a group's name (`ptpsecctl groups` lists them)");
+    for (const json& bad : {json{{"command", "revoke"}}, json{{"grantor", 1}}}) {
+        const auto refused = admin::parse_revoke(bad);
+        ASSERT_FALSE(refused) << bad;
+        EXPECT_EQ(refused.message(), "revoke needs the grantor's PortIdentity (\"001b21fffe000001-1\")");
+    }
+}
 
 TEST_F(controld_admin, answers_one_json_line_and_refuses_what_is_not_one) {
     const std::string path = _dir.file("a.sock");
