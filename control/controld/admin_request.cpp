@@ -11,14 +11,11 @@ result<request> parse_request(std::string_view line) {
         line.remove_suffix(1);
     }
     nlohmann::json object = nlohmann::json::parse(line, nullptr, false);
-    if (object.is_discarded() || !object.is_object()) {
+    // A line that is no JSON parses to "discarded", which is no object.
+    if (!object.is_object() || !object.contains("command") || !object.at("command").is_string()) {
         return error{R"(a request is one JSON line such as {"command":"status"})"};
     }
-    const auto command = object.find("command");
-    if (command == object.end() || !command->is_string()) {
-        return error{R"(a request is one JSON line such as {"command":"status"})"};
-    }
-    std::string name = command->get<std::string>();
+    std::string name = object.at("command").get<std::string>();
     return request{std::move(name), std::move(object)};
 }
 

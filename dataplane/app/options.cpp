@@ -165,6 +165,7 @@ result<checked_options> check_options(const app_options& o) {
 
 void add_options(CLI::App& cli, app_options& opt) {
     cli.config_formatter(std::make_shared<scalar_config>());
+    cli.allow_config_extras(CLI::config_extras_mode::error);
     cli.add_option("--inside", opt.inside, "port ID of the inside (trusted) port")->capture_default_str();
     cli.add_option("--outside", opt.outside, "port ID of the outside (untrusted) port")->capture_default_str();
     cli.add_option("--sa-file", opt.sa_file, "SA file (linuxptp format, plus AES-GMAC types)");
@@ -355,7 +356,6 @@ std::string config_error_text(const CLI::ConfigError& e) {
 result<parsed_options> parse_options_text(std::string_view text, std::string_view origin) {
     parsed_options p;
     CLI::App cli{"ptpsec-dataplane"};
-    cli.allow_config_extras(CLI::config_extras_mode::error);
     add_options(cli, p.options);
     std::istringstream in{std::string(text)};
     try {

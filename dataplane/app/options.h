@@ -70,7 +70,8 @@ struct checked_options {
 result<checked_options> check_options(const app_options& o);
 
 /// Declares the options on `cli`, bound to `opt` (not --config and
-/// --print-config, which only a command line has).
+/// --print-config, which only a command line has), and how a --config file
+/// is read: CLI11's reader without lists, a key that is no option an error.
 void add_options(CLI::App& cli, app_options& opt);
 
 /// The options in effect as a --config file, without the two options that
