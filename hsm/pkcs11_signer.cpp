@@ -4,6 +4,7 @@
 
 #include <drivers/base/unique_fd.h>
 
+#include <hsm/counter_text.h>
 #include <hsm/signature.h>
 
 #include <fmt/format.h>
@@ -24,7 +25,6 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <charconv>
 #include <cstddef>
 #include <cstring>
 #include <filesystem>
@@ -612,19 +612,11 @@ result<std::string> spki_sha256_hex(std::span<const uint8_t> spki) {
 }
 
 // ---------------------------------------------------------------------------
-// The counter file.
-//
-//   ptpsec pkcs11 counter 1
-//   key-spki-sha256 <64 hex digits>
-//   counter <decimal>
+// The counter file (its text: hsm/counter_text.h).
 //
 // The key line binds the file to one key: a file that names another key is
 // refused, so that copying another key's (lower) counter file over ours
 // cannot roll the counter back.
-
-constexpr std::string_view counter_magic = "ptpsec pkcs11 counter 1";
-constexpr std::string_view counter_key_tag = "key-spki-sha256 ";
-constexpr std::string_view counter_value_tag = "counter ";
 
 class counter_file {
 public:
@@ -675,8 +667,8 @@ public:
                 break;
             }
             text.append(buf.data(), static_cast<size_t>(n));
-            if (text.size() > 4096) {
-                return corrupt("it is far longer than a counter file");
+            if (text.size() > pkcs11_counter_max_size) {
+                break; // refused unread by parse_pkcs11_counter
             }
         }
         return parse(text);
@@ -714,52 +706,24 @@ private:
     }
 
     result<uint64_t> parse(std::string_view text) const {
-        std::array<std::string_view, 3> lines{};
-        for (auto& line : lines) {
-            const size_t nl = text.find('\n');
-            if (nl == std::string_view::npos) {
-                return corrupt("it is cut short");
-            }
-            line = text.substr(0, nl);
-            text.remove_prefix(nl + 1);
+        auto c = parse_pkcs11_counter(text);
+        if (!c) {
+            return corrupt(c.message());
         }
-        if (!text.empty()) {
-            return corrupt("there is more after the counter");
-        }
-        if (lines[0] != counter_magic) {
-            return corrupt(fmt::format("its first line is not \"{}\"", counter_magic));
-        }
-        if (!lines[1].starts_with(counter_key_tag)) {
-            return corrupt("it names no key");
-        }
-        const std::string_view key = lines[1].substr(counter_key_tag.size());
-        if (key.size() != 64 || key.find_first_not_of("0123456789abcdef") != std::string_view::npos) {
-            return corrupt("its key hash is not 64 hex digits");
-        }
-        if (!lines[2].starts_with(counter_value_tag)) {
-            return corrupt("it holds no counter");
-        }
-        const std::string_view digits = lines[2].substr(counter_value_tag.size());
-        uint64_t value = 0;
-        const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
-        if (digits.empty() || ec != std::errc{} || end != digits.data() + digits.size()) {
-            return corrupt("its counter is not a decimal number");
-        }
-        if (key != _key_hash) {
+        if (c->key_hash != _key_hash) {
             return error{fmt::format("counter file {} belongs to another key (SubjectPublicKeyInfo SHA-256 {}), not "
                                      "to this one ({}); refusing it, since another key's counter could roll this "
                                      "key's counter back",
-                                     _path, key, _key_hash)};
+                                     _path, c->key_hash, _key_hash)};
         }
-        return value;
+        return c->value;
     }
 
     // Temporary file, fsync, rename over the counter file, fsync of the
     // directory: after a crash the file holds the old value or the new one,
     // never a mix, and the new one is on disk before its first use.
     status write(uint64_t value) const {
-        const std::string text =
-            fmt::format("{}\n{}{}\n{}{}\n", counter_magic, counter_key_tag, _key_hash, counter_value_tag, value);
+        const std::string text = format_pkcs11_counter(_key_hash, value);
         unique_fd fd(::open(_tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
         if (!fd) {
             return error{fmt::format("counter file {}: {}", _tmp_path, errno_text(errno))};

@@ -1,5 +1,6 @@
 #include <hsm/software_signer.h>
 
+#include <hsm/counter_text.h>
 #include <hsm/signature.h>
 
 #include <fmt/format.h>
@@ -9,6 +10,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <limits>
@@ -248,10 +250,12 @@ result<uint64_t> software_signer::read_counter() {
         }
         return error{fmt::format("cannot open counter file {}: {}", path.string(), errno_text())};
     }
-    char buf[32];
+    // One octet more than a counter file can hold, so that a longer one is
+    // refused rather than read in part.
+    std::array<char, software_counter_max_size + 1> buf{};
     size_t len = 0;
-    while (len < sizeof buf) {
-        const ssize_t n = ::read(fd.get(), buf + len, sizeof buf - len);
+    while (len < buf.size()) {
+        const ssize_t n = ::read(fd.get(), buf.data() + len, buf.size() - len);
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -263,28 +267,12 @@ result<uint64_t> software_signer::read_counter() {
         }
         len += static_cast<size_t>(n);
     }
-    // Exactly 1 to 20 decimal digits and a newline, no leading zero but for
-    // "0": anything else is damage, and a damaged counter is never reset.
-    const std::string_view text(buf, len);
-    const auto corrupt = [&] {
-        return error{
-            fmt::format("counter file {} is corrupt (expected a decimal number and a newline)", path.string())};
-    };
-    if (text.size() < 2 || text.size() > 21 || text.back() != '\n' || (text[0] == '0' && text.size() != 2)) {
-        return corrupt();
+    // Damage is refused, and a damaged counter is never reset.
+    auto value = parse_software_counter(std::string_view(buf.data(), len));
+    if (!value) {
+        return error{fmt::format("counter file {} is corrupt ({})", path.string(), value.message())};
     }
-    uint64_t value = 0;
-    for (const char c : text.substr(0, text.size() - 1)) {
-        if (c < '0' || c > '9') {
-            return corrupt();
-        }
-        const auto digit = static_cast<uint64_t>(c - '0');
-        if (value > (std::numeric_limits<uint64_t>::max() - digit) / 10) {
-            return corrupt();
-        }
-        value = value * 10 + digit;
-    }
-    return value;
+    return *value;
 }
 
 result<uint64_t> software_signer::next_counter() {
@@ -293,7 +281,7 @@ result<uint64_t> software_signer::next_counter() {
         return error{fmt::format("counter file {} is at its maximum", _options.counter_file.string())};
     }
     const uint64_t next = *current + 1;
-    const std::string text = fmt::format("{}\n", next);
+    const std::string text = format_software_counter(next);
     std::filesystem::path tmp = _options.counter_file;
     tmp += ".tmp";
     PTPSEC_TRY(written, write_new_file(tmp, {reinterpret_cast<const uint8_t*>(text.data()), text.size()}));
