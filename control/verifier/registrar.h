@@ -36,6 +36,7 @@
 //
 // Control-side code: allocates, returns result<>, never throws.
 
+#include <control/verifier/ek_certificate.h>
 #include <control/verifier/sql.h>
 #include <drivers/base/result.h>
 #include <hsm/pkcs11_signer.h>
@@ -112,22 +113,6 @@ struct tpm_enrolment {
     /// The EK certificate the TPM holds (DER); empty when it holds none.
     std::vector<uint8_t> ek_certificate_der;
 };
-
-/// What an EK certificate is checked against.
-struct ek_trust {
-    /// PEM file of trusted EK issuers (the TPM vendors' CA certificates);
-    /// empty: the EK certificate is not checked.
-    std::string ca_file;
-    /// PEM file of CRLs; when set, the EK certificate's issuer must have a
-    /// current CRL here, signed by it, that does not list the certificate.
-    std::string crl_file;
-};
-
-/// Checks that `certificate_der` is a certificate of the key `ek_spki_der`
-/// that chains to the certificates in trust.ca_file and, with
-/// trust.crl_file, is not revoked. Each refusal says why.
-status check_ek_certificate(std::span<const uint8_t> certificate_der, std::span<const uint8_t> ek_spki_der,
-                            const ek_trust& trust);
 
 /// What check_ek_revocations() found for one TPM signer.
 struct ek_revocation_check {
