@@ -17,7 +17,8 @@
 //
 // Exit codes as ptpsecctl's: 0 ok; 1 verification failed, an enrolment or
 // revocation refused, `query seen` found nothing, `query correlate` flagged
-// an observer, `check-ek` revoked a signer or could not check one; 2 a usage error or something that could not be opened or read.
+// an observer, `check-ek` revoked a signer or could not check one; 2 a
+// usage error or something that could not be opened or read.
 
 #include <CLI/CLI.hpp>
 

@@ -463,11 +463,14 @@ TEST(nts_record, ticket_key_and_id) {
 }
 
 TEST(nts_record, platform_attestation_layout) {
+    // One field per line.
+    // clang-format off
     const bytes body = {
         0x00, 0x03, 'g', 'm', '1', // Signer ID Length 3, Signer ID
         0x00, 0x02, 0xff, 0x54,    // Attest Length 2, Attest (TPM_GENERATED's first octets)
         0x00, 0x04, 1, 2, 3, 4,    // Signature Length 4, Signature
     };
+    // clang-format on
     auto r = decode_platform_attestation(body);
     ASSERT_TRUE(r) << r.message();
     EXPECT_EQ(r->signer_id, "gm1");
