@@ -14,6 +14,7 @@
 
 #include <control/controld/admin_request.h>
 #include <control/ke/group_keys.h>
+#include <fuzz/invariant.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -22,12 +23,7 @@
 
 namespace {
 
-void require(bool ok, const char* what) {
-    if (!ok) {
-        std::fprintf(stderr, "admin_request_fuzz: invariant broken: %s\n", what);
-        std::abort();
-    }
-}
+using ptpsec::fuzz::require;
 
 } // namespace
 

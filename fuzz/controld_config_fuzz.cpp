@@ -16,6 +16,7 @@
 // fuzz/controld_config.dict for the keys and table names.
 
 #include <control/controld/config.h>
+#include <fuzz/invariant.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -26,12 +27,7 @@
 
 namespace {
 
-void require(bool ok, const char* what) {
-    if (!ok) {
-        std::fprintf(stderr, "controld_config_fuzz: invariant broken: %s\n", what);
-        std::abort();
-    }
-}
+using ptpsec::fuzz::require;
 
 constexpr std::string_view base_dir = "/etc/ptpsec";
 

@@ -11,6 +11,7 @@
 // Seeds in fuzz/corpus/counter_file: files of both kinds, at 0 and at the
 // largest counter, and damaged ones.
 
+#include <fuzz/invariant.h>
 #include <hsm/counter_text.h>
 
 #include <cstdio>
@@ -21,12 +22,7 @@
 
 namespace {
 
-void require(bool ok, const char* what) {
-    if (!ok) {
-        std::fprintf(stderr, "counter_file_fuzz: invariant broken: %s\n", what);
-        std::abort();
-    }
-}
+using ptpsec::fuzz::require;
 
 bool known_pkcs11_refusal(std::string_view why) {
     for (const std::string_view known : {

@@ -9,6 +9,7 @@
 // tests read; fuzz/dataplane_options.dict holds the keys.
 
 #include <dataplane/app/options.h>
+#include <fuzz/invariant.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -17,12 +18,7 @@
 
 namespace {
 
-void require(bool ok, const char* what) {
-    if (!ok) {
-        std::fprintf(stderr, "dataplane_options_fuzz: invariant broken: %s\n", what);
-        std::abort();
-    }
-}
+using ptpsec::fuzz::require;
 
 bool same(const ptpsec::checked_options& a, const ptpsec::checked_options& b) {
     return a.inside == b.inside && a.outside == b.outside && a.spp == b.spp && a.key_id == b.key_id &&

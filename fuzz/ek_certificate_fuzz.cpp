@@ -18,6 +18,7 @@
 // CA, and a DER structure that is no certificate.
 
 #include <control/verifier/ek_certificate.h>
+#include <fuzz/invariant.h>
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
@@ -37,12 +38,7 @@
 
 namespace {
 
-void require(bool ok, const char* what) {
-    if (!ok) {
-        std::fprintf(stderr, "ek_certificate_fuzz: invariant broken: %s\n", what);
-        std::abort();
-    }
-}
+using ptpsec::fuzz::require;
 
 const std::string trust_dir = PTPSEC_EK_TRUST_DIR;
 const ptpsec::verifier::ek_trust with_crl{trust_dir + "/ca.pem", trust_dir + "/crl.pem"};

@@ -15,6 +15,7 @@
 // (RSA 1024, secp256k1, Ed25519), and P-256 as explicit parameters (which
 // OpenSSL names P-256 again; mutations of it reach curves no name stands for).
 
+#include <fuzz/invariant.h>
 #include <hsm/tpm_credential.h>
 
 #include <array>
@@ -25,12 +26,7 @@
 
 namespace {
 
-void require(bool ok, const char* what) {
-    if (!ok) {
-        std::fprintf(stderr, "ek_credential_fuzz: invariant broken: %s\n", what);
-        std::abort();
-    }
-}
+using ptpsec::fuzz::require;
 
 struct expected {
     std::string_view kind;

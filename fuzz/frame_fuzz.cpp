@@ -4,7 +4,7 @@
 // messages, the edits: sign_burst (then the result must parse, carry the TLV
 // and verify), strip_auth_tlv (then the result must parse without it).
 // Verification runs on intel-ipsec-mb and on OpenSSL and the two verdicts
-// must agree. A broken invariant is a __builtin_trap().
+// must agree (fuzz/invariant.h: a broken invariant aborts).
 
 #include <control/sa_file.h>
 #include <dataplane/auth.h>
@@ -12,6 +12,7 @@
 #include <drivers/base/bytes.h>
 #include <drivers/icv/ipsecmb_engine.h>
 #include <drivers/icv/openssl_engine.h>
+#include <fuzz/invariant.h>
 
 #include <array>
 #include <cstdint>
@@ -22,6 +23,9 @@
 
 namespace ptpsec {
 namespace {
+
+using ptpsec::fuzz::broken;
+using ptpsec::fuzz::require;
 
 // The SAs every input is checked against. spp 2 is linuxptp's sa.conf (key 1
 // signed the capture the corpus comes from) plus the three GMAC types; spp 3
@@ -77,22 +81,10 @@ constexpr size_t verify_copies = 3;
 /// of a GMAC subkey table and more than auth_max_burst.
 constexpr size_t burst_senders = 80;
 
-[[noreturn]] void broken(const char* what) {
-    std::fprintf(stderr, "frame_fuzz: invariant broken: %s\n", what);
-    __builtin_trap();
-}
-
-void require(bool ok, const char* what) {
-    if (!ok) {
-        broken(what);
-    }
-}
-
 template <typename T>
-T value_or_trap(result<T> r, const char* what) {
+T value_or_broken(result<T> r, const char* what) {
     if (!r) {
-        std::fprintf(stderr, "frame_fuzz: %s: %s\n", what, r.message().c_str());
-        __builtin_trap();
+        broken(what, r.message());
     }
     return std::move(r).value();
 }
@@ -112,14 +104,14 @@ struct context {
     verifier verify_ossl;
 
     explicit context(const std::vector<sa_config>& sas)
-        : sad_mb(value_or_trap(sa_database::install(mb, sas), "install (ipsec-mb)")),
-          sad_ossl(value_or_trap(sa_database::install(ossl, sas), "install (openssl)")), sign_mb(mb, sad_mb, iv),
+        : sad_mb(value_or_broken(sa_database::install(mb, sas), "install (ipsec-mb)")),
+          sad_ossl(value_or_broken(sa_database::install(ossl, sas), "install (openssl)")), sign_mb(mb, sad_mb, iv),
           verify_mb(mb, sad_mb), verify_ossl(ossl, sad_ossl) {}
 };
 
 context& the_context() {
     static const std::unique_ptr<context> ctx =
-        std::make_unique<context>(value_or_trap(parse_sa_file(fuzz_sa_file, "frame_fuzz"), "SA file"));
+        std::make_unique<context>(value_or_broken(parse_sa_file(fuzz_sa_file, "frame_fuzz"), "SA file"));
     return *ctx;
 }
 

@@ -7,6 +7,7 @@
 // value) and decode again to the same value; checking a decoded evidence
 // against a fixed key must fail or succeed without crashing.
 
+#include <fuzz/invariant.h>
 #include <hsm/evidence.h>
 
 #include <openssl/evp.h>
@@ -19,12 +20,7 @@
 
 namespace {
 
-void require(bool ok, const char* what) {
-    if (!ok) {
-        std::fprintf(stderr, "fuzz_evidence: %s\n", what);
-        std::abort();
-    }
-}
+using ptpsec::fuzz::require;
 
 bool same(const std::vector<uint8_t>& a, std::span<const uint8_t> b) {
     return std::equal(a.begin(), a.end(), b.begin(), b.end());

@@ -13,6 +13,7 @@
 // bytes of tests/control/nts_message_test.cpp (written with build()).
 
 #include <control/nts/message.h>
+#include <fuzz/invariant.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -23,16 +24,8 @@
 namespace ptpsec::nts {
 namespace {
 
-[[noreturn]] void broken(const char* what, const std::string& detail = {}) {
-    std::fprintf(stderr, "nts_message_fuzz: invariant broken: %s %s\n", what, detail.c_str());
-    __builtin_trap();
-}
-
-void require(bool ok, const char* what) {
-    if (!ok) {
-        broken(what);
-    }
-}
+using ptpsec::fuzz::broken;
+using ptpsec::fuzz::require;
 
 template <typename T>
 void check_refusal(const parse_result<T>& r, sub_protocol protocol) {

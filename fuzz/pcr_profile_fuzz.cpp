@@ -8,6 +8,7 @@
 // ':' and '=', comments, tpm2_pcrread's output).
 
 #include <control/verifier/pcr_profile.h>
+#include <fuzz/invariant.h>
 
 #include <drivers/base/hex.h>
 
@@ -18,12 +19,7 @@
 
 namespace {
 
-void require(bool ok, const char* what) {
-    if (!ok) {
-        std::fprintf(stderr, "pcr_profile_fuzz: invariant broken: %s\n", what);
-        std::abort();
-    }
-}
+using ptpsec::fuzz::require;
 
 } // namespace
 

@@ -5,6 +5,7 @@
 
 #include <control/sa_file.h>
 #include <drivers/icv/openssl_engine.h>
+#include <fuzz/invariant.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -13,18 +14,10 @@
 namespace ptpsec {
 namespace {
 
+using ptpsec::fuzz::broken;
+using ptpsec::fuzz::require;
+
 constexpr std::string_view origin = "fuzz.conf";
-
-[[noreturn]] void broken(const char* what, const std::string& detail = {}) {
-    std::fprintf(stderr, "sa_file_fuzz: invariant broken: %s %s\n", what, detail.c_str());
-    __builtin_trap();
-}
-
-void require(bool ok, const char* what) {
-    if (!ok) {
-        broken(what);
-    }
-}
 
 void run_one(const uint8_t* data, size_t size) {
     const std::string_view text(reinterpret_cast<const char*>(data), size);

@@ -9,6 +9,7 @@
 
 #include <dataplane/sa_update.h>
 #include <drivers/icv/ipsecmb_engine.h>
+#include <fuzz/invariant.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -18,14 +19,9 @@
 
 namespace {
 
-using namespace ptpsec;
+using ptpsec::fuzz::require;
 
-void require(bool ok, const char* what) {
-    if (!ok) {
-        std::fprintf(stderr, "sa_update_fuzz: %s\n", what);
-        std::abort();
-    }
-}
+using namespace ptpsec;
 
 icv::ipsecmb_engine& engine() {
     static icv::ipsecmb_engine eng(icv::default_arch_plan());

@@ -8,6 +8,7 @@
 
 #include <control/ke/ticket_crypto.h>
 #include <control/node/grantor.h>
+#include <fuzz/invariant.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -16,12 +17,7 @@
 
 namespace {
 
-void require(bool ok, const char* what) {
-    if (!ok) {
-        std::fprintf(stderr, "ticket_tlv_fuzz: %s\n", what);
-        std::abort();
-    }
-}
+using ptpsec::fuzz::require;
 
 } // namespace
 

@@ -21,6 +21,7 @@
 // Seeds in fuzz/corpus/tpm: a quote and a key's public area from swtpm
 // (fuzz/make_tpm_corpus.sh).
 
+#include <fuzz/invariant.h>
 #include <hsm/signature.h>
 #include <hsm/tpm_signer.h>
 
@@ -40,14 +41,9 @@
 
 namespace {
 
-using ptpsec::hsm::pcr_values;
+using ptpsec::fuzz::require;
 
-void require(bool ok, const char* what) {
-    if (!ok) {
-        std::fprintf(stderr, "tpm_quote_fuzz: invariant broken: %s\n", what);
-        std::abort();
-    }
-}
+using ptpsec::hsm::pcr_values;
 
 using pkey_ptr = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
 
