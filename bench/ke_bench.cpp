@@ -1,9 +1,11 @@
-// ptpsec-ke-bench: full TLS 1.3 handshakes per second against an NTS-KE
-// server. Each iteration is one whole exchange on a new connection: TCP
-// connect, a full TLS 1.3 handshake (no session cache, no tickets, no
-// resumption: every SSL starts without a session), one request, the whole
-// response, close_notify and close. CONCURRENCY threads do this in a loop,
-// each with one connection at a time and blocking sockets.
+// ptpsec-ke-bench: TLS 1.3 handshakes per second against an NTS-KE server.
+// Each iteration is one whole exchange on a new connection: TCP connect, a
+// full TLS 1.3 handshake (no session cache, no tickets, no resumption: every
+// SSL starts without a session), one request, the whole response,
+// close_notify and close. CONCURRENCY threads do this in a loop, each with
+// one connection at a time and blocking sockets. With --resume each thread
+// offers the session of its previous exchange instead (seeds/001 §2.1): a
+// server that issues tickets then skips the certificates and signatures.
 //
 //   --protocol ptp   a PTP Key Request in group mode (seeds/001 §3.1), sent
 //                    with a client certificate (ptpsec-controld refuses a
@@ -228,6 +230,7 @@ struct options {
     unsigned concurrency = 8;
     int timeout_ms = 5000;
     bool accept_error_response = false;
+    bool resume = false; ///< offer each thread's last session (TLS 1.3 resumption)
     std::vector<int> cpu_pids;
     std::string json_file;
 };
@@ -245,6 +248,11 @@ struct exchange_setup {
     bool accept_error_response = false;
 };
 
+struct ssl_session_free {
+    void operator()(SSL_SESSION* p) const noexcept { SSL_SESSION_free(p); }
+};
+using session_ptr = std::unique_ptr<SSL_SESSION, ssl_session_free>;
+
 /// What one exchange observed on success (kept from the first one).
 struct session_facts {
     std::string version, cipher, group, alpn;
@@ -252,8 +260,11 @@ struct session_facts {
     uint32_t cookies = 0;
 };
 
-/// One whole exchange; the error says what failed.
-ptpsec::status exchange(const exchange_setup& s, session_facts* facts) {
+/// One whole exchange; the error says what failed. `resume` (--resume):
+/// the session offered, replaced by the one the server sent a ticket for;
+/// `resumed` tells whether the server took the offer.
+ptpsec::status exchange(const exchange_setup& s, session_facts* facts, session_ptr* resume, bool& resumed) {
+    resumed = false;
     socket_fd fd(::socket(s.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (fd.get() < 0) {
         return ptpsec::error{fmt::format("socket: {}", std::strerror(errno))};
@@ -278,6 +289,9 @@ ptpsec::status exchange(const exchange_setup& s, session_facts* facts) {
     } else {
         SSL_set_tlsext_host_name(ssl.get(), s.server_name.c_str());
         SSL_set1_host(ssl.get(), s.server_name.c_str());
+    }
+    if (resume != nullptr && *resume) {
+        SSL_set_session(ssl.get(), resume->get());
     }
     if (const int r = SSL_connect(ssl.get()); r != 1) {
         const int e = SSL_get_error(ssl.get(), r);
@@ -317,6 +331,16 @@ ptpsec::status exchange(const exchange_setup& s, session_facts* facts) {
     if (!checked.failure.empty() && !(s.accept_error_response && checked.error_response)) {
         return ptpsec::error{checked.failure};
     }
+    resumed = SSL_session_reused(ssl.get()) == 1;
+    if (resume != nullptr) {
+        // The ticket came before the response (TLS 1.3: after the handshake).
+        session_ptr next(SSL_get1_session(ssl.get()));
+        if (next && SSL_SESSION_is_resumable(next.get()) == 1) {
+            *resume = std::move(next);
+        } else {
+            resume->reset();
+        }
+    }
     if (facts != nullptr) {
         facts->version = SSL_get_version(ssl.get());
         facts->cipher = SSL_get_cipher_name(ssl.get());
@@ -342,6 +366,7 @@ struct window {
 
 struct thread_result {
     uint64_t ok = 0;
+    uint64_t resumed = 0; ///< of ok, those that resumed a session
     uint64_t failed = 0;
     uint64_t warmup_ok = 0;
     uint64_t warmup_failed = 0;
@@ -350,8 +375,9 @@ struct thread_result {
     session_facts facts;
 };
 
-void run_thread(const exchange_setup& setup, window& w, bool counted, thread_result& out) {
+void run_thread(const exchange_setup& setup, window& w, bool counted, bool resume, thread_result& out) {
     bool have_facts = false;
+    session_ptr session;
     for (;;) {
         int p = w.phase.load(std::memory_order_acquire);
         if (p == 2) {
@@ -361,7 +387,9 @@ void run_thread(const exchange_setup& setup, window& w, bool counted, thread_res
             return;
         }
         const auto started = steady::now();
-        const ptpsec::status done = exchange(setup, have_facts ? nullptr : &out.facts);
+        bool resumed = false;
+        const ptpsec::status done =
+            exchange(setup, have_facts ? nullptr : &out.facts, resume ? &session : nullptr, resumed);
         const std::string failure = done ? std::string() : done.message();
         const auto ended = steady::now();
         // Counted in the window it ended in; with --count, by its ticket.
@@ -374,6 +402,7 @@ void run_thread(const exchange_setup& setup, window& w, bool counted, thread_res
         } else if (p == 1) {
             if (failure.empty()) {
                 ++out.ok;
+                out.resumed += resumed ? 1 : 0;
                 const auto us = std::chrono::duration_cast<std::chrono::microseconds>(ended - started).count();
                 out.latency_us.push_back(static_cast<uint32_t>(std::min<int64_t>(us, UINT32_MAX)));
             } else {
@@ -452,9 +481,13 @@ int run(const options& opt) {
         fmt::print(stderr, "ptpsec-ke-bench: TLS context: {}\n", openssl_errors());
         return exit_error;
     }
-    // Every handshake full: no session kept, none offered, no tickets asked for.
+    // Without --resume every handshake is full: no session kept, none
+    // offered, no tickets asked for. With it, each thread offers the session
+    // of its last exchange (kept by the thread, not OpenSSL's cache).
     SSL_CTX_set_session_cache_mode(ctx.get(), SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
+    if (!opt.resume) {
+        SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
+    }
     if (!opt.kex_groups.empty() && SSL_CTX_set1_groups_list(ctx.get(), opt.kex_groups.c_str()) != 1) {
         fmt::print(stderr, "ptpsec-ke-bench: --kex-groups {}: {}\n", opt.kex_groups, openssl_errors());
         return exit_error;
@@ -507,7 +540,8 @@ int run(const options& opt) {
 
     // One exchange first: a set-up that cannot work says why at once.
     session_facts first;
-    if (const ptpsec::status st = exchange(setup, &first); !st) {
+    bool first_resumed = false;
+    if (const ptpsec::status st = exchange(setup, &first, nullptr, first_resumed); !st) {
         fmt::print(stderr, "ptpsec-ke-bench: the first exchange with {}:{} failed: {}\n", opt.host, opt.port,
                    st.message());
         return exit_error;
@@ -521,7 +555,7 @@ int run(const options& opt) {
     threads.reserve(opt.concurrency);
     for (unsigned i = 0; i < opt.concurrency; ++i) {
         results[i].latency_us.reserve(1 << 16);
-        threads.emplace_back(run_thread, std::cref(setup), std::ref(w), counted, std::ref(results[i]));
+        threads.emplace_back(run_thread, std::cref(setup), std::ref(w), counted, opt.resume, std::ref(results[i]));
     }
     std::this_thread::sleep_for(std::chrono::duration<double>(opt.warmup_s));
     const cpu_snapshot before = snapshot(opt.cpu_pids);
@@ -542,6 +576,7 @@ int run(const options& opt) {
     }
 
     uint64_t ok = 0;
+    uint64_t resumed = 0;
     uint64_t failed = 0;
     uint64_t warmup_ok = 0;
     uint64_t warmup_failed = 0;
@@ -549,6 +584,7 @@ int run(const options& opt) {
     std::map<std::string, uint64_t> failures;
     for (auto& r : results) {
         ok += r.ok;
+        resumed += r.resumed;
         failed += r.failed;
         warmup_ok += r.warmup_ok;
         warmup_failed += r.warmup_failed;
@@ -586,6 +622,8 @@ int run(const options& opt) {
     out["warmup_s"] = opt.warmup_s;
     out["window_s"] = window_s;
     out["handshakes"] = ok;
+    out["resume_offered"] = opt.resume;
+    out["resumed"] = resumed;
     out["failures"] = failed;
     out["warmup_handshakes"] = warmup_ok;
     out["warmup_failures"] = warmup_failed;
@@ -663,6 +701,9 @@ int parse_and_run(int argc, char** argv) {
     cli.add_option("--cpu-pid", opt.cpu_pids,
                    "a server process whose CPU time over the window to report "
                    "(repeatable)");
+    cli.add_flag("--resume", opt.resume,
+                 "offer each connection the session of the one before it on the same thread (TLS 1.3 resumption, "
+                 "seeds/001 §2.1); the JSON counts the handshakes that resumed");
     cli.add_flag("--accept-error-response", opt.accept_error_response,
                  "count a well-formed response with an Error record as a completed exchange (the cost of "
                  "refusing a client)");

@@ -370,6 +370,11 @@ result<server_settings> parse_server(const toml::table& t, std::string_view orig
             *m.into = std::chrono::milliseconds(**v);
         }
     }
+    // seeds/001 §2.1: resumption, with a session lifetime of at most 24 hours.
+    PTPSEC_TRY(lifetime, r.number("session-lifetime-s", 0, tls::max_session_lifetime.count()));
+    if (*lifetime) {
+        s.tls.session_lifetime = std::chrono::seconds(**lifetime);
+    }
     PTPSEC_TRY(maxc, r.number("max-connections", 1, 1'000'000));
     if (*maxc) {
         s.tls.max_connections = static_cast<size_t>(**maxc);

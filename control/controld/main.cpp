@@ -147,10 +147,10 @@ void print_stats(const ke::ke_service& ke, const ke::grantor_registry* grantors,
                    g.registrations, g.renewals, g.revoked, g.dropped_heartbeat, g.dropped_expired, g.heartbeats,
                    g.heartbeats_discarded, g.unicast_keys, g.unicast_keys_with_next);
     }
-    fmt::print("  TLS: accepted {} handshakes ok {} failed {} | rate-limited {} over cap {} | timeouts: handshake {} "
-               "idle {} | oversize {} | active {}\n",
-               t.accepted, t.handshakes_ok, t.handshakes_failed, t.rate_limited, t.over_cap, t.handshake_timeouts,
-               t.idle_timeouts, t.oversize_messages, t.active_connections);
+    fmt::print("  TLS: accepted {} handshakes ok {} (resumed {}) failed {} | rate-limited {} over cap {} | timeouts: "
+               "handshake {} idle {} | oversize {} | active {}\n",
+               t.accepted, t.handshakes_ok, t.resumed, t.handshakes_failed, t.rate_limited, t.over_cap,
+               t.handshake_timeouts, t.idle_timeouts, t.oversize_messages, t.active_connections);
     std::fflush(stdout);
 }
 
@@ -198,10 +198,10 @@ nlohmann::ordered_json grantor_status(const node::node& n, int64_t now) {
 
 void print_node(const node::node& n, std::string_view label) {
     const auto& c = n.stats();
-    fmt::print("ptpsec-controld node ({}): fetches {} failed {} keys received {} removed {} | SA updates pushed {} "
-               "rejected {} | no data plane {} | data plane restarts {}{}\n",
-               label, c.fetches, c.fetch_failures, c.keys_received, c.keys_removed, c.updates_pushed,
-               c.updates_rejected, c.push_failures, c.dataplane_restarts,
+    fmt::print("ptpsec-controld node ({}): fetches {} failed {} keys received {} removed {} | TLS sessions {} "
+               "(resumed {}) | SA updates pushed {} rejected {} | no data plane {} | data plane restarts {}{}\n",
+               label, c.fetches, c.fetch_failures, c.keys_received, c.keys_removed, c.sessions, c.sessions_resumed,
+               c.updates_pushed, c.updates_rejected, c.push_failures, c.dataplane_restarts,
                n.config().attestation ? fmt::format(" | platform quotes {} (as signer \"{}\")", c.quotes,
                                                     n.config().attestation->signer_id)
                                       : std::string());
@@ -351,7 +351,7 @@ public:
 
     json to_json() const {
         const std::lock_guard lock(_mutex);
-        static_assert(sizeof(node::counters) == 10 * sizeof(uint64_t), "a new node counter: show it here");
+        static_assert(sizeof(node::counters) == 12 * sizeof(uint64_t), "a new node counter: show it here");
         json out;
         out["counters"] = {{"fetches", _counters.fetches},
                            {"refreshes", _counters.refreshes},
@@ -362,7 +362,9 @@ public:
                            {"updates_rejected", _counters.updates_rejected},
                            {"push_failures", _counters.push_failures},
                            {"dataplane_restarts", _counters.dataplane_restarts},
-                           {"quotes", _counters.quotes}};
+                           {"quotes", _counters.quotes},
+                           {"sessions", _counters.sessions},
+                           {"sessions_resumed", _counters.sessions_resumed}};
         out["grantor"] = _grantor;
         out["groups"] = json::array();
         for (const auto& g : _groups) {
@@ -600,12 +602,13 @@ json ke_json(const ke::ke_service::counters& k) {
 }
 
 json tls_json(const tls::server_stats& t) {
-    static_assert(sizeof(tls::server_stats) == 28 * sizeof(uint64_t), "a new TLS counter: show it here");
+    static_assert(sizeof(tls::server_stats) == 29 * sizeof(uint64_t), "a new TLS counter: show it here");
     return {{"accepted", t.accepted},
             {"rate_limited", t.rate_limited},
             {"over_cap", t.over_cap},
             {"accept_errors", t.accept_errors},
             {"handshakes_ok", t.handshakes_ok},
+            {"resumed", t.resumed},
             {"handshakes_failed", t.handshakes_failed},
             {"protocol_refused", t.protocol_refused},
             {"alpn_refused", t.alpn_refused},

@@ -60,16 +60,29 @@ status grantor::ensure_connected() {
     // A fresh session each time: registrations and heartbeats are minutes
     // apart, and a session left open that long has met the server's idle
     // timeout, after which a heartbeat written to it would be lost unseen.
-    if (_client) {
-        (void)_client->close();
-    }
-    _client.reset();
-    auto c = tls::client::connect(_host, _port, _tls);
+    end_session(true);
+    auto c = tls::client::connect(_host, _port, _tls, &_ticket);
     if (!c) {
+        _ticket = {};
         return c.err();
     }
     _client.emplace(std::move(c).value());
     return ok_status();
+}
+
+void grantor::end_session(bool keep_ticket) {
+    if (!_client) {
+        return;
+    }
+    const bool closed = static_cast<bool>(_client->close());
+    if (!keep_ticket) {
+        // The next session starts in full: a server that refused this one
+        // (a resumed session whose certificate has expired since) says why.
+        _ticket = {};
+    } else if (auto t = _client->ticket(); closed && !t.empty()) {
+        _ticket = std::move(t);
+    }
+    _client.reset();
 }
 
 void grantor::fail(int64_t now, std::string why) {
@@ -108,16 +121,14 @@ status grantor::register_now(int64_t now) {
         // A registration is one TLS session: one quote for its exporter value.
         auto a = _s.quote(_client->server().session_binding);
         if (!a) {
-            (void)_client->close();
-            _client.reset();
+            end_session(true);
             return error{fmt::format("quoting the platform state for the registration: {}", a.message())};
         }
         ++_stats.quotes;
         req.attestation = std::move(a).value();
     }
     auto bytes = _client->request(nts::build(req));
-    (void)_client->close();
-    _client.reset();
+    end_session(static_cast<bool>(bytes));
     if (!bytes) {
         return bytes.err();
     }
@@ -187,8 +198,7 @@ int64_t grantor::step(int64_t now) {
         status st = ensure_connected();
         if (st) {
             st = _client->send(nts::build(nts::heartbeat{}));
-            (void)_client->close();
-            _client.reset();
+            end_session(static_cast<bool>(st));
         }
         if (st) {
             ++_stats.heartbeats_sent;

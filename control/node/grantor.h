@@ -115,6 +115,9 @@ private:
     void schedule(int64_t now);
     void fail(int64_t now, std::string why);
     status ensure_connected();
+    /// Closes the session; keeps its ticket for the next one, or forgets
+    /// any ticket (after a failure).
+    void end_session(bool keep_ticket);
 
     grantor_settings _s;
     std::string _host;
@@ -124,6 +127,8 @@ private:
     std::chrono::milliseconds _retry_max;
     std::mt19937_64 _rng;
     std::optional<tls::client> _client;
+    /// The KE server's ticket from the last session, offered on the next.
+    tls::session_ticket _ticket;
     std::vector<ticket_key> _keys; ///< in start order
     std::optional<uint16_t> _heartbeat_timeout;
     int64_t _next_register_ns = 0;

@@ -162,12 +162,17 @@ status node::fetch(size_t g, int64_t now) {
     const node_group& ng = _s.groups[g];
     if (!_client || !_client->is_open()) {
         _client.reset();
-        auto c = tls::client::connect(_s.server_host, _s.server_port, _s.tls);
+        auto c = tls::client::connect(_s.server_host, _s.server_port, _s.tls, &_ticket);
         if (!c) {
+            _ticket = {};
             return c.err();
         }
         _client.emplace(std::move(c).value());
         _attestation.reset();
+        ++_stats.sessions;
+        if (_client->server().resumed) {
+            ++_stats.sessions_resumed;
+        }
     }
     if (_s.attestation && !_attestation) {
         // One quote per session: its exporter value is the session's.
@@ -191,7 +196,10 @@ status node::fetch(size_t g, int64_t now) {
     }
     auto bytes = _client->request(nts::build(req));
     if (!bytes) {
+        // The next session starts in full: a server that refused this one
+        // (a resumed session whose certificate has expired since) says why.
         _client.reset();
+        _ticket = {};
         return bytes.err();
     }
     auto resp = nts::parse_key_response(*bytes);
@@ -381,6 +389,22 @@ void node::push(int64_t now) {
     }
 }
 
+void node::end_session() {
+    // One session per step that fetches: renewals are minutes apart, and a
+    // session left open that long has met the server's idle timeout, so the
+    // next request on it would fail. The ticket makes the next one cheap.
+    if (!_client) {
+        return;
+    }
+    if (_client->close()) {
+        if (auto t = _client->ticket(); !t.empty()) {
+            _ticket = std::move(t);
+        }
+    }
+    _client.reset();
+    _attestation.reset();
+}
+
 int64_t node::step(int64_t now) {
     for (size_t g = 0; g < _groups.size(); ++g) {
         group_state& st = _groups[g];
@@ -406,6 +430,7 @@ int64_t node::step(int64_t now) {
             }
         }
     }
+    end_session();
     push(now);
     int64_t grantor_next = INT64_MAX;
     if (_grantor) {

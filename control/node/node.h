@@ -135,9 +135,11 @@ struct counters {
     uint64_t updates_rejected = 0;
     uint64_t push_failures = 0; ///< no data plane answered
     uint64_t dataplane_restarts = 0;
-    uint64_t refreshes = 0;    ///< fetches asked for by refresh()
-    uint64_t keys_removed = 0; ///< keys taken out of the data plane at the end of their grace period
-    uint64_t quotes = 0;       ///< Platform Attestations made (one per TLS session)
+    uint64_t refreshes = 0;        ///< fetches asked for by refresh()
+    uint64_t keys_removed = 0;     ///< keys taken out of the data plane at the end of their grace period
+    uint64_t quotes = 0;           ///< Platform Attestations made (one per TLS session)
+    uint64_t sessions = 0;         ///< TLS sessions with the KE server (one per step that fetches)
+    uint64_t sessions_resumed = 0; ///< of those, resumed from the previous one's ticket (seeds/001 §2.1)
 };
 
 /// The exception channel's side of the grantor.
@@ -171,6 +173,8 @@ public:
 
 private:
     status fetch(size_t g, int64_t now);
+    /// Closes the KE server session of this step, keeping its ticket.
+    void end_session();
     void push(int64_t now);
     void schedule_renewal(size_t g, int64_t now);
     void fail(size_t g, int64_t now, std::string why);
@@ -189,6 +193,8 @@ private:
     counters _stats;
     std::mt19937_64 _rng;
     std::optional<tls::client> _client;
+    /// The KE server's ticket from the last session, offered on the next.
+    tls::session_ticket _ticket;
     /// The Platform Attestation made for _client's session.
     std::optional<nts::platform_attestation> _attestation;
     /// Identity of the data plane's SA segment (device and inode): a new one

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
 #include <arpa/inet.h>
@@ -111,16 +112,41 @@ result<unique_fd> connect_tcp(const std::string& host, uint16_t port, const std:
     return error{fmt::format("connecting to {}: {}", endpoint, last)};
 }
 
+/// The session of `ssl` if the server sent a ticket for it, else empty.
+std::shared_ptr<ssl_session_st> resumable_session(SSL* ssl) {
+    std::shared_ptr<ssl_session_st> p(SSL_get1_session(ssl), SSL_SESSION_free);
+    if (p && SSL_SESSION_is_resumable(p.get()) == 1) {
+        return p;
+    }
+    return nullptr;
+}
+
+/// SHA-256 of the certificate the context presents (zeros if none).
+std::array<uint8_t, 32> own_certificate_digest(SSL_CTX* ctx) {
+    std::array<uint8_t, 32> d{};
+    unsigned int len = 0;
+    if (const X509* cert = SSL_CTX_get0_certificate(ctx);
+        cert == nullptr || X509_digest(cert, EVP_sha256(), d.data(), &len) != 1 || len != d.size()) {
+        d.fill(0);
+        ERR_clear_error();
+    }
+    return d;
+}
+
 } // namespace
 
 struct client::state {
     unique_fd fd;
     detail::ssl_ptr ssl;
     std::string endpoint;
+    protocol alpn = protocol::ntske;
+    std::array<uint8_t, 32> own_certificate{};
     std::chrono::milliseconds timeout{};
     size_t max_message = 0;
     std::vector<uint8_t> in; ///< octets read past the last response
     peer server;
+    /// The session of a connection closed in good order, for ticket().
+    std::shared_ptr<ssl_session_st> closed_session;
 
     bool open() const noexcept { return static_cast<bool>(ssl); }
 
@@ -150,7 +176,8 @@ client::~client() {
     }
 }
 
-result<client> client::connect(std::string_view host_view, uint16_t port, const client_config& config) {
+result<client> client::connect(std::string_view host_view, uint16_t port, const client_config& config,
+                               const session_ticket* resume) {
     try {
         const std::string host(host_view);
         auto s = std::make_unique<state>();
@@ -178,6 +205,13 @@ result<client> client::connect(std::string_view host_view, uint16_t port, const 
         }
         if (auto st = detail::attach_socket(s->ssl.get(), s->fd.get()); !st) {
             return s->fail("TLS handshake with", st.message());
+        }
+        s->alpn = config.alpn;
+        s->own_certificate = own_certificate_digest(ctx->get());
+        if (resume != nullptr && !resume->empty() && resume->_endpoint == s->endpoint && resume->_alpn == config.alpn &&
+            resume->_own_certificate == s->own_certificate &&
+            SSL_set_session(s->ssl.get(), resume->_session.get()) != 1) {
+            ERR_clear_error(); // not offered: a full handshake
         }
         const std::string_view id = alpn_id(config.alpn);
         // RFC 7301 §3.1: one length-prefixed protocol ID.
@@ -329,6 +363,7 @@ status client::close() {
         ERR_clear_error();
         const int r = SSL_shutdown(s.ssl.get());
         if (r == 1) {
+            s.closed_session = resumable_session(s.ssl.get());
             s.drop();
             return ok_status();
         }
@@ -348,6 +383,7 @@ status client::close() {
         }
         const int e = SSL_get_error(s.ssl.get(), n);
         if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL) {
+            s.closed_session = resumable_session(s.ssl.get());
             s.drop(); // the server's close_notify, or its end of stream
             return ok_status();
         }
@@ -363,6 +399,20 @@ bool client::is_open() const noexcept {
 
 const peer& client::server() const noexcept {
     return _s->server;
+}
+
+session_ticket client::ticket() const {
+    session_ticket t;
+    if (!_s) {
+        return t;
+    }
+    t._session = _s->open() ? resumable_session(_s->ssl.get()) : _s->closed_session;
+    if (t._session) {
+        t._endpoint = _s->endpoint;
+        t._alpn = _s->alpn;
+        t._own_certificate = _s->own_certificate;
+    }
+    return t;
 }
 
 const std::string& client::endpoint() const noexcept {

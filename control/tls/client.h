@@ -12,6 +12,7 @@
 #include <control/tls/peer.h>
 #include <drivers/base/result.h>
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -20,6 +21,9 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+// OpenSSL's SSL_SESSION, without its headers.
+struct ssl_session_st;
 
 namespace ptpsec::tls {
 
@@ -39,6 +43,25 @@ struct client_config {
     size_t max_message_size = size_t{64} * 1024;
 };
 
+/// A session the server issued a ticket for (seeds/001 §2.1, RFC 8446
+/// §4.6.1), to offer on the next connect() to the same server: the server
+/// may then skip the certificate exchange. Copies share it. Offered only
+/// to the endpoint and ALPN protocol it came from, with the own
+/// certificate it was made with; a server that no longer takes it (expired,
+/// reloaded) answers with a full handshake.
+class session_ticket {
+public:
+    session_ticket() = default;
+    bool empty() const noexcept { return !_session; }
+
+private:
+    friend class client;
+    std::shared_ptr<ssl_session_st> _session;
+    std::string _endpoint;
+    protocol _alpn = protocol::ntske;
+    std::array<uint8_t, 32> _own_certificate{}; ///< SHA-256 of the client certificate
+};
+
 class client {
 public:
     /// TCP connect to each address of `host` in turn, then the TLS handshake.
@@ -48,7 +71,11 @@ public:
     /// after the client has finished, so a server refusing it shows as an
     /// error of the first request ("... the server ended the session:
     /// tlsv13 alert certificate required").
-    static result<client> connect(std::string_view host, uint16_t port, const client_config& config);
+    ///
+    /// `resume`: a session_ticket() of an earlier connection, offered if it
+    /// fits (server().resumed tells whether the server took it).
+    static result<client> connect(std::string_view host, uint16_t port, const client_config& config,
+                                  const session_ticket* resume = nullptr);
 
     client(client&&) noexcept;
     client& operator=(client&&) noexcept;
@@ -75,6 +102,10 @@ public:
     bool is_open() const noexcept;
     /// The server, as verified in the handshake.
     const peer& server() const noexcept;
+    /// The session to offer on a later connect(): empty until the server
+    /// has sent a ticket (it does after the handshake, so ask after a
+    /// response), and from a server that issues none.
+    session_ticket ticket() const;
     /// "127.0.0.1:4460", "[::1]:4460" or "host:port" as given.
     const std::string& endpoint() const noexcept;
 

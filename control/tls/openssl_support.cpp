@@ -162,7 +162,7 @@ std::string ip_text(const ASN1_OCTET_STRING* s) {
 
 } // namespace
 
-result<ssl_ctx_ptr> server_context(const credential_files& files) {
+result<ssl_ctx_ptr> server_context(const credential_files& files, std::chrono::seconds session_lifetime) {
     auto ctx = new_context(TLS_server_method(), "server");
     if (!ctx) {
         return ctx;
@@ -180,10 +180,28 @@ result<ssl_ctx_ptr> server_context(const credential_files& files) {
     SSL_CTX_set_client_CA_list(c, names);
     // seeds/001 §2.1, §2.5.4: the client always authenticates with a certificate.
     SSL_CTX_set_verify(c, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
-    // No resumption (seeds/001 §2.1 makes it optional): each connection is
-    // verified in full against the CA and the clock of now, also after a reload.
-    SSL_CTX_set_num_tickets(c, 0);
-    SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
+    if (session_lifetime.count() <= 0) {
+        // No resumption (seeds/001 §2.1 makes it optional): each connection
+        // is verified in full against the CA and the clock of now.
+        SSL_CTX_set_num_tickets(c, 0);
+        SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
+    } else {
+        // Resumption (seeds/001 §2.1, RFC 8446 §2.2): one stateless ticket
+        // per full handshake, sealed with keys this context draws at random,
+        // so a reload (a new context) ends every session issued before it.
+        // The server keeps nothing per session. psk_dhe_ke only: a resumed
+        // handshake still makes a fresh X25519 share. No early data.
+        // Resuming a session with a verified client certificate needs a
+        // session ID context, else OpenSSL refuses with an internal error.
+        static constexpr unsigned char sid_context[] = "ptpsec NTS-KE";
+        if (SSL_CTX_set_session_id_context(c, sid_context, sizeof(sid_context) - 1) != 1) {
+            return error{"setting the TLS session ID context: " + openssl_reasons()};
+        }
+        SSL_CTX_set_num_tickets(c, 1);
+        SSL_CTX_set_timeout(c, static_cast<long>(session_lifetime.count()));
+        SSL_CTX_clear_options(c, SSL_OP_ALLOW_NO_DHE_KEX);
+        SSL_CTX_set_max_early_data(c, 0);
+    }
     SSL_CTX_set_alpn_select_cb(c, select_alpn, nullptr);
     SSL_CTX_set_client_hello_cb(c, require_alpn, nullptr);
     return ctx;
@@ -320,6 +338,13 @@ void split_address(const sockaddr_storage& sa, std::string& address, uint16_t& p
     address = buf;
 }
 
+bool peer_certificate_current(const SSL* ssl) {
+    const X509* cert = SSL_get0_peer_certificate(ssl);
+    // X509_cmp_current_time: -1 before now, 1 after, 0 on an error.
+    return cert != nullptr && X509_cmp_current_time(X509_get0_notBefore(cert)) < 0 &&
+           X509_cmp_current_time(X509_get0_notAfter(cert)) > 0;
+}
+
 result<peer> describe_peer(SSL* ssl, const sockaddr_storage& remote) {
     peer p;
     const unsigned char* alpn = nullptr;
@@ -330,6 +355,7 @@ result<peer> describe_peer(SSL* ssl, const sockaddr_storage& remote) {
         return error{"no ALPN protocol was agreed (ntske/1 or ntstsr/1)"};
     }
     p.alpn = *proto;
+    p.resumed = SSL_session_reused(ssl) == 1;
     X509* cert = SSL_get0_peer_certificate(ssl);
     if (cert == nullptr) {
         return error{"the peer presented no certificate"};

@@ -14,6 +14,7 @@
 
 #include <sys/socket.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -46,12 +47,14 @@ struct handshake_notes {
 /// The server profile (seeds/001 §2.1, RFC 8915 §3): TLS 1.3 only; ALPN
 /// "ntske/1" or "ntstsr/1", a ClientHello without ALPN or with neither
 /// refused with no_application_protocol; a client certificate required and
-/// verified against `files.ca_file` (§2.5.4); no session tickets or cache
-/// (every connection is a full handshake, so every client certificate is
-/// verified against the current CA and clock). Callbacks write to the
+/// verified against `files.ca_file` (§2.5.4). With a `session_lifetime` of
+/// zero no session tickets (every connection is a full handshake, so every
+/// client certificate is verified against the current CA and clock);
+/// otherwise one stateless ticket per full handshake, valid that long, which
+/// only this context can open (§2.1: resumption). Callbacks write to the
 /// handshake_notes set as the SSL's app data. Errors name the file and the
 /// OpenSSL reason.
-result<ssl_ctx_ptr> server_context(const credential_files& files);
+result<ssl_ctx_ptr> server_context(const credential_files& files, std::chrono::seconds session_lifetime);
 
 /// The client profile: TLS 1.3 only, the server verified against
 /// `files.ca_file`, own certificate and key presented.
@@ -88,6 +91,11 @@ std::string failure_reason(const SSL* ssl, int ssl_error);
 
 /// Address and port of a socket address; IPv4-mapped IPv6 shown as IPv4.
 void split_address(const sockaddr_storage& sa, std::string& address, uint16_t& port);
+
+/// True if the peer's certificate is valid on the clock of now (not
+/// before notBefore, not after notAfter). A resumed session's certificate
+/// was verified when the session began; this is what may have changed since.
+bool peer_certificate_current(const SSL* ssl);
 
 /// The peer of an established connection: ALPN, certificate, the session's
 /// exporter value, remote address.

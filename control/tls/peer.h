@@ -47,6 +47,10 @@ struct peer {
     /// quote over it (nts::platform_attestation) cannot be replayed into
     /// another session.
     std::array<uint8_t, 32> session_binding{};
+    /// The handshake resumed an earlier session (seeds/001 §2.1): no
+    /// certificates were exchanged, the ones of the session's first
+    /// handshake stand (session_binding is still this connection's own).
+    bool resumed = false;
     /// Remote IP address; IPv4 clients of a dual-stack socket appear as IPv4.
     std::string address;
     uint16_t port = 0;

@@ -56,6 +56,7 @@ enum class counter : uint8_t {
     over_cap,
     accept_errors,
     handshakes_ok,
+    resumed,
     handshakes_failed,
     protocol_refused,
     alpn_refused,
@@ -88,6 +89,7 @@ constexpr std::array<uint64_t server_stats::*, static_cast<size_t>(counter::coun
     &server_stats::over_cap,
     &server_stats::accept_errors,
     &server_stats::handshakes_ok,
+    &server_stats::resumed,
     &server_stats::handshakes_failed,
     &server_stats::protocol_refused,
     &server_stats::alpn_refused,
@@ -365,7 +367,7 @@ status server::impl::reload() {
     // The signatures are taken before reading: a change during the read is
     // seen by the next watch.
     seen_files = current_files();
-    auto fresh = detail::server_context(files());
+    auto fresh = detail::server_context(files(), cfg.session_lifetime);
     status outcome = ok_status();
     if (fresh) {
         ctx = std::move(fresh).value();
@@ -530,6 +532,16 @@ void server::impl::handshake(connection& c) {
     ERR_clear_error();
     const int r = SSL_do_handshake(c.ssl.get());
     if (r == 1) {
+        const bool resumed = SSL_session_reused(c.ssl.get()) == 1;
+        if (resumed && !detail::peer_certificate_current(c.ssl.get())) {
+            // Verified when the session began; its validity ends on the
+            // clock of now, not on the ticket's.
+            count(counter::handshakes_failed);
+            count(counter::client_cert_expired);
+            ERR_clear_error();
+            begin_close(c);
+            return;
+        }
         auto who = detail::describe_peer(c.ssl.get(), c.remote);
         if (!who) {
             // Not expected with the context's settings; the peer is not served.
@@ -541,6 +553,9 @@ void server::impl::handshake(connection& c) {
         }
         c.from = std::move(who).value();
         count(counter::handshakes_ok);
+        if (resumed) {
+            count(counter::resumed);
+        }
         c.state = conn_state::reading;
         set_deadline(c, cfg.idle_timeout);
         serve(c);
@@ -846,6 +861,11 @@ result<server> server::create(server_config config, handler on_message) {
         if (config.max_connections == 0 || config.max_requests_per_connection == 0) {
             return error{"TLS server: max_connections and max_requests_per_connection must be at least 1"};
         }
+        if (config.session_lifetime < std::chrono::seconds(0) || config.session_lifetime > max_session_lifetime) {
+            return error{fmt::format("TLS server: session_lifetime {} s is outside 0 to {} s (seeds/001 §2.1: at most "
+                                     "24 hours)",
+                                     config.session_lifetime.count(), max_session_lifetime.count())};
+        }
         if (config.max_message_size < record_header_size) {
             return error{fmt::format("TLS server: max_message_size {} is below one End of Message record ({} octets)",
                                      config.max_message_size, record_header_size)};
@@ -855,7 +875,7 @@ result<server> server::create(server_config config, handler on_message) {
         }
         auto p = std::make_unique<impl>(std::move(config), std::move(on_message));
         p->seen_files = p->current_files();
-        auto ctx = detail::server_context(p->files());
+        auto ctx = detail::server_context(p->files(), p->cfg.session_lifetime);
         if (!ctx) {
             return ctx.err();
         }

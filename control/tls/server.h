@@ -91,6 +91,9 @@ namespace ptpsec::tls {
 /// The NTS TCP port (seeds/001 §2.1).
 inline constexpr uint16_t nts_ke_port = 4460;
 
+/// The longest session_lifetime (seeds/001 §2.1: "max. 24 hrs").
+inline constexpr std::chrono::seconds max_session_lifetime{24 * 60 * 60};
+
 struct server_config {
     /// Numeric addresses to listen on, each on its own socket with the same
     /// port. Empty: one dual-stack socket on "::" (IPv4 clients appear as
@@ -116,6 +119,12 @@ struct server_config {
     /// Octets of one request, End of Message included.
     size_t max_message_size = size_t{64} * 1024;
     uint32_t max_requests_per_connection = 64;
+    /// TLS session resumption (seeds/001 §2.1): how long a session ticket
+    /// lets a client skip the certificate exchange. 0 (the default): no
+    /// tickets, every connection a full handshake. At most 24 hours (§2.1).
+    /// A reload ends every session issued before it, and a resumed session
+    /// whose client certificate has expired since is refused.
+    std::chrono::seconds session_lifetime{0};
     /// Poll the three files this often and reload when one changed; 0: only
     /// reload() and request_reload().
     std::chrono::milliseconds watch_interval{0};
@@ -132,12 +141,14 @@ struct server_stats {
     uint64_t accept_errors = 0; ///< accept() failed (EMFILE, ...): accepting pauses 100 ms
 
     uint64_t handshakes_ok = 0;
+    uint64_t resumed = 0; ///< of handshakes_ok, those that resumed a session
     /// Failed handshakes, the sum of the classes below (timeouts are not in it).
     uint64_t handshakes_failed = 0;
-    uint64_t protocol_refused = 0;     ///< the client offered no TLS 1.3
-    uint64_t alpn_refused = 0;         ///< no ALPN, or neither ntske/1 nor ntstsr/1
-    uint64_t no_client_cert = 0;       ///< the client sent no certificate
-    uint64_t client_cert_expired = 0;  ///< expired or not yet valid: a clock problem on one side? (§2.5.4)
+    uint64_t protocol_refused = 0; ///< the client offered no TLS 1.3
+    uint64_t alpn_refused = 0;     ///< no ALPN, or neither ntske/1 nor ntstsr/1
+    uint64_t no_client_cert = 0;   ///< the client sent no certificate
+    uint64_t client_cert_expired =
+        0; ///< expired or not yet valid (also on resuming): a clock problem on one side? (§2.5.4)
     uint64_t client_cert_rejected = 0; ///< any other verification failure (unknown CA, bad signature)
     uint64_t peer_alerts = 0;          ///< the client aborted with an alert (it refused our certificate)
     uint64_t handshake_other = 0;      ///< closed mid-handshake, not TLS, internal errors

@@ -54,6 +54,7 @@ certificate = "server.pem"
 private-key = "server.key"
 ca = "ca.pem"
 state = "controld.db"
+session-lifetime-s = 3600
 
 [[group]]
 name = "plant-a"
@@ -224,8 +225,20 @@ TEST_F(controld_node, keys_flow_from_the_server_through_the_node_into_the_data_p
     EXPECT_NE(current_key(), 0U) << node.out();
     EXPECT_EQ(node.stop(), 0) << node.err();
     EXPECT_NE(node.out().find("data plane restarts 1"), std::string::npos) << node.out();
+    // One TLS session per renewal, each after the first resumed from the
+    // ticket of the one before (seeds/001 §2.1), and not one fetch failed.
+    std::smatch m;
+    const std::string node_out = node.out();
+    ASSERT_TRUE(std::regex_search(
+        node_out, m,
+        std::regex(R"(\(at exit\): fetches ([0-9]+) failed ([0-9]+) .* TLS sessions ([0-9]+) \(resumed ([0-9]+)\))")))
+        << node_out;
+    EXPECT_EQ(m[2], "0") << node_out;
+    EXPECT_GE(std::stoi(m[3]), 2) << node_out;
+    EXPECT_EQ(std::stoi(m[4]), std::stoi(m[3]) - 1) << node_out;
     EXPECT_EQ(server.stop(), 0) << server.err();
     EXPECT_NE(server.out().find("not authorized 0"), std::string::npos) << server.out();
+    EXPECT_NE(server.out().find(fmt::format("(resumed {})", m[4].str())), std::string::npos) << server.out();
 }
 
 /// An early rotation ordered by the operator: `ptpsecctl rotate` on the

@@ -976,7 +976,155 @@ TEST_F(tls_server, create_names_what_is_wrong) {
     auto no_room = config();
     no_room.max_message_size = 3;
     EXPECT_FALSE(server::create(no_room, calls.make()));
+
+    auto too_long = config();
+    too_long.session_lifetime = max_session_lifetime + 1s;
+    auto t = server::create(too_long, calls.make());
+    ASSERT_FALSE(t);
+    EXPECT_EQ(t.message(), "TLS server: session_lifetime 86401 s is outside 0 to 86400 s (seeds/001 §2.1: at most 24 "
+                           "hours)");
     EXPECT_FALSE(server::create(config(), handler{}));
+}
+
+// ------------------------------------------------ session resumption (§2.1)
+
+/// One exchange on a new connection, offering `resume`; the connection's
+/// server view and its ticket once closed.
+struct exchange_result {
+    peer server;
+    session_ticket ticket;
+};
+
+std::optional<exchange_result> exchange(uint16_t port, const client_config& cfg, const session_ticket* resume) {
+    auto c = client::connect("127.0.0.1", port, cfg, resume);
+    if (!c) {
+        ADD_FAILURE() << c.message();
+        return std::nullopt;
+    }
+    const auto request = simple_request(1);
+    auto r = c->request(request);
+    if (!r) {
+        ADD_FAILURE() << r.message();
+        return std::nullopt;
+    }
+    EXPECT_EQ(*r, reply_for(cfg.alpn, request));
+    EXPECT_TRUE(c->close().ok());
+    return exchange_result{c->server(), c->ticket()};
+}
+
+TEST_F(tls_server, without_a_session_lifetime_no_ticket_is_issued) {
+    auto srv = start(config());
+    ASSERT_TRUE(srv);
+    const auto first = exchange(srv->port(), client_as("client_good"), nullptr);
+    ASSERT_TRUE(first);
+    EXPECT_FALSE(first->server.resumed);
+    EXPECT_TRUE(first->ticket.empty()) << "the server sent a session ticket";
+    const auto st = wait_for(*srv, [](const server_stats& s) { return s.closed_by_peer == 1; });
+    EXPECT_EQ(st.resumed, 0U);
+}
+
+TEST_F(tls_server, a_ticket_resumes_the_session_with_its_first_certificate_and_a_binding_of_its_own) {
+    auto cfg = config();
+    cfg.session_lifetime = 60s;
+    auto srv = start(cfg);
+    ASSERT_TRUE(srv);
+    const auto first = exchange(srv->port(), client_as("client_good"), nullptr);
+    ASSERT_TRUE(first);
+    EXPECT_FALSE(first->server.resumed);
+    ASSERT_FALSE(first->ticket.empty()) << "no session ticket from a server with a session lifetime";
+
+    const auto second = exchange(srv->port(), client_as("client_good"), &first->ticket);
+    ASSERT_TRUE(second);
+    EXPECT_TRUE(second->server.resumed);
+    EXPECT_EQ(second->server.fingerprint, fingerprint(pki->server_a)) << "the server's certificate from the session";
+    EXPECT_NE(second->server.session_binding, first->server.session_binding)
+        << "a resumed connection exports a value of its own (platform attestation binds to it)";
+    const auto who = calls.last_peer();
+    ASSERT_TRUE(who);
+    EXPECT_TRUE(who->resumed);
+    EXPECT_EQ(who->subject, "CN=node-1,O=ptpsec test");
+    EXPECT_EQ(who->fingerprint, fingerprint(pki->client_good));
+    EXPECT_EQ(who->session_binding, second->server.session_binding);
+
+    // Offered only where it came from: not to the other protocol, not with
+    // another certificate of our own.
+    auto tsr = exchange(srv->port(), client_as("client_good", protocol::ntstsr), &second->ticket);
+    ASSERT_TRUE(tsr);
+    EXPECT_FALSE(tsr->server.resumed);
+    const identity other = make_identity({.cn = "node-2", .issuer = &pki->ca, .eku = "clientAuth"});
+    write_file(test_dir / "node2.pem", cert_pem(other));
+    write_file(test_dir / "node2.key", key_pem(other));
+    auto as_other = client_as("client_good");
+    as_other.cert_file = test_dir / "node2.pem";
+    as_other.key_file = test_dir / "node2.key";
+    const auto third = exchange(srv->port(), as_other, &second->ticket);
+    ASSERT_TRUE(third);
+    EXPECT_FALSE(third->server.resumed);
+    EXPECT_EQ(calls.last_peer()->subject, "CN=node-2,O=ptpsec test") << "the certificate sent, not the session's";
+
+    const auto st = wait_for(*srv, [](const server_stats& s) { return s.closed_by_peer == 4; });
+    EXPECT_EQ(st.handshakes_ok, 4U);
+    EXPECT_EQ(st.resumed, 1U);
+}
+
+TEST_F(tls_server, a_reload_ends_the_sessions_issued_before_it) {
+    auto cfg = config();
+    cfg.session_lifetime = 60s;
+    auto srv = start(cfg);
+    ASSERT_TRUE(srv);
+    const auto first = exchange(srv->port(), client_as("client_good"), nullptr);
+    ASSERT_TRUE(first);
+    ASSERT_FALSE(first->ticket.empty());
+    ASSERT_TRUE(srv->get().reload().ok());
+    const auto second = exchange(srv->port(), client_as("client_good"), &first->ticket);
+    ASSERT_TRUE(second);
+    EXPECT_FALSE(second->server.resumed) << "a ticket sealed before the reload was taken";
+    const auto third = exchange(srv->port(), client_as("client_good"), &second->ticket);
+    ASSERT_TRUE(third);
+    EXPECT_TRUE(third->server.resumed) << "the reloaded server's own tickets work";
+}
+
+TEST_F(tls_server, a_ticket_past_the_session_lifetime_is_not_taken) {
+    auto cfg = config();
+    cfg.session_lifetime = 1s;
+    auto srv = start(cfg);
+    ASSERT_TRUE(srv);
+    const auto first = exchange(srv->port(), client_as("client_good"), nullptr);
+    ASSERT_TRUE(first);
+    ASSERT_FALSE(first->ticket.empty());
+    std::this_thread::sleep_for(2500ms);
+    const auto second = exchange(srv->port(), client_as("client_good"), &first->ticket);
+    ASSERT_TRUE(second);
+    EXPECT_FALSE(second->server.resumed) << "a session older than its lifetime was resumed";
+}
+
+TEST_F(tls_server, a_resumed_session_whose_client_certificate_has_expired_since_is_refused) {
+    auto cfg = config();
+    cfg.session_lifetime = 60s;
+    auto srv = start(cfg);
+    ASSERT_TRUE(srv);
+    const identity brief = make_identity({.cn = "node-brief", .issuer = &pki->ca, .eku = "clientAuth", .not_after = 2});
+    write_file(test_dir / "brief.pem", cert_pem(brief));
+    write_file(test_dir / "brief.key", key_pem(brief));
+    auto as_brief = client_as("client_good");
+    as_brief.cert_file = test_dir / "brief.pem";
+    as_brief.key_file = test_dir / "brief.key";
+    const auto first = exchange(srv->port(), as_brief, nullptr);
+    ASSERT_TRUE(first);
+    ASSERT_FALSE(first->ticket.empty());
+    std::this_thread::sleep_for(3500ms); // past notAfter
+
+    auto c = client::connect("127.0.0.1", srv->port(), as_brief, &first->ticket);
+    if (c) {
+        // TLS 1.3: the client finishes first; the server's refusal shows on
+        // the first request.
+        auto r = c->request(simple_request(2));
+        EXPECT_FALSE(r) << "the server answered a client whose certificate has expired";
+    }
+    const auto st = wait_for(*srv, [](const server_stats& s) { return s.client_cert_expired == 1; });
+    EXPECT_EQ(st.client_cert_expired, 1U);
+    EXPECT_EQ(st.resumed, 0U);
+    EXPECT_EQ(st.requests, 1U) << "only the first connection's request reached the handler";
 }
 
 TEST_F(tls_server, a_stop_before_run_makes_run_return) {
