@@ -23,7 +23,10 @@ and a client certificate. Each server is pinned to one core (taskset
 
 Each exchange is a new TCP connection, a full TLS 1.3 handshake (no session
 resumption, no tickets), one request, the whole response, close_notify and
-close; ptpsec-ke-bench keeps --concurrency of them going. Each repetition
+close. With --resume, ptpsec-controld issues session tickets (session-lifetime-s,
+seeds/001 §2.1) and each load thread offers every server the session of its
+previous exchange: a server that takes it skips the certificates and their
+signatures (the JSON counts the handshakes that resumed); ptpsec-ke-bench keeps --concurrency of them going. Each repetition
 measures every server for every certificate type, the order of the servers
 alternating from one repetition to the next. The CPU time of the server's
 processes over the measured window (utime + stime from /proc) gives its CPU
@@ -144,7 +147,7 @@ class server_process:
             self.exit_output = f.read()
 
 
-def start_ptpsec(build, pki, work, core, running):
+def start_ptpsec(build, pki, work, core, running, resume):
     controld = os.path.join(build, "control", "controld", "ptpsec-controld")
     port = free_port()
     conf = os.path.join(work, f"controld-{os.path.basename(pki)}.toml")
@@ -162,6 +165,7 @@ state = "{work}/controld-{os.path.basename(pki)}.db"
 max-connections = 4096
 connections-per-second = 1000000
 connection-burst = 1000000
+{"session-lifetime-s = 3600" if resume else ""}
 
 [[group]]
 name = "bench"
@@ -234,6 +238,8 @@ def load(build, server, pki, args, cert_type, rep, work):
         cmd += ["--protocol", "ntp"]
     for pid in server.pids():
         cmd += ["--cpu-pid", str(pid)]
+    if args.resume:
+        cmd += ["--resume"]
     r = subprocess.run(["taskset", "-c", str(args.client_core)] + cmd, capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(f"ke_bench: ptpsec-ke-bench against {server.name} ({cert_type}) failed: {r.stderr.strip()}")
@@ -269,6 +275,7 @@ def summarise(runs):
                 "latency_p50_us": median([m["latency_us"]["p50"] for m in mine]),
                 "latency_p99_us": median([m["latency_us"]["p99"] for m in mine]),
                 "handshakes": sum(m["handshakes"] for m in mine),
+                "resumed": sum(m.get("resumed", 0) for m in mine),
                 "failures": sum(m["failures"] for m in mine),
                 "tls_group": mine[0]["tls"]["group"],
                 "tls_cipher": mine[0]["tls"]["cipher"],
@@ -310,6 +317,8 @@ def main():
     ap.add_argument("--client-core", type=int, default=0)
     ap.add_argument("--chrony-processes", type=int, default=0,
                     help="chrony's ntsprocesses (0: the NTS-KE server in the main process)")
+    ap.add_argument("--resume", action="store_true",
+                    help="offer TLS session resumption (ptpsec-controld with session tickets)")
     ap.add_argument("--verify-server", action="store_true",
                     help="the load generator verifies the server certificate too (default: not, to spend its "
                          "core on load)")
@@ -338,7 +347,7 @@ def main():
             procs = {}
             for name in servers:
                 if name == "ptpsec":
-                    procs[name] = start_ptpsec(args.build, pki, work, args.server_core, running)
+                    procs[name] = start_ptpsec(args.build, pki, work, args.server_core, running, args.resume)
                 else:
                     procs[name] = start_chrony(pki, work, args.server_core, args.chrony_processes, running)
             for rep in range(args.reps):
@@ -388,6 +397,7 @@ def main():
             "client_core": args.client_core,
             "chrony_processes": args.chrony_processes,
             "verify_server": args.verify_server,
+            "resume": args.resume,
         },
         "summary": summary,
         "runs": runs,
@@ -399,7 +409,7 @@ def main():
     for c in summary:
         print(f"{c['cert']} {c['server']} rate {c['handshakes_per_s']:.0f} cpu {100 * c['server_cpu_fraction']:.0f} "
               f"per_core_s {c['handshakes_per_core_s']:.0f} p50 {c['latency_p50_us']} p99 {c['latency_p99_us']} "
-              f"failures {c['failures']}")
+              f"failures {c['failures']} resumed {c['resumed']} of {c['handshakes']}")
 
 
 if __name__ == "__main__":

@@ -484,11 +484,12 @@ void print_status(const ordered_json& s) {
         const ordered_json node = s.value("node", ordered_json::object());
         const ordered_json c = node.value("counters", ordered_json::object());
         fmt::print("node: keys from {} into the data plane of file prefix {}: fetches {} failed {} keys received {} "
-                   "removed {} | SA updates pushed {} rejected {} | no data plane {} | data plane restarts {}\n",
+                   "removed {} | TLS sessions {} (resumed {}) | SA updates pushed {} rejected {} | no data plane {} | "
+                   "data plane restarts {}\n",
                    node.value("server", "?"), node.value("dataplane_prefix", "?"), count_of(c, "fetches"),
                    count_of(c, "fetch_failures"), count_of(c, "keys_received"), count_of(c, "keys_removed"),
-                   count_of(c, "updates_pushed"), count_of(c, "updates_rejected"), count_of(c, "push_failures"),
-                   count_of(c, "dataplane_restarts"));
+                   count_of(c, "sessions"), count_of(c, "sessions_resumed"), count_of(c, "updates_pushed"),
+                   count_of(c, "updates_rejected"), count_of(c, "push_failures"), count_of(c, "dataplane_restarts"));
         if (count_of(c, "quotes") > 0) {
             fmt::print("  platform quotes made for the KE server: {}\n", count_of(c, "quotes"));
         }

@@ -14,6 +14,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <string_view>
 
 namespace ptpsec::tls::detail {
@@ -160,6 +161,24 @@ std::string ip_text(const ASN1_OCTET_STRING* s) {
     return buf;
 }
 
+/// A ticket that opens, of a session within its lifetime, resumes the
+/// session without a new ticket: the session then ends its lifetime after
+/// the full handshake that began it, however often it is resumed (seeds/001
+/// §2.1), and a resumption costs no ticket to seal. Any other ticket: a full
+/// handshake, and a new ticket.
+SSL_TICKET_RETURN use_ticket_once_issued(SSL* ssl, SSL_SESSION* session, const unsigned char* /*keyname*/,
+                                         size_t /*keyname_len*/, SSL_TICKET_STATUS status, void* /*arg*/) {
+    // OpenSSL's own test, made after this callback: expired when more
+    // than its timeout has passed since the session began.
+    const bool current =
+        session != nullptr && std::time(nullptr) - SSL_SESSION_get_time(session) <= SSL_SESSION_get_timeout(session);
+    if ((status == SSL_TICKET_SUCCESS || status == SSL_TICKET_SUCCESS_RENEW) && current) {
+        SSL_set_num_tickets(ssl, 0);
+        return SSL_TICKET_RETURN_USE;
+    }
+    return SSL_TICKET_RETURN_IGNORE_RENEW;
+}
+
 } // namespace
 
 result<ssl_ctx_ptr> server_context(const credential_files& files, std::chrono::seconds session_lifetime) {
@@ -198,6 +217,7 @@ result<ssl_ctx_ptr> server_context(const credential_files& files, std::chrono::s
             return error{"setting the TLS session ID context: " + openssl_reasons()};
         }
         SSL_CTX_set_num_tickets(c, 1);
+        SSL_CTX_set_session_ticket_cb(c, nullptr, use_ticket_once_issued, nullptr);
         SSL_CTX_set_timeout(c, static_cast<long>(session_lifetime.count()));
         SSL_CTX_clear_options(c, SSL_OP_ALLOW_NO_DHE_KEX);
         SSL_CTX_set_max_early_data(c, 0);

@@ -381,6 +381,24 @@ protected:
         return c;
     }
 
+    /// A server that issues session tickets valid for `lifetime`.
+    std::unique_ptr<running_server> start_resuming(std::chrono::seconds lifetime) {
+        auto c = config();
+        c.session_lifetime = lifetime;
+        return start(std::move(c));
+    }
+
+    /// client_as() with the certificate of `id`, its files written to the
+    /// test's directory as NAME.pem and NAME.key.
+    client_config client_with(const identity& id, const std::string& name) const {
+        write_file(test_dir / (name + ".pem"), cert_pem(id));
+        write_file(test_dir / (name + ".key"), key_pem(id));
+        auto c = client_as("client_good");
+        c.cert_file = test_dir / (name + ".pem");
+        c.key_file = test_dir / (name + ".key");
+        return c;
+    }
+
     raw_options raw_as(const std::string& who) const {
         raw_options o;
         o.cert_file = pki->file(who + ".pem");
@@ -1012,6 +1030,17 @@ std::optional<exchange_result> exchange(uint16_t port, const client_config& cfg,
     return exchange_result{c->server(), c->ticket()};
 }
 
+/// exchange() without a session to offer, from a server that issues
+/// tickets: a full handshake that brings one.
+std::optional<exchange_result> first_exchange(uint16_t port, const client_config& cfg) {
+    auto r = exchange(port, cfg, nullptr);
+    if (r) {
+        EXPECT_FALSE(r->server.resumed);
+        EXPECT_FALSE(r->ticket.empty()) << "no session ticket from a server with a session lifetime";
+    }
+    return r;
+}
+
 TEST_F(tls_server, without_a_session_lifetime_no_ticket_is_issued) {
     auto srv = start(config());
     ASSERT_TRUE(srv);
@@ -1024,14 +1053,10 @@ TEST_F(tls_server, without_a_session_lifetime_no_ticket_is_issued) {
 }
 
 TEST_F(tls_server, a_ticket_resumes_the_session_with_its_first_certificate_and_a_binding_of_its_own) {
-    auto cfg = config();
-    cfg.session_lifetime = 60s;
-    auto srv = start(cfg);
+    auto srv = start_resuming(60s);
     ASSERT_TRUE(srv);
-    const auto first = exchange(srv->port(), client_as("client_good"), nullptr);
-    ASSERT_TRUE(first);
-    EXPECT_FALSE(first->server.resumed);
-    ASSERT_FALSE(first->ticket.empty()) << "no session ticket from a server with a session lifetime";
+    const auto first = first_exchange(srv->port(), client_as("client_good"));
+    ASSERT_TRUE(first && !first->ticket.empty());
 
     const auto second = exchange(srv->port(), client_as("client_good"), &first->ticket);
     ASSERT_TRUE(second);
@@ -1051,12 +1076,8 @@ TEST_F(tls_server, a_ticket_resumes_the_session_with_its_first_certificate_and_a
     auto tsr = exchange(srv->port(), client_as("client_good", protocol::ntstsr), &second->ticket);
     ASSERT_TRUE(tsr);
     EXPECT_FALSE(tsr->server.resumed);
-    const identity other = make_identity({.cn = "node-2", .issuer = &pki->ca, .eku = "clientAuth"});
-    write_file(test_dir / "node2.pem", cert_pem(other));
-    write_file(test_dir / "node2.key", key_pem(other));
-    auto as_other = client_as("client_good");
-    as_other.cert_file = test_dir / "node2.pem";
-    as_other.key_file = test_dir / "node2.key";
+    const auto as_other =
+        client_with(make_identity({.cn = "node-2", .issuer = &pki->ca, .eku = "clientAuth"}), "node2");
     const auto third = exchange(srv->port(), as_other, &second->ticket);
     ASSERT_TRUE(third);
     EXPECT_FALSE(third->server.resumed);
@@ -1068,13 +1089,10 @@ TEST_F(tls_server, a_ticket_resumes_the_session_with_its_first_certificate_and_a
 }
 
 TEST_F(tls_server, a_reload_ends_the_sessions_issued_before_it) {
-    auto cfg = config();
-    cfg.session_lifetime = 60s;
-    auto srv = start(cfg);
+    auto srv = start_resuming(60s);
     ASSERT_TRUE(srv);
-    const auto first = exchange(srv->port(), client_as("client_good"), nullptr);
-    ASSERT_TRUE(first);
-    ASSERT_FALSE(first->ticket.empty());
+    const auto first = first_exchange(srv->port(), client_as("client_good"));
+    ASSERT_TRUE(first && !first->ticket.empty());
     ASSERT_TRUE(srv->get().reload().ok());
     const auto second = exchange(srv->port(), client_as("client_good"), &first->ticket);
     ASSERT_TRUE(second);
@@ -1084,34 +1102,33 @@ TEST_F(tls_server, a_reload_ends_the_sessions_issued_before_it) {
     EXPECT_TRUE(third->server.resumed) << "the reloaded server's own tickets work";
 }
 
-TEST_F(tls_server, a_ticket_past_the_session_lifetime_is_not_taken) {
-    auto cfg = config();
-    cfg.session_lifetime = 1s;
-    auto srv = start(cfg);
+TEST_F(tls_server, a_session_ends_its_lifetime_after_its_full_handshake_however_often_resumed) {
+    auto srv = start_resuming(2s);
     ASSERT_TRUE(srv);
-    const auto first = exchange(srv->port(), client_as("client_good"), nullptr);
-    ASSERT_TRUE(first);
-    ASSERT_FALSE(first->ticket.empty());
-    std::this_thread::sleep_for(2500ms);
+    const auto began = std::chrono::steady_clock::now();
+    const auto first = first_exchange(srv->port(), client_as("client_good"));
+    ASSERT_TRUE(first && !first->ticket.empty());
+    std::this_thread::sleep_for(1s);
     const auto second = exchange(srv->port(), client_as("client_good"), &first->ticket);
     ASSERT_TRUE(second);
-    EXPECT_FALSE(second->server.resumed) << "a session older than its lifetime was resumed";
+    EXPECT_TRUE(second->server.resumed);
+    ASSERT_FALSE(second->ticket.empty()) << "the resumed session is offered again";
+    std::this_thread::sleep_until(began + 3s);
+    const auto third = exchange(srv->port(), client_as("client_good"), &second->ticket);
+    ASSERT_TRUE(third);
+    EXPECT_FALSE(third->server.resumed) << "a resumption renewed the session past its lifetime";
+    EXPECT_FALSE(third->ticket.empty()) << "a full handshake brings a new ticket";
+    const auto st = wait_for(*srv, [](const server_stats& s) { return s.closed_by_peer == 3; });
+    EXPECT_EQ(st.resumed, 1U);
 }
 
 TEST_F(tls_server, a_resumed_session_whose_client_certificate_has_expired_since_is_refused) {
-    auto cfg = config();
-    cfg.session_lifetime = 60s;
-    auto srv = start(cfg);
+    auto srv = start_resuming(60s);
     ASSERT_TRUE(srv);
-    const identity brief = make_identity({.cn = "node-brief", .issuer = &pki->ca, .eku = "clientAuth", .not_after = 2});
-    write_file(test_dir / "brief.pem", cert_pem(brief));
-    write_file(test_dir / "brief.key", key_pem(brief));
-    auto as_brief = client_as("client_good");
-    as_brief.cert_file = test_dir / "brief.pem";
-    as_brief.key_file = test_dir / "brief.key";
-    const auto first = exchange(srv->port(), as_brief, nullptr);
-    ASSERT_TRUE(first);
-    ASSERT_FALSE(first->ticket.empty());
+    const auto as_brief = client_with(
+        make_identity({.cn = "node-brief", .issuer = &pki->ca, .eku = "clientAuth", .not_after = 2}), "brief");
+    const auto first = first_exchange(srv->port(), as_brief);
+    ASSERT_TRUE(first && !first->ticket.empty());
     std::this_thread::sleep_for(3500ms); // past notAfter
 
     auto c = client::connect("127.0.0.1", srv->port(), as_brief, &first->ticket);
