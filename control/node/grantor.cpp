@@ -74,12 +74,13 @@ void grantor::end_session(bool keep_ticket) {
     if (!_client) {
         return;
     }
-    const bool closed = static_cast<bool>(_client->close());
+    // A session not closed in good order has no ticket to keep.
+    (void)_client->close();
     if (!keep_ticket) {
-        // The next session starts in full: a server that refused this one
-        // (a resumed session whose certificate has expired since) says why.
+        // The next session starts in full: one that failed on a resumed
+        // session says why.
         _ticket = {};
-    } else if (auto t = _client->ticket(); closed && !t.empty()) {
+    } else if (auto t = _client->ticket(); !t.empty()) {
         _ticket = std::move(t);
     }
     _client.reset();

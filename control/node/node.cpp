@@ -196,8 +196,8 @@ status node::fetch(size_t g, int64_t now) {
     }
     auto bytes = _client->request(nts::build(req));
     if (!bytes) {
-        // The next session starts in full: a server that refused this one
-        // (a resumed session whose certificate has expired since) says why.
+        // The next session starts in full: one that failed on a resumed
+        // session says why.
         _client.reset();
         _ticket = {};
         return bytes.err();
@@ -396,10 +396,10 @@ void node::end_session() {
     if (!_client) {
         return;
     }
-    if (_client->close()) {
-        if (auto t = _client->ticket(); !t.empty()) {
-            _ticket = std::move(t);
-        }
+    // A session not closed in good order has no ticket to keep.
+    (void)_client->close();
+    if (auto t = _client->ticket(); !t.empty()) {
+        _ticket = std::move(t);
     }
     _client.reset();
     _attestation.reset();

@@ -6,7 +6,6 @@
 #include <fmt/format.h>
 
 #include <openssl/err.h>
-#include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
 #include <arpa/inet.h>
@@ -121,26 +120,13 @@ std::shared_ptr<ssl_session_st> resumable_session(SSL* ssl) {
     return nullptr;
 }
 
-/// SHA-256 of the certificate the context presents (zeros if none).
-std::array<uint8_t, 32> own_certificate_digest(SSL_CTX* ctx) {
-    std::array<uint8_t, 32> d{};
-    unsigned int len = 0;
-    if (const X509* cert = SSL_CTX_get0_certificate(ctx);
-        cert == nullptr || X509_digest(cert, EVP_sha256(), d.data(), &len) != 1 || len != d.size()) {
-        d.fill(0);
-        ERR_clear_error();
-    }
-    return d;
-}
-
 } // namespace
 
 struct client::state {
     unique_fd fd;
     detail::ssl_ptr ssl;
     std::string endpoint;
-    protocol alpn = protocol::ntske;
-    std::array<uint8_t, 32> own_certificate{};
+    std::array<uint8_t, 32> own_certificate{}; ///< SHA-256 of the one presented (zeros if unreadable)
     std::chrono::milliseconds timeout{};
     size_t max_message = 0;
     std::vector<uint8_t> in; ///< octets read past the last response
@@ -206,8 +192,10 @@ result<client> client::connect(std::string_view host_view, uint16_t port, const 
         if (auto st = detail::attach_socket(s->ssl.get(), s->fd.get()); !st) {
             return s->fail("TLS handshake with", st.message());
         }
-        s->alpn = config.alpn;
-        s->own_certificate = own_certificate_digest(ctx->get());
+        if (!detail::certificate_fingerprint(SSL_CTX_get0_certificate(ctx->get()), s->own_certificate)) {
+            s->own_certificate.fill(0);
+            ERR_clear_error();
+        }
         if (resume != nullptr && !resume->empty() && resume->_endpoint == s->endpoint && resume->_alpn == config.alpn &&
             resume->_own_certificate == s->own_certificate &&
             SSL_set_session(s->ssl.get(), resume->_session.get()) != 1) {
@@ -409,7 +397,7 @@ session_ticket client::ticket() const {
     t._session = _s->open() ? resumable_session(_s->ssl.get()) : _s->closed_session;
     if (t._session) {
         t._endpoint = _s->endpoint;
-        t._alpn = _s->alpn;
+        t._alpn = _s->server.alpn; // the one asked for: connect() checks
         t._own_certificate = _s->own_certificate;
     }
     return t;

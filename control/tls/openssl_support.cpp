@@ -161,17 +161,29 @@ std::string ip_text(const ASN1_OCTET_STRING* s) {
     return buf;
 }
 
-/// A ticket that opens, of a session within its lifetime, resumes the
-/// session without a new ticket: the session then ends its lifetime after
-/// the full handshake that began it, however often it is resumed (seeds/001
-/// §2.1), and a resumption costs no ticket to seal. Any other ticket: a full
-/// handshake, and a new ticket.
+/// True if `cert` is valid on the clock of now (not before notBefore, not
+/// after notAfter).
+bool certificate_current(const X509* cert) {
+    // X509_cmp_current_time: -1 before now, 1 after, 0 on an error.
+    return cert != nullptr && X509_cmp_current_time(X509_get0_notBefore(cert)) < 0 &&
+           X509_cmp_current_time(X509_get0_notAfter(cert)) > 0;
+}
+
+/// A ticket that opens, of a session within its lifetime whose client
+/// certificate is still valid, resumes the session without a new ticket:
+/// the session then ends its lifetime after the full handshake that began
+/// it, however often it is resumed (seeds/001 §2.1), and a resumption costs
+/// no ticket to seal. Any other ticket: a full handshake (where an expired
+/// client certificate is refused as always), and a new ticket.
 SSL_TICKET_RETURN use_ticket_once_issued(SSL* ssl, SSL_SESSION* session, const unsigned char* /*keyname*/,
                                          size_t /*keyname_len*/, SSL_TICKET_STATUS status, void* /*arg*/) {
-    // OpenSSL's own test, made after this callback: expired when more
-    // than its timeout has passed since the session began.
-    const bool current =
-        session != nullptr && std::time(nullptr) - SSL_SESSION_get_time(session) <= SSL_SESSION_get_timeout(session);
+    // The lifetime: OpenSSL's own test, made after this callback (expired
+    // when more than its timeout has passed since the session began). The
+    // certificate was verified when the session began; its validity ends on
+    // the clock of now, not on the ticket's.
+    const bool current = session != nullptr &&
+                         std::time(nullptr) - SSL_SESSION_get_time(session) <= SSL_SESSION_get_timeout(session) &&
+                         certificate_current(SSL_SESSION_get0_peer(session));
     if ((status == SSL_TICKET_SUCCESS || status == SSL_TICKET_SUCCESS_RENEW) && current) {
         SSL_set_num_tickets(ssl, 0);
         return SSL_TICKET_RETURN_USE;
@@ -358,11 +370,9 @@ void split_address(const sockaddr_storage& sa, std::string& address, uint16_t& p
     address = buf;
 }
 
-bool peer_certificate_current(const SSL* ssl) {
-    const X509* cert = SSL_get0_peer_certificate(ssl);
-    // X509_cmp_current_time: -1 before now, 1 after, 0 on an error.
-    return cert != nullptr && X509_cmp_current_time(X509_get0_notBefore(cert)) < 0 &&
-           X509_cmp_current_time(X509_get0_notAfter(cert)) > 0;
+bool certificate_fingerprint(const X509* cert, std::array<uint8_t, 32>& out) {
+    unsigned int len = 0;
+    return cert != nullptr && X509_digest(cert, EVP_sha256(), out.data(), &len) == 1 && len == out.size();
 }
 
 result<peer> describe_peer(SSL* ssl, const sockaddr_storage& remote) {
@@ -402,8 +412,7 @@ result<peer> describe_peer(SSL* ssl, const sockaddr_storage& remote) {
         }
     }
 
-    unsigned int md_len = 0;
-    if (X509_digest(cert, EVP_sha256(), p.fingerprint.data(), &md_len) != 1 || md_len != p.fingerprint.size()) {
+    if (!certificate_fingerprint(cert, p.fingerprint)) {
         return error{"computing the certificate fingerprint: " + openssl_reasons()};
     }
     const int der_len = i2d_X509(cert, nullptr);

@@ -14,6 +14,7 @@
 
 #include <sys/socket.h>
 
+#include <array>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -92,10 +93,9 @@ std::string failure_reason(const SSL* ssl, int ssl_error);
 /// Address and port of a socket address; IPv4-mapped IPv6 shown as IPv4.
 void split_address(const sockaddr_storage& sa, std::string& address, uint16_t& port);
 
-/// True if the peer's certificate is valid on the clock of now (not
-/// before notBefore, not after notAfter). A resumed session's certificate
-/// was verified when the session began; this is what may have changed since.
-bool peer_certificate_current(const SSL* ssl);
+/// SHA-256 of the DER certificate into `out`; false if there is none or
+/// OpenSSL fails (its reason left in the queue).
+bool certificate_fingerprint(const X509* cert, std::array<uint8_t, 32>& out);
 
 /// The peer of an established connection: ALPN, certificate, the session's
 /// exporter value, remote address.

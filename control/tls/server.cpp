@@ -532,16 +532,6 @@ void server::impl::handshake(connection& c) {
     ERR_clear_error();
     const int r = SSL_do_handshake(c.ssl.get());
     if (r == 1) {
-        const bool resumed = SSL_session_reused(c.ssl.get()) == 1;
-        if (resumed && !detail::peer_certificate_current(c.ssl.get())) {
-            // Verified when the session began; its validity ends on the
-            // clock of now, not on the ticket's.
-            count(counter::handshakes_failed);
-            count(counter::client_cert_expired);
-            ERR_clear_error();
-            begin_close(c);
-            return;
-        }
         auto who = detail::describe_peer(c.ssl.get(), c.remote);
         if (!who) {
             // Not expected with the context's settings; the peer is not served.
@@ -553,7 +543,7 @@ void server::impl::handshake(connection& c) {
         }
         c.from = std::move(who).value();
         count(counter::handshakes_ok);
-        if (resumed) {
+        if (c.from.resumed) {
             count(counter::resumed);
         }
         c.state = conn_state::reading;

@@ -122,8 +122,9 @@ struct server_config {
     /// TLS session resumption (seeds/001 §2.1): how long a session ticket
     /// lets a client skip the certificate exchange. 0 (the default): no
     /// tickets, every connection a full handshake. At most 24 hours (§2.1).
-    /// A reload ends every session issued before it, and a resumed session
-    /// whose client certificate has expired since is refused.
+    /// A reload ends every session issued before it, and a ticket whose
+    /// client certificate has expired since is not taken: the full handshake
+    /// that follows refuses the certificate.
     std::chrono::seconds session_lifetime{0};
     /// Poll the three files this often and reload when one changed; 0: only
     /// reload() and request_reload().
@@ -144,11 +145,10 @@ struct server_stats {
     uint64_t resumed = 0; ///< of handshakes_ok, those that resumed a session
     /// Failed handshakes, the sum of the classes below (timeouts are not in it).
     uint64_t handshakes_failed = 0;
-    uint64_t protocol_refused = 0; ///< the client offered no TLS 1.3
-    uint64_t alpn_refused = 0;     ///< no ALPN, or neither ntske/1 nor ntstsr/1
-    uint64_t no_client_cert = 0;   ///< the client sent no certificate
-    uint64_t client_cert_expired =
-        0; ///< expired or not yet valid (also on resuming): a clock problem on one side? (§2.5.4)
+    uint64_t protocol_refused = 0;     ///< the client offered no TLS 1.3
+    uint64_t alpn_refused = 0;         ///< no ALPN, or neither ntske/1 nor ntstsr/1
+    uint64_t no_client_cert = 0;       ///< the client sent no certificate
+    uint64_t client_cert_expired = 0;  ///< expired or not yet valid: a clock problem on one side? (§2.5.4)
     uint64_t client_cert_rejected = 0; ///< any other verification failure (unknown CA, bad signature)
     uint64_t peer_alerts = 0;          ///< the client aborted with an alert (it refused our certificate)
     uint64_t handshake_other = 0;      ///< closed mid-handshake, not TLS, internal errors
