@@ -1,5 +1,7 @@
 #include <control/tls/openssl_support.h>
 
+#include <control/tls/server.h>
+
 #include <fmt/format.h>
 
 #include <openssl/bio.h>
@@ -12,6 +14,7 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -161,34 +164,44 @@ std::string ip_text(const ASN1_OCTET_STRING* s) {
     return buf;
 }
 
-/// True if `cert` is valid on the clock of now (not before notBefore, not
-/// after notAfter).
-bool certificate_current(const X509* cert) {
-    // X509_cmp_current_time: -1 before now, 1 after, 0 on an error.
-    return cert != nullptr && X509_cmp_current_time(X509_get0_notBefore(cert)) < 0 &&
-           X509_cmp_current_time(X509_get0_notAfter(cert)) > 0;
+/// Seconds from now to the end of `cert`'s validity, less one so that a
+/// session ending then ends before the certificate does (session times
+/// count whole seconds); 0 if it cannot be read or has passed.
+long seconds_left(const X509* cert) {
+    int days = 0;
+    int secs = 0;
+    if (cert == nullptr || ASN1_TIME_diff(&days, &secs, nullptr, X509_get0_notAfter(cert)) != 1) {
+        return 0;
+    }
+    return std::max(0L, days * 86400L + secs - 1);
 }
 
-/// A ticket that opens, of a session within its lifetime whose client
-/// certificate is still valid, resumes the session without a new ticket:
-/// the session then ends its lifetime after the full handshake that began
-/// it, however often it is resumed (seeds/001 §2.1), and a resumption costs
-/// no ticket to seal. Any other ticket: a full handshake (where an expired
-/// client certificate is refused as always), and a new ticket.
-SSL_TICKET_RETURN use_ticket_once_issued(SSL* ssl, SSL_SESSION* session, const unsigned char* /*keyname*/,
-                                         size_t /*keyname_len*/, SSL_TICKET_STATUS status, void* /*arg*/) {
-    // The lifetime: OpenSSL's own test, made after this callback (expired
-    // when more than its timeout has passed since the session began). The
-    // certificate was verified when the session began; its validity ends on
-    // the clock of now, not on the ticket's.
-    const bool current = session != nullptr &&
-                         std::time(nullptr) - SSL_SESSION_get_time(session) <= SSL_SESSION_get_timeout(session) &&
-                         certificate_current(SSL_SESSION_get0_peer(session));
-    if ((status == SSL_TICKET_SUCCESS || status == SSL_TICKET_SUCCESS_RENEW) && current) {
-        SSL_set_num_tickets(ssl, 0);
-        return SSL_TICKET_RETURN_USE;
+/// A new session (a full handshake's; resumptions get none, below) ends its
+/// lifetime after the handshake, or when the client's certificate ends if
+/// that is sooner: the certificate was verified against the clock of the
+/// handshake, and a resumption does not look at it again.
+int end_session_with_certificate(SSL* ssl, void* /*arg*/) {
+    SSL_SESSION* session = SSL_get_session(ssl);
+    if (session == nullptr) {
+        return 1;
     }
-    return SSL_TICKET_RETURN_IGNORE_RENEW;
+    const long left = seconds_left(SSL_SESSION_get0_peer(session));
+    if (left < SSL_SESSION_get_timeout(session)) {
+        SSL_SESSION_set_timeout(session, left);
+    }
+    return 1;
+}
+
+/// A resumed session gets no new ticket: it then ends its lifetime after the
+/// full handshake that began it, however often it is resumed (seeds/001
+/// §2.1), and the cache holds one session per client. The server decides on
+/// tickets after the client's Finished; whether the session was resumed is
+/// known once the ClientHello has been read.
+void no_ticket_on_resumption(const SSL* ssl, int where, int /*ret*/) {
+    if ((where & SSL_CB_ACCEPT_LOOP) != 0 && SSL_session_reused(ssl) == 1) {
+        // The callback's SSL is the connection's own, not a const object.
+        SSL_set_num_tickets(const_cast<SSL*>(ssl), 0);
+    }
 }
 
 } // namespace
@@ -217,19 +230,27 @@ result<ssl_ctx_ptr> server_context(const credential_files& files, std::chrono::s
         SSL_CTX_set_num_tickets(c, 0);
         SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
     } else {
-        // Resumption (seeds/001 §2.1, RFC 8446 §2.2): one stateless ticket
-        // per full handshake, sealed with keys this context draws at random,
-        // so a reload (a new context) ends every session issued before it.
-        // The server keeps nothing per session. psk_dhe_ke only: a resumed
-        // handshake still makes a fresh X25519 share. No early data.
+        // Resumption (seeds/001 §2.1, RFC 8446 §2.2): one ticket per full
+        // handshake. The ticket is a session ID; the session (its secret and
+        // the client's certificate) stays in this context's cache, so a
+        // reload (a new context) ends every session begun before it, no
+        // ticket key exists to be stolen, and a resumption decodes nothing
+        // (a stateless ticket carries the whole session, whose client
+        // certificate OpenSSL 3.0 would parse again on each resumption).
+        // psk_dhe_ke only: a resumed handshake still makes a fresh X25519
+        // share. No early data.
         // Resuming a session with a verified client certificate needs a
         // session ID context, else OpenSSL refuses with an internal error.
         static constexpr unsigned char sid_context[] = "ptpsec NTS-KE";
         if (SSL_CTX_set_session_id_context(c, sid_context, sizeof(sid_context) - 1) != 1) {
             return error{"setting the TLS session ID context: " + openssl_reasons()};
         }
+        SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_SERVER);
+        SSL_CTX_sess_set_cache_size(c, max_cached_sessions);
+        SSL_CTX_set_options(c, SSL_OP_NO_TICKET); // TLS 1.3: stateful tickets
         SSL_CTX_set_num_tickets(c, 1);
-        SSL_CTX_set_session_ticket_cb(c, nullptr, use_ticket_once_issued, nullptr);
+        SSL_CTX_set_session_ticket_cb(c, end_session_with_certificate, nullptr, nullptr);
+        SSL_CTX_set_info_callback(c, no_ticket_on_resumption);
         SSL_CTX_set_timeout(c, static_cast<long>(session_lifetime.count()));
         SSL_CTX_clear_options(c, SSL_OP_ALLOW_NO_DHE_KEX);
         SSL_CTX_set_max_early_data(c, 0);

@@ -94,6 +94,11 @@ inline constexpr uint16_t nts_ke_port = 4460;
 /// The longest session_lifetime (seeds/001 §2.1: "max. 24 hrs").
 inline constexpr std::chrono::seconds max_session_lifetime{24 * 60 * 60};
 
+/// Sessions the server keeps for resumption (one per client that took a
+/// ticket, a few KiB each). When it is full, the session that would end
+/// first goes; its client's next connection is a full handshake.
+inline constexpr long max_cached_sessions = 20480;
+
 struct server_config {
     /// Numeric addresses to listen on, each on its own socket with the same
     /// port. Empty: one dual-stack socket on "::" (IPv4 clients appear as
@@ -122,9 +127,9 @@ struct server_config {
     /// TLS session resumption (seeds/001 §2.1): how long a session ticket
     /// lets a client skip the certificate exchange. 0 (the default): no
     /// tickets, every connection a full handshake. At most 24 hours (§2.1).
-    /// A reload ends every session issued before it, and a ticket whose
-    /// client certificate has expired since is not taken: the full handshake
-    /// that follows refuses the certificate.
+    /// The server keeps the sessions (at most max_cached_sessions); a
+    /// session ends this long after its full handshake, or earlier when the
+    /// client's certificate does, and a reload ends every session.
     std::chrono::seconds session_lifetime{0};
     /// Poll the three files this often and reload when one changed; 0: only
     /// reload() and request_reload().

@@ -238,6 +238,7 @@ struct raw_options {
     std::vector<std::string> alpn = {"ntske/1"};
     std::string cert_file; ///< empty: no client certificate
     std::string key_file;
+    SSL_SESSION* resume = nullptr; ///< a session() of an earlier client, offered
 };
 
 /// A TLS client with whatever the test asks for, driven with OpenSSL
@@ -263,6 +264,9 @@ public:
             }
             EXPECT_EQ(SSL_set_alpn_protos(_ssl.get(), wire.data(), static_cast<unsigned>(wire.size())), 0);
         }
+        if (o.resume != nullptr) {
+            EXPECT_EQ(SSL_set_session(_ssl.get(), o.resume), 1);
+        }
         ERR_clear_error();
         const int r = SSL_connect(_ssl.get());
         if (r != 1) {
@@ -271,6 +275,11 @@ public:
     }
 
     bool handshake_ok() const { return _handshake_error.empty(); }
+    bool resumed() const { return SSL_session_reused(_ssl.get()) == 1; }
+    /// The session as it stands (with a ticket once one has been read).
+    std::unique_ptr<SSL_SESSION, decltype(&SSL_SESSION_free)> session() const {
+        return {SSL_get1_session(_ssl.get()), SSL_SESSION_free};
+    }
     const std::string& handshake_error() const { return _handshake_error; }
     std::string alpn() const {
         const unsigned char* p = nullptr;
@@ -1120,6 +1129,37 @@ TEST_F(tls_server, a_session_ends_its_lifetime_after_its_full_handshake_however_
     EXPECT_FALSE(third->ticket.empty()) << "a full handshake brings a new ticket";
     const auto st = wait_for(*srv, [](const server_stats& s) { return s.closed_by_peer == 3; });
     EXPECT_EQ(st.resumed, 1U);
+}
+
+TEST_F(tls_server, the_server_ends_a_session_at_its_lifetime_whatever_the_client_believes) {
+    // A client that offers a ticket past its lifetime (OpenSSL's own client
+    // would not: it reads the lifetime from the ticket; this one is told the
+    // ticket is new) gets a full handshake: the server keeps the time itself.
+    auto srv = start_resuming(1s);
+    ASSERT_TRUE(srv);
+    raw_options o = raw_as("client_good");
+    raw_tls_client first(srv->port(), o);
+    ASSERT_TRUE(first.handshake_ok()) << first.handshake_error();
+    ASSERT_TRUE(first.write(simple_request(0)));
+    ASSERT_FALSE(first.read_message().message.empty());
+    const auto session = first.session(); // the ticket came before the response
+    ASSERT_TRUE(session && SSL_SESSION_is_resumable(session.get()) == 1);
+
+    // Within the lifetime the re-timed session resumes: the test's client
+    // does offer it.
+    SSL_SESSION_set_time(session.get(), std::time(nullptr));
+    o.resume = session.get();
+    raw_tls_client soon(srv->port(), o);
+    ASSERT_TRUE(soon.handshake_ok()) << soon.handshake_error();
+    EXPECT_TRUE(soon.resumed());
+
+    std::this_thread::sleep_for(2500ms); // session times are whole seconds
+    SSL_SESSION_set_time(session.get(), std::time(nullptr));
+    raw_tls_client late(srv->port(), o);
+    ASSERT_TRUE(late.handshake_ok()) << late.handshake_error();
+    EXPECT_FALSE(late.resumed()) << "a session past its lifetime was resumed";
+    ASSERT_TRUE(late.write(simple_request(1)));
+    EXPECT_FALSE(late.read_message().message.empty()) << "the full handshake serves as usual";
 }
 
 TEST_F(tls_server, a_resumed_session_whose_client_certificate_has_expired_since_is_refused) {
