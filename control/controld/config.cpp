@@ -358,6 +358,16 @@ result<server_settings> parse_server(const toml::table& t, std::string_view orig
         }
         *f.into = resolve(base_dir, **v);
     }
+    // Optional: the CRLs of the CAs that issue client certificates.
+    PTPSEC_TRY(crl, r.get<std::string>("crl"));
+    if (*crl) {
+        if ((*crl)->empty()) {
+            return error{fmt::format("{}: server.crl: give the file of the CRLs of the CAs that issue client "
+                                     "certificates (or leave the key out)",
+                                     r.at(*t.get("crl")))};
+        }
+        s.tls.crl_file = resolve(base_dir, **crl);
+    }
     struct ms_key {
         const char* key;
         std::chrono::milliseconds* into;

@@ -602,7 +602,7 @@ json ke_json(const ke::ke_service::counters& k) {
 }
 
 json tls_json(const tls::server_stats& t) {
-    static_assert(sizeof(tls::server_stats) == 29 * sizeof(uint64_t), "a new TLS counter: show it here");
+    static_assert(sizeof(tls::server_stats) == 30 * sizeof(uint64_t), "a new TLS counter: show it here");
     return {{"accepted", t.accepted},
             {"rate_limited", t.rate_limited},
             {"over_cap", t.over_cap},
@@ -614,6 +614,7 @@ json tls_json(const tls::server_stats& t) {
             {"alpn_refused", t.alpn_refused},
             {"no_client_cert", t.no_client_cert},
             {"client_cert_expired", t.client_cert_expired},
+            {"client_cert_revoked", t.client_cert_revoked},
             {"client_cert_rejected", t.client_cert_rejected},
             {"peer_alerts", t.peer_alerts},
             {"handshake_other", t.handshake_other},

@@ -147,6 +147,17 @@ status load_credentials(SSL_CTX* ctx, const credential_files& files) {
     if (SSL_CTX_load_verify_locations(ctx, files.ca_file.c_str(), nullptr) != 1) {
         return error{fmt::format("CA file {}: {}", files.ca_file, openssl_reasons())};
     }
+    if (!files.crl_file.empty()) {
+        // The CRLs go into the context's store with the CAs; the flag makes
+        // every verification look the leaf up in its issuer's CRL (RFC 5280
+        // §6.3): revoked, or no current CRL of the issuer, fails.
+        X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+        X509_LOOKUP* lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+        if (lookup == nullptr || X509_load_crl_file(lookup, files.crl_file.c_str(), X509_FILETYPE_PEM) <= 0) {
+            return error{fmt::format("CRL file {}: no CRL could be read: {}", files.crl_file, openssl_reasons())};
+        }
+        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+    }
     return ok_status();
 }
 
@@ -336,6 +347,9 @@ handshake_failure classify_handshake_failure(const SSL* ssl, const handshake_not
         const long v = SSL_get_verify_result(ssl);
         if (v == X509_V_ERR_CERT_HAS_EXPIRED || v == X509_V_ERR_CERT_NOT_YET_VALID) {
             return handshake_failure::cert_expired;
+        }
+        if (v == X509_V_ERR_CERT_REVOKED) {
+            return handshake_failure::cert_revoked;
         }
         return handshake_failure::cert_rejected;
     }

@@ -37,6 +37,10 @@ struct credential_files {
     std::string cert_file; ///< own certificate, chain allowed after it
     std::string key_file;  ///< own private key
     std::string ca_file;   ///< the CA(s) the peer's certificate must chain to
+    /// CRLs (PEM) of the CAs that issue peers' certificates; empty: none
+    /// checked. Given, every peer certificate is looked up in its issuer's
+    /// CRL, and one whose issuer has no CRL here, or a stale one, is refused.
+    std::string crl_file;
 };
 
 /// Records the server's callbacks leave on an SSL (its app data) while a
@@ -76,6 +80,7 @@ enum class handshake_failure : uint8_t {
     alpn,             ///< no ALPN, or neither ntske/1 nor ntstsr/1
     no_client_cert,   ///< the client sent no certificate
     cert_expired,     ///< the certificate is expired or not yet valid
+    cert_revoked,     ///< the certificate is on its CA's CRL
     cert_rejected,    ///< any other verification failure (unknown CA, ...)
     peer_alert,       ///< the peer aborted with an alert (it refused us)
     other,            ///< transport closed, not TLS, internal errors

@@ -62,6 +62,7 @@ enum class counter : uint8_t {
     alpn_refused,
     no_client_cert,
     client_cert_expired,
+    client_cert_revoked,
     client_cert_rejected,
     peer_alerts,
     handshake_other,
@@ -95,6 +96,7 @@ constexpr std::array<uint64_t server_stats::*, static_cast<size_t>(counter::coun
     &server_stats::alpn_refused,
     &server_stats::no_client_cert,
     &server_stats::client_cert_expired,
+    &server_stats::client_cert_revoked,
     &server_stats::client_cert_rejected,
     &server_stats::peer_alerts,
     &server_stats::handshake_other,
@@ -124,6 +126,8 @@ counter failure_counter(detail::handshake_failure f) {
         return counter::no_client_cert;
     case detail::handshake_failure::cert_expired:
         return counter::client_cert_expired;
+    case detail::handshake_failure::cert_revoked:
+        return counter::client_cert_revoked;
     case detail::handshake_failure::cert_rejected:
         return counter::client_cert_rejected;
     case detail::handshake_failure::peer_alert:
@@ -218,7 +222,7 @@ struct server::impl {
     std::priority_queue<deadline_entry, std::vector<deadline_entry>, std::greater<>> deadlines;
     rate_limiter limiter;
 
-    std::array<file_signature, 3> seen_files{};
+    std::array<file_signature, 4> seen_files{};
     time_point next_watch{};
     bool accept_paused = false;
     time_point accept_resume{};
@@ -242,10 +246,11 @@ struct server::impl {
         a.store(a.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
 
-    detail::credential_files files() const { return {cfg.cert_file, cfg.key_file, cfg.ca_file}; }
+    detail::credential_files files() const { return {cfg.cert_file, cfg.key_file, cfg.ca_file, cfg.crl_file}; }
 
-    std::array<file_signature, 3> current_files() const {
-        return {signature_of(cfg.cert_file), signature_of(cfg.key_file), signature_of(cfg.ca_file)};
+    std::array<file_signature, 4> current_files() const {
+        return {signature_of(cfg.cert_file), signature_of(cfg.key_file), signature_of(cfg.ca_file),
+                signature_of(cfg.crl_file)};
     }
 
     status open(); // epoll, eventfd, listeners

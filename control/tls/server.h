@@ -114,6 +114,12 @@ struct server_config {
     std::string cert_file;
     std::string key_file; ///< its private key (PEM)
     std::string ca_file;  ///< CA(s) client certificates must chain to (PEM)
+    /// CRLs (PEM) of the CAs in ca_file that issue client certificates;
+    /// empty: none checked. Given, a client certificate on its CA's CRL is
+    /// refused, and so is one whose CA has no CRL in the file or one past
+    /// its nextUpdate (refresh the file before then: it is watched and
+    /// reloaded like the certificates).
+    std::string crl_file;
 
     std::chrono::milliseconds handshake_timeout{5000};
     std::chrono::milliseconds idle_timeout{10000};
@@ -131,7 +137,7 @@ struct server_config {
     /// session ends this long after its full handshake, or earlier when the
     /// client's certificate does, and a reload ends every session.
     std::chrono::seconds session_lifetime{0};
-    /// Poll the three files this often and reload when one changed; 0: only
+    /// Poll the files (the CRL file too) this often and reload when one changed; 0: only
     /// reload() and request_reload().
     std::chrono::milliseconds watch_interval{0};
     /// Called on the loop thread after each reload, with its outcome (for
@@ -154,6 +160,7 @@ struct server_stats {
     uint64_t alpn_refused = 0;         ///< no ALPN, or neither ntske/1 nor ntstsr/1
     uint64_t no_client_cert = 0;       ///< the client sent no certificate
     uint64_t client_cert_expired = 0;  ///< expired or not yet valid: a clock problem on one side? (§2.5.4)
+    uint64_t client_cert_revoked = 0;  ///< on its CA's CRL (crl_file)
     uint64_t client_cert_rejected = 0; ///< any other verification failure (unknown CA, bad signature)
     uint64_t peer_alerts = 0;          ///< the client aborted with an alert (it refused our certificate)
     uint64_t handshake_other = 0;      ///< closed mid-handshake, not TLS, internal errors
@@ -220,7 +227,7 @@ public:
     void stop() noexcept;
     /// Asks the loop to reload(). Thread-safe and async-signal-safe.
     void request_reload() noexcept;
-    /// Reads the three files into a new context for new connections; on
+    /// Reads the files into a new context for new connections; on
     /// error keeps the current one. Loop thread only.
     status reload();
 

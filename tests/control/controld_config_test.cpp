@@ -20,6 +20,7 @@ handshake-timeout-ms = 2000
 idle-timeout-ms = 3000
 max-connections = 64
 session-lifetime-s = 7200
+crl = "ca.crl"
 connections-per-second = 5
 connection-burst = 10
 
@@ -65,6 +66,7 @@ TEST(controld_config, a_full_file_reads_back) {
     EXPECT_EQ(s.tls.idle_timeout, std::chrono::milliseconds(3000));
     EXPECT_EQ(s.tls.max_connections, 64U);
     EXPECT_EQ(s.tls.session_lifetime, std::chrono::hours(2));
+    EXPECT_EQ(s.tls.crl_file, "/etc/ptpsec/ca.crl");
     EXPECT_EQ(s.tls.rate.per_second, 5.0);
     EXPECT_EQ(s.tls.rate.burst, 10.0);
     ASSERT_EQ(c->groups.size(), 2U);
@@ -326,6 +328,9 @@ TEST(controld_config, every_mistake_is_named_with_its_line) {
         {group + "[server]\ncertificate = \"c\"\n", "t.toml:3: [server] needs private-key = \"FILE\""},
         {group + server + "port = 70000\n", "t.toml:8: server.port = 70000: use 0 to 65535"},
         {group + server + "colour = \"red\"\n", "t.toml:8: server: unknown key \"colour\""},
+        {group + server + "crl = \"\"\n",
+         "t.toml:8: server.crl: give the file of the CRLs of the CAs that issue client certificates (or leave the key "
+         "out)"},
         {group + server + "session-lifetime-s = 86401\n",
          "t.toml:8: server.session-lifetime-s = 86401: use 0 to 86400"},
         {server, "t.toml: [server] without any [[group]] or [unicast]: there is nothing to serve"},

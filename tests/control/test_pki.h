@@ -13,6 +13,7 @@
 #include <array>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <memory>
 #include <string>
 
@@ -113,6 +114,45 @@ inline std::array<uint8_t, 32> fingerprint(const identity& id) {
     unsigned int len = 0;
     X509_digest(id.cert.get(), EVP_sha256(), md.data(), &len);
     return md;
+}
+
+/// A CRL (PEM) of `ca` listing `revoked`, issued `last_update` and next due
+/// `next_update` seconds from now (RFC 5280 §5: v2, with the authority key
+/// identifier and a CRL number).
+inline std::string crl_pem(const identity& ca, std::initializer_list<const identity*> revoked,
+                           long next_update = 7L * 24 * 3600, long last_update = -3600) {
+    static long number = 0;
+    std::unique_ptr<X509_CRL, decltype(&X509_CRL_free)> crl(X509_CRL_new(), X509_CRL_free);
+    X509_CRL* c = crl.get();
+    X509_CRL_set_version(c, 1); // v2
+    X509_CRL_set_issuer_name(c, X509_get_subject_name(ca.cert.get()));
+    std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> last(X509_gmtime_adj(nullptr, last_update), ASN1_TIME_free);
+    std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> next(X509_gmtime_adj(nullptr, next_update), ASN1_TIME_free);
+    X509_CRL_set1_lastUpdate(c, last.get());
+    X509_CRL_set1_nextUpdate(c, next.get());
+    for (const identity* id : revoked) {
+        X509_REVOKED* r = X509_REVOKED_new();
+        X509_REVOKED_set_serialNumber(r, X509_get_serialNumber(id->cert.get()));
+        X509_REVOKED_set_revocationDate(r, last.get());
+        X509_CRL_add0_revoked(c, r);
+    }
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, ca.cert.get(), nullptr, nullptr, c, 0);
+    X509_EXTENSION* aki = X509V3_EXT_conf_nid(nullptr, &v3, NID_authority_key_identifier, "keyid:always");
+    EXPECT_NE(aki, nullptr);
+    X509_CRL_add_ext(c, aki, -1);
+    X509_EXTENSION_free(aki);
+    std::unique_ptr<ASN1_INTEGER, decltype(&ASN1_INTEGER_free)> n(ASN1_INTEGER_new(), ASN1_INTEGER_free);
+    ASN1_INTEGER_set(n.get(), ++number);
+    X509_CRL_add1_ext_i2d(c, NID_crl_number, n.get(), 0, 0);
+    X509_CRL_sort(c);
+    EXPECT_GT(X509_CRL_sign(c, ca.key.get(), EVP_sha256()), 0);
+    bio_ptr b(BIO_new(BIO_s_mem()));
+    PEM_write_bio_X509_CRL(b.get(), c);
+    char* data = nullptr;
+    const long len = BIO_get_mem_data(b.get(), &data);
+    return {data, static_cast<size_t>(len)};
 }
 
 /// Writes through a temporary name and a rename, as a certificate renewal would.

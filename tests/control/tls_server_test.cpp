@@ -1105,7 +1105,7 @@ TEST_F(tls_server, a_reload_ends_the_sessions_issued_before_it) {
     ASSERT_TRUE(srv->get().reload().ok());
     const auto second = exchange(srv->port(), client_as("client_good"), &first->ticket);
     ASSERT_TRUE(second);
-    EXPECT_FALSE(second->server.resumed) << "a ticket sealed before the reload was taken";
+    EXPECT_FALSE(second->server.resumed) << "a session begun before the reload was resumed";
     const auto third = exchange(srv->port(), client_as("client_good"), &second->ticket);
     ASSERT_TRUE(third);
     EXPECT_TRUE(third->server.resumed) << "the reloaded server's own tickets work";
@@ -1182,6 +1182,96 @@ TEST_F(tls_server, a_resumed_session_whose_client_certificate_has_expired_since_
     EXPECT_EQ(st.client_cert_expired, 1U);
     EXPECT_EQ(st.resumed, 0U);
     EXPECT_EQ(st.requests, 1U) << "only the first connection's request reached the handler";
+}
+
+// ------------------------------------ certificate revocation lists (crl_file)
+
+/// Whether `cfg`'s client gets an answer; the error of its request if not.
+std::optional<std::string> refusal_of(uint16_t port, const client_config& cfg, const session_ticket* resume = nullptr) {
+    auto c = client::connect("127.0.0.1", port, cfg, resume);
+    if (!c) {
+        return c.message();
+    }
+    // TLS 1.3: the client finishes first; a refusal shows on the first request.
+    auto r = c->request(simple_request(7));
+    return r ? std::nullopt : std::optional<std::string>(r.message());
+}
+
+TEST_F(tls_server, a_client_certificate_on_its_cas_crl_is_refused_and_counted_as_revoked) {
+    const auto revoked = make_identity({.cn = "node-revoked", .issuer = &pki->ca, .eku = "clientAuth"});
+    write_file(test_dir / "ca.crl", test::crl_pem(pki->ca, {&revoked}));
+    auto cfg = config();
+    cfg.crl_file = test_dir / "ca.crl";
+    auto srv = start(cfg);
+    ASSERT_TRUE(srv);
+
+    const auto refused = refusal_of(srv->port(), client_with(revoked, "revoked"));
+    ASSERT_TRUE(refused) << "the server answered a revoked certificate";
+    EXPECT_NE(refused->find("certificate revoked"), std::string::npos) << *refused;
+    EXPECT_EQ(refusal_of(srv->port(), client_as("client_good")), std::nullopt) << "a certificate not on the CRL";
+
+    const auto st = wait_for(*srv, [](const server_stats& s) { return s.handshakes_failed == 1; });
+    EXPECT_EQ(st.client_cert_revoked, 1U);
+    EXPECT_EQ(st.client_cert_rejected, 0U);
+    EXPECT_EQ(calls.count(), 1U) << "only the good client reached the handler";
+}
+
+TEST_F(tls_server, a_client_whose_ca_has_no_current_crl_is_refused) {
+    // RFC 5280 §6.3.3: no CRL of the issuer, or one past its nextUpdate,
+    // gives no answer on revocation; the server refuses rather than guess.
+    for (const auto& [what, crl] : {std::pair{"a CRL past its nextUpdate", test::crl_pem(pki->ca, {}, -60, -7200)},
+                                    std::pair{"only another CA's CRL", test::crl_pem(pki->other_ca, {})}}) {
+        SCOPED_TRACE(what);
+        write_file(test_dir / "ca.crl", crl);
+        auto cfg = config();
+        cfg.crl_file = test_dir / "ca.crl";
+        auto srv = start(cfg);
+        ASSERT_TRUE(srv);
+        EXPECT_TRUE(refusal_of(srv->port(), client_as("client_good")));
+        const auto st = wait_for(*srv, [](const server_stats& s) { return s.handshakes_failed == 1; });
+        EXPECT_EQ(st.client_cert_rejected, 1U);
+        EXPECT_EQ(st.client_cert_revoked, 0U);
+    }
+    EXPECT_EQ(calls.count(), 0U);
+}
+
+TEST_F(tls_server, a_new_crl_is_taken_by_the_watch_and_ends_the_sessions_begun_before_it) {
+    write_file(test_dir / "ca.crl", test::crl_pem(pki->ca, {}));
+    auto cfg = config();
+    cfg.crl_file = test_dir / "ca.crl";
+    cfg.session_lifetime = 60s;
+    cfg.watch_interval = 20ms;
+    auto srv = start(cfg);
+    ASSERT_TRUE(srv);
+    const auto first = first_exchange(srv->port(), client_as("client_good"));
+    ASSERT_TRUE(first && !first->ticket.empty());
+
+    write_file(test_dir / "ca.crl", test::crl_pem(pki->ca, {&pki->client_good}));
+    const auto reloaded = wait_for(*srv, [](const server_stats& s) { return s.reloads_ok == 1; });
+    ASSERT_EQ(reloaded.reloads_ok, 1U);
+    const auto refused = refusal_of(srv->port(), client_as("client_good"), &first->ticket);
+    ASSERT_TRUE(refused) << "a session begun before the certificate was revoked went on";
+    EXPECT_NE(refused->find("certificate revoked"), std::string::npos) << *refused;
+    const auto st = wait_for(*srv, [](const server_stats& s) { return s.client_cert_revoked == 1; });
+    EXPECT_EQ(st.client_cert_revoked, 1U);
+    EXPECT_EQ(st.resumed, 0U);
+}
+
+TEST_F(tls_server, a_crl_file_without_a_crl_is_refused_with_its_name) {
+    for (const auto& [what, content] :
+         {std::pair{"missing", std::string()}, std::pair{"a certificate, no CRL", cert_pem(pki->ca)}}) {
+        SCOPED_TRACE(what);
+        const fs::path crl = test_dir / "ca.crl";
+        fs::remove(crl);
+        if (!content.empty()) {
+            write_file(crl, content);
+        }
+        auto cfg = config();
+        cfg.crl_file = crl;
+        auto s = server::create(cfg, calls.make());
+        ASSERT_FALSE(s);
+        EXPECT_EQ(s.message().rfind("CRL file " + crl.string() + ": no CRL could be read", 0), 0U) << s.message();
+    }
 }
 
 TEST_F(tls_server, a_stop_before_run_makes_run_return) {
