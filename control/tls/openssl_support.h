@@ -55,8 +55,8 @@ struct handshake_notes {
 /// verified against `files.ca_file` (§2.5.4). With a `session_lifetime` of
 /// zero no session tickets (every connection is a full handshake, so every
 /// client certificate is verified against the current CA and clock);
-/// otherwise one stateless ticket per full handshake, valid that long, which
-/// only this context can open (§2.1: resumption). Callbacks write to the
+/// otherwise one stateful ticket per full handshake, its session kept in
+/// this context's cache for that long at most (§2.1: resumption). Callbacks write to the
 /// handshake_notes set as the SSL's app data. Errors name the file and the
 /// OpenSSL reason.
 result<ssl_ctx_ptr> server_context(const credential_files& files, std::chrono::seconds session_lifetime);

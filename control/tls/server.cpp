@@ -183,6 +183,9 @@ struct file_signature {
     bool operator==(const file_signature&) const = default;
 };
 
+/// The certificate, key, CA and CRL files, in that order.
+using file_signatures = std::array<file_signature, 4>;
+
 file_signature signature_of(const std::string& path) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
@@ -222,7 +225,7 @@ struct server::impl {
     std::priority_queue<deadline_entry, std::vector<deadline_entry>, std::greater<>> deadlines;
     rate_limiter limiter;
 
-    std::array<file_signature, 4> seen_files{};
+    file_signatures seen_files{};
     time_point next_watch{};
     bool accept_paused = false;
     time_point accept_resume{};
@@ -248,7 +251,7 @@ struct server::impl {
 
     detail::credential_files files() const { return {cfg.cert_file, cfg.key_file, cfg.ca_file, cfg.crl_file}; }
 
-    std::array<file_signature, 4> current_files() const {
+    file_signatures current_files() const {
         return {signature_of(cfg.cert_file), signature_of(cfg.key_file), signature_of(cfg.ca_file),
                 signature_of(cfg.crl_file)};
     }

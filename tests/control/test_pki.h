@@ -93,20 +93,22 @@ inline identity make_identity(const cert_spec& spec) {
     return id;
 }
 
-inline std::string cert_pem(const identity& id) {
+/// What `write` puts into a memory BIO, as text.
+template <typename Write>
+std::string pem_text(Write write) {
     bio_ptr b(BIO_new(BIO_s_mem()));
-    PEM_write_bio_X509(b.get(), id.cert.get());
+    write(b.get());
     char* data = nullptr;
     const long n = BIO_get_mem_data(b.get(), &data);
     return {data, static_cast<size_t>(n)};
 }
 
+inline std::string cert_pem(const identity& id) {
+    return pem_text([&](BIO* b) { PEM_write_bio_X509(b, id.cert.get()); });
+}
+
 inline std::string key_pem(const identity& id) {
-    bio_ptr b(BIO_new(BIO_s_mem()));
-    PEM_write_bio_PrivateKey(b.get(), id.key.get(), nullptr, nullptr, 0, nullptr, nullptr);
-    char* data = nullptr;
-    const long n = BIO_get_mem_data(b.get(), &data);
-    return {data, static_cast<size_t>(n)};
+    return pem_text([&](BIO* b) { PEM_write_bio_PrivateKey(b, id.key.get(), nullptr, nullptr, 0, nullptr, nullptr); });
 }
 
 inline std::array<uint8_t, 32> fingerprint(const identity& id) {
@@ -148,11 +150,7 @@ inline std::string crl_pem(const identity& ca, std::initializer_list<const ident
     X509_CRL_add1_ext_i2d(c, NID_crl_number, n.get(), 0, 0);
     X509_CRL_sort(c);
     EXPECT_GT(X509_CRL_sign(c, ca.key.get(), EVP_sha256()), 0);
-    bio_ptr b(BIO_new(BIO_s_mem()));
-    PEM_write_bio_X509_CRL(b.get(), c);
-    char* data = nullptr;
-    const long len = BIO_get_mem_data(b.get(), &data);
-    return {data, static_cast<size_t>(len)};
+    return pem_text([&](BIO* b) { PEM_write_bio_X509_CRL(b, c); });
 }
 
 /// Writes through a temporary name and a rename, as a certificate renewal would.

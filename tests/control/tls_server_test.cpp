@@ -1041,6 +1041,17 @@ std::optional<exchange_result> exchange(uint16_t port, const client_config& cfg,
 
 /// exchange() without a session to offer, from a server that issues
 /// tickets: a full handshake that brings one.
+/// Whether `cfg`'s client gets an answer; the error of its request if not.
+std::optional<std::string> refusal_of(uint16_t port, const client_config& cfg, const session_ticket* resume = nullptr) {
+    auto c = client::connect("127.0.0.1", port, cfg, resume);
+    if (!c) {
+        return c.message();
+    }
+    // TLS 1.3: the client finishes first; a refusal shows on the first request.
+    auto r = c->request(simple_request(7));
+    return r ? std::nullopt : std::optional<std::string>(r.message());
+}
+
 std::optional<exchange_result> first_exchange(uint16_t port, const client_config& cfg) {
     auto r = exchange(port, cfg, nullptr);
     if (r) {
@@ -1171,13 +1182,8 @@ TEST_F(tls_server, a_resumed_session_whose_client_certificate_has_expired_since_
     ASSERT_TRUE(first && !first->ticket.empty());
     std::this_thread::sleep_for(3500ms); // past notAfter
 
-    auto c = client::connect("127.0.0.1", srv->port(), as_brief, &first->ticket);
-    if (c) {
-        // TLS 1.3: the client finishes first; the server's refusal shows on
-        // the first request.
-        auto r = c->request(simple_request(2));
-        EXPECT_FALSE(r) << "the server answered a client whose certificate has expired";
-    }
+    EXPECT_TRUE(refusal_of(srv->port(), as_brief, &first->ticket))
+        << "the server answered a client whose certificate has expired";
     const auto st = wait_for(*srv, [](const server_stats& s) { return s.client_cert_expired == 1; });
     EXPECT_EQ(st.client_cert_expired, 1U);
     EXPECT_EQ(st.resumed, 0U);
@@ -1185,17 +1191,6 @@ TEST_F(tls_server, a_resumed_session_whose_client_certificate_has_expired_since_
 }
 
 // ------------------------------------ certificate revocation lists (crl_file)
-
-/// Whether `cfg`'s client gets an answer; the error of its request if not.
-std::optional<std::string> refusal_of(uint16_t port, const client_config& cfg, const session_ticket* resume = nullptr) {
-    auto c = client::connect("127.0.0.1", port, cfg, resume);
-    if (!c) {
-        return c.message();
-    }
-    // TLS 1.3: the client finishes first; a refusal shows on the first request.
-    auto r = c->request(simple_request(7));
-    return r ? std::nullopt : std::optional<std::string>(r.message());
-}
 
 TEST_F(tls_server, a_client_certificate_on_its_cas_crl_is_refused_and_counted_as_revoked) {
     const auto revoked = make_identity({.cn = "node-revoked", .issuer = &pki->ca, .eku = "clientAuth"});
