@@ -602,37 +602,11 @@ json ke_json(const ke::ke_service::counters& k) {
 }
 
 json tls_json(const tls::server_stats& t) {
-    static_assert(sizeof(tls::server_stats) == 30 * sizeof(uint64_t), "a new TLS counter: show it here");
-    return {{"accepted", t.accepted},
-            {"rate_limited", t.rate_limited},
-            {"over_cap", t.over_cap},
-            {"accept_errors", t.accept_errors},
-            {"handshakes_ok", t.handshakes_ok},
-            {"resumed", t.resumed},
-            {"handshakes_failed", t.handshakes_failed},
-            {"protocol_refused", t.protocol_refused},
-            {"alpn_refused", t.alpn_refused},
-            {"no_client_cert", t.no_client_cert},
-            {"client_cert_expired", t.client_cert_expired},
-            {"client_cert_revoked", t.client_cert_revoked},
-            {"client_cert_rejected", t.client_cert_rejected},
-            {"peer_alerts", t.peer_alerts},
-            {"handshake_other", t.handshake_other},
-            {"handshake_timeouts", t.handshake_timeouts},
-            {"idle_timeouts", t.idle_timeouts},
-            {"write_timeouts", t.write_timeouts},
-            {"oversize_messages", t.oversize_messages},
-            {"malformed_messages", t.malformed_messages},
-            {"requests", t.requests},
-            {"responses", t.responses},
-            {"handler_errors", t.handler_errors},
-            {"handler_closes", t.handler_closes},
-            {"request_cap_closes", t.request_cap_closes},
-            {"closed_by_peer", t.closed_by_peer},
-            {"aborted_by_peer", t.aborted_by_peer},
-            {"reloads_ok", t.reloads_ok},
-            {"reloads_failed", t.reloads_failed},
-            {"active_connections", t.active_connections}};
+    json j = json::object();
+    for (const auto& c : tls::server_counters()) {
+        j[std::string(c.name)] = t.*c.field;
+    }
+    return j;
 }
 
 /// What the admin thread may look at. The schedule and the service only
@@ -1047,6 +1021,17 @@ int serve(const config& cfg, const std::string& config_file) {
                 fmt::print(stderr, "ptpsec-controld: reload failed, the previous certificates stay: {}\n", r.message());
             }
             std::fflush(stdout);
+        };
+        tc.on_refused = [](const tls::handshake_refusal& r) {
+            std::string line =
+                fmt::format("ptpsec-controld: refused {} port {} ({}): {}", r.address, r.port, r.counter, r.reason);
+            if (!r.subject.empty()) {
+                line += fmt::format("; certificate subject \"{}\" (unverified)", r.subject);
+            }
+            if (r.unreported != 0) {
+                line += fmt::format("; {} more refused since the last report, not shown", r.unreported);
+            }
+            fmt::print(stderr, "{}\n", line);
         };
         ke::ke_service* service = ke.get();
         auto created = tls::server::create(

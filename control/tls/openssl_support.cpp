@@ -104,6 +104,31 @@ int require_alpn(SSL* ssl, int* alert, void* /*arg*/) {
     return SSL_CLIENT_HELLO_ERROR;
 }
 
+/// Verify callback of the server: notes the subject of the client
+/// certificate that failed, for the refusal report; the verdict stays
+/// OpenSSL's.
+int note_rejected_certificate(int preverify_ok, X509_STORE_CTX* store) {
+    if (preverify_ok == 1) {
+        return 1;
+    }
+    auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+    auto* notes = ssl != nullptr ? static_cast<handshake_notes*>(SSL_get_app_data(ssl)) : nullptr;
+    const X509* leaf = X509_STORE_CTX_get0_cert(store);
+    if (notes != nullptr && leaf != nullptr && notes->rejected_subject.empty()) {
+        try {
+            std::string text;
+            if (subject_text(leaf, text)) {
+                text.resize(std::min(text.size(), max_noted_subject));
+                notes->rejected_subject = std::move(text);
+            } else {
+                ERR_clear_error(); // the verify failure is what is reported
+            }
+        } catch (...) { // a C callback: the subject is only for the log
+        }
+    }
+    return preverify_ok;
+}
+
 /// What both ends share: TLS 1.3 and nothing older (RFC 8915 §3, seeds/001
 /// §2.1), no session cache or tickets, non-blocking friendly writes.
 result<ssl_ctx_ptr> new_context(const SSL_METHOD* method, std::string_view role) {
@@ -233,7 +258,7 @@ result<ssl_ctx_ptr> server_context(const credential_files& files, std::chrono::s
     }
     SSL_CTX_set_client_CA_list(c, names);
     // seeds/001 §2.1, §2.5.4: the client always authenticates with a certificate.
-    SSL_CTX_set_verify(c, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    SSL_CTX_set_verify(c, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, note_rejected_certificate);
     if (session_lifetime.count() <= 0) {
         // No resumption (seeds/001 §2.1 makes it optional): each connection
         // is verified in full against the CA and the clock of now.
@@ -404,6 +429,17 @@ void split_address(const sockaddr_storage& sa, std::string& address, uint16_t& p
     address = buf;
 }
 
+bool subject_text(const X509* cert, std::string& out) {
+    bio_ptr mem(BIO_new(BIO_s_mem()));
+    if (!mem || X509_NAME_print_ex(mem.get(), X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) < 0) {
+        return false;
+    }
+    char* text = nullptr;
+    const long text_len = BIO_get_mem_data(mem.get(), &text);
+    out.assign(text, static_cast<size_t>(text_len));
+    return true;
+}
+
 bool certificate_fingerprint(const X509* cert, std::array<uint8_t, 32>& out) {
     unsigned int len = 0;
     return cert != nullptr && X509_digest(cert, EVP_sha256(), out.data(), &len) == 1 && len == out.size();
@@ -425,13 +461,9 @@ result<peer> describe_peer(SSL* ssl, const sockaddr_storage& remote) {
         return error{"the peer presented no certificate"};
     }
 
-    bio_ptr mem(BIO_new(BIO_s_mem()));
-    if (!mem || X509_NAME_print_ex(mem.get(), X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) < 0) {
+    if (!subject_text(cert, p.subject)) {
         return error{"reading the certificate subject: " + openssl_reasons()};
     }
-    char* text = nullptr;
-    const long text_len = BIO_get_mem_data(mem.get(), &text);
-    p.subject.assign(text, static_cast<size_t>(text_len));
 
     std::unique_ptr<GENERAL_NAMES, general_names_free> sans(
         static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));

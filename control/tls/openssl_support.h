@@ -47,7 +47,17 @@ struct credential_files {
 /// handshake runs.
 struct handshake_notes {
     bool alpn_refused = false;
+    /// The subject of a client certificate that failed verification (OpenSSL
+    /// keeps no peer certificate then), at most max_noted_subject octets.
+    std::string rejected_subject;
 };
+
+/// Longest rejected_subject kept: a refused client chooses what it says.
+inline constexpr size_t max_noted_subject = 256;
+
+/// The subject of `cert`, RFC 2253 (control characters and non-ASCII
+/// escaped); false if OpenSSL fails (its reason left in the queue).
+bool subject_text(const X509* cert, std::string& out);
 
 /// The server profile (seeds/001 §2.1, RFC 8915 §3): TLS 1.3 only; ALPN
 /// "ntske/1" or "ntstsr/1", a ClientHello without ALPN or with neither

@@ -83,38 +83,45 @@ enum class counter : uint8_t {
     count_,
 };
 
-/// The server_stats field of each counter, in enum order.
-constexpr std::array<uint64_t server_stats::*, static_cast<size_t>(counter::count_)> stats_fields = {
-    &server_stats::accepted,
-    &server_stats::rate_limited,
-    &server_stats::over_cap,
-    &server_stats::accept_errors,
-    &server_stats::handshakes_ok,
-    &server_stats::resumed,
-    &server_stats::handshakes_failed,
-    &server_stats::protocol_refused,
-    &server_stats::alpn_refused,
-    &server_stats::no_client_cert,
-    &server_stats::client_cert_expired,
-    &server_stats::client_cert_revoked,
-    &server_stats::client_cert_rejected,
-    &server_stats::peer_alerts,
-    &server_stats::handshake_other,
-    &server_stats::handshake_timeouts,
-    &server_stats::idle_timeouts,
-    &server_stats::write_timeouts,
-    &server_stats::oversize_messages,
-    &server_stats::malformed_messages,
-    &server_stats::requests,
-    &server_stats::responses,
-    &server_stats::handler_errors,
-    &server_stats::handler_closes,
-    &server_stats::request_cap_closes,
-    &server_stats::closed_by_peer,
-    &server_stats::aborted_by_peer,
-    &server_stats::reloads_ok,
-    &server_stats::reloads_failed,
-};
+/// The name and server_stats field of each counter, in enum order, then
+/// active_connections (a gauge, not counted).
+constexpr std::array<server_counter, static_cast<size_t>(counter::count_) + 1> counter_table = {{
+    {"accepted", &server_stats::accepted},
+    {"rate_limited", &server_stats::rate_limited},
+    {"over_cap", &server_stats::over_cap},
+    {"accept_errors", &server_stats::accept_errors},
+    {"handshakes_ok", &server_stats::handshakes_ok},
+    {"resumed", &server_stats::resumed},
+    {"handshakes_failed", &server_stats::handshakes_failed},
+    {"protocol_refused", &server_stats::protocol_refused},
+    {"alpn_refused", &server_stats::alpn_refused},
+    {"no_client_cert", &server_stats::no_client_cert},
+    {"client_cert_expired", &server_stats::client_cert_expired},
+    {"client_cert_revoked", &server_stats::client_cert_revoked},
+    {"client_cert_rejected", &server_stats::client_cert_rejected},
+    {"peer_alerts", &server_stats::peer_alerts},
+    {"handshake_other", &server_stats::handshake_other},
+    {"handshake_timeouts", &server_stats::handshake_timeouts},
+    {"idle_timeouts", &server_stats::idle_timeouts},
+    {"write_timeouts", &server_stats::write_timeouts},
+    {"oversize_messages", &server_stats::oversize_messages},
+    {"malformed_messages", &server_stats::malformed_messages},
+    {"requests", &server_stats::requests},
+    {"responses", &server_stats::responses},
+    {"handler_errors", &server_stats::handler_errors},
+    {"handler_closes", &server_stats::handler_closes},
+    {"request_cap_closes", &server_stats::request_cap_closes},
+    {"closed_by_peer", &server_stats::closed_by_peer},
+    {"aborted_by_peer", &server_stats::aborted_by_peer},
+    {"reloads_ok", &server_stats::reloads_ok},
+    {"reloads_failed", &server_stats::reloads_failed},
+    {"active_connections", &server_stats::active_connections},
+}};
+static_assert(sizeof(server_stats) == counter_table.size() * sizeof(uint64_t), "a new counter: name it here");
+
+std::string_view counter_name(counter c) noexcept {
+    return counter_table[static_cast<size_t>(c)].name;
+}
 
 counter failure_counter(detail::handshake_failure f) {
     switch (f) {
@@ -242,6 +249,11 @@ struct server::impl {
 
     std::vector<uint8_t> drain_buffer = std::vector<uint8_t>(read_chunk);
 
+    // on_refused's rate: reports in the second that ends at refusal_window_end.
+    time_point refusal_window_end{};
+    uint32_t refusals_in_window = 0;
+    uint64_t refusals_unreported = 0;
+
     // Single writer (the loop thread); relaxed is enough for a counter read
     // by others.
     void count(counter c) noexcept {
@@ -284,6 +296,8 @@ struct server::impl {
     /// For SSL_ERROR_* after a read, write or shutdown: sets the interest
     /// for WANT_READ / WANT_WRITE, ends the connection otherwise.
     void on_ssl_error(connection& c, int ret);
+    /// Hands a refused handshake to on_refused, within its rate.
+    void report_refusal(const connection& c, counter which, int ssl_error);
 };
 
 status server::impl::open() {
@@ -569,11 +583,41 @@ void server::impl::handshake(connection& c) {
         return;
     }
     count(counter::handshakes_failed);
-    count(failure_counter(detail::classify_handshake_failure(c.ssl.get(), c.notes)));
+    const detail::handshake_failure why = detail::classify_handshake_failure(c.ssl.get(), c.notes);
+    count(failure_counter(why));
+    if (why != detail::handshake_failure::other) {
+        report_refusal(c, failure_counter(why), e);
+    }
     ERR_clear_error();
     // OpenSSL has written its alert; the drain lets it reach a client whose
     // next flight is already in our receive buffer instead of a TCP reset.
     begin_drain(c);
+}
+
+void server::impl::report_refusal(const connection& c, counter which, int ssl_error) {
+    if (!cfg.on_refused) {
+        return;
+    }
+    const time_point now = clock::now();
+    if (now >= refusal_window_end) {
+        refusal_window_end = now + 1s;
+        refusals_in_window = 0;
+    }
+    if (refusals_in_window >= cfg.refusal_reports_per_second) {
+        ++refusals_unreported;
+        return;
+    }
+    ++refusals_in_window;
+    handshake_refusal r;
+    detail::split_address(c.remote, r.address, r.port);
+    r.counter = counter_name(which);
+    r.reason = detail::failure_reason(c.ssl.get(), ssl_error);
+    r.subject = c.notes.rejected_subject;
+    r.unreported = std::exchange(refusals_unreported, 0);
+    try {
+        cfg.on_refused(r);
+    } catch (...) { // the daemon's logging must not stop the loop
+    }
 }
 
 void server::impl::serve(connection& c) {
@@ -936,11 +980,15 @@ status server::reload() {
 
 server_stats server::stats() const noexcept {
     server_stats s;
-    for (size_t i = 0; i < stats_fields.size(); ++i) {
-        s.*stats_fields[i] = _impl->counters[i].load(std::memory_order_relaxed);
+    for (size_t i = 0; i < _impl->counters.size(); ++i) {
+        s.*counter_table[i].field = _impl->counters[i].load(std::memory_order_relaxed);
     }
     s.active_connections = _impl->active.load(std::memory_order_relaxed);
     return s;
+}
+
+std::span<const server_counter> server_counters() noexcept {
+    return counter_table;
 }
 
 std::string server::last_reload_error() const {

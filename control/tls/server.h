@@ -84,6 +84,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ptpsec::tls {
@@ -98,6 +99,24 @@ inline constexpr std::chrono::seconds max_session_lifetime{24 * 60 * 60};
 /// ticket, a few KiB each). When it is full, the session that would end
 /// first goes; its client's next connection is a full handshake.
 inline constexpr long max_cached_sessions = 20480;
+
+/// A handshake the server refused, for the daemon's log.
+struct handshake_refusal {
+    std::string address; ///< the client's (IPv4-mapped IPv6 shown as IPv4)
+    uint16_t port = 0;
+    /// The counter it went into, as server_counters() names it
+    /// ("client_cert_revoked", "no_client_cert", "alpn_refused", ...).
+    std::string_view counter;
+    /// OpenSSL's reason: "certificate verify failed: certificate revoked".
+    std::string reason;
+    /// The subject a client certificate that failed verification claims
+    /// (RFC 2253, control characters escaped): unverified, the client's
+    /// word only. Empty when no certificate failed verification.
+    std::string subject;
+    /// Refusals since the previous report that were over the report rate
+    /// and not reported (they are counted all the same).
+    uint64_t unreported = 0;
+};
 
 struct server_config {
     /// Numeric addresses to listen on, each on its own socket with the same
@@ -143,6 +162,13 @@ struct server_config {
     /// Called on the loop thread after each reload, with its outcome (for
     /// the daemon's log).
     std::function<void(const status&)> on_reload;
+    /// Called on the loop thread for each refused handshake (every class of
+    /// handshakes_failed but handshake_other, which port probes and
+    /// connections closed mid-handshake make), for the daemon's log: at most
+    /// refusal_reports_per_second calls a second, so that a hostile client
+    /// cannot flood the log; the rest go into the next call's `unreported`.
+    std::function<void(const handshake_refusal&)> on_refused;
+    uint32_t refusal_reports_per_second = 10;
 };
 
 /// Counters since create(); monotonic except active_connections.
@@ -185,6 +211,15 @@ struct server_stats {
 
     uint64_t active_connections = 0; ///< open now, in any state
 };
+
+/// A counter of server_stats and its name (as `ptpsecctl status` shows it).
+struct server_counter {
+    std::string_view name;
+    uint64_t server_stats::*field;
+};
+
+/// Every counter of server_stats, active_connections last.
+std::span<const server_counter> server_counters() noexcept;
 
 /// What the handler returns. Built implicitly from the response octets, so
 /// a handler may return std::vector<uint8_t>.

@@ -136,9 +136,11 @@ protected:
             test::make_identity({.cn = "node1", .issuer = &_ca, .san = "DNS:node1.plant.example", .eku = "clientAuth"});
         const auto stranger = test::make_identity({.cn = "stranger", .issuer = &_ca, .eku = "clientAuth"});
         const auto grantor = test::make_identity({.cn = "grantor1", .issuer = &_ca, .eku = "clientAuth"});
+        const auto impostor = test::make_identity({.cn = "impostor", .eku = "clientAuth"}); // self-signed
         test::write_pem_file(_dir.file("ca.pem"), test::cert_pem(_ca));
-        for (const auto& [name, id] : {std::pair{"server", &server}, std::pair{"node1", &node},
-                                       std::pair{"stranger", &stranger}, std::pair{"grantor1", &grantor}}) {
+        for (const auto& [name, id] :
+             {std::pair{"server", &server}, std::pair{"node1", &node}, std::pair{"stranger", &stranger},
+              std::pair{"grantor1", &grantor}, std::pair{"impostor", &impostor}}) {
             test::write_pem_file(_dir.file(fmt::format("{}.pem", name)), test::cert_pem(*id));
             test::write_pem_file(_dir.file(fmt::format("{}.key", name)), test::key_pem(*id));
         }
@@ -279,6 +281,19 @@ TEST_F(controld, serves_group_keys_to_admitted_clients_and_keeps_them_across_a_r
         const auto unknown = ask(*node, 9);
         ASSERT_TRUE(unknown.is_error());
         EXPECT_EQ(std::get<nts::error_code>(unknown.outcome), nts::error_code::not_authorized);
+
+        // A certificate of no configured CA: refused in the handshake, and
+        // the log says who and why.
+        if (auto impostor = connect(port, "impostor"); impostor) {
+            EXPECT_FALSE(impostor->request(nts::build(nts::key_request{})));
+        }
+        const std::regex refusal(R"(refused 127\.0\.0\.1 port [0-9]+ \(client_cert_rejected\): certificate verify )"
+                                 R"(failed: [^;]+; certificate subject "CN=impostor,[^"]*" \(unverified\))");
+        for (auto deadline = std::chrono::steady_clock::now() + 10s;
+             !std::regex_search(server->err(), refusal) && std::chrono::steady_clock::now() < deadline;) {
+            std::this_thread::sleep_for(20ms);
+        }
+        EXPECT_TRUE(std::regex_search(server->err(), refusal)) << server->err();
 
         // SIGHUP: the certificates are read again.
         ::kill(server->pid(), SIGHUP);

@@ -167,6 +167,24 @@ struct recorder {
         const std::lock_guard lock(mutex);
         return messages.empty() ? std::vector<uint8_t>{} : messages.back();
     }
+
+    /// What on_refused reported, the counter name copied (it is a view).
+    struct refusal {
+        handshake_refusal r;
+        std::string counter;
+    };
+    std::vector<refusal> refusals;
+
+    std::function<void(const handshake_refusal&)> refusal_hook() {
+        return [this](const handshake_refusal& r) {
+            const std::lock_guard lock(mutex);
+            refusals.push_back({r, std::string(r.counter)});
+        };
+    }
+    std::vector<refusal> refused() {
+        const std::lock_guard lock(mutex);
+        return refusals;
+    }
 };
 
 // ---------------------------------------------------------------- harness
@@ -1267,6 +1285,103 @@ TEST_F(tls_server, a_crl_file_without_a_crl_is_refused_with_its_name) {
         ASSERT_FALSE(s);
         EXPECT_EQ(s.message().rfind("CRL file " + crl.string() + ": no CRL could be read", 0), 0U) << s.message();
     }
+}
+
+TEST_F(tls_server, each_refused_handshake_is_reported_with_the_client_the_counter_and_the_reason) {
+    const auto revoked = make_identity({.cn = "node-revoked", .issuer = &pki->ca, .eku = "clientAuth"});
+    write_file(test_dir / "ca.crl", test::crl_pem(pki->ca, {&revoked}));
+    auto cfg = config();
+    cfg.crl_file = test_dir / "ca.crl";
+    cfg.on_refused = calls.refusal_hook();
+    auto srv = start(cfg);
+    ASSERT_TRUE(srv);
+
+    EXPECT_TRUE(refusal_of(srv->port(), client_with(revoked, "revoked")));
+    EXPECT_TRUE(refusal_of(srv->port(), client_as("client_other_ca")));
+    EXPECT_TRUE(refusal_of(srv->port(), client_as("client_expired")));
+    {
+        raw_tls_client no_cert(srv->port(), raw_options{}); // no certificate
+        if (no_cert.handshake_ok()) {
+            no_cert.write(simple_request(0));
+            (void)no_cert.read_message();
+        }
+    }
+    {
+        auto o = raw_as("client_good");
+        o.alpn = {"h2"};
+        raw_tls_client h2(srv->port(), o);
+        EXPECT_FALSE(h2.handshake_ok());
+    }
+    EXPECT_EQ(refusal_of(srv->port(), client_as("client_good")), std::nullopt);
+    {
+        // Connected and gone without a word: counted, not reported (port
+        // probes do this).
+        const unique_fd probe = tcp_connect(srv->port());
+    }
+    const auto st = wait_for(*srv, [](const server_stats& s) { return s.handshakes_failed == 6; });
+    ASSERT_EQ(st.handshakes_failed, 6U);
+    EXPECT_EQ(st.handshake_other, 1U);
+
+    const auto reports = calls.refused();
+    ASSERT_EQ(reports.size(), 5U);
+    struct expected {
+        const char* counter;
+        const char* reason;
+        const char* subject; ///< a part of it; "" for none
+    };
+    const expected want[] = {
+        {"client_cert_revoked", "certificate verify failed: certificate revoked", "CN=node-revoked"},
+        {"client_cert_rejected", "certificate verify failed: unable to get local issuer certificate", "CN=stranger"},
+        {"client_cert_expired", "certificate verify failed: certificate has expired", "CN=node-old"},
+        {"no_client_cert", "peer did not return a certificate", ""},
+        {"alpn_refused", "no application protocol", ""},
+    };
+    for (size_t i = 0; i < reports.size(); ++i) {
+        SCOPED_TRACE(want[i].counter);
+        const auto& [r, counter] = reports[i];
+        EXPECT_EQ(counter, want[i].counter);
+        EXPECT_EQ(r.address, "127.0.0.1");
+        EXPECT_NE(r.port, 0);
+        EXPECT_NE(r.reason.find(want[i].reason), std::string::npos) << r.reason;
+        if (*want[i].subject == '\0') {
+            EXPECT_EQ(r.subject, "");
+        } else {
+            EXPECT_NE(r.subject.find(want[i].subject), std::string::npos) << r.subject;
+        }
+        EXPECT_EQ(r.unreported, 0U);
+    }
+    EXPECT_EQ(calls.count(), 1U) << "only the good client reached the handler";
+}
+
+TEST_F(tls_server, refusal_reports_keep_to_their_rate_and_count_the_rest) {
+    auto cfg = config();
+    cfg.on_refused = calls.refusal_hook();
+    cfg.refusal_reports_per_second = 2;
+    auto srv = start(cfg);
+    ASSERT_TRUE(srv);
+    const auto refuse = [&] { EXPECT_TRUE(refusal_of(srv->port(), client_as("client_other_ca"))); };
+    for (int i = 0; i < 5; ++i) {
+        refuse();
+    }
+    auto st = wait_for(*srv, [](const server_stats& s) { return s.handshakes_failed == 5; });
+    ASSERT_EQ(st.client_cert_rejected, 5U);
+    const size_t first_reports = calls.refused().size();
+    // Five refusals within well under a second (a handshake takes
+    // milliseconds), two reports a second.
+    EXPECT_EQ(first_reports, 2U);
+
+    std::this_thread::sleep_for(1100ms); // a new second
+    refuse();
+    st = wait_for(*srv, [](const server_stats& s) { return s.handshakes_failed == 6; });
+    ASSERT_EQ(st.client_cert_rejected, 6U);
+    const auto reports = calls.refused();
+    ASSERT_EQ(reports.size(), first_reports + 1);
+    uint64_t accounted = 0;
+    for (const auto& [r, counter] : reports) {
+        accounted += 1 + r.unreported;
+    }
+    EXPECT_EQ(accounted, 6U) << "each refusal reported or counted in a later report";
+    EXPECT_EQ(reports.back().r.unreported, 5U - first_reports);
 }
 
 TEST_F(tls_server, a_stop_before_run_makes_run_return) {
