@@ -337,6 +337,22 @@ result<node::grantor_settings> parse_grantor(const toml::table& t, std::string_v
     return g;
 }
 
+/// The optional `crl` key of [`section`]: the file of the CRLs of the CAs
+/// that issue the `whose` the section's TLS verifies; empty when not given.
+result<std::string> crl_file(table_reader& r, const toml::table& t, std::string_view section, std::string_view whose,
+                             const std::string& base_dir) {
+    PTPSEC_TRY(crl, r.get<std::string>("crl"));
+    if (!*crl) {
+        return std::string{};
+    }
+    if ((*crl)->empty()) {
+        return error{
+            fmt::format("{}: {}.crl: give the file of the CRLs of the CAs that issue {} (or leave the key out)",
+                        r.at(*t.get("crl")), section, whose)};
+    }
+    return resolve(base_dir, **crl);
+}
+
 result<server_settings> parse_server(const toml::table& t, std::string_view origin, const std::string& base_dir) {
     table_reader r(t, "server", origin);
     server_settings s;
@@ -359,15 +375,8 @@ result<server_settings> parse_server(const toml::table& t, std::string_view orig
         *f.into = resolve(base_dir, **v);
     }
     // Optional: the CRLs of the CAs that issue client certificates.
-    PTPSEC_TRY(crl, r.get<std::string>("crl"));
-    if (*crl) {
-        if ((*crl)->empty()) {
-            return error{fmt::format("{}: server.crl: give the file of the CRLs of the CAs that issue client "
-                                     "certificates (or leave the key out)",
-                                     r.at(*t.get("crl")))};
-        }
-        s.tls.crl_file = resolve(base_dir, **crl);
-    }
+    PTPSEC_TRY(crl, crl_file(r, t, "server", "client certificates", base_dir));
+    s.tls.crl_file = *crl;
     struct ms_key {
         const char* key;
         std::chrono::milliseconds* into;
@@ -487,6 +496,9 @@ parse_node(const toml::table& t, std::string_view origin, const std::string& bas
         }
         *f.into = resolve(base_dir, **v);
     }
+    // Optional: the CRLs of the CAs that issue the KE server's certificate.
+    PTPSEC_TRY(crl, crl_file(r, t, "node", "the KE server's certificate", base_dir));
+    n.tls.crl_file = *crl;
     PTPSEC_TRY(groups, r.strings("groups"));
     PTPSEC_TRY(grantor, r.table("grantor"));
     if (*grantor != nullptr) {

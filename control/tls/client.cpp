@@ -173,7 +173,7 @@ result<client> client::connect(std::string_view host_view, uint16_t port, const 
         s->max_message = config.max_message_size;
         const time_point deadline = clock::now() + config.timeout;
 
-        auto ctx = detail::client_context({config.cert_file, config.key_file, config.ca_file, {}});
+        auto ctx = detail::client_context({config.cert_file, config.key_file, config.ca_file, config.crl_file});
         if (!ctx) {
             return ctx.err();
         }

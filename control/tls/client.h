@@ -31,6 +31,12 @@ struct client_config {
     std::string ca_file;   ///< CA(s) the server certificate must chain to (PEM)
     std::string cert_file; ///< own certificate (PEM), chain allowed
     std::string key_file;  ///< own private key (PEM)
+    /// CRLs (PEM) of the CAs in ca_file that issue server certificates;
+    /// empty: none checked. Given, a server certificate on its CA's CRL is
+    /// refused ("certificate revoked"), and so is one whose CA has no CRL in
+    /// the file or one past its nextUpdate. Read at every connect(), like
+    /// the other files.
+    std::string crl_file;
     protocol alpn = protocol::ntske;
     /// The name the server certificate must carry: a DNS name (checked
     /// against its SANs, and sent as SNI) or an IP address literal (checked

@@ -157,6 +157,7 @@ port = 14460
 certificate = "node.pem"
 private-key = "node.key"
 ca = "ca.pem"
+crl = "crls/ca.crl"
 groups = ["plant-b"]
 dataplane-prefix = "dp1"
 retry-min-ms = 200
@@ -179,6 +180,7 @@ subgroup = 7
     EXPECT_EQ(n.tls.server_name, "ke.plant.example");
     EXPECT_EQ(n.tls.cert_file, "/etc/ptpsec/node.pem");
     EXPECT_EQ(n.tls.ca_file, "/etc/ptpsec/ca.pem");
+    EXPECT_EQ(n.tls.crl_file, "/etc/ptpsec/crls/ca.crl");
     EXPECT_EQ(n.dataplane_prefix, "dp1");
     EXPECT_EQ(n.retry_min, std::chrono::milliseconds(200));
     EXPECT_EQ(n.retry_max, std::chrono::milliseconds(60000));
@@ -331,6 +333,9 @@ TEST(controld_config, every_mistake_is_named_with_its_line) {
         {group + server + "crl = \"\"\n",
          "t.toml:8: server.crl: give the file of the CRLs of the CAs that issue client certificates (or leave the key "
          "out)"},
+        {group + node + "groups = [\"g\"]\ncrl = \"\"\n",
+         "t.toml:9: node.crl: give the file of the CRLs of the CAs that issue the KE server's certificate (or leave "
+         "the key out)"},
         {group + server + "session-lifetime-s = 86401\n",
          "t.toml:8: server.session-lifetime-s = 86401: use 0 to 86400"},
         {server, "t.toml: [server] without any [[group]] or [unicast]: there is nothing to serve"},

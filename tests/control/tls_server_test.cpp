@@ -513,6 +513,39 @@ TEST_F(tls_server, a_server_from_an_unknown_ca_is_refused_by_the_client_with_the
     EXPECT_EQ(st.handshakes_ok, 0U);
 }
 
+TEST_F(tls_server, the_client_refuses_a_server_certificate_its_cas_crl_revokes_or_has_no_current_crl_for) {
+    auto srv = start(config());
+    ASSERT_TRUE(srv);
+    const std::string to = "TLS handshake with 127.0.0.1:" + std::to_string(srv->port()) + ": ";
+    auto cfg = client_as("client_good");
+    cfg.crl_file = test_dir / "client-side.crl";
+
+    write_file(cfg.crl_file, test::crl_pem(pki->ca, {&pki->server_b}));
+    auto c = client::connect("127.0.0.1", srv->port(), cfg);
+    EXPECT_TRUE(c) << "another certificate on the CRL: " << c.message();
+
+    write_file(cfg.crl_file, test::crl_pem(pki->ca, {&pki->server_a}));
+    c = client::connect("127.0.0.1", srv->port(), cfg);
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.message(), to + "certificate verify failed: certificate revoked");
+
+    write_file(cfg.crl_file, test::crl_pem(pki->other_ca, {}));
+    c = client::connect("127.0.0.1", srv->port(), cfg);
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.message(), to + "certificate verify failed: unable to get certificate CRL");
+
+    write_file(cfg.crl_file, test::crl_pem(pki->ca, {}, -60, -7200));
+    c = client::connect("127.0.0.1", srv->port(), cfg);
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.message(), to + "certificate verify failed: CRL has expired");
+
+    write_file(cfg.crl_file, cert_pem(pki->ca));
+    c = client::connect("127.0.0.1", srv->port(), cfg);
+    ASSERT_FALSE(c);
+    EXPECT_NE(c.message().find("CRL file " + cfg.crl_file + ": no CRL could be read"), std::string::npos)
+        << c.message();
+}
+
 TEST_F(tls_server, client_files_that_do_not_load_are_named) {
     auto cfg = client_as("client_good");
     cfg.cert_file = (test_dir / "missing.pem").string();
