@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -120,6 +121,23 @@ std::shared_ptr<ssl_session_st> resumable_session(SSL* ssl) {
     return nullptr;
 }
 
+/// What identifies the contents of the CA and CRL files (device, inode,
+/// size, modification time): a session whose server certificate was
+/// verified against other ones is not offered again.
+std::string trust_files_signature(const client_config& c) {
+    std::string sig;
+    for (const std::string* path : {&c.ca_file, &c.crl_file}) {
+        struct stat st {};
+        if (!path->empty() && ::stat(path->c_str(), &st) == 0) {
+            sig +=
+                fmt::format("{}:{}:{}:{}.{};", st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+        } else {
+            sig += "-;";
+        }
+    }
+    return sig;
+}
+
 } // namespace
 
 struct client::state {
@@ -127,6 +145,7 @@ struct client::state {
     detail::ssl_ptr ssl;
     std::string endpoint;
     std::array<uint8_t, 32> own_certificate{}; ///< SHA-256 of the one presented (zeros if unreadable)
+    std::string trust_files;                   ///< trust_files_signature() when the context was made
     std::chrono::milliseconds timeout{};
     size_t max_message = 0;
     std::vector<uint8_t> in; ///< octets read past the last response
@@ -173,6 +192,9 @@ result<client> client::connect(std::string_view host_view, uint16_t port, const 
         s->max_message = config.max_message_size;
         const time_point deadline = clock::now() + config.timeout;
 
+        // Taken before the files are read: a change during the read shows
+        // as a change at the next connect().
+        s->trust_files = trust_files_signature(config);
         auto ctx = detail::client_context({config.cert_file, config.key_file, config.ca_file, config.crl_file});
         if (!ctx) {
             return ctx.err();
@@ -197,7 +219,7 @@ result<client> client::connect(std::string_view host_view, uint16_t port, const 
             ERR_clear_error();
         }
         if (resume != nullptr && !resume->empty() && resume->_endpoint == s->endpoint && resume->_alpn == config.alpn &&
-            resume->_own_certificate == s->own_certificate &&
+            resume->_own_certificate == s->own_certificate && resume->_trust_files == s->trust_files &&
             SSL_set_session(s->ssl.get(), resume->_session.get()) != 1) {
             ERR_clear_error(); // not offered: a full handshake
         }
@@ -399,6 +421,7 @@ session_ticket client::ticket() const {
         t._endpoint = _s->endpoint;
         t._alpn = _s->server.alpn; // the one asked for: connect() checks
         t._own_certificate = _s->own_certificate;
+        t._trust_files = _s->trust_files;
     }
     return t;
 }

@@ -53,8 +53,10 @@ struct client_config {
 /// §4.6.1), to offer on the next connect() to the same server: the server
 /// may then skip the certificate exchange. Copies share it. Offered only
 /// to the endpoint and ALPN protocol it came from, with the own
-/// certificate it was made with; a server that no longer takes it (expired,
-/// reloaded) answers with a full handshake.
+/// certificate it was made with, while the CA and CRL files are those its
+/// server certificate was verified against (a new CRL makes the next
+/// connection a full handshake that checks it); a server that no longer
+/// takes it (expired, reloaded) answers with a full handshake.
 class session_ticket {
 public:
     session_ticket() = default;
@@ -66,6 +68,9 @@ private:
     std::string _endpoint;
     protocol _alpn = protocol::ntske;
     std::array<uint8_t, 32> _own_certificate{}; ///< SHA-256 of the client certificate
+    /// The CA and CRL files the server certificate was verified against
+    /// (their signature): changed files make the next connect() verify again.
+    std::string _trust_files;
 };
 
 class client {

@@ -1243,6 +1243,26 @@ TEST_F(tls_server, a_resumed_session_whose_client_certificate_has_expired_since_
 
 // ------------------------------------ certificate revocation lists (crl_file)
 
+TEST_F(tls_server, a_client_with_a_new_crl_verifies_the_server_again_instead_of_resuming) {
+    auto srv = start_resuming(1h);
+    ASSERT_TRUE(srv);
+    auto cfg = client_as("client_good");
+    cfg.crl_file = test_dir / "client-side.crl";
+    write_file(cfg.crl_file, test::crl_pem(pki->ca, {}));
+    const auto first = first_exchange(srv->port(), cfg);
+    ASSERT_TRUE(first);
+    const auto again = exchange(srv->port(), cfg, &first->ticket);
+    ASSERT_TRUE(again);
+    EXPECT_TRUE(again->server.resumed) << "the same files: the session is offered";
+
+    // The server's certificate revoked: the session made before is not
+    // offered, and the full handshake finds the certificate on the CRL.
+    write_file(cfg.crl_file, test::crl_pem(pki->ca, {&pki->server_a}));
+    auto c = client::connect("127.0.0.1", srv->port(), cfg, &first->ticket);
+    ASSERT_FALSE(c) << "resumed a session with a server whose certificate is revoked";
+    EXPECT_NE(c.message().find("certificate revoked"), std::string::npos) << c.message();
+}
+
 TEST_F(tls_server, a_client_certificate_on_its_cas_crl_is_refused_and_counted_as_revoked) {
     const auto revoked = make_identity({.cn = "node-revoked", .issuer = &pki->ca, .eku = "clientAuth"});
     write_file(test_dir / "ca.crl", test::crl_pem(pki->ca, {&revoked}));
