@@ -9,14 +9,14 @@ std::string grantor_status_line(const nlohmann::ordered_json& g) {
     const std::string error = g.value("last_error", "");
     const std::string refusal = g.value("last_ticket_error", "");
     return fmt::format(
-        "  grantor {}: registrations {} failed {} (next in {} s) | ticket keys held {} | heartbeats sent {} | "
-        "requests handed over {}: tickets opened {} refused {} replays refused {} | unicast SAs installed {} failed "
-        "{}{}{}{}{}{}",
+        "  grantor {}: registrations {} failed {} (next in {} s) | ticket keys held {} | heartbeats sent {} | TLS "
+        "sessions {} (resumed {}) | requests handed over {}: tickets opened {} refused {} replays refused {} | "
+        "unicast SAs installed {} failed {}{}{}{}{}{}",
         g.value("port_identity", "?"), count_of(gc, "registrations"), count_of(gc, "registration_failures"),
         count_of(g, "next_registration_in_s"), g.value("ticket_keys", nlohmann::ordered_json::array()).size(),
-        count_of(gc, "heartbeats_sent"), count_of(gc, "requests_handed_over"), count_of(gc, "tickets_opened"),
-        count_of(gc, "tickets_refused"), count_of(gc, "replays_refused"), count_of(gc, "unicast_sas_installed"),
-        count_of(gc, "requests_failed"),
+        count_of(gc, "heartbeats_sent"), count_of(gc, "sessions"), count_of(gc, "sessions_resumed"),
+        count_of(gc, "requests_handed_over"), count_of(gc, "tickets_opened"), count_of(gc, "tickets_refused"),
+        count_of(gc, "replays_refused"), count_of(gc, "unicast_sas_installed"), count_of(gc, "requests_failed"),
         count_of(gc, "quotes") == 0 ? "" : fmt::format(" | platform quotes {}", count_of(gc, "quotes")),
         error.empty() ? "" : " | last error: ", error, refusal.empty() ? "" : " | last refusal: ", refusal);
 }

@@ -188,6 +188,8 @@ nlohmann::ordered_json grantor_status(const node::node& n, int64_t now) {
               {"tickets_refused", gc.tickets_refused},
               {"replays_refused", gc.replays_refused},
               {"quotes", gc.quotes},
+              {"sessions", gc.sessions},
+              {"sessions_resumed", gc.sessions_resumed},
               {"requests_handed_over", tc.requests},
               {"unicast_sas_installed", tc.installed},
               {"requests_refused", tc.refused},

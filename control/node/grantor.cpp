@@ -67,6 +67,10 @@ status grantor::ensure_connected() {
         return c.err();
     }
     _client.emplace(std::move(c).value());
+    ++_stats.sessions;
+    if (_client->server().resumed) {
+        ++_stats.sessions_resumed;
+    }
     return ok_status();
 }
 

@@ -72,9 +72,11 @@ struct grantor_counters {
     uint64_t registration_failures = 0;
     uint64_t heartbeats_sent = 0;
     uint64_t tickets_opened = 0;
-    uint64_t tickets_refused = 0; ///< unknown ticket key, bad tag, wrong requester/SPP/key ID
-    uint64_t replays_refused = 0; ///< a request seen before
-    uint64_t quotes = 0;          ///< Platform Attestations made for registrations (one per TLS session)
+    uint64_t tickets_refused = 0;  ///< unknown ticket key, bad tag, wrong requester/SPP/key ID
+    uint64_t replays_refused = 0;  ///< a request seen before
+    uint64_t quotes = 0;           ///< Platform Attestations made for registrations (one per TLS session)
+    uint64_t sessions = 0;         ///< TLS sessions with the KE server (one per registration or heartbeat)
+    uint64_t sessions_resumed = 0; ///< of those, resumed from the previous one's ticket (seeds/001 §2.1)
 };
 
 /// A unicast request as the data plane handed it over.

@@ -704,10 +704,12 @@ TEST_F(ticket_mode, a_requesters_ticket_opens_the_grantors_data_plane_and_a_repl
         test::run_program(_dir, _ctl, {"status", "--controld-socket", grantor_socket()}, std::chrono::seconds(30));
     EXPECT_EQ(status.exit_code, 0) << status.err;
     EXPECT_TRUE(std::regex_search(
-        status.out, std::regex(R"(\n  grantor 001b21fffe000001-1: registrations [1-9][0-9]* failed 0 \(next in [0-9]+ )"
-                               R"(s\) \| ticket keys held [1-9] \| heartbeats sent [0-9]+ \| requests handed over )"
-                               R"([12]: tickets opened [12] refused 0 replays refused [01] \| unicast SAs installed 1 )"
-                               R"(failed 0( \| last refusal: a unicast request seen before[^\n]*)?\n)")))
+        status.out,
+        std::regex(R"(\n  grantor 001b21fffe000001-1: registrations [1-9][0-9]* failed 0 \(next in [0-9]+ )"
+                   R"(s\) \| ticket keys held [1-9] \| heartbeats sent [0-9]+ \| TLS sessions [1-9][0-9]* \(resumed )"
+                   R"([0-9]+\) \| requests handed over )"
+                   R"([12]: tickets opened [12] refused 0 replays refused [01] \| unicast SAs installed 1 )"
+                   R"(failed 0( \| last refusal: a unicast request seen before[^\n]*)?\n)")))
         << status.out;
     EXPECT_TRUE(std::regex_search(status.out, std::regex(R"( keys received [0-9]+ removed 0 \| )"))) << status.out;
     EXPECT_EQ(status.out.find("GROUP"), std::string::npos) << "a node without groups has no group table";
@@ -716,8 +718,10 @@ TEST_F(ticket_mode, a_requesters_ticket_opens_the_grantors_data_plane_and_a_repl
     // The daemon's log has the same line, made by the same code.
     EXPECT_TRUE(std::regex_search(
         _grantor_node->out(),
-        std::regex(R"(\n  grantor 001b21fffe000001-1: registrations [1-9][0-9]* failed 0 \(next in [0-9]+ s\) \| )"
-                   R"(ticket keys held [1-9] \| heartbeats sent [0-9]+ \| requests handed over [12]: )")))
+        std::regex(
+            R"(\n  grantor 001b21fffe000001-1: registrations [1-9][0-9]* failed 0 \(next in [0-9]+ s\) \| )"
+            R"(ticket keys held [1-9] \| heartbeats sent [0-9]+ \| TLS sessions [1-9][0-9]* \(resumed [0-9]+\) \| )"
+            R"(requests handed over [12]: )")))
         << _grantor_node->out();
     ASSERT_EQ(_server->stop(), 0) << _server->err();
 

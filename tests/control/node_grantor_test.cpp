@@ -75,6 +75,7 @@ protected:
         sc.cert_file = _dir.file("server.pem");
         sc.key_file = _dir.file("server.key");
         sc.ca_file = _dir.file("ca.pem");
+        sc.session_lifetime = session_lifetime();
         auto srv = tls::server::create(sc, [this](const tls::peer& from, std::span<const uint8_t> msg) {
             ke::client_identity who{from.subject, {}};
             who.session_binding = from.session_binding;
@@ -89,6 +90,9 @@ protected:
         _server.emplace(std::move(srv).value());
         _thread = std::thread([this] { (void)_server->run(); });
     }
+
+    /// The server's: none (no tickets) unless a test's fixture says.
+    virtual std::chrono::seconds session_lifetime() const { return 0s; }
 
     void TearDown() override {
         if (_server) {
@@ -252,6 +256,34 @@ TEST_F(node_grantor, sends_heartbeats_at_half_the_timeout) {
     }
     const std::lock_guard lock(_mutex);
     EXPECT_EQ(_registry->stats().heartbeats + _registry->stats().heartbeats_discarded, 1U);
+}
+
+TEST_F(node_grantor, counts_a_tls_session_per_registration_and_heartbeat) {
+    grantor g = make();
+    const int64_t now = mono_now();
+    g.step(now);
+    ASSERT_EQ(g.stats().registrations, 1U) << g.last_error();
+    g.step(now + 11LL * 1'000'000'000LL);
+    ASSERT_EQ(g.stats().heartbeats_sent, 1U) << g.last_error();
+    EXPECT_EQ(g.stats().sessions, 2U);
+    EXPECT_EQ(g.stats().sessions_resumed, 0U) << "a server without a session lifetime issues no tickets";
+}
+
+class node_grantor_resuming : public node_grantor {
+protected:
+    std::chrono::seconds session_lifetime() const override { return 1h; }
+};
+
+TEST_F(node_grantor_resuming, resumes_its_session_for_the_heartbeat_and_counts_it) {
+    grantor g = make();
+    const int64_t now = mono_now();
+    g.step(now);
+    ASSERT_EQ(g.stats().registrations, 1U) << g.last_error();
+    g.step(now + 11LL * 1'000'000'000LL);
+    ASSERT_EQ(g.stats().heartbeats_sent, 1U) << g.last_error();
+    EXPECT_EQ(g.stats().sessions, 2U);
+    EXPECT_EQ(g.stats().sessions_resumed, 1U) << "the heartbeat's session resumes the registration's";
+    EXPECT_GE(_server->stats().resumed, 1U);
 }
 
 // The server gives a key's remaining lifetime in whole seconds, rounded up,
