@@ -13,17 +13,10 @@
 
 #include <bench/bench.h>
 
+#include <drivers/base/embedded_eal.h>
 #include <drivers/icv/cryptodev_engine.h>
 
-#include <fmt/format.h>
-#include <rte_eal.h>
-#include <rte_errno.h>
-
-#include <sched.h>
-#include <unistd.h>
-
-#include <cstdlib>
-#include <filesystem>
+#include <array>
 #include <map>
 #include <memory>
 #include <string>
@@ -40,56 +33,13 @@ struct crypto_pmd {
 constexpr std::array<crypto_pmd, 2> pmds = {
     {{"cryptodev-aesni_mb", "crypto_aesni_mb0"}, {"cryptodev-openssl", "crypto_openssl0"}}};
 
-std::string& eal_runtime_dir() {
-    static std::string dir;
-    return dir;
-}
-
-void eal_stop() {
-    rte_eal_cleanup();
-    std::error_code ec;
-    std::filesystem::remove_all(eal_runtime_dir(), ec);
-}
-
 /// Empty once EAL is up with the crypto vdevs, else why not.
 const std::string& eal_started() {
-    static const std::string failure = [] {
-        cpu_set_t mask;
-        CPU_ZERO(&mask);
-        sched_getaffinity(0, sizeof(mask), &mask);
-        int cpu = 0;
-        while (cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &mask)) {
-            ++cpu;
-        }
-        std::vector<std::string> args = {"ptpsec-bench",
-                                         "--no-huge",
-                                         "-m",
-                                         "512",
-                                         "--no-pci",
-                                         "--no-shconf",
-                                         "--no-telemetry",
-                                         fmt::format("--file-prefix=ptpsec-bench-{}", getpid()),
-                                         "-l",
-                                         std::to_string(cpu),
-                                         "--log-level=error"};
-        for (const auto& p : pmds) {
-            args.push_back(fmt::format("--vdev={}", p.device));
-        }
-        std::vector<char*> argv;
-        for (auto& a : args) {
-            argv.push_back(a.data());
-        }
-        argv.push_back(nullptr);
-        const int rc = rte_eal_init(static_cast<int>(args.size()), argv.data());
-        sched_setaffinity(0, sizeof(mask), &mask); // EAL pinned this thread to one CPU
-        if (rc < 0) {
-            return std::string("rte_eal_init: ") + rte_strerror(rte_errno);
-        }
-        eal_runtime_dir() = rte_eal_get_runtime_dir();
-        std::atexit(eal_stop);
-        return std::string();
-    }();
-    return failure;
+    embedded_eal_options o{.program = "ptpsec-bench", .vdevs = {}, .extra = {"-m", "512"}};
+    for (const auto& p : pmds) {
+        o.vdevs.emplace_back(p.device);
+    }
+    return start_embedded_eal(o);
 }
 
 /// Each device opened once for the whole run.
