@@ -1025,13 +1025,13 @@ int serve(const config& cfg, const std::string& config_file) {
             std::fflush(stdout);
         };
         tc.on_refused = [](const tls::handshake_refusal& r) {
-            std::string line =
-                fmt::format("ptpsec-controld: refused {} port {} ({}): {}", r.address, r.port, r.counter, r.reason);
+            std::string line = fmt::format("ptpsec-controld: TLS handshake with {} port {} failed ({}): {}", r.address,
+                                           r.port, r.counter, r.reason);
             if (!r.subject.empty()) {
                 line += fmt::format("; certificate subject \"{}\" (unverified)", r.subject);
             }
             if (r.unreported != 0) {
-                line += fmt::format("; {} more refused since the last report, not shown", r.unreported);
+                line += fmt::format("; {} more failed since the last report, not shown", r.unreported);
             }
             fmt::print(stderr, "{}\n", line);
         };

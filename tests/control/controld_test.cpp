@@ -287,8 +287,9 @@ TEST_F(controld, serves_group_keys_to_admitted_clients_and_keeps_them_across_a_r
         if (auto impostor = connect(port, "impostor"); impostor) {
             EXPECT_FALSE(impostor->request(nts::build(nts::key_request{})));
         }
-        const std::regex refusal(R"(refused 127\.0\.0\.1 port [0-9]+ \(client_cert_rejected\): certificate verify )"
-                                 R"(failed: [^;]+; certificate subject "CN=impostor,[^"]*" \(unverified\))");
+        const std::regex refusal(
+            R"(TLS handshake with 127\.0\.0\.1 port [0-9]+ failed \(client_cert_rejected\): certificate verify )"
+            R"(failed: [^;]+; certificate subject "CN=impostor,[^"]*" \(unverified\))");
         for (auto deadline = std::chrono::steady_clock::now() + 10s;
              !std::regex_search(server->err(), refusal) && std::chrono::steady_clock::now() < deadline;) {
             std::this_thread::sleep_for(20ms);

@@ -514,7 +514,9 @@ TEST_F(tls_server, a_server_from_an_unknown_ca_is_refused_by_the_client_with_the
 }
 
 TEST_F(tls_server, the_client_refuses_a_server_certificate_its_cas_crl_revokes_or_has_no_current_crl_for) {
-    auto srv = start(config());
+    auto server_cfg = config();
+    server_cfg.on_refused = calls.refusal_hook();
+    auto srv = start(server_cfg);
     ASSERT_TRUE(srv);
     const std::string to = "TLS handshake with 127.0.0.1:" + std::to_string(srv->port()) + ": ";
     auto cfg = client_as("client_good");
@@ -528,6 +530,14 @@ TEST_F(tls_server, the_client_refuses_a_server_certificate_its_cas_crl_revokes_o
     c = client::connect("127.0.0.1", srv->port(), cfg);
     ASSERT_FALSE(c);
     EXPECT_EQ(c.message(), to + "certificate verify failed: certificate revoked");
+    // The server reports the client's alert.
+    const auto st = wait_for(*srv, [](const server_stats& s) { return s.peer_alerts == 1; });
+    ASSERT_EQ(st.peer_alerts, 1U);
+    const auto reports = calls.refused();
+    ASSERT_EQ(reports.size(), 1U);
+    EXPECT_EQ(reports[0].counter, "peer_alerts");
+    EXPECT_EQ(reports[0].r.reason, "sslv3 alert certificate revoked");
+    EXPECT_EQ(reports[0].r.subject, "");
 
     write_file(cfg.crl_file, test::crl_pem(pki->other_ca, {}));
     c = client::connect("127.0.0.1", srv->port(), cfg);
