@@ -476,6 +476,9 @@ void print_status(const ordered_json& s) {
                 count_of(ke, "refused_unattested"), last.empty() ? "" : " | last: ", last);
         }
         print_counter_list("TLS", server.value("tls", ordered_json::object()));
+        if (const std::string f = server.value("last_handshake_failure", ""); !f.empty()) {
+            fmt::print("last failed TLS handshake: {}\n", f);
+        }
         if (const std::string e = server.value("last_reload_error", ""); !e.empty()) {
             fmt::print("certificates: the last reload failed, the previous ones stay: {}\n", e);
         }

@@ -652,6 +652,8 @@ json status_reply(const daemon_view& d) {
                          {"last_attestation_refusal", attestation_refusal},
                          {"tls", tls_json(d.tls->stats())},
                          {"last_reload_error", d.tls->last_reload_error()}};
+        const auto refusal = d.tls->last_refusal();
+        out["server"]["last_handshake_failure"] = refusal ? tls::to_string(*refusal) : std::string();
     }
     if (d.node != nullptr) {
         json n = {{"server", fmt::format("{}:{}", d.cfg->node->server_host, d.cfg->node->server_port)},
@@ -1025,11 +1027,7 @@ int serve(const config& cfg, const std::string& config_file) {
             std::fflush(stdout);
         };
         tc.on_refused = [](const tls::handshake_refusal& r) {
-            std::string line = fmt::format("ptpsec-controld: TLS handshake with {} port {} failed ({}): {}", r.address,
-                                           r.port, r.counter, r.reason);
-            if (!r.subject.empty()) {
-                line += fmt::format("; certificate subject \"{}\" (unverified)", r.subject);
-            }
+            std::string line = "ptpsec-controld: TLS handshake with " + tls::to_string(r);
             if (r.unreported != 0) {
                 line += fmt::format("; {} more failed since the last report, not shown", r.unreported);
             }

@@ -244,8 +244,9 @@ struct server::impl {
     std::atomic<bool> reload_requested{false};
     std::array<std::atomic<uint64_t>, static_cast<size_t>(counter::count_)> counters{};
     std::atomic<uint64_t> active{0};
-    mutable std::mutex reload_error_mutex;
+    mutable std::mutex reload_error_mutex; ///< for reload_error and last_refusal
     std::string reload_error;
+    std::optional<handshake_refusal> last_refusal;
 
     std::vector<uint8_t> drain_buffer = std::vector<uint8_t>(read_chunk);
 
@@ -582,12 +583,13 @@ void server::impl::handshake(connection& c) {
         want(c, EPOLLOUT);
         return;
     }
-    count(counter::handshakes_failed);
     const detail::handshake_failure why = detail::classify_handshake_failure(c.ssl.get(), c.notes);
-    count(failure_counter(why));
     if (why != detail::handshake_failure::other) {
         report_refusal(c, failure_counter(why), e);
     }
+    // Counted after the report: whoever sees the counter sees the report.
+    count(counter::handshakes_failed);
+    count(failure_counter(why));
     ERR_clear_error();
     // OpenSSL has written its alert; the drain lets it reach a client whose
     // next flight is already in our receive buffer instead of a TCP reset.
@@ -595,9 +597,6 @@ void server::impl::handshake(connection& c) {
 }
 
 void server::impl::report_refusal(const connection& c, counter which, int ssl_error) {
-    if (!cfg.on_refused) {
-        return;
-    }
     const time_point now = clock::now();
     if (now >= refusal_window_end) {
         refusal_window_end = now + 1s;
@@ -614,9 +613,15 @@ void server::impl::report_refusal(const connection& c, counter which, int ssl_er
     r.reason = detail::failure_reason(c.ssl.get(), ssl_error);
     r.subject = c.notes.rejected_subject;
     r.unreported = std::exchange(refusals_unreported, 0);
-    try {
-        cfg.on_refused(r);
-    } catch (...) { // the daemon's logging must not stop the loop
+    {
+        const std::lock_guard lock(reload_error_mutex);
+        last_refusal = r;
+    }
+    if (cfg.on_refused) {
+        try {
+            cfg.on_refused(r);
+        } catch (...) { // the daemon's logging must not stop the loop
+        }
     }
 }
 
@@ -994,6 +999,19 @@ std::span<const server_counter> server_counters() noexcept {
 std::string server::last_reload_error() const {
     const std::lock_guard lock(_impl->reload_error_mutex);
     return _impl->reload_error;
+}
+
+std::optional<handshake_refusal> server::last_refusal() const {
+    const std::lock_guard lock(_impl->reload_error_mutex);
+    return _impl->last_refusal;
+}
+
+std::string to_string(const handshake_refusal& r) {
+    std::string text = fmt::format("{} port {} failed ({}): {}", r.address, r.port, r.counter, r.reason);
+    if (!r.subject.empty()) {
+        text += fmt::format("; certificate subject \"{}\" (unverified)", r.subject);
+    }
+    return text;
 }
 
 } // namespace ptpsec::tls

@@ -68,8 +68,8 @@
 // signal setup and calls it on SIGHUP); with watch_interval set, the loop
 // also reloads when a file's mtime, size or inode changes.
 //
-// Threads: everything but stop(), request_reload(), stats() and
-// last_reload_error() is for the loop thread (or any one thread while the
+// Threads: everything but stop(), request_reload(), stats(),
+// last_reload_error() and last_refusal() is for the loop thread (or any one thread while the
 // loop is not running). No exception leaves the API; a handler that throws
 // has its connection closed (handler_errors).
 
@@ -82,6 +82,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -117,6 +118,11 @@ struct handshake_refusal {
     /// and not reported (they are counted all the same).
     uint64_t unreported = 0;
 };
+
+/// "192.0.2.31 port 40712 failed (client_cert_revoked): certificate verify
+/// failed: certificate revoked; certificate subject "CN=node-7" (unverified)";
+/// `unreported` is left to the caller.
+std::string to_string(const handshake_refusal& r);
 
 struct server_config {
     /// Numeric addresses to listen on, each on its own socket with the same
@@ -271,6 +277,10 @@ public:
     /// Empty after a successful reload; otherwise why the last one failed.
     /// Any thread.
     std::string last_reload_error() const;
+    /// The last refused handshake within the report rate (what on_refused
+    /// was, or would have been, called with); none before the first. Any
+    /// thread.
+    std::optional<handshake_refusal> last_refusal() const;
 
 private:
     struct impl;

@@ -295,6 +295,16 @@ TEST_F(controld, serves_group_keys_to_admitted_clients_and_keeps_them_across_a_r
             std::this_thread::sleep_for(20ms);
         }
         EXPECT_TRUE(std::regex_search(server->err(), refusal)) << server->err();
+        // ... and so does the status.
+        const json status = ask_admin_command(_socket, "status");
+        EXPECT_NE(status["server"].value("last_handshake_failure", "").find(" failed (client_cert_rejected): "),
+                  std::string::npos)
+            << status.dump();
+        const auto text = ctl({"status", "--controld-socket", _socket});
+        EXPECT_TRUE(std::regex_search(
+            text.out,
+            std::regex(R"(\nlast failed TLS handshake: 127\.0\.0\.1 port [0-9]+ failed \(client_cert_rejected\))")))
+            << text.out << text.err;
 
         // SIGHUP: the certificates are read again.
         ::kill(server->pid(), SIGHUP);

@@ -632,6 +632,14 @@ TEST_F(tls_server, a_client_without_a_certificate_is_refused) {
     EXPECT_EQ(st.no_client_cert, 1U);
     EXPECT_EQ(st.handshakes_ok, 0U);
     EXPECT_EQ(calls.count(), 0U);
+    // Kept for the status without an on_refused hook too.
+    auto last = srv->get().last_refusal();
+    for (auto deadline = std::chrono::steady_clock::now() + 10s; !last && std::chrono::steady_clock::now() < deadline;
+         last = srv->get().last_refusal()) {
+        std::this_thread::sleep_for(2ms);
+    }
+    ASSERT_TRUE(last);
+    EXPECT_EQ(last->counter, "no_client_cert");
 }
 
 TEST_F(tls_server, a_client_certificate_from_another_ca_is_refused) {
@@ -1413,6 +1421,16 @@ TEST_F(tls_server, each_refused_handshake_is_reported_with_the_client_the_counte
         }
         EXPECT_EQ(r.unreported, 0U);
     }
+    EXPECT_EQ(to_string(reports[0].r),
+              "127.0.0.1 port " + std::to_string(reports[0].r.port) +
+                  " failed (client_cert_revoked): certificate verify failed: certificate revoked; certificate subject "
+                  "\"CN=node-revoked,O=ptpsec test\" (unverified)");
+    EXPECT_EQ(to_string(reports[3].r), "127.0.0.1 port " + std::to_string(reports[3].r.port) +
+                                           " failed (no_client_cert): peer did not return a certificate");
+    const auto last = srv->get().last_refusal();
+    ASSERT_TRUE(last);
+    EXPECT_EQ(last->counter, "alpn_refused");
+    EXPECT_EQ(last->port, reports.back().r.port);
     EXPECT_EQ(calls.count(), 1U) << "only the good client reached the handler";
 }
 
