@@ -244,7 +244,7 @@ struct server::impl {
     std::atomic<bool> reload_requested{false};
     std::array<std::atomic<uint64_t>, static_cast<size_t>(counter::count_)> counters{};
     std::atomic<uint64_t> active{0};
-    mutable std::mutex reload_error_mutex; ///< for reload_error and last_refusal
+    mutable std::mutex status_mutex; ///< reload_error and last_refusal, read by any thread
     std::string reload_error;
     std::optional<handshake_refusal> last_refusal;
 
@@ -297,7 +297,8 @@ struct server::impl {
     /// For SSL_ERROR_* after a read, write or shutdown: sets the interest
     /// for WANT_READ / WANT_WRITE, ends the connection otherwise.
     void on_ssl_error(connection& c, int ret);
-    /// Hands a refused handshake to on_refused, within its rate.
+    /// Keeps a refused handshake as the last one and hands it to on_refused,
+    /// within refusal_reports_per_second; counts the rest.
     void report_refusal(const connection& c, counter which, int ssl_error);
 };
 
@@ -395,12 +396,12 @@ status server::impl::reload() {
     if (fresh) {
         ctx = std::move(fresh).value();
         count(counter::reloads_ok);
-        const std::lock_guard lock(reload_error_mutex);
+        const std::lock_guard lock(status_mutex);
         reload_error.clear();
     } else {
         count(counter::reloads_failed);
         outcome = error{"reload kept the previous certificates: " + fresh.message()};
-        const std::lock_guard lock(reload_error_mutex);
+        const std::lock_guard lock(status_mutex);
         reload_error = outcome.message();
     }
     if (cfg.on_reload) {
@@ -614,7 +615,7 @@ void server::impl::report_refusal(const connection& c, counter which, int ssl_er
     r.subject = c.notes.rejected_subject;
     r.unreported = std::exchange(refusals_unreported, 0);
     {
-        const std::lock_guard lock(reload_error_mutex);
+        const std::lock_guard lock(status_mutex);
         last_refusal = r;
     }
     if (cfg.on_refused) {
@@ -997,12 +998,12 @@ std::span<const server_counter> server_counters() noexcept {
 }
 
 std::string server::last_reload_error() const {
-    const std::lock_guard lock(_impl->reload_error_mutex);
+    const std::lock_guard lock(_impl->status_mutex);
     return _impl->reload_error;
 }
 
 std::optional<handshake_refusal> server::last_refusal() const {
-    const std::lock_guard lock(_impl->reload_error_mutex);
+    const std::lock_guard lock(_impl->status_mutex);
     return _impl->last_refusal;
 }
 
