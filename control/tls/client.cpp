@@ -13,7 +13,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -121,23 +120,6 @@ std::shared_ptr<ssl_session_st> resumable_session(SSL* ssl) {
     return nullptr;
 }
 
-/// What identifies the contents of the CA and CRL files (device, inode,
-/// size, modification time): a session whose server certificate was
-/// verified against other ones is not offered again.
-std::string trust_files_signature(const client_config& c) {
-    std::string sig;
-    for (const std::string* path : {&c.ca_file, &c.crl_file}) {
-        struct stat st {};
-        if (!path->empty() && ::stat(path->c_str(), &st) == 0) {
-            sig +=
-                fmt::format("{}:{}:{}:{}.{};", st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
-        } else {
-            sig += "-;";
-        }
-    }
-    return sig;
-}
-
 } // namespace
 
 struct client::state {
@@ -145,7 +127,7 @@ struct client::state {
     detail::ssl_ptr ssl;
     std::string endpoint;
     std::array<uint8_t, 32> own_certificate{}; ///< SHA-256 of the one presented (zeros if unreadable)
-    std::string trust_files;                   ///< trust_files_signature() when the context was made
+    trust_files_signatures trust_files{};      ///< the CA and CRL files when the context was made
     std::chrono::milliseconds timeout{};
     size_t max_message = 0;
     std::vector<uint8_t> in; ///< octets read past the last response
@@ -194,7 +176,7 @@ result<client> client::connect(std::string_view host_view, uint16_t port, const 
 
         // Taken before the files are read: a change during the read shows
         // as a change at the next connect().
-        s->trust_files = trust_files_signature(config);
+        s->trust_files = {detail::signature_of(config.ca_file), detail::signature_of(config.crl_file)};
         auto ctx = detail::client_context({config.cert_file, config.key_file, config.ca_file, config.crl_file});
         if (!ctx) {
             return ctx.err();

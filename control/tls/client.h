@@ -9,6 +9,7 @@
 // connection is reused for further requests until close() or the server's
 // close_notify (§2.1).
 
+#include <control/tls/file_signature.h>
 #include <control/tls/peer.h>
 #include <drivers/base/result.h>
 
@@ -57,6 +58,9 @@ struct client_config {
 /// server certificate was verified against (a new CRL makes the next
 /// connection a full handshake that checks it); a server that no longer
 /// takes it (expired, reloaded) answers with a full handshake.
+/// The CA and CRL files of a client_config, in that order.
+using trust_files_signatures = std::array<detail::file_signature, 2>;
+
 class session_ticket {
 public:
     session_ticket() = default;
@@ -68,9 +72,9 @@ private:
     std::string _endpoint;
     protocol _alpn = protocol::ntske;
     std::array<uint8_t, 32> _own_certificate{}; ///< SHA-256 of the client certificate
-    /// The CA and CRL files the server certificate was verified against
-    /// (their signature): changed files make the next connect() verify again.
-    std::string _trust_files;
+    /// The CA and CRL files the server certificate was verified against:
+    /// changed files make the next connect() verify again.
+    trust_files_signatures _trust_files{};
 };
 
 class client {

@@ -1,5 +1,6 @@
 #include <control/tls/server.h>
 
+#include <control/tls/file_signature.h>
 #include <control/tls/framing.h>
 #include <control/tls/openssl_support.h>
 
@@ -12,7 +13,6 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -180,26 +180,8 @@ struct deadline_entry {
     bool operator>(const deadline_entry& o) const noexcept { return when > o.when; }
 };
 
-/// What identifies the content of a file for the watch.
-struct file_signature {
-    bool exists = false;
-    dev_t dev = 0;
-    ino_t ino = 0;
-    off_t size = 0;
-    int64_t mtime_ns = 0;
-    bool operator==(const file_signature&) const = default;
-};
-
 /// The certificate, key, CA and CRL files, in that order.
-using file_signatures = std::array<file_signature, 4>;
-
-file_signature signature_of(const std::string& path) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) {
-        return {};
-    }
-    return {true, st.st_dev, st.st_ino, st.st_size, int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec};
-}
+using file_signatures = std::array<detail::file_signature, 4>;
 
 std::string errno_text(int e) {
     return std::strerror(e);
@@ -265,6 +247,7 @@ struct server::impl {
     detail::credential_files files() const { return {cfg.cert_file, cfg.key_file, cfg.ca_file, cfg.crl_file}; }
 
     file_signatures current_files() const {
+        using detail::signature_of;
         return {signature_of(cfg.cert_file), signature_of(cfg.key_file), signature_of(cfg.ca_file),
                 signature_of(cfg.crl_file)};
     }
