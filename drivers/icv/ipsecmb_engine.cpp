@@ -143,7 +143,8 @@ void expand(IMB_MGR* m, imb_key& k, std::span<const uint8_t> key) noexcept {
     }
 }
 
-/// Fills the hash-specific fields of a job from a prepared key.
+/// Fills the hash-specific fields of an HMAC or AES-CMAC job from a prepared
+/// key.
 void fill_job(IMB_JOB* job, const mac_request& r) noexcept {
     const auto& k = static_cast<const imb_key&>(*r.key);
     // intel-ipsec-mb refuses a null source even for an empty message
@@ -165,10 +166,7 @@ void fill_job(IMB_JOB* job, const mac_request& r) noexcept {
     case algorithm::aes_gmac_128:
     case algorithm::aes_gmac_192:
     case algorithm::aes_gmac_256:
-        job->u.GMAC._key = &k.material.gcm;
-        job->u.GMAC._iv = r.nonce;
-        job->u.GMAC.iv_len_in_bytes = gmac_nonce_len;
-        break;
+        break; // never queued: gmac_one()
     }
 }
 
@@ -375,9 +373,10 @@ uint16_t ipsecmb_engine::compute_burst(const mac_request* reqs, uint16_t n) noex
         const mac_request* chunk = reqs + base;
 
         // Group by path: HMAC-SHA256-128 and HMAC-SHA256 each through the
-        // hash-burst API, everything else through the queued burst API of
-        // its manager. A burst of one algorithm (the usual case) stays one
-        // group.
+        // hash-burst API, AES-CMAC through the queued burst API of its
+        // manager. A burst of one algorithm (the usual case) stays one
+        // group. AES-GMAC needs no group: each is computed here, at once,
+        // through the manager's direct GCM call (gmac_one()).
         uint16_t hmac_idx[2][max_burst];
         uint16_t hmac_n[2] = {0, 0};
         uint16_t queued_idx[imb_arch_count][max_burst];
@@ -398,6 +397,11 @@ uint16_t ipsecmb_engine::compute_burst(const mac_request* reqs, uint16_t n) noex
             } else if (is_hmac(alg)) {
                 const int h = alg == algorithm::hmac_sha256 ? 1 : 0;
                 hmac_idx[h][hmac_n[h]++] = i;
+            } else if (is_gmac(alg)) {
+                const mac_request& r = chunk[i];
+                gmac_one(_mgr[static_cast<size_t>(k->arch)], alg, &k->material.gcm, r.nonce, r.msg, r.len, r.icv_out,
+                         k->icv_len());
+                ++done;
             } else {
                 const auto a = static_cast<size_t>(k->arch);
                 queued_idx[a][queued_n[a]++] = i;
