@@ -41,7 +41,10 @@ private:
 
 using key_handle = std::unique_ptr<prepared_key>;
 
-/// One MAC to compute. The engine writes icv_len() octets to icv_out.
+/// One MAC to compute. The engine writes icv_len() octets to icv_out. `msg`
+/// points at `len` readable octets (it may be null only when len is 0) and
+/// `icv_out` at icv_len() writable ones: engines do not check these (the
+/// intel-ipsec-mb engine hands them to the library without its job checks).
 struct mac_request {
     const prepared_key* key;
     const uint8_t* msg;

@@ -81,10 +81,18 @@ inline void gmac_one(IMB_MGR* m, algorithm alg, const gcm_key_data* k, const uin
 /// waited for. False if the manager cannot give n jobs even then.
 bool take_job_burst(IMB_MGR* m, uint32_t n, IMB_JOB** jobs) noexcept;
 
+/// Whether intel-ipsec-mb validates every job of a burst before running it
+/// (IMB_SUBMIT_BURST) or not (IMB_SUBMIT_BURST_NOCHECK). `off` is for jobs
+/// whose every field the caller sets from values it has checked itself: a
+/// bad field then is a crash or a wrong MAC, not an error. For AES-CMAC at
+/// PTP sizes the checks cost about a fifth of the MAC in bursts
+/// (docs/benchmarks.md).
+enum class job_checks : uint8_t { on, off };
+
 /// Submits the `n` jobs take_job_burst() gave and the caller filled, then
 /// flushes what the manager holds back, so that none stays queued. Returns
 /// how many completed (IMB_STATUS_COMPLETED); 0 when the library refused
 /// the burst.
-uint32_t run_job_burst(IMB_MGR* m, IMB_JOB** jobs, uint32_t n) noexcept;
+uint32_t run_job_burst(IMB_MGR* m, IMB_JOB** jobs, uint32_t n, job_checks checks = job_checks::on) noexcept;
 
 } // namespace ptpsec::icv
