@@ -27,15 +27,15 @@ std::optional<imb_arch> arch_from_name(std::string_view name) noexcept;
 using arch_plan = std::array<imb_arch, algorithm_count>;
 
 /// The manager each algorithm runs on by default on this CPU. Measured on an
-/// AMD EPYC with SHA-NI, VAES and AVX-512 (docs/benchmarks.md): HMAC-SHA256
-/// is fastest through the SSE manager, whose SHA-NI code hashes one message
-/// at a time (about 130 ns single, 80 ns in bursts), while the AVX-512 manager
-/// runs 16 lanes and costs about 1,000 ns for a lone message. AES-CMAC is as
-/// fast on SSE as on wider managers at PTP sizes. AES-GMAC, which is not
-/// queued but computed through the manager's direct GCM call, is fastest on
-/// the AVX-512 manager where the CPU has VAES and VPCLMULQDQ (about 11 ns per
-/// 108-octet message in bursts, 17-19 ns on the others). Without SHA-NI,
-/// HMAC moves to AVX2.
+/// AMD EPYC and an Intel Xeon, both with SHA-NI, VAES and AVX-512
+/// (docs/benchmarks.md): HMAC-SHA256 is fastest through the SSE manager,
+/// whose SHA-NI code hashes one message at a time (about 110-140 ns single,
+/// 80-90 ns in bursts), while the AVX-512 manager runs 16 lanes and costs
+/// 750-1,000 ns for a lone message. AES-CMAC is as fast on SSE as on wider
+/// managers at PTP sizes. AES-GMAC, which is not queued but computed through
+/// the manager's direct GCM call, is fastest on the AVX-512 manager where the
+/// CPU has VAES and VPCLMULQDQ (on the Xeon about 12 ns per 108-octet message
+/// in bursts, 17-20 ns on the others). Without SHA-NI, HMAC moves to AVX2.
 arch_plan default_arch_plan() noexcept;
 
 /// The plan with one architecture for every algorithm (benchmarks, tests).
