@@ -358,7 +358,7 @@ STAGES = [
      "ptp::append_auth_tlv: TLV, lengths, IPv4 header checksum, UDP sum but the ICV (minus restore)"),
     ("finish", "stage/finish/{b}/32", "ptp::finish_auth_tlv: the ICV into the UDP checksum"),
     ("gmac-find", "stage/gmac-find/{b}/32", "gmac_sender_keys::find (GMAC only)"),
-    ("iv-next", "stage/iv-next/{b}/32", "gmac_iv_counter::next, one atomic add (GMAC sign only)"),
+    ("iv-next", "stage/iv-next/{b}/32", "one gmac_iv_counter::reserve per burst and each frame's nonce (GMAC sign only)"),
     ("icv-compare", "stage/icv-compare/{b}/32", "ct_equal of the ICV (verify only)"),
 ]
 
