@@ -50,6 +50,9 @@ struct client_config {
     size_t max_message_size = size_t{64} * 1024;
 };
 
+/// The CA and CRL files of a client_config, in that order.
+using trust_files_signatures = std::array<detail::file_signature, 2>;
+
 /// A session the server issued a ticket for (seeds/001 §2.1, RFC 8446
 /// §4.6.1), to offer on the next connect() to the same server: the server
 /// may then skip the certificate exchange. Copies share it. Offered only
@@ -58,9 +61,6 @@ struct client_config {
 /// server certificate was verified against (a new CRL makes the next
 /// connection a full handshake that checks it); a server that no longer
 /// takes it (expired, reloaded) answers with a full handshake.
-/// The CA and CRL files of a client_config, in that order.
-using trust_files_signatures = std::array<detail::file_signature, 2>;
-
 class session_ticket {
 public:
     session_ticket() = default;
