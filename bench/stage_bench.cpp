@@ -5,7 +5,8 @@
 //                         raw plus the engine's grouping and job filling
 //   stage/classify/90/32  ptp::classify_frame
 //   stage/scan/90/32      ptp::scan_message (frame already classified)
-//   stage/append/90/32    restore + ptp::append_auth_tlv: the TLV, lengths,
+//   stage/append/90/32    restore + ptp::append_auth_tlv (the template made
+//                         once per burst, as sign does): the TLV, lengths,
 //                         IPv4 header checksum, UDP checksum but the ICV
 //                         (subtract restore/90/32)
 //   stage/finish/90/32    ptp::finish_auth_tlv: the ICV into the UDP checksum
@@ -146,11 +147,12 @@ void register_stage_benchmarks() {
     });
     register_stage("append", no_setup, [](parsed_burst& pb) {
         pb.frames.restore();
-        const ptp::auth_params ap = stage_params();
+        // Made once per burst, as sign does.
+        const ptp::auth_tlv_template tlv = ptp::make_auth_tlv_template(stage_params());
         for (uint16_t i = 0; i < stage_burst; ++i) {
             ptp::frame_info fi = pb.fi[i];
             benchmark::DoNotOptimize(
-                ptp::append_auth_tlv(pb.frames.frames()[i], fi, pb.mv[i].hdr.messageLength, ap, pb.pending[i]));
+                ptp::append_auth_tlv(pb.frames.frames()[i], fi, pb.mv[i].hdr.messageLength, tlv, 0, pb.pending[i]));
         }
     });
     register_stage(

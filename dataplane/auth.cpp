@@ -144,6 +144,7 @@ uint16_t signer::sign_part(ptp::frame_buf* frames, uint16_t n, security_associat
     // Looked up once per burst; rare (a requester's unicast key).
     const key_ticket* ticket = sa.find_ticket(key.key_id);
     uint64_t next_iv = gmac ? _iv->reserve(n) : 0;
+    const ptp::auth_tlv_template& tlv = key.tlv;
     uint16_t m = 0;        // requests prepared
     uint16_t computed = 0; // requests already handed to the engine
 
@@ -180,17 +181,11 @@ uint16_t signer::sign_part(ptp::frame_buf* frames, uint16_t n, security_associat
             salt = e->salt.data();
             pk = e->key.get();
         }
-        ptp::auth_params ap;
-        ap.spp = sa.spp;
-        ap.keyID = key.key_id;
-        ap.icv_len = key.icv_len;
-        ap.with_seqno = gmac;
-        ap.sequenceNo = gmac ? next_iv : 0;
         uint16_t ml = sc.messageLength;
         p.ticket_at = 0;
         if (ticket != nullptr && wants_ticket(msg, sc)) {
             // Room for both TLVs, or neither goes in.
-            if (size_t{p.fi.ptp_offset} + ml + ptp::tlv_header_len + ticket->length + ptp::auth_tlv_size(ap) > f.cap) {
+            if (size_t{p.fi.ptp_offset} + ml + ptp::tlv_header_len + ticket->length + tlv.add > f.cap) {
                 set(out[i], sign_status::no_room, ptp::error::no_room);
                 continue;
             }
@@ -202,7 +197,8 @@ uint16_t signer::sign_part(ptp::frame_buf* frames, uint16_t n, security_associat
             p.ticket_at = ml;
             ml = p.fi.ptp_avail;
         }
-        if (const ptp::error e = ptp::append_auth_tlv(f, p.fi, ml, ap, p.pa); e != ptp::error::none) {
+        if (const ptp::error e = ptp::append_auth_tlv(f, p.fi, ml, tlv, gmac ? next_iv : 0, p.pa);
+            e != ptp::error::none) {
             if (p.ticket_at != 0) {
                 // Too long with both: the TICKET TLV goes again (the frame
                 // is not signed, and is dropped).

@@ -18,11 +18,17 @@ size_t sa_database::size() const noexcept {
     return n;
 }
 
-result<std::shared_ptr<sa_key>> make_sa_key(icv::engine& eng, const key_config& kc) {
+result<std::shared_ptr<sa_key>> make_sa_key(icv::engine& eng, uint8_t spp, const key_config& kc) {
     auto k = std::make_shared<sa_key>();
     k->key_id = kc.key_id;
     k->alg = kc.alg;
     k->icv_len = icv::icv_length(kc.alg);
+    ptp::auth_params ap;
+    ap.spp = spp;
+    ap.keyID = kc.key_id;
+    ap.icv_len = k->icv_len;
+    ap.with_seqno = icv::is_gmac(kc.alg); // the sender's IV (docs/security.md)
+    k->tlv = ptp::make_auth_tlv_template(ap);
     if (icv::is_gmac(kc.alg)) {
         auto g = icv::gmac_sender_keys::create(eng, kc.alg, kc.key.span());
         if (!g) {
@@ -53,7 +59,7 @@ result<sa_database> sa_database::install(icv::engine& eng, std::span<const sa_co
             if (sa->find_key(kc.key_id) != nullptr) {
                 return error{fmt::format("{}: key id {} is defined twice in spp {}", kc.origin, kc.key_id, c.spp)};
             }
-            auto k = make_sa_key(eng, kc);
+            auto k = make_sa_key(eng, c.spp, kc);
             if (!k) {
                 return k.err();
             }

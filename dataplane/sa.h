@@ -5,6 +5,7 @@
 // sides) and what the fast path uses (security_association, with every key
 // schedule expanded at install).
 
+#include <dataplane/ptp/frame.h>
 #include <dataplane/sa_update_wire.h>
 #include <drivers/base/result.h>
 #include <drivers/icv/engine.h>
@@ -64,6 +65,10 @@ struct sa_key {
     uint32_t key_id = 0;
     icv::algorithm alg = icv::algorithm::hmac_sha256_128;
     uint8_t icv_len = 0;
+    /// The AUTHENTICATION TLV this key signs with (its SA's spp, this key
+    /// ID, a sequenceNo for GMAC), made with the key: a signer writes it as
+    /// it is (ptp::append_auth_tlv).
+    ptp::auth_tlv_template tlv;
     /// HMAC and CMAC: the expanded key.
     icv::key_handle mac;
     /// GMAC: per-sender subkeys derived from the group key (gmac.h). One
@@ -168,8 +173,8 @@ struct security_association {
     }
 };
 
-/// One key of an SA expanded by `eng`; the error names `origin`.
-result<std::shared_ptr<sa_key>> make_sa_key(icv::engine& eng, const key_config& kc);
+/// One key of the SA `spp` expanded by `eng`; the error names `origin`.
+result<std::shared_ptr<sa_key>> make_sa_key(icv::engine& eng, uint8_t spp, const key_config& kc);
 
 /// SAs by SPP, each with its keys expanded by one engine. A version of the
 /// database is never changed once workers read it: an update makes a new

@@ -95,7 +95,7 @@ result<update_result> add_key(const sa_database& current, const sa_wire::update&
     kc.alg = alg;
     kc.key = key_bytes(std::vector<uint8_t>(u.key, u.key + u.key_len));
     kc.origin = where(u);
-    auto key = make_sa_key(eng, kc);
+    auto key = make_sa_key(eng, u.spp, kc);
     if (!key) {
         return key.err();
     }

@@ -402,14 +402,42 @@ error append_tlv(frame_buf& f, frame_info& fi, uint16_t message_length, uint16_t
     return error::none;
 }
 
-error append_auth_tlv(frame_buf& f, frame_info& fi, uint16_t message_length, const auth_params& p,
-                      pending_auth& out) noexcept {
-    // Copies in locals: stores through uint8_t* may alias anything, and the
-    // compiler would otherwise reload every field after every store.
-    const auth_params ap = p;
+auth_tlv_template make_auth_tlv_template(const auth_params& p) noexcept {
+    auth_tlv_template t;
+    t.add = static_cast<uint16_t>(auth_tlv_size(p));
+    t.icv_at = static_cast<uint16_t>(tlv_header_len + auth_fixed_len + (p.with_seqno ? auth_seqno_len : 0));
+    t.icv_len = p.icv_len;
+    t.with_seqno = p.with_seqno;
+    const auto value_len = static_cast<uint16_t>(t.add - tlv_header_len);
+    const uint8_t spi = p.with_seqno ? sec_param_seqno_present : 0;
+    uint8_t* h = t.head.data();
+    store_be16(h, tlv_authentication);
+    store_be16(h + 2, value_len);
+    h[4] = p.spp;
+    h[5] = spi;
+    store_be32(h + 6, p.keyID);
+    uint32_t sum = 3U * t.add;
+    for (size_t i = 0; i < t.head.size(); i += 2) {
+        sum += load_be16(h + i);
+    }
+    t.udp_sum = sum;
+    return t;
+}
+
+namespace {
+
+/// The four 16-bit words of sequenceNo as numbers, summed.
+uint32_t seqno_sum(uint64_t q) noexcept {
+    return static_cast<uint32_t>((q >> 48) + ((q >> 32) & 0xFFFFU) + ((q >> 16) & 0xFFFFU) + (q & 0xFFFFU));
+}
+
+/// append_auth_tlv() for every frame: VLAN tags, IPv4 options, IPv6, L2,
+/// padding after the message, odd lengths, and every error.
+[[gnu::noinline]] error append_auth_tlv_general(frame_buf& f, frame_info& fi, uint16_t message_length,
+                                                const auth_tlv_template& tpl, uint64_t sequence_no,
+                                                pending_auth& out) noexcept {
     const frame_info in = fi;
-    const size_t add = auth_tlv_size(ap);
-    const size_t new_ml = size_t{message_length} + add;
+    const size_t new_ml = size_t{message_length} + tpl.add;
     if (new_ml > max_message_len) {
         return error::message_too_long;
     }
@@ -426,38 +454,78 @@ error append_auth_tlv(frame_buf& f, frame_info& fi, uint16_t message_length, con
     }
     store_be16(msg + 2, static_cast<uint16_t>(new_ml));
     uint8_t* t = msg + message_length;
-    const auto value_len = static_cast<uint16_t>(add - tlv_header_len);
-    const uint8_t spi = ap.with_seqno ? sec_param_seqno_present : 0;
-    store_be16(t, tlv_authentication);
-    store_be16(t + 2, value_len);
-    t[4] = ap.spp;
-    t[5] = spi;
-    store_be32(t + 6, ap.keyID);
-    size_t icv_at = tlv_header_len + auth_fixed_len;
-    if (ap.with_seqno) {
-        store_be64(t + icv_at, ap.sequenceNo);
-        icv_at += auth_seqno_len;
+    std::memcpy(t, tpl.head.data(), tpl.head.size());
+    if (tpl.with_seqno) {
+        store_be64(t + tpl.head.size(), sequence_no);
     }
     // The ICV octets are the engine's to write: not cleared here (a memset
     // of a run-time length costs more than the rest of the append).
     if (plan == checksum_plan::incremental) {
-        // The words just written, summed from their values: reading them
-        // back would wait for the stores to retire.
-        sum += be_word(tlv_authentication) + be_word(value_len) + be_word(static_cast<uint16_t>((ap.spp << 8) | spi)) +
-               be_word(static_cast<uint16_t>(ap.keyID >> 16)) + be_word(static_cast<uint16_t>(ap.keyID));
-        if (ap.with_seqno) {
-            for (int shift = 48; shift >= 0; shift -= 16) {
-                sum += be_word(static_cast<uint16_t>(ap.sequenceNo >> shift));
-            }
-        }
+        // grow_udp_ip() summed in memory order; a folded sum of numbers is
+        // that sum byte-swapped (RFC 1071 §2(B)). The lengths are already
+        // in `sum`: take the template's 3 x add back out.
+        const uint32_t words = tpl.udp_sum - 3U * tpl.add + (tpl.with_seqno ? seqno_sum(sequence_no) : 0U);
+        sum += rte_cpu_to_be_16(fold(words));
     }
-    out.icv_offset = static_cast<uint16_t>(message_length + icv_at);
-    out.icv_len = ap.icv_len;
+    out.icv_offset = static_cast<uint16_t>(message_length + tpl.icv_at);
+    out.icv_len = tpl.icv_len;
     out.plan = plan;
     out.udp_sum = sum;
     f.len = static_cast<uint32_t>(new_len);
     fi.ptp_avail = static_cast<uint16_t>(new_ml);
     return error::none;
+}
+
+} // namespace
+
+error append_auth_tlv(frame_buf& f, frame_info& fi, uint16_t message_length, const auth_tlv_template& tpl,
+                      uint64_t sequence_no, pending_auth& out) noexcept {
+    // The frame most PTP over UDP is: untagged IPv4 without options (which
+    // classify_frame() decides inline), the message ending the datagram and
+    // the packet, of even length. Each of the three lengths grows by
+    // tpl.add, so the checksums change by that much per length (RFC 1624
+    // eqn. 3: ~m + m' is m' - m), whatever the lengths were: nothing but
+    // the two checksums is read.
+    constexpr size_t ip_at = ethernet_header_len;
+    constexpr size_t udp_at = ip_at + 20;
+    constexpr size_t ptp_at = udp_at + udp_header_len;
+    constexpr size_t ip_udp_headers = ptp_at - ip_at;
+    const size_t new_ml = size_t{message_length} + tpl.add;
+    uint8_t* frame = f.data;
+    if (fi.tp != transport::udp_ipv4 || fi.l3_offset != ip_at || fi.l4_offset != udp_at || fi.ptp_offset != ptp_at ||
+        fi.ptp_avail != message_length || (message_length & 1U) != 0 || ptp_at + new_ml > f.cap ||
+        ip_udp_headers + new_ml > 0xFFFF || load_be16(frame + ip_at + 2) != ip_udp_headers + message_length) {
+        return append_auth_tlv_general(f, fi, message_length, tpl, sequence_no, out);
+    }
+    uint8_t* ip = frame + ip_at;
+    uint8_t* udp = frame + udp_at;
+    uint8_t* msg = frame + ptp_at;
+    const uint32_t ip_sum = static_cast<uint16_t>(~load_be16(ip + 10)) + uint32_t{tpl.add};
+    store_be16(ip + 10, static_cast<uint16_t>(~fold(ip_sum)));
+    store_be16(ip + 2, static_cast<uint16_t>(ip_udp_headers + new_ml));
+    store_be16(udp + 4, static_cast<uint16_t>(udp_header_len + new_ml));
+    store_be16(msg + 2, static_cast<uint16_t>(new_ml));
+    uint8_t* t = msg + message_length;
+    std::memcpy(t, tpl.head.data(), tpl.head.size());
+    const uint16_t ck = load_be16(udp + 6);
+    uint32_t sum = static_cast<uint16_t>(~ck) + tpl.udp_sum;
+    if (tpl.with_seqno) {
+        store_be64(t + tpl.head.size(), sequence_no);
+        sum += seqno_sum(sequence_no);
+    }
+    out.icv_offset = static_cast<uint16_t>(message_length + tpl.icv_at);
+    out.icv_len = tpl.icv_len;
+    // RFC 768: an IPv4 UDP checksum of zero is "none" and stays so.
+    out.plan = ck != 0 ? checksum_plan::incremental : checksum_plan::none;
+    out.udp_sum = rte_cpu_to_be_16(fold(sum)); // memory order, as finish_auth_tlv() adds
+    f.len = static_cast<uint32_t>(ptp_at + new_ml);
+    fi.ptp_avail = static_cast<uint16_t>(new_ml);
+    return error::none;
+}
+
+error append_auth_tlv(frame_buf& f, frame_info& fi, uint16_t message_length, const auth_params& p,
+                      pending_auth& out) noexcept {
+    return append_auth_tlv(f, fi, message_length, make_auth_tlv_template(p), p.sequenceNo, out);
 }
 
 void finish_auth_tlv(uint8_t* frame, const frame_info& fi, const pending_auth& a) noexcept {

@@ -7,6 +7,7 @@
 
 #include <dataplane/ptp/message.h>
 
+#include <array>
 #include <cstdint>
 #include <span>
 
@@ -130,13 +131,40 @@ struct pending_auth {
     uint32_t udp_sum = 0;
 };
 
+/// What an AUTHENTICATION TLV holds that is the same for every frame signed
+/// with one key: made once per burst, so that appending the TLV to a frame
+/// writes prepared octets and adds a prepared sum.
+struct auth_tlv_template {
+    /// tlvType, lengthField, spp, secParamIndicator, keyID as they go on
+    /// the wire.
+    std::array<uint8_t, tlv_header_len + auth_fixed_len> head{};
+    uint16_t add = 0;    ///< octets the TLV adds to a message
+    uint16_t icv_at = 0; ///< of the ICV within the TLV
+    uint8_t icv_len = 0;
+    bool with_seqno = false;
+    /// Ones' complement sum (16-bit big-endian words as numbers, not
+    /// folded) of `head`, plus 3 x `add`: what appending adds to a UDP
+    /// checksum besides sequenceNo and the ICV, where the message ends the
+    /// datagram (the UDP length counts twice, in the pseudo header and the
+    /// UDP header, and messageLength once, each grown by `add`).
+    uint32_t udp_sum = 0;
+};
+
+/// The template for `p` (its sequenceNo is not part of it).
+auth_tlv_template make_auth_tlv_template(const auth_params& p) noexcept;
+
 /// Appends an AUTHENTICATION TLV after the last TLV of a
 /// message of `message_length` octets (as scan_message() found it), drops
 /// any padding after it, and fixes messageLength, the UDP and IP lengths and
 /// the IPv4 header checksum; `fi.ptp_avail` becomes the new messageLength.
 /// The frame must already be known to hold no AUTHENTICATION TLV. The ICV
 /// octets are left for the MAC engine to write; once it has,
-/// finish_auth_tlv() completes the UDP checksum.
+/// finish_auth_tlv() completes the UDP checksum. `sequence_no` goes into
+/// the TLV when the template says it has one.
+error append_auth_tlv(frame_buf& f, frame_info& fi, uint16_t message_length, const auth_tlv_template& t,
+                      uint64_t sequence_no, pending_auth& out) noexcept;
+
+/// The same with the parameters given as such (the template made here).
 error append_auth_tlv(frame_buf& f, frame_info& fi, uint16_t message_length, const auth_params& p,
                       pending_auth& out) noexcept;
 

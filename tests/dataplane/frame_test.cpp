@@ -873,6 +873,74 @@ TEST(edit_limits, incremental_checksums_match_the_reference) {
     }
 }
 
+TEST(edit_limits, common_frame_path_matches_the_general_one) {
+    // append_auth_tlv() has a short path for untagged IPv4 without options
+    // (the lengths' changes are added to the checksums, nothing else is
+    // read) and a general one for the rest. The same IPv4 packet behind a
+    // VLAN tag takes the general path: after the tag the two frames must be
+    // the same, octet for octet, whatever the stored checksums were (right,
+    // wrong, 0xFFFF, zero: "none"), the message length, the key and the
+    // sequenceNo; and the result must be what the parameters' overload gives.
+    std::mt19937 rng(11);
+    frame_spec tagged = udp4_spec();
+    tagged.vlan_tpids = {ptp::ethertype_vlan};
+    const uint16_t stored_checksums[] = {0x0000, 0x0001, 0xFFFE, 0xFFFF, 0x8000};
+    for (int round = 0; round < 400; ++round) {
+        SCOPED_TRACE(round);
+        const size_t extra = 2 * (rng() % 40); // an even message length: the short path's case
+        const bytes msg =
+            build(message_type::signaling, {make_tlv(0x2004, pattern(extra, static_cast<uint8_t>(round)))});
+        bytes plain = make_frame(msg, udp4_spec());
+        bytes vlan = make_frame(msg, tagged);
+        // Every fourth round the checksums the frame was built with, every
+        // other a special value for the UDP one, else random (wrong) ones.
+        const bool correct = round % 4 == 0;
+        const uint16_t udp_ck = correct          ? load_be16(plain.data() + 34 + 6)
+                                : round % 2 != 0 ? stored_checksums[rng() % std::size(stored_checksums)]
+                                                 : static_cast<uint16_t>(rng());
+        const uint16_t ip_ck = correct ? load_be16(plain.data() + 14 + 10) : static_cast<uint16_t>(rng());
+        for (bytes* f : {&plain, &vlan}) {
+            const size_t at = f == &vlan ? 4 : 0;
+            store_be16(f->data() + at + 14 + 10, ip_ck);
+            store_be16(f->data() + at + 34 + 6, udp_ck);
+        }
+        ptp::auth_params ap;
+        ap.spp = static_cast<uint8_t>(rng());
+        ap.keyID = static_cast<uint32_t>(rng());
+        ap.icv_len = rng() % 2 == 0 ? 16 : 32;
+        ap.with_seqno = rng() % 2 == 0;
+        ap.sequenceNo = (uint64_t{rng()} << 32) | rng();
+        const ptp::auth_tlv_template tpl = ptp::make_auth_tlv_template(ap);
+        std::vector<uint8_t> icv(ap.icv_len);
+        for (auto& b : icv) {
+            b = static_cast<uint8_t>(rng());
+        }
+        auto sign = [&](const bytes& in, bool with_template) {
+            owned_frame of(in, 64);
+            ptp::frame_buf fb = of.view();
+            parsed p = parse_frame(fb);
+            ptp::pending_auth pa;
+            const error e = with_template
+                                ? ptp::append_auth_tlv(fb, p.fi, p.mv.hdr.messageLength, tpl, ap.sequenceNo, pa)
+                                : ptp::append_auth_tlv(fb, p.fi, p.mv.hdr.messageLength, ap, pa);
+            EXPECT_EQ(e, error::none);
+            EXPECT_EQ(pa.plan, udp_ck == 0 ? ptp::checksum_plan::none : ptp::checksum_plan::incremental);
+            std::copy(icv.begin(), icv.end(), fb.data + p.fi.ptp_offset + pa.icv_offset);
+            ptp::finish_auth_tlv(fb.data, p.fi, pa);
+            return bytes(fb.data, fb.data + fb.len);
+        };
+        const bytes short_path = sign(plain, true);
+        bytes general = sign(vlan, true);
+        ASSERT_EQ(general.size(), short_path.size() + 4);
+        general.erase(general.begin() + 12, general.begin() + 16); // the tag
+        EXPECT_EQ(short_path, general);
+        EXPECT_EQ(sign(plain, false), short_path);
+        if (correct) {
+            EXPECT_TRUE(frame_consistent({short_path.data(), short_path.size()}, udp4_spec()));
+        }
+    }
+}
+
 TEST(edit_limits, checksum_plan_follows_the_frame) {
     // Padding after the message is dropped by the edit: the UDP checksum is
     // summed again, except a zero IPv4 one, which means "none" and stays
