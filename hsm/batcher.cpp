@@ -75,6 +75,7 @@ uint64_t latency_histogram::quantile(double q) const noexcept {
 batcher::batcher(signer& s, evidence_log& log, batcher_settings settings)
     : _signer(s), _log(log), _settings(std::move(settings)) {
     _rng_state = static_cast<uint64_t>(steady::now().time_since_epoch().count()) ^ reinterpret_cast<uintptr_t>(this);
+    _writer_rng_state = _rng_state ^ 0x5bd1e995ULL;
 }
 
 batcher::~batcher() {
@@ -105,8 +106,10 @@ result<std::unique_ptr<batcher>> batcher::start(signer& s, evidence_log& log, ba
         return error{"batcher: retry_min must be positive and retry_max at least retry_min"};
     }
     std::unique_ptr<batcher> b(new batcher(s, log, std::move(settings)));
-    PTPSEC_TRY(builder, batch_builder::create(b->_settings.builder_threads));
-    b->_builder = std::move(*builder);
+    for (slot& sl : b->_slots) {
+        PTPSEC_TRY(builder, batch_builder::create(b->_settings.builder_threads));
+        sl.builder = std::move(*builder);
+    }
 
     if (const auto& last = log.last_record()) {
         const batch_payload& p = last->payload;
@@ -138,8 +141,19 @@ result<std::unique_ptr<batcher>> batcher::start(signer& s, evidence_log& log, ba
         b->_stats.last_counter = p.counter;
     }
     try {
+        b->_writer = std::thread([p = b.get()] { p->run_writer(); });
+    } catch (const std::system_error& e) {
+        return error{fmt::format("batcher: cannot start the writer thread: {}", e.what())};
+    }
+    try {
         b->_thread = std::thread([p = b.get()] { p->run(); });
     } catch (const std::system_error& e) {
+        {
+            std::lock_guard lk(b->_mutex);
+            b->_signer_done = true;
+        }
+        b->_writer_wake.notify_one();
+        b->_writer.join();
         return error{fmt::format("batcher: cannot start the signer thread: {}", e.what())};
     }
     return b;
@@ -160,7 +174,7 @@ size_t batcher::submit(std::span<const event_record> records, uint64_t missed) {
         _next_index += missed;
         size_t i = 0;
         while (i < records.size()) {
-            const size_t held = _open.events.size() + _closed.events.size() + _events_in_flight;
+            const size_t held = _open.events.size() + _closed.events.size() + _events_signing + _events_writing;
             if (held >= _settings.max_open_events) {
                 const size_t rest = records.size() - i;
                 _missed_overflow += rest;
@@ -222,12 +236,17 @@ batcher_stats batcher::stats() const {
         out.latency_p99 = std::chrono::microseconds(_latency.quantile(0.99));
         out.latency_max = std::chrono::microseconds(_latency.max());
     }
+    out.signer_cpu = std::chrono::nanoseconds(_signer_cpu_ns.load(std::memory_order_relaxed) +
+                                              _writer_cpu_ns.load(std::memory_order_relaxed));
+    for (const slot& sl : _slots) {
+        out.signer_cpu += sl.builder->helpers_cpu();
+    }
     std::lock_guard lk(_mutex);
     out.events_submitted = _events_submitted;
     out.missed_ring = _missed_ring;
     out.missed_overflow = _missed_overflow;
     out.events_refused = _events_refused;
-    out.events_held = _open.events.size() + _closed.events.size() + _events_in_flight;
+    out.events_held = _open.events.size() + _closed.events.size() + _events_signing + _events_writing;
     out.next_event_index = _next_index;
     return out;
 }
@@ -243,8 +262,12 @@ batcher_stop_report batcher::stop() {
         _stop_deadline = steady::now() + _settings.stop_timeout;
     }
     _wake.notify_one();
+    _writer_wake.notify_one();
     if (_thread.joinable()) {
         _thread.join();
+    }
+    if (_writer.joinable()) {
+        _writer.join();
     }
     batcher_stop_report report;
     {
@@ -272,15 +295,15 @@ void batcher::merge_into(batch_buffer& to, batch_buffer& from) {
     from.clear();
 }
 
-std::chrono::milliseconds batcher::next_backoff(unsigned failures) {
+std::chrono::milliseconds batcher::next_backoff(uint64_t& rng_state, unsigned failures) {
     // Bounded exponential backoff with "equal jitter": d = min(max, min *
     // 2^(failures-1)), the wait drawn from [d/2, d], so that signers that
     // failed together do not retry in step.
     const unsigned doublings = std::min(failures == 0 ? 0U : failures - 1, 20U);
     const int64_t d = std::min<int64_t>(_settings.retry_max.count(), _settings.retry_min.count() << doublings);
     // splitmix64 (Steele, Lea, Flood 2014).
-    _rng_state += 0x9e3779b97f4a7c15ULL;
-    uint64_t z = _rng_state;
+    rng_state += 0x9e3779b97f4a7c15ULL;
+    uint64_t z = rng_state;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     z ^= z >> 31;
@@ -302,16 +325,21 @@ void batcher::run() {
     batch_buffer working;
     std::optional<std::vector<uint8_t>> working_nonce;
     uint64_t batch_time_ns = 0;
-    // A batch signed but not yet in the log (the append failed) stays in
-    // _builder and is retried as it is, never signed again.
-    bool signed_pending = false;
     unsigned failures = 0;
     steady::time_point retry_at{};
+    // The slot this thread signs into next; the writer appends in the same
+    // order.
+    size_t next_slot = 0;
 
     for (;;) {
         {
             std::unique_lock lk(_mutex);
             if (working.empty()) {
+                // Wait until the writer is done with the builder this batch
+                // will be signed into (the batch before last): meanwhile the
+                // open batch grows. The writer always frees it, with the
+                // batch appended or, past stop's deadline, given up on.
+                _slot_free.wait(lk, [&] { return !_slots[next_slot].pending; });
                 // Free: wait for the producer to close a batch at N, for the
                 // open batch's first event to be T old, or for stop().
                 for (;;) {
@@ -325,6 +353,9 @@ void batcher::run() {
                         break;
                     }
                     if (_stopping) {
+                        _signer_done = true;
+                        lk.unlock();
+                        _writer_wake.notify_one();
                         return;
                     }
                     _signer_waiting = true;
@@ -335,7 +366,7 @@ void batcher::run() {
                     }
                     _signer_waiting = false;
                 }
-                _events_in_flight = working.events.size();
+                _events_signing = working.events.size();
                 // Under the lock with set_nonce(): a nonce set before this
                 // batch's time is in it (docs/attestation.md, payload key 13).
                 working_nonce = _nonce;
@@ -346,7 +377,11 @@ void batcher::run() {
                 for (;;) {
                     const auto now = steady::now();
                     if (_stopping && now >= _stop_deadline) {
-                        _events_abandoned = working.events.size() + _closed.events.size() + _open.events.size();
+                        _events_abandoned += working.events.size() + _closed.events.size() + _open.events.size();
+                        _events_signing = 0;
+                        _signer_done = true;
+                        lk.unlock();
+                        _writer_wake.notify_one();
                         return;
                     }
                     if (now >= retry_at) {
@@ -354,76 +389,136 @@ void batcher::run() {
                     }
                     _wake.wait_until(lk, _stopping ? std::min(retry_at, _stop_deadline) : retry_at);
                 }
-                if (!signed_pending) {
-                    // Not signed yet: what arrived meanwhile joins the batch,
-                    // so one signature covers the outage.
-                    merge_into(working, _closed);
-                    merge_into(working, _open);
-                    _events_in_flight = working.events.size();
-                    working_nonce = _nonce;
-                    batch_time_ns = realtime_ns();
-                }
+                // Not signed yet: what arrived meanwhile joins the batch, so
+                // one signature covers the outage.
+                merge_into(working, _closed);
+                merge_into(working, _open);
+                _events_signing = working.events.size();
+                working_nonce = _nonce;
+                batch_time_ns = realtime_ns();
             }
         }
 
-        if (!signed_pending) {
-            batch_request req;
-            req.signer_id = _settings.signer_id;
-            req.batch_time_ns = batch_time_ns;
-            req.events = std::move(working.events);
-            req.previous_root = _previous_root;
-            // docs/attestation.md, payload key 12: the indexes skipped since
-            // the previous batch (for the key's first batch, since index 0).
-            const uint64_t last = req.events.back().event_index;
-            const uint64_t span = _previous_last_index ? last - *_previous_last_index : last + 1;
-            req.missed_events = span - req.events.size();
-            req.nonce = working_nonce;
-            req.pcr_summary = _settings.pcr_summary;
-            auto signed_batch = _builder->sign(_signer, req);
-            working.events = std::move(req.events);
-            if (!signed_batch) {
-                ++failures;
-                record_failure(false, fmt::format("signing a batch of {} events failed (attempt {}): {}",
-                                                  working.events.size(), failures, signed_batch.message()));
-                retry_at = steady::now() + next_backoff(failures);
+        slot& sl = _slots[next_slot];
+        batch_request req;
+        req.signer_id = _settings.signer_id;
+        req.batch_time_ns = batch_time_ns;
+        req.events = std::move(working.events);
+        req.previous_root = _previous_root;
+        // docs/attestation.md, payload key 12: the indexes skipped since the
+        // previous batch (for the key's first batch, since index 0).
+        const uint64_t last = req.events.back().event_index;
+        const uint64_t span = _previous_last_index ? last - *_previous_last_index : last + 1;
+        req.missed_events = span - req.events.size();
+        req.nonce = working_nonce;
+        req.pcr_summary = _settings.pcr_summary;
+        auto signed_batch = sl.builder->sign(_signer, req);
+        working.events = std::move(req.events);
+        _signer_cpu_ns.store(thread_cpu_time().count(), std::memory_order_relaxed);
+        if (!signed_batch) {
+            ++failures;
+            record_failure(false, fmt::format("signing a batch of {} events failed (attempt {}): {}",
+                                              working.events.size(), failures, signed_batch.message()));
+            retry_at = steady::now() + next_backoff(_rng_state, failures);
+            continue;
+        }
+
+        // Signed: the chain moves on now (the writer appends in this order,
+        // and retries a record until it is in the log or stop gives up on
+        // it and on every later one), and the batch goes to the writer.
+        _previous_root = sl.builder->payload().merkle_root;
+        _previous_last_index = sl.builder->payload().last_event_index;
+        working_nonce.reset();
+        failures = 0;
+        {
+            std::lock_guard lk(_mutex);
+            std::swap(sl.batch, working);
+            sl.pending = true;
+            _events_writing += sl.batch.events.size();
+            _events_signing = 0;
+        }
+        _writer_wake.notify_one();
+        working.clear();
+        next_slot ^= 1U;
+    }
+}
+
+void batcher::abandon_slot(slot& sl) {
+    _events_abandoned += sl.batch.events.size();
+    _events_writing -= sl.batch.events.size();
+    sl.batch.clear();
+    sl.pending = false;
+}
+
+void batcher::run_writer() {
+    size_t next_slot = 0;
+    unsigned failures = 0;
+    for (;;) {
+        slot& sl = _slots[next_slot];
+        {
+            std::unique_lock lk(_mutex);
+            _writer_wake.wait(lk, [&] { return sl.pending || _signer_done; });
+            if (!sl.pending) {
+                return; // the signer thread is done and everything is written
+            }
+            if (_writer_gave_up) {
+                abandon_slot(sl);
+                lk.unlock();
+                _slot_free.notify_one();
+                next_slot ^= 1U;
                 continue;
             }
-            signed_pending = true;
         }
 
-        const batch_payload& signed_payload = _builder->payload();
-        if (auto appended = _log.append_parts(_builder->log_record()); !appended) {
+        const batch_payload& payload = sl.builder->payload();
+        if (auto appended = _log.append_parts(sl.builder->log_record()); !appended) {
             ++failures;
             record_failure(true, fmt::format("appending the batch with counter {} to the evidence log failed "
                                              "(attempt {}): {}",
-                                             signed_payload.counter, failures, appended.message()));
-            retry_at = steady::now() + next_backoff(failures);
+                                             payload.counter, failures, appended.message()));
+            const auto retry_at = steady::now() + next_backoff(_writer_rng_state, failures);
+            std::unique_lock lk(_mutex);
+            for (;;) {
+                const auto now = steady::now();
+                if (_stopping && now >= _stop_deadline) {
+                    _writer_gave_up = true;
+                    abandon_slot(sl);
+                    lk.unlock();
+                    _slot_free.notify_one();
+                    next_slot ^= 1U;
+                    break;
+                }
+                if (now >= retry_at) {
+                    break;
+                }
+                _writer_wake.wait_until(lk, _stopping ? std::min(retry_at, _stop_deadline) : retry_at);
+            }
+            _writer_cpu_ns.store(thread_cpu_time().count(), std::memory_order_relaxed);
             continue;
         }
 
         const auto done = steady::now();
-        _previous_root = signed_payload.merkle_root;
-        _previous_last_index = signed_payload.last_event_index;
         {
             std::lock_guard lk(_stats_mutex);
-            _stats.events_signed += working.events.size();
+            _stats.events_signed += sl.batch.events.size();
             ++_stats.batches_signed;
-            _stats.largest_batch = std::max<uint64_t>(_stats.largest_batch, working.events.size());
-            _stats.last_counter = signed_payload.counter;
-            for (const burst_mark& b : working.bursts) {
+            _stats.largest_batch = std::max<uint64_t>(_stats.largest_batch, sl.batch.events.size());
+            _stats.last_counter = payload.counter;
+            for (const burst_mark& b : sl.batch.bursts) {
                 const auto waited = std::chrono::duration_cast<std::chrono::microseconds>(done - b.submitted);
                 _latency.add(static_cast<uint64_t>(std::max<int64_t>(0, waited.count())), b.count);
             }
-            _stats.signer_cpu = thread_cpu_time() + _builder->helpers_cpu();
         }
-        signed_pending = false;
-        working_nonce.reset();
-        working.clear();
+        _writer_cpu_ns.store(thread_cpu_time().count(), std::memory_order_relaxed);
         failures = 0;
         {
             std::lock_guard lk(_mutex);
-            _events_in_flight = 0;
+            _events_writing -= sl.batch.events.size();
+            sl.batch.clear();
+            sl.pending = false;
         }
+        _slot_free.notify_one();
+        next_slot ^= 1U;
     }
 }
 

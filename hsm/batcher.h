@@ -12,30 +12,43 @@
 // the signer thread is free. While it is busy signing the previous batch, or
 // backing off after a failure, the open batch keeps growing: no second batch
 // queues behind the first, so the next signature covers everything that
-// arrived meanwhile. Hence:
+// arrived meanwhile.
 //
-//   * Throughput does not depend on the signer's speed: with a batch time
-//     S (everything the signer thread does for one batch: building the
-//     leaves, the counter, the device's signature, the log append and its
-//     fdatasync), batches grow to about S worth of events, and one signature
-//     per S covers them all. What bounds throughput is the per-event part
-//     of S: writing and hashing the leaves (hsm/batch_builder.h, about
-//     0.2 us of CPU per event in a release build, shared out over
-//     builder_threads threads) and writing them to the log (about 0.15 us
-//     more on a disk), which must stay below the time between events.
+// Two stages. The signer thread builds and signs a batch (the leaves, the
+// Merkle tree, the counter, the device's signature: S_sign) and hands it to
+// a writer thread, which appends the record to the log and fdatasyncs it
+// (S_log) while the signer thread takes and signs the next batch. Each has
+// its own batch_builder, so two batches are held at most: the one being
+// written and the one being signed. The signer thread takes a batch only
+// when the writer is done with the builder it will sign into, so when the
+// log is the slower stage the open batch grows instead. Records reach the
+// log in the order they were signed (one writer; the chain of batch k + 1
+// names batch k's root, known when k was signed). Hence:
+//
+//   * Throughput does not depend on the signer's speed: batches grow to
+//     about S_sign worth of events (or S_log, the longer), and one signature
+//     covers them all. What bounds throughput is the per-event part: writing
+//     and hashing the leaves (hsm/batch_builder.h, about 0.2 us of CPU per
+//     event in a release build, shared out over builder_threads threads) in
+//     the signer thread and writing them to the log (about 0.15 us more on
+//     a disk) in the writer, each of which must stay below the time between
+//     events.
 //   * Latency is bounded: an event arriving just after a batch was taken
-//     waits for that batch (at most S), then for its own batch to close (at
-//     most T from its batch's first event, which overlaps the first wait),
-//     then for its own batch (S): at most max(T, S) + S <= T + 2 S, from
-//     submit() to the record being durable in the log.
+//     waits for that batch's signature (at most S_sign), then for its own
+//     batch to close (at most T from its first event, which overlaps the
+//     first wait), then for its own batch to be signed (S_sign) and written
+//     (S_log): at most max(T, S_sign) + S_sign + S_log, from submit() to the
+//     record being durable in the log, while S_log <= S_sign; with S the
+//     whole of a batch's time, S_sign + S_log, that is below T + 2 S. When
+//     S_log is the longer, S_sign takes its place in the first two terms.
 //   * A batch closed by count while the signer was idle holds exactly N
 //     events (submit() splits a burst there); a batch taken after the signer
 //     was busy holds everything that arrived meanwhile, which may be more.
 //
 // Memory is bounded by `max_open_events`: the events held (the batch being
-// signed or retried plus the open one) never exceed it. Records that arrive
-// beyond it are counted (missed_overflow) and their event indexes skipped,
-// so the gap shows in the next batch's missed_events exactly like a drop in
+// written, the one being signed or retried, and the open one) never exceed
+// it. Records that arrive beyond it are counted (missed_overflow) and their
+// event indexes skipped, so the gap shows in the next batch's missed_events exactly like a drop in
 // the ring (docs/attestation.md, batch payload key 12).
 //
 // Gaps are never silent. submit()'s `missed` (records the ring dropped since
@@ -49,8 +62,10 @@
 // from [d/2, d]); the batch is kept, and what arrived meanwhile joins it at
 // the next attempt (up to max_open_events), so one signature covers the
 // whole outage once the signer is back. A log append that fails is retried
-// the same way with the same signed record (never signed twice). Each
-// failure is counted and last_error says what and where.
+// by the writer the same way with the same signed record (never signed
+// twice, and nothing signed later is written before it); meanwhile the
+// signer thread signs at most one more batch and then waits, the open batch
+// growing. Each failure is counted and last_error says what and where.
 //
 // The chain across restarts. The batcher continues the chain of the log it
 // is given: previous_root is the last complete record's merkle_root and the
@@ -68,7 +83,8 @@
 // batch_time_ns and, when the process died between signing and logging, a
 // gap in the counter.
 //
-// Threads: submit() from one producer thread; set_nonce(), stats() and
+// Threads: the signer thread and the writer thread, started by start() and
+// joined by stop(); submit() from one producer thread; set_nonce(), stats() and
 // stop() from any thread. submit() takes a mutex only to append to the open
 // batch (the signer thread swaps whole buffers, which keep their capacity,
 // so steady state allocates nothing); it never signs, never waits for the
@@ -104,8 +120,9 @@ struct batcher_settings {
     size_t max_events = 4096;
     /// T: a batch closes when its first event is this old (signer free).
     std::chrono::milliseconds max_wait{100};
-    /// Events held at most (the batch being signed or retried plus the open
-    /// one); beyond it records are counted as missed_overflow.
+    /// Events held at most (the batch being written, the one being signed or
+    /// retried, and the open one); beyond it records are counted as
+    /// missed_overflow.
     size_t max_open_events = size_t{1} << 20;
     /// The signer's identity in every claim and payload (1-255 octets).
     std::string signer_id;
@@ -144,9 +161,9 @@ struct batcher_stats {
     std::chrono::microseconds latency_p50{0};
     std::chrono::microseconds latency_p99{0};
     std::chrono::microseconds latency_max{0};
-    /// CPU time the signer thread and the builder's helpers used
-    /// (CLOCK_THREAD_CPUTIME_ID), for the per-event cost of building,
-    /// signing and logging batches.
+    /// CPU time the signer thread, the writer thread and the builders'
+    /// helpers used (CLOCK_THREAD_CPUTIME_ID), for the per-event cost of
+    /// building, signing and logging batches.
     std::chrono::nanoseconds signer_cpu{0};
 };
 
@@ -216,7 +233,7 @@ public:
     batcher_stats stats() const;
 
     /// Closes and signs what is open, retrying a failing signer or log up to
-    /// stop_timeout, then joins the thread. Later calls return the first
+    /// stop_timeout, then joins the threads. Later calls return the first
     /// report; later submit()s are refused.
     batcher_stop_report stop();
 
@@ -236,26 +253,43 @@ private:
         bool empty() const noexcept { return events.empty(); }
     };
 
+    /// A batch_builder and the batch signed into it, handed by the signer
+    /// thread to the writer: the signer thread signs into slot k % 2 for
+    /// its k-th batch and the writer appends them in that order.
+    struct slot {
+        std::unique_ptr<batch_builder> builder;
+        /// The signed batch's events and bursts (for the latency).
+        batch_buffer batch;
+        /// Under _mutex: signed, not yet appended (or given up on).
+        bool pending = false;
+    };
+
     batcher(signer& s, evidence_log& log, batcher_settings settings);
     void run();
+    void run_writer();
+    /// Under _mutex, by the writer: `sl`'s events are given up on (stop's
+    /// deadline passed) and the slot is free again.
+    void abandon_slot(slot& sl);
     /// Under _mutex: moves `from` to the end of `to`.
     static void merge_into(batch_buffer& to, batch_buffer& from);
-    std::chrono::milliseconds next_backoff(unsigned failures);
+    /// The wait before attempt `failures` + 1, drawn with `rng_state`.
+    std::chrono::milliseconds next_backoff(uint64_t& rng_state, unsigned failures);
     void record_failure(bool log_failure, const std::string& message);
 
     signer& _signer;
     evidence_log& _log;
     const batcher_settings _settings;
-    /// Writes and signs the batches (the signer thread's, made by start()).
-    std::unique_ptr<batch_builder> _builder;
+    std::array<slot, 2> _slots;
 
     // The chain, touched by the signer thread only (set before it starts).
     digest _previous_root = first_batch_previous_root;
     std::optional<uint64_t> _previous_last_index;
-    /// The backoff's jitter (splitmix64; no need for more).
+    /// The backoff's jitter (splitmix64; no need for more), one per thread.
     uint64_t _rng_state = 0;
+    uint64_t _writer_rng_state = 0;
 
-    // Shared between the producer, the signer thread and stop(): _mutex.
+    // Shared between the producer, the signer thread, the writer and stop():
+    // _mutex.
     mutable std::mutex _mutex;
     std::condition_variable _wake;
     batch_buffer _open;
@@ -264,12 +298,22 @@ private:
     /// The signer thread waits for a batch (not signing, not backing off).
     bool _signer_waiting = false;
     /// Events in the batch the signer thread is signing or retrying.
-    size_t _events_in_flight = 0;
+    size_t _events_signing = 0;
+    /// Events in the slots handed to the writer.
+    size_t _events_writing = 0;
     uint64_t _next_index = 0;
     /// One past the index of the last record accepted.
     uint64_t _index_after_last_event = 0;
-    /// Set by the signer thread when it gives up at stop.
+    /// Set by the signer thread and the writer when they give up at stop.
     uint64_t _events_abandoned = 0;
+    /// The signer thread has returned: the writer ends when it has no slot.
+    bool _signer_done = false;
+    /// The writer gave up at stop's deadline: later slots are given up on
+    /// too, so that the log never holds a batch whose predecessor is lost.
+    bool _writer_gave_up = false;
+    /// The writer waits on this for a slot; the signer thread for a free one.
+    std::condition_variable _writer_wake;
+    std::condition_variable _slot_free;
     std::optional<std::vector<uint8_t>> _nonce;
     bool _stopping = false;
     std::chrono::steady_clock::time_point _stop_deadline{};
@@ -278,14 +322,18 @@ private:
     uint64_t _missed_overflow = 0;
     uint64_t _events_refused = 0;
 
-    // Results, written by the signer thread: _stats_mutex.
+    // Results, written by the signer thread and the writer: _stats_mutex.
     mutable std::mutex _stats_mutex;
     batcher_stats _stats;
     latency_histogram _latency;
 
     std::mutex _stop_mutex;
     std::optional<batcher_stop_report> _stop_report;
+    /// CPU time of the signer thread and of the writer, as each last saw it.
+    std::atomic<int64_t> _signer_cpu_ns{0};
+    std::atomic<int64_t> _writer_cpu_ns{0};
     std::thread _thread;
+    std::thread _writer;
 };
 
 } // namespace ptpsec::hsm

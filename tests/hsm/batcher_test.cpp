@@ -5,8 +5,10 @@
 // signer keeps up with a steady 200k events/s within T + 2 x 70 ms; a TPM
 // (swtpm) stopped and restarted under load loses nothing; a PKCS#11 token
 // (SoftHSM2) signs evidence that verifies; a signer failing long enough
-// makes the batcher overflow and the gap shows; a log that fails is retried;
-// a restart continues the chain; stop() is bounded with a dead signer.
+// makes the batcher overflow and the gap shows; a log that fails is retried,
+// with the signer at most one batch ahead of it and records in signing
+// order, and given up on at stop without a hole in the chain; a restart
+// continues the chain; stop() is bounded with a dead signer.
 
 #include <hsm/batcher.h>
 #include <hsm/pkcs11_signer.h>
@@ -99,10 +101,15 @@ public:
             ++failures;
             return error{"injected: the device is gone"};
         }
-        return _wrapped.sign(message);
+        auto signature = _wrapped.sign(message);
+        if (signature) {
+            ++signatures;
+        }
+        return signature;
     }
     std::atomic<bool> failing{false};
     std::atomic<uint64_t> failures{0};
+    std::atomic<uint64_t> signatures{0};
 
 private:
     signer& _wrapped;
@@ -441,9 +448,10 @@ TEST_F(batcher_test, a_70ms_signer_keeps_up_with_a_steady_stream_within_t_plus_t
     EXPECT_LE(st.batches_signed, 3000U / 70U + 5U);
     EXPECT_GE(st.largest_batch, rate * 60 / 1000);
     // The bound of hsm/batcher.h, T + 2 S with S = 70 ms, plus a margin of
-    // 100 ms for what the signer thread does besides signing (building a
-    // batch's leaves: a quarter of the interval at this rate, fdatasync)
-    // and for scheduling on a shared machine; 300 ms under sanitizers.
+    // 100 ms for what is done besides signing (building a batch's leaves:
+    // a quarter of the interval at this rate; the writer's append and
+    // fdatasync) and for scheduling on a shared machine; 300 ms under
+    // sanitizers.
     const auto margin = sanitized ? 300ms : 100ms;
     EXPECT_LE(st.latency_p99, settings.max_wait + 2 * 70ms + margin);
 
@@ -550,6 +558,115 @@ TEST_F(batcher_test, a_failing_log_is_retried_with_the_same_signed_batch_and_not
     for (size_t i = 0; i < batches.size(); ++i) {
         EXPECT_EQ(batches[i].payload.counter, i + 1);
     }
+}
+
+TEST_F(batcher_test, while_the_log_fails_the_signer_signs_one_batch_ahead_then_waits_and_order_holds) {
+    auto log = open_log();
+    ASSERT_TRUE(log);
+    failing_signer counted(*_software);
+    auto settings = batcher_test::settings();
+    settings.max_events = 200;
+    settings.max_wait = 20ms;
+    settings.retry_min = 10ms;
+    settings.retry_max = 40ms;
+    auto b = start(counted, *log, settings);
+    ASSERT_TRUE(b);
+    uint64_t next = 0;
+    std::vector<event_record> burst;
+    auto submit_some = [&](int n) {
+        burst.clear();
+        for (int i = 0; i < n; ++i) {
+            burst.push_back(make_record(next++));
+        }
+        ASSERT_EQ(b->submit(burst), static_cast<size_t>(n));
+    };
+    auto signatures_reach = [&](uint64_t n) {
+        const auto deadline = clock_type::now() + 5s;
+        while (counted.signatures.load() < n && clock_type::now() < deadline) {
+            std::this_thread::sleep_for(1ms);
+        }
+        return counted.signatures.load() >= n;
+    };
+    submit_some(200);
+    ASSERT_TRUE(wait_for(
+        *b, [](const batcher_stats& s) { return s.events_signed == 200; }, 5s));
+    {
+        test::file_size_limit limit(log->current_size() + 100);
+        // Batch 2 is signed and its append fails; batch 3 is signed into
+        // the other builder while the writer retries.
+        submit_some(200);
+        ASSERT_TRUE(wait_for(
+            *b, [](const batcher_stats& s) { return s.log_failures >= 1; }, 5s));
+        submit_some(200);
+        ASSERT_TRUE(signatures_reach(3));
+        // Both builders hold a batch: the signer thread waits, and what
+        // arrives now stays open.
+        submit_some(200);
+        std::this_thread::sleep_for(200ms);
+        const batcher_stats st = b->stats();
+        EXPECT_EQ(counted.signatures.load(), 3U) << "no third batch is signed while two wait for the log";
+        EXPECT_EQ(st.events_signed, 200U);
+        EXPECT_EQ(st.events_held, 600U);
+        EXPECT_GE(st.log_failures, 2U);
+    }
+    ASSERT_TRUE(wait_for(
+        *b, [](const batcher_stats& s) { return s.events_signed == 800; }, 5s));
+    EXPECT_EQ(b->stop().events_unsigned, 0U);
+    EXPECT_EQ(counted.signatures.load(), 4U);
+
+    const auto batches = read_back(_dir.path(), "evidence", _software->info(), true);
+    ASSERT_EQ(batches.size(), 4U);
+    for (size_t i = 0; i < batches.size(); ++i) {
+        EXPECT_EQ(batches[i].payload.counter, i + 1) << "appended in the order they were signed";
+        EXPECT_EQ(batches[i].payload.event_count, 200U);
+        EXPECT_EQ(batches[i].payload.first_event_index, i * 200);
+    }
+}
+
+TEST_F(batcher_test, stop_with_a_failing_log_gives_up_on_every_held_batch_and_the_log_stays_one_chain) {
+    auto log = open_log();
+    ASSERT_TRUE(log);
+    failing_signer counted(*_software);
+    auto settings = batcher_test::settings();
+    settings.max_events = 200;
+    settings.max_wait = 20ms;
+    settings.stop_timeout = 300ms;
+    settings.retry_min = 20ms;
+    settings.retry_max = 100ms;
+    auto b = start(counted, *log, settings);
+    ASSERT_TRUE(b);
+    std::vector<event_record> burst(200, make_record(1));
+    ASSERT_EQ(b->submit(burst), 200U);
+    ASSERT_TRUE(wait_for(
+        *b, [](const batcher_stats& s) { return s.events_signed == 200; }, 5s));
+
+    test::file_size_limit limit(log->current_size() + 100);
+    ASSERT_EQ(b->submit(burst), 200U);
+    ASSERT_TRUE(wait_for(
+        *b, [](const batcher_stats& s) { return s.log_failures >= 1; }, 5s));
+    ASSERT_EQ(b->submit(burst), 200U);
+    const auto deadline = clock_type::now() + 5s;
+    while (counted.signatures.load() < 3 && clock_type::now() < deadline) {
+        std::this_thread::sleep_for(1ms);
+    }
+    ASSERT_EQ(counted.signatures.load(), 3U);
+    burst.resize(50);
+    ASSERT_EQ(b->submit(burst), 50U);
+
+    const auto start_time = clock_type::now();
+    const batcher_stop_report report = b->stop();
+    const auto took = clock_type::now() - start_time;
+    EXPECT_GE(took, 250ms);
+    EXPECT_LE(took, 2s);
+    EXPECT_EQ(report.events_unsigned, 450U) << "the batch being written, the one signed after it, the open one";
+    EXPECT_NE(report.last_error.find("evidence.cbor"), std::string::npos) << report.last_error;
+    const batcher_stats st = b->stats();
+    EXPECT_EQ(st.events_signed, 200U);
+    EXPECT_EQ(st.events_held, 0U);
+
+    const auto batches = read_back(_dir.path(), "evidence", _software->info(), true);
+    ASSERT_EQ(batches.size(), 1U) << "nothing after the batch that could not be written";
+    EXPECT_EQ(batches.front().payload.counter, 1U);
 }
 
 TEST_F(batcher_test, a_restart_continues_the_chain_and_refuses_another_key_or_signer) {
