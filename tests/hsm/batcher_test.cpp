@@ -189,6 +189,34 @@ bool wait_for(const batcher& b, const std::function<bool(const batcher_stats&)>&
     return pred(b.stats());
 }
 
+/// Submits bursts of the test stream's records, numbered on from 0; each
+/// burst must be accepted whole.
+class numbered_bursts {
+public:
+    explicit numbered_bursts(batcher& b) : _b(b) {}
+    void operator()(int n) {
+        _burst.clear();
+        for (int i = 0; i < n; ++i) {
+            _burst.push_back(make_record(_next++));
+        }
+        ASSERT_EQ(_b.submit(_burst), static_cast<size_t>(n));
+    }
+
+private:
+    batcher& _b;
+    uint64_t _next = 0;
+    std::vector<event_record> _burst;
+};
+
+/// Waits (1 ms polls, at most 5 s) until `s` has made `n` signatures.
+bool signatures_reach(const failing_signer& s, uint64_t n) {
+    const auto deadline = clock_type::now() + 5s;
+    while (s.signatures.load() < n && clock_type::now() < deadline) {
+        std::this_thread::sleep_for(1ms);
+    }
+    return s.signatures.load() >= n;
+}
+
 /// A steady stream: `rate` events per second in one burst per millisecond
 /// (catching up with a larger burst when the producer was late), for
 /// `duration`; `tick` is called with the elapsed time before each burst.
@@ -240,6 +268,17 @@ protected:
     static batcher_settings settings() {
         batcher_settings s;
         s.signer_id = "observer-1.example";
+        return s;
+    }
+
+    /// Batches of 200 events (or 20 ms), retries after 10 to 40 ms: the
+    /// tests of a failing log.
+    static batcher_settings small_batches() {
+        batcher_settings s = settings();
+        s.max_events = 200;
+        s.max_wait = 20ms;
+        s.retry_min = 10ms;
+        s.retry_max = 40ms;
         return s;
     }
 
@@ -517,22 +556,9 @@ TEST_F(batcher_test, overflow_beyond_the_cap_is_counted_and_the_gap_shows_in_the
 TEST_F(batcher_test, a_failing_log_is_retried_with_the_same_signed_batch_and_nothing_is_lost) {
     auto log = open_log();
     ASSERT_TRUE(log);
-    auto settings = batcher_test::settings();
-    settings.max_events = 200;
-    settings.max_wait = 20ms;
-    settings.retry_min = 10ms;
-    settings.retry_max = 40ms;
-    auto b = start(*_software, *log, settings);
+    auto b = start(*_software, *log, small_batches());
     ASSERT_TRUE(b);
-    uint64_t next = 0;
-    std::vector<event_record> burst;
-    auto submit_some = [&](int n) {
-        burst.clear();
-        for (int i = 0; i < n; ++i) {
-            burst.push_back(make_record(next++));
-        }
-        ASSERT_EQ(b->submit(burst), static_cast<size_t>(n));
-    };
+    numbered_bursts submit_some(*b);
     submit_some(200);
     ASSERT_TRUE(wait_for(
         *b, [](const batcher_stats& s) { return s.events_signed == 200; }, 5s));
@@ -564,29 +590,9 @@ TEST_F(batcher_test, while_the_log_fails_the_signer_signs_one_batch_ahead_then_w
     auto log = open_log();
     ASSERT_TRUE(log);
     failing_signer counted(*_software);
-    auto settings = batcher_test::settings();
-    settings.max_events = 200;
-    settings.max_wait = 20ms;
-    settings.retry_min = 10ms;
-    settings.retry_max = 40ms;
-    auto b = start(counted, *log, settings);
+    auto b = start(counted, *log, small_batches());
     ASSERT_TRUE(b);
-    uint64_t next = 0;
-    std::vector<event_record> burst;
-    auto submit_some = [&](int n) {
-        burst.clear();
-        for (int i = 0; i < n; ++i) {
-            burst.push_back(make_record(next++));
-        }
-        ASSERT_EQ(b->submit(burst), static_cast<size_t>(n));
-    };
-    auto signatures_reach = [&](uint64_t n) {
-        const auto deadline = clock_type::now() + 5s;
-        while (counted.signatures.load() < n && clock_type::now() < deadline) {
-            std::this_thread::sleep_for(1ms);
-        }
-        return counted.signatures.load() >= n;
-    };
+    numbered_bursts submit_some(*b);
     submit_some(200);
     ASSERT_TRUE(wait_for(
         *b, [](const batcher_stats& s) { return s.events_signed == 200; }, 5s));
@@ -598,7 +604,7 @@ TEST_F(batcher_test, while_the_log_fails_the_signer_signs_one_batch_ahead_then_w
         ASSERT_TRUE(wait_for(
             *b, [](const batcher_stats& s) { return s.log_failures >= 1; }, 5s));
         submit_some(200);
-        ASSERT_TRUE(signatures_reach(3));
+        ASSERT_TRUE(signatures_reach(counted, 3));
         // Both builders hold a batch: the signer thread waits, and what
         // arrives now stays open.
         submit_some(200);
@@ -627,31 +633,25 @@ TEST_F(batcher_test, stop_with_a_failing_log_gives_up_on_every_held_batch_and_th
     auto log = open_log();
     ASSERT_TRUE(log);
     failing_signer counted(*_software);
-    auto settings = batcher_test::settings();
-    settings.max_events = 200;
-    settings.max_wait = 20ms;
+    auto settings = small_batches();
     settings.stop_timeout = 300ms;
     settings.retry_min = 20ms;
     settings.retry_max = 100ms;
     auto b = start(counted, *log, settings);
     ASSERT_TRUE(b);
-    std::vector<event_record> burst(200, make_record(1));
-    ASSERT_EQ(b->submit(burst), 200U);
+    numbered_bursts submit_some(*b);
+    submit_some(200);
     ASSERT_TRUE(wait_for(
         *b, [](const batcher_stats& s) { return s.events_signed == 200; }, 5s));
 
     test::file_size_limit limit(log->current_size() + 100);
-    ASSERT_EQ(b->submit(burst), 200U);
+    submit_some(200);
     ASSERT_TRUE(wait_for(
         *b, [](const batcher_stats& s) { return s.log_failures >= 1; }, 5s));
-    ASSERT_EQ(b->submit(burst), 200U);
-    const auto deadline = clock_type::now() + 5s;
-    while (counted.signatures.load() < 3 && clock_type::now() < deadline) {
-        std::this_thread::sleep_for(1ms);
-    }
-    ASSERT_EQ(counted.signatures.load(), 3U);
-    burst.resize(50);
-    ASSERT_EQ(b->submit(burst), 50U);
+    submit_some(200);
+    ASSERT_TRUE(signatures_reach(counted, 3));
+    EXPECT_EQ(counted.signatures.load(), 3U);
+    submit_some(50);
 
     const auto start_time = clock_type::now();
     const batcher_stop_report report = b->stop();
