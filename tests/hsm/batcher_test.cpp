@@ -27,6 +27,7 @@
 #include <csignal>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -215,6 +216,23 @@ bool signatures_reach(const failing_signer& s, uint64_t n) {
         std::this_thread::sleep_for(1ms);
     }
     return s.signatures.load() >= n;
+}
+
+/// The state both failing-log tests start from (small_batches() settings):
+/// one batch of 200 events in the log; then `limit` set so that the log is
+/// "full" 100 octets into the next record; then batch 2 signed, its append
+/// failing, and batch 3 signed into the other builder behind it.
+void fill_both_builders(batcher& b, evidence_log& log, const failing_signer& counted, numbered_bursts& submit_some,
+                        std::optional<test::file_size_limit>& limit) {
+    submit_some(200);
+    ASSERT_TRUE(wait_for(
+        b, [](const batcher_stats& s) { return s.events_signed == 200; }, 5s));
+    limit.emplace(log.current_size() + 100);
+    submit_some(200);
+    ASSERT_TRUE(wait_for(
+        b, [](const batcher_stats& s) { return s.log_failures >= 1; }, 5s));
+    submit_some(200);
+    ASSERT_TRUE(signatures_reach(counted, 3));
 }
 
 /// A steady stream: `rate` events per second in one burst per millisecond
@@ -593,18 +611,9 @@ TEST_F(batcher_test, while_the_log_fails_the_signer_signs_one_batch_ahead_then_w
     auto b = start(counted, *log, small_batches());
     ASSERT_TRUE(b);
     numbered_bursts submit_some(*b);
-    submit_some(200);
-    ASSERT_TRUE(wait_for(
-        *b, [](const batcher_stats& s) { return s.events_signed == 200; }, 5s));
     {
-        test::file_size_limit limit(log->current_size() + 100);
-        // Batch 2 is signed and its append fails; batch 3 is signed into
-        // the other builder while the writer retries.
-        submit_some(200);
-        ASSERT_TRUE(wait_for(
-            *b, [](const batcher_stats& s) { return s.log_failures >= 1; }, 5s));
-        submit_some(200);
-        ASSERT_TRUE(signatures_reach(counted, 3));
+        std::optional<test::file_size_limit> limit;
+        ASSERT_NO_FATAL_FAILURE(fill_both_builders(*b, *log, counted, submit_some, limit));
         // Both builders hold a batch: the signer thread waits, and what
         // arrives now stays open.
         submit_some(200);
@@ -640,16 +649,8 @@ TEST_F(batcher_test, stop_with_a_failing_log_gives_up_on_every_held_batch_and_th
     auto b = start(counted, *log, settings);
     ASSERT_TRUE(b);
     numbered_bursts submit_some(*b);
-    submit_some(200);
-    ASSERT_TRUE(wait_for(
-        *b, [](const batcher_stats& s) { return s.events_signed == 200; }, 5s));
-
-    test::file_size_limit limit(log->current_size() + 100);
-    submit_some(200);
-    ASSERT_TRUE(wait_for(
-        *b, [](const batcher_stats& s) { return s.log_failures >= 1; }, 5s));
-    submit_some(200);
-    ASSERT_TRUE(signatures_reach(counted, 3));
+    std::optional<test::file_size_limit> limit;
+    ASSERT_NO_FATAL_FAILURE(fill_both_builders(*b, *log, counted, submit_some, limit));
     EXPECT_EQ(counted.signatures.load(), 3U);
     submit_some(50);
 
