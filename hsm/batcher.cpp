@@ -146,13 +146,12 @@ result<std::unique_ptr<batcher>> batcher::start(signer& s, evidence_log& log, ba
         return error{fmt::format("batcher: cannot start the writer thread: {}", e.what())};
     }
     try {
-        b->_thread = std::thread([p = b.get()] { p->run(); });
+        b->_thread = std::thread([p = b.get()] {
+            p->run();
+            p->end_signing();
+        });
     } catch (const std::system_error& e) {
-        {
-            std::lock_guard lk(b->_mutex);
-            b->_signer_done = true;
-        }
-        b->_writer_wake.notify_one();
+        b->end_signing();
         b->_writer.join();
         return error{fmt::format("batcher: cannot start the signer thread: {}", e.what())};
     }
@@ -174,7 +173,7 @@ size_t batcher::submit(std::span<const event_record> records, uint64_t missed) {
         _next_index += missed;
         size_t i = 0;
         while (i < records.size()) {
-            const size_t held = _open.events.size() + _closed.events.size() + _events_signing + _events_writing;
+            const size_t held = events_held();
             if (held >= _settings.max_open_events) {
                 const size_t rest = records.size() - i;
                 _missed_overflow += rest;
@@ -246,7 +245,7 @@ batcher_stats batcher::stats() const {
     out.missed_ring = _missed_ring;
     out.missed_overflow = _missed_overflow;
     out.events_refused = _events_refused;
-    out.events_held = _open.events.size() + _closed.events.size() + _events_signing + _events_writing;
+    out.events_held = events_held();
     out.next_event_index = _next_index;
     return out;
 }
@@ -353,9 +352,6 @@ void batcher::run() {
                         break;
                     }
                     if (_stopping) {
-                        _signer_done = true;
-                        lk.unlock();
-                        _writer_wake.notify_one();
                         return;
                     }
                     _signer_waiting = true;
@@ -379,9 +375,6 @@ void batcher::run() {
                     if (_stopping && now >= _stop_deadline) {
                         _events_abandoned += working.events.size() + _closed.events.size() + _open.events.size();
                         _events_signing = 0;
-                        _signer_done = true;
-                        lk.unlock();
-                        _writer_wake.notify_one();
                         return;
                     }
                     if (now >= retry_at) {
@@ -443,6 +436,14 @@ void batcher::run() {
     }
 }
 
+void batcher::end_signing() {
+    {
+        std::lock_guard lk(_mutex);
+        _signer_done = true;
+    }
+    _writer_wake.notify_one();
+}
+
 void batcher::abandon_slot(slot& sl) {
     _events_abandoned += sl.batch.events.size();
     _events_writing -= sl.batch.events.size();
@@ -462,6 +463,8 @@ void batcher::run_writer() {
                 return; // the signer thread is done and everything is written
             }
             if (_writer_gave_up) {
+                // Past stop's deadline the writer gives up on this record
+                // and on every later one, so the log has no hole.
                 abandon_slot(sl);
                 lk.unlock();
                 _slot_free.notify_one();
@@ -482,10 +485,6 @@ void batcher::run_writer() {
                 const auto now = steady::now();
                 if (_stopping && now >= _stop_deadline) {
                     _writer_gave_up = true;
-                    abandon_slot(sl);
-                    lk.unlock();
-                    _slot_free.notify_one();
-                    next_slot ^= 1U;
                     break;
                 }
                 if (now >= retry_at) {

@@ -48,8 +48,9 @@
 // Memory is bounded by `max_open_events`: the events held (the batch being
 // written, the one being signed or retried, and the open one) never exceed
 // it. Records that arrive beyond it are counted (missed_overflow) and their
-// event indexes skipped, so the gap shows in the next batch's missed_events exactly like a drop in
-// the ring (docs/attestation.md, batch payload key 12).
+// event indexes skipped, so the gap shows in the next batch's missed_events
+// exactly like a drop in the ring (docs/attestation.md, batch payload key
+// 12).
 //
 // Gaps are never silent. submit()'s `missed` (records the ring dropped since
 // the previous call) advances the event index by that many before the
@@ -84,11 +85,12 @@
 // gap in the counter.
 //
 // Threads: the signer thread and the writer thread, started by start() and
-// joined by stop(); submit() from one producer thread; set_nonce(), stats() and
-// stop() from any thread. submit() takes a mutex only to append to the open
-// batch (the signer thread swaps whole buffers, which keep their capacity,
-// so steady state allocates nothing); it never signs, never waits for the
-// signer, and is not for the fast path itself (which writes the ring).
+// joined by stop(); submit() from one producer thread; set_nonce(), stats()
+// and stop() from any thread. submit() takes a mutex only to append to the
+// open batch (the signer thread swaps whole buffers, which keep their
+// capacity, so steady state allocates nothing); it never signs, never waits
+// for the signer, and is not for the fast path itself (which writes the
+// ring).
 //
 // Control-side code: allocates, returns result<>, never throws.
 
@@ -266,9 +268,16 @@ private:
 
     batcher(signer& s, evidence_log& log, batcher_settings settings);
     void run();
+    /// After run() returns: the writer ends once it has written (or given
+    /// up on) every slot.
+    void end_signing();
     void run_writer();
+    /// Under _mutex: the open, closed, signing and written batches' events.
+    size_t events_held() const noexcept {
+        return _open.events.size() + _closed.events.size() + _events_signing + _events_writing;
+    }
     /// Under _mutex, by the writer: `sl`'s events are given up on (stop's
-    /// deadline passed) and the slot is free again.
+    /// deadline passed, _writer_gave_up) and the slot is free again.
     void abandon_slot(slot& sl);
     /// Under _mutex: moves `from` to the end of `to`.
     static void merge_into(batch_buffer& to, batch_buffer& from);
