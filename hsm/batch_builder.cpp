@@ -19,6 +19,25 @@ constexpr uint8_t major_bytes = 2;
 constexpr size_t max_bytes_head = 3; // a leaf is below 64 KiB
 constexpr size_t parts_per_thread = 4;
 
+/// Events [from, end) are in index order after the one before them, and
+/// each can be claimed.
+status check_events(const batch_request& req, size_t from, size_t end) {
+    for (size_t i = from; i < end; ++i) {
+        if (i > 0 && req.events[i].event_index <= req.events[i - 1].event_index) {
+            return error{fmt::format("batch: event {} has index {}, not above the previous {}", i,
+                                     req.events[i].event_index, req.events[i - 1].event_index)};
+        }
+        const event_record& r = req.events[i].record;
+        if (r.version != event_record_version ||
+            (r.direction != event_direction::rx && r.direction != event_direction::tx) || r.messageType > 15) {
+            // claims_from_record says exactly what is wrong.
+            PTPSEC_TRY(refused,
+                       claims_from_record(r, req.events[i].event_index, 1, req.signer_id, req.nonce, req.pcr_summary));
+        }
+    }
+    return ok_status();
+}
+
 } // namespace
 
 std::chrono::nanoseconds thread_cpu_time() noexcept {
@@ -150,9 +169,27 @@ void batch_builder::build_part(part& p, merkle_root_hasher& hasher) noexcept {
 
 status batch_builder::sign(signer& s, const batch_request& req) {
     _holds = false;
+    _begun = false;
     if (req.events.empty()) {
         return error{"batch: no events to sign"};
     }
+    // Everything that can be refused is refused before the counter moves.
+    PTPSEC_TRY(header_ok, begin(0, req));
+    _begun = false;
+    PTPSEC_TRY(events_ok, check_events(req, 0, req.events.size()));
+    auto counter = s.next_counter();
+    if (!counter) {
+        return error{fmt::format("batch: the signer's counter did not advance: {}", counter.message())};
+    }
+    PTPSEC_TRY(begun, begin(*counter, req));
+    PTPSEC_TRY(finished, finish(s.info(), req));
+    return seal(s);
+}
+
+status batch_builder::begin(uint64_t counter, const batch_request& req) {
+    _holds = false;
+    _begun = false;
+    _finished = false;
     if (req.signer_id.empty() || req.signer_id.size() > max_signer_id_len) {
         return error{fmt::format("batch: a signer_id is 1 to {} octets", max_signer_id_len)};
     }
@@ -160,48 +197,48 @@ status batch_builder::sign(signer& s, const batch_request& req) {
     if (req.pcr_summary && (req.pcr_summary->empty() || req.pcr_summary->size() > max_pcr_summary_len)) {
         return error{fmt::format("batch: a pcr_summary is 1 to {} octets", max_pcr_summary_len)};
     }
-    for (size_t i = 0; i < req.events.size(); ++i) {
-        if (i > 0 && req.events[i].event_index <= req.events[i - 1].event_index) {
-            return error{fmt::format("batch: event {} has index {}, not above the previous {}", i,
-                                     req.events[i].event_index, req.events[i - 1].event_index)};
-        }
-        const event_record& r = req.events[i].record;
-        if (r.version != event_record_version ||
-            (r.direction != event_direction::rx && r.direction != event_direction::tx) || r.messageType > 15) {
-            // claims_from_record says exactly what is wrong.
-            PTPSEC_TRY(refused,
-                       claims_from_record(r, req.events[i].event_index, 1, req.signer_id, req.nonce, req.pcr_summary));
-        }
-    }
-    const signer_info& info = s.info();
-    auto counter = s.next_counter();
-    if (!counter) {
-        return error{fmt::format("batch: the signer's counter did not advance: {}", counter.message())};
-    }
-
-    const size_t n = req.events.size();
-    _req = &req;
-    _batch_part = encode_batch_claims(req.nonce, *counter, req.signer_id, req.pcr_summary);
+    _counter = counter;
+    _nonce = req.nonce;
+    _batch_part = encode_batch_claims(req.nonce, counter, req.signer_id, req.pcr_summary);
     _room = max_bytes_head + max_claims_len_besides_batch_part + _batch_part.size();
-    if (_items.size() < n * _room) {
-        _items.resize(n * _room);
-    }
-    _leaves.resize(n);
-    _hash_inputs.resize(n);
-
-    // The parts: one, or 2^k leaves each so that a part's root is a node
-    // of the tree.
-    size_t part_leaves = n;
-    if (threads() > 1) {
-        const size_t wanted = threads() * parts_per_thread;
-        part_leaves = std::max(min_part_leaves, std::bit_ceil((n + wanted - 1) / wanted));
-    }
     _parts.clear();
-    for (size_t first = 0; first < n; first += part_leaves) {
-        _parts.push_back(part{first, std::min(part_leaves, n - first), 0, {}, {}});
+    _added = 0;
+    _begun = true;
+    return ok_status();
+}
+
+status batch_builder::add(const batch_request& req) {
+    if (!_begun) {
+        return error{"batch: add() before begin()"};
     }
-    _next_part.store(0, std::memory_order_relaxed);
-    const bool share = _parts.size() > 1 && !_helpers.empty();
+    const size_t whole = _added + (req.events.size() - _added) / part_leaves * part_leaves;
+    if (whole == _added) {
+        return ok_status();
+    }
+    return add_parts(req, whole, part_leaves);
+}
+
+status batch_builder::add_parts(const batch_request& req, size_t end, size_t size) {
+    const auto fail = [&](error e) {
+        _begun = false;
+        return e;
+    };
+    if (auto checked = check_events(req, _added, end); !checked) {
+        return fail(error{checked.message()});
+    }
+    if (_items.size() < end * _room) {
+        _items.resize(end * _room);
+    }
+    _leaves.resize(end);
+    _hash_inputs.resize(end);
+
+    const size_t first_part = _parts.size();
+    for (size_t first = _added; first < end; first += size) {
+        _parts.push_back(part{first, std::min(size, end - first), 0, {}, {}});
+    }
+    _req = &req;
+    _next_part.store(first_part, std::memory_order_relaxed);
+    const bool share = _parts.size() - first_part > 1 && !_helpers.empty();
     if (share) {
         {
             std::lock_guard lk(_mutex);
@@ -216,12 +253,42 @@ status batch_builder::sign(signer& s, const batch_request& req) {
         _done.wait(lk, [&] { return _helpers_busy == 0; });
     }
     _req = nullptr;
+    for (size_t j = first_part; j < _parts.size(); ++j) {
+        if (!_parts[j].error.empty()) {
+            return fail(error{_parts[j].error});
+        }
+    }
+    _added = end;
+    return ok_status();
+}
+
+status batch_builder::finish(const signer_info& info, const batch_request& req) {
+    if (!_begun) {
+        return error{"batch: finish() before begin()"};
+    }
+    const size_t n = req.events.size();
+    if (n == 0) {
+        _begun = false;
+        return error{"batch: no events to sign"};
+    }
+    if (_added < n) {
+        // The parts: one, or 2^k leaves each so that a part's root is a node
+        // of the tree. A batch begun in parts of part_leaves goes on in
+        // them; one built at once is cut for the threads.
+        size_t size = part_leaves;
+        if (_added == 0) {
+            size = n;
+            if (threads() > 1) {
+                const size_t wanted = threads() * parts_per_thread;
+                size = std::max(min_part_leaves, std::bit_ceil((n + wanted - 1) / wanted));
+            }
+        }
+        PTPSEC_TRY(added, add_parts(req, n, size));
+    }
+    _begun = false;
 
     _part_roots.clear();
     for (const part& p : _parts) {
-        if (!p.error.empty()) {
-            return error{p.error};
-        }
         _part_roots.push_back(p.root);
     }
     digest root = _part_roots[0];
@@ -235,7 +302,7 @@ status batch_builder::sign(signer& s, const batch_request& req) {
     p.signer_id = req.signer_id;
     p.backend = info.kind;
     p.hardware_rooted = info.hardware_rooted && info.kind != backend_kind::software;
-    p.counter = *counter;
+    p.counter = _counter;
     p.batch_time_ns = req.batch_time_ns;
     p.merkle_root = root;
     p.event_count = n;
@@ -245,21 +312,32 @@ status batch_builder::sign(signer& s, const batch_request& req) {
     p.missed_events = req.missed_events;
     p.nonce = req.nonce;
     PTPSEC_TRY(payload, encode_batch_payload(p));
-    const auto* kid = reinterpret_cast<const uint8_t*>(req.signer_id.data());
-    PTPSEC_TRY(token, sign_cose_sign1(s, {kid, req.signer_id.size()}, *payload));
+    _payload_octets = std::move(*payload);
+    _finished = true;
+    return ok_status();
+}
+
+status batch_builder::seal(signer& s) {
+    if (!_finished) {
+        return error{"batch: seal() before finish()"};
+    }
+    const std::string& id = _payload.signer_id;
+    const auto* kid = reinterpret_cast<const uint8_t*>(id.data());
+    PTPSEC_TRY(token, sign_cose_sign1(s, {kid, id.size()}, _payload_octets));
     _token = std::move(*token);
 
     // The record's head as encode_log_record() writes it (keys 1, 2, 3),
     // then the parts' runs of leaves.
     PTPSEC_TRY(token_octets, cbor::encode(to_item(_token)));
     _record_head.clear();
-    write_log_record_head(_record_head, *token_octets, n);
+    write_log_record_head(_record_head, *token_octets, _leaves.size());
     _record_parts.clear();
     _record_parts.emplace_back(_record_head);
     for (const part& run : _parts) {
         const size_t start = run.first * _room;
         _record_parts.emplace_back(_items.data() + start, run.end - start);
     }
+    _finished = false;
     _holds = true;
     return ok_status();
 }

@@ -63,11 +63,43 @@ public:
 
     /// sign_batch()'s contract: checks the request, advances the signer's
     /// counter, writes the leaves, hashes the tree, signs the payload. On
-    /// success the batch stays here until the next sign(); on failure
-    /// nothing is held.
+    /// success the batch stays here until the next sign() or begin(); on
+    /// failure nothing is held. The same as next_counter(), begin(),
+    /// finish() and seal().
     status sign(signer& s, const batch_request& req);
 
-    /// True between a successful sign() and the next one.
+    /// A batch built while it grows, in four steps (the batcher builds the
+    /// open batch's leaves while the device signs the previous batch):
+    ///
+    ///   * begin() checks `req`'s signer_id, nonce and pcr_summary, which are
+    ///     in every leaf with `counter`, and drops whatever was built before;
+    ///   * add() writes and hashes the leaves of `req.events` not added yet,
+    ///     in whole parts of part_leaves (a part's root is a node of the tree
+    ///     whatever the batch's final size), and leaves the rest;
+    ///   * finish() adds the rest, finishes the tree and encodes the payload
+    ///     (counter, root, range, previous_root, missed_events, nonce), all
+    ///     without the device;
+    ///   * seal() has the signer sign the payload: the token and the record.
+    ///
+    /// Between begin() and finish() `req` only grows at its end and keeps
+    /// its signer_id, nonce and pcr_summary. A step that fails leaves
+    /// nothing begun or held; seal() may be called again after it failed.
+    static constexpr size_t part_leaves = 4096;
+    status begin(uint64_t counter, const batch_request& req);
+    status add(const batch_request& req);
+    status finish(const signer_info& info, const batch_request& req);
+    status seal(signer& s);
+
+    /// True from begin() until finish() or a failure.
+    bool begun() const noexcept { return _begun; }
+    /// The leaves written and hashed since begin().
+    size_t leaves_added() const noexcept { return _added; }
+    /// The counter given to begin().
+    uint64_t counter() const noexcept { return _counter; }
+    /// The nonce the leaves were begun with.
+    const std::optional<std::vector<uint8_t>>& nonce() const noexcept { return _nonce; }
+
+    /// True between a successful sign() or seal() and the next begin().
     bool holds_batch() const noexcept { return _holds; }
     const batch_payload& payload() const noexcept { return _payload; }
     const cose_sign1& token() const noexcept { return _token; }
@@ -108,6 +140,9 @@ private:
         std::string error;
     };
 
+    /// Checks req.events[from, end) and adds them as parts of `size` leaves
+    /// (the last may hold fewer), shared with the helpers.
+    status add_parts(const batch_request& req, size_t end, size_t size);
     /// Writes and hashes the parts left, with thread `id`'s hasher.
     void run_parts(unsigned id) noexcept;
     void build_part(part& p, merkle_root_hasher& hasher) noexcept;
@@ -125,7 +160,13 @@ private:
     std::vector<uint8_t> _record_head;
     std::vector<std::span<const uint8_t>> _record_parts;
     batch_payload _payload;
+    std::vector<uint8_t> _payload_octets;
     cose_sign1 _token;
+    uint64_t _counter = 0;
+    std::optional<std::vector<uint8_t>> _nonce;
+    size_t _added = 0;
+    bool _begun = false;
+    bool _finished = false;
     bool _holds = false;
 
     // The batch being built, for the helpers: set before _generation moves.

@@ -597,6 +597,117 @@ TEST_F(evidence, a_batch_built_in_parts_by_several_threads_is_the_same_batch) {
     EXPECT_EQ(batch_builder::create(17).message(), "batch builder: 1 to 16 threads, not 17");
 }
 
+TEST_F(evidence, a_batch_built_while_it_grows_is_the_batch_built_at_once) {
+    // The batcher adds the open batch's leaves in parts of part_leaves as
+    // they arrive, then finishes with the rest: the leaves, the root, the
+    // payload and the record's octets must be those of the same batch built
+    // in one go, whatever the arrival steps and threads.
+    constexpr size_t p = batch_builder::part_leaves;
+    for (const unsigned threads : {1U, 2U}) {
+        auto grown = batch_builder::create(threads);
+        auto whole = batch_builder::create(threads);
+        ASSERT_TRUE(grown && whole);
+        uint64_t next_index = 0;
+        uint64_t counter = 41;
+        for (const size_t n : {3 * p + 17, p, p - 1, 2 * p, 1UL}) {
+            auto full = request(n, next_index, first_batch_previous_root, 0, 2);
+            full.nonce = std::vector<uint8_t>(16, static_cast<uint8_t>(n));
+            batch_request req = full;
+            req.events.clear();
+            ASSERT_TRUE((*grown)->begin(++counter, req));
+            // Arrivals in uneven steps, each followed by add().
+            size_t at = 0;
+            for (size_t step = 1; at < n; step = step * 3 + 101) {
+                const size_t take = std::min(step, n - at);
+                req.events.insert(req.events.end(), full.events.begin() + static_cast<ptrdiff_t>(at),
+                                  full.events.begin() + static_cast<ptrdiff_t>(at + take));
+                at += take;
+                ASSERT_TRUE((*grown)->add(req));
+                EXPECT_EQ((*grown)->leaves_added(), at / p * p);
+                EXPECT_TRUE((*grown)->begun());
+            }
+            ASSERT_TRUE((*grown)->finish(_signer->info(), req));
+            EXPECT_FALSE((*grown)->begun());
+            EXPECT_FALSE((*grown)->holds_batch());
+            ASSERT_TRUE((*grown)->seal(*_signer));
+            ASSERT_TRUE((*grown)->holds_batch());
+            EXPECT_EQ((*grown)->payload().counter, counter);
+            // Parts of part_leaves once one was added; else cut for the threads.
+            const size_t part = n >= p || threads == 1 ? p
+                                                       : std::max(batch_builder::min_part_leaves,
+                                                                  std::bit_ceil((n + 4 * threads - 1) / (4 * threads)));
+            EXPECT_EQ((*grown)->log_record().size(), 1 + (n + part - 1) / part) << n;
+
+            ASSERT_TRUE((*whole)->begin(counter, full));
+            ASSERT_TRUE((*whole)->finish(_signer->info(), full));
+            ASSERT_TRUE((*whole)->seal(*_signer));
+
+            const batch_record a = (*grown)->to_record();
+            const batch_record b = (*whole)->to_record();
+            ASSERT_EQ(a.leaves, b.leaves) << threads << " threads, " << n << " events";
+            EXPECT_EQ(a.payload, b.payload);
+            auto tree = merkle_tree::build(a.leaves);
+            ASSERT_TRUE(tree);
+            EXPECT_EQ(a.payload.merkle_root, tree->root());
+            std::vector<uint8_t> written;
+            for (const auto& run : (*grown)->log_record()) {
+                written.insert(written.end(), run.begin(), run.end());
+            }
+            ASSERT_EQ(written, *encode_log_record(a));
+            auto checked = check_batch_record(*decode_log_record(written), signature_algorithm::es256, key());
+            ASSERT_TRUE(checked) << checked.message();
+            next_index += 2 * n;
+        }
+    }
+}
+
+TEST_F(evidence, each_step_of_a_growing_batch_refuses_what_is_out_of_turn_and_drops_what_was_begun) {
+    auto builder = batch_builder::create();
+    ASSERT_TRUE(builder);
+    auto req = request(batch_builder::part_leaves + 3, 0, first_batch_previous_root, 0);
+    EXPECT_EQ((*builder)->add(req).message(), "batch: add() before begin()");
+    EXPECT_EQ((*builder)->finish(_signer->info(), req).message(), "batch: finish() before begin()");
+    EXPECT_EQ((*builder)->seal(*_signer).message(), "batch: seal() before finish()");
+
+    auto bad = req;
+    bad.signer_id.clear();
+    EXPECT_EQ((*builder)->begin(1, bad).message(), "batch: a signer_id is 1 to 255 octets");
+    EXPECT_FALSE((*builder)->begun());
+
+    // An event out of order in the part being added: nothing stays begun.
+    ASSERT_TRUE((*builder)->begin(1, req));
+    std::swap(req.events[10].event_index, req.events[11].event_index);
+    EXPECT_EQ((*builder)->add(req).message(), "batch: event 11 has index 10, not above the previous 11");
+    EXPECT_FALSE((*builder)->begun());
+    EXPECT_EQ((*builder)->finish(_signer->info(), req).message(), "batch: finish() before begin()");
+    std::swap(req.events[10].event_index, req.events[11].event_index);
+
+    // A part added, then the rest refused at finish.
+    ASSERT_TRUE((*builder)->begin(2, req));
+    ASSERT_TRUE((*builder)->add(req));
+    EXPECT_EQ((*builder)->leaves_added(), batch_builder::part_leaves);
+    req.events.back().record.version = 9;
+    EXPECT_FALSE((*builder)->finish(_signer->info(), req));
+    EXPECT_FALSE((*builder)->begun());
+    req.events.back().record.version = event_record_version;
+
+    // begin() again drops the parts added: the batch is the one built anew.
+    ASSERT_TRUE((*builder)->begin(3, req));
+    ASSERT_TRUE((*builder)->add(req));
+    req.nonce = std::vector<uint8_t>(8, 0x77);
+    ASSERT_TRUE((*builder)->begin(3, req));
+    EXPECT_EQ((*builder)->leaves_added(), 0U);
+    ASSERT_TRUE((*builder)->finish(_signer->info(), req));
+    ASSERT_TRUE((*builder)->seal(*_signer));
+    const batch_record rec = (*builder)->to_record();
+    auto c = claims_from_record(req.events[5].record, req.events[5].event_index, 3, req.signer_id, req.nonce,
+                                req.pcr_summary);
+    ASSERT_TRUE(c);
+    EXPECT_EQ(rec.leaves[5], *encode_claims(*c));
+    EXPECT_EQ(rec.payload.counter, 3U);
+    EXPECT_EQ(rec.payload.merkle_root, merkle_tree::build(rec.leaves)->root());
+}
+
 TEST_F(evidence, the_in_place_claims_reader_agrees_with_the_general_decoder_or_leaves_it_the_input) {
     // Claims at the edges of every field, in the form a signer writes them.
     std::vector<event_claims> cases;
