@@ -21,8 +21,9 @@
 //
 // Reported per backend: events/s signed, batches/s, mean and largest
 // batch, p50/p99/max event-to-token latency (submit to the batch's record
-// durable in the log), the signer thread's CPU time per event (claims,
-// Merkle tree, signature, log record, append), the producer's time in
+// durable in the log), the batcher's CPU time per event (its builder,
+// device and writer threads: claims, Merkle tree, signature, log record,
+// append), leaves built while their batch was open, the producer's time in
 // submit() per event, and failures/overflow. --json prints one JSON object.
 //
 // The swtpm and SoftHSM2 set-up is the tests' own (tests/hsm/swtpm.h,
@@ -242,6 +243,7 @@ json to_json(const run_result& r) {
     j["mean_batch"] =
         s.batches_signed == 0 ? 0.0 : static_cast<double>(s.events_signed) / static_cast<double>(s.batches_signed);
     j["largest_batch"] = s.largest_batch;
+    j["leaves_built_early"] = s.leaves_built_early;
     j["latency_p50_ms"] = static_cast<double>(s.latency_p50.count()) / 1000.0;
     j["latency_p99_ms"] = static_cast<double>(s.latency_p99.count()) / 1000.0;
     j["latency_max_ms"] = static_cast<double>(s.latency_max.count()) / 1000.0;

@@ -75,6 +75,7 @@ uint64_t latency_histogram::quantile(double q) const noexcept {
 batcher::batcher(signer& s, evidence_log& log, batcher_settings settings)
     : _signer(s), _log(log), _settings(std::move(settings)) {
     _rng_state = static_cast<uint64_t>(steady::now().time_since_epoch().count()) ^ reinterpret_cast<uintptr_t>(this);
+    _device_rng_state = _rng_state ^ 0x2545f4914f6cdd1dULL;
     _writer_rng_state = _rng_state ^ 0x5bd1e995ULL;
 }
 
@@ -146,14 +147,25 @@ result<std::unique_ptr<batcher>> batcher::start(signer& s, evidence_log& log, ba
         return error{fmt::format("batcher: cannot start the writer thread: {}", e.what())};
     }
     try {
-        b->_thread = std::thread([p = b.get()] {
-            p->run();
-            p->end_signing();
+        b->_device = std::thread([p = b.get()] {
+            p->run_device();
+            p->end_sealing();
         });
     } catch (const std::system_error& e) {
-        b->end_signing();
+        b->end_sealing();
         b->_writer.join();
-        return error{fmt::format("batcher: cannot start the signer thread: {}", e.what())};
+        return error{fmt::format("batcher: cannot start the device thread: {}", e.what())};
+    }
+    try {
+        b->_thread = std::thread([p = b.get()] {
+            p->run();
+            p->end_building();
+        });
+    } catch (const std::system_error& e) {
+        b->end_building();
+        b->_device.join();
+        b->_writer.join();
+        return error{fmt::format("batcher: cannot start the builder thread: {}", e.what())};
     }
     return b;
 }
@@ -181,16 +193,20 @@ size_t batcher::submit(std::span<const event_record> records, uint64_t missed) {
                 break;
             }
             size_t chunk = std::min(records.size() - i, _settings.max_open_events - held);
-            // An idle signer thread takes a batch at exactly N: the burst is
-            // split there and the rest opens the next batch.
-            const bool close_at_n = _signer_waiting && _closed.empty() && _open.events.size() < _settings.max_events;
+            // A waiting builder thread with the device free takes a batch at
+            // exactly N: the burst is split there and the rest opens the
+            // next batch.
+            const size_t open_size = _open_taken + _open.events.size();
+            const bool close_at_n =
+                _builder_waiting && !_device_busy && _closed.empty() && open_size < _settings.max_events;
             if (close_at_n) {
-                chunk = std::min(chunk, _settings.max_events - _open.events.size());
+                chunk = std::min(chunk, _settings.max_events - open_size);
             }
             if (_open.empty()) {
                 _open.first_submit = now;
-                wake = wake || _signer_waiting; // it starts the T timer
+                wake = wake || (_builder_waiting && _open_taken == 0); // it starts the T timer
             }
+            const size_t before = _open.events.size();
             for (size_t j = 0; j < chunk; ++j) {
                 _open.events.push_back(batch_event{records[i + j], _next_index++});
             }
@@ -198,10 +214,13 @@ size_t batcher::submit(std::span<const event_record> records, uint64_t missed) {
             _index_after_last_event = _next_index;
             i += chunk;
             accepted += chunk;
-            if (close_at_n && _open.events.size() >= _settings.max_events) {
+            if (close_at_n && open_size + chunk >= _settings.max_events) {
                 std::swap(_open, _closed);
-                _signer_waiting = false;
+                _open_taken = 0;
+                _builder_waiting = false;
                 wake = true;
+            } else if (_builder_waiting && before < _build_at && _open.events.size() >= _build_at) {
+                wake = true; // a whole part to build
             }
         }
     }
@@ -235,7 +254,8 @@ batcher_stats batcher::stats() const {
         out.latency_p99 = std::chrono::microseconds(_latency.quantile(0.99));
         out.latency_max = std::chrono::microseconds(_latency.max());
     }
-    out.signer_cpu = std::chrono::nanoseconds(_signer_cpu_ns.load(std::memory_order_relaxed) +
+    out.signer_cpu = std::chrono::nanoseconds(_builder_cpu_ns.load(std::memory_order_relaxed) +
+                                              _device_cpu_ns.load(std::memory_order_relaxed) +
                                               _writer_cpu_ns.load(std::memory_order_relaxed));
     for (const slot& sl : _slots) {
         out.signer_cpu += sl.builder->helpers_cpu();
@@ -261,9 +281,13 @@ batcher_stop_report batcher::stop() {
         _stop_deadline = steady::now() + _settings.stop_timeout;
     }
     _wake.notify_one();
+    _device_wake.notify_one();
     _writer_wake.notify_one();
     if (_thread.joinable()) {
         _thread.join();
+    }
+    if (_device.joinable()) {
+        _device.join();
     }
     if (_writer.joinable()) {
         _writer.join();
@@ -321,134 +345,264 @@ void batcher::record_failure(bool log_failure, const std::string& message) {
 }
 
 void batcher::run() {
+    // The batch being built: the events taken from the open batch. Their
+    // leaves go into the slot's builder in whole parts as they arrive, while
+    // the device signs the previous batch, so that what is left when the
+    // batch closes is the last part and the top of the tree.
     batch_buffer working;
-    std::optional<std::vector<uint8_t>> working_nonce;
-    uint64_t batch_time_ns = 0;
+    batch_request req;
+    req.signer_id = _settings.signer_id;
+    req.pcr_summary = _settings.pcr_summary;
+    // Advanced for the batch being built and in no batch yet; 0 for none
+    // (a counter starts at 1).
+    uint64_t counter = 0;
     unsigned failures = 0;
     steady::time_point retry_at{};
-    // The slot this thread signs into next; the writer appends in the same
-    // order.
+    const signer_info& info = _signer.info();
+    // The slot this thread builds into next; the device thread and the
+    // writer take them in the same order.
     size_t next_slot = 0;
 
     for (;;) {
+        slot& sl = _slots[next_slot];
+        batch_builder& b = *sl.builder;
+        bool close = false;
         {
             std::unique_lock lk(_mutex);
-            if (working.empty()) {
-                // Wait until the writer is done with the builder this batch
-                // will be signed into (the batch before last): meanwhile the
-                // open batch grows. The writer always frees it, with the
-                // batch appended or, past stop's deadline, given up on.
-                _slot_free.wait(lk, [&] { return !_slots[next_slot].pending; });
-                // Free: wait for the producer to close a batch at N, for the
-                // open batch's first event to be T old, or for stop().
-                for (;;) {
-                    if (!_closed.empty()) {
-                        std::swap(working, _closed);
-                        break;
-                    }
-                    if (!_open.empty() && (_stopping || _open.events.size() >= _settings.max_events ||
-                                           steady::now() >= _open.first_submit + _settings.max_wait)) {
-                        std::swap(working, _open);
-                        break;
-                    }
-                    if (_stopping) {
-                        return;
-                    }
-                    _signer_waiting = true;
-                    if (_open.empty()) {
-                        _wake.wait(lk);
-                    } else {
-                        _wake.wait_until(lk, _open.first_submit + _settings.max_wait);
-                    }
-                    _signer_waiting = false;
-                }
-                _events_signing = working.events.size();
-                // Under the lock with set_nonce(): a nonce set before this
-                // batch's time is in it (docs/attestation.md, payload key 13).
-                working_nonce = _nonce;
-                batch_time_ns = realtime_ns();
-            } else {
-                // Holding a batch after a failure: back off, bounded by
-                // stop()'s deadline.
-                for (;;) {
-                    const auto now = steady::now();
+            // Wait until the writer is done with this slot's builder (the
+            // batch three back): meanwhile the open batch grows. The writer
+            // always frees it, with the batch appended or, past stop's
+            // deadline, given up on.
+            _slot_free.wait(lk, [&] { return sl.st == slot::state::free; });
+            for (;;) {
+                const auto now = steady::now();
+                if (failures > 0) {
+                    // Holding a batch after a failure: back off, bounded by
+                    // stop()'s deadline.
                     if (_stopping && now >= _stop_deadline) {
                         _events_abandoned += working.events.size() + _closed.events.size() + _open.events.size();
-                        _events_signing = 0;
+                        _events_building = 0;
+                        _open_taken = 0;
                         return;
                     }
-                    if (now >= retry_at) {
-                        break;
+                    if (now < retry_at) {
+                        _wake.wait_until(lk, _stopping ? std::min(retry_at, _stop_deadline) : retry_at);
+                        continue;
                     }
-                    _wake.wait_until(lk, _stopping ? std::min(retry_at, _stop_deadline) : retry_at);
                 }
-                // Not signed yet: what arrived meanwhile joins the batch, so
-                // one signature covers the outage.
-                merge_into(working, _closed);
-                merge_into(working, _open);
-                _events_signing = working.events.size();
-                working_nonce = _nonce;
-                batch_time_ns = realtime_ns();
+                if (!_closed.empty()) {
+                    merge_into(working, _closed);
+                    close = true;
+                    break;
+                }
+                // The batch closes at N events, when its first is T old, at
+                // stop or to retry, but only when the device is free: while
+                // it signs the previous batch this one grows.
+                const size_t open_size = working.events.size() + _open.events.size();
+                const auto first = working.empty() ? _open.first_submit : working.first_submit;
+                if (open_size > 0 && !_device_busy &&
+                    (failures > 0 || _stopping || open_size >= _settings.max_events ||
+                     now >= first + _settings.max_wait)) {
+                    merge_into(working, _open); // what arrived meanwhile joins it
+                    close = true;
+                    break;
+                }
+                if (open_size == 0 && _stopping) {
+                    return;
+                }
+                const size_t unbuilt = working.events.size() - (b.begun() ? b.leaves_added() : 0);
+                if (failures == 0 && unbuilt + _open.events.size() >= batch_builder::part_leaves) {
+                    merge_into(working, _open);
+                    break; // a whole part to build
+                }
+                _builder_waiting = true;
+                _build_at = failures == 0 ? batch_builder::part_leaves - unbuilt : SIZE_MAX;
+                if (open_size == 0 || _device_busy) {
+                    _wake.wait(lk);
+                } else {
+                    _wake.wait_until(lk, first + _settings.max_wait);
+                }
+                _builder_waiting = false;
             }
+            _open_taken = close ? 0 : working.events.size();
+            _events_building = working.events.size();
+            // Under the lock with set_nonce(): a nonce set before this
+            // batch's time is in it (docs/attestation.md, payload key 13).
+            req.nonce = _nonce;
         }
 
-        slot& sl = _slots[next_slot];
-        batch_request req;
-        req.signer_id = _settings.signer_id;
-        req.batch_time_ns = batch_time_ns;
         req.events = std::move(working.events);
-        req.previous_root = _previous_root;
-        // docs/attestation.md, payload key 12: the indexes skipped since the
-        // previous batch (for the key's first batch, since index 0).
-        const uint64_t last = req.events.back().event_index;
-        const uint64_t span = _previous_last_index ? last - *_previous_last_index : last + 1;
-        req.missed_events = span - req.events.size();
-        req.nonce = working_nonce;
-        req.pcr_summary = _settings.pcr_summary;
-        auto signed_batch = sl.builder->sign(_signer, req);
+        status built = ok_status();
+        if (counter == 0) {
+            std::lock_guard device(_device_mutex);
+            auto c = _signer.next_counter();
+            if (c) {
+                counter = *c;
+            } else {
+                built = error{fmt::format("the signer's counter did not advance: {}", c.message())};
+            }
+        }
+        if (built && (!b.begun() || b.counter() != counter || b.nonce() != req.nonce)) {
+            // A new batch, or a nonce set since its leaves were begun.
+            built = b.begin(counter, req);
+        }
+        if (built && close) {
+            req.batch_time_ns = realtime_ns();
+            req.previous_root = _previous_root;
+            // docs/attestation.md, payload key 12: the indexes skipped since
+            // the previous batch (for the key's first batch, since index 0).
+            const uint64_t last = req.events.back().event_index;
+            const uint64_t span = _previous_last_index ? last - *_previous_last_index : last + 1;
+            req.missed_events = span - req.events.size();
+            built = b.finish(info, req);
+        } else if (built) {
+            const size_t before = b.leaves_added();
+            built = b.add(req);
+            if (built && b.leaves_added() > before) {
+                std::lock_guard lk(_stats_mutex);
+                _stats.leaves_built_early += b.leaves_added() - before;
+            }
+        }
         working.events = std::move(req.events);
-        _signer_cpu_ns.store(thread_cpu_time().count(), std::memory_order_relaxed);
-        if (!signed_batch) {
+        _builder_cpu_ns.store(thread_cpu_time().count(), std::memory_order_relaxed);
+        if (!built) {
             ++failures;
-            record_failure(false, fmt::format("signing a batch of {} events failed (attempt {}): {}",
-                                              working.events.size(), failures, signed_batch.message()));
+            record_failure(false, fmt::format("building a batch of {} events failed (attempt {}): {}",
+                                              working.events.size(), failures, built.message()));
             retry_at = steady::now() + next_backoff(_rng_state, failures);
             continue;
         }
+        if (!close) {
+            continue;
+        }
 
-        // Signed: the chain moves on now (the writer appends in this order,
-        // and retries a record until it is in the log or stop gives up on
-        // it and on every later one), and the batch goes to the writer.
-        _previous_root = sl.builder->payload().merkle_root;
-        _previous_last_index = sl.builder->payload().last_event_index;
-        working_nonce.reset();
+        // Built: the chain moves on now (the device thread and the writer
+        // take the slots in this order, and stop gives up on a batch only
+        // with every later one), and the batch goes to the device.
+        _previous_root = b.payload().merkle_root;
+        _previous_last_index = b.payload().last_event_index;
+        counter = 0;
         failures = 0;
+        bool more = false;
+        {
+            std::lock_guard lk(_mutex);
+            more = !_open.empty() || !_closed.empty();
+        }
+        if (more) {
+            // The next batch's counter while the device is free, so that its
+            // leaves can be built while the device signs this one. On
+            // failure it is asked for again (and counted) when needed.
+            std::lock_guard device(_device_mutex);
+            if (auto c = _signer.next_counter()) {
+                counter = *c;
+            }
+        }
         {
             std::lock_guard lk(_mutex);
             std::swap(sl.batch, working);
-            sl.pending = true;
-            _events_writing += sl.batch.events.size();
-            _events_signing = 0;
+            sl.st = slot::state::built;
+            _device_busy = true;
+            _events_sealing += sl.batch.events.size();
+            _events_building = 0;
         }
-        _writer_wake.notify_one();
+        _device_wake.notify_one();
         working.clear();
-        next_slot ^= 1U;
+        next_slot = (next_slot + 1) % _slots.size();
     }
 }
 
-void batcher::end_signing() {
+void batcher::end_building() {
     {
         std::lock_guard lk(_mutex);
-        _signer_done = true;
+        _building_done = true;
+    }
+    _device_wake.notify_one();
+}
+
+void batcher::end_sealing() {
+    {
+        std::lock_guard lk(_mutex);
+        _sealing_done = true;
     }
     _writer_wake.notify_one();
 }
 
-void batcher::abandon_slot(slot& sl) {
-    _events_abandoned += sl.batch.events.size();
-    _events_writing -= sl.batch.events.size();
+void batcher::abandon_slot(slot& sl, slot::state next) {
+    const size_t n = sl.batch.events.size();
+    _events_abandoned += n;
+    (sl.st == slot::state::built ? _events_sealing : _events_writing) -= n;
     sl.batch.clear();
-    sl.pending = false;
+    sl.st = next;
+}
+
+void batcher::back_off(std::condition_variable& cv, uint64_t& rng_state, unsigned failures) {
+    const auto retry_at = steady::now() + next_backoff(rng_state, failures);
+    std::unique_lock lk(_mutex);
+    for (;;) {
+        const auto now = steady::now();
+        if (_stopping && now >= _stop_deadline) {
+            _gave_up = true;
+            return;
+        }
+        if (now >= retry_at) {
+            return;
+        }
+        cv.wait_until(lk, _stopping ? std::min(retry_at, _stop_deadline) : retry_at);
+    }
+}
+
+void batcher::run_device() {
+    size_t next_slot = 0;
+    unsigned failures = 0;
+    for (;;) {
+        slot& sl = _slots[next_slot];
+        {
+            std::unique_lock lk(_mutex);
+            _device_wake.wait(lk, [&] { return sl.st == slot::state::built || _building_done; });
+            if (sl.st != slot::state::built) {
+                return; // the builder thread is done and everything is sealed
+            }
+            if (_gave_up) {
+                // Past stop's deadline this batch is given up on like every
+                // later one; the writer frees the slot in its turn.
+                abandon_slot(sl, slot::state::dropped);
+                _device_busy = false;
+                lk.unlock();
+                _writer_wake.notify_one();
+                _wake.notify_one();
+                next_slot = (next_slot + 1) % _slots.size();
+                continue;
+            }
+        }
+
+        status sealed = ok_status();
+        {
+            std::lock_guard device(_device_mutex);
+            sealed = sl.builder->seal(_signer);
+        }
+        _device_cpu_ns.store(thread_cpu_time().count(), std::memory_order_relaxed);
+        if (!sealed) {
+            // The same batch is signed again after the backoff: its counter
+            // is in no other signed batch.
+            ++failures;
+            record_failure(false, fmt::format("signing the batch with counter {} ({} events) failed (attempt {}): {}",
+                                              sl.builder->payload().counter, sl.batch.events.size(), failures,
+                                              sealed.message()));
+            back_off(_device_wake, _device_rng_state, failures);
+            continue;
+        }
+        failures = 0;
+        {
+            std::lock_guard lk(_mutex);
+            sl.st = slot::state::sealed;
+            _events_sealing -= sl.batch.events.size();
+            _events_writing += sl.batch.events.size();
+            _device_busy = false;
+        }
+        _writer_wake.notify_one();
+        _wake.notify_one();
+        next_slot = (next_slot + 1) % _slots.size();
+    }
 }
 
 void batcher::run_writer() {
@@ -458,17 +612,21 @@ void batcher::run_writer() {
         slot& sl = _slots[next_slot];
         {
             std::unique_lock lk(_mutex);
-            _writer_wake.wait(lk, [&] { return sl.pending || _signer_done; });
-            if (!sl.pending) {
-                return; // the signer thread is done and everything is written
-            }
-            if (_writer_gave_up) {
+            _writer_wake.wait(
+                lk, [&] { return sl.st == slot::state::sealed || sl.st == slot::state::dropped || _sealing_done; });
+            if (sl.st == slot::state::sealed && _gave_up) {
                 // Past stop's deadline the writer gives up on this record
                 // and on every later one, so the log has no hole.
-                abandon_slot(sl);
+                abandon_slot(sl, slot::state::free);
+            } else if (sl.st == slot::state::dropped) {
+                sl.st = slot::state::free;
+            } else if (sl.st != slot::state::sealed) {
+                return; // the device thread is done and everything is written
+            }
+            if (sl.st == slot::state::free) {
                 lk.unlock();
                 _slot_free.notify_one();
-                next_slot ^= 1U;
+                next_slot = (next_slot + 1) % _slots.size();
                 continue;
             }
         }
@@ -479,19 +637,7 @@ void batcher::run_writer() {
             record_failure(true, fmt::format("appending the batch with counter {} to the evidence log failed "
                                              "(attempt {}): {}",
                                              payload.counter, failures, appended.message()));
-            const auto retry_at = steady::now() + next_backoff(_writer_rng_state, failures);
-            std::unique_lock lk(_mutex);
-            for (;;) {
-                const auto now = steady::now();
-                if (_stopping && now >= _stop_deadline) {
-                    _writer_gave_up = true;
-                    break;
-                }
-                if (now >= retry_at) {
-                    break;
-                }
-                _writer_wake.wait_until(lk, _stopping ? std::min(retry_at, _stop_deadline) : retry_at);
-            }
+            back_off(_writer_wake, _writer_rng_state, failures);
             _writer_cpu_ns.store(thread_cpu_time().count(), std::memory_order_relaxed);
             continue;
         }
@@ -503,9 +649,9 @@ void batcher::run_writer() {
             ++_stats.batches_signed;
             _stats.largest_batch = std::max<uint64_t>(_stats.largest_batch, sl.batch.events.size());
             _stats.last_counter = payload.counter;
-            for (const burst_mark& b : sl.batch.bursts) {
-                const auto waited = std::chrono::duration_cast<std::chrono::microseconds>(done - b.submitted);
-                _latency.add(static_cast<uint64_t>(std::max<int64_t>(0, waited.count())), b.count);
+            for (const burst_mark& m : sl.batch.bursts) {
+                const auto waited = std::chrono::duration_cast<std::chrono::microseconds>(done - m.submitted);
+                _latency.add(static_cast<uint64_t>(std::max<int64_t>(0, waited.count())), m.count);
             }
         }
         _writer_cpu_ns.store(thread_cpu_time().count(), std::memory_order_relaxed);
@@ -514,10 +660,10 @@ void batcher::run_writer() {
             std::lock_guard lk(_mutex);
             _events_writing -= sl.batch.events.size();
             sl.batch.clear();
-            sl.pending = false;
+            sl.st = slot::state::free;
         }
         _slot_free.notify_one();
-        next_slot ^= 1U;
+        next_slot = (next_slot + 1) % _slots.size();
     }
 }
 

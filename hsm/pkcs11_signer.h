@@ -32,8 +32,9 @@
 //     opens a session, logs in and finds the key again. It refuses a token
 //     that now holds a different key under the label.
 //
-// Threads: one pkcs11_signer is used from one thread (the signer thread);
-// it does no locking of its own. Other PKCS#11 users in the same process are
+// Threads: one pkcs11_signer is used from one thread at a time (the
+// batcher's builder and device threads take turns under a mutex); it does
+// no locking of its own. Other PKCS#11 users in the same process are
 // fine: the module is loaded "managed" by p11-kit, which counts
 // C_Initialize/C_Finalize and keeps each user's sessions apart.
 //

@@ -235,7 +235,7 @@ void add_options(CLI::App& cli, app_options& opt) {
                    "overflow, never dropped silently")
         ->capture_default_str();
     cli.add_option("--attest-threads", at.builder_threads,
-                   "threads that write and hash the leaves of a batch (the signer thread and N - 1 helpers)")
+                   "threads that write and hash the leaves of a batch (the builder thread and N - 1 helpers)")
         ->check(CLI::Range(1U, 16U))
         ->capture_default_str();
     cli.add_option("--attest-algorithm", at.algorithm, "software and pkcs11: es256 or eddsa")->capture_default_str();

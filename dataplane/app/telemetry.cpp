@@ -384,6 +384,7 @@ void fill_attest(const telemetry_sources& src, rte_tel_data* d) {
     add_u64(d, "sign_failures", s.sign_failures);
     add_u64(d, "log_failures", s.log_failures);
     add_u64(d, "largest_batch", s.largest_batch);
+    add_u64(d, "leaves_built_early", s.leaves_built_early);
     add_u64(d, "last_counter", s.last_counter);
     add_u64(d, "latency_p50_us", static_cast<uint64_t>(s.latency_p50.count()));
     add_u64(d, "latency_p99_us", static_cast<uint64_t>(s.latency_p99.count()));

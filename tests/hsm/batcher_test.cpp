@@ -6,9 +6,10 @@
 // (swtpm) stopped and restarted under load loses nothing; a PKCS#11 token
 // (SoftHSM2) signs evidence that verifies; a signer failing long enough
 // makes the batcher overflow and the gap shows; a log that fails is retried,
-// with the signer at most one batch ahead of it and records in signing
+// with the device at most two batches ahead of it and records in signing
 // order, and given up on at stop without a hole in the chain; a restart
-// continues the chain; stop() is bounded with a dead signer.
+// continues the chain; stop() is bounded with a dead signer; a batch's
+// leaves are built while the device signs the one before.
 
 #include <hsm/batcher.h>
 #include <hsm/pkcs11_signer.h>
@@ -221,9 +222,9 @@ bool signatures_reach(const failing_signer& s, uint64_t n) {
 /// The state both failing-log tests start from (small_batches() settings):
 /// one batch of 200 events in the log; then `limit` set so that the log is
 /// "full" 100 octets into the next record; then batch 2 signed, its append
-/// failing, and batch 3 signed into the other builder behind it.
-void fill_both_builders(batcher& b, evidence_log& log, const failing_signer& counted, numbered_bursts& submit_some,
-                        std::optional<test::file_size_limit>& limit) {
+/// failing, and batch 3 signed into another slot behind it.
+void hold_two_batches_behind_a_full_log(batcher& b, evidence_log& log, const failing_signer& counted,
+                                        numbered_bursts& submit_some, std::optional<test::file_size_limit>& limit) {
     submit_some(200);
     ASSERT_TRUE(wait_for(
         b, [](const batcher_stats& s) { return s.events_signed == 200; }, 5s));
@@ -289,14 +290,15 @@ protected:
         return s;
     }
 
-    /// Batches of 200 events (or 20 ms), retries after 10 to 40 ms: the
-    /// tests of a failing log.
-    static batcher_settings small_batches() {
+    /// Batches of 200 events (or 20 ms), retries after `retry_min` to
+    /// `retry_max`: the tests of a failing log or device.
+    static batcher_settings small_batches(std::chrono::milliseconds retry_min = 10ms,
+                                          std::chrono::milliseconds retry_max = 40ms) {
         batcher_settings s = settings();
         s.max_events = 200;
         s.max_wait = 20ms;
-        s.retry_min = 10ms;
-        s.retry_max = 40ms;
+        s.retry_min = retry_min;
+        s.retry_max = retry_max;
         return s;
     }
 
@@ -446,7 +448,7 @@ TEST_F(batcher_test, a_single_event_is_signed_within_t_plus_a_margin) {
     RecordProperty("latency_us", static_cast<int>(st.latency_max.count()));
 }
 
-/// The wall time the signer thread spends per event besides the signature
+/// The wall time the builder thread spends per event besides the signature
 /// itself (claims, Merkle leaf hash, log record encoding) on this machine
 /// now, measured on a batch of 5000.
 double leaf_cost_seconds(signer& s) {
@@ -465,7 +467,7 @@ double leaf_cost_seconds(signer& s) {
 }
 
 TEST_F(batcher_test, a_70ms_signer_keeps_up_with_a_steady_stream_within_t_plus_two_signatures) {
-    // The offered rate: 200k events/s, or what keeps the signer thread's
+    // The offered rate: 200k events/s, or what keeps the builder thread's
     // leaf building at a quarter of one core here if that is less (building
     // a leaf costs microseconds in hsm/evidence.cpp, several times that
     // under sanitizers, and the machine is shared). The batching behaviour
@@ -561,14 +563,77 @@ TEST_F(batcher_test, overflow_beyond_the_cap_is_counted_and_the_gap_shows_in_the
     st = b->stats();
     EXPECT_EQ(st.events_signed, 1050U);
 
+    // The batch the device failed on is signed again as it was built; one
+    // more signature covers everything that arrived during the outage.
     const auto batches = read_back(_dir.path(), "evidence", _software->info());
-    ASSERT_GE(batches.size(), 2U);
-    EXPECT_EQ(batches.front().payload.event_count, 1000U) << "one signature covers the whole outage";
-    EXPECT_EQ(batches.front().payload.last_event_index, 999U);
-    EXPECT_EQ(batches[1].payload.missed_events, 2000U);
-    EXPECT_EQ(batches[1].payload.first_event_index, 3000U);
+    ASSERT_GE(batches.size(), 3U);
+    EXPECT_EQ(batches[0].payload.event_count, 100U);
+    EXPECT_EQ(batches[1].payload.event_count, 900U);
+    EXPECT_EQ(batches[1].payload.last_event_index, 999U);
+    EXPECT_EQ(batches[1].payload.missed_events, 0U);
+    EXPECT_EQ(batches[2].payload.missed_events, 2000U);
+    EXPECT_EQ(batches[2].payload.first_event_index, 3000U);
     EXPECT_EQ(total_missed(batches), 2000U);
     EXPECT_EQ(total_events(batches), 1050U);
+}
+
+TEST_F(batcher_test, the_next_batch_is_built_while_the_device_signs_and_a_nonce_set_meanwhile_is_in_all_of_it) {
+    // The device "signs" batch 1 for as long as it fails. Meanwhile whole
+    // parts of the open batch are built (their counter taken while the
+    // device was free); once the device is back, batch 2 closes with only
+    // its last, partial part left to build.
+    auto log = open_log();
+    ASSERT_TRUE(log);
+    failing_signer device(*_software);
+    auto b = start(device, *log, small_batches(5ms, 5ms));
+    ASSERT_TRUE(b);
+    numbered_bursts submit_some(*b);
+    constexpr size_t part = batch_builder::part_leaves;
+    for (const bool new_nonce : {false, true}) {
+        SCOPED_TRACE(new_nonce ? "a nonce set while the batch is open" : "no nonce");
+        const uint64_t batches_before = b->stats().batches_signed;
+        const uint64_t early_before = b->stats().leaves_built_early;
+        device.failing = true;
+        submit_some(200); // closes at N for the free device, which then fails
+        ASSERT_TRUE(wait_for(
+            *b, [](const batcher_stats& s) { return s.sign_failures > 0 && s.events_held == 200; }, 5s));
+        const uint64_t failures = b->stats().sign_failures;
+        constexpr int open_events = 3 * static_cast<int>(part) + 5;
+        for (int sent = 0; sent < open_events; sent += 500) {
+            submit_some(std::min(500, open_events - sent));
+        }
+        ASSERT_TRUE(wait_for(
+            *b, [&](const batcher_stats& s) { return s.leaves_built_early == early_before + 3 * part; }, 10s))
+            << b->stats().leaves_built_early - early_before;
+        EXPECT_EQ(b->stats().batches_signed, batches_before) << "the device is still failing";
+        if (new_nonce) {
+            ASSERT_TRUE(b->set_nonce(std::vector<uint8_t>(16, 0x6e)));
+        }
+        ASSERT_TRUE(wait_for(
+            *b, [&](const batcher_stats& s) { return s.sign_failures > failures + 1; }, 5s));
+        device.failing = false;
+        ASSERT_TRUE(wait_for(
+            *b, [&](const batcher_stats& s) { return s.batches_signed == batches_before + 2; }, 5s));
+        EXPECT_EQ(b->stats().leaves_built_early, early_before + 3 * part)
+            << "the last part is built at close (and, after a new nonce, all of them)";
+    }
+    EXPECT_EQ(b->stop().events_unsigned, 0U);
+
+    // Every batch checks (signature, root, claims agreeing with the payload,
+    // nonce included) and chains; the second batch of each round holds all
+    // that arrived while the device failed.
+    const auto batches = read_back(_dir.path(), "evidence", _software->info());
+    ASSERT_EQ(batches.size(), 4U);
+    EXPECT_EQ(batches[0].payload.event_count, 200U);
+    EXPECT_EQ(batches[1].payload.event_count, 3 * part + 5);
+    EXPECT_FALSE(batches[1].payload.nonce);
+    EXPECT_EQ(batches[2].payload.event_count, 200U);
+    EXPECT_EQ(batches[3].payload.event_count, 3 * part + 5);
+    EXPECT_FALSE(batches[2].payload.nonce) << "taken by the device before the nonce was set";
+    EXPECT_EQ(batches[3].payload.nonce, std::vector<uint8_t>(16, 0x6e));
+    for (size_t i = 0; i < batches.size(); ++i) {
+        EXPECT_EQ(batches[i].payload.counter, i + 1) << "each batch's counter taken once";
+    }
 }
 
 TEST_F(batcher_test, a_failing_log_is_retried_with_the_same_signed_batch_and_nothing_is_lost) {
@@ -604,7 +669,7 @@ TEST_F(batcher_test, a_failing_log_is_retried_with_the_same_signed_batch_and_not
     }
 }
 
-TEST_F(batcher_test, while_the_log_fails_the_signer_signs_one_batch_ahead_then_waits_and_order_holds) {
+TEST_F(batcher_test, while_the_log_fails_the_device_signs_two_batches_ahead_then_waits_and_order_holds) {
     auto log = open_log();
     ASSERT_TRUE(log);
     failing_signer counted(*_software);
@@ -613,24 +678,27 @@ TEST_F(batcher_test, while_the_log_fails_the_signer_signs_one_batch_ahead_then_w
     numbered_bursts submit_some(*b);
     {
         std::optional<test::file_size_limit> limit;
-        ASSERT_NO_FATAL_FAILURE(fill_both_builders(*b, *log, counted, submit_some, limit));
-        // Both builders hold a batch: the signer thread waits, and what
+        ASSERT_NO_FATAL_FAILURE(hold_two_batches_behind_a_full_log(*b, *log, counted, submit_some, limit));
+        // A third slot: batch 4 is built and signed behind them.
+        submit_some(200);
+        ASSERT_TRUE(signatures_reach(counted, 4));
+        // Every slot holds a batch: the builder thread waits, and what
         // arrives now stays open.
         submit_some(200);
         std::this_thread::sleep_for(200ms);
         const batcher_stats st = b->stats();
-        EXPECT_EQ(counted.signatures.load(), 3U) << "no third batch is signed while two wait for the log";
+        EXPECT_EQ(counted.signatures.load(), 4U) << "no fifth batch is signed while three wait for the log";
         EXPECT_EQ(st.events_signed, 200U);
-        EXPECT_EQ(st.events_held, 600U);
+        EXPECT_EQ(st.events_held, 800U);
         EXPECT_GE(st.log_failures, 2U);
     }
     ASSERT_TRUE(wait_for(
-        *b, [](const batcher_stats& s) { return s.events_signed == 800; }, 5s));
+        *b, [](const batcher_stats& s) { return s.events_signed == 1000; }, 5s));
     EXPECT_EQ(b->stop().events_unsigned, 0U);
-    EXPECT_EQ(counted.signatures.load(), 4U);
+    EXPECT_EQ(counted.signatures.load(), 5U);
 
     const auto batches = read_back(_dir.path(), "evidence", _software->info(), true);
-    ASSERT_EQ(batches.size(), 4U);
+    ASSERT_EQ(batches.size(), 5U);
     for (size_t i = 0; i < batches.size(); ++i) {
         EXPECT_EQ(batches[i].payload.counter, i + 1) << "appended in the order they were signed";
         EXPECT_EQ(batches[i].payload.event_count, 200U);
@@ -642,24 +710,23 @@ TEST_F(batcher_test, stop_with_a_failing_log_gives_up_on_every_held_batch_and_th
     auto log = open_log();
     ASSERT_TRUE(log);
     failing_signer counted(*_software);
-    auto settings = small_batches();
+    auto settings = small_batches(20ms, 100ms);
     settings.stop_timeout = 300ms;
-    settings.retry_min = 20ms;
-    settings.retry_max = 100ms;
     auto b = start(counted, *log, settings);
     ASSERT_TRUE(b);
     numbered_bursts submit_some(*b);
     std::optional<test::file_size_limit> limit;
-    ASSERT_NO_FATAL_FAILURE(fill_both_builders(*b, *log, counted, submit_some, limit));
+    ASSERT_NO_FATAL_FAILURE(hold_two_batches_behind_a_full_log(*b, *log, counted, submit_some, limit));
     EXPECT_EQ(counted.signatures.load(), 3U);
     submit_some(50);
+    ASSERT_TRUE(signatures_reach(counted, 4));
 
     const auto start_time = clock_type::now();
     const batcher_stop_report report = b->stop();
     const auto took = clock_type::now() - start_time;
     EXPECT_GE(took, 250ms);
     EXPECT_LE(took, 2s);
-    EXPECT_EQ(report.events_unsigned, 450U) << "the batch being written, the one signed after it, the open one";
+    EXPECT_EQ(report.events_unsigned, 450U) << "the batch being written and the two signed after it";
     EXPECT_NE(report.last_error.find("evidence.cbor"), std::string::npos) << report.last_error;
     const batcher_stats st = b->stats();
     EXPECT_EQ(st.events_signed, 200U);
