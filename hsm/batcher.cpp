@@ -429,6 +429,9 @@ void batcher::run() {
             // Under the lock with set_nonce(): a nonce set before this
             // batch's time is in it (docs/attestation.md, payload key 13).
             req.nonce = _nonce;
+            if (close) {
+                req.batch_time_ns = realtime_ns();
+            }
         }
 
         req.events = std::move(working.events);
@@ -447,7 +450,6 @@ void batcher::run() {
             built = b.begin(counter, req);
         }
         if (built && close) {
-            req.batch_time_ns = realtime_ns();
             req.previous_root = _previous_root;
             // docs/attestation.md, payload key 12: the indexes skipped since
             // the previous batch (for the key's first batch, since index 0).

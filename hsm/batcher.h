@@ -248,8 +248,10 @@ public:
 
     /// The verifier nonce (8-64 octets) for every batch the signer takes
     /// from now on, until the next set_nonce; an empty optional withdraws
-    /// it. A batch carries the nonce that was set when the signer took it
-    /// (a batch held after a failure and not yet signed takes the newest).
+    /// it. A batch carries the nonce that was set when it closed, read with
+    /// its batch_time_ns (leaves built before a new nonce are built again);
+    /// a batch whose counter or leaves failed takes the newest at its next
+    /// attempt, one whose signature failed keeps its own.
     status set_nonce(std::optional<std::vector<uint8_t>> nonce);
     /// The nonce batches are given now.
     std::optional<std::vector<uint8_t>> nonce() const;
