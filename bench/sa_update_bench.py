@@ -14,8 +14,9 @@ frame rate, from which the burst interval follows.
 Three placements of the work that applies updates:
   one-lcore       -l 0: the only lcore polls, and looks at the SA ring
                   after every burst
-  main-sleeps     -l 0-1: a worker lcore polls; the main lcore looks at the
-                  ring every --service-interval 200 us (the default)
+  main-sleeps     -l 0-1: a worker lcore polls; the main lcore sleeps up to
+                  --service-interval 200 us (the default) between looks,
+                  and the writer's doorbell wakes it
   main-polls      -l 0-1 --service-interval 0: the main lcore polls the
                   ring without sleeping (a core of its own)
 

@@ -8,14 +8,18 @@
 #include <rte_ring_peek_zc.h>
 
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
+#include <ctime>
 #include <new>
 
 namespace ptpsec {
@@ -34,7 +38,8 @@ struct segment_header {
     uint32_t slots;
     uint32_t update_size;
     uint32_t ack_size;
-    uint32_t reserved;
+    /// The doorbell (futex word): moved on by a writer after each update.
+    uint32_t doorbell;
     uint64_t updates_offset;
     uint64_t acks_offset;
     uint64_t size;
@@ -129,8 +134,35 @@ result<sa_channel> sa_channel::attach(const std::string& file_prefix) {
     return ch;
 }
 
+uint32_t* sa_channel::doorbell() const noexcept {
+    return reinterpret_cast<uint32_t*>(_seg.base() + offsetof(segment_header, doorbell));
+}
+
 bool sa_channel::push_update(const sa_wire::update& u) noexcept {
-    return rte_ring_enqueue_elem(_updates, const_cast<sa_wire::update*>(&u), sizeof(u)) == 0;
+    if (rte_ring_enqueue_elem(_updates, const_cast<sa_wire::update*>(&u), sizeof(u)) != 0) {
+        return false;
+    }
+    // After the enqueue: a reader that sees the bell move sees the update.
+    __atomic_fetch_add(doorbell(), 1U, __ATOMIC_RELEASE);
+    // Not FUTEX_PRIVATE: the sleeper is another process mapping the segment.
+    (void)::syscall(SYS_futex, doorbell(), FUTEX_WAKE, 1, nullptr, nullptr, 0);
+    return true;
+}
+
+bool sa_channel::wait_for_update(std::chrono::microseconds limit) const noexcept {
+    // The bell's value before the look at the ring: an update pushed after
+    // the look moves it, and FUTEX_WAIT then returns at once.
+    const uint32_t seen = __atomic_load_n(doorbell(), __ATOMIC_ACQUIRE);
+    if (updates_waiting() || limit.count() <= 0) {
+        return updates_waiting();
+    }
+    timespec ts{};
+    ts.tv_sec = static_cast<time_t>(limit.count() / 1'000'000);
+    ts.tv_nsec = static_cast<long>(limit.count() % 1'000'000) * 1000;
+    // A wake-up, a timeout, EAGAIN (the bell moved) and EINTR all end the
+    // wait the same way: the caller looks at the ring.
+    (void)::syscall(SYS_futex, doorbell(), FUTEX_WAIT, seen, &ts, nullptr, 0);
+    return updates_waiting();
 }
 
 bool sa_channel::pop_ack(sa_wire::ack& a) noexcept {

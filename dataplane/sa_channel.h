@@ -10,14 +10,22 @@
 // multi-process.
 //
 // The data plane creates the segment at start and removes it at exit; it
-// drains updates between bursts and never waits on the channel. Writers on
-// the control side take writer_lock first, so that one writer at a time
-// pushes and reads its own acknowledgements.
+// drains updates between bursts and its workers never wait on the channel.
+// Writers on the control side take writer_lock first, so that one writer at
+// a time pushes and reads its own acknowledgements.
+//
+// The doorbell. A writer rings it after each update it pushes: a counter in
+// the segment's header, moved on and woken with a (process-shared) futex.
+// A main lcore that sleeps between looks at the ring sleeps on it
+// (wait_for_update), so an update wakes it at once instead of at the end of
+// its interval. Ringing is a system call per update on the control side;
+// the workers never touch the bell.
 
 #include <dataplane/sa_update_wire.h>
 #include <dataplane/shm_segment.h>
 #include <drivers/base/result.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -59,6 +67,10 @@ public:
     unsigned pop_updates(sa_wire::update* out, unsigned n) noexcept;
     /// Updates are waiting: two loads, cheap enough to ask between bursts.
     bool updates_waiting() const noexcept;
+    /// Sleeps until an update is pushed (the doorbell) or `limit` passes,
+    /// at once if one is waiting; returns updates_waiting(). Not for a
+    /// worker: for the thread that applies updates between its other work.
+    bool wait_for_update(std::chrono::microseconds limit) const noexcept;
     /// False if the ring is full (the writer stopped reading): counted by the caller.
     bool push_ack(const sa_wire::ack& a) noexcept;
 
@@ -81,6 +93,9 @@ public:
 
 private:
     explicit sa_channel(shm_segment seg) noexcept : _seg(std::move(seg)) {}
+
+    /// The doorbell: a futex word in the segment's header.
+    uint32_t* doorbell() const noexcept;
 
     shm_segment _seg;
     rte_ring* _updates = nullptr;

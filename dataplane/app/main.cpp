@@ -576,8 +576,9 @@ private:
                 for (int i = 0; i < 64 && poll->poll_once() != 0 && !_channel->updates_waiting(); ++i) {
                 }
             } else if (_opt.service_interval_us != 0) {
-                // Updates are applied within about this long of arriving.
-                std::this_thread::sleep_for(std::chrono::microseconds(_opt.service_interval_us));
+                // Sleeps this long between looks at the event ring and the
+                // clock, and wakes at once when a writer pushes an update.
+                _channel->wait_for_update(std::chrono::microseconds(_opt.service_interval_us));
             } else {
                 rte_pause(); // a main lcore of its own: look again at once
             }

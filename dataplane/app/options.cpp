@@ -192,8 +192,8 @@ void add_options(CLI::App& cli, app_options& opt) {
                    "over on a ring)")
         ->capture_default_str();
     cli.add_option("--service-interval", opt.service_interval_us,
-                   "microseconds the main lcore sleeps between looks at the SA channel, key lifetimes and the event "
-                   "ring (0: it polls without sleeping, for a main lcore on a core of its own)")
+                   "microseconds the main lcore sleeps between looks at key lifetimes and the event ring; an SA "
+                   "update wakes it at once (0: it polls without sleeping, for a main lcore on a core of its own)")
         ->check(CLI::Range(0U, 1'000'000U))
         ->capture_default_str();
     cli.add_option("--handoff-ring", opt.handoff_ring, "slots of each handoff ring (a power of two)")

@@ -755,5 +755,57 @@ TEST(sa_channel_test, works_between_two_processes) {
     EXPECT_EQ(expected, 101U);
 }
 
+TEST(sa_channel_test, a_push_from_another_process_wakes_a_reader_sleeping_on_the_doorbell) {
+    const std::string prefix = unique_prefix("bell");
+    auto dp = sa_channel::create(prefix, 8);
+    ASSERT_TRUE(dp);
+    using clock = std::chrono::steady_clock;
+    // Nothing pushed: the wait ends at its limit, with nothing waiting.
+    auto since = clock::now();
+    EXPECT_FALSE(dp->wait_for_update(std::chrono::milliseconds(30)));
+    EXPECT_GE(clock::now() - since, std::chrono::milliseconds(30));
+
+    // The writer in a child process pushes 10 updates, 20 ms apart, so
+    // that the reader is asleep when each arrives. Each wait has a 5 s
+    // limit: a bell that did not ring would show as a wait that long.
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        auto ctl = sa_channel::attach(prefix);
+        if (!ctl) {
+            ::_exit(3);
+        }
+        for (uint64_t seq = 1; seq <= 10; ++seq) {
+            ::usleep(20000);
+            sa_wire::update u = add(2, static_cast<uint32_t>(seq));
+            u.sequence = seq;
+            if (!ctl->push_update(u)) {
+                ::_exit(4);
+            }
+        }
+        ::_exit(0);
+    }
+    for (uint64_t seq = 1; seq <= 10; ++seq) {
+        since = clock::now();
+        ASSERT_TRUE(dp->wait_for_update(std::chrono::seconds(5))) << "update " << seq;
+        EXPECT_LT(clock::now() - since, std::chrono::seconds(4)) << "update " << seq << " did not ring the bell";
+        sa_wire::update got[1];
+        ASSERT_EQ(dp->pop_updates(got, 1), 1U);
+        EXPECT_EQ(got[0].sequence, seq);
+    }
+    int ws = 0;
+    ASSERT_EQ(::waitpid(child, &ws, 0), child);
+    EXPECT_TRUE(WIFEXITED(ws));
+    EXPECT_EQ(WEXITSTATUS(ws), 0);
+
+    // An update already waiting: no sleep at all.
+    auto ctl = sa_channel::attach(prefix);
+    ASSERT_TRUE(ctl);
+    ASSERT_TRUE(ctl->push_update(add(2, 11)));
+    since = clock::now();
+    EXPECT_TRUE(dp->wait_for_update(std::chrono::seconds(5)));
+    EXPECT_LT(clock::now() - since, std::chrono::seconds(4));
+}
+
 } // namespace
 } // namespace ptpsec
