@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -705,36 +706,50 @@ TEST(sa_channel_test, attach_says_what_is_wrong) {
     EXPECT_NE(gone.message().find("no ptpsec-dataplane running"), std::string::npos);
 }
 
+/// Runs `writer` in a child process attached to the channel of `prefix`
+/// (the control side: no EAL there either); its return value is the
+/// child's exit status, 3 when it cannot attach.
+pid_t fork_writer(const std::string& prefix, const std::function<int(sa_channel&)>& writer) {
+    const pid_t child = ::fork();
+    if (child == 0) {
+        auto ctl = sa_channel::attach(prefix);
+        ::_exit(ctl ? writer(*ctl) : 3);
+    }
+    return child;
+}
+
+void expect_clean_exit(pid_t child) {
+    int ws = 0;
+    ASSERT_EQ(::waitpid(child, &ws, 0), child);
+    EXPECT_TRUE(WIFEXITED(ws));
+    EXPECT_EQ(WEXITSTATUS(ws), 0);
+}
+
 TEST(sa_channel_test, works_between_two_processes) {
     // The control side in a child process (no EAL there either): it pushes
     // 100 updates under the writer lock and waits for each acknowledgement.
     const std::string prefix = unique_prefix("fork");
     auto dp = sa_channel::create(prefix, 8);
     ASSERT_TRUE(dp);
-    const pid_t child = ::fork();
-    ASSERT_GE(child, 0);
-    if (child == 0) {
-        auto ctl = sa_channel::attach(prefix);
-        if (!ctl) {
-            ::_exit(3);
-        }
-        sa_channel::writer_lock lock(*ctl);
+    const pid_t child = fork_writer(prefix, [](sa_channel& ctl) {
+        sa_channel::writer_lock lock(ctl);
         for (uint64_t seq = 1; seq <= 100; ++seq) {
             sa_wire::update u = add(2, static_cast<uint32_t>(seq));
             u.sequence = seq;
-            while (!ctl->push_update(u)) {
+            while (!ctl.push_update(u)) {
                 ::usleep(100);
             }
             sa_wire::ack a;
-            while (!ctl->pop_ack(a)) {
+            while (!ctl.pop_ack(a)) {
                 ::usleep(100);
             }
             if (a.sequence != seq) {
-                ::_exit(4);
+                return 4;
             }
         }
-        ::_exit(0);
-    }
+        return 0;
+    });
+    ASSERT_GE(child, 0);
     uint64_t expected = 1;
     for (int spins = 0; expected <= 100 && spins < 2000000; ++spins) {
         sa_wire::update got[4];
@@ -748,10 +763,7 @@ TEST(sa_channel_test, works_between_two_processes) {
             ::usleep(50);
         }
     }
-    int ws = 0;
-    ASSERT_EQ(::waitpid(child, &ws, 0), child);
-    EXPECT_TRUE(WIFEXITED(ws));
-    EXPECT_EQ(WEXITSTATUS(ws), 0);
+    expect_clean_exit(child);
     EXPECT_EQ(expected, 101U);
 }
 
@@ -768,23 +780,18 @@ TEST(sa_channel_test, a_push_from_another_process_wakes_a_reader_sleeping_on_the
     // The writer in a child process pushes 10 updates, 20 ms apart, so
     // that the reader is asleep when each arrives. Each wait has a 5 s
     // limit: a bell that did not ring would show as a wait that long.
-    const pid_t child = ::fork();
-    ASSERT_GE(child, 0);
-    if (child == 0) {
-        auto ctl = sa_channel::attach(prefix);
-        if (!ctl) {
-            ::_exit(3);
-        }
+    const pid_t child = fork_writer(prefix, [](sa_channel& ctl) {
         for (uint64_t seq = 1; seq <= 10; ++seq) {
             ::usleep(20000);
             sa_wire::update u = add(2, static_cast<uint32_t>(seq));
             u.sequence = seq;
-            if (!ctl->push_update(u)) {
-                ::_exit(4);
+            if (!ctl.push_update(u)) {
+                return 4;
             }
         }
-        ::_exit(0);
-    }
+        return 0;
+    });
+    ASSERT_GE(child, 0);
     for (uint64_t seq = 1; seq <= 10; ++seq) {
         since = clock::now();
         ASSERT_TRUE(dp->wait_for_update(std::chrono::seconds(5))) << "update " << seq;
@@ -793,10 +800,7 @@ TEST(sa_channel_test, a_push_from_another_process_wakes_a_reader_sleeping_on_the
         ASSERT_EQ(dp->pop_updates(got, 1), 1U);
         EXPECT_EQ(got[0].sequence, seq);
     }
-    int ws = 0;
-    ASSERT_EQ(::waitpid(child, &ws, 0), child);
-    EXPECT_TRUE(WIFEXITED(ws));
-    EXPECT_EQ(WEXITSTATUS(ws), 0);
+    expect_clean_exit(child);
 
     // An update already waiting: no sleep at all.
     auto ctl = sa_channel::attach(prefix);
