@@ -153,8 +153,8 @@ bool sa_channel::wait_for_update(std::chrono::microseconds limit) const noexcept
     // The bell's value before the look at the ring: an update pushed after
     // the look moves it, and FUTEX_WAIT then returns at once.
     const uint32_t seen = __atomic_load_n(doorbell(), __ATOMIC_ACQUIRE);
-    if (updates_waiting() || limit.count() <= 0) {
-        return updates_waiting();
+    if (const bool waiting = updates_waiting(); waiting || limit.count() <= 0) {
+        return waiting;
     }
     timespec ts{};
     ts.tv_sec = static_cast<time_t>(limit.count() / 1'000'000);

@@ -38,6 +38,19 @@ status check_events(const batch_request& req, size_t from, size_t end) {
     return ok_status();
 }
 
+/// What every leaf of the batch holds besides its event: signer_id, nonce,
+/// pcr_summary.
+status check_header(const batch_request& req) {
+    if (req.signer_id.empty() || req.signer_id.size() > max_signer_id_len) {
+        return error{fmt::format("batch: a signer_id is 1 to {} octets", max_signer_id_len)};
+    }
+    PTPSEC_TRY(nonce_ok, check_nonce_length(req.nonce, "batch"));
+    if (req.pcr_summary && (req.pcr_summary->empty() || req.pcr_summary->size() > max_pcr_summary_len)) {
+        return error{fmt::format("batch: a pcr_summary is 1 to {} octets", max_pcr_summary_len)};
+    }
+    return ok_status();
+}
+
 } // namespace
 
 std::chrono::nanoseconds thread_cpu_time() noexcept {
@@ -174,8 +187,7 @@ status batch_builder::sign(signer& s, const batch_request& req) {
         return error{"batch: no events to sign"};
     }
     // Everything that can be refused is refused before the counter moves.
-    PTPSEC_TRY(header_ok, begin(0, req));
-    _begun = false;
+    PTPSEC_TRY(header_ok, check_header(req));
     PTPSEC_TRY(events_ok, check_events(req, 0, req.events.size()));
     auto counter = s.next_counter();
     if (!counter) {
@@ -190,13 +202,7 @@ status batch_builder::begin(uint64_t counter, const batch_request& req) {
     _holds = false;
     _begun = false;
     _finished = false;
-    if (req.signer_id.empty() || req.signer_id.size() > max_signer_id_len) {
-        return error{fmt::format("batch: a signer_id is 1 to {} octets", max_signer_id_len)};
-    }
-    PTPSEC_TRY(nonce_ok, check_nonce_length(req.nonce, "batch"));
-    if (req.pcr_summary && (req.pcr_summary->empty() || req.pcr_summary->size() > max_pcr_summary_len)) {
-        return error{fmt::format("batch: a pcr_summary is 1 to {} octets", max_pcr_summary_len)};
-    }
+    PTPSEC_TRY(header_ok, check_header(req));
     _counter = counter;
     _nonce = req.nonce;
     _batch_part = encode_batch_claims(req.nonce, counter, req.signer_id, req.pcr_summary);
@@ -224,7 +230,7 @@ status batch_builder::add_parts(const batch_request& req, size_t end, size_t siz
         return e;
     };
     if (auto checked = check_events(req, _added, end); !checked) {
-        return fail(error{checked.message()});
+        return fail(checked.err());
     }
     if (_items.size() < end * _room) {
         _items.resize(end * _room);

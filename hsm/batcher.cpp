@@ -198,7 +198,7 @@ size_t batcher::submit(std::span<const event_record> records, uint64_t missed) {
             // next batch.
             const size_t open_size = _open_taken + _open.events.size();
             const bool close_at_n =
-                _builder_waiting && !_device_busy && _closed.empty() && open_size < _settings.max_events;
+                _builder_waiting && !device_busy() && _closed.empty() && open_size < _settings.max_events;
             if (close_at_n) {
                 chunk = std::min(chunk, _settings.max_events - open_size);
             }
@@ -400,7 +400,7 @@ void batcher::run() {
                 // it signs the previous batch this one grows.
                 const size_t open_size = working.events.size() + _open.events.size();
                 const auto first = working.empty() ? _open.first_submit : working.first_submit;
-                if (open_size > 0 && !_device_busy &&
+                if (open_size > 0 && !device_busy() &&
                     (failures > 0 || _stopping || open_size >= _settings.max_events ||
                      now >= first + _settings.max_wait)) {
                     merge_into(working, _open); // what arrived meanwhile joins it
@@ -417,7 +417,7 @@ void batcher::run() {
                 }
                 _builder_waiting = true;
                 _build_at = failures == 0 ? batch_builder::part_leaves - unbuilt : SIZE_MAX;
-                if (open_size == 0 || _device_busy) {
+                if (open_size == 0 || device_busy()) {
                     _wake.wait(lk);
                 } else {
                     _wake.wait_until(lk, first + _settings.max_wait);
@@ -437,8 +437,7 @@ void batcher::run() {
         req.events = std::move(working.events);
         status built = ok_status();
         if (counter == 0) {
-            std::lock_guard device(_device_mutex);
-            auto c = _signer.next_counter();
+            auto c = take_counter();
             if (c) {
                 counter = *c;
             } else {
@@ -494,8 +493,7 @@ void batcher::run() {
             // The next batch's counter while the device is free, so that its
             // leaves can be built while the device signs this one. On
             // failure it is asked for again (and counted) when needed.
-            std::lock_guard device(_device_mutex);
-            if (auto c = _signer.next_counter()) {
+            if (auto c = take_counter()) {
                 counter = *c;
             }
         }
@@ -503,7 +501,6 @@ void batcher::run() {
             std::lock_guard lk(_mutex);
             std::swap(sl.batch, working);
             sl.st = slot::state::built;
-            _device_busy = true;
             _events_sealing += sl.batch.events.size();
             _events_building = 0;
         }
@@ -511,6 +508,11 @@ void batcher::run() {
         working.clear();
         next_slot = (next_slot + 1) % _slots.size();
     }
+}
+
+result<uint64_t> batcher::take_counter() {
+    std::lock_guard device(_device_mutex);
+    return _signer.next_counter();
 }
 
 void batcher::end_building() {
@@ -568,7 +570,6 @@ void batcher::run_device() {
                 // Past stop's deadline this batch is given up on like every
                 // later one; the writer frees the slot in its turn.
                 abandon_slot(sl, slot::state::dropped);
-                _device_busy = false;
                 lk.unlock();
                 _writer_wake.notify_one();
                 _wake.notify_one();
@@ -599,7 +600,6 @@ void batcher::run_device() {
             sl.st = slot::state::sealed;
             _events_sealing -= sl.batch.events.size();
             _events_writing += sl.batch.events.size();
-            _device_busy = false;
         }
         _writer_wake.notify_one();
         _wake.notify_one();

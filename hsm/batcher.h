@@ -119,6 +119,7 @@
 #include <hsm/evidence_log.h>
 #include <hsm/signer.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -310,6 +311,14 @@ private:
     size_t events_held() const noexcept {
         return _open.events.size() + _closed.events.size() + _events_building + _events_sealing + _events_writing;
     }
+    /// Under _mutex: a batch is built and not yet sealed (or dropped), so
+    /// the device is busy. The builder thread hands it one batch at a time.
+    bool device_busy() const noexcept {
+        return std::ranges::any_of(_slots, [](const slot& sl) { return sl.st == slot::state::built; });
+    }
+    /// The signer's next_counter(), under _device_mutex (by the builder
+    /// thread, between the device thread's signatures).
+    result<uint64_t> take_counter();
     /// Under _mutex, by the device thread or the writer: `sl`'s events are
     /// given up on (stop's deadline passed, _gave_up).
     void abandon_slot(slot& sl, slot::state next);
@@ -354,8 +363,6 @@ private:
     /// wants to be woken to build a part.
     bool _builder_waiting = false;
     size_t _build_at = 0;
-    /// A batch is built and not yet sealed: the device is busy.
-    bool _device_busy = false;
     /// Events in the batch the builder thread is building or retrying, in
     /// built slots and in sealed ones.
     size_t _events_building = 0;
