@@ -11,14 +11,17 @@ time from then to the publication of the new SA version, after which each
 worker reads it at its next burst. The same data plane also reports its
 frame rate, from which the burst interval follows.
 
-Three placements of the work that applies updates:
+Four placements of the work that applies updates:
   one-lcore       -l 0: the only lcore polls, and looks at the SA ring
                   after every burst
-  main-sleeps     -l 0-1: a worker lcore polls; the main lcore sleeps up to
-                  --service-interval 200 us (the default) between looks,
-                  and the writer's doorbell wakes it
-  main-polls      -l 0-1 --service-interval 0: the main lcore polls the
-                  ring without sleeping (a core of its own)
+  ptp-worker      -l 0-1 (the default, --sa-apply worker): a worker lcore
+                  polls and applies updates between two of its bursts; the
+                  main lcore sleeps, stepping in only for a held-up worker
+  main-sleeps     -l 0-1 --sa-apply main: the main lcore applies them; it
+                  sleeps up to --service-interval 200 us (the default)
+                  between looks, and the writer's doorbell wakes it
+  main-polls      -l 0-1 --sa-apply main --service-interval 0: the main
+                  lcore polls the ring without sleeping (a core of its own)
 
 Ends with one line per placement:
     PLACEMENT p50 P50_US p99 P99_US max MAX_US burst_interval BURST_US
@@ -37,8 +40,9 @@ import time
 
 PLACEMENTS = [
     ("one-lcore", "0", []),
-    ("main-sleeps", "0-1", []),
-    ("main-polls", "0-1", ["--service-interval", "0"]),
+    ("ptp-worker", "0-1", []),
+    ("main-sleeps", "0-1", ["--sa-apply", "main"]),
+    ("main-polls", "0-1", ["--sa-apply", "main", "--service-interval", "0"]),
 ]
 
 
@@ -97,6 +101,8 @@ def run_placement(build, work, stripped, name, lcores, extra, rotations, memory)
     # The signing path receives half of the frames; a burst is 32 of them.
     burst_us = 32 / (fps / 2) * 1e6 if fps > 0 else 0
     return {"lcores": lcores, "options": extra, "updates": s["sa_updates"]["applied"],
+            "applied_by_worker": s["sa_updates"]["applied_by_worker"],
+            "applied_by_main_for_worker": s["sa_updates"]["applied_by_main_for_worker"],
             "rejected": s["sa_updates"]["rejected"], "apply_latency_us": lat, "frames_per_s": fps,
             "burst_interval_us": burst_us, "dropped": dropped, "drops": reasons}
 
@@ -126,7 +132,9 @@ def main():
             lat = r["apply_latency_us"]
             lines.append(f"{name} p50 {lat['p50']} p99 {lat['p99']} max {lat['max']} "
                          f"burst_interval {r['burst_interval_us']:.1f}")
-            print(f"  {name}: {r['updates']} updates applied ({r['rejected']} rejected), apply latency p50 "
+            by = (f", {r['applied_by_worker']} by the PTP worker, {r['applied_by_main_for_worker']} by the main "
+                  f"lcore for it" if lcores != "0" and "main" not in extra else "")
+            print(f"  {name}: {r['updates']} updates applied ({r['rejected']} rejected{by}), apply latency p50 "
                   f"{lat['p50']} us p99 {lat['p99']} us max {lat['max']} us; {r['frames_per_s'] / 1e6:.2f} Mfps, "
                   f"burst interval {r['burst_interval_us']:.1f} us; dropped {r['dropped']} {r['drops']}", flush=True)
         if args.json:

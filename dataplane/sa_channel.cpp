@@ -149,6 +149,20 @@ bool sa_channel::push_update(const sa_wire::update& u) noexcept {
     return true;
 }
 
+namespace {
+
+/// FUTEX_WAIT on the bell while it holds `seen`, up to `limit`. A wake-up, a
+/// timeout, EAGAIN (the bell moved) and EINTR all end the wait the same way:
+/// the caller looks at the ring.
+void sleep_on_bell(uint32_t* bell, uint32_t seen, std::chrono::microseconds limit) noexcept {
+    timespec ts{};
+    ts.tv_sec = static_cast<time_t>(limit.count() / 1'000'000);
+    ts.tv_nsec = static_cast<long>(limit.count() % 1'000'000) * 1000;
+    (void)::syscall(SYS_futex, bell, FUTEX_WAIT, seen, &ts, nullptr, 0);
+}
+
+} // namespace
+
 bool sa_channel::wait_for_update(std::chrono::microseconds limit) const noexcept {
     // The bell's value before the look at the ring: an update pushed after
     // the look moves it, and FUTEX_WAIT then returns at once.
@@ -156,36 +170,40 @@ bool sa_channel::wait_for_update(std::chrono::microseconds limit) const noexcept
     if (const bool waiting = updates_waiting(); waiting || limit.count() <= 0) {
         return waiting;
     }
-    timespec ts{};
-    ts.tv_sec = static_cast<time_t>(limit.count() / 1'000'000);
-    ts.tv_nsec = static_cast<long>(limit.count() % 1'000'000) * 1000;
-    // A wake-up, a timeout, EAGAIN (the bell moved) and EINTR all end the
-    // wait the same way: the caller looks at the ring.
-    (void)::syscall(SYS_futex, doorbell(), FUTEX_WAIT, seen, &ts, nullptr, 0);
+    sleep_on_bell(doorbell(), seen, limit);
     return updates_waiting();
+}
+
+void sa_channel::wait_for_push(std::chrono::microseconds limit) const noexcept {
+    if (limit.count() > 0) {
+        sleep_on_bell(doorbell(), __atomic_load_n(doorbell(), __ATOMIC_ACQUIRE), limit);
+    }
 }
 
 bool sa_channel::pop_ack(sa_wire::ack& a) noexcept {
     return rte_ring_dequeue_elem(_acks, &a, sizeof(a)) == 0;
 }
 
-unsigned sa_channel::pop_updates(sa_wire::update* out, unsigned n) noexcept {
-    // Zero-copy dequeue (the ring has one consumer): the slots are copied
-    // and wiped before the tail moves, so no producer can be writing them.
+unsigned sa_channel::pop_updates(sa_wire::update* out, unsigned n,
+                                 bool (*take)(const sa_wire::update&) noexcept) noexcept {
+    // Zero-copy dequeue (the ring has one consumer at a time): the slots
+    // are copied and wiped before the tail moves, so no producer can be
+    // writing them. Finishing with fewer than were started leaves the rest
+    // in the ring, untouched.
     rte_ring_zc_data zcd{};
     const unsigned got = rte_ring_dequeue_zc_burst_elem_start(_updates, sizeof(sa_wire::update), n, &zcd, nullptr);
-    if (got == 0) {
-        return 0;
+    unsigned taken = 0;
+    for (; taken < got; ++taken) {
+        auto* slot = static_cast<sa_wire::update*>(taken < zcd.n1 ? zcd.ptr1 : zcd.ptr2) +
+                     (taken < zcd.n1 ? taken : taken - zcd.n1);
+        if (take != nullptr && !take(*slot)) {
+            break;
+        }
+        std::memcpy(&out[taken], slot, sizeof(*slot));
+        secure_wipe(slot, sizeof(*slot));
     }
-    const unsigned first = std::min(got, zcd.n1);
-    std::memcpy(out, zcd.ptr1, size_t{first} * sizeof(sa_wire::update));
-    secure_wipe(zcd.ptr1, size_t{first} * sizeof(sa_wire::update));
-    if (got > first) {
-        std::memcpy(out + first, zcd.ptr2, size_t{got - first} * sizeof(sa_wire::update));
-        secure_wipe(zcd.ptr2, size_t{got - first} * sizeof(sa_wire::update));
-    }
-    rte_ring_dequeue_zc_elem_finish(_updates, got);
-    return got;
+    rte_ring_dequeue_zc_elem_finish(_updates, taken);
+    return taken;
 }
 
 bool sa_channel::push_ack(const sa_wire::ack& a) noexcept {

@@ -64,13 +64,21 @@ public:
     // Data plane side.
     /// Up to n updates; returns how many. The slots they came from are wiped
     /// (they held keys).
-    unsigned pop_updates(sa_wire::update* out, unsigned n) noexcept;
+    unsigned pop_updates(sa_wire::update* out, unsigned n) noexcept { return pop_updates(out, n, nullptr); }
+    /// The same, but stops at the first update `take` refuses, which stays
+    /// at the head of the ring for a later pop (null: takes all). For two
+    /// threads that take turns at the ring, each applying what it may.
+    unsigned pop_updates(sa_wire::update* out, unsigned n, bool (*take)(const sa_wire::update&) noexcept) noexcept;
     /// Updates are waiting: two loads, cheap enough to ask between bursts.
     bool updates_waiting() const noexcept;
     /// Sleeps until an update is pushed (the doorbell) or `limit` passes,
     /// at once if one is waiting; returns updates_waiting(). Not for a
     /// worker: for the thread that applies updates between its other work.
     bool wait_for_update(std::chrono::microseconds limit) const noexcept;
+    /// Sleeps until a writer pushes an update or `limit` passes, whether or
+    /// not updates are waiting: for a thread that leaves them to another
+    /// and looks only at what that one leaves.
+    void wait_for_push(std::chrono::microseconds limit) const noexcept;
     /// False if the ring is full (the writer stopped reading): counted by the caller.
     bool push_ack(const sa_wire::ack& a) noexcept;
 

@@ -292,7 +292,11 @@ bool worker::hand_over_ticket(const path_config& p, path_counters& c, const ptp:
 void worker::run(const std::atomic<bool>& stop) noexcept {
     _sat->online(_reader);
     while (!stop.load(std::memory_order_relaxed)) {
-        if (poll_once() == 0) {
+        const uint32_t got = poll_once();
+        if (_opt.between_bursts != nullptr) {
+            _opt.between_bursts(_opt.between_bursts_ctx);
+        }
+        if (got == 0) {
             rte_pause();
         }
     }

@@ -209,6 +209,12 @@ struct worker_options {
     /// needed with `tickets`.
     rte_mempool* reinject_pool = nullptr;
     ptp::wire_options wire;
+    /// Not null: run() calls it with `between_bursts_ctx` after every poll,
+    /// after the quiescent point. For the PTP worker that applies SA updates
+    /// as soon as they arrive (ptpsec-dataplane --sa-apply worker). It must
+    /// return at once when it has nothing to do, and never wait.
+    void (*between_bursts)(void* ctx) noexcept = nullptr;
+    void* between_bursts_ctx = nullptr;
 };
 
 /// An element of worker_options::retired_keys.

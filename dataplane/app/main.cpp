@@ -309,6 +309,10 @@ private:
                 own.tickets = _tickets.get();
                 own.reinject_pool = pool;
             }
+            if (k == 0 && worker_applies_updates()) {
+                own.between_bursts = &app::apply_between_bursts;
+                own.between_bursts_ctx = this;
+            }
             if (k == 0) {
                 slot.engine = std::move(_engine);
             } else {
@@ -440,8 +444,11 @@ private:
             }
             fmt::print("\n");
         }
-        fmt::print("  SA updates on /dev/shm{} ({} slots)\n", sa_channel::segment_name(file_prefix()),
-                   _channel->slots());
+        fmt::print("  SA updates on /dev/shm{} ({} slots), applied {}\n", sa_channel::segment_name(file_prefix()),
+                   _channel->slots(),
+                   _workers.front().lcore == rte_lcore_id() ? "between bursts"
+                   : worker_applies_updates()               ? "by the PTP worker between its bursts"
+                                                            : "by the main lcore");
         if (_attest) {
             fmt::print("  attestation: {} signer {}{}, batches of up to {} events or {} ms, evidence log {}\n",
                        hsm::to_string(_attest->signer_info().kind), _attest->signer_id(),
@@ -470,12 +477,103 @@ private:
         return slash == std::string::npos ? dir : dir.substr(slash + 1);
     }
 
-    /// Applies what the control plane sent since the last look, one update
+    /// --sa-apply worker with workers on other lcores: the PTP worker
+    /// applies SA updates between its bursts, and the main lcore does the
+    /// rest of the service work (verifier nonces, key lifetimes, freeing old
+    /// versions).
+    bool worker_applies_updates() const noexcept {
+        return _opt.sa_apply == "worker" && _workers.front().lcore != rte_lcore_id();
+    }
+
+    // The SA table's service side and _svc have one user at a time: with
+    // --sa-apply worker, the PTP worker and the main lcore take turns with
+    // this flag. The worker only tries it, and looks again after its next
+    // burst; the main lcore waits for it, at most one batch of updates.
+    bool try_service() noexcept { return !_service_busy.exchange(true, std::memory_order_acquire); }
+    void take_service() noexcept {
+        while (!try_service()) {
+            rte_pause();
+        }
+    }
+    void end_service() noexcept { _service_busy.store(false, std::memory_order_release); }
+
+    static bool is_nonce(const sa_wire::update& u) noexcept {
+        return u.magic == sa_wire::update_magic && u.operation == static_cast<uint8_t>(sa_wire::op::attest_nonce);
+    }
+    static bool is_not_nonce(const sa_wire::update& u) noexcept { return !is_nonce(u); }
+
+    /// The PTP worker's look between bursts (worker_options::between_bursts):
+    /// the SA updates at the head of the ring, if the main lcore is not
+    /// servicing. A verifier nonce stops it: setting one takes the
+    /// attestation signer's lock, which a worker never waits on, so the
+    /// main lcore takes it (service()) and the worker goes on after it.
+    static void apply_between_bursts(void* ctx) noexcept {
+        auto* self = static_cast<app*>(ctx);
+        if (!self->_channel->updates_waiting() || !self->try_service()) {
+            return;
+        }
+        const uint64_t before = self->_svc.applied;
+        self->apply_updates(&app::is_not_nonce);
+        self->_svc.applied_by_worker += self->_svc.applied - before;
+        self->end_service();
+    }
+
+    /// With --sa-apply worker: how long updates may wait with the PTP
+    /// worker taking none (about seven bursts at line rate) before the main
+    /// lcore takes the one at the head: a verifier nonce, or any update when
+    /// the worker is held up (preempted, or in an RX burst that waits, as
+    /// net_pcap does on a FIFO).
+    static constexpr std::chrono::microseconds worker_stall{50};
+
+    /// The main lcore's look: the updates (with --sa-apply worker, only what
+    /// the PTP worker leaves), key lifetimes, old versions.
+    void service() {
+        if (!worker_applies_updates()) {
+            apply_updates(nullptr);
+            expire_and_reclaim();
+            return;
+        }
+        // Without the turn unless there is something to do, so that the
+        // worker's tries between bursts find it free.
+        const uint64_t now = monotonic_now_ns();
+        const bool stalled = worker_stalled(now);
+        if (!stalled && now < _next_housekeeping_ns) {
+            return;
+        }
+        take_service();
+        if (stalled) {
+            const uint64_t before = _svc.applied;
+            // A nonce at the head is the main lcore's anyway; otherwise the
+            // worker is held up and the main lcore applies what waits.
+            if (apply_updates(&app::is_nonce) == 0) {
+                apply_updates(&app::is_not_nonce);
+                _svc.applied_by_main_for_worker += _svc.applied - before;
+            }
+        }
+        expire_and_reclaim();
+        end_service();
+        const auto housekeeping = std::max<uint64_t>(_opt.service_interval_us, 100) * 1000;
+        _next_housekeeping_ns = now + housekeeping;
+    }
+
+    /// Updates have waited worker_stall with none taken meanwhile.
+    bool worker_stalled(uint64_t now_ns) noexcept {
+        const uint64_t taken = _updates_taken.load(std::memory_order_relaxed);
+        if (!_channel->updates_waiting() || taken != _stall.taken) {
+            _stall = {.since_ns = now_ns, .taken = taken};
+            return false;
+        }
+        return now_ns - _stall.since_ns >= static_cast<uint64_t>(worker_stall.count()) * 1000;
+    }
+
+    /// Applies what the control plane sent since the last look (the updates
+    /// at the head of the ring that `take` accepts; null: all), one update
     /// at a time, each published as a new version of the SA table and
-    /// acknowledged; frees versions the workers no longer hold.
-    void service_sa_updates() {
+    /// acknowledged. Returns how many it took off the ring.
+    unsigned apply_updates(bool (*take)(const sa_wire::update&) noexcept) {
         std::array<sa_wire::update, 16> batch;
-        const unsigned n = _channel->pop_updates(batch.data(), static_cast<unsigned>(batch.size()));
+        const unsigned n = _channel->pop_updates(batch.data(), static_cast<unsigned>(batch.size()), take);
+        _updates_taken.fetch_add(n, std::memory_order_relaxed);
         for (unsigned i = 0; i < n; ++i) {
             sa_wire::update& u = batch[i];
             status outcome = ok_status();
@@ -525,6 +623,12 @@ private:
             }
             secure_wipe(u.key, sizeof(u.key));
         }
+        return n;
+    }
+
+    /// Frees versions the workers no longer hold, after removing the keys
+    /// whose lifetime ended.
+    void expire_and_reclaim() {
         // Keys whose lifetime ended go as if the control plane had removed
         // them: frames naming them count as expired_key, and an SA whose
         // current key went stops signing (fail closed).
@@ -554,8 +658,17 @@ private:
     }
 
     void print_service_stats(std::string_view label) {
+        // A copy taken in turn with the PTP worker, printed outside the turn.
+        const bool shared = worker_applies_updates();
+        if (shared) {
+            take_service();
+        }
         _svc.generation = _sat->generation();
-        ptpsec::print_service_stats(stdout, _svc, label);
+        const auto copy = std::make_unique<service_stats>(_svc);
+        if (shared) {
+            end_service();
+        }
+        ptpsec::print_service_stats(stdout, *copy, label);
     }
 
     /// Until a signal (or --idle-exit): prints live counters every
@@ -578,11 +691,19 @@ private:
             } else if (_opt.service_interval_us != 0) {
                 // Sleeps this long between looks at the event ring and the
                 // clock, and wakes at once when a writer pushes an update.
-                _channel->wait_for_update(std::chrono::microseconds(_opt.service_interval_us));
+                // With --sa-apply worker, updates that wait are the PTP
+                // worker's: the main lcore looks again within worker_stall,
+                // in case it has to step in.
+                const std::chrono::microseconds sleep(_opt.service_interval_us);
+                if (!worker_applies_updates()) {
+                    _channel->wait_for_update(sleep);
+                } else {
+                    _channel->wait_for_push(_channel->updates_waiting() ? std::min(sleep, worker_stall) : sleep);
+                }
             } else {
                 rte_pause(); // a main lcore of its own: look again at once
             }
-            service_sa_updates();
+            service();
             drain_events();
             const auto now = clock::now();
             if (_opt.stats_interval > 0 && now >= next_stats) {
@@ -629,6 +750,15 @@ private:
     std::unique_ptr<sa_channel> _channel;
     std::unique_ptr<exception_channel> _tickets; ///< --tickets; the workers that use it stop first
     service_stats _svc;
+    std::atomic<bool> _service_busy{false}; ///< try_service(), take_service()
+    struct {
+        uint64_t since_ns = 0; ///< when updates were first seen waiting with this many taken
+        uint64_t taken = 0;    ///< updates taken (applied or rejected) then
+    } _stall;                  ///< worker_stalled()
+    /// Updates taken off the ring (applied or rejected), by whoever: read
+    /// without the turn by the main lcore to see a stalled worker.
+    std::atomic<uint64_t> _updates_taken{0};
+    uint64_t _next_housekeeping_ns = 0; ///< --sa-apply worker: the main lcore's next look at lifetimes and versions
     struct file_closer {
         void operator()(std::FILE* f) const noexcept { std::fclose(f); }
     };

@@ -196,6 +196,11 @@ void add_options(CLI::App& cli, app_options& opt) {
                    "update wakes it at once (0: it polls without sleeping, for a main lcore on a core of its own)")
         ->check(CLI::Range(0U, 1'000'000U))
         ->capture_default_str();
+    cli.add_option("--sa-apply", opt.sa_apply,
+                   "with workers on other lcores, who applies SA updates: worker (the PTP worker, between two of its "
+                   "bursts, as soon as one arrives) or main (the main lcore, when it wakes)")
+        ->check(CLI::IsMember({"worker", "main"}))
+        ->capture_default_str();
     cli.add_option("--handoff-ring", opt.handoff_ring, "slots of each handoff ring (a power of two)")
         ->capture_default_str();
     cli.add_option("--stats-interval", opt.stats_interval, "print counters every SECONDS (0: only at exit)")

@@ -35,6 +35,7 @@ struct app_options {
     uint16_t burst = 32;
     uint16_t tx_retry = 0;
     uint32_t service_interval_us = 200;
+    std::string sa_apply = "worker"; ///< with worker lcores: who applies SA updates (worker, main)
     std::string steering = "auto";
     unsigned handoff_ring = 4096;
     double stats_interval = 0;

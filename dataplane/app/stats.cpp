@@ -181,8 +181,13 @@ uint64_t latency_histogram::quantile_us(double q) const noexcept {
 }
 
 void print_service_stats(std::FILE* out, const service_stats& s, std::string_view label) {
-    fmt::print(out, "  SA updates ({}): applied {} rejected {} acks dropped {} | keys expired {} | SA version {}",
-               label, s.applied, s.rejected, s.acks_dropped, s.keys_expired, s.generation);
+    fmt::print(out, "  SA updates ({}): applied {}", label, s.applied);
+    if (s.applied_by_worker != 0 || s.applied_by_main_for_worker != 0) {
+        fmt::print(out, " ({} by the PTP worker, {} by the main lcore for it)", s.applied_by_worker,
+                   s.applied_by_main_for_worker);
+    }
+    fmt::print(out, " rejected {} acks dropped {} | keys expired {} | SA version {}", s.rejected, s.acks_dropped,
+               s.keys_expired, s.generation);
     if (s.retire_ring_full != 0) {
         fmt::print(out, " | retired keys not passed to the PTP worker {}", s.retire_ring_full);
     }
@@ -241,6 +246,8 @@ std::string stats_json(std::span<const path_config> paths, std::span<const worke
     if (svc != nullptr) {
         const latency_histogram& h = svc->apply_latency;
         j["sa_updates"] = {{"applied", svc->applied},
+                           {"applied_by_worker", svc->applied_by_worker},
+                           {"applied_by_main_for_worker", svc->applied_by_main_for_worker},
                            {"rejected", svc->rejected},
                            {"acks_dropped", svc->acks_dropped},
                            {"keys_expired", svc->keys_expired},

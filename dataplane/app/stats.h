@@ -39,9 +39,13 @@ private:
     uint64_t _max_ns = 0;
 };
 
-/// What the main lcore did with the SA channel and key lifetimes.
+/// What the data plane did with the SA channel and key lifetimes.
 struct service_stats {
     uint64_t applied = 0;
+    uint64_t applied_by_worker = 0; ///< of applied, by the PTP worker between its bursts (--sa-apply worker)
+    /// of applied, with --sa-apply worker, by the main lcore because the PTP
+    /// worker took none for 50 us while they waited
+    uint64_t applied_by_main_for_worker = 0;
     uint64_t rejected = 0;
     uint64_t acks_dropped = 0;
     uint64_t keys_expired = 0;

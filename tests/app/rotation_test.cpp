@@ -23,7 +23,9 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <thread>
@@ -139,6 +141,149 @@ TEST(rotation, a_thousand_rotations_under_load_drop_nothing) {
     RecordProperty("apply_latency_p50_us", std::to_string(lat.at("p50").get<uint64_t>()));
     RecordProperty("apply_latency_p99_us", std::to_string(lat.at("p99").get<uint64_t>()));
     RecordProperty("apply_latency_max_us", std::to_string(lat.at("max").get<uint64_t>()));
+}
+
+/// A verifier nonce for the attestation signer.
+sa_wire::update a_nonce(uint8_t seed) {
+    const std::array<uint8_t, 16> nonce{seed, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    auto u = sa_client::attest_nonce(nonce);
+    EXPECT_TRUE(u) << u.message();
+    return u ? *u : sa_wire::update{};
+}
+
+/// With a worker lcore beside the main lcore, --sa-apply says who applies SA
+/// updates: the PTP worker between two of its bursts (the default), or the
+/// main lcore. Either way, under load: every update applied in order, a
+/// verifier nonce among them left to the main lcore (it takes the signer's
+/// lock) without holding up the updates after it, and no frame lost.
+class sa_apply_placement : public testing::TestWithParam<std::string> {};
+
+TEST_P(sa_apply_placement, every_update_is_applied_in_order_by_the_lcore_it_names_and_nothing_drops) {
+    test::temp_dir dir;
+    const std::string ctl = test::program_from_env("PTPSECCTL");
+    const std::string stripped = dir.file("stripped.pcap");
+    const auto strip = test::run_program(dir, ctl, {"pcap", "strip", capture, stripped});
+    ASSERT_EQ(strip.exit_code, 0) << strip.err;
+    const std::string prefix = fmt::format("ptpsec-rotapply-{}-{}", ::getpid(), GetParam());
+    const std::string stats_file = dir.file("stats.json");
+    runtime_dir_guard runtime(prefix);
+    // A software attestation signer on the Announce messages (a few a
+    // second), for the nonces to go to.
+    std::filesystem::create_directory(dir.file("evidence"));
+    const std::vector<std::string> args = {
+        "--no-huge",
+        "-m",
+        "256",
+        "--no-pci",
+        "--no-shconf",
+        "--lcores=0@(0-1),1@(0-1)",
+        fmt::format("--file-prefix={}", prefix),
+        fmt::format("--vdev=net_pcap0,rx_pcap={},infinite_rx=1,tx_pcap=/dev/null", stripped),
+        "--vdev=net_ring0",
+        "--",
+        "--sa-file",
+        shipped_sa_file,
+        "--sign",
+        "2:1",
+        "--replay-window",
+        "0",
+        "--stats-json",
+        stats_file,
+        "--sa-apply",
+        GetParam(),
+        "--events",
+        "rx",
+        "--event-types",
+        "announce",
+        "--attest",
+        "software",
+        "--attest-key",
+        dir.file("k.pem"),
+        "--attest-counter",
+        dir.file("counter"),
+        "--attest-log",
+        dir.file("evidence")};
+    test::background_program dp(dir, test::program_from_env("PTPSEC_DATAPLANE"), args);
+    ASSERT_TRUE(channel_up(prefix, dp));
+
+    constexpr int turns = 100;
+    std::mt19937 rng(7);
+    for (int i = 1; i <= turns; ++i) {
+        const auto key = static_cast<uint32_t>(100 + i);
+        std::vector<sa_wire::update> batch = {add_key(2, key, rng), a_nonce(static_cast<uint8_t>(i)),
+                                              sa_client::set_current(2, key),
+                                              sa_client::remove_key(2, i == 1 ? 1 : key - 1)};
+        auto sent = sa_client::send(prefix, batch);
+        ASSERT_TRUE(sent) << "turn " << i << ": " << sent.message();
+        ASSERT_EQ(sent->size(), 4U);
+        for (size_t k = 0; k < sent->size(); ++k) {
+            ASSERT_TRUE((*sent)[k].applied) << "turn " << i << ", update " << k << ": " << (*sent)[k].reason;
+        }
+    }
+    ASSERT_EQ(dp.stop(), 0) << dp.err();
+
+    const std::string log = dp.out();
+    const json stats = json::parse(test::read_file(stats_file));
+    const json& svc = stats.at("sa_updates");
+    EXPECT_EQ(svc.at("applied"), 4 * turns) << svc.dump();
+    EXPECT_EQ(svc.at("rejected"), 0) << svc.dump();
+    const uint64_t by_worker = svc.at("applied_by_worker");
+    const uint64_t for_worker = svc.at("applied_by_main_for_worker");
+    if (GetParam() == "worker") {
+        EXPECT_NE(log.find("applied by the PTP worker between its bursts"), std::string::npos) << log;
+        // Every SA update, and none of the nonces, by the worker or for it.
+        EXPECT_EQ(by_worker + for_worker, 3U * turns) << svc.dump();
+        // The main lcore steps in only for a worker held up for 50 us,
+        // which a worker whose lcore shares a busy CPU may be often.
+        EXPECT_GT(by_worker, 0U) << svc.dump();
+    } else {
+        EXPECT_NE(log.find("applied by the main lcore"), std::string::npos) << log;
+        EXPECT_EQ(by_worker, 0U) << svc.dump();
+        EXPECT_EQ(for_worker, 0U) << svc.dump();
+    }
+    for (const auto& p : stats.at("paths")) {
+        EXPECT_EQ(p.at("dropped"), 0) << p.dump();
+        EXPECT_EQ(p.at("rx"), p.at("tx")) << p.dump();
+        EXPECT_GT(p.at("rx").get<uint64_t>(), 1000U) << p.dump();
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(rotation, sa_apply_placement, testing::Values("worker", "main"),
+                         [](const testing::TestParamInfo<std::string>& i) { return i.param; });
+
+// A PTP worker that never comes back from its RX burst (net_pcap reading a
+// FIFO nobody writes to waits in read()) cannot apply updates: the main
+// lcore sees them wait without progress and applies them.
+TEST(rotation, updates_a_ptp_worker_held_in_its_rx_burst_cannot_take_are_applied_by_the_main_lcore) {
+    test::temp_dir dir;
+    const std::string prefix = fmt::format("ptpsec-rotstall-{}", ::getpid());
+    const std::string stats_file = dir.file("stats.json");
+    runtime_dir_guard runtime(prefix);
+    pcap_fifo fifo(dir.file("in.fifo"));
+    test::background_program dp(dir, test::program_from_env("PTPSEC_DATAPLANE"),
+                                {"--no-huge", "-m", "256", "--no-pci", "--no-shconf", "--lcores=0@(0-1),1@(0-1)",
+                                 fmt::format("--file-prefix={}", prefix),
+                                 fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null", fifo.path()),
+                                 "--vdev=net_ring0", "--", "--sa-file", shipped_sa_file, "--sign", "2:1",
+                                 "--stats-json", stats_file});
+    close_on_exit closing(fifo);
+    ASSERT_TRUE(channel_up(prefix, dp));
+    std::mt19937 rng(11);
+    for (uint32_t key = 200; key < 210; ++key) {
+        std::vector<sa_wire::update> batch = {add_key(2, key, rng), sa_client::set_current(2, key)};
+        auto sent = sa_client::send(prefix, batch);
+        ASSERT_TRUE(sent) << sent.message();
+        for (const auto& o : *sent) {
+            ASSERT_TRUE(o.applied) << o.reason;
+        }
+    }
+    fifo.close(); // the worker's read ends, and with it the worker
+    ASSERT_EQ(dp.stop(), 0) << dp.err();
+    const json stats = json::parse(test::read_file(stats_file));
+    const json& svc = stats.at("sa_updates");
+    EXPECT_EQ(svc.at("applied"), 20) << svc.dump();
+    EXPECT_EQ(svc.at("applied_by_worker"), 0) << svc.dump();
+    EXPECT_EQ(svc.at("applied_by_main_for_worker"), 20) << svc.dump();
 }
 
 TEST(rotation, ptpsecctl_sa_commands_change_a_running_dataplane) {

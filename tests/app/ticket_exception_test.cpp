@@ -776,7 +776,7 @@ mac-algorithms = ["aes-gmac-256", "hmac-sha256-128"]
             "256",
             "--no-pci",
             "--no-shconf",
-            "--lcores=0@(0-1),1@(0-1)", // the main lcore applies SA updates while the worker waits on the FIFO
+            "--lcores=0@(0-1),1@(0-1)", // the main lcore applies SA updates the worker, waiting on the FIFO, cannot
             fmt::format("--file-prefix={}", requester),
             fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null", fifo.path()),
             fmt::format("--vdev=net_pcap1,rx_pcap={},tx_pcap={}", _dir.file("empty.pcap"), requester_out),

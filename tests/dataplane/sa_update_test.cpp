@@ -655,6 +655,42 @@ TEST(sa_channel_test, a_full_ring_refuses_instead_of_waiting) {
     EXPECT_TRUE(ctl->push_update(add(2, 3)));
 }
 
+// Two threads taking turns at the ring (the PTP worker and the main lcore)
+// each take the leading updates they may: a pop stops at the first one its
+// filter refuses, which stays at the head, octets intact, for the other;
+// also across the end of the ring.
+TEST(sa_channel_test, a_filtered_pop_takes_the_leading_updates_it_may_and_leaves_the_rest_in_order) {
+    const std::string prefix = unique_prefix("filter");
+    auto dp = sa_channel::create(prefix, 8);
+    ASSERT_TRUE(dp);
+    auto ctl = sa_channel::attach(prefix);
+    ASSERT_TRUE(ctl);
+    const auto odd = [](const sa_wire::update& u) noexcept { return u.key_id % 2 == 1; };
+    const auto even = [](const sa_wire::update& u) noexcept { return u.key_id % 2 == 0; };
+    sa_wire::update got[8];
+    // Five rounds of five on a ring of eight (seven slots): the later rounds
+    // start near its end and wrap.
+    for (uint32_t round = 0; round < 5; ++round) {
+        const uint32_t base = 10 * round;
+        for (uint32_t id : {base + 1, base + 3, base + 4, base + 5, base + 6}) {
+            ASSERT_TRUE(ctl->push_update(add(2, id, icv::algorithm::hmac_sha256_128, 32, static_cast<uint8_t>(id))));
+        }
+        ASSERT_EQ(dp->pop_updates(got, 8, odd), 2U) << "round " << round;
+        EXPECT_EQ(got[0].key_id, base + 1);
+        EXPECT_EQ(got[1].key_id, base + 3);
+        EXPECT_EQ(dp->pop_updates(got, 8, odd), 0U) << "an even one is at the head";
+        EXPECT_TRUE(dp->updates_waiting());
+        ASSERT_EQ(dp->pop_updates(got, 8, even), 1U);
+        EXPECT_EQ(got[0].key_id, base + 4);
+        EXPECT_EQ(got[0].key[31], static_cast<uint8_t>(base + 4)) << "left in its slot untouched";
+        ASSERT_EQ(dp->pop_updates(got, 1, odd), 1U) << "n bounds it too";
+        EXPECT_EQ(got[0].key_id, base + 5);
+        ASSERT_EQ(dp->pop_updates(got, 8), 1U);
+        EXPECT_EQ(got[0].key_id, base + 6);
+        EXPECT_FALSE(dp->updates_waiting());
+    }
+}
+
 TEST(sa_channel_test, key_octets_do_not_stay_in_the_segment) {
     const std::string prefix = unique_prefix("wipe");
     auto dp = sa_channel::create(prefix, 4);
