@@ -75,21 +75,56 @@ testing::AssertionResult channel_up(const std::string& prefix, test::background_
     return testing::AssertionFailure() << "no SA channel within 30 s";
 }
 
+/// The linuxptp capture with its AUTHENTICATION TLVs stripped, for the
+/// data plane to sign again, into `path` in `dir`.
+testing::AssertionResult strip_capture(const test::temp_dir& dir, const std::string& path) {
+    const auto strip = test::run_program(dir, test::program_from_env("PTPSECCTL"), {"pcap", "strip", capture, path});
+    if (strip.exit_code != 0) {
+        return testing::AssertionFailure() << "ptpsecctl pcap strip: " << strip.err;
+    }
+    return testing::AssertionSuccess();
+}
+
+/// The load the rotations run under: the stripped capture replayed without
+/// end from a net_pcap port, signed with SPP 2 key 1 onto a net_ring port
+/// that loops every frame back to be verified, on `lcores` (an EAL
+/// option); counters to `stats_file`; then `more` options.
+std::vector<std::string> looped_dataplane_args(const std::string& prefix, const std::string& stripped,
+                                               const std::string& stats_file, const std::string& lcores,
+                                               const std::vector<std::string>& more = {}) {
+    std::vector<std::string> args = {
+        "--no-huge",
+        "-m",
+        "256",
+        "--no-pci",
+        "--no-shconf",
+        lcores,
+        fmt::format("--file-prefix={}", prefix),
+        fmt::format("--vdev=net_pcap0,rx_pcap={},infinite_rx=1,tx_pcap=/dev/null", stripped),
+        "--vdev=net_ring0",
+        "--",
+        "--sa-file",
+        shipped_sa_file,
+        "--sign",
+        "2:1",
+        "--replay-window",
+        "0",
+        "--stats-json",
+        stats_file};
+    args.insert(args.end(), more.begin(), more.end());
+    return args;
+}
+
 TEST(rotation, a_thousand_rotations_under_load_drop_nothing) {
     test::temp_dir dir;
-    const std::string ctl = test::program_from_env("PTPSECCTL");
     const std::string stripped = dir.file("stripped.pcap");
-    const auto strip = test::run_program(dir, ctl, {"pcap", "strip", capture, stripped});
-    ASSERT_EQ(strip.exit_code, 0) << strip.err;
+    ASSERT_TRUE(strip_capture(dir, stripped));
 
     const std::string prefix = fmt::format("ptpsec-rot-{}", ::getpid());
     const std::string stats_file = dir.file("stats.json");
     runtime_dir_guard runtime(prefix);
-    test::background_program dp(
-        dir, test::program_from_env("PTPSEC_DATAPLANE"),
-        {"--no-huge", "-m", "256", "--no-pci", "--no-shconf", "-l", "0", fmt::format("--file-prefix={}", prefix),
-         fmt::format("--vdev=net_pcap0,rx_pcap={},infinite_rx=1,tx_pcap=/dev/null", stripped), "--vdev=net_ring0", "--",
-         "--sa-file", shipped_sa_file, "--sign", "2:1", "--replay-window", "0", "--stats-json", stats_file});
+    test::background_program dp(dir, test::program_from_env("PTPSEC_DATAPLANE"),
+                                looped_dataplane_args(prefix, stripped, stats_file, "--lcores=0"));
     ASSERT_TRUE(channel_up(prefix, dp));
 
     std::mt19937 rng(2024);
@@ -160,50 +195,20 @@ class sa_apply_placement : public testing::TestWithParam<std::string> {};
 
 TEST_P(sa_apply_placement, every_update_is_applied_in_order_by_the_lcore_it_names_and_nothing_drops) {
     test::temp_dir dir;
-    const std::string ctl = test::program_from_env("PTPSECCTL");
     const std::string stripped = dir.file("stripped.pcap");
-    const auto strip = test::run_program(dir, ctl, {"pcap", "strip", capture, stripped});
-    ASSERT_EQ(strip.exit_code, 0) << strip.err;
+    ASSERT_TRUE(strip_capture(dir, stripped));
     const std::string prefix = fmt::format("ptpsec-rotapply-{}-{}", ::getpid(), GetParam());
     const std::string stats_file = dir.file("stats.json");
     runtime_dir_guard runtime(prefix);
     // A software attestation signer on the Announce messages (a few a
     // second), for the nonces to go to.
     std::filesystem::create_directory(dir.file("evidence"));
-    const std::vector<std::string> args = {
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-pci",
-        "--no-shconf",
-        "--lcores=0@(0-1),1@(0-1)",
-        fmt::format("--file-prefix={}", prefix),
-        fmt::format("--vdev=net_pcap0,rx_pcap={},infinite_rx=1,tx_pcap=/dev/null", stripped),
-        "--vdev=net_ring0",
-        "--",
-        "--sa-file",
-        shipped_sa_file,
-        "--sign",
-        "2:1",
-        "--replay-window",
-        "0",
-        "--stats-json",
-        stats_file,
-        "--sa-apply",
-        GetParam(),
-        "--events",
-        "rx",
-        "--event-types",
-        "announce",
-        "--attest",
-        "software",
-        "--attest-key",
-        dir.file("k.pem"),
-        "--attest-counter",
-        dir.file("counter"),
-        "--attest-log",
-        dir.file("evidence")};
-    test::background_program dp(dir, test::program_from_env("PTPSEC_DATAPLANE"), args);
+    test::background_program dp(
+        dir, test::program_from_env("PTPSEC_DATAPLANE"),
+        looped_dataplane_args(prefix, stripped, stats_file, "--lcores=0@(0-1),1@(0-1)",
+                              {"--sa-apply", GetParam(), "--events", "rx", "--event-types", "announce", "--attest",
+                               "software", "--attest-key", dir.file("k.pem"), "--attest-counter", dir.file("counter"),
+                               "--attest-log", dir.file("evidence")}));
     ASSERT_TRUE(channel_up(prefix, dp));
 
     constexpr int turns = 100;
