@@ -59,35 +59,97 @@ std::chrono::nanoseconds thread_cpu_time() noexcept {
     return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
 }
 
-result<std::unique_ptr<batch_builder>> batch_builder::create(unsigned threads) {
+result<std::shared_ptr<helper_pool>> helper_pool::create(unsigned helpers) {
+    if (helpers == 0) {
+        return error{"helper pool: at least one helper"};
+    }
+    std::shared_ptr<helper_pool> p(new helper_pool());
+    try {
+        for (unsigned id = 1; id <= helpers; ++id) {
+            p->_threads.emplace_back([q = p.get(), id] { q->helper(id); });
+        }
+    } catch (const std::system_error& e) {
+        return error{fmt::format("batch builder: cannot start a helper thread: {}", e.what())};
+    }
+    return p;
+}
+
+helper_pool::~helper_pool() {
+    {
+        std::lock_guard lk(_mutex);
+        _quit = true;
+    }
+    _work.notify_all();
+    for (auto& t : _threads) {
+        t.join();
+    }
+}
+
+void helper_pool::run(void (*job)(void* ctx, unsigned id) noexcept, void* ctx) {
+    std::lock_guard turn(_run_mutex);
+    {
+        std::lock_guard lk(_mutex);
+        _job = job;
+        _ctx = ctx;
+        ++_generation;
+        _busy = helpers();
+    }
+    _work.notify_all();
+    job(ctx, 0);
+    std::unique_lock lk(_mutex);
+    _done.wait(lk, [&] { return _busy == 0; });
+}
+
+void helper_pool::helper(unsigned id) {
+    uint64_t seen = 0;
+    std::chrono::nanoseconds counted{0}; // this thread's CPU time already in _cpu_ns
+    for (;;) {
+        void (*job)(void*, unsigned) noexcept = nullptr;
+        void* ctx = nullptr;
+        {
+            std::unique_lock lk(_mutex);
+            _work.wait(lk, [&] { return _quit || _generation != seen; });
+            if (_quit) {
+                return;
+            }
+            seen = _generation;
+            job = _job;
+            ctx = _ctx;
+        }
+        job(ctx, id);
+        const std::chrono::nanoseconds now = thread_cpu_time();
+        _cpu_ns.fetch_add((now - counted).count(), std::memory_order_relaxed);
+        counted = now;
+        {
+            std::lock_guard lk(_mutex);
+            --_busy;
+        }
+        _done.notify_one();
+    }
+}
+
+result<std::unique_ptr<batch_builder>> batch_builder::create(unsigned threads, std::shared_ptr<helper_pool> pool) {
     if (threads == 0 || threads > max_threads) {
         return error{fmt::format("batch builder: 1 to {} threads, not {}", max_threads, threads)};
+    }
+    if (pool && pool->helpers() != threads - 1) {
+        return error{fmt::format("batch builder: {} threads need a pool of {} helpers, not {}", threads, threads - 1,
+                                 pool->helpers())};
     }
     std::unique_ptr<batch_builder> b(new batch_builder());
     for (unsigned i = 0; i < threads; ++i) {
         PTPSEC_TRY(hasher, merkle_root_hasher::create());
         b->_hashers.push_back(std::move(*hasher));
     }
-    try {
-        for (unsigned id = 1; id < threads; ++id) {
-            b->_helpers.emplace_back([p = b.get(), id] { p->helper(id); });
-        }
-    } catch (const std::system_error& e) {
-        return error{fmt::format("batch builder: cannot start a helper thread: {}", e.what())};
+    if (threads > 1 && !pool) {
+        PTPSEC_TRY(own, helper_pool::create(threads - 1));
+        pool = std::move(*own);
     }
+    b->_pool = std::move(pool);
     return b;
 }
 
-batch_builder::~batch_builder() {
-    {
-        std::lock_guard lk(_mutex);
-        _quit = true;
-    }
-    _work.notify_all();
-    for (auto& t : _helpers) {
-        t.join();
-    }
-}
+batch_builder::~batch_builder() = default;
 
 std::span<const uint8_t> batch_builder::leaf(size_t i) const noexcept {
     return {_items.data() + _leaves[i].claims, _leaves[i].length};
@@ -103,30 +165,6 @@ batch_record batch_builder::to_record() const {
         rec.leaves.emplace_back(l.begin(), l.end());
     }
     return rec;
-}
-
-void batch_builder::helper(unsigned id) {
-    uint64_t seen = 0;
-    std::chrono::nanoseconds counted{0}; // this thread's CPU time already in _helpers_cpu_ns
-    for (;;) {
-        {
-            std::unique_lock lk(_mutex);
-            _work.wait(lk, [&] { return _quit || _generation != seen; });
-            if (_quit) {
-                return;
-            }
-            seen = _generation;
-        }
-        run_parts(id);
-        const std::chrono::nanoseconds now = thread_cpu_time();
-        _helpers_cpu_ns.fetch_add((now - counted).count(), std::memory_order_relaxed);
-        counted = now;
-        {
-            std::lock_guard lk(_mutex);
-            --_helpers_busy;
-        }
-        _done.notify_one();
-    }
 }
 
 void batch_builder::run_parts(unsigned id) noexcept {
@@ -244,19 +282,10 @@ status batch_builder::add_parts(const batch_request& req, size_t end, size_t siz
     }
     _req = &req;
     _next_part.store(first_part, std::memory_order_relaxed);
-    const bool share = _parts.size() - first_part > 1 && !_helpers.empty();
-    if (share) {
-        {
-            std::lock_guard lk(_mutex);
-            ++_generation;
-            _helpers_busy = static_cast<unsigned>(_helpers.size());
-        }
-        _work.notify_all();
-    }
-    run_parts(0);
-    if (share) {
-        std::unique_lock lk(_mutex);
-        _done.wait(lk, [&] { return _helpers_busy == 0; });
+    if (_parts.size() - first_part > 1 && _pool) {
+        _pool->run([](void* self, unsigned id) noexcept { static_cast<batch_builder*>(self)->run_parts(id); }, this);
+    } else {
+        run_parts(0);
     }
     _req = nullptr;
     for (size_t j = first_part; j < _parts.size(); ++j) {

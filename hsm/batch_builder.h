@@ -12,7 +12,8 @@
 //
 // Threads. Writing and hashing the leaves is nearly all the per-event work
 // of a signer (docs/benchmarks.md), so a builder may share it out: with T
-// threads (the caller and T - 1 helpers the builder keeps), a batch is cut
+// threads (the caller and the T - 1 helpers of a helper_pool, its own or one
+// shared with builders used in turn), a batch is cut
 // into parts of 2^k consecutive leaves (the last may hold fewer), about four
 // per thread and at least min_part_leaves each; each part's leaves are
 // written into their own region and hashed to the part's root, which is the
@@ -45,16 +46,60 @@ namespace ptpsec::hsm {
 /// CPU time the calling thread has used (CLOCK_THREAD_CPUTIME_ID).
 std::chrono::nanoseconds thread_cpu_time() noexcept;
 
+/// The threads that help a batch_builder write and hash leaves. Builders
+/// used by one thread at a time (the batcher's three slots: only the
+/// builder thread builds) share one pool instead of keeping helpers each.
+class helper_pool {
+public:
+    /// `helpers` threads (1 or more), waiting for work.
+    static result<std::shared_ptr<helper_pool>> create(unsigned helpers);
+    /// Stops and joins the helpers.
+    ~helper_pool();
+    helper_pool(const helper_pool&) = delete;
+    helper_pool& operator=(const helper_pool&) = delete;
+    helper_pool(helper_pool&&) = delete;
+    helper_pool& operator=(helper_pool&&) = delete;
+
+    unsigned helpers() const noexcept { return static_cast<unsigned>(_threads.size()); }
+    /// Runs job(ctx, id) on every helper (id 1 to helpers()) and on the
+    /// calling thread (id 0), and returns when all have returned. Callers
+    /// take turns.
+    void run(void (*job)(void* ctx, unsigned id) noexcept, void* ctx);
+    /// CPU time the helpers used so far (CLOCK_THREAD_CPUTIME_ID).
+    std::chrono::nanoseconds cpu() const noexcept {
+        return std::chrono::nanoseconds(_cpu_ns.load(std::memory_order_relaxed));
+    }
+
+private:
+    helper_pool() = default;
+    void helper(unsigned id);
+
+    std::mutex _run_mutex; ///< one run() at a time
+    std::mutex _mutex;
+    std::condition_variable _work;
+    std::condition_variable _done;
+    void (*_job)(void*, unsigned) noexcept = nullptr;
+    void* _ctx = nullptr;
+    uint64_t _generation = 0;
+    unsigned _busy = 0;
+    bool _quit = false;
+    /// Each helper adds what it used since it last did.
+    std::atomic<int64_t> _cpu_ns{0};
+    std::vector<std::thread> _threads;
+};
+
 class batch_builder {
 public:
     static constexpr unsigned max_threads = 16;
     /// The smallest part a batch is cut into for several threads.
     static constexpr size_t min_part_leaves = 1024;
 
-    /// `threads`: 1 to max_threads threads write and hash the leaves.
-    static result<std::unique_ptr<batch_builder>> create(unsigned threads = 1);
+    /// `threads`: 1 to max_threads threads write and hash the leaves: the
+    /// caller and the threads - 1 helpers of `pool`, or of a pool of its own
+    /// when `pool` is null.
+    static result<std::unique_ptr<batch_builder>> create(unsigned threads = 1,
+                                                         std::shared_ptr<helper_pool> pool = nullptr);
 
-    /// Stops the helper threads.
     ~batch_builder();
     batch_builder(const batch_builder&) = delete;
     batch_builder& operator=(const batch_builder&) = delete;
@@ -119,10 +164,9 @@ public:
     unsigned threads() const noexcept { return static_cast<unsigned>(_hashers.size()); }
 
     /// CPU time the helper threads used so far (CLOCK_THREAD_CPUTIME_ID),
-    /// for the per-event cost of a batch; the caller's own is its own.
-    std::chrono::nanoseconds helpers_cpu() const noexcept {
-        return std::chrono::nanoseconds(_helpers_cpu_ns.load(std::memory_order_relaxed));
-    }
+    /// for the per-event cost of a batch; the caller's own is its own. With
+    /// a shared pool, what every builder of the pool had them do.
+    std::chrono::nanoseconds helpers_cpu() const noexcept { return _pool ? _pool->cpu() : std::chrono::nanoseconds(0); }
 
 private:
     batch_builder() = default;
@@ -146,7 +190,6 @@ private:
     /// Writes and hashes the parts left, with thread `id`'s hasher.
     void run_parts(unsigned id) noexcept;
     void build_part(part& p, merkle_root_hasher& hasher) noexcept;
-    void helper(unsigned id);
 
     /// One per thread; [0] is the caller's.
     std::vector<std::unique_ptr<merkle_root_hasher>> _hashers;
@@ -175,15 +218,7 @@ private:
     size_t _room = 0;
     std::atomic<size_t> _next_part{0};
 
-    std::mutex _mutex;
-    std::condition_variable _work;
-    std::condition_variable _done;
-    /// The helpers' CPU time, each adding what it used since it last did.
-    std::atomic<int64_t> _helpers_cpu_ns{0};
-    uint64_t _generation = 0;
-    unsigned _helpers_busy = 0;
-    bool _quit = false;
-    std::vector<std::thread> _helpers;
+    std::shared_ptr<helper_pool> _pool; ///< null with one thread
 };
 
 } // namespace ptpsec::hsm

@@ -107,8 +107,14 @@ result<std::unique_ptr<batcher>> batcher::start(signer& s, evidence_log& log, ba
         return error{"batcher: retry_min must be positive and retry_max at least retry_min"};
     }
     std::unique_ptr<batcher> b(new batcher(s, log, std::move(settings)));
+    // The slots' builders share one pool of helpers: only the builder
+    // thread builds, one slot at a time.
+    if (b->_settings.builder_threads > 1) {
+        PTPSEC_TRY(pool, helper_pool::create(b->_settings.builder_threads - 1));
+        b->_helpers = std::move(*pool);
+    }
     for (slot& sl : b->_slots) {
-        PTPSEC_TRY(builder, batch_builder::create(b->_settings.builder_threads));
+        PTPSEC_TRY(builder, batch_builder::create(b->_settings.builder_threads, b->_helpers));
         sl.builder = std::move(*builder);
     }
 
@@ -257,8 +263,8 @@ batcher_stats batcher::stats() const {
     out.signer_cpu = std::chrono::nanoseconds(_builder_cpu_ns.load(std::memory_order_relaxed) +
                                               _device_cpu_ns.load(std::memory_order_relaxed) +
                                               _writer_cpu_ns.load(std::memory_order_relaxed));
-    for (const slot& sl : _slots) {
-        out.signer_cpu += sl.builder->helpers_cpu();
+    if (_helpers) {
+        out.signer_cpu += _helpers->cpu();
     }
     std::lock_guard lk(_mutex);
     out.events_submitted = _events_submitted;

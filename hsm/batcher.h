@@ -153,7 +153,8 @@ struct batcher_settings {
     std::chrono::milliseconds retry_min{50};
     std::chrono::milliseconds retry_max{5000};
     /// Threads that write and hash a batch's leaves (batch_builder): the
-    /// builder thread and builder_threads - 1 helpers per slot, 1 to 16.
+    /// builder thread and builder_threads - 1 helpers that the three slots
+    /// share, 1 to 16.
     unsigned builder_threads = 1;
     /// How long stop() keeps retrying a failing signer or log before it
     /// gives up on the events it still holds (and reports them).
@@ -336,6 +337,7 @@ private:
     evidence_log& _log;
     const batcher_settings _settings;
     std::array<slot, 3> _slots;
+    std::shared_ptr<helper_pool> _helpers; ///< the builders' helpers (builder_threads - 1), shared; null with one
     // The chain, touched by the builder thread only (set before it starts).
     digest _previous_root = first_batch_previous_root;
     std::optional<uint64_t> _previous_last_index;

@@ -28,6 +28,7 @@
 #include <csignal>
 #include <filesystem>
 #include <functional>
+#include <iterator>
 #include <optional>
 #include <random>
 #include <string>
@@ -321,8 +322,17 @@ TEST_F(batcher_test, every_record_is_in_exactly_one_batch_in_order_and_every_gap
     // Batches larger than one part of batch_builder::min_part_leaves are
     // built in parts by three threads.
     settings.builder_threads = 3;
+    const auto threads_now = [] {
+        return std::distance(std::filesystem::directory_iterator("/proc/self/task"),
+                             std::filesystem::directory_iterator());
+    };
+    std::thread([] {}).join(); // ThreadSanitizer starts a thread of its own with the first one
+    const auto threads_before = threads_now();
     auto b = start(*_software, *log, settings);
     ASSERT_TRUE(b);
+    // The builder, device and writer threads, and the two helpers the three
+    // slots share.
+    EXPECT_EQ(threads_now(), threads_before + 5);
 
     // 100k records (30k under sanitizers, which make every CBOR item
     // several times as costly).

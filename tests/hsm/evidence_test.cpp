@@ -12,7 +12,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -20,6 +22,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <sys/wait.h>
@@ -595,6 +598,86 @@ TEST_F(evidence, a_batch_built_in_parts_by_several_threads_is_the_same_batch) {
     }
     EXPECT_EQ(batch_builder::create(0).message(), "batch builder: 1 to 16 threads, not 0");
     EXPECT_EQ(batch_builder::create(17).message(), "batch builder: 1 to 16 threads, not 17");
+}
+
+// Builders used in turn can share one pool of helpers (the batcher's three
+// slots do): each still builds its own batches right, the helpers do the
+// work (their CPU time moves), and two threads whose builders share the pool
+// take turns at it. A pool of the wrong size is refused.
+TEST_F(evidence, builders_that_share_a_helper_pool_build_their_batches_right_and_take_turns_at_it) {
+    auto pool = helper_pool::create(2);
+    ASSERT_TRUE(pool) << pool.message();
+    std::vector<std::unique_ptr<batch_builder>> builders;
+    for (int i = 0; i < 3; ++i) {
+        auto b = batch_builder::create(3, *pool);
+        ASSERT_TRUE(b) << b.message();
+        EXPECT_EQ((*b)->threads(), 3U);
+        builders.push_back(std::move(*b));
+    }
+    EXPECT_EQ(batch_builder::create(2, *pool).message(), "batch builder: 2 threads need a pool of 1 helpers, not 2");
+    EXPECT_EQ(helper_pool::create(0).message(), "helper pool: at least one helper");
+
+    // Checks a built batch against the tree over its leaves and the claims
+    // of its events.
+    const auto built_right = [](const batch_builder& b, const batch_request& req) {
+        const batch_record rec = b.to_record();
+        auto tree = merkle_tree::build(rec.leaves);
+        if (!tree || rec.payload.merkle_root != tree->root() || rec.leaves.size() != req.events.size()) {
+            return testing::AssertionFailure() << "root or leaf count";
+        }
+        for (size_t i = 0; i < req.events.size(); i += 61) {
+            auto c = claims_from_record(req.events[i].record, req.events[i].event_index, rec.payload.counter,
+                                        req.signer_id, req.nonce, req.pcr_summary);
+            if (!c || rec.leaves[i] != *encode_claims(*c)) {
+                return testing::AssertionFailure() << "leaf " << i;
+            }
+        }
+        return testing::AssertionSuccess();
+    };
+
+    // In turn, from one thread, as the batcher's builder thread does.
+    digest previous = first_batch_previous_root;
+    uint64_t next_index = 0;
+    std::chrono::nanoseconds helpers_before = (*pool)->cpu();
+    for (size_t k = 0; k < 6; ++k) {
+        batch_builder& b = *builders[k % 3];
+        auto req = request(9000 + k, next_index, previous, 0);
+        ASSERT_TRUE(b.sign(*_signer, req));
+        ASSERT_TRUE(built_right(b, req)) << "batch " << k;
+        EXPECT_GT(b.log_record().size(), 2U) << "cut into parts for the three threads";
+        auto checked = check_batch_record(b.to_record(), signature_algorithm::es256, key());
+        ASSERT_TRUE(checked) << checked.message();
+        previous = b.payload().merkle_root;
+        next_index += req.events.size();
+    }
+    EXPECT_GT((*pool)->cpu(), helpers_before) << "the helpers hashed";
+    EXPECT_EQ(builders[0]->helpers_cpu(), (*pool)->cpu());
+
+    // Two threads at once, each with its own signer and builder: the pool
+    // runs one builder's parts at a time, and both come out right.
+    auto other = open_signer(signature_algorithm::eddsa);
+    ASSERT_TRUE(other);
+    std::array<bool, 2> right{};
+    std::array<std::thread, 2> threads;
+    for (size_t t = 0; t < 2; ++t) {
+        threads[t] = std::thread([&, t] {
+            signer& s = t == 0 ? static_cast<signer&>(*_signer) : *other;
+            digest prev = first_batch_previous_root;
+            bool ok = true;
+            for (uint64_t k = 0, index = 0; k < 5 && ok; ++k) {
+                auto req = request(5000 + 3 * k, index, prev, 0);
+                ok = builders[t]->sign(s, req) && built_right(*builders[t], req);
+                prev = builders[t]->payload().merkle_root;
+                index += req.events.size();
+            }
+            right[t] = ok;
+        });
+    }
+    for (auto& th : threads) {
+        th.join();
+    }
+    EXPECT_TRUE(right[0]);
+    EXPECT_TRUE(right[1]);
 }
 
 TEST_F(evidence, a_batch_built_while_it_grows_is_the_batch_built_at_once) {
