@@ -163,11 +163,6 @@ public:
 
     unsigned threads() const noexcept { return static_cast<unsigned>(_hashers.size()); }
 
-    /// CPU time the helper threads used so far (CLOCK_THREAD_CPUTIME_ID),
-    /// for the per-event cost of a batch; the caller's own is its own. With
-    /// a shared pool, what every builder of the pool had them do.
-    std::chrono::nanoseconds helpers_cpu() const noexcept { return _pool ? _pool->cpu() : std::chrono::nanoseconds(0); }
-
 private:
     batch_builder() = default;
 
