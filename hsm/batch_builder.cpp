@@ -1,5 +1,6 @@
 #include <hsm/batch_builder.h>
 
+#include <drivers/base/thread_name.h>
 #include <hsm/cose.h>
 #include <hsm/deterministic_cbor.h>
 #include <hsm/leaf_writer.h>
@@ -67,6 +68,7 @@ result<std::shared_ptr<helper_pool>> helper_pool::create(unsigned helpers) {
     try {
         for (unsigned id = 1; id <= helpers; ++id) {
             p->_threads.emplace_back([q = p.get(), id] { q->helper(id); });
+            name_thread(p->_threads.back(), fmt::format("attest-help-{}", id));
         }
     } catch (const std::system_error& e) {
         return error{fmt::format("batch builder: cannot start a helper thread: {}", e.what())};

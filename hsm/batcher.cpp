@@ -1,5 +1,7 @@
 #include <hsm/batcher.h>
 
+#include <drivers/base/thread_name.h>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -149,6 +151,7 @@ result<std::unique_ptr<batcher>> batcher::start(signer& s, evidence_log& log, ba
     }
     try {
         b->_writer = std::thread([p = b.get()] { p->run_writer(); });
+        name_thread(b->_writer, "attest-log");
     } catch (const std::system_error& e) {
         return error{fmt::format("batcher: cannot start the writer thread: {}", e.what())};
     }
@@ -157,6 +160,7 @@ result<std::unique_ptr<batcher>> batcher::start(signer& s, evidence_log& log, ba
             p->run_device();
             p->end_sealing();
         });
+        name_thread(b->_device, "attest-sign");
     } catch (const std::system_error& e) {
         b->end_sealing();
         b->_writer.join();
@@ -167,6 +171,7 @@ result<std::unique_ptr<batcher>> batcher::start(signer& s, evidence_log& log, ba
             p->run();
             p->end_building();
         });
+        name_thread(b->_thread, "attest-build");
     } catch (const std::system_error& e) {
         b->end_building();
         b->_device.join();

@@ -2,6 +2,7 @@
 
 #include <drivers/base/hex.h>
 
+#include <drivers/base/thread_name.h>
 #include <hsm/signature.h>
 
 #include <fmt/format.h>
@@ -1214,6 +1215,7 @@ class tpm_worker {
 public:
     explicit tpm_worker(tpm_settings settings) : _state(std::make_shared<shared_state>(std::move(settings))) {
         _thread = std::thread(&tpm_worker::loop, _state);
+        name_thread(_thread, "tpm-esys");
     }
 
     ~tpm_worker() {

@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -65,6 +66,21 @@ private:
 inline std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+/// The names of a process's threads (/proc/PID/task/TID/comm), by thread
+/// id; a thread that ends while they are read is left out.
+inline std::map<std::string, std::string> thread_names(pid_t pid) {
+    std::map<std::string, std::string> names;
+    std::error_code ec;
+    for (const auto& task : std::filesystem::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
+        std::ifstream comm(task.path() / "comm");
+        std::string name;
+        if (std::getline(comm, name)) {
+            names.emplace(task.path().filename().string(), std::move(name));
+        }
+    }
+    return names;
 }
 
 inline void write_file(const std::string& path, std::string_view text) {

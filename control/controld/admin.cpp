@@ -3,6 +3,7 @@
 #include <control/controld/admin_request.h>
 
 #include <control/tls/openssl_support.h>
+#include <drivers/base/thread_name.h>
 
 #include <fmt/format.h>
 
@@ -165,6 +166,7 @@ void server::start(handler on_command) {
     }
     _on_command = std::move(on_command);
     _thread = std::thread([this] { loop(); });
+    name_thread(_thread, "ctld-admin");
 }
 
 server::~server() {

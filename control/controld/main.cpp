@@ -42,6 +42,7 @@
 #include <control/verifier/audit_store.h>
 #include <control/verifier/registrar.h>
 #include <control/verifier/watcher.h>
+#include <drivers/base/thread_name.h>
 
 #include <CLI/CLI.hpp>
 #include <fmt/chrono.h>
@@ -1149,11 +1150,13 @@ int serve(const config& cfg, const std::string& config_file) {
         verifier_thread = std::thread([&] {
             run_verifier(*watcher, *registrar, challenges ? &*challenges : nullptr, *cfg.verifier, verifier_totals);
         });
+        name_thread(verifier_thread, "ctld-verifier");
     }
     if (watcher && !srv && !nd) {
         run_verifier(*watcher, *registrar, challenges ? &*challenges : nullptr, *cfg.verifier, verifier_totals);
     } else if (srv && nd) {
         std::thread t([&] { server_status = srv->run(); });
+        name_thread(t, "ctld-ke-server");
         run_node(*nd, board);
         srv->stop();
         t.join();

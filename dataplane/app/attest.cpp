@@ -1,6 +1,7 @@
 #include <dataplane/app/attest.h>
 
 #include <dataplane/sa_update_wire.h>
+#include <drivers/base/thread_name.h>
 #include <hsm/pkcs11_signer.h>
 #include <hsm/software_signer.h>
 #include <hsm/tpm_signer.h>
@@ -135,6 +136,7 @@ result<std::unique_ptr<attestation>> attestation::start(const attest_options& op
     a->_workers = workers;
     a->_ring_full_seen = total_events_ring_full(workers);
     a->_drain = std::thread([p = a.get()] { p->drain(); });
+    name_thread(a->_drain, "attest-drain");
     return a;
 }
 

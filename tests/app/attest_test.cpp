@@ -28,6 +28,7 @@
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 #include <openssl/sha.h>
 #include <sys/stat.h>
@@ -518,6 +519,14 @@ TEST_F(attest_app, live_counters_are_on_telemetry_and_every_event_is_signed_at_t
     EXPECT_GT(live.at("events_signed").get<uint64_t>(), 0U);
     EXPECT_EQ(live.at("sign_failures"), 0);
     EXPECT_LE(live.at("latency_p99_us").get<uint64_t>(), live.at("latency_max_us").get<uint64_t>());
+    // Each attestation thread is named for what it does (top -H, ps -L).
+    std::set<std::string> names;
+    for (const auto& [tid, name] : test::thread_names(dp.pid())) {
+        names.insert(name);
+    }
+    for (const char* name : {"attest-drain", "attest-build", "attest-sign", "attest-log"}) {
+        EXPECT_TRUE(names.contains(name)) << name << " among " << fmt::format("{}", fmt::join(names, ", "));
+    }
     ASSERT_EQ(dp.stop(), 0) << dp.err();
     const std::string out = dp.out();
     // Every event the drain thread took is accounted for: signed, or counted

@@ -29,6 +29,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <csignal>
 #include <cstring>
@@ -698,6 +699,9 @@ subgroup = 7
     const std::string sock = _dir.file("run/node.sock");
     const json status = await_status(
         n, sock, [](const json& st) { return st.at("node").at("counters").at("fetch_failures").get<uint64_t>() > 0; });
+    // The admin socket is served by a thread of its own, named for it.
+    const auto threads = test::thread_names(n.pid());
+    EXPECT_TRUE(std::ranges::any_of(threads, [](const auto& t) { return t.second == "ctld-admin"; }));
     // The directory was made for the socket, private.
     EXPECT_EQ(mode_of(_dir.file("run")) & 07777, 0700U);
     ASSERT_TRUE(status.is_object()) << n.out() << n.err();

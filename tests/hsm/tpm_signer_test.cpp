@@ -7,6 +7,7 @@
 #include <hsm/tpm_credential.h>
 #include <hsm/tpm_signer.h>
 
+#include "../process.h"
 #include "direct_tpm.h"
 #include "swtpm.h"
 #include "tpm_structures.h"
@@ -113,6 +114,9 @@ TEST_F(tpm_signer_test, signs_and_signatures_verify) {
     EXPECT_TRUE(info.hardware_rooted);
     EXPECT_EQ(info.device.rfind("tpm key 0x81000100 name 000b", 0), 0U) << info.device;
     EXPECT_EQ(signer->settings().signer_id, "test-signer");
+    // Every TPM command runs on the signer's own thread, named for it.
+    const auto threads = test::thread_names(::getpid());
+    EXPECT_TRUE(std::ranges::any_of(threads, [](const auto& t) { return t.second == "tpm-esys"; }));
 
     const auto message = bytes("batch root 1");
     auto sig = signer->sign(message);
