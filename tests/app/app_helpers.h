@@ -3,7 +3,8 @@
 // What the tests of running programs share: EAL's runtime directory of a
 // file prefix, removed when the test is done with it; a pcap stream into a
 // FIFO, for frames that must arrive while a data plane runs; the data
-// plane's shared-memory segments removed; waiting for a condition.
+// plane's shared-memory segments removed; waiting for a condition; the
+// command line of a data plane under test.
 
 #include "../pcap_files.h"
 
@@ -138,6 +139,22 @@ public:
 private:
     std::string _prefix;
 };
+
+/// A data plane's command line in these tests: EAL without hugepages (256
+/// MB), PCI or a shared config, on `cores` (one argument: "-l0",
+/// "--lcores=0@(0-1),1@(0-1)"), with its own file `prefix`, then `devices`
+/// (the --vdev arguments, and any other EAL argument); then "--" and
+/// `options`, ours.
+inline std::vector<std::string> dataplane_command(const std::string& cores, const std::string& prefix,
+                                                  const std::vector<std::string>& devices,
+                                                  const std::vector<std::string>& options = {}) {
+    std::vector<std::string> args = {"--no-huge", "-m", "256", "--no-pci", "--no-shconf", cores,
+                                     "--file-prefix=" + prefix};
+    args.insert(args.end(), devices.begin(), devices.end());
+    args.emplace_back("--");
+    args.insert(args.end(), options.begin(), options.end());
+    return args;
+}
 
 inline testing::AssertionResult wait_until(const std::function<bool()>& done, std::chrono::milliseconds limit,
                                            const std::string& what) {

@@ -145,30 +145,12 @@ protected:
     /// `options`.
     std::vector<std::string> dataplane_args(const std::string& prefix, const std::string& inside_tx,
                                             const std::string& outside, const std::vector<std::string>& options) {
-        std::vector<std::string> args = {
-            "--no-huge",
-            "-m",
-            "256",
-            "--no-pci",
-            "--no-shconf",
-            "-l",
-            "0",
-            fmt::format("--file-prefix={}", prefix),
-            fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap={}", _dir.file("empty.pcap"), inside_tx),
-            fmt::format("--vdev=net_pcap1,{}", outside),
-            "--",
-            "--sa-file",
-            test::linuxptp_sa_file,
-            "--inside-policy",
-            "pass",
-            "--outside-policy",
-            "verify-strip",
-            "--events",
-            "both",
-            "--attest-log",
-            _dir.file("evidence"),
-            "--attest-signer-id",
-            "observer-1"};
+        auto args = dataplane_command(
+            "-l0", prefix,
+            {fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap={}", _dir.file("empty.pcap"), inside_tx),
+             fmt::format("--vdev=net_pcap1,{}", outside)},
+            {"--sa-file", test::linuxptp_sa_file, "--inside-policy", "pass", "--outside-policy", "verify-strip",
+             "--events", "both", "--attest-log", _dir.file("evidence"), "--attest-signer-id", "observer-1"});
         args.insert(args.end(), options.begin(), options.end());
         return args;
     }
@@ -905,32 +887,15 @@ TEST_F(attest_app, refuses_to_start_attesting_without_what_it_needs) {
     static int runs = 0;
     const std::string prefix = fmt::format("ptpsec-attest-none-{}-{}", ::getpid(), ++runs);
     runtime_dir_guard runtime(prefix);
-    const auto r =
-        test::run_program(_dir, _exe,
-                          {"--no-huge",
-                           "-m",
-                           "256",
-                           "--no-pci",
-                           "--no-shconf",
-                           "-l",
-                           "0",
-                           fmt::format("--file-prefix={}", prefix),
-                           fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null", _dir.file("empty.pcap")),
-                           fmt::format("--vdev=net_pcap1,rx_pcap={},tx_pcap=/dev/null", _dir.file("empty.pcap")),
-                           "--",
-                           "--sa-file",
-                           test::linuxptp_sa_file,
-                           "--inside-policy",
-                           "pass",
-                           "--attest",
-                           "software",
-                           "--attest-log",
-                           _dir.file("evidence"),
-                           "--attest-key",
-                           _dir.file("k.pem"),
-                           "--attest-counter",
-                           _dir.file("c")},
-                          std::chrono::seconds(30));
+    const auto r = test::run_program(
+        _dir, _exe,
+        dataplane_command("-l0", prefix,
+                          {fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null", _dir.file("empty.pcap")),
+                           fmt::format("--vdev=net_pcap1,rx_pcap={},tx_pcap=/dev/null", _dir.file("empty.pcap"))},
+                          {"--sa-file", test::linuxptp_sa_file, "--inside-policy", "pass", "--attest", "software",
+                           "--attest-log", _dir.file("evidence"), "--attest-key", _dir.file("k.pem"),
+                           "--attest-counter", _dir.file("c")}),
+        std::chrono::seconds(30));
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_NE(r.err.find("--attest needs timing events: add --events rx, tx or both"), std::string::npos) << r.err;
 }

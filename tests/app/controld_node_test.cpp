@@ -96,11 +96,10 @@ domain = 0
     std::unique_ptr<test::background_program> start_dataplane() {
         return std::make_unique<test::background_program>(
             _dir, _dataplane,
-            std::vector<std::string>{
-                "--no-huge", "-m", "256", "--no-pci", "--no-shconf", "-l", "0",
-                fmt::format("--file-prefix={}", prefix()),
-                fmt::format("--vdev=net_pcap0,rx_pcap={},infinite_rx=1,tx_pcap=/dev/null", stripped()),
-                "--vdev=net_ring0", "--", "--sign", "1", "--replay-window", "0"});
+            dataplane_command("-l0", prefix(),
+                              {fmt::format("--vdev=net_pcap0,rx_pcap={},infinite_rx=1,tx_pcap=/dev/null", stripped()),
+                               "--vdev=net_ring0"},
+                              {"--sign", "1", "--replay-window", "0"}));
     }
 
     /// The KE server's port from its banner (it listens on port 0); 0 if it

@@ -8,6 +8,7 @@
 #include "../linuxptp_capture.h"
 #include "../pcap_files.h"
 #include "../process.h"
+#include "app_helpers.h"
 
 #include <dataplane/event.h>
 #include <dataplane/ptp/frame.h>
@@ -24,7 +25,6 @@
 #include <array>
 #include <chrono>
 #include <cstring>
-#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -117,28 +117,14 @@ protected:
             }
             return v;
         };
-        std::vector<std::string> args = {
-            "--no-huge",
-            "-m",
-            "256",
-            "--no-pci",
-            "--no-shconf",
-            fmt::format("--lcores={}", lcores),
-            fmt::format("--file-prefix=ptpsec-app-{}-{}", ::getpid(), runs),
-            vdev(0, "inside", inside_in),
-            vdev(1, "outside", outside_in),
-        };
-        args.insert(args.end(), _eal_extra.begin(), _eal_extra.end());
-        const std::vector<std::string> ours = {
-            "--", "--idle-exit", "300", "--stats-json", _dir.file("stats.json"),
-        };
-        args.insert(args.end(), ours.begin(), ours.end());
+        const std::string prefix = fmt::format("ptpsec-app-{}-{}", ::getpid(), runs);
+        runtime_dir_guard runtime(prefix);
+        std::vector<std::string> devices = {vdev(0, "inside", inside_in), vdev(1, "outside", outside_in)};
+        devices.insert(devices.end(), _eal_extra.begin(), _eal_extra.end());
+        auto args = dataplane_command(fmt::format("--lcores={}", lcores), prefix, devices,
+                                      {"--idle-exit", "300", "--stats-json", _dir.file("stats.json")});
         args.insert(args.end(), options.begin(), options.end());
-        auto r = test::run_program(_dir, _exe, args, std::chrono::seconds(60));
-        // EAL's runtime directory for this prefix (root's location).
-        std::error_code ec;
-        std::filesystem::remove_all(fmt::format("/var/run/dpdk/ptpsec-app-{}-{}", ::getpid(), runs), ec);
-        return r;
+        return test::run_program(_dir, _exe, args, std::chrono::seconds(60));
     }
 
     /// What TX queue `q` of the inside or outside port wrote.

@@ -92,25 +92,10 @@ testing::AssertionResult strip_capture(const test::temp_dir& dir, const std::str
 std::vector<std::string> looped_dataplane_args(const std::string& prefix, const std::string& stripped,
                                                const std::string& stats_file, const std::string& lcores,
                                                const std::vector<std::string>& more = {}) {
-    std::vector<std::string> args = {
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-pci",
-        "--no-shconf",
-        lcores,
-        fmt::format("--file-prefix={}", prefix),
-        fmt::format("--vdev=net_pcap0,rx_pcap={},infinite_rx=1,tx_pcap=/dev/null", stripped),
-        "--vdev=net_ring0",
-        "--",
-        "--sa-file",
-        shipped_sa_file,
-        "--sign",
-        "2:1",
-        "--replay-window",
-        "0",
-        "--stats-json",
-        stats_file};
+    auto args = dataplane_command(
+        lcores, prefix,
+        {fmt::format("--vdev=net_pcap0,rx_pcap={},infinite_rx=1,tx_pcap=/dev/null", stripped), "--vdev=net_ring0"},
+        {"--sa-file", shipped_sa_file, "--sign", "2:1", "--replay-window", "0", "--stats-json", stats_file});
     args.insert(args.end(), more.begin(), more.end());
     return args;
 }
@@ -265,12 +250,12 @@ TEST(rotation, updates_a_ptp_worker_held_in_its_rx_burst_cannot_take_are_applied
     const std::string stats_file = dir.file("stats.json");
     runtime_dir_guard runtime(prefix);
     pcap_fifo fifo(dir.file("in.fifo"));
-    test::background_program dp(dir, test::program_from_env("PTPSEC_DATAPLANE"),
-                                {"--no-huge", "-m", "256", "--no-pci", "--no-shconf", "--lcores=0@(0-1),1@(0-1)",
-                                 fmt::format("--file-prefix={}", prefix),
-                                 fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null", fifo.path()),
-                                 "--vdev=net_ring0", "--", "--sa-file", shipped_sa_file, "--sign", "2:1",
-                                 "--stats-json", stats_file});
+    test::background_program dp(
+        dir, test::program_from_env("PTPSEC_DATAPLANE"),
+        dataplane_command(
+            "--lcores=0@(0-1),1@(0-1)", prefix,
+            {fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null", fifo.path()), "--vdev=net_ring0"},
+            {"--sa-file", shipped_sa_file, "--sign", "2:1", "--stats-json", stats_file}));
     close_on_exit closing(fifo);
     ASSERT_TRUE(channel_up(prefix, dp));
     std::mt19937 rng(11);
@@ -305,11 +290,12 @@ TEST(rotation, ptpsecctl_sa_commands_change_a_running_dataplane) {
     EXPECT_NE(none.err.find("no ptpsec-dataplane running with file prefix " + prefix), std::string::npos) << none.err;
 
     runtime_dir_guard runtime(prefix);
-    test::background_program dp(dir, test::program_from_env("PTPSEC_DATAPLANE"),
-                                {"--no-huge", "-m", "256", "--no-pci", "--no-shconf", "-l", "0",
-                                 fmt::format("--file-prefix={}", prefix),
-                                 fmt::format("--vdev=net_pcap0,rx_pcap={},infinite_rx=1,tx_pcap=/dev/null", capture),
-                                 "--vdev=net_ring0", "--", "--sign", "2", "--replay-window", "0"});
+    test::background_program dp(
+        dir, test::program_from_env("PTPSEC_DATAPLANE"),
+        dataplane_command(
+            "-l0", prefix,
+            {fmt::format("--vdev=net_pcap0,rx_pcap={},infinite_rx=1,tx_pcap=/dev/null", capture), "--vdev=net_ring0"},
+            {"--sign", "2", "--replay-window", "0"}));
     ASSERT_TRUE(channel_up(prefix, dp));
 
     const std::string sa_file = dir.file("next.conf");
@@ -415,12 +401,12 @@ TEST(rotation, a_key_whose_lifetime_ends_goes_and_its_frames_count_as_expired) {
         return test::run_program(dir, ctl, args, std::chrono::seconds(30));
     };
     runtime_dir_guard runtime(prefix);
-    test::background_program dp(dir, test::program_from_env("PTPSEC_DATAPLANE"),
-                                {"--no-huge", "-m", "256", "--no-pci", "--no-shconf", "-l", "0",
-                                 fmt::format("--file-prefix={}", prefix),
-                                 fmt::format("--vdev=net_pcap0,rx_pcap={},infinite_rx=1,tx_pcap=/dev/null", stripped),
-                                 fmt::format("--vdev=net_pcap1,rx_pcap={},infinite_rx=1,tx_pcap=/dev/null", capture),
-                                 "--", "--sign", "2", "--replay-window", "0"});
+    test::background_program dp(
+        dir, test::program_from_env("PTPSEC_DATAPLANE"),
+        dataplane_command("-l0", prefix,
+                          {fmt::format("--vdev=net_pcap0,rx_pcap={},infinite_rx=1,tx_pcap=/dev/null", stripped),
+                           fmt::format("--vdev=net_pcap1,rx_pcap={},infinite_rx=1,tx_pcap=/dev/null", capture)},
+                          {"--sign", "2", "--replay-window", "0"}));
     ASSERT_TRUE(channel_up(prefix, dp));
     const auto pushed = run_ctl({"sa", "push", "--sa-file", shipped_sa_file, "--current", "2:1", "--lifetime", "1"});
     ASSERT_EQ(pushed.exit_code, 0) << pushed.err << pushed.out;
@@ -475,9 +461,10 @@ TEST(rotation, a_removed_key_takes_its_replay_windows_with_it) {
     runtime_dir_guard runtime(prefix);
     test::background_program dp(
         dir, test::program_from_env("PTPSEC_DATAPLANE"),
-        {"--no-huge", "-m", "256", "--no-pci", "--no-shconf", "-l", "0", fmt::format("--file-prefix={}", prefix),
-         "--vdev=net_ring0", fmt::format("--vdev=net_pcap0,rx_pcap={},infinite_rx=1,tx_pcap=/dev/null", capture), "--",
-         "--sa-file", shipped_sa_file, "--inside-policy", "pass", "--outside-policy", "verify"});
+        dataplane_command(
+            "-l0", prefix,
+            {"--vdev=net_ring0", fmt::format("--vdev=net_pcap0,rx_pcap={},infinite_rx=1,tx_pcap=/dev/null", capture)},
+            {"--sa-file", shipped_sa_file, "--inside-policy", "pass", "--outside-policy", "verify"}));
     ASSERT_TRUE(channel_up(prefix, dp));
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     auto replay = [&] {

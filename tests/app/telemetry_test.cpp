@@ -51,21 +51,12 @@ struct running_dataplane {
         : prefix(file_prefix), runtime(file_prefix), program(dir, exe, args(stripped, eal_extra)) {}
 
     std::vector<std::string> args(const std::string& stripped, const std::vector<std::string>& eal_extra) const {
-        std::vector<std::string> a = {
-            "--no-huge",
-            "-m",
-            "256",
-            "--no-pci",
-            "--no-shconf",
-            "-l",
-            "0",
-            fmt::format("--file-prefix={}", prefix),
+        std::vector<std::string> devices = {
             fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null,infinite_rx=1", stripped),
             fmt::format("--vdev=net_pcap1,rx_pcap={},tx_pcap=/dev/null,infinite_rx=1", capture),
         };
-        a.insert(a.end(), eal_extra.begin(), eal_extra.end());
-        a.insert(a.end(), {"--", "--sa-file", shipped_sa_file, "--sign", "2:1"});
-        return a;
+        devices.insert(devices.end(), eal_extra.begin(), eal_extra.end());
+        return dataplane_command("-l0", prefix, devices, {"--sa-file", shipped_sa_file, "--sign", "2:1"});
     }
 
     std::string prefix;

@@ -175,24 +175,12 @@ protected:
     std::unique_ptr<test::background_program> start(const std::string& prefix, const std::string& inside_rx,
                                                     const std::string& outside_rx,
                                                     const std::vector<std::string>& options) {
-        std::vector<std::string> args = {
-            "--no-huge",
-            "-m",
-            "256",
-            "--no-pci",
-            "--no-shconf",
-            "--lcores=0@(0-1),1@(0-1)",
-            fmt::format("--file-prefix={}", prefix),
-            fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap={}", inside_rx, inside_out(prefix)),
-            fmt::format("--vdev=net_pcap1,rx_pcap={},tx_pcap={}", outside_rx, outside_out(prefix)),
-            "--",
-            "--inside",
-            std::to_string(inside_port),
-            "--outside",
-            std::to_string(outside_port),
-            "--stats-json",
-            stats_file(prefix),
-        };
+        auto args =
+            dataplane_command("--lcores=0@(0-1),1@(0-1)", prefix,
+                              {fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap={}", inside_rx, inside_out(prefix)),
+                               fmt::format("--vdev=net_pcap1,rx_pcap={},tx_pcap={}", outside_rx, outside_out(prefix))},
+                              {"--inside", std::to_string(inside_port), "--outside", std::to_string(outside_port),
+                               "--stats-json", stats_file(prefix)});
         args.insert(args.end(), options.begin(), options.end());
         return std::make_unique<test::background_program>(_dir, _exe, args);
     }

@@ -188,28 +188,10 @@ protected:
             outside_vdev += fmt::format(",rx_pcap={},tx_pcap=/dev/null", empty);
         }
         outside_vdev += fmt::format(",rx_pcap={},tx_pcap=/dev/null{}", in, infinite ? ",infinite_rx=1" : "");
-        std::vector<std::string> args = {
-            "--no-huge",
-            "-m",
-            "256",
-            "--no-pci",
-            "--no-shconf",
-            fmt::format("--lcores={}", cores.eal),
-            fmt::format("--file-prefix={}", _prefix),
-            inside_vdev,
-            outside_vdev,
-            "--",
-            "--inside",
-            std::to_string(inside_port),
-            "--outside",
-            std::to_string(outside_port),
-            "--inside-policy",
-            "pass",
-            "--sa-file",
-            shipped_sa_file,
-            "--stats-json",
-            stats_file(),
-        };
+        auto args =
+            dataplane_command(fmt::format("--lcores={}", cores.eal), _prefix, {inside_vdev, outside_vdev},
+                              {"--inside", std::to_string(inside_port), "--outside", std::to_string(outside_port),
+                               "--inside-policy", "pass", "--sa-file", shipped_sa_file, "--stats-json", stats_file()});
         args.insert(args.end(), options.begin(), options.end());
         return std::make_unique<test::background_program>(_dir, _exe, args);
     }
@@ -515,9 +497,7 @@ TEST_F(ticket_exception, a_flood_fills_the_ring_and_once_the_sa_is_in_only_one_c
 
 TEST_F(ticket_exception, the_option_is_in_the_config_and_needs_a_verifying_path) {
     const auto printed =
-        test::run_program(_dir, _exe,
-                          {"--no-huge", "-m", "64", "--no-pci", "--no-shconf", "-l", "0", "--no-telemetry",
-                           fmt::format("--file-prefix={}", _prefix), "--", "--print-config"});
+        test::run_program(_dir, _exe, dataplane_command("-l0", _prefix, {"--no-telemetry"}, {"--print-config"}));
     ASSERT_EQ(printed.exit_code, 0) << printed.err;
     EXPECT_NE(printed.out.find("\ntickets=false\n"), std::string::npos) << printed.out;
     EXPECT_NE(printed.out.find("\nexception-slots=128\n"), std::string::npos) << printed.out;
@@ -770,27 +750,13 @@ mac-algorithms = ["aes-gmac-256", "hmac-sha256-128"]
     // The server has no group: its unicast SPP is 1.
     auto dp = std::make_unique<test::background_program>(
         _dir, _exe,
-        std::vector<std::string>{
-            "--no-huge",
-            "-m",
-            "256",
-            "--no-pci",
-            "--no-shconf",
-            "--lcores=0@(0-1),1@(0-1)", // the main lcore applies SA updates the worker, waiting on the FIFO, cannot
-            fmt::format("--file-prefix={}", requester),
-            fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null", fifo.path()),
-            fmt::format("--vdev=net_pcap1,rx_pcap={},tx_pcap={}", _dir.file("empty.pcap"), requester_out),
-            "--",
-            "--inside",
-            "0",
-            "--outside",
-            "1",
-            "--outside-policy",
-            "pass",
-            "--sign",
-            "1",
-            "--burst",
-            "1"});
+        // Two lcores: the main lcore applies the SA updates that the worker,
+        // waiting on the FIFO, cannot.
+        dataplane_command(
+            "--lcores=0@(0-1),1@(0-1)", requester,
+            {fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null", fifo.path()),
+             fmt::format("--vdev=net_pcap1,rx_pcap={},tx_pcap={}", _dir.file("empty.pcap"), requester_out)},
+            {"--inside", "0", "--outside", "1", "--outside-policy", "pass", "--sign", "1", "--burst", "1"}));
     close_on_exit closing(fifo);
     ASSERT_TRUE(up(*dp)) << dp->err() << dp->out();
     // The node has pushed the key, its ticket, and made it current.
