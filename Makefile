@@ -42,9 +42,10 @@ test: build build-asan
 # Release build of ptpsec-bench; regenerates docs/benchmarks.md below its
 # hand-written introduction.
 bench: hugepages
-	@scripts/install-deps.sh --bench
+	@scripts/install-deps.sh
 	@[ -f $(BENCH_BUILD)/build.ninja ] || meson setup $(BENCH_BUILD) -Dtests=false --buildtype=release
 	ninja -C $(BENCH_BUILD)
+	@scripts/unpack-chrony.sh $(BENCH_BUILD)/chrony
 	$(BENCH_BUILD)/bench/ptpsec-bench --benchmark_min_time=0.05 --benchmark_repetitions=5 \
 	  --benchmark_enable_random_interleaving=true --benchmark_display_aggregates_only=true \
 	  --benchmark_out=$(BENCH_BUILD)/bench.json --benchmark_out_format=json

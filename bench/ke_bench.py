@@ -188,8 +188,25 @@ groups = ["bench"]
     return s
 
 
-def start_chrony(pki, work, core, processes, running):
-    chronyd = shutil.which("chronyd") or "/usr/sbin/chronyd"
+def find_chronyd(build, given):
+    """chronyd to run and its Debian version: `given`, else the one
+    scripts/unpack-chrony.sh put into the build, else an installed one;
+    (None, None) if there is none."""
+    unpacked = os.path.join(build, "chrony")
+    candidates = [given] if given else [os.path.join(unpacked, "usr", "sbin", "chronyd"),
+                                        shutil.which("chronyd"), "/usr/sbin/chronyd"]
+    for exe in candidates:
+        if exe and os.access(exe, os.X_OK):
+            version_file = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(exe))), "VERSION")
+            try:
+                with open(version_file) as f:
+                    return exe, f.read().strip()
+            except OSError:
+                return exe, package_version("chrony")
+    return None, None
+
+
+def start_chrony(chronyd, pki, work, core, processes, running):
     port = free_port()
     tag = os.path.basename(pki)
     dump = os.path.join(work, f"chrony-{tag}")
@@ -315,6 +332,8 @@ def main():
     ap.add_argument("--concurrency", type=int, default=16, help="connections at a time")
     ap.add_argument("--server-core", type=int, default=1)
     ap.add_argument("--client-core", type=int, default=0)
+    ap.add_argument("--chronyd", help="chronyd to compare with (default: BUILD/chrony/usr/sbin/chronyd, which "
+                    "scripts/unpack-chrony.sh puts there, else an installed one)")
     ap.add_argument("--chrony-processes", type=int, default=0,
                     help="chrony's ntsprocesses (0: the NTS-KE server in the main process)")
     ap.add_argument("--resume", action="store_true",
@@ -328,9 +347,10 @@ def main():
     for c in cert_types:
         if c not in CERT_TYPES:
             sys.exit(f"ke_bench: unknown certificate type {c}; use {', '.join(CERT_TYPES)}")
-    if "chrony" in servers and not (shutil.which("chronyd") or os.path.exists("/usr/sbin/chronyd")):
-        print("ke_bench: chronyd not found (Debian package chrony; make deps installs it): measuring ptpsec only",
-              file=sys.stderr)
+    chronyd, chrony_version = find_chronyd(args.build, args.chronyd)
+    if "chrony" in servers and chronyd is None:
+        print(f"ke_bench: chronyd not found (scripts/unpack-chrony.sh {args.build}/chrony puts it there, as make "
+              "bench does): measuring ptpsec only", file=sys.stderr)
         servers.remove("chrony")
     if os.geteuid() != 0 and "chrony" in servers:
         sys.exit("ke_bench: chronyd needs root")
@@ -349,7 +369,8 @@ def main():
                 if name == "ptpsec":
                     procs[name] = start_ptpsec(args.build, pki, work, args.server_core, running, args.resume)
                 else:
-                    procs[name] = start_chrony(pki, work, args.server_core, args.chrony_processes, running)
+                    procs[name] = start_chrony(chronyd, pki, work, args.server_core, args.chrony_processes,
+                                               running)
             for rep in range(args.reps):
                 order = servers if rep % 2 == 0 else list(reversed(servers))
                 for name in order:
@@ -382,7 +403,7 @@ def main():
             "cpu": cpu_model(),
             "cpus": os.cpu_count(),
             "kernel": f"{platform.system()} {platform.release()} {platform.machine()}",
-            "chrony": package_version("chrony"),
+            "chrony": chrony_version or "none",
             "gnutls": package_version("libgnutls30"),
             "openssl": package_version("libssl3"),
             "load_before": [round(x, 2) for x in load_before],

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages ptpsec needs to build, test and run;
-# with --bench also what `make bench` compares against (chrony). Idempotent:
-# installs only what is missing; non-interactive.
+# Installs the Debian 12 packages ptpsec needs to build, test, run and
+# benchmark. Idempotent: installs only what is missing; non-interactive.
+# chrony, which `make bench` compares against, is not installed but unpacked
+# into the bench build (scripts/unpack-chrony.sh).
 set -euo pipefail
 
 packages=(
@@ -21,12 +22,12 @@ packages=(
   python3-cbor2 python3-cryptography
   # tests: Nettle, an AES-SIV independent of OpenSSL (as chrony uses it)
   nettle-dev
+  # tests: PostgreSQL's programs; the audit store tests start private servers
+  # (initdb into a temporary directory), never the system's
+  postgresql
+  # tests: certificates and keys made with the openssl command
+  openssl
 )
-if [ "${1:-}" = "--bench" ]; then
-  # chrony's NTS-KE server, the reference for ptpsec-controld's. Only for
-  # `make bench`: on a systemd host the package starts the system chronyd.
-  packages+=(chrony)
-fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -50,7 +51,26 @@ if [ "$(id -u)" -ne 0 ]; then
   fi
 fi
 
+# The PostgreSQL clusters there are before (VERSION/NAME per line).
+clusters() {
+  if command -v pg_lsclusters >/dev/null 2>&1; then
+    pg_lsclusters -h 2>/dev/null | awk '{print $1 "/" $2}'
+  fi
+}
+clusters_before=$(clusters)
+
 echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# Debian's postgresql package makes a default cluster and starts it. The
+# tests need only the programs: remove a cluster this installation made, so
+# that no database server is left running, or starting at boot, because of
+# ptpsec. A cluster that was there before is left alone.
+for c in $(clusters); do
+  if ! grep -qx "$c" <<< "$clusters_before"; then
+    $sudo pg_dropcluster --stop "${c%%/*}" "${c#*/}"
+    echo "deps: removed the empty PostgreSQL cluster $c that the postgresql package made (the tests start their own)"
+  fi
+done
