@@ -8,6 +8,9 @@ set -euo pipefail
 packages=(
   # toolchain
   g++ clang libclang-rt-14-dev make meson ninja-build pkg-config python3
+  # llvm-symbolizer: the sanitizers name the functions in their reports with
+  # it, and the LeakSanitizer suppressions (tests/hsm) match those names
+  llvm
   # the end-to-end test: a real PTP stack in network namespaces
   linuxptp iproute2 ethtool
   # libraries
