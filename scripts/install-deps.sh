@@ -4,6 +4,7 @@
 # chrony, which `make bench` compares against, is not installed but unpacked
 # into the bench build (scripts/unpack-chrony.sh).
 set -euo pipefail
+. "$(dirname "$0")/apt.sh"
 
 packages=(
   # toolchain
@@ -32,27 +33,14 @@ packages=(
   openssl
 )
 
-missing=()
-for p in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
-done
+mapfile -t missing < <(apt_missing "${packages[@]}")
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "deps: all ${#packages[@]} packages present"
   exit 0
 fi
 
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then
-    sudo="sudo"
-  else
-    echo "deps: missing packages (${missing[*]}) and not root; run as root or install sudo" >&2
-    exit 1
-  fi
-fi
+apt_root "deps: missing packages (${missing[*]})"
 
 # The PostgreSQL clusters there are before (VERSION/NAME per line).
 clusters() {

@@ -7,6 +7,7 @@
 # package's version goes into DIR/VERSION. Idempotent: does nothing when
 # DIR already holds chronyd.
 set -euo pipefail
+. "$(dirname "$0")/apt.sh"
 
 if [ $# -ne 1 ]; then
   echo "usage: $0 DIR" >&2
@@ -18,25 +19,12 @@ if [ -x "$dir/usr/sbin/chronyd" ] && [ -s "$dir/VERSION" ]; then
   exit 0
 fi
 
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then
-    sudo="sudo"
-  else
-    echo "bench: chronyd must be fetched and run as root; run as root or install sudo" >&2
-    exit 1
-  fi
-fi
+apt_root "bench: chronyd is fetched with apt-get"
 export DEBIAN_FRONTEND=noninteractive
 
 # chronyd's shared libraries (the package's Depends that are libraries).
 libs=(libcap2 libedit2 libgnutls30 libnettle8 libseccomp2)
-missing=()
-for p in "${libs[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
-done
+mapfile -t missing < <(apt_missing "${libs[@]}")
 updated=0
 if [ ${#missing[@]} -ne 0 ]; then
   echo "bench: installing chronyd's libraries ${missing[*]}"
