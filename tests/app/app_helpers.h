@@ -148,8 +148,8 @@ private:
 inline std::vector<std::string> dataplane_command(const std::string& cores, const std::string& prefix,
                                                   const std::vector<std::string>& devices,
                                                   const std::vector<std::string>& options = {}) {
-    std::vector<std::string> args = {"--no-huge", "-m", "256", "--no-pci", "--no-shconf", cores,
-                                     "--file-prefix=" + prefix};
+    std::vector<std::string> args = {
+        "--no-huge", "-m", "256", "--no-pci", "--no-shconf", cores, "--file-prefix=" + prefix};
     args.insert(args.end(), devices.begin(), devices.end());
     args.emplace_back("--");
     args.insert(args.end(), options.begin(), options.end());
