@@ -1,8 +1,8 @@
 #include <hsm/tpm_signer.h>
 
 #include <drivers/base/hex.h>
-
 #include <drivers/base/thread_name.h>
+
 #include <hsm/signature.h>
 
 #include <fmt/format.h>
