@@ -202,6 +202,9 @@ result<std::unique_ptr<evidence_log>> evidence_log::open(const fs::path& directo
         return error{"evidence log: max_file_bytes must be at least 1"};
     }
     std::error_code ec;
+    if (!fs::exists(directory, ec)) {
+        return error{fmt::format("evidence log: directory {} does not exist (create it first)", directory.string())};
+    }
     if (!fs::is_directory(directory, ec)) {
         return error{fmt::format("evidence log: {} is not a directory", directory.string())};
     }

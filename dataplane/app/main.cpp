@@ -276,8 +276,16 @@ private:
             // for more; the window is rounded up to whole 64-bit blocks.
             replay_config rc;
             rc.window = _opt.replay_window;
+            uint32_t asked = 0;
             for (const auto& sa : sas) {
-                rc.window = std::max<uint32_t>(rc.window, sa.seqid_window);
+                asked = std::max<uint32_t>(asked, sa.seqid_window);
+            }
+            rc.window = std::max(rc.window, std::min(asked, replay_table::max_window));
+            if (asked > replay_table::max_window) {
+                fmt::print(stderr,
+                           "ptpsec-dataplane: {}: seqid_window {} is more than the largest replay window, {} "
+                           "(the extended sequence number looks back less than 2^15): {} it is\n",
+                           _opt.sa_file, asked, replay_table::max_window, replay_table::max_window);
             }
             rc.capacity = _opt.replay_streams;
             _replay = std::make_unique<replay_table>(rc);
@@ -350,7 +358,7 @@ private:
             _handoff[i] = rte_ring_create(fmt::format("ptpsec_handoff{}", i).c_str(), _opt.handoff_ring,
                                           static_cast<int>(rte_socket_id()), RING_F_SC_DEQ);
             if (_handoff[i] == nullptr) {
-                return error{fmt::format("--handoff-ring {}: {} (a power of two is needed)", _opt.handoff_ring,
+                return error{fmt::format("--handoff-ring {}: cannot make the ring: {}", _opt.handoff_ring,
                                          rte_strerror(rte_errno))};
             }
         }
@@ -386,8 +394,8 @@ private:
         _event_ring = rte_ring_create_elem("ptpsec_events", sizeof(event_record), _opt.event_ring,
                                            static_cast<int>(rte_socket_id()), RING_F_SP_ENQ | RING_F_SC_DEQ);
         if (_event_ring == nullptr) {
-            return error{fmt::format("--event-ring {}: {} (a power of two is needed)", _opt.event_ring,
-                                     rte_strerror(rte_errno))};
+            return error{
+                fmt::format("--event-ring {}: cannot make the ring: {}", _opt.event_ring, rte_strerror(rte_errno))};
         }
         if (!_opt.event_dump.empty()) {
             _event_dump.reset(std::fopen(_opt.event_dump.c_str(), "wb"));
@@ -813,6 +821,10 @@ int run(int argc, char** argv) {
     cli.add_flag("--print-config", print_config,
                  "print the options in effect as a --config file (defaults included) and exit");
     add_options(cli, opt);
+    if (auto file = check_config_file(std::span(our_args).subspan(1)); !file) {
+        fmt::print(stderr, "ptpsec-dataplane: {}\n", file.message());
+        return exit_error;
+    }
     try {
         cli.parse(static_cast<int>(our_args.size()), our_args.data());
     } catch (const CLI::ConfigError& e) {

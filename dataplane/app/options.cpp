@@ -7,6 +7,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <iterator>
 #include <memory>
 #include <optional>
@@ -33,9 +36,26 @@ public:
             if (eq == std::string::npos) {
                 continue;
             }
-            if (const std::string value = CLI::detail::trim_copy(line.substr(eq + 1)); value.starts_with('[')) {
-                throw CLI::ConfigError(fmt::format("key \"{}\": a list, but every option takes one value",
-                                                   CLI::detail::trim_copy(line.substr(0, eq))));
+            const std::string key = CLI::detail::trim_copy(line.substr(0, eq));
+            const std::string value = CLI::detail::trim_copy(line.substr(eq + 1));
+            if (value.starts_with('[')) {
+                throw CLI::ConfigError(fmt::format("key \"{}\": a list, but every option takes one value", key));
+            }
+            // CLI11 cuts a line at its first '#', inside quotes too, and
+            // keeps what is left of a quoted value with its opening quote:
+            // "gm#1" would read as "gm. Refused here, by key.
+            if (value.starts_with('"') || value.starts_with('\'')) {
+                const size_t close = value.find(value.front(), 1);
+                const size_t hash = value.find('#', 1);
+                if (hash != std::string::npos && (close == std::string::npos || hash < close)) {
+                    throw CLI::ConfigError(fmt::format("key \"{}\": the value holds '#', which this file's reader "
+                                                       "takes for the start of a comment, even inside quotes",
+                                                       key));
+                }
+                if (close == std::string::npos) {
+                    throw CLI::ConfigError(fmt::format("key \"{}\": the value has no closing {}", key,
+                                                       value.front() == '"' ? "double quote" : "quote"));
+                }
             }
         }
         std::istringstream again(text);
@@ -163,6 +183,36 @@ result<checked_options> check_options(const app_options& o) {
     return c;
 }
 
+namespace {
+
+/// rte_ring_create() takes a count that is a power of two (and below 2^31).
+CLI::Validator power_of_two() {
+    return CLI::Validator(
+        [](const std::string& s) -> std::string {
+            uint64_t v = 0;
+            if (!CLI::detail::lexical_cast(s, v) || v < 2 || v > (uint64_t{1} << 30) || (v & (v - 1)) != 0) {
+                return fmt::format("{} is not a power of two from 2 to 2^30", s);
+            }
+            return {};
+        },
+        "POWER OF TWO");
+}
+
+/// --stats-interval: seconds, fractions too, up to a day.
+CLI::Validator interval_seconds() {
+    return CLI::Validator(
+        [](const std::string& s) -> std::string {
+            double v = 0;
+            if (!CLI::detail::lexical_cast(s, v) || !(v >= 0 && v <= 86400)) {
+                return fmt::format("{} is not a number of seconds from 0 to 86400", s);
+            }
+            return {};
+        },
+        "SECONDS");
+}
+
+} // namespace
+
 void add_options(CLI::App& cli, app_options& opt) {
     cli.config_formatter(std::make_shared<scalar_config>());
     cli.allow_config_extras(CLI::config_extras_mode::error);
@@ -202,8 +252,10 @@ void add_options(CLI::App& cli, app_options& opt) {
         ->check(CLI::IsMember({"worker", "main"}))
         ->capture_default_str();
     cli.add_option("--handoff-ring", opt.handoff_ring, "slots of each handoff ring (a power of two)")
+        ->check(power_of_two())
         ->capture_default_str();
     cli.add_option("--stats-interval", opt.stats_interval, "print counters every SECONDS (0: only at exit)")
+        ->check(interval_seconds())
         ->capture_default_str();
     cli.add_option(
            "--idle-exit", opt.idle_exit_ms,
@@ -221,7 +273,9 @@ void add_options(CLI::App& cli, app_options& opt) {
                    "which messageTypes give event records: timing (Sync, Delay_Req, Pdelay_Req, Pdelay_Resp, "
                    "Follow_Up, Pdelay_Resp_Follow_Up), all, or a comma list of names (sync,announce,...)")
         ->capture_default_str();
-    cli.add_option("--event-ring", opt.event_ring, "slots of the event ring (a power of two)")->capture_default_str();
+    cli.add_option("--event-ring", opt.event_ring, "slots of the event ring (a power of two)")
+        ->check(power_of_two())
+        ->capture_default_str();
     auto& at = opt.attest;
     cli.add_option("--attest", at.backend,
                    "sign the event records in Merkle batches and log the evidence (docs/attestation.md): none, tpm, "
@@ -266,10 +320,16 @@ void add_options(CLI::App& cli, app_options& opt) {
     cli.add_option("--replay-streams", opt.replay_streams, "streams the replay table holds")
         ->check(CLI::Range(replay_table::min_capacity, replay_table::max_capacity))
         ->capture_default_str();
-    cli.add_option("--rx-desc", opt.ports.rx_desc, "RX descriptors per queue")->capture_default_str();
-    cli.add_option("--tx-desc", opt.ports.tx_desc, "TX descriptors per queue")->capture_default_str();
+    cli.add_option("--rx-desc", opt.ports.rx_desc, "RX descriptors per queue")
+        ->check(CLI::Range(1, 0xFFFF))
+        ->capture_default_str();
+    cli.add_option("--tx-desc", opt.ports.tx_desc, "TX descriptors per queue")
+        ->check(CLI::Range(1, 0xFFFF))
+        ->capture_default_str();
     cli.add_option("--mbufs", opt.ports.mbufs, "mbufs in the pool")->capture_default_str();
-    cli.add_option("--ticket-tlv-type", opt.wire.ticket_tlv_type, "tlvType of the TICKET TLV")->capture_default_str();
+    cli.add_option("--ticket-tlv-type", opt.wire.ticket_tlv_type, "tlvType of the TICKET TLV")
+        ->check(CLI::Range(0, 0xFFFF))
+        ->capture_default_str();
     cli.add_flag("--tickets", opt.tickets,
                  "grantor: hand Signaling messages with a TICKET TLV whose SA is not installed yet to the control "
                  "plane (/dev/shm/ptpsec-exc.PREFIX), and verify and forward them when it gives them back");
@@ -353,6 +413,9 @@ std::string config_error_text(const CLI::ConfigError& e) {
                                "(--print-config lists every key)",
                                key);
         }
+        if (key.find_first_of(" \t") != std::string_view::npos) {
+            return fmt::format("\"{}\" is no KEY = VALUE line", key);
+        }
         return fmt::format("unknown key \"{}\" (--print-config lists every key)", key);
     }
     return std::string(what);
@@ -367,6 +430,14 @@ result<parsed_options> parse_options_text(std::string_view text, std::string_vie
         cli.parse_from_stream(in);
     } catch (const CLI::ConfigError& e) {
         return error{fmt::format("{}: {}", origin, config_error_text(e))};
+    } catch (const CLI::ArgumentMismatch& e) {
+        // CLI11: "--burst: At Most 1 required but received 2"
+        const std::string_view what = e.what();
+        const size_t colon = what.find(':');
+        if (what.find("At Most 1 required") != std::string_view::npos && colon != std::string_view::npos) {
+            return error{fmt::format("{}: {}: given more than once", origin, what.substr(0, colon))};
+        }
+        return error{fmt::format("{}: {}", origin, what)};
     } catch (const CLI::Error& e) {
         return error{fmt::format("{}: {}", origin, e.what())};
     }
@@ -375,6 +446,34 @@ result<parsed_options> parse_options_text(std::string_view text, std::string_vie
     }
     p.printed = config_file_text(cli);
     return p;
+}
+
+status check_config_file(std::span<char* const> args) {
+    constexpr std::string_view flag = "--config";
+    std::string path;
+    for (size_t i = 0; i < args.size(); ++i) {
+        const std::string_view a = args[i];
+        if (a == flag && i + 1 < args.size()) {
+            path = args[i + 1];
+        } else if (a.starts_with(flag) && a.size() > flag.size() && a[flag.size()] == '=') {
+            path = a.substr(flag.size() + 1);
+        }
+    }
+    if (path.empty()) {
+        return ok_status();
+    }
+    std::ifstream in(path);
+    if (!in) {
+        return error{fmt::format("--config {}: cannot read it: {}", path, std::strerror(errno))};
+    }
+    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    if (in.bad()) {
+        return error{fmt::format("--config {}: cannot read it", path)};
+    }
+    if (auto parsed = parse_options_text(text, fmt::format("--config {}", path)); !parsed) {
+        return error{parsed.message()};
+    }
+    return ok_status();
 }
 
 result<read_options> read_options_text(std::string_view text, std::string_view origin) {

@@ -19,6 +19,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -97,6 +98,13 @@ struct parsed_options {
 /// Reads the text of a --config file as ptpsec-dataplane reads the file,
 /// before check_options; a refusal starts with `origin`.
 result<parsed_options> parse_options_text(std::string_view text, std::string_view origin);
+
+/// The --config file named among a command line's arguments (`--config
+/// FILE` or `--config=FILE`; `args` without the program's name), read on
+/// its own before the command line is parsed with it, so that a value CLI11
+/// cannot convert or a key given twice is reported with the file's name
+/// (CLI11 names only the option). No --config: nothing to check.
+status check_config_file(std::span<char* const> args);
 
 struct read_options {
     app_options options;

@@ -733,6 +733,29 @@ TEST_F(transparent_clock, two_workers_count_residence_from_arrival_on_either_que
     EXPECT_EQ(s.at("dropped"), 0);
 }
 
+TEST_F(dataplane_app, an_sa_file_window_past_the_largest_is_capped_and_said) {
+    std::string sa_text = test::read_file(shipped_sa_file);
+    const size_t at = sa_text.find("seqid_window 3\n");
+    ASSERT_NE(at, std::string::npos);
+    sa_text.replace(at, std::strlen("seqid_window 3"), "seqid_window 32767");
+    const std::string sa = _dir.file("wide-sa.conf");
+    test::write_file(sa, sa_text);
+    const std::string empty = _dir.file("empty.pcap");
+    auto r = run(empty, capture, {"--sa-file", sa, "--inside-policy", "pass"});
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    EXPECT_NE(r.err.find(sa + ": seqid_window 32767 is more than the largest replay window, 32704"), std::string::npos)
+        << r.err;
+    EXPECT_NE(r.out.find("replay window 32704 "), std::string::npos) << r.out;
+    EXPECT_EQ(path_stats("outside->inside").at("verified"), capture_ptp_frames);
+    // Within the largest: taken as it is (rounded up to whole blocks), and nothing said.
+    sa_text.replace(sa_text.find("seqid_window 32767"), std::strlen("seqid_window 32767"), "seqid_window 1000");
+    test::write_file(sa, sa_text);
+    r = run(empty, capture, {"--sa-file", sa, "--inside-policy", "pass"});
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    EXPECT_EQ(r.err.find("seqid_window"), std::string::npos) << r.err;
+    EXPECT_NE(r.out.find("replay window 1984 "), std::string::npos) << r.out;
+}
+
 TEST_F(dataplane_app, several_workers_refuse_to_start_with_a_clear_reason) {
     const std::string empty = _dir.file("empty.pcap");
     // rte_flow asked for on a PMD without it.
@@ -752,7 +775,11 @@ TEST_F(dataplane_app, several_workers_refuse_to_start_with_a_clear_reason) {
     r = run_queues({empty, empty}, {empty, empty}, two_workers,
                    {"--sa-file", shipped_sa_file, "--sign", "2:1", "--handoff-ring", "1000"});
     EXPECT_EQ(r.exit_code, exit_error);
-    EXPECT_NE(r.err.find("--handoff-ring 1000"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("--handoff-ring: 1000 is not a power of two"), std::string::npos) << r.err;
+    // Refused before EAL starts, with one worker too (where no handoff ring is made).
+    r = run(empty, empty, {"--sa-file", shipped_sa_file, "--sign", "2:1", "--handoff-ring", "1000"});
+    EXPECT_EQ(r.exit_code, exit_error);
+    EXPECT_NE(r.err.find("--handoff-ring: 1000 is not a power of two"), std::string::npos) << r.err;
 }
 
 TEST_F(dataplane_app, reads_its_options_from_a_config_file) {
@@ -783,6 +810,11 @@ TEST_F(dataplane_app, reads_its_options_from_a_config_file) {
         {"inside-polcy = \"sign\"\n", "unknown key \"inside-polcy\""},
         {"burst = 100\n", "--burst: Value 100 not in range 1 to 64"},
         {"inside-policy = \"pass\"\nsteering = \"sometimes\"\n", "--steering sometimes: use auto, flow or software"},
+        // What CLI11 alone reports without the file's name, read on its own first.
+        {"inside-policy = \"pass\"\nstats-interval = \"abc\"\n",
+         "--config " + conf + ": --stats-interval: abc is not a number of seconds"},
+        {"inside-policy = \"pass\"\nattest-signer-id = \"gm#1\"\n",
+         "--config " + conf + ": key \"attest-signer-id\": the value holds '#'"},
     };
     for (const auto& c : cases) {
         test::write_file(conf, c.text);
@@ -792,7 +824,9 @@ TEST_F(dataplane_app, reads_its_options_from_a_config_file) {
     }
     r = run(_dir.file("empty.pcap"), _dir.file("empty.pcap"), {"--config", _dir.file("missing.toml")});
     EXPECT_EQ(r.exit_code, exit_error);
-    EXPECT_NE(r.err.find("missing.toml"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("--config " + _dir.file("missing.toml") + ": cannot read it: No such file or directory"),
+              std::string::npos)
+        << r.err;
 }
 
 // Our options are read before EAL starts: --help, --print-config and a

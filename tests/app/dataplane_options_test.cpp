@@ -68,6 +68,15 @@ TEST(dataplane_options, what_print_config_prints_reads_back_to_the_same_options)
     EXPECT_EQ(printout(printed), printed);
 }
 
+TEST(dataplane_options, a_comment_after_a_quoted_value_is_a_comment) {
+    const auto r = read_options_text("sign = \"2\"\nattest-signer-id = \"gm-1\" # the lab's grandmaster\n"
+                                     "stats-interval = 0.5\n",
+                                     "dp.toml");
+    ASSERT_TRUE(r) << r.message();
+    EXPECT_EQ(r->options.attest.signer_id, "gm-1");
+    EXPECT_EQ(r->options.stats_interval, 0.5);
+}
+
 TEST(dataplane_options, every_refusal_names_the_file_and_the_mistake) {
     struct bad_file {
         std::string text;
@@ -85,6 +94,17 @@ TEST(dataplane_options, every_refusal_names_the_file_and_the_mistake) {
         {"sign = [2\nburst = 16\n", "key \"sign\": a list"},
         {"sign = \"2\"\nsa-file = \" 1024\"\n", "--sa-file: the value \" 1024\" would not read back"},
         {"sign = \"2\"\nsa-file = \"sa\x01.conf\"\n", "--sa-file: the value holds a control character (0x01)"},
+        // what CLI11's reader would cut short at the '#' and take as "gm
+        {"sign = \"2\"\nattest-signer-id = \"gm#1\"\n", "key \"attest-signer-id\": the value holds '#'"},
+        {"sign = \"2\"\nsa-file = 'a#b'\n", "key \"sa-file\": the value holds '#'"},
+        {"sign = \"2\"\nsa-file = \"sa.conf\n", "key \"sa-file\": the value has no closing double quote"},
+        {"sign = \"2\"\nburst 32\n", "\"burst 32\" is no KEY = VALUE line"},
+        {"sign = \"2\"\nburst = 4\nburst = 8\n", "--burst: given more than once"},
+        {"sign = \"2\"\nstats-interval = -1\n", "--stats-interval: -1 is not a number of seconds from 0 to 86400"},
+        {"sign = \"2\"\nhandoff-ring = 1000\n", "--handoff-ring: 1000 is not a power of two from 2 to 2^30"},
+        {"sign = \"2\"\nevent-ring = 1\n", "--event-ring: 1 is not a power of two"},
+        {"sign = \"2\"\nticket-tlv-type = 70000\n", "--ticket-tlv-type: Value 70000 not in range 0 to 65535"},
+        {"sign = \"2\"\nrx-desc = 0\n", "--rx-desc: Value 0 not in range 1 to 65535"},
         // what our checks refuse
         {"inside-policy = \"verify\"\n", "--inside-policy verify: use pass, sign or tc"},
         {"", "--inside-policy sign needs --sign SPP"},

@@ -276,7 +276,14 @@ TEST_F(evidence_log_test, one_writer_at_a_time_and_bad_arguments_say_why) {
 
     auto no_dir = evidence_log::open(_dir.path() / "missing", "evidence", 1000);
     ASSERT_FALSE(no_dir);
-    EXPECT_NE(no_dir.message().find("missing"), std::string::npos) << no_dir.message();
+    EXPECT_NE(
+        no_dir.message().find("directory " + (_dir.path() / "missing").string() + " does not exist (create it first)"),
+        std::string::npos)
+        << no_dir.message();
+    test::write_file((_dir.path() / "plain").string(), "x");
+    auto not_dir = evidence_log::open(_dir.path() / "plain", "evidence", 1000);
+    ASSERT_FALSE(not_dir);
+    EXPECT_NE(not_dir.message().find("plain is not a directory"), std::string::npos) << not_dir.message();
     EXPECT_FALSE(evidence_log::open(_dir.path(), "a/b", 1000));
     EXPECT_FALSE(evidence_log::open(_dir.path(), "", 1000));
     EXPECT_FALSE(evidence_log::open(_dir.path(), "other", 0));
