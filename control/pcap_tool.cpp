@@ -361,6 +361,8 @@ result<edit_summary> sign(const std::string& sa_file, uint8_t spp, uint32_t key_
         }
         if (ss == sign_status::signed_ok) {
             ++sum.changed;
+        } else if (ss == sign_status::already_signed) {
+            ++sum.unchanged;
         } else if (ss != sign_status::not_ptp && ss != sign_status::already_signed) {
             ++sum.failed;
             fmt::print(log, "#{}: not signed: {}{}\n", sum.frames, sign_status_name(ss),
@@ -407,6 +409,9 @@ result<edit_summary> strip(const std::string& in_path, const std::string& out_pa
             ptp::error e = fe;
             if (e == ptp::error::none) {
                 e = ptp::parse_message(f.data + fi.ptp_offset, fi.ptp_avail, mv, opt.wire);
+            }
+            if (e == ptp::error::none && !mv.has_auth) {
+                ++sum.unchanged;
             }
             if (e == ptp::error::none && mv.has_auth) {
                 e = ptp::strip_auth_tlv(f, fi, mv);

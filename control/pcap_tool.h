@@ -30,6 +30,9 @@ struct edit_summary {
     uint64_t changed = 0; ///< signed or stripped
     uint64_t ptp = 0;
     uint64_t failed = 0; ///< PTP frames that could not be changed (malformed, no room)
+    /// PTP frames copied as they were: signed already (sign), or without an
+    /// AUTHENTICATION TLV (strip).
+    uint64_t unchanged = 0;
 };
 
 /// One block of text per frame to `out`.

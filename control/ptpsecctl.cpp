@@ -35,6 +35,10 @@
 #include <utility>
 #include <vector>
 
+#ifndef PTPSEC_VERSION
+#define PTPSEC_VERSION "unknown"
+#endif
+
 namespace {
 
 constexpr int exit_ok = 0;
@@ -742,6 +746,7 @@ CLI::Validator lifetime_seconds() {
 int run(int argc, char** argv) {
     CLI::App app{"ptpsecctl: operate ptpsec (offline PTP capture tools, data-plane counters and SAs, key server, "
                  "attestation evidence and registrar)"};
+    app.set_version_flag("--version", std::string("ptpsecctl ") + PTPSEC_VERSION);
     app.require_subcommand(1);
 
     ptpsec::pcap_tool::options opt;
@@ -909,8 +914,9 @@ int run(int argc, char** argv) {
             if (!r) {
                 return report(r.err());
             }
-            fmt::print("{} frames, {} PTP, {} signed, {} not signed -> {}\n", r->frames, r->ptp, r->changed, r->failed,
-                       out);
+            fmt::print(
+                "{} frames, {} PTP, {} signed, {} not signed{} -> {}\n", r->frames, r->ptp, r->changed, r->failed,
+                r->unchanged != 0 ? fmt::format(", {} signed already (copied unchanged)", r->unchanged) : "", out);
             return r->failed == 0 ? exit_ok : exit_failed;
         }
         if (controld_status->parsed()) {
@@ -1005,8 +1011,11 @@ int run(int argc, char** argv) {
             if (!r) {
                 return report(r.err());
             }
-            fmt::print("{} frames, {} PTP, {} stripped, {} not stripped -> {}\n", r->frames, r->ptp, r->changed,
-                       r->failed, out);
+            fmt::print(
+                "{} frames, {} PTP, {} stripped, {} not stripped{} -> {}\n", r->frames, r->ptp, r->changed, r->failed,
+                r->unchanged != 0 ? fmt::format(", {} without an AUTHENTICATION TLV (copied unchanged)", r->unchanged)
+                                  : "",
+                out);
             return r->failed == 0 ? exit_ok : exit_failed;
         }
     }

@@ -253,6 +253,11 @@ status parser::line(std::string_view raw, size_t num) {
 }
 
 status parser::key_line(const std::vector<std::string_view>& tok, size_t num) {
+    if (uint32_t id = 0; tok.size() == 2 && parse_number(tok[0], id)) {
+        return fail(num, fmt::format("key {}: no value after the type; a key line is 'id type [len] value' ('#' "
+                                     "starts a comment, so a value cannot begin with it: give it as HEX: or B64:)",
+                                     tok[0]));
+    }
     if (tok.size() < 3 || tok.size() > 4) {
         return fail(num, fmt::format("unknown setting '{}'; a key line is 'id type [len] value'", tok[0]));
     }

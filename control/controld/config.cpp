@@ -1,5 +1,7 @@
 #include <control/controld/config.h>
 
+#include <control/verifier/audit_store.h>
+
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
@@ -659,6 +661,9 @@ result<verifier_settings> parse_verifier(const toml::table& t, std::string_view 
                                  r.at_table())};
     }
     v.audit = **audit;
+    if (auto form = verifier::audit_store::check_spec(v.audit); !form) {
+        return error{fmt::format("{}: verifier.audit: {}", r.at(*t.get("audit")), form.message())};
+    }
     if (v.audit.starts_with("sqlite:")) {
         v.audit = "sqlite:" + resolve(base_dir, v.audit.substr(7));
     }

@@ -956,6 +956,47 @@ std::unique_ptr<admin::server> open_admin(const admin_settings& a, bool& failed)
     return nullptr;
 }
 
+/// What serve() would refuse that reading the file cannot see, checked
+/// without binding a port or opening a database: the TLS files of the
+/// server and of the node as they would be loaded, the listen addresses,
+/// that each Registrar database exists (opening one that is not there makes
+/// an empty one, which knows no signer), and the EK CA and CRL files.
+status preflight(const config& cfg) {
+    auto exists = [](const std::string& path) {
+        std::error_code ec;
+        return std::filesystem::exists(path, ec);
+    };
+    if (cfg.server) {
+        if (auto st = tls::server::check(cfg.server->tls); !st) {
+            return error{fmt::format("[server]: {}", st.message())};
+        }
+        if (!cfg.server->registrar.empty() && !exists(cfg.server->registrar)) {
+            return error{fmt::format("server.registrar {}: no such file (enrol the nodes' TPM signers with ptpsecctl "
+                                     "registrar enrol first)",
+                                     cfg.server->registrar)};
+        }
+    }
+    if (cfg.node) {
+        if (auto st = tls::client::check(cfg.node->tls); !st) {
+            return error{fmt::format("[node]: {}", st.message())};
+        }
+    }
+    if (cfg.verifier) {
+        const verifier_settings& v = *cfg.verifier;
+        if (!exists(v.registrar)) {
+            return error{fmt::format("verifier.registrar {}: no such file (enrol the signers with ptpsecctl "
+                                     "registrar enrol first)",
+                                     v.registrar)};
+        }
+        for (const std::string* f : {&v.ek_ca, &v.ek_crl}) {
+            if (!f->empty() && !exists(*f)) {
+                return error{fmt::format("verifier.{} {}: no such file", f == &v.ek_ca ? "ek-ca" : "ek-crl", *f)};
+            }
+        }
+    }
+    return ok_status();
+}
+
 int serve(const config& cfg, const std::string& config_file) {
     daemon_view view;
     view.cfg = &cfg;
@@ -1001,13 +1042,6 @@ int serve(const config& cfg, const std::string& config_file) {
         if (!s.registrar.empty()) {
             // Read on the server's thread only, under ke_mutex; enrolments and
             // revocations made meanwhile count from the next request.
-            if (std::error_code missing; !std::filesystem::exists(s.registrar, missing)) {
-                fmt::print(stderr,
-                           "ptpsec-controld: server.registrar {}: no such file (enrol the nodes' TPM signers with "
-                           "ptpsecctl registrar enrol first)\n",
-                           s.registrar);
-                return exit_error;
-            }
             auto reg = verifier::registrar::open(s.registrar);
             if (!reg) {
                 fmt::print(stderr, "ptpsec-controld: server.registrar: {}\n", reg.message());
@@ -1190,6 +1224,7 @@ int serve(const config& cfg, const std::string& config_file) {
 
 int run(int argc, char** argv) {
     CLI::App cli{"ptpsec-controld: the NTS4PTP key server (NTS-KE and NTS-TSR) and node"};
+    cli.set_version_flag("--version", std::string("ptpsec-controld ") + PTPSEC_VERSION);
     std::string config_file;
     bool check = false;
     cli.add_option("--config", config_file, "configuration file (TOML; see docs/operations.md)")->required();
@@ -1202,6 +1237,10 @@ int run(int argc, char** argv) {
     auto cfg = load_config(config_file);
     if (!cfg) {
         fmt::print(stderr, "ptpsec-controld: {}\n", cfg.message());
+        return exit_error;
+    }
+    if (auto st = preflight(*cfg); !st) {
+        fmt::print(stderr, "ptpsec-controld: {}: {}\n", config_file, st.message());
         return exit_error;
     }
     if (check) {

@@ -47,6 +47,13 @@ status validate(const client_rule& r, size_t index) {
     if (r.subject.empty() && r.san.empty()) {
         return error{fmt::format("client rule {}: names neither a subject nor a subjectAltName", index + 1)};
     }
+    // identity_of() (controld) names each SAN of a certificate this way:
+    // a rule without the prefix would never match.
+    if (!r.san.empty() && !r.san.starts_with("DNS:") && !r.san.starts_with("IP:") && !r.san.starts_with("URI:")) {
+        return error{fmt::format("client rule {}: san \"{}\": write DNS:NAME, IP:ADDRESS or URI:URI, as the "
+                                 "certificate's subjectAltName has it",
+                                 index + 1, r.san)};
+    }
     if (r.groups.empty() && !r.grantor && !r.unicast) {
         return error{fmt::format("client rule {} ({}): allows no group, not the grantor role and not unicast",
                                  index + 1, r.subject.empty() ? r.san : r.subject)};

@@ -163,6 +163,15 @@ client::~client() {
     }
 }
 
+status client::check(const client_config& config) {
+    try {
+        PTPSEC_TRY(ctx, detail::client_context({config.cert_file, config.key_file, config.ca_file, config.crl_file}));
+        return ok_status();
+    } catch (const std::exception& e) {
+        return error{fmt::format("TLS client: {}", e.what())};
+    }
+}
+
 result<client> client::connect(std::string_view host_view, uint16_t port, const client_config& config,
                                const session_ticket* resume) {
     try {

@@ -91,6 +91,9 @@ public:
     /// fits (server().resumed tells whether the server took it).
     static result<client> connect(std::string_view host, uint16_t port, const client_config& config,
                                   const session_ticket* resume = nullptr);
+    /// The files of `config` read as connect() reads them, without
+    /// connecting (`ptpsec-controld --check`).
+    static status check(const client_config& config);
 
     client(client&&) noexcept;
     client& operator=(client&&) noexcept;

@@ -99,6 +99,7 @@ int require_alpn(SSL* ssl, int* alert, void* /*arg*/) {
     }
     if (auto* notes = static_cast<handshake_notes*>(SSL_get_app_data(ssl)); notes != nullptr) {
         notes->alpn_refused = true;
+        notes->alpn_absent = true;
     }
     *alert = SSL_AD_NO_APPLICATION_PROTOCOL;
     return SSL_CLIENT_HELLO_ERROR;

@@ -47,6 +47,7 @@ struct credential_files {
 /// handshake runs.
 struct handshake_notes {
     bool alpn_refused = false;
+    bool alpn_absent = false; ///< refused because the ClientHello had no ALPN at all
     /// The subject of a client certificate that failed verification (OpenSSL
     /// keeps no peer certificate then), at most max_noted_subject octets.
     std::string rejected_subject;

@@ -317,21 +317,34 @@ status server::impl::open() {
     return ok_status();
 }
 
-status server::impl::open_listener(const std::string& address, bool dual_stack) {
-    sockaddr_storage ss{};
-    socklen_t len = 0;
+namespace {
+
+/// A numeric listen address and port as a socket address.
+status listen_address(const std::string& address, uint16_t port, sockaddr_storage& ss, socklen_t& len) {
+    ss = sockaddr_storage{};
     auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
     auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
     if (::inet_pton(AF_INET, address.c_str(), &v4->sin_addr) == 1) {
         v4->sin_family = AF_INET;
-        v4->sin_port = htons(bound_port);
+        v4->sin_port = htons(port);
         len = sizeof(sockaddr_in);
     } else if (::inet_pton(AF_INET6, address.c_str(), &v6->sin6_addr) == 1) {
         v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(bound_port);
+        v6->sin6_port = htons(port);
         len = sizeof(sockaddr_in6);
     } else {
         return error{fmt::format("listen address '{}' is not a numeric IPv4 or IPv6 address", address)};
+    }
+    return ok_status();
+}
+
+} // namespace
+
+status server::impl::open_listener(const std::string& address, bool dual_stack) {
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    if (auto st = listen_address(address, bound_port, ss, len); !st) {
+        return st;
     }
     const std::string where = ss.ss_family == AF_INET6 ? fmt::format("[{}]:{}", address, bound_port)
                                                        : fmt::format("{}:{}", address, bound_port);
@@ -595,6 +608,13 @@ void server::impl::report_refusal(const connection& c, counter which, int ssl_er
     detail::split_address(c.remote, r.address, r.port);
     r.counter = counter_name(which);
     r.reason = detail::failure_reason(c.ssl.get(), ssl_error);
+    if (c.notes.alpn_refused) {
+        // OpenSSL says "callback failed" for a hello without ALPN: say what
+        // the client did instead.
+        r.reason = c.notes.alpn_absent ? "no application protocol: the client offered no ALPN (ntske/1 or ntstsr/1 "
+                                         "is required)"
+                                       : "no application protocol: the client offered neither ntske/1 nor ntstsr/1";
+    }
     r.subject = c.notes.rejected_subject;
     r.unreported = std::exchange(refusals_unreported, 0);
     {
@@ -880,29 +900,56 @@ server::server(server&&) noexcept = default;
 server& server::operator=(server&&) noexcept = default;
 server::~server() = default;
 
+namespace {
+
+status check_settings(const server_config& config) {
+    if (config.handshake_timeout.count() <= 0 || config.idle_timeout.count() <= 0 ||
+        config.close_timeout.count() <= 0) {
+        return error{"TLS server: the handshake, idle and close timeouts must be positive"};
+    }
+    if (config.max_connections == 0 || config.max_requests_per_connection == 0) {
+        return error{"TLS server: max_connections and max_requests_per_connection must be at least 1"};
+    }
+    if (config.session_lifetime < std::chrono::seconds(0) || config.session_lifetime > max_session_lifetime) {
+        return error{fmt::format("TLS server: session_lifetime {} s is outside 0 to {} s (seeds/001 §2.1: at most "
+                                 "24 hours)",
+                                 config.session_lifetime.count(), max_session_lifetime.count())};
+    }
+    if (config.max_message_size < record_header_size) {
+        return error{fmt::format("TLS server: max_message_size {} is below one End of Message record ({} octets)",
+                                 config.max_message_size, record_header_size)};
+    }
+    if (config.rate.per_second > 0 && config.rate.burst < 1) {
+        return error{"TLS server: a rate limit needs a burst of at least 1"};
+    }
+    return ok_status();
+}
+
+} // namespace
+
+status server::check(const server_config& config) {
+    try {
+        PTPSEC_TRY(settings, check_settings(config));
+        PTPSEC_TRY(ctx, detail::server_context({config.cert_file, config.key_file, config.ca_file, config.crl_file},
+                                               config.session_lifetime));
+        for (const auto& a : config.listen_addresses) {
+            sockaddr_storage ss{};
+            socklen_t len = 0;
+            PTPSEC_TRY(parsed, listen_address(a, config.port, ss, len));
+        }
+        return ok_status();
+    } catch (const std::exception& e) {
+        return error{fmt::format("TLS server: {}", e.what())};
+    }
+}
+
 result<server> server::create(server_config config, handler on_message) {
     try {
         if (!on_message) {
             return error{"TLS server: no message handler"};
         }
-        if (config.handshake_timeout.count() <= 0 || config.idle_timeout.count() <= 0 ||
-            config.close_timeout.count() <= 0) {
-            return error{"TLS server: the handshake, idle and close timeouts must be positive"};
-        }
-        if (config.max_connections == 0 || config.max_requests_per_connection == 0) {
-            return error{"TLS server: max_connections and max_requests_per_connection must be at least 1"};
-        }
-        if (config.session_lifetime < std::chrono::seconds(0) || config.session_lifetime > max_session_lifetime) {
-            return error{fmt::format("TLS server: session_lifetime {} s is outside 0 to {} s (seeds/001 §2.1: at most "
-                                     "24 hours)",
-                                     config.session_lifetime.count(), max_session_lifetime.count())};
-        }
-        if (config.max_message_size < record_header_size) {
-            return error{fmt::format("TLS server: max_message_size {} is below one End of Message record ({} octets)",
-                                     config.max_message_size, record_header_size)};
-        }
-        if (config.rate.per_second > 0 && config.rate.burst < 1) {
-            return error{"TLS server: a rate limit needs a burst of at least 1"};
+        if (auto st = check_settings(config); !st) {
+            return st.err();
         }
         auto p = std::make_unique<impl>(std::move(config), std::move(on_message));
         p->seen_files = p->current_files();

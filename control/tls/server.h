@@ -246,6 +246,10 @@ public:
     /// Loads the files, opens the listening sockets and the loop's epoll;
     /// nothing runs until run() or poll_once().
     static result<server> create(server_config config, handler on_message);
+    /// What create() would refuse in `config` without binding a port: the
+    /// certificate, key, CA and CRL files read as create() reads them, and
+    /// each listen address parsed (`ptpsec-controld --check`).
+    static status check(const server_config& config);
 
     server(server&&) noexcept;
     server& operator=(server&&) noexcept;

@@ -239,16 +239,23 @@ std::optional<std::array<uint8_t, 10>> parse_port_identity(std::string_view s) {
     return out;
 }
 
+status audit_store::check_spec(std::string_view spec) {
+    if (spec.starts_with("postgresql://") || spec.starts_with("postgres://") ||
+        (spec.starts_with("postgresql:") && spec.size() > 11) || (spec.starts_with("sqlite:") && spec.size() > 7)) {
+        return ok_status();
+    }
+    return error{fmt::format("audit store \"{}\": use sqlite:PATH or postgresql:CONNINFO", spec)};
+}
+
 result<std::unique_ptr<audit_store>> audit_store::open(std::string_view spec) {
+    PTPSEC_TRY(form, check_spec(spec));
     result<std::unique_ptr<sql::connection>> db = error{};
     if (spec.starts_with("postgresql://") || spec.starts_with("postgres://")) {
         db = sql::open_postgresql(std::string(spec));
     } else if (spec.starts_with("postgresql:")) {
         db = sql::open_postgresql(std::string(spec.substr(11)));
-    } else if (spec.starts_with("sqlite:")) {
-        db = sql::open_sqlite(std::string(spec.substr(7)), true);
     } else {
-        db = sql::open_sqlite(std::string(spec), true);
+        db = sql::open_sqlite(std::string(spec.substr(7)), true);
     }
     if (!db) {
         return error{fmt::format("audit store: {}", db.message())};

@@ -156,9 +156,14 @@ struct correlation_report {
 
 class audit_store {
 public:
-    /// "sqlite:PATH", "postgresql:CONNINFO" (a libpq connection string or
-    /// a postgresql:// URI), or a plain path (SQLite). Creates the schema.
+    /// "sqlite:PATH" or "postgresql:CONNINFO" (a libpq connection string,
+    /// or a postgresql:// URI with or without the prefix). Creates the
+    /// schema (and an SQLite file that is not there yet).
     static result<std::unique_ptr<audit_store>> open(std::string_view spec);
+    /// Whether `spec` has one of open()'s forms; nothing is opened. A plain
+    /// path or a mistyped prefix is refused rather than taken for an SQLite
+    /// file that open() would create.
+    static status check_spec(std::string_view spec);
     static result<std::unique_ptr<audit_store>> open(std::unique_ptr<sql::connection> db);
 
     /// Records an accepted batch, its events and the signer's new chain

@@ -21,9 +21,11 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -256,6 +258,37 @@ bool file_exists(const std::string& path) {
     struct stat st {};
     return ::stat(path.c_str(), &st) == 0;
 }
+
+/// A file an option names, readable, or what is wrong with it.
+status readable(std::string_view option, const std::string& path) {
+    if (std::ifstream in(path); !in) {
+        return error{fmt::format("{} {}: cannot read it: {}", option, path, std::strerror(errno))};
+    }
+    return ok_status();
+}
+
+/// Removes a Registrar database that enrol created, with SQLite's side
+/// files, unless the enrolment went through: a failed first enrolment
+/// leaves no empty Registrar behind. Declared before the Registrar is
+/// opened, so that the database is closed before the files go.
+class created_registrar {
+public:
+    explicit created_registrar(std::string path) : _path(file_exists(path) ? std::string() : std::move(path)) {}
+    created_registrar(const created_registrar&) = delete;
+    created_registrar& operator=(const created_registrar&) = delete;
+    ~created_registrar() {
+        if (!_path.empty()) {
+            for (const char* suffix : {"", "-journal", "-wal", "-shm"}) {
+                std::error_code ec;
+                std::filesystem::remove(_path + suffix, ec);
+            }
+        }
+    }
+    void keep() { _path.clear(); }
+
+private:
+    std::string _path;
+};
 
 } // namespace
 
@@ -524,6 +557,11 @@ int cli_commands::state::run_verify() {
     for (const auto& l : logs) {
         std::error_code ec;
         if (!std::filesystem::is_directory(l, ec)) {
+            // A path that cannot be read is the caller's mistake (2), not
+            // evidence that fails (1).
+            if (auto st = readable("evidence log", l); !st) {
+                return report(st.message());
+            }
             files.push_back(l);
             continue;
         }
@@ -707,6 +745,7 @@ int cli_commands::state::run_enrol() {
     if (chosen != 1) {
         return report("registrar enrol: give exactly one of --tpm, --pkcs11, --software");
     }
+    created_registrar made(registrar_db);
     auto reg = open_registrar(true);
     if (!reg) {
         return report(reg.message());
@@ -785,6 +824,7 @@ int cli_commands::state::run_enrol() {
     if (enrolled && *enrolled) {
         device = (*enrolled)->device();
     }
+    made.keep();
     fmt::print("signer \"{}\" enrolled: {}{}\n", signer_id, device, checked);
     return exit_ok;
 }
@@ -848,6 +888,11 @@ int cli_commands::state::run_update_profile() {
 }
 
 int cli_commands::state::run_check_ek() {
+    for (const auto& [option, path] : {std::pair{"--ek-ca", &ek_ca_file}, std::pair{"--ek-crl", &ek_crl_file}}) {
+        if (auto st = readable(option, *path); !st) {
+            return report(st.message());
+        }
+    }
     auto reg = open_registrar(false);
     if (!reg) {
         return report(reg.message());

@@ -49,6 +49,7 @@
 #include <rte_pause.h>
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
+#include <rte_version.h>
 
 #include <algorithm>
 #include <atomic>
@@ -62,6 +63,10 @@
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#ifndef PTPSEC_VERSION
+#define PTPSEC_VERSION "unknown"
+#endif
 
 namespace ptpsec {
 namespace {
@@ -800,6 +805,12 @@ void usage_after_eal(const char* prgname) {
 /// the ones after it (DPDK's convention; without `--` they are all EAL's).
 int run(int argc, char** argv) {
     const char* const prgname = argc > 0 ? argv[0] : "ptpsec-dataplane";
+    // Before or after `--`: EAL has no --version of its own.
+    if (std::any_of(argv + std::min(argc, 1), argv + argc,
+                    [](const char* a) { return std::string_view(a) == "--version"; })) {
+        fmt::print("ptpsec-dataplane {} ({})\n", PTPSEC_VERSION, rte_version());
+        return exit_ok;
+    }
     std::vector<char*> eal_args{argv, argv + argc};
     std::vector<char*> our_args{const_cast<char*>(prgname)};
     for (int i = 1; i < argc; ++i) {

@@ -851,7 +851,12 @@ TEST_F(dataplane_app, our_help_and_option_errors_come_before_eal_starts) {
     const auto typo = with({"--inside-polcy", "sign"});
     EXPECT_EQ(typo.exit_code, exit_error);
     EXPECT_NE(typo.err.find("--inside-polcy"), std::string::npos) << typo.err;
-    for (const auto* r : {&help, &printed, &typo}) {
+    const auto version = with({"--version"});
+    EXPECT_EQ(version.exit_code, 0) << version.err;
+    EXPECT_TRUE(version.out.starts_with("ptpsec-dataplane 0.")) << version.out;
+    EXPECT_NE(version.out.find(" (DPDK "), std::string::npos) << version.out;
+    EXPECT_EQ(test::run_program(_dir, _exe, {"--version"}).out, version.out) << "before `--` too";
+    for (const auto* r : {&help, &printed, &typo, &version}) {
         EXPECT_EQ(r->err.find("EAL:"), std::string::npos) << r->err;
         EXPECT_EQ(r->out.find("EAL:"), std::string::npos) << r->out;
     }
@@ -923,7 +928,7 @@ TEST_F(dataplane_app, refuses_to_start_with_a_clear_reason) {
         {{"--sa-file", shipped_sa_file, "--sign", "2:1", "--events", "rx", "--clock", "phc:/dev/null"},
          "--clock phc:/dev/null:"},
         {{"--sa-file", shipped_sa_file, "--sign", "2:1", "--events", "rx", "--event-ring", "1000"},
-         "--event-ring 1000"},
+         "--event-ring: 1000 is not a power of two from 2 to 2^30"},
         {{"--sa-file", shipped_sa_file, "--sign", "2:1", "--events", "rx", "--event-types", "sync,fast"},
          "--event-types sync,fast: \"fast\" is not a PTP messageType"},
     };

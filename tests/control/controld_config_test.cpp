@@ -325,6 +325,13 @@ TEST(controld_config, every_mistake_is_named_with_its_line) {
         {group + "[[client]]\nsubject = \"CN=a\"\ngroups = [\"h\"]\n",
          "t.toml: client[1]: group \"h\" is not defined by any [[group]]"},
         {group + "[[client]]\nsubject = \"CN=a\"\ngroups = \"g\"\n", "t.toml:5: client[1].groups: expected a list"},
+        // identity_of() names SANs with their type: a bare name would never match.
+        {group + "[[client]]\nsan = \"node1.plant.example\"\ngroups = [\"g\"]\n",
+         "t.toml:3: client rule 1: san \"node1.plant.example\": write DNS:NAME, IP:ADDRESS or URI:URI"},
+        {"[verifier]\nregistrar = \"r.db\"\naudit = \"sqlit:a.db\"\nlogs = [\"l\"]\n",
+         "t.toml:3: verifier.audit: audit store \"sqlit:a.db\": use sqlite:PATH or postgresql:CONNINFO"},
+        {"[verifier]\nregistrar = \"r.db\"\naudit = \"a.db\"\nlogs = [\"l\"]\n",
+         "t.toml:3: verifier.audit: audit store \"a.db\": use sqlite:PATH or postgresql:CONNINFO"},
         {group + "[[client]]\nsubject = \"CN=a\"\ngrantor = 1\n",
          "t.toml:5: client[1].grantor: expected true or false"},
         {group + "[server]\ncertificate = \"c\"\n", "t.toml:3: [server] needs private-key = \"FILE\""},

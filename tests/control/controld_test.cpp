@@ -516,6 +516,60 @@ TEST_F(controld, a_bad_configuration_is_refused_with_its_line) {
     EXPECT_NE(r.err.find("server.pem"), std::string::npos) << r.err;
 }
 
+TEST_F(controld, version_needs_no_config) {
+    const auto r = test::run_program(_dir, _exe, {"--version"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(r.out.starts_with("ptpsec-controld 0.")) << r.out;
+}
+
+TEST_F(controld, check_finds_what_the_start_would_refuse) {
+    const std::string conf = test::read_file(_dir.file("controld.toml"));
+    auto check = [&](const std::string& text) {
+        test::write_file(_dir.file("c.toml"), text);
+        return test::run_program(_dir, _exe, {"--config", _dir.file("c.toml"), "--check"}, 20s);
+    };
+    auto with = [&](const std::string& from, const std::string& to) {
+        std::string t = conf;
+        const size_t at = t.find(from);
+        EXPECT_NE(at, std::string::npos) << from;
+        return at == std::string::npos ? t : t.replace(at, from.size(), to);
+    };
+    struct bad {
+        std::string text;
+        std::string says;
+    };
+    const std::vector<bad> cases = {
+        {with("certificate = \"server.pem\"", "certificate = \"gone.pem\""), "gone.pem"},
+        {with("ca = \"ca.pem\"", "ca = \"server.key\""), "server.key"},
+        {with("listen = [\"127.0.0.1\"]", "listen = [\"1.2.3.999\"]"),
+         "[server]: listen address '1.2.3.999' is not a numeric IPv4 or IPv6 address"},
+        {with("ca = \"ca.pem\"", "ca = \"ca.pem\"\ncrl = \"gone.crl\""), "CRL file " + _dir.file("gone.crl")},
+        {conf + "\n[node]\nserver = \"127.0.0.1\"\ncertificate = \"node1.pem\"\nprivate-key = \"node1.key\"\n"
+                "ca = \"gone-ca.pem\"\ngroups = [\"plant-a\"]\n",
+         "[node]: "},
+        {"[verifier]\nregistrar = \"gone.db\"\naudit = \"sqlite:audit.db\"\nlogs = [\"evidence\"]\n",
+         "verifier.registrar " + _dir.file("gone.db") +
+             ": no such file (enrol the signers with ptpsecctl registrar "
+             "enrol first)"},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.says);
+        const auto r = check(c.text);
+        EXPECT_EQ(r.exit_code, 2) << r.out;
+        EXPECT_NE(r.err.find(_dir.file("c.toml") + ": "), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+    }
+    EXPECT_NE(check(cases[4].text).err.find("gone-ca.pem"), std::string::npos);
+    // Started, not checked: refused the same way, and no empty Registrar made.
+    test::write_file(_dir.file("c.toml"), cases.back().text);
+    const auto r = test::run_program(_dir, _exe, {"--config", _dir.file("c.toml")}, 20s);
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_NE(r.err.find("verifier.registrar"), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(_dir.file("gone.db")));
+    // The file as it was still passes.
+    EXPECT_EQ(check(conf).exit_code, 0);
+}
+
 TEST_F(controld, status_and_groups_show_what_clients_got_and_never_a_key) {
     uint16_t port = 0;
     auto server = start(port);

@@ -140,6 +140,12 @@ protected:
     temp_dir _dir;
 };
 
+TEST_F(ptpsecctl_pcap, version_says_which) {
+    const auto r = run({"--version"});
+    EXPECT_EQ(r.exit_code, exit_ok) << r.err;
+    EXPECT_TRUE(r.out.starts_with("ptpsecctl 0.")) << r.out;
+}
+
 TEST_F(ptpsecctl_pcap, verify_linuxptp_capture) {
     const auto r = run({"pcap", "verify", "--sa-file", shipped_sa_file, capture});
     EXPECT_EQ(r.exit_code, exit_ok) << r.err;
@@ -219,7 +225,9 @@ TEST_F(ptpsecctl_pcap, stripped_capture_is_all_unsigned) {
     const std::string twice = _dir.file("twice.pcap");
     const auto s = run({"pcap", "strip", stripped, twice});
     EXPECT_EQ(s.exit_code, exit_ok) << s.err;
-    EXPECT_EQ(s.out, fmt::format("210 frames, 206 PTP, 0 stripped, 0 not stripped -> {}\n", twice));
+    EXPECT_EQ(s.out, fmt::format("210 frames, 206 PTP, 0 stripped, 0 not stripped, 206 without an AUTHENTICATION "
+                                 "TLV (copied unchanged) -> {}\n",
+                                 twice));
     EXPECT_TRUE(read_file(twice) == read_file(stripped));
 }
 
@@ -227,7 +235,9 @@ TEST_F(ptpsecctl_pcap, signing_a_signed_capture_changes_nothing) {
     const std::string out = _dir.file("out.pcap");
     const auto r = run({"pcap", "sign", "--sa-file", shipped_sa_file, "--spp", "2", "--key-id", "2", capture, out});
     EXPECT_EQ(r.exit_code, exit_ok) << r.err;
-    EXPECT_EQ(r.out, fmt::format("210 frames, 206 PTP, 0 signed, 0 not signed -> {}\n", out));
+    EXPECT_EQ(
+        r.out,
+        fmt::format("210 frames, 206 PTP, 0 signed, 0 not signed, 206 signed already (copied unchanged) -> {}\n", out));
     EXPECT_TRUE(read_file(out) == read_file(capture));
 }
 

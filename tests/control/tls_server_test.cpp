@@ -587,7 +587,9 @@ TEST_F(tls_server, a_client_offering_only_tls_1_2_is_refused) {
 }
 
 TEST_F(tls_server, alpn_h2_or_none_is_refused_with_no_application_protocol) {
-    auto srv = start(config());
+    auto cfg = config();
+    cfg.on_refused = calls.refusal_hook();
+    auto srv = start(cfg);
     ASSERT_TRUE(srv);
     for (const std::vector<std::string>& offer : {std::vector<std::string>{"h2"}, std::vector<std::string>{},
                                                   std::vector<std::string>{"ntske/2", "http/1.1"}}) {
@@ -601,6 +603,17 @@ TEST_F(tls_server, alpn_h2_or_none_is_refused_with_no_application_protocol) {
     EXPECT_EQ(st.alpn_refused, 3U);
     EXPECT_EQ(st.handshakes_ok, 0U);
     EXPECT_EQ(calls.count(), 0U);
+    // The report says what the client offered (OpenSSL itself says
+    // "callback failed" for a hello without ALPN).
+    const auto reports = calls.refused();
+    ASSERT_EQ(reports.size(), 3U);
+    const char* const said[] = {"the client offered neither ntske/1 nor ntstsr/1",
+                                "the client offered no ALPN (ntske/1 or ntstsr/1 is required)",
+                                "the client offered neither ntske/1 nor ntstsr/1"};
+    for (size_t i = 0; i < reports.size(); ++i) {
+        EXPECT_EQ(reports[i].counter, "alpn_refused");
+        EXPECT_EQ(reports[i].r.reason, std::string("no application protocol: ") + said[i]);
+    }
 }
 
 TEST_F(tls_server, one_of_ours_in_the_alpn_list_is_selected) {

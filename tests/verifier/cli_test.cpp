@@ -15,6 +15,8 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include <filesystem>
+
 namespace ptpsec::verifier {
 namespace {
 
@@ -153,7 +155,50 @@ TEST_F(cli_test, evidence_verify_reports_each_failure_on_a_line_and_a_summary) {
 
     EXPECT_EQ(run_cli({"evidence", "verify", _dir.file("good.log"), "--registrar", _dir.file("none.db")}).code, 2);
     EXPECT_EQ(run_cli({"evidence", "verify", _dir.file("good.log"), "--registrar", _db, "--nonce", "zz"}).code, 2);
-    EXPECT_EQ(run_cli({"evidence", "verify", _dir.file("missing.log"), "--registrar", _db}).code, 1);
+    // A log that cannot be read is the caller's mistake (2), not evidence that fails (1).
+    const auto missing = run_cli({"evidence", "verify", _dir.file("missing.log"), "--registrar", _db});
+    EXPECT_EQ(missing.code, 2);
+    EXPECT_NE(missing.err.find("evidence log " + _dir.file("missing.log") + ": cannot read it: No such file"),
+              std::string::npos)
+        << missing.err;
+    // An audit store without its form is refused, never created as a file of that name.
+    for (const std::string bad : {"foo:bar", "postgres:dbname=x", "plain.db"}) {
+        const auto r = run_cli({"evidence", "verify", _dir.file("good.log"), "--registrar", _db, "--audit", bad});
+        EXPECT_EQ(r.code, 2) << bad;
+        EXPECT_NE(r.err.find("audit store \"" + bad + "\": use sqlite:PATH or postgresql:CONNINFO"), std::string::npos)
+            << r.err;
+        const auto q =
+            run_cli({"evidence", "query", "seen", "--gm", "22d81afffebc61ed-1", "--seq", "5", "--audit", bad});
+        EXPECT_EQ(q.code, 2) << bad;
+        EXPECT_FALSE(std::filesystem::exists(bad)) << bad;
+        EXPECT_FALSE(std::filesystem::exists(_dir.file(bad))) << bad;
+    }
+}
+
+TEST_F(cli_test, a_failed_first_enrolment_leaves_no_registrar_and_check_ek_needs_its_files) {
+    const std::string fresh = _dir.file("fresh.db");
+    auto no_tpm = run_cli({"registrar", "enrol", "--db", fresh, "--signer-id", "x", "--tpm",
+                           "swtpm:host=127.0.0.1,port=1", "--expected-pcrs", _dir.file("none.pcrs")});
+    EXPECT_EQ(no_tpm.code, 2) << no_tpm.out;
+    auto no_key = run_cli({"registrar", "enrol", "--db", fresh, "--signer-id", "x", "--software", _dir.file("none.pem"),
+                           "--allow-software"});
+    EXPECT_EQ(no_key.code, 2) << no_key.out;
+    EXPECT_FALSE(std::filesystem::exists(fresh));
+    EXPECT_FALSE(std::filesystem::exists(fresh + "-journal"));
+    // One that goes through keeps the file; a later failure leaves it as it was.
+    enrol_cli();
+    auto twice = run_cli({"registrar", "enrol", "--db", _db, "--signer-id", "gm-a", "--software", _dir.file("none.pem"),
+                          "--allow-software"});
+    EXPECT_EQ(twice.code, 2);
+    ASSERT_TRUE(std::filesystem::exists(_db));
+    EXPECT_NE(run_cli({"registrar", "list", "--db", _db}).out.find("gm-a"), std::string::npos);
+
+    auto check = run_cli({"registrar", "check-ek", "--db", _db, "--ek-ca", _dir.file("vendors.pem"), "--ek-crl",
+                          _dir.file("vendors.crl")});
+    EXPECT_EQ(check.code, 2) << check.out;
+    EXPECT_NE(check.err.find("--ek-ca " + _dir.file("vendors.pem") + ": cannot read it: No such file"),
+              std::string::npos)
+        << check.err;
 }
 
 TEST_F(cli_test, evidence_queries) {
