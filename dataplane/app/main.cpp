@@ -827,7 +827,7 @@ int run(int argc, char** argv) {
     // A file may hold every option below (TOML, the long names as keys:
     // inside-policy = "sign"); the command line overrides it. A key that
     // is no option is an error, not a silent default (add_options).
-    cli.set_config("--config", "", "read options from FILE (TOML; keys are the long option names)");
+    cli.set_config("--config", "", "read options from FILE (TOML; keys are the long option names)")->type_name("FILE");
     bool print_config = false;
     cli.add_flag("--print-config", print_config,
                  "print the options in effect as a --config file (defaults included) and exit");
