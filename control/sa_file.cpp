@@ -2,15 +2,17 @@
 
 #include <drivers/base/bytes.h>
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 namespace ptpsec {
 
@@ -118,6 +120,7 @@ result<std::vector<uint8_t>> decode_key(std::string_view v) {
             const int hi = hex_digit(v[2 * i]);
             const int lo = hex_digit(v[2 * i + 1]);
             if (hi < 0 || lo < 0) {
+                secure_wipe(out.data(), out.size()); // the octets decoded so far
                 return error{
                     fmt::format("hex key has a non-hex character at position {}", 2 * i + (hi < 0 ? 0 : 1) + 1)};
             }
@@ -146,10 +149,14 @@ result<std::vector<uint8_t>> decode_key(std::string_view v) {
         const int n =
             EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(v.data()), static_cast<int>(v.size()));
         if (n < 0) {
+            secure_wipe(out.data(), out.size());
             return error{"invalid Base64 key"};
         }
-        // EVP_DecodeBlock counts the octets that '=' padding stands for.
-        out.resize(static_cast<size_t>(n) - pad);
+        // EVP_DecodeBlock counts the octets that '=' padding stands for;
+        // resize() keeps the dropped ones in memory, so they are wiped first.
+        const size_t keep = static_cast<size_t>(n) - pad;
+        secure_wipe(out.data() + keep, out.size() - keep);
+        out.resize(keep);
         return out;
     }
     if (v.starts_with("ASCII:")) {
@@ -298,6 +305,7 @@ status parser::key_line(const std::vector<std::string_view>& tok, size_t num) {
         return fail(num, key.message());
     }
     if (tok.size() == 4 && key->size() != declared) {
+        secure_wipe(key->data(), key->size());
         return fail(num, fmt::format("key is {} octets, the line says {}", key->size(), declared));
     }
     if (auto st = icv::check_key_length(type->alg, key->size()); !st) {
@@ -354,14 +362,49 @@ result<std::vector<sa_config>> parse_sa_file(std::string_view text, std::string_
 }
 
 result<std::vector<sa_config>> load_sa_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
+    // read(2) into buffers of our own, each wiped when it is dropped: a
+    // stream would leave copies of the key octets in buffers of its own.
+    constexpr size_t max_size = size_t{16} << 20;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
         return error{fmt::format("{}: cannot open: {}", path, std::strerror(errno))};
     }
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    std::string text = ss.str();
-    auto r = parse_sa_file(text, path);
+    struct stat st {};
+    const bool sized = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0;
+    std::vector<char> text(sized ? std::min(static_cast<size_t>(st.st_size) + 1, max_size) : size_t{4096});
+    size_t got = 0;
+    int read_error = 0;
+    for (;;) {
+        if (got == text.size()) {
+            if (text.size() >= max_size) {
+                break;
+            }
+            std::vector<char> bigger(std::min(text.size() * 2, max_size));
+            std::memcpy(bigger.data(), text.data(), got);
+            secure_wipe(text.data(), text.size());
+            text.swap(bigger);
+        }
+        const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            read_error = errno;
+        }
+        if (n <= 0) {
+            break;
+        }
+        got += static_cast<size_t>(n);
+    }
+    ::close(fd);
+    result<std::vector<sa_config>> r = error{};
+    if (read_error != 0) {
+        r = error{fmt::format("{}: cannot read: {}", path, std::strerror(read_error))};
+    } else if (got == max_size) {
+        r = error{fmt::format("{}: more than {} MiB, not an SA file", path, max_size >> 20)};
+    } else {
+        r = parse_sa_file(std::string_view(text.data(), got), path);
+    }
     secure_wipe(text.data(), text.size());
     return r;
 }

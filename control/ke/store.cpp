@@ -6,6 +6,8 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 
+#include <cerrno>
+#include <cstring>
 #include <functional>
 
 namespace ptpsec::ke {
@@ -85,6 +87,16 @@ result<std::shared_ptr<sqlite_store>> sqlite_store::open(const std::string& path
         std::string why = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
         sqlite3_close(db);
         return error{fmt::format("state file {}: {}", path, why)};
+    }
+    // An existing file keeps 0600 too (SQLite gives its -wal and -shm files
+    // the database file's mode).
+    if (struct stat st{}; ::stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+        if (::chmod(path.c_str(), st.st_mode & 0700) != 0) {
+            const int e = errno;
+            sqlite3_close(db);
+            return error{fmt::format("state file {}: it is readable by others and chmod 0600 failed: {}", path,
+                                     std::strerror(e))};
+        }
     }
     std::shared_ptr<sqlite_store> s(new sqlite_store(db, path));
     for (const char* sql :
@@ -223,7 +235,15 @@ status sqlite_store::forget_retired(int64_t wall_ns) {
     if (!st.ok() || sqlite3_bind_int64(st.get(), 1, wall_ns) != SQLITE_OK || sqlite3_step(st.get()) != SQLITE_DONE) {
         return error{fmt::format("state file {}: {}", _path, sqlite3_errmsg(_db))};
     }
-    return ok_status();
+    return sqlite3_changes(_db) > 0 ? drop_old_pages() : ok_status();
+}
+
+status sqlite_store::drop_old_pages() {
+    // secure_delete zeroes what a DELETE frees, in the pages it writes to
+    // the WAL; the WAL still holds the pages as they were before. A
+    // TRUNCATE checkpoint moves the zeroed pages into the database file
+    // and empties the WAL, so that retired keys are in neither.
+    return exec("PRAGMA wal_checkpoint(TRUNCATE);");
 }
 
 status sqlite_store::save_key_id_ceiling(uint32_t ceiling) {
@@ -318,7 +338,7 @@ status sqlite_store::save_grantor(const grantor_record& g, uint32_t last_ticket_
     auto bind_blob = [](sqlite3_stmt* s, int i, std::span<const uint8_t> b) {
         return sqlite3_bind_blob(s, i, b.data(), static_cast<int>(b.size()), SQLITE_TRANSIENT) == SQLITE_OK;
     };
-    return in_transaction([&] {
+    auto saved = in_transaction([&] {
         statement gr(_db, "INSERT INTO grantors(port_identity, owner, time_server, aead, macs) "
                           "VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(port_identity) DO UPDATE SET "
                           "owner = ?2, time_server = ?3, aead = ?4, macs = ?5;");
@@ -347,6 +367,7 @@ status sqlite_store::save_grantor(const grantor_record& g, uint32_t last_ticket_
         }
         return raise_meta("last_ticket_key_id", last_ticket_key_id);
     });
+    return saved ? drop_old_pages() : saved;
 }
 
 status sqlite_store::remove_grantor(const nts::port_identity& id) {
@@ -360,7 +381,7 @@ status sqlite_store::remove_grantor(const nts::port_identity& id) {
             return error{fmt::format("state file {}: {}", _path, sqlite3_errmsg(_db))};
         }
     }
-    return ok_status();
+    return drop_old_pages();
 }
 
 } // namespace ptpsec::ke

@@ -50,6 +50,9 @@ private:
     /// BEGIN IMMEDIATE, `body`, COMMIT; ROLLBACK and SQLite's message when
     /// `body` returns false.
     status in_transaction(const std::function<bool()>& body);
+    /// Checkpoints the WAL into the database file and empties it, after a
+    /// DELETE of keys (secure_delete zeroes them in the database only).
+    status drop_old_pages();
     /// meta `name` = max(its value, `value`): counters never go down.
     bool raise_meta(const char* name, int64_t value);
 

@@ -531,6 +531,44 @@ TEST_F(transparent_clock, adds_residence_and_signs_again_with_the_key_the_frame_
     EXPECT_NE(v.out.find("206 verified, 0 failed, 0 unsigned"), std::string::npos);
 }
 
+TEST_F(transparent_clock, a_tampered_or_replayed_frame_is_dropped_not_signed_again) {
+    // The first event message with one octet of its body changed, then the
+    // next event message twice: the TC verifies before it corrects, so the
+    // changed copy and the second copy never get a fresh ICV.
+    std::vector<packet> in;
+    size_t first = 0;
+    while (first < _capture.size()) {
+        const located l = locate(_capture[first].data);
+        if (l.auth != 0 && (_capture[first].data[l.ptp] & 0x0F) < 8) {
+            break;
+        }
+        ++first;
+    }
+    ASSERT_LT(first, _capture.size());
+    size_t second = first + 1;
+    while (second < _capture.size()) {
+        const located l = locate(_capture[second].data);
+        if (l.auth != 0 && (_capture[second].data[l.ptp] & 0x0F) < 8) {
+            break;
+        }
+        ++second;
+    }
+    ASSERT_LT(second, _capture.size());
+    packet tampered = _capture[first];
+    tampered.data[locate(tampered.data).ptp + 34] ^= 0x01; // the first octet of the body
+    in.push_back(tampered);
+    in.push_back(_capture[second]);
+    in.push_back(_capture[second]);
+    const auto out = run_tc(in, shipped_sa_file);
+    ASSERT_EQ(out.size(), 1U) << "only the first copy of the good frame passes";
+    const auto s = path_stats("outside->inside");
+    EXPECT_EQ(s.at("dropped"), 2);
+    EXPECT_EQ(s.at("drops").value("bad_icv", 0), 1) << s.dump();
+    EXPECT_EQ(s.at("drops").value("replayed", 0), 1) << s.dump();
+    EXPECT_EQ(s.at("tc_resigned"), 1);
+    EXPECT_EQ(s.at("tc_corrected"), 1);
+}
+
 TEST_F(transparent_clock, allow_mutable_keeps_the_tlv) {
     // correctionField is outside the ICV: the TLV comes out unchanged.
     const std::string sa =

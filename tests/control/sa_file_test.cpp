@@ -9,8 +9,13 @@
 
 #include <fmt/format.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace ptpsec {
@@ -467,6 +472,43 @@ TEST(sa_file, load_reports_the_path_as_origin) {
     auto r = load_sa_file(PTPSEC_TESTDATA_DIR);
     ASSERT_FALSE(r.ok());
     EXPECT_NE(r.message().find(PTPSEC_TESTDATA_DIR), std::string::npos) << r.message();
+}
+
+TEST(sa_file, reads_a_file_of_unknown_size_through_a_pipe) {
+    // A FIFO has no size to go by: the reader grows its buffer (wiping the
+    // one it leaves) until the end. 20 KiB of comments, then one SA.
+    char dir_template[] = "/tmp/ptpsec-sa-fifo-XXXXXX";
+    ASSERT_NE(::mkdtemp(dir_template), nullptr);
+    const std::string fifo = std::string(dir_template) + "/sa.conf";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    std::string text;
+    while (text.size() < 20 * 1024) {
+        text += "# a comment line that makes the file longer than one buffer\n";
+    }
+    text += "[security_association]\nspp 2\n1 AES128 HEX:FAF48EBA01E7C5966A76CB787AED4E7B\n";
+    std::thread writer([&] {
+        const int fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            size_t put = 0;
+            while (put < text.size()) {
+                const ssize_t n = ::write(fd, text.data() + put, text.size() - put);
+                if (n <= 0) {
+                    break;
+                }
+                put += static_cast<size_t>(n);
+            }
+            ::close(fd);
+        }
+    });
+    auto r = load_sa_file(fifo);
+    writer.join();
+    ::unlink(fifo.c_str());
+    ::rmdir(dir_template);
+    ASSERT_TRUE(r) << r.message();
+    ASSERT_EQ(r->size(), 1U);
+    EXPECT_EQ(r->front().spp, 2);
+    ASSERT_EQ(r->front().keys.size(), 1U);
+    EXPECT_EQ(r->front().keys.front().key_id, 1U);
 }
 
 TEST(spp_key, takes_spp_and_key_id) {

@@ -312,6 +312,21 @@ TEST(replay_esn, the_closest_candidate_wins_up_to_half_the_sequence_space) {
     EXPECT_EQ(feed(t, a, 100), verdict::too_old);
 }
 
+TEST(replay_esn, a_message_recorded_more_than_2_15_messages_ago_looks_new) {
+    // The limit docs/security.md states ("cannot stop" with a 16-bit
+    // sequenceId): once the stream has moved 2^15 + 1 past a recorded
+    // message, its sequenceId is nearest a value ahead and it is accepted.
+    replay_table t = table_of(64);
+    wire_message m = message_of(message_type::sync);
+    EXPECT_EQ(feed(t, m, 100), verdict::accepted);
+    for (uint32_t step = 1; step <= 3; ++step) { // forward in jumps below 2^15
+        EXPECT_EQ(feed(t, m, static_cast<uint16_t>(100 + step * 10000)), verdict::accepted);
+    }
+    EXPECT_EQ(feed(t, m, static_cast<uint16_t>(100 + 32769)), verdict::accepted);
+    EXPECT_EQ(feed(t, m, 100), verdict::accepted) << "the recorded message, 2^15 + 1 behind";
+    EXPECT_EQ(feed(t, m, 100), verdict::replayed) << "and then it is in the window";
+}
+
 TEST(replay_esn, the_wrap_without_loss_is_seamless) {
     replay_table t = table_of(64);
     wire_message m = message_of(message_type::sync);

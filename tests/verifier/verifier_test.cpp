@@ -353,6 +353,39 @@ TEST_F(verifier_test, a_key_other_than_the_enrolled_one_fails_the_signature_or_t
     EXPECT_EQ(checks(a.failures), (std::vector<std::string>{"algorithm"}));
 }
 
+/// MOCK, for a fault the real signers cannot make: the enrolled software
+/// key, in a signer that claims to be a TPM (a host passing software keys
+/// off as hardware). Everything but info() is the real software signer's.
+class disguised_signer final : public hsm::signer {
+public:
+    explicit disguised_signer(hsm::signer& real) : _real(real), _info(real.info()) {
+        _info.kind = hsm::backend_kind::tpm;
+        _info.hardware_rooted = true;
+    }
+    const hsm::signer_info& info() const noexcept override { return _info; }
+    result<uint64_t> next_counter() override { return _real.next_counter(); }
+    result<uint64_t> read_counter() override { return _real.read_counter(); }
+    result<std::vector<uint8_t>> sign(std::span<const uint8_t> message) override { return _real.sign(message); }
+
+private:
+    hsm::signer& _real;
+    hsm::signer_info _info;
+};
+
+TEST_F(verifier_test, a_software_key_whose_batches_claim_a_tpm_fails_the_backend_check) {
+    disguised_signer disguised(*_signer);
+    chain c(disguised, "gm-a");
+    const auto log = make_log({c.next(2), c.next(2)});
+    const auto r = verify(log.bytes);
+    ASSERT_EQ(checks(r.failures), (std::vector<std::string>{"backend", "backend"}));
+    EXPECT_NE(r.failures[0].message.find("the batch says backend tpm (hardware-rooted) but signer \"gm-a\" is "
+                                         "enrolled as software"),
+              std::string::npos)
+        << r.failures[0].message;
+    EXPECT_EQ(r.failures[0].offset, log.offsets[0]);
+    EXPECT_EQ(r.batches_verified, 0U);
+}
+
 TEST_F(verifier_test, a_leaf_that_disagrees_with_its_batch_names_the_event) {
     // A batch whose signed payload and root are right but whose second leaf
     // claims another counter (the signer's own inconsistency).
