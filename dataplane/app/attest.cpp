@@ -131,6 +131,19 @@ result<std::unique_ptr<attestation>> attestation::start(const attest_options& op
     if (!started) {
         return error{fmt::format("attestation: {}", started.message())};
     }
+    // The chain continues from the log (hsm/batcher.h): a key that signed
+    // before, on an empty log, starts it again, which a verifier that saw
+    // the earlier batches reports as a dropped batch. Said once, here.
+    if (!a->_log->last_record()) {
+        if (auto counter = a->_signer->read_counter(); counter && *counter > 0) {
+            fmt::print(stderr,
+                       "ptpsec-dataplane: attestation: the evidence log in {} is empty, but signer \"{}\" has signed "
+                       "{} batch(es) before: its chain starts again here, and a verifier that saw the earlier "
+                       "batches reports this break as a dropped batch (keep one log directory per key, and keep its "
+                       "files)\n",
+                       opt.log_dir, a->_signer_id, *counter);
+        }
+    }
     a->_batcher = std::move(started).value();
     a->_ring = ring;
     a->_workers = workers;

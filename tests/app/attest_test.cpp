@@ -477,9 +477,22 @@ TEST_F(attest_app, a_software_key_works_and_says_it_is_not_hardware_rooted) {
         {"--attest", "software", "--attest-key", key, "--attest-counter", counter, "--attest-algorithm", "eddsa"});
     ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
     EXPECT_NE(r.out.find("(software key: NOT hardware-rooted)"), std::string::npos) << r.out;
+    EXPECT_EQ(r.err.find("chain starts again"), std::string::npos) << r.err;
     auto s = hsm::software_signer::open({key, counter, hsm::signature_algorithm::eddsa});
     ASSERT_TRUE(s) << s.message();
     check_log((*s)->info().public_key_der, hsm::signature_algorithm::eddsa, hsm::backend_kind::software);
+    s->reset();
+    // The same key on an empty log directory: the chain starts again, and the start says so.
+    std::filesystem::rename(_dir.file("evidence"), _dir.file("evidence.old"));
+    std::filesystem::create_directory(_dir.file("evidence"));
+    const auto again = run_dataplane(
+        {"--attest", "software", "--attest-key", key, "--attest-counter", counter, "--attest-algorithm", "eddsa"});
+    ASSERT_EQ(again.exit_code, 0) << again.err << again.out;
+    EXPECT_NE(again.err.find("attestation: the evidence log in " + _dir.file("evidence") +
+                             " is empty, but signer \"observer-1\" has signed "),
+              std::string::npos)
+        << again.err;
+    EXPECT_NE(again.err.find("reports this break as a dropped batch"), std::string::npos) << again.err;
 }
 
 TEST_F(attest_app, live_counters_are_on_telemetry_and_every_event_is_signed_at_the_stop) {
