@@ -513,6 +513,15 @@ TEST_F(verifier_test, a_challenged_signer_must_carry_the_nonce_it_was_given_or_a
     const auto backdated = verify(make_log({c.next(2, *n2, base_time_ns + 100'000'000'000)}).bytes, nullptr, o);
     ASSERT_EQ(backdated.failures.size(), 1U);
     EXPECT_NE(backdated.failures[0].message.find("backdated"), std::string::npos) << backdated.failures[0].message;
+    // The edge: a batch time up to 1 s before the nonce's issue (clocks a
+    // little apart) is taken, more than that is not. n2 was issued at 126 s.
+    chain d(*_signer, "gm-a");
+    EXPECT_TRUE(verify(make_log({d.next(2, *n2, base_time_ns + 125'100'000'000)}).bytes, nullptr, o).failures.empty())
+        << "0.9 s before the issue";
+    chain e(*_signer, "gm-a");
+    const auto early = verify(make_log({e.next(2, *n2, base_time_ns + 124'900'000'000)}).bytes, nullptr, o);
+    ASSERT_EQ(checks(early.failures), (std::vector<std::string>{"nonce mismatch"})) << "1.1 s before the issue";
+    EXPECT_NE(early.failures[0].message.find("backdated"), std::string::npos) << early.failures[0].message;
 }
 
 TEST_F(verifier_test, a_nonce_given_for_one_signer_that_comes_back_in_another_signers_batch_fails_it) {
