@@ -50,8 +50,9 @@
 //     append() first rotates that file aside and writes the record to a new
 //     file. A record whose write completed but whose fdatasync failed can
 //     therefore appear twice, octet for octet, at the end of one file and
-//     the start of the next; a reader treats identical records as one (the
-//     second would otherwise fail the counter rule).
+//     the start of the next; a reader takes the first record of a file with
+//     the counter and merkle_root of the last batch it accepted as that
+//     repeat (the second would otherwise fail the counter rule).
 //
 // One writer (the batching signer's thread); not thread-safe. Control-side
 // code: allocates, returns result<>, never throws.

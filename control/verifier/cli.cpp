@@ -306,6 +306,7 @@ struct cli_commands::state {
     CLI::App* list = nullptr;
 
     std::vector<std::string> logs;
+    std::string log_name = "evidence";
     std::string registrar_db = "/var/lib/ptpsec/registrar.db";
     std::string audit;
     std::string nonce_hex;
@@ -372,6 +373,10 @@ cli_commands::cli_commands(CLI::App& app) : _s(std::make_unique<state>()) {
                          "record accepted batches, events and failures, and keep the chain state, in "
                          "sqlite:PATH or postgresql:CONNINFO (default: nothing is recorded)");
     s.verify->add_option("--nonce", s.nonce_hex, "every batch must carry this verifier nonce (hex, 8-64 octets)");
+    s.verify
+        ->add_option("--log-name", s.log_name,
+                     "base name of the log files in a directory given (the data plane's --attest-log-name)")
+        ->capture_default_str();
     s.verify->add_flag("--json", s.json, "print the report as JSON");
 
     auto* query = s.evidence->add_subcommand("query", "Ask the audit record");
@@ -565,12 +570,13 @@ int cli_commands::state::run_verify() {
             files.push_back(l);
             continue;
         }
-        auto listed = hsm::list_log_files(l, "evidence");
+        auto listed = hsm::list_log_files(l, log_name);
         if (!listed) {
             return report(listed.message());
         }
         if (listed->empty()) {
-            return report(fmt::format("{}: no evidence log in it (evidence.cbor, evidence.N.cbor)", l));
+            return report(fmt::format("{}: no evidence log in it ({}.cbor, {}.N.cbor; --log-name names another)", l,
+                                      log_name, log_name));
         }
         for (const auto& f : *listed) {
             files.push_back(f.string());

@@ -21,8 +21,8 @@
 //   backend               backend/hardware_rooted differ from the enrolment
 //   replayed batch        the counter was accepted before, same root
 //   counter reused        the counter was accepted before with another root
-//   reordered batch       the counter is below the last accepted one, and
-//                         was never accepted
+//   reordered batch       the counter is at or below the last accepted
+//                         one, and was never accepted
 //   dropped batch         previous_root is not the last accepted root (a
 //                         batch between them is missing, or came out of order)
 //   chain                 the other chain rules (event indexes, missed count)

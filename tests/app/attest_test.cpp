@@ -495,6 +495,45 @@ TEST_F(attest_app, a_software_key_works_and_says_it_is_not_hardware_rooted) {
     EXPECT_NE(again.err.find("reports this break as a dropped batch"), std::string::npos) << again.err;
 }
 
+TEST_F(attest_app, events_the_full_ring_refused_are_counted_into_the_signed_evidence) {
+    // An event ring of 16 slots, smaller than one burst's events: the fast
+    // path counts what it refuses (events_ring_full), never waits, and the
+    // signer carries the count in the next batch's missed_events.
+    const std::string key = _dir.file("attest.pem");
+    const std::string counter = _dir.file("counter");
+    const auto r = run_dataplane({"--event-ring", "16", "--attest", "software", "--attest-key", key, "--attest-counter",
+                                  counter, "--attest-algorithm", "eddsa"});
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    const json stats = json::parse(test::read_file(_dir.file("stats.json")));
+    uint64_t ring_full = 0;
+    uint64_t recorded = 0;
+    for (const auto& p : stats.at("paths")) {
+        ring_full += p.at("events_ring_full").get<uint64_t>();
+        recorded += p.at("events").get<uint64_t>();
+    }
+    ASSERT_GT(ring_full, 0U) << "the ring must have filled for this test to mean anything";
+    const std::regex at_exit("events signed ([0-9]+) of ([0-9]+) in [0-9]+ batches \\(largest [0-9]+\\), held "
+                             "[0-9]+ \\| missed: ring ([0-9]+) overflow ([0-9]+)");
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(r.out, m, at_exit)) << r.out;
+    EXPECT_EQ(std::stoull(m[3]), ring_full) << "every refusal reached the signer";
+    auto s = hsm::software_signer::open({key, counter, hsm::signature_algorithm::eddsa});
+    ASSERT_TRUE(s) << s.message();
+    const auto batches = read_evidence(hsm::signature_algorithm::eddsa, (*s)->info().public_key_der);
+    ASSERT_FALSE(batches.empty());
+    uint64_t leaves = 0;
+    uint64_t missed = 0;
+    for (const auto& [record, payload] : batches) {
+        leaves += record.leaves.size();
+        missed += payload.missed_events;
+    }
+    EXPECT_EQ(leaves, std::stoull(m[1]));
+    EXPECT_EQ(missed, ring_full + std::stoull(m[4])) << "the refused events are in the signed evidence";
+    // Every event index is accounted for: signed, or counted as missed.
+    EXPECT_EQ(batches.back().payload.last_event_index + 1, leaves + missed);
+    EXPECT_EQ(leaves, recorded) << "what the ring took is all signed";
+}
+
 TEST_F(attest_app, live_counters_are_on_telemetry_and_every_event_is_signed_at_the_stop) {
     // The capture replayed without end: events keep coming while the test
     // reads /ptpsec/attest; at SIGINT everything taken off the ring is signed.

@@ -155,6 +155,17 @@ TEST_F(cli_test, evidence_verify_reports_each_failure_on_a_line_and_a_summary) {
 
     EXPECT_EQ(run_cli({"evidence", "verify", _dir.file("good.log"), "--registrar", _dir.file("none.db")}).code, 2);
     EXPECT_EQ(run_cli({"evidence", "verify", _dir.file("good.log"), "--registrar", _db, "--nonce", "zz"}).code, 2);
+    // A directory of logs under another base name (the data plane's --attest-log-name).
+    std::filesystem::create_directory(_dir.file("named"));
+    std::filesystem::copy_file(_dir.file("good.log"), _dir.file("named/gm.cbor"));
+    const auto unnamed = run_cli({"evidence", "verify", _dir.file("named"), "--registrar", _db});
+    EXPECT_EQ(unnamed.code, 2);
+    EXPECT_NE(unnamed.err.find("no evidence log in it (evidence.cbor, evidence.N.cbor; --log-name names another)"),
+              std::string::npos)
+        << unnamed.err;
+    const auto named = run_cli({"evidence", "verify", _dir.file("named"), "--log-name", "gm", "--registrar", _db});
+    EXPECT_EQ(named.code, 0) << named.out << named.err;
+    EXPECT_NE(named.out.find("OK: 1 file(s), 3 record(s)"), std::string::npos) << named.out;
     // A log that cannot be read is the caller's mistake (2), not evidence that fails (1).
     const auto missing = run_cli({"evidence", "verify", _dir.file("missing.log"), "--registrar", _db});
     EXPECT_EQ(missing.code, 2);
