@@ -1190,6 +1190,32 @@ TEST_F(tls_server, a_ticket_resumes_the_session_with_its_first_certificate_and_a
     EXPECT_EQ(st.resumed, 1U);
 }
 
+TEST_F(tls_server, a_ticket_opens_nothing_on_a_restarted_server_with_the_same_files) {
+    // Stateful tickets: a ticket names a session kept in the memory of the
+    // server that issued it, so there is no ticket key to steal or to carry
+    // over. The same server started again on the same port, with the same
+    // certificate and key (so that the client offers the ticket), resumes
+    // none of the sessions of the one before.
+    auto before = start_resuming(60s);
+    ASSERT_TRUE(before);
+    const uint16_t port = before->port();
+    const auto first = first_exchange(port, client_as("client_good"));
+    ASSERT_TRUE(first && !first->ticket.empty());
+    const auto resumed = exchange(port, client_as("client_good"), &first->ticket);
+    ASSERT_TRUE(resumed);
+    ASSERT_TRUE(resumed->server.resumed) << "the ticket is offered and good where it came from";
+    before.reset();
+    auto c = config();
+    c.session_lifetime = 60s;
+    c.port = port;
+    auto after = start(std::move(c));
+    ASSERT_TRUE(after);
+    ASSERT_EQ(after->port(), port);
+    const auto again = exchange(port, client_as("client_good"), &resumed->ticket);
+    ASSERT_TRUE(again);
+    EXPECT_FALSE(again->server.resumed) << "a restarted server opened a ticket it never issued";
+}
+
 TEST_F(tls_server, a_reload_ends_the_sessions_issued_before_it) {
     auto srv = start_resuming(60s);
     ASSERT_TRUE(srv);
