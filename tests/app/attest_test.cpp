@@ -363,6 +363,33 @@ TEST_F(attest_app, every_forwarded_timing_event_gets_tpm_evidence_from_swtpm) {
                                             tpm.ek_ca_file(), _dir.file("vendor.crl"))),
               std::string::npos)
         << enrolled.out;
+    // The same TPM enrolled (in Registrars of their own) without the vendor's
+    // CA, and without its CRLs: the line says what was not checked.
+    const std::vector<std::pair<std::vector<std::string>, std::string>> partly = {
+        {{}, "; the EK certificate not checked: --ek-ca; EK template H-3"},
+        {{"--ek-ca", tpm.ek_ca_file()},
+         fmt::format(", its certificate chained to {}, PCR quote; revocation not "
+                     "checked: --ek-crl; EK template H-3",
+                     tpm.ek_ca_file())},
+    };
+    for (size_t i = 0; i < partly.size(); ++i) {
+        std::vector<std::string> args = {"registrar",
+                                         "enrol",
+                                         "--db",
+                                         _dir.file(fmt::format("registrar-{}.db", i)),
+                                         "--signer-id",
+                                         "observer-1",
+                                         "--tpm",
+                                         tpm.tcti(),
+                                         "--expected-pcrs",
+                                         _dir.file("pcrs.txt"),
+                                         "--ek",
+                                         "H-3"};
+        args.insert(args.end(), partly[i].first.begin(), partly[i].first.end());
+        const auto r = test::run_program(_dir, _ctl, args);
+        ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+        EXPECT_NE(r.out.find(partly[i].second), std::string::npos) << r.out;
+    }
     // Later, the vendor's CRLs again: still valid (exit 0); a CRL that has
     // expired gives no verdict (exit 1) and changes nothing.
     const auto checked = test::run_program(
