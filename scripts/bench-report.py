@@ -653,7 +653,7 @@ def testpmd_section_reps(t, res):
     out.append("")
     out.append(table(["algorithm", "sign Mpps", "sign/io", "sign/io range", "sign loss", "verify+strip Mpps",
                       "verify/io", "verify/io range", "verify loss", "raw ns", f"verdict ({target})"], rows,
-                     align=["l"] + ["r"] * 10 + ["l"]))
+                     align=["l"] + ["r"] * 9 + ["l"]))
     out.append("")
     return "\n".join(out)
 
