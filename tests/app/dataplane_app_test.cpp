@@ -535,24 +535,21 @@ TEST_F(transparent_clock, a_tampered_or_replayed_frame_is_dropped_not_signed_aga
     // The first event message with one octet of its body changed, then the
     // next event message twice: the TC verifies before it corrects, so the
     // changed copy and the second copy never get a fresh ICV.
+    // The index of the first signed event message at or after `from`.
+    const auto next_event = [&](size_t from) {
+        while (from < _capture.size()) {
+            const located l = locate(_capture[from].data);
+            if (l.auth != 0 && (_capture[from].data[l.ptp] & 0x0F) < 8) {
+                break;
+            }
+            ++from;
+        }
+        return from;
+    };
     std::vector<packet> in;
-    size_t first = 0;
-    while (first < _capture.size()) {
-        const located l = locate(_capture[first].data);
-        if (l.auth != 0 && (_capture[first].data[l.ptp] & 0x0F) < 8) {
-            break;
-        }
-        ++first;
-    }
+    const size_t first = next_event(0);
     ASSERT_LT(first, _capture.size());
-    size_t second = first + 1;
-    while (second < _capture.size()) {
-        const located l = locate(_capture[second].data);
-        if (l.auth != 0 && (_capture[second].data[l.ptp] & 0x0F) < 8) {
-            break;
-        }
-        ++second;
-    }
+    const size_t second = next_event(first + 1);
     ASSERT_LT(second, _capture.size());
     packet tampered = _capture[first];
     tampered.data[locate(tampered.data).ptp + 34] ^= 0x01; // the first octet of the body
