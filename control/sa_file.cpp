@@ -362,8 +362,9 @@ result<std::vector<sa_config>> parse_sa_file(std::string_view text, std::string_
 }
 
 result<std::vector<sa_config>> load_sa_file(const std::string& path) {
-    // read(2) into buffers of our own, each wiped when it is dropped: a
-    // stream would leave copies of the key octets in buffers of its own.
+    // read(2) into a buffer whose allocator wipes every block it gives back
+    // (also when it grows): a stream would leave copies of the key octets
+    // in buffers of its own.
     constexpr size_t max_size = size_t{16} << 20;
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -371,7 +372,8 @@ result<std::vector<sa_config>> load_sa_file(const std::string& path) {
     }
     struct stat st {};
     const bool sized = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0;
-    std::vector<char> text(sized ? std::min(static_cast<size_t>(st.st_size) + 1, max_size) : size_t{4096});
+    std::vector<char, wiping_allocator<char>> text(sized ? std::min(static_cast<size_t>(st.st_size) + 1, max_size)
+                                                         : size_t{4096});
     size_t got = 0;
     int read_error = 0;
     for (;;) {
@@ -379,10 +381,7 @@ result<std::vector<sa_config>> load_sa_file(const std::string& path) {
             if (text.size() >= max_size) {
                 break;
             }
-            std::vector<char> bigger(std::min(text.size() * 2, max_size));
-            std::memcpy(bigger.data(), text.data(), got);
-            secure_wipe(text.data(), text.size());
-            text.swap(bigger);
+            text.resize(std::min(text.size() * 2, max_size));
         }
         const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
         if (n < 0 && errno == EINTR) {
@@ -397,16 +396,13 @@ result<std::vector<sa_config>> load_sa_file(const std::string& path) {
         got += static_cast<size_t>(n);
     }
     ::close(fd);
-    result<std::vector<sa_config>> r = error{};
     if (read_error != 0) {
-        r = error{fmt::format("{}: cannot read: {}", path, std::strerror(read_error))};
-    } else if (got == max_size) {
-        r = error{fmt::format("{}: more than {} MiB, not an SA file", path, max_size >> 20)};
-    } else {
-        r = parse_sa_file(std::string_view(text.data(), got), path);
+        return error{fmt::format("{}: cannot read: {}", path, std::strerror(read_error))};
     }
-    secure_wipe(text.data(), text.size());
-    return r;
+    if (got == max_size) {
+        return error{fmt::format("{}: more than {} MiB, not an SA file", path, max_size >> 20)};
+    }
+    return parse_sa_file(std::string_view(text.data(), got), path);
 }
 
 result<spp_key> parse_spp_key(std::string_view text, bool key_required) {

@@ -180,28 +180,6 @@ inline constexpr size_t max_list_entries = 32;
 
 // --- Keys ------------------------------------------------------------------
 
-/// An allocator that overwrites memory before giving it back, so that keys
-/// held by the codec's structs do not outlive them in freed heap memory.
-template <typename T>
-struct wiping_allocator {
-    using value_type = T;
-
-    wiping_allocator() noexcept = default;
-    template <typename U>
-    wiping_allocator(const wiping_allocator<U>& /*other*/) noexcept {}
-
-    T* allocate(size_t n) { return std::allocator<T>{}.allocate(n); }
-    void deallocate(T* p, size_t n) noexcept {
-        secure_wipe(p, n * sizeof(T));
-        std::allocator<T>{}.deallocate(p, n);
-    }
-
-    template <typename U>
-    bool operator==(const wiping_allocator<U>& /*other*/) const noexcept {
-        return true;
-    }
-};
-
 /// Key material: Security Association keys and Ticket Keys.
 using secret_bytes = std::vector<uint8_t, wiping_allocator<uint8_t>>;
 

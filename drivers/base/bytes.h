@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 
 namespace ptpsec {
 
@@ -77,5 +78,28 @@ inline void secure_wipe(void* p, size_t n) noexcept {
     // The barrier tells the compiler the zeroes are read: the memset stays.
     asm volatile("" : : "r"(p) : "memory");
 }
+
+/// An allocator that overwrites memory before giving it back, so that keys
+/// (the NTS codec's, an SA file's text) do not outlive their container in
+/// freed heap memory, also when a vector grows.
+template <typename T>
+struct wiping_allocator {
+    using value_type = T;
+
+    wiping_allocator() noexcept = default;
+    template <typename U>
+    wiping_allocator(const wiping_allocator<U>& /*other*/) noexcept {}
+
+    T* allocate(size_t n) { return std::allocator<T>{}.allocate(n); }
+    void deallocate(T* p, size_t n) noexcept {
+        secure_wipe(p, n * sizeof(T));
+        std::allocator<T>{}.deallocate(p, n);
+    }
+
+    template <typename U>
+    bool operator==(const wiping_allocator<U>& /*other*/) const noexcept {
+        return true;
+    }
+};
 
 } // namespace ptpsec
