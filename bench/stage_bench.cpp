@@ -193,7 +193,7 @@ void register_stage_benchmarks() {
                 sender_keys = std::move(k).value();
             }
             const uint8_t* pid = pb.frames.frames()[0].data + pb.fi[0].ptp_offset + ptp::source_port_identity_offset;
-            return sender_keys->lookup(pid) != nullptr;
+            return sender_keys->lookup(stage_engine, pid) != nullptr;
         },
         [](parsed_burst& pb) {
             for (uint16_t i = 0; i < stage_burst; ++i) {

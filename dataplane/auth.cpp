@@ -87,7 +87,7 @@ const icv::gmac_sender_keys::entry* sender_key(icv::gmac_sender_keys& keys, cons
         return e;
     }
     compute_queued(eng, reqs, m, computed);
-    return keys.derive(pid);
+    return keys.derive(eng, pid);
 }
 
 } // namespace

@@ -72,7 +72,8 @@ struct sa_key {
     /// HMAC and CMAC: the expanded key.
     icv::key_handle mac;
     /// GMAC: per-sender subkeys derived from the group key (gmac.h). One
-    /// writer: each lcore that signs or verifies holds its own table.
+    /// writer: the lcore that signs and verifies (the PTP worker), deriving
+    /// with its own engine, not with the service path's that made the key.
     std::unique_ptr<icv::gmac_sender_keys> gmac;
     /// When the key expires, in CLOCK_MONOTONIC nanoseconds; 0: never. Set
     /// at install from the update's lifetime (sa_update_wire.h); the service

@@ -39,10 +39,10 @@ result<gmac_kdf> gmac_kdf::create(engine& eng, algorithm gmac_alg, std::span<con
     if (!prk_key) {
         return prk_key.err();
     }
-    return gmac_kdf(eng, gmac_alg, std::move(prk_key).value());
+    return gmac_kdf(gmac_alg, std::move(prk_key).value());
 }
 
-bool gmac_kdf::derive(const uint8_t* port_identity, uint8_t* out) const noexcept {
+bool gmac_kdf::derive(engine& eng, const uint8_t* port_identity, uint8_t* out) const noexcept {
     // HKDF-Expand: T(i) = HMAC(PRK, T(i-1) || info || i). At most 36 octets
     // are needed (AES-256 key and salt), so two blocks.
     uint8_t msg[sha256_len + info_len + 1];
@@ -53,10 +53,10 @@ bool gmac_kdf::derive(const uint8_t* port_identity, uint8_t* out) const noexcept
 
     uint8_t t[2][sha256_len];
     info_at[info_len] = 1;
-    bool ok = _engine->compute_one(*_prk, std::span<const uint8_t>(info_at, info_len + 1), nullptr, t[0]);
+    bool ok = eng.compute_one(*_prk, std::span<const uint8_t>(info_at, info_len + 1), nullptr, t[0]);
     std::memcpy(msg, t[0], sha256_len);
     msg[sha256_len + info_len] = 2;
-    ok = ok && _engine->compute_one(*_prk, std::span<const uint8_t>(msg, sizeof(msg)), nullptr, t[1]);
+    ok = ok && eng.compute_one(*_prk, std::span<const uint8_t>(msg, sizeof(msg)), nullptr, t[1]);
     if (ok) {
         std::memcpy(out, t, output_len());
     }
@@ -65,8 +65,8 @@ bool gmac_kdf::derive(const uint8_t* port_identity, uint8_t* out) const noexcept
     return ok;
 }
 
-gmac_sender_keys::gmac_sender_keys(engine& eng, gmac_kdf kdf, size_t capacity)
-    : _engine(&eng), _kdf(std::move(kdf)), _table(capacity), _mask(capacity - 1) {}
+gmac_sender_keys::gmac_sender_keys(gmac_kdf kdf, size_t capacity)
+    : _kdf(std::move(kdf)), _table(capacity), _mask(capacity - 1) {}
 
 result<std::unique_ptr<gmac_sender_keys>>
 gmac_sender_keys::create(engine& eng, algorithm gmac_alg, std::span<const uint8_t> group_key, size_t capacity) {
@@ -75,7 +75,7 @@ gmac_sender_keys::create(engine& eng, algorithm gmac_alg, std::span<const uint8_
         return kdf.err();
     }
     capacity = std::bit_ceil(std::max<size_t>(capacity, probe_limit));
-    std::unique_ptr<gmac_sender_keys> keys(new gmac_sender_keys(eng, std::move(kdf).value(), capacity));
+    std::unique_ptr<gmac_sender_keys> keys(new gmac_sender_keys(std::move(kdf).value(), capacity));
     // Every slot gets its prepared key now, so that a lookup only re-keys.
     const std::array<uint8_t, 32> zero_key{};
     for (auto& e : keys->_table) {
@@ -88,7 +88,7 @@ gmac_sender_keys::create(engine& eng, algorithm gmac_alg, std::span<const uint8_
     return keys;
 }
 
-const gmac_sender_keys::entry* gmac_sender_keys::derive(const uint8_t* port_identity) noexcept {
+const gmac_sender_keys::entry* gmac_sender_keys::derive(engine& eng, const uint8_t* port_identity) noexcept {
     const size_t home = hash_port_identity(port_identity) & _mask;
     entry* slot = &_table[home];
     for (size_t i = 0; i < probe_limit; ++i) {
@@ -101,7 +101,7 @@ const gmac_sender_keys::entry* gmac_sender_keys::derive(const uint8_t* port_iden
     uint8_t okm[32 + gmac_salt_len];
     const size_t key_len = info(_kdf.alg()).key_len;
     slot->used = false;
-    if (!_kdf.derive(port_identity, okm) || !_engine->rekey(*slot->key, std::span<const uint8_t>(okm, key_len))) {
+    if (!_kdf.derive(eng, port_identity, okm) || !eng.rekey(*slot->key, std::span<const uint8_t>(okm, key_len))) {
         secure_wipe(okm, sizeof(okm));
         return nullptr;
     }

@@ -38,23 +38,27 @@ public:
     /// Install time: runs HKDF-Extract and prepares the PRK as an HMAC key.
     static result<gmac_kdf> create(engine& eng, algorithm gmac_alg, std::span<const uint8_t> group_key);
 
-    /// HKDF-Expand for one sender; writes key_len + 4 octets to out. No
-    /// allocation.
-    bool derive(const uint8_t* port_identity, uint8_t* out) const noexcept;
+    /// HKDF-Expand for one sender on `eng` (the caller's own engine: an
+    /// engine is not shared between threads, and the PRK is plain key
+    /// material any engine of the same plan or device takes); writes
+    /// key_len + 4 octets to out. No allocation.
+    bool derive(engine& eng, const uint8_t* port_identity, uint8_t* out) const noexcept;
 
     size_t output_len() const noexcept { return size_t{info(_alg).key_len} + gmac_salt_len; }
     algorithm alg() const noexcept { return _alg; }
 
 private:
-    gmac_kdf(engine& eng, algorithm alg, key_handle prk) : _engine(&eng), _alg(alg), _prk(std::move(prk)) {}
+    gmac_kdf(algorithm alg, key_handle prk) : _alg(alg), _prk(std::move(prk)) {}
 
-    engine* _engine;
     algorithm _alg;
     key_handle _prk;
 };
 
 /// The per-sender GMAC keys of one group key, derived on first use and kept
 /// in a fixed table allocated at install time: a lookup never allocates.
+/// One writer: the thread that signs or verifies with the key. It derives
+/// with its own engine, passed in, never with the engine that made the table
+/// (in the data plane the service path's, busy on another lcore).
 class gmac_sender_keys {
 public:
     struct entry {
@@ -81,23 +85,24 @@ public:
         return nullptr;
     }
 
-    /// Derives the subkey of a sender into the table, reusing a free slot
-    /// near its hash or replacing the one at its home position: an entry
-    /// returned earlier may change, so callers finish using earlier entries
-    /// first. Returns nullptr only if the engine rejects the derived key.
-    const entry* derive(const uint8_t* port_identity) noexcept;
+    /// Derives the subkey of a sender into the table with `eng`, reusing a
+    /// free slot near its hash or replacing the one at its home position:
+    /// an entry returned earlier may change, so callers finish using earlier
+    /// entries first. Returns nullptr only if the engine rejects the derived
+    /// key.
+    const entry* derive(engine& eng, const uint8_t* port_identity) noexcept;
 
     /// find(), else derive().
-    const entry* lookup(const uint8_t* port_identity) noexcept {
+    const entry* lookup(engine& eng, const uint8_t* port_identity) noexcept {
         const entry* e = find(port_identity);
-        return e != nullptr ? e : derive(port_identity);
+        return e != nullptr ? e : derive(eng, port_identity);
     }
 
     uint64_t derivations() const noexcept { return _derivations; }
     algorithm alg() const noexcept { return _kdf.alg(); }
 
 private:
-    gmac_sender_keys(engine& eng, gmac_kdf kdf, size_t capacity);
+    gmac_sender_keys(gmac_kdf kdf, size_t capacity);
 
     /// Two loads and a multiply. The table is small and a collision costs
     /// one derivation, counted, so a keyed hash is not needed.
@@ -112,7 +117,6 @@ private:
 
     static constexpr size_t probe_limit = 8;
 
-    engine* _engine;
     gmac_kdf _kdf;
     std::vector<entry> _table;
     size_t _mask;

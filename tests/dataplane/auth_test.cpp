@@ -290,7 +290,7 @@ TEST_P(auth, icv_is_the_mac_of_the_message_up_to_the_icv) {
         auto kdf = icv::gmac_kdf::create(*s.engine, alg(), kc.key.span());
         ASSERT_TRUE(kdf) << kdf.message();
         uint8_t okm[32 + icv::gmac_salt_len];
-        ASSERT_TRUE(kdf->derive(msg + ptp::source_port_identity_offset, okm));
+        ASSERT_TRUE(kdf->derive(*s.engine, msg + ptp::source_port_identity_offset, okm));
         const size_t key_len = icv::info(alg()).key_len;
         auto key = s.engine->prepare(alg(), std::span<const uint8_t>(okm, key_len));
         ASSERT_TRUE(key) << key.message();

@@ -221,14 +221,14 @@ TEST_F(cryptodev_engine_test, gmac_sender_subkeys_are_sessions_that_sign_as_on_t
         std::array<uint8_t, port_identity_len> pid{};
         pid[7] = sender;
         pid[9] = 1;
-        const auto* d = (*on_dev)->lookup(pid.data());
+        const auto* d = (*on_dev)->lookup(*eng, pid.data());
         ASSERT_NE(d, nullptr);
         std::array<uint8_t, gmac_nonce_len> nonce{};
         std::copy(d->salt.begin(), d->salt.end(), nonce.begin());
         nonce[11] = sender;
         std::array<uint8_t, 16> a{};
         ASSERT_TRUE(eng->compute_one(*d->key, msg, nonce.data(), a.data()));
-        const auto* c = (*on_cpu)->lookup(pid.data());
+        const auto* c = (*on_cpu)->lookup(cpu, pid.data());
         ASSERT_NE(c, nullptr);
         EXPECT_EQ(d->salt, c->salt);
         std::array<uint8_t, 16> b{};

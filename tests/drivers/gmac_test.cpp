@@ -94,9 +94,9 @@ bytes gmac_kdf_info(algorithm alg, const port_identity& pid) {
     return i;
 }
 
-bytes derive(const gmac_kdf& kdf, const port_identity& pid) {
+bytes derive(engine& eng, const gmac_kdf& kdf, const port_identity& pid) {
     bytes out(kdf.output_len());
-    EXPECT_TRUE(kdf.derive(pid.data(), out.data()));
+    EXPECT_TRUE(kdf.derive(eng, pid.data(), out.data()));
     return out;
 }
 
@@ -135,7 +135,7 @@ TEST_P(gmac_kdf_test, matches_openssl_hkdf_sha256) {
             EXPECT_EQ(kdf->alg(), alg);
             EXPECT_EQ(kdf->output_len(), info(alg).key_len + gmac_salt_len);
             for (const auto& pid : distinct_port_identities(_rng, 8)) {
-                EXPECT_EQ(derive(*kdf, pid), openssl_hkdf(group_key, gmac_kdf_info(alg, pid), kdf->output_len()));
+                EXPECT_EQ(derive(*_engine, *kdf, pid), openssl_hkdf(group_key, gmac_kdf_info(alg, pid), kdf->output_len()));
             }
         }
     }
@@ -175,21 +175,21 @@ TEST_P(gmac_kdf_test, each_port_identity_octet_changes_key_and_salt) {
         auto kdf = gmac_kdf::create(*_engine, alg, group_key);
         ASSERT_TRUE(kdf) << kdf.message();
         const port_identity base = distinct_port_identities(_rng, 1)[0];
-        const bytes base_okm = derive(*kdf, base);
+        const bytes base_okm = derive(*_engine, *kdf, base);
         const size_t key_len = info(alg).key_len;
         std::set<bytes> keys{bytes(base_okm.begin(), base_okm.begin() + static_cast<ptrdiff_t>(key_len))};
         std::set<bytes> salts{bytes(base_okm.begin() + static_cast<ptrdiff_t>(key_len), base_okm.end())};
         for (size_t bit = 0; bit < 8 * port_identity_len; ++bit) {
             port_identity pid = base;
             pid[bit / 8] = static_cast<uint8_t>(pid[bit / 8] ^ (1U << (bit % 8)));
-            const bytes okm = derive(*kdf, pid);
+            const bytes okm = derive(*_engine, *kdf, pid);
             EXPECT_TRUE(keys.insert(bytes(okm.begin(), okm.begin() + static_cast<ptrdiff_t>(key_len))).second)
                 << "bit " << bit;
             EXPECT_TRUE(salts.insert(bytes(okm.begin() + static_cast<ptrdiff_t>(key_len), okm.end())).second)
                 << "bit " << bit;
         }
         // Deterministic: the same sender gets the same octets again.
-        EXPECT_EQ(derive(*kdf, base), base_okm);
+        EXPECT_EQ(derive(*_engine, *kdf, base), base_okm);
     }
 }
 
@@ -199,7 +199,7 @@ TEST_P(gmac_kdf_test, different_group_keys_give_different_subkeys) {
         auto a = gmac_kdf::create(*_engine, alg, random_bytes(_rng, info(alg).key_len));
         auto b = gmac_kdf::create(*_engine, alg, random_bytes(_rng, info(alg).key_len));
         ASSERT_TRUE(a && b);
-        EXPECT_NE(derive(*a, pid), derive(*b, pid)) << info(alg).name;
+        EXPECT_NE(derive(*_engine, *a, pid), derive(*_engine, *b, pid)) << info(alg).name;
     }
 }
 
@@ -246,7 +246,7 @@ public:
     /// Salt and ICV of `msg` signed with IV `iv` by sender `pid`.
     expected sign(const port_identity& pid, const bytes& msg, uint64_t iv) {
         expected e{};
-        const bytes okm = derive(*_kdf, pid);
+        const bytes okm = derive(_engine, *_kdf, pid);
         const size_t key_len = info(_alg).key_len;
         std::copy(okm.begin() + static_cast<ptrdiff_t>(key_len), okm.end(), e.salt.begin());
         auto key = _engine.prepare(_alg, std::span<const uint8_t>(okm.data(), key_len));
@@ -290,7 +290,7 @@ TEST_P(gmac_sender_keys_test, find_misses_before_derive_and_hits_after) {
 
     EXPECT_EQ(table.find(pids[0].data()), nullptr);
     EXPECT_EQ(table.derivations(), 0U);
-    const auto* e = table.derive(pids[0].data());
+    const auto* e = table.derive(*_engine, pids[0].data());
     ASSERT_NE(e, nullptr);
     EXPECT_EQ(table.derivations(), 1U);
     EXPECT_EQ(e->port_identity, pids[0]);
@@ -299,13 +299,13 @@ TEST_P(gmac_sender_keys_test, find_misses_before_derive_and_hits_after) {
     EXPECT_EQ(table.find(pids[1].data()), nullptr) << "another sender must not hit";
 
     // lookup() finds without deriving, and derives a newcomer once.
-    EXPECT_EQ(table.lookup(pids[0].data()), e);
+    EXPECT_EQ(table.lookup(*_engine, pids[0].data()), e);
     EXPECT_EQ(table.derivations(), 1U);
-    const auto* e1 = table.lookup(pids[1].data());
+    const auto* e1 = table.lookup(*_engine, pids[1].data());
     ASSERT_NE(e1, nullptr);
     EXPECT_EQ(e1->port_identity, pids[1]);
     EXPECT_EQ(table.derivations(), 2U);
-    EXPECT_EQ(table.lookup(pids[1].data()), e1);
+    EXPECT_EQ(table.lookup(*_engine, pids[1].data()), e1);
     EXPECT_EQ(table.derivations(), 2U);
 
     reference_sender_keys reference(algorithm::aes_gmac_256, group_key);
@@ -325,17 +325,82 @@ TEST_P(gmac_sender_keys_test, same_sender_same_key_across_tables_and_engines) {
     auto theirs = gmac_sender_keys::create(other_engine, algorithm::aes_gmac_128, group_key, 16);
     ASSERT_TRUE(mine && theirs);
     const auto pids = distinct_port_identities(_rng, 2);
-    const auto* a = (*mine)->lookup(pids[0].data());
-    const auto* b = (*theirs)->lookup(pids[0].data());
+    const auto* a = (*mine)->lookup(*_engine, pids[0].data());
+    const auto* b = (*theirs)->lookup(other_engine, pids[0].data());
     ASSERT_NE(a, nullptr);
     ASSERT_NE(b, nullptr);
     EXPECT_EQ(a->salt, b->salt);
     EXPECT_EQ(sign_with(*_engine, *a, _msg, 7), sign_with(other_engine, *b, _msg, 7));
 
-    const auto* c = (*theirs)->lookup(pids[1].data());
+    const auto* c = (*theirs)->lookup(other_engine, pids[1].data());
     ASSERT_NE(c, nullptr);
     EXPECT_NE(c->salt, a->salt);
     EXPECT_NE(sign_with(other_engine, *c, _msg, 7), sign_with(*_engine, *a, _msg, 7));
+}
+
+TEST_P(gmac_sender_keys_test, derives_with_the_callers_engine_not_the_one_that_made_it) {
+    // In the data plane the service path makes a key's table with its own
+    // engine and the PTP worker derives subkeys on another lcore. The table
+    // must use the worker's engine: here the maker is gone before the first
+    // derivation (the sanitizer build reports any use of it), and the
+    // subkeys must still be the senders' own.
+    const bytes group_key = random_bytes(_rng, 32);
+    auto maker = make_engine(GetParam());
+    auto keys = gmac_sender_keys::create(*maker, algorithm::aes_gmac_256, group_key, 8);
+    ASSERT_TRUE(keys) << keys.message();
+    maker.reset();
+    reference_sender_keys reference(algorithm::aes_gmac_256, group_key);
+    for (const auto& pid : distinct_port_identities(_rng, 20)) {
+        const auto* e = (*keys)->lookup(*_engine, pid.data());
+        ASSERT_NE(e, nullptr);
+        const auto expected = reference.sign(pid, _msg, 9);
+        EXPECT_EQ(e->salt, expected.salt);
+        EXPECT_EQ(sign_with(*_engine, *e, _msg, 9), expected.icv);
+    }
+    EXPECT_EQ((*keys)->derivations(), 20U);
+}
+
+TEST_P(gmac_sender_keys_test, derives_right_while_the_maker_engine_is_busy_on_another_thread) {
+    // The race this guards against: the service lcore installs keys with its
+    // engine (HKDF-Extract, key expansion) while the worker derives the
+    // subkeys of new senders. Each thread uses only its own engine, so every
+    // subkey comes out right however the two interleave.
+    const bytes group_key = random_bytes(_rng, 16);
+    auto maker = make_engine(GetParam());
+    auto keys = gmac_sender_keys::create(*maker, algorithm::aes_gmac_128, group_key, 16);
+    ASSERT_TRUE(keys) << keys.message();
+    const auto pids = distinct_port_identities(_rng, 400);
+    reference_sender_keys reference(algorithm::aes_gmac_128, group_key);
+    std::vector<reference_sender_keys::expected> expected;
+    expected.reserve(pids.size());
+    for (const auto& pid : pids) {
+        expected.push_back(reference.sign(pid, _msg, 3));
+    }
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> installs{0};
+    std::thread service([&] {
+        std::mt19937_64 rng(7);
+        while (!stop.load(std::memory_order_relaxed)) {
+            // What apply_update does for a GMAC key pushed live.
+            auto other = gmac_sender_keys::create(*maker, algorithm::aes_gmac_256, random_bytes(rng, 32), 8);
+            if (other) {
+                installs.fetch_add(1, std::memory_order_relaxed);
+            }
+        }
+    });
+    size_t wrong = 0;
+    for (int round = 0; round < 5; ++round) {
+        for (size_t i = 0; i < pids.size(); ++i) {
+            const auto* e = (*keys)->lookup(*_engine, pids[i].data());
+            if (e == nullptr || e->salt != expected[i].salt || sign_with(*_engine, *e, _msg, 3) != expected[i].icv) {
+                ++wrong;
+            }
+        }
+    }
+    stop.store(true);
+    service.join();
+    EXPECT_EQ(wrong, 0U) << "subkeys derived wrong while the maker engine was in use";
+    EXPECT_GT(installs.load(), 0U) << "the other thread never ran";
 }
 
 TEST_P(gmac_sender_keys_test, a_thousand_senders_through_small_and_large_tables) {
@@ -370,7 +435,7 @@ TEST_P(gmac_sender_keys_test, a_thousand_senders_through_small_and_large_tables)
                     } else {
                         ++misses;
                     }
-                    const auto* e = table.lookup(pids[i].data());
+                    const auto* e = table.lookup(*_engine, pids[i].data());
                     ASSERT_NE(e, nullptr);
                     ASSERT_EQ(e->port_identity, pids[i]);
                     ASSERT_EQ(e->salt, expected[i].salt) << "sender " << i;
@@ -440,11 +505,11 @@ TEST(gmac_iv_scheme, no_iv_repeats_under_a_key_across_senders_and_restarts) {
         // Subkey || salt || IV, one per signed message.
         std::vector<bytes> used;
         for (const auto& pid : distinct_port_identities(rng, senders)) {
-            const bytes subkey = derive(*kdf, pid);
+            const bytes subkey = derive(eng, *kdf, pid);
             uint64_t last_iv = 0;
             for (int r = 0; r < restarts; ++r) {
                 gmac_iv_counter counter(gmac_iv_counter::clock_start());
-                const auto* e = (*keys)->lookup(pid.data());
+                const auto* e = (*keys)->lookup(eng, pid.data());
                 ASSERT_NE(e, nullptr);
                 // The record names the subkey the table really signs with.
                 ASSERT_TRUE(std::equal(e->salt.begin(), e->salt.end(), subkey.end() - gmac_salt_len));
