@@ -1075,12 +1075,9 @@ int serve(const config& cfg, const std::string& config_file) {
                 const std::lock_guard lock(ke_mutex);
                 const uint64_t unattested = service->stats().refused_unattested;
                 tls::response reply;
-                if (from.alpn == tls::protocol::ntske) {
-                    reply = tls::response(service->handle_key_request(who, msg));
-                } else {
-                    ke::answer a = service->handle_tsr(who, msg);
-                    reply = tls::response(std::move(a.message), a.close);
-                }
+                ke::answer a = from.alpn == tls::protocol::ntske ? service->handle_key_request(who, msg)
+                                                                 : service->handle_tsr(who, msg);
+                reply = tls::response(std::move(a.message), a.close);
                 // A refusal for want of a Platform Attestation, in either
                 // protocol (a key request, a grantor's registration).
                 if (service->stats().refused_unattested != unattested) {

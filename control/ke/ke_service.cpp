@@ -218,7 +218,14 @@ answer ke_service::handle_tsr(const client_identity& who, std::span<const uint8_
     return refused(nts::error_code::grantor_not_registered);
 }
 
-std::vector<uint8_t> ke_service::handle_key_request(const client_identity& who, std::span<const uint8_t> request) {
+answer ke_service::handle_key_request(const client_identity& who, std::span<const uint8_t> request) {
+    const uint64_t granted = _stats.granted;
+    std::vector<uint8_t> message = key_response(who, request);
+    // Every grant is counted; anything else was answered with an Error record.
+    return answer{std::move(message), _stats.granted == granted};
+}
+
+std::vector<uint8_t> ke_service::key_response(const client_identity& who, std::span<const uint8_t> request) {
     ++_stats.requests;
     auto req = nts::parse_key_request(request);
     if (!req) {

@@ -108,8 +108,10 @@ public:
     /// such rules admit nobody.
     void set_platform_check(platform_check check) { _platform_check = std::move(check); }
 
-    /// The response to one NTS-KE message.
-    std::vector<uint8_t> handle_key_request(const client_identity& who, std::span<const uint8_t> request);
+    /// The answer to one NTS-KE message: a PTP Key Response, the session
+    /// kept open for the next request; or the Error record, after which the
+    /// connection closes.
+    answer handle_key_request(const client_identity& who, std::span<const uint8_t> request);
 
     /// The answer to one NTS-TSR message.
     answer handle_tsr(const client_identity& who, std::span<const uint8_t> request);
@@ -145,6 +147,7 @@ public:
     const std::string& last_attestation_refusal() const noexcept { return _last_attestation_refusal; }
 
 private:
+    std::vector<uint8_t> key_response(const client_identity& who, std::span<const uint8_t> request);
     std::vector<uint8_t> refuse(nts::error_code code, nts::sub_protocol protocol = nts::sub_protocol::nts_ke);
     std::vector<uint8_t> unicast(const client_identity& who, const nts::key_request& req);
     /// The signer whose Platform Attestation `shown` platform_check accepts

@@ -204,10 +204,15 @@ status node::fetch(size_t g, int64_t now) {
     }
     auto resp = nts::parse_key_response(*bytes);
     if (!resp) {
+        _client.reset();
+        _ticket = {};
         return error{
             fmt::format("group {}: the server's answer is not a PTP Key Response: {}", ng.name, resp.err().message)};
     }
     if (resp->is_error()) {
+        // The server closes the session after an Error record: the next
+        // group of this step asks on a new one.
+        end_session();
         return error{fmt::format("group {}: the server refused: {}", ng.name,
                                  nts::error_name(std::get<nts::error_code>(resp->outcome)))};
     }

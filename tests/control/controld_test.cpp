@@ -279,9 +279,16 @@ TEST_F(controld, serves_group_keys_to_admitted_clients_and_keeps_them_across_a_r
         const auto refused = ask(*stranger, 0);
         ASSERT_TRUE(refused.is_error());
         EXPECT_EQ(std::get<nts::error_code>(refused.outcome), nts::error_code::not_authorized);
-        const auto unknown = ask(*node, 9);
+        // After an Error record the server closes the session (close_notify).
+        const auto after = stranger->receive();
+        ASSERT_FALSE(after);
+        EXPECT_NE(after.message().find("closed the session"), std::string::npos) << after.message();
+        auto other = connect(port, "node1");
+        ASSERT_TRUE(other) << other.message();
+        const auto unknown = ask(*other, 9);
         ASSERT_TRUE(unknown.is_error());
         EXPECT_EQ(std::get<nts::error_code>(unknown.outcome), nts::error_code::not_authorized);
+        EXPECT_FALSE(other->receive());
 
         // A certificate of no configured CA: refused in the handshake, and
         // the log says who and why.
@@ -315,8 +322,7 @@ TEST_F(controld, serves_group_keys_to_admitted_clients_and_keeps_them_across_a_r
             std::this_thread::sleep_for(20ms);
         }
         EXPECT_NE(server->out().find("certificates reloaded"), std::string::npos) << server->out();
-        EXPECT_TRUE(node->close());
-        EXPECT_TRUE(stranger->close());
+        EXPECT_TRUE(node->close()) << "a session with grants only stays open";
         ASSERT_EQ(server->stop(), 0) << server->err();
         const std::string log = server->out();
         EXPECT_NE(log.find("key requests 4 granted 2"), std::string::npos) << log;

@@ -464,16 +464,19 @@ TEST_F(tsr_service_test, refusals_leave_the_registry_as_it_was) {
 TEST_F(tsr_service_test, unicast_keys_need_the_unicast_right) {
     ASSERT_FALSE(_service->handle_tsr({"CN=grantor1", {}}, nts::build(registration())).close);
     auto denied = _service->handle_key_request({"CN=node2", {}}, nts::build(unicast_request()));
-    EXPECT_EQ(key_error_of(denied), nts::error_code::not_authorized);
+    EXPECT_EQ(key_error_of(denied.message), nts::error_code::not_authorized);
+    EXPECT_TRUE(denied.close);
     auto ok = _service->handle_key_request({"CN=node1", {}}, nts::build(unicast_request()));
-    auto resp = nts::parse_key_response(ok);
+    EXPECT_FALSE(ok.close);
+    auto resp = nts::parse_key_response(ok.message);
     ASSERT_TRUE(resp) << resp.err().message;
     ASSERT_FALSE(resp->is_error());
     EXPECT_TRUE(std::get<nts::key_grant>(resp->outcome).current.unicast);
     EXPECT_EQ(_service->stats().unicast_granted, 1U);
     auto nobody =
         _service->handle_key_request({"CN=node1", {}}, nts::build(unicast_request(nts::ipv4_address{{192, 0, 2, 1}})));
-    EXPECT_EQ(key_error_of(nobody), nts::error_code::grantor_not_registered);
+    EXPECT_EQ(key_error_of(nobody.message), nts::error_code::grantor_not_registered);
+    EXPECT_TRUE(nobody.close);
 }
 
 TEST(ke_service_without_tickets, answers_grantor_not_registered_and_not_authorized) {
@@ -481,7 +484,7 @@ TEST(ke_service_without_tickets, answers_grantor_not_registered_and_not_authoriz
     auto ks = key_schedule::create({policy("plant", 0)}, nullptr, clk);
     ASSERT_TRUE(ks);
     ke_service svc(**ks, {{"CN=g", "", {}, true, false, true}});
-    auto k = nts::parse_key_response(svc.handle_key_request({"CN=g", {}}, nts::build(unicast_request())));
+    auto k = nts::parse_key_response(svc.handle_key_request({"CN=g", {}}, nts::build(unicast_request())).message);
     ASSERT_TRUE(k && k->is_error());
     EXPECT_EQ(std::get<nts::error_code>(k->outcome), nts::error_code::grantor_not_registered);
     auto a = svc.handle_tsr({"CN=g", {}}, nts::build(registration()));

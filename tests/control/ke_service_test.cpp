@@ -37,9 +37,11 @@ protected:
     }
 
     nts::key_response ask(const client_identity& who, std::span<const uint8_t> request) {
-        const auto bytes = _service->handle_key_request(who, request);
-        auto resp = nts::parse_key_response(bytes);
+        const answer a = _service->handle_key_request(who, request);
+        auto resp = nts::parse_key_response(a.message);
         EXPECT_TRUE(resp) << resp.err().message;
+        // The session stays open after a grant and closes after an Error record.
+        EXPECT_EQ(a.close, !resp || resp->is_error());
         return resp ? std::move(resp).value() : nts::key_response{};
     }
 
@@ -126,9 +128,10 @@ TEST_F(ke_service_test, a_key_that_cannot_be_saved_is_an_internal_server_error) 
                                    std::make_shared<refusing_store>(), _clk);
     ASSERT_TRUE(ks);
     ke_service service(**ks, {{"CN=node1,O=ptpsec", "", {"hmac"}, false, false}});
-    const auto bytes = service.handle_key_request(_node1, group_request(0));
-    auto resp = nts::parse_key_response(bytes);
+    const answer a = service.handle_key_request(_node1, group_request(0));
+    auto resp = nts::parse_key_response(a.message);
     ASSERT_TRUE(resp);
+    EXPECT_TRUE(a.close);
     EXPECT_EQ(error_of(*resp), nts::error_code::internal_server_error);
 }
 
@@ -147,7 +150,7 @@ TEST(ke_service_go2, the_two_members_share_a_key_of_their_own) {
                           {"CN=slave7", "", {"gm1-slave7", "plant"}, false, false, false},
                           {"CN=slave8", "", {"plant"}, false, false, false}});
     auto ask = [&](const std::string& who, uint16_t subgroup) {
-        auto r = nts::parse_key_response(svc.handle_key_request({who, {}}, group_request(0, 0x100, subgroup)));
+        auto r = nts::parse_key_response(svc.handle_key_request({who, {}}, group_request(0, 0x100, subgroup)).message);
         EXPECT_TRUE(r) << r.err().message;
         return r ? std::move(r).value() : nts::key_response{};
     };

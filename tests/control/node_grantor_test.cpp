@@ -80,10 +80,8 @@ protected:
             ke::client_identity who{from.subject, {}};
             who.session_binding = from.session_binding;
             const std::lock_guard lock(_mutex);
-            if (from.alpn == tls::protocol::ntske) {
-                return tls::response(_service->handle_key_request(who, msg));
-            }
-            ke::answer a = _service->handle_tsr(who, msg);
+            ke::answer a = from.alpn == tls::protocol::ntske ? _service->handle_key_request(who, msg)
+                                                             : _service->handle_tsr(who, msg);
             return tls::response(std::move(a.message), a.close);
         });
         ASSERT_TRUE(srv) << srv.message();
@@ -146,7 +144,7 @@ protected:
         std::vector<uint8_t> bytes;
         {
             const std::lock_guard lock(_mutex);
-            bytes = _service->handle_key_request({"CN=other,O=ptpsec test", {}}, nts::build(r));
+            bytes = _service->handle_key_request({"CN=other,O=ptpsec test", {}}, nts::build(r)).message;
         }
         auto resp = nts::parse_key_response(bytes);
         EXPECT_TRUE(resp && !resp->is_error());
@@ -328,6 +326,30 @@ TEST_F(node_grantor, a_renewed_key_keeps_its_earliest_end_and_the_next_key_start
     EXPECT_EQ(keys[1].start_ns, t0 + 8 * sec) << "the next key signs from the current one's end";
     EXPECT_EQ(keys[1].end_ns, t0 + 16 * sec);
     EXPECT_EQ(n.stats().keys_received, 2U);
+}
+
+// The server closes the session after an Error record (seeds/001 §4.2.5), so
+// a group it refuses must not cost the groups asked after it in the same
+// step: the node asks for those on a new session.
+TEST_F(node_grantor, a_refused_group_does_not_spoil_the_next_one_in_the_same_step) {
+    auto plant = ke::test::policy("plant", 0);
+    auto other = ke::test::policy("other", 1);
+    auto ks = ke::key_schedule::create({plant, other}, nullptr);
+    ASSERT_TRUE(ks) << ks.message();
+    {
+        const std::lock_guard lock(_mutex);
+        _service = std::make_unique<ke::ke_service>(
+            **ks, std::vector<ke::client_rule>{{.subject = "CN=grantor1,O=ptpsec test", .groups = {"plant"}}});
+    }
+    settings s = node_settings("grantor1");
+    s.groups = {node_group{"other", other.id, std::nullopt}, node_group{"plant", plant.id, std::nullopt}};
+    node n(s, 7);
+    n.step(mono_now());
+    ASSERT_EQ(n.groups().size(), 2U);
+    EXPECT_TRUE(n.groups()[0].keys.empty());
+    EXPECT_NE(n.groups()[0].last_error.find("Not Authorized"), std::string::npos) << n.groups()[0].last_error;
+    ASSERT_EQ(n.groups()[1].keys.size(), 1U) << n.groups()[1].last_error;
+    EXPECT_EQ(n.stats().sessions, 2U) << "one session per refusal, then a new one";
 }
 
 // A grantor with a TPM: a rule with `attest` registers it only when its PTP
