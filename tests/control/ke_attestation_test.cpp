@@ -138,7 +138,8 @@ TEST_F(ke_attestation, a_rule_without_attest_is_not_asked_and_its_quotes_are_not
 
 TEST_F(ke_attestation, without_a_platform_check_a_rule_with_attest_admits_nobody) {
     ke_service bare(*_keys, {{.subject = "CN=node1", .groups = {"plant"}, .attest = "node1-tpm"}});
-    auto resp = nts::parse_key_response(bare.handle_key_request(_node1, nts::build(request(_node1.session_binding))).message);
+    auto resp =
+        nts::parse_key_response(bare.handle_key_request(_node1, nts::build(request(_node1.session_binding))).message);
     ASSERT_TRUE(resp && resp->is_error());
     EXPECT_NE(bare.last_attestation_refusal().find("this server checks no Platform Attestation"), std::string::npos)
         << bare.last_attestation_refusal();
