@@ -11,6 +11,10 @@
 //                         (subtract restore/90/32)
 //   stage/finish/90/32    ptp::finish_auth_tlv: the ICV into the UDP checksum
 //   stage/gmac-find/90/32 gmac_sender_keys::find for the frame's sender
+//   stage/gmac-derive/90/32  gmac_sender_keys::derive for a sender not in the
+//                         table (HKDF-Expand: two HMAC-SHA256; the AES-128
+//                         key schedule and GHASH key): what each frame with
+//                         a made-up sourcePortIdentity costs a receiver
 //   stage/iv-next/90/32   the IVs of a burst as sign takes them: one
 //                         gmac_iv_counter::reserve (one atomic add) for the
 //                         burst, then each frame's nonce (make_gmac_nonce)
@@ -30,6 +34,7 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <cstring>
 #include <functional>
 #include <vector>
 
@@ -200,6 +205,28 @@ void register_stage_benchmarks() {
                 const uint8_t* pid =
                     pb.frames.frames()[i].data + pb.fi[i].ptp_offset + ptp::source_port_identity_offset;
                 benchmark::DoNotOptimize(sender_keys->find(pid));
+            }
+        });
+    register_stage(
+        "gmac-derive",
+        [](parsed_burst&) {
+            if (!sender_keys) {
+                auto k = icv::gmac_sender_keys::create(stage_engine, icv::algorithm::aes_gmac_128,
+                                                       test_key(icv::algorithm::aes_gmac_128));
+                if (!k) {
+                    return false;
+                }
+                sender_keys = std::move(k).value();
+            }
+            return true;
+        },
+        [](parsed_burst&) {
+            static uint64_t sender = 0;
+            std::array<uint8_t, icv::port_identity_len> pid{};
+            for (uint16_t i = 0; i < stage_burst; ++i) {
+                ++sender;
+                std::memcpy(pid.data(), &sender, sizeof(sender));
+                benchmark::DoNotOptimize(sender_keys->derive(stage_engine, pid.data()));
             }
         });
     register_stage("iv-next", no_setup, [](parsed_burst&) {

@@ -174,6 +174,10 @@ uint16_t signer::sign_part(ptp::frame_buf* frames, uint16_t n, security_associat
         const icv::prepared_key* pk = key.mac.get();
         if (gmac) {
             const auto* e = sender_key(*key.gmac, msg, *_engine, _reqs.data(), m, computed);
+            if (e != nullptr && !e->confirmed) {
+                // Our own sourcePortIdentity: it stays in the table.
+                e = key.gmac->confirm(e, msg + ptp::source_port_identity_offset);
+            }
             if (e == nullptr) {
                 set(out[i], sign_status::crypto_failed);
                 continue;
@@ -332,6 +336,7 @@ uint16_t verifier::verify_part(const ptp::frame_buf* frames, uint16_t n, frame_o
         }
         pending& p = _pending[m];
         const icv::prepared_key* pk = key->mac.get();
+        p.unconfirmed = nullptr;
         if (gmac) {
             const auto* e = sender_key(*key->gmac, msg, *_engine, _reqs.data(), m, computed);
             if (e == nullptr) {
@@ -340,6 +345,10 @@ uint16_t verifier::verify_part(const ptp::frame_buf* frames, uint16_t n, frame_o
             }
             icv::make_gmac_nonce(e->salt.data(), mv.auth.sequenceNo, p.nonce);
             pk = e->key.get();
+            if (!e->confirmed) {
+                p.gmac_keys = key->gmac.get();
+                p.unconfirmed = e;
+            }
         }
         p.fi = fi;
         p.auth_offset = mv.auth.offset;
@@ -376,6 +385,10 @@ uint16_t verifier::verify_part(const ptp::frame_buf* frames, uint16_t n, frame_o
         } else {
             set(out[p.index], verify_status::verified);
             ++ok;
+            if (p.unconfirmed != nullptr) {
+                // The sender proved itself: its subkey stays in the table.
+                (void)p.gmac_keys->confirm(p.unconfirmed, p.msg + ptp::source_port_identity_offset);
+            }
             if (strip != nullptr) {
                 // Cannot fail: the shorter lengths fit where the longer did.
                 (void)ptp::strip_auth_tlv(strip[p.index], p.fi, p.auth_offset);

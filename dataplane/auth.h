@@ -154,6 +154,10 @@ private:
         uint16_t icv_len;
         bool zeroed_correction; ///< allow_mutable: correctionField is zeroed, put it back
         const uint8_t* wire_icv;
+        /// GMAC: the sender's entry, when not confirmed yet (confirmed if
+        /// the frame verifies); otherwise nullptr.
+        icv::gmac_sender_keys* gmac_keys;
+        const icv::gmac_sender_keys::entry* unconfirmed;
         uint8_t saved_correction[ptp::correction_len];
         uint8_t nonce[icv::gmac_nonce_len];
         alignas(16) uint8_t icv[icv::max_icv_len];

@@ -78,29 +78,46 @@ gmac_sender_keys::create(engine& eng, algorithm gmac_alg, std::span<const uint8_
     std::unique_ptr<gmac_sender_keys> keys(new gmac_sender_keys(std::move(kdf).value(), capacity));
     // Every slot gets its prepared key now, so that a lookup only re-keys.
     const std::array<uint8_t, 32> zero_key{};
-    for (auto& e : keys->_table) {
+    auto prepare_slot = [&](entry& e) -> status {
         auto k = eng.prepare(gmac_alg, std::span<const uint8_t>(zero_key.data(), info(gmac_alg).key_len));
         if (!k) {
             return k.err();
         }
         e.key = std::move(k).value();
+        return ok_status();
+    };
+    for (auto& e : keys->_table) {
+        if (auto st = prepare_slot(e); !st) {
+            return st.err();
+        }
+    }
+    if (auto st = prepare_slot(keys->_scratch); !st) {
+        return st.err();
     }
     return keys;
 }
 
 const gmac_sender_keys::entry* gmac_sender_keys::derive(engine& eng, const uint8_t* port_identity) noexcept {
     const size_t home = hash_port_identity(port_identity) & _mask;
-    entry* slot = &_table[home];
-    for (size_t i = 0; i < probe_limit; ++i) {
+    entry* free_slot = nullptr;
+    entry* unconfirmed = nullptr;
+    for (size_t i = 0; i < probe_limit && free_slot == nullptr; ++i) {
         entry& e = _table[(home + i) & _mask];
         if (!e.used || std::memcmp(e.port_identity.data(), port_identity, port_identity_len) == 0) {
-            slot = &e;
-            break;
+            free_slot = &e;
+        } else if (!e.confirmed && unconfirmed == nullptr) {
+            unconfirmed = &e;
         }
+    }
+    entry* slot = free_slot != nullptr ? free_slot : unconfirmed;
+    if (slot == nullptr) {
+        slot = &_scratch;
+        ++_scratch_derivations;
     }
     uint8_t okm[32 + gmac_salt_len];
     const size_t key_len = info(_kdf.alg()).key_len;
     slot->used = false;
+    slot->confirmed = false;
     if (!_kdf.derive(eng, port_identity, okm) || !eng.rekey(*slot->key, std::span<const uint8_t>(okm, key_len))) {
         secure_wipe(okm, sizeof(okm));
         return nullptr;
@@ -111,6 +128,23 @@ const gmac_sender_keys::entry* gmac_sender_keys::derive(engine& eng, const uint8
     secure_wipe(okm, sizeof(okm));
     ++_derivations;
     return slot;
+}
+
+const gmac_sender_keys::entry* gmac_sender_keys::confirm(const entry* e, const uint8_t* port_identity) noexcept {
+    if (e == nullptr || !e->used || std::memcmp(e->port_identity.data(), port_identity, port_identity_len) != 0) {
+        return nullptr;
+    }
+    if (e != &_scratch) {
+        // Entries are handed out const; the table owns them.
+        const_cast<entry*>(e)->confirmed = true;
+        return e;
+    }
+    entry& home = _table[hash_port_identity(port_identity) & _mask];
+    std::swap(home, _scratch); // the prepared keys change places: no allocation
+    home.confirmed = true;
+    _scratch.used = false;
+    _scratch.confirmed = false;
+    return &home;
 }
 
 uint64_t gmac_iv_counter::clock_start() noexcept {

@@ -56,6 +56,14 @@ private:
 
 /// The per-sender GMAC keys of one group key, derived on first use and kept
 /// in a fixed table allocated at install time: a lookup never allocates.
+///
+/// A receiver derives a sender's subkey before it can check the frame's ICV,
+/// so anyone can make it derive, naming made-up sourcePortIdentities. Such
+/// derivations must not push out the senders that proved themselves: an
+/// entry is confirmed once a frame verified with it (or this node signs with
+/// it), and an unconfirmed derivation takes only a free or unconfirmed slot
+/// near its hash, or else a scratch entry outside the table. confirm()
+/// moves a sender that verified from the scratch entry into the table.
 /// One writer: the thread that signs or verifies with the key. It derives
 /// with its own engine, passed in, never with the engine that made the table
 /// (in the data plane the service path's, busy on another lcore).
@@ -66,6 +74,7 @@ public:
         std::array<uint8_t, gmac_salt_len> salt{};
         key_handle key;
         bool used = false;
+        bool confirmed = false; ///< a frame verified with it, or we sign with it
     };
 
     /// capacity is rounded up to a power of two.
@@ -82,15 +91,24 @@ public:
                 return &e;
             }
         }
+        if (_scratch.used && std::memcmp(_scratch.port_identity.data(), port_identity, port_identity_len) == 0) {
+            return &_scratch;
+        }
         return nullptr;
     }
 
-    /// Derives the subkey of a sender into the table with `eng`, reusing a
-    /// free slot near its hash or replacing the one at its home position:
-    /// an entry returned earlier may change, so callers finish using earlier
-    /// entries first. Returns nullptr only if the engine rejects the derived
-    /// key.
+    /// Derives the subkey of a sender with `eng`, unconfirmed, into a free or
+    /// unconfirmed slot near its hash, else into the scratch entry: an entry
+    /// returned earlier may change, so callers finish using earlier entries
+    /// first. Returns nullptr only if the engine rejects the derived key.
     const entry* derive(engine& eng, const uint8_t* port_identity) noexcept;
+
+    /// A frame of `port_identity` verified with `e` (or this node signs as
+    /// it): marks the entry confirmed, moving it from the scratch entry into
+    /// the sender's home slot (whose sender is then derived again when it
+    /// next sends). Returns where the sender's entry now is; nullptr, and
+    /// nothing changed, if `e` no longer holds that sender.
+    const entry* confirm(const entry* e, const uint8_t* port_identity) noexcept;
 
     /// find(), else derive().
     const entry* lookup(engine& eng, const uint8_t* port_identity) noexcept {
@@ -99,6 +117,8 @@ public:
     }
 
     uint64_t derivations() const noexcept { return _derivations; }
+    /// Derivations that found no free or unconfirmed slot near their hash.
+    uint64_t scratch_derivations() const noexcept { return _scratch_derivations; }
     algorithm alg() const noexcept { return _kdf.alg(); }
 
 private:
@@ -119,8 +139,10 @@ private:
 
     gmac_kdf _kdf;
     std::vector<entry> _table;
+    entry _scratch;
     size_t _mask;
     uint64_t _derivations = 0;
+    uint64_t _scratch_derivations = 0;
 };
 
 /// The IV counter of one signer. Lock-free: lcores sharing a key draw from

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <initializer_list>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 #include <tuple>
@@ -1278,6 +1279,54 @@ TEST_P(gmac, many_senders_in_one_burst) {
         EXPECT_EQ(verify_of(o), verify_status::verified);
     }
     EXPECT_EQ(n, reversed.size());
+}
+
+TEST_P(gmac, made_up_senders_do_not_push_out_the_ones_that_verified) {
+    // A receiver derives a subkey before it can check the ICV, so anyone
+    // can name made-up sourcePortIdentities. Those derivations must not
+    // evict senders whose frames verified: after a flood of forged frames,
+    // the real senders verify without being derived again.
+    side s(kind(), standard_sas(alg()));
+    side b(other_engine(kind()), standard_sas(alg()));
+    ASSERT_NE(s.sad, nullptr);
+    ASSERT_NE(b.sad, nullptr);
+    std::vector<owned_frame> real;
+    for (uint16_t i = 0; i < 40; ++i) {
+        ptp::header h = sample_header(i);
+        h.sourcePortIdentity = make_port_identity(static_cast<uint8_t>(i + 1), static_cast<uint16_t>(i + 1));
+        real.emplace_back(make_frame(build(h, sample_body(message_type::sync)), frame_spec{}), headroom);
+    }
+    sign_all(s, real, spp_plain, key_main);
+    const auto& table = *b.sad->find(spp_plain)->find_key(key_main)->gmac;
+    uint16_t n = 0;
+    (void)verify_all(b, real, &n);
+    ASSERT_EQ(n, real.size());
+    ASSERT_EQ(table.derivations(), real.size());
+
+    std::mt19937_64 rng(0x666c6f6f64ULL);
+    std::vector<owned_frame> forged;
+    for (size_t i = 0; i < 2000; ++i) {
+        owned_frame f = real[i % real.size()];
+        ptp::frame_info fi;
+        ASSERT_EQ(ptp::classify_frame(f.buf.data(), f.len, fi), error::none);
+        uint8_t* pid = f.buf.data() + fi.ptp_offset + ptp::source_port_identity_offset;
+        for (size_t k = 0; k < icv::port_identity_len; ++k) {
+            pid[k] = static_cast<uint8_t>(rng());
+        }
+        forged.push_back(std::move(f));
+    }
+    for (const auto& o : verify_all(b, forged, &n)) {
+        ASSERT_EQ(verify_of(o), verify_status::bad_icv);
+    }
+    EXPECT_EQ(n, 0);
+    const uint64_t after_flood = table.derivations();
+    EXPECT_GE(after_flood, real.size() + forged.size());
+
+    for (const auto& o : verify_all(b, real, &n)) {
+        EXPECT_EQ(verify_of(o), verify_status::verified);
+    }
+    EXPECT_EQ(n, real.size());
+    EXPECT_EQ(table.derivations(), after_flood) << "a real sender was pushed out by the forged frames";
 }
 
 INSTANTIATE_TEST_SUITE_P(engines_and_algorithms, gmac,

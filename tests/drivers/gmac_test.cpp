@@ -135,7 +135,8 @@ TEST_P(gmac_kdf_test, matches_openssl_hkdf_sha256) {
             EXPECT_EQ(kdf->alg(), alg);
             EXPECT_EQ(kdf->output_len(), info(alg).key_len + gmac_salt_len);
             for (const auto& pid : distinct_port_identities(_rng, 8)) {
-                EXPECT_EQ(derive(*_engine, *kdf, pid), openssl_hkdf(group_key, gmac_kdf_info(alg, pid), kdf->output_len()));
+                EXPECT_EQ(derive(*_engine, *kdf, pid),
+                          openssl_hkdf(group_key, gmac_kdf_info(alg, pid), kdf->output_len()));
             }
         }
     }
@@ -401,6 +402,90 @@ TEST_P(gmac_sender_keys_test, derives_right_while_the_maker_engine_is_busy_on_an
     service.join();
     EXPECT_EQ(wrong, 0U) << "subkeys derived wrong while the maker engine was in use";
     EXPECT_GT(installs.load(), 0U) << "the other thread never ran";
+}
+
+TEST_P(gmac_sender_keys_test, unconfirmed_derivations_never_replace_confirmed_senders) {
+    // Capacity 8 is one probe window: the whole table. Eight confirmed
+    // senders fill it; a thousand unconfirmed newcomers go to the scratch
+    // entry one after another, and the eight are still found, unchanged.
+    const bytes group_key = random_bytes(_rng, 16);
+    auto keys = gmac_sender_keys::create(*_engine, algorithm::aes_gmac_128, group_key, 8);
+    ASSERT_TRUE(keys) << keys.message();
+    auto& table = **keys;
+    const auto pids = distinct_port_identities(_rng, 1008);
+    for (size_t i = 0; i < 8; ++i) {
+        const auto* e = table.lookup(*_engine, pids[i].data());
+        ASSERT_NE(e, nullptr);
+        EXPECT_FALSE(e->confirmed);
+        const auto* c = table.confirm(e, pids[i].data());
+        ASSERT_EQ(c, e) << "a table entry is confirmed where it is";
+        EXPECT_TRUE(c->confirmed);
+    }
+    for (size_t i = 8; i < pids.size(); ++i) {
+        const auto* e = table.lookup(*_engine, pids[i].data());
+        ASSERT_NE(e, nullptr);
+        EXPECT_EQ(e->port_identity, pids[i]);
+        EXPECT_FALSE(e->confirmed);
+        EXPECT_EQ(table.find(pids[i].data()), e) << "the scratch entry is found until the next derivation";
+    }
+    EXPECT_EQ(table.scratch_derivations(), 1000U);
+    reference_sender_keys reference(algorithm::aes_gmac_128, group_key);
+    for (size_t i = 0; i < 8; ++i) {
+        const auto* e = table.find(pids[i].data());
+        ASSERT_NE(e, nullptr) << "confirmed sender " << i << " was pushed out";
+        EXPECT_TRUE(e->confirmed);
+        EXPECT_EQ(sign_with(*_engine, *e, _msg, 5), reference.sign(pids[i], _msg, 5).icv);
+    }
+    EXPECT_EQ(table.find(pids[8].data()), nullptr) << "the scratch entry holds only the last one";
+}
+
+TEST_P(gmac_sender_keys_test, a_confirmed_newcomer_moves_into_the_table_and_unconfirmed_go_first) {
+    const bytes group_key = random_bytes(_rng, 32);
+    auto keys = gmac_sender_keys::create(*_engine, algorithm::aes_gmac_256, group_key, 8);
+    ASSERT_TRUE(keys) << keys.message();
+    auto& table = **keys;
+    const auto pids = distinct_port_identities(_rng, 10);
+    // Seven confirmed, one not.
+    for (size_t i = 0; i < 8; ++i) {
+        const auto* e = table.lookup(*_engine, pids[i].data());
+        ASSERT_NE(e, nullptr);
+        if (i != 3) {
+            ASSERT_NE(table.confirm(e, pids[i].data()), nullptr);
+        }
+    }
+    // A newcomer takes the unconfirmed slot, not the scratch entry.
+    const auto* n8 = table.lookup(*_engine, pids[8].data());
+    ASSERT_NE(n8, nullptr);
+    EXPECT_EQ(table.scratch_derivations(), 0U);
+    EXPECT_EQ(table.find(pids[3].data()), nullptr) << "the unconfirmed sender made room";
+    ASSERT_NE(table.confirm(n8, pids[8].data()), nullptr);
+    // The table is all confirmed now: the next one goes to scratch ...
+    const auto* n9 = table.lookup(*_engine, pids[9].data());
+    ASSERT_NE(n9, nullptr);
+    EXPECT_EQ(table.scratch_derivations(), 1U);
+    // ... and confirming it with another sender's identity changes nothing.
+    EXPECT_EQ(table.confirm(n9, pids[0].data()), nullptr);
+    // Confirmed, it moves into the table, in place of one earlier sender.
+    const auto* moved = table.confirm(n9, pids[9].data());
+    ASSERT_NE(moved, nullptr);
+    EXPECT_NE(moved, n9);
+    EXPECT_TRUE(moved->confirmed);
+    EXPECT_EQ(table.find(pids[9].data()), moved);
+    size_t still_there = 0;
+    for (size_t i = 0; i < 9; ++i) {
+        still_there += i != 3 && table.find(pids[i].data()) != nullptr ? 1 : 0;
+    }
+    EXPECT_EQ(still_there, 7U) << "exactly one earlier sender made room";
+    reference_sender_keys reference(algorithm::aes_gmac_256, group_key);
+    const auto expected = reference.sign(pids[9], _msg, 11);
+    EXPECT_EQ(moved->salt, expected.salt);
+    EXPECT_EQ(sign_with(*_engine, *moved, _msg, 11), expected.icv);
+    // The evicted sender is simply derived again.
+    for (size_t i = 0; i < 9; ++i) {
+        const auto* e = table.lookup(*_engine, pids[i].data());
+        ASSERT_NE(e, nullptr);
+        EXPECT_EQ(sign_with(*_engine, *e, _msg, 11), reference.sign(pids[i], _msg, 11).icv) << i;
+    }
 }
 
 TEST_P(gmac_sender_keys_test, a_thousand_senders_through_small_and_large_tables) {
