@@ -331,6 +331,31 @@ socket = "verifier.sock"
         EXPECT_EQ(events, recorded);
     }
 
+    /// The Verifier against the Registrar, as an auditor runs it: every
+    /// batch of the log accepted, no warning (hardware-rooted, enrolled, not
+    /// revoked), every forwarded timing event counted.
+    void verify_against(const std::string& registrar) {
+        auto files = hsm::list_log_files(_dir.file("evidence"), "evidence");
+        ASSERT_TRUE(files);
+        std::vector<std::string> args = {
+            "evidence", "verify", "--registrar", registrar, "--audit", "sqlite:" + _dir.file("audit.db"), "--json"};
+        for (const auto& f : *files) {
+            args.push_back(f.string());
+        }
+        const auto verified = test::run_program(_dir, _ctl, args);
+        ASSERT_EQ(verified.exit_code, 0) << verified.out << verified.err;
+        const json report = json::parse(verified.out);
+        EXPECT_EQ(report.at("ok"), true);
+        EXPECT_EQ(report.at("failures"), json::array());
+        EXPECT_EQ(report.at("warnings"), json::array()) << "hardware-rooted, enrolled, not revoked";
+        uint64_t want = 0;
+        for (const auto& [event, n] : _want) {
+            want += static_cast<uint64_t>(n);
+        }
+        EXPECT_EQ(report.at("events"), want);
+        EXPECT_EQ(report.at("batches_accepted"), report.at("records"));
+    }
+
     test::temp_dir _dir;
     std::string _exe;
     std::string _ctl;
@@ -418,26 +443,7 @@ TEST_F(attest_app, every_forwarded_timing_event_gets_tpm_evidence_from_swtpm) {
     const auto s = test::open_tpm_signer(tpm, "observer-1", hsm::ek_template::h3);
     ASSERT_NE(s, nullptr);
     check_log(s->info().public_key_der, hsm::signature_algorithm::es256, hsm::backend_kind::tpm);
-    // The Verifier against the Registrar, as an auditor runs it.
-    auto files = hsm::list_log_files(_dir.file("evidence"), "evidence");
-    ASSERT_TRUE(files);
-    std::vector<std::string> args = {
-        "evidence", "verify", "--registrar", registrar, "--audit", "sqlite:" + _dir.file("audit.db"), "--json"};
-    for (const auto& f : *files) {
-        args.push_back(f.string());
-    }
-    const auto verified = test::run_program(_dir, _ctl, args);
-    ASSERT_EQ(verified.exit_code, 0) << verified.out << verified.err;
-    const json report = json::parse(verified.out);
-    EXPECT_EQ(report.at("ok"), true);
-    EXPECT_EQ(report.at("failures"), json::array());
-    EXPECT_EQ(report.at("warnings"), json::array()) << "hardware-rooted, enrolled, not revoked";
-    uint64_t want = 0;
-    for (const auto& [event, n] : _want) {
-        want += static_cast<uint64_t>(n);
-    }
-    EXPECT_EQ(report.at("events"), want);
-    EXPECT_EQ(report.at("batches_accepted"), report.at("records"));
+    ASSERT_NO_FATAL_FAILURE(verify_against(registrar));
 
     // The vendor revokes the EK certificate from now on: the online
     // Verifier's check of the CRLs revokes the signer from that date, and
@@ -477,6 +483,7 @@ TEST_F(attest_app, every_forwarded_timing_event_gets_tpm_evidence_from_swtpm) {
 
 TEST_F(attest_app, a_pkcs11_token_signs_the_same_way) {
     test::softhsm_token token("ptpsec-attest");
+    token.add_token("ptpsec-other"); // for the key of another token, below
     const std::string pin = _dir.file("pin");
     test::write_file(pin, token.user_pin());
     ::chmod(pin.c_str(), 0600);
@@ -492,9 +499,54 @@ TEST_F(attest_app, a_pkcs11_token_signs_the_same_way) {
     p.counter_path = counter;
     p.generate_key = false;
     p.signer_id = "observer-1";
-    auto s = hsm::pkcs11_signer::open(p);
-    ASSERT_TRUE(s) << s.message();
-    check_log((*s)->info().public_key_der, hsm::signature_algorithm::es256, hsm::backend_kind::pkcs11);
+    {
+        auto s = hsm::pkcs11_signer::open(p);
+        ASSERT_TRUE(s) << s.message();
+        check_log((*s)->info().public_key_der, hsm::signature_algorithm::es256, hsm::backend_kind::pkcs11);
+    }
+
+    // Enrolled from the token itself, then the Verifier as for a TPM.
+    const std::string registrar = _dir.file("registrar.db");
+    const auto enrolled =
+        test::run_program(_dir, _ctl,
+                          {"registrar", "enrol", "--db", registrar, "--signer-id", "observer-1", "--pkcs11",
+                           test::softhsm_module, "--token-label", "ptpsec-attest", "--key-label", "ptpsec-attest",
+                           "--pin-file", pin, "--counter-file", counter});
+    ASSERT_EQ(enrolled.exit_code, 0) << enrolled.out << enrolled.err;
+    const auto listed = test::run_program(_dir, _ctl, {"registrar", "list", "--db", registrar, "--json"});
+    ASSERT_EQ(listed.exit_code, 0) << listed.err;
+    const json signers = json::parse(listed.out);
+    ASSERT_EQ(signers.size(), 1U) << listed.out;
+    EXPECT_EQ(signers[0].at("backend"), "pkcs11") << listed.out;
+    ASSERT_NO_FATAL_FAILURE(verify_against(registrar));
+    // Another token's key under the same signer_id: every batch fails.
+    hsm::pkcs11_settings q = p;
+    q.token_label = "ptpsec-other";
+    q.key_label = "ptpsec-other";
+    q.counter_path = _dir.file("other-counter");
+    q.generate_key = true;
+    {
+        auto made = hsm::pkcs11_signer::open(q);
+        ASSERT_TRUE(made) << made.message();
+    }
+    const std::string wrong = _dir.file("wrong.db");
+    const auto enrolled_other =
+        test::run_program(_dir, _ctl,
+                          {"registrar", "enrol", "--db", wrong, "--signer-id", "observer-1", "--pkcs11",
+                           test::softhsm_module, "--token-label", "ptpsec-other", "--key-label", "ptpsec-other",
+                           "--pin-file", pin, "--counter-file", q.counter_path});
+    ASSERT_EQ(enrolled_other.exit_code, 0) << enrolled_other.out << enrolled_other.err;
+    auto files = hsm::list_log_files(_dir.file("evidence"), "evidence");
+    ASSERT_TRUE(files);
+    std::vector<std::string> args = {"evidence", "verify", "--registrar", wrong, "--json"};
+    for (const auto& f : *files) {
+        args.push_back(f.string());
+    }
+    const auto refused = test::run_program(_dir, _ctl, args);
+    EXPECT_EQ(refused.exit_code, 1) << refused.out << refused.err;
+    const json report = json::parse(refused.out);
+    EXPECT_EQ(report.at("ok"), false);
+    EXPECT_EQ(report.at("batches_accepted"), 0) << refused.out;
 }
 
 TEST_F(attest_app, a_software_key_works_and_says_it_is_not_hardware_rooted) {
