@@ -7,6 +7,7 @@
 
 #include <control/pcap_handles.h>
 
+#include "../dataplane/frame_builder.h"
 #include "../linuxptp_capture.h"
 #include "../pcap_files.h"
 #include "../process.h"
@@ -467,6 +468,110 @@ TEST_F(ptpsecctl_pcap, non_ethernet_link_type_is_refused) {
                                      in));
     }
     EXPECT_FALSE(fs::exists(out));
+}
+
+TEST_F(ptpsecctl_pcap, malformed_ptp_frames_are_named_and_counted_by_every_command) {
+    // Frame 1 claims PTP version 3; frame 2 ends inside its header. Both are
+    // PTP frames (ethertype 0x88F7) that no command may change.
+    auto pkts = read_packets(capture);
+    pkts.at(0).data.at(14 + 1) = 0x03;
+    pkts.at(1).data.resize(14 + 20);
+    pkts.at(1).hdr.caplen = 14 + 20;
+    pkts.at(1).hdr.len = 14 + 20;
+    const std::string bad = _dir.file("malformed.pcap");
+    write_packets(bad, DLT_EN10MB, pkts);
+
+    const auto shown = run({"pcap", "show", bad});
+    EXPECT_EQ(shown.exit_code, exit_ok) << shown.err;
+    EXPECT_TRUE(starts_with(shown.out, "#1 L2 malformed PTP message: ")) << shown.out.substr(0, 300);
+    EXPECT_EQ(count_lines_with(shown.out, "malformed"), 2U) << shown.out.substr(0, 600);
+    EXPECT_EQ(count_lines_with(shown.out, "TLV AUTHENTICATION"), capture_ptp_frames - 2);
+
+    const auto verified = run({"pcap", "verify", "--sa-file", shipped_sa_file, bad});
+    EXPECT_EQ(verified.exit_code, exit_failed) << verified.err;
+    EXPECT_EQ(last_line(verified.out), verdict_summary(capture_ptp_frames - 2, 2, 0));
+    const auto v = verdict_lines(verified.out);
+    ASSERT_GE(v.size(), 2U);
+    EXPECT_TRUE(starts_with(v[0], "#1: FAILED malformed: ")) << v[0];
+    EXPECT_TRUE(starts_with(v[1], "#2: FAILED malformed: ")) << v[1];
+
+    const std::string stripped = _dir.file("stripped.pcap");
+    const auto strip = run({"pcap", "strip", bad, stripped});
+    EXPECT_EQ(strip.exit_code, exit_failed) << strip.err;
+    EXPECT_NE(strip.out.find("210 frames, 206 PTP, 204 stripped, 2 not stripped"), std::string::npos) << strip.out;
+    EXPECT_EQ(count_lines_with(strip.err, ": not stripped: "), 2U) << strip.err;
+    // The two go out as they came.
+    const auto out_pkts = read_packets(stripped);
+    ASSERT_EQ(out_pkts.size(), pkts.size());
+    EXPECT_EQ(out_pkts[0].data, pkts[0].data);
+    EXPECT_EQ(out_pkts[1].data, pkts[1].data);
+
+    const std::string resigned = _dir.file("resigned.pcap");
+    const auto sign =
+        run({"pcap", "sign", "--sa-file", shipped_sa_file, "--spp", "2", "--key-id", "1", stripped, resigned});
+    EXPECT_EQ(sign.exit_code, exit_failed) << sign.err;
+    EXPECT_NE(sign.out.find("210 frames, 206 PTP, 204 signed, 2 not signed"), std::string::npos) << sign.out;
+    EXPECT_EQ(count_lines_with(sign.err, ": not signed: malformed ("), 2U) << sign.err;
+    const auto signed_pkts = read_packets(resigned);
+    ASSERT_EQ(signed_pkts.size(), pkts.size());
+    EXPECT_EQ(signed_pkts[0].data, pkts[0].data);
+    EXPECT_EQ(signed_pkts[1].data, pkts[1].data);
+}
+
+TEST_F(ptpsecctl_pcap, udp_and_vlan_captures_sign_verify_and_strip_back) {
+    // The capture's 206 unsigned messages again, over UDPv4 behind one VLAN
+    // tag and over UDPv6 behind two, alternately: sign, verify, strip
+    // through the command line. Every signed frame's lengths and checksums
+    // are checked by the tests' own computation, and strip gives back the
+    // unsigned capture octet for octet.
+    const auto plain = read_packets(stripped_capture());
+    std::array<test::frame_spec, 2> specs{};
+    specs[0].tp = ptp::transport::udp_ipv4;
+    specs[0].vlan_tpids = {0x8100};
+    specs[1].tp = ptp::transport::udp_ipv6;
+    specs[1].vlan_tpids = {0x88a8, 0x8100};
+    std::vector<packet> udp;
+    std::vector<size_t> spec_of;
+    for (const auto& p : plain) {
+        ptp::frame_info fi;
+        if (ptp::classify_frame(p.data.data(), static_cast<uint32_t>(p.data.size()), fi) != ptp::error::none) {
+            continue;
+        }
+        const uint8_t* msg = p.data.data() + fi.ptp_offset;
+        const size_t ml = load_be16(msg + 2);
+        packet q = p;
+        spec_of.push_back(udp.size() % 2);
+        q.data = test::make_frame(std::span<const uint8_t>(msg, ml), specs[spec_of.back()]);
+        q.hdr.caplen = static_cast<uint32_t>(q.data.size());
+        q.hdr.len = q.hdr.caplen;
+        udp.push_back(std::move(q));
+    }
+    ASSERT_EQ(udp.size(), capture_ptp_frames);
+    const std::string in = _dir.file("udp.pcap");
+    write_packets(in, DLT_EN10MB, udp);
+
+    const std::string signed_path = _dir.file("udp-signed.pcap");
+    const auto sign =
+        run({"pcap", "sign", "--sa-file", shipped_sa_file, "--spp", "2", "--key-id", "1", in, signed_path});
+    ASSERT_EQ(sign.exit_code, exit_ok) << sign.err;
+    EXPECT_EQ(sign.out, fmt::format("206 frames, 206 PTP, 206 signed, 0 not signed -> {}\n", signed_path));
+    const auto signed_pkts = read_packets(signed_path);
+    ASSERT_EQ(signed_pkts.size(), udp.size());
+    for (size_t i = 0; i < signed_pkts.size(); ++i) {
+        EXPECT_GT(signed_pkts[i].data.size(), udp[i].data.size()) << "frame " << i + 1;
+        EXPECT_TRUE(test::frame_consistent(signed_pkts[i].data, specs[spec_of[i]])) << "frame " << i + 1;
+    }
+
+    const auto verified = run({"pcap", "verify", "--sa-file", shipped_sa_file, signed_path});
+    EXPECT_EQ(verified.exit_code, exit_ok) << verified.err;
+    EXPECT_EQ(last_line(verified.out), verdict_summary(capture_ptp_frames, 0, 0));
+    EXPECT_EQ(count_lines_with(verified.out, " UDPv4 "), capture_ptp_frames / 2);
+    EXPECT_EQ(count_lines_with(verified.out, " UDPv6 "), capture_ptp_frames / 2);
+
+    const std::string back = _dir.file("udp-back.pcap");
+    const auto strip = run({"pcap", "strip", signed_path, back});
+    ASSERT_EQ(strip.exit_code, exit_ok) << strip.err;
+    EXPECT_TRUE(read_file(back) == read_file(in)) << "strip did not give back the unsigned UDP capture";
 }
 
 TEST_F(ptpsecctl_pcap, show_decodes_the_first_announce) {
