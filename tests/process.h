@@ -253,12 +253,12 @@ public:
         return true;
     }
 
-    /// Sends SIGINT (the program's clean stop) and waits; SIGKILL after the
-    /// grace time. Returns the exit code, -1 if it ended by a signal.
-    /// Further calls return the same.
-    int stop() {
+    /// Sends SIGINT (the program's clean stop; or `sig`) and waits; SIGKILL
+    /// after the grace time. Returns the exit code, -1 if it ended by a
+    /// signal. Further calls return the same.
+    int stop(int sig = SIGINT) {
         if (running()) {
-            ::kill(_pid, SIGINT);
+            ::kill(_pid, sig);
             bool killed = false;
             _exit_code = wait_program(_pid, _grace, killed, SIGKILL);
             _stopped = true;

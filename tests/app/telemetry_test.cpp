@@ -273,6 +273,10 @@ TEST_F(telemetry, sa_list_names_keys_and_algorithms_never_key_bytes) {
         EXPECT_EQ(r.out.find(s), std::string::npos) << s;
         EXPECT_EQ(table.out.find(s), std::string::npos) << s;
     }
+
+    // SIGTERM (systemd's stop) is as clean a stop as SIGINT: counters, exit 0.
+    EXPECT_EQ(dp->program.stop(SIGTERM), exit_ok) << dp->program.err();
+    EXPECT_NE(dp->program.out().find("counters (at exit):"), std::string::npos) << dp->program.out();
 }
 
 TEST_F(telemetry, dpdk_telemetry_py_reads_every_command) {
