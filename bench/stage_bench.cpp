@@ -19,6 +19,11 @@
 //                         gmac_iv_counter::reserve (one atomic add) for the
 //                         burst, then each frame's nonce (make_gmac_nonce)
 //   stage/icv-compare/90/32  ct_equal of a 16-octet ICV, as verify does per frame
+//   stage/replay-accept/90/32  replay_table::accept of each verified frame (one
+//                         stream, every sequenceId new: written into the
+//                         frame first), what verify adds with replay
+//                         protection on (the default; the verify rows run
+//                         without it)
 //
 // The numbers are for finding the cost, not targets; docs/benchmarks.md
 // lists them under "Where the time goes".
@@ -27,6 +32,7 @@
 #include <bench/frames.h>
 
 #include <dataplane/auth.h>
+#include <dataplane/replay.h>
 #include <drivers/base/bytes.h>
 #include <drivers/icv/gmac.h>
 #include <drivers/icv/ipsecmb_engine.h>
@@ -236,6 +242,15 @@ void register_stage_benchmarks() {
         for (uint16_t i = 0; i < stage_burst; ++i) {
             icv::make_gmac_nonce(salt.data(), iv++, nonce);
             benchmark::DoNotOptimize(nonce);
+        }
+    });
+    static replay_table replay(replay_config{});
+    register_stage("replay-accept", no_setup, [](parsed_burst& pb) {
+        static uint16_t seq = 0;
+        for (uint16_t i = 0; i < stage_burst; ++i) {
+            uint8_t* msg = pb.frames.frames()[i].data + pb.fi[i].ptp_offset;
+            store_be16(msg + 30, seq++); // sequenceId
+            benchmark::DoNotOptimize(replay.accept(msg, 1, 7));
         }
     });
     register_stage("icv-compare", no_setup, [](parsed_burst& pb) {

@@ -31,16 +31,14 @@ constexpr size_t action_field_offset = ptp::header_len + ptp::port_identity_len 
 constexpr uint8_t action_response = 2;
 constexpr uint8_t action_acknowledge = 4;
 
-// Layout of the 32 octets of a stream key.
-constexpr size_t key_source_at = 0;
-constexpr size_t key_peer_at = key_source_at + ptp::port_identity_len;
-constexpr size_t key_kind_at = key_peer_at + ptp::port_identity_len;
-constexpr size_t key_domain_at = key_kind_at + 1;
-constexpr size_t key_major_sdo_at = key_domain_at + 1;
-constexpr size_t key_minor_sdo_at = key_major_sdo_at + 1;
-constexpr size_t key_tail_at = key_minor_sdo_at + 1; ///< the last word: SPP, 3 zero octets, key ID
-constexpr size_t key_octets = 32;
-static_assert(key_tail_at == key_octets - sizeof(uint64_t));
+// Layout of the stream key, four words:
+//   0  sourcePortIdentity octets 0-7
+//   1  sourcePortIdentity octets 8-9, then the peer's PortIdentity octets
+//      0-5 (requestingPortIdentity or targetPortIdentity; zero for others)
+//   2  the peer's octets 6-9, then kind (messageType, or a Management
+//      response), domainNumber, majorSdoId, minorSdoId
+//   3  SPP and key ID (key_tail)
+// Each field has bits of its own, so distinct streams have distinct keys.
 
 /// Set in the kind octet for a Management RESPONSE or ACKNOWLEDGE, so their
 /// streams never meet the responder's own requests.
@@ -50,25 +48,25 @@ constexpr uint8_t kind_management_response = 0x10;
 /// back never goes below zero.
 constexpr uint64_t esn_origin = uint64_t{1} << 16;
 
-/// The last key word: SPP, three zero octets, key ID. Built the same way for
-/// lookups and for retire_key(), so byte order does not matter.
+/// The last key word: SPP in the low octet, key ID in the high half. Built
+/// the same way for lookups and for retire_key().
 uint64_t key_tail(uint8_t spp, uint32_t key_id) noexcept {
-    uint8_t raw[sizeof(uint64_t)] = {};
-    raw[0] = spp;
-    std::memcpy(raw + 4, &key_id, sizeof(key_id));
-    uint64_t w = 0;
-    std::memcpy(&w, raw, sizeof(w));
-    return w;
+    return uint64_t{spp} | (uint64_t{key_id} << 32);
 }
 
-/// splitmix64's finaliser over the four words. The hash is not keyed: only
-/// authenticated messages create entries, so only key holders choose keys.
+/// Word by word, inline: std::array's operator== calls memcmp.
+bool same_key(const std::array<uint64_t, 4>& a, const std::array<uint64_t, 4>& b) noexcept {
+    return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) == 0;
+}
+
+/// Each word multiplied by its own odd constant (four independent
+/// multiplies, not a chain), summed, then splitmix64's finaliser spreads the
+/// high bits over the low ones, which pick the buckets. The hash is not
+/// keyed: only authenticated messages create entries, so only key holders
+/// choose keys.
 uint64_t hash_words(const std::array<uint64_t, 4>& words) noexcept {
-    uint64_t h = 0x9E3779B97F4A7C15ULL;
-    for (const uint64_t w : words) {
-        h = (h ^ w) * 0xBF58476D1CE4E5B9ULL;
-        h ^= h >> 31;
-    }
+    uint64_t h = (words[0] * 0x9E3779B97F4A7C15ULL) + (words[1] * 0xC2B2AE3D27D4EB4FULL) +
+                 (words[2] * 0x165667B19E3779F9ULL) + (words[3] * 0xD6E8FEB86659FD93ULL);
     h ^= h >> 30;
     h *= 0xBF58476D1CE4E5B9ULL;
     h ^= h >> 27;
@@ -110,19 +108,18 @@ replay_table::replay_table(const replay_config& cfg)
       _buckets(_bucket_mask + 1), _entries((_bucket_mask + 1) * ways), _bitmaps(_entries.size() * _blocks) {}
 
 replay_table::prepared replay_table::prepare(const uint8_t* msg, uint8_t spp, uint32_t key_id) noexcept {
-    uint8_t raw[key_octets] = {};
-    std::memcpy(raw + key_source_at, msg + ptp::source_port_identity_offset, ptp::port_identity_len);
+    const uint8_t* peer = nullptr;
     auto kind = static_cast<uint8_t>(msg[0] & 0x0F);
     switch (static_cast<ptp::message_type>(kind)) {
     case ptp::message_type::delay_resp:
     case ptp::message_type::pdelay_resp:
     case ptp::message_type::pdelay_resp_follow_up:
-        std::memcpy(raw + key_peer_at, msg + requesting_port_identity_offset, ptp::port_identity_len);
+        peer = msg + requesting_port_identity_offset;
         break;
     case ptp::message_type::management: {
         const auto action = static_cast<uint8_t>(msg[action_field_offset] & 0x0F);
         if (action == action_response || action == action_acknowledge) {
-            std::memcpy(raw + key_peer_at, msg + target_port_identity_offset, ptp::port_identity_len);
+            peer = msg + target_port_identity_offset;
             kind |= kind_management_response;
         }
         break;
@@ -130,15 +127,28 @@ replay_table::prepared replay_table::prepare(const uint8_t* msg, uint8_t spp, ui
     default:
         break;
     }
-    raw[key_kind_at] = kind;
-    raw[key_domain_at] = msg[domain_number_offset];
-    raw[key_major_sdo_at] = static_cast<uint8_t>(msg[0] >> 4);
-    raw[key_minor_sdo_at] = msg[minor_sdo_id_offset];
-    const uint64_t tail = key_tail(spp, key_id);
-    std::memcpy(raw + key_tail_at, &tail, sizeof(tail));
-
+    // The key's words are put together in registers (see "Layout of the
+    // stream key" above): octets stored one by one into a buffer and read
+    // back as words cannot be forwarded from the stores, and those stalls
+    // were most of what a lookup cost.
+    const uint8_t* src = msg + ptp::source_port_identity_offset;
+    uint64_t src_lo = 0;
+    uint16_t src_hi = 0;
+    std::memcpy(&src_lo, src, sizeof(src_lo));
+    std::memcpy(&src_hi, src + sizeof(src_lo), sizeof(src_hi));
+    uint64_t peer_lo = 0;
+    uint16_t peer_hi = 0;
+    if (peer != nullptr) {
+        std::memcpy(&peer_lo, peer, sizeof(peer_lo));
+        std::memcpy(&peer_hi, peer + sizeof(peer_lo), sizeof(peer_hi));
+    }
     prepared p{};
-    std::memcpy(p.key.data(), raw, sizeof(raw));
+    p.key[0] = src_lo;
+    p.key[1] = uint64_t{src_hi} | (peer_lo << 16);
+    p.key[2] = (peer_lo >> 48) | (uint64_t{peer_hi} << 16) | (uint64_t{kind} << 32) |
+               (uint64_t{msg[domain_number_offset]} << 40) | (uint64_t{static_cast<uint8_t>(msg[0] >> 4)} << 48) |
+               (uint64_t{msg[minor_sdo_id_offset]} << 56);
+    p.key[3] = key_tail(spp, key_id);
     p.hash = hash_words(p.key);
     p.sequence_id = load_be16(msg + sequence_id_offset);
     return p;
@@ -161,7 +171,7 @@ replay_table::located replay_table::find(const prepared& p) const noexcept {
         const bucket& bk = _buckets[bi];
         for (size_t w = 0; w < ways; ++w) {
             const size_t slot = bi * ways + w;
-            if (bk.tag[w] == tag && _entries[slot].key == p.key) {
+            if (bk.tag[w] == tag && same_key(_entries[slot].key, p.key)) {
                 return {slot, true};
             }
         }

@@ -360,6 +360,9 @@ STAGES = [
     ("gmac-find", "stage/gmac-find/{b}/32", "gmac_sender_keys::find (GMAC only)"),
     ("iv-next", "stage/iv-next/{b}/32", "one gmac_iv_counter::reserve per burst and each frame's nonce (GMAC sign only)"),
     ("icv-compare", "stage/icv-compare/{b}/32", "ct_equal of the ICV (verify only)"),
+    ("replay-accept", "stage/replay-accept/{b}/32",
+     "replay_table::accept of a verified frame, its sequenceId written first (verify with replay protection on, "
+     "the default; the verify rows run without it)"),
 ]
 
 
@@ -607,7 +610,10 @@ def testpmd_section_reps(t, res):
         "(net_pcap, infinite_rx) over a memif link into the device under test and counts what comes back on a "
         "second memif link. The device under test is testpmd in io mode (the link's baseline) or "
         "ptpsec-dataplane with one worker lcore on the other CPU: pass-through, sign, or verify and strip (on "
-        "the capture signed with that algorithm). The offered load is not rate-limited; instead the device "
+        "the capture signed with that algorithm), with replay protection off (`--replay-window 0`: the capture "
+        "comes round again without end, so its sequenceIds repeat and would be dropped as replays; with it on, "
+        "a verified frame costs the `stage/replay-accept` row more). The offered load is not rate-limited; "
+        "instead the device "
         "under test retries a partly sent burst, so memif pushes the backlog back into the generator (its "
         "TX-dropped) and a run is lossless unless the retries run out. Loss is what the device under test took "
         "and did not forward (ptpsec-dataplane: rx - tx - policy drops, from its counters; testpmd: its "

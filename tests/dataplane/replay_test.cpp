@@ -479,6 +479,62 @@ TEST(replay_streams, each_source_port_identity_has_its_own_window) {
     }
 }
 
+TEST(replay_streams, every_bit_of_every_key_field_separates_streams) {
+    // The stream key is packed from the message's octets; a packing that
+    // dropped or overlapped any bit would merge two streams. Flip each bit
+    // of sourcePortIdentity, requestingPortIdentity (of a Delay_Resp),
+    // domainNumber, minorSdoId and majorSdoId in turn, and of the SPP and key
+    // ID: each variant must open a window of its own.
+    const wire_message base_msg =
+        response_of(message_type::delay_resp, source_port(0x21, 0x0102), source_port(0x43, 0x0304));
+    const bytes base = base_msg.octets();
+    auto with_seq = [](bytes b, uint16_t seq) {
+        store_be16(b.data() + sequence_id_offset, seq);
+        return b;
+    };
+    std::vector<std::pair<size_t, uint8_t>> flips; // octet, bit mask
+    const size_t requester = ptp::header_len + ptp::timestamp_len;
+    for (size_t o = 0; o < ptp::port_identity_len; ++o) {
+        for (int bit = 0; bit < 8; ++bit) {
+            flips.emplace_back(ptp::source_port_identity_offset + o, static_cast<uint8_t>(1U << bit));
+            flips.emplace_back(requester + o, static_cast<uint8_t>(1U << bit));
+        }
+    }
+    for (int bit = 0; bit < 8; ++bit) {
+        flips.emplace_back(4, static_cast<uint8_t>(1U << bit)); // domainNumber
+        flips.emplace_back(5, static_cast<uint8_t>(1U << bit)); // minorSdoId
+    }
+    for (int bit = 4; bit < 8; ++bit) {
+        flips.emplace_back(0, static_cast<uint8_t>(1U << bit)); // majorSdoId
+    }
+    for (const auto& [octet, mask] : flips) {
+        SCOPED_TRACE(testing::Message() << "octet " << octet << " mask 0x" << std::hex << int{mask});
+        replay_table t = table_of(64);
+        const bytes a = with_seq(base, 9000);
+        ASSERT_EQ(t.accept(a.data(), spp_a, key_a), verdict::accepted);
+        bytes b = with_seq(base, 5);
+        b[octet] ^= mask;
+        EXPECT_EQ(t.accept(b.data(), spp_a, key_a), verdict::accepted) << "merged with the base stream";
+        EXPECT_EQ(t.size(), 2U);
+        const bytes old = with_seq(base, 5);
+        EXPECT_EQ(t.accept(old.data(), spp_a, key_a), verdict::too_old) << "the base stream kept its window";
+    }
+    for (int bit = 0; bit < 8; ++bit) {
+        replay_table t = table_of(64);
+        const bytes a = with_seq(base, 9000);
+        const bytes b = with_seq(base, 5);
+        ASSERT_EQ(t.accept(a.data(), spp_a, key_a), verdict::accepted);
+        EXPECT_EQ(t.accept(b.data(), static_cast<uint8_t>(spp_a ^ (1U << bit)), key_a), verdict::accepted) << bit;
+    }
+    for (int bit = 0; bit < 32; ++bit) {
+        replay_table t = table_of(64);
+        const bytes a = with_seq(base, 9000);
+        const bytes b = with_seq(base, 5);
+        ASSERT_EQ(t.accept(a.data(), spp_a, key_a), verdict::accepted);
+        EXPECT_EQ(t.accept(b.data(), spp_a, key_a ^ (1U << bit)), verdict::accepted) << bit;
+    }
+}
+
 TEST(replay_streams, domain_and_sdo_id_separate_ptp_instances) {
     replay_table t = table_of(64);
     ptp::header h = header_from(source_port(0x40));
