@@ -440,6 +440,31 @@ TEST(controld_config, every_mistake_is_named_with_its_line) {
          "t.toml:7: verifier.challenge-signers.dp-a: expected the signer_id that data plane signs as"},
         {verifier + "challenge-signers = [\"dp-a\"]\n",
          "t.toml:5: verifier.challenge-signers: expected a table ([verifier.challenge-signers])"},
+        {"[verifier]\naudit = \"sqlite:a.db\"\nlogs = [\"l\"]\n",
+         "t.toml:1: [verifier] needs registrar = \"FILE\" (the Registrar's database"},
+        {"[verifier]\nregistrar = \"r.db\"\nlogs = [\"l\"]\n",
+         "t.toml:1: [verifier] needs audit = \"sqlite:FILE\" or \"postgresql:CONNINFO\""},
+        {"[verifier]\nregistrar = \"r.db\"\naudit = \"sqlite:a.db\"\n",
+         "t.toml:1: [verifier] needs logs = [\"DIR\", ...] (the data planes' --attest-log directories)"},
+        {"[verifier]\nregistrar = \"r.db\"\naudit = \"sqlite:a.db\"\nlogs = [\"l\", 7]\n",
+         "t.toml:4: verifier.logs: expected a list of strings"},
+        {verifier + "nonce-interval = 30\nnonce-ttl = 30\n",
+         "t.toml:1: [verifier] nonce-ttl = 30 must be longer than nonce-interval = 30"},
+        {group + "[node]\nserver = \"ke\"\ncertificate = \"c\"\nca = \"a\"\ngroups = [\"g\"]\n",
+         "t.toml:3: [node] needs private-key = \"FILE\""},
+        {std::string("[node]\nserver = \"ke\"\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\n") +
+             "[[node.unicast]]\ngrantor = \"10.0.0.1\"\nport-identity = \"001b21fffe00000-1\"\n",
+         "t.toml:8: node.unicast[1].port-identity = \"001b21fffe00000-1\": write 16 hex digits, '-', the port "
+         "number"},
+        {std::string("[node]\nserver = \"ke\"\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\n") +
+             "[node.grantor]\nport-identity = \"001b21fffe000001-1\"\naead-algorithms = [\"aes-siv-cmac-512\"]\n",
+         "t.toml:6: node.grantor.aead-algorithms must include aes-siv-cmac-256 (seeds/001 §4.2.1)"},
+        {"server = 1\n", "t.toml:1: server: expected a table ([server])"},
+        {"node = \"ke\"\n", "t.toml:1: node: expected a table ([node])"},
+        {"verifier = []\n", "t.toml:1: verifier: expected a table ([verifier])"},
+        {"unicast = true\n", "t.toml:1: unicast: expected a table ([unicast])"},
+        {"group = \"g\"\n", "t.toml:1: group: expected tables ([[group]])"},
+        {"[client]\nsubject = \"CN=a\"\n", "t.toml:1: client: expected tables ([[client]])"},
     };
     for (const auto& c : cases) {
         auto r = parse_config(c.text, "t.toml");
