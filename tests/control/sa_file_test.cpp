@@ -511,6 +511,23 @@ TEST(sa_file, reads_a_file_of_unknown_size_through_a_pipe) {
     EXPECT_EQ(r->front().keys.front().key_id, 1U);
 }
 
+TEST(sa_file, a_file_of_16_mib_or_more_is_refused) {
+    // A sparse file of 16 MiB and one octet: the reader stops at its limit
+    // rather than take in whatever a wrong path points at.
+    char dir_template[] = "/tmp/ptpsec-sa-big-XXXXXX";
+    ASSERT_NE(::mkdtemp(dir_template), nullptr);
+    const std::string path = std::string(dir_template) + "/sa.conf";
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::ftruncate(fd, (off_t{16} << 20) + 1), 0);
+    ::close(fd);
+    auto r = load_sa_file(path);
+    ::unlink(path.c_str());
+    ::rmdir(dir_template);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.message(), path + ": more than 16 MiB, not an SA file");
+}
+
 TEST(spp_key, takes_spp_and_key_id) {
     auto r = parse_spp_key("2:1", true);
     ASSERT_TRUE(r) << r.message();
