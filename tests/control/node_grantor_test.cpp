@@ -23,6 +23,7 @@
 #include <gtest/gtest.h>
 
 #include <mutex>
+#include <set>
 #include <thread>
 
 namespace ptpsec::node {
@@ -326,6 +327,47 @@ TEST_F(node_grantor, a_renewed_key_keeps_its_earliest_end_and_the_next_key_start
     EXPECT_EQ(keys[1].start_ns, t0 + 8 * sec) << "the next key signs from the current one's end";
     EXPECT_EQ(keys[1].end_ns, t0 + 16 * sec);
     EXPECT_EQ(n.stats().keys_received, 2U);
+}
+
+// A node renews at a random point of the update period of the key it holds
+// (seeds/001 §2.5.1), leaving the last tenth of it for retries: not at once,
+// not after the key ends, and not all nodes at the same moment.
+TEST_F(node_grantor, renews_at_a_random_point_of_the_update_period) {
+    ke::test::test_clocks clk;
+    auto plant = ke::test::policy("plant", 0); // lifetime 3600 s, update period 300 s
+    auto ks = ke::key_schedule::create({plant}, nullptr, clk);
+    ASSERT_TRUE(ks) << ks.message();
+    {
+        const std::lock_guard lock(_mutex);
+        _service = std::make_unique<ke::ke_service>(
+            **ks, std::vector<ke::client_rule>{{.subject = "CN=grantor1,O=ptpsec test", .groups = {"plant"}}});
+    }
+    constexpr int64_t sec = 1'000'000'000LL;
+    const int64_t t0 = 5'000 * sec;
+    std::set<int64_t> at;
+    for (uint64_t seed = 1; seed <= 16; ++seed) {
+        settings s = node_settings("grantor1");
+        s.groups = {node_group{"plant", plant.id, std::nullopt}};
+        node n(s, seed);
+        n.step(t0);
+        const auto& g = n.groups()[0];
+        ASSERT_EQ(g.keys.size(), 1U) << g.last_error;
+        const int64_t end = g.keys[0].end_ns;
+        EXPECT_EQ(end, t0 + 3600 * sec);
+        EXPECT_GE(g.next_fetch_ns, end - 300 * sec) << "seed " << seed << ": before the update period";
+        EXPECT_LE(g.next_fetch_ns, end - 30 * sec) << "seed " << seed << ": in the last tenth, kept for retries";
+        at.insert(g.next_fetch_ns);
+        if (seed == 1) {
+            // Nothing is fetched before that point, and the fetch comes at it.
+            const uint64_t fetches = n.stats().fetches;
+            n.step(g.next_fetch_ns - 1);
+            EXPECT_EQ(n.stats().fetches, fetches);
+            n.step(g.next_fetch_ns);
+            EXPECT_EQ(n.stats().fetches, fetches + 1);
+        }
+    }
+    EXPECT_GE(at.size(), 12U) << "sixteen nodes renew at (nearly) sixteen different moments";
+    EXPECT_GT(*at.rbegin() - *at.begin(), 60 * sec) << "spread over the update period";
 }
 
 // The server closes the session after an Error record (seeds/001 §4.2.5), so
