@@ -240,6 +240,64 @@ TEST_F(controld_node, keys_flow_from_the_server_through_the_node_into_the_data_p
     EXPECT_NE(server.out().find(fmt::format("(resumed {})", m[4].str())), std::string::npos) << server.out();
 }
 
+// The control plane restarts: the data plane keeps signing with the keys it
+// holds meanwhile, and the restarted node, told by the data plane that it
+// holds them already, takes them as held: nothing is counted as rejected and
+// not a frame goes unsigned.
+TEST_F(controld_node, a_node_that_restarts_takes_the_keys_the_data_plane_kept) {
+    test::background_program server(_dir, _controld, {"--config", _dir.file("server.toml")});
+    const uint16_t port = server_port(server);
+    ASSERT_NE(port, 0) << server.out() << server.err();
+    write_node_config(port);
+    test::write_file(_dir.file("node.toml"),
+                     test::read_file(_dir.file("node.toml")) + "\n[admin]\nsocket = \"node.sock\"\n");
+
+    runtime_dir_guard runtime(prefix());
+    auto dp = start_dataplane();
+    auto node = std::make_unique<test::background_program>(
+        _dir, _controld, std::vector<std::string>{"--config", _dir.file("node.toml")});
+    const uint64_t first = current_key();
+    ASSERT_NE(first, 0U) << node->out() << node->err();
+    std::this_thread::sleep_for(300ms);
+    const json before = signing_stats();
+
+    // The node goes; the data plane signs on with the key it holds.
+    ASSERT_EQ(node->stop(), 0) << node->err();
+    std::this_thread::sleep_for(500ms);
+    const json alone = signing_stats();
+    EXPECT_GT(alone.at("signed").get<uint64_t>(), before.at("signed").get<uint64_t>());
+    EXPECT_NE(current_key(), 0U);
+
+    // The node comes back and pushes what it fetches: the same key, held already.
+    node = std::make_unique<test::background_program>(_dir, _controld,
+                                                      std::vector<std::string>{"--config", _dir.file("node.toml")});
+    const std::regex pushed(R"(SA updates pushed [0-9]+ rejected ([0-9]+))");
+    bool signing = false;
+    for (auto deadline = std::chrono::steady_clock::now() + 10s;
+         !signing && std::chrono::steady_clock::now() < deadline;) {
+        const auto r = test::run_program(_dir, _ctl, {"status", "--json", "--controld-socket", _dir.file("node.sock")});
+        if (r.exit_code == 0) {
+            const json groups = json::parse(r.out).value("node", json::object()).value("groups", json::array());
+            signing = !groups.empty() && groups[0].value("signing_key_id", json()).is_number();
+        }
+        if (!signing) {
+            std::this_thread::sleep_for(100ms);
+        }
+    }
+    EXPECT_TRUE(signing) << node->out() << node->err();
+    EXPECT_EQ(node->stop(), 0) << node->err();
+    const std::string out = node->out();
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(out, m, pushed)) << out;
+    EXPECT_EQ(m[1], "0") << "a key the data plane kept was counted as rejected:\n" << out;
+    EXPECT_EQ(out.find("last error"), std::string::npos) << out;
+    EXPECT_NE(out.find(", signing with key "), std::string::npos) << out;
+    const json after = signing_stats();
+    EXPECT_EQ(after.at("drops").at("no_sa"), before.at("drops").at("no_sa")) << after.dump();
+    EXPECT_EQ(after.at("drops").at("expired_key_unsigned"), 0) << after.dump();
+    EXPECT_EQ(server.stop(), 0) << server.err();
+}
+
 /// An early rotation ordered by the operator: `ptpsecctl rotate` on the
 /// server shortens the current key and hands out the next at once;
 /// `ptpsecctl rotate` on the node fetches now. The data plane switches to the
