@@ -298,6 +298,8 @@ struct cli_commands::state {
     CLI::App* query_events = nullptr;
     CLI::App* query_seen = nullptr;
     CLI::App* query_correlate = nullptr;
+    CLI::App* extract = nullptr;
+    CLI::App* check_event = nullptr;
     CLI::App* registrar_cmd = nullptr;
     CLI::App* enrol = nullptr;
     CLI::App* revoke = nullptr;
@@ -311,6 +313,9 @@ struct cli_commands::state {
     std::string audit;
     std::string nonce_hex;
     bool json = false;
+    uint64_t event_index = 0;
+    std::string out_file;
+    std::string evidence_file;
 
     std::string signer;
     std::string from;
@@ -339,7 +344,10 @@ struct cli_commands::state {
     bool allow_software = false;
     std::string reason;
 
+    result<std::vector<std::string>> log_files() const;
     int run_verify();
+    int run_extract();
+    int run_check_event();
     int run_query_events();
     int run_query_seen();
     int run_query_correlate();
@@ -378,6 +386,24 @@ cli_commands::cli_commands(CLI::App& app) : _s(std::make_unique<state>()) {
                      "base name of the log files in a directory given (the data plane's --attest-log-name)")
         ->capture_default_str();
     s.verify->add_flag("--json", s.json, "print the report as JSON");
+
+    s.extract = s.evidence->add_subcommand(
+        "extract", "Write one event's evidence (its claims, inclusion proof and batch token; docs/attestation.md, "
+                   "\"Event evidence\") to a file, for an auditor to check on its own");
+    s.extract->add_option("LOG", s.logs, "evidence log files of one signer, oldest first, or an --attest-log directory")
+        ->required();
+    s.extract->add_option("--event-index", s.event_index, "the event's index (claim -7, as queries show it)")
+        ->required();
+    s.extract->add_option("--out", s.out_file, "the file to write (CBOR)")->required();
+    s.extract->add_option("--log-name", s.log_name, "base name of the log files in a directory given")
+        ->capture_default_str();
+
+    s.check_event = s.evidence->add_subcommand(
+        "check-event", "Check one event's evidence (from evidence extract) against the registrar: the batch "
+                       "signature, the inclusion proof, the claims against the batch, the signer's enrolment");
+    s.check_event->add_option("EVIDENCE", s.evidence_file, "the event evidence file")->required();
+    s.check_event->add_option("--registrar", s.registrar_db, "registrar database")->capture_default_str();
+    s.check_event->add_flag("--json", s.json, "print the result as JSON");
 
     auto* query = s.evidence->add_subcommand("query", "Ask the audit record");
     query->require_subcommand(1);
@@ -491,6 +517,12 @@ std::optional<int> cli_commands::run() {
     if (s.verify->parsed()) {
         return s.run_verify();
     }
+    if (s.extract->parsed()) {
+        return s.run_extract();
+    }
+    if (s.check_event->parsed()) {
+        return s.run_check_event();
+    }
     if (s.query_events->parsed()) {
         return s.run_query_events();
     }
@@ -534,6 +566,30 @@ result<std::unique_ptr<registrar>> cli_commands::state::open_registrar(bool crea
     return registrar::open(registrar_db);
 }
 
+result<std::vector<std::string>> cli_commands::state::log_files() const {
+    // A directory stands for the log files in it, in reading order.
+    std::vector<std::string> files;
+    for (const auto& l : logs) {
+        std::error_code ec;
+        if (!std::filesystem::is_directory(l, ec)) {
+            // A path that cannot be read is the caller's mistake (2), not
+            // evidence that fails (1).
+            PTPSEC_TRY(ok, readable("evidence log", l));
+            files.push_back(l);
+            continue;
+        }
+        PTPSEC_TRY(listed, hsm::list_log_files(l, log_name));
+        if (listed->empty()) {
+            return error{fmt::format("{}: no evidence log in it ({}.cbor, {}.N.cbor; --log-name names another)", l,
+                                     log_name, log_name)};
+        }
+        for (const auto& f : *listed) {
+            files.push_back(f.string());
+        }
+    }
+    return files;
+}
+
 int cli_commands::state::run_verify() {
     verifier_options options;
     if (!nonce_hex.empty()) {
@@ -557,33 +613,12 @@ int cli_commands::state::run_verify() {
         }
         store = std::move(*opened);
     }
-    // A directory stands for the log files in it, in reading order.
-    std::vector<std::string> files;
-    for (const auto& l : logs) {
-        std::error_code ec;
-        if (!std::filesystem::is_directory(l, ec)) {
-            // A path that cannot be read is the caller's mistake (2), not
-            // evidence that fails (1).
-            if (auto st = readable("evidence log", l); !st) {
-                return report(st.message());
-            }
-            files.push_back(l);
-            continue;
-        }
-        auto listed = hsm::list_log_files(l, log_name);
-        if (!listed) {
-            return report(listed.message());
-        }
-        if (listed->empty()) {
-            return report(fmt::format("{}: no evidence log in it ({}.cbor, {}.N.cbor; --log-name names another)", l,
-                                      log_name, log_name));
-        }
-        for (const auto& f : *listed) {
-            files.push_back(f.string());
-        }
+    auto files = log_files();
+    if (!files) {
+        return report(files.message());
     }
     verifier v(**reg, store.get(), std::move(options));
-    const verify_report r = v.verify_files(files);
+    const verify_report r = v.verify_files(*files);
     if (json) {
         ordered_json j{{"ok", r.ok()},
                        {"files", r.files},
@@ -620,6 +655,174 @@ int cli_commands::state::run_verify() {
         return exit_error;
     }
     return r.ok() ? exit_ok : exit_failed;
+}
+
+/// A whole file, or why not.
+result<std::vector<uint8_t>> read_whole(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        return error{fmt::format("{}: cannot read it: {}", path, std::strerror(errno))};
+    }
+    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad()) {
+        return error{fmt::format("{}: cannot read it", path)};
+    }
+    return bytes;
+}
+
+std::string evidence_summary(const hsm::event_claims& c, const hsm::batch_payload& b) {
+    return fmt::format("event {} of \"{}\": {} {} seq {} from {} at {} ({} ns), batch counter {}", c.event_index,
+                       c.signer_id, c.direction == event_direction::tx ? "sent" : "received",
+                       message_type_name(c.message_type), c.sequence_id, port_identity_string(c.source_port_identity),
+                       format_time(static_cast<int64_t>(c.phc_timestamp_ns)), c.phc_timestamp_ns, b.counter);
+}
+
+int cli_commands::state::run_extract() {
+    auto files = log_files();
+    if (!files) {
+        return report(files.message());
+    }
+    std::optional<uint64_t> lowest;
+    std::optional<uint64_t> highest;
+    std::vector<std::string> problems;
+    for (const auto& f : *files) {
+        auto bytes = read_whole(f);
+        if (!bytes) {
+            return report(bytes.message());
+        }
+        const hsm::log_contents log = hsm::read_log(*bytes);
+        if (log.problem) {
+            problems.push_back(fmt::format("{} offset {}: {}", f, log.problem->offset, log.problem->message));
+        }
+        for (const auto& entry : log.records) {
+            const hsm::batch_payload& p = entry.record.payload;
+            lowest = std::min(lowest.value_or(p.first_event_index), p.first_event_index);
+            highest = std::max(highest.value_or(p.last_event_index), p.last_event_index);
+            if (event_index < p.first_event_index || event_index > p.last_event_index) {
+                continue;
+            }
+            for (size_t leaf = 0; leaf < entry.record.leaves.size(); ++leaf) {
+                auto claims = hsm::decode_claims(entry.record.leaves[leaf]);
+                if (!claims || claims->event_index != event_index) {
+                    continue;
+                }
+                auto ev = hsm::derive_event_evidence(entry.record, leaf);
+                if (!ev) {
+                    return refused(fmt::format("{} offset {}: {}", f, entry.offset, ev.message()));
+                }
+                auto encoded = hsm::encode_event_evidence(*ev);
+                if (!encoded) {
+                    return refused(encoded.message());
+                }
+                std::ofstream out(out_file, std::ios::binary | std::ios::trunc);
+                out.write(reinterpret_cast<const char*>(encoded->data()),
+                          static_cast<std::streamsize>(encoded->size()));
+                out.close();
+                if (!out) {
+                    return report(fmt::format("--out {}: cannot write it: {}", out_file, std::strerror(errno)));
+                }
+                fmt::print("{} (leaf {} of {}, {} offset {}) -> {}\n", evidence_summary(*claims, p), leaf,
+                           entry.record.leaves.size(), f, entry.offset, out_file);
+                return exit_ok;
+            }
+            // Inside the batch's range but not one of its leaves: the ring
+            // dropped it (a gap the next batches count as missed events).
+            return refused(fmt::format("event index {} is not in the batch with counter {} ({} offset {}), whose "
+                                       "events run from {} to {}: it was missed (missed_events counts it)",
+                                       event_index, p.counter, f, entry.offset, p.first_event_index,
+                                       p.last_event_index));
+        }
+    }
+    std::string held = lowest ? fmt::format("the logs hold events {} to {}", *lowest, *highest)
+                              : std::string("the logs hold no complete record");
+    if (!problems.empty()) {
+        held += fmt::format("; reading stopped early in {}", fmt::join(problems, ", "));
+    }
+    return refused(fmt::format("event index {} is in none of the batches read: {}", event_index, held));
+}
+
+int cli_commands::state::run_check_event() {
+    auto bytes = read_whole(evidence_file);
+    if (!bytes) {
+        return report(bytes.message());
+    }
+    auto reg = open_registrar(false);
+    if (!reg) {
+        return report(reg.message());
+    }
+    auto fail = [&](const std::string& check, const std::string& message) {
+        if (json) {
+            fmt::print("{}\n", ordered_json{{"ok", false}, {"check", check}, {"message", message}}.dump());
+        } else {
+            fmt::print("FAILED {}: {}\n", check, message);
+        }
+        return exit_failed;
+    };
+    auto ev = hsm::decode_event_evidence(*bytes);
+    if (!ev) {
+        return fail("decode", ev.message());
+    }
+    // Only to find the key: nothing in the payload is trusted before the
+    // signature under that key verified.
+    auto unverified = hsm::decode_batch_payload(ev->token.payload);
+    if (!unverified) {
+        return fail("decode", unverified.message());
+    }
+    auto found = (*reg)->lookup(unverified->signer_id);
+    if (!found) {
+        return report(found.message());
+    }
+    if (!*found) {
+        return fail("unknown signer",
+                    fmt::format("signer \"{}\" is not enrolled in the registrar", unverified->signer_id));
+    }
+    const signer_record& enrolled = **found;
+    if (ev->token.algorithm != enrolled.algorithm) {
+        return fail("algorithm", fmt::format("the token names {} but signer \"{}\" is enrolled with {}",
+                                             algorithm_name(ev->token.algorithm), enrolled.signer_id,
+                                             algorithm_name(enrolled.algorithm)));
+    }
+    auto verified = hsm::check_event_evidence(*ev, enrolled.algorithm, enrolled.public_key_der);
+    if (!verified) {
+        return fail("evidence", verified.message());
+    }
+    const hsm::batch_payload& b = verified->batch;
+    if (enrolled.revoked_at_ns &&
+        b.batch_time_ns > static_cast<uint64_t>(std::max<int64_t>(0, *enrolled.revoked_at_ns))) {
+        return fail("signer revoked",
+                    fmt::format("signer \"{}\" was revoked at {} ns ({}); this batch was signed at {} "
+                                "ns, after that",
+                                enrolled.signer_id, *enrolled.revoked_at_ns, enrolled.revocation_reason,
+                                b.batch_time_ns));
+    }
+    if (b.backend != enrolled.backend || b.hardware_rooted != enrolled.hardware_rooted) {
+        return fail("backend",
+                    fmt::format("the batch says backend {} but signer \"{}\" is enrolled as {}",
+                                hsm::to_string(b.backend), enrolled.signer_id, hsm::to_string(enrolled.backend)));
+    }
+    const std::string rooted = b.hardware_rooted ? "hardware-rooted" : "NOT hardware-rooted";
+    if (json) {
+        const hsm::event_claims& c = verified->claims;
+        fmt::print("{}\n", ordered_json{{"ok", true},
+                                        {"signer_id", c.signer_id},
+                                        {"backend", hsm::to_string(b.backend)},
+                                        {"hardware_rooted", b.hardware_rooted},
+                                        {"event_index", c.event_index},
+                                        {"direction", c.direction == event_direction::tx ? "tx" : "rx"},
+                                        {"message_type", c.message_type},
+                                        {"sequence_id", c.sequence_id},
+                                        {"source_port_identity", port_identity_string(c.source_port_identity)},
+                                        {"phc_timestamp_ns", c.phc_timestamp_ns},
+                                        {"event_digest", hex(c.event_digest)},
+                                        {"counter", b.counter},
+                                        {"batch_time_ns", b.batch_time_ns},
+                                        {"merkle_root", hex(b.merkle_root)}}
+                               .dump());
+    } else {
+        fmt::print("OK: {}; {} signer ({}), signature, inclusion proof and claims verified\n",
+                   evidence_summary(verified->claims, b), hsm::to_string(b.backend), rooted);
+    }
+    return exit_ok;
 }
 
 int cli_commands::state::run_query_events() {

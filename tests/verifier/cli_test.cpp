@@ -212,6 +212,85 @@ TEST_F(cli_test, a_failed_first_enrolment_leaves_no_registrar_and_check_ek_needs
         << check.err;
 }
 
+TEST_F(cli_test, one_events_evidence_is_extracted_and_checked_on_its_own) {
+    enrol_cli();
+    chain c(*_signer, "gm-a");
+    write_bytes(_dir.file("a.log"), make_log({c.next(2), c.next(2), c.next(2)}).bytes);
+    const std::string ev = _dir.file("event3.cbor");
+    auto extracted = run_cli({"evidence", "extract", _dir.file("a.log"), "--event-index", "3", "--out", ev});
+    ASSERT_EQ(extracted.code, 0) << extracted.out << extracted.err;
+    EXPECT_NE(extracted.out.find("event 3 of \"gm-a\": received Sync seq 1003 from 001b21fffe010203-1 at "),
+              std::string::npos)
+        << extracted.out;
+    EXPECT_NE(extracted.out.find("batch counter 2 (leaf 1 of 2, "), std::string::npos) << extracted.out;
+
+    // The file is the documented event evidence, and proves what it says.
+    const std::string raw = ptpsec::test::read_file(ev);
+    auto decoded = hsm::decode_event_evidence(std::span(reinterpret_cast<const uint8_t*>(raw.data()), raw.size()));
+    ASSERT_TRUE(decoded) << decoded.message();
+    EXPECT_EQ(decoded->leaf_index, 1U);
+    EXPECT_EQ(decoded->tree_size, 2U);
+    auto checked = run_cli({"evidence", "check-event", ev, "--registrar", _db});
+    EXPECT_EQ(checked.code, 0) << checked.out << checked.err;
+    EXPECT_NE(checked.out.find("OK: event 3 of \"gm-a\": received Sync seq 1003"), std::string::npos) << checked.out;
+    EXPECT_NE(checked.out.find("software signer (NOT hardware-rooted), signature, inclusion proof and claims verified"),
+              std::string::npos)
+        << checked.out;
+    auto as_json = run_cli({"evidence", "check-event", ev, "--registrar", _db, "--json"});
+    ASSERT_EQ(as_json.code, 0) << as_json.err;
+    const auto j = nlohmann::json::parse(as_json.out);
+    EXPECT_EQ(j["ok"], true);
+    EXPECT_EQ(j["event_index"], 3);
+    EXPECT_EQ(j["sequence_id"], 1003);
+    EXPECT_EQ(j["counter"], 2);
+
+    // One sibling hash changed: the proof no longer leads to the signed root.
+    hsm::event_evidence bent = *decoded;
+    ASSERT_FALSE(bent.inclusion_path.empty());
+    bent.inclusion_path[0][0] ^= 0x01;
+    auto bent_bytes = hsm::encode_event_evidence(bent);
+    ASSERT_TRUE(bent_bytes);
+    write_bytes(_dir.file("bent.cbor"), *bent_bytes);
+    auto refused = run_cli({"evidence", "check-event", _dir.file("bent.cbor"), "--registrar", _db});
+    EXPECT_EQ(refused.code, 1) << refused.out << refused.err;
+    EXPECT_TRUE(refused.out.starts_with("FAILED evidence: ")) << refused.out;
+    // Not evidence at all.
+    write_bytes(_dir.file("junk.cbor"), {0xa1, 0x01});
+    auto junk = run_cli({"evidence", "check-event", _dir.file("junk.cbor"), "--registrar", _db});
+    EXPECT_EQ(junk.code, 1);
+    EXPECT_TRUE(junk.out.starts_with("FAILED decode: ")) << junk.out;
+    // A registrar that does not know the signer.
+    auto other = software(_dir, "observer-b");
+    const std::string other_db = _dir.file("other.db");
+    ASSERT_EQ(run_cli({"registrar", "enrol", "--db", other_db, "--signer-id", "observer-b", "--software",
+                       _dir.file("observer-b.pem"), "--allow-software"})
+                  .code,
+              0);
+    auto unknown = run_cli({"evidence", "check-event", ev, "--registrar", other_db});
+    EXPECT_EQ(unknown.code, 1);
+    EXPECT_EQ(unknown.out, "FAILED unknown signer: signer \"gm-a\" is not enrolled in the registrar\n");
+    // The same signer_id enrolled with another key.
+    const std::string impostor_db = _dir.file("impostor.db");
+    ASSERT_EQ(run_cli({"registrar", "enrol", "--db", impostor_db, "--signer-id", "gm-a", "--software",
+                       _dir.file("observer-b.pem"), "--allow-software"})
+                  .code,
+              0);
+    auto wrong_key = run_cli({"evidence", "check-event", ev, "--registrar", impostor_db});
+    EXPECT_EQ(wrong_key.code, 1);
+    EXPECT_TRUE(wrong_key.out.starts_with("FAILED evidence: ")) << wrong_key.out;
+
+    // An index no batch holds; a file that cannot be read.
+    auto absent = run_cli({"evidence", "extract", _dir.file("a.log"), "--event-index", "99", "--out", ev});
+    EXPECT_EQ(absent.code, 1);
+    EXPECT_NE(absent.err.find("event index 99 is in none of the batches read: the logs hold events 0 to 5"),
+              std::string::npos)
+        << absent.err;
+    auto missing = run_cli({"evidence", "check-event", _dir.file("none.cbor"), "--registrar", _db});
+    EXPECT_EQ(missing.code, 2);
+    EXPECT_NE(missing.err.find("none.cbor: cannot read it: No such file or directory"), std::string::npos)
+        << missing.err;
+}
+
 TEST_F(cli_test, evidence_queries) {
     enrol_cli();
     chain c(*_signer, "gm-a");
