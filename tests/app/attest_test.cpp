@@ -354,6 +354,22 @@ socket = "verifier.sock"
         }
         EXPECT_EQ(report.at("events"), want);
         EXPECT_EQ(report.at("batches_accepted"), report.at("records"));
+        // One event's evidence out of the logs, checked on its own.
+        const std::string one = _dir.file("event.cbor");
+        std::vector<std::string> extract = {"evidence", "extract", "--event-index", "0", "--out", one};
+        for (const auto& f : *files) {
+            extract.push_back(f.string());
+        }
+        const auto extracted = test::run_program(_dir, _ctl, extract);
+        ASSERT_EQ(extracted.exit_code, 0) << extracted.out << extracted.err;
+        EXPECT_NE(extracted.out.find("event 0 of \"observer-1\": "), std::string::npos) << extracted.out;
+        const auto checked =
+            test::run_program(_dir, _ctl, {"evidence", "check-event", one, "--registrar", registrar, "--json"});
+        ASSERT_EQ(checked.exit_code, 0) << checked.out << checked.err;
+        const json event = json::parse(checked.out);
+        EXPECT_EQ(event.at("ok"), true);
+        EXPECT_EQ(event.at("hardware_rooted"), true);
+        EXPECT_EQ(event.at("event_index"), 0);
     }
 
     test::temp_dir _dir;
