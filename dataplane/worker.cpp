@@ -63,8 +63,8 @@ std::string_view ptp_policy_name(ptp_policy p) noexcept {
 }
 
 uint64_t path_counters::dropped() const noexcept {
-    uint64_t d = tx_full + not_editable + handoff_full + exception_full + exception_too_long + reinject_nombuf +
-                 reinject_invalid;
+    uint64_t d = tx_full + non_ptp_dropped + not_editable + handoff_full + exception_full + exception_too_long +
+                 reinject_nombuf + reinject_invalid;
     for (size_t i = 0; i < sign_status_count; ++i) {
         d += is_sign_drop(static_cast<sign_status>(i)) ? sign[i] : 0;
     }
@@ -94,6 +94,7 @@ size_t drop_reasons(const path_counters& c, std::span<drop_reason> out) noexcept
             add(s == sign_status::malformed ? std::string_view("malformed_unsigned") : sign_status_name(s), c.sign[i]);
         }
     }
+    add("non_ptp_dropped", c.non_ptp_dropped);
     add("not_editable", c.not_editable);
     add("tx_full", c.tx_full);
     add("handoff_full", c.handoff_full);
@@ -306,8 +307,10 @@ void worker::run(const std::atomic<bool>& stop) noexcept {
 void worker::hand_off(const path_config& p, path_counters& c, rte_mbuf** pkts, uint16_t n) noexcept {
     std::array<rte_mbuf*, max_rx_burst> tx;
     std::array<rte_mbuf*, max_rx_burst> ptp;
+    std::array<rte_mbuf*, max_rx_burst> drop;
     uint16_t ntx = 0;
     uint16_t nptp = 0;
+    uint16_t ndrop = 0;
     c.rx += n;
     const uint64_t tsc = rte_rdtsc();
     for (uint16_t i = 0; i < n; ++i) {
@@ -315,8 +318,13 @@ void worker::hand_off(const path_config& p, path_counters& c, rte_mbuf** pkts, u
         ptp::frame_info fi;
         const ptp::frame_buf f = frame_of(m);
         if (ptp::classify_frame(f.data, f.len, fi) == ptp::error::not_ptp) {
-            ++c.non_ptp;
-            tx[ntx++] = m;
+            if (p.drop_non_ptp) {
+                ++c.non_ptp_dropped;
+                drop[ndrop++] = m;
+            } else {
+                ++c.non_ptp;
+                tx[ntx++] = m;
+            }
             continue;
         }
         // Malformed PTP goes too: the PTP worker counts it by cause.
@@ -333,6 +341,9 @@ void worker::hand_off(const path_config& p, path_counters& c, rte_mbuf** pkts, u
             c.handoff_full += nptp - put;
             rte_pktmbuf_free_bulk(ptp.data() + put, nptp - put);
         }
+    }
+    if (ndrop != 0) {
+        rte_pktmbuf_free_bulk(drop.data(), ndrop);
     }
     if (ntx != 0) {
         (void)send(p, c, tx.data(), ntx);
@@ -512,17 +523,28 @@ void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, ui
         forwarded[at] = true;
         tx[ntx++] = m;
     };
+    // A frame that is not PTP: forwarded unchanged, or dropped on a path
+    // meant for PTP alone.
+    auto not_ptp = [&](uint16_t at, rte_mbuf* m) {
+        if (p.drop_non_ptp) {
+            ++c.non_ptp_dropped;
+            drop[ndrop++] = m;
+        } else {
+            ++c.non_ptp;
+            forward(at, m);
+        }
+    };
 
     if (p.policy == ptp_policy::pass) {
         for (uint16_t i = 0; i < n; ++i) {
             ptp::frame_info fi;
             const ptp::frame_buf f = frame_of(pkts[i]);
             if (ptp::classify_frame(f.data, f.len, fi) == ptp::error::not_ptp) {
-                ++c.non_ptp;
+                not_ptp(i, pkts[i]);
             } else {
                 ++c.ptp_passed;
+                forward(i, pkts[i]);
             }
-            forward(i, pkts[i]);
         }
     } else {
         // A chained, indirect or shared mbuf is not edited in place: forward
@@ -540,8 +562,7 @@ void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, ui
             ptp::frame_info fi;
             const ptp::frame_buf f = frame_of(m);
             if (ptp::classify_frame(f.data, f.len, fi) == ptp::error::not_ptp) {
-                ++c.non_ptp;
-                forward(i, m);
+                not_ptp(i, m);
             } else {
                 ++c.not_editable;
                 drop[ndrop++] = m;
@@ -564,8 +585,7 @@ void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, ui
                     forward(work_at[i], work[i]);
                     break;
                 case sign_status::not_ptp:
-                    ++c.non_ptp;
-                    forward(work_at[i], work[i]);
+                    not_ptp(work_at[i], work[i]);
                     break;
                 case sign_status::already_signed:
                     ++c.already_signed;
@@ -613,8 +633,7 @@ void worker::process(const path_config& p, path_counters& c, rte_mbuf** pkts, ui
                     }
                     forward(work_at[i], work[i]);
                 } else if (s == verify_status::not_ptp) {
-                    ++c.non_ptp;
-                    forward(work_at[i], work[i]);
+                    not_ptp(work_at[i], work[i]);
                 } else {
                     if (s == verify_status::malformed) {
                         ++c.malformed[static_cast<size_t>(_out[i].cause)];

@@ -27,8 +27,8 @@ namespace ptpsec {
 
 class exception_channel;
 
-/// What a path does to the PTP frames it carries (non-PTP frames are always
-/// forwarded unchanged).
+/// What a path does to the PTP frames it carries (frames that are not PTP are
+/// forwarded unchanged, or dropped where path_config::drop_non_ptp says so).
 enum class ptp_policy : uint8_t {
     pass,         ///< forward PTP unchanged
     sign,         ///< add an AUTHENTICATION TLV; frames that cannot be signed are dropped
@@ -70,6 +70,9 @@ struct path_config {
     /// Not null: this worker is the path's PTP worker and also takes the
     /// frames other workers handed over on this ring.
     rte_ring* handin = nullptr;
+    /// Frames that are not PTP are dropped and counted (non_ptp_dropped)
+    /// instead of forwarded: a port meant for PTP alone.
+    bool drop_non_ptp = false;
 };
 
 /// Counters of one path on one lcore: single writer (the lcore), read by
@@ -77,10 +80,11 @@ struct path_config {
 struct alignas(64) path_counters {
     uint64_t rx = 0;
     uint64_t tx = 0;
-    uint64_t tx_full = 0;      ///< the TX queue refused them: dropped
-    uint64_t non_ptp = 0;      ///< forwarded unchanged
-    uint64_t ptp_passed = 0;   ///< PTP forwarded under policy pass
-    uint64_t not_editable = 0; ///< PTP in a chained, indirect or shared mbuf: not edited in place, dropped
+    uint64_t tx_full = 0;         ///< the TX queue refused them: dropped
+    uint64_t non_ptp = 0;         ///< forwarded unchanged
+    uint64_t non_ptp_dropped = 0; ///< not PTP, and the path drops what is not PTP (drop_non_ptp)
+    uint64_t ptp_passed = 0;      ///< PTP forwarded under policy pass
+    uint64_t not_editable = 0;    ///< PTP in a chained, indirect or shared mbuf: not edited in place, dropped
     uint64_t signed_ok = 0;
     uint64_t already_signed = 0; ///< sign policy, frame carried a TLV already: forwarded unchanged
     /// Of signed_ok, unicast requests that got the key's TICKET TLV too
@@ -126,11 +130,12 @@ struct path_counter_field {
     bool exported;
 };
 
-inline constexpr std::array<path_counter_field, 24> path_counter_fields = {{
+inline constexpr std::array<path_counter_field, 25> path_counter_fields = {{
     {"rx", &path_counters::rx, true},
     {"tx", &path_counters::tx, true},
     {"tx_full", &path_counters::tx_full, false},
     {"non_ptp", &path_counters::non_ptp, true},
+    {"non_ptp_dropped", &path_counters::non_ptp_dropped, false},
     {"ptp_passed", &path_counters::ptp_passed, true},
     {"not_editable", &path_counters::not_editable, false},
     {"signed", &path_counters::signed_ok, true},
@@ -161,7 +166,7 @@ struct drop_reason {
 };
 /// Fills `out` (room for every reason) and returns how many are non-zero.
 size_t drop_reasons(const path_counters& c, std::span<drop_reason> out) noexcept;
-inline constexpr size_t max_drop_reasons = sign_status_count + verify_status_count + 7;
+inline constexpr size_t max_drop_reasons = sign_status_count + verify_status_count + 8;
 
 /// Where a worker sends timing-event records (dataplane/event.h): for each
 /// PTP frame of a selected messageType that a path forwards, a record of it

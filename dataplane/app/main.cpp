@@ -270,6 +270,8 @@ private:
             auto& paths = _workers[k].paths;
             paths[0] = path_config{"inside->outside", _opt.inside, q, _opt.outside, q, _chk.inside, spp, true, 0};
             paths[1] = path_config{"outside->inside", _opt.outside, q, _opt.inside, q, _chk.outside, 0, true, 0};
+            paths[0].drop_non_ptp = _chk.inside_drop_non_ptp;
+            paths[1].drop_non_ptp = _chk.outside_drop_non_ptp;
             for (size_t i = 0; i < paths.size() && queues > 1; ++i) {
                 // The first worker is the PTP worker; the others hand PTP to it.
                 (k == 0 ? paths[i].handin : paths[i].handoff) = _handoff[i];

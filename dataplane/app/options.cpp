@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <sstream>
+#include <tuple>
 
 namespace ptpsec {
 namespace {
@@ -137,6 +138,14 @@ result<checked_options> check_options(const app_options& o) {
     }
     c.inside = *policy_in;
     c.outside = *policy_out;
+    for (const auto& [option, value, drop] :
+         {std::tuple{"--inside-non-ptp", &o.inside_non_ptp, &c.inside_drop_non_ptp},
+          std::tuple{"--outside-non-ptp", &o.outside_non_ptp, &c.outside_drop_non_ptp}}) {
+        if (*value != "forward" && *value != "drop") {
+            return error{fmt::format("{} {}: use forward or drop", option, *value)};
+        }
+        *drop = *value == "drop";
+    }
     if (o.tickets && c.outside != ptp_policy::verify && c.outside != ptp_policy::verify_strip) {
         return error{fmt::format("--tickets needs --outside-policy verify or verify-strip (it is {}): tickets come "
                                  "with requests the outside path verifies",
@@ -225,6 +234,12 @@ void add_options(CLI::App& cli, app_options& opt) {
         ->capture_default_str();
     cli.add_option("--outside-policy", opt.outside_policy,
                    "PTP from outside to inside: pass, verify, verify-strip or tc")
+        ->capture_default_str();
+    cli.add_option("--inside-non-ptp", opt.inside_non_ptp,
+                   "frames from inside that are not PTP: forward (unchanged) or drop (counted as non_ptp_dropped)")
+        ->capture_default_str();
+    cli.add_option("--outside-non-ptp", opt.outside_non_ptp,
+                   "frames from outside that are not PTP: forward or drop (a port that carries PTP alone)")
         ->capture_default_str();
     cli.add_option("--sign", opt.sign,
                    "SPP[:KEY_ID] to sign with (without a key ID: the key the control plane makes current)");

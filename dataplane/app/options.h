@@ -33,6 +33,8 @@ struct app_options {
     std::string crypto_dev; ///< ICVs on this DPDK crypto device instead of intel-ipsec-mb
     std::string inside_policy = "sign";
     std::string outside_policy = "verify";
+    std::string inside_non_ptp = "forward";  ///< frames from inside that are not PTP: forward, drop
+    std::string outside_non_ptp = "forward"; ///< the same from outside
     uint16_t burst = 32;
     uint16_t tx_retry = 0;
     uint32_t service_interval_us = 200;
@@ -60,9 +62,11 @@ struct app_options {
 struct checked_options {
     ptp_policy inside = ptp_policy::sign;
     ptp_policy outside = ptp_policy::verify;
-    uint8_t spp = 0;          ///< --sign
-    uint32_t key_id = 0;      ///< --sign SPP:KEY_ID
-    bool initial_key = false; ///< --sign named a key
+    bool inside_drop_non_ptp = false;  ///< --inside-non-ptp drop
+    bool outside_drop_non_ptp = false; ///< --outside-non-ptp drop
+    uint8_t spp = 0;                   ///< --sign
+    uint32_t key_id = 0;               ///< --sign SPP:KEY_ID
+    bool initial_key = false;          ///< --sign named a key
     steering_mode steering = steering_mode::automatic;
     event_mask event_types;
 };

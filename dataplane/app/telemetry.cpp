@@ -105,7 +105,7 @@ void add_dict(rte_tel_data* d, std::string_view name, tel_dict& child) {
 /// non-zero counters, so ask it about counters that are all non-zero.
 std::array<std::string_view, max_drop_reasons> all_drop_reason_names(size_t& n) noexcept {
     path_counters ones;
-    ones.tx_full = ones.not_editable = ones.handoff_full = 1;
+    ones.tx_full = ones.not_editable = ones.handoff_full = ones.non_ptp_dropped = 1;
     ones.exception_full = ones.exception_too_long = ones.reinject_nombuf = ones.reinject_invalid = 1;
     ones.sign.fill(1);
     ones.verify.fill(1);

@@ -172,6 +172,47 @@ TEST_F(dataplane_app, signs_the_stripped_linuxptp_capture_exactly_as_ptp4l) {
     EXPECT_TRUE(read_packets(_dir.file("inside_out.pcap")).empty());
 }
 
+TEST_F(dataplane_app, a_port_for_ptp_alone_drops_and_counts_what_is_not_ptp) {
+    // The capture has 4 frames that are not PTP (ICMPv6 and the like).
+    const std::vector<packet> in = stripped(_capture);
+    const std::string in_path = _dir.file("stripped.pcap");
+    write_packets(in_path, DLT_EN10MB, in);
+    write_packets(_dir.file("outside_in.pcap"), DLT_EN10MB, _capture);
+    const auto r = run(in_path, _dir.file("outside_in.pcap"),
+                       {"--sa-file", shipped_sa_file, "--sign", "2:1", "--inside-non-ptp", "drop", "--outside-policy",
+                        "verify", "--outside-non-ptp", "drop"});
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    constexpr size_t non_ptp = capture_frames - capture_ptp_frames;
+    EXPECT_NE(r.out.find(fmt::format("inside->outside [sign]: rx 210 tx 206 dropped {}", non_ptp)), std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find(fmt::format("dropped: non_ptp_dropped {}", non_ptp)), std::string::npos) << r.out;
+    // What leaves is the capture without those frames, signed as ptp4l signs.
+    std::vector<packet> want;
+    for (const auto& p : _capture) {
+        if (locate(p.data).auth != 0) {
+            want.push_back(p);
+        }
+    }
+    ASSERT_EQ(want.size(), capture_ptp_frames);
+    const auto out = read_packets(_dir.file("outside_out.pcap"));
+    ASSERT_EQ(out.size(), want.size());
+    for (size_t i = 0; i < out.size(); ++i) {
+        EXPECT_EQ(out[i].data, want[i].data) << "frame " << i;
+    }
+    for (const auto* name : {"inside->outside", "outside->inside"}) {
+        const auto s = path_stats(name);
+        EXPECT_EQ(s.at("non_ptp"), 0) << name;
+        EXPECT_EQ(s.at("drops").at("non_ptp_dropped"), non_ptp) << name;
+        EXPECT_EQ(s.at("dropped"), non_ptp) << name;
+    }
+    EXPECT_EQ(path_stats("outside->inside").at("verified"), capture_ptp_frames);
+    EXPECT_EQ(read_packets(_dir.file("inside_out.pcap")).size(), capture_ptp_frames);
+    // Anything but forward or drop is refused before EAL starts.
+    const auto bad = run(in_path, _dir.file("empty.pcap"), {"--inside-non-ptp", "block"});
+    EXPECT_EQ(bad.exit_code, exit_error);
+    EXPECT_NE(bad.err.find("--inside-non-ptp block: use forward or drop"), std::string::npos) << bad.err;
+}
+
 /// The capture followed by one frame of each kind the verifier must drop.
 struct bad_input {
     std::vector<packet> frames;
@@ -684,6 +725,22 @@ TEST_F(dataplane_app, a_full_handoff_ring_drops_and_counts_never_waits) {
     EXPECT_EQ(s.at("signed"), s.at("handed_off"));
     EXPECT_EQ(s.at("tx").get<uint64_t>() + full, capture_frames);
     EXPECT_NE(r.out.find("handoff_full"), std::string::npos) << r.out;
+}
+
+TEST_F(dataplane_app, a_worker_that_hands_ptp_over_drops_what_is_not_ptp_on_a_port_for_ptp_alone) {
+    // The stripped capture on the second worker's queue: that worker hands
+    // its PTP to the PTP worker and drops the rest itself.
+    const std::string q1 = _dir.file("in-q1.pcap");
+    write_packets(q1, DLT_EN10MB, stripped(_capture));
+    const std::string empty = _dir.file("empty.pcap");
+    const auto r = run_queues({empty, q1}, {empty, empty}, two_workers,
+                              {"--sa-file", shipped_sa_file, "--sign", "2:1", "--inside-non-ptp", "drop"});
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    const auto s = path_stats("inside->outside");
+    EXPECT_EQ(s.at("drops").at("non_ptp_dropped"), capture_frames - capture_ptp_frames) << s.dump();
+    EXPECT_EQ(s.at("non_ptp"), 0);
+    EXPECT_EQ(s.at("signed"), capture_ptp_frames);
+    EXPECT_EQ(s.at("tx"), capture_ptp_frames);
 }
 
 TEST_F(dataplane_app, a_replay_on_another_queue_meets_the_same_replay_window) {
