@@ -240,6 +240,97 @@ TEST_F(controld_node, keys_flow_from_the_server_through_the_node_into_the_data_p
     EXPECT_NE(server.out().find(fmt::format("(resumed {})", m[4].str())), std::string::npos) << server.out();
 }
 
+// A Group-of-2 (seeds/001 §4.2.2: a subGroup of a group number, for two
+// members) end to end: its own key, beside the plain group's, reaches the
+// data plane of a member, which signs with it.
+TEST_F(controld_node, a_group_of_2_gets_its_own_key_into_the_data_plane) {
+    test::write_file(_dir.file("go2.toml"), R"([server]
+listen = ["127.0.0.1"]
+port = 0
+certificate = "server.pem"
+private-key = "server.key"
+ca = "ca.pem"
+state = "go2.db"
+
+[[group]]
+name = "plant-a"
+domain = 0
+algorithm = "hmac-sha256-128"
+
+[[group]]
+name = "gm1-node1"
+domain = 0
+subgroup = 7
+algorithm = "aes-cmac-128"
+
+[[client]]
+san = "DNS:node1.plant.example"
+groups = ["plant-a", "gm1-node1"]
+
+[admin]
+enabled = false
+)");
+    test::background_program server(_dir, _controld, {"--config", _dir.file("go2.toml")});
+    const uint16_t port = server_port(server);
+    ASSERT_NE(port, 0) << server.out() << server.err();
+    const std::regex spp_of(R"(gm1-node1 \(domain 0 sdoId 0x000 subGroup 7, SPP ([0-9]+), aes-cmac-128\))");
+    std::smatch m;
+    const std::string banner = server.out();
+    ASSERT_TRUE(std::regex_search(banner, m, spp_of)) << banner;
+    const std::string spp = m[1];
+    ASSERT_NE(spp, "1") << "the plain group has SPP 1";
+    test::write_file(_dir.file("node.toml"), fmt::format(R"([node]
+server = "127.0.0.1"
+port = {}
+server-name = "localhost"
+certificate = "node1.pem"
+private-key = "node1.key"
+ca = "ca.pem"
+groups = ["gm1-node1"]
+dataplane-prefix = "{}"
+
+[[group]]
+name = "gm1-node1"
+domain = 0
+subgroup = 7
+
+[admin]
+enabled = false
+)",
+                                                         port, prefix()));
+    runtime_dir_guard runtime(prefix());
+    test::background_program dp(
+        _dir, _dataplane,
+        dataplane_command("-l0", prefix(),
+                          {fmt::format("--vdev=net_pcap0,rx_pcap={},infinite_rx=1,tx_pcap=/dev/null", stripped()),
+                           "--vdev=net_ring0"},
+                          {"--sign", spp, "--replay-window", "0"}));
+    test::background_program node(_dir, _controld, {"--config", _dir.file("node.toml")});
+    json key;
+    for (auto deadline = std::chrono::steady_clock::now() + 20s; std::chrono::steady_clock::now() < deadline;) {
+        const json sas = try_sa_list().value_or(json::object());
+        if (sas.contains(spp)) {
+            for (const auto& [id, k] : sas.at(spp).at("keys").items()) {
+                if (k.at("current") == 1) {
+                    key = k;
+                }
+            }
+        }
+        if (!key.is_null()) {
+            break;
+        }
+        std::this_thread::sleep_for(100ms);
+    }
+    ASSERT_FALSE(key.is_null()) << node.out() << node.err();
+    EXPECT_EQ(key.at("algorithm"), "aes-cmac-128");
+    EXPECT_FALSE(sa_list().contains("1")) << "the plain group's key went to a node that did not ask for it";
+    std::this_thread::sleep_for(300ms);
+    EXPECT_GT(signing_stats().at("signed").get<uint64_t>(), 0U);
+    EXPECT_EQ(node.stop(), 0) << node.err();
+    EXPECT_EQ(server.stop(), 0) << server.err();
+    EXPECT_NE(server.out().find("not authorized 0"), std::string::npos) << server.out();
+}
+
 // The control plane restarts: the data plane keeps signing with the keys it
 // holds meanwhile, and the restarted node, told by the data plane that it
 // holds them already, takes them as held: nothing is counted as rejected and
