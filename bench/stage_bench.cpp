@@ -192,16 +192,22 @@ void register_stage_benchmarks() {
     static icv::ipsecmb_engine stage_engine(icv::default_arch_plan());
     static std::unique_ptr<icv::gmac_sender_keys> sender_keys;
     static icv::gmac_iv_counter iv_counter(icv::gmac_iv_counter::clock_start());
+    static const auto make_sender_keys = [] {
+        if (!sender_keys) {
+            auto k = icv::gmac_sender_keys::create(stage_engine, icv::algorithm::aes_gmac_128,
+                                                   test_key(icv::algorithm::aes_gmac_128));
+            if (!k) {
+                return false;
+            }
+            sender_keys = std::move(k).value();
+        }
+        return true;
+    };
     register_stage(
         "gmac-find",
         [](parsed_burst& pb) {
-            if (!sender_keys) {
-                auto k = icv::gmac_sender_keys::create(stage_engine, icv::algorithm::aes_gmac_128,
-                                                       test_key(icv::algorithm::aes_gmac_128));
-                if (!k) {
-                    return false;
-                }
-                sender_keys = std::move(k).value();
+            if (!make_sender_keys()) {
+                return false;
             }
             const uint8_t* pid = pb.frames.frames()[0].data + pb.fi[0].ptp_offset + ptp::source_port_identity_offset;
             return sender_keys->lookup(stage_engine, pid) != nullptr;
@@ -214,18 +220,7 @@ void register_stage_benchmarks() {
             }
         });
     register_stage(
-        "gmac-derive",
-        [](parsed_burst&) {
-            if (!sender_keys) {
-                auto k = icv::gmac_sender_keys::create(stage_engine, icv::algorithm::aes_gmac_128,
-                                                       test_key(icv::algorithm::aes_gmac_128));
-                if (!k) {
-                    return false;
-                }
-                sender_keys = std::move(k).value();
-            }
-            return true;
-        },
+        "gmac-derive", [](parsed_burst&) { return make_sender_keys(); },
         [](parsed_burst&) {
             static uint64_t sender = 0;
             std::array<uint8_t, icv::port_identity_len> pid{};

@@ -73,7 +73,10 @@ groups = ["plant-a"]
     std::string stripped() const { return _dir.file("stripped.pcap"); }
     std::string prefix() const { return fmt::format("ptpsec-node-{}", ::getpid()); }
 
-    void write_node_config(uint16_t port) {
+    /// node.toml for the group `group` (domain 0; `group_lines` add to its
+    /// table), then `extra`.
+    void write_node_config(uint16_t port, const std::string& group = "plant-a", const std::string& group_lines = "",
+                           const std::string& extra = "") {
         test::write_file(_dir.file("node.toml"), fmt::format(R"([node]
 server = "127.0.0.1"
 port = {}
@@ -81,16 +84,17 @@ server-name = "localhost"
 certificate = "node1.pem"
 private-key = "node1.key"
 ca = "ca.pem"
-groups = ["plant-a"]
+groups = ["{}"]
 dataplane-prefix = "{}"
 retry-min-ms = 100
 retry-max-ms = 1000
 
 [[group]]
-name = "plant-a"
+name = "{}"
 domain = 0
-)",
-                                                             port, prefix()));
+{}
+{})",
+                                                             port, group, prefix(), group, group_lines, extra));
     }
 
     std::unique_ptr<test::background_program> start_dataplane() {
@@ -279,25 +283,7 @@ enabled = false
     ASSERT_TRUE(std::regex_search(banner, m, spp_of)) << banner;
     const std::string spp = m[1];
     ASSERT_NE(spp, "1") << "the plain group has SPP 1";
-    test::write_file(_dir.file("node.toml"), fmt::format(R"([node]
-server = "127.0.0.1"
-port = {}
-server-name = "localhost"
-certificate = "node1.pem"
-private-key = "node1.key"
-ca = "ca.pem"
-groups = ["gm1-node1"]
-dataplane-prefix = "{}"
-
-[[group]]
-name = "gm1-node1"
-domain = 0
-subgroup = 7
-
-[admin]
-enabled = false
-)",
-                                                         port, prefix()));
+    write_node_config(port, "gm1-node1", "subgroup = 7", "[admin]\nenabled = false\n");
     runtime_dir_guard runtime(prefix());
     test::background_program dp(
         _dir, _dataplane,
@@ -339,9 +325,7 @@ TEST_F(controld_node, a_node_that_restarts_takes_the_keys_the_data_plane_kept) {
     test::background_program server(_dir, _controld, {"--config", _dir.file("server.toml")});
     const uint16_t port = server_port(server);
     ASSERT_NE(port, 0) << server.out() << server.err();
-    write_node_config(port);
-    test::write_file(_dir.file("node.toml"),
-                     test::read_file(_dir.file("node.toml")) + "\n[admin]\nsocket = \"node.sock\"\n");
+    write_node_config(port, "plant-a", "", "[admin]\nsocket = \"node.sock\"\n");
 
     runtime_dir_guard runtime(prefix());
     auto dp = start_dataplane();
