@@ -108,6 +108,9 @@ public:
     const std::vector<ticket_key>& keys() const noexcept { return _keys; }
     std::optional<uint16_t> heartbeat_timeout() const noexcept { return _heartbeat_timeout; }
     const grantor_counters& stats() const noexcept { return _stats; }
+    /// Accepted unicast requests held against replays (each until its
+    /// ticket key's grace period ends).
+    size_t requests_remembered() const noexcept { return _seen.size(); }
     const std::string& last_error() const noexcept { return _last_error; }
     int64_t next_registration_ns() const noexcept { return _next_register_ns; }
     const grantor_settings& config() const noexcept { return _s; }

@@ -197,6 +197,14 @@ TEST_F(node_grantor, registers_and_opens_the_tickets_issued_for_it) {
     EXPECT_NE(again.message().find("replay"), std::string::npos) << again.message();
     EXPECT_EQ(g.stats().replays_refused, 1U);
     EXPECT_TRUE(g.open_request(request_for(k, tlv, 8), now));
+    EXPECT_EQ(g.requests_remembered(), 2U);
+
+    // Kept until the ticket key's grace period ends, then forgotten with it
+    // (the grantor registers again then, against the server's own clock).
+    g.step(opened->retire_ns - 1);
+    EXPECT_EQ(g.requests_remembered(), 2U);
+    g.step(opened->retire_ns);
+    EXPECT_EQ(g.requests_remembered(), 0U);
 }
 
 TEST_F(node_grantor, refuses_tickets_for_someone_else_or_that_do_not_open) {
