@@ -76,6 +76,24 @@ TEST_F(verifier_test, a_clean_log_verifies_and_a_software_signer_is_flagged_on_e
     }
 }
 
+TEST_F(verifier_test, a_counter_advanced_for_a_batch_that_was_never_signed_is_no_failure) {
+    // The counter is advanced before each signature (a TPM NV increment, the
+    // counter file fsynced): a crash or a failed signature between the two
+    // leaves a counter no batch carries. The chain still holds, so the next
+    // batch, two counters on, is accepted without a finding.
+    chain c(*_signer, "gm-a");
+    std::vector<hsm::batch_record> all{c.next(2)};
+    auto lost = _signer->next_counter();
+    ASSERT_TRUE(lost) << lost.message();
+    all.push_back(c.next(2));
+    EXPECT_EQ(all[0].payload.counter, 1U);
+    EXPECT_EQ(all[1].payload.counter, 3U);
+    const auto r = verify(make_log(all).bytes);
+    EXPECT_TRUE(r.ok()) << (r.failures.empty() ? "" : r.failures[0].message);
+    EXPECT_EQ(r.batches_accepted, 2U);
+    EXPECT_EQ(checks(r.warnings), (std::vector<std::string>{"not hardware-rooted", "not hardware-rooted"}));
+}
+
 TEST_F(verifier_test, the_log_files_are_one_stream_in_the_order_given) {
     const auto all = batches(4);
     const auto first = make_log({all[0], all[1]});
