@@ -400,7 +400,7 @@ result<std::vector<sa_config>> load_sa_file(const std::string& path) {
         return error{fmt::format("{}: cannot read: {}", path, std::strerror(read_error))};
     }
     if (got == max_size) {
-        return error{fmt::format("{}: more than {} MiB, not an SA file", path, max_size >> 20)};
+        return error{fmt::format("{}: {} MiB or more, not an SA file", path, max_size >> 20)};
     }
     return parse_sa_file(std::string_view(text.data(), got), path);
 }

@@ -525,7 +525,7 @@ TEST(sa_file, a_file_of_16_mib_or_more_is_refused) {
     ::unlink(path.c_str());
     ::rmdir(dir_template);
     ASSERT_FALSE(r);
-    EXPECT_EQ(r.message(), path + ": more than 16 MiB, not an SA file");
+    EXPECT_EQ(r.message(), path + ": 16 MiB or more, not an SA file");
 }
 
 TEST(spp_key, takes_spp_and_key_id) {
