@@ -62,7 +62,7 @@ status validate(const client_rule& r, size_t index) {
         // seeds/001 §2.5.5.5: a transparent clock corrects and re-signs what
         // passes through it; it grants no unicast contracts.
         return error{fmt::format("client rule {} ({}): a transparent clock cannot be a grantor (it is not a time "
-                                 "source); give it groups, or unicast for the paths it corrects",
+                                 "source); give it the groups whose traffic it corrects",
                                  index + 1, r.subject.empty() ? r.san : r.subject)};
     }
     return ok_status();

@@ -184,7 +184,7 @@ TEST(ke_client_rule, a_rule_must_name_someone_and_allow_something) {
     st = validate(client_rule{"", "DNS:tc9", {"g"}, true, true}, 4);
     ASSERT_FALSE(st);
     EXPECT_EQ(st.message(), "client rule 5 (DNS:tc9): a transparent clock cannot be a grantor (it is not a time "
-                            "source); give it groups, or unicast for the paths it corrects");
+                            "source); give it the groups whose traffic it corrects");
 }
 
 } // namespace
