@@ -33,6 +33,8 @@
 
 #include <dataplane/auth.h>
 #include <dataplane/replay.h>
+#include <dataplane/sa.h>
+#include <dataplane/sa_update.h>
 #include <drivers/base/bytes.h>
 #include <drivers/icv/gmac.h>
 #include <drivers/icv/ipsecmb_engine.h>
@@ -254,6 +256,53 @@ void register_stage_benchmarks() {
             benchmark::DoNotOptimize(ct_equal(icv, pb.frames.frames()[i].data + 60, 16));
         }
     });
+
+    // sa-apply/ALG: one SA update applied as the service path applies it
+    // (apply_update: the new SA version and the key's schedule), an add_key
+    // of ALG and the remove_key of the same key, so that the database stays
+    // as it was; per update. The rest of an update's way (ring, publication,
+    // acknowledgement, the worker's next burst) is sa_update_bench.py's.
+    for (const auto alg :
+         {icv::algorithm::hmac_sha256_128, icv::algorithm::aes_cmac_128, icv::algorithm::aes_gmac_128}) {
+        benchmark::RegisterBenchmark(fmt::format("sa-apply/{}", icv::info(alg).name).c_str(), [alg](benchmark::State&
+                                                                                                        state) {
+            icv::ipsecmb_engine eng(icv::default_arch_plan());
+            sa_config sa;
+            sa.spp = 2;
+            sa.keys.push_back(key_config{1, alg, key_bytes(test_key(alg)), "bench"});
+            auto installed = sa_database::install(eng, std::vector<sa_config>{sa});
+            if (!installed) {
+                state.SkipWithError(installed.message().c_str());
+                return;
+            }
+            auto current = std::make_unique<sa_database>(std::move(installed).value());
+            sa_wire::update add;
+            add.operation = static_cast<uint8_t>(sa_wire::op::add_key);
+            add.spp = 2;
+            add.algorithm = static_cast<uint8_t>(alg);
+            const auto key = test_key(alg);
+            add.key_len = static_cast<uint8_t>(key.size());
+            std::copy(key.begin(), key.end(), add.key);
+            sa_wire::update remove;
+            remove.operation = static_cast<uint8_t>(sa_wire::op::remove_key);
+            remove.spp = 2;
+            uint32_t key_id = 2;
+            for (auto _ : state) {
+                add.key_id = remove.key_id = key_id++;
+                for (const sa_wire::update* u : {&add, &remove}) {
+                    auto r = apply_update(*current, *u, eng);
+                    if (!r || r->next == nullptr) {
+                        state.SkipWithError(r ? "nothing changed" : r.message().c_str());
+                        return;
+                    }
+                    current = std::move(r->next);
+                }
+            }
+            state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * 2);
+            state.counters["per_update"] = benchmark::Counter(
+                static_cast<double>(state.iterations()) * 2, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+        })->Unit(benchmark::kNanosecond);
+    }
 }
 
 } // namespace ptpsec::bench

@@ -7,6 +7,7 @@
 #include <drivers/base/result.h>
 #include <drivers/icv/algorithm.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -74,6 +75,16 @@ public:
     /// without allocating (per-sender GMAC subkeys are derived this way).
     /// Returns false if the key length does not suit the algorithm.
     virtual bool rekey(prepared_key& pk, std::span<const uint8_t> key) noexcept = 0;
+
+    /// Room for a key of `alg` that rekey() fills later (the slots of a
+    /// GMAC subkey table): it holds no usable key before that. Not for the
+    /// fast path: it allocates. By default a key of zeros is prepared;
+    /// engines that can skip that expansion do.
+    virtual result<key_handle> prepare_slot(algorithm alg) {
+        const std::array<uint8_t, max_key_len> zeros{};
+        const uint8_t len = info(alg).key_len;
+        return prepare(alg, std::span<const uint8_t>(zeros.data(), len != 0 ? len : 32));
+    }
 
     /// Computes the ICV of every request. Returns the number computed, which
     /// is n unless a request was invalid (a programming error, not a packet

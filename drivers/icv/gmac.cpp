@@ -76,10 +76,9 @@ gmac_sender_keys::create(engine& eng, algorithm gmac_alg, std::span<const uint8_
     }
     capacity = std::bit_ceil(std::max<size_t>(capacity, probe_limit));
     std::unique_ptr<gmac_sender_keys> keys(new gmac_sender_keys(std::move(kdf).value(), capacity));
-    // Every slot gets its prepared key now, so that a lookup only re-keys.
-    const std::array<uint8_t, 32> zero_key{};
+    // Every slot gets room for its key now, so that a lookup only re-keys.
     auto prepare_slot = [&](entry& e) -> status {
-        auto k = eng.prepare(gmac_alg, std::span<const uint8_t>(zero_key.data(), info(gmac_alg).key_len));
+        auto k = eng.prepare_slot(gmac_alg);
         if (!k) {
             return k.err();
         }

@@ -305,6 +305,10 @@ result<key_handle> ipsecmb_engine::prepare(algorithm alg, std::span<const uint8_
     return key_handle(std::move(k));
 }
 
+result<key_handle> ipsecmb_engine::prepare_slot(algorithm alg) {
+    return key_handle(std::make_unique<imb_key>(alg, arch_for(alg)));
+}
+
 bool ipsecmb_engine::rekey(prepared_key& pk, std::span<const uint8_t> key) noexcept {
     if (pk.made_by() != prepared_key::backend::ipsecmb) {
         return false;

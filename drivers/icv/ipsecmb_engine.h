@@ -60,6 +60,8 @@ public:
     std::string_view name() const noexcept override { return _name; }
     result<key_handle> prepare(algorithm alg, std::span<const uint8_t> key) override;
     bool rekey(prepared_key& pk, std::span<const uint8_t> key) noexcept override;
+    /// Allocation only: no key schedule is computed for a slot.
+    result<key_handle> prepare_slot(algorithm alg) override;
     uint16_t compute_burst(const mac_request* reqs, uint16_t n) noexcept override;
 
     imb_arch arch_for(algorithm alg) const noexcept { return _plan[static_cast<size_t>(alg)]; }
