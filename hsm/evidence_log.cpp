@@ -1,5 +1,6 @@
 #include <hsm/evidence_log.h>
 
+#include <drivers/base/file.h>
 #include <drivers/base/unique_fd.h>
 
 #include <fmt/format.h>
@@ -44,25 +45,11 @@ status fsync_directory(const fs::path& dir) {
 }
 
 result<std::vector<uint8_t>> read_whole(const fs::path& path) {
-    unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) {
-        return error{fmt::format("evidence log: cannot open {}: {}", path.string(), errno_text(errno))};
+    auto octets = read_whole_file(path.string());
+    if (!octets) {
+        return error{fmt::format("evidence log: {}", octets.message())};
     }
-    std::vector<uint8_t> out;
-    std::array<uint8_t, 65536> buf{};
-    for (;;) {
-        const ssize_t n = ::read(fd.get(), buf.data(), buf.size());
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return error{fmt::format("evidence log: cannot read {}: {}", path.string(), errno_text(errno))};
-        }
-        if (n == 0) {
-            return out;
-        }
-        out.insert(out.end(), buf.begin(), buf.begin() + n);
-    }
+    return octets;
 }
 
 /// N of "<base>.<N>.cbor", or nothing for any other name.

@@ -1,5 +1,6 @@
 #include <control/verifier/cli.h>
 
+#include <drivers/base/file.h>
 #include <drivers/base/hex.h>
 
 #include <control/verifier/audit_store.h>
@@ -657,19 +658,6 @@ int cli_commands::state::run_verify() {
     return r.ok() ? exit_ok : exit_failed;
 }
 
-/// A whole file, or why not.
-result<std::vector<uint8_t>> read_whole(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        return error{fmt::format("{}: cannot read it: {}", path, std::strerror(errno))};
-    }
-    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (in.bad()) {
-        return error{fmt::format("{}: cannot read it", path)};
-    }
-    return bytes;
-}
-
 std::string evidence_summary(const hsm::event_claims& c, const hsm::batch_payload& b) {
     return fmt::format("event {} of \"{}\": {} {} seq {} from {} at {} ({} ns), batch counter {}", c.event_index,
                        c.signer_id, c.direction == event_direction::tx ? "sent" : "received",
@@ -686,7 +674,7 @@ int cli_commands::state::run_extract() {
     std::optional<uint64_t> highest;
     std::vector<std::string> problems;
     for (const auto& f : *files) {
-        auto bytes = read_whole(f);
+        auto bytes = read_whole_file(f);
         if (!bytes) {
             return report(bytes.message());
         }
@@ -742,7 +730,7 @@ int cli_commands::state::run_extract() {
 }
 
 int cli_commands::state::run_check_event() {
-    auto bytes = read_whole(evidence_file);
+    auto bytes = read_whole_file(evidence_file);
     if (!bytes) {
         return report(bytes.message());
     }
