@@ -62,9 +62,11 @@ protected:
         _audit = "sqlite:" + _dir.file("audit.db");
     }
 
-    void enrol_cli() {
-        const auto r = run_cli({"registrar", "enrol", "--db", _db, "--signer-id", "gm-a", "--software",
-                                _dir.file("gm-a.pem"), "--allow-software"});
+    /// `ptpsecctl registrar enrol` of a software signer: `signer_id` with the
+    /// key of software(_dir, `key`), in the Registrar `db` (default: _db).
+    void enrol_cli(const std::string& signer_id = "gm-a", const std::string& key = "gm-a", std::string db = {}) {
+        const auto r = run_cli({"registrar", "enrol", "--db", db.empty() ? _db : db, "--signer-id", signer_id,
+                                "--software", _dir.file(key + ".pem"), "--allow-software"});
         ASSERT_EQ(r.code, 0) << r.out << r.err;
     }
 
@@ -262,19 +264,13 @@ TEST_F(cli_test, one_events_evidence_is_extracted_and_checked_on_its_own) {
     // A registrar that does not know the signer.
     auto other = software(_dir, "observer-b");
     const std::string other_db = _dir.file("other.db");
-    ASSERT_EQ(run_cli({"registrar", "enrol", "--db", other_db, "--signer-id", "observer-b", "--software",
-                       _dir.file("observer-b.pem"), "--allow-software"})
-                  .code,
-              0);
+    ASSERT_NO_FATAL_FAILURE(enrol_cli("observer-b", "observer-b", other_db));
     auto unknown = run_cli({"evidence", "check-event", ev, "--registrar", other_db});
     EXPECT_EQ(unknown.code, 1);
     EXPECT_EQ(unknown.out, "FAILED unknown signer: signer \"gm-a\" is not enrolled in the registrar\n");
     // The same signer_id enrolled with another key.
     const std::string impostor_db = _dir.file("impostor.db");
-    ASSERT_EQ(run_cli({"registrar", "enrol", "--db", impostor_db, "--signer-id", "gm-a", "--software",
-                       _dir.file("observer-b.pem"), "--allow-software"})
-                  .code,
-              0);
+    ASSERT_NO_FATAL_FAILURE(enrol_cli("gm-a", "observer-b", impostor_db));
     auto wrong_key = run_cli({"evidence", "check-event", ev, "--registrar", impostor_db});
     EXPECT_EQ(wrong_key.code, 1);
     EXPECT_TRUE(wrong_key.out.starts_with("FAILED evidence: ")) << wrong_key.out;
@@ -297,10 +293,7 @@ TEST_F(cli_test, evidence_queries) {
     chain c(*_signer, "gm-a");
     write_bytes(_dir.file("a.log"), make_log({c.next(2), c.next(2)}).bytes);
     auto other = software(_dir, "observer-b");
-    ASSERT_EQ(run_cli({"registrar", "enrol", "--db", _db, "--signer-id", "observer-b", "--software",
-                       _dir.file("observer-b.pem"), "--allow-software"})
-                  .code,
-              0);
+    ASSERT_NO_FATAL_FAILURE(enrol_cli("observer-b", "observer-b"));
     chain b(*other, "observer-b");
     write_bytes(_dir.file("b.log"), make_log({b.next(2, std::nullopt, std::nullopt, 80'000)}).bytes);
     ASSERT_EQ(run_cli({"evidence", "verify", _dir.file("a.log"), "--registrar", _db, "--audit", _audit}).code, 0);
