@@ -251,11 +251,15 @@ private:
         }
 
         const auto queues = static_cast<uint16_t>(_workers.size());
+        _opt.ports.rx_timestamp = _chk.rx_timestamp_ns_per_unit != 0;
         auto ports = start_ports({_opt.inside, _opt.outside}, _opt.ports, queues);
         if (!ports) {
             return ports.err();
         }
         _ports = std::move(ports).value();
+        if (auto st = find_rx_timestamps(); !st) {
+            return st;
+        }
         rte_mempool* pool = rte_mempool_lookup(mbuf_pool_name);
         if (_tickets && pool == nullptr) {
             return error{fmt::format("--tickets: no mbuf pool {} to take reinjected frames from", mbuf_pool_name)};
@@ -312,6 +316,9 @@ private:
         wo.burst = _opt.burst;
         wo.tx_retry = _opt.tx_retry;
         wo.rx_tsc_offset = _rx_tsc_offset;
+        wo.rx_timestamp_offset = _rx_timestamp_offset;
+        wo.rx_timestamp_flag = _rx_timestamp_flag;
+        wo.rx_timestamp_ns_per_unit = _chk.rx_timestamp_ns_per_unit;
         wo.retired_keys = _retired_keys;
         wo.wire = _opt.wire;
         for (size_t k = 0; k < _workers.size(); ++k) {
@@ -377,6 +384,26 @@ private:
             _steered = _ports;
         }
         _steering_notes = std::move(steered->notes);
+        return ok_status();
+    }
+
+    /// --rx-timestamps port-ns|port-us: the mbuf field and flag of the
+    /// PMDs' RX timestamps, registered by a PMD that gives them (at probe or
+    /// when the offload is configured). None registered: nothing would ever
+    /// be stamped, which the operator should hear of at start.
+    status find_rx_timestamps() {
+        if (_chk.rx_timestamp_ns_per_unit == 0) {
+            return ok_status();
+        }
+        const int offset = rte_mbuf_dynfield_lookup(RTE_MBUF_DYNFIELD_TIMESTAMP_NAME, nullptr);
+        const int bit = rte_mbuf_dynflag_lookup(RTE_MBUF_DYNFLAG_RX_TIMESTAMP_NAME, nullptr);
+        if (offset < 0 || bit < 0) {
+            return error{fmt::format("--rx-timestamps {}: neither port's PMD gives RX timestamps ({} and {} offer no "
+                                     "RTE_ETH_RX_OFFLOAD_TIMESTAMP); use --rx-timestamps clock",
+                                     _opt.rx_timestamps, port_label(_opt.inside), port_label(_opt.outside))};
+        }
+        _rx_timestamp_offset = offset;
+        _rx_timestamp_flag = 1ULL << static_cast<unsigned>(bit);
         return ok_status();
     }
 
@@ -478,8 +505,11 @@ private:
                        _tickets->name(), _tickets->slots());
         }
         if (_event_ring != nullptr) {
-            fmt::print("  timing events ({}) on a ring of {}, clock {}{}\n", _opt.events,
+            fmt::print("  timing events ({}) on a ring of {}, clock {}{}{}\n", _opt.events,
                        rte_ring_get_size(_event_ring), _clock->name(),
+                       _rx_timestamp_offset >= 0
+                           ? fmt::format(", RX stamped by the port where it gives a time ({})", _opt.rx_timestamps)
+                           : "",
                        _event_dump ? fmt::format(", written to {}", _opt.event_dump) : "");
         }
         std::fflush(stdout);
@@ -790,6 +820,8 @@ private:
     std::vector<std::string> _steering_notes;
     std::array<rte_ring*, 2> _handoff{}; ///< per path, several workers only
     int _rx_tsc_offset = -1;
+    int _rx_timestamp_offset = -1; ///< --rx-timestamps port-*: rte_dynfield_timestamp
+    uint64_t _rx_timestamp_flag = 0;
     rte_ring* _retired_keys = nullptr; ///< to the PTP worker, with replay protection on
     std::vector<worker_slot> _workers;
     std::vector<worker_counters> _worker_counters;

@@ -184,6 +184,15 @@ result<checked_options> check_options(const app_options& o) {
     } else if (o.events != "rx" && o.events != "tx" && o.events != "both") {
         return error{fmt::format("--events {}: use none, rx, tx or both", o.events)};
     }
+    if (o.rx_timestamps == "port-ns" || o.rx_timestamps == "port-us") {
+        if (o.events != "rx" && o.events != "both") {
+            return error{fmt::format("--rx-timestamps {} stamps RX timing events: it needs --events rx or both",
+                                     o.rx_timestamps)};
+        }
+        c.rx_timestamp_ns_per_unit = o.rx_timestamps == "port-ns" ? 1 : 1000;
+    } else if (o.rx_timestamps != "clock") {
+        return error{fmt::format("--rx-timestamps {}: use clock, port-ns or port-us", o.rx_timestamps)};
+    }
     PTPSEC_TRY(mask, event_types_from(o.event_types));
     c.event_types = *mask;
     if (o.attest.backend != "none" && !o.event_dump.empty()) {
@@ -283,6 +292,12 @@ void add_options(CLI::App& cli, app_options& opt) {
         ->capture_default_str();
     cli.add_option("--clock", opt.clock,
                    "clock of the event timestamps, first that opens: ethdev:PORT, phc:/dev/ptpN, tai")
+        ->capture_default_str();
+    cli.add_option("--rx-timestamps", opt.rx_timestamps,
+                   "time of RX timing events: clock (the --clock, read once per burst), or port-ns / port-us (the "
+                   "time the port's PMD stamps on each frame, RTE_ETH_RX_OFFLOAD_TIMESTAMP, in that unit: ns for "
+                   "NICs that stamp with their PHC, us for net_pcap replaying a capture; frames without one keep "
+                   "the clock's time)")
         ->capture_default_str();
     cli.add_option("--event-types", opt.event_types,
                    "which messageTypes give event records: timing (Sync, Delay_Req, Pdelay_Req, Pdelay_Resp, "

@@ -46,6 +46,7 @@ struct app_options {
     std::string events = "none"; ///< none, rx, tx, both
     std::string event_types = "timing";
     std::string clock = "tai";
+    std::string rx_timestamps = "clock"; ///< clock, port-ns, port-us
     unsigned event_ring = 65536;
     std::string event_dump;
     uint32_t replay_window = 64; ///< 0: no replay protection
@@ -69,6 +70,9 @@ struct checked_options {
     bool initial_key = false;          ///< --sign named a key
     steering_mode steering = steering_mode::automatic;
     event_mask event_types;
+    /// --rx-timestamps port-ns or port-us: nanoseconds per unit of the PMD's
+    /// per-frame RX timestamp (1 or 1000); 0: the clock's time (clock).
+    uint32_t rx_timestamp_ns_per_unit = 0;
 };
 
 /// Every check of the options that needs neither EAL nor a port, so that a

@@ -59,6 +59,9 @@ result<std::vector<uint16_t>> start_ports(const std::vector<uint16_t>& ports, co
             conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_hf = rss;
         }
+        if (opt.rx_timestamp) {
+            conf.rxmode.offloads |= info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_TIMESTAMP;
+        }
         if (int rc = rte_eth_dev_configure(p, queues, queues, &conf); rc < 0) {
             return fail(port_error(p, "configure", rc));
         }
@@ -85,6 +88,12 @@ result<std::vector<uint16_t>> start_ports(const std::vector<uint16_t>& ports, co
         (void)rte_eth_promiscuous_enable(p);
     }
     return started;
+}
+
+std::string port_label(uint16_t port) {
+    rte_eth_dev_info info{};
+    const char* driver = rte_eth_dev_info_get(port, &info) == 0 ? info.driver_name : nullptr;
+    return fmt::format("port {} ({})", port, driver != nullptr ? driver : "?");
 }
 
 void stop_ports(const std::vector<uint16_t>& ports) noexcept {

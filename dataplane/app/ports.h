@@ -9,6 +9,7 @@
 #include <drivers/base/result.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 struct rte_mempool;
@@ -22,6 +23,10 @@ struct port_options {
     uint16_t rx_desc = 1024;
     uint16_t tx_desc = 1024;
     uint32_t mbufs = 8191;
+    /// Ask every port whose PMD offers it for a timestamp on each received
+    /// frame (RTE_ETH_RX_OFFLOAD_TIMESTAMP; the rte_dynfield_timestamp
+    /// field, flagged by rte_dynflag_rx_timestamp).
+    bool rx_timestamp = false;
 };
 
 /// Configures and starts the ports with `queues` RX and TX queues each; the
@@ -29,6 +34,9 @@ struct port_options {
 /// them with stop_ports()).
 result<std::vector<uint16_t>> start_ports(const std::vector<uint16_t>& ports, const port_options& opt,
                                           uint16_t queues = 1);
+
+/// "port N (DRIVER)", for messages.
+std::string port_label(uint16_t port);
 
 /// Stops and closes the ports.
 void stop_ports(const std::vector<uint16_t>& ports) noexcept;

@@ -25,6 +25,7 @@
 #include <array>
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -424,6 +425,7 @@ TEST_F(dataplane_app, timing_events_record_each_forwarded_frame_as_it_arrived_an
     for (const auto& e : recs) {
         EXPECT_EQ(e.version, event_record_version);
         EXPECT_GE(e.timestamp_ns + 60'000'000'000ULL, before) << "a CLOCK_TAI reading of this run";
+        EXPECT_EQ(e.flags, 0) << "read in software, not stamped by the port";
         if (e.direction == event_direction::rx) {
             ASSERT_LT(rx, want.size());
             EXPECT_EQ(e.port_id, 1) << "received on the outside port";
@@ -443,6 +445,90 @@ TEST_F(dataplane_app, timing_events_record_each_forwarded_frame_as_it_arrived_an
     EXPECT_EQ(st.at("events_ring_full"), 0);
     EXPECT_NE(r.out.find(fmt::format("timing events written to {}: {}", dump, recs.size())), std::string::npos)
         << r.out;
+}
+
+/// The event records of an --event-dump file.
+std::vector<event_record> read_event_dump(const std::string& path) {
+    const std::string bytes = test::read_file(path);
+    EXPECT_EQ(bytes.size() % sizeof(event_record), 0U);
+    std::vector<event_record> recs(bytes.size() / sizeof(event_record));
+    std::memcpy(recs.data(), bytes.data(), recs.size() * sizeof(event_record));
+    return recs;
+}
+
+TEST_F(dataplane_app, rx_timestamps_port_us_stamps_each_rx_event_with_the_time_the_port_gave_its_frame) {
+    // net_pcap gives every frame it reads the time of its capture header,
+    // in microseconds: with --rx-timestamps port-us each RX event carries
+    // that time, flagged as the port's, also for frames the second worker
+    // received and handed to the PTP worker. TX events keep the clock's.
+    std::map<std::array<uint8_t, event_digest_len>, uint64_t> captured_ns;
+    for (const auto& p : _capture) {
+        const located l = locate(p.data);
+        if (l.auth == 0 || !event_mask::timing().selects_value(p.data[l.ptp] & 0x0F)) {
+            continue;
+        }
+        const uint64_t ns = static_cast<uint64_t>(p.hdr.ts.tv_sec) * 1'000'000'000ULL +
+                            static_cast<uint64_t>(p.hdr.ts.tv_usec) * 1000ULL;
+        ASSERT_TRUE(captured_ns.emplace(event_digest_of(p.data.data() + l.ptp, p.data.size() - l.ptp), ns).second);
+    }
+    ASSERT_GT(captured_ns.size(), 100U);
+    auto check = [&](const std::vector<event_record>& recs, const std::string& run) {
+        size_t rx = 0;
+        for (const auto& e : recs) {
+            if (e.direction == event_direction::tx) {
+                EXPECT_EQ(e.flags, 0) << run << ": a TX event read in software";
+                continue;
+            }
+            ++rx;
+            const auto it = captured_ns.find(e.digest);
+            ASSERT_NE(it, captured_ns.end()) << run << ": an RX event of no frame of the capture";
+            EXPECT_EQ(e.timestamp_ns, it->second) << run << ": seq " << e.sequenceId;
+            EXPECT_EQ(e.flags, event_flag_hw_timestamp) << run << ": seq " << e.sequenceId;
+        }
+        EXPECT_EQ(rx, captured_ns.size()) << run;
+    };
+
+    const std::string dump = _dir.file("events.bin");
+    auto r = run(_dir.file("empty.pcap"), capture,
+                 {"--sa-file", shipped_sa_file, "--inside-policy", "pass", "--events", "both", "--rx-timestamps",
+                  "port-us", "--event-dump", dump});
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    EXPECT_NE(r.out.find("RX stamped by the port where it gives a time (port-us)"), std::string::npos) << r.out;
+    check(read_event_dump(dump), "one worker");
+
+    std::array<std::vector<packet>, 2> half;
+    for (size_t i = 0; i < _capture.size(); ++i) {
+        half[i % 2].push_back(_capture[i]);
+    }
+    const std::string q0 = _dir.file("ts-q0.pcap");
+    const std::string q1 = _dir.file("ts-q1.pcap");
+    write_packets(q0, DLT_EN10MB, half[0]);
+    write_packets(q1, DLT_EN10MB, half[1]);
+    const std::string empty = _dir.file("empty.pcap");
+    r = run_queues({empty, empty}, {q0, q1}, "0@(0-1),1@(0-1),2@(0-1)",
+                   {"--sa-file", shipped_sa_file, "--inside-policy", "pass", "--events", "rx", "--rx-timestamps",
+                    "port-us", "--event-dump", dump});
+    ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+    EXPECT_GT(path_stats("outside->inside").at("handed_off").get<uint64_t>(), 100U);
+    check(read_event_dump(dump), "two workers");
+}
+
+TEST(dataplane_app_ports, rx_timestamps_from_ports_that_give_none_is_refused_at_start) {
+    // net_ring ports stamp nothing: --rx-timestamps port-ns would leave
+    // every event on the clock's time while saying otherwise.
+    test::temp_dir dir;
+    const std::string prefix = fmt::format("ptpsec-app-ring-{}", ::getpid());
+    runtime_dir_guard runtime(prefix);
+    const auto r = test::run_program(
+        dir, test::program_from_env("PTPSEC_DATAPLANE"),
+        dataplane_command("-l0", prefix, {"--vdev=net_ring0", "--vdev=net_ring1"},
+                          {"--inside-policy", "pass", "--events", "rx", "--rx-timestamps", "port-ns"}),
+        std::chrono::seconds(60));
+    EXPECT_NE(r.exit_code, 0) << r.out;
+    EXPECT_NE(r.err.find("--rx-timestamps port-ns: neither port's PMD gives RX timestamps (port 0 (net_ring) and "
+                         "port 1 (net_ring) offer no RTE_ETH_RX_OFFLOAD_TIMESTAMP); use --rx-timestamps clock"),
+              std::string::npos)
+        << r.err << r.out;
 }
 
 TEST_F(dataplane_app, event_types_choose_which_messages_give_records) {

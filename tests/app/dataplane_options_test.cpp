@@ -110,6 +110,11 @@ TEST(dataplane_options, every_refusal_names_the_file_and_the_mistake) {
         {"", "--inside-policy sign needs --sign SPP"},
         {"sign = \"2:1\"\n", "--sign 2:1 names a key, which needs --sa-file"},
         {"sign = \"2\"\nevents = \"rx\"\nevent-types = \"sync,fast\"\n", "\"fast\" is not a PTP messageType"},
+        {"sign = \"2\"\nevents = \"rx\"\nrx-timestamps = \"port\"\n",
+         "--rx-timestamps port: use clock, port-ns or port-us"},
+        {"sign = \"2\"\nevents = \"tx\"\nrx-timestamps = \"port-us\"\n",
+         "--rx-timestamps port-us stamps RX timing events: it needs --events rx or both"},
+        {"sign = \"2\"\nrx-timestamps = \"port-ns\"\n", "it needs --events rx or both"},
         {"sign = \"2\"\nattest = \"software\"\nevents = \"rx\"\nevent-dump = \"e.bin\"\n",
          "--attest and --event-dump both take the event records"},
     };
