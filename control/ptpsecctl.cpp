@@ -180,6 +180,7 @@ int list_sas(const std::string& prefix, bool json) {
     fmt::print("{:<5} {:<10} {:<16} {:<4} {:<8} {:<13} {:<14} {:<14} {}\n", "SPP", "KEY", "ALGORITHM", "ICV", "SIGNS",
                "SEQID_WINDOW", "ALLOW_MUTABLE", "LIFETIME_LEFT", "TICKET");
     std::vector<std::string> retired_lines;
+    std::vector<std::string> gmac_lines;
     for (const auto& [spp, sa] : sas->items()) {
         const ordered_json keys = sa.value("keys", ordered_json::object());
         const char* allow_mutable = count_of(sa, "allow_mutable") != 0 ? "yes" : "no";
@@ -188,6 +189,12 @@ int list_sas(const std::string& prefix, bool json) {
                        count_of(k, "key_id"), k.value("algorithm", "?"), count_of(k, "icv_length"),
                        count_of(k, "current") != 0 ? "current" : "", count_of(sa, "seqid_window"), allow_mutable,
                        remaining_lifetime(k), ticket_of(k));
+            if (k.contains("gmac_derivations")) {
+                gmac_lines.push_back(
+                    fmt::format("spp {} key {}: {} derived, {} of them outside the table of {}", count_of(sa, "spp"),
+                                count_of(k, "key_id"), count_of(k, "gmac_derivations"),
+                                count_of(k, "gmac_scratch_derivations"), count_of(k, "gmac_sender_slots")));
+            }
         }
         if (keys.empty()) {
             fmt::print("{:<5} {:<10} {:<16} {:<4} {:<8} {:<13} {:<14} {:<14} {}\n", count_of(sa, "spp"), "-", "-", "-",
@@ -200,6 +207,14 @@ int list_sas(const std::string& prefix, bool json) {
                 ids.push_back(id.get<uint64_t>());
             }
             retired_lines.push_back(fmt::format("spp {}: {}", count_of(sa, "spp"), fmt::join(ids, " ")));
+        }
+    }
+    if (!gmac_lines.empty()) {
+        // Rising with a steady set of senders: made-up senders, or more
+        // senders than slots (docs/security.md, "Made-up senders").
+        fmt::print("AES-GMAC sender subkeys:\n");
+        for (const auto& l : gmac_lines) {
+            fmt::print("  {}\n", l);
         }
     }
     if (!retired_lines.empty()) {

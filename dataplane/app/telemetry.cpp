@@ -294,7 +294,8 @@ private:
 };
 
 /// {"2": {"spp": 2, ..., "retired_key_ids": [3, 4], "keys": {"1": {"key_id": 1, "algorithm": ...,
-/// "icv_length": 16, "current": 1, "ticket_length": 0, "remaining_lifetime_s": 3600 or "never"}}}}
+/// "icv_length": 16, "current": 1, "ticket_length": 0, "remaining_lifetime_s": 3600 or "never"}}}}; AES-GMAC
+/// keys also "gmac_sender_slots", "gmac_derivations" and "gmac_scratch_derivations".
 void fill_sa_version(const sa_database& db, rte_tel_data* d) {
     // The clock of key deadlines (dataplane/sa_update_wire.h).
     const uint64_t now_ns = monotonic_now_ns();
@@ -319,6 +320,14 @@ void fill_sa_version(const sa_database& db, rte_tel_data* d) {
             // only (0: none), never the octets.
             const key_ticket* ticket = sa->find_ticket(key->key_id);
             add_int(k.get(), "ticket_length", ticket != nullptr ? ticket->length : 0);
+            if (key->gmac) {
+                // Per-sender subkeys (docs/security.md, "Made-up senders"):
+                // derivations that keep rising with a steady set of senders
+                // mean made-up senders, or more senders than slots.
+                add_u64(k.get(), "gmac_sender_slots", key->gmac->capacity());
+                add_u64(k.get(), "gmac_derivations", key->gmac->derivations());
+                add_u64(k.get(), "gmac_scratch_derivations", key->gmac->scratch_derivations());
+            }
             if (key->expires_ns == 0) {
                 add_string(k.get(), "remaining_lifetime_s", "never");
             } else {

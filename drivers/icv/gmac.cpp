@@ -111,7 +111,7 @@ const gmac_sender_keys::entry* gmac_sender_keys::derive(engine& eng, const uint8
     entry* slot = free_slot != nullptr ? free_slot : unconfirmed;
     if (slot == nullptr) {
         slot = &_scratch;
-        ++_scratch_derivations;
+        bump(_scratch_derivations);
     }
     uint8_t okm[32 + gmac_salt_len];
     const size_t key_len = info(_kdf.alg()).key_len;
@@ -125,7 +125,7 @@ const gmac_sender_keys::entry* gmac_sender_keys::derive(engine& eng, const uint8
     std::memcpy(slot->port_identity.data(), port_identity, port_identity_len);
     slot->used = true;
     secure_wipe(okm, sizeof(okm));
-    ++_derivations;
+    bump(_derivations);
     return slot;
 }
 

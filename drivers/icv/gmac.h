@@ -116,9 +116,12 @@ public:
         return e != nullptr ? e : derive(eng, port_identity);
     }
 
-    uint64_t derivations() const noexcept { return _derivations; }
+    /// Read from any thread (telemetry); written by the one writer.
+    uint64_t derivations() const noexcept { return _derivations.load(std::memory_order_relaxed); }
     /// Derivations that found no free or unconfirmed slot near their hash.
-    uint64_t scratch_derivations() const noexcept { return _scratch_derivations; }
+    uint64_t scratch_derivations() const noexcept { return _scratch_derivations.load(std::memory_order_relaxed); }
+    /// Slots of the table (a power of two).
+    size_t capacity() const noexcept { return _table.size(); }
     algorithm alg() const noexcept { return _kdf.alg(); }
 
 private:
@@ -141,8 +144,13 @@ private:
     std::vector<entry> _table;
     entry _scratch;
     size_t _mask;
-    uint64_t _derivations = 0;
-    uint64_t _scratch_derivations = 0;
+    // One writer: a relaxed load and store, no locked add.
+    static void bump(std::atomic<uint64_t>& c) noexcept {
+        c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+
+    std::atomic<uint64_t> _derivations{0};
+    std::atomic<uint64_t> _scratch_derivations{0};
 };
 
 /// The IV counter of one signer. Lock-free: lcores sharing a key draw from

@@ -5,10 +5,12 @@
 // PID and its EAL runtime directory removed whichever way a test ends.
 
 #include "../linuxptp_capture.h"
+#include "../pcap_files.h"
 #include "../process.h"
 #include "app_helpers.h"
 
 #include <control/telemetry_client.h>
+#include <dataplane/ptp/frame.h>
 
 #include <gtest/gtest.h>
 
@@ -21,6 +23,7 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -49,6 +52,11 @@ struct running_dataplane {
     running_dataplane(const temp_dir& dir, const std::string& exe, const std::string& file_prefix,
                       const std::string& stripped, const std::vector<std::string>& eal_extra)
         : prefix(file_prefix), runtime(file_prefix), program(dir, exe, args(stripped, eal_extra)) {}
+    /// One on these `devices` (--vdev ...) with these options of ours.
+    running_dataplane(const temp_dir& dir, const std::string& exe, const std::string& file_prefix,
+                      const std::vector<std::string>& devices, const std::vector<std::string>& options)
+        : prefix(file_prefix), runtime(file_prefix),
+          program(dir, exe, dataplane_command("-l0", file_prefix, devices, options)) {}
 
     std::vector<std::string> args(const std::string& stripped, const std::vector<std::string>& eal_extra) const {
         std::vector<std::string> devices = {
@@ -226,6 +234,59 @@ TEST_F(telemetry, stats_count_both_paths_and_grow_while_traffic_flows) {
         EXPECT_NE(dp->program.out().find("counters (at exit):"), std::string::npos) << dp->program.out();
     }
     EXPECT_FALSE(fs::exists(runtime)) << runtime;
+}
+
+TEST_F(telemetry, sa_list_counts_the_sender_subkeys_an_aes_gmac_key_derived) {
+    // The capture signed under an AES-GMAC key (each sender with its own
+    // subkey), replayed without end into a verifying data plane: one
+    // derivation per sender however often its frames come round, none
+    // outside the table.
+    const std::string sa_file = _dir.file("gmac.conf");
+    test::write_file(sa_file, "[security_association]\nspp 3\n9 AES128-GMAC HEX:000102030405060708090a0b0c0d0e0f\n");
+    const std::string gmac = _dir.file("gmac.pcap");
+    const auto signed_run = ctl({"pcap", "sign", "--sa-file", sa_file, "--spp", "3", "--key-id", "9", _stripped, gmac});
+    ASSERT_EQ(signed_run.exit_code, exit_ok) << signed_run.err;
+    std::set<std::vector<uint8_t>> senders;
+    for (const auto& p : test::read_packets(gmac)) {
+        ptp::frame_info fi;
+        if (ptp::classify_frame(p.data.data(), p.data.size(), fi) == ptp::error::none &&
+            fi.ptp_avail >= ptp::header_len) {
+            const auto* pid = p.data.data() + fi.ptp_offset + 20; // sourcePortIdentity
+            senders.emplace(pid, pid + 10);
+        }
+    }
+    ASSERT_GE(senders.size(), 2U) << "a master and a slave";
+
+    static int runs = 0;
+    const std::string prefix = fmt::format("ptpsec-tele-gmac-{}-{}", ::getpid(), ++runs);
+    running_dataplane dp(_dir, _dataplane, prefix,
+                         {fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null", _stripped),
+                          fmt::format("--vdev=net_pcap1,rx_pcap={},tx_pcap=/dev/null,infinite_rx=1", gmac)},
+                         {"--sa-file", sa_file, "--inside-policy", "pass", "--outside-policy", "verify"});
+    ASSERT_TRUE(serving(dp));
+    ASSERT_TRUE(wait_until(
+        [&] {
+            return stats(dp).at("paths").at("outside_to_inside").at("rx").get<uint64_t>() >
+                   3 * test::linuxptp_capture_frames;
+        },
+        std::chrono::seconds(30), "the capture to come round three times"));
+    const auto r = ctl({"sa", "list", "--file-prefix", dp.prefix, "--json"});
+    ASSERT_EQ(r.exit_code, exit_ok) << r.err;
+    const json key = json::parse(r.out).at("3").at("keys").at("9");
+    EXPECT_EQ(key.at("algorithm"), "aes-gmac-128");
+    EXPECT_EQ(key.at("gmac_sender_slots"), 64);
+    EXPECT_EQ(key.at("gmac_derivations"), senders.size()) << key.dump();
+    EXPECT_EQ(key.at("gmac_scratch_derivations"), 0) << key.dump();
+    EXPECT_GT(stats(dp).at("paths").at("outside_to_inside").at("verified").get<uint64_t>(), 0U);
+
+    const auto table = ctl({"sa", "list", "--file-prefix", dp.prefix});
+    ASSERT_EQ(table.exit_code, exit_ok) << table.err;
+    EXPECT_NE(table.out.find(fmt::format("AES-GMAC sender subkeys:\n  spp 3 key 9: {} derived, 0 of them outside the "
+                                         "table of 64\n",
+                                         senders.size())),
+              std::string::npos)
+        << table.out;
+    EXPECT_EQ(dp.program.stop(), exit_ok) << dp.program.err();
 }
 
 TEST_F(telemetry, sa_list_names_keys_and_algorithms_never_key_bytes) {
