@@ -262,15 +262,26 @@ void register_stage_benchmarks() {
     // of ALG and the remove_key of the same key, so that the database stays
     // as it was; per update. The rest of an update's way (ring, publication,
     // acknowledgement, the worker's next burst) is sa_update_bench.py's.
-    for (const auto alg :
-         {icv::algorithm::hmac_sha256_128, icv::algorithm::aes_cmac_128, icv::algorithm::aes_gmac_128}) {
-        benchmark::RegisterBenchmark(fmt::format("sa-apply/{}", icv::info(alg).name).c_str(), [alg](benchmark::State&
-                                                                                                        state) {
+    // sa-apply/aes-gmac-128/senders:N: with --gmac-senders N, the per-sender
+    // subkey table the key comes with.
+    struct apply_case {
+        icv::algorithm alg;
+        size_t gmac_senders;
+    };
+    for (const auto [alg, gmac_senders] :
+         {apply_case{icv::algorithm::hmac_sha256_128, default_gmac_senders},
+          apply_case{icv::algorithm::aes_cmac_128, default_gmac_senders},
+          apply_case{icv::algorithm::aes_gmac_128, default_gmac_senders}, apply_case{icv::algorithm::aes_gmac_128, 256},
+          apply_case{icv::algorithm::aes_gmac_128, max_gmac_senders}}) {
+        const std::string name = gmac_senders == default_gmac_senders
+                                     ? fmt::format("sa-apply/{}", icv::info(alg).name)
+                                     : fmt::format("sa-apply/{}/senders:{}", icv::info(alg).name, gmac_senders);
+        benchmark::RegisterBenchmark(name.c_str(), [alg, gmac_senders](benchmark::State& state) {
             icv::ipsecmb_engine eng(icv::default_arch_plan());
             sa_config sa;
             sa.spp = 2;
             sa.keys.push_back(key_config{1, alg, key_bytes(test_key(alg)), "bench"});
-            auto installed = sa_database::install(eng, std::vector<sa_config>{sa});
+            auto installed = sa_database::install(eng, std::vector<sa_config>{sa}, gmac_senders);
             if (!installed) {
                 state.SkipWithError(installed.message().c_str());
                 return;

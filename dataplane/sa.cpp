@@ -18,7 +18,8 @@ size_t sa_database::size() const noexcept {
     return n;
 }
 
-result<std::shared_ptr<sa_key>> make_sa_key(icv::engine& eng, uint8_t spp, const key_config& kc) {
+result<std::shared_ptr<sa_key>> make_sa_key(icv::engine& eng, uint8_t spp, const key_config& kc,
+                                            size_t gmac_senders) {
     auto k = std::make_shared<sa_key>();
     k->key_id = kc.key_id;
     k->alg = kc.alg;
@@ -30,7 +31,7 @@ result<std::shared_ptr<sa_key>> make_sa_key(icv::engine& eng, uint8_t spp, const
     ap.with_seqno = icv::is_gmac(kc.alg); // the sender's IV (docs/security.md)
     k->tlv = ptp::make_auth_tlv_template(ap);
     if (icv::is_gmac(kc.alg)) {
-        auto g = icv::gmac_sender_keys::create(eng, kc.alg, kc.key.span());
+        auto g = icv::gmac_sender_keys::create(eng, kc.alg, kc.key.span(), gmac_senders);
         if (!g) {
             return error{fmt::format("{}: {}", kc.origin, g.message())};
         }
@@ -45,8 +46,9 @@ result<std::shared_ptr<sa_key>> make_sa_key(icv::engine& eng, uint8_t spp, const
     return k;
 }
 
-result<sa_database> sa_database::install(icv::engine& eng, std::span<const sa_config> sas) {
+result<sa_database> sa_database::install(icv::engine& eng, std::span<const sa_config> sas, size_t gmac_senders) {
     sa_database db;
+    db._gmac_senders = gmac_senders;
     for (const auto& c : sas) {
         if (db._by_spp[c.spp] != nullptr) {
             return error{fmt::format("{}: spp {} is defined twice", c.origin, c.spp)};
@@ -59,7 +61,7 @@ result<sa_database> sa_database::install(icv::engine& eng, std::span<const sa_co
             if (sa->find_key(kc.key_id) != nullptr) {
                 return error{fmt::format("{}: key id {} is defined twice in spp {}", kc.origin, kc.key_id, c.spp)};
             }
-            auto k = make_sa_key(eng, c.spp, kc);
+            auto k = make_sa_key(eng, c.spp, kc, gmac_senders);
             if (!k) {
                 return k.err();
             }

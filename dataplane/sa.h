@@ -174,8 +174,18 @@ struct security_association {
     }
 };
 
-/// One key of the SA `spp` expanded by `eng`; the error names `origin`.
-result<std::shared_ptr<sa_key>> make_sa_key(icv::engine& eng, uint8_t spp, const key_config& kc);
+/// Slots of an AES-GMAC key's per-sender subkey table (icv::gmac_sender_keys)
+/// unless the data plane is told otherwise (--gmac-senders), and the most it
+/// can be told: each slot holds room for an expanded key (about 1 KiB),
+/// allocated when the key is installed, which costs about 0.25 ms per key at
+/// the most (docs/benchmarks.md, "Applying an SA update").
+inline constexpr size_t default_gmac_senders = 64;
+inline constexpr size_t max_gmac_senders = 1024;
+
+/// One key of the SA `spp` expanded by `eng`; an AES-GMAC key gets a subkey
+/// table of `gmac_senders` slots. The error names `origin`.
+result<std::shared_ptr<sa_key>> make_sa_key(icv::engine& eng, uint8_t spp, const key_config& kc,
+                                            size_t gmac_senders = default_gmac_senders);
 
 /// SAs by SPP, each with its keys expanded by one engine. A version of the
 /// database is never changed once workers read it: an update makes a new
@@ -184,7 +194,10 @@ class sa_database {
 public:
     /// Expands every key with `eng`. Fails as a whole: nothing is installed
     /// if any key is refused.
-    static result<sa_database> install(icv::engine& eng, std::span<const sa_config> sas);
+    /// AES-GMAC keys get subkey tables of `gmac_senders` slots, here and in
+    /// every version made from this one (gmac_senders()).
+    static result<sa_database> install(icv::engine& eng, std::span<const sa_config> sas,
+                                       size_t gmac_senders = default_gmac_senders);
 
     security_association* find(uint8_t spp) const noexcept { return _by_spp[spp].get(); }
     size_t size() const noexcept;
@@ -193,8 +206,14 @@ public:
     void put(uint8_t spp, std::shared_ptr<security_association> sa) noexcept { _by_spp[spp] = std::move(sa); }
     const std::shared_ptr<security_association>& shared(uint8_t spp) const noexcept { return _by_spp[spp]; }
 
+    /// Slots of the subkey table of an AES-GMAC key added to this version;
+    /// a new version built from it takes the same.
+    size_t gmac_senders() const noexcept { return _gmac_senders; }
+    void set_gmac_senders(size_t n) noexcept { _gmac_senders = n; }
+
 private:
     std::array<std::shared_ptr<security_association>, 256> _by_spp;
+    size_t _gmac_senders = default_gmac_senders;
 };
 
 } // namespace ptpsec

@@ -22,6 +22,7 @@ std::shared_ptr<security_association> copy_of(const security_association& sa) {
 /// The database with every SA shared: the starting point of a new version.
 std::unique_ptr<sa_database> next_version(const sa_database& current) {
     auto next = std::make_unique<sa_database>();
+    next->set_gmac_senders(current.gmac_senders());
     for (unsigned spp = 0; spp < 256; ++spp) {
         next->put(static_cast<uint8_t>(spp), current.shared(static_cast<uint8_t>(spp)));
     }
@@ -95,7 +96,7 @@ result<update_result> add_key(const sa_database& current, const sa_wire::update&
     kc.alg = alg;
     kc.key = key_bytes(std::vector<uint8_t>(u.key, u.key + u.key_len));
     kc.origin = where(u);
-    auto key = make_sa_key(eng, u.spp, kc);
+    auto key = make_sa_key(eng, u.spp, kc, current.gmac_senders());
     if (!key) {
         return key.err();
     }
@@ -232,6 +233,7 @@ update_result flush(const sa_database& current) {
         }
     }
     r.next = std::make_unique<sa_database>();
+    r.next->set_gmac_senders(current.gmac_senders());
     return r;
 }
 

@@ -214,7 +214,7 @@ private:
         }
         // Without an SA file the data plane starts with no SA: it drops
         // what needs one until the control plane pushes SAs.
-        auto db = sa_database::install(*_engine, sas);
+        auto db = sa_database::install(*_engine, sas, _opt.gmac_senders);
         if (!db) {
             return db.err();
         }

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <bit>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -193,6 +194,9 @@ result<checked_options> check_options(const app_options& o) {
     } else if (o.rx_timestamps != "clock") {
         return error{fmt::format("--rx-timestamps {}: use clock, port-ns or port-us", o.rx_timestamps)};
     }
+    if (o.gmac_senders < 8 || o.gmac_senders > max_gmac_senders || !std::has_single_bit(o.gmac_senders)) {
+        return error{fmt::format("--gmac-senders {}: a power of two from 8 to {}", o.gmac_senders, max_gmac_senders)};
+    }
     PTPSEC_TRY(mask, event_types_from(o.event_types));
     c.event_types = *mask;
     if (o.attest.backend != "none" && !o.event_dump.empty()) {
@@ -349,6 +353,10 @@ void add_options(CLI::App& cli, app_options& opt) {
         ->capture_default_str();
     cli.add_option("--replay-streams", opt.replay_streams, "streams the replay table holds")
         ->check(CLI::Range(replay_table::min_capacity, replay_table::max_capacity))
+        ->capture_default_str();
+    cli.add_option("--gmac-senders", opt.gmac_senders,
+                   "senders each AES-GMAC key keeps a subkey for (a power of two, 8-1024): at least the GMAC "
+                   "senders of one key on the network, or they derive subkeys again and again")
         ->capture_default_str();
     cli.add_option("--rx-desc", opt.ports.rx_desc, "RX descriptors per queue")
         ->check(CLI::Range(1, 0xFFFF))

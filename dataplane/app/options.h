@@ -51,6 +51,7 @@ struct app_options {
     std::string event_dump;
     uint32_t replay_window = 64; ///< 0: no replay protection
     size_t replay_streams = 1024;
+    uint32_t gmac_senders = default_gmac_senders; ///< slots of each AES-GMAC key's sender subkey table
     std::string stats_json;
     bool tickets = false;
     unsigned exception_slots = exception_channel::default_slots;

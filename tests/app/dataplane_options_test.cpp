@@ -115,6 +115,9 @@ TEST(dataplane_options, every_refusal_names_the_file_and_the_mistake) {
         {"sign = \"2\"\nevents = \"tx\"\nrx-timestamps = \"port-us\"\n",
          "--rx-timestamps port-us stamps RX timing events: it needs --events rx or both"},
         {"sign = \"2\"\nrx-timestamps = \"port-ns\"\n", "it needs --events rx or both"},
+        {"sign = \"2\"\ngmac-senders = 100\n", "--gmac-senders 100: a power of two from 8 to 1024"},
+        {"sign = \"2\"\ngmac-senders = 2048\n", "--gmac-senders 2048: a power of two from 8 to 1024"},
+        {"sign = \"2\"\ngmac-senders = 4\n", "--gmac-senders 4: a power of two from 8 to 1024"},
         {"sign = \"2\"\nattest = \"software\"\nevents = \"rx\"\nevent-dump = \"e.bin\"\n",
          "--attest and --event-dump both take the event records"},
     };

@@ -262,7 +262,8 @@ TEST_F(telemetry, sa_list_counts_the_sender_subkeys_an_aes_gmac_key_derived) {
     running_dataplane dp(_dir, _dataplane, prefix,
                          {fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null", _stripped),
                           fmt::format("--vdev=net_pcap1,rx_pcap={},tx_pcap=/dev/null,infinite_rx=1", gmac)},
-                         {"--sa-file", sa_file, "--inside-policy", "pass", "--outside-policy", "verify"});
+                         {"--sa-file", sa_file, "--inside-policy", "pass", "--outside-policy", "verify",
+                          "--gmac-senders", "128"});
     ASSERT_TRUE(serving(dp));
     ASSERT_TRUE(wait_until(
         [&] {
@@ -274,7 +275,7 @@ TEST_F(telemetry, sa_list_counts_the_sender_subkeys_an_aes_gmac_key_derived) {
     ASSERT_EQ(r.exit_code, exit_ok) << r.err;
     const json key = json::parse(r.out).at("3").at("keys").at("9");
     EXPECT_EQ(key.at("algorithm"), "aes-gmac-128");
-    EXPECT_EQ(key.at("gmac_sender_slots"), 64);
+    EXPECT_EQ(key.at("gmac_sender_slots"), 128) << "--gmac-senders";
     EXPECT_EQ(key.at("gmac_derivations"), senders.size()) << key.dump();
     EXPECT_EQ(key.at("gmac_scratch_derivations"), 0) << key.dump();
     EXPECT_GT(stats(dp).at("paths").at("outside_to_inside").at("verified").get<uint64_t>(), 0U);
@@ -282,7 +283,7 @@ TEST_F(telemetry, sa_list_counts_the_sender_subkeys_an_aes_gmac_key_derived) {
     const auto table = ctl({"sa", "list", "--file-prefix", dp.prefix});
     ASSERT_EQ(table.exit_code, exit_ok) << table.err;
     EXPECT_NE(table.out.find(fmt::format("AES-GMAC sender subkeys:\n  spp 3 key 9: {} derived, 0 of them outside the "
-                                         "table of 64\n",
+                                         "table of 128\n",
                                          senders.size())),
               std::string::npos)
         << table.out;

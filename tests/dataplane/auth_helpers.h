@@ -75,8 +75,9 @@ inline sa_config make_sa(uint8_t spp, std::vector<key_config> keys, bool allow_m
 }
 
 /// Installs SAs; nullptr (and a test failure) if the database refuses them.
-inline std::unique_ptr<sa_database> install(icv::engine& eng, const std::vector<sa_config>& sas) {
-    auto r = sa_database::install(eng, sas);
+inline std::unique_ptr<sa_database> install(icv::engine& eng, const std::vector<sa_config>& sas,
+                                            size_t gmac_senders = default_gmac_senders) {
+    auto r = sa_database::install(eng, sas, gmac_senders);
     if (!r) {
         ADD_FAILURE() << "sa_database::install: " << r.message();
         return nullptr;

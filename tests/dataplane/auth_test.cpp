@@ -55,8 +55,9 @@ struct side {
     std::unique_ptr<signer> sign;
     std::unique_ptr<verifier> verify;
 
-    side(engine_kind k, const std::vector<sa_config>& sas, const ptp::wire_options& opt = {})
-        : engine(make_engine(k)), sad(install(*engine, sas)) {
+    side(engine_kind k, const std::vector<sa_config>& sas, const ptp::wire_options& opt = {},
+         size_t gmac_senders = default_gmac_senders)
+        : engine(make_engine(k)), sad(install(*engine, sas, gmac_senders)) {
         if (sad) {
             sign = std::make_unique<signer>(*engine, *sad, iv, opt);
             verify = std::make_unique<verifier>(*engine, *sad, opt);
@@ -1279,6 +1280,39 @@ TEST_P(gmac, many_senders_in_one_burst) {
         EXPECT_EQ(verify_of(o), verify_status::verified);
     }
     EXPECT_EQ(n, reversed.size());
+}
+
+TEST_P(gmac, a_subkey_table_with_room_for_every_sender_derives_each_once) {
+    // 100 senders of one key: a table of 64 slots derives some of them
+    // again on every round, one of 256 (--gmac-senders 256) each once.
+    side s(kind(), standard_sas(alg()));
+    ASSERT_NE(s.sad, nullptr);
+    std::vector<owned_frame> frames;
+    for (uint16_t i = 0; i < 100; ++i) {
+        ptp::header h = sample_header(i);
+        h.sourcePortIdentity = make_port_identity(static_cast<uint8_t>(i * 7 + 1), static_cast<uint16_t>(i + 1));
+        frames.emplace_back(make_frame(build(h, sample_body(message_type::sync)), frame_spec{}), headroom);
+    }
+    sign_all(s, frames, spp_plain, key_main);
+    for (const size_t slots : {size_t{64}, size_t{256}}) {
+        side b(other_engine(kind()), standard_sas(alg()), {}, slots);
+        ASSERT_NE(b.sad, nullptr);
+        const auto& table = *b.sad->find(spp_plain)->find_key(key_main)->gmac;
+        ASSERT_EQ(table.capacity(), slots);
+        for (int round = 0; round < 3; ++round) {
+            uint16_t n = 0;
+            (void)verify_all(b, frames, &n);
+            ASSERT_EQ(n, frames.size()) << slots << " slots, round " << round;
+        }
+        if (slots == 64) {
+            // At the start of each later round at most 64 senders (and the
+            // scratch entry's) have their subkey: the other 35 derive again.
+            EXPECT_GE(table.derivations(), frames.size() + 2 * (frames.size() - slots - 1)) << "more senders than slots";
+        } else {
+            EXPECT_EQ(table.derivations(), frames.size());
+            EXPECT_EQ(table.scratch_derivations(), 0U);
+        }
+    }
 }
 
 TEST_P(gmac, made_up_senders_do_not_push_out_the_ones_that_verified) {

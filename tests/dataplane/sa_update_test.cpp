@@ -141,6 +141,29 @@ TEST_F(sa_updates, add_creates_the_sa_then_more_keys) {
     EXPECT_EQ(_db->find(2)->keys.size(), 2U);
 }
 
+TEST_F(sa_updates, aes_gmac_keys_added_later_get_the_subkey_table_size_the_database_was_installed_with) {
+    // --gmac-senders sizes the table of every AES-GMAC key, the SA file's
+    // and those the control plane pushes later, through every version and
+    // a flush.
+    auto installed = sa_database::install(_engine, {}, 256);
+    ASSERT_TRUE(installed) << installed.message();
+    _db = std::make_unique<sa_database>(std::move(installed).value());
+    ASSERT_TRUE(apply(add(2, 1, icv::algorithm::aes_gmac_128, 16)));
+    ASSERT_TRUE(apply(add(2, 2)));
+    ASSERT_TRUE(apply(add(2, 3, icv::algorithm::aes_gmac_256, 32)));
+    EXPECT_EQ(_db->gmac_senders(), 256U);
+    EXPECT_EQ(_db->find(2)->find_key(1)->gmac->capacity(), 256U);
+    EXPECT_EQ(_db->find(2)->find_key(3)->gmac->capacity(), 256U);
+    ASSERT_TRUE(apply(simple(op::flush)));
+    ASSERT_TRUE(apply(add(4, 1, icv::algorithm::aes_gmac_192, 24)));
+    EXPECT_EQ(_db->find(4)->find_key(1)->gmac->capacity(), 256U);
+
+    // The default.
+    _db = std::make_unique<sa_database>();
+    ASSERT_TRUE(apply(add(2, 1, icv::algorithm::aes_gmac_128, 16)));
+    EXPECT_EQ(_db->find(2)->find_key(1)->gmac->capacity(), default_gmac_senders);
+}
+
 TEST_F(sa_updates, a_new_version_shares_what_it_does_not_change) {
     ASSERT_TRUE(apply(add(2, 1)));
     ASSERT_TRUE(apply(add(3, 1)));
