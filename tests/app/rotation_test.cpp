@@ -3,19 +3,28 @@
 // net_ring port that loops every frame back, and verifies what comes back.
 // Meanwhile the test rotates the signing key 1,000 times through the SA
 // channel, over every algorithm (add the next key, make it current, remove
-// the key from two rotations back once its grace has passed). Not one frame
-// may be dropped on either path, and every update must be applied.
+// the key from two rotations back once its grace has passed). Mixed into
+// the load are frames that must never verify: they name the SA's keys, past,
+// present and future, with ICVs that are not theirs, a tampered message, or
+// an unknown SPP. The signing path forwards them as they are (they carry a
+// TLV already), so they reach the verifying path among the good frames.
+// Not one good frame may be dropped and not one bad frame accepted, and
+// every update must be applied.
 //
 // Replay protection is off here on purpose: the generator replays the same
 // 206 sequenceIds again and again, which replay protection would (rightly)
 // drop; the other tests cover it.
 
 #include "../linuxptp_capture.h"
+#include "../pcap_files.h"
 #include "../process.h"
 #include "app_helpers.h"
 
 #include <control/sa_client.h>
+#include <dataplane/ptp/frame.h>
+#include <dataplane/ptp/message.h>
 #include <dataplane/sa_channel.h>
+#include <drivers/base/bytes.h>
 
 #include <gtest/gtest.h>
 
@@ -23,6 +32,7 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <filesystem>
@@ -100,16 +110,85 @@ std::vector<std::string> looped_dataplane_args(const std::string& prefix, const 
     return args;
 }
 
+/// The stripped capture with frames that must never verify dealt in among
+/// its frames, and which frames of it are bad.
+struct mixed_load {
+    std::vector<test::packet> frames;
+    std::vector<bool> bad;
+    size_t bad_count() const { return static_cast<size_t>(std::count(bad.begin(), bad.end(), true)); }
+    /// Bad frames among the first `n` of the file replayed without end.
+    uint64_t bad_in_first(uint64_t n) const {
+        const uint64_t per_pass = bad_count();
+        uint64_t total = n / frames.size() * per_pass;
+        for (uint64_t i = 0; i < n % frames.size(); ++i) {
+            total += bad[i] ? 1 : 0;
+        }
+        return total;
+    }
+};
+
+/// Bad frames made from the capture's signed ones: for every fifth key ID
+/// the rotations will install (first_key to last_key), a frame naming SPP 2
+/// and that key with the ICV key 1 made; ten whose sequenceId was changed
+/// after signing; ten naming SPP 77, which never exists.
+mixed_load load_with_bad_frames(const std::string& stripped, uint32_t first_key, uint32_t last_key) {
+    mixed_load m;
+    std::vector<test::packet> signed_frames;
+    for (auto& p : test::read_packets(capture)) {
+        ptp::frame_info fi;
+        ptp::message_view mv;
+        if (ptp::classify_frame(p.data.data(), p.data.size(), fi) == ptp::error::none &&
+            ptp::parse_message(p.data.data() + fi.ptp_offset, fi.ptp_avail, mv) == ptp::error::none && mv.has_auth) {
+            signed_frames.push_back(std::move(p));
+        }
+    }
+    std::vector<test::packet> bad;
+    auto spoil = [&](size_t i, auto&& change) {
+        test::packet p = signed_frames[i % signed_frames.size()];
+        ptp::frame_info fi;
+        ptp::message_view mv;
+        (void)ptp::classify_frame(p.data.data(), p.data.size(), fi);
+        (void)ptp::parse_message(p.data.data() + fi.ptp_offset, fi.ptp_avail, mv);
+        change(p.data.data() + fi.ptp_offset, p.data.data() + fi.ptp_offset + mv.auth.offset);
+        bad.push_back(std::move(p));
+    };
+    for (uint32_t key = first_key; key <= last_key; key += 5) {
+        spoil(key, [key](uint8_t*, uint8_t* tlv) { store_be32(tlv + 6, key); }); // keyID
+    }
+    for (size_t i = 0; i < 10; ++i) {
+        spoil(i * 7, [](uint8_t* msg, uint8_t*) { msg[31] ^= 0x40; }); // sequenceId
+        spoil(i * 11, [](uint8_t*, uint8_t* tlv) { tlv[4] = 77; });    // spp
+    }
+    // One bad frame after each good one until they run out.
+    const auto good = test::read_packets(stripped);
+    for (size_t i = 0; i < std::max(good.size(), bad.size()); ++i) {
+        if (i < good.size()) {
+            m.frames.push_back(good[i]);
+            m.bad.push_back(false);
+        }
+        if (i < bad.size()) {
+            m.frames.push_back(bad[i]);
+            m.bad.push_back(true);
+        }
+    }
+    return m;
+}
+
 TEST(rotation, a_thousand_rotations_under_load_drop_nothing) {
     test::temp_dir dir;
     const std::string stripped = dir.file("stripped.pcap");
     ASSERT_TRUE(strip_capture(dir, stripped));
+    // The keys the rotations install are 101 to 100 + rotations.
+    const mixed_load load = load_with_bad_frames(stripped, 101, 100 + rotations);
+    ASSERT_GE(load.bad_count(), 200U);
+    const std::string mixed = dir.file("mixed.pcap");
+    test::write_packets(mixed, DLT_EN10MB, load.frames);
 
     const std::string prefix = fmt::format("ptpsec-rot-{}", ::getpid());
     const std::string stats_file = dir.file("stats.json");
     runtime_dir_guard runtime(prefix);
     test::background_program dp(dir, test::program_from_env("PTPSEC_DATAPLANE"),
-                                looped_dataplane_args(prefix, stripped, stats_file, "--lcores=0"));
+                                looped_dataplane_args(prefix, mixed, stats_file, "--lcores=0"));
     ASSERT_TRUE(channel_up(prefix, dp));
 
     std::mt19937 rng(2024);
@@ -145,11 +224,26 @@ TEST(rotation, a_thousand_rotations_under_load_drop_nothing) {
     EXPECT_EQ(out.at("dropped"), 0) << out.dump();
     EXPECT_EQ(out.at("rx"), out.at("tx"));
     EXPECT_GT(out.at("signed").get<uint64_t>(), 100000U) << "traffic flowed the whole time";
-    EXPECT_EQ(back.at("dropped"), 0) << back.dump();
-    EXPECT_EQ(back.at("rx"), back.at("tx"));
+    EXPECT_EQ(out.at("already_signed"), load.bad_in_first(out.at("rx"))) << "the bad frames went out as they were";
     EXPECT_LE(came_back, sent_out);
     EXPECT_LE(sent_out - came_back, ring_slack) << "frames went missing in the loop";
-    EXPECT_EQ(back.at("verified").get<uint64_t>() + back.at("non_ptp").get<uint64_t>(), came_back);
+    // The frames come back in the order they were read, so the bad ones
+    // among them are known exactly: all of them dropped, nothing else.
+    const uint64_t bad_back = load.bad_in_first(came_back);
+    EXPECT_GT(bad_back, 10000U);
+    EXPECT_EQ(back.at("dropped"), bad_back) << back.dump();
+    EXPECT_EQ(back.at("rx").get<uint64_t>() - bad_back, back.at("tx")) << back.dump();
+    EXPECT_EQ(back.at("verified").get<uint64_t>() + back.at("non_ptp").get<uint64_t>() + bad_back, came_back)
+        << back.dump();
+    // Refused for what they are: those naming an installed key for their
+    // ICV (or for an ICV or IV that does not fit its algorithm), a removed
+    // key as expired, a key still to come as unknown.
+    const json& drops = back.at("drops");
+    EXPECT_GT(drops.at("bad_icv").get<uint64_t>(), 0U) << back.dump();
+    EXPECT_GT(drops.at("expired_key").get<uint64_t>(), 0U) << back.dump();
+    EXPECT_GT(drops.at("unknown_key").get<uint64_t>(), 0U) << back.dump();
+    EXPECT_GT(drops.at("unknown_spp").get<uint64_t>(), 0U) << back.dump();
+    RecordProperty("bad_frames_dropped", std::to_string(bad_back));
     const std::string log = dp.out();
     EXPECT_NE(log.find(fmt::format("applied {} rejected 0", 3 * rotations - 1)), std::string::npos) << log;
     // Every update carried the time it was sent: each one's apply latency
