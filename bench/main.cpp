@@ -3,6 +3,7 @@
 // report needs to describe the machine and reproduce the run.
 
 #include <bench/bench.h>
+#include <dataplane/sa.h>
 
 #include <drivers/icv/ipsecmb_engine.h>
 
@@ -89,6 +90,8 @@ int main(int argc, char** argv) {
     benchmark::AddCustomContext("ptpsec_imb_features", imb_features());
     benchmark::AddCustomContext("ptpsec_default_arch_plan", plan_text());
 
+    // As ptpsec-dataplane does, so that sa-apply measures what it costs there.
+    ptpsec::keep_freed_key_memory();
     ptpsec::bench::register_all();
 
     benchmark::Initialize(&argc, argv);

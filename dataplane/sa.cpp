@@ -3,11 +3,18 @@
 #include <drivers/base/bytes.h>
 
 #include <fmt/format.h>
+#include <malloc.h>
 
 namespace ptpsec {
 
 key_bytes::~key_bytes() {
     secure_wipe(_b.data(), _b.size());
+}
+
+void keep_freed_key_memory() noexcept {
+    // Setting it also stops glibc from moving the mmap threshold, which
+    // stays at its default (128 KiB): the large allocations are not ours.
+    (void)mallopt(M_TRIM_THRESHOLD, 64 << 20);
 }
 
 size_t sa_database::size() const noexcept {

@@ -899,6 +899,7 @@ int run(int argc, char** argv) {
         return exit_error;
     }
 
+    keep_freed_key_memory();
     rte_set_application_usage_hook(usage_after_eal);
     if (rte_eal_init(static_cast<int>(eal_args.size()), eal_args.data()) < 0) {
         fmt::print(stderr, "ptpsec-dataplane: EAL: {}\n", rte_strerror(rte_errno));
