@@ -25,8 +25,7 @@ size_t sa_database::size() const noexcept {
     return n;
 }
 
-result<std::shared_ptr<sa_key>> make_sa_key(icv::engine& eng, uint8_t spp, const key_config& kc,
-                                            size_t gmac_senders) {
+result<std::shared_ptr<sa_key>> make_sa_key(icv::engine& eng, uint8_t spp, const key_config& kc, size_t gmac_senders) {
     auto k = std::make_shared<sa_key>();
     k->key_id = kc.key_id;
     k->alg = kc.alg;

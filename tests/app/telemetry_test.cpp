@@ -259,11 +259,11 @@ TEST_F(telemetry, sa_list_counts_the_sender_subkeys_an_aes_gmac_key_derived) {
 
     static int runs = 0;
     const std::string prefix = fmt::format("ptpsec-tele-gmac-{}-{}", ::getpid(), ++runs);
-    running_dataplane dp(_dir, _dataplane, prefix,
-                         {fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null", _stripped),
-                          fmt::format("--vdev=net_pcap1,rx_pcap={},tx_pcap=/dev/null,infinite_rx=1", gmac)},
-                         {"--sa-file", sa_file, "--inside-policy", "pass", "--outside-policy", "verify",
-                          "--gmac-senders", "128"});
+    running_dataplane dp(
+        _dir, _dataplane, prefix,
+        {fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null", _stripped),
+         fmt::format("--vdev=net_pcap1,rx_pcap={},tx_pcap=/dev/null,infinite_rx=1", gmac)},
+        {"--sa-file", sa_file, "--inside-policy", "pass", "--outside-policy", "verify", "--gmac-senders", "128"});
     ASSERT_TRUE(serving(dp));
     ASSERT_TRUE(wait_until(
         [&] {

@@ -1307,7 +1307,8 @@ TEST_P(gmac, a_subkey_table_with_room_for_every_sender_derives_each_once) {
         if (slots == 64) {
             // At the start of each later round at most 64 senders (and the
             // scratch entry's) have their subkey: the other 35 derive again.
-            EXPECT_GE(table.derivations(), frames.size() + 2 * (frames.size() - slots - 1)) << "more senders than slots";
+            EXPECT_GE(table.derivations(), frames.size() + 2 * (frames.size() - slots - 1))
+                << "more senders than slots";
         } else {
             EXPECT_EQ(table.derivations(), frames.size());
             EXPECT_EQ(table.scratch_derivations(), 0U);
