@@ -87,6 +87,10 @@ located locate(const std::vector<uint8_t>& frame) {
     return l;
 }
 
+/// Two workers (three lcores on whatever CPUs there are): net_pcap has no
+/// rte_flow, so the second worker hands the PTP of its queue to the first.
+constexpr const char* two_workers = "0@(0-1),1@(0-1),2@(0-1)";
+
 class dataplane_app : public testing::Test {
 protected:
     void SetUp() override {
@@ -144,6 +148,21 @@ protected:
         }
         ADD_FAILURE() << "no path " << name;
         return {};
+    }
+
+    /// `frames` dealt frame by frame to two files, NAME-q0.pcap and
+    /// NAME-q1.pcap (for the two RX queues of one port); their paths.
+    std::vector<std::string> deal_to_two_queues(const std::vector<packet>& frames, std::string_view name) const {
+        std::array<std::vector<packet>, 2> half;
+        for (size_t i = 0; i < frames.size(); ++i) {
+            half[i % 2].push_back(frames[i]);
+        }
+        std::vector<std::string> paths;
+        for (size_t q = 0; q < 2; ++q) {
+            paths.push_back(_dir.file(fmt::format("{}-q{}.pcap", name, q)));
+            write_packets(paths.back(), DLT_EN10MB, half[q]);
+        }
+        return paths;
     }
 
     std::vector<packet> _capture;
@@ -496,16 +515,8 @@ TEST_F(dataplane_app, rx_timestamps_port_us_stamps_each_rx_event_with_the_time_t
     EXPECT_NE(r.out.find("RX stamped by the port where it gives a time (port-us)"), std::string::npos) << r.out;
     check(read_event_dump(dump), "one worker");
 
-    std::array<std::vector<packet>, 2> half;
-    for (size_t i = 0; i < _capture.size(); ++i) {
-        half[i % 2].push_back(_capture[i]);
-    }
-    const std::string q0 = _dir.file("ts-q0.pcap");
-    const std::string q1 = _dir.file("ts-q1.pcap");
-    write_packets(q0, DLT_EN10MB, half[0]);
-    write_packets(q1, DLT_EN10MB, half[1]);
     const std::string empty = _dir.file("empty.pcap");
-    r = run_queues({empty, empty}, {q0, q1}, "0@(0-1),1@(0-1),2@(0-1)",
+    r = run_queues({empty, empty}, deal_to_two_queues(_capture, "ts"), two_workers,
                    {"--sa-file", shipped_sa_file, "--inside-policy", "pass", "--events", "rx", "--rx-timestamps",
                     "port-us", "--event-dump", dump});
     ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
@@ -738,23 +749,10 @@ bool is_ptp(const std::vector<uint8_t>& frame) {
     return ptp::classify_frame(frame.data(), frame.size(), fi) != ptp::error::not_ptp;
 }
 
-/// Two workers (three lcores on whatever CPUs there are): net_pcap has no
-/// rte_flow, so the second worker hands the PTP of its queue to the first.
-constexpr const char* two_workers = "0@(0-1),1@(0-1),2@(0-1)";
-
 TEST_F(dataplane_app, two_workers_sign_every_ptp_frame_whichever_queue_it_arrives_on) {
     // The stripped capture dealt to two queues, frame by frame.
-    const std::vector<packet> in = stripped(_capture);
-    std::array<std::vector<packet>, 2> half;
-    for (size_t i = 0; i < in.size(); ++i) {
-        half[i % 2].push_back(in[i]);
-    }
-    const std::string q0 = _dir.file("in-q0.pcap");
-    const std::string q1 = _dir.file("in-q1.pcap");
-    write_packets(q0, DLT_EN10MB, half[0]);
-    write_packets(q1, DLT_EN10MB, half[1]);
     const std::string empty = _dir.file("empty.pcap");
-    const auto r = run_queues({q0, q1}, {empty, empty}, two_workers,
+    const auto r = run_queues(deal_to_two_queues(stripped(_capture), "in"), {empty, empty}, two_workers,
                               {"--sa-file", shipped_sa_file, "--sign", "2:1", "--steering", "auto"});
     ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
     EXPECT_NE(r.out.find("2 worker(s)"), std::string::npos) << r.out;
@@ -860,16 +858,8 @@ TEST_F(transparent_clock, two_workers_count_residence_from_arrival_on_either_que
     // The signed capture dealt to two queues of the outside port: the
     // second worker hands its PTP over with the TSC of its arrival, and the
     // PTP worker adds the residence time from then.
-    std::array<std::vector<packet>, 2> half;
-    for (size_t i = 0; i < _capture.size(); ++i) {
-        half[i % 2].push_back(_capture[i]);
-    }
-    const std::string q0 = _dir.file("tc-q0.pcap");
-    const std::string q1 = _dir.file("tc-q1.pcap");
-    write_packets(q0, DLT_EN10MB, half[0]);
-    write_packets(q1, DLT_EN10MB, half[1]);
     const std::string empty = _dir.file("empty.pcap");
-    const auto r = run_queues({empty, empty}, {q0, q1}, two_workers,
+    const auto r = run_queues({empty, empty}, deal_to_two_queues(_capture, "tc"), two_workers,
                               {"--sa-file", shipped_sa_file, "--inside-policy", "tc", "--outside-policy", "tc"});
     ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
     size_t events = 0;

@@ -1253,17 +1253,25 @@ TEST_P(gmac, senders_get_different_subkeys) {
     EXPECT_EQ(a_again[0].copy(), a[0].copy());
 }
 
+/// One Sync from each of `count` senders: sender i has clockIdentity
+/// octet i * clock_step + first and portNumber i + first.
+std::vector<owned_frame> syncs_of_senders(uint16_t count, uint8_t clock_step, uint8_t first) {
+    std::vector<owned_frame> frames;
+    for (uint16_t i = 0; i < count; ++i) {
+        ptp::header h = sample_header(i);
+        h.sourcePortIdentity =
+            make_port_identity(static_cast<uint8_t>(i * clock_step + first), static_cast<uint16_t>(i + first));
+        frames.emplace_back(make_frame(build(h, sample_body(message_type::sync)), frame_spec{}), headroom);
+    }
+    return frames;
+}
+
 TEST_P(gmac, many_senders_in_one_burst) {
     // More senders than the subkey table holds (64): derivations replace
     // entries while requests of the same burst are queued.
     side s(kind(), standard_sas(alg()));
     ASSERT_NE(s.sad, nullptr);
-    std::vector<owned_frame> frames;
-    for (uint16_t i = 0; i < 200; ++i) {
-        ptp::header h = sample_header(i);
-        h.sourcePortIdentity = make_port_identity(static_cast<uint8_t>(i * 3), static_cast<uint16_t>(i));
-        frames.emplace_back(make_frame(build(h, sample_body(message_type::sync)), frame_spec{}), headroom);
-    }
+    std::vector<owned_frame> frames = syncs_of_senders(200, 3, 0);
     sign_all(s, frames, spp_plain, key_main);
     // A fresh verifier on another engine, so that nothing is cached.
     side b(other_engine(kind()), standard_sas(alg()));
@@ -1287,12 +1295,7 @@ TEST_P(gmac, a_subkey_table_with_room_for_every_sender_derives_each_once) {
     // again on every round, one of 256 (--gmac-senders 256) each once.
     side s(kind(), standard_sas(alg()));
     ASSERT_NE(s.sad, nullptr);
-    std::vector<owned_frame> frames;
-    for (uint16_t i = 0; i < 100; ++i) {
-        ptp::header h = sample_header(i);
-        h.sourcePortIdentity = make_port_identity(static_cast<uint8_t>(i * 7 + 1), static_cast<uint16_t>(i + 1));
-        frames.emplace_back(make_frame(build(h, sample_body(message_type::sync)), frame_spec{}), headroom);
-    }
+    std::vector<owned_frame> frames = syncs_of_senders(100, 7, 1);
     sign_all(s, frames, spp_plain, key_main);
     for (const size_t slots : {size_t{64}, size_t{256}}) {
         side b(other_engine(kind()), standard_sas(alg()), {}, slots);
@@ -1325,12 +1328,7 @@ TEST_P(gmac, made_up_senders_do_not_push_out_the_ones_that_verified) {
     side b(other_engine(kind()), standard_sas(alg()));
     ASSERT_NE(s.sad, nullptr);
     ASSERT_NE(b.sad, nullptr);
-    std::vector<owned_frame> real;
-    for (uint16_t i = 0; i < 40; ++i) {
-        ptp::header h = sample_header(i);
-        h.sourcePortIdentity = make_port_identity(static_cast<uint8_t>(i + 1), static_cast<uint16_t>(i + 1));
-        real.emplace_back(make_frame(build(h, sample_body(message_type::sync)), frame_spec{}), headroom);
-    }
+    std::vector<owned_frame> real = syncs_of_senders(40, 1, 1);
     sign_all(s, real, spp_plain, key_main);
     const auto& table = *b.sad->find(spp_plain)->find_key(key_main)->gmac;
     uint16_t n = 0;
