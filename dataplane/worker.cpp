@@ -384,10 +384,8 @@ uint16_t worker::record_events(rte_mbuf* const* pkts, uint16_t n, event_directio
             continue;
         }
         _event_in[k] = event_input{msg, ns_each != nullptr ? ns_each[i] : ns, ml, port, dir, 0};
-        if (dir == event_direction::rx && _opt.rx_timestamp_offset >= 0 &&
-            (m->ol_flags & _opt.rx_timestamp_flag) != 0) {
-            _event_in[k].timestamp_ns =
-                *RTE_MBUF_DYNFIELD(m, _opt.rx_timestamp_offset, const uint64_t*) * _opt.rx_timestamp_ns_per_unit;
+        if (dir == event_direction::rx && _opt.rx_stamps.any() &&
+            port_rx_time(_opt.rx_stamps, m, port, _event_in[k].timestamp_ns)) {
             _event_in[k].flags = event_flag_hw_timestamp;
         }
         index[k] = i;

@@ -10,6 +10,7 @@
 
 #include <dataplane/auth.h>
 #include <dataplane/event.h>
+#include <dataplane/rx_stamp.h>
 #include <dataplane/sa_table.h>
 #include <drivers/clock/source.h>
 
@@ -195,15 +196,10 @@ struct worker_options {
     /// transparent clock's residence time and stamps RX events from when the
     /// frame arrived, not from when it left the ring. -1: none registered.
     int rx_tsc_offset = -1;
-    /// The PMDs' per-frame RX timestamp (ptpsec-dataplane --rx-timestamps
-    /// port-ns|port-us): the offset of rte_dynfield_timestamp and the bit of
-    /// rte_dynflag_rx_timestamp. A received PTP frame whose mbuf has the
-    /// flag gets its RX event stamped with that field times
-    /// rx_timestamp_ns_per_unit, marked event_flag_hw_timestamp; the others
-    /// keep the clock's time. -1: not used.
-    int rx_timestamp_offset = -1;
-    uint32_t rx_timestamp_ns_per_unit = 1;
-    uint64_t rx_timestamp_flag = 0;
+    /// Where ports give the time of a received frame (rx_stamp.h): a frame
+    /// with one gets its RX event stamped with it, marked
+    /// event_flag_hw_timestamp; the others keep the clock's time.
+    port_rx_stamps rx_stamps;
     /// Keys the SA table retired (retired_key_ring_entry elements, one
     /// producer: the service path): the worker drops their replay windows
     /// between bursts, so that a key's windows never outlive it. Null: the

@@ -316,9 +316,15 @@ private:
         wo.burst = _opt.burst;
         wo.tx_retry = _opt.tx_retry;
         wo.rx_tsc_offset = _rx_tsc_offset;
-        wo.rx_timestamp_offset = _rx_timestamp_offset;
-        wo.rx_timestamp_flag = _rx_timestamp_flag;
-        wo.rx_timestamp_ns_per_unit = _chk.rx_timestamp_ns_per_unit;
+        wo.rx_stamps.dynfield_offset = _rx_timestamp_offset;
+        wo.rx_stamps.dynflag = _rx_timestamp_flag;
+        wo.rx_stamps.ns_per_unit = _chk.rx_timestamp_ns_per_unit;
+        if (_clock && _clock->latch_port() >= 0 && sink.rx) {
+            // --clock ethdev:PORT: the NIC latches the time of the PTP
+            // frames it recognises, on that clock.
+            wo.rx_stamps.latched = _clock.get();
+            wo.rx_stamps.latched_port = static_cast<uint16_t>(_clock->latch_port());
+        }
         wo.retired_keys = _retired_keys;
         wo.wire = _opt.wire;
         for (size_t k = 0; k < _workers.size(); ++k) {
@@ -505,11 +511,16 @@ private:
                        _tickets->name(), _tickets->slots());
         }
         if (_event_ring != nullptr) {
+            std::string rx_stamps;
+            if (_rx_timestamp_offset >= 0) {
+                rx_stamps = fmt::format(", RX stamped by the port where it gives a time ({})", _opt.rx_timestamps);
+            }
+            if (_clock->latch_port() >= 0 && _opt.events != "tx") {
+                rx_stamps += fmt::format(", RX of PTP frames port {} latches (IEEE 1588) at the time it latched",
+                                         _clock->latch_port());
+            }
             fmt::print("  timing events ({}) on a ring of {}, clock {}{}{}\n", _opt.events,
-                       rte_ring_get_size(_event_ring), _clock->name(),
-                       _rx_timestamp_offset >= 0
-                           ? fmt::format(", RX stamped by the port where it gives a time ({})", _opt.rx_timestamps)
-                           : "",
+                       rte_ring_get_size(_event_ring), _clock->name(), rx_stamps,
                        _event_dump ? fmt::format(", written to {}", _opt.event_dump) : "");
         }
         std::fflush(stdout);

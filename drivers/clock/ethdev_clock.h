@@ -54,6 +54,7 @@ public:
     stamp tx_stamp() noexcept override;
 
     uint16_t port_id() const noexcept { return _port_id; }
+    int latch_port() const noexcept override { return _port_id; }
 
 private:
     ethdev_clock(std::string name, uint16_t port_id) noexcept

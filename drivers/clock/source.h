@@ -10,7 +10,9 @@
 //
 // now_ns() is one virtual call, made once per burst rather than per packet
 // (STYLE "Avoid": no virtual call per packet); PHC reads are system calls
-// that cost about a microsecond.
+// that cost about a microsecond. rx_stamp() is called only for a frame whose
+// NIC latched its time (dataplane/rx_stamp.h), where reading the latch is
+// per frame by nature and goes through ethdev's own indirect call anyway.
 
 #include <drivers/base/result.h>
 
@@ -66,6 +68,10 @@ public:
     /// RTE_MBUF_F_TX_IEEE1588_TMST, for sources that have one; otherwise
     /// now_ns() marked as software.
     virtual stamp tx_stamp() noexcept;
+
+    /// The DPDK port whose IEEE 1588 RX latch rx_stamp() reads; -1 for
+    /// sources without one.
+    virtual int latch_port() const noexcept { return -1; }
 
     source_kind kind() const noexcept { return _kind; }
     /// For logs and `ptpsecctl status`: the spec plus what was found when it

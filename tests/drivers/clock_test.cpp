@@ -178,6 +178,7 @@ TEST(system_clock, stamps_are_software_reads) {
     EXPECT_LE(before, rx.ns);
     EXPECT_LE(rx.ns, tx.ns);
     EXPECT_LE(tx.ns, after);
+    EXPECT_EQ((*c)->latch_port(), -1) << "no port latches frames on the system clock";
 }
 
 // ---------------------------------------------------------------------------
