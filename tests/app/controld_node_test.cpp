@@ -167,10 +167,15 @@ domain = 0
         return 0;
     }
 
-    json signing_stats() {
+    json signing_stats() { return path_stats("inside_to_outside"); }
+    /// The path that verifies what the signing path sent round the net_ring
+    /// loop.
+    json verifying_stats() { return path_stats("outside_to_inside"); }
+
+    json path_stats(const char* path) {
         const auto r = test::run_program(_dir, _ctl, {"stats", "--json", "--file-prefix", prefix()});
         EXPECT_EQ(r.exit_code, 0) << r.err;
-        return r.exit_code == 0 ? json::parse(r.out).at("paths").at("inside_to_outside") : json::object();
+        return r.exit_code == 0 ? json::parse(r.out).at("paths").at(path) : json::object();
     }
 
     test::temp_dir _dir;
@@ -477,6 +482,12 @@ TEST_F(controld_node, an_early_rotation_ordered_by_the_operator_reaches_the_data
     EXPECT_EQ(st.at("drops").at("no_sa"), before.at("drops").at("no_sa")) << st.dump();
     EXPECT_EQ(st.at("drops").at("expired_key_unsigned"), 0) << st.dump();
     EXPECT_EQ(st.at("dropped"), before.at("dropped")) << st.dump();
+    // What the old key signed just before the switch reached the verifying
+    // path after it, and verified with the old key in its grace period:
+    // nothing signed was dropped there.
+    const json vs = verifying_stats();
+    EXPECT_EQ(vs.at("dropped"), 0) << vs.dump();
+    EXPECT_GT(vs.at("verified").get<uint64_t>(), 0U) << vs.dump();
 
     // A second rotation, with nobody at the node: its refresh interval brings the third key.
     const auto again = ctl({"rotate", "plant-a", "--in", "3", "--controld-socket", _dir.file("server.sock"), "--json"});
@@ -493,6 +504,9 @@ TEST_F(controld_node, an_early_rotation_ordered_by_the_operator_reaches_the_data
     const json st2 = signing_stats();
     EXPECT_EQ(st2.at("dropped"), before.at("dropped")) << st2.dump();
     EXPECT_GT(st2.at("signed").get<uint64_t>(), st.at("signed").get<uint64_t>());
+    const json vs2 = verifying_stats();
+    EXPECT_EQ(vs2.at("dropped"), 0) << vs2.dump();
+    EXPECT_GT(vs2.at("verified").get<uint64_t>(), vs.at("verified").get<uint64_t>()) << vs2.dump();
 
     const auto status = ctl({"status", "--controld-socket", _dir.file("node.sock"), "--json"});
     ASSERT_EQ(status.exit_code, 0) << status.err;
