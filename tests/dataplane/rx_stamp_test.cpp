@@ -35,9 +35,12 @@ public:
     std::vector<uint32_t> asked;
 };
 
-// A place in the mbuf's dynamic-field area, as a registered field would
-// have; registering one needs EAL, which these tests do without.
-constexpr int field_offset = static_cast<int>(offsetof(rte_mbuf, dynfield1));
+// A place in the mbuf's dynamic-field area, aligned for a uint64_t as a
+// registered field would be; registering one needs EAL, which these tests
+// do without.
+constexpr size_t field_at = (offsetof(rte_mbuf, dynfield1) + 7) / 8 * 8;
+static_assert(field_at + sizeof(uint64_t) <= offsetof(rte_mbuf, dynfield1) + sizeof(rte_mbuf::dynfield1));
+constexpr int field_offset = static_cast<int>(field_at);
 constexpr uint64_t field_flag = uint64_t{1} << 40;
 
 void set_field(rte_mbuf& m, uint64_t value) {
