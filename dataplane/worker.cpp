@@ -404,6 +404,12 @@ void worker::publish_events(path_counters& c, const event_record* recs, uint16_t
     const unsigned put = rte_ring_enqueue_burst_elem(_events.ring, recs, sizeof(event_record), n, nullptr);
     c.events += put;
     c.events_ring_full += n - put;
+    if (_opt.rx_stamps.any()) {
+        // The ring takes the first `put` records.
+        for (unsigned i = 0; i < put; ++i) {
+            c.events_port_stamped += (recs[i].flags & event_flag_hw_timestamp) != 0 ? 1 : 0;
+        }
+    }
 }
 
 void worker::transparent_clock(path_counters& c, uint16_t n) noexcept {

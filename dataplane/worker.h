@@ -101,6 +101,9 @@ struct alignas(64) path_counters {
     uint64_t tc_uncorrected = 0;   ///< tc: forwarded without correction (AES-GMAC SA without allow_mutable)
     uint64_t events = 0;           ///< timing-event records put on the event ring
     uint64_t events_ring_full = 0; ///< records the full event ring refused (never waited on)
+    /// Of events, RX records with the time the port gave the frame
+    /// (worker_options::rx_stamps) rather than the clock's
+    uint64_t events_port_stamped = 0;
     uint64_t handed_off = 0;       ///< PTP handed to the PTP worker (counted there from then on)
     uint64_t handoff_full = 0;     ///< PTP the full handoff ring refused: dropped
     // --tickets (worker_options::tickets). A received frame ends as one of
@@ -131,7 +134,7 @@ struct path_counter_field {
     bool exported;
 };
 
-inline constexpr std::array<path_counter_field, 25> path_counter_fields = {{
+inline constexpr std::array<path_counter_field, 26> path_counter_fields = {{
     {"rx", &path_counters::rx, true},
     {"tx", &path_counters::tx, true},
     {"tx_full", &path_counters::tx_full, false},
@@ -149,6 +152,7 @@ inline constexpr std::array<path_counter_field, 25> path_counter_fields = {{
     {"tc_uncorrected", &path_counters::tc_uncorrected, true},
     {"events", &path_counters::events, true},
     {"events_ring_full", &path_counters::events_ring_full, true},
+    {"events_port_stamped", &path_counters::events_port_stamped, true},
     {"handed_off", &path_counters::handed_off, true},
     {"handoff_full", &path_counters::handoff_full, false},
     {"ticket_exceptions", &path_counters::ticket_exceptions, true},

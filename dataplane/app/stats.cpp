@@ -128,6 +128,9 @@ void print_stats(std::FILE* out, std::span<const path_config> paths, std::span<c
         }
         if (c.events != 0 || c.events_ring_full != 0) {
             fmt::print(out, " | events {} ring full {}", c.events, c.events_ring_full);
+            if (c.events_port_stamped != 0) {
+                fmt::print(out, " port-stamped {}", c.events_port_stamped);
+            }
         }
         if (c.ticket_exceptions != 0 || c.reinjected != 0) {
             fmt::print(out, " | tickets: handed over {} reinjected {}", c.ticket_exceptions, c.reinjected);

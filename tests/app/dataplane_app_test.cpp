@@ -462,6 +462,7 @@ TEST_F(dataplane_app, timing_events_record_each_forwarded_frame_as_it_arrived_an
     const auto st = path_stats("outside->inside");
     EXPECT_EQ(st.at("events"), recs.size());
     EXPECT_EQ(st.at("events_ring_full"), 0);
+    EXPECT_EQ(st.at("events_port_stamped"), 0);
     EXPECT_NE(r.out.find(fmt::format("timing events written to {}: {}", dump, recs.size())), std::string::npos)
         << r.out;
 }
@@ -514,6 +515,8 @@ TEST_F(dataplane_app, rx_timestamps_port_us_stamps_each_rx_event_with_the_time_t
     ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
     EXPECT_NE(r.out.find("RX stamped by the port where it gives a time (port-us)"), std::string::npos) << r.out;
     check(read_event_dump(dump), "one worker");
+    EXPECT_EQ(path_stats("outside->inside").at("events_port_stamped"), captured_ns.size());
+    EXPECT_NE(r.out.find(fmt::format("port-stamped {}", captured_ns.size())), std::string::npos) << r.out;
 
     const std::string empty = _dir.file("empty.pcap");
     r = run_queues({empty, empty}, deal_to_two_queues(_capture, "ts"), two_workers,
@@ -521,6 +524,7 @@ TEST_F(dataplane_app, rx_timestamps_port_us_stamps_each_rx_event_with_the_time_t
                     "port-us", "--event-dump", dump});
     ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
     EXPECT_GT(path_stats("outside->inside").at("handed_off").get<uint64_t>(), 100U);
+    EXPECT_EQ(path_stats("outside->inside").at("events_port_stamped"), captured_ns.size());
     check(read_event_dump(dump), "two workers");
 }
 
