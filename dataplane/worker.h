@@ -104,8 +104,8 @@ struct alignas(64) path_counters {
     /// Of events, RX records with the time the port gave the frame
     /// (worker_options::rx_stamps) rather than the clock's
     uint64_t events_port_stamped = 0;
-    uint64_t handed_off = 0;       ///< PTP handed to the PTP worker (counted there from then on)
-    uint64_t handoff_full = 0;     ///< PTP the full handoff ring refused: dropped
+    uint64_t handed_off = 0;   ///< PTP handed to the PTP worker (counted there from then on)
+    uint64_t handoff_full = 0; ///< PTP the full handoff ring refused: dropped
     // --tickets (worker_options::tickets). A received frame ends as one of
     // tx, a drop or ticket_exceptions (or handed_off); a frame the control
     // plane gives back is counted once more, in reinjected, and ends as tx
