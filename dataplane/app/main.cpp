@@ -316,15 +316,13 @@ private:
         wo.burst = _opt.burst;
         wo.tx_retry = _opt.tx_retry;
         wo.rx_tsc_offset = _rx_tsc_offset;
-        wo.rx_stamps.dynfield_offset = _rx_timestamp_offset;
-        wo.rx_stamps.dynflag = _rx_timestamp_flag;
-        wo.rx_stamps.ns_per_unit = _chk.rx_timestamp_ns_per_unit;
         if (_clock && _clock->latch_port() >= 0 && sink.rx) {
             // --clock ethdev:PORT: the NIC latches the time of the PTP
             // frames it recognises, on that clock.
-            wo.rx_stamps.latched = _clock.get();
-            wo.rx_stamps.latched_port = static_cast<uint16_t>(_clock->latch_port());
+            _rx_stamps.latched = _clock.get();
+            _rx_stamps.latched_port = static_cast<uint16_t>(_clock->latch_port());
         }
+        wo.rx_stamps = _rx_stamps;
         wo.retired_keys = _retired_keys;
         wo.wire = _opt.wire;
         for (size_t k = 0; k < _workers.size(); ++k) {
@@ -408,8 +406,9 @@ private:
                                      "RTE_ETH_RX_OFFLOAD_TIMESTAMP); use --rx-timestamps clock",
                                      _opt.rx_timestamps, port_label(_opt.inside), port_label(_opt.outside))};
         }
-        _rx_timestamp_offset = offset;
-        _rx_timestamp_flag = 1ULL << static_cast<unsigned>(bit);
+        _rx_stamps.dynfield_offset = offset;
+        _rx_stamps.dynflag = 1ULL << static_cast<unsigned>(bit);
+        _rx_stamps.ns_per_unit = _chk.rx_timestamp_ns_per_unit;
         return ok_status();
     }
 
@@ -512,12 +511,12 @@ private:
         }
         if (_event_ring != nullptr) {
             std::string rx_stamps;
-            if (_rx_timestamp_offset >= 0) {
+            if (_rx_stamps.dynfield_offset >= 0) {
                 rx_stamps = fmt::format(", RX stamped by the port where it gives a time ({})", _opt.rx_timestamps);
             }
-            if (_clock->latch_port() >= 0 && _opt.events != "tx") {
+            if (_rx_stamps.latched != nullptr) {
                 rx_stamps += fmt::format(", RX of PTP frames port {} latches (IEEE 1588) at the time it latched",
-                                         _clock->latch_port());
+                                         _rx_stamps.latched_port);
             }
             fmt::print("  timing events ({}) on a ring of {}, clock {}{}{}\n", _opt.events,
                        rte_ring_get_size(_event_ring), _clock->name(), rx_stamps,
@@ -831,8 +830,7 @@ private:
     std::vector<std::string> _steering_notes;
     std::array<rte_ring*, 2> _handoff{}; ///< per path, several workers only
     int _rx_tsc_offset = -1;
-    int _rx_timestamp_offset = -1; ///< --rx-timestamps port-*: rte_dynfield_timestamp
-    uint64_t _rx_timestamp_flag = 0;
+    port_rx_stamps _rx_stamps;         ///< where ports give RX events their time (the workers' copy)
     rte_ring* _retired_keys = nullptr; ///< to the PTP worker, with replay protection on
     std::vector<worker_slot> _workers;
     std::vector<worker_counters> _worker_counters;

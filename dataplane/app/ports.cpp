@@ -44,11 +44,10 @@ result<std::vector<uint16_t>> start_ports(const std::vector<uint16_t>& ports, co
             return fail(port_error(p, "device info", rc));
         }
         if (info.max_rx_queues < queues || info.max_tx_queues < queues) {
-            return fail(error{fmt::format(
-                "port {} ({}): {} workers need {} RX and TX queues, the port has at most {} RX and {} TX (fewer "
-                "lcores, or a port with more queues: net_pcap takes one rx_pcap/tx_pcap per queue)",
-                p, info.driver_name != nullptr ? info.driver_name : "?", queues, queues, info.max_rx_queues,
-                info.max_tx_queues)});
+            return fail(error{
+                fmt::format("{}: {} workers need {} RX and TX queues, the port has at most {} RX and {} TX (fewer "
+                            "lcores, or a port with more queues: net_pcap takes one rx_pcap/tx_pcap per queue)",
+                            port_label(p), queues, queues, info.max_rx_queues, info.max_tx_queues)});
         }
         rte_eth_conf conf{};
         // Several queues: spread what is not PTP over them by RSS on the
