@@ -74,33 +74,27 @@ void operator delete(void* p) noexcept {
     check_block(p);
     std::free(p);
 }
+// Every other form frees the same way.
 void operator delete[](void* p) noexcept {
-    check_block(p);
-    std::free(p);
+    operator delete(p);
 }
 void operator delete(void* p, std::size_t) noexcept {
-    check_block(p);
-    std::free(p);
+    operator delete(p);
 }
 void operator delete[](void* p, std::size_t) noexcept {
-    check_block(p);
-    std::free(p);
+    operator delete(p);
 }
 void operator delete(void* p, std::align_val_t) noexcept {
-    check_block(p);
-    std::free(p);
+    operator delete(p);
 }
 void operator delete[](void* p, std::align_val_t) noexcept {
-    check_block(p);
-    std::free(p);
+    operator delete(p);
 }
 void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
-    check_block(p);
-    std::free(p);
+    operator delete(p);
 }
 void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
-    check_block(p);
-    std::free(p);
+    operator delete(p);
 }
 
 namespace ptpsec {
