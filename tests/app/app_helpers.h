@@ -10,6 +10,8 @@
 
 #include <control/telemetry_client.h>
 #include <dataplane/exception_channel.h>
+#include <dataplane/ptp/frame.h>
+#include <dataplane/ptp/message.h>
 #include <dataplane/sa_channel.h>
 
 #include <gtest/gtest.h>
@@ -154,6 +156,25 @@ inline std::vector<std::string> dataplane_command(const std::string& cores, cons
     args.emplace_back("--");
     args.insert(args.end(), options.begin(), options.end());
     return args;
+}
+
+/// Where a signed PTP frame's message and AUTHENTICATION TLV are; both 0
+/// for a frame that is not PTP or carries no such TLV.
+struct located {
+    size_t ptp = 0;
+    size_t auth = 0; ///< frame offset of the TLV
+};
+
+inline located locate(const std::vector<uint8_t>& frame) {
+    ptp::frame_info fi;
+    ptp::message_view mv;
+    located l;
+    if (ptp::classify_frame(frame.data(), frame.size(), fi) == ptp::error::none &&
+        ptp::parse_message(frame.data() + fi.ptp_offset, fi.ptp_avail, mv) == ptp::error::none && mv.has_auth) {
+        l.ptp = fi.ptp_offset;
+        l.auth = fi.ptp_offset + mv.auth.offset;
+    }
+    return l;
 }
 
 inline testing::AssertionResult wait_until(const std::function<bool()>& done, std::chrono::milliseconds limit,

@@ -16,8 +16,6 @@
 
 #include <control/telemetry_client.h>
 #include <dataplane/event.h>
-#include <dataplane/ptp/frame.h>
-#include <dataplane/ptp/message.h>
 #include <drivers/base/hex.h>
 #include <hsm/evidence.h>
 #include <hsm/evidence_log.h>
@@ -47,17 +45,6 @@ namespace {
 
 using json = nlohmann::json;
 using digest = std::array<uint8_t, event_digest_len>;
-
-/// Where the PTP message of a frame starts, if it is PTP and signed.
-std::optional<size_t> signed_ptp_offset(const std::vector<uint8_t>& frame) {
-    ptp::frame_info fi;
-    ptp::message_view mv;
-    if (ptp::classify_frame(frame.data(), frame.size(), fi) == ptp::error::none &&
-        ptp::parse_message(frame.data() + fi.ptp_offset, fi.ptp_avail, mv) == ptp::error::none && mv.has_auth) {
-        return fi.ptp_offset;
-    }
-    return std::nullopt;
-}
 
 /// SHA-256 of a PTP message with correctionField (octets 8-15) as zero.
 digest event_digest_of(const uint8_t* msg, size_t len) {
@@ -127,12 +114,13 @@ protected:
         for (size_t i = 0; i < _capture.size(); ++i) {
             const auto& a = _capture[i].data;
             const auto& b = out[i].data;
-            const auto at = signed_ptp_offset(a);
-            if (!at || !event_mask::timing().selects_value(a[*at] & 0x0F)) {
+            const located l = locate(a);
+            const size_t at = l.ptp;
+            if (l.auth == 0 || !event_mask::timing().selects_value(a[at] & 0x0F)) {
                 continue; // not a signed timing message: not forwarded by verify-strip, or not recorded
             }
-            ++_want[{event_direction::rx, event_digest_of(a.data() + *at, a.size() - *at)}];
-            ++_want[{event_direction::tx, event_digest_of(b.data() + *at, b.size() - *at)}];
+            ++_want[{event_direction::rx, event_digest_of(a.data() + at, a.size() - at)}];
+            ++_want[{event_direction::tx, event_digest_of(b.data() + at, b.size() - at)}];
         }
         ASSERT_GT(_want.size(), 100U);
     }

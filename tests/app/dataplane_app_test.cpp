@@ -69,24 +69,6 @@ std::vector<packet> stripped(const std::vector<packet>& pkts) {
     return out;
 }
 
-/// Where a PTP frame's message and AUTHENTICATION TLV are.
-struct located {
-    size_t ptp = 0;
-    size_t auth = 0; ///< frame offset of the TLV
-};
-
-located locate(const std::vector<uint8_t>& frame) {
-    ptp::frame_info fi;
-    ptp::message_view mv;
-    located l;
-    if (ptp::classify_frame(frame.data(), frame.size(), fi) == ptp::error::none &&
-        ptp::parse_message(frame.data() + fi.ptp_offset, fi.ptp_avail, mv) == ptp::error::none && mv.has_auth) {
-        l.ptp = fi.ptp_offset;
-        l.auth = fi.ptp_offset + mv.auth.offset;
-    }
-    return l;
-}
-
 /// Two workers (three lcores on whatever CPUs there are): net_pcap has no
 /// rte_flow, so the second worker hands the PTP of its queue to the first.
 constexpr const char* two_workers = "0@(0-1),1@(0-1),2@(0-1)";
@@ -400,6 +382,15 @@ std::array<uint8_t, event_digest_len> event_digest_of(const uint8_t* msg, size_t
     return d;
 }
 
+/// The event records of an --event-dump file.
+std::vector<event_record> read_event_dump(const std::string& path) {
+    const std::string bytes = test::read_file(path);
+    EXPECT_EQ(bytes.size() % sizeof(event_record), 0U);
+    std::vector<event_record> recs(bytes.size() / sizeof(event_record));
+    std::memcpy(recs.data(), bytes.data(), recs.size() * sizeof(event_record));
+    return recs;
+}
+
 TEST_F(dataplane_app, timing_events_record_each_forwarded_frame_as_it_arrived_and_left) {
     // Verify and strip the capture with --events both: every forwarded
     // Sync, Follow_Up and Delay_Req gives an rx record (the signed message,
@@ -415,10 +406,7 @@ TEST_F(dataplane_app, timing_events_record_each_forwarded_frame_as_it_arrived_an
                        {"--sa-file", shipped_sa_file, "--inside-policy", "pass", "--outside-policy", "verify-strip",
                         "--events", "both", "--event-dump", dump});
     ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
-    const std::string bytes = test::read_file(dump);
-    ASSERT_EQ(bytes.size() % sizeof(event_record), 0U);
-    std::vector<event_record> recs(bytes.size() / sizeof(event_record));
-    std::memcpy(recs.data(), bytes.data(), bytes.size());
+    const std::vector<event_record> recs = read_event_dump(dump);
 
     // What should be there: the capture's selected messages, in order.
     std::vector<std::pair<std::array<uint8_t, event_digest_len>, std::array<uint8_t, event_digest_len>>> want;
@@ -465,15 +453,6 @@ TEST_F(dataplane_app, timing_events_record_each_forwarded_frame_as_it_arrived_an
     EXPECT_EQ(st.at("events_port_stamped"), 0);
     EXPECT_NE(r.out.find(fmt::format("timing events written to {}: {}", dump, recs.size())), std::string::npos)
         << r.out;
-}
-
-/// The event records of an --event-dump file.
-std::vector<event_record> read_event_dump(const std::string& path) {
-    const std::string bytes = test::read_file(path);
-    EXPECT_EQ(bytes.size() % sizeof(event_record), 0U);
-    std::vector<event_record> recs(bytes.size() / sizeof(event_record));
-    std::memcpy(recs.data(), bytes.data(), recs.size() * sizeof(event_record));
-    return recs;
 }
 
 TEST_F(dataplane_app, rx_timestamps_port_us_stamps_each_rx_event_with_the_time_the_port_gave_its_frame) {
@@ -553,9 +532,7 @@ TEST_F(dataplane_app, event_types_choose_which_messages_give_records) {
                        {"--sa-file", shipped_sa_file, "--inside-policy", "pass", "--events", "rx", "--event-types",
                         "Sync,announce", "--event-dump", dump});
     ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
-    const std::string bytes = test::read_file(dump);
-    std::vector<event_record> recs(bytes.size() / sizeof(event_record));
-    std::memcpy(recs.data(), bytes.data(), recs.size() * sizeof(event_record));
+    const std::vector<event_record> recs = read_event_dump(dump);
     size_t want = 0;
     for (const auto& p : _capture) {
         const located l = locate(p.data);

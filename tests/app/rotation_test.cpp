@@ -21,8 +21,6 @@
 #include "app_helpers.h"
 
 #include <control/sa_client.h>
-#include <dataplane/ptp/frame.h>
-#include <dataplane/ptp/message.h>
 #include <dataplane/sa_channel.h>
 #include <drivers/base/bytes.h>
 
@@ -135,21 +133,15 @@ mixed_load load_with_bad_frames(const std::string& stripped, uint32_t first_key,
     mixed_load m;
     std::vector<test::packet> signed_frames;
     for (auto& p : test::read_packets(capture)) {
-        ptp::frame_info fi;
-        ptp::message_view mv;
-        if (ptp::classify_frame(p.data.data(), p.data.size(), fi) == ptp::error::none &&
-            ptp::parse_message(p.data.data() + fi.ptp_offset, fi.ptp_avail, mv) == ptp::error::none && mv.has_auth) {
+        if (locate(p.data).auth != 0) {
             signed_frames.push_back(std::move(p));
         }
     }
     std::vector<test::packet> bad;
     auto spoil = [&](size_t i, auto&& change) {
         test::packet p = signed_frames[i % signed_frames.size()];
-        ptp::frame_info fi;
-        ptp::message_view mv;
-        (void)ptp::classify_frame(p.data.data(), p.data.size(), fi);
-        (void)ptp::parse_message(p.data.data() + fi.ptp_offset, fi.ptp_avail, mv);
-        change(p.data.data() + fi.ptp_offset, p.data.data() + fi.ptp_offset + mv.auth.offset);
+        const located l = locate(p.data);
+        change(p.data.data() + l.ptp, p.data.data() + l.auth);
         bad.push_back(std::move(p));
     };
     for (uint32_t key = first_key; key <= last_key; key += 5) {
