@@ -47,7 +47,12 @@ protected:
         const auto strip = test::run_program(_dir, _ctl, {"pcap", "strip", test::linuxptp_capture, stripped()});
         ASSERT_EQ(strip.exit_code, 0) << strip.err;
         // Keys of 8 s, the next handed out in the last 4 s, 1 s of grace.
-        test::write_file(_dir.file("server.toml"), R"([server]
+        // Each daemon's admin socket in the test's folder, never the
+        // system's default.
+        test::write_file(_dir.file("server.toml"), R"([admin]
+socket = "server.sock"
+
+[server]
 listen = ["127.0.0.1"]
 port = 0
 certificate = "server.pem"
@@ -74,9 +79,9 @@ groups = ["plant-a"]
     std::string prefix() const { return fmt::format("ptpsec-node-{}", ::getpid()); }
 
     /// node.toml for the group `group` (domain 0; `group_lines` add to its
-    /// table), then `extra`.
+    /// table), then `extra`, by default the admin socket node.sock.
     void write_node_config(uint16_t port, const std::string& group = "plant-a", const std::string& group_lines = "",
-                           const std::string& extra = "") {
+                           const std::string& extra = "[admin]\nsocket = \"node.sock\"\n") {
         test::write_file(_dir.file("node.toml"), fmt::format(R"([node]
 server = "127.0.0.1"
 port = {}
@@ -330,7 +335,7 @@ TEST_F(controld_node, a_node_that_restarts_takes_the_keys_the_data_plane_kept) {
     test::background_program server(_dir, _controld, {"--config", _dir.file("server.toml")});
     const uint16_t port = server_port(server);
     ASSERT_NE(port, 0) << server.out() << server.err();
-    write_node_config(port, "plant-a", "", "[admin]\nsocket = \"node.sock\"\n");
+    write_node_config(port);
 
     runtime_dir_guard runtime(prefix());
     auto dp = start_dataplane();
@@ -388,7 +393,6 @@ TEST_F(controld_node, an_early_rotation_ordered_by_the_operator_reaches_the_data
     // Keys of an hour, the next handed out in the last 30 s, 1 s of grace.
     std::string server_toml = test::read_file(_dir.file("server.toml"));
     server_toml.replace(server_toml.find("lifetime = 8\nupdate-period = 4"), 30, "lifetime = 3600\nupdate-period = 30");
-    server_toml += "\n[admin]\nsocket = \"server.sock\"\n";
     test::write_file(_dir.file("server.toml"), server_toml);
     test::background_program server(_dir, _controld, {"--config", _dir.file("server.toml")});
     const uint16_t port = server_port(server);
@@ -397,7 +401,7 @@ TEST_F(controld_node, an_early_rotation_ordered_by_the_operator_reaches_the_data
     // The node also asks every 1 to 2 s: a later rotation reaches it alone.
     std::string node_toml = test::read_file(_dir.file("node.toml"));
     node_toml.insert(node_toml.find("retry-min-ms"), "refresh-interval = 2\n");
-    test::write_file(_dir.file("node.toml"), node_toml + "\n[admin]\nsocket = \"node.sock\"\n");
+    test::write_file(_dir.file("node.toml"), node_toml);
     runtime_dir_guard runtime(prefix());
     auto dp = start_dataplane();
     test::background_program node(_dir, _controld, {"--config", _dir.file("node.toml")});
