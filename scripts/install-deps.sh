@@ -31,6 +31,8 @@ packages=(
   postgresql
   # tests: certificates and keys made with the openssl command
   openssl
+  # tests: memcheck checks that the ICV comparison is constant-time
+  valgrind
 )
 
 mapfile -t missing < <(apt_missing "${packages[@]}")
