@@ -919,6 +919,21 @@ status check_chain(const batch_payload* previous, const batch_payload& current) 
     return ok_status();
 }
 
+status check_chain_after_gap(const batch_payload& previous, const batch_payload& current) {
+    if (current.first_event_index <= previous.last_event_index) {
+        return error{fmt::format("chain: batch {} starts at event {}, not after {}, the last of batch {}",
+                                 current.counter, current.first_event_index, previous.last_event_index,
+                                 previous.counter)};
+    }
+    const uint64_t between = current.last_event_index - previous.last_event_index - current.event_count;
+    if (current.missed_events > between) {
+        return error{fmt::format("chain: batch {} reports {} missed events but only {} indexes lie between it and "
+                                 "batch {}",
+                                 current.counter, current.missed_events, between, previous.counter)};
+    }
+    return ok_status();
+}
+
 result<batch_record> sign_batch(signer& s, const batch_request& req) {
     PTPSEC_TRY(builder, batch_builder::create());
     PTPSEC_TRY(signed_batch, (*builder)->sign(s, req));

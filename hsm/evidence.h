@@ -257,6 +257,14 @@ result<event_evidence> derive_event_evidence(const batch_record& r, size_t leaf_
 /// missed_events == last_event_index - previous last - event_count.
 status check_chain(const batch_payload* previous, const batch_payload& current);
 
+/// What still holds when batches are missing between `previous` (the last
+/// accepted) and `current`, which does not name its root: the event indexes
+/// go forward (first_event_index > the previous last), and the indexes
+/// between the two batches hold at least current's missed events
+/// (missed_events <= last_event_index - previous last - event_count); the
+/// rest were the missing batches' events and misses.
+status check_chain_after_gap(const batch_payload& previous, const batch_payload& current);
+
 /// One event of a batch and its index in the signer's whole sequence
 /// (counting events the ring dropped, so that drops show as gaps).
 struct batch_event {

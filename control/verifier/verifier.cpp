@@ -443,6 +443,10 @@ void verifier::verify_record(std::string_view file, size_t batch_index, const hs
                              p.counter, p.signer_id, short_hex(p.previous_root), short_hex(st.chain->merkle_root),
                              st.chain->counter, st.chain->counter, p.counter));
             failed.emplace_back("dropped batch");
+            if (auto s = hsm::check_chain_after_gap(previous, p); !s) {
+                fail("chain", s.message());
+                failed.emplace_back("chain");
+            }
         } else {
             chain = "linked";
             if (auto s = hsm::check_chain(&previous, p); !s) {

@@ -1056,6 +1056,32 @@ TEST_F(evidence, the_chain_rules_hold_for_consecutive_batches_and_each_break_is_
     EXPECT_TRUE(check_batch_record(gappy, signature_algorithm::es256, key()));
 }
 
+// With batch 2 missing, batch 3 cannot be linked to batch 1, but its event
+// indexes must still go forward, and what lies between the two must leave
+// room for the misses it reports.
+TEST_F(evidence, after_a_missing_batch_the_event_indexes_still_go_forward) {
+    // Batches 0..3, 4..5 (the missing one) and 6..8.
+    const batch_record b1 = sign(*_signer, request(4, 0, first_batch_previous_root, 0));
+    const batch_record b2 = sign(*_signer, request(2, 4, b1.payload.merkle_root, 0));
+    const batch_record b3 = sign(*_signer, request(3, 6, b2.payload.merkle_root, 0));
+    EXPECT_TRUE(check_chain_after_gap(b1.payload, b3.payload));
+    // Batch 2's two events could have been misses of batch 3's instead.
+    batch_payload p = b3.payload;
+    p.missed_events = 2;
+    EXPECT_TRUE(check_chain_after_gap(b1.payload, p));
+    p.missed_events = 3;
+    EXPECT_EQ(check_chain_after_gap(b1.payload, p).message(),
+              "chain: batch " + std::to_string(p.counter) + " reports 3 missed events but only 2 indexes lie " +
+                  "between it and batch " + std::to_string(b1.payload.counter));
+    p = b3.payload;
+    p.first_event_index = 3;
+    EXPECT_EQ(check_chain_after_gap(b1.payload, p).message(),
+              "chain: batch " + std::to_string(p.counter) + " starts at event 3, not after 3, the last of batch " +
+                  std::to_string(b1.payload.counter));
+    p.first_event_index = 0;
+    EXPECT_FALSE(check_chain_after_gap(b1.payload, p));
+}
+
 std::vector<uint8_t> concat_records(const std::vector<batch_record>& recs) {
     std::vector<uint8_t> log;
     for (const auto& r : recs) {

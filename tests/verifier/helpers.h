@@ -81,6 +81,10 @@ public:
         return std::move(*r);
     }
 
+    /// The next batch's first event index (a faulty signer's, when lower
+    /// than the last).
+    void set_next_index(uint64_t index) noexcept { _next_index = index; }
+
 private:
     hsm::signer& _signer;
     std::string _signer_id;

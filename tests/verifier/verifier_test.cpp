@@ -244,6 +244,26 @@ TEST_F(verifier_test, a_dropped_batch_is_one_failure_and_the_chain_continues_aft
     EXPECT_EQ(r.batches_verified, 2U);
 }
 
+// A batch after a gap cannot be linked to the last accepted one, but its
+// event indexes are still checked against it: a signer that numbers events
+// again from an earlier index is caught there too.
+TEST_F(verifier_test, a_batch_after_a_gap_whose_event_indexes_go_back_fails_the_chain) {
+    chain c(*_signer, "gm-a");
+    std::vector<hsm::batch_record> all{c.next(3), c.next(3)}; // indexes 0..2, 3..5
+    c.set_next_index(1);
+    all.push_back(c.next(3)); // 1..3, after 3..5
+    all.push_back(c.next(3)); // 4..6: linked to the one before
+    all.erase(all.begin() + 1);
+    const auto r = verify(make_log(all).bytes);
+    EXPECT_EQ(checks(r.failures), (std::vector<std::string>{"dropped batch", "chain"}));
+    ASSERT_EQ(r.failures.size(), 2U);
+    EXPECT_EQ(r.failures[1].counter, 3U);
+    EXPECT_NE(r.failures[1].message.find("starts at event 1, not after 2, the last of batch 1"), std::string::npos)
+        << r.failures[1].message;
+    EXPECT_EQ(r.batches_accepted, 3U);
+    EXPECT_EQ(r.batches_verified, 2U);
+}
+
 TEST_F(verifier_test, reordered_batches_show_as_a_gap_then_a_batch_out_of_order) {
     auto all = batches(4);
     std::swap(all[1], all[2]); // 1, 3, 2, 4
