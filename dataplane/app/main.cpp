@@ -146,6 +146,7 @@ public:
         unsteer_ptp(_steered);
         stop_ports(_ports);
         print_stats(stdout, paths(), _worker_counters, "at exit");
+        print_replay_stats(stdout, snapshot_replay(_replay.get()), "at exit");
         print_service_stats("at exit");
         if (_attest) {
             // The workers have stopped: what is left on the ring is signed now.
@@ -165,7 +166,7 @@ public:
         if (!_opt.stats_json.empty()) {
             std::ofstream out(_opt.stats_json);
             _svc.generation = _sat->generation();
-            out << stats_json(paths(), _worker_counters, &_svc) << "\n";
+            out << stats_json(paths(), _worker_counters, snapshot_replay(_replay.get()), &_svc) << "\n";
         }
         return exit_ok;
     }
@@ -763,6 +764,7 @@ private:
             const auto now = clock::now();
             if (_opt.stats_interval > 0 && now >= next_stats) {
                 print_stats(stdout, paths(), _worker_counters, "live");
+                print_replay_stats(stdout, snapshot_replay(_replay.get()), "live");
                 print_service_stats("live");
                 if (_attest) {
                     _attest->print(stdout, "live");

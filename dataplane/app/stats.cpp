@@ -206,8 +206,46 @@ void print_service_stats(std::FILE* out, const service_stats& s, std::string_vie
     std::fflush(out);
 }
 
+replay_snapshot snapshot_replay(const replay_table* table) noexcept {
+    replay_snapshot r;
+    if (table == nullptr) {
+        return r;
+    }
+    const replay_counters& rc = table->counters();
+    // Windows in use, from counters only (size() is the worker's plain
+    // variable): every window is opened once and leaves by eviction or
+    // retirement. Those two are read first, so that the difference cannot go
+    // below zero however the worker moves on meanwhile.
+    r.evicted = load(rc.evicted);
+    r.retired = load(rc.retired);
+    r.opened = load(rc.opened);
+    r.late = load(rc.late);
+    for (size_t v = 0; v < replay_verdict_count; ++v) {
+        r.verdicts[v] = load(rc.verdicts[v]);
+    }
+    r.window = table->window();
+    r.capacity = table->capacity();
+    r.size = r.opened >= r.evicted + r.retired ? r.opened - r.evicted - r.retired : 0;
+    return r;
+}
+
+void print_replay_stats(std::FILE* out, const replay_snapshot& r, std::string_view label) {
+    if (r.window == 0) {
+        fmt::print(out, "  replay ({}): off\n", label);
+        std::fflush(out);
+        return;
+    }
+    const auto verdict = [&](replay_verdict v) { return r.verdicts[static_cast<size_t>(v)]; };
+    fmt::print(out,
+               "  replay ({}): window {}, {} of {} streams | accepted {} (late {}) replayed {} too_old {} | opened {} "
+               "evicted {} retired {}\n",
+               label, r.window, r.size, r.capacity, verdict(replay_verdict::accepted), r.late,
+               verdict(replay_verdict::replayed), verdict(replay_verdict::too_old), r.opened, r.evicted, r.retired);
+    std::fflush(out);
+}
+
 std::string stats_json(std::span<const path_config> paths, std::span<const worker_counters> workers,
-                       const service_stats* svc) {
+                       const replay_snapshot& replay, const service_stats* svc) {
     nlohmann::json j;
     j["paths"] = nlohmann::json::array();
     const std::vector<path_counters> sums = sum_counters(workers, paths.size());
@@ -246,6 +284,15 @@ std::string stats_json(std::span<const path_config> paths, std::span<const worke
         j["workers"].push_back(
             {{"lcore", w.lcore}, {"rx", s.rx}, {"tx", s.tx}, {"handed_off", s.handed_off}, {"dropped", s.dropped}});
     }
+    nlohmann::json jr = {{"window", replay.window}, {"capacity", replay.capacity}, {"size", replay.size}};
+    for (size_t v = 0; v < replay_verdict_count; ++v) {
+        jr[std::string(replay_verdict_name(static_cast<replay_verdict>(v)))] = replay.verdicts[v];
+    }
+    jr["late"] = replay.late;
+    jr["opened"] = replay.opened;
+    jr["evicted"] = replay.evicted;
+    jr["retired"] = replay.retired;
+    j["replay"] = jr;
     if (svc != nullptr) {
         const latency_histogram& h = svc->apply_latency;
         j["sa_updates"] = {{"applied", svc->applied},

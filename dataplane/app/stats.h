@@ -78,11 +78,33 @@ uint64_t total_events_ring_full(std::span<const worker_counters> workers) noexce
 void print_stats(std::FILE* out, std::span<const path_config> paths, std::span<const worker_counters> workers,
                  std::string_view label);
 
+/// The replay table's counters, read with relaxed loads while the PTP
+/// worker writes them; all zero (window 0) without a table
+/// (--replay-window 0).
+struct replay_snapshot {
+    uint32_t window = 0;
+    size_t capacity = 0;
+    uint64_t size = 0; ///< windows in use: opened - evicted - retired
+    std::array<uint64_t, replay_verdict_count> verdicts{};
+    uint64_t late = 0;
+    uint64_t opened = 0;
+    uint64_t evicted = 0;
+    uint64_t retired = 0;
+};
+
+replay_snapshot snapshot_replay(const replay_table* table) noexcept;
+
+/// "  replay (LABEL): window W, N of C streams | accepted A (late L) replayed R too_old T | opened O evicted E
+/// retired R", or "  replay (LABEL): off".
+void print_replay_stats(std::FILE* out, const replay_snapshot& r, std::string_view label);
+
 /// {"paths": [{"name": ..., "policy": ..., "rx": ..., "drops": {"bad_icv": ...}, "malformed": {...}}],
-///  "workers": [{"lcore": 1, "rx": ..., "tx": ..., "handed_off": ..., "dropped": ...}]}
+///  "workers": [{"lcore": 1, "rx": ..., "tx": ..., "handed_off": ..., "dropped": ...}],
+///  "replay": {"window", "capacity", "size", "accepted", "replayed", "too_old", "late", "opened", "evicted",
+///  "retired"}}
 /// With `svc`, also "sa_updates": {"applied", "rejected", "keys_expired", "apply_latency_us": {"p50", "p99",
 /// "max", "mean", "samples"}}.
 std::string stats_json(std::span<const path_config> paths, std::span<const worker_counters> workers,
-                       const service_stats* svc = nullptr);
+                       const replay_snapshot& replay, const service_stats* svc = nullptr);
 
 } // namespace ptpsec

@@ -41,10 +41,6 @@ published_state& published() {
     return state;
 }
 
-uint64_t load(const uint64_t& v) noexcept {
-    return __atomic_load_n(&v, __ATOMIC_RELAXED);
-}
-
 /// A nested dict; its parent frees it once add_dict() handed it over.
 class tel_dict {
 public:
@@ -159,31 +155,22 @@ void fill_path(rte_tel_data* d, const path_config& p, const path_counters& c) {
 }
 
 void fill_replay(rte_tel_data* d, const replay_table* replay) {
+    // Without a table: window 0, what --replay-window 0 (no replay
+    // protection) says, and nothing else.
+    const replay_snapshot r = snapshot_replay(replay);
+    add_u64(d, "window", r.window);
+    add_u64(d, "capacity", r.capacity);
+    add_u64(d, "size", r.size);
     if (replay == nullptr) {
-        // Window 0 is what --replay-window 0 (no replay protection) says.
-        add_u64(d, "window", 0);
-        add_u64(d, "capacity", 0);
-        add_u64(d, "size", 0);
         return;
     }
-    const replay_counters& rc = replay->counters();
-    // Windows in use, from counters only (size() is the worker's plain
-    // variable): every window is opened once and leaves by eviction or
-    // retirement. Read those two first, so the difference cannot go below
-    // zero however the worker moves on meanwhile.
-    const uint64_t evicted = load(rc.evicted);
-    const uint64_t retired = load(rc.retired);
-    const uint64_t opened = load(rc.opened);
-    add_u64(d, "window", replay->window());
-    add_u64(d, "capacity", replay->capacity());
-    add_u64(d, "size", opened >= evicted + retired ? opened - evicted - retired : 0);
     for (size_t v = 0; v < replay_verdict_count; ++v) {
-        add_u64(d, replay_verdict_name(static_cast<replay_verdict>(v)), load(rc.verdicts[v]));
+        add_u64(d, replay_verdict_name(static_cast<replay_verdict>(v)), r.verdicts[v]);
     }
-    add_u64(d, "late", load(rc.late));
-    add_u64(d, "opened", opened);
-    add_u64(d, "evicted", evicted);
-    add_u64(d, "retired", retired);
+    add_u64(d, "late", r.late);
+    add_u64(d, "opened", r.opened);
+    add_u64(d, "evicted", r.evicted);
+    add_u64(d, "retired", r.retired);
 }
 
 /// {"paths": {"inside_to_outside": {...}, ...}, "replay": {...}}

@@ -291,6 +291,32 @@ TEST_F(dataplane_app, verify_strip_forwards_good_frames_stripped_and_counts_ever
     expect_bad_frames_dropped(s);
     EXPECT_EQ(s.at("stripped"), capture_ptp_frames);
     EXPECT_NE(r.out.find("bad_icv 1"), std::string::npos) << r.out;
+    // The replay table: every verified frame new, the one replay refused,
+    // in --stats-json and on the exit line.
+    const auto replay = nlohmann::json::parse(test::read_file(_dir.file("stats.json"))).at("replay");
+    EXPECT_EQ(replay.at("accepted"), capture_ptp_frames) << replay;
+    EXPECT_EQ(replay.at("replayed"), 1) << replay;
+    EXPECT_EQ(replay.at("too_old"), 0) << replay;
+    EXPECT_GT(replay.at("opened").get<uint64_t>(), 0U) << replay;
+    EXPECT_EQ(replay.at("size"), replay.at("opened")) << replay;
+    EXPECT_EQ(replay.at("evicted"), 0) << replay;
+    EXPECT_NE(r.out.find(fmt::format("replay (at exit): window {}, {} of {} streams | accepted {} (late {}) replayed 1 "
+                                     "too_old 0 | opened {} evicted 0 retired 0\n",
+                                     replay.at("window").get<uint64_t>(), replay.at("size").get<uint64_t>(),
+                                     replay.at("capacity").get<uint64_t>(), capture_ptp_frames,
+                                     replay.at("late").get<uint64_t>(), replay.at("opened").get<uint64_t>())),
+              std::string::npos)
+        << r.out;
+
+    // Without replay protection: off, and window 0 in --stats-json.
+    const auto off = run(
+        _dir.file("empty.pcap"), in_path,
+        {"--sa-file", shipped_sa_file, "--sign", "2:1", "--outside-policy", "verify-strip", "--replay-window", "0"});
+    ASSERT_EQ(off.exit_code, 0) << off.err << off.out;
+    EXPECT_NE(off.out.find("replay (at exit): off\n"), std::string::npos) << off.out;
+    const auto none = nlohmann::json::parse(test::read_file(_dir.file("stats.json"))).at("replay");
+    EXPECT_EQ(none.at("window"), 0) << none;
+    EXPECT_EQ(none.at("accepted"), 0) << none;
 }
 
 TEST_F(dataplane_app, on_a_crypto_device_signs_as_ptp4l_and_verifies_every_frame) {
