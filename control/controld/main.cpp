@@ -1240,6 +1240,12 @@ int run(int argc, char** argv) {
         fmt::print(stderr, "ptpsec-controld: {}: {}\n", config_file, st.message());
         return exit_error;
     }
+    // Refused by --check as by the start.
+    if (!cfg->server && !cfg->node && !cfg->verifier) {
+        fmt::print(stderr, "ptpsec-controld: {}: neither [server], [node] nor [verifier]: nothing to run\n",
+                   config_file);
+        return exit_error;
+    }
     if (check) {
         fmt::print("{}: {} group(s), {} client rule(s), server role {}, ticket-based mode {}, node role {}, verifier "
                    "role {}, admin socket {}\n",
@@ -1247,11 +1253,6 @@ int run(int argc, char** argv) {
                    cfg->unicast && cfg->unicast->enabled ? "on" : "off", cfg->node ? "on" : "off",
                    cfg->verifier ? "on" : "off", cfg->admin.enabled ? cfg->admin.socket : "off");
         return exit_ok;
-    }
-    if (!cfg->server && !cfg->node && !cfg->verifier) {
-        fmt::print(stderr, "ptpsec-controld: {}: neither [server], [node] nor [verifier]: nothing to run\n",
-                   config_file);
-        return exit_error;
     }
     return serve(*cfg, config_file);
 }

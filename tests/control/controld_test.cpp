@@ -557,6 +557,7 @@ TEST_F(controld, check_finds_what_the_start_would_refuse) {
         {conf + "\n[node]\nserver = \"127.0.0.1\"\ncertificate = \"node1.pem\"\nprivate-key = \"node1.key\"\n"
                 "ca = \"gone-ca.pem\"\ngroups = [\"plant-a\"]\n",
          "[node]: "},
+        {"[admin]\nenabled = false\n", "neither [server], [node] nor [verifier]: nothing to run"},
         {"[verifier]\nregistrar = \"gone.db\"\naudit = \"sqlite:audit.db\"\nlogs = [\"evidence\"]\n",
          "verifier.registrar " + _dir.file("gone.db") +
              ": no such file (enrol the signers with ptpsecctl registrar "
