@@ -78,6 +78,10 @@ bool ke_service::allows(const client_identity& who, bool client_rule::*right, st
                        [&](const client_rule& r) { return matches(r, who, attested) && r.*right; });
 }
 
+bool ke_service::certificate_allows(const client_identity& who, bool client_rule::*right) const {
+    return std::any_of(_rules.begin(), _rules.end(), [&](const client_rule& r) { return matches(r, who) && r.*right; });
+}
+
 ke_service::attestation_outcome ke_service::check_attestation(const client_identity& who,
                                                               const std::optional<nts::platform_attestation>& shown) {
     // Only a client that a rule asks a quote of pays for checking one.
@@ -189,6 +193,11 @@ answer ke_service::handle_tsr(const client_identity& who, std::span<const uint8_
         if (_grantors == nullptr) {
             return refused(nts::error_code::grantor_not_registered);
         }
+        // The owner's certificate, and still a grantor by the rules: one
+        // whose right was taken away no longer acts for its registration.
+        if (!certificate_allows(who, &client_rule::grantor)) {
+            return refused(nts::error_code::not_authorized);
+        }
         switch (_grantors->revoke(who.subject, rev->source_port_identity)) {
         case grantor_registry::revoke_outcome::revoked:
             ++_stats.revokes;
@@ -200,9 +209,13 @@ answer ke_service::handle_tsr(const client_identity& who, std::span<const uint8_
         }
         return refused(nts::error_code::grantor_not_registered);
     }
-    // Heartbeat: no response unless the sender registered nothing.
+    // Heartbeat: no response unless the sender registered nothing or is no
+    // longer a grantor by the rules (its registration then lapses).
     if (_grantors == nullptr) {
         return refused(nts::error_code::grantor_not_registered);
+    }
+    if (!certificate_allows(who, &client_rule::grantor)) {
+        return refused(nts::error_code::not_authorized);
     }
     switch (_grantors->heartbeat(who.subject)) {
     case grantor_registry::heartbeat_outcome::accepted:

@@ -122,6 +122,11 @@ public:
     bool admits(const client_identity& who, const std::string& group, std::string_view attested = {}) const;
     /// Whether some rule matching `who` sets `right` (&client_rule::grantor, ::unicast).
     bool allows(const client_identity& who, bool client_rule::*right, std::string_view attested = {}) const;
+    /// Whether some rule whose certificate part matches `who` sets `right`,
+    /// whatever its `attest`: what a Registration Revoke and a Heartbeat
+    /// need, which carry no Platform Attestation (the registration they
+    /// refer to was attested when the rule asks for it).
+    bool certificate_allows(const client_identity& who, bool client_rule::*right) const;
 
     struct counters {
         uint64_t requests = 0;

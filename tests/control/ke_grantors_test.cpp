@@ -447,6 +447,33 @@ TEST_F(tsr_service_test, registration_revoke_and_heartbeat_on_the_wire) {
     EXPECT_EQ(error_of(late.message), nts::error_code::grantor_not_registered);
 }
 
+// A grantor whose right the rules took away (a new configuration over the
+// kept state) can neither revoke its registration nor keep it alive with
+// heartbeats: Not Authorized, the registry as it was.
+TEST_F(tsr_service_test, revoke_and_heartbeat_need_the_grantor_right_still) {
+    const client_identity g1{"CN=grantor1", {}};
+    ASSERT_FALSE(_service->handle_tsr(g1, nts::build(registration())).close);
+    ASSERT_EQ(_reg->grantors().size(), 1U);
+    ke_service without(*_keys, std::vector<client_rule>{{"CN=grantor1", "", {"plant"}, false, false, false}},
+                       _reg.get());
+    _clk.advance(30 * s);
+    auto hb = without.handle_tsr(g1, nts::build(nts::heartbeat{}));
+    EXPECT_TRUE(hb.close);
+    EXPECT_EQ(error_of(hb.message), nts::error_code::not_authorized);
+    EXPECT_EQ(without.stats().heartbeats, 0U);
+    auto rev = without.handle_tsr(g1, nts::build(nts::registration_revoke{grantor_pid}));
+    EXPECT_TRUE(rev.close);
+    EXPECT_EQ(error_of(rev.message), nts::error_code::not_authorized);
+    EXPECT_EQ(without.stats().revokes, 0U);
+    EXPECT_EQ(_reg->grantors().size(), 1U);
+    EXPECT_EQ(_reg->stats().heartbeats, 0U);
+    // The rules that grant it: both go through.
+    EXPECT_TRUE(_service->handle_tsr(g1, nts::build(nts::heartbeat{})).message.empty());
+    EXPECT_EQ(_service->stats().heartbeats, 1U);
+    EXPECT_TRUE(_service->handle_tsr(g1, nts::build(nts::registration_revoke{grantor_pid})).message.empty());
+    EXPECT_TRUE(_reg->grantors().empty());
+}
+
 TEST_F(tsr_service_test, refusals_leave_the_registry_as_it_was) {
     // No grantor right.
     auto a = _service->handle_tsr({"CN=node1", {}}, nts::build(registration()));
