@@ -2,9 +2,9 @@
 // extended sequence numbers): window rounding and its boundaries, duplicates
 // and reordering, the 16-bit wrap with and without loss, loss patterns that
 // wedge a forward-only window, the stream key (type, source, domain, sdoId,
-// requester of responses, SPP and key ID), key retirement, the full-table
-// rule, the burst call, and a randomized comparison with a reference model
-// written from the window rule alone.
+// requester of responses, SPP and key ID), key retirement, a restarted
+// sender, the full-table rule, the burst call, and a randomized comparison
+// with a reference model written from the window rule alone.
 
 #include "frame_builder.h"
 
@@ -689,6 +689,44 @@ TEST(replay_keys, retiring_a_key_drops_its_windows_and_only_those) {
     // would start from nothing: its state is gone.
     EXPECT_EQ(feed(t, ms[1], 1000, key_a), verdict::accepted);
     EXPECT_EQ(t.size(), 7U);
+}
+
+// A sender that starts its sequenceIds again under the same key
+// (docs/security.md, "A restarted sender"): everything up to its old value is
+// refused, too_old below the window and replayed inside it, and it is
+// accepted again from the first value past it; a restart more than 2^15
+// behind is nearest a value ahead and accepted at once; a new key ends it.
+TEST(replay_restart, a_restarted_sender_is_refused_until_it_passes_its_old_value) {
+    replay_table t = table_of(64);
+    const uint32_t w = t.window();
+    wire_message m = message_of(message_type::sync);
+    for (uint32_t s = 4000; s <= 5000; ++s) {
+        ASSERT_EQ(feed(t, m, static_cast<uint16_t>(s)), verdict::accepted) << s;
+    }
+    uint64_t too_old = 0;
+    uint64_t replayed = 0;
+    for (uint32_t s = 0; s <= 5000; ++s) { // restarted at 0
+        const verdict v = feed(t, m, static_cast<uint16_t>(s));
+        too_old += v == verdict::too_old ? 1 : 0;
+        replayed += v == verdict::replayed ? 1 : 0;
+        EXPECT_NE(v, verdict::accepted) << s;
+    }
+    EXPECT_EQ(replayed, w + 1U) << "the values inside the window";
+    EXPECT_EQ(too_old, 5001U - (w + 1U));
+    EXPECT_EQ(feed(t, m, 5001), verdict::accepted);
+    EXPECT_EQ(feed(t, m, 5002), verdict::accepted);
+
+    // Far ahead before the restart: 0 is more than 2^15 behind 40000, so
+    // it is taken as the next cycle's 0, ahead, and accepted.
+    wire_message far = message_of(message_type::sync, source_port(0x21));
+    EXPECT_EQ(feed(t, far, 40000), verdict::accepted);
+    EXPECT_EQ(feed(t, far, 0), verdict::accepted);
+    EXPECT_EQ(feed(t, far, 1), verdict::accepted);
+    EXPECT_EQ(feed(t, far, 40000), verdict::too_old) << "now behind the window";
+
+    // Rotation ends it: under the next key the restarted stream starts afresh.
+    EXPECT_EQ(feed(t, m, 7, key_b), verdict::accepted);
+    EXPECT_EQ(feed(t, m, 8, key_b), verdict::accepted);
 }
 
 // ---------------------------------------------------------------------------
