@@ -63,8 +63,17 @@ void print_path(const ordered_json& p) {
         fmt::print(" PTP passed {}", count_of(p, "ptp_passed"));
     } else if (policy == "sign") {
         fmt::print(" signed {} already signed {}", count_of(p, "signed"), count_of(p, "already_signed"));
+    } else if (policy == "tc") {
+        fmt::print(" verified {} corrected {} signed again {} not corrected {}", count_of(p, "verified"),
+                   count_of(p, "tc_corrected"), count_of(p, "tc_resigned"), count_of(p, "tc_uncorrected"));
     } else {
         fmt::print(" verified {} stripped {}", count_of(p, "verified"), count_of(p, "stripped"));
+    }
+    if (count_of(p, "events") != 0 || count_of(p, "events_ring_full") != 0) {
+        fmt::print(" | events {} ring full {}", count_of(p, "events"), count_of(p, "events_ring_full"));
+        if (count_of(p, "events_port_stamped") != 0) {
+            fmt::print(" port-stamped {}", count_of(p, "events_port_stamped"));
+        }
     }
     if (count_of(p, "ticket_exceptions") != 0 || count_of(p, "reinjected") != 0) {
         fmt::print(" | tickets: handed over {} reinjected {}", count_of(p, "ticket_exceptions"),
@@ -90,15 +99,28 @@ void print_path(const ordered_json& p) {
     fmt::print("\n");
 }
 
+/// With several workers, a line per worker, as the data plane prints them.
+void print_workers(const ordered_json& workers) {
+    if (workers.size() < 2) {
+        return;
+    }
+    for (const auto& [key, w] : workers.items()) {
+        const std::string_view lcore = std::string_view(key).substr(key.starts_with("lcore_") ? 6 : 0);
+        fmt::print("  worker lcore {}: rx {} tx {} handed to the PTP worker {} dropped {}\n", lcore, count_of(w, "rx"),
+                   count_of(w, "tx"), count_of(w, "handed_off"), count_of(w, "dropped"));
+    }
+}
+
+/// The replay line of the data plane's own counters.
 void print_replay(const ordered_json& r) {
     if (count_of(r, "window") == 0) {
         fmt::print("  replay: off\n");
         return;
     }
-    fmt::print("  replay: {} of {} streams, window {} | accepted {} replayed {} too_old {} late {} | opened {} "
+    fmt::print("  replay: window {}, {} of {} streams | accepted {} (late {}) replayed {} too_old {} | opened {} "
                "evicted {} retired {}\n",
-               count_of(r, "size"), count_of(r, "capacity"), count_of(r, "window"), count_of(r, "accepted"),
-               count_of(r, "replayed"), count_of(r, "too_old"), count_of(r, "late"), count_of(r, "opened"),
+               count_of(r, "window"), count_of(r, "size"), count_of(r, "capacity"), count_of(r, "accepted"),
+               count_of(r, "late"), count_of(r, "replayed"), count_of(r, "too_old"), count_of(r, "opened"),
                count_of(r, "evicted"), count_of(r, "retired"));
 }
 
@@ -135,6 +157,7 @@ int show_stats(const std::string& prefix, bool json) {
     for (const auto& [key, p] : paths.items()) {
         print_path(p);
     }
+    print_workers(s.value("workers", ordered_json::object()));
     print_replay(s.value("replay", ordered_json::object()));
     for (const auto& [key, p] : s["ports"].items()) {
         print_port(p);

@@ -23,6 +23,7 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -54,9 +55,10 @@ struct running_dataplane {
         : prefix(file_prefix), runtime(file_prefix), program(dir, exe, args(stripped, eal_extra)) {}
     /// One on these `devices` (--vdev ...) with these options of ours.
     running_dataplane(const temp_dir& dir, const std::string& exe, const std::string& file_prefix,
-                      const std::vector<std::string>& devices, const std::vector<std::string>& options)
+                      const std::vector<std::string>& devices, const std::vector<std::string>& options,
+                      const std::string& cores = "-l0")
         : prefix(file_prefix), runtime(file_prefix),
-          program(dir, exe, dataplane_command("-l0", file_prefix, devices, options)) {}
+          program(dir, exe, dataplane_command(cores, file_prefix, devices, options)) {}
 
     std::vector<std::string> args(const std::string& stripped, const std::vector<std::string>& eal_extra) const {
         std::vector<std::string> devices = {
@@ -225,7 +227,14 @@ TEST_F(telemetry, stats_count_both_paths_and_grow_while_traffic_flows) {
         EXPECT_NE(table.out.find(fmt::format("verified {} stripped 0 | dropped: replayed ", capture_ptp_frames)),
                   std::string::npos)
             << table.out;
-        EXPECT_NE(table.out.find("  replay: "), std::string::npos) << table.out;
+        // Accepted and the streams stay; the replays keep coming.
+        EXPECT_TRUE(std::regex_search(
+            table.out,
+            std::regex(fmt::format(R"(\n  replay: window 64, {} of 1024 streams \| accepted {} \(late [0-9]+\) )"
+                                   R"(replayed [0-9]+ too_old [0-9]+ \| opened {} evicted 0 retired 0\n)",
+                                   replay.at("size").get<uint64_t>(), capture_ptp_frames,
+                                   replay.at("opened").get<uint64_t>()))))
+            << table.out;
         EXPECT_NE(table.out.find("  port 0 net_pcap0 (inside, net_pcap, link up): ipackets "), std::string::npos)
             << table.out;
 
@@ -234,6 +243,57 @@ TEST_F(telemetry, stats_count_both_paths_and_grow_while_traffic_flows) {
         EXPECT_NE(dp->program.out().find("counters (at exit):"), std::string::npos) << dp->program.out();
     }
     EXPECT_FALSE(fs::exists(runtime)) << runtime;
+}
+
+// Two workers, each port with two queues replaying the capture without end,
+// timing events on: `ptpsecctl stats` shows what the data plane's own lines
+// show, a line per worker and the events part included.
+TEST_F(telemetry, stats_show_each_worker_and_the_events_as_the_data_plane_does) {
+    const std::string devices_fmt = "--vdev=net_pcap{},rx_pcap={},rx_pcap={},tx_pcap=/dev/null,tx_pcap=/dev/null,"
+                                    "infinite_rx=1";
+    const std::vector<std::string> devices = {fmt::format(fmt::runtime(devices_fmt), 0, _stripped, _stripped),
+                                              fmt::format(fmt::runtime(devices_fmt), 1, capture, capture)};
+    static int runs = 0;
+    const std::string prefix = fmt::format("ptpsec-tele-w-{}-{}", ::getpid(), ++runs);
+    running_dataplane dp(_dir, _dataplane, prefix, devices,
+                         {"--sa-file", shipped_sa_file, "--sign", "2:1", "--events", "rx", "--steering", "software"},
+                         "--lcores=0@(0-1),1@(0-1),2@(0-1)");
+    ASSERT_TRUE(serving(dp));
+    // Until both workers and both paths have counted something.
+    json j;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    auto ready = [](const json& s) {
+        const json& w = s.at("workers");
+        return w.size() == 2 && std::all_of(w.begin(), w.end(), [](const json& x) { return x.at("rx") > 0; }) &&
+               s.at("paths").at("inside_to_outside").at("events") > 0 &&
+               s.at("paths").at("outside_to_inside").at("events") > 0;
+    };
+    do {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        j = stats(dp);
+    } while (!ready(j) && std::chrono::steady_clock::now() < deadline);
+    ASSERT_TRUE(ready(j)) << j.dump();
+    const auto table = ctl({"stats", "--file-prefix", dp.prefix});
+    ASSERT_EQ(table.exit_code, exit_ok) << table.err;
+    EXPECT_TRUE(std::regex_search(
+        table.out, std::regex(R"(\n  inside->outside \[sign\]: rx [0-9]+ tx [0-9]+ dropped [0-9]+ \| non-PTP [0-9]+ )"
+                              R"(signed [0-9]+ already signed 0 \| events [0-9]+ ring full [0-9]+[ \n])")))
+        << table.out;
+    EXPECT_TRUE(std::regex_search(table.out, std::regex(R"(\n  outside->inside \[verify\]: .* \| events [0-9]+ )")))
+        << table.out;
+    for (const auto& [key, w] : j.at("workers").items()) {
+        ASSERT_TRUE(key.starts_with("lcore_")) << key;
+        EXPECT_TRUE(std::regex_search(
+            table.out, std::regex(fmt::format(R"(\n  worker lcore {}: rx [0-9]+ tx [0-9]+ handed to the PTP worker )"
+                                              R"([0-9]+ dropped [0-9]+\n)",
+                                              key.substr(6)))))
+            << table.out;
+    }
+    EXPECT_EQ(dp.program.stop(), exit_ok) << dp.program.err();
+    // Its own lines at exit have the same shape.
+    EXPECT_TRUE(
+        std::regex_search(dp.program.out(), std::regex(R"(\n  worker lcore [0-9]+: rx [0-9]+ tx [0-9]+ handed )")))
+        << dp.program.out();
 }
 
 TEST_F(telemetry, sa_list_counts_the_sender_subkeys_an_aes_gmac_key_derived) {
