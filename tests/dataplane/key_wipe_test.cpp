@@ -1,10 +1,12 @@
 // Retired keys are wiped (docs/security.md, "Key compromise"): every heap
-// block freed while the check is armed is searched for the test key's
+// block freed while the check is armed is searched for the test keys'
 // octets, through a replacement of the global operator delete in this test
 // program alone. A key whose bytes or AES schedule (its first round key is
-// the key itself) reach free() unwiped is found. The sanitizer build keeps
-// its own allocator and does not build this program.
+// the key itself) reach free() unwiped is found, and so is an SA file's text
+// or a key decoded from it. The sanitizer build keeps its own allocator and
+// does not build this program.
 
+#include <control/sa_file.h>
 #include <dataplane/sa.h>
 #include <dataplane/sa_update.h>
 #include <drivers/icv/ipsecmb_engine.h>
@@ -12,12 +14,15 @@
 #include <gtest/gtest.h>
 
 #include <malloc.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <new>
 #include <vector>
@@ -25,6 +30,9 @@
 namespace {
 
 constexpr uint8_t key_octet = 0xA7;
+/// The octet of the SA-file tests' ASCII keys ('Q'), which the file's text
+/// holds as they are.
+constexpr uint8_t text_octet = 0x51;
 constexpr size_t run_len = 16; ///< an AES-128 round key, or a key's first 16 octets
 
 std::atomic<bool> armed{false};
@@ -36,9 +44,10 @@ void check_block(void* p) noexcept {
     }
     const size_t n = malloc_usable_size(p);
     const auto* b = static_cast<const uint8_t*>(p);
-    size_t run = 0;
+    size_t run = 0; // of key_octet or text_octet, whichever b[i] is
     for (size_t i = 0; i < n; ++i) {
-        run = b[i] == key_octet ? run + 1 : 0;
+        const bool wanted = b[i] == key_octet || b[i] == text_octet;
+        run = wanted && (run == 0 || b[i] == b[i - 1]) ? run + 1 : (wanted ? 1 : 0);
         if (run == run_len) {
             unwiped.fetch_add(1, std::memory_order_relaxed);
             return;
@@ -47,6 +56,13 @@ void check_block(void* p) noexcept {
 }
 
 } // namespace
+
+// The replacements below pair malloc with free whatever form of new and
+// delete a caller uses; GCC, seeing them inlined into one caller, takes
+// the pairs for mismatched.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
 
 // The replacements: allocation as the default does it, and every free
 // scanned first (the aligned forms too: an over-aligned key object comes
@@ -128,6 +144,14 @@ TEST(key_wipe, the_check_finds_a_key_freed_unwiped) {
     EXPECT_EQ(found, 1U);
 }
 
+TEST(key_wipe, the_check_finds_sa_file_text_freed_unwiped) {
+    const size_t found = unwiped_during([] {
+        auto* text = new std::string(32, 'Q');
+        delete text;
+    });
+    EXPECT_EQ(found, 1U);
+}
+
 TEST(key_wipe, key_bytes_are_wiped_when_they_go) {
     EXPECT_EQ(unwiped_during([] { (void)test_key(1, icv::algorithm::hmac_sha256); }), 0U);
 }
@@ -168,6 +192,56 @@ TEST(key_wipe, a_removed_key_is_wiped_when_the_last_version_holding_it_goes) {
         // The key the new version still holds goes the same way.
         EXPECT_EQ(unwiped_during([&] { applied->next.reset(); }), 0U);
     }
+}
+
+// load_sa_file reads the file into a buffer it wipes, and wipes what it
+// decoded on every error (docs/security.md): a good file, and one per error
+// after a key was read, leave nothing behind once the result is gone.
+TEST(key_wipe, an_sa_file_s_text_and_keys_are_wiped_after_the_parse_and_on_every_error) {
+    const std::string q32(32, 'Q');
+    const std::string q16(16, 'Q');
+    std::string a7_hex;
+    for (int i = 0; i < 32; ++i) {
+        a7_hex += "A7";
+    }
+    // 32 octets of 0xA7 in Base64, with one '=' of padding: EVP_DecodeBlock
+    // decodes 33 octets, and the one it counts for the '=' is dropped.
+    const std::string a7_b64 = "p6enp6enp6enp6enp6enp6enp6enp6enp6enp6enp6c=";
+    const std::string head = "[security_association]\nspp 2\n";
+    struct sa_file_case {
+        const char* name;
+        std::string text;
+        bool good;
+    };
+    const std::vector<sa_file_case> cases = {
+        {"good", head + "1 SHA256-128 ASCII:" + q32 + "\n2 AES128 ASCII:" + q16 + "\n3 SHA256 HEX:" + a7_hex + "\n",
+         true},
+        {"base64 with padding", head + "1 SHA256 B64:" + a7_b64 + "\n", true},
+        {"declared length differs", head + "1 SHA256-128 16 ASCII:" + q32 + "\n", false},
+        {"wrong length for the algorithm", head + "1 AES128 ASCII:" + q32 + "\n", false},
+        {"non-hex digit after the key", head + "1 SHA256 HEX:" + a7_hex.substr(0, 62) + "ZZ\n", false},
+        {"an error after a good key", head + "1 SHA256-128 ASCII:" + q32 + "\n1 SHA256-128 ASCII:" + q32 + "\n", false},
+    };
+    const std::filesystem::path dir =
+        std::filesystem::temp_directory_path() / ("ptpsec-key-wipe-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.name);
+        const std::string path = (dir / "sa.conf").string();
+        { std::ofstream(path) << c.text; }
+        bool parsed = false;
+        std::string why;
+        const size_t found = unwiped_during([&] {
+            auto r = load_sa_file(path);
+            parsed = static_cast<bool>(r);
+            if (!r) {
+                why = r.message();
+            }
+        });
+        EXPECT_EQ(parsed, c.good) << why;
+        EXPECT_EQ(found, 0U) << "a key or the file's text reached free() unwiped";
+    }
+    std::filesystem::remove_all(dir);
 }
 
 } // namespace
