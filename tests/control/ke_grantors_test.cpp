@@ -25,6 +25,7 @@ using nts::aead_algorithm;
 using nts::mac_algorithm;
 using test::policy;
 using test::s;
+using test::state_holds;
 using test::test_clocks;
 
 const nts::port_identity grantor_pid{{0x00, 0x1b, 0x21, 0xff, 0xfe, 0x00, 0x00, 0x01}, 1};
@@ -365,6 +366,30 @@ TEST_F(grantors_test, a_restart_keeps_registrations_ticket_keys_and_never_reuses
     EXPECT_EQ(_reg->revoke("CN=grantor1", grantor_pid), grantor_registry::revoke_outcome::revoked);
     start(ticket_policy(), *store);
     EXPECT_TRUE(_reg->grantors().empty());
+}
+
+// A grantor's ticket key leaves the state file (and its write-ahead log)
+// with the grantor: revoked, or forgotten after its grace period.
+TEST_F(grantors_test, a_revoked_or_forgotten_grantors_ticket_key_is_in_neither_the_state_file_nor_its_wal) {
+    ptpsec::test::temp_dir dir;
+    const std::string path = dir.file("state.db");
+    auto store = sqlite_store::open(path);
+    ASSERT_TRUE(store) << store.message();
+    start(ticket_policy(), *store);
+    const nts::registration_grant revoked = register_ok();
+    const std::vector<uint8_t> revoked_key(revoked.current.ticket_key.begin(), revoked.current.ticket_key.end());
+    ASSERT_GE(revoked_key.size(), 32U);
+    EXPECT_TRUE(state_holds(path, revoked_key)) << "saved before it is handed out";
+    EXPECT_EQ(_reg->revoke("CN=grantor1", grantor_pid), grantor_registry::revoke_outcome::revoked);
+    EXPECT_FALSE(state_holds(path, revoked_key));
+
+    const nts::registration_grant forgotten = register_ok();
+    const std::vector<uint8_t> forgotten_key(forgotten.current.ticket_key.begin(), forgotten.current.ticket_key.end());
+    EXPECT_NE(forgotten_key, revoked_key);
+    EXPECT_TRUE(state_holds(path, forgotten_key));
+    _clk.advance(3600 * s + 4 * s); // past its lifetime and grace period, not renewed
+    EXPECT_EQ(_reg->expire(), 1U);
+    EXPECT_FALSE(state_holds(path, forgotten_key));
 }
 
 TEST(unicast_policy, refuses_what_cannot_work) {

@@ -23,6 +23,7 @@ namespace {
 using test::policy;
 using test::refusing_store;
 using test::s;
+using test::state_holds;
 using test::test_clocks;
 
 std::unique_ptr<key_schedule> make(std::vector<group_policy> p, test_clocks& clk,
@@ -194,17 +195,6 @@ TEST(ke_group_keys, a_restart_hands_out_the_same_keys_for_the_same_epochs) {
     EXPECT_EQ(third->current.key_id, before.next->key_id);
 }
 
-/// Whether `needle` occurs in the file at `path` (absent file: no).
-bool file_holds(const std::string& path, const std::vector<uint8_t>& needle) {
-    std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) {
-        return false;
-    }
-    const std::string bytes = ptpsec::test::read_file(path);
-    return std::search(bytes.begin(), bytes.end(), needle.begin(), needle.end(),
-                       [](char c, uint8_t u) { return static_cast<uint8_t>(c) == u; }) != bytes.end();
-}
-
 TEST(ke_group_keys, a_retired_key_is_in_neither_the_state_file_nor_its_wal_and_the_file_stays_0600) {
     ptpsec::test::temp_dir dir;
     const std::string path = dir.file("state.db");
@@ -227,20 +217,17 @@ TEST(ke_group_keys, a_retired_key_is_in_neither_the_state_file_nor_its_wal_and_t
     const auto span = first->current.key.span();
     const std::vector<uint8_t> key(span.begin(), span.end());
     ASSERT_GE(key.size(), 16U);
-    EXPECT_TRUE(file_holds(path, key) || file_holds(path + "-wal", key)) << "saved before it is handed out";
+    EXPECT_TRUE(state_holds(path, key)) << "saved before it is handed out";
     // Past its lifetime and grace period: expired, deleted, and its pages
     // zeroed and checkpointed.
     clk.advance(3600 * s + 3 * s + 1 * s);
     ASSERT_TRUE(ks->parameters("g"));
     ks->expire();
-    EXPECT_FALSE(file_holds(path, key));
-    EXPECT_FALSE(file_holds(path + "-wal", key));
+    EXPECT_FALSE(state_holds(path, key));
     auto now = ks->parameters("g");
     ASSERT_TRUE(now);
     const auto live = now->current.key.span();
-    EXPECT_TRUE(file_holds(path, std::vector<uint8_t>(live.begin(), live.end())) ||
-                file_holds(path + "-wal", std::vector<uint8_t>(live.begin(), live.end())))
-        << "the current key stays";
+    EXPECT_TRUE(state_holds(path, live)) << "the current key stays";
 }
 
 TEST(ke_group_keys, an_early_rotation_ends_the_key_sooner_hands_out_the_next_at_once_and_survives_a_restart) {

@@ -1,12 +1,18 @@
 #pragma once
 
 // What the KE server's tests share: clocks the test moves by hand, a group
-// policy of one hour, and a state store that refuses to write (fault
+// policy of one hour, a state store that refuses to write (fault
 // injection: a full or broken disk, which a test cannot cause on a real file
-// as root).
+// as root), and a search of the state file for key octets.
+
+#include "../process.h"
 
 #include <control/ke/group_keys.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <span>
 #include <string>
 
 namespace ptpsec::ke::test {
@@ -44,5 +50,21 @@ struct refusing_store final : state_store {
     status save_spp(const std::string&, uint8_t) override { return error{"disk full"}; }
     status save_lifetime(uint32_t, uint32_t) override { return error{"disk full"}; }
 };
+
+/// Whether `needle` occurs in the file at `path` (absent file: no).
+inline bool file_holds(const std::string& path, std::span<const uint8_t> needle) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) {
+        return false;
+    }
+    const std::string bytes = ptpsec::test::read_file(path);
+    return std::search(bytes.begin(), bytes.end(), needle.begin(), needle.end(),
+                       [](char c, uint8_t u) { return static_cast<uint8_t>(c) == u; }) != bytes.end();
+}
+
+/// In the SQLite state file at `path` or in its write-ahead log.
+inline bool state_holds(const std::string& path, std::span<const uint8_t> needle) {
+    return file_holds(path, needle) || file_holds(path + "-wal", needle);
+}
 
 } // namespace ptpsec::ke::test
