@@ -194,6 +194,33 @@ TEST(key_wipe, a_removed_key_is_wiped_when_the_last_version_holding_it_goes) {
     }
 }
 
+// A key pushed with a lifetime that runs out (expire_keys, the service
+// path's look at deadlines) goes like a removed one.
+TEST(key_wipe, an_expired_key_is_wiped_when_the_last_version_holding_it_goes) {
+    icv::ipsecmb_engine eng;
+    auto current = std::make_unique<sa_database>();
+    sa_wire::update u;
+    u.operation = static_cast<uint8_t>(sa_wire::op::add_key);
+    u.spp = 2;
+    u.key_id = 5;
+    u.algorithm = static_cast<uint8_t>(icv::algorithm::aes_cmac_128);
+    u.key_len = 16;
+    std::memset(u.key, key_octet, u.key_len);
+    u.lifetime_ms = 1000;
+    constexpr uint64_t now_ns = 1'000'000'000;
+    auto added = apply_update(*current, u, eng, now_ns);
+    ASSERT_TRUE(added) << added.message();
+    current = std::move(added->next);
+    ASSERT_NE(current->find(2)->find_key(5), nullptr);
+    EXPECT_FALSE(expire_keys(*current, now_ns + 999'000'000)) << "not yet";
+    auto expired = expire_keys(*current, now_ns + 1'000'000'000);
+    ASSERT_TRUE(expired);
+    ASSERT_EQ(expired->retired.size(), 1U);
+    EXPECT_EQ(expired->next->find(2)->find_key(5), nullptr);
+    EXPECT_EQ(unwiped_during([&] { current.reset(); }), 0U) << "an expired key reached free() unwiped";
+    EXPECT_EQ(unwiped_during([&] { expired->next.reset(); }), 0U);
+}
+
 // load_sa_file reads the file into a buffer it wipes, and wipes what it
 // decoded on every error (docs/security.md): a good file, and one per error
 // after a key was read, leave nothing behind once the result is gone.
