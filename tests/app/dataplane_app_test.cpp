@@ -319,6 +319,41 @@ TEST_F(dataplane_app, verify_strip_forwards_good_frames_stripped_and_counts_ever
     EXPECT_EQ(none.at("accepted"), 0) << none;
 }
 
+// seeds/003's replays, as docs/security.md answers them. A time
+// transmitter goes silent and its recorded messages are played back
+// (the dead node): while this data plane holds the streams' windows, every
+// copy is refused. After a restart it holds none, and the same recording
+// verifies once (the start-up problem, which only the key's end stops:
+// "cannot stop" within a key's lifetime), then is refused again.
+TEST_F(dataplane_app, a_dead_nodes_recording_is_refused_while_its_windows_are_held_and_accepted_once_after_a_restart) {
+    std::vector<packet> twice = _capture;
+    twice.insert(twice.end(), _capture.begin(), _capture.end());
+    const std::string twice_path = _dir.file("twice.pcap");
+    write_packets(twice_path, DLT_EN10MB, twice);
+    const std::vector<std::string> verify = {"--sa-file", shipped_sa_file,    "--sign",
+                                             "2:1",       "--outside-policy", "verify-strip"};
+    auto refused = [](const nlohmann::json& s) {
+        const auto& d = s.at("drops");
+        return d.value("replayed", uint64_t{0}) + d.value("too_old", uint64_t{0});
+    };
+    const auto held = run(_dir.file("empty.pcap"), twice_path, verify);
+    ASSERT_EQ(held.exit_code, 0) << held.err << held.out;
+    auto s = path_stats("outside->inside");
+    EXPECT_EQ(s.at("verified"), capture_ptp_frames);
+    EXPECT_EQ(refused(s), capture_ptp_frames) << "every copy, though its ICV is good: " << s.dump();
+    EXPECT_EQ(s.at("dropped"), capture_ptp_frames) << s.dump();
+    EXPECT_EQ(read_packets(_dir.file("inside_out.pcap")).size(), capture_frames + (capture_frames - capture_ptp_frames))
+        << "the recording's PTP frames do not come out";
+
+    // Restarted, the data plane takes the recording that it refused before.
+    const auto restarted = run(_dir.file("empty.pcap"), capture, verify);
+    ASSERT_EQ(restarted.exit_code, 0) << restarted.err << restarted.out;
+    s = path_stats("outside->inside");
+    EXPECT_EQ(s.at("verified"), capture_ptp_frames);
+    EXPECT_EQ(s.at("dropped"), 0) << s.dump();
+    EXPECT_EQ(read_packets(_dir.file("inside_out.pcap")).size(), capture_frames);
+}
+
 TEST_F(dataplane_app, on_a_crypto_device_signs_as_ptp4l_and_verifies_every_frame) {
     // The ICVs on DPDK's crypto_openssl PMD (cryptodev) instead of
     // intel-ipsec-mb: both directions at once, the same frames out.
