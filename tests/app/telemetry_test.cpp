@@ -296,6 +296,44 @@ TEST_F(telemetry, stats_show_each_worker_and_the_events_as_the_data_plane_does) 
         << dp.program.out();
 }
 
+// A transparent clock: `ptpsecctl stats` shows its own counters, as the
+// data plane's lines do.
+TEST_F(telemetry, stats_show_a_transparent_clocks_counters) {
+    const std::vector<std::string> devices = {
+        fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null,infinite_rx=1", capture),
+        fmt::format("--vdev=net_pcap1,rx_pcap={},tx_pcap=/dev/null,infinite_rx=1", capture)};
+    static int runs = 0;
+    const std::string prefix = fmt::format("ptpsec-tele-tc-{}-{}", ::getpid(), ++runs);
+    running_dataplane dp(_dir, _dataplane, prefix, devices,
+                         {"--sa-file", shipped_sa_file, "--inside-policy", "tc", "--outside-policy", "tc"});
+    ASSERT_TRUE(serving(dp));
+    json j;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    auto corrected = [](const json& s) {
+        return s.at("paths").at("inside_to_outside").at("tc_corrected").get<uint64_t>();
+    };
+    do {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        j = stats(dp);
+    } while (corrected(j) == 0 && std::chrono::steady_clock::now() < deadline);
+    ASSERT_GT(corrected(j), 0U) << j.dump();
+    const auto table = ctl({"stats", "--file-prefix", dp.prefix});
+    ASSERT_EQ(table.exit_code, exit_ok) << table.err;
+    for (const char* path : {"inside->outside", "outside->inside"}) {
+        EXPECT_TRUE(std::regex_search(
+            table.out, std::regex(fmt::format(R"(\n  {} \[tc\]: rx [0-9]+ tx [0-9]+ dropped [0-9]+ \| non-PTP [0-9]+ )"
+                                              R"(verified [0-9]+ corrected [0-9]+ signed again [0-9]+ not )"
+                                              R"(corrected [0-9]+[ \n])",
+                                              path))))
+            << table.out;
+    }
+    // Counters only grow: the corrections seen above are in the table.
+    EXPECT_TRUE(std::regex_search(
+        table.out, std::regex(R"(\n  inside->outside \[tc\]: .* corrected [1-9][0-9]* signed again [1-9])")))
+        << table.out;
+    EXPECT_EQ(dp.program.stop(), exit_ok) << dp.program.err();
+}
+
 TEST_F(telemetry, sa_list_counts_the_sender_subkeys_an_aes_gmac_key_derived) {
     // The capture signed under an AES-GMAC key (each sender with its own
     // subkey), replayed without end into a verifying data plane: one
