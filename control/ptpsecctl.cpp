@@ -111,19 +111,6 @@ void print_workers(const ordered_json& workers) {
     }
 }
 
-/// The replay line of the data plane's own counters.
-void print_replay(const ordered_json& r) {
-    if (count_of(r, "window") == 0) {
-        fmt::print("  replay: off\n");
-        return;
-    }
-    fmt::print("  replay: window {}, {} of {} streams | accepted {} (late {}) replayed {} too_old {} | opened {} "
-               "evicted {} retired {}\n",
-               count_of(r, "window"), count_of(r, "size"), count_of(r, "capacity"), count_of(r, "accepted"),
-               count_of(r, "late"), count_of(r, "replayed"), count_of(r, "too_old"), count_of(r, "opened"),
-               count_of(r, "evicted"), count_of(r, "retired"));
-}
-
 void print_port(const ordered_json& p) {
     fmt::print("  port {} {} ({}, {}, link {}): ipackets {} opackets {} imissed {} ierrors {} oerrors {} "
                "rx_nombuf {}\n",
@@ -158,7 +145,7 @@ int show_stats(const std::string& prefix, bool json) {
         print_path(p);
     }
     print_workers(s.value("workers", ordered_json::object()));
-    print_replay(s.value("replay", ordered_json::object()));
+    fmt::print("  replay: {}\n", ptpsec::replay_line(s.value("replay", ordered_json::object())));
     for (const auto& [key, p] : s["ports"].items()) {
         print_port(p);
     }

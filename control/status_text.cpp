@@ -4,6 +4,17 @@
 
 namespace ptpsec {
 
+std::string replay_line(const nlohmann::ordered_json& r) {
+    if (count_of(r, "window") == 0) {
+        return "off";
+    }
+    return fmt::format("window {}, {} of {} streams | accepted {} (late {}) replayed {} too_old {} | opened {} evicted "
+                       "{} retired {}",
+                       count_of(r, "window"), count_of(r, "size"), count_of(r, "capacity"), count_of(r, "accepted"),
+                       count_of(r, "late"), count_of(r, "replayed"), count_of(r, "too_old"), count_of(r, "opened"),
+                       count_of(r, "evicted"), count_of(r, "retired"));
+}
+
 std::string grantor_status_line(const nlohmann::ordered_json& g) {
     const nlohmann::ordered_json gc = g.value("counters", nlohmann::ordered_json::object());
     const std::string error = g.value("last_error", "");

@@ -1,5 +1,7 @@
 #include <dataplane/app/stats.h>
 
+#include <control/status_text.h>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -229,18 +231,20 @@ replay_snapshot snapshot_replay(const replay_table* table) noexcept {
     return r;
 }
 
-void print_replay_stats(std::FILE* out, const replay_snapshot& r, std::string_view label) {
-    if (r.window == 0) {
-        fmt::print(out, "  replay ({}): off\n", label);
-        std::fflush(out);
-        return;
+nlohmann::ordered_json replay_json(const replay_snapshot& r) {
+    nlohmann::ordered_json j = {{"window", r.window}, {"capacity", r.capacity}, {"size", r.size}};
+    for (size_t v = 0; v < replay_verdict_count; ++v) {
+        j[std::string(replay_verdict_name(static_cast<replay_verdict>(v)))] = r.verdicts[v];
     }
-    const auto verdict = [&](replay_verdict v) { return r.verdicts[static_cast<size_t>(v)]; };
-    fmt::print(out,
-               "  replay ({}): window {}, {} of {} streams | accepted {} (late {}) replayed {} too_old {} | opened {} "
-               "evicted {} retired {}\n",
-               label, r.window, r.size, r.capacity, verdict(replay_verdict::accepted), r.late,
-               verdict(replay_verdict::replayed), verdict(replay_verdict::too_old), r.opened, r.evicted, r.retired);
+    j["late"] = r.late;
+    j["opened"] = r.opened;
+    j["evicted"] = r.evicted;
+    j["retired"] = r.retired;
+    return j;
+}
+
+void print_replay_stats(std::FILE* out, const replay_snapshot& r, std::string_view label) {
+    fmt::print(out, "  replay ({}): {}\n", label, replay_line(replay_json(r)));
     std::fflush(out);
 }
 
@@ -284,15 +288,7 @@ std::string stats_json(std::span<const path_config> paths, std::span<const worke
         j["workers"].push_back(
             {{"lcore", w.lcore}, {"rx", s.rx}, {"tx", s.tx}, {"handed_off", s.handed_off}, {"dropped", s.dropped}});
     }
-    nlohmann::json jr = {{"window", replay.window}, {"capacity", replay.capacity}, {"size", replay.size}};
-    for (size_t v = 0; v < replay_verdict_count; ++v) {
-        jr[std::string(replay_verdict_name(static_cast<replay_verdict>(v)))] = replay.verdicts[v];
-    }
-    jr["late"] = replay.late;
-    jr["opened"] = replay.opened;
-    jr["evicted"] = replay.evicted;
-    jr["retired"] = replay.retired;
-    j["replay"] = jr;
+    j["replay"] = nlohmann::json(replay_json(replay));
     if (svc != nullptr) {
         const latency_histogram& h = svc->apply_latency;
         j["sa_updates"] = {{"applied", svc->applied},

@@ -6,6 +6,8 @@
 
 #include <dataplane/worker.h>
 
+#include <nlohmann/json.hpp>
+
 #include <array>
 #include <cstdio>
 #include <span>
@@ -94,8 +96,12 @@ struct replay_snapshot {
 
 replay_snapshot snapshot_replay(const replay_table* table) noexcept;
 
-/// "  replay (LABEL): window W, N of C streams | accepted A (late L) replayed R too_old T | opened O evicted E
-/// retired R", or "  replay (LABEL): off".
+/// The "replay" object of /ptpsec/stats and --stats-json: window (0: off),
+/// capacity, size, accepted, replayed, too_old, late, opened, evicted,
+/// retired.
+nlohmann::ordered_json replay_json(const replay_snapshot& r);
+
+/// "  replay (LABEL): " and control/status_text.h's replay_line.
 void print_replay_stats(std::FILE* out, const replay_snapshot& r, std::string_view label);
 
 /// {"paths": [{"name": ..., "policy": ..., "rx": ..., "drops": {"bad_icv": ...}, "malformed": {...}}],

@@ -155,22 +155,18 @@ void fill_path(rte_tel_data* d, const path_config& p, const path_counters& c) {
 }
 
 void fill_replay(rte_tel_data* d, const replay_table* replay) {
-    // Without a table: window 0, what --replay-window 0 (no replay
-    // protection) says, and nothing else.
-    const replay_snapshot r = snapshot_replay(replay);
-    add_u64(d, "window", r.window);
-    add_u64(d, "capacity", r.capacity);
-    add_u64(d, "size", r.size);
     if (replay == nullptr) {
+        // Window 0 is what --replay-window 0 (no replay protection) says;
+        // nothing else.
+        add_u64(d, "window", 0);
+        add_u64(d, "capacity", 0);
+        add_u64(d, "size", 0);
         return;
     }
-    for (size_t v = 0; v < replay_verdict_count; ++v) {
-        add_u64(d, replay_verdict_name(static_cast<replay_verdict>(v)), r.verdicts[v]);
+    const nlohmann::ordered_json r = replay_json(snapshot_replay(replay));
+    for (const auto& [name, value] : r.items()) {
+        add_u64(d, name, value.get<uint64_t>());
     }
-    add_u64(d, "late", r.late);
-    add_u64(d, "opened", r.opened);
-    add_u64(d, "evicted", r.evicted);
-    add_u64(d, "retired", r.retired);
 }
 
 /// {"paths": {"inside_to_outside": {...}, ...}, "replay": {...}}
