@@ -260,6 +260,12 @@ bad_input capture_with_bad_frames(const std::vector<packet>& capture_pkts) {
     return b;
 }
 
+/// Frames a path's replay windows refused (--stats-json path counters).
+uint64_t refused_as_replays(const nlohmann::json& s) {
+    const auto& d = s.at("drops");
+    return d.value("replayed", uint64_t{0}) + d.value("too_old", uint64_t{0});
+}
+
 void expect_bad_frames_dropped(const nlohmann::json& s) {
     EXPECT_EQ(s.at("verified"), capture_ptp_frames);
     EXPECT_EQ(s.at("non_ptp"), capture_frames - capture_ptp_frames);
@@ -332,15 +338,11 @@ TEST_F(dataplane_app, a_dead_nodes_recording_is_refused_while_its_windows_are_he
     write_packets(twice_path, DLT_EN10MB, twice);
     const std::vector<std::string> verify = {"--sa-file", shipped_sa_file,    "--sign",
                                              "2:1",       "--outside-policy", "verify-strip"};
-    auto refused = [](const nlohmann::json& s) {
-        const auto& d = s.at("drops");
-        return d.value("replayed", uint64_t{0}) + d.value("too_old", uint64_t{0});
-    };
     const auto held = run(_dir.file("empty.pcap"), twice_path, verify);
     ASSERT_EQ(held.exit_code, 0) << held.err << held.out;
     auto s = path_stats("outside->inside");
     EXPECT_EQ(s.at("verified"), capture_ptp_frames);
-    EXPECT_EQ(refused(s), capture_ptp_frames) << "every copy, though its ICV is good: " << s.dump();
+    EXPECT_EQ(refused_as_replays(s), capture_ptp_frames) << "every copy, though its ICV is good: " << s.dump();
     EXPECT_EQ(s.at("dropped"), capture_ptp_frames) << s.dump();
     EXPECT_EQ(read_packets(_dir.file("inside_out.pcap")).size(), capture_frames + (capture_frames - capture_ptp_frames))
         << "the recording's PTP frames do not come out";
@@ -888,9 +890,7 @@ TEST_F(dataplane_app, a_replay_on_another_queue_meets_the_same_replay_window) {
     const auto s = path_stats("outside->inside");
     EXPECT_EQ(s.at("verified"), capture_ptp_frames);
     EXPECT_EQ(s.at("handed_off"), replays.size());
-    const auto& d = s.at("drops");
-    const uint64_t refused = d.value("replayed", uint64_t{0}) + d.value("too_old", uint64_t{0});
-    EXPECT_EQ(refused, replays.size()) << s.dump();
+    EXPECT_EQ(refused_as_replays(s), replays.size()) << s.dump();
     EXPECT_EQ(s.at("dropped"), replays.size());
     EXPECT_EQ(read_packets(out_file("inside", 0)).size(), capture_frames);
     EXPECT_TRUE(read_packets(out_file("inside", 1)).empty());

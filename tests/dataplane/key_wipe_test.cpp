@@ -6,6 +6,8 @@
 // or a key decoded from it. The sanitizer build keeps its own allocator and
 // does not build this program.
 
+#include "../process.h"
+
 #include <control/sa_file.h>
 #include <dataplane/sa.h>
 #include <dataplane/sa_update.h>
@@ -14,14 +16,12 @@
 #include <gtest/gtest.h>
 
 #include <malloc.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <new>
@@ -249,12 +249,10 @@ TEST(key_wipe, an_sa_file_s_text_and_keys_are_wiped_after_the_parse_and_on_every
         {"non-hex digit after the key", head + "1 SHA256 HEX:" + a7_hex.substr(0, 62) + "ZZ\n", false},
         {"an error after a good key", head + "1 SHA256-128 ASCII:" + q32 + "\n1 SHA256-128 ASCII:" + q32 + "\n", false},
     };
-    const std::filesystem::path dir =
-        std::filesystem::temp_directory_path() / ("ptpsec-key-wipe-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
+    const test::temp_dir dir;
     for (const auto& c : cases) {
         SCOPED_TRACE(c.name);
-        const std::string path = (dir / "sa.conf").string();
+        const std::string path = dir.file("sa.conf");
         { std::ofstream(path) << c.text; }
         bool parsed = false;
         std::string why;
@@ -268,7 +266,6 @@ TEST(key_wipe, an_sa_file_s_text_and_keys_are_wiped_after_the_parse_and_on_every
         EXPECT_EQ(parsed, c.good) << why;
         EXPECT_EQ(found, 0U) << "a key or the file's text reached free() unwiped";
     }
-    std::filesystem::remove_all(dir);
 }
 
 } // namespace
