@@ -107,11 +107,14 @@ protected:
         return test::run_program(_dir, _ctl, args, std::chrono::seconds(30));
     }
 
-    std::unique_ptr<running_dataplane> start(const std::vector<std::string>& eal_extra = {}) {
+    /// An EAL file prefix of its own for each data plane the tests start.
+    static std::string next_prefix() {
         static int runs = 0;
-        ++runs;
-        const std::string prefix = fmt::format("ptpsec-tele-{}-{}", ::getpid(), runs);
-        return std::make_unique<running_dataplane>(_dir, _dataplane, prefix, _stripped, eal_extra);
+        return fmt::format("ptpsec-tele-{}-{}", ::getpid(), ++runs);
+    }
+
+    std::unique_ptr<running_dataplane> start(const std::vector<std::string>& eal_extra = {}) {
+        return std::make_unique<running_dataplane>(_dir, _dataplane, next_prefix(), _stripped, eal_extra);
     }
 
     /// Waits until `ptpsecctl stats` gets an answer from the data plane.
@@ -137,6 +140,19 @@ protected:
         const auto r = ctl({"stats", "--file-prefix", dp.prefix, "--json"});
         EXPECT_EQ(r.exit_code, exit_ok) << r.err;
         return json::parse(r.out);
+    }
+
+    /// stats() every 100 ms until `ready` says yes of one, or `limit` has
+    /// passed (a loaded machine); the last one.
+    template <typename F>
+    json stats_until(const running_dataplane& dp, F ready, std::chrono::seconds limit) const {
+        const auto deadline = std::chrono::steady_clock::now() + limit;
+        json j;
+        do {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            j = stats(dp);
+        } while (!ready(j) && std::chrono::steady_clock::now() < deadline);
+        return j;
     }
 
     temp_dir _dir;
@@ -175,15 +191,14 @@ TEST_F(telemetry, stats_count_both_paths_and_grow_while_traffic_flows) {
 
         // Counters grow between two queries (the capture is replayed
         // without end); allow a loaded machine some time.
-        json second;
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
         auto rx_of = [](const json& j, const char* path) { return j.at("paths").at(path).at("rx").get<uint64_t>(); };
-        do {
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-            second = stats(*dp);
-        } while ((rx_of(second, "inside_to_outside") <= rx_of(first, "inside_to_outside") ||
-                  rx_of(second, "outside_to_inside") <= rx_of(first, "outside_to_inside")) &&
-                 std::chrono::steady_clock::now() < deadline);
+        const json second = stats_until(
+            *dp,
+            [&](const json& s) {
+                return rx_of(s, "inside_to_outside") > rx_of(first, "inside_to_outside") &&
+                       rx_of(s, "outside_to_inside") > rx_of(first, "outside_to_inside");
+            },
+            std::chrono::seconds(10));
         EXPECT_GT(rx_of(second, "inside_to_outside"), rx_of(first, "inside_to_outside"));
         EXPECT_GT(rx_of(second, "outside_to_inside"), rx_of(first, "outside_to_inside"));
         EXPECT_GT(second.at("paths").at("inside_to_outside").at("signed").get<uint64_t>(),
@@ -253,25 +268,18 @@ TEST_F(telemetry, stats_show_each_worker_and_the_events_as_the_data_plane_does) 
                                     "infinite_rx=1";
     const std::vector<std::string> devices = {fmt::format(fmt::runtime(devices_fmt), 0, _stripped, _stripped),
                                               fmt::format(fmt::runtime(devices_fmt), 1, capture, capture)};
-    static int runs = 0;
-    const std::string prefix = fmt::format("ptpsec-tele-w-{}-{}", ::getpid(), ++runs);
-    running_dataplane dp(_dir, _dataplane, prefix, devices,
+    running_dataplane dp(_dir, _dataplane, next_prefix(), devices,
                          {"--sa-file", shipped_sa_file, "--sign", "2:1", "--events", "rx", "--steering", "software"},
                          "--lcores=0@(0-1),1@(0-1),2@(0-1)");
     ASSERT_TRUE(serving(dp));
     // Until both workers and both paths have counted something.
-    json j;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     auto ready = [](const json& s) {
         const json& w = s.at("workers");
         return w.size() == 2 && std::all_of(w.begin(), w.end(), [](const json& x) { return x.at("rx") > 0; }) &&
                s.at("paths").at("inside_to_outside").at("events") > 0 &&
                s.at("paths").at("outside_to_inside").at("events") > 0;
     };
-    do {
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        j = stats(dp);
-    } while (!ready(j) && std::chrono::steady_clock::now() < deadline);
+    const json j = stats_until(dp, ready, std::chrono::seconds(20));
     ASSERT_TRUE(ready(j)) << j.dump();
     const auto table = ctl({"stats", "--file-prefix", dp.prefix});
     ASSERT_EQ(table.exit_code, exit_ok) << table.err;
@@ -302,20 +310,14 @@ TEST_F(telemetry, stats_show_a_transparent_clocks_counters) {
     const std::vector<std::string> devices = {
         fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null,infinite_rx=1", capture),
         fmt::format("--vdev=net_pcap1,rx_pcap={},tx_pcap=/dev/null,infinite_rx=1", capture)};
-    static int runs = 0;
-    const std::string prefix = fmt::format("ptpsec-tele-tc-{}-{}", ::getpid(), ++runs);
-    running_dataplane dp(_dir, _dataplane, prefix, devices,
+    running_dataplane dp(_dir, _dataplane, next_prefix(), devices,
                          {"--sa-file", shipped_sa_file, "--inside-policy", "tc", "--outside-policy", "tc"});
     ASSERT_TRUE(serving(dp));
-    json j;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     auto corrected = [](const json& s) {
         return s.at("paths").at("inside_to_outside").at("tc_corrected").get<uint64_t>();
     };
-    do {
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        j = stats(dp);
-    } while (corrected(j) == 0 && std::chrono::steady_clock::now() < deadline);
+    const json j = stats_until(
+        dp, [&](const json& s) { return corrected(s) != 0; }, std::chrono::seconds(20));
     ASSERT_GT(corrected(j), 0U) << j.dump();
     const auto table = ctl({"stats", "--file-prefix", dp.prefix});
     ASSERT_EQ(table.exit_code, exit_ok) << table.err;
@@ -355,10 +357,8 @@ TEST_F(telemetry, sa_list_counts_the_sender_subkeys_an_aes_gmac_key_derived) {
     }
     ASSERT_GE(senders.size(), 2U) << "a master and a slave";
 
-    static int runs = 0;
-    const std::string prefix = fmt::format("ptpsec-tele-gmac-{}-{}", ::getpid(), ++runs);
     running_dataplane dp(
-        _dir, _dataplane, prefix,
+        _dir, _dataplane, next_prefix(),
         {fmt::format("--vdev=net_pcap0,rx_pcap={},tx_pcap=/dev/null", _stripped),
          fmt::format("--vdev=net_pcap1,rx_pcap={},tx_pcap=/dev/null,infinite_rx=1", gmac)},
         {"--sa-file", sa_file, "--inside-policy", "pass", "--outside-policy", "verify", "--gmac-senders", "128"});
