@@ -31,6 +31,7 @@
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -53,63 +54,6 @@ int report(const ptpsec::error& e) {
 using ordered_json = nlohmann::ordered_json;
 
 using ptpsec::count_of;
-
-/// One line per path, as ptpsec-dataplane prints its own counters.
-void print_path(const ordered_json& p) {
-    const std::string policy = p.value("policy", "");
-    fmt::print("  {} [{}]: rx {} tx {} dropped {} | non-PTP {}", p.value("name", "?"), policy, count_of(p, "rx"),
-               count_of(p, "tx"), count_of(p, "dropped"), count_of(p, "non_ptp"));
-    if (policy == "pass") {
-        fmt::print(" PTP passed {}", count_of(p, "ptp_passed"));
-    } else if (policy == "sign") {
-        fmt::print(" signed {} already signed {}", count_of(p, "signed"), count_of(p, "already_signed"));
-    } else if (policy == "tc") {
-        fmt::print(" verified {} corrected {} signed again {} not corrected {}", count_of(p, "verified"),
-                   count_of(p, "tc_corrected"), count_of(p, "tc_resigned"), count_of(p, "tc_uncorrected"));
-    } else {
-        fmt::print(" verified {} stripped {}", count_of(p, "verified"), count_of(p, "stripped"));
-    }
-    if (count_of(p, "events") != 0 || count_of(p, "events_ring_full") != 0) {
-        fmt::print(" | events {} ring full {}", count_of(p, "events"), count_of(p, "events_ring_full"));
-        if (count_of(p, "events_port_stamped") != 0) {
-            fmt::print(" port-stamped {}", count_of(p, "events_port_stamped"));
-        }
-    }
-    if (count_of(p, "ticket_exceptions") != 0 || count_of(p, "reinjected") != 0) {
-        fmt::print(" | tickets: handed over {} reinjected {}", count_of(p, "ticket_exceptions"),
-                   count_of(p, "reinjected"));
-    }
-    if (count_of(p, "tickets_attached") != 0) {
-        fmt::print(" | tickets attached {}", count_of(p, "tickets_attached"));
-    }
-    const char* sep = " | dropped: ";
-    const ordered_json drops = p.value("drops", ordered_json::object());
-    for (const auto& [reason, n] : drops.items()) {
-        if (n.get<uint64_t>() != 0) {
-            fmt::print("{}{} {}", sep, reason, n.get<uint64_t>());
-            sep = ", ";
-        }
-    }
-    const ordered_json malformed = p.value("malformed", ordered_json::object());
-    for (const auto& [cause, n] : malformed.items()) {
-        if (n.get<uint64_t>() != 0) {
-            fmt::print(" [{} {}]", cause, n.get<uint64_t>());
-        }
-    }
-    fmt::print("\n");
-}
-
-/// With several workers, a line per worker, as the data plane prints them.
-void print_workers(const ordered_json& workers) {
-    if (workers.size() < 2) {
-        return;
-    }
-    for (const auto& [key, w] : workers.items()) {
-        const std::string_view lcore = std::string_view(key).substr(key.starts_with("lcore_") ? 6 : 0);
-        fmt::print("  worker lcore {}: rx {} tx {} handed to the PTP worker {} dropped {}\n", lcore, count_of(w, "rx"),
-                   count_of(w, "tx"), count_of(w, "handed_off"), count_of(w, "dropped"));
-    }
-}
 
 void print_port(const ordered_json& p) {
     fmt::print("  port {} {} ({}, {}, link {}): ipackets {} opackets {} imissed {} ierrors {} oerrors {} "
@@ -142,9 +86,16 @@ int show_stats(const std::string& prefix, bool json) {
     fmt::print("counters (ptpsec-dataplane {}, file prefix {}):\n", client->pid(), prefix);
     const ordered_json paths = s.value("paths", ordered_json::object());
     for (const auto& [key, p] : paths.items()) {
-        print_path(p);
+        fmt::print("  {}\n", ptpsec::path_line(p));
     }
-    print_workers(s.value("workers", ordered_json::object()));
+    // With several workers, a line per worker, as the data plane prints them.
+    const ordered_json workers = s.value("workers", ordered_json::object());
+    if (workers.size() > 1) {
+        for (const auto& [key, w] : workers.items()) {
+            const std::string_view lcore = std::string_view(key).substr(key.starts_with("lcore_") ? 6 : 0);
+            fmt::print("  {}\n", ptpsec::worker_line(lcore, w));
+        }
+    }
     fmt::print("  replay: {}\n", ptpsec::replay_line(s.value("replay", ordered_json::object())));
     for (const auto& [key, p] : s["ports"].items()) {
         print_port(p);

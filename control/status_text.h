@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace ptpsec {
 
@@ -21,6 +22,17 @@ inline uint64_t count_of(const nlohmann::ordered_json& j, const char* name) {
 /// "replay" object (/ptpsec/stats, --stats-json): the replay line of
 /// ptpsec-dataplane's counters and of `ptpsecctl stats`.
 std::string replay_line(const nlohmann::ordered_json& replay);
+
+/// "NAME [POLICY]: rx R tx T dropped D | non-PTP N ..., | dropped: REASON
+/// COUNT, ... [CAUSE COUNT]", from a path object of the data plane's
+/// counters (/ptpsec/stats, --stats-json): the path lines of
+/// ptpsec-dataplane's counters and of `ptpsecctl stats`. Reasons and causes
+/// that are zero are left out.
+std::string path_line(const nlohmann::ordered_json& path);
+
+/// "worker lcore LCORE: rx R tx T handed to the PTP worker H dropped D",
+/// from a worker object of the same counters.
+std::string worker_line(std::string_view lcore, const nlohmann::ordered_json& worker);
 
 /// "  grantor ID: registrations N failed F (next in S s) | ticket keys held
 /// K | ...", without a newline, from the node's "grantor" object.

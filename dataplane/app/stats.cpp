@@ -81,82 +81,86 @@ uint64_t total_events_ring_full(std::span<const worker_counters> workers) noexce
 
 namespace {
 
-/// One worker's share over all its paths.
-struct worker_share {
+/// Every name drop_reasons() can report, in its order: it reports the
+/// non-zero counters, so ask it about counters that are all non-zero.
+std::array<std::string_view, max_drop_reasons> all_drop_reason_names(size_t& n) noexcept {
+    path_counters ones;
+    ones.tx_full = ones.not_editable = ones.handoff_full = ones.non_ptp_dropped = 1;
+    ones.exception_full = ones.exception_too_long = ones.reinject_nombuf = ones.reinject_invalid = 1;
+    ones.sign.fill(1);
+    ones.verify.fill(1);
+    std::array<drop_reason, max_drop_reasons> reasons{};
+    n = drop_reasons(ones, reasons);
+    std::array<std::string_view, max_drop_reasons> names{};
+    for (size_t i = 0; i < n; ++i) {
+        names[i] = reasons[i].name;
+    }
+    return names;
+}
+
+} // namespace
+
+nlohmann::ordered_json path_json(const path_config& p, const path_counters& c, bool every_reason) {
+    nlohmann::ordered_json j = {
+        {"name", p.name},         {"policy", ptp_policy_name(p.policy)}, {"rx_port", p.rx_port}, {"tx_port", p.tx_port},
+        {"dropped", c.dropped()},
+    };
+    for (const auto& f : path_counter_fields) {
+        if (f.exported) {
+            j[std::string(f.name)] = c.*f.member;
+        }
+    }
+    nlohmann::ordered_json drops = nlohmann::ordered_json::object();
+    if (every_reason) {
+        size_t count = 0;
+        const auto names = all_drop_reason_names(count);
+        for (size_t i = 0; i < count; ++i) {
+            drops[std::string(names[i])] = uint64_t{0};
+        }
+    }
+    std::array<drop_reason, max_drop_reasons> reasons{};
+    const size_t n = drop_reasons(c, reasons);
+    for (size_t r = 0; r < n; ++r) {
+        drops[std::string(reasons[r].name)] = reasons[r].count;
+    }
+    j["drops"] = std::move(drops);
+    nlohmann::ordered_json malformed = nlohmann::ordered_json::object();
+    for (size_t e = 0; e < c.malformed.size(); ++e) {
+        const auto cause = static_cast<ptp::error>(e);
+        // Neither is a reason to refuse a frame: never counted.
+        if (cause != ptp::error::none && cause != ptp::error::not_ptp && (every_reason || c.malformed[e] != 0)) {
+            malformed[std::string(ptp::error_name(cause))] = c.malformed[e];
+        }
+    }
+    j["malformed"] = std::move(malformed);
+    return j;
+}
+
+nlohmann::ordered_json worker_json(const worker_counters& w) {
     uint64_t rx = 0;
     uint64_t tx = 0;
     uint64_t handed_off = 0;
     uint64_t dropped = 0;
-};
-
-worker_share share_of(const worker_counters& w) noexcept {
-    worker_share s;
     for (const auto& live : w.paths) {
         const path_counters c = snapshot(live);
-        s.rx += c.rx;
-        s.tx += c.tx;
-        s.handed_off += c.handed_off;
-        s.dropped += c.dropped();
+        rx += c.rx;
+        tx += c.tx;
+        handed_off += c.handed_off;
+        dropped += c.dropped();
     }
-    return s;
+    return {{"rx", rx}, {"tx", tx}, {"handed_off", handed_off}, {"dropped", dropped}};
 }
-
-} // namespace
 
 void print_stats(std::FILE* out, std::span<const path_config> paths, std::span<const worker_counters> workers,
                  std::string_view label) {
     fmt::print(out, "counters ({}):\n", label);
     const std::vector<path_counters> sums = sum_counters(workers, paths.size());
     for (size_t i = 0; i < paths.size(); ++i) {
-        const path_config& p = paths[i];
-        const path_counters& c = sums[i];
-        fmt::print(out, "  {} [{}]: rx {} tx {} dropped {} | non-PTP {}", p.name, ptp_policy_name(p.policy), c.rx, c.tx,
-                   c.dropped(), c.non_ptp);
-        switch (p.policy) {
-        case ptp_policy::pass:
-            fmt::print(out, " PTP passed {}", c.ptp_passed);
-            break;
-        case ptp_policy::sign:
-            fmt::print(out, " signed {} already signed {}", c.signed_ok, c.already_signed);
-            break;
-        case ptp_policy::verify:
-        case ptp_policy::verify_strip:
-            fmt::print(out, " verified {} stripped {}", c.verified, c.stripped);
-            break;
-        case ptp_policy::tc:
-            fmt::print(out, " verified {} corrected {} signed again {} not corrected {}", c.verified, c.tc_corrected,
-                       c.tc_resigned, c.tc_uncorrected);
-            break;
-        }
-        if (c.events != 0 || c.events_ring_full != 0) {
-            fmt::print(out, " | events {} ring full {}", c.events, c.events_ring_full);
-            if (c.events_port_stamped != 0) {
-                fmt::print(out, " port-stamped {}", c.events_port_stamped);
-            }
-        }
-        if (c.ticket_exceptions != 0 || c.reinjected != 0) {
-            fmt::print(out, " | tickets: handed over {} reinjected {}", c.ticket_exceptions, c.reinjected);
-        }
-        if (c.tickets_attached != 0) {
-            fmt::print(out, " | tickets attached {}", c.tickets_attached);
-        }
-        std::array<drop_reason, max_drop_reasons> reasons{};
-        const size_t n = drop_reasons(c, reasons);
-        for (size_t r = 0; r < n; ++r) {
-            fmt::print(out, "{}{} {}", r == 0 ? " | dropped: " : ", ", reasons[r].name, reasons[r].count);
-        }
-        for (size_t e = 0; e < c.malformed.size(); ++e) {
-            if (c.malformed[e] != 0) {
-                fmt::print(out, " [{} {}]", ptp::error_name(static_cast<ptp::error>(e)), c.malformed[e]);
-            }
-        }
-        fmt::print(out, "\n");
+        fmt::print(out, "  {}\n", path_line(path_json(paths[i], sums[i], false)));
     }
     if (workers.size() > 1) {
         for (const auto& w : workers) {
-            const worker_share s = share_of(w);
-            fmt::print(out, "  worker lcore {}: rx {} tx {} handed to the PTP worker {} dropped {}\n", w.lcore, s.rx,
-                       s.tx, s.handed_off, s.dropped);
+            fmt::print(out, "  {}\n", worker_line(std::to_string(w.lcore), worker_json(w)));
         }
     }
     std::fflush(out);
@@ -250,45 +254,19 @@ void print_replay_stats(std::FILE* out, const replay_snapshot& r, std::string_vi
 
 std::string stats_json(std::span<const path_config> paths, std::span<const worker_counters> workers,
                        const replay_snapshot& replay, const service_stats* svc) {
-    nlohmann::json j;
-    j["paths"] = nlohmann::json::array();
+    nlohmann::ordered_json j;
+    j["paths"] = nlohmann::ordered_json::array();
     const std::vector<path_counters> sums = sum_counters(workers, paths.size());
     for (size_t i = 0; i < paths.size(); ++i) {
-        const path_config& p = paths[i];
-        const path_counters& c = sums[i];
-        nlohmann::json jp = {
-            {"name", p.name},         {"policy", ptp_policy_name(p.policy)},
-            {"rx_port", p.rx_port},   {"tx_port", p.tx_port},
-            {"dropped", c.dropped()},
-        };
-        for (const auto& f : path_counter_fields) {
-            if (f.exported) {
-                jp[std::string(f.name)] = c.*f.member;
-            }
-        }
-        nlohmann::json drops = nlohmann::json::object();
-        std::array<drop_reason, max_drop_reasons> reasons{};
-        const size_t n = drop_reasons(c, reasons);
-        for (size_t r = 0; r < n; ++r) {
-            drops[std::string(reasons[r].name)] = reasons[r].count;
-        }
-        jp["drops"] = drops;
-        nlohmann::json malformed = nlohmann::json::object();
-        for (size_t e = 0; e < c.malformed.size(); ++e) {
-            if (c.malformed[e] != 0) {
-                malformed[std::string(ptp::error_name(static_cast<ptp::error>(e)))] = c.malformed[e];
-            }
-        }
-        jp["malformed"] = malformed;
-        j["paths"].push_back(jp);
+        j["paths"].push_back(path_json(paths[i], sums[i], false));
     }
-    j["workers"] = nlohmann::json::array();
+    j["workers"] = nlohmann::ordered_json::array();
     for (const auto& w : workers) {
-        const worker_share s = share_of(w);
-        j["workers"].push_back(
-            {{"lcore", w.lcore}, {"rx", s.rx}, {"tx", s.tx}, {"handed_off", s.handed_off}, {"dropped", s.dropped}});
+        nlohmann::ordered_json jw = {{"lcore", w.lcore}};
+        jw.update(worker_json(w));
+        j["workers"].push_back(std::move(jw));
     }
-    j["replay"] = nlohmann::json(replay_json(replay));
+    j["replay"] = replay_json(replay);
     if (svc != nullptr) {
         const latency_histogram& h = svc->apply_latency;
         j["sa_updates"] = {{"applied", svc->applied},

@@ -75,8 +75,19 @@ uint64_t total_rx(std::span<const worker_counters> workers) noexcept;
 /// Event records the full ring refused, over every worker and path.
 uint64_t total_events_ring_full(std::span<const worker_counters> workers) noexcept;
 
+/// A path's counters as /ptpsec/stats and --stats-json give them: name,
+/// policy, rx_port, tx_port, dropped, the exported counters
+/// (path_counter_fields), "drops" by reason in drop_reasons()' order and
+/// "malformed" by cause. With `every_reason`, every reason and cause, zero
+/// or not (telemetry: readers see a fixed set); otherwise those that counted.
+nlohmann::ordered_json path_json(const path_config& p, const path_counters& c, bool every_reason);
+
+/// A worker's share over all its paths: rx, tx, handed_off, dropped.
+nlohmann::ordered_json worker_json(const worker_counters& w);
+
 /// One line per path (summed over workers); with several workers, one more
-/// per worker.
+/// per worker: control/status_text.h's path_line and worker_line, as
+/// `ptpsecctl stats` prints them.
 void print_stats(std::FILE* out, std::span<const path_config> paths, std::span<const worker_counters> workers,
                  std::string_view label);
 

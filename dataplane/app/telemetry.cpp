@@ -97,61 +97,22 @@ void add_dict(rte_tel_data* d, std::string_view name, tel_dict& child) {
     }
 }
 
-/// Every name drop_reasons() can report, in its order: it reports the
-/// non-zero counters, so ask it about counters that are all non-zero.
-std::array<std::string_view, max_drop_reasons> all_drop_reason_names(size_t& n) noexcept {
-    path_counters ones;
-    ones.tx_full = ones.not_editable = ones.handoff_full = ones.non_ptp_dropped = 1;
-    ones.exception_full = ones.exception_too_long = ones.reinject_nombuf = ones.reinject_invalid = 1;
-    ones.sign.fill(1);
-    ones.verify.fill(1);
-    std::array<drop_reason, max_drop_reasons> reasons{};
-    n = drop_reasons(ones, reasons);
-    std::array<std::string_view, max_drop_reasons> names{};
-    for (size_t i = 0; i < n; ++i) {
-        names[i] = reasons[i].name;
-    }
-    return names;
-}
-
-void fill_path(rte_tel_data* d, const path_config& p, const path_counters& c) {
-    add_string(d, "name", p.name);
-    add_string(d, "policy", ptp_policy_name(p.policy));
-    add_int(d, "rx_port", p.rx_port);
-    add_int(d, "tx_port", p.tx_port);
-    add_u64(d, "dropped", c.dropped());
-    for (const auto& f : path_counter_fields) {
-        if (f.exported) {
-            add_u64(d, f.name, c.*f.member);
+/// The members of a counter object (path_json(), worker_json(),
+/// replay_json()): strings, unsigned counters and nested objects of the same.
+void add_members(rte_tel_data* d, const nlohmann::ordered_json& j) {
+    for (const auto& [name, value] : j.items()) {
+        if (value.is_string()) {
+            add_string(d, name, value.get<std::string>());
+        } else if (value.is_number_unsigned()) {
+            add_u64(d, name, value.get<uint64_t>());
+        } else if (value.is_number_integer()) {
+            add_int(d, name, value.get<int>());
+        } else if (value.is_object()) {
+            tel_dict child;
+            add_members(child.get(), value);
+            add_dict(d, name, child);
         }
     }
-
-    // Every reason and cause, zero or not, so that readers see a fixed set.
-    size_t n_names = 0;
-    const auto names = all_drop_reason_names(n_names);
-    std::array<drop_reason, max_drop_reasons> reasons{};
-    const size_t n = drop_reasons(c, reasons);
-    tel_dict drops;
-    for (size_t i = 0; i < n_names; ++i) {
-        uint64_t count = 0;
-        for (size_t r = 0; r < n; ++r) {
-            if (reasons[r].name == names[i]) {
-                count = reasons[r].count;
-            }
-        }
-        add_u64(drops.get(), names[i], count);
-    }
-    add_dict(d, "drops", drops);
-
-    tel_dict malformed;
-    for (size_t e = 0; e < c.malformed.size(); ++e) {
-        const auto cause = static_cast<ptp::error>(e);
-        // Neither is a reason to refuse a frame: never counted.
-        if (cause != ptp::error::none && cause != ptp::error::not_ptp) {
-            add_u64(malformed.get(), ptp::error_name(cause), c.malformed[e]);
-        }
-    }
-    add_dict(d, "malformed", malformed);
 }
 
 void fill_replay(rte_tel_data* d, const replay_table* replay) {
@@ -163,10 +124,7 @@ void fill_replay(rte_tel_data* d, const replay_table* replay) {
         add_u64(d, "size", 0);
         return;
     }
-    const nlohmann::ordered_json r = replay_json(snapshot_replay(replay));
-    for (const auto& [name, value] : r.items()) {
-        add_u64(d, name, value.get<uint64_t>());
-    }
+    add_members(d, replay_json(snapshot_replay(replay)));
 }
 
 /// {"paths": {"inside_to_outside": {...}, ...}, "replay": {...}}
@@ -176,29 +134,16 @@ void fill_stats(const telemetry_sources& src, rte_tel_data* d) {
     const std::vector<path_counters> sums = sum_counters(src.workers, src.paths.size());
     for (size_t i = 0; i < src.paths.size(); ++i) {
         tel_dict path;
-        fill_path(path.get(), src.paths[i], sums[i]);
+        // Every reason and cause, zero or not, so that readers see a fixed set.
+        add_members(path.get(), path_json(src.paths[i], sums[i], true));
         add_dict(paths.get(), src.paths[i].name, path);
     }
     add_dict(d, "paths", paths);
     // Per worker lcore, what it received and sent over all paths.
     tel_dict workers;
     for (const auto& w : src.workers) {
-        const std::vector<path_counters> own = sum_counters(std::span(&w, 1), src.paths.size());
         tel_dict wd;
-        uint64_t rx = 0;
-        uint64_t tx = 0;
-        uint64_t handed = 0;
-        uint64_t dropped = 0;
-        for (const auto& c : own) {
-            rx += c.rx;
-            tx += c.tx;
-            handed += c.handed_off;
-            dropped += c.dropped();
-        }
-        add_u64(wd.get(), "rx", rx);
-        add_u64(wd.get(), "tx", tx);
-        add_u64(wd.get(), "handed_off", handed);
-        add_u64(wd.get(), "dropped", dropped);
+        add_members(wd.get(), worker_json(w));
         add_dict(workers.get(), fmt::format("lcore_{}", w.lcore), wd);
     }
     add_dict(d, "workers", workers);
