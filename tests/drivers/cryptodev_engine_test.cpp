@@ -2,8 +2,9 @@
 // run on DPDK's software PMDs: crypto_aesni_mb (intel-ipsec-mb behind the
 // cryptodev API) and crypto_openssl, and crypto_null, which has none of our
 // algorithms. Known answers are in icv_kat_test.cpp; here: the same ICVs as
-// the intel-ipsec-mb engine on random bursts, the device's limits named, and
-// requests the engine cannot take left alone.
+// the intel-ipsec-mb engine on random bursts, the device's limits named,
+// requests the engine cannot take left alone, and a dropped key's session
+// wiped.
 
 #include "eal_session.h"
 
@@ -14,9 +15,13 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <intel-ipsec-mb.h>
+#include <rte_memory.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <random>
 #include <string>
@@ -271,6 +276,88 @@ TEST_F(cryptodev_engine_test, requests_it_cannot_take_are_left_alone_and_the_res
     EXPECT_EQ(out[2], untouched);
     EXPECT_EQ(out[3], untouched);
     EXPECT_EQ(eng->device_errors(), 0U) << "refused requests are not device errors";
+}
+
+/// How many times `needle` occurs in DPDK's memory (every mapped segment:
+/// the session pools, rte_malloc's heap, the mbuf pools).
+size_t dpdk_memory_holds(std::span<const uint8_t> needle) {
+    struct search {
+        std::span<const uint8_t> needle;
+        size_t hits = 0;
+    } state{needle};
+    rte_memseg_contig_walk(
+        [](const rte_memseg_list*, const rte_memseg* ms, size_t len, void* arg) {
+            auto* s = static_cast<search*>(arg);
+            const auto* p = static_cast<const uint8_t*>(ms->addr);
+            const auto* end = p + len;
+            while ((p = std::search(p, end, s->needle.begin(), s->needle.end())) != end) {
+                ++s->hits;
+                ++p;
+            }
+            return 0;
+        },
+        &state);
+    return state.hits;
+}
+
+/// What crypto_aesni_mb keeps of an HMAC-SHA256 key (the key itself it
+/// does not keep): the inner state after the block key ^ ipad, as
+/// intel-ipsec-mb's own set-up computes it. For AES keys, the expanded
+/// schedule starts with the key itself.
+bytes hmac_inner_state(std::span<const uint8_t> key) {
+    std::array<uint8_t, 64> pad{};
+    std::copy(key.begin(), key.end(), pad.begin()); // keys of at most one block here
+    for (auto& o : pad) {
+        o = static_cast<uint8_t>(o ^ 0x36);
+    }
+    IMB_MGR* m = alloc_mb_mgr(0);
+    if (m == nullptr) {
+        return {};
+    }
+    init_mb_mgr_sse(m);
+    bytes state(32);
+    IMB_SHA256_ONE_BLOCK(m, pad.data(), state.data());
+    free_mb_mgr(m);
+    return state;
+}
+
+TEST_F(cryptodev_engine_test, a_dropped_or_replaced_key_leaves_nothing_of_itself_in_the_device_memory) {
+    // crypto_aesni_mb keeps its sessions in the engine's session pool,
+    // in DPDK memory, which this test can search. (crypto_openssl keeps
+    // OpenSSL objects on the C heap instead: not searched here.)
+    auto dev = open("crypto_aesni_mb0");
+    ASSERT_NE(dev, nullptr);
+    auto eng = engine_on(dev);
+    ASSERT_NE(eng, nullptr);
+    std::mt19937_64 rng(0x77697065ULL); // "wipe"
+    size_t checked = 0;
+    for (const auto& ai : all_algorithms()) {
+        SCOPED_TRACE(std::string(ai.name));
+        const size_t len = info(ai.alg).key_len != 0 ? info(ai.alg).key_len : 32;
+        if (!dev->supports(ai.alg, len)) {
+            continue;
+        }
+        const bytes first = random_bytes(rng, len);
+        const bytes second = random_bytes(rng, len);
+        // What the session holds of each key.
+        const bytes held_first = is_hmac(ai.alg) ? hmac_inner_state(first) : first;
+        const bytes held_second = is_hmac(ai.alg) ? hmac_inner_state(second) : second;
+        ASSERT_EQ(held_first.size(), is_hmac(ai.alg) ? 32U : len);
+        ASSERT_EQ(dpdk_memory_holds(held_first), 0U);
+        {
+            auto k = eng->prepare(ai.alg, first);
+            ASSERT_TRUE(k) << k.message();
+            // The search finds a live key: else its silence below would
+            // prove nothing.
+            EXPECT_GE(dpdk_memory_holds(held_first), 1U) << "the session of a live key is not where it is searched";
+            ASSERT_TRUE(eng->rekey(**k, second));
+            EXPECT_EQ(dpdk_memory_holds(held_first), 0U) << "a replaced key's session still holds it";
+            EXPECT_GE(dpdk_memory_holds(held_second), 1U);
+        }
+        EXPECT_EQ(dpdk_memory_holds(held_second), 0U) << "a dropped key's session still holds it";
+        ++checked;
+    }
+    EXPECT_GE(checked, 4U) << "HMAC-SHA256(-128), AES-CMAC-128 and AES-GMAC at least";
 }
 
 } // namespace
