@@ -84,18 +84,28 @@ result<std::vector<std::pair<uint64_t, fs::path>>> rotated_files(const fs::path&
     return out;
 }
 
-status check_base_name(std::string_view base) {
+} // namespace
+
+status check_log_base_name(std::string_view base) {
     if (base.empty() || base == "." || base == ".." || base.find('/') != std::string_view::npos ||
         base.find('\0') != std::string_view::npos) {
         return error{fmt::format("evidence log: the base name '{}' is not a plain file name", base)};
     }
+    // "evidence.5.cbor" would be both file 5 of "evidence" and the current
+    // file of "evidence.5".
+    const size_t dot = base.rfind('.');
+    if (dot != std::string_view::npos && dot + 1 < base.size() &&
+        std::all_of(base.begin() + static_cast<std::ptrdiff_t>(dot) + 1, base.end(),
+                    [](char c) { return c >= '0' && c <= '9'; })) {
+        return error{fmt::format("evidence log: the base name '{}' ends in .{}, which reads as a rotated file's number "
+                                 "of '{}': choose a name that does not end in a dot and digits",
+                                 base, base.substr(dot + 1), base.substr(0, dot))};
+    }
     return ok_status();
 }
 
-} // namespace
-
 result<std::vector<fs::path>> list_log_files(const fs::path& directory, std::string_view base_name) {
-    PTPSEC_TRY(name_ok, check_base_name(base_name));
+    PTPSEC_TRY(name_ok, check_log_base_name(base_name));
     PTPSEC_TRY(rotated, rotated_files(directory, base_name));
     std::vector<fs::path> out;
     out.reserve(rotated->size() + 1);
@@ -184,7 +194,7 @@ status evidence_log::rotate() {
 
 result<std::unique_ptr<evidence_log>> evidence_log::open(const fs::path& directory, const std::string& base_name,
                                                          uint64_t max_file_bytes) {
-    PTPSEC_TRY(name_ok, check_base_name(base_name));
+    PTPSEC_TRY(name_ok, check_log_base_name(base_name));
     if (max_file_bytes == 0) {
         return error{"evidence log: max_file_bytes must be at least 1"};
     }

@@ -2,11 +2,14 @@
 
 #include <fmt/format.h>
 #include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include <array>
 #include <memory>
+#include <string_view>
 
 namespace ptpsec::hsm {
 
@@ -73,6 +76,14 @@ result<std::vector<uint8_t>> ecdsa_raw_to_der(std::span<const uint8_t> raw) {
     return der;
 }
 
+bool is_p256_key(EVP_PKEY* key) noexcept {
+    std::array<char, 32> group{};
+    size_t len = 0;
+    return EVP_PKEY_get_base_id(key) == EVP_PKEY_EC &&
+           EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group.data(), group.size(), &len) == 1 &&
+           std::string_view(group.data(), len) == "prime256v1";
+}
+
 status verify_signature(signature_algorithm alg, std::span<const uint8_t> public_key_der,
                         std::span<const uint8_t> message, std::span<const uint8_t> signature) {
     const unsigned char* p = public_key_der.data();
@@ -89,7 +100,7 @@ status verify_signature(signature_algorithm alg, std::span<const uint8_t> public
                                  alg == signature_algorithm::es256 ? "an ES256" : "an EdDSA", signature.size())};
     }
     if (alg == signature_algorithm::es256) {
-        if (EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_EC || EVP_PKEY_get_bits(key.get()) != 256) {
+        if (!is_p256_key(key.get())) {
             return error{"ES256 needs a P-256 public key"};
         }
         PTPSEC_TRY(der, ecdsa_raw_to_der(signature));

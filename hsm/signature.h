@@ -7,6 +7,8 @@
 
 #include <hsm/signer.h>
 
+#include <openssl/types.h>
+
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -19,6 +21,10 @@ namespace ptpsec::hsm {
 /// signature of the wrong length, a signature that does not verify).
 status verify_signature(signature_algorithm alg, std::span<const uint8_t> public_key_der,
                         std::span<const uint8_t> message, std::span<const uint8_t> signature);
+
+/// Whether `key` is an EC key on P-256 by name: other 256-bit curves
+/// (secp256k1, brainpoolP256r1) are not ES256 (RFC 9053 §2.1).
+bool is_p256_key(EVP_PKEY* key) noexcept;
 
 /// DER ECDSA-Sig-Value -> r || s with each half `half` octets (32 for P-256).
 result<std::vector<uint8_t>> ecdsa_der_to_raw(std::span<const uint8_t> der, size_t half = 32);

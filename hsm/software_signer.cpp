@@ -130,7 +130,7 @@ const char* algorithm_name(signature_algorithm a) noexcept {
 
 bool key_fits(EVP_PKEY* key, signature_algorithm alg) {
     if (alg == signature_algorithm::es256) {
-        return EVP_PKEY_get_base_id(key) == EVP_PKEY_EC && EVP_PKEY_get_bits(key) == 256;
+        return is_p256_key(key);
     }
     return EVP_PKEY_get_base_id(key) == EVP_PKEY_ED25519;
 }

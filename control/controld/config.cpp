@@ -1,6 +1,7 @@
 #include <control/controld/config.h>
 
 #include <control/verifier/audit_store.h>
+#include <hsm/evidence_log.h>
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
@@ -678,6 +679,9 @@ result<verifier_settings> parse_verifier(const toml::table& t, std::string_view 
     }
     PTPSEC_TRY(name, r.get<std::string>("log-name"));
     v.log_name = name->value_or(v.log_name);
+    if (auto st = hsm::check_log_base_name(v.log_name); !st) {
+        return error{fmt::format("{}: [verifier] log-name: {}", r.at_table(), st.message())};
+    }
     PTPSEC_TRY(poll, r.number("poll-ms", 10, 60'000));
     v.poll_ms = static_cast<uint32_t>(poll->value_or(v.poll_ms));
     PTPSEC_TRY(challenge, r.strings("challenge"));

@@ -448,6 +448,9 @@ TEST(controld_config, every_mistake_is_named_with_its_line) {
          "t.toml:1: [verifier] needs logs = [\"DIR\", ...] (the data planes' --attest-log directories)"},
         {"[verifier]\nregistrar = \"r.db\"\naudit = \"sqlite:a.db\"\nlogs = [\"l\", 7]\n",
          "t.toml:4: verifier.logs: expected a list of strings"},
+        {verifier + "log-name = \"evidence.5\"\n",
+         "t.toml:1: [verifier] log-name: evidence log: the base name 'evidence.5' ends in .5, which reads as a "
+         "rotated file's number of 'evidence'"},
         {verifier + "nonce-interval = 30\nnonce-ttl = 30\n",
          "t.toml:1: [verifier] nonce-ttl = 30 must be longer than nonce-interval = 30"},
         {group + "[node]\nserver = \"ke\"\ncertificate = \"c\"\nca = \"a\"\ngroups = [\"g\"]\n",

@@ -286,6 +286,16 @@ TEST_F(evidence_log_test, one_writer_at_a_time_and_bad_arguments_say_why) {
     EXPECT_NE(not_dir.message().find("plain is not a directory"), std::string::npos) << not_dir.message();
     EXPECT_FALSE(evidence_log::open(_dir.path(), "a/b", 1000));
     EXPECT_FALSE(evidence_log::open(_dir.path(), "", 1000));
+    // "evidence.5.cbor" would be file 5 of "evidence" and the current file
+    // of "evidence.5".
+    auto numbered = evidence_log::open(_dir.path(), "evidence.5", 1000);
+    ASSERT_FALSE(numbered);
+    EXPECT_NE(numbered.message().find("the base name 'evidence.5' ends in .5, which reads as a rotated file's number "
+                                      "of 'evidence'"),
+              std::string::npos)
+        << numbered.message();
+    EXPECT_FALSE(list_log_files(_dir.path(), "evidence.5"));
+    EXPECT_TRUE(evidence_log::open(_dir.path(), "evidence.v2", 1000)) << "a dot and more than digits is a name";
     EXPECT_FALSE(evidence_log::open(_dir.path(), "other", 0));
     EXPECT_FALSE(list_log_files(_dir.path() / "missing", "evidence"));
 }

@@ -80,6 +80,20 @@ TEST(signature, eddsa_verifies_and_the_wrong_key_type_is_named) {
               "EdDSA needs an Ed25519 public key");
 }
 
+TEST(signature, es256_takes_p256_only_not_another_256_bit_curve) {
+    for (const char* curve : {"secp256k1", "brainpoolP256r1"}) {
+        SCOPED_TRACE(curve);
+        pkey_ptr other(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", curve));
+        ASSERT_NE(other, nullptr);
+        ASSERT_EQ(EVP_PKEY_get_bits(other.get()), 256);
+        const auto raw = ecdsa_der_to_raw(openssl_sign(other.get(), false, message));
+        ASSERT_TRUE(raw) << raw.message();
+        const auto refused = verify_signature(signature_algorithm::es256, spki(other.get()), message, *raw);
+        ASSERT_FALSE(refused) << "a good signature, but not on P-256";
+        EXPECT_EQ(refused.message(), "ES256 needs a P-256 public key");
+    }
+}
+
 TEST(signature, malformed_inputs_are_refused_with_their_reason) {
     auto key = make_key(false);
     const auto pub = spki(key.get());

@@ -6,10 +6,13 @@
 #include <hsm/software_signer.h>
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 
 #include <sys/stat.h>
@@ -168,6 +171,19 @@ TEST(software_signer, key_files_others_can_read_or_of_the_wrong_type_are_refused
     ASSERT_FALSE(garbage);
     EXPECT_EQ(garbage.message().rfind("key file " + key.string() + " does not hold a PEM private key: ", 0), 0U)
         << garbage.message();
+
+    // 256 bits on another curve: not ES256's key.
+    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> k1(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "secp256k1"),
+                                                           EVP_PKEY_free);
+    ASSERT_NE(k1, nullptr);
+    std::unique_ptr<BIO, decltype(&BIO_free)> pem(BIO_new(BIO_s_mem()), BIO_free);
+    ASSERT_EQ(PEM_write_bio_PrivateKey(pem.get(), k1.get(), nullptr, nullptr, 0, nullptr, nullptr), 1);
+    char* text = nullptr;
+    const long len = BIO_get_mem_data(pem.get(), &text);
+    write_file(key, std::string(text, static_cast<size_t>(len)));
+    auto secp256k1 = software_signer::open(options_in(d, signature_algorithm::es256));
+    ASSERT_FALSE(secp256k1);
+    EXPECT_EQ(secp256k1.message(), "key file " + key.string() + " does not hold an ECDSA P-256 key");
 }
 
 TEST(software_signer, needs_both_paths) {
