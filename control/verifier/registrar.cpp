@@ -7,7 +7,6 @@
 #include <hsm/signature.h>
 
 #include <fmt/format.h>
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -163,11 +162,7 @@ status check_spki(hsm::signature_algorithm alg, std::span<const uint8_t> der) {
         }
         return ok_status();
     }
-    std::array<char, 64> group{};
-    size_t len = 0;
-    if (EVP_PKEY_get_base_id(key.get()) != EVP_PKEY_EC ||
-        EVP_PKEY_get_utf8_string_param(key.get(), OSSL_PKEY_PARAM_GROUP_NAME, group.data(), group.size(), &len) != 1 ||
-        std::string_view(group.data(), len) != "prime256v1") {
+    if (!hsm::is_p256_key(key.get())) {
         return error{"the public key is not a P-256 key (the algorithm is ES256)"};
     }
     return ok_status();
