@@ -87,6 +87,12 @@ CREATE TABLE IF NOT EXISTS chain_state(
   merkle_root {1} NOT NULL,
   last_event_index {0} NOT NULL,
   batch_time_ns {0} NOT NULL);
+CREATE TABLE IF NOT EXISTS log_positions(
+  file_key TEXT PRIMARY KEY,
+  log_file TEXT NOT NULL,
+  log_offset {0} NOT NULL,
+  records {0} NOT NULL,
+  stopped {0} NOT NULL);
 )",
                        i, b, db.clustered_table());
 }
@@ -285,7 +291,7 @@ status audit_store::record_batch(const batch_row& b, const std::vector<event_row
                 fmt::format("audit store {}: event {} of {}: {}", name(), e.event_index, e.signer_id, ok.message())};
         }
     }
-    auto st = sql::in_transaction(*_db, [&]() -> status {
+    const auto write = [&]() -> status {
         const std::vector<sql::value> bp{b.signer_id,
                                          u64(b.counter),
                                          u64(b.batch_time_ns),
@@ -344,11 +350,63 @@ status audit_store::record_batch(const batch_row& b, const std::vector<event_row
             return cr.err();
         }
         return ok_status();
-    });
+    };
+    // Inside record_with_position() its transaction holds this one's rows.
+    auto st = _in_transaction ? write() : sql::in_transaction(*_db, write);
     if (!st) {
         return store_error(st.message());
     }
     return ok_status();
+}
+
+status audit_store::save_position(const log_position& p) {
+    const std::vector<sql::value> v{p.file_key, p.log_file, u64(p.offset), u64(p.records), int64_t{p.stopped ? 1 : 0}};
+    auto r = _db->query("INSERT INTO log_positions(file_key, log_file, log_offset, records, stopped) VALUES($1, $2, "
+                        "$3, $4, $5) ON CONFLICT(file_key) DO UPDATE SET log_file = excluded.log_file, log_offset = "
+                        "excluded.log_offset, records = excluded.records, stopped = excluded.stopped;",
+                        v);
+    if (!r) {
+        return store_error(r.message());
+    }
+    return ok_status();
+}
+
+result<std::optional<log_position>> audit_store::position_of(std::string_view file_key) {
+    const std::vector<sql::value> p{std::string(file_key)};
+    auto rows =
+        _db->query("SELECT log_file, log_offset, records, stopped FROM log_positions WHERE file_key = $1;", p,
+                   std::array{sql::column::text, sql::column::integer, sql::column::integer, sql::column::integer});
+    if (!rows) {
+        return store_error(rows.message());
+    }
+    if (rows->empty()) {
+        return std::optional<log_position>{};
+    }
+    const auto& r = rows->front();
+    return std::optional<log_position>(
+        log_position{std::string(file_key), sql::as_text(r[0]), static_cast<uint64_t>(sql::as_integer(r[1])),
+                     static_cast<uint64_t>(sql::as_integer(r[2])), sql::as_integer(r[3]) != 0});
+}
+
+status audit_store::record_with_position(const log_position& after, const std::function<status()>& body) {
+    if (auto st = _db->begin(); !st) {
+        return store_error(st.message());
+    }
+    _in_transaction = true;
+    status st = body();
+    _in_transaction = false;
+    if (st) {
+        st = save_position(after);
+    }
+    if (st) {
+        if (auto c = _db->commit(); !c) {
+            st = store_error(c.message());
+        }
+    }
+    if (!st) {
+        _db->rollback();
+    }
+    return st;
 }
 
 status audit_store::record_failure(const failure_row& f) {

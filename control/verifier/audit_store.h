@@ -24,6 +24,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -109,6 +110,19 @@ struct chain_state {
     uint64_t batch_time_ns = 0;
 };
 
+/// How far the online Verifier has read one log file (a row of
+/// `log_positions`), so that a restarted Verifier goes on from there. A
+/// file is named by the SHA-256 of its first record, which stays the same
+/// when rotation renames the file (and no two files of a signer share a
+/// first record: its counter only goes up).
+struct log_position {
+    std::string file_key; ///< the first record's SHA-256, hex
+    std::string log_file; ///< the path it was last read under
+    uint64_t offset = 0;  ///< octets read (whole records)
+    uint64_t records = 0; ///< records read
+    bool stopped = false; ///< a cut or corrupt record: the file is not read further
+};
+
 /// An accepted batch found by counter (replay detection).
 struct accepted_batch {
     hsm::digest merkle_root{};
@@ -171,6 +185,14 @@ public:
     status record_batch(const batch_row& b, const std::vector<event_row>& events);
     status record_failure(const failure_row& f);
 
+    /// Runs `body`, whose record_batch() and record_failure() calls then
+    /// share one transaction with saving `after`: a record's findings and
+    /// the position past it are stored together or not at all. Nothing is
+    /// stored when `body` fails.
+    status record_with_position(const log_position& after, const std::function<status()>& body);
+    status save_position(const log_position& p);
+    result<std::optional<log_position>> position_of(std::string_view file_key);
+
     result<std::optional<chain_state>> chain_state_of(std::string_view signer_id);
     result<std::optional<accepted_batch>> find_batch(std::string_view signer_id, uint64_t counter);
 
@@ -195,6 +217,7 @@ private:
     result<std::vector<event_row>> event_query(const std::string& where, const std::vector<sql::value>& params);
 
     std::unique_ptr<sql::connection> _db;
+    bool _in_transaction = false; ///< inside record_with_position()
 };
 
 /// "001b21fffe010203-1" (clockIdentity in hex, portNumber in decimal), as

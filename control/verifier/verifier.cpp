@@ -376,8 +376,11 @@ void verifier::verify_record(std::string_view file, size_t batch_index, const hs
     std::string chain;
     if (st.chain && p.counter <= st.chain->counter) {
         const auto before = accepted_with_counter(p.signer_id, st, p.counter, report);
+        // Another place: another path, or the same path at another offset
+        // (the current file, started again after the rotation that moved
+        // the copy read before to NAME.N.cbor).
         if (before && before->merkle_root == p.merkle_root && p.counter == st.chain->counter && batch_index == 0 &&
-            before->log_file != file) {
+            (before->log_file != file || before->log_offset != entry.offset)) {
             // The log repeats the last record of a file at the start of the
             // next when a write or fdatasync failed after the record may
             // already have been on disk (hsm/evidence_log.h): the same

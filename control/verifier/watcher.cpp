@@ -1,7 +1,9 @@
 #include <control/verifier/watcher.h>
 
+#include <drivers/base/hex.h>
 #include <drivers/base/unique_fd.h>
 #include <hsm/evidence_log.h>
+#include <hsm/merkle.h>
 
 #include <fmt/format.h>
 
@@ -9,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -38,7 +41,47 @@ result<std::vector<uint8_t>> read_from(const std::string& path, uint64_t offset,
     return out;
 }
 
+/// The SHA-256 (hex) of the first record of the `size` octets of `path`,
+/// or nothing while it holds no whole first record (or a corrupt one).
+result<std::optional<std::string>> first_record_key(const std::string& path, uint64_t size) {
+    for (uint64_t chunk = std::min<uint64_t>(size, uint64_t{64} * 1024);; chunk = std::min(size, chunk * 4)) {
+        auto bytes = read_from(path, 0, chunk);
+        if (!bytes) {
+            return bytes.err();
+        }
+        const hsm::log_contents contents = hsm::read_log(*bytes);
+        if (!contents.records.empty()) {
+            const hsm::log_entry& first = contents.records.front();
+            PTPSEC_TRY(digest, hsm::sha256(std::span<const uint8_t>(*bytes).subspan(first.offset, first.length)));
+            return std::optional<std::string>(to_hex(*digest));
+        }
+        if (chunk >= size || bytes->size() < chunk || (contents.problem && !contents.problem->truncated)) {
+            return std::optional<std::string>{};
+        }
+    }
+}
+
 } // namespace
+
+status watcher::resume(const std::string& path, uint64_t size, position& pos, verify_report& report) {
+    PTPSEC_TRY(key, first_record_key(path, size));
+    if (!*key) {
+        return ok_status(); // no whole first record yet: read from the start
+    }
+    pos.key = std::move(**key);
+    auto saved = _store.position_of(pos.key);
+    if (!saved) {
+        report.store_errors.push_back(saved.message());
+        return ok_status();
+    }
+    if (*saved) {
+        pos.offset = (*saved)->offset;
+        pos.records = (*saved)->records;
+        pos.stopped = (*saved)->stopped;
+        pos.stop_saved = pos.stopped;
+    }
+    return ok_status();
+}
 
 watcher::watcher(registrar& reg, audit_store& store, watch_settings settings, verifier_options options)
     : _registrar(reg), _store(store), _settings(std::move(settings)), _options(std::move(options)) {}
@@ -60,6 +103,12 @@ void watcher::poll(verify_report& report) {
             }
             position& pos = _files[{st.st_dev, st.st_ino}];
             const auto size = static_cast<uint64_t>(st.st_size);
+            if (pos.key.empty() && pos.offset == 0 && size != 0 && !pos.stopped) {
+                if (auto resumed = resume(path, size, pos, report); !resumed) {
+                    report.failures.push_back(finding{path, 0, 0, {}, {}, {}, "cannot read", resumed.message(), false});
+                    continue;
+                }
+            }
             if (pos.stopped || size <= pos.offset) {
                 continue;
             }
@@ -74,7 +123,22 @@ void watcher::poll(verify_report& report) {
                 hsm::log_entry entry = rec;
                 entry.offset += pos.offset;
                 ++report.records;
-                v.verify_record(path, pos.records, entry, report);
+                if (pos.key.empty()) {
+                    v.verify_record(path, pos.records, entry, report);
+                } else {
+                    const log_position after{pos.key, path, entry.offset + entry.length, pos.records + 1, false};
+                    const size_t errors = report.store_errors.size();
+                    auto saved = _store.record_with_position(after, [&]() -> status {
+                        v.verify_record(path, pos.records, entry, report);
+                        if (report.store_errors.size() != errors) {
+                            return error{"not recorded"};
+                        }
+                        return ok_status();
+                    });
+                    if (!saved && report.store_errors.size() == errors) {
+                        report.store_errors.push_back(saved.message());
+                    }
+                }
                 ++pos.records;
             }
             const uint64_t consumed =
@@ -98,6 +162,13 @@ void watcher::poll(verify_report& report) {
                 }
             }
             pos.offset += consumed;
+            if (pos.stopped && !pos.stop_saved && !pos.key.empty()) {
+                if (auto saved = _store.save_position({pos.key, path, pos.offset, pos.records, true}); !saved) {
+                    report.store_errors.push_back(saved.message());
+                } else {
+                    pos.stop_saved = true;
+                }
+            }
         }
     }
 }

@@ -713,6 +713,24 @@ TEST_F(attest_app, the_online_verifier_checks_the_batches_while_the_data_plane_w
                                                written, written)),
               std::string::npos)
         << verifier->out();
+
+    // Started again on the same audit store, it goes on where it stopped:
+    // nothing of the logs it read before is read again (or refused as a
+    // replay of what it accepted).
+    auto again = start_verifier();
+    json restarted;
+    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+         std::chrono::steady_clock::now() < deadline && restarted.empty();) {
+        ASSERT_TRUE(again->running()) << again->err() << again->out();
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        restarted = verifier_status();
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1)); // ten looks at the logs
+    restarted = verifier_status();
+    EXPECT_EQ(restarted.value("failures", 1U), 0U) << restarted.dump() << again->out();
+    EXPECT_EQ(restarted.value("batches_accepted", 1U), 0U) << restarted.dump();
+    ASSERT_EQ(again->stop(), 0) << again->err();
+    EXPECT_EQ(again->out().find("FAILED"), std::string::npos) << again->out();
 }
 
 TEST_F(attest_app, a_nonce_given_by_hand_is_in_every_later_batch_until_cleared) {

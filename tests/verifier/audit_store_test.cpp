@@ -47,7 +47,8 @@ protected:
             // Each test starts from empty tables.
             auto db = sql::open_postgresql(cluster->conninfo());
             ASSERT_TRUE(db) << db.message();
-            ASSERT_TRUE((*db)->script("DROP TABLE IF EXISTS events, batches, failures, chain_state CASCADE;"));
+            ASSERT_TRUE(
+                (*db)->script("DROP TABLE IF EXISTS events, batches, failures, chain_state, log_positions CASCADE;"));
             auto s = audit_store::open("postgresql:" + cluster->conninfo());
             ASSERT_TRUE(s) << s.message();
             _store = std::move(*s);
@@ -247,6 +248,59 @@ TEST_P(audit_store_test, a_batch_stored_twice_is_refused_whole) {
     const auto huge = _store->record_batch(b, {});
     ASSERT_FALSE(huge);
     EXPECT_NE(huge.message().find("does not fit"), std::string::npos) << huge.message();
+}
+
+// The online Verifier's place in each log file: kept, replaced, and stored
+// with a record's findings or not at all.
+TEST_P(audit_store_test, a_log_position_is_stored_with_what_its_record_found_or_not_at_all) {
+    EXPECT_FALSE(*_store->position_of("k1"));
+    ASSERT_TRUE(_store->save_position({"k1", "/l/evidence.cbor", 100, 1, false}));
+    ASSERT_TRUE(_store->save_position({"k1", "/l/evidence.3.cbor", 250, 2, true}));
+    auto p = _store->position_of("k1");
+    ASSERT_TRUE(p && *p) << p.message();
+    EXPECT_EQ((*p)->log_file, "/l/evidence.3.cbor");
+    EXPECT_EQ((*p)->offset, 250U);
+    EXPECT_EQ((*p)->records, 2U);
+    EXPECT_TRUE((*p)->stopped);
+
+    batch_row b;
+    b.signer_id = "x";
+    b.counter = 1;
+    b.event_count = 1;
+    b.chain = "first";
+    b.status = "verified";
+    b.log_file = "x.log";
+    event_row e;
+    e.signer_id = "x";
+    e.counter = 1;
+    // The body fails after the batch was written: neither it nor the
+    // position is kept.
+    const auto failed = _store->record_with_position({"k2", "x.log", 80, 1, false}, [&]() -> status {
+        EXPECT_TRUE(_store->record_batch(b, {e}));
+        EXPECT_TRUE(_store->record_failure({"x.log", 0, 0, "x", 1, std::nullopt, "nonce mismatch", "m", false, 1}));
+        return error{"not recorded"};
+    });
+    EXPECT_FALSE(failed);
+    EXPECT_TRUE(_store->batches("x")->empty());
+    EXPECT_TRUE(_store->failures()->empty());
+    EXPECT_FALSE(*_store->position_of("k2"));
+    // It succeeds: all three are kept.
+    ASSERT_TRUE(_store->record_with_position({"k2", "x.log", 80, 1, false}, [&]() -> status {
+        EXPECT_TRUE(_store->record_batch(b, {e}));
+        EXPECT_TRUE(_store->record_failure({"x.log", 0, 0, "x", 1, std::nullopt, "nonce mismatch", "m", false, 1}));
+        return ok_status();
+    }));
+    EXPECT_EQ(_store->batches("x")->size(), 1U);
+    EXPECT_EQ(_store->failures()->size(), 1U);
+    p = _store->position_of("k2");
+    ASSERT_TRUE(p && *p);
+    EXPECT_EQ((*p)->offset, 80U);
+    // A batch the store refuses inside (stored twice) fails the whole.
+    const auto twice = _store->record_with_position({"k3", "x.log", 160, 2, false},
+                                                    [&]() -> status { return _store->record_batch(b, {e}); });
+    EXPECT_FALSE(twice);
+    EXPECT_FALSE(*_store->position_of("k3"));
+    EXPECT_EQ(_store->batches("x")->size(), 1U);
 }
 
 /// The names of the indexes on `events`, from the backend's catalogue.

@@ -2,11 +2,13 @@
 // written the way a data plane writes it (hsm::evidence_log: appends,
 // rotation by size), polled while it grows. Every batch is verified exactly
 // once, a rotated file is not read again, a record still being written waits
-// for the next poll, and a corrupt one is reported once.
+// for the next poll, a corrupt one is reported once, and a restarted watcher
+// goes on where the last one stopped.
 
 #include "helpers.h"
 
 #include <control/verifier/audit_store.h>
+#include <control/verifier/sql.h>
 #include <control/verifier/watcher.h>
 #include <hsm/evidence_log.h>
 
@@ -74,16 +76,101 @@ TEST_F(watcher_test, every_batch_is_verified_once_across_appends_and_rotations) 
     }
     EXPECT_GE((*log)->rotations(), 2U);
     EXPECT_EQ(verified, 7U);
-    // Everything is in the audit store once, and a new watcher (a restarted
-    // daemon) does not accept the same batches again: they are replays.
+    // Everything is in the audit store once. A new watcher (a restarted
+    // daemon) goes on where the last one stopped, in every file: it reads
+    // nothing again, finds nothing, and verifies what comes next.
     EXPECT_EQ(_store->batches("gm-a")->size(), 7U);
     watcher again(*_registrar, *_store, {{log_dir()}, "evidence"});
-    const auto replayed = poll(again);
+    const auto restarted = poll(again);
+    EXPECT_TRUE(restarted.ok()) << (restarted.failures.empty() ? "" : restarted.failures[0].message);
+    EXPECT_EQ(restarted.records, 0U);
+    EXPECT_TRUE(restarted.warnings.empty());
+    ASSERT_TRUE((*log)->append(*hsm::encode_log_record(c.next(5))));
+    r = poll(again);
+    EXPECT_TRUE(r.ok()) << (r.failures.empty() ? "" : r.failures[0].message);
+    EXPECT_EQ(r.records, 1U);
+    EXPECT_EQ(r.batches_verified, 1U);
+    EXPECT_EQ(_store->batches("gm-a")->size(), 8U);
+
+    // Without the positions (a store that lost them) the same logs read
+    // from their start are what they would then be: batches accepted
+    // before, every one refused as a replay.
+    auto raw = sql::open_sqlite(_dir.file("audit.db"), false);
+    ASSERT_TRUE(raw) << raw.message();
+    ASSERT_TRUE((*raw)->script("DELETE FROM log_positions;"));
+    watcher forgetful(*_registrar, *_store, {{log_dir()}, "evidence"});
+    const auto replayed = poll(forgetful);
     EXPECT_EQ(replayed.batches_accepted, 0U);
-    EXPECT_EQ(replayed.failures.size(), 7U);
+    EXPECT_EQ(replayed.failures.size(), 8U);
     for (const auto& f : replayed.failures) {
         EXPECT_EQ(f.check, "replayed batch");
     }
+}
+
+TEST_F(watcher_test, a_restarted_watcher_follows_a_file_renamed_while_it_was_down) {
+    chain c(*_signer, "gm-a");
+    const auto one = *hsm::encode_log_record(c.next(3));
+    const auto two = *hsm::encode_log_record(c.next(3));
+    const auto three = *hsm::encode_log_record(c.next(3));
+    const std::string current = log_dir() + "/evidence.cbor";
+    write_bytes(current, one);
+    {
+        watcher w(*_registrar, *_store, {{log_dir()}, "evidence"});
+        EXPECT_EQ(poll(w).batches_verified, 1U);
+    }
+    // While no watcher runs: the record after it, then rotation, then the
+    // next file.
+    std::vector<uint8_t> both = one;
+    both.insert(both.end(), two.begin(), two.end());
+    write_bytes(current, both);
+    std::filesystem::rename(current, log_dir() + "/evidence.1.cbor");
+    write_bytes(current, three);
+    watcher w(*_registrar, *_store, {{log_dir()}, "evidence"});
+    const auto r = poll(w);
+    EXPECT_TRUE(r.ok()) << (r.failures.empty() ? "" : r.failures[0].message);
+    EXPECT_EQ(r.records, 2U) << "the first record of evidence.1.cbor was read under its old name";
+    EXPECT_EQ(r.batches_verified, 2U);
+    // A record appended again later in the file is still a replay.
+    std::vector<uint8_t> again = three;
+    again.insert(again.end(), one.begin(), one.end());
+    write_bytes(current, again);
+    const auto replay = poll(w);
+    ASSERT_EQ(replay.failures.size(), 1U);
+    EXPECT_EQ(replay.failures[0].check, "replayed batch");
+    EXPECT_EQ(replay.failures[0].offset, three.size());
+}
+
+// The writer repeats the last record of a file at the start of the next one
+// after a failed write (hsm/evidence_log.h); the current file then has the
+// same path as the copy the watcher may have read before the rotation.
+TEST_F(watcher_test, the_last_record_repeated_under_the_same_path_after_rotation_is_a_duplicate) {
+    chain c(*_signer, "gm-a");
+    const auto one = *hsm::encode_log_record(c.next(3));
+    const auto two = *hsm::encode_log_record(c.next(3));
+    const auto three = *hsm::encode_log_record(c.next(3));
+    const std::string current = log_dir() + "/evidence.cbor";
+    std::vector<uint8_t> first = one;
+    first.insert(first.end(), two.begin(), two.end());
+    write_bytes(current, first);
+    watcher w(*_registrar, *_store, {{log_dir()}, "evidence"});
+    EXPECT_EQ(poll(w).batches_verified, 2U);
+    std::filesystem::rename(current, log_dir() + "/evidence.1.cbor");
+    std::vector<uint8_t> next = two;
+    next.insert(next.end(), three.begin(), three.end());
+    write_bytes(current, next);
+    const auto r = poll(w);
+    EXPECT_TRUE(r.ok()) << (r.failures.empty() ? "" : r.failures[0].check + ": " + r.failures[0].message);
+    std::vector<finding> duplicates;
+    for (const auto& x : r.warnings) {
+        if (x.check == "duplicate record") {
+            duplicates.push_back(x);
+        }
+    }
+    ASSERT_EQ(duplicates.size(), 1U);
+    EXPECT_EQ(duplicates[0].file, current);
+    EXPECT_EQ(duplicates[0].offset, 0U);
+    EXPECT_EQ(r.batches_verified, 1U);
+    EXPECT_EQ(_store->batches("gm-a")->size(), 3U);
 }
 
 TEST_F(watcher_test, a_record_being_written_waits_and_a_corrupt_one_is_reported_once) {
@@ -120,6 +207,25 @@ TEST_F(watcher_test, a_record_being_written_waits_and_a_corrupt_one_is_reported_
     EXPECT_EQ(r.failures[0].offset, 0U);
     EXPECT_EQ(r.batches_accepted, 0U) << "evidence.0.cbor was read before it was renamed";
     EXPECT_TRUE(poll(w).failures.empty()) << "reported once";
+
+    // A damaged record after a good first one: reported once, across a
+    // restart too (the file is known by its first record).
+    const auto four = *hsm::encode_log_record(c.next(3));
+    std::vector<uint8_t> good_then_bad = four;
+    good_then_bad.push_back(0xFF);
+    good_then_bad.insert(good_then_bad.end(), bad.begin(), bad.end());
+    write_bytes(log_dir() + "/evidence.2.cbor", good_then_bad);
+    r = poll(w);
+    // (Its first record follows the damaged batch: dropped batch.)
+    ASSERT_EQ(r.failures.size(), 2U);
+    EXPECT_EQ(r.failures[0].check, "dropped batch");
+    EXPECT_EQ(r.failures[1].check, "corrupt record");
+    EXPECT_EQ(r.failures[1].offset, four.size());
+    watcher restarted(*_registrar, *_store, {{log_dir()}, "evidence"});
+    const auto after = poll(restarted);
+    ASSERT_EQ(after.failures.size(), 1U) << "evidence.1.cbor has no first record to be known by: reported again";
+    EXPECT_EQ(after.failures[0].file, log_dir() + "/evidence.1.cbor");
+    EXPECT_EQ(after.records, 0U);
 }
 
 TEST_F(watcher_test, a_missing_directory_is_named) {
