@@ -62,10 +62,12 @@ bench: hugepages
 	@echo "bench: report written to docs/benchmarks.md"
 
 lint: build
+	@scripts/install-deps.sh --lint
 	clang-format --dry-run --Werror $$(git ls-files '*.cpp' '*.h')
-	clang-tidy -p $(BUILD) --quiet $$(git ls-files 'dataplane/*.cpp' 'drivers/*.cpp' 'control/*.cpp')
+	clang-tidy -p $(BUILD) --quiet $$(git ls-files 'dataplane/*.cpp' 'drivers/*.cpp' 'control/*.cpp' 'hsm/*.cpp')
 
 format:
+	@scripts/install-deps.sh --lint
 	clang-format -i $$(git ls-files '*.cpp' '*.h')
 
 clean:

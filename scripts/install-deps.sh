@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages ptpsec needs to build, test, run and
-# benchmark. Idempotent: installs only what is missing; non-interactive.
+# benchmark (with --lint, also clang-format and clang-tidy). Idempotent:
+# installs only what is missing; non-interactive.
 # chrony, which `make bench` compares against, is not installed but unpacked
 # into the bench build (scripts/unpack-chrony.sh).
 set -euo pipefail
@@ -34,6 +35,11 @@ packages=(
   # tests: memcheck checks that the ICV comparison is constant-time
   valgrind
 )
+
+# `make lint` asks for the two tools it runs as well.
+if [ "${1:-}" = "--lint" ]; then
+  packages+=(clang-format clang-tidy)
+fi
 
 mapfile -t missing < <(apt_missing "${packages[@]}")
 
