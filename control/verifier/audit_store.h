@@ -113,8 +113,9 @@ struct chain_state {
 /// How far the online Verifier has read one log file (a row of
 /// `log_positions`), so that a restarted Verifier goes on from there. A
 /// file is named by the SHA-256 of its first record, which stays the same
-/// when rotation renames the file (and no two files of a signer share a
-/// first record: its counter only goes up).
+/// when rotation renames the file (two files share one only when the
+/// writer repeated a file's only record at the start of the next:
+/// watcher.h).
 struct log_position {
     std::string file_key; ///< the first record's SHA-256, hex
     std::string log_file; ///< the path it was last read under
