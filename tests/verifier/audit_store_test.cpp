@@ -227,7 +227,8 @@ TEST_P(audit_store_test, the_chain_state_survives_the_verifier_and_a_replayed_lo
     EXPECT_EQ((*batches)[2].event_count, 2U);
 }
 
-TEST_P(audit_store_test, a_batch_stored_twice_is_refused_whole) {
+/// Batch 1 of signer "x", one event, by hand.
+batch_row first_batch_of_x() {
     batch_row b;
     b.signer_id = "x";
     b.counter = 1;
@@ -235,9 +236,19 @@ TEST_P(audit_store_test, a_batch_stored_twice_is_refused_whole) {
     b.chain = "first";
     b.status = "verified";
     b.log_file = "x.log";
+    return b;
+}
+
+event_row its_event(const batch_row& b) {
     event_row e;
-    e.signer_id = "x";
-    e.counter = 1;
+    e.signer_id = b.signer_id;
+    e.counter = b.counter;
+    return e;
+}
+
+TEST_P(audit_store_test, a_batch_stored_twice_is_refused_whole) {
+    batch_row b = first_batch_of_x();
+    const event_row e = its_event(b);
     ASSERT_TRUE(_store->record_batch(b, {e}));
     const auto again = _store->record_batch(b, {e});
     EXPECT_FALSE(again);
@@ -263,16 +274,8 @@ TEST_P(audit_store_test, a_log_position_is_stored_with_what_its_record_found_or_
     EXPECT_EQ((*p)->records, 2U);
     EXPECT_TRUE((*p)->stopped);
 
-    batch_row b;
-    b.signer_id = "x";
-    b.counter = 1;
-    b.event_count = 1;
-    b.chain = "first";
-    b.status = "verified";
-    b.log_file = "x.log";
-    event_row e;
-    e.signer_id = "x";
-    e.counter = 1;
+    batch_row b = first_batch_of_x();
+    const event_row e = its_event(b);
     // The body fails after the batch was written: neither it nor the
     // position is kept.
     const auto failed = _store->record_with_position({"k2", "x.log", 80, 1, false}, [&]() -> status {
