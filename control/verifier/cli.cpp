@@ -789,6 +789,17 @@ int cli_commands::state::run_check_event() {
                                 hsm::to_string(b.backend), enrolled.signer_id, hsm::to_string(enrolled.backend)));
     }
     const std::string rooted = b.hardware_rooted ? "hardware-rooted" : "NOT hardware-rooted";
+    // As evidence verify warns (docs/attestation.md): the batch passes, but
+    // its time is the revoked signer's own claim.
+    ordered_json warnings = ordered_json::array();
+    if (enrolled.revoked_at_ns) {
+        warnings.push_back(
+            {{"check", "signed before revocation"},
+             {"message",
+              fmt::format("signer \"{}\" was revoked at {} ns ({}); this batch says it was signed at {} "
+                          "ns, before that (the signer's own clock)",
+                          enrolled.signer_id, *enrolled.revoked_at_ns, enrolled.revocation_reason, b.batch_time_ns)}});
+    }
     if (json) {
         const hsm::event_claims& c = verified->claims;
         fmt::print("{}\n", ordered_json{{"ok", true},
@@ -804,11 +815,15 @@ int cli_commands::state::run_check_event() {
                                         {"event_digest", hex(c.event_digest)},
                                         {"counter", b.counter},
                                         {"batch_time_ns", b.batch_time_ns},
-                                        {"merkle_root", hex(b.merkle_root)}}
+                                        {"merkle_root", hex(b.merkle_root)},
+                                        {"warnings", warnings}}
                                .dump());
     } else {
         fmt::print("OK: {}; {} signer ({}), signature, inclusion proof and claims verified\n",
                    evidence_summary(verified->claims, b), hsm::to_string(b.backend), rooted);
+        for (const auto& w : warnings) {
+            fmt::print("WARNING {}: {}\n", w["check"].get<std::string>(), w["message"].get<std::string>());
+        }
     }
     return exit_ok;
 }

@@ -479,6 +479,10 @@ private:
             for (const auto& why : _steering_notes) {
                 fmt::print("  steering: {}\n", why);
             }
+        } else if (_chk.steering != steering_mode::automatic) {
+            // Asked for, but one lcore polls the one queue of each port.
+            fmt::print("  steering: one worker, one queue per port: --steering {} has nothing to steer\n",
+                       steering_mode_name(_chk.steering));
         }
         for (const auto& p : paths()) {
             fmt::print("  {}: port {} -> port {}, PTP {}", p.name, p.rx_port, p.tx_port, ptp_policy_name(p.policy));

@@ -973,6 +973,12 @@ TEST_F(dataplane_app, several_workers_refuse_to_start_with_a_clear_reason) {
                         {"--sa-file", shipped_sa_file, "--sign", "2:1", "--steering", "flow"});
     EXPECT_EQ(r.exit_code, exit_error);
     EXPECT_NE(r.err.find("--steering flow: port 0 (net_pcap0) refuses rte_flow rule"), std::string::npos) << r.err;
+    // With one worker there is nothing to steer: it starts, and says so.
+    r = run(empty, empty, {"--sa-file", shipped_sa_file, "--sign", "2:1", "--steering", "flow"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("  steering: one worker, one queue per port: --steering flow has nothing to steer"),
+              std::string::npos)
+        << r.out;
     // Two workers, one queue.
     r = run_queues({empty}, {empty}, two_workers, {"--sa-file", shipped_sa_file, "--sign", "2:1"});
     EXPECT_EQ(r.exit_code, exit_error);

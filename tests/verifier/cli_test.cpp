@@ -286,6 +286,23 @@ TEST_F(cli_test, one_events_evidence_is_extracted_and_checked_on_its_own) {
     EXPECT_NE(missing.err.find("cannot open " + _dir.file("none.cbor") + ": No such file or directory"),
               std::string::npos)
         << missing.err;
+    EXPECT_TRUE(j["warnings"].empty()) << as_json.out;
+
+    // The signer revoked now: its batch, signed before, passes with the
+    // warning evidence verify gives.
+    auto revoked = run_cli({"registrar", "revoke", "--db", _db, "gm-a", "--reason", "key leaked"});
+    ASSERT_EQ(revoked.code, 0) << revoked.err;
+    auto warned = run_cli({"evidence", "check-event", ev, "--registrar", _db});
+    EXPECT_EQ(warned.code, 0) << warned.out << warned.err;
+    EXPECT_TRUE(warned.out.starts_with("OK: event 3 of \"gm-a\"")) << warned.out;
+    EXPECT_NE(warned.out.find("\nWARNING signed before revocation: signer \"gm-a\" was revoked at "), std::string::npos)
+        << warned.out;
+    EXPECT_NE(warned.out.find("(key leaked); this batch says it was signed at "), std::string::npos) << warned.out;
+    auto warned_json = run_cli({"evidence", "check-event", ev, "--registrar", _db, "--json"});
+    ASSERT_EQ(warned_json.code, 0) << warned_json.err;
+    const auto w = nlohmann::json::parse(warned_json.out);
+    ASSERT_EQ(w["warnings"].size(), 1U) << warned_json.out;
+    EXPECT_EQ(w["warnings"][0]["check"], "signed before revocation");
 }
 
 TEST_F(cli_test, evidence_queries) {
