@@ -70,13 +70,13 @@
 
 namespace ptpsec::hsm {
 
-/// The files of the log `base_name` in `directory` in reading order: the
-/// closed files <base>.<N>.cbor by increasing N, then <base>.cbor when it
-/// exists.
 /// Whether `base` can name a log: a plain file name that does not end in a
 /// dot and digits (the rotated files' "NAME.N.cbor" would be ambiguous).
 status check_log_base_name(std::string_view base);
 
+/// The files of the log `base_name` in `directory` in reading order: the
+/// closed files <base>.<N>.cbor by increasing N, then <base>.cbor when it
+/// exists.
 result<std::vector<std::filesystem::path>> list_log_files(const std::filesystem::path& directory,
                                                           std::string_view base_name);
 
