@@ -360,13 +360,20 @@ status audit_store::record_batch(const batch_row& b, const std::vector<event_row
 }
 
 status audit_store::save_position(const log_position& p) {
+    if (auto st = write_position(p); !st) {
+        return store_error(st.message());
+    }
+    return ok_status();
+}
+
+status audit_store::write_position(const log_position& p) {
     const std::vector<sql::value> v{p.file_key, p.log_file, u64(p.offset), u64(p.records), int64_t{p.stopped ? 1 : 0}};
     auto r = _db->query("INSERT INTO log_positions(file_key, log_file, log_offset, records, stopped) VALUES($1, $2, "
                         "$3, $4, $5) ON CONFLICT(file_key) DO UPDATE SET log_file = excluded.log_file, log_offset = "
                         "excluded.log_offset, records = excluded.records, stopped = excluded.stopped;",
                         v);
     if (!r) {
-        return store_error(r.message());
+        return r.err();
     }
     return ok_status();
 }
@@ -389,24 +396,25 @@ result<std::optional<log_position>> audit_store::position_of(std::string_view fi
 }
 
 status audit_store::record_with_position(const log_position& after, const std::function<status()>& body) {
-    if (auto st = _db->begin(); !st) {
-        return store_error(st.message());
-    }
-    _in_transaction = true;
-    status st = body();
-    _in_transaction = false;
-    if (st) {
-        st = save_position(after);
-    }
-    if (st) {
-        if (auto c = _db->commit(); !c) {
-            st = store_error(c.message());
+    // The body's failure comes back as it is (its calls name the store
+    // already); the transaction's and the position's are named here.
+    status from_body = ok_status();
+    auto st = sql::in_transaction(*_db, [&]() -> status {
+        _in_transaction = true;
+        from_body = body();
+        _in_transaction = false;
+        if (!from_body) {
+            return from_body;
         }
+        return write_position(after);
+    });
+    if (!from_body) {
+        return from_body;
     }
     if (!st) {
-        _db->rollback();
+        return store_error(st.message());
     }
-    return st;
+    return ok_status();
 }
 
 status audit_store::record_failure(const failure_row& f) {

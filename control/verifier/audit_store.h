@@ -216,6 +216,8 @@ public:
 private:
     explicit audit_store(std::unique_ptr<sql::connection> db) : _db(std::move(db)) {}
     result<std::vector<event_row>> event_query(const std::string& where, const std::vector<sql::value>& params);
+    /// save_position()'s statement, its error the backend's own.
+    status write_position(const log_position& p);
 
     std::unique_ptr<sql::connection> _db;
     bool _in_transaction = false; ///< inside record_with_position()
