@@ -115,15 +115,9 @@ void add_members(rte_tel_data* d, const nlohmann::ordered_json& j) {
     }
 }
 
+/// Without a table (--replay-window 0) every member is there and zero, as
+/// in --stats-json; window 0 is what says "off".
 void fill_replay(rte_tel_data* d, const replay_table* replay) {
-    if (replay == nullptr) {
-        // Window 0 is what --replay-window 0 (no replay protection) says;
-        // nothing else.
-        add_u64(d, "window", 0);
-        add_u64(d, "capacity", 0);
-        add_u64(d, "size", 0);
-        return;
-    }
     add_members(d, replay_json(snapshot_replay(replay)));
 }
 

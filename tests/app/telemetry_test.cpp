@@ -263,13 +263,14 @@ TEST_F(telemetry, stats_count_both_paths_and_grow_while_traffic_flows) {
 // Two workers, each port with two queues replaying the capture without end,
 // timing events on: `ptpsecctl stats` shows what the data plane's own lines
 // show, a line per worker and the events part included.
-TEST_F(telemetry, stats_show_each_worker_and_the_events_as_the_data_plane_does) {
+TEST_F(telemetry, stats_show_each_worker_the_events_and_replay_off_as_the_data_plane_does) {
     const std::string devices_fmt = "--vdev=net_pcap{},rx_pcap={},rx_pcap={},tx_pcap=/dev/null,tx_pcap=/dev/null,"
                                     "infinite_rx=1";
     const std::vector<std::string> devices = {fmt::format(fmt::runtime(devices_fmt), 0, _stripped, _stripped),
                                               fmt::format(fmt::runtime(devices_fmt), 1, capture, capture)};
     running_dataplane dp(_dir, _dataplane, next_prefix(), devices,
-                         {"--sa-file", shipped_sa_file, "--sign", "2:1", "--events", "rx", "--steering", "software"},
+                         {"--sa-file", shipped_sa_file, "--sign", "2:1", "--events", "rx", "--steering", "software",
+                          "--replay-window", "0"},
                          "--lcores=0@(0-1),1@(0-1),2@(0-1)");
     ASSERT_TRUE(serving(dp));
     // Until both workers and both paths have counted something.
@@ -289,6 +290,15 @@ TEST_F(telemetry, stats_show_each_worker_and_the_events_as_the_data_plane_does) 
         << table.out;
     EXPECT_TRUE(std::regex_search(table.out, std::regex(R"(\n  outside->inside \[verify\]: .* \| events [0-9]+ )")))
         << table.out;
+    // No replay table (--replay-window 0): every member of "replay" zero,
+    // as in --stats-json, and "off" for people.
+    const json& replay = j.at("replay");
+    // window, capacity, size, three verdicts, late, opened, evicted, retired
+    EXPECT_EQ(replay.size(), 10U) << replay.dump();
+    for (const auto& [name, value] : replay.items()) {
+        EXPECT_EQ(value, 0) << name;
+    }
+    EXPECT_NE(table.out.find("\n  replay: off\n"), std::string::npos) << table.out;
     for (const auto& [key, w] : j.at("workers").items()) {
         ASSERT_TRUE(key.starts_with("lcore_")) << key;
         EXPECT_TRUE(std::regex_search(
@@ -302,6 +312,7 @@ TEST_F(telemetry, stats_show_each_worker_and_the_events_as_the_data_plane_does) 
     EXPECT_TRUE(
         std::regex_search(dp.program.out(), std::regex(R"(\n  worker lcore [0-9]+: rx [0-9]+ tx [0-9]+ handed )")))
         << dp.program.out();
+    EXPECT_NE(dp.program.out().find("\n  replay (at exit): off\n"), std::string::npos) << dp.program.out();
 }
 
 // A transparent clock: `ptpsecctl stats` shows its own counters, as the
