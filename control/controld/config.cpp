@@ -1,6 +1,7 @@
 #include <control/controld/config.h>
 
 #include <control/verifier/audit_store.h>
+#include <drivers/base/file.h>
 #include <hsm/evidence_log.h>
 
 #include <fmt/format.h>
@@ -10,13 +11,9 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 namespace ptpsec::controld {
 
@@ -876,13 +873,11 @@ result<config> parse_config(std::string_view text, std::string_view origin, cons
 }
 
 result<config> load_config(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) {
-        return error{fmt::format("{}: cannot read it: {}", path, std::strerror(errno))};
+    auto text = read_text_file("", path);
+    if (!text) {
+        return error{text.message()};
     }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return parse_config(ss.str(), path, std::filesystem::path(path).parent_path().string());
+    return parse_config(*text, path, std::filesystem::path(path).parent_path().string());
 }
 
 } // namespace ptpsec::controld

@@ -1,12 +1,11 @@
 #include <control/verifier/pcr_profile.h>
 
+#include <drivers/base/file.h>
 #include <drivers/base/hex.h>
 
 #include <fmt/format.h>
 
 #include <charconv>
-#include <fstream>
-#include <iterator>
 
 namespace ptpsec::verifier {
 
@@ -84,15 +83,11 @@ result<hsm::pcr_values> parse_pcr_profile(std::string_view text, std::string_vie
 }
 
 result<hsm::pcr_values> read_pcr_profile(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        return error{fmt::format("expected PCR file {} cannot be opened", path)};
+    auto text = read_text_file("expected PCR file", path);
+    if (!text) {
+        return error{text.message()};
     }
-    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    if (in.bad()) {
-        return error{fmt::format("expected PCR file {} cannot be read", path)};
-    }
-    return parse_pcr_profile(text, fmt::format("expected PCR file {}", path));
+    return parse_pcr_profile(*text, fmt::format("expected PCR file {}", path));
 }
 
 } // namespace ptpsec::verifier

@@ -1,5 +1,6 @@
 #include <control/verifier/verifier.h>
 
+#include <drivers/base/file.h>
 #include <drivers/base/hex.h>
 
 #include <hsm/cose.h>
@@ -7,9 +8,6 @@
 
 #include <fmt/format.h>
 #include <openssl/rand.h>
-
-#include <fstream>
-#include <iterator>
 
 namespace ptpsec::verifier {
 
@@ -253,28 +251,13 @@ verify_report verifier::verify_files(std::span<const std::string> paths) {
     verify_report report;
     for (const std::string& path : paths) {
         ++report.files;
-        const auto cannot = [&](std::string_view what) {
-            add(report, finding{path,
-                                0,
-                                std::nullopt,
-                                {},
-                                std::nullopt,
-                                std::nullopt,
-                                "cannot read",
-                                fmt::format("evidence log {} cannot be {}", path, what),
-                                false});
-        };
-        std::ifstream in(path, std::ios::binary);
-        if (!in) {
-            cannot("opened");
+        auto bytes = read_named_file("evidence log", path);
+        if (!bytes) {
+            add(report,
+                finding{path, 0, std::nullopt, {}, std::nullopt, std::nullopt, "cannot read", bytes.message(), false});
             continue;
         }
-        const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        if (in.bad()) {
-            cannot("read");
-            continue;
-        }
-        verify_log(path, bytes, report);
+        verify_log(path, *bytes, report);
     }
     return report;
 }

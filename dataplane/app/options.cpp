@@ -2,15 +2,13 @@
 
 #include <control/sa_file.h>
 #include <dataplane/replay.h>
+#include <drivers/base/file.h>
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <bit>
 #include <cctype>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <iterator>
 #include <memory>
 #include <optional>
@@ -500,15 +498,11 @@ status check_config_file(std::span<char* const> args) {
     if (path.empty()) {
         return ok_status();
     }
-    std::ifstream in(path);
-    if (!in) {
-        return error{fmt::format("--config {}: cannot read it: {}", path, std::strerror(errno))};
+    auto text = read_text_file("--config", path);
+    if (!text) {
+        return error{text.message()};
     }
-    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    if (in.bad()) {
-        return error{fmt::format("--config {}: cannot read it", path)};
-    }
-    if (auto parsed = parse_options_text(text, fmt::format("--config {}", path)); !parsed) {
+    if (auto parsed = parse_options_text(*text, fmt::format("--config {}", path)); !parsed) {
         return error{parsed.message()};
     }
     return ok_status();

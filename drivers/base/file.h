@@ -15,19 +15,23 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ptpsec {
 
-/// Every octet of the file at `path`. The error says "cannot open PATH:
-/// REASON" or "cannot read PATH: REASON"; callers put what the file is in
-/// front of it.
-inline result<std::vector<uint8_t>> read_whole_file(const std::string& path) {
+namespace detail {
+
+/// Appends every octet of the file at `path` to `out`. 0, or the errno of
+/// the open(2) (`*opened` false) or read(2) (true) that failed: reading a
+/// directory fails with EISDIR, where a std::ifstream opens it and then
+/// throws from its first read.
+inline int read_all(const std::string& path, std::vector<uint8_t>& out, bool* opened) {
     unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    *opened = static_cast<bool>(fd);
     if (!fd) {
-        return error{fmt::format("cannot open {}: {}", path, std::strerror(errno))};
+        return errno;
     }
-    std::vector<uint8_t> out;
     std::array<uint8_t, 65536> buf{};
     for (;;) {
         const ssize_t n = ::read(fd.get(), buf.data(), buf.size());
@@ -35,13 +39,49 @@ inline result<std::vector<uint8_t>> read_whole_file(const std::string& path) {
             if (errno == EINTR) {
                 continue;
             }
-            return error{fmt::format("cannot read {}: {}", path, std::strerror(errno))};
+            return errno;
         }
         if (n == 0) {
-            return out;
+            return 0;
         }
         out.insert(out.end(), buf.begin(), buf.begin() + n);
     }
+}
+
+} // namespace detail
+
+/// Every octet of the file at `path`. The error says "cannot open PATH:
+/// REASON" or "cannot read PATH: REASON"; callers put what the file is in
+/// front of it.
+inline result<std::vector<uint8_t>> read_whole_file(const std::string& path) {
+    std::vector<uint8_t> out;
+    bool opened = false;
+    if (const int e = detail::read_all(path, out, &opened); e != 0) {
+        return error{fmt::format("cannot {} {}: {}", opened ? "read" : "open", path, std::strerror(e))};
+    }
+    return out;
+}
+
+/// Every octet of the file at `path`, the error in the form of our messages
+/// about a file an option or a setting names: "WHAT PATH: cannot read it:
+/// REASON" ("PATH: ..." when `what` is empty), whether it could not be
+/// opened or not read.
+inline result<std::vector<uint8_t>> read_named_file(std::string_view what, const std::string& path) {
+    std::vector<uint8_t> out;
+    bool opened = false;
+    if (const int e = detail::read_all(path, out, &opened); e != 0) {
+        return error{fmt::format("{}{}{}: cannot read it: {}", what, what.empty() ? "" : " ", path, std::strerror(e))};
+    }
+    return out;
+}
+
+/// As read_named_file, as text (a configuration or profile file).
+inline result<std::string> read_text_file(std::string_view what, const std::string& path) {
+    auto octets = read_named_file(what, path);
+    if (!octets) {
+        return error{octets.message()};
+    }
+    return std::string(octets->begin(), octets->end());
 }
 
 } // namespace ptpsec

@@ -1049,6 +1049,11 @@ TEST_F(dataplane_app, reads_its_options_from_a_config_file) {
     EXPECT_NE(r.err.find("--config " + _dir.file("missing.toml") + ": cannot read it: No such file or directory"),
               std::string::npos)
         << r.err;
+    // A directory opens but does not read.
+    r = run(_dir.file("empty.pcap"), _dir.file("empty.pcap"), {"--config", _dir.path().string()});
+    EXPECT_EQ(r.exit_code, exit_error);
+    EXPECT_NE(r.err.find("--config " + _dir.path().string() + ": cannot read it: Is a directory"), std::string::npos)
+        << r.err;
 }
 
 // Our options are read before EAL starts: --help, --print-config and a

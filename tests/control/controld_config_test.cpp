@@ -476,7 +476,11 @@ TEST(controld_config, every_mistake_is_named_with_its_line) {
     }
     auto missing = load_config("/nonexistent/controld.toml");
     ASSERT_FALSE(missing);
-    EXPECT_NE(missing.message().find("/nonexistent/controld.toml: cannot read it"), std::string::npos);
+    EXPECT_EQ(missing.message(), "/nonexistent/controld.toml: cannot read it: No such file or directory");
+    // A directory opens but does not read: named, not read as an empty file.
+    auto directory = load_config("/tmp");
+    ASSERT_FALSE(directory);
+    EXPECT_EQ(directory.message(), "/tmp: cannot read it: Is a directory");
 }
 
 } // namespace

@@ -67,13 +67,16 @@ TEST(pcr_profile, every_refusal_names_the_file_the_line_and_what_is_wrong) {
     expect_refused("# nothing yet\n  sha256:\n", "names no PCR");
 }
 
-TEST(pcr_profile, a_file_that_cannot_be_opened_is_named) {
+TEST(pcr_profile, a_file_that_cannot_be_read_is_named_with_the_reason) {
     test::temp_dir dir;
     const auto missing = read_pcr_profile(dir.file("none.txt"));
     ASSERT_FALSE(missing.ok());
-    EXPECT_NE(missing.message().find("expected PCR file " + dir.file("none.txt") + " cannot be opened"),
-              std::string::npos)
-        << missing.message();
+    EXPECT_EQ(missing.message(),
+              "expected PCR file " + dir.file("none.txt") + ": cannot read it: No such file or directory");
+    // A directory opens but does not read: an error, not an exception.
+    const auto directory = read_pcr_profile(dir.path().string());
+    ASSERT_FALSE(directory.ok());
+    EXPECT_EQ(directory.message(), "expected PCR file " + dir.path().string() + ": cannot read it: Is a directory");
     {
         std::ofstream out(dir.file("p.txt"));
         out << "7 " << zeros << "\n7 " << zeros << "\n";

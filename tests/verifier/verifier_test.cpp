@@ -114,6 +114,18 @@ TEST_F(verifier_test, the_log_files_are_one_stream_in_the_order_given) {
     EXPECT_EQ(checks(bad.failures), (std::vector<std::string>{"reordered batch", "reordered batch", "cannot read"}));
     EXPECT_EQ(bad.failures[0].file, _dir.file("a.log"));
     EXPECT_EQ(bad.failures[2].file, _dir.file("missing.log"));
+    EXPECT_EQ(bad.failures[2].message,
+              "evidence log " + _dir.file("missing.log") + ": cannot read it: No such file or directory");
+
+    // A directory in the list is a file that cannot be read, not an
+    // exception, and the files after it are still read.
+    verifier d(*_registrar, nullptr);
+    const std::vector<std::string> with_directory{_dir.file("a.log"), _dir.path().string(), _dir.file("b.log")};
+    const auto dir_report = d.verify_files(with_directory);
+    EXPECT_EQ(checks(dir_report.failures), std::vector<std::string>{"cannot read"});
+    EXPECT_EQ(dir_report.failures.at(0).message,
+              "evidence log " + _dir.path().string() + ": cannot read it: Is a directory");
+    EXPECT_EQ(dir_report.batches_verified, 4U);
 }
 
 TEST_F(verifier_test, a_flipped_byte_in_a_leaf_breaks_the_merkle_root_and_the_next_batch_follows_a_gap) {
