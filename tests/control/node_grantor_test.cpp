@@ -536,7 +536,11 @@ TEST(ticket_tlv, is_the_ticket_record_padded_only_to_an_even_length) {
     r = parse_ticket_tlv(not_a_ticket);
     ASSERT_FALSE(r);
     EXPECT_NE(r.message().find("record type 1033, not a Ticket"), std::string::npos) << r.message();
-    EXPECT_FALSE(parse_ticket_tlv(std::span(not_a_ticket).first(3)));
+    for (size_t n : {0, 3}) {
+        r = parse_ticket_tlv(std::span(not_a_ticket).first(n));
+        ASSERT_FALSE(r) << n;
+        EXPECT_EQ(r.message(), "the TICKET TLV is too short to hold a Ticket record") << n;
+    }
 }
 
 } // namespace

@@ -211,6 +211,22 @@ TEST(ticket, does_not_open_under_another_key_or_algorithm) {
     EXPECT_FALSE(open_ticket(*t, aead_algorithm::aes_siv_cmac_256, std::span(tkey).first(32)));
 }
 
+TEST(ticket, without_a_nonce_is_refused_before_any_decryption) {
+    // A Ticket record may carry Nonce Length 0 (decode_ticket takes it); the
+    // AEAD needs a nonce.
+    const auto tkey = counting(32, 0x21);
+    const nts::port_identity requester{{1, 2, 3, 4, 5, 6, 7, 8}, 9};
+    auto t = seal_ticket(5, requester, aead_algorithm::aes_siv_cmac_256, tkey, unicast_sa());
+    ASSERT_TRUE(t) << t.message();
+    t->nonce.clear();
+    auto r = open_ticket(*t, aead_algorithm::aes_siv_cmac_256, tkey);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.message(), "ticket under ticket key 5: AEAD_AES_SIV_CMAC_256: no nonce");
+    auto direct = aead_open(aead_algorithm::aes_siv_cmac_256, tkey, {}, t->encrypted_sa);
+    ASSERT_FALSE(direct);
+    EXPECT_EQ(direct.message(), "AEAD_AES_SIV_CMAC_256: no nonce");
+}
+
 TEST(ticket, a_sealed_body_that_is_no_security_association_is_refused_by_name) {
     const auto tkey = counting(32, 0x21);
     nts::ticket t;

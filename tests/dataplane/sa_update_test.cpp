@@ -420,6 +420,10 @@ TEST_F(sa_updates, every_refusal_names_its_reason_and_changes_nothing) {
     bad_magic.magic = 0x12345678;
     expect_refused(bad_magic, "magic 0x12345678");
     expect_refused(simple(static_cast<op>(99), 2, 1), "unknown operation 99");
+    // The data plane hands nonces to its attestation before apply_update;
+    // one that reaches it changes no SA.
+    expect_refused(simple(op::attest_nonce, 2, 1),
+                   "attest_nonce is not an SA operation: the data plane's attestation takes it");
     sa_wire::update bad_alg = add(3, 1);
     bad_alg.algorithm = 7;
     expect_refused(bad_alg, "algorithm 7 is not one of 0-6");

@@ -284,8 +284,11 @@ TEST_F(evidence_log_test, one_writer_at_a_time_and_bad_arguments_say_why) {
     auto not_dir = evidence_log::open(_dir.path() / "plain", "evidence", 1000);
     ASSERT_FALSE(not_dir);
     EXPECT_NE(not_dir.message().find("plain is not a directory"), std::string::npos) << not_dir.message();
-    EXPECT_FALSE(evidence_log::open(_dir.path(), "a/b", 1000));
-    EXPECT_FALSE(evidence_log::open(_dir.path(), "", 1000));
+    for (const std::string bad : {"a/b", "", ".", ".."}) {
+        auto r = evidence_log::open(_dir.path(), bad, 1000);
+        ASSERT_FALSE(r) << bad;
+        EXPECT_EQ(r.message(), "evidence log: the base name '" + bad + "' is not a plain file name");
+    }
     // "evidence.5.cbor" would be file 5 of "evidence" and the current file
     // of "evidence.5".
     auto numbered = evidence_log::open(_dir.path(), "evidence.5", 1000);
@@ -296,8 +299,13 @@ TEST_F(evidence_log_test, one_writer_at_a_time_and_bad_arguments_say_why) {
         << numbered.message();
     EXPECT_FALSE(list_log_files(_dir.path(), "evidence.5"));
     EXPECT_TRUE(evidence_log::open(_dir.path(), "evidence.v2", 1000)) << "a dot and more than digits is a name";
-    EXPECT_FALSE(evidence_log::open(_dir.path(), "other", 0));
-    EXPECT_FALSE(list_log_files(_dir.path() / "missing", "evidence"));
+    auto empty_files = evidence_log::open(_dir.path(), "other", 0);
+    ASSERT_FALSE(empty_files);
+    EXPECT_EQ(empty_files.message(), "evidence log: max_file_bytes must be at least 1");
+    auto unlisted = list_log_files(_dir.path() / "missing", "evidence");
+    ASSERT_FALSE(unlisted);
+    EXPECT_EQ(unlisted.message().rfind("evidence log: cannot list " + (_dir.path() / "missing").string() + ": ", 0), 0U)
+        << unlisted.message();
 }
 
 TEST_F(evidence_log_test, a_failed_write_is_repaired_by_rotation_not_truncation) {

@@ -1189,6 +1189,17 @@ TEST_F(evidence, every_log_record_refusal_names_the_problem) {
         m.put(key, std::move(v));
         return *cbor::encode(m);
     };
+    auto without = [&](int64_t key) {
+        cbor::item m = cbor::item::map();
+        for (size_t i = 0; i < good.elements.size(); i += 2) {
+            if (good.elements[i].as_int64() != key) {
+                m.put(good.elements[i], good.elements[i + 1]);
+            }
+        }
+        return *cbor::encode(m);
+    };
+    cbor::item with_text_key = good;
+    with_text_key.put(cbor::item::tstr("x"), cbor::item::uint(0));
     cbor::item three = cbor::item::array();
     for (int i = 0; i < 3; ++i) {
         three.elements.push_back(cbor::item::bstr(b.leaves[0]));
@@ -1210,6 +1221,11 @@ TEST_F(evidence, every_log_record_refusal_names_the_problem) {
         {with_value(record_key::token, cbor::item::uint(18)),
          "log record: COSE_Sign1: expected tag 18 at offset 4, found an unsigned integer"},
         {with_value(record_key::token, to_item(bad_payload_token)), "log record at offset 0: batch payload: key 1"},
+        {without(record_key::type), "log record: key 1 (type) is missing from the map at offset 0"},
+        {without(record_key::token), "log record: key 2 (token) is missing from the map at offset 0"},
+        {without(record_key::leaves), "log record: key 3 (leaves) is missing from the map at offset 0"},
+        {with_value(record_key::type, cbor::item::tstr("1")), "log record: key 1 (type) at offset "},
+        {*cbor::encode(with_text_key), "log record: the key at offset "},
     };
     for (const auto& [encoded, why] : cases) {
         auto r = decode_log_record(encoded);
@@ -1222,6 +1238,12 @@ TEST_F(evidence, every_log_record_refusal_names_the_problem) {
     EXPECT_EQ(decode_log_record(with_value(record_key::leaves, cbor::item::uint(2))).message(),
               "log record: key 3 (leaves) at offset " + std::to_string(leaves_at) +
                   " is an unsigned integer, not an array");
+    const std::string type_as_text = decode_log_record(with_value(record_key::type, cbor::item::tstr("1"))).message();
+    EXPECT_TRUE(type_as_text.ends_with(" is a text string, not an unsigned integer")) << type_as_text;
+    const std::string text_key = decode_log_record(*cbor::encode(with_text_key)).message();
+    EXPECT_TRUE(text_key.ends_with(" is a text string, not an integer key of this map")) << text_key;
+    const std::string text_in_leaves = decode_log_record(with_value(record_key::leaves, text_leaf)).message();
+    EXPECT_TRUE(text_in_leaves.ends_with(" is a text string, not a byte string")) << text_in_leaves;
     EXPECT_EQ(decode_log_record(with_value(record_key::leaves, bad_leaf)).message(),
               "log record: the leaf at offset " + std::to_string(leaves_at + 1 + 2 + b.leaves[0].size()) +
                   ": claims: key 1 (version) is missing from the map at offset 0 (offsets within the leaf)");
