@@ -8,7 +8,11 @@
 #include <hsm/tpm_signer.h>
 
 #include <gtest/gtest.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -187,6 +191,29 @@ TEST_F(tpm_checks, a_key_public_area_passes_only_for_a_restricted_p256_signing_k
     const auto cut = check_key_public(std::span(bytes).first(bytes.size() - 1), _key.spki());
     ASSERT_FALSE(cut.ok());
     EXPECT_NE(cut.message().find("does not unmarshal as a TPM2B_PUBLIC"), std::string::npos) << cut.message();
+
+    // The expected key itself: DER of a whole SubjectPublicKeyInfo, and a
+    // P-256 key by curve name.
+    std::vector<uint8_t> trailing = _key.spki();
+    trailing.push_back(0);
+    for (const std::vector<uint8_t>& not_der : {trailing, std::vector<uint8_t>{0x30, 0x03, 0x02, 0x01, 0x00}}) {
+        const auto r = check_key_public(bytes, not_der);
+        ASSERT_FALSE(r.ok());
+        EXPECT_EQ(r.message(), "the expected key is not a DER SubjectPublicKeyInfo");
+    }
+    for (const char* curve : {"secp384r1", "secp256k1"}) {
+        std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> k(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", curve),
+                                                              EVP_PKEY_free);
+        ASSERT_TRUE(k) << curve;
+        unsigned char* der = nullptr;
+        const int len = i2d_PUBKEY(k.get(), &der);
+        ASSERT_GT(len, 0) << curve;
+        const std::vector<uint8_t> spki(der, der + len);
+        OPENSSL_free(der);
+        const auto r = check_key_public(bytes, spki);
+        ASSERT_FALSE(r.ok()) << curve;
+        EXPECT_EQ(r.message(), "the expected key is not an ECC P-256 key") << curve;
+    }
 }
 
 } // namespace
