@@ -429,8 +429,10 @@ TEST_F(sa_updates, every_refusal_names_its_reason_and_changes_nothing) {
     expect_refused(bad_alg, "algorithm 7 is not one of 0-6");
     expect_refused(add(3, 1, icv::algorithm::hmac_sha256_128, 0), "key_len 0");
     expect_refused(add(3, 1, icv::algorithm::hmac_sha256_128, 65), "key_len 65");
-    expect_refused(add(3, 1, icv::algorithm::aes_cmac_128, 20), "20"); // AES-128 needs 16 octets
-    expect_refused(add(3, 1, icv::algorithm::aes_gmac_192, 16), "16"); // AES-192 needs 24
+    expect_refused(add(3, 1, icv::algorithm::aes_cmac_128, 20),
+                   "key 1 of spp 3: aes-cmac-128: key must be 16 octets, got 20");
+    expect_refused(add(3, 1, icv::algorithm::aes_gmac_192, 16),
+                   "key 1 of spp 3: aes-gmac-192: key must be 24 octets, got 16");
     sa_wire::update zero_window = add(3, 1);
     zero_window.seqid_window = 0;
     expect_refused(zero_window, "seqid_window 0");
