@@ -12,6 +12,7 @@
 
 #include <array>
 #include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -22,11 +23,11 @@ namespace ptpsec {
 
 namespace detail {
 
-/// Appends every octet of the file at `path` to `out`. 0, or the errno of
-/// the open(2) (`*opened` false) or read(2) (true) that failed: reading a
-/// directory fails with EISDIR, where a std::ifstream opens it and then
-/// throws from its first read.
-inline int read_all(const std::string& path, std::vector<uint8_t>& out, bool* opened) {
+/// Appends every octet of the file at `path` to `out`, at most `max_octets`.
+/// 0, or the errno of the open(2) (`*opened` false) or read(2) (true) that
+/// failed, or EFBIG past `max_octets`. Reading a directory fails with EISDIR,
+/// where a std::ifstream opens it and then throws from its first read.
+inline int read_all(const std::string& path, std::vector<uint8_t>& out, bool* opened, size_t max_octets) {
     unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     *opened = static_cast<bool>(fd);
     if (!fd) {
@@ -44,6 +45,9 @@ inline int read_all(const std::string& path, std::vector<uint8_t>& out, bool* op
         if (n == 0) {
             return 0;
         }
+        if (static_cast<size_t>(n) > max_octets - out.size()) {
+            return EFBIG;
+        }
         out.insert(out.end(), buf.begin(), buf.begin() + n);
     }
 }
@@ -56,28 +60,40 @@ inline int read_all(const std::string& path, std::vector<uint8_t>& out, bool* op
 inline result<std::vector<uint8_t>> read_whole_file(const std::string& path) {
     std::vector<uint8_t> out;
     bool opened = false;
-    if (const int e = detail::read_all(path, out, &opened); e != 0) {
+    if (const int e = detail::read_all(path, out, &opened, SIZE_MAX); e != 0) {
         return error{fmt::format("cannot {} {}: {}", opened ? "read" : "open", path, std::strerror(e))};
     }
     return out;
 }
 
-/// Every octet of the file at `path`, the error in the form of our messages
-/// about a file an option or a setting names: "WHAT PATH: cannot read it:
-/// REASON" ("PATH: ..." when `what` is empty), whether it could not be
-/// opened or not read.
-inline result<std::vector<uint8_t>> read_named_file(std::string_view what, const std::string& path) {
+/// The most read_text_file reads: more is no file of settings or values.
+inline constexpr size_t text_file_max = size_t{16} << 20;
+
+/// Every octet of the file at `path`, at most `max_octets`, the error in the
+/// form of our messages about a file an option or a setting names: "WHAT
+/// PATH: cannot read it: REASON" ("PATH: ..." when `what` is empty), whether
+/// it could not be opened or not read, and "WHAT PATH: more than N octets,
+/// too large for this file" past `max_octets` (a device such as /dev/zero
+/// included).
+inline result<std::vector<uint8_t>> read_named_file(std::string_view what, const std::string& path,
+                                                    size_t max_octets = SIZE_MAX) {
     std::vector<uint8_t> out;
     bool opened = false;
-    if (const int e = detail::read_all(path, out, &opened); e != 0) {
-        return error{fmt::format("{}{}{}: cannot read it: {}", what, what.empty() ? "" : " ", path, std::strerror(e))};
+    const int e = detail::read_all(path, out, &opened, max_octets);
+    if (e == 0) {
+        return out;
     }
-    return out;
+    const std::string named = fmt::format("{}{}{}", what, what.empty() ? "" : " ", path);
+    if (e == EFBIG && opened) {
+        return error{fmt::format("{}: more than {} octets, too large for this file", named, max_octets)};
+    }
+    return error{fmt::format("{}: cannot read it: {}", named, std::strerror(e))};
 }
 
-/// As read_named_file, as text (a configuration or profile file).
+/// As read_named_file, as text (a configuration or profile file), at most
+/// text_file_max octets.
 inline result<std::string> read_text_file(std::string_view what, const std::string& path) {
-    auto octets = read_named_file(what, path);
+    auto octets = read_named_file(what, path, text_file_max);
     if (!octets) {
         return error{octets.message()};
     }

@@ -1054,6 +1054,11 @@ TEST_F(dataplane_app, reads_its_options_from_a_config_file) {
     EXPECT_EQ(r.exit_code, exit_error);
     EXPECT_NE(r.err.find("--config " + _dir.path().string() + ": cannot read it: Is a directory"), std::string::npos)
         << r.err;
+    // A file without end is read up to a limit.
+    r = run(_dir.file("empty.pcap"), _dir.file("empty.pcap"), {"--config", "/dev/zero"});
+    EXPECT_EQ(r.exit_code, exit_error);
+    EXPECT_NE(r.err.find("--config /dev/zero: more than 16777216 octets, too large for this file"), std::string::npos)
+        << r.err;
 }
 
 // Our options are read before EAL starts: --help, --print-config and a

@@ -481,6 +481,9 @@ TEST(controld_config, every_mistake_is_named_with_its_line) {
     auto directory = load_config("/tmp");
     ASSERT_FALSE(directory);
     EXPECT_EQ(directory.message(), "/tmp: cannot read it: Is a directory");
+    auto endless = load_config("/dev/zero");
+    ASSERT_FALSE(endless);
+    EXPECT_EQ(endless.message(), "/dev/zero: more than 16777216 octets, too large for this file");
 }
 
 } // namespace

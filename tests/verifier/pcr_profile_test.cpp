@@ -77,6 +77,10 @@ TEST(pcr_profile, a_file_that_cannot_be_read_is_named_with_the_reason) {
     const auto directory = read_pcr_profile(dir.path().string());
     ASSERT_FALSE(directory.ok());
     EXPECT_EQ(directory.message(), "expected PCR file " + dir.path().string() + ": cannot read it: Is a directory");
+    // A file without end is read up to a limit, not until memory runs out.
+    const auto endless = read_pcr_profile("/dev/zero");
+    ASSERT_FALSE(endless.ok());
+    EXPECT_EQ(endless.message(), "expected PCR file /dev/zero: more than 16777216 octets, too large for this file");
     {
         std::ofstream out(dir.file("p.txt"));
         out << "7 " << zeros << "\n7 " << zeros << "\n";
