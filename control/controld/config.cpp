@@ -873,10 +873,7 @@ result<config> parse_config(std::string_view text, std::string_view origin, cons
 }
 
 result<config> load_config(const std::string& path) {
-    auto text = read_text_file("", path);
-    if (!text) {
-        return error{text.message()};
-    }
+    PTPSEC_TRY(text, read_text_file("", path));
     return parse_config(*text, path, std::filesystem::path(path).parent_path().string());
 }
 

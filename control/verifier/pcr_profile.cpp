@@ -83,10 +83,7 @@ result<hsm::pcr_values> parse_pcr_profile(std::string_view text, std::string_vie
 }
 
 result<hsm::pcr_values> read_pcr_profile(const std::string& path) {
-    auto text = read_text_file("expected PCR file", path);
-    if (!text) {
-        return error{text.message()};
-    }
+    PTPSEC_TRY(text, read_text_file("expected PCR file", path));
     return parse_pcr_profile(*text, fmt::format("expected PCR file {}", path));
 }
 

@@ -498,10 +498,7 @@ status check_config_file(std::span<char* const> args) {
     if (path.empty()) {
         return ok_status();
     }
-    auto text = read_text_file("--config", path);
-    if (!text) {
-        return error{text.message()};
-    }
+    PTPSEC_TRY(text, read_text_file("--config", path));
     if (auto parsed = parse_options_text(*text, fmt::format("--config {}", path)); !parsed) {
         return error{parsed.message()};
     }

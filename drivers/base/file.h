@@ -93,10 +93,7 @@ inline result<std::vector<uint8_t>> read_named_file(std::string_view what, const
 /// As read_named_file, as text (a configuration or profile file), at most
 /// text_file_max octets.
 inline result<std::string> read_text_file(std::string_view what, const std::string& path) {
-    auto octets = read_named_file(what, path, text_file_max);
-    if (!octets) {
-        return error{octets.message()};
-    }
+    PTPSEC_TRY(octets, read_named_file(what, path, text_file_max));
     return std::string(octets->begin(), octets->end());
 }
 
