@@ -209,12 +209,7 @@ result<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>> p256_point(std::sp
     if (!key || p != spki.data() + spki.size()) {
         return error{"the expected key is not a DER SubjectPublicKeyInfo"};
     }
-    std::array<char, 64> group{};
-    size_t group_len = 0;
-    if (!EVP_PKEY_is_a(key.get(), "EC") ||
-        EVP_PKEY_get_utf8_string_param(key.get(), OSSL_PKEY_PARAM_GROUP_NAME, group.data(), group.size(), &group_len) !=
-            1 ||
-        std::string_view(group.data(), group_len) != "prime256v1") {
+    if (!is_p256_key(key.get())) {
         return error{"the expected key is not an ECC P-256 key"};
     }
     BIGNUM* x_raw = nullptr;
