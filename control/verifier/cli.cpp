@@ -775,13 +775,9 @@ int cli_commands::state::run_check_event() {
         return fail("evidence", verified.message());
     }
     const hsm::batch_payload& b = verified->batch;
-    if (enrolled.revoked_at_ns &&
-        b.batch_time_ns > static_cast<uint64_t>(std::max<int64_t>(0, *enrolled.revoked_at_ns))) {
-        return fail("signer revoked",
-                    fmt::format("signer \"{}\" was revoked at {} ns ({}); this batch was signed at {} "
-                                "ns, after that",
-                                enrolled.signer_id, *enrolled.revoked_at_ns, enrolled.revocation_reason,
-                                b.batch_time_ns));
+    const auto revocation = judge_revocation(enrolled, b.batch_time_ns);
+    if (revocation && revocation->fails) {
+        return fail(revocation->check, revocation->message);
     }
     if (b.backend != enrolled.backend || b.hardware_rooted != enrolled.hardware_rooted) {
         return fail("backend",
@@ -789,16 +785,11 @@ int cli_commands::state::run_check_event() {
                                 hsm::to_string(b.backend), enrolled.signer_id, hsm::to_string(enrolled.backend)));
     }
     const std::string rooted = b.hardware_rooted ? "hardware-rooted" : "NOT hardware-rooted";
-    // As evidence verify warns (docs/attestation.md): the batch passes, but
-    // its time is the revoked signer's own claim.
+    // As evidence verify warns: the batch passes, but its time is the
+    // revoked signer's own claim.
     ordered_json warnings = ordered_json::array();
-    if (enrolled.revoked_at_ns) {
-        warnings.push_back(
-            {{"check", "signed before revocation"},
-             {"message",
-              fmt::format("signer \"{}\" was revoked at {} ns ({}); this batch says it was signed at {} "
-                          "ns, before that (the signer's own clock)",
-                          enrolled.signer_id, *enrolled.revoked_at_ns, enrolled.revocation_reason, b.batch_time_ns)}});
+    if (revocation) {
+        warnings.push_back({{"check", revocation->check}, {"message", revocation->message}});
     }
     if (json) {
         const hsm::event_claims& c = verified->claims;

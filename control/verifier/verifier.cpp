@@ -247,6 +247,24 @@ std::optional<accepted_batch> verifier::accepted_with_counter(const std::string&
     return std::nullopt;
 }
 
+std::optional<revocation_judgement> judge_revocation(const signer_record& signer, uint64_t batch_time_ns) {
+    if (!signer.revoked_at_ns) {
+        return std::nullopt;
+    }
+    if (batch_time_ns > static_cast<uint64_t>(std::max<int64_t>(0, *signer.revoked_at_ns))) {
+        return revocation_judgement{true, "signer revoked",
+                                    fmt::format("signer \"{}\" was revoked at {} ns ({}); this batch was signed at {} "
+                                                "ns, after that",
+                                                signer.signer_id, *signer.revoked_at_ns, signer.revocation_reason,
+                                                batch_time_ns)};
+    }
+    return revocation_judgement{false, "signed before revocation",
+                                fmt::format("signer \"{}\" was revoked at {} ns ({}); this batch says it was signed "
+                                            "at {} ns, before that (the signer's own clock)",
+                                            signer.signer_id, *signer.revoked_at_ns, signer.revocation_reason,
+                                            batch_time_ns)};
+}
+
 verify_report verifier::verify_files(std::span<const std::string> paths) {
     verify_report report;
     for (const std::string& path : paths) {
@@ -316,14 +334,10 @@ void verifier::verify_record(std::string_view file, size_t batch_index, const hs
         return;
     }
     const signer_record& reg = *st.enrolment;
-    if (reg.revoked_at_ns) {
-        const auto revoked = static_cast<uint64_t>(std::max<int64_t>(0, *reg.revoked_at_ns));
-        if (p.batch_time_ns > revoked) {
-            fail("signer revoked",
-                 fmt::format("signer \"{}\" was revoked at {} ns ({}); this batch was signed at {} ns, after that",
-                             p.signer_id, *reg.revoked_at_ns, reg.revocation_reason, p.batch_time_ns));
-            return;
-        }
+    const auto revocation = judge_revocation(reg, p.batch_time_ns);
+    if (revocation && revocation->fails) {
+        fail(revocation->check, revocation->message);
+        return;
     }
     if (rec.token.algorithm != reg.algorithm) {
         fail("algorithm", fmt::format("the token names {} but signer \"{}\" is enrolled with {}",
@@ -390,11 +404,8 @@ void verifier::verify_record(std::string_view file, size_t batch_index, const hs
         return;
     }
     // Warnings only for batches that go on: a replayed copy is one failure.
-    if (reg.revoked_at_ns) {
-        warn("signed before revocation",
-             fmt::format("signer \"{}\" was revoked at {} ns ({}); this batch says it was signed at {} ns, before "
-                         "that (the signer's own clock)",
-                         p.signer_id, *reg.revoked_at_ns, reg.revocation_reason, p.batch_time_ns));
+    if (revocation) {
+        warn(revocation->check, revocation->message);
     }
     if (!p.hardware_rooted) {
         warn("not hardware-rooted", fmt::format("signer \"{}\" signs with a {} key: its batches are not "

@@ -167,6 +167,19 @@ struct finding {
     bool warning = false;
 };
 
+/// What a signer's revocation says of one of its batches (the table
+/// above): a batch that says it was signed after the revocation fails
+/// ("signer revoked"); one signed before it passes with a warning ("signed
+/// before revocation"), since its time is the signer's own claim. Nothing
+/// for a signer that is not revoked. evidence verify and check-event judge
+/// alike with it.
+struct revocation_judgement {
+    bool fails = false;
+    std::string check;
+    std::string message;
+};
+std::optional<revocation_judgement> judge_revocation(const signer_record& signer, uint64_t batch_time_ns);
+
 struct verify_report {
     std::vector<finding> failures;
     std::vector<finding> warnings;
