@@ -12,6 +12,7 @@
 #include <control/verifier/cli.h>
 #include <control/verifier/registrar.h>
 #include <dataplane/sa_update.h>
+#include <drivers/base/cli_numbers.h>
 #include <drivers/base/hex.h>
 
 #include <CLI/CLI.hpp>
@@ -731,6 +732,9 @@ int run(int argc, char** argv) {
     std::string sa_file;
     int spp = -1;
     uint32_t key_id = 0;
+    // A key ID is 32 bits (the AUTHENTICATION TLV's keyID); the range reads
+    // the text as 64 bits, so that a larger number is refused by it.
+    const CLI::Range key_id_range(uint64_t{0}, uint64_t{UINT32_MAX});
 
     auto* pcap = app.add_subcommand("pcap", "Show, verify, sign or strip PTP frames in a capture file");
     pcap->require_subcommand(1);
@@ -756,7 +760,7 @@ int run(int argc, char** argv) {
     sign->add_option("--spp", spp, "security parameter pointer of the SA to sign with")
         ->required()
         ->check(CLI::Range(0, 255));
-    sign->add_option("--key-id", key_id, "key ID within the SA")->required();
+    sign->add_option("--key-id", key_id, "key ID within the SA")->required()->check(key_id_range);
     sign->add_option("IN", in, "capture file")->required();
     sign->add_option("OUT", out, "output pcap file")->required();
 
@@ -787,7 +791,7 @@ int run(int argc, char** argv) {
     // Change the SAs of a running ptpsec-dataplane through its SA channel.
     std::string current;
     int sa_spp = -1;
-    int sa_key = -1;
+    uint32_t sa_key = 0;
     int64_t lifetime_s = 0;
     auto* sa_push = sa->add_subcommand("push", "Install every key of an SA file (receivers accept them at once)");
     add_telemetry_options(sa_push);
@@ -801,11 +805,12 @@ int run(int argc, char** argv) {
     auto* sa_current = sa->add_subcommand("current", "Sign with this key of the SA from now on");
     add_telemetry_options(sa_current);
     sa_current->add_option("--spp", sa_spp, "SPP")->required()->check(CLI::Range(0, 255));
-    sa_current->add_option("--key-id", sa_key, "key ID")->required()->check(CLI::NonNegativeNumber);
+    sa_current->add_option("--key-id", sa_key, "key ID")->required()->check(key_id_range);
     auto* sa_remove = sa->add_subcommand("remove", "Remove a key (end of its grace period), or the whole SA");
     add_telemetry_options(sa_remove);
     sa_remove->add_option("--spp", sa_spp, "SPP")->required()->check(CLI::Range(0, 255));
-    sa_remove->add_option("--key-id", sa_key, "key ID; without it the whole SA")->check(CLI::NonNegativeNumber);
+    auto* remove_key =
+        sa_remove->add_option("--key-id", sa_key, "key ID; without it the whole SA")->check(key_id_range);
     auto* sa_flush = sa->add_subcommand("flush", "Remove every SA");
     add_telemetry_options(sa_flush);
 
@@ -863,6 +868,7 @@ int run(int argc, char** argv) {
 
     // Attestation: `evidence verify|query` and `registrar enrol|revoke|list`.
     ptpsec::verifier::cli_commands attestation_cli(app);
+    ptpsec::check_whole_numbers(app);
 
     try {
         app.parse(argc, argv);
@@ -966,14 +972,13 @@ int run(int argc, char** argv) {
             return send_updates(file_prefix, std::move(updates), json);
         }
         if (sa_current->parsed()) {
-            return send_updates(
-                file_prefix,
-                {ptpsec::sa_client::set_current(static_cast<uint8_t>(sa_spp), static_cast<uint32_t>(sa_key))}, json);
+            return send_updates(file_prefix, {ptpsec::sa_client::set_current(static_cast<uint8_t>(sa_spp), sa_key)},
+                                json);
         }
         if (sa_remove->parsed()) {
-            const auto u =
-                sa_key < 0 ? ptpsec::sa_client::remove_sa(static_cast<uint8_t>(sa_spp))
-                           : ptpsec::sa_client::remove_key(static_cast<uint8_t>(sa_spp), static_cast<uint32_t>(sa_key));
+            const auto u = remove_key->count() == 0
+                               ? ptpsec::sa_client::remove_sa(static_cast<uint8_t>(sa_spp))
+                               : ptpsec::sa_client::remove_key(static_cast<uint8_t>(sa_spp), sa_key);
             return send_updates(file_prefix, {u}, json);
         }
         if (attest_nonce->parsed()) {

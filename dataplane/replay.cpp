@@ -102,10 +102,26 @@ uint32_t replay_table::effective_window(uint32_t requested) noexcept {
     return (blocks - 1) * block_bits;
 }
 
+namespace {
+
+size_t bucket_count(size_t capacity) noexcept {
+    return std::bit_ceil(
+        (std::clamp(capacity, replay_table::min_capacity, replay_table::max_capacity) + replay_table::ways - 1) /
+        replay_table::ways);
+}
+
+} // namespace
+
 replay_table::replay_table(const replay_config& cfg)
     : _window(effective_window(cfg.window)), _blocks(_window / block_bits + 1), _block_mask(_blocks - 1),
-      _bucket_mask(std::bit_ceil((std::clamp(cfg.capacity, min_capacity, max_capacity) + ways - 1) / ways) - 1),
-      _buckets(_bucket_mask + 1), _entries((_bucket_mask + 1) * ways), _bitmaps(_entries.size() * _blocks) {}
+      _bucket_mask(bucket_count(cfg.capacity) - 1), _buckets(_bucket_mask + 1), _entries((_bucket_mask + 1) * ways),
+      _bitmaps(_entries.size() * _blocks) {}
+
+size_t replay_table::state_bytes(const replay_config& cfg) noexcept {
+    const size_t buckets = bucket_count(cfg.capacity);
+    const size_t blocks = effective_window(cfg.window) / block_bits + 1;
+    return buckets * sizeof(bucket) + buckets * ways * (sizeof(entry) + blocks * sizeof(uint64_t));
+}
 
 replay_table::prepared replay_table::prepare(const uint8_t* msg, uint8_t spp, uint32_t key_id) noexcept {
     const uint8_t* peer = nullptr;

@@ -134,8 +134,16 @@ public:
     static constexpr size_t min_capacity = 2 * ways;
     static constexpr size_t max_capacity = size_t{1} << 20;
 
+    /// The most memory a table may take: a window and a stream count that
+    /// need more are refused by name (check_options, and the data plane's
+    /// start for an SA file's seqid_window) rather than allocated.
+    static constexpr size_t max_state_bytes = size_t{1} << 30;
+
     /// Allocates every slot and bitmap; nothing is allocated afterwards.
     explicit replay_table(const replay_config& cfg = {});
+
+    /// The octets of slots and bitmaps a table made with `cfg` allocates.
+    static size_t state_bytes(const replay_config& cfg) noexcept;
 
     /// RFC 6479 rounding: the bitmap is a power of two number of blocks and
     /// one block more than the window needs, so that the block being reused

@@ -109,9 +109,6 @@ result<std::unique_ptr<attestation>> attestation::start(const attest_options& op
     if (opt.log_dir.empty()) {
         return error{"--attest needs --attest-log DIR (where the evidence log goes)"};
     }
-    if (opt.log_max_mb == 0) {
-        return error{"--attest-log-max-mb must be at least 1"};
-    }
     std::unique_ptr<attestation> a(new attestation());
     a->_signer_id = opt.signer_id.empty() ? host_name() : opt.signer_id;
     PTPSEC_TRY(s, open_signer(opt, a->_signer_id));

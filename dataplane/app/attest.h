@@ -30,6 +30,12 @@
 
 namespace ptpsec {
 
+/// Bounds of the attestation options (check_options). A log file is read
+/// whole by a verifier; an event held costs about 100 octets.
+inline constexpr uint64_t max_attest_log_mb = 4096;
+inline constexpr size_t max_attest_held = size_t{1} << 24;
+inline constexpr uint32_t max_attest_batch_ms = 3'600'000;
+
 struct attest_options {
     std::string backend = "none"; ///< none, software, tpm, pkcs11
     std::string signer_id;        ///< default: the host name

@@ -2,6 +2,7 @@
 
 #include <control/sa_file.h>
 #include <dataplane/replay.h>
+#include <drivers/base/cli_numbers.h>
 #include <drivers/base/file.h>
 
 #include <fmt/format.h>
@@ -195,6 +196,37 @@ result<checked_options> check_options(const app_options& o) {
     if (o.gmac_senders < 8 || o.gmac_senders > max_gmac_senders || !std::has_single_bit(o.gmac_senders)) {
         return error{fmt::format("--gmac-senders {}: a power of two from 8 to {}", o.gmac_senders, max_gmac_senders)};
     }
+    if (o.ports.mbufs < min_mbufs) {
+        return error{fmt::format("--mbufs {}: use at least {} (DPDK's mempool wants one and a half times the {} "
+                                 "mbufs each lcore caches)",
+                                 o.ports.mbufs, min_mbufs, mbuf_cache)};
+    }
+    if (o.replay_window != 0) {
+        const replay_config rc{o.replay_window, o.replay_streams};
+        if (const size_t bytes = replay_table::state_bytes(rc); bytes > replay_table::max_state_bytes) {
+            return error{fmt::format("--replay-window {} with --replay-streams {} needs {} MiB of replay state, more "
+                                     "than the {} MiB a table may take: lower one of them",
+                                     o.replay_window, o.replay_streams, (bytes + (1 << 20) - 1) >> 20,
+                                     replay_table::max_state_bytes >> 20)};
+        }
+    }
+    const attest_options& at = o.attest;
+    if (at.log_max_mb < 1 || at.log_max_mb > max_attest_log_mb) {
+        return error{fmt::format("--attest-log-max-mb {}: use 1 to {} (a verifier reads a log file whole)",
+                                 at.log_max_mb, max_attest_log_mb)};
+    }
+    if (at.max_held < 1 || at.max_held > max_attest_held) {
+        return error{fmt::format("--attest-max-held {}: use 1 to {} (about 100 octets of memory each)", at.max_held,
+                                 max_attest_held)};
+    }
+    if (at.batch_events < 1 || at.batch_events > at.max_held) {
+        return error{fmt::format("--attest-batch-events {}: use 1 to --attest-max-held ({}), the events held while "
+                                 "a batch waits for the signer",
+                                 at.batch_events, at.max_held)};
+    }
+    if (at.batch_ms < 1 || at.batch_ms > max_attest_batch_ms) {
+        return error{fmt::format("--attest-batch-ms {}: use 1 to {} (an hour)", at.batch_ms, max_attest_batch_ms)};
+    }
     PTPSEC_TRY(mask, event_types_from(o.event_types));
     c.event_types = *mask;
     if (o.attest.backend != "none" && !o.event_dump.empty()) {
@@ -373,6 +405,7 @@ void add_options(CLI::App& cli, app_options& opt) {
                    "records each ring of the exception channel holds (--tickets)")
         ->check(CLI::Range(1U, exception_channel::max_slots))
         ->capture_default_str();
+    check_whole_numbers(cli);
 }
 
 std::string config_file_text(const CLI::App& cli) {

@@ -10,8 +10,6 @@ namespace ptpsec {
 
 namespace {
 
-constexpr unsigned mbuf_cache = 256;
-
 error port_error(uint16_t port, std::string_view what, int rc) {
     return error{fmt::format("port {}: {}: {}", port, what, rte_strerror(-rc))};
 }

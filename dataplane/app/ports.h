@@ -19,6 +19,12 @@ namespace ptpsec {
 /// The pool every port's RX queues take mbufs from (rte_mempool_lookup).
 inline constexpr const char* mbuf_pool_name = "ptpsec_mbufs";
 
+/// mbufs each lcore keeps in its cache of the pool.
+inline constexpr uint32_t mbuf_cache = 256;
+/// The smallest pool rte_pktmbuf_pool_create takes with that cache: one and
+/// a half times it.
+inline constexpr uint32_t min_mbufs = mbuf_cache * 3 / 2;
+
 struct port_options {
     uint16_t rx_desc = 1024;
     uint16_t tx_desc = 1024;

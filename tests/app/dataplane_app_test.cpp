@@ -957,6 +957,14 @@ TEST_F(dataplane_app, an_sa_file_window_past_the_largest_is_capped_and_said) {
         << r.err;
     EXPECT_NE(r.out.find("replay window 32704 "), std::string::npos) << r.out;
     EXPECT_EQ(path_stats("outside->inside").at("verified"), capture_ptp_frames);
+    // The window the SA file asks for, with as many streams as the options
+    // take, would need more memory than a table may have: refused by name.
+    r = run(empty, capture, {"--sa-file", sa, "--inside-policy", "pass", "--replay-streams", "1048576"});
+    EXPECT_EQ(r.exit_code, exit_error) << r.err << r.out;
+    EXPECT_NE(r.err.find(sa + ": seqid_window 32767 with --replay-streams 1048576 needs 4148 MiB of replay state, "
+                              "more than the 1024 MiB a table may take: lower --replay-streams"),
+              std::string::npos)
+        << r.err;
     // Within the largest: taken as it is (rounded up to whole blocks), and nothing said.
     sa_text.replace(sa_text.find("seqid_window 32767"), std::strlen("seqid_window 32767"), "seqid_window 1000");
     test::write_file(sa, sa_text);
@@ -1113,6 +1121,15 @@ TEST_F(dataplane_app, our_help_and_option_errors_come_before_eal_starts) {
         const auto r = with(ours);
         EXPECT_EQ(r.exit_code, exit_error) << says;
         EXPECT_NE(r.err.find("ptpsec-dataplane: " + says.substr(0, says.find(' '))), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find(says), std::string::npos) << r.err;
+        EXPECT_EQ(r.err.find("EAL"), std::string::npos) << r.err;
+    }
+    // Whole numbers are decimal (or hex after 0x): others are refused by
+    // CLI11 with the option's name.
+    for (const auto& [value, says] : {std::pair{"010", "--burst: 010: write the number without leading zeros"},
+                                      std::pair{"-1", "--burst: -1 is negative: the value is 0 or more"}}) {
+        const auto r = with({"--sign", "2", "--burst", value});
+        EXPECT_EQ(r.exit_code, exit_error) << says;
         EXPECT_NE(r.err.find(says), std::string::npos) << r.err;
         EXPECT_EQ(r.err.find("EAL"), std::string::npos) << r.err;
     }

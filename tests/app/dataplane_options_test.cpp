@@ -4,6 +4,7 @@
 // The same refusals from the program itself: dataplane_app_test.cpp.
 
 #include <dataplane/app/options.h>
+#include <dataplane/replay.h>
 
 #include <gtest/gtest.h>
 
@@ -77,6 +78,30 @@ TEST(dataplane_options, a_comment_after_a_quoted_value_is_a_comment) {
     EXPECT_EQ(r->options.stats_interval, 0.5);
 }
 
+TEST(dataplane_options, the_bounds_themselves_are_taken) {
+    const auto r = read_options_text("sign = \"2\"\nmbufs = 384\nattest-log-max-mb = 4096\nattest-max-held = 16777216\n"
+                                     "attest-batch-events = 16777216\nattest-batch-ms = 3600000\nburst = 0064\n",
+                                     "dp.toml");
+    EXPECT_FALSE(r) << "leading zeros are refused even where the value would fit";
+    const auto ok = read_options_text("sign = \"2\"\nmbufs = 384\nattest-log-max-mb = 4096\n"
+                                      "attest-max-held = 16777216\nattest-batch-events = 16777216\n"
+                                      "attest-batch-ms = 0x36EE80\nburst = 64\nreplay-window = 0\n"
+                                      "replay-streams = 1048576\n",
+                                      "dp.toml");
+    ASSERT_TRUE(ok) << ok.message();
+    EXPECT_EQ(ok->options.ports.mbufs, 384U);
+    EXPECT_EQ(ok->options.attest.log_max_mb, 4096U);
+    EXPECT_EQ(ok->options.attest.max_held, size_t{1} << 24);
+    EXPECT_EQ(ok->options.attest.batch_ms, 3'600'000U);
+    EXPECT_EQ(ok->options.burst, 64);
+    // The largest window with as many streams as fit in the limit (twice as
+    // many would not).
+    const auto wide = read_options_text("sign = \"2\"\nreplay-window = 32704\nreplay-streams = 131072\n", "dp.toml");
+    ASSERT_TRUE(wide) << wide.message();
+    EXPECT_LE(replay_table::state_bytes({32704, 131072}), replay_table::max_state_bytes);
+    EXPECT_GT(replay_table::state_bytes({32704, 262144}), replay_table::max_state_bytes);
+}
+
 TEST(dataplane_options, every_refusal_names_the_file_and_the_mistake) {
     struct bad_file {
         std::string text;
@@ -105,6 +130,20 @@ TEST(dataplane_options, every_refusal_names_the_file_and_the_mistake) {
         {"sign = \"2\"\nevent-ring = 1\n", "--event-ring: 1 is not a power of two"},
         {"sign = \"2\"\nticket-tlv-type = 70000\n", "--ticket-tlv-type: Value 70000 not in range 0 to 65535"},
         {"sign = \"2\"\nrx-desc = 0\n", "--rx-desc: Value 0 not in range 1 to 65535"},
+        // whole numbers are decimal, or hex after 0x: CLI11 alone would take
+        // 010 as 8, and -1 or too large a number for a 64-bit count as its
+        // largest value
+        {"sign = \"2\"\nburst = 010\n", "--burst: 010: write the number without leading zeros"},
+        {"sign = \"2\"\nburst = 0x\n", "--burst: 0x is not a whole number (decimal digits, or hex digits after 0x)"},
+        {"sign = \"2\"\nburst = 1e1\n", "--burst: 1e1 is not a whole number"},
+        {"sign = \"2\"\nburst = 0100\n", "--burst: 0100: write the number without leading zeros"},
+        {"sign = \"2\"\nburst = 0x41\n", "--burst: Value 0x41 not in range 1 to 64"},
+        {"sign = \"2\"\nattest-max-held = -1\n", "--attest-max-held: -1 is negative: the value is 0 or more"},
+        {"sign = \"2\"\nattest-max-held = 99999999999999999999\n",
+         "--attest-max-held: 99999999999999999999 is out of range"},
+        {"sign = \"2\"\nattest-max-held = 0x10000000000000000\n",
+         "--attest-max-held: 0x10000000000000000 is out of range"},
+        {"sign = \"2\"\nattest-log-max-mb = +5\n", "--attest-log-max-mb: +5 is not a whole number"},
         // what our checks refuse
         {"inside-policy = \"verify\"\n", "--inside-policy verify: use pass, sign or tc"},
         {"", "--inside-policy sign needs --sign SPP"},
@@ -120,6 +159,22 @@ TEST(dataplane_options, every_refusal_names_the_file_and_the_mistake) {
         {"sign = \"2\"\ngmac-senders = 4\n", "--gmac-senders 4: a power of two from 8 to 1024"},
         {"sign = \"2\"\nattest = \"software\"\nevents = \"rx\"\nevent-dump = \"e.bin\"\n",
          "--attest and --event-dump both take the event records"},
+        {"sign = \"2\"\nmbufs = 383\n", "--mbufs 383: use at least 384 (DPDK's mempool wants one and a half times"},
+        {"sign = \"2\"\nreplay-window = 32704\nreplay-streams = 1048576\n",
+         "--replay-window 32704 with --replay-streams 1048576 needs 4148 MiB of replay state, more than the 1024 MiB "
+         "a table may take: lower one of them"},
+        {"sign = \"2\"\nattest-log-max-mb = 0\n", "--attest-log-max-mb 0: use 1 to 4096 (a verifier reads a log "
+                                                  "file whole)"},
+        {"sign = \"2\"\nattest-log-max-mb = 4097\n", "--attest-log-max-mb 4097: use 1 to 4096"},
+        {"sign = \"2\"\nattest-log-max-mb = 17592186044417\n", "--attest-log-max-mb 17592186044417: use 1 to 4096"},
+        {"sign = \"2\"\nattest-max-held = 0\n", "--attest-max-held 0: use 1 to 16777216"},
+        {"sign = \"2\"\nattest-max-held = 16777217\n",
+         "--attest-max-held 16777217: use 1 to 16777216 (about 100 octets of memory each)"},
+        {"sign = \"2\"\nattest-batch-events = 0\n", "--attest-batch-events 0: use 1 to --attest-max-held (1048576)"},
+        {"sign = \"2\"\nattest-max-held = 1000\nattest-batch-events = 1001\n",
+         "--attest-batch-events 1001: use 1 to --attest-max-held (1000), the events held while a batch waits"},
+        {"sign = \"2\"\nattest-batch-ms = 0\n", "--attest-batch-ms 0: use 1 to 3600000 (an hour)"},
+        {"sign = \"2\"\nattest-batch-ms = 3600001\n", "--attest-batch-ms 3600001: use 1 to 3600000"},
     };
     for (const auto& c : cases) {
         const auto r = read_options_text(c.text, "dp.toml");

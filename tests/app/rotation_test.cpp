@@ -462,8 +462,25 @@ TEST(rotation, ptpsecctl_sa_commands_change_a_running_dataplane) {
     // flush forgot the SA and the IDs it retired.
     const auto fresh = run_ctl({"sa", "push", "--sa-file", sa_file});
     EXPECT_EQ(fresh.exit_code, 0) << fresh.out;
+    // A key ID is a 32-bit number, in decimal or in hex after 0x; what is
+    // neither is refused before anything is sent.
+    for (const auto& [key_id, says] :
+         {std::pair{"010", "--key-id: 010: write the number without leading zeros (they would read as octal)"},
+          std::pair{"-1", "--key-id: -1 is negative: the value is 0 or more"},
+          std::pair{"4294967296", "--key-id: Value 4294967296 not in range 0 to 4294967295"}}) {
+        const auto refused = run_ctl({"sa", "current", "--spp", "2", "--key-id", key_id});
+        EXPECT_EQ(refused.exit_code, 2) << key_id;
+        EXPECT_NE(refused.err.find(says), std::string::npos) << refused.err;
+    }
+    const auto hex = run_ctl({"sa", "current", "--spp", "0x2", "--key-id", "0x8"});
+    EXPECT_EQ(hex.out, "set_current spp 2 key 8: applied\n1 applied, 0 rejected\n") << hex.err;
+    // Without --key-id, remove takes the whole SA.
+    const auto whole = run_ctl({"sa", "remove", "--spp", "2"});
+    EXPECT_EQ(whole.exit_code, 0) << whole.out << whole.err;
+    EXPECT_TRUE(whole.out.starts_with("remove_sa spp 2 key 0: applied")) << whole.out;
+    EXPECT_EQ(json::parse(run_ctl({"sa", "list", "--json"}).out).size(), 0U);
     ASSERT_EQ(dp.stop(), 0) << dp.err();
-    EXPECT_NE(dp.out().find("applied 10 rejected 6"), std::string::npos)
+    EXPECT_NE(dp.out().find("applied 12 rejected 6"), std::string::npos)
         << dp.out() << "the refused nonce is counted with the refused SA updates";
     // The last refusal is named (the nonce: the last update refused).
     EXPECT_NE(dp.out().find("\n    last rejected: attest_nonce: attestation is off (start the data plane with "

@@ -612,12 +612,19 @@ TEST_F(ptpsecctl_sa_push, lifetime_is_accepted_in_seconds) {
 TEST_F(ptpsecctl_sa_push, bad_lifetime_is_refused_naming_the_option) {
     const std::string sa = _dir.file("sa.conf");
     write_file(sa, "[security_association]\nspp 2\n7 SHA256-128 ASCII:a-key-for-rotation\n");
-    // Negative, garbage, fractional, beyond 388 days (seeds/001 §2.5.1).
-    for (const char* seconds : {"-5", "soon", "1.5", "33523201"}) {
+    // Negative, beyond 388 days (seeds/001 §2.5.1), garbage, fractional,
+    // octal-looking (which CLI11 alone would read as 8).
+    const std::pair<const char*, const char*> refused[] = {
+        {"-5", "--lifetime: -5 is not a whole number of seconds from 0 to 33523200"},
+        {"33523201", "--lifetime: 33523201 is not a whole number of seconds from 0 to 33523200"},
+        {"soon", "--lifetime: soon is not a whole number (decimal digits, or hex digits after 0x)"},
+        {"1.5", "--lifetime: 1.5 is not a whole number"},
+        {"010", "--lifetime: 010: write the number without leading zeros (they would read as octal)"},
+    };
+    for (const auto& [seconds, says] : refused) {
         const auto r = run({"sa", "push", "--sa-file", sa, "--lifetime", seconds, "--file-prefix", absent_prefix()});
         EXPECT_EQ(r.exit_code, exit_error) << seconds;
-        EXPECT_TRUE(contains(r.err, fmt::format("--lifetime: {} is not a whole number of seconds", seconds)))
-            << seconds << ": " << r.err;
+        EXPECT_TRUE(contains(r.err, says)) << seconds << ": " << r.err;
         EXPECT_FALSE(contains(r.err, no_dataplane)) << seconds << ": refused before sending: " << r.err;
     }
 }
