@@ -44,14 +44,6 @@ status fsync_directory(const fs::path& dir) {
     return ok_status();
 }
 
-result<std::vector<uint8_t>> read_whole(const fs::path& path) {
-    auto octets = read_whole_file(path.string());
-    if (!octets) {
-        return error{fmt::format("evidence log: {}", octets.message())};
-    }
-    return octets;
-}
-
 /// N of "<base>.<N>.cbor", or nothing for any other name.
 std::optional<uint64_t> rotated_number(std::string_view name, std::string_view base) {
     if (name.size() <= base.size() + 1 + log_suffix.size() || !name.starts_with(base) || name[base.size()] != '.' ||
@@ -221,7 +213,7 @@ result<std::unique_ptr<evidence_log>> evidence_log::open(const fs::path& directo
     // The current file: refuse corruption, move a torn tail aside.
     const fs::path current = log->current_path();
     if (fs::exists(current, ec)) {
-        PTPSEC_TRY(octets, read_whole(current));
+        PTPSEC_TRY(octets, read_regular_file("evidence log", current.string()));
         const log_contents contents = read_log(*octets);
         if (contents.problem) {
             if (!contents.problem->truncated) {
@@ -243,7 +235,7 @@ result<std::unique_ptr<evidence_log>> evidence_log::open(const fs::path& directo
     // The last complete record: from the newest file that has one.
     PTPSEC_TRY(files, list_log_files(directory, base_name));
     for (auto it = files->rbegin(); it != files->rend(); ++it) {
-        PTPSEC_TRY(octets, read_whole(*it));
+        PTPSEC_TRY(octets, read_regular_file("evidence log", it->string()));
         log_contents contents = read_log(*octets);
         if (contents.problem && !contents.problem->truncated) {
             return error{fmt::format("evidence log: {} is corrupt at offset {} ({})", it->string(),

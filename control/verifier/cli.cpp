@@ -71,19 +71,25 @@ std::string format_time(int64_t ns) {
 }
 
 /// ns since the epoch, or RFC 3339 in UTC ("2023-11-14T22:13:20Z", with an
-/// optional fraction of up to 9 digits).
-std::optional<uint64_t> parse_time(std::string_view s) {
+/// optional fraction of up to 9 digits), given to `option`; the error names
+/// the option and says what is wrong.
+result<uint64_t> parse_time(std::string_view option, std::string_view s) {
     uint64_t n = 0;
     if (const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
         ec == std::errc{} && p == s.data() + s.size()) {
         return n;
     }
+    const auto refused = [&](std::string_view why) { return error{fmt::format("{} {}: {}", option, s, why)}; };
+    const auto not_a_time = [&] {
+        return refused("not ns since the epoch or an RFC 3339 UTC time such as 2023-11-14T22:13:20Z");
+    };
     std::tm tm{};
     int consumed = 0;
     const std::string str(s);
-    if (std::sscanf(str.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+    if (s.empty() || s.front() < '0' || s.front() > '9' ||
+        std::sscanf(str.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
                     &tm.tm_min, &tm.tm_sec, &consumed) != 6) {
-        return std::nullopt;
+        return not_a_time();
     }
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
@@ -96,7 +102,7 @@ std::optional<uint64_t> parse_time(std::string_view s) {
             ++digits;
         }
         if (digits == 0 || digits > 9) {
-            return std::nullopt;
+            return not_a_time();
         }
         std::from_chars(rest.data(), rest.data() + digits, frac);
         for (size_t i = digits; i < 9; ++i) {
@@ -105,13 +111,26 @@ std::optional<uint64_t> parse_time(std::string_view s) {
         rest.remove_prefix(digits);
     }
     if (rest != "Z") {
-        return std::nullopt;
+        return not_a_time();
     }
+    // timegm takes February 30 for March 1 and 25:00 for the next day:
+    // a field out of its range is a mistake here, not a sum.
+    const std::tm asked = tm;
     const std::time_t t = ::timegm(&tm);
-    if (t < 0) {
-        return std::nullopt;
+    if (tm.tm_year != asked.tm_year || tm.tm_mon != asked.tm_mon || tm.tm_mday != asked.tm_mday ||
+        tm.tm_hour != asked.tm_hour || tm.tm_min != asked.tm_min || tm.tm_sec != asked.tm_sec) {
+        return refused("no such date or time");
     }
-    return static_cast<uint64_t>(t) * 1'000'000'000ULL + frac;
+    if (t < 0) {
+        return refused("before 1970-01-01T00:00:00Z, where the time in ns begins");
+    }
+    // The audit store keeps ns in 63 bits.
+    constexpr uint64_t last_second = static_cast<uint64_t>(INT64_MAX) / 1'000'000'000ULL;
+    const auto seconds = static_cast<uint64_t>(t);
+    if (seconds > last_second || seconds * 1'000'000'000ULL + frac > static_cast<uint64_t>(INT64_MAX)) {
+        return refused(fmt::format("later than {}, the last time the audit store holds", format_time(INT64_MAX)));
+    }
+    return seconds * 1'000'000'000ULL + frac;
 }
 
 /// IEEE 1588-2019 Table 36.
@@ -575,7 +594,7 @@ result<std::vector<std::string>> cli_commands::state::log_files() const {
         if (!std::filesystem::is_directory(l, ec)) {
             // A path that cannot be read is the caller's mistake (2), not
             // evidence that fails (1).
-            PTPSEC_TRY(ok, readable("evidence log", l));
+            PTPSEC_TRY(ok, check_regular_file("evidence log", l));
             files.push_back(l);
             continue;
         }
@@ -674,7 +693,7 @@ int cli_commands::state::run_extract() {
     std::optional<uint64_t> highest;
     std::vector<std::string> problems;
     for (const auto& f : *files) {
-        auto bytes = read_whole_file(f);
+        auto bytes = read_regular_file("evidence log", f);
         if (!bytes) {
             return report(bytes.message());
         }
@@ -730,7 +749,7 @@ int cli_commands::state::run_extract() {
 }
 
 int cli_commands::state::run_check_event() {
-    auto bytes = read_whole_file(evidence_file);
+    auto bytes = read_regular_file("evidence file", evidence_file);
     if (!bytes) {
         return report(bytes.message());
     }
@@ -820,10 +839,13 @@ int cli_commands::state::run_check_event() {
 }
 
 int cli_commands::state::run_query_events() {
-    const auto t1 = parse_time(from);
-    const auto t2 = parse_time(to);
-    if (!t1 || !t2) {
-        return report(fmt::format("--from/--to: {} is not ns since the epoch or RFC 3339 UTC", !t1 ? from : to));
+    const auto t1 = parse_time("--from", from);
+    if (!t1) {
+        return report(t1.message());
+    }
+    const auto t2 = parse_time("--to", to);
+    if (!t2) {
+        return report(t2.message());
     }
     auto store = open_audit();
     if (!store) {

@@ -269,7 +269,7 @@ verify_report verifier::verify_files(std::span<const std::string> paths) {
     verify_report report;
     for (const std::string& path : paths) {
         ++report.files;
-        auto bytes = read_named_file("evidence log", path);
+        auto bytes = read_regular_file("evidence log", path);
         if (!bytes) {
             add(report,
                 finding{path, 0, std::nullopt, {}, std::nullopt, std::nullopt, "cannot read", bytes.message(), false});

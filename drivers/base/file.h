@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -23,19 +24,13 @@ namespace ptpsec {
 
 namespace detail {
 
-/// Appends every octet of the file at `path` to `out`, at most `max_octets`.
-/// 0, or the errno of the open(2) (`*opened` false) or read(2) (true) that
-/// failed, or EFBIG past `max_octets`. Reading a directory fails with EISDIR,
-/// where a std::ifstream opens it and then throws from its first read.
-inline int read_all(const std::string& path, std::vector<uint8_t>& out, bool* opened, size_t max_octets) {
-    unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    *opened = static_cast<bool>(fd);
-    if (!fd) {
-        return errno;
-    }
+/// Appends what is left to read of `fd` to `out`, at most `max_octets` in
+/// all: 0, or the errno of the read(2) that failed, or EFBIG past
+/// `max_octets`.
+inline int read_fd(int fd, std::vector<uint8_t>& out, size_t max_octets) {
     std::array<uint8_t, 65536> buf{};
     for (;;) {
-        const ssize_t n = ::read(fd.get(), buf.data(), buf.size());
+        const ssize_t n = ::read(fd, buf.data(), buf.size());
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -52,19 +47,50 @@ inline int read_all(const std::string& path, std::vector<uint8_t>& out, bool* op
     }
 }
 
-} // namespace detail
-
-/// Every octet of the file at `path`. The error says "cannot open PATH:
-/// REASON" or "cannot read PATH: REASON"; callers put what the file is in
-/// front of it.
-inline result<std::vector<uint8_t>> read_whole_file(const std::string& path) {
-    std::vector<uint8_t> out;
-    bool opened = false;
-    if (const int e = detail::read_all(path, out, &opened, SIZE_MAX); e != 0) {
-        return error{fmt::format("cannot {} {}: {}", opened ? "read" : "open", path, std::strerror(e))};
-    }
-    return out;
+/// "WHAT PATH", or "PATH" when `what` is empty.
+inline std::string file_named(std::string_view what, const std::string& path) {
+    return fmt::format("{}{}{}", what, what.empty() ? "" : " ", path);
 }
+
+/// What a file that is not a regular one is, for messages.
+inline std::string_view file_kind(mode_t mode) {
+    if (S_ISCHR(mode)) {
+        return "a character device";
+    }
+    if (S_ISBLK(mode)) {
+        return "a block device";
+    }
+    if (S_ISFIFO(mode)) {
+        return "a pipe";
+    }
+    if (S_ISSOCK(mode)) {
+        return "a socket";
+    }
+    return "of another kind";
+}
+
+/// `path` opened for reading, and a regular file, its size in `*size`; else
+/// "WHAT PATH: cannot read it: REASON" (a directory as EISDIR) or "WHAT
+/// PATH: not a regular file but a character device (...)".
+inline result<unique_fd> open_regular(std::string_view what, const std::string& path, size_t* size) {
+    // O_NONBLOCK: opening a pipe waits for a writer without it; a regular
+    // file reads the same with it.
+    unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+    struct stat st {};
+    const int e = !fd ? errno : ::fstat(fd.get(), &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
+    if (e != 0) {
+        return error{fmt::format("{}: cannot read it: {}", file_named(what, path), std::strerror(e))};
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return error{fmt::format("{}: not a regular file but {}, whose reading need not end (give a file: a copy "
+                                 "of what it gives)",
+                                 file_named(what, path), file_kind(st.st_mode))};
+    }
+    *size = static_cast<size_t>(st.st_size);
+    return fd;
+}
+
+} // namespace detail
 
 /// The most read_text_file reads: more is no file of settings or values.
 inline constexpr size_t text_file_max = size_t{16} << 20;
@@ -77,17 +103,17 @@ inline constexpr size_t text_file_max = size_t{16} << 20;
 /// included).
 inline result<std::vector<uint8_t>> read_named_file(std::string_view what, const std::string& path,
                                                     size_t max_octets = SIZE_MAX) {
+    unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     std::vector<uint8_t> out;
-    bool opened = false;
-    const int e = detail::read_all(path, out, &opened, max_octets);
+    const int e = !fd ? errno : detail::read_fd(fd.get(), out, max_octets);
     if (e == 0) {
         return out;
     }
-    const std::string named = fmt::format("{}{}{}", what, what.empty() ? "" : " ", path);
-    if (e == EFBIG && opened) {
-        return error{fmt::format("{}: more than {} octets, too large for this file", named, max_octets)};
+    if (e == EFBIG && fd) {
+        return error{fmt::format("{}: more than {} octets, too large for this file", detail::file_named(what, path),
+                                 max_octets)};
     }
-    return error{fmt::format("{}: cannot read it: {}", named, std::strerror(e))};
+    return error{fmt::format("{}: cannot read it: {}", detail::file_named(what, path), std::strerror(e))};
 }
 
 /// As read_named_file, as text (a configuration or profile file), at most
@@ -95,6 +121,32 @@ inline result<std::vector<uint8_t>> read_named_file(std::string_view what, const
 inline result<std::string> read_text_file(std::string_view what, const std::string& path) {
     PTPSEC_TRY(octets, read_named_file(what, path, text_file_max));
     return std::string(octets->begin(), octets->end());
+}
+
+/// Ok when `path` is a regular file this process can open for reading; the
+/// errors of read_regular_file otherwise. A check before the work that
+/// reads it (an evidence log named on the command line).
+inline status check_regular_file(std::string_view what, const std::string& path) {
+    size_t size = 0;
+    PTPSEC_TRY(fd, detail::open_regular(what, path, &size));
+    return ok_status();
+}
+
+/// Every octet of the regular file at `path` (an evidence log, read whole,
+/// has no size limit of its own): a directory, a device such as /dev/zero
+/// or a pipe, whose reading need not end, is refused before a byte is read,
+/// in the form of read_named_file ("WHAT PATH: cannot read it: REASON",
+/// "WHAT PATH: not a regular file but a pipe, ..."). The buffer is allocated
+/// once, at the file's size.
+inline result<std::vector<uint8_t>> read_regular_file(std::string_view what, const std::string& path) {
+    size_t size = 0;
+    PTPSEC_TRY(fd, detail::open_regular(what, path, &size));
+    std::vector<uint8_t> out;
+    out.reserve(size);
+    if (const int e = detail::read_fd(fd->get(), out, SIZE_MAX); e != 0) {
+        return error{fmt::format("{}: cannot read it: {}", detail::file_named(what, path), std::strerror(e))};
+    }
+    return out;
 }
 
 } // namespace ptpsec

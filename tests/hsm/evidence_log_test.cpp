@@ -19,6 +19,7 @@
 #include <vector>
 
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 namespace ptpsec::hsm {
 namespace {
@@ -302,6 +303,15 @@ TEST_F(evidence_log_test, one_writer_at_a_time_and_bad_arguments_say_why) {
     auto empty_files = evidence_log::open(_dir.path(), "other", 0);
     ASSERT_FALSE(empty_files);
     EXPECT_EQ(empty_files.message(), "evidence log: max_file_bytes must be at least 1");
+    // A log file that is not a file: a pipe would hold the open until a
+    // writer came, and give octets without end; it is refused at once.
+    const auto fifo = _dir.path() / "piped.cbor";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    auto piped = evidence_log::open(_dir.path(), "piped", 1000);
+    ASSERT_FALSE(piped);
+    EXPECT_EQ(piped.message(), "evidence log " + fifo.string() +
+                                   ": not a regular file but a pipe, whose reading need not end (give a file: a "
+                                   "copy of what it gives)");
     auto unlisted = list_log_files(_dir.path() / "missing", "evidence");
     ASSERT_FALSE(unlisted);
     EXPECT_EQ(unlisted.message().rfind("evidence log: cannot list " + (_dir.path() / "missing").string() + ": ", 0), 0U)

@@ -174,6 +174,19 @@ TEST_F(cli_test, evidence_verify_reports_each_failure_on_a_line_and_a_summary) {
     EXPECT_NE(missing.err.find("evidence log " + _dir.file("missing.log") + ": cannot read it: No such file"),
               std::string::npos)
         << missing.err;
+    // So is a device, refused before a byte of it is read.
+    for (const std::vector<std::string>& cmd :
+         {std::vector<std::string>{"evidence", "verify", "/dev/zero", "--registrar", _db},
+          std::vector<std::string>{"evidence", "extract", "/dev/zero", "--event-index", "1", "--out",
+                                   _dir.file("ev.cbor")},
+          std::vector<std::string>{"evidence", "check-event", "/dev/zero", "--registrar", _db}}) {
+        const auto device = run_cli(cmd);
+        EXPECT_EQ(device.code, 2) << cmd[1];
+        EXPECT_NE(device.err.find(" /dev/zero: not a regular file but a character device, whose reading need not "
+                                  "end"),
+                  std::string::npos)
+            << cmd[1] << ": " << device.err;
+    }
     // An audit store without its form is refused, never created as a file of that name.
     for (const std::string bad : {"foo:bar", "postgres:dbname=x", "plain.db"}) {
         const auto r = run_cli({"evidence", "verify", _dir.file("good.log"), "--registrar", _db, "--audit", bad});
@@ -283,8 +296,9 @@ TEST_F(cli_test, one_events_evidence_is_extracted_and_checked_on_its_own) {
         << absent.err;
     auto missing = run_cli({"evidence", "check-event", _dir.file("none.cbor"), "--registrar", _db});
     EXPECT_EQ(missing.code, 2);
-    EXPECT_NE(missing.err.find("cannot open " + _dir.file("none.cbor") + ": No such file or directory"),
-              std::string::npos)
+    EXPECT_NE(
+        missing.err.find("evidence file " + _dir.file("none.cbor") + ": cannot read it: No such file or directory"),
+        std::string::npos)
         << missing.err;
     EXPECT_TRUE(j["warnings"].empty()) << as_json.out;
 
@@ -337,6 +351,41 @@ TEST_F(cli_test, evidence_queries) {
                            std::to_string(make_record(1002).timestamp_ns), "--audit", _audit});
     EXPECT_EQ(events.code, 0) << events.err;
     EXPECT_NE(events.out.find("3 event(s) of \"gm-a\""), std::string::npos) << events.out;
+    // A time that is not one, or that no date has, is refused by name,
+    // never taken for another: timegm alone would read February 30 as
+    // March 1, and 2600 would wrap past 64 bits of ns to 2015.
+    const std::vector<std::pair<std::vector<std::string>, std::string>> bad_times = {
+        {{"--from", "yesterday"},
+         "--from yesterday: not ns since the epoch or an RFC 3339 UTC time such as 2023-11-14T22:13:20Z"},
+        {{"--from", "-5"}, "--from -5: not ns since the epoch"},
+        {{"--from", "2023-11-14T22:13:20"}, "--from 2023-11-14T22:13:20: not ns since the epoch"},
+        {{"--from", "2023-11-14T22:13:20.1234567890Z"}, "not ns since the epoch"},
+        {{"--from", "2024-02-30T00:00:00Z"}, "--from 2024-02-30T00:00:00Z: no such date or time"},
+        {{"--from", "2023-11-14T24:00:00Z"}, "--from 2023-11-14T24:00:00Z: no such date or time"},
+        {{"--from", "1969-12-31T23:59:59Z"},
+         "--from 1969-12-31T23:59:59Z: before 1970-01-01T00:00:00Z, where the time in ns begins"},
+        {{"--to", "2600-01-01T00:00:00Z"},
+         "--to 2600-01-01T00:00:00Z: later than 2262-04-11T23:47:16.854775807Z, the last time the audit store "
+         "holds"},
+        {{"--to", "2262-04-11T23:47:16.854775808Z"}, "later than 2262-04-11T23:47:16.854775807Z"},
+    };
+    for (const auto& [times, says] : bad_times) {
+        std::vector<std::string> args{"evidence", "query", "events", "--signer", "gm-a", "--audit", _audit};
+        if (times[0] == "--from") {
+            args.insert(args.end(), {"--to", "2023-11-14T22:13:20Z"});
+        } else {
+            args.insert(args.end(), {"--from", "2023-11-14T22:13:20Z"});
+        }
+        args.insert(args.end(), times.begin(), times.end());
+        const auto r = run_cli(args);
+        EXPECT_EQ(r.code, 2) << says;
+        EXPECT_NE(r.err.find(says), std::string::npos) << r.err;
+    }
+    // The last time that holds, and a leap day, are times.
+    auto last = run_cli({"evidence", "query", "events", "--signer", "gm-a", "--from", "2024-02-29T00:00:00Z", "--to",
+                         "2262-04-11T23:47:16.854775807Z", "--audit", _audit});
+    EXPECT_EQ(last.code, 0) << last.err;
+    EXPECT_NE(last.out.find("0 event(s) of \"gm-a\""), std::string::npos) << last.out;
 
     auto correlate = run_cli({"evidence", "query", "correlate", "--bound-ns", "1000", "--audit", _audit});
     EXPECT_EQ(correlate.code, 1);

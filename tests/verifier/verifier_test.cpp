@@ -126,6 +126,17 @@ TEST_F(verifier_test, the_log_files_are_one_stream_in_the_order_given) {
     EXPECT_EQ(dir_report.failures.at(0).message,
               "evidence log " + _dir.path().string() + ": cannot read it: Is a directory");
     EXPECT_EQ(dir_report.batches_verified, 4U);
+
+    // A device is refused before a byte of it is read (/dev/zero would
+    // never end), and the files after it are still read.
+    verifier z(*_registrar, nullptr);
+    const std::vector<std::string> with_device{_dir.file("a.log"), "/dev/zero", _dir.file("b.log")};
+    const auto device_report = z.verify_files(with_device);
+    EXPECT_EQ(checks(device_report.failures), std::vector<std::string>{"cannot read"});
+    EXPECT_EQ(device_report.failures.at(0).message,
+              "evidence log /dev/zero: not a regular file but a character device, whose reading need not end (give "
+              "a file: a copy of what it gives)");
+    EXPECT_EQ(device_report.batches_verified, 4U);
 }
 
 TEST_F(verifier_test, a_flipped_byte_in_a_leaf_breaks_the_merkle_root_and_the_next_batch_follows_a_gap) {
