@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <set>
@@ -220,17 +221,20 @@ std::optional<nts::association_value> parse_address(const std::string& s) {
     if (::inet_pton(AF_INET6, s.c_str(), v6.octets.data()) == 1) {
         return v6;
     }
+    // Six pairs of hex digits between colons, nothing else (sscanf's %2x
+    // would take "-1" or " 1" for a pair).
     nts::mac_address mac;
-    unsigned o[6];
-    char tail = 0;
-    if (s.size() == 17 &&
-        std::sscanf(s.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &tail) == 6) {
-        for (size_t i = 0; i < 6; ++i) {
-            mac.octets[i] = static_cast<uint8_t>(o[i]);
-        }
-        return mac;
+    if (s.size() != 17) {
+        return std::nullopt;
     }
-    return std::nullopt;
+    for (size_t k = 0; k < mac.octets.size(); ++k) {
+        const char* pair = s.data() + 3 * k;
+        const auto [end, ec] = std::from_chars(pair, pair + 2, mac.octets[k], 16);
+        if (ec != std::errc{} || end != pair + 2 || (k + 1 < mac.octets.size() && pair[2] != ':')) {
+            return std::nullopt;
+        }
+    }
+    return mac;
 }
 
 /// [[node.unicast]]: a unicast key and ticket for one grantor.
@@ -380,11 +384,12 @@ result<server_settings> parse_server(const toml::table& t, std::string_view orig
     struct ms_key {
         const char* key;
         std::chrono::milliseconds* into;
+        int64_t least; ///< a timeout of 0 would drop every connection; watching every 0 ms is off
     };
-    for (const ms_key m :
-         {ms_key{"handshake-timeout-ms", &s.tls.handshake_timeout}, ms_key{"idle-timeout-ms", &s.tls.idle_timeout},
-          ms_key{"watch-certificates-ms", &s.tls.watch_interval}}) {
-        PTPSEC_TRY(v, r.number(m.key, 0, 3'600'000));
+    for (const ms_key m : {ms_key{"handshake-timeout-ms", &s.tls.handshake_timeout, 1},
+                           ms_key{"idle-timeout-ms", &s.tls.idle_timeout, 1},
+                           ms_key{"watch-certificates-ms", &s.tls.watch_interval, 0}}) {
+        PTPSEC_TRY(v, r.number(m.key, m.least, 3'600'000));
         if (*v) {
             *m.into = std::chrono::milliseconds(**v);
         }

@@ -345,6 +345,8 @@ TEST(controld_config, every_mistake_is_named_with_its_line) {
          "the key out)"},
         {group + server + "session-lifetime-s = 86401\n",
          "t.toml:8: server.session-lifetime-s = 86401: use 0 to 86400"},
+        {group + server + "handshake-timeout-ms = 0\n", "t.toml:8: server.handshake-timeout-ms = 0: use 1 to 3600000"},
+        {group + server + "idle-timeout-ms = 0\n", "t.toml:8: server.idle-timeout-ms = 0: use 1 to 3600000"},
         {server, "t.toml: [server] without any [[group]] or [unicast]: there is nothing to serve"},
         {group + server + "[[client]]\nsubject = \"CN=a\"\ngroups = [\"g\"]\nattest = \"a-tpm\"\n",
          "t.toml: client[1] has attest = \"a-tpm\": the KE server checks Platform Attestations against the Registrar: "
@@ -403,6 +405,16 @@ TEST(controld_config, every_mistake_is_named_with_its_line) {
         {std::string("[node]\nserver = \"ke\"\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\n") +
              "[node.grantor]\nport-identity = \"001b21fffe000001-1\"\naddresses = [\"10.0.0.300\"]\n",
          "t.toml:8: node.grantor.addresses: \"10.0.0.300\" is no IPv4, IPv6 or MAC address"},
+        // sscanf's %2x alone would read "-1" and " 1" as pairs of a MAC address
+        {std::string("[node]\nserver = \"ke\"\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\n") +
+             "[node.grantor]\nport-identity = \"001b21fffe000001-1\"\naddresses = [\"-1:02:03:04:05:06\"]\n",
+         "t.toml:8: node.grantor.addresses: \"-1:02:03:04:05:06\" is no IPv4, IPv6 or MAC address"},
+        {std::string("[node]\nserver = \"ke\"\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\n") +
+             "[node.grantor]\nport-identity = \"001b21fffe000001-1\"\naddresses = [\"01: 2:03:04:05:06\"]\n",
+         "t.toml:8: node.grantor.addresses: \"01: 2:03:04:05:06\" is no IPv4, IPv6 or MAC address"},
+        {std::string("[node]\nserver = \"ke\"\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\n") +
+             "[node.grantor]\nport-identity = \"001b21fffe000001-1\"\naddresses = [\"01-02-03-04-05-06\"]\n",
+         "t.toml:8: node.grantor.addresses: \"01-02-03-04-05-06\" is no IPv4, IPv6 or MAC address"},
         {std::string("[node]\nserver = \"ke\"\ncertificate = \"c\"\nprivate-key = \"k\"\nca = \"a\"\n") +
              "[node.grantor]\nport-identity = \"001b21fffe000001-1\"\naddresses = [\"10.0.0.1\", \"10.0.0.2\"]\n",
          "one address of each kind"},
