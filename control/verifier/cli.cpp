@@ -22,10 +22,10 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
-#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -71,29 +71,40 @@ std::string format_time(int64_t ns) {
 }
 
 /// ns since the epoch, or RFC 3339 in UTC ("2023-11-14T22:13:20Z", with an
-/// optional fraction of up to 9 digits), given to `option`; the error names
-/// the option and says what is wrong.
+/// optional fraction of up to 9 digits; second 60, a leap second, is the
+/// start of the next), given to `option`, at most INT64_MAX (the audit store
+/// keeps ns in 63 bits); the error names the option and says what is wrong.
 result<uint64_t> parse_time(std::string_view option, std::string_view s) {
-    uint64_t n = 0;
-    if (const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-        ec == std::errc{} && p == s.data() + s.size()) {
-        return n;
-    }
     const auto refused = [&](std::string_view why) { return error{fmt::format("{} {}: {}", option, s, why)}; };
+    const auto too_late = [&] {
+        return refused(fmt::format("later than {}, the last time the audit store holds", format_time(INT64_MAX)));
+    };
     const auto not_a_time = [&] {
         return refused("not ns since the epoch or an RFC 3339 UTC time such as 2023-11-14T22:13:20Z");
     };
+    const auto digits_at = [&](size_t at, size_t count, int& into) {
+        const char* first = s.data() + at;
+        const auto [end, ec] = std::from_chars(first, first + count, into);
+        return ec == std::errc{} && end == first + count && std::isdigit(static_cast<unsigned char>(*first)) != 0;
+    };
+    uint64_t n = 0;
+    if (const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+        ec == std::errc{} && p == s.data() + s.size()) {
+        if (n > static_cast<uint64_t>(INT64_MAX)) {
+            return too_late();
+        }
+        return n;
+    }
+    // YYYY-MM-DDTHH:MM:SS, each field its digits and nothing else.
     std::tm tm{};
-    int consumed = 0;
-    const std::string str(s);
-    if (s.empty() || s.front() < '0' || s.front() > '9' ||
-        std::sscanf(str.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-                    &tm.tm_min, &tm.tm_sec, &consumed) != 6) {
+    if (s.size() < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' ||
+        !digits_at(0, 4, tm.tm_year) || !digits_at(5, 2, tm.tm_mon) || !digits_at(8, 2, tm.tm_mday) ||
+        !digits_at(11, 2, tm.tm_hour) || !digits_at(14, 2, tm.tm_min) || !digits_at(17, 2, tm.tm_sec)) {
         return not_a_time();
     }
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
-    std::string_view rest = s.substr(static_cast<size_t>(consumed));
+    std::string_view rest = s.substr(19);
     uint64_t frac = 0;
     if (rest.starts_with('.')) {
         rest.remove_prefix(1);
@@ -115,20 +126,22 @@ result<uint64_t> parse_time(std::string_view option, std::string_view s) {
     }
     // timegm takes February 30 for March 1 and 25:00 for the next day:
     // a field out of its range is a mistake here, not a sum.
+    const bool leap_second = tm.tm_sec == 60;
+    tm.tm_sec -= leap_second ? 1 : 0;
     const std::tm asked = tm;
     const std::time_t t = ::timegm(&tm);
     if (tm.tm_year != asked.tm_year || tm.tm_mon != asked.tm_mon || tm.tm_mday != asked.tm_mday ||
-        tm.tm_hour != asked.tm_hour || tm.tm_min != asked.tm_min || tm.tm_sec != asked.tm_sec) {
+        tm.tm_hour != asked.tm_hour || tm.tm_min != asked.tm_min || tm.tm_sec != asked.tm_sec ||
+        (leap_second && (tm.tm_hour != 23 || tm.tm_min != 59))) {
         return refused("no such date or time");
     }
     if (t < 0) {
         return refused("before 1970-01-01T00:00:00Z, where the time in ns begins");
     }
-    // The audit store keeps ns in 63 bits.
-    constexpr uint64_t last_second = static_cast<uint64_t>(INT64_MAX) / 1'000'000'000ULL;
-    const auto seconds = static_cast<uint64_t>(t);
-    if (seconds > last_second || seconds * 1'000'000'000ULL + frac > static_cast<uint64_t>(INT64_MAX)) {
-        return refused(fmt::format("later than {}, the last time the audit store holds", format_time(INT64_MAX)));
+    const uint64_t seconds = static_cast<uint64_t>(t) + (leap_second ? 1 : 0);
+    if (seconds > static_cast<uint64_t>(INT64_MAX) / 1'000'000'000ULL ||
+        seconds * 1'000'000'000ULL + frac > static_cast<uint64_t>(INT64_MAX)) {
+        return too_late();
     }
     return seconds * 1'000'000'000ULL + frac;
 }

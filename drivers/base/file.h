@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -71,20 +72,40 @@ inline std::string_view file_kind(mode_t mode) {
 
 /// `path` opened for reading, and a regular file, its size in `*size`; else
 /// "WHAT PATH: cannot read it: REASON" (a directory as EISDIR) or "WHAT
-/// PATH: not a regular file but a character device (...)".
+/// PATH: not a regular file but a character device (...)". What is not a
+/// regular file is never opened: opening a device can do something (a
+/// watchdog arms), opening a pipe waits for a writer.
 inline result<unique_fd> open_regular(std::string_view what, const std::string& path, size_t* size) {
-    // O_NONBLOCK: opening a pipe waits for a writer without it; a regular
-    // file reads the same with it.
-    unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-    struct stat st {};
-    const int e = !fd ? errno : ::fstat(fd.get(), &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
-    if (e != 0) {
+    const auto cannot = [&](int e) {
         return error{fmt::format("{}: cannot read it: {}", file_named(what, path), std::strerror(e))};
-    }
-    if (!S_ISREG(st.st_mode)) {
+    };
+    const auto not_regular = [&](mode_t mode) {
         return error{fmt::format("{}: not a regular file but {}, whose reading need not end (give a file: a copy "
                                  "of what it gives)",
-                                 file_named(what, path), file_kind(st.st_mode))};
+                                 file_named(what, path), file_kind(mode))};
+    };
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        return cannot(errno);
+    }
+    if (S_ISDIR(st.st_mode)) {
+        return cannot(EISDIR);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return not_regular(st.st_mode);
+    }
+    // Replaced by something else since: O_NONBLOCK keeps a pipe from
+    // holding the open, and fstat says what was opened.
+    unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+    if (!fd || ::fstat(fd.get(), &st) != 0) {
+        return cannot(errno);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        return S_ISDIR(st.st_mode) ? cannot(EISDIR) : not_regular(st.st_mode);
+    }
+    if (const int flags = ::fcntl(fd.get(), F_GETFL);
+        flags < 0 || ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK) != 0) {
+        return cannot(errno);
     }
     *size = static_cast<size_t>(st.st_size);
     return fd;
@@ -142,8 +163,14 @@ inline result<std::vector<uint8_t>> read_regular_file(std::string_view what, con
     size_t size = 0;
     PTPSEC_TRY(fd, detail::open_regular(what, path, &size));
     std::vector<uint8_t> out;
-    out.reserve(size);
-    if (const int e = detail::read_fd(fd->get(), out, SIZE_MAX); e != 0) {
+    int e = 0;
+    try {
+        out.reserve(size);
+        e = detail::read_fd(fd->get(), out, SIZE_MAX);
+    } catch (const std::bad_alloc&) {
+        e = ENOMEM; // a file (a sparse one, say) larger than this process can hold
+    }
+    if (e != 0) {
         return error{fmt::format("{}: cannot read it: {}", detail::file_named(what, path), std::strerror(e))};
     }
     return out;

@@ -18,6 +18,7 @@
 #include <hsm/tpm_signer.h>
 
 #include "../process.h"
+#include "../sanitized.h"
 #include "file_size_limit.h"
 #include "softhsm.h"
 #include "swtpm.h"
@@ -46,17 +47,7 @@ using namespace std::chrono_literals;
 using clock_type = std::chrono::steady_clock;
 using test::temp_dir;
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool sanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool sanitized = true;
-#else
-constexpr bool sanitized = false;
-#endif
-#else
-constexpr bool sanitized = false;
-#endif
+using test::sanitized;
 
 constexpr std::array<uint8_t, 10> message_types{0, 1, 2, 3, 8, 9, 10, 11, 12, 13};
 

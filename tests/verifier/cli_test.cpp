@@ -7,6 +7,7 @@
 
 #include <control/verifier/audit_store.h>
 #include <control/verifier/cli.h>
+#include <drivers/base/cli_numbers.h>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -32,6 +33,7 @@ cli_result run_cli(std::vector<std::string> args) {
     CLI::App app{"test"};
     app.require_subcommand(1);
     cli_commands commands(app);
+    check_whole_numbers(app); // as ptpsecctl does
     args.insert(args.begin(), "ptpsecctl");
     std::vector<char*> argv;
     for (auto& a : args) {
@@ -45,7 +47,7 @@ cli_result run_cli(std::vector<std::string> args) {
         const auto rc = commands.run();
         r.code = rc ? *rc : -1;
     } catch (const CLI::ParseError& e) {
-        r.code = e.get_exit_code() == 0 ? 0 : 2;
+        r.code = app.exit(e) == 0 ? 0 : 2;
     }
     std::fflush(stdout);
     r.out = ::testing::internal::GetCapturedStdout();
@@ -288,6 +290,11 @@ TEST_F(cli_test, one_events_evidence_is_extracted_and_checked_on_its_own) {
     EXPECT_EQ(wrong_key.code, 1);
     EXPECT_TRUE(wrong_key.out.starts_with("FAILED evidence: ")) << wrong_key.out;
 
+    // An index that is not a number (CLI11 alone would read 010 as 8).
+    auto octal = run_cli({"evidence", "extract", _dir.file("a.log"), "--event-index", "010", "--out", ev});
+    EXPECT_EQ(octal.code, 2);
+    EXPECT_NE(octal.err.find("--event-index: 010: write the number without leading zeros"), std::string::npos)
+        << octal.err;
     // An index no batch holds; a file that cannot be read.
     auto absent = run_cli({"evidence", "extract", _dir.file("a.log"), "--event-index", "99", "--out", ev});
     EXPECT_EQ(absent.code, 1);
@@ -368,6 +375,14 @@ TEST_F(cli_test, evidence_queries) {
          "--to 2600-01-01T00:00:00Z: later than 2262-04-11T23:47:16.854775807Z, the last time the audit store "
          "holds"},
         {{"--to", "2262-04-11T23:47:16.854775808Z"}, "later than 2262-04-11T23:47:16.854775807Z"},
+        {{"--to", "9223372036854775808"}, "--to 9223372036854775808: later than 2262-04-11T23:47:16.854775807Z"},
+        // each field its digits, where sscanf's %2d would take a sign or a space
+        {{"--from", "2023-11-14T22:13:-0Z"}, "--from 2023-11-14T22:13:-0Z: not ns since the epoch"},
+        {{"--from", "2023-11-14T 2:+3:20Z"}, "not ns since the epoch"},
+        {{"--from", "2023-1-14T22:13:20Z"}, "not ns since the epoch"},
+        {{"--from", "2023-11-14t22:13:20Z"}, "not ns since the epoch"},
+        // a leap second ends a day, UTC
+        {{"--from", "2016-12-31T12:00:60Z"}, "--from 2016-12-31T12:00:60Z: no such date or time"},
     };
     for (const auto& [times, says] : bad_times) {
         std::vector<std::string> args{"evidence", "query", "events", "--signer", "gm-a", "--audit", _audit};
@@ -381,11 +396,20 @@ TEST_F(cli_test, evidence_queries) {
         EXPECT_EQ(r.code, 2) << says;
         EXPECT_NE(r.err.find(says), std::string::npos) << r.err;
     }
-    // The last time that holds, and a leap day, are times.
+    // The last time that holds, a leap day and a leap second (the start of
+    // the next day) are times.
     auto last = run_cli({"evidence", "query", "events", "--signer", "gm-a", "--from", "2024-02-29T00:00:00Z", "--to",
                          "2262-04-11T23:47:16.854775807Z", "--audit", _audit});
     EXPECT_EQ(last.code, 0) << last.err;
-    EXPECT_NE(last.out.find("0 event(s) of \"gm-a\""), std::string::npos) << last.out;
+    EXPECT_NE(last.out.find("0 event(s) of \"gm-a\" from 2024-02-29T00:00:00.000000000Z to "
+                            "2262-04-11T23:47:16.854775807Z"),
+              std::string::npos)
+        << last.out;
+    auto leap = run_cli({"evidence", "query", "events", "--signer", "gm-a", "--from", "2016-12-31T23:59:60.5Z", "--to",
+                         "9223372036854775807", "--audit", _audit});
+    EXPECT_EQ(leap.code, 0) << leap.err;
+    EXPECT_NE(leap.out.find("from 2017-01-01T00:00:00.500000000Z to 2262-04-11T23:47:16.854775807Z"), std::string::npos)
+        << leap.out;
 
     auto correlate = run_cli({"evidence", "query", "correlate", "--bound-ns", "1000", "--audit", _audit});
     EXPECT_EQ(correlate.code, 1);
