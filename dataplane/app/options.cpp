@@ -219,9 +219,12 @@ result<checked_options> check_options(const app_options& o) {
         return error{fmt::format("--attest-max-held {}: use 1 to {} (about 100 octets of memory each)", at.max_held,
                                  max_attest_held)};
     }
-    if (at.batch_events < 1 || at.batch_events > at.max_held) {
-        return error{fmt::format("--attest-batch-events {}: use 1 to --attest-max-held ({}), the events held while "
-                                 "a batch waits for the signer",
+    if (at.batch_events < 1) {
+        return error{"--attest-batch-events 0: a batch closes at 1 event or more"};
+    }
+    if (at.batch_events > at.max_held) {
+        return error{fmt::format("--attest-batch-events {} is more than --attest-max-held {}: a batch must fit in the "
+                                 "events held while the signer is busy (lower the first or raise the second)",
                                  at.batch_events, at.max_held)};
     }
     if (at.batch_ms < 1 || at.batch_ms > max_attest_batch_ms) {

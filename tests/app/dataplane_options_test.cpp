@@ -82,7 +82,8 @@ TEST(dataplane_options, the_bounds_themselves_are_taken) {
     const auto r = read_options_text("sign = \"2\"\nmbufs = 384\nattest-log-max-mb = 4096\nattest-max-held = 16777216\n"
                                      "attest-batch-events = 16777216\nattest-batch-ms = 3600000\nburst = 0064\n",
                                      "dp.toml");
-    EXPECT_FALSE(r) << "leading zeros are refused even where the value would fit";
+    ASSERT_FALSE(r) << "leading zeros are refused even where the value would fit";
+    EXPECT_EQ(r.message(), "dp.toml: --burst: 0064: write the number without leading zeros (they would read as octal)");
     const auto ok = read_options_text("sign = \"2\"\nmbufs = 384\nattest-log-max-mb = 4096\n"
                                       "attest-max-held = 16777216\nattest-batch-events = 16777216\n"
                                       "attest-batch-ms = 0x36EE80\nburst = 64\nreplay-window = 0\n"
@@ -170,9 +171,13 @@ TEST(dataplane_options, every_refusal_names_the_file_and_the_mistake) {
         {"sign = \"2\"\nattest-max-held = 0\n", "--attest-max-held 0: use 1 to 16777216"},
         {"sign = \"2\"\nattest-max-held = 16777217\n",
          "--attest-max-held 16777217: use 1 to 16777216 (about 100 octets of memory each)"},
-        {"sign = \"2\"\nattest-batch-events = 0\n", "--attest-batch-events 0: use 1 to --attest-max-held (1048576)"},
+        {"sign = \"2\"\nattest-batch-events = 0\n", "--attest-batch-events 0: a batch closes at 1 event or more"},
         {"sign = \"2\"\nattest-max-held = 1000\nattest-batch-events = 1001\n",
-         "--attest-batch-events 1001: use 1 to --attest-max-held (1000), the events held while a batch waits"},
+         "--attest-batch-events 1001 is more than --attest-max-held 1000: a batch must fit in the events held"},
+        // the default batch (4096 events) names itself when held events are fewer
+        {"sign = \"2\"\nattest-max-held = 1000\n",
+         "--attest-batch-events 4096 is more than --attest-max-held 1000: a batch must fit in the events held while "
+         "the signer is busy (lower the first or raise the second)"},
         {"sign = \"2\"\nattest-batch-ms = 0\n", "--attest-batch-ms 0: use 1 to 3600000 (an hour)"},
         {"sign = \"2\"\nattest-batch-ms = 3600001\n", "--attest-batch-ms 3600001: use 1 to 3600000"},
     };

@@ -601,7 +601,7 @@ std::string absent_prefix() {
 TEST_F(ptpsecctl_sa_push, lifetime_is_accepted_in_seconds) {
     const std::string sa = _dir.file("sa.conf");
     write_file(sa, "[security_association]\nspp 2\n7 SHA256-128 ASCII:a-key-for-rotation\n");
-    for (const char* seconds : {"3600", "0", "33523200"}) {
+    for (const char* seconds : {"3600", "0", "33523200", "0xE10"}) {
         // Parsed, so it goes on to the data plane, of which there is none.
         const auto r = run({"sa", "push", "--sa-file", sa, "--lifetime", seconds, "--file-prefix", absent_prefix()});
         EXPECT_EQ(r.exit_code, exit_error) << seconds;
@@ -617,6 +617,7 @@ TEST_F(ptpsecctl_sa_push, bad_lifetime_is_refused_naming_the_option) {
     const std::pair<const char*, const char*> refused[] = {
         {"-5", "--lifetime: -5 is not a whole number of seconds from 0 to 33523200"},
         {"33523201", "--lifetime: 33523201 is not a whole number of seconds from 0 to 33523200"},
+        {"0xFFFFFFFF", "--lifetime: 0xFFFFFFFF is not a whole number of seconds from 0 to 33523200"},
         {"soon", "--lifetime: soon is not a whole number (decimal digits, or hex digits after 0x)"},
         {"1.5", "--lifetime: 1.5 is not a whole number"},
         {"010", "--lifetime: 010: write the number without leading zeros (they would read as octal)"},
