@@ -1,5 +1,6 @@
 #include <control/verifier/watcher.h>
 
+#include <drivers/base/file.h>
 #include <drivers/base/hex.h>
 #include <drivers/base/unique_fd.h>
 #include <hsm/evidence_log.h>
@@ -14,18 +15,32 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <new>
 
 namespace ptpsec::verifier {
 
 namespace {
 
-/// The octets of `path` from `offset` to its end (what it gained).
+/// The octets of `path` from `offset` to its end (what it gained). The
+/// error says "evidence log PATH: cannot read it: REASON", as every other
+/// reader of evidence logs; more than memory holds (a sparse file) is
+/// ENOMEM for this file, not an exception that ends the Verifier.
 result<std::vector<uint8_t>> read_from(const std::string& path, uint64_t offset, uint64_t size) {
-    unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    const auto cannot = [&](int e) {
+        return error{fmt::format("evidence log {}: cannot read it: {}", path, std::strerror(e))};
+    };
+    // O_NONBLOCK: a pipe put in the file's place since poll's stat does
+    // not hold the open (its pread then fails); a file reads as without it.
+    unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
     if (!fd) {
-        return error{fmt::format("{}: {}", path, std::strerror(errno))};
+        return cannot(errno);
     }
-    std::vector<uint8_t> out(size - offset);
+    std::vector<uint8_t> out;
+    try {
+        out.resize(size - offset);
+    } catch (const std::bad_alloc&) {
+        return cannot(ENOMEM);
+    }
     size_t got = 0;
     while (got < out.size()) {
         const ssize_t n = ::pread(fd.get(), out.data() + got, out.size() - got, static_cast<off_t>(offset + got));
@@ -102,6 +117,26 @@ void watcher::poll(verify_report& report) {
                 continue; // renamed between the listing and now: the next poll finds it
             }
             position& pos = _files[{st.st_dev, st.st_ino}];
+            if (!S_ISREG(st.st_mode)) {
+                // A device or a pipe under a log's name is never opened;
+                // said once (it has no first record to be saved by).
+                if (!pos.stopped) {
+                    const status file = check_regular_file("evidence log", path);
+                    report.failures.push_back(
+                        finding{path,
+                                0,
+                                0,
+                                {},
+                                {},
+                                {},
+                                "cannot read",
+                                file ? fmt::format("evidence log {}: changed kind while it was looked at", path)
+                                     : file.message(),
+                                false});
+                    pos.stopped = true;
+                }
+                continue;
+            }
             const auto size = static_cast<uint64_t>(st.st_size);
             if (pos.key.empty() && pos.offset == 0 && size != 0 && !pos.stopped) {
                 if (auto resumed = resume(path, size, pos, report); !resumed) {

@@ -5,6 +5,7 @@
 // for the next poll, a corrupt one is reported once, and a restarted watcher
 // goes on where the last one stopped.
 
+#include "../sanitized.h"
 #include "helpers.h"
 
 #include <control/verifier/audit_store.h>
@@ -13,6 +14,9 @@
 #include <hsm/evidence_log.h>
 
 #include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -226,6 +230,38 @@ TEST_F(watcher_test, a_record_being_written_waits_and_a_corrupt_one_is_reported_
     ASSERT_EQ(after.failures.size(), 1U) << "evidence.1.cbor has no first record to be known by: reported again";
     EXPECT_EQ(after.failures[0].file, log_dir() + "/evidence.1.cbor");
     EXPECT_EQ(after.records, 0U);
+}
+
+TEST_F(watcher_test, a_log_name_that_is_no_file_is_reported_once_and_never_opened) {
+    chain c(*_signer, "gm-a");
+    write_bytes(log_dir() + "/evidence.cbor", *hsm::encode_log_record(c.next(3)));
+    // A pipe under a rotated file's name: opening it would wait for a writer.
+    const std::string fifo = log_dir() + "/evidence.1.cbor";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    watcher w(*_registrar, *_store, {{log_dir()}, "evidence"});
+    auto r = poll(w);
+    ASSERT_EQ(r.failures.size(), 1U);
+    EXPECT_EQ(r.failures[0].check, "cannot read");
+    EXPECT_EQ(r.failures[0].message, "evidence log " + fifo +
+                                         ": not a regular file but a pipe, whose reading need not end (give a file: "
+                                         "a copy of what it gives)");
+    EXPECT_EQ(r.batches_verified, 1U) << "the files beside it are read";
+    r = poll(w);
+    EXPECT_TRUE(r.failures.empty()) << "reported once";
+
+    // A file larger than memory (sparse) is a file that cannot be read, at
+    // every poll, not an exception that ends the Verifier. ASan ends the
+    // process on an allocation that fails, and a kernel that overcommits
+    // always would hand out 1 TiB: only a plain build on a default kernel.
+    if (!ptpsec::test::sanitized && ptpsec::test::read_file("/proc/sys/vm/overcommit_memory") != "1\n") {
+        const std::string sparse = log_dir() + "/evidence.2.cbor";
+        write_bytes(sparse, *hsm::encode_log_record(c.next(3)));
+        if (::truncate(sparse.c_str(), off_t{1} << 40) == 0) {
+            r = poll(w);
+            ASSERT_EQ(r.failures.size(), 1U);
+            EXPECT_EQ(r.failures[0].message, "evidence log " + sparse + ": cannot read it: Cannot allocate memory");
+        }
+    }
 }
 
 TEST_F(watcher_test, a_missing_directory_is_named) {
