@@ -847,7 +847,8 @@ int run(int argc, char** argv) {
     auto* rotate = app.add_subcommand(
         "rotate", "Rotate a group's key early: on a KE server the current key ends sooner and the next is handed out "
                   "at once; on a node the keys are fetched now (run it on the server, then on each node)");
-    rotate->add_option("GROUP", rotate_group, "the group's name ([[group]] name); every group when left out");
+    auto* rotate_group_arg =
+        rotate->add_option("GROUP", rotate_group, "the group's name ([[group]] name); every group when left out");
     rotate
         ->add_option("--in", rotate_in_s,
                      "on a server: the current key ends this many seconds from now (default: the group's update "
@@ -924,7 +925,9 @@ int run(int argc, char** argv) {
         }
         if (rotate->parsed()) {
             ordered_json args = ordered_json::object();
-            if (!rotate_group.empty()) {
+            // Given, even empty ("$GROUP" unset): the server refuses an empty
+            // name rather than rotate every group.
+            if (rotate_group_arg->count() != 0) {
                 args["group"] = rotate_group;
             }
             if (rotate_in_s != 0) {

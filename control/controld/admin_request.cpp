@@ -26,6 +26,11 @@ result<rotate_arguments> parse_rotate(const nlohmann::json& request) {
             return error{"rotate: \"group\" is a group's name (`ptpsecctl groups` lists them)"};
         }
         out.group = it->get<std::string>();
+        // An empty name would read as no name: every group.
+        if (out.group.empty()) {
+            return error{"rotate: \"group\" is empty; name a group (`ptpsecctl groups` lists them), or leave "
+                         "\"group\" out to rotate every group"};
+        }
     }
     if (const auto it = request.find("in_s"); it != request.end()) {
         // Parsed JSON holds 30 as unsigned; a json built in C++ may hold it signed.

@@ -432,6 +432,10 @@ TEST_F(controld_node, an_early_rotation_ordered_by_the_operator_reaches_the_data
     const auto unknown = ctl({"rotate", "plant-b", "--controld-socket", _dir.file("server.sock")});
     EXPECT_EQ(unknown.exit_code, 1);
     EXPECT_NE(unknown.err.find("no group plant-b here"), std::string::npos) << unknown.err;
+    // An empty name ("$GROUP" unset) is not "every group".
+    const auto empty = ctl({"rotate", "", "--controld-socket", _dir.file("server.sock")});
+    EXPECT_EQ(empty.exit_code, 1);
+    EXPECT_NE(empty.err.find("rotate: \"group\" is empty; name a group"), std::string::npos) << empty.err;
 
     // The node: fetches now, and has both keys in the data plane when it answers.
     const auto fetched = ctl({"rotate", "--controld-socket", _dir.file("node.sock"), "--json"});

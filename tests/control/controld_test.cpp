@@ -680,6 +680,7 @@ TEST_F(controld, status_and_groups_show_what_clients_got_and_never_a_key) {
         {R"({"command":"rotate","in_s":-5})", "rotate: \"in_s\" is whole seconds from 1 to 33523200"},
         {R"({"command":"rotate","group":7})", "rotate: \"group\" is a group's name (`ptpsecctl groups` lists them)"},
         {R"({"command":"rotate","group":"plant-z"})", "no group plant-z here: `ptpsecctl groups` lists"},
+        {R"({"command":"rotate","group":""})", "rotate: \"group\" is empty; name a group"},
         {R"({"command":"revoke","grantor":"001b21fffe000001-1"})",
          "ticket-based mode is off on this server: there is no grantor to revoke"},
         {R"({"command":"frobnicate"})", "unknown command \"frobnicate\": ptpsec-controld answers status, groups"},
@@ -1049,6 +1050,11 @@ TEST(controld_admin_request, reads_a_command_and_its_arguments_and_refuses_each_
     const auto group = admin::parse_rotate(json{{"group", json::array({"plant-a"})}});
     ASSERT_FALSE(group);
     EXPECT_EQ(group.message(), "rotate: \"group\" is a group's name (`ptpsecctl groups` lists them)");
+    // An empty name is not "every group": that is the request without one.
+    const auto empty = admin::parse_rotate(json{{"group", ""}});
+    ASSERT_FALSE(empty);
+    EXPECT_EQ(empty.message(), "rotate: \"group\" is empty; name a group (`ptpsecctl groups` lists them), or leave "
+                               "\"group\" out to rotate every group");
     for (const json& bad : {json{{"command", "revoke"}}, json{{"grantor", 1}}}) {
         const auto refused = admin::parse_revoke(bad);
         ASSERT_FALSE(refused) << bad;
