@@ -35,6 +35,10 @@ namespace ptpsec {
 inline constexpr uint64_t max_attest_log_mb = 4096;
 inline constexpr size_t max_attest_held = size_t{1} << 24;
 inline constexpr uint32_t max_attest_batch_ms = 3'600'000;
+/// The longest --attest-signer-id: /ptpsec/attest carries it as a DPDK
+/// telemetry string (RTE_TEL_MAX_STRING_LEN, 128 with its NUL), where a
+/// Verifier's challenger reads it; a longer one would arrive cut short.
+inline constexpr size_t max_attest_signer_id_len = 127;
 
 struct attest_options {
     std::string backend = "none"; ///< none, software, tpm, pkcs11

@@ -211,6 +211,11 @@ result<checked_options> check_options(const app_options& o) {
         }
     }
     const attest_options& at = o.attest;
+    if (at.signer_id.size() > max_attest_signer_id_len) {
+        return error{fmt::format("--attest-signer-id: {} octets; at most {} (DPDK telemetry's /ptpsec/attest carries "
+                                 "it as a string of that size)",
+                                 at.signer_id.size(), max_attest_signer_id_len)};
+    }
     if (at.log_max_mb < 1 || at.log_max_mb > max_attest_log_mb) {
         return error{fmt::format("--attest-log-max-mb {}: use 1 to {} (a verifier reads a log file whole)",
                                  at.log_max_mb, max_attest_log_mb)};

@@ -87,6 +87,8 @@ void add_int(rte_tel_data* d, std::string_view name, int v) {
     rte_tel_data_add_dict_int(d, dict_name(name).c_str(), v);
 }
 
+static_assert(max_attest_signer_id_len + 1 == RTE_TEL_MAX_STRING_LEN, "the signer_id must fit a telemetry string");
+
 void add_string(rte_tel_data* d, std::string_view name, std::string_view v) {
     rte_tel_data_add_dict_string(d, dict_name(name).c_str(), std::string(v).c_str());
 }

@@ -95,6 +95,9 @@ TEST(dataplane_options, the_bounds_themselves_are_taken) {
     EXPECT_EQ(ok->options.attest.max_held, size_t{1} << 24);
     EXPECT_EQ(ok->options.attest.batch_ms, 3'600'000U);
     EXPECT_EQ(ok->options.burst, 64);
+    const auto longest =
+        read_options_text("sign = \"2\"\nattest-signer-id = \"" + std::string(127, 'g') + "\"\n", "dp.toml");
+    EXPECT_TRUE(longest) << longest.message();
     // The largest window with as many streams as fit in the limit (twice as
     // many would not).
     const auto wide = read_options_text("sign = \"2\"\nreplay-window = 32704\nreplay-streams = 131072\n", "dp.toml");
@@ -179,6 +182,9 @@ TEST(dataplane_options, every_refusal_names_the_file_and_the_mistake) {
          "--attest-batch-events 4096 is more than --attest-max-held 1000: a batch must fit in the events held while "
          "the signer is busy (lower the first or raise the second)"},
         {"sign = \"2\"\nattest-batch-ms = 0\n", "--attest-batch-ms 0: use 1 to 3600000 (an hour)"},
+        {"sign = \"2\"\nattest-signer-id = \"" + std::string(128, 'g') + "\"\n",
+         "--attest-signer-id: 128 octets; at most 127 (DPDK telemetry's /ptpsec/attest carries it as a string of that "
+         "size)"},
         {"sign = \"2\"\nattest-batch-ms = 3600001\n", "--attest-batch-ms 3600001: use 1 to 3600000"},
     };
     for (const auto& c : cases) {
