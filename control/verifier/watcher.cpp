@@ -26,20 +26,17 @@ namespace {
 /// reader of evidence logs; more than memory holds (a sparse file) is
 /// ENOMEM for this file, not an exception that ends the Verifier.
 result<std::vector<uint8_t>> read_from(const std::string& path, uint64_t offset, uint64_t size) {
-    const auto cannot = [&](int e) {
-        return error{fmt::format("evidence log {}: cannot read it: {}", path, std::strerror(e))};
-    };
     // O_NONBLOCK: a pipe put in the file's place since poll's stat does
     // not hold the open (its pread then fails); a file reads as without it.
     unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
     if (!fd) {
-        return cannot(errno);
+        return cannot_read_file("evidence log", path, errno);
     }
     std::vector<uint8_t> out;
     try {
         out.resize(size - offset);
     } catch (const std::bad_alloc&) {
-        return cannot(ENOMEM);
+        return cannot_read_file("evidence log", path, ENOMEM);
     }
     size_t got = 0;
     while (got < out.size()) {
@@ -121,18 +118,15 @@ void watcher::poll(verify_report& report) {
                 // A device or a pipe under a log's name is never opened;
                 // said once (it has no first record to be saved by).
                 if (!pos.stopped) {
-                    const status file = check_regular_file("evidence log", path);
-                    report.failures.push_back(
-                        finding{path,
-                                0,
-                                0,
-                                {},
-                                {},
-                                {},
-                                "cannot read",
-                                file ? fmt::format("evidence log {}: changed kind while it was looked at", path)
-                                     : file.message(),
-                                false});
+                    report.failures.push_back(finding{path,
+                                                      0,
+                                                      0,
+                                                      {},
+                                                      {},
+                                                      {},
+                                                      "cannot read",
+                                                      not_regular_file("evidence log", path, st.st_mode).message,
+                                                      false});
                     pos.stopped = true;
                 }
                 continue;

@@ -70,42 +70,52 @@ inline std::string_view file_kind(mode_t mode) {
     return "of another kind";
 }
 
+} // namespace detail
+
+/// "WHAT PATH: cannot read it: REASON" ("PATH: ..." when `what` is empty),
+/// the form of every message of ours about a file that cannot be read.
+inline error cannot_read_file(std::string_view what, const std::string& path, int errno_value) {
+    return error{fmt::format("{}: cannot read it: {}", detail::file_named(what, path), std::strerror(errno_value))};
+}
+
+/// Why a file of `mode` that is not a regular one is not read where a
+/// regular one is read whole: "WHAT PATH: cannot read it: Is a directory",
+/// as read(2) would say, or "WHAT PATH: not a regular file but a pipe, ...".
+inline error not_regular_file(std::string_view what, const std::string& path, mode_t mode) {
+    if (S_ISDIR(mode)) {
+        return cannot_read_file(what, path, EISDIR);
+    }
+    return error{fmt::format("{}: not a regular file but {}, whose reading need not end (give a file: a copy of what "
+                             "it gives)",
+                             detail::file_named(what, path), detail::file_kind(mode))};
+}
+
+namespace detail {
+
 /// `path` opened for reading, and a regular file, its size in `*size`; else
-/// "WHAT PATH: cannot read it: REASON" (a directory as EISDIR) or "WHAT
-/// PATH: not a regular file but a character device (...)". What is not a
-/// regular file is never opened: opening a device can do something (a
-/// watchdog arms), opening a pipe waits for a writer.
+/// cannot_read_file or not_regular_file. What is not a regular file is
+/// never opened: opening a device can do something (a watchdog arms),
+/// opening a pipe waits for a writer.
 inline result<unique_fd> open_regular(std::string_view what, const std::string& path, size_t* size) {
-    const auto cannot = [&](int e) {
-        return error{fmt::format("{}: cannot read it: {}", file_named(what, path), std::strerror(e))};
-    };
-    const auto not_regular = [&](mode_t mode) {
-        return error{fmt::format("{}: not a regular file but {}, whose reading need not end (give a file: a copy "
-                                 "of what it gives)",
-                                 file_named(what, path), file_kind(mode))};
-    };
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
-        return cannot(errno);
-    }
-    if (S_ISDIR(st.st_mode)) {
-        return cannot(EISDIR);
+        return cannot_read_file(what, path, errno);
     }
     if (!S_ISREG(st.st_mode)) {
-        return not_regular(st.st_mode);
+        return not_regular_file(what, path, st.st_mode);
     }
     // Replaced by something else since: O_NONBLOCK keeps a pipe from
     // holding the open, and fstat says what was opened.
     unique_fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
     if (!fd || ::fstat(fd.get(), &st) != 0) {
-        return cannot(errno);
+        return cannot_read_file(what, path, errno);
     }
     if (!S_ISREG(st.st_mode)) {
-        return S_ISDIR(st.st_mode) ? cannot(EISDIR) : not_regular(st.st_mode);
+        return not_regular_file(what, path, st.st_mode);
     }
     if (const int flags = ::fcntl(fd.get(), F_GETFL);
         flags < 0 || ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK) != 0) {
-        return cannot(errno);
+        return cannot_read_file(what, path, errno);
     }
     *size = static_cast<size_t>(st.st_size);
     return fd;
@@ -134,7 +144,7 @@ inline result<std::vector<uint8_t>> read_named_file(std::string_view what, const
         return error{fmt::format("{}: more than {} octets, too large for this file", detail::file_named(what, path),
                                  max_octets)};
     }
-    return error{fmt::format("{}: cannot read it: {}", detail::file_named(what, path), std::strerror(e))};
+    return cannot_read_file(what, path, e);
 }
 
 /// As read_named_file, as text (a configuration or profile file), at most
@@ -171,7 +181,7 @@ inline result<std::vector<uint8_t>> read_regular_file(std::string_view what, con
         e = ENOMEM; // a file (a sparse one, say) larger than this process can hold
     }
     if (e != 0) {
-        return error{fmt::format("{}: cannot read it: {}", detail::file_named(what, path), std::strerror(e))};
+        return cannot_read_file(what, path, e);
     }
     return out;
 }
