@@ -300,11 +300,9 @@ private:
                            _opt.sa_file, asked, replay_table::max_window, replay_table::max_window);
             }
             rc.capacity = _opt.replay_streams;
-            if (const size_t bytes = replay_table::state_bytes(rc); bytes > replay_table::max_state_bytes) {
-                return error{fmt::format("{}: seqid_window {} with --replay-streams {} needs {} MiB of replay "
-                                         "state, more than the {} MiB a table may take: lower --replay-streams",
-                                         _opt.sa_file, asked, rc.capacity, (bytes + (1 << 20) - 1) >> 20,
-                                         replay_table::max_state_bytes >> 20)};
+            if (const auto excess = replay_state_excess(rc)) {
+                return error{fmt::format("{}: seqid_window {} with --replay-streams {} {}: lower --replay-streams",
+                                         _opt.sa_file, asked, rc.capacity, *excess)};
             }
             _replay = std::make_unique<replay_table>(rc);
         }

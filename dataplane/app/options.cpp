@@ -125,6 +125,15 @@ std::optional<ptp_policy> policy_from(std::string_view s) {
 
 } // namespace
 
+std::optional<std::string> replay_state_excess(const replay_config& rc) {
+    const size_t bytes = replay_table::state_bytes(rc);
+    if (bytes <= replay_table::max_state_bytes) {
+        return std::nullopt;
+    }
+    return fmt::format("needs {} MiB of replay state, more than the {} MiB a table may take",
+                       (bytes + (1 << 20) - 1) >> 20, replay_table::max_state_bytes >> 20);
+}
+
 result<checked_options> check_options(const app_options& o) {
     checked_options c;
     auto policy_in = policy_from(o.inside_policy);
@@ -202,12 +211,9 @@ result<checked_options> check_options(const app_options& o) {
                                  o.ports.mbufs, min_mbufs, mbuf_cache)};
     }
     if (o.replay_window != 0) {
-        const replay_config rc{o.replay_window, o.replay_streams};
-        if (const size_t bytes = replay_table::state_bytes(rc); bytes > replay_table::max_state_bytes) {
-            return error{fmt::format("--replay-window {} with --replay-streams {} needs {} MiB of replay state, more "
-                                     "than the {} MiB a table may take: lower one of them",
-                                     o.replay_window, o.replay_streams, (bytes + (1 << 20) - 1) >> 20,
-                                     replay_table::max_state_bytes >> 20)};
+        if (const auto excess = replay_state_excess({o.replay_window, o.replay_streams})) {
+            return error{fmt::format("--replay-window {} with --replay-streams {} {}: lower one of them",
+                                     o.replay_window, o.replay_streams, *excess)};
         }
     }
     const attest_options& at = o.attest;

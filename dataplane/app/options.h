@@ -13,12 +13,14 @@
 #include <dataplane/event.h>
 #include <dataplane/exception_channel.h>
 #include <dataplane/ptp/message.h>
+#include <dataplane/replay.h>
 #include <dataplane/worker.h>
 #include <drivers/base/result.h>
 
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -79,6 +81,12 @@ struct checked_options {
 /// Every check of the options that needs neither EAL nor a port, so that a
 /// wrong value is refused before EAL starts (and says nothing about it).
 result<checked_options> check_options(const app_options& o);
+
+/// "needs N MiB of replay state, more than the M MiB a table may take" when
+/// a replay table made with `rc` would pass replay_table::max_state_bytes;
+/// nothing when it fits. check_options asks it of the options, the start of
+/// the data plane of the window an SA file raises them to.
+std::optional<std::string> replay_state_excess(const replay_config& rc);
 
 /// Declares the options on `cli`, bound to `opt` (not --config and
 /// --print-config, which only a command line has), and how a --config file
