@@ -26,7 +26,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -703,17 +702,15 @@ void print_rotation(const ordered_json& reply) {
     }
 }
 
-/// --lifetime: whole seconds, 0 up to sa_client::max_lifetime, in decimal or
-/// in hex after 0x (check_whole_numbers has refused other forms).
+/// --lifetime: whole seconds, 0 up to sa_client::max_lifetime, read as the
+/// option reads it (check_whole_numbers has refused all but decimal and 0x
+/// hex before).
 CLI::Validator lifetime_seconds() {
     const int64_t max = std::chrono::duration_cast<std::chrono::seconds>(ptpsec::sa_client::max_lifetime).count();
     return CLI::Validator(
         [max](std::string& v) -> std::string {
             int64_t n = -1;
-            const bool hex = v.starts_with("0x") || v.starts_with("0X");
-            const char* end = v.data() + v.size();
-            const auto [p, ec] = std::from_chars(v.data() + (hex ? 2 : 0), end, n, hex ? 16 : 10);
-            if (ec != std::errc{} || p != end || n < 0 || n > max) {
+            if (!CLI::detail::lexical_cast(v, n) || n < 0 || n > max) {
                 return fmt::format("{} is not a whole number of seconds from 0 to {} (388 days, seeds/001 §2.5.1)", v,
                                    max);
             }
